@@ -1,0 +1,343 @@
+//! The audit log as a hash chain.
+//!
+//! Every event stores the SHA-256 of its own content together with the previous event's hash,
+//! and events are numbered without gaps. Editing a row breaks its own hash; deleting or
+//! reordering rows breaks the numbering or the `prev_hash` link; cutting rows off the end is
+//! caught against the chain head the store keeps separately. [`ChainVerifier`] names the first
+//! row where any of that happened.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEventDraft {
+    pub occurred_at: DateTime<Utc>,
+    /// Who did it: a user's email, `system`, `cli`, a connector name...
+    pub actor: String,
+    /// What happened, dotted: `grant.revoked`, `sync.finished`, `change.applied`.
+    pub action: String,
+    /// What it happened to, e.g. `principal` + its id.
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    /// Anything else, as a JSON object (before/after, request ids...).
+    pub details: serde_json::Value,
+}
+
+/// An event as stored in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// Position in the chain: 1, 2, 3... without gaps.
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    /// The details exactly as hashed (compact JSON text).
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// Seals a draft as event `seq` after an event whose hash is `prev_hash`.
+    /// The timestamp is truncated to microseconds, the precision both databases keep, so the
+    /// hash computed now is the hash recomputed from the stored row later.
+    pub fn seal(draft: AuditEventDraft, seq: i64, prev_hash: &str) -> AuditEvent {
+        let mut event = AuditEvent {
+            seq,
+            occurred_at: draft.occurred_at.trunc_subsecs(6),
+            actor: draft.actor,
+            action: draft.action,
+            target_kind: draft.target_kind,
+            target_id: draft.target_id,
+            details: draft.details.to_string(),
+            prev_hash: prev_hash.to_owned(),
+            hash: String::new(),
+        };
+        event.hash = event.content_hash();
+        event
+    }
+
+    /// The SHA-256 (lowercase hex) of everything in the event but its own hash. Every field is
+    /// length-prefixed, so no two different events can produce the same byte stream.
+    pub fn content_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        let timestamp = self
+            .occurred_at
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let seq = self.seq.to_string();
+        let fields: [Option<&str>; 8] = [
+            Some(&seq),
+            Some(&timestamp),
+            Some(&self.actor),
+            Some(&self.action),
+            self.target_kind.as_deref(),
+            self.target_id.as_deref(),
+            Some(&self.details),
+            Some(&self.prev_hash),
+        ];
+        for field in fields {
+            match field {
+                // `-1` marks an absent optional field, distinct from an empty one.
+                None => hasher.update(b"-1:"),
+                Some(text) => {
+                    hasher.update(text.len().to_string().as_bytes());
+                    hasher.update(b":");
+                    hasher.update(text.as_bytes());
+                }
+            }
+            hasher.update(b";");
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Why the chain is broken at a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum BreakReason {
+    /// The row's content does not match its stored hash: it was edited.
+    ContentAltered { stored: String, computed: String },
+    /// The row does not point at the previous row's hash: rows were removed or replaced before it.
+    LinkBroken {
+        expected_prev: String,
+        stored_prev: String,
+    },
+    /// A number is missing before this row: rows were deleted.
+    Gap { expected_seq: i64 },
+    /// The chain ends before the recorded head: rows were cut off the end.
+    Truncated { head_seq: i64, head_hash: String },
+}
+
+/// The first place the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The first row that cannot be trusted.
+    pub seq: i64,
+    #[serde(flatten)]
+    pub reason: BreakReason,
+}
+
+impl fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            BreakReason::ContentAltered { .. } => {
+                write!(
+                    f,
+                    "event {} was altered: its content no longer matches its hash",
+                    self.seq
+                )
+            }
+            BreakReason::LinkBroken { .. } => write!(
+                f,
+                "event {} does not follow the event before it: events were removed or replaced",
+                self.seq
+            ),
+            BreakReason::Gap { expected_seq } => write!(
+                f,
+                "events {expected_seq}..{} are missing: they were deleted",
+                self.seq - 1
+            ),
+            BreakReason::Truncated { head_seq, .. } => write!(
+                f,
+                "the chain stops at event {} but the head records event {head_seq}: events were cut off the end",
+                self.seq - 1
+            ),
+        }
+    }
+}
+
+/// Checks events one by one, in `seq` order, and remembers the first break.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    next_seq: i64,
+    prev_hash: String,
+    checked: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        ChainVerifier {
+            next_seq: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+            checked: 0,
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// Checks the next event; the error names the first untrustworthy row.
+    pub fn check(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
+        if event.seq != self.next_seq {
+            return Err(ChainBreak {
+                seq: event.seq,
+                reason: BreakReason::Gap {
+                    expected_seq: self.next_seq,
+                },
+            });
+        }
+        let computed = event.content_hash();
+        if computed != event.hash {
+            return Err(ChainBreak {
+                seq: event.seq,
+                reason: BreakReason::ContentAltered {
+                    stored: event.hash.clone(),
+                    computed,
+                },
+            });
+        }
+        if event.prev_hash != self.prev_hash {
+            return Err(ChainBreak {
+                seq: event.seq,
+                reason: BreakReason::LinkBroken {
+                    expected_prev: self.prev_hash.clone(),
+                    stored_prev: event.prev_hash.clone(),
+                },
+            });
+        }
+        self.next_seq += 1;
+        self.prev_hash.clone_from(&event.hash);
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// Checks that the chain reaches the head the store recorded (seq and hash of the last
+    /// appended event); `None` means nothing was ever appended.
+    pub fn finish(&self, head: Option<(i64, &str)>) -> Result<u64, ChainBreak> {
+        let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH));
+        if head_seq == self.next_seq - 1 && head_hash == self.prev_hash {
+            return Ok(self.checked);
+        }
+        Err(ChainBreak {
+            seq: self.next_seq,
+            reason: BreakReason::Truncated {
+                head_seq,
+                head_hash: head_hash.to_owned(),
+            },
+        })
+    }
+
+    /// Events checked so far.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn chain(n: i64) -> Vec<AuditEvent> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let draft = AuditEventDraft {
+                    occurred_at: Utc
+                        .timestamp_opt(1_700_000_000 + seq, 123_456_789)
+                        .single()
+                        .unwrap_or_default(),
+                    actor: "ada@contoso.com".into(),
+                    action: "grant.revoked".into(),
+                    target_kind: Some("grant".into()),
+                    target_id: Some(seq.to_string()),
+                    details: serde_json::json!({"n": seq}),
+                };
+                let event = AuditEvent::seal(draft, seq, &prev);
+                prev.clone_from(&event.hash);
+                event
+            })
+            .collect()
+    }
+
+    fn verify(events: &[AuditEvent], head: Option<(i64, &str)>) -> Result<u64, ChainBreak> {
+        let mut verifier = ChainVerifier::default();
+        for event in events {
+            verifier.check(event)?;
+        }
+        verifier.finish(head)
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let events = chain(5);
+        let last = &events[4];
+        assert_eq!(verify(&events, Some((5, &last.hash))), Ok(5));
+        assert_eq!(verify(&[], None), Ok(0));
+    }
+
+    #[test]
+    fn sealing_truncates_to_microseconds() {
+        let events = chain(1);
+        assert_eq!(events[0].occurred_at.timestamp_subsec_nanos(), 123_456_000);
+    }
+
+    #[test]
+    fn an_edited_row_is_named() {
+        let mut events = chain(5);
+        events[2].actor = "mallory@contoso.com".into();
+        let head = events[4].hash.clone();
+        let err = verify(&events, Some((5, &head))).unwrap_err();
+        assert_eq!(err.seq, 3);
+        assert!(matches!(err.reason, BreakReason::ContentAltered { .. }));
+    }
+
+    #[test]
+    fn a_rehashed_edit_breaks_the_next_link() {
+        let mut events = chain(5);
+        events[2].actor = "mallory@contoso.com".into();
+        events[2].hash = events[2].content_hash();
+        let head = events[4].hash.clone();
+        let err = verify(&events, Some((5, &head))).unwrap_err();
+        assert_eq!(err.seq, 4);
+        assert!(matches!(err.reason, BreakReason::LinkBroken { .. }));
+    }
+
+    #[test]
+    fn deleted_rows_are_a_gap() {
+        let mut events = chain(5);
+        events.remove(1);
+        let head = events[3].hash.clone();
+        let err = verify(&events, Some((5, &head))).unwrap_err();
+        assert_eq!(
+            err,
+            ChainBreak {
+                seq: 3,
+                reason: BreakReason::Gap { expected_seq: 2 }
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "events 2..2 are missing: they were deleted"
+        );
+    }
+
+    #[test]
+    fn a_cut_tail_is_caught_against_the_head() {
+        let events = chain(5);
+        let head = events[4].hash.clone();
+        let err = verify(&events[..3], Some((5, &head))).unwrap_err();
+        assert_eq!(err.seq, 4);
+        assert!(matches!(
+            err.reason,
+            BreakReason::Truncated { head_seq: 5, .. }
+        ));
+    }
+
+    #[test]
+    fn optional_fields_are_not_confused_with_empty_ones() {
+        let mut a = chain(1).remove(0);
+        let before = a.content_hash();
+        a.target_kind = Some(String::new());
+        assert_ne!(before, a.content_hash());
+    }
+}

@@ -1,0 +1,37 @@
+//! Attest's domain: the entitlement graph (principals → grants → entitlements → resources),
+//! connectors, sync runs and the audit chain, as plain types with their rules.
+//!
+//! No I/O, no async, no database types: everything here can be unit-tested in isolation and
+//! shared by the store, the connectors and the web layer.
+
+mod macros;
+
+pub mod audit;
+pub mod connector;
+pub mod entitlement;
+pub mod grant;
+pub mod ids;
+pub mod principal;
+pub mod resource;
+pub mod sync;
+
+pub use audit::{AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerifier};
+pub use connector::{Connector, ConnectorKind, ConnectorStatus};
+pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
+pub use grant::{Grant, GrantData, GrantSource};
+pub use ids::{ConnectorId, EntitlementId, GrantId, PrincipalId, ResourceId, SyncRunId};
+pub use principal::{Principal, PrincipalData, PrincipalKind, UserType};
+pub use resource::{Resource, ResourceData, ResourceKind};
+pub use sync::{KindCounts, SyncCounts, SyncMode, SyncRun, SyncStatus, SyncTrigger};
+
+/// A string did not name any variant of one of the domain's enumerations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{value}' is not a valid {what} (expected one of: {expected})")]
+pub struct UnknownVariant {
+    /// What was being parsed, e.g. "principal kind".
+    pub what: &'static str,
+    /// The text that did not match.
+    pub value: String,
+    /// The accepted spellings, comma separated.
+    pub expected: &'static str,
+}

@@ -1,0 +1,99 @@
+//! Sync runs: the record of every time a connector read its directory.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConnectorId, SyncRunId};
+use crate::macros::string_enum;
+
+string_enum! {
+    /// Full snapshot or incremental.
+    pub enum SyncMode as "sync mode" {
+        /// Everything read; what was not seen is ended.
+        Full => "full",
+        /// Only changes since the stored delta cursors.
+        Delta => "delta",
+    }
+}
+
+string_enum! {
+    /// What started a sync.
+    pub enum SyncTrigger as "sync trigger" {
+        /// The background schedule.
+        Schedule => "schedule",
+        /// "Sync now" in the web UI or API.
+        Manual => "manual",
+        /// `attest sync` on the command line.
+        Cli => "cli",
+        /// A delta sync that had to fall back to a full one.
+        Fallback => "fallback",
+        /// A benchmark scenario.
+        Bench => "bench",
+    }
+}
+
+string_enum! {
+    /// How a run ended (or that it has not yet).
+    pub enum SyncStatus as "sync status" {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+}
+
+/// Added / changed / removed for one kind of object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    /// Seen and identical to what was stored.
+    pub unchanged: u64,
+}
+
+impl KindCounts {
+    /// Adds another batch's figures to these.
+    pub fn absorb(&mut self, other: KindCounts) {
+        self.added += other.added;
+        self.changed += other.changed;
+        self.removed += other.removed;
+        self.unchanged += other.unchanged;
+    }
+
+    /// Rows that were written (added, changed or ended).
+    pub fn written(&self) -> u64 {
+        self.added + self.changed + self.removed
+    }
+}
+
+/// What a sync did, per kind of object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    pub principals: KindCounts,
+    pub resources: KindCounts,
+    pub entitlements: KindCounts,
+    pub grants: KindCounts,
+    /// Grants derived from group nesting.
+    pub inherited_grants: KindCounts,
+}
+
+/// One sync run, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRun {
+    pub id: SyncRunId,
+    pub connector_id: ConnectorId,
+    pub mode: SyncMode,
+    pub trigger: SyncTrigger,
+    pub status: SyncStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub counts: SyncCounts,
+    /// Directory API requests made.
+    pub requests: u64,
+    /// Throttling cost consumed, in the directory's own units (Graph resource units).
+    pub resource_units: u64,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+    /// Things worth knowing that were not failures (fallbacks, skipped features).
+    pub notes: Vec<String>,
+}

@@ -1,0 +1,143 @@
+//! Connectors: create, read, and the bookkeeping sync needs.
+
+use attest_domain::{Connector, ConnectorId, ConnectorKind, ConnectorStatus, SyncMode};
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+
+use crate::entity::{connector, connector_owner};
+use crate::{Store, StoreError};
+
+/// What is needed to create a connector.
+#[derive(Debug, Clone)]
+pub struct NewConnector {
+    pub name: String,
+    pub kind: ConnectorKind,
+    pub tenant_id: Option<String>,
+    pub status: ConnectorStatus,
+    pub settings: serde_json::Value,
+    pub owners: Vec<String>,
+}
+
+impl Store {
+    /// Creates a connector; a duplicate name is a `Conflict`.
+    pub async fn create_connector(
+        &self,
+        new: NewConnector,
+        now: DateTime<Utc>,
+    ) -> Result<Connector, StoreError> {
+        if new.name.trim().is_empty() {
+            return Err(StoreError::Invalid("a connector needs a name".into()));
+        }
+        let txn = self.db.begin().await?;
+        let model = connector::ActiveModel {
+            id: NotSet,
+            name: Set(new.name.clone()),
+            kind: Set(new.kind.as_str().to_owned()),
+            tenant_id: Set(new.tenant_id),
+            status: Set(new.status.as_str().to_owned()),
+            settings: Set(new.settings.to_string()),
+            credentials: Set(None),
+            last_full_sync_at: Set(None),
+            last_delta_sync_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict { .. } => StoreError::Conflict {
+                what: format!("a connector named '{}'", new.name),
+            },
+            other => other,
+        })?;
+        let mut owners: Vec<String> = new.owners.iter().map(|o| o.trim().to_lowercase()).collect();
+        owners.sort();
+        owners.dedup();
+        for email in &owners {
+            connector_owner::ActiveModel {
+                connector_id: Set(model.id),
+                email: Set(email.clone()),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        model.into_domain(owners)
+    }
+
+    /// The connector with this id, or `NotFound`.
+    pub async fn get_connector(&self, id: ConnectorId) -> Result<Connector, StoreError> {
+        let model = connector::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "connector",
+                key: id.to_string(),
+            })?;
+        self.with_owners(model).await
+    }
+
+    /// The connector with this name, if any.
+    pub async fn find_connector_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Connector>, StoreError> {
+        match connector::Entity::find()
+            .filter(connector::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+        {
+            Some(model) => self.with_owners(model).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All connectors, by name.
+    pub async fn list_connectors(&self) -> Result<Vec<Connector>, StoreError> {
+        let models = connector::Entity::find()
+            .order_by_asc(connector::Column::Name)
+            .all(&self.db)
+            .await?;
+        let mut connectors = Vec::with_capacity(models.len());
+        for model in models {
+            connectors.push(self.with_owners(model).await?);
+        }
+        Ok(connectors)
+    }
+
+    /// Records that a sync of `mode` observed the directory as of `at`.
+    pub(crate) async fn mark_connector_synced(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        id: ConnectorId,
+        mode: SyncMode,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut model = connector::ActiveModel {
+            id: Unchanged(id.0),
+            updated_at: Set(at),
+            ..Default::default()
+        };
+        match mode {
+            SyncMode::Full => model.last_full_sync_at = Set(Some(at)),
+            SyncMode::Delta => model.last_delta_sync_at = Set(Some(at)),
+        }
+        model.update(txn).await?;
+        Ok(())
+    }
+
+    async fn with_owners(&self, model: connector::Model) -> Result<Connector, StoreError> {
+        let owners = connector_owner::Entity::find()
+            .filter(connector_owner::Column::ConnectorId.eq(model.id))
+            .order_by_asc(connector_owner::Column::Email)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|o| o.email)
+            .collect();
+        model.into_domain(owners)
+    }
+}

@@ -1,0 +1,175 @@
+//! Entitlements: bulk upsert from a sync (names only: policy flags belong to Attest), and reads.
+
+use std::collections::HashMap;
+
+use attest_domain::{
+    ConnectorId, Entitlement, EntitlementData, EntitlementId, EntitlementKey, ResourceId,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use crate::entity::entitlement::{self, Column};
+use crate::sql::rows_per_statement;
+use crate::upsert::{dedupe, plan};
+use crate::{Store, StoreError, Upserted};
+
+impl Store {
+    /// Inserts new entitlements and renames changed ones, keyed by resource and key. An
+    /// entitlement that had been marked deleted and is seen again is restored.
+    pub async fn upsert_entitlements(
+        &self,
+        connector: ConnectorId,
+        rows: &[EntitlementData],
+        now: DateTime<Utc>,
+    ) -> Result<Upserted<EntitlementId>, StoreError> {
+        let key = |r: &EntitlementData| (r.resource_id, r.key.to_string());
+        let unique = dedupe(rows, key);
+        let mut ids = HashMap::with_capacity(rows.len());
+        let mut counts = attest_domain::KindCounts::default();
+        let txn = self.db.begin().await?;
+        for chunk in unique.chunks(rows_per_statement(Column::iter().count())) {
+            let resources: Vec<i64> = chunk.iter().map(|r| r.resource_id.0).collect();
+            let mut deleted = Vec::new();
+            let stored = entitlement::Entity::find()
+                .filter(Column::ResourceId.is_in(resources))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    if m.deleted_at.is_some() {
+                        deleted.push(m.id);
+                    }
+                    let data = m.data()?;
+                    Ok(((data.resource_id, data.key.to_string()), (m.id, data)))
+                })
+                .collect::<Result<HashMap<_, _>, StoreError>>()?;
+            let mut plan = plan(chunk, key, stored);
+            if !plan.insert.is_empty() {
+                let models = plan.insert.iter().map(|d| entitlement::ActiveModel {
+                    id: NotSet,
+                    connector_id: Set(connector.0),
+                    resource_id: Set(d.resource_id.0),
+                    key: Set(d.key.to_string()),
+                    display_name: Set(d.display_name.clone()),
+                    description: Set(d.description.clone()),
+                    requestable: Set(false),
+                    sensitive: Set(false),
+                    max_duration_secs: Set(None),
+                    deleted_at: Set(None),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                });
+                for model in entitlement::Entity::insert_many(models)
+                    .exec_with_returning(&txn)
+                    .await?
+                {
+                    plan.ids
+                        .insert((ResourceId(model.resource_id), model.key), model.id);
+                }
+            }
+            let mut touched = Vec::new();
+            for (id, data) in &plan.update {
+                touched.push(*id);
+                entitlement::ActiveModel {
+                    id: Unchanged(*id),
+                    display_name: Set(data.display_name.clone()),
+                    description: Set(data.description.clone()),
+                    deleted_at: Set(None),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .update(&txn)
+                .await?;
+            }
+            // Seen again after being deleted: restore, even when its name did not change.
+            let seen: Vec<i64> = plan.ids.values().copied().collect();
+            for id in deleted
+                .into_iter()
+                .filter(|id| seen.contains(id) && !touched.contains(id))
+            {
+                entitlement::ActiveModel {
+                    id: Unchanged(id),
+                    deleted_at: Set(None),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .update(&txn)
+                .await?;
+                plan.counts.unchanged -= 1;
+                plan.counts.changed += 1;
+            }
+            counts.absorb(plan.counts);
+            ids.extend(plan.ids);
+        }
+        txn.commit().await?;
+        let ids = rows
+            .iter()
+            .map(|r| {
+                ids.get(&key(r))
+                    .map(|id| EntitlementId(*id))
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!("entitlement {} was not stored", r.key))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Upserted { ids, counts })
+    }
+
+    /// The entitlement with this id, or `NotFound`.
+    pub async fn get_entitlement(&self, id: EntitlementId) -> Result<Entitlement, StoreError> {
+        entitlement::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "entitlement",
+                key: id.to_string(),
+            })?
+            .into_domain()
+    }
+
+    /// A resource's entitlements, by key.
+    pub async fn list_entitlements(
+        &self,
+        resource: ResourceId,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        entitlement::Entity::find()
+            .filter(Column::ResourceId.eq(resource.0))
+            .order_by_asc(Column::Key)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(entitlement::Model::into_domain)
+            .collect()
+    }
+
+    /// (resource id, key) → entitlement id for a whole connector.
+    pub async fn entitlement_ids_by_key(
+        &self,
+        connector: ConnectorId,
+    ) -> Result<HashMap<(ResourceId, EntitlementKey), EntitlementId>, StoreError> {
+        let rows: Vec<(i64, i64, String)> = entitlement::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::ResourceId)
+            .column(Column::Key)
+            .filter(Column::ConnectorId.eq(connector.0))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(id, resource, key)| {
+                Ok((
+                    (
+                        ResourceId(resource),
+                        crate::entity::parse_column("entitlements", id, &key)?,
+                    ),
+                    EntitlementId(id),
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,46 @@
+use attest_domain::{Connector, ConnectorId};
+use sea_orm::entity::prelude::*;
+
+use super::{parse_column, parse_json};
+use crate::StoreError;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "connectors")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    pub status: String,
+    pub settings: String,
+    pub credentials: Option<Vec<u8>>,
+    pub last_full_sync_at: Option<DateTimeUtc>,
+    pub last_delta_sync_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    pub(crate) fn into_domain(self, owners: Vec<String>) -> Result<Connector, StoreError> {
+        const T: &str = "connectors";
+        Ok(Connector {
+            id: ConnectorId(self.id),
+            kind: parse_column(T, self.id, &self.kind)?,
+            status: parse_column(T, self.id, &self.status)?,
+            settings: parse_json(T, self.id, &self.settings)?,
+            name: self.name,
+            tenant_id: self.tenant_id,
+            owners,
+            last_full_sync_at: self.last_full_sync_at,
+            last_delta_sync_at: self.last_delta_sync_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}

@@ -1,0 +1,15 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "connector_owners")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub connector_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub email: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,42 @@
+//! sea-orm entities, one per table, each with its conversion into the domain type beside it.
+//! Entities are the store's private view of the schema; other crates see domain types only.
+
+pub mod audit_event;
+pub mod connector;
+pub mod connector_owner;
+pub mod entitlement;
+pub mod grant;
+pub mod principal;
+pub mod resource;
+pub mod sync_run;
+
+use crate::StoreError;
+
+/// Parses a stored enum column, naming the table and row when the value is not understood.
+pub(crate) fn parse_column<T: std::str::FromStr>(
+    table: &'static str,
+    id: i64,
+    value: &str,
+) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        table,
+        id,
+        message: e.to_string(),
+    })
+}
+
+/// Parses a stored JSON column.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    id: i64,
+    value: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(value).map_err(|e| StoreError::Corrupt {
+        table,
+        id,
+        message: format!("invalid JSON: {e}"),
+    })
+}

@@ -1,0 +1,110 @@
+//! Attest's storage: the entitlement graph, sync runs and the audit chain, on SQLite or
+//! PostgreSQL through sea-orm. This is the only crate that writes SQL.
+//!
+//! Functions follow one naming rule: `get_*` returns an item or `NotFound`, `find_*` an
+//! `Option`, `list_*` a page or collection, `upsert_*` takes a batch. Nothing here reads the
+//! clock: callers pass `now`.
+
+mod audit;
+mod connectors;
+mod entitlements;
+mod entity;
+mod error;
+mod grants;
+mod id_set;
+mod inherited;
+mod principals;
+mod resources;
+mod schema;
+mod sql;
+mod sync_runs;
+pub mod testing;
+mod upsert;
+
+use std::time::Duration;
+
+use attest_config::{DatabaseBackend, DatabaseConfig, DatabaseUrl};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+
+pub use audit::AuditVerification;
+pub use connectors::NewConnector;
+pub use error::StoreError;
+pub use grants::GrantUpsert;
+pub use id_set::IdSet;
+pub use schema::{MigrationState, SchemaStatus};
+pub use sync_runs::SyncRunFinish;
+
+/// Upserts report, per input row in order, the id of the stored row, and what was written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Upserted<Id> {
+    /// The stored row's id for each input row, in input order.
+    pub ids: Vec<Id>,
+    pub counts: attest_domain::KindCounts,
+}
+
+/// A handle on the database. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects with the configured pool settings. A SQLite file's directory is created if
+    /// missing; SQLite runs in WAL mode with foreign keys on.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        Store::connect_url(&config.url, config.max_connections, config.connect_timeout).await
+    }
+
+    /// Connects to `url` with an explicit pool size and timeout.
+    pub async fn connect_url(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        if let Some(path) = url.sqlite_path()
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect {
+                url: url.redacted(),
+                message: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+        let mut options = ConnectOptions::new(url.expose().to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(0)
+            .connect_timeout(timeout)
+            .acquire_timeout(timeout)
+            // Statements are traced by our own spans; sqlx's per-statement logs would print values.
+            .sqlx_logging(false);
+        if url.backend() == DatabaseBackend::Sqlite {
+            options.map_sqlx_sqlite_opts(|opts| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30))
+            });
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: url.redacted(),
+                message: error::describe_connect_error(&e),
+            })?;
+        Ok(Store { db })
+    }
+
+    /// Which SQL dialect the database speaks.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await.map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests;

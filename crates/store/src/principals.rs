@@ -1,0 +1,236 @@
+//! Principals: bulk upsert from a sync, and reads.
+
+use std::collections::HashMap;
+
+use attest_domain::{ConnectorId, Principal, PrincipalData, PrincipalId, PrincipalKind};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::entity::principal::{self, Column};
+use crate::sql::rows_per_statement;
+use crate::upsert::{dedupe, plan};
+use crate::{Store, StoreError, Upserted};
+
+/// Timestamps as the databases keep them (microseconds), so stored and observed rows compare equal.
+fn normalized(data: &PrincipalData) -> PrincipalData {
+    let mut data = data.clone();
+    for ts in [
+        &mut data.created_in_source_at,
+        &mut data.last_sign_in_at,
+        &mut data.deleted_at,
+    ] {
+        *ts = ts.map(|t| t.trunc_subsecs(6));
+    }
+    data
+}
+
+fn active_model(
+    connector: ConnectorId,
+    data: &PrincipalData,
+    now: DateTime<Utc>,
+) -> principal::ActiveModel {
+    principal::ActiveModel {
+        id: NotSet,
+        connector_id: Set(connector.0),
+        external_id: Set(data.external_id.clone()),
+        kind: Set(data.kind.as_str().to_owned()),
+        display_name: Set(data.display_name.clone()),
+        user_principal_name: Set(data.user_principal_name.clone()),
+        email: Set(data.email.clone()),
+        job_title: Set(data.job_title.clone()),
+        department: Set(data.department.clone()),
+        office_location: Set(data.office_location.clone()),
+        usage_location: Set(data.usage_location.clone()),
+        employee_id: Set(data.employee_id.clone()),
+        manager_external_id: Set(data.manager_external_id.clone()),
+        account_enabled: Set(data.account_enabled),
+        user_type: Set(data.user_type.map(|t| t.as_str().to_owned())),
+        created_in_source_at: Set(data.created_in_source_at),
+        last_sign_in_at: Set(data.last_sign_in_at),
+        deleted_at: Set(data.deleted_at),
+        attributes: Set(data.attributes.to_string()),
+        first_seen_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+impl Store {
+    /// Inserts new principals and updates changed ones, keyed by external id; identical rows
+    /// are not written at all. Returns the id of every input row, in order.
+    pub async fn upsert_principals(
+        &self,
+        connector: ConnectorId,
+        rows: &[PrincipalData],
+        now: DateTime<Utc>,
+    ) -> Result<Upserted<PrincipalId>, StoreError> {
+        let rows: Vec<PrincipalData> = rows.iter().map(normalized).collect();
+        let unique = dedupe(&rows, |r| r.external_id.clone());
+        let mut out = Upserted {
+            ids: Vec::with_capacity(rows.len()),
+            counts: Default::default(),
+        };
+        let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+        let txn = self.db.begin().await?;
+        let per_statement = rows_per_statement(Column::iter().count());
+        for chunk in unique.chunks(per_statement) {
+            let keys: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
+            let stored = principal::Entity::find()
+                .filter(Column::ConnectorId.eq(connector.0))
+                .filter(Column::ExternalId.is_in(keys))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|m| Ok((m.external_id.clone(), (m.id, m.data()?))))
+                .collect::<Result<HashMap<_, _>, StoreError>>()?;
+            let mut plan = plan(chunk, |r| r.external_id.clone(), stored);
+            if !plan.insert.is_empty() {
+                let inserted = principal::Entity::insert_many(
+                    plan.insert.iter().map(|d| active_model(connector, d, now)),
+                )
+                .exec_with_returning(&txn)
+                .await?;
+                for model in inserted {
+                    plan.ids.insert(model.external_id, model.id);
+                }
+            }
+            for (id, data) in &plan.update {
+                let mut model = active_model(connector, data, now);
+                model.id = Unchanged(*id);
+                model.first_seen_at = NotSet;
+                model.update(&txn).await?;
+            }
+            out.counts.absorb(plan.counts);
+            ids.extend(plan.ids);
+        }
+        txn.commit().await?;
+        for row in &rows {
+            let id = ids.get(&row.external_id).copied().ok_or_else(|| {
+                StoreError::Invalid(format!("principal {} was not stored", row.external_id))
+            })?;
+            out.ids.push(PrincipalId(id));
+        }
+        Ok(out)
+    }
+
+    /// Marks principals as deleted in the directory (e.g. `@removed` in a delta).
+    pub async fn mark_principals_deleted(
+        &self,
+        connector: ConnectorId,
+        external_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut marked = 0;
+        for chunk in external_ids.chunks(rows_per_statement(1)) {
+            let result = self
+                .db
+                .execute(
+                    Query::update()
+                        .table(principal::Entity)
+                        .value(Column::DeletedAt, now)
+                        .value(Column::UpdatedAt, now)
+                        .and_where(Expr::col(Column::ConnectorId).eq(connector.0))
+                        .and_where(Expr::col(Column::ExternalId).is_in(chunk.iter().cloned()))
+                        .and_where(Expr::col(Column::DeletedAt).is_null()),
+                )
+                .await?;
+            marked += result.rows_affected();
+        }
+        Ok(marked)
+    }
+
+    /// The principal with this id, or `NotFound`.
+    pub async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError> {
+        principal::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "principal",
+                key: id.to_string(),
+            })?
+            .into_domain()
+    }
+
+    /// The principal with this directory object id, if synced.
+    pub async fn find_principal_by_external_id(
+        &self,
+        connector: ConnectorId,
+        external_id: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        principal::Entity::find()
+            .filter(Column::ConnectorId.eq(connector.0))
+            .filter(Column::ExternalId.eq(external_id))
+            .one(&self.db)
+            .await?
+            .map(principal::Model::into_domain)
+            .transpose()
+    }
+
+    /// Principals whose work email is `email` (case-insensitive), across connectors.
+    pub async fn list_principals_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Vec<Principal>, StoreError> {
+        principal::Entity::find()
+            .filter(Column::Email.eq(email.trim().to_lowercase()))
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(principal::Model::into_domain)
+            .collect()
+    }
+
+    /// One page of a connector's principals of `kind` (all kinds when `None`), by id.
+    pub async fn list_principals(
+        &self,
+        connector: ConnectorId,
+        kind: Option<PrincipalKind>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<Vec<Principal>, StoreError> {
+        let mut query = principal::Entity::find().filter(Column::ConnectorId.eq(connector.0));
+        if let Some(kind) = kind {
+            query = query.filter(Column::Kind.eq(kind.as_str()));
+        }
+        query
+            .order_by_asc(Column::Id)
+            .paginate(&self.db, Ord::max(per_page, 1))
+            .fetch_page(page)
+            .await?
+            .into_iter()
+            .map(principal::Model::into_domain)
+            .collect()
+    }
+
+    /// How many principals a connector has.
+    pub async fn count_principals(&self, connector: ConnectorId) -> Result<u64, StoreError> {
+        Ok(principal::Entity::find()
+            .filter(Column::ConnectorId.eq(connector.0))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// External id → principal id for a whole connector: what a sync resolves grants with.
+    pub async fn principal_ids_by_external_id(
+        &self,
+        connector: ConnectorId,
+    ) -> Result<HashMap<String, PrincipalId>, StoreError> {
+        let rows: Vec<(i64, String)> = principal::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::ExternalId)
+            .filter(Column::ConnectorId.eq(connector.0))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, ext)| (ext, PrincipalId(id)))
+            .collect())
+    }
+}

@@ -1,0 +1,157 @@
+//! Resources: bulk upsert from a sync, and reads.
+
+use std::collections::HashMap;
+
+use attest_domain::{ConnectorId, Resource, ResourceData, ResourceId, ResourceKind};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use crate::entity::resource::{self, Column};
+use crate::sql::rows_per_statement;
+use crate::upsert::{dedupe, plan};
+use crate::{Store, StoreError, Upserted};
+
+fn active_model(
+    connector: ConnectorId,
+    data: &ResourceData,
+    now: DateTime<Utc>,
+) -> resource::ActiveModel {
+    resource::ActiveModel {
+        id: NotSet,
+        connector_id: Set(connector.0),
+        external_id: Set(data.external_id.clone()),
+        kind: Set(data.kind.as_str().to_owned()),
+        display_name: Set(data.display_name.clone()),
+        description: Set(data.description.clone()),
+        attributes: Set(data.attributes.to_string()),
+        deleted_at: Set(data.deleted_at),
+        first_seen_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+impl Store {
+    /// Inserts new resources and updates changed ones, keyed by kind and external id.
+    pub async fn upsert_resources(
+        &self,
+        connector: ConnectorId,
+        rows: &[ResourceData],
+        now: DateTime<Utc>,
+    ) -> Result<Upserted<ResourceId>, StoreError> {
+        let rows: Vec<ResourceData> = rows
+            .iter()
+            .map(|r| ResourceData {
+                deleted_at: r.deleted_at.map(|t| t.trunc_subsecs(6)),
+                ..r.clone()
+            })
+            .collect();
+        let key = |r: &ResourceData| (r.kind, r.external_id.clone());
+        let unique = dedupe(&rows, key);
+        let mut ids = HashMap::with_capacity(rows.len());
+        let mut counts = attest_domain::KindCounts::default();
+        let txn = self.db.begin().await?;
+        for chunk in unique.chunks(rows_per_statement(Column::iter().count())) {
+            let keys: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
+            let stored = resource::Entity::find()
+                .filter(Column::ConnectorId.eq(connector.0))
+                .filter(Column::ExternalId.is_in(keys))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    let data = m.data()?;
+                    Ok(((data.kind, data.external_id.clone()), (m.id, data)))
+                })
+                .collect::<Result<HashMap<_, _>, StoreError>>()?;
+            let mut plan = plan(chunk, key, stored);
+            if !plan.insert.is_empty() {
+                let inserted = resource::Entity::insert_many(
+                    plan.insert.iter().map(|d| active_model(connector, d, now)),
+                )
+                .exec_with_returning(&txn)
+                .await?;
+                for model in inserted {
+                    let data = model.data()?;
+                    plan.ids.insert((data.kind, data.external_id), model.id);
+                }
+            }
+            for (id, data) in &plan.update {
+                let mut model = active_model(connector, data, now);
+                model.id = Unchanged(*id);
+                model.first_seen_at = NotSet;
+                model.update(&txn).await?;
+            }
+            counts.absorb(plan.counts);
+            ids.extend(plan.ids);
+        }
+        txn.commit().await?;
+        let ids = rows
+            .iter()
+            .map(|r| {
+                ids.get(&key(r)).map(|id| ResourceId(*id)).ok_or_else(|| {
+                    StoreError::Invalid(format!("resource {} was not stored", r.external_id))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Upserted { ids, counts })
+    }
+
+    /// The resource with this id, or `NotFound`.
+    pub async fn get_resource(&self, id: ResourceId) -> Result<Resource, StoreError> {
+        resource::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "resource",
+                key: id.to_string(),
+            })?
+            .into_domain()
+    }
+
+    /// A connector's resources of `kind` (all kinds when `None`), by id.
+    pub async fn list_resources(
+        &self,
+        connector: ConnectorId,
+        kind: Option<ResourceKind>,
+    ) -> Result<Vec<Resource>, StoreError> {
+        let mut query = resource::Entity::find().filter(Column::ConnectorId.eq(connector.0));
+        if let Some(kind) = kind {
+            query = query.filter(Column::Kind.eq(kind.as_str()));
+        }
+        query
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(resource::Model::into_domain)
+            .collect()
+    }
+
+    /// (kind, external id) → resource id for a whole connector.
+    pub async fn resource_ids_by_external_id(
+        &self,
+        connector: ConnectorId,
+    ) -> Result<HashMap<(ResourceKind, String), ResourceId>, StoreError> {
+        let rows: Vec<(i64, String, String)> = resource::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::Kind)
+            .column(Column::ExternalId)
+            .filter(Column::ConnectorId.eq(connector.0))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(id, kind, ext)| {
+                Ok((
+                    (crate::entity::parse_column("resources", id, &kind)?, ext),
+                    ResourceId(id),
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,119 @@
+//! Sync runs: started, finished, listed.
+
+use attest_domain::{
+    ConnectorId, SyncCounts, SyncMode, SyncRun, SyncRunId, SyncStatus, SyncTrigger,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use crate::entity::sync_run::{self, Column};
+use crate::{Store, StoreError};
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRunFinish {
+    pub counts: SyncCounts,
+    pub requests: u64,
+    pub resource_units: u64,
+    /// `None` for success; the reason for failure otherwise.
+    pub error: Option<String>,
+    pub notes: Vec<String>,
+}
+
+impl Store {
+    /// Records the start of a run.
+    pub async fn start_sync_run(
+        &self,
+        connector: ConnectorId,
+        mode: SyncMode,
+        trigger: SyncTrigger,
+        now: DateTime<Utc>,
+    ) -> Result<SyncRun, StoreError> {
+        sync_run::ActiveModel {
+            id: NotSet,
+            connector_id: Set(connector.0),
+            mode: Set(mode.as_str().to_owned()),
+            trigger: Set(trigger.as_str().to_owned()),
+            status: Set(SyncStatus::Running.as_str().to_owned()),
+            started_at: Set(now),
+            finished_at: Set(None),
+            counts: Set(serde_json::to_string(&SyncCounts::default()).unwrap_or_default()),
+            requests: Set(0),
+            resource_units: Set(0),
+            error: Set(None),
+            notes: Set("[]".into()),
+        }
+        .insert(&self.db)
+        .await?
+        .into_domain()
+    }
+
+    /// Records the end of a run. A successful run also records, on the connector, that the
+    /// directory was observed as of the run's start.
+    pub async fn finish_sync_run(
+        &self,
+        id: SyncRunId,
+        finish: SyncRunFinish,
+        now: DateTime<Utc>,
+    ) -> Result<SyncRun, StoreError> {
+        let run = self.get_sync_run(id).await?;
+        let status = if finish.error.is_some() {
+            SyncStatus::Failed
+        } else {
+            SyncStatus::Succeeded
+        };
+        let txn = self.db.begin().await?;
+        let model = sync_run::ActiveModel {
+            id: Unchanged(id.0),
+            status: Set(status.as_str().to_owned()),
+            finished_at: Set(Some(now)),
+            counts: Set(serde_json::to_string(&finish.counts).unwrap_or_default()),
+            requests: Set(i64::try_from(finish.requests).unwrap_or(i64::MAX)),
+            resource_units: Set(i64::try_from(finish.resource_units).unwrap_or(i64::MAX)),
+            error: Set(finish.error),
+            notes: Set(serde_json::to_string(&finish.notes).unwrap_or_default()),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await?;
+        if status == SyncStatus::Succeeded {
+            self.mark_connector_synced(&txn, run.connector_id, run.mode, run.started_at)
+                .await?;
+        }
+        txn.commit().await?;
+        model.into_domain()
+    }
+
+    /// The run with this id, or `NotFound`.
+    pub async fn get_sync_run(&self, id: SyncRunId) -> Result<SyncRun, StoreError> {
+        sync_run::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "sync run",
+                key: id.to_string(),
+            })?
+            .into_domain()
+    }
+
+    /// A connector's most recent runs, newest first.
+    pub async fn list_sync_runs(
+        &self,
+        connector: ConnectorId,
+        limit: u64,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        sync_run::Entity::find()
+            .filter(Column::ConnectorId.eq(connector.0))
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(sync_run::Model::into_domain)
+            .collect()
+    }
+}

@@ -1,0 +1,737 @@
+//! Store tests: every one runs on SQLite and on PostgreSQL, each on a fresh migrated database.
+
+use attest_domain::*;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::{IdSet, MigrationState, NewConnector, Store, StoreError, SyncRunFinish, store_test};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + secs, 0).single().unwrap()
+}
+
+async fn connector(store: &Store, name: &str) -> Connector {
+    store
+        .create_connector(
+            NewConnector {
+                name: name.into(),
+                kind: ConnectorKind::Entra,
+                tenant_id: Some("tenant-1".into()),
+                status: ConnectorStatus::Connected,
+                settings: serde_json::json!({"include_guests": true}),
+                owners: vec!["Owner@Contoso.com".into(), "owner@contoso.com".into()],
+            },
+            t(0),
+        )
+        .await
+        .unwrap()
+}
+
+fn user(ext: &str) -> PrincipalData {
+    let mut p = PrincipalData::new(ext, PrincipalKind::User, format!("User {ext}"));
+    p.email = Some(format!("{ext}@contoso.com"));
+    p.account_enabled = Some(true);
+    p.user_type = Some(UserType::Member);
+    p
+}
+
+fn group_principal(ext: &str) -> PrincipalData {
+    PrincipalData::new(ext, PrincipalKind::Group, format!("Group {ext}"))
+}
+
+async fn exec(store: &Store, sql: &str) {
+    store
+        .db
+        .execute_raw(Statement::from_string(store.backend(), sql.to_owned()))
+        .await
+        .unwrap();
+}
+
+store_test!(migrations_roll_back_and_forward, |store| {
+    let status = store.schema_status().await.unwrap();
+    assert!(
+        status
+            .migrations
+            .iter()
+            .all(|(_, s)| *s == MigrationState::Applied),
+        "{status:?}"
+    );
+    store.ensure_schema_current().await.unwrap();
+
+    let rolled_back = store.migrate_down(1).await.unwrap();
+    assert_eq!(rolled_back.len(), 1);
+    assert!(matches!(
+        store.ensure_schema_current().await,
+        Err(StoreError::SchemaBehind { pending: 1, .. })
+    ));
+    // The tables are really gone, and come back.
+    let gone = store
+        .db
+        .execute_raw(Statement::from_string(
+            store.backend(),
+            "SELECT 1 FROM grants".to_owned(),
+        ))
+        .await;
+    assert!(gone.is_err());
+    let applied = store.migrate_up(None).await.unwrap();
+    assert_eq!(applied, rolled_back);
+    store.ensure_schema_current().await.unwrap();
+    connector(&store, "after-roundtrip").await;
+});
+
+store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
+    exec(&store, "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_from_the_future', 0)").await;
+    for result in [
+        store.migrate_up(None).await.map(|_| ()),
+        store.ensure_schema_current().await,
+        store.migrate_down(1).await.map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
+        assert!(
+            text.contains("m20991231_000001_from_the_future")
+                && text.contains("m20261121_000001_entitlement_graph"),
+            "{text}"
+        );
+    }
+    let status = store.schema_status().await.unwrap();
+    assert_eq!(
+        status.unknown().collect::<Vec<_>>(),
+        vec!["m20991231_000001_from_the_future"]
+    );
+});
+
+store_test!(connectors_are_unique_by_name, |store| {
+    let created = connector(&store, "contoso").await;
+    assert_eq!(created.owners, vec!["owner@contoso.com".to_owned()]);
+    assert_eq!(store.get_connector(created.id).await.unwrap(), created);
+    assert_eq!(
+        store
+            .find_connector_by_name("contoso")
+            .await
+            .unwrap()
+            .map(|c| c.id),
+        Some(created.id)
+    );
+    assert!(
+        store
+            .find_connector_by_name("fabrikam")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dup = store
+        .create_connector(
+            NewConnector {
+                name: "contoso".into(),
+                kind: ConnectorKind::Entra,
+                tenant_id: None,
+                status: ConnectorStatus::NotConnected,
+                settings: serde_json::json!({}),
+                owners: vec![],
+            },
+            t(1),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dup.to_string(),
+        "a connector named 'contoso' already exists"
+    );
+    assert!(matches!(
+        store.get_connector(ConnectorId(999)).await,
+        Err(StoreError::NotFound {
+            what: "connector",
+            ..
+        })
+    ));
+});
+
+store_test!(principal_upserts_write_only_what_changed, |store| {
+    let c = connector(&store, "contoso").await;
+    let mut rows: Vec<PrincipalData> = (0..2500).map(|i| user(&format!("u{i}"))).collect();
+    rows[7].last_sign_in_at = Some(
+        Utc.timestamp_opt(1_800_000_000, 123_456_789)
+            .single()
+            .unwrap(),
+    );
+    let first = store.upsert_principals(c.id, &rows, t(10)).await.unwrap();
+    assert_eq!(
+        (
+            first.counts.added,
+            first.counts.changed,
+            first.counts.unchanged
+        ),
+        (2500, 0, 0)
+    );
+    assert_eq!(first.ids.len(), 2500);
+
+    // Unchanged: nothing written, same ids, even with sub-microsecond timestamps.
+    let again = store.upsert_principals(c.id, &rows, t(20)).await.unwrap();
+    assert_eq!(
+        (
+            again.counts.added,
+            again.counts.changed,
+            again.counts.unchanged
+        ),
+        (0, 0, 2500)
+    );
+    assert_eq!(again.ids, first.ids);
+
+    // One changed, one new, one repeated in the batch (last wins).
+    rows[3].job_title = Some("Engineer".into());
+    let mut repeated = rows[3].clone();
+    repeated.department = Some("R&D".into());
+    rows.push(user("new"));
+    rows.push(repeated);
+    let third = store.upsert_principals(c.id, &rows, t(30)).await.unwrap();
+    assert_eq!(
+        (
+            third.counts.added,
+            third.counts.changed,
+            third.counts.unchanged
+        ),
+        (1, 1, 2499)
+    );
+    assert_eq!(third.ids[3], third.ids[2501]);
+    let p = store.get_principal(third.ids[3]).await.unwrap();
+    assert_eq!(p.data.department.as_deref(), Some("R&D"));
+    assert_eq!(p.first_seen_at, t(10));
+    assert_eq!(p.updated_at, t(30));
+    assert_eq!(store.count_principals(c.id).await.unwrap(), 2501);
+    assert_eq!(
+        store
+            .list_principals_by_email("U5@Contoso.com")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_principals(c.id, Some(PrincipalKind::User), 1, 1000)
+            .await
+            .unwrap()
+            .len(),
+        1000
+    );
+    assert_eq!(
+        store
+            .principal_ids_by_external_id(c.id)
+            .await
+            .unwrap()
+            .len(),
+        2501
+    );
+
+    assert_eq!(
+        store
+            .mark_principals_deleted(c.id, &["u1".into(), "u2".into()], t(40))
+            .await
+            .unwrap(),
+        2
+    );
+    let found = store
+        .find_principal_by_external_id(c.id, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.data.deleted_at, Some(t(40)));
+});
+
+/// A group `g` with resource, `member` and `owner` entitlements; returns (resource, member, owner).
+async fn group(
+    store: &Store,
+    c: ConnectorId,
+    ext: &str,
+) -> (ResourceId, EntitlementId, EntitlementId) {
+    let r = store
+        .upsert_resources(
+            c,
+            &[ResourceData::new(
+                ext,
+                ResourceKind::Group,
+                format!("Group {ext}"),
+            )],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids[0];
+    let e = store
+        .upsert_entitlements(
+            c,
+            &[
+                EntitlementData {
+                    resource_id: r,
+                    key: EntitlementKey::Member,
+                    display_name: "Member".into(),
+                    description: None,
+                },
+                EntitlementData {
+                    resource_id: r,
+                    key: EntitlementKey::Owner,
+                    display_name: "Owner".into(),
+                    description: None,
+                },
+            ],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids;
+    (r, e[0], e[1])
+}
+
+fn grant(e: EntitlementId, p: PrincipalId) -> GrantData {
+    GrantData {
+        entitlement_id: e,
+        principal_id: p,
+        scope: String::new(),
+        external_ref: None,
+        expires_at: None,
+    }
+}
+
+store_test!(resources_and_entitlements_upsert_and_restore, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let mut app = ResourceData::new("app1", ResourceKind::Application, "Payroll");
+    let role = EntitlementKey::AppRole("r1".into());
+    let r = store
+        .upsert_resources(c, &[app.clone()], t(0))
+        .await
+        .unwrap()
+        .ids[0];
+    let data = EntitlementData {
+        resource_id: r,
+        key: role.clone(),
+        display_name: "Reader".into(),
+        description: None,
+    };
+    let e = store
+        .upsert_entitlements(c, &[data.clone()], t(0))
+        .await
+        .unwrap();
+    assert_eq!(e.counts.added, 1);
+    let again = store
+        .upsert_entitlements(c, &[data.clone()], t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.counts.unchanged, again.ids.clone()),
+        (1, e.ids.clone())
+    );
+    app.display_name = "Payroll (prod)".into();
+    let changed = store.upsert_resources(c, &[app], t(2)).await.unwrap();
+    assert_eq!((changed.counts.changed, changed.ids[0]), (1, r));
+    assert_eq!(
+        store.get_resource(r).await.unwrap().data.display_name,
+        "Payroll (prod)"
+    );
+    let map = store.entitlement_ids_by_key(c).await.unwrap();
+    assert_eq!(map.get(&(r, role)), Some(&e.ids[0]));
+    assert_eq!(
+        store
+            .resource_ids_by_external_id(c)
+            .await
+            .unwrap()
+            .get(&(ResourceKind::Application, "app1".into())),
+        Some(&r)
+    );
+    // A deleted entitlement seen again is restored; its policy flags survive sync.
+    exec(
+        &store,
+        &format!(
+            "UPDATE entitlements SET deleted_at = updated_at, requestable = true WHERE id = {}",
+            e.ids[0]
+        ),
+    )
+    .await;
+    let restored = store.upsert_entitlements(c, &[data], t(3)).await.unwrap();
+    assert_eq!(restored.counts.changed, 1);
+    let ent = store.get_entitlement(e.ids[0]).await.unwrap();
+    assert!(ent.deleted_at.is_none() && ent.requestable);
+    assert_eq!(store.list_entitlements(r).await.unwrap().len(), 1);
+});
+
+store_test!(grants_upsert_sweep_and_keep_history, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let (_, member, _) = group(&store, c, "g1").await;
+    let users: Vec<PrincipalData> = (0..3000).map(|i| user(&format!("u{i}"))).collect();
+    let ids = store.upsert_principals(c, &users, t(0)).await.unwrap().ids;
+    let mut rows: Vec<GrantData> = ids.iter().map(|p| grant(member, *p)).collect();
+    let run = store
+        .start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(100))
+        .await
+        .unwrap();
+    let first = store.upsert_grants(c, &rows, t(100)).await.unwrap();
+    assert_eq!((first.counts.added, first.counts.unchanged), (3000, 0));
+    store
+        .finish_sync_run(run.id, SyncRunFinish::default(), t(110))
+        .await
+        .unwrap();
+
+    // Second snapshot: unchanged except one external ref, and u0 is gone.
+    rows[1].external_ref = Some("assignment-1".into());
+    let snapshot = &rows[1..];
+    let second = store.upsert_grants(c, snapshot, t(200)).await.unwrap();
+    assert_eq!(
+        (
+            second.counts.added,
+            second.counts.changed,
+            second.counts.unchanged
+        ),
+        (0, 1, 2998)
+    );
+    assert_eq!(second.ids, first.ids[1..].to_vec());
+    let mut seen = IdSet::new();
+    second.ids.iter().for_each(|id| {
+        seen.insert(id.0);
+    });
+    let connector_synced = store.get_connector(c).await.unwrap().last_synced_at();
+    assert_eq!(connector_synced, Some(t(100)));
+    assert_eq!(
+        store
+            .end_grants_not_seen(c, &seen, t(200), connector_synced)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .end_grants_not_seen(c, &seen, t(201), connector_synced)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let history = store.list_grants_for_principal(ids[0], true).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (
+            history[0].ended_at,
+            history[0].last_seen_at,
+            history[0].first_seen_at
+        ),
+        (Some(t(200)), t(100), t(100))
+    );
+    assert!(
+        store
+            .list_grants_for_principal(ids[0], false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Re-granted later: a new row, the old one stays as history.
+    let back = store.upsert_grants(c, &rows[..1], t(300)).await.unwrap();
+    assert_eq!(back.counts.added, 1);
+    assert_ne!(back.ids[0], first.ids[0]);
+    assert_eq!(
+        store
+            .list_grants_for_principal(ids[0], true)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .list_grants_for_entitlement(member, false)
+            .await
+            .unwrap()
+            .len(),
+        3000
+    );
+    assert_eq!(
+        store
+            .count_current_grants(c)
+            .await
+            .unwrap()
+            .get(&GrantSource::Direct),
+        Some(&3000)
+    );
+    let found = store
+        .find_current_grant(member, ids[1], "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.external_ref.as_deref(), Some("assignment-1"));
+    assert_eq!(
+        found.last_seen_at,
+        t(100),
+        "a current grant was seen by the connector's last sync"
+    );
+});
+
+store_test!(jit_grants_keep_their_source_and_expiry, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let (_, member, _) = group(&store, c, "g1").await;
+    let p = store
+        .upsert_principals(c, &[user("ada")], t(0))
+        .await
+        .unwrap()
+        .ids[0];
+    let id = store
+        .upsert_grants(c, &[grant(member, p)], t(0))
+        .await
+        .unwrap()
+        .ids[0];
+    exec(&store, &format!("UPDATE grants SET source = 'jit', expires_at = '2030-01-01T00:00:00+00:00' WHERE id = {id}")).await;
+    // The directory shows the membership with no expiry: Attest's expiry and source stay.
+    let again = store
+        .upsert_grants(c, &[grant(member, p)], t(10))
+        .await
+        .unwrap();
+    assert_eq!(again.counts.unchanged, 1);
+    let g = store
+        .find_current_grant(member, p, "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.source, GrantSource::Jit);
+    assert_eq!(
+        g.expires_at,
+        Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap())
+    );
+    assert!(g.is_current(t(0)));
+    assert!(!g.is_current(Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap()));
+    let expiring = store
+        .list_grants_expiring_before(Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(expiring.iter().map(|g| g.id).collect::<Vec<_>>(), vec![id]);
+});
+
+store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let (_, m1, _) = group(&store, c, "g1").await;
+    let (_, m2, _) = group(&store, c, "g2").await;
+    let (_, m3, _) = group(&store, c, "g3").await;
+    let app = store
+        .upsert_resources(
+            c,
+            &[ResourceData::new("app", ResourceKind::Application, "App")],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids[0];
+    let role = store
+        .upsert_entitlements(
+            c,
+            &[EntitlementData {
+                resource_id: app,
+                key: EntitlementKey::AppRole("r".into()),
+                display_name: "R".into(),
+                description: None,
+            }],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids[0];
+    let p = store
+        .upsert_principals(
+            c,
+            &[
+                user("ada"),
+                user("bob"),
+                group_principal("g1"),
+                group_principal("g2"),
+                group_principal("g3"),
+            ],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids;
+    let (ada, bob, g1, g2, g3) = (p[0], p[1], p[2], p[3], p[4]);
+    // ada ∈ g1 ∈ g2 ∈ g3 ∈ g1 (cycle); bob ∈ g3; g2 holds the app role.
+    let direct = vec![
+        grant(m1, ada),
+        grant(m2, g1),
+        grant(m3, g2),
+        grant(m1, g3),
+        grant(m3, bob),
+        grant(role, g2),
+    ];
+    store.upsert_grants(c, &direct, t(0)).await.unwrap();
+    let counts = store.recompute_inherited_grants(c, t(1)).await.unwrap();
+    assert!(counts.added > 0);
+    let inherited = |grants: Vec<Grant>| {
+        let mut v: Vec<(EntitlementId, PrincipalId)> = grants
+            .into_iter()
+            .filter(|g| g.source == GrantSource::Inherited)
+            .map(|g| (g.entitlement_id, g.via_principal_id.unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    // ada: g2.member via g1, g3.member via g2, app role via g2, g1.member via g3 (the cycle).
+    let mut expected = vec![(m2, g1), (m3, g2), (role, g2), (m1, g3)];
+    expected.sort();
+    assert_eq!(
+        inherited(store.list_grants_for_principal(ada, false).await.unwrap()),
+        expected
+    );
+    // bob ∈ g3 ∈ g1 ∈ g2: reaches the app role through the cycle too.
+    assert!(
+        inherited(store.list_grants_for_principal(bob, false).await.unwrap()).contains(&(role, g2))
+    );
+
+    // Nothing changed: nothing written.
+    let again = store.recompute_inherited_grants(c, t(2)).await.unwrap();
+    assert_eq!((again.added, again.changed, again.removed), (0, 0, 0));
+
+    // g1 leaves g2: ada loses what came through g2; rows are ended, not deleted.
+    let g1_in_g2 = store.find_current_grant(m2, g1, "").await.unwrap().unwrap();
+    store.end_grants(&[g1_in_g2.id], t(3), None).await.unwrap();
+    let after = store.recompute_inherited_grants(c, t(3)).await.unwrap();
+    assert!(after.removed > 0);
+    assert!(
+        !inherited(store.list_grants_for_principal(ada, false).await.unwrap())
+            .contains(&(role, g2))
+    );
+    assert!(
+        store
+            .list_grants_for_principal(ada, true)
+            .await
+            .unwrap()
+            .iter()
+            .any(|g| g.entitlement_id == role && g.ended_at == Some(t(3)))
+    );
+});
+
+store_test!(sync_runs_are_recorded, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let run = store
+        .start_sync_run(c, SyncMode::Delta, SyncTrigger::Schedule, t(5))
+        .await
+        .unwrap();
+    assert_eq!(run.status, SyncStatus::Running);
+    let mut counts = SyncCounts::default();
+    counts.grants.added = 7;
+    let failed = store
+        .finish_sync_run(
+            run.id,
+            SyncRunFinish {
+                counts,
+                requests: 3,
+                resource_units: 9,
+                error: Some("throttled".into()),
+                notes: vec!["n".into()],
+            },
+            t(6),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.status, failed.counts.grants.added, failed.requests),
+        (SyncStatus::Failed, 7, 3)
+    );
+    assert_eq!(
+        store.get_connector(c).await.unwrap().last_delta_sync_at,
+        None,
+        "a failed run does not count as observed"
+    );
+    let ok = store
+        .start_sync_run(c, SyncMode::Delta, SyncTrigger::Schedule, t(7))
+        .await
+        .unwrap();
+    store
+        .finish_sync_run(ok.id, SyncRunFinish::default(), t(8))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_connector(c).await.unwrap().last_delta_sync_at,
+        Some(t(7))
+    );
+    let runs = store.list_sync_runs(c, 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ok.id, run.id]
+    );
+});
+
+fn draft(n: i64) -> AuditEventDraft {
+    AuditEventDraft {
+        occurred_at: t(n) + Duration::nanoseconds(123_456_789),
+        actor: "ada@contoso.com".into(),
+        action: "grant.revoked".into(),
+        target_kind: Some("grant".into()),
+        target_id: Some(n.to_string()),
+        details: serde_json::json!({"reason": "review", "n": n}),
+    }
+}
+
+store_test!(the_audit_chain_verifies_and_pinpoints_tampering, |store| {
+    let empty = store.verify_audit_chain().await.unwrap();
+    assert_eq!((empty.checked, empty.broken.clone()), (0, None));
+    for n in 1..=20 {
+        assert_eq!(store.append_audit_event(draft(n)).await.unwrap().seq, n);
+    }
+    let ok = store.verify_audit_chain().await.unwrap();
+    assert_eq!((ok.checked, ok.head_seq, ok.broken.clone()), (20, 20, None));
+
+    // Edit a row in place.
+    exec(
+        &store,
+        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 7",
+    )
+    .await;
+    let edited = store.verify_audit_chain().await.unwrap();
+    let broken = edited.broken.unwrap();
+    assert_eq!((broken.seq, edited.checked), (7, 6));
+    assert!(matches!(broken.reason, BreakReason::ContentAltered { .. }));
+    exec(
+        &store,
+        "UPDATE audit_events SET actor = 'ada@contoso.com' WHERE seq = 7",
+    )
+    .await;
+    assert_eq!(store.verify_audit_chain().await.unwrap().broken, None);
+
+    // Delete the last rows: caught against the head.
+    exec(&store, "DELETE FROM audit_events WHERE seq >= 19").await;
+    let cut = store.verify_audit_chain().await.unwrap().broken.unwrap();
+    assert_eq!(cut.seq, 19);
+    assert!(matches!(
+        cut.reason,
+        BreakReason::Truncated { head_seq: 20, .. }
+    ));
+
+    // Delete a middle row: a gap.
+    exec(&store, "DELETE FROM audit_events WHERE seq = 4").await;
+    let gap = store.verify_audit_chain().await.unwrap().broken.unwrap();
+    assert_eq!(
+        gap,
+        ChainBreak {
+            seq: 5,
+            reason: BreakReason::Gap { expected_seq: 4 }
+        }
+    );
+});
+
+store_test!(concurrent_audit_appends_form_one_chain, |store| {
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..15 {
+                store
+                    .append_audit_event(draft(worker * 100 + n))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let result = store.verify_audit_chain().await.unwrap();
+    assert_eq!(
+        (result.checked, result.head_seq, result.broken),
+        (120, 120, None)
+    );
+});

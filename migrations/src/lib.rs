@@ -1,0 +1,19 @@
+//! Attest's schema, one sea-orm migration per change.
+//!
+//! Migrations are frozen once released: each declares its own identifiers, so later changes to
+//! the store's entities never change what an old migration does. Every migration has `up` and
+//! `down`, and both run on SQLite and PostgreSQL in the test suite.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_entitlement_graph;
+
+/// The ordered list of migrations this build knows.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_entitlement_graph::Migration)]
+    }
+}
