@@ -1,1 +1,41 @@
+//! What every directory connector shares: the [`Connector`] capability and the [`SyncSink`]
+//! a connector streams what it reads into.
+//!
+//! A connector speaks its directory's protocol and produces observations keyed by the
+//! directory's own ids; the sink resolves them to graph ids, writes them in batches, keeps
+//! the sync run's figures, and on a full snapshot ends what was not seen.
 
+mod observed;
+mod sink;
+
+use std::future::Future;
+
+use attest_domain::{ConnectorKind, SyncMode};
+
+pub use observed::{ObservedEntitlement, ObservedGrant};
+pub use sink::{SyncSink, SyncSummary};
+
+/// Errors a sync can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The store failed; nothing after the last committed batch was written.
+    #[error(transparent)]
+    Store(#[from] attest_store::StoreError),
+    /// The directory could not be read; the message says what happened.
+    #[error("the directory could not be read: {0}")]
+    Directory(String),
+}
+
+/// The capability to read a directory into the entitlement graph.
+pub trait Connector: Send + Sync {
+    /// Which kind of directory this is.
+    fn kind(&self) -> ConnectorKind;
+
+    /// Reads the directory into `sink`: everything for [`SyncMode::Full`], changes since the
+    /// stored cursors for [`SyncMode::Delta`]. The caller finishes the sink.
+    fn sync(
+        &self,
+        mode: SyncMode,
+        sink: &mut SyncSink,
+    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+}
