@@ -26,6 +26,8 @@ pub struct SyncSummary {
     pub run: SyncRun,
     /// Grants whose principal or entitlement was not part of the sync (e.g. out of scope).
     pub unresolved_grants: u64,
+    /// Seconds spent writing each kind (`principals`, `grants`, `sweep`, `inherited`...).
+    pub timings: HashMap<&'static str, f64>,
 }
 
 /// Receives one sync's observations. Create with [`SyncSink::begin`], feed, then
@@ -243,6 +245,7 @@ impl SyncSink {
         Ok(SyncSummary {
             run,
             unresolved_grants: self.unresolved,
+            timings: self.timings,
         })
     }
 

@@ -182,6 +182,22 @@ impl Store {
         Ok(ended)
     }
 
+    /// Benchmarks only: deletes every grant row, history included, and gives the space back,
+    /// so the next load starts from an empty table. Never called by the product.
+    pub async fn purge_grants_for_benchmark(&self) -> Result<(), StoreError> {
+        let backend = self.backend();
+        match backend {
+            DbBackend::Postgres => {
+                self.db.execute_raw(Sql::new(backend, "TRUNCATE grants").build()).await?;
+            }
+            _ => {
+                self.db.execute_raw(Sql::new(backend, "DELETE FROM grants").build()).await?;
+                self.db.execute_raw(Sql::new(backend, "VACUUM").build()).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The current direct or JIT grant of `entitlement` to `principal` at `scope`, if any.
     pub async fn find_current_grant(
         &self,

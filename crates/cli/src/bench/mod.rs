@@ -1,0 +1,26 @@
+//! Benchmark scenarios: binaries that print figures, not timed tests.
+
+mod ingest;
+mod loader;
+mod rss;
+mod synth;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::commands::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load a synthetic entitlement graph through the sync sink, load it again unchanged, and
+    /// compare the first load with the database's own bulk loader. Needs an empty database
+    /// (--database-url); it creates the schema and empties the grants table along the way.
+    Ingest(ingest::IngestArgs),
+}
+
+pub async fn run(context: &Context, command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Ingest(args) => ingest::run(context, args).await,
+    }
+}

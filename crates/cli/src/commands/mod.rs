@@ -1,0 +1,45 @@
+//! Subcommands, one module each, sharing how configuration and the store are opened.
+
+pub mod audit;
+pub mod config;
+pub mod migrate;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use attest_config::{Config, DatabaseUrl, LogFormat};
+use attest_store::Store;
+
+/// What every command starts from: the effective configuration.
+pub struct Context {
+    pub config: Config,
+}
+
+impl Context {
+    /// Loads the configuration, then applies command-line overrides.
+    pub fn load(path: Option<&Path>, database_url: Option<&str>, log_format: Option<&str>) -> anyhow::Result<Context> {
+        let mut config = Config::load(path, std::env::vars())?;
+        if let Some(url) = database_url {
+            config.database.url =
+                DatabaseUrl::parse(url).map_err(|expected| anyhow::anyhow!("--database-url: expected {expected}"))?;
+        }
+        match log_format {
+            Some("json") => config.log.format = LogFormat::Json,
+            Some("pretty") => config.log.format = LogFormat::Pretty,
+            _ => {}
+        }
+        Ok(Context { config })
+    }
+
+    /// Opens the database without checking its schema (for `migrate`).
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        Ok(Store::connect(&self.config.database).await?)
+    }
+
+    /// Opens the database and checks its schema is exactly what this build expects.
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        let store = self.connect().await?;
+        store.ensure_schema_current().await.with_context(|| format!("database {}", self.config.database.url))?;
+        Ok(store)
+    }
+}
