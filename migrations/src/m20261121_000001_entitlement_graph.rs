@@ -155,14 +155,8 @@ enum AuditHead {
 
 const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn fk(
-    from: (impl IntoIden, impl IntoIden),
-    to: (impl IntoIden, impl IntoIden),
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .take()
+fn fk(from: (impl IntoIden, impl IntoIden), to: (impl IntoIden, impl IntoIden)) -> ForeignKeyCreateStatement {
+    ForeignKey::create().from(from.0, from.1).to(to.0, to.1).take()
 }
 
 #[async_trait::async_trait]
@@ -193,11 +187,7 @@ impl MigrationTrait for Migration {
                     .table(ConnectorOwners::Table)
                     .col(big_integer(ConnectorOwners::ConnectorId))
                     .col(string(ConnectorOwners::Email))
-                    .primary_key(
-                        Index::create()
-                            .col(ConnectorOwners::ConnectorId)
-                            .col(ConnectorOwners::Email),
-                    )
+                    .primary_key(Index::create().col(ConnectorOwners::ConnectorId).col(ConnectorOwners::Email))
                     .foreign_key(
                         &mut fk(
                             (ConnectorOwners::Table, ConnectorOwners::ConnectorId),
@@ -218,18 +208,11 @@ impl MigrationTrait for Migration {
                     .col(string(SyncCursors::ObjectType))
                     .col(text(SyncCursors::Cursor))
                     .col(timestamp_with_time_zone(SyncCursors::UpdatedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(SyncCursors::ConnectorId)
-                            .col(SyncCursors::ObjectType),
-                    )
+                    .primary_key(Index::create().col(SyncCursors::ConnectorId).col(SyncCursors::ObjectType))
                     .foreign_key(
-                        &mut fk(
-                            (SyncCursors::Table, SyncCursors::ConnectorId),
-                            (Connectors::Table, Connectors::Id),
-                        )
-                        .on_delete(ForeignKeyAction::Cascade)
-                        .take(),
+                        &mut fk((SyncCursors::Table, SyncCursors::ConnectorId), (Connectors::Table, Connectors::Id))
+                            .on_delete(ForeignKeyAction::Cascade)
+                            .take(),
                     )
                     .to_owned(),
             )
@@ -280,11 +263,7 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("ix_principals_email")
-                    .table(Principals::Table)
-                    .col(Principals::Email)
-                    .to_owned(),
+                Index::create().name("ix_principals_email").table(Principals::Table).col(Principals::Email).to_owned(),
             )
             .await?;
         manager
@@ -396,22 +375,13 @@ impl MigrationTrait for Migration {
                                 .ne("inherited")
                                 .and(Expr::col(Grants::ViaPrincipalId).is_null())),
                     )
-                    .foreign_key(&mut fk(
-                        (Grants::Table, Grants::ConnectorId),
-                        (Connectors::Table, Connectors::Id),
-                    ))
+                    .foreign_key(&mut fk((Grants::Table, Grants::ConnectorId), (Connectors::Table, Connectors::Id)))
                     .foreign_key(&mut fk(
                         (Grants::Table, Grants::EntitlementId),
                         (Entitlements::Table, Entitlements::Id),
                     ))
-                    .foreign_key(&mut fk(
-                        (Grants::Table, Grants::PrincipalId),
-                        (Principals::Table, Principals::Id),
-                    ))
-                    .foreign_key(&mut fk(
-                        (Grants::Table, Grants::ViaPrincipalId),
-                        (Principals::Table, Principals::Id),
-                    ))
+                    .foreign_key(&mut fk((Grants::Table, Grants::PrincipalId), (Principals::Table, Principals::Id)))
+                    .foreign_key(&mut fk((Grants::Table, Grants::ViaPrincipalId), (Principals::Table, Principals::Id)))
                     .to_owned(),
             )
             .await?;
@@ -447,11 +417,7 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("ix_grants_principal")
-                    .table(Grants::Table)
-                    .col(Grants::PrincipalId)
-                    .to_owned(),
+                Index::create().name("ix_grants_principal").table(Grants::Table).col(Grants::PrincipalId).to_owned(),
             )
             .await?;
         manager
@@ -492,12 +458,9 @@ impl MigrationTrait for Migration {
                     .col(text_null(SyncRuns::Error))
                     .col(text(SyncRuns::Notes).default("[]"))
                     .foreign_key(
-                        &mut fk(
-                            (SyncRuns::Table, SyncRuns::ConnectorId),
-                            (Connectors::Table, Connectors::Id),
-                        )
-                        .on_delete(ForeignKeyAction::Cascade)
-                        .take(),
+                        &mut fk((SyncRuns::Table, SyncRuns::ConnectorId), (Connectors::Table, Connectors::Id))
+                            .on_delete(ForeignKeyAction::Cascade)
+                            .take(),
                     )
                     .to_owned(),
             )
@@ -588,9 +551,7 @@ impl MigrationTrait for Migration {
             ConnectorOwners::Table.into_iden(),
             Connectors::Table.into_iden(),
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

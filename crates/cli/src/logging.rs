@@ -5,16 +5,21 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.is_empty() => {
-            EnvFilter::try_new(&value).map_err(|e| anyhow::anyhow!("RUST_LOG: expected a log filter such as 'info' or 'attest_store=debug', got '{value}' ({e})"))?
-        }
-        _ => EnvFilter::try_new(&config.filter)
-            .map_err(|e| anyhow::anyhow!("log.filter: expected a log filter such as 'info', got '{}' ({e})", config.filter))?,
+        Ok(value) if !value.is_empty() => EnvFilter::try_new(&value).map_err(|e| {
+            anyhow::anyhow!(
+                "RUST_LOG: expected a log filter such as 'info' or 'attest_store=debug', got '{value}' ({e})"
+            )
+        })?,
+        _ => EnvFilter::try_new(&config.filter).map_err(|e| {
+            anyhow::anyhow!("log.filter: expected a log filter such as 'info', got '{}' ({e})", config.filter)
+        })?,
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    result.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
+    // Already initialised (tests run several commands in one process): keep the first.
+    let _ = result;
+    Ok(())
 }

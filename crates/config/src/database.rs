@@ -19,39 +19,26 @@ pub struct DatabaseUrl {
     backend: DatabaseBackend,
 }
 
-const EXPECTED: &str = "a database URL such as sqlite://./attest-data/attest.db?mode=rwc or postgres://user:password@host:5432/attest";
+const EXPECTED: &str =
+    "a database URL such as sqlite://./attest-data/attest.db?mode=rwc or postgres://user:password@host:5432/attest";
 
 impl DatabaseUrl {
     /// Checks a URL; the error says what was expected.
     pub fn parse(text: &str) -> Result<DatabaseUrl, &'static str> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("sqlite:") {
-            let path = rest
-                .trim_start_matches("//")
-                .split('?')
-                .next()
-                .unwrap_or_default();
+            let path = rest.trim_start_matches("//").split('?').next().unwrap_or_default();
             if path.is_empty() {
                 return Err(EXPECTED);
             }
-            return Ok(DatabaseUrl {
-                raw: text.to_owned(),
-                backend: DatabaseBackend::Sqlite,
-            });
+            return Ok(DatabaseUrl { raw: text.to_owned(), backend: DatabaseBackend::Sqlite });
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             let url = Url::parse(text).map_err(|_| EXPECTED)?;
-            if url.path().trim_start_matches('/').is_empty()
-                && !url.query_pairs().any(|(k, _)| k == "dbname")
-            {
-                return Err(
-                    "a PostgreSQL URL that names a database, e.g. postgres://user:password@host:5432/attest",
-                );
+            if url.path().trim_start_matches('/').is_empty() && !url.query_pairs().any(|(k, _)| k == "dbname") {
+                return Err("a PostgreSQL URL that names a database, e.g. postgres://user:password@host:5432/attest");
             }
-            return Ok(DatabaseUrl {
-                raw: text.to_owned(),
-                backend: DatabaseBackend::Postgres,
-            });
+            return Ok(DatabaseUrl { raw: text.to_owned(), backend: DatabaseBackend::Postgres });
         }
         Err(EXPECTED)
     }

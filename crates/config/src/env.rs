@@ -19,10 +19,7 @@ pub(crate) fn overlay(
         Ok(toml::Value::Table(table)) => table,
         _ => toml::Table::new(),
     };
-    let mut variables: Vec<(String, String)> = environment
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(PREFIX))
-        .collect();
+    let mut variables: Vec<(String, String)> = environment.into_iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
     variables.sort();
     let mut from_env = Vec::new();
     for (var, value) in variables {
@@ -38,25 +35,15 @@ pub(crate) fn overlay(
                 .trim()
                 .parse::<i64>()
                 .map(toml::Value::Integer)
-                .map_err(|_| ConfigError::Env {
-                    var: var.clone(),
-                    expected: "an integer",
-                    value: value.clone(),
-                })?,
+                .map_err(|_| ConfigError::Env { var: var.clone(), expected: "an integer", value: value.clone() })?,
             Some(toml::Value::Boolean(_)) => value
                 .trim()
                 .parse::<bool>()
                 .map(toml::Value::Boolean)
-                .map_err(|_| ConfigError::Env {
-                    var: var.clone(),
-                    expected: "true or false",
-                    value: value.clone(),
-                })?,
+                .map_err(|_| ConfigError::Env { var: var.clone(), expected: "true or false", value: value.clone() })?,
             _ => toml::Value::String(value),
         };
-        let entry = table
-            .entry(section.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(section_table) = entry {
             section_table.insert(key.to_owned(), typed);
             from_env.push((var, section.to_owned(), key.to_owned()));
@@ -66,11 +53,7 @@ pub(crate) fn overlay(
     if let Err(e) = RawConfig::deserialize(toml::Value::Table(table.clone())) {
         for (var, section, key) in from_env {
             if e.message().contains(&format!("unknown field `{key}`")) {
-                return Err(ConfigError::UnknownEnvKey {
-                    var,
-                    section,
-                    message: e.message().to_owned(),
-                });
+                return Err(ConfigError::UnknownEnvKey { var, section, message: e.message().to_owned() });
             }
         }
     }

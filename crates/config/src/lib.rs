@@ -28,44 +28,25 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./attest-data/attest.db?mode=rw
 pub enum ConfigError {
     /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// The config file is not valid TOML or does not match the expected keys and types.
     #[error("invalid config file {path}: {message}")]
     File { path: PathBuf, message: String },
     /// An `ATTEST_*` variable has a value of the wrong type.
     #[error("environment variable {var}: expected {expected}, got '{value}'")]
-    Env {
-        var: String,
-        expected: &'static str,
-        value: String,
-    },
+    Env { var: String, expected: &'static str, value: String },
     /// An `ATTEST_*` variable names a key that does not exist.
     #[error("environment variable {var} is not a configuration key in [{section}]: {message}")]
-    UnknownEnvKey {
-        var: String,
-        section: String,
-        message: String,
-    },
+    UnknownEnvKey { var: String, section: String, message: String },
     /// The merged configuration has a key of the wrong type or an unknown key.
     #[error("invalid configuration: {0}")]
     Invalid(String),
     /// A key's value does not have the expected form.
     #[error("{key}: expected {expected}, got '{value}'")]
-    Value {
-        key: &'static str,
-        expected: &'static str,
-        value: String,
-    },
+    Value { key: &'static str, expected: &'static str, value: String },
     /// A `*_file` key names a file that cannot be read.
     #[error("{key}: cannot read secret file {path}: {source}")]
-    SecretFile {
-        key: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    SecretFile { key: &'static str, path: PathBuf, source: std::io::Error },
     /// Two keys that exclude each other are both set.
     #[error("set {a} or {b}, not both")]
     Conflict { a: &'static str, b: &'static str },
@@ -100,12 +81,7 @@ pub struct RawDatabase {
 
 impl Default for RawDatabase {
     fn default() -> Self {
-        RawDatabase {
-            url: None,
-            url_file: None,
-            max_connections: 10,
-            connect_timeout: "10s".into(),
-        }
+        RawDatabase { url: None, url_file: None, max_connections: 10, connect_timeout: "10s".into() }
     }
 }
 
@@ -122,10 +98,7 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog {
-            format: "pretty".into(),
-            filter: "info".into(),
-        }
+        RawLog { format: "pretty".into(), filter: "info,sqlx=warn".into() }
     }
 }
 
@@ -177,14 +150,10 @@ impl Config {
             None => toml::Table::new(),
         };
         env::overlay(&mut table, environment)?;
-        let raw =
-            RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| match &source_file {
-                Some(path) => ConfigError::File {
-                    path: path.clone(),
-                    message: e.message().to_owned(),
-                },
-                None => ConfigError::Invalid(e.message().to_owned()),
-            })?;
+        let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| match &source_file {
+            Some(path) => ConfigError::File { path: path.clone(), message: e.message().to_owned() },
+            None => ConfigError::Invalid(e.message().to_owned()),
+        })?;
         Config::check(raw, source_file)
     }
 
@@ -192,18 +161,11 @@ impl Config {
     pub fn check(raw: RawConfig, source_file: Option<PathBuf>) -> Result<Config, ConfigError> {
         let url = match (raw.database.url, raw.database.url_file) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::Conflict {
-                    a: "database.url",
-                    b: "database.url_file",
-                });
+                return Err(ConfigError::Conflict { a: "database.url", b: "database.url_file" });
             }
             (Some(url), None) => url,
             (None, Some(path)) => std::fs::read_to_string(&path)
-                .map_err(|source| ConfigError::SecretFile {
-                    key: "database.url_file",
-                    path,
-                    source,
-                })?
+                .map_err(|source| ConfigError::SecretFile { key: "database.url_file", path, source })?
                 .trim()
                 .to_owned(),
             (None, None) => DEFAULT_DATABASE_URL.to_owned(),
@@ -220,12 +182,11 @@ impl Config {
                 value: "0".into(),
             });
         }
-        let connect_timeout =
-            duration::parse(&raw.database.connect_timeout).ok_or_else(|| ConfigError::Value {
-                key: "database.connect_timeout",
-                expected: duration::EXPECTED,
-                value: raw.database.connect_timeout.clone(),
-            })?;
+        let connect_timeout = duration::parse(&raw.database.connect_timeout).ok_or_else(|| ConfigError::Value {
+            key: "database.connect_timeout",
+            expected: duration::EXPECTED,
+            value: raw.database.connect_timeout.clone(),
+        })?;
         let format = match raw.log.format.as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
@@ -238,15 +199,8 @@ impl Config {
             }
         };
         Ok(Config {
-            database: DatabaseConfig {
-                url,
-                max_connections: raw.database.max_connections,
-                connect_timeout,
-            },
-            log: LogConfig {
-                format,
-                filter: raw.log.filter,
-            },
+            database: DatabaseConfig { url, max_connections: raw.database.max_connections, connect_timeout },
+            log: LogConfig { format, filter: raw.log.filter },
             source_file,
         })
     }
@@ -273,18 +227,11 @@ impl Config {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     text.parse::<toml::Table>().map_err(|e| ConfigError::File {
         path: path.to_path_buf(),
-        message: e
-            .to_string()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join(" "),
+        message: e.to_string().lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" "),
     })
 }
 

@@ -33,9 +33,5 @@ pub trait Connector: Send + Sync {
 
     /// Reads the directory into `sink`: everything for [`SyncMode::Full`], changes since the
     /// stored cursors for [`SyncMode::Delta`]. The caller finishes the sink.
-    fn sync(
-        &self,
-        mode: SyncMode,
-        sink: &mut SyncSink,
-    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+    fn sync(&self, mode: SyncMode, sink: &mut SyncSink) -> impl Future<Output = Result<(), SyncError>> + Send;
 }

@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use attest_domain::{
-    ConnectorId, EntitlementData, EntitlementId, EntitlementKey, GrantData, PrincipalData,
-    PrincipalId, ResourceData, ResourceId, ResourceKind, SyncCounts, SyncMode, SyncRun,
-    SyncTrigger,
+    ConnectorId, EntitlementData, EntitlementId, EntitlementKey, GrantData, PrincipalData, PrincipalId, ResourceData,
+    ResourceId, ResourceKind, SyncCounts, SyncMode, SyncRun, SyncTrigger,
 };
 use attest_store::{IdSet, Store, SyncRunFinish};
 use chrono::{DateTime, Utc};
@@ -91,10 +90,7 @@ impl SyncSink {
     /// Upserts a batch of principals.
     pub async fn put_principals(&mut self, rows: &[PrincipalData]) -> Result<(), SyncError> {
         let started = Instant::now();
-        let upserted = self
-            .store
-            .upsert_principals(self.connector, rows, self.now)
-            .await?;
+        let upserted = self.store.upsert_principals(self.connector, rows, self.now).await?;
         for (row, id) in rows.iter().zip(upserted.ids) {
             self.principals.insert(row.external_id.clone(), id);
         }
@@ -106,13 +102,9 @@ impl SyncSink {
     /// Upserts a batch of resources.
     pub async fn put_resources(&mut self, rows: &[ResourceData]) -> Result<(), SyncError> {
         let started = Instant::now();
-        let upserted = self
-            .store
-            .upsert_resources(self.connector, rows, self.now)
-            .await?;
+        let upserted = self.store.upsert_resources(self.connector, rows, self.now).await?;
         for (row, id) in rows.iter().zip(upserted.ids) {
-            self.resources
-                .insert((row.kind, row.external_id.clone()), id);
+            self.resources.insert((row.kind, row.external_id.clone()), id);
         }
         self.counts.resources.absorb(upserted.counts);
         self.time("resources", started);
@@ -120,17 +112,11 @@ impl SyncSink {
     }
 
     /// Upserts a batch of entitlements; their resources must have been put already.
-    pub async fn put_entitlements(
-        &mut self,
-        rows: &[ObservedEntitlement],
-    ) -> Result<(), SyncError> {
+    pub async fn put_entitlements(&mut self, rows: &[ObservedEntitlement]) -> Result<(), SyncError> {
         let started = Instant::now();
         let mut data = Vec::with_capacity(rows.len());
         for row in rows {
-            let Some(resource_id) = self
-                .resources
-                .get(&(row.resource_kind, row.resource_external_id.clone()))
-            else {
+            let Some(resource_id) = self.resources.get(&(row.resource_kind, row.resource_external_id.clone())) else {
                 self.unresolved(format!(
                     "entitlement {} of unknown {} {}",
                     row.key, row.resource_kind, row.resource_external_id
@@ -144,10 +130,7 @@ impl SyncSink {
                 description: row.description.clone(),
             });
         }
-        let upserted = self
-            .store
-            .upsert_entitlements(self.connector, &data, self.now)
-            .await?;
+        let upserted = self.store.upsert_entitlements(self.connector, &data, self.now).await?;
         for (row, id) in data.into_iter().zip(upserted.ids) {
             self.entitlements.insert((row.resource_id, row.key), id);
         }
@@ -209,26 +192,20 @@ impl SyncSink {
         self.flush_grants().await?;
         if self.run.mode == SyncMode::Full {
             let started = Instant::now();
-            let last_synced = self
-                .store
-                .get_connector(self.connector)
-                .await?
-                .last_synced_at();
-            self.counts.grants.removed += self
-                .store
-                .end_grants_not_seen(self.connector, &self.seen_grants, self.now, last_synced)
-                .await?;
+            let last_synced = self.store.get_connector(self.connector).await?.last_synced_at();
+            self.counts.grants.removed +=
+                self.store.end_grants_not_seen(self.connector, &self.seen_grants, self.now, last_synced).await?;
             self.time("sweep", started);
         }
         let started = Instant::now();
-        self.counts.inherited_grants = self
-            .store
-            .recompute_inherited_grants(self.connector, self.now)
-            .await?;
+        self.counts.inherited_grants = self.store.recompute_inherited_grants(self.connector, self.now).await?;
         self.time("inherited", started);
         if self.unresolved > 0 {
             let examples = self.unresolved_examples.join("; ");
-            self.note(format!("{} observation(s) referred to objects outside the sync and were skipped, e.g. {examples}", self.unresolved));
+            self.note(format!(
+                "{} observation(s) referred to objects outside the sync and were skipped, e.g. {examples}",
+                self.unresolved
+            ));
         }
         let finish = SyncRunFinish {
             counts: self.counts,
@@ -237,16 +214,9 @@ impl SyncSink {
             error: None,
             notes: std::mem::take(&mut self.notes),
         };
-        let run = self
-            .store
-            .finish_sync_run(self.run.id, finish, self.now)
-            .await?;
+        let run = self.store.finish_sync_run(self.run.id, finish, self.now).await?;
         tracing::info!(run = %run.id, counts = ?run.counts, "sync finished");
-        Ok(SyncSummary {
-            run,
-            unresolved_grants: self.unresolved,
-            timings: self.timings,
-        })
+        Ok(SyncSummary { run, unresolved_grants: self.unresolved, timings: self.timings })
     }
 
     /// Records the run as failed. What was written stays (it was true when read); nothing is
@@ -260,10 +230,7 @@ impl SyncSink {
             notes: std::mem::take(&mut self.notes),
         };
         tracing::warn!(run = %self.run.id, %error, "sync failed");
-        Ok(self
-            .store
-            .finish_sync_run(self.run.id, finish, self.now)
-            .await?)
+        Ok(self.store.finish_sync_run(self.run.id, finish, self.now).await?)
     }
 
     async fn flush_grants(&mut self) -> Result<(), SyncError> {
@@ -272,10 +239,7 @@ impl SyncSink {
         }
         let started = Instant::now();
         let batch = std::mem::take(&mut self.pending_grants);
-        let upserted = self
-            .store
-            .upsert_grants(self.connector, &batch, self.now)
-            .await?;
+        let upserted = self.store.upsert_grants(self.connector, &batch, self.now).await?;
         for id in &upserted.ids {
             self.seen_grants.insert(id.0);
         }

@@ -70,10 +70,7 @@ impl AuditEvent {
     /// length-prefixed, so no two different events can produce the same byte stream.
     pub fn content_hash(&self) -> String {
         let mut hasher = Sha256::new();
-        let timestamp = self
-            .occurred_at
-            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .to_string();
+        let timestamp = self.occurred_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let seq = self.seq.to_string();
         let fields: [Option<&str>; 8] = [
             Some(&seq),
@@ -108,10 +105,7 @@ pub enum BreakReason {
     /// The row's content does not match its stored hash: it was edited.
     ContentAltered { stored: String, computed: String },
     /// The row does not point at the previous row's hash: rows were removed or replaced before it.
-    LinkBroken {
-        expected_prev: String,
-        stored_prev: String,
-    },
+    LinkBroken { expected_prev: String, stored_prev: String },
     /// A number is missing before this row: rows were deleted.
     Gap { expected_seq: i64 },
     /// The chain ends before the recorded head: rows were cut off the end.
@@ -131,22 +125,14 @@ impl fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.reason {
             BreakReason::ContentAltered { .. } => {
-                write!(
-                    f,
-                    "event {} was altered: its content no longer matches its hash",
-                    self.seq
-                )
+                write!(f, "event {} was altered: its content no longer matches its hash", self.seq)
             }
-            BreakReason::LinkBroken { .. } => write!(
-                f,
-                "event {} does not follow the event before it: events were removed or replaced",
-                self.seq
-            ),
-            BreakReason::Gap { expected_seq } => write!(
-                f,
-                "events {expected_seq}..{} are missing: they were deleted",
-                self.seq - 1
-            ),
+            BreakReason::LinkBroken { .. } => {
+                write!(f, "event {} does not follow the event before it: events were removed or replaced", self.seq)
+            }
+            BreakReason::Gap { expected_seq } => {
+                write!(f, "events {expected_seq}..{} are missing: they were deleted", self.seq - 1)
+            }
             BreakReason::Truncated { head_seq, .. } => write!(
                 f,
                 "the chain stops at event {} but the head records event {head_seq}: events were cut off the end",
@@ -166,11 +152,7 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier {
-            next_seq: 1,
-            prev_hash: GENESIS_HASH.to_owned(),
-            checked: 0,
-        }
+        ChainVerifier { next_seq: 1, prev_hash: GENESIS_HASH.to_owned(), checked: 0 }
     }
 }
 
@@ -178,21 +160,13 @@ impl ChainVerifier {
     /// Checks the next event; the error names the first untrustworthy row.
     pub fn check(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
         if event.seq != self.next_seq {
-            return Err(ChainBreak {
-                seq: event.seq,
-                reason: BreakReason::Gap {
-                    expected_seq: self.next_seq,
-                },
-            });
+            return Err(ChainBreak { seq: event.seq, reason: BreakReason::Gap { expected_seq: self.next_seq } });
         }
         let computed = event.content_hash();
         if computed != event.hash {
             return Err(ChainBreak {
                 seq: event.seq,
-                reason: BreakReason::ContentAltered {
-                    stored: event.hash.clone(),
-                    computed,
-                },
+                reason: BreakReason::ContentAltered { stored: event.hash.clone(), computed },
             });
         }
         if event.prev_hash != self.prev_hash {
@@ -219,10 +193,7 @@ impl ChainVerifier {
         }
         Err(ChainBreak {
             seq: self.next_seq,
-            reason: BreakReason::Truncated {
-                head_seq,
-                head_hash: head_hash.to_owned(),
-            },
+            reason: BreakReason::Truncated { head_seq, head_hash: head_hash.to_owned() },
         })
     }
 
@@ -242,10 +213,7 @@ mod tests {
         (1..=n)
             .map(|seq| {
                 let draft = AuditEventDraft {
-                    occurred_at: Utc
-                        .timestamp_opt(1_700_000_000 + seq, 123_456_789)
-                        .single()
-                        .unwrap_or_default(),
+                    occurred_at: Utc.timestamp_opt(1_700_000_000 + seq, 123_456_789).single().unwrap_or_default(),
                     actor: "ada@contoso.com".into(),
                     action: "grant.revoked".into(),
                     target_kind: Some("grant".into()),
@@ -308,17 +276,8 @@ mod tests {
         events.remove(1);
         let head = events[3].hash.clone();
         let err = verify(&events, Some((5, &head))).unwrap_err();
-        assert_eq!(
-            err,
-            ChainBreak {
-                seq: 3,
-                reason: BreakReason::Gap { expected_seq: 2 }
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "events 2..2 are missing: they were deleted"
-        );
+        assert_eq!(err, ChainBreak { seq: 3, reason: BreakReason::Gap { expected_seq: 2 } });
+        assert_eq!(err.to_string(), "events 2..2 are missing: they were deleted");
     }
 
     #[test]
@@ -327,10 +286,7 @@ mod tests {
         let head = events[4].hash.clone();
         let err = verify(&events[..3], Some((5, &head))).unwrap_err();
         assert_eq!(err.seq, 4);
-        assert!(matches!(
-            err.reason,
-            BreakReason::Truncated { head_seq: 5, .. }
-        ));
+        assert!(matches!(err.reason, BreakReason::Truncated { head_seq: 5, .. }));
     }
 
     #[test]

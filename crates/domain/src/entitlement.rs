@@ -35,15 +35,9 @@ impl EntitlementKey {
         matches!(
             (self, kind),
             (EntitlementKey::Member, ResourceKind::Group)
-                | (
-                    EntitlementKey::Owner,
-                    ResourceKind::Group | ResourceKind::Application
-                )
+                | (EntitlementKey::Owner, ResourceKind::Group | ResourceKind::Application)
                 | (EntitlementKey::AppRole(_), ResourceKind::Application)
-                | (
-                    EntitlementKey::Active | EntitlementKey::Eligible,
-                    ResourceKind::DirectoryRole
-                )
+                | (EntitlementKey::Active | EntitlementKey::Eligible, ResourceKind::DirectoryRole)
         )
     }
 
@@ -52,9 +46,7 @@ impl EntitlementKey {
         match self {
             EntitlementKey::Member => "Member".into(),
             EntitlementKey::Owner => "Owner".into(),
-            EntitlementKey::AppRole(id) if id == Self::DEFAULT_ACCESS_ROLE_ID => {
-                "Default access".into()
-            }
+            EntitlementKey::AppRole(id) if id == Self::DEFAULT_ACCESS_ROLE_ID => "Default access".into(),
             EntitlementKey::AppRole(id) => format!("App role {id}"),
             EntitlementKey::Active => "Active assignment".into(),
             EntitlementKey::Eligible => "Eligible assignment".into(),
@@ -143,12 +135,7 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         for text in ["member", "owner", "role:0f1e", "active", "eligible"] {
-            assert_eq!(
-                text.parse::<EntitlementKey>()
-                    .map(|k| k.to_string())
-                    .as_deref(),
-                Ok(text)
-            );
+            assert_eq!(text.parse::<EntitlementKey>().map(|k| k.to_string()).as_deref(), Ok(text));
         }
         assert!("role:".parse::<EntitlementKey>().is_err());
         assert!("admin".parse::<EntitlementKey>().is_err());

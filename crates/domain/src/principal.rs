@@ -59,11 +59,7 @@ pub struct PrincipalData {
 
 impl PrincipalData {
     /// A principal with only the required fields set; the rest default to unknown.
-    pub fn new(
-        external_id: impl Into<String>,
-        kind: PrincipalKind,
-        display_name: impl Into<String>,
-    ) -> Self {
+    pub fn new(external_id: impl Into<String>, kind: PrincipalKind, display_name: impl Into<String>) -> Self {
         PrincipalData {
             external_id: external_id.into(),
             kind,
@@ -118,14 +114,8 @@ mod tests {
             work_email(Some("Ada@Contoso.com"), Some("ada@contoso.onmicrosoft.com")).as_deref(),
             Some("ada@contoso.com")
         );
-        assert_eq!(
-            work_email(None, Some("Bob@Contoso.com")).as_deref(),
-            Some("bob@contoso.com")
-        );
-        assert_eq!(
-            work_email(Some("  "), Some("bob@contoso.com")).as_deref(),
-            Some("bob@contoso.com")
-        );
+        assert_eq!(work_email(None, Some("Bob@Contoso.com")).as_deref(), Some("bob@contoso.com"));
+        assert_eq!(work_email(Some("  "), Some("bob@contoso.com")).as_deref(), Some("bob@contoso.com"));
         assert_eq!(work_email(None, None), None);
     }
 
@@ -135,10 +125,6 @@ mod tests {
             assert_eq!(kind.as_str().parse::<PrincipalKind>(), Ok(*kind));
         }
         let err = "robot".parse::<PrincipalKind>().unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("'robot' is not a valid principal kind"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("'robot' is not a valid principal kind"), "{err}");
     }
 }

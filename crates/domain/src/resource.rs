@@ -32,11 +32,7 @@ pub struct ResourceData {
 
 impl ResourceData {
     /// A resource with no description and no extra attributes.
-    pub fn new(
-        external_id: impl Into<String>,
-        kind: ResourceKind,
-        display_name: impl Into<String>,
-    ) -> Self {
+    pub fn new(external_id: impl Into<String>, kind: ResourceKind, display_name: impl Into<String>) -> Self {
         ResourceData {
             external_id: external_id.into(),
             kind,

@@ -3,8 +3,7 @@
 use attest_domain::{AuditEvent, AuditEventDraft, ChainBreak, ChainVerifier};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -29,27 +28,15 @@ impl Store {
     /// Appends an event at the end of the chain. Appends are serialised through the chain head
     /// row (a row lock on PostgreSQL, the write lock on SQLite), so concurrent writers and
     /// replicas always produce one unbroken chain.
-    pub async fn append_audit_event(
-        &self,
-        draft: AuditEventDraft,
-    ) -> Result<AuditEvent, StoreError> {
+    pub async fn append_audit_event(&self, draft: AuditEventDraft) -> Result<AuditEvent, StoreError> {
         let backend = self.backend();
         let txn = self.db.begin().await?;
         // Writing first takes the lock before anything is read.
-        txn.execute_raw(
-            Sql::new(backend, "UPDATE audit_head SET seq = seq + 1 WHERE id = 1").build(),
-        )
-        .await?;
+        txn.execute_raw(Sql::new(backend, "UPDATE audit_head SET seq = seq + 1 WHERE id = 1").build()).await?;
         let head = txn
-            .query_one_raw(
-                Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build(),
-            )
+            .query_one_raw(Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build())
             .await?
-            .ok_or_else(|| {
-                StoreError::Invalid(
-                    "the audit chain head is missing; was the database migrated?".into(),
-                )
-            })?;
+            .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
         let seq: i64 = head.try_get_by_index(0)?;
         let prev_hash: String = head.try_get_by_index(1)?;
         let event = AuditEvent::seal(draft, seq, &prev_hash);
@@ -74,11 +61,7 @@ impl Store {
     }
 
     /// Up to `limit` events after sequence number `after`, oldest first.
-    pub async fn list_audit_events(
-        &self,
-        after: i64,
-        limit: u64,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
+    pub async fn list_audit_events(&self, after: i64, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(audit_event::Entity::find()
             .filter(Column::Seq.gt(after))
             .order_by_asc(Column::Seq)
@@ -95,15 +78,9 @@ impl Store {
         let backend = self.backend();
         let head = self
             .db
-            .query_one_raw(
-                Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build(),
-            )
+            .query_one_raw(Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build())
             .await?
-            .ok_or_else(|| {
-                StoreError::Invalid(
-                    "the audit chain head is missing; was the database migrated?".into(),
-                )
-            })?;
+            .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
         let head_seq: i64 = head.try_get_by_index(0)?;
         let head_hash: String = head.try_get_by_index(1)?;
         let mut verifier = ChainVerifier::default();
@@ -114,20 +91,12 @@ impl Store {
             after = last.seq;
             for event in &page {
                 if let Err(broken) = verifier.check(event) {
-                    return Ok(AuditVerification {
-                        checked: verifier.checked(),
-                        head_seq,
-                        broken: Some(broken),
-                    });
+                    return Ok(AuditVerification { checked: verifier.checked(), head_seq, broken: Some(broken) });
                 }
             }
         }
         let head = (head_seq > 0).then_some((head_seq, head_hash.as_str()));
         let broken = verifier.finish(head).err();
-        Ok(AuditVerification {
-            checked: verifier.checked(),
-            head_seq,
-            broken,
-        })
+        Ok(AuditVerification { checked: verifier.checked(), head_seq, broken })
     }
 }

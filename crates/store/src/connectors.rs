@@ -3,9 +3,7 @@
 use attest_domain::{Connector, ConnectorId, ConnectorKind, ConnectorStatus, SyncMode};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
 use crate::entity::{connector, connector_owner};
 use crate::{Store, StoreError};
@@ -23,11 +21,7 @@ pub struct NewConnector {
 
 impl Store {
     /// Creates a connector; a duplicate name is a `Conflict`.
-    pub async fn create_connector(
-        &self,
-        new: NewConnector,
-        now: DateTime<Utc>,
-    ) -> Result<Connector, StoreError> {
+    pub async fn create_connector(&self, new: NewConnector, now: DateTime<Utc>) -> Result<Connector, StoreError> {
         if new.name.trim().is_empty() {
             return Err(StoreError::Invalid("a connector needs a name".into()));
         }
@@ -48,21 +42,16 @@ impl Store {
         .insert(&txn)
         .await
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict { .. } => StoreError::Conflict {
-                what: format!("a connector named '{}'", new.name),
-            },
+            StoreError::Conflict { .. } => StoreError::Conflict { what: format!("a connector named '{}'", new.name) },
             other => other,
         })?;
         let mut owners: Vec<String> = new.owners.iter().map(|o| o.trim().to_lowercase()).collect();
         owners.sort();
         owners.dedup();
         for email in &owners {
-            connector_owner::ActiveModel {
-                connector_id: Set(model.id),
-                email: Set(email.clone()),
-            }
-            .insert(&txn)
-            .await?;
+            connector_owner::ActiveModel { connector_id: Set(model.id), email: Set(email.clone()) }
+                .insert(&txn)
+                .await?;
         }
         txn.commit().await?;
         model.into_domain(owners)
@@ -73,23 +62,13 @@ impl Store {
         let model = connector::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "connector",
-                key: id.to_string(),
-            })?;
+            .ok_or_else(|| StoreError::NotFound { what: "connector", key: id.to_string() })?;
         self.with_owners(model).await
     }
 
     /// The connector with this name, if any.
-    pub async fn find_connector_by_name(
-        &self,
-        name: &str,
-    ) -> Result<Option<Connector>, StoreError> {
-        match connector::Entity::find()
-            .filter(connector::Column::Name.eq(name))
-            .one(&self.db)
-            .await?
-        {
+    pub async fn find_connector_by_name(&self, name: &str) -> Result<Option<Connector>, StoreError> {
+        match connector::Entity::find().filter(connector::Column::Name.eq(name)).one(&self.db).await? {
             Some(model) => self.with_owners(model).await.map(Some),
             None => Ok(None),
         }
@@ -97,10 +76,7 @@ impl Store {
 
     /// All connectors, by name.
     pub async fn list_connectors(&self) -> Result<Vec<Connector>, StoreError> {
-        let models = connector::Entity::find()
-            .order_by_asc(connector::Column::Name)
-            .all(&self.db)
-            .await?;
+        let models = connector::Entity::find().order_by_asc(connector::Column::Name).all(&self.db).await?;
         let mut connectors = Vec::with_capacity(models.len());
         for model in models {
             connectors.push(self.with_owners(model).await?);
@@ -116,11 +92,7 @@ impl Store {
         mode: SyncMode,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut model = connector::ActiveModel {
-            id: Unchanged(id.0),
-            updated_at: Set(at),
-            ..Default::default()
-        };
+        let mut model = connector::ActiveModel { id: Unchanged(id.0), updated_at: Set(at), ..Default::default() };
         match mode {
             SyncMode::Full => model.last_full_sync_at = Set(Some(at)),
             SyncMode::Delta => model.last_delta_sync_at = Set(Some(at)),

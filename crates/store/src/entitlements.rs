@@ -2,14 +2,11 @@
 
 use std::collections::HashMap;
 
-use attest_domain::{
-    ConnectorId, Entitlement, EntitlementData, EntitlementId, EntitlementKey, ResourceId,
-};
+use attest_domain::{ConnectorId, Entitlement, EntitlementData, EntitlementId, EntitlementKey, ResourceId};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entity::entitlement::{self, Column};
@@ -63,12 +60,8 @@ impl Store {
                     created_at: Set(now),
                     updated_at: Set(now),
                 });
-                for model in entitlement::Entity::insert_many(models)
-                    .exec_with_returning(&txn)
-                    .await?
-                {
-                    plan.ids
-                        .insert((ResourceId(model.resource_id), model.key), model.id);
+                for model in entitlement::Entity::insert_many(models).exec_with_returning(&txn).await? {
+                    plan.ids.insert((ResourceId(model.resource_id), model.key), model.id);
                 }
             }
             let mut touched = Vec::new();
@@ -87,10 +80,7 @@ impl Store {
             }
             // Seen again after being deleted: restore, even when its name did not change.
             let seen: Vec<i64> = plan.ids.values().copied().collect();
-            for id in deleted
-                .into_iter()
-                .filter(|id| seen.contains(id) && !touched.contains(id))
-            {
+            for id in deleted.into_iter().filter(|id| seen.contains(id) && !touched.contains(id)) {
                 entitlement::ActiveModel {
                     id: Unchanged(id),
                     deleted_at: Set(None),
@@ -111,9 +101,7 @@ impl Store {
             .map(|r| {
                 ids.get(&key(r))
                     .map(|id| EntitlementId(*id))
-                    .ok_or_else(|| {
-                        StoreError::Invalid(format!("entitlement {} was not stored", r.key))
-                    })
+                    .ok_or_else(|| StoreError::Invalid(format!("entitlement {} was not stored", r.key)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Upserted { ids, counts })
@@ -124,18 +112,12 @@ impl Store {
         entitlement::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "entitlement",
-                key: id.to_string(),
-            })?
+            .ok_or_else(|| StoreError::NotFound { what: "entitlement", key: id.to_string() })?
             .into_domain()
     }
 
     /// A resource's entitlements, by key.
-    pub async fn list_entitlements(
-        &self,
-        resource: ResourceId,
-    ) -> Result<Vec<Entitlement>, StoreError> {
+    pub async fn list_entitlements(&self, resource: ResourceId) -> Result<Vec<Entitlement>, StoreError> {
         entitlement::Entity::find()
             .filter(Column::ResourceId.eq(resource.0))
             .order_by_asc(Column::Key)
@@ -162,13 +144,7 @@ impl Store {
             .await?;
         rows.into_iter()
             .map(|(id, resource, key)| {
-                Ok((
-                    (
-                        ResourceId(resource),
-                        crate::entity::parse_column("entitlements", id, &key)?,
-                    ),
-                    EntitlementId(id),
-                ))
+                Ok(((ResourceId(resource), crate::entity::parse_column("entitlements", id, &key)?), EntitlementId(id)))
             })
             .collect()
     }

@@ -29,11 +29,7 @@ pub enum StoreError {
     SchemaBehind { pending: usize, first: String },
     /// A stored value could not be understood.
     #[error("corrupt row {id} in {table}: {message}")]
-    Corrupt {
-        table: &'static str,
-        id: i64,
-        message: String,
-    },
+    Corrupt { table: &'static str, id: i64, message: String },
     /// A caller passed something the store cannot accept.
     #[error("invalid input: {0}")]
     Invalid(String),
@@ -45,12 +41,8 @@ pub enum StoreError {
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> StoreError {
         match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(message)) => {
-                StoreError::Conflict { what: message }
-            }
-            Some(SqlErr::ForeignKeyConstraintViolation(message)) => {
-                StoreError::MissingReference(message)
-            }
+            Some(SqlErr::UniqueConstraintViolation(message)) => StoreError::Conflict { what: message },
+            Some(SqlErr::ForeignKeyConstraintViolation(message)) => StoreError::MissingReference(message),
             _ => StoreError::Database(err),
         }
     }
@@ -60,7 +52,5 @@ impl From<DbErr> for StoreError {
 pub(crate) fn describe_connect_error(err: &DbErr) -> String {
     let text = err.to_string();
     // sqlx reports e.g. "Connection Error: error returned from database: password authentication failed"
-    text.split_once("Connection Error: ")
-        .map(|(_, rest)| rest.to_owned())
-        .unwrap_or(text)
+    text.split_once("Connection Error: ").map(|(_, rest)| rest.to_owned()).unwrap_or(text)
 }

@@ -8,14 +8,9 @@
 
 use std::collections::HashMap;
 
-use attest_domain::{
-    ConnectorId, EntitlementId, Grant, GrantData, GrantId, GrantSource, PrincipalId,
-};
+use attest_domain::{ConnectorId, EntitlementId, Grant, GrantData, GrantId, GrantSource, PrincipalId};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait, Value,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, Value};
 
 use crate::entity::grant::{self, Column};
 use crate::sql::{Sql, rows_per_statement};
@@ -52,10 +47,7 @@ impl Store {
         let backend = self.backend();
         let rows: Vec<GrantData> = rows
             .iter()
-            .map(|g| GrantData {
-                expires_at: g.expires_at.map(|t| t.trunc_subsecs(6)),
-                ..g.clone()
-            })
+            .map(|g| GrantData { expires_at: g.expires_at.map(|t| t.trunc_subsecs(6)), ..g.clone() })
             .collect();
         let unique = dedupe(&rows, key);
         let mut ids: HashMap<Key, i64> = HashMap::with_capacity(rows.len());
@@ -71,20 +63,13 @@ impl Store {
                     Some(existing) => {
                         ids.insert(k, existing.id);
                         // Attest owns the expiry of what it provisioned just in time.
-                        let expires_at = if existing.source == GrantSource::Jit {
-                            existing.expires_at
-                        } else {
-                            row.expires_at
-                        };
-                        if existing.external_ref == row.external_ref
-                            && existing.expires_at == expires_at
-                        {
+                        let expires_at =
+                            if existing.source == GrantSource::Jit { existing.expires_at } else { row.expires_at };
+                        if existing.external_ref == row.external_ref && existing.expires_at == expires_at {
                             counts.unchanged += 1;
                         } else {
                             let mut sql = Sql::new(backend, "UPDATE grants SET external_ref = ");
-                            sql.value(row.external_ref.clone())
-                                .push(", expires_at = ")
-                                .value(expires_at);
+                            sql.value(row.external_ref.clone()).push(", expires_at = ").value(expires_at);
                             sql.push(" WHERE id = ").value(existing.id);
                             txn.execute_raw(sql.build()).await?;
                             counts.changed += 1;
@@ -113,11 +98,7 @@ impl Store {
                 sql.push(" RETURNING id, entitlement_id, principal_id, scope");
                 for result in txn.query_all_raw(sql.build()).await? {
                     let id: i64 = result.try_get_by_index(0)?;
-                    let k = (
-                        result.try_get_by_index(1)?,
-                        result.try_get_by_index(2)?,
-                        result.try_get_by_index(3)?,
-                    );
+                    let k = (result.try_get_by_index(1)?, result.try_get_by_index(2)?, result.try_get_by_index(3)?);
                     ids.insert(k, id);
                 }
                 counts.added += insert.len() as u64;
@@ -147,8 +128,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let backend = self.backend();
         let mut sql = Sql::new(backend, "SELECT id FROM grants WHERE connector_id = ");
-        sql.value(connector.0)
-            .push(" AND ended_at IS NULL AND source <> 'inherited'");
+        sql.value(connector.0).push(" AND ended_at IS NULL AND source <> 'inherited'");
         let mut unseen = Vec::new();
         for row in self.db.query_all_raw(sql.build()).await? {
             let id: i64 = row.try_get_by_index(0)?;
@@ -229,8 +209,7 @@ impl Store {
         if !include_ended {
             query = query.filter(Column::EndedAt.is_null());
         }
-        self.grants_into_domain(query.order_by_asc(Column::Id).all(&self.db).await?)
-            .await
+        self.grants_into_domain(query.order_by_asc(Column::Id).all(&self.db).await?).await
     }
 
     /// An entitlement's holders, current only unless `include_ended`.
@@ -243,8 +222,7 @@ impl Store {
         if !include_ended {
             query = query.filter(Column::EndedAt.is_null());
         }
-        self.grants_into_domain(query.order_by_asc(Column::Id).all(&self.db).await?)
-            .await
+        self.grants_into_domain(query.order_by_asc(Column::Id).all(&self.db).await?).await
     }
 
     /// Current grants that expire at or before `cutoff`, soonest first: the expiry sweeper's queue.
@@ -265,42 +243,28 @@ impl Store {
     }
 
     /// How many current grants a connector has, per source.
-    pub async fn count_current_grants(
-        &self,
-        connector: ConnectorId,
-    ) -> Result<HashMap<GrantSource, u64>, StoreError> {
+    pub async fn count_current_grants(&self, connector: ConnectorId) -> Result<HashMap<GrantSource, u64>, StoreError> {
         let backend = self.backend();
-        let mut sql = Sql::new(
-            backend,
-            "SELECT source, COUNT(*) FROM grants WHERE ended_at IS NULL AND connector_id = ",
-        );
+        let mut sql =
+            Sql::new(backend, "SELECT source, COUNT(*) FROM grants WHERE ended_at IS NULL AND connector_id = ");
         sql.value(connector.0).push(" GROUP BY source");
         let mut counts = HashMap::new();
         for row in self.db.query_all_raw(sql.build()).await? {
             let source: String = row.try_get_by_index(0)?;
             let count: i64 = row.try_get_by_index(1)?;
-            counts.insert(
-                crate::entity::parse_column("grants", 0, &source)?,
-                u64::try_from(count).unwrap_or_default(),
-            );
+            counts.insert(crate::entity::parse_column("grants", 0, &source)?, u64::try_from(count).unwrap_or_default());
         }
         Ok(counts)
     }
 
-    async fn grants_into_domain(
-        &self,
-        models: Vec<grant::Model>,
-    ) -> Result<Vec<Grant>, StoreError> {
+    async fn grants_into_domain(&self, models: Vec<grant::Model>) -> Result<Vec<Grant>, StoreError> {
         let mut synced: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
         let mut grants = Vec::with_capacity(models.len());
         for model in models {
             let last_synced = match synced.get(&model.connector_id) {
                 Some(at) => *at,
                 None => {
-                    let at = self
-                        .get_connector(ConnectorId(model.connector_id))
-                        .await?
-                        .last_synced_at();
+                    let at = self.get_connector(ConnectorId(model.connector_id)).await?.last_synced_at();
                     synced.insert(model.connector_id, at);
                     at
                 }
@@ -322,11 +286,7 @@ async fn lookup_current(
         if i > 0 {
             sql.push(",");
         }
-        sql.tuple([
-            row.entitlement_id.0.into(),
-            row.principal_id.0.into(),
-            row.scope.clone().into(),
-        ]);
+        sql.tuple([row.entitlement_id.0.into(), row.principal_id.0.into(), row.scope.clone().into()]);
     }
     sql.push(
         ") SELECT g.id, g.entitlement_id, g.principal_id, g.scope, g.source, g.external_ref, g.expires_at \
@@ -338,11 +298,7 @@ async fn lookup_current(
         let id: i64 = row.try_get_by_index(0)?;
         let source: String = row.try_get_by_index(4)?;
         stored.insert(
-            (
-                row.try_get_by_index(1)?,
-                row.try_get_by_index(2)?,
-                row.try_get_by_index(3)?,
-            ),
+            (row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?),
             StoredGrant {
                 id,
                 source: crate::entity::parse_column("grants", id, &source)?,

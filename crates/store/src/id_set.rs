@@ -31,11 +31,7 @@ impl IdSet {
     }
 
     pub fn contains(&self, id: i64) -> bool {
-        usize::try_from(id).is_ok_and(|id| {
-            self.words
-                .get(id / 64)
-                .is_some_and(|w| w & (1 << (id % 64)) != 0)
-        })
+        usize::try_from(id).is_ok_and(|id| self.words.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0))
     }
 
     pub fn len(&self) -> usize {

@@ -57,9 +57,7 @@ impl Store {
                 members.entry(*group).or_default().push(principal);
             }
             if groups.contains(&principal) {
-                held.entry(principal)
-                    .or_default()
-                    .push((entitlement, row.try_get_by_index(2)?));
+                held.entry(principal).or_default().push((entitlement, row.try_get_by_index(2)?));
             }
         }
 
@@ -84,11 +82,7 @@ impl Store {
         let mut to_update = Vec::new();
         for row in self.db.query_all_raw(sql.build()).await? {
             let id: i64 = row.try_get_by_index(0)?;
-            let key = (
-                row.try_get_by_index(1)?,
-                row.try_get_by_index(2)?,
-                row.try_get_by_index(3)?,
-            );
+            let key = (row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?);
             let stored_expiry: Expiry = row.try_get_by_index(4)?;
             match desired.remove(&key) {
                 None => to_end.push(GrantId(id)),

@@ -56,11 +56,7 @@ impl Store {
     }
 
     /// Connects to `url` with an explicit pool size and timeout.
-    pub async fn connect_url(
-        url: &DatabaseUrl,
-        max_connections: u32,
-        timeout: Duration,
-    ) -> Result<Store, StoreError> {
+    pub async fn connect_url(url: &DatabaseUrl, max_connections: u32, timeout: Duration) -> Result<Store, StoreError> {
         if let Some(path) = url.sqlite_path()
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
@@ -88,10 +84,7 @@ impl Store {
         }
         let db = Database::connect(options)
             .await
-            .map_err(|e| StoreError::Connect {
-                url: url.redacted(),
-                message: error::describe_connect_error(&e),
-            })?;
+            .map_err(|e| StoreError::Connect { url: url.redacted(), message: error::describe_connect_error(&e) })?;
         Ok(Store { db })
     }
 

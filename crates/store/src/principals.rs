@@ -7,8 +7,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use crate::entity::principal::{self, Column};
@@ -19,21 +19,13 @@ use crate::{Store, StoreError, Upserted};
 /// Timestamps as the databases keep them (microseconds), so stored and observed rows compare equal.
 fn normalized(data: &PrincipalData) -> PrincipalData {
     let mut data = data.clone();
-    for ts in [
-        &mut data.created_in_source_at,
-        &mut data.last_sign_in_at,
-        &mut data.deleted_at,
-    ] {
+    for ts in [&mut data.created_in_source_at, &mut data.last_sign_in_at, &mut data.deleted_at] {
         *ts = ts.map(|t| t.trunc_subsecs(6));
     }
     data
 }
 
-fn active_model(
-    connector: ConnectorId,
-    data: &PrincipalData,
-    now: DateTime<Utc>,
-) -> principal::ActiveModel {
+fn active_model(connector: ConnectorId, data: &PrincipalData, now: DateTime<Utc>) -> principal::ActiveModel {
     principal::ActiveModel {
         id: NotSet,
         connector_id: Set(connector.0),
@@ -70,10 +62,7 @@ impl Store {
     ) -> Result<Upserted<PrincipalId>, StoreError> {
         let rows: Vec<PrincipalData> = rows.iter().map(normalized).collect();
         let unique = dedupe(&rows, |r| r.external_id.clone());
-        let mut out = Upserted {
-            ids: Vec::with_capacity(rows.len()),
-            counts: Default::default(),
-        };
+        let mut out = Upserted { ids: Vec::with_capacity(rows.len()), counts: Default::default() };
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
         let txn = self.db.begin().await?;
         let per_statement = rows_per_statement(Column::iter().count());
@@ -89,11 +78,10 @@ impl Store {
                 .collect::<Result<HashMap<_, _>, StoreError>>()?;
             let mut plan = plan(chunk, |r| r.external_id.clone(), stored);
             if !plan.insert.is_empty() {
-                let inserted = principal::Entity::insert_many(
-                    plan.insert.iter().map(|d| active_model(connector, d, now)),
-                )
-                .exec_with_returning(&txn)
-                .await?;
+                let inserted =
+                    principal::Entity::insert_many(plan.insert.iter().map(|d| active_model(connector, d, now)))
+                        .exec_with_returning(&txn)
+                        .await?;
                 for model in inserted {
                     plan.ids.insert(model.external_id, model.id);
                 }
@@ -109,9 +97,10 @@ impl Store {
         }
         txn.commit().await?;
         for row in &rows {
-            let id = ids.get(&row.external_id).copied().ok_or_else(|| {
-                StoreError::Invalid(format!("principal {} was not stored", row.external_id))
-            })?;
+            let id = ids
+                .get(&row.external_id)
+                .copied()
+                .ok_or_else(|| StoreError::Invalid(format!("principal {} was not stored", row.external_id)))?;
             out.ids.push(PrincipalId(id));
         }
         Ok(out)
@@ -148,10 +137,7 @@ impl Store {
         principal::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "principal",
-                key: id.to_string(),
-            })?
+            .ok_or_else(|| StoreError::NotFound { what: "principal", key: id.to_string() })?
             .into_domain()
     }
 
@@ -171,10 +157,7 @@ impl Store {
     }
 
     /// Principals whose work email is `email` (case-insensitive), across connectors.
-    pub async fn list_principals_by_email(
-        &self,
-        email: &str,
-    ) -> Result<Vec<Principal>, StoreError> {
+    pub async fn list_principals_by_email(&self, email: &str) -> Result<Vec<Principal>, StoreError> {
         principal::Entity::find()
             .filter(Column::Email.eq(email.trim().to_lowercase()))
             .order_by_asc(Column::Id)
@@ -209,10 +192,7 @@ impl Store {
 
     /// How many principals a connector has.
     pub async fn count_principals(&self, connector: ConnectorId) -> Result<u64, StoreError> {
-        Ok(principal::Entity::find()
-            .filter(Column::ConnectorId.eq(connector.0))
-            .count(&self.db)
-            .await?)
+        Ok(principal::Entity::find().filter(Column::ConnectorId.eq(connector.0)).count(&self.db).await?)
     }
 
     /// External id → principal id for a whole connector: what a sync resolves grants with.
@@ -228,9 +208,6 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, ext)| (ext, PrincipalId(id)))
-            .collect())
+        Ok(rows.into_iter().map(|(id, ext)| (ext, PrincipalId(id))).collect())
     }
 }

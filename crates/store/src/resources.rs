@@ -6,8 +6,7 @@ use attest_domain::{ConnectorId, Resource, ResourceData, ResourceId, ResourceKin
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entity::resource::{self, Column};
@@ -15,11 +14,7 @@ use crate::sql::rows_per_statement;
 use crate::upsert::{dedupe, plan};
 use crate::{Store, StoreError, Upserted};
 
-fn active_model(
-    connector: ConnectorId,
-    data: &ResourceData,
-    now: DateTime<Utc>,
-) -> resource::ActiveModel {
+fn active_model(connector: ConnectorId, data: &ResourceData, now: DateTime<Utc>) -> resource::ActiveModel {
     resource::ActiveModel {
         id: NotSet,
         connector_id: Set(connector.0),
@@ -44,10 +39,7 @@ impl Store {
     ) -> Result<Upserted<ResourceId>, StoreError> {
         let rows: Vec<ResourceData> = rows
             .iter()
-            .map(|r| ResourceData {
-                deleted_at: r.deleted_at.map(|t| t.trunc_subsecs(6)),
-                ..r.clone()
-            })
+            .map(|r| ResourceData { deleted_at: r.deleted_at.map(|t| t.trunc_subsecs(6)), ..r.clone() })
             .collect();
         let key = |r: &ResourceData| (r.kind, r.external_id.clone());
         let unique = dedupe(&rows, key);
@@ -69,11 +61,10 @@ impl Store {
                 .collect::<Result<HashMap<_, _>, StoreError>>()?;
             let mut plan = plan(chunk, key, stored);
             if !plan.insert.is_empty() {
-                let inserted = resource::Entity::insert_many(
-                    plan.insert.iter().map(|d| active_model(connector, d, now)),
-                )
-                .exec_with_returning(&txn)
-                .await?;
+                let inserted =
+                    resource::Entity::insert_many(plan.insert.iter().map(|d| active_model(connector, d, now)))
+                        .exec_with_returning(&txn)
+                        .await?;
                 for model in inserted {
                     let data = model.data()?;
                     plan.ids.insert((data.kind, data.external_id), model.id);
@@ -92,9 +83,9 @@ impl Store {
         let ids = rows
             .iter()
             .map(|r| {
-                ids.get(&key(r)).map(|id| ResourceId(*id)).ok_or_else(|| {
-                    StoreError::Invalid(format!("resource {} was not stored", r.external_id))
-                })
+                ids.get(&key(r))
+                    .map(|id| ResourceId(*id))
+                    .ok_or_else(|| StoreError::Invalid(format!("resource {} was not stored", r.external_id)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Upserted { ids, counts })
@@ -105,10 +96,7 @@ impl Store {
         resource::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "resource",
-                key: id.to_string(),
-            })?
+            .ok_or_else(|| StoreError::NotFound { what: "resource", key: id.to_string() })?
             .into_domain()
     }
 
@@ -122,13 +110,7 @@ impl Store {
         if let Some(kind) = kind {
             query = query.filter(Column::Kind.eq(kind.as_str()));
         }
-        query
-            .order_by_asc(Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(resource::Model::into_domain)
-            .collect()
+        query.order_by_asc(Column::Id).all(&self.db).await?.into_iter().map(resource::Model::into_domain).collect()
     }
 
     /// (kind, external id) → resource id for a whole connector.
@@ -146,12 +128,7 @@ impl Store {
             .all(&self.db)
             .await?;
         rows.into_iter()
-            .map(|(id, kind, ext)| {
-                Ok((
-                    (crate::entity::parse_column("resources", id, &kind)?, ext),
-                    ResourceId(id),
-                ))
-            })
+            .map(|(id, kind, ext)| Ok(((crate::entity::parse_column("resources", id, &kind)?, ext), ResourceId(id))))
             .collect()
     }
 }

@@ -30,18 +30,12 @@ impl SchemaStatus {
         self.with_state(MigrationState::Unknown)
     }
     fn with_state(&self, state: MigrationState) -> impl Iterator<Item = &str> {
-        self.migrations
-            .iter()
-            .filter(move |(_, s)| *s == state)
-            .map(|(n, _)| n.as_str())
+        self.migrations.iter().filter(move |(_, s)| *s == state).map(|(n, _)| n.as_str())
     }
 }
 
 fn known_migrations() -> Vec<String> {
-    Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .collect()
+    Migrator::migrations().iter().map(|m| m.name().to_owned()).collect()
 }
 
 impl Store {
@@ -52,19 +46,12 @@ impl Store {
         let mut migrations: Vec<(String, MigrationState)> = known
             .iter()
             .map(|name| {
-                let state = if applied.contains(name) {
-                    MigrationState::Applied
-                } else {
-                    MigrationState::Pending
-                };
+                let state = if applied.contains(name) { MigrationState::Applied } else { MigrationState::Pending };
                 (name.clone(), state)
             })
             .collect();
         migrations.extend(
-            applied
-                .into_iter()
-                .filter(|name| !known.contains(name))
-                .map(|name| (name, MigrationState::Unknown)),
+            applied.into_iter().filter(|name| !known.contains(name)).map(|name| (name, MigrationState::Unknown)),
         );
         Ok(SchemaStatus { migrations })
     }
@@ -88,11 +75,7 @@ impl Store {
         let before = self.check_not_newer().await?;
         Migrator::down(&self.db, Some(steps)).await?;
         let after = self.applied_migrations().await?;
-        Ok(before
-            .into_iter()
-            .rev()
-            .filter(|name| !after.contains(name))
-            .collect())
+        Ok(before.into_iter().rev().filter(|name| !after.contains(name)).collect())
     }
 
     /// Fails unless every known migration is applied and none is unknown: what the server and
@@ -103,10 +86,7 @@ impl Store {
         let pending: Vec<&str> = status.pending().collect();
         match pending.first() {
             None => Ok(()),
-            Some(first) => Err(StoreError::SchemaBehind {
-                pending: pending.len(),
-                first: (*first).to_owned(),
-            }),
+            Some(first) => Err(StoreError::SchemaBehind { pending: pending.len(), first: (*first).to_owned() }),
         }
     }
 
@@ -126,10 +106,7 @@ impl Store {
             None => Ok(()),
             Some(newest) => Err(StoreError::SchemaTooNew {
                 database: newest.to_owned(),
-                binary: known_migrations()
-                    .last()
-                    .cloned()
-                    .unwrap_or_else(|| "(none)".into()),
+                binary: known_migrations().last().cloned().unwrap_or_else(|| "(none)".into()),
             }),
         }
     }
@@ -141,9 +118,7 @@ impl Store {
             sea_orm::DbBackend::Postgres => {
                 "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'seaql_migrations'"
             }
-            _ => {
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'"
-            }
+            _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'",
         };
         let exists = self
             .db
@@ -157,13 +132,8 @@ impl Store {
         }
         let rows = self
             .db
-            .query_all_raw(Statement::from_string(
-                backend,
-                "SELECT version FROM seaql_migrations ORDER BY version",
-            ))
+            .query_all_raw(Statement::from_string(backend, "SELECT version FROM seaql_migrations ORDER BY version"))
             .await?;
-        rows.iter()
-            .map(|row| row.try_get_by_index::<String>(0).map_err(StoreError::from))
-            .collect()
+        rows.iter().map(|row| row.try_get_by_index::<String>(0).map_err(StoreError::from)).collect()
     }
 }

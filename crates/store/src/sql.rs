@@ -21,11 +21,7 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub(crate) fn new(backend: DbBackend, text: &str) -> Sql {
-        Sql {
-            backend,
-            text: text.to_owned(),
-            values: Vec::new(),
-        }
+        Sql { backend, text: text.to_owned(), values: Vec::new() }
     }
 
     pub(crate) fn push(&mut self, text: &str) -> &mut Sql {

@@ -1,14 +1,9 @@
 //! Sync runs: started, finished, listed.
 
-use attest_domain::{
-    ConnectorId, SyncCounts, SyncMode, SyncRun, SyncRunId, SyncStatus, SyncTrigger,
-};
+use attest_domain::{ConnectorId, SyncCounts, SyncMode, SyncRun, SyncRunId, SyncStatus, SyncTrigger};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 
 use crate::entity::sync_run::{self, Column};
 use crate::{Store, StoreError};
@@ -61,11 +56,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<SyncRun, StoreError> {
         let run = self.get_sync_run(id).await?;
-        let status = if finish.error.is_some() {
-            SyncStatus::Failed
-        } else {
-            SyncStatus::Succeeded
-        };
+        let status = if finish.error.is_some() { SyncStatus::Failed } else { SyncStatus::Succeeded };
         let txn = self.db.begin().await?;
         let model = sync_run::ActiveModel {
             id: Unchanged(id.0),
@@ -81,8 +72,7 @@ impl Store {
         .update(&txn)
         .await?;
         if status == SyncStatus::Succeeded {
-            self.mark_connector_synced(&txn, run.connector_id, run.mode, run.started_at)
-                .await?;
+            self.mark_connector_synced(&txn, run.connector_id, run.mode, run.started_at).await?;
         }
         txn.commit().await?;
         model.into_domain()
@@ -93,19 +83,12 @@ impl Store {
         sync_run::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "sync run",
-                key: id.to_string(),
-            })?
+            .ok_or_else(|| StoreError::NotFound { what: "sync run", key: id.to_string() })?
             .into_domain()
     }
 
     /// A connector's most recent runs, newest first.
-    pub async fn list_sync_runs(
-        &self,
-        connector: ConnectorId,
-        limit: u64,
-    ) -> Result<Vec<SyncRun>, StoreError> {
+    pub async fn list_sync_runs(&self, connector: ConnectorId, limit: u64) -> Result<Vec<SyncRun>, StoreError> {
         sync_run::Entity::find()
             .filter(Column::ConnectorId.eq(connector.0))
             .order_by_desc(Column::Id)

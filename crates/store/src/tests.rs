@@ -40,38 +40,19 @@ fn group_principal(ext: &str) -> PrincipalData {
 }
 
 async fn exec(store: &Store, sql: &str) {
-    store
-        .db
-        .execute_raw(Statement::from_string(store.backend(), sql.to_owned()))
-        .await
-        .unwrap();
+    store.db.execute_raw(Statement::from_string(store.backend(), sql.to_owned())).await.unwrap();
 }
 
 store_test!(migrations_roll_back_and_forward, |store| {
     let status = store.schema_status().await.unwrap();
-    assert!(
-        status
-            .migrations
-            .iter()
-            .all(|(_, s)| *s == MigrationState::Applied),
-        "{status:?}"
-    );
+    assert!(status.migrations.iter().all(|(_, s)| *s == MigrationState::Applied), "{status:?}");
     store.ensure_schema_current().await.unwrap();
 
     let rolled_back = store.migrate_down(1).await.unwrap();
     assert_eq!(rolled_back.len(), 1);
-    assert!(matches!(
-        store.ensure_schema_current().await,
-        Err(StoreError::SchemaBehind { pending: 1, .. })
-    ));
+    assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
     // The tables are really gone, and come back.
-    let gone = store
-        .db
-        .execute_raw(Statement::from_string(
-            store.backend(),
-            "SELECT 1 FROM grants".to_owned(),
-        ))
-        .await;
+    let gone = store.db.execute_raw(Statement::from_string(store.backend(), "SELECT 1 FROM grants".to_owned())).await;
     assert!(gone.is_err());
     let applied = store.migrate_up(None).await.unwrap();
     assert_eq!(applied, rolled_back);
@@ -80,7 +61,8 @@ store_test!(migrations_roll_back_and_forward, |store| {
 });
 
 store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
-    exec(&store, "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_from_the_future', 0)").await;
+    exec(&store, "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_from_the_future', 0)")
+        .await;
     for result in [
         store.migrate_up(None).await.map(|_| ()),
         store.ensure_schema_current().await,
@@ -90,37 +72,20 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future")
-                && text.contains("m20261121_000001_entitlement_graph"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261121_000001_entitlement_graph"),
             "{text}"
         );
     }
     let status = store.schema_status().await.unwrap();
-    assert_eq!(
-        status.unknown().collect::<Vec<_>>(),
-        vec!["m20991231_000001_from_the_future"]
-    );
+    assert_eq!(status.unknown().collect::<Vec<_>>(), vec!["m20991231_000001_from_the_future"]);
 });
 
 store_test!(connectors_are_unique_by_name, |store| {
     let created = connector(&store, "contoso").await;
     assert_eq!(created.owners, vec!["owner@contoso.com".to_owned()]);
     assert_eq!(store.get_connector(created.id).await.unwrap(), created);
-    assert_eq!(
-        store
-            .find_connector_by_name("contoso")
-            .await
-            .unwrap()
-            .map(|c| c.id),
-        Some(created.id)
-    );
-    assert!(
-        store
-            .find_connector_by_name("fabrikam")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(store.find_connector_by_name("contoso").await.unwrap().map(|c| c.id), Some(created.id));
+    assert!(store.find_connector_by_name("fabrikam").await.unwrap().is_none());
     let dup = store
         .create_connector(
             NewConnector {
@@ -135,48 +100,21 @@ store_test!(connectors_are_unique_by_name, |store| {
         )
         .await
         .unwrap_err();
-    assert_eq!(
-        dup.to_string(),
-        "a connector named 'contoso' already exists"
-    );
-    assert!(matches!(
-        store.get_connector(ConnectorId(999)).await,
-        Err(StoreError::NotFound {
-            what: "connector",
-            ..
-        })
-    ));
+    assert_eq!(dup.to_string(), "a connector named 'contoso' already exists");
+    assert!(matches!(store.get_connector(ConnectorId(999)).await, Err(StoreError::NotFound { what: "connector", .. })));
 });
 
 store_test!(principal_upserts_write_only_what_changed, |store| {
     let c = connector(&store, "contoso").await;
     let mut rows: Vec<PrincipalData> = (0..2500).map(|i| user(&format!("u{i}"))).collect();
-    rows[7].last_sign_in_at = Some(
-        Utc.timestamp_opt(1_800_000_000, 123_456_789)
-            .single()
-            .unwrap(),
-    );
+    rows[7].last_sign_in_at = Some(Utc.timestamp_opt(1_800_000_000, 123_456_789).single().unwrap());
     let first = store.upsert_principals(c.id, &rows, t(10)).await.unwrap();
-    assert_eq!(
-        (
-            first.counts.added,
-            first.counts.changed,
-            first.counts.unchanged
-        ),
-        (2500, 0, 0)
-    );
+    assert_eq!((first.counts.added, first.counts.changed, first.counts.unchanged), (2500, 0, 0));
     assert_eq!(first.ids.len(), 2500);
 
     // Unchanged: nothing written, same ids, even with sub-microsecond timestamps.
     let again = store.upsert_principals(c.id, &rows, t(20)).await.unwrap();
-    assert_eq!(
-        (
-            again.counts.added,
-            again.counts.changed,
-            again.counts.unchanged
-        ),
-        (0, 0, 2500)
-    );
+    assert_eq!((again.counts.added, again.counts.changed, again.counts.unchanged), (0, 0, 2500));
     assert_eq!(again.ids, first.ids);
 
     // One changed, one new, one repeated in the batch (last wins).
@@ -186,76 +124,26 @@ store_test!(principal_upserts_write_only_what_changed, |store| {
     rows.push(user("new"));
     rows.push(repeated);
     let third = store.upsert_principals(c.id, &rows, t(30)).await.unwrap();
-    assert_eq!(
-        (
-            third.counts.added,
-            third.counts.changed,
-            third.counts.unchanged
-        ),
-        (1, 1, 2499)
-    );
+    assert_eq!((third.counts.added, third.counts.changed, third.counts.unchanged), (1, 1, 2499));
     assert_eq!(third.ids[3], third.ids[2501]);
     let p = store.get_principal(third.ids[3]).await.unwrap();
     assert_eq!(p.data.department.as_deref(), Some("R&D"));
     assert_eq!(p.first_seen_at, t(10));
     assert_eq!(p.updated_at, t(30));
     assert_eq!(store.count_principals(c.id).await.unwrap(), 2501);
-    assert_eq!(
-        store
-            .list_principals_by_email("U5@Contoso.com")
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        store
-            .list_principals(c.id, Some(PrincipalKind::User), 1, 1000)
-            .await
-            .unwrap()
-            .len(),
-        1000
-    );
-    assert_eq!(
-        store
-            .principal_ids_by_external_id(c.id)
-            .await
-            .unwrap()
-            .len(),
-        2501
-    );
+    assert_eq!(store.list_principals_by_email("U5@Contoso.com").await.unwrap().len(), 1);
+    assert_eq!(store.list_principals(c.id, Some(PrincipalKind::User), 1, 1000).await.unwrap().len(), 1000);
+    assert_eq!(store.principal_ids_by_external_id(c.id).await.unwrap().len(), 2501);
 
-    assert_eq!(
-        store
-            .mark_principals_deleted(c.id, &["u1".into(), "u2".into()], t(40))
-            .await
-            .unwrap(),
-        2
-    );
-    let found = store
-        .find_principal_by_external_id(c.id, "u1")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(store.mark_principals_deleted(c.id, &["u1".into(), "u2".into()], t(40)).await.unwrap(), 2);
+    let found = store.find_principal_by_external_id(c.id, "u1").await.unwrap().unwrap();
     assert_eq!(found.data.deleted_at, Some(t(40)));
 });
 
 /// A group `g` with resource, `member` and `owner` entitlements; returns (resource, member, owner).
-async fn group(
-    store: &Store,
-    c: ConnectorId,
-    ext: &str,
-) -> (ResourceId, EntitlementId, EntitlementId) {
+async fn group(store: &Store, c: ConnectorId, ext: &str) -> (ResourceId, EntitlementId, EntitlementId) {
     let r = store
-        .upsert_resources(
-            c,
-            &[ResourceData::new(
-                ext,
-                ResourceKind::Group,
-                format!("Group {ext}"),
-            )],
-            t(0),
-        )
+        .upsert_resources(c, &[ResourceData::new(ext, ResourceKind::Group, format!("Group {ext}"))], t(0))
         .await
         .unwrap()
         .ids[0];
@@ -285,67 +173,33 @@ async fn group(
 }
 
 fn grant(e: EntitlementId, p: PrincipalId) -> GrantData {
-    GrantData {
-        entitlement_id: e,
-        principal_id: p,
-        scope: String::new(),
-        external_ref: None,
-        expires_at: None,
-    }
+    GrantData { entitlement_id: e, principal_id: p, scope: String::new(), external_ref: None, expires_at: None }
 }
 
 store_test!(resources_and_entitlements_upsert_and_restore, |store| {
     let c = connector(&store, "contoso").await.id;
     let mut app = ResourceData::new("app1", ResourceKind::Application, "Payroll");
     let role = EntitlementKey::AppRole("r1".into());
-    let r = store
-        .upsert_resources(c, &[app.clone()], t(0))
-        .await
-        .unwrap()
-        .ids[0];
-    let data = EntitlementData {
-        resource_id: r,
-        key: role.clone(),
-        display_name: "Reader".into(),
-        description: None,
-    };
-    let e = store
-        .upsert_entitlements(c, &[data.clone()], t(0))
-        .await
-        .unwrap();
+    let r = store.upsert_resources(c, &[app.clone()], t(0)).await.unwrap().ids[0];
+    let data = EntitlementData { resource_id: r, key: role.clone(), display_name: "Reader".into(), description: None };
+    let e = store.upsert_entitlements(c, &[data.clone()], t(0)).await.unwrap();
     assert_eq!(e.counts.added, 1);
-    let again = store
-        .upsert_entitlements(c, &[data.clone()], t(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.counts.unchanged, again.ids.clone()),
-        (1, e.ids.clone())
-    );
+    let again = store.upsert_entitlements(c, &[data.clone()], t(1)).await.unwrap();
+    assert_eq!((again.counts.unchanged, again.ids.clone()), (1, e.ids.clone()));
     app.display_name = "Payroll (prod)".into();
     let changed = store.upsert_resources(c, &[app], t(2)).await.unwrap();
     assert_eq!((changed.counts.changed, changed.ids[0]), (1, r));
-    assert_eq!(
-        store.get_resource(r).await.unwrap().data.display_name,
-        "Payroll (prod)"
-    );
+    assert_eq!(store.get_resource(r).await.unwrap().data.display_name, "Payroll (prod)");
     let map = store.entitlement_ids_by_key(c).await.unwrap();
     assert_eq!(map.get(&(r, role)), Some(&e.ids[0]));
     assert_eq!(
-        store
-            .resource_ids_by_external_id(c)
-            .await
-            .unwrap()
-            .get(&(ResourceKind::Application, "app1".into())),
+        store.resource_ids_by_external_id(c).await.unwrap().get(&(ResourceKind::Application, "app1".into())),
         Some(&r)
     );
     // A deleted entitlement seen again is restored; its policy flags survive sync.
     exec(
         &store,
-        &format!(
-            "UPDATE entitlements SET deleted_at = updated_at, requestable = true WHERE id = {}",
-            e.ids[0]
-        ),
+        &format!("UPDATE entitlements SET deleted_at = updated_at, requestable = true WHERE id = {}", e.ids[0]),
     )
     .await;
     let restored = store.upsert_entitlements(c, &[data], t(3)).await.unwrap();
@@ -361,29 +215,16 @@ store_test!(grants_upsert_sweep_and_keep_history, |store| {
     let users: Vec<PrincipalData> = (0..3000).map(|i| user(&format!("u{i}"))).collect();
     let ids = store.upsert_principals(c, &users, t(0)).await.unwrap().ids;
     let mut rows: Vec<GrantData> = ids.iter().map(|p| grant(member, *p)).collect();
-    let run = store
-        .start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(100))
-        .await
-        .unwrap();
+    let run = store.start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(100)).await.unwrap();
     let first = store.upsert_grants(c, &rows, t(100)).await.unwrap();
     assert_eq!((first.counts.added, first.counts.unchanged), (3000, 0));
-    store
-        .finish_sync_run(run.id, SyncRunFinish::default(), t(110))
-        .await
-        .unwrap();
+    store.finish_sync_run(run.id, SyncRunFinish::default(), t(110)).await.unwrap();
 
     // Second snapshot: unchanged except one external ref, and u0 is gone.
     rows[1].external_ref = Some("assignment-1".into());
     let snapshot = &rows[1..];
     let second = store.upsert_grants(c, snapshot, t(200)).await.unwrap();
-    assert_eq!(
-        (
-            second.counts.added,
-            second.counts.changed,
-            second.counts.unchanged
-        ),
-        (0, 1, 2998)
-    );
+    assert_eq!((second.counts.added, second.counts.changed, second.counts.unchanged), (0, 1, 2998));
     assert_eq!(second.ids, first.ids[1..].to_vec());
     let mut seen = IdSet::new();
     second.ids.iter().for_each(|id| {
@@ -391,116 +232,49 @@ store_test!(grants_upsert_sweep_and_keep_history, |store| {
     });
     let connector_synced = store.get_connector(c).await.unwrap().last_synced_at();
     assert_eq!(connector_synced, Some(t(100)));
-    assert_eq!(
-        store
-            .end_grants_not_seen(c, &seen, t(200), connector_synced)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .end_grants_not_seen(c, &seen, t(201), connector_synced)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(store.end_grants_not_seen(c, &seen, t(200), connector_synced).await.unwrap(), 1);
+    assert_eq!(store.end_grants_not_seen(c, &seen, t(201), connector_synced).await.unwrap(), 0);
 
     let history = store.list_grants_for_principal(ids[0], true).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(
-        (
-            history[0].ended_at,
-            history[0].last_seen_at,
-            history[0].first_seen_at
-        ),
+        (history[0].ended_at, history[0].last_seen_at, history[0].first_seen_at),
         (Some(t(200)), t(100), t(100))
     );
-    assert!(
-        store
-            .list_grants_for_principal(ids[0], false)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.list_grants_for_principal(ids[0], false).await.unwrap().is_empty());
 
     // Re-granted later: a new row, the old one stays as history.
     let back = store.upsert_grants(c, &rows[..1], t(300)).await.unwrap();
     assert_eq!(back.counts.added, 1);
     assert_ne!(back.ids[0], first.ids[0]);
-    assert_eq!(
-        store
-            .list_grants_for_principal(ids[0], true)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        store
-            .list_grants_for_entitlement(member, false)
-            .await
-            .unwrap()
-            .len(),
-        3000
-    );
-    assert_eq!(
-        store
-            .count_current_grants(c)
-            .await
-            .unwrap()
-            .get(&GrantSource::Direct),
-        Some(&3000)
-    );
-    let found = store
-        .find_current_grant(member, ids[1], "")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(store.list_grants_for_principal(ids[0], true).await.unwrap().len(), 2);
+    assert_eq!(store.list_grants_for_entitlement(member, false).await.unwrap().len(), 3000);
+    assert_eq!(store.count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&3000));
+    let found = store.find_current_grant(member, ids[1], "").await.unwrap().unwrap();
     assert_eq!(found.external_ref.as_deref(), Some("assignment-1"));
-    assert_eq!(
-        found.last_seen_at,
-        t(100),
-        "a current grant was seen by the connector's last sync"
-    );
+    assert_eq!(found.last_seen_at, t(100), "a current grant was seen by the connector's last sync");
 });
 
 store_test!(jit_grants_keep_their_source_and_expiry, |store| {
     let c = connector(&store, "contoso").await.id;
     let (_, member, _) = group(&store, c, "g1").await;
-    let p = store
-        .upsert_principals(c, &[user("ada")], t(0))
-        .await
-        .unwrap()
-        .ids[0];
-    let id = store
-        .upsert_grants(c, &[grant(member, p)], t(0))
-        .await
-        .unwrap()
-        .ids[0];
-    exec(&store, &format!("UPDATE grants SET source = 'jit', expires_at = '2030-01-01T00:00:00+00:00' WHERE id = {id}")).await;
+    let p = store.upsert_principals(c, &[user("ada")], t(0)).await.unwrap().ids[0];
+    let id = store.upsert_grants(c, &[grant(member, p)], t(0)).await.unwrap().ids[0];
+    exec(
+        &store,
+        &format!("UPDATE grants SET source = 'jit', expires_at = '2030-01-01T00:00:00+00:00' WHERE id = {id}"),
+    )
+    .await;
     // The directory shows the membership with no expiry: Attest's expiry and source stay.
-    let again = store
-        .upsert_grants(c, &[grant(member, p)], t(10))
-        .await
-        .unwrap();
+    let again = store.upsert_grants(c, &[grant(member, p)], t(10)).await.unwrap();
     assert_eq!(again.counts.unchanged, 1);
-    let g = store
-        .find_current_grant(member, p, "")
-        .await
-        .unwrap()
-        .unwrap();
+    let g = store.find_current_grant(member, p, "").await.unwrap().unwrap();
     assert_eq!(g.source, GrantSource::Jit);
-    assert_eq!(
-        g.expires_at,
-        Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap())
-    );
+    assert_eq!(g.expires_at, Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()));
     assert!(g.is_current(t(0)));
     assert!(!g.is_current(Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap()));
-    let expiring = store
-        .list_grants_expiring_before(Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap(), 10)
-        .await
-        .unwrap();
+    let expiring =
+        store.list_grants_expiring_before(Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap(), 10).await.unwrap();
     assert_eq!(expiring.iter().map(|g| g.id).collect::<Vec<_>>(), vec![id]);
 });
 
@@ -510,11 +284,7 @@ store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
     let (_, m2, _) = group(&store, c, "g2").await;
     let (_, m3, _) = group(&store, c, "g3").await;
     let app = store
-        .upsert_resources(
-            c,
-            &[ResourceData::new("app", ResourceKind::Application, "App")],
-            t(0),
-        )
+        .upsert_resources(c, &[ResourceData::new("app", ResourceKind::Application, "App")], t(0))
         .await
         .unwrap()
         .ids[0];
@@ -535,13 +305,7 @@ store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
     let p = store
         .upsert_principals(
             c,
-            &[
-                user("ada"),
-                user("bob"),
-                group_principal("g1"),
-                group_principal("g2"),
-                group_principal("g3"),
-            ],
+            &[user("ada"), user("bob"), group_principal("g1"), group_principal("g2"), group_principal("g3")],
             t(0),
         )
         .await
@@ -549,14 +313,7 @@ store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
         .ids;
     let (ada, bob, g1, g2, g3) = (p[0], p[1], p[2], p[3], p[4]);
     // ada ∈ g1 ∈ g2 ∈ g3 ∈ g1 (cycle); bob ∈ g3; g2 holds the app role.
-    let direct = vec![
-        grant(m1, ada),
-        grant(m2, g1),
-        grant(m3, g2),
-        grant(m1, g3),
-        grant(m3, bob),
-        grant(role, g2),
-    ];
+    let direct = vec![grant(m1, ada), grant(m2, g1), grant(m3, g2), grant(m1, g3), grant(m3, bob), grant(role, g2)];
     store.upsert_grants(c, &direct, t(0)).await.unwrap();
     let counts = store.recompute_inherited_grants(c, t(1)).await.unwrap();
     assert!(counts.added > 0);
@@ -572,14 +329,9 @@ store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
     // ada: g2.member via g1, g3.member via g2, app role via g2, g1.member via g3 (the cycle).
     let mut expected = vec![(m2, g1), (m3, g2), (role, g2), (m1, g3)];
     expected.sort();
-    assert_eq!(
-        inherited(store.list_grants_for_principal(ada, false).await.unwrap()),
-        expected
-    );
+    assert_eq!(inherited(store.list_grants_for_principal(ada, false).await.unwrap()), expected);
     // bob ∈ g3 ∈ g1 ∈ g2: reaches the app role through the cycle too.
-    assert!(
-        inherited(store.list_grants_for_principal(bob, false).await.unwrap()).contains(&(role, g2))
-    );
+    assert!(inherited(store.list_grants_for_principal(bob, false).await.unwrap()).contains(&(role, g2)));
 
     // Nothing changed: nothing written.
     let again = store.recompute_inherited_grants(c, t(2)).await.unwrap();
@@ -590,10 +342,7 @@ store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
     store.end_grants(&[g1_in_g2.id], t(3), None).await.unwrap();
     let after = store.recompute_inherited_grants(c, t(3)).await.unwrap();
     assert!(after.removed > 0);
-    assert!(
-        !inherited(store.list_grants_for_principal(ada, false).await.unwrap())
-            .contains(&(role, g2))
-    );
+    assert!(!inherited(store.list_grants_for_principal(ada, false).await.unwrap()).contains(&(role, g2)));
     assert!(
         store
             .list_grants_for_principal(ada, true)
@@ -606,10 +355,7 @@ store_test!(inherited_grants_follow_nesting_and_cycles, |store| {
 
 store_test!(sync_runs_are_recorded, |store| {
     let c = connector(&store, "contoso").await.id;
-    let run = store
-        .start_sync_run(c, SyncMode::Delta, SyncTrigger::Schedule, t(5))
-        .await
-        .unwrap();
+    let run = store.start_sync_run(c, SyncMode::Delta, SyncTrigger::Schedule, t(5)).await.unwrap();
     assert_eq!(run.status, SyncStatus::Running);
     let mut counts = SyncCounts::default();
     counts.grants.added = 7;
@@ -627,32 +373,17 @@ store_test!(sync_runs_are_recorded, |store| {
         )
         .await
         .unwrap();
-    assert_eq!(
-        (failed.status, failed.counts.grants.added, failed.requests),
-        (SyncStatus::Failed, 7, 3)
-    );
+    assert_eq!((failed.status, failed.counts.grants.added, failed.requests), (SyncStatus::Failed, 7, 3));
     assert_eq!(
         store.get_connector(c).await.unwrap().last_delta_sync_at,
         None,
         "a failed run does not count as observed"
     );
-    let ok = store
-        .start_sync_run(c, SyncMode::Delta, SyncTrigger::Schedule, t(7))
-        .await
-        .unwrap();
-    store
-        .finish_sync_run(ok.id, SyncRunFinish::default(), t(8))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_connector(c).await.unwrap().last_delta_sync_at,
-        Some(t(7))
-    );
+    let ok = store.start_sync_run(c, SyncMode::Delta, SyncTrigger::Schedule, t(7)).await.unwrap();
+    store.finish_sync_run(ok.id, SyncRunFinish::default(), t(8)).await.unwrap();
+    assert_eq!(store.get_connector(c).await.unwrap().last_delta_sync_at, Some(t(7)));
     let runs = store.list_sync_runs(c, 10).await.unwrap();
-    assert_eq!(
-        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![ok.id, run.id]
-    );
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ok.id, run.id]);
 });
 
 fn draft(n: i64) -> AuditEventDraft {
@@ -676,41 +407,24 @@ store_test!(the_audit_chain_verifies_and_pinpoints_tampering, |store| {
     assert_eq!((ok.checked, ok.head_seq, ok.broken.clone()), (20, 20, None));
 
     // Edit a row in place.
-    exec(
-        &store,
-        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 7",
-    )
-    .await;
+    exec(&store, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 7").await;
     let edited = store.verify_audit_chain().await.unwrap();
     let broken = edited.broken.unwrap();
     assert_eq!((broken.seq, edited.checked), (7, 6));
     assert!(matches!(broken.reason, BreakReason::ContentAltered { .. }));
-    exec(
-        &store,
-        "UPDATE audit_events SET actor = 'ada@contoso.com' WHERE seq = 7",
-    )
-    .await;
+    exec(&store, "UPDATE audit_events SET actor = 'ada@contoso.com' WHERE seq = 7").await;
     assert_eq!(store.verify_audit_chain().await.unwrap().broken, None);
 
     // Delete the last rows: caught against the head.
     exec(&store, "DELETE FROM audit_events WHERE seq >= 19").await;
     let cut = store.verify_audit_chain().await.unwrap().broken.unwrap();
     assert_eq!(cut.seq, 19);
-    assert!(matches!(
-        cut.reason,
-        BreakReason::Truncated { head_seq: 20, .. }
-    ));
+    assert!(matches!(cut.reason, BreakReason::Truncated { head_seq: 20, .. }));
 
     // Delete a middle row: a gap.
     exec(&store, "DELETE FROM audit_events WHERE seq = 4").await;
     let gap = store.verify_audit_chain().await.unwrap().broken.unwrap();
-    assert_eq!(
-        gap,
-        ChainBreak {
-            seq: 5,
-            reason: BreakReason::Gap { expected_seq: 4 }
-        }
-    );
+    assert_eq!(gap, ChainBreak { seq: 5, reason: BreakReason::Gap { expected_seq: 4 } });
 });
 
 store_test!(concurrent_audit_appends_form_one_chain, |store| {
@@ -719,10 +433,7 @@ store_test!(concurrent_audit_appends_form_one_chain, |store| {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0..15 {
-                store
-                    .append_audit_event(draft(worker * 100 + n))
-                    .await
-                    .unwrap();
+                store.append_audit_event(draft(worker * 100 + n)).await.unwrap();
             }
         }));
     }
@@ -730,8 +441,5 @@ store_test!(concurrent_audit_appends_form_one_chain, |store| {
         task.await.unwrap();
     }
     let result = store.verify_audit_chain().await.unwrap();
-    assert_eq!(
-        (result.checked, result.head_seq, result.broken),
-        (120, 120, None)
-    );
+    assert_eq!((result.checked, result.head_seq, result.broken), (120, 120, None));
 });

@@ -43,7 +43,7 @@ struct Row {
     seconds: f64,
 }
 
-pub async fn run(context: &Context, args: IngestArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let url = context.config.database.url.clone();
     let store = context.connect().await?;
     let status = store.schema_status().await?;
@@ -53,10 +53,11 @@ pub async fn run(context: &Context, args: IngestArgs) -> anyhow::Result<ExitCode
     );
     store.migrate_up(None).await?;
     let synth = Synth::new(args.principals, args.groups, args.grants, args.seed)?;
-    println!(
+    writeln!(
+        out,
         "bench ingest: {} users, {} groups, {} grants (seed {}) into {url}",
         args.principals, args.groups, args.grants, args.seed
-    );
+    )?;
     let connector = store
         .create_connector(
             NewConnector {
@@ -83,7 +84,12 @@ pub async fn run(context: &Context, args: IngestArgs) -> anyhow::Result<ExitCode
     sink.put_entitlements(&entitlements).await?;
     let summary = sink.finish().await?;
     let t = |k: &str| summary.timings.get(k).copied().unwrap_or_default();
-    rows.push(Row { phase: "principals, first load".into(), rows: principals.len() as u64, written: Some(summary.run.counts.principals.written()), seconds: t("principals") });
+    rows.push(Row {
+        phase: "principals, first load".into(),
+        rows: principals.len() as u64,
+        written: Some(summary.run.counts.principals.written()),
+        seconds: t("principals"),
+    });
     rows.push(Row {
         phase: "resources + entitlements, first load".into(),
         rows: (resources.len() + entitlements.len()) as u64,
@@ -97,10 +103,15 @@ pub async fn run(context: &Context, args: IngestArgs) -> anyhow::Result<ExitCode
         let csv = write_csv(&store, connector, &synth).await?;
         match loader::load(&url, &csv)? {
             Some(run) => {
-                rows.push(Row { phase: format!("grants via {} (yardstick)", run.tool), rows: args.grants as u64, written: None, seconds: run.seconds });
+                rows.push(Row {
+                    phase: format!("grants via {} (yardstick)", run.tool),
+                    rows: args.grants as u64,
+                    written: None,
+                    seconds: run.seconds,
+                });
                 loader_seconds = Some(run.seconds);
             }
-            None => println!("(bulk loader not installed: skipping the comparison)"),
+            None => writeln!(out, "(bulk loader not installed: skipping the comparison)")?,
         }
         let _ = std::fs::remove_file(&csv);
         store.purge_grants_for_benchmark().await?;
@@ -108,26 +119,67 @@ pub async fn run(context: &Context, args: IngestArgs) -> anyhow::Result<ExitCode
 
     // 3. Grants through the sync sink: first load, then the same snapshot unchanged.
     let first = load_grants(&store, connector, &synth, &principals, &resources, &entitlements).await?;
-    rows.push(Row { phase: "grants, first load".into(), rows: args.grants as u64, written: Some(first.1.run.counts.grants.written()), seconds: first.0.grants });
-    rows.push(Row { phase: "  sweep + inherited grants".into(), rows: first.1.run.counts.inherited_grants.added, written: Some(first.1.run.counts.inherited_grants.written()), seconds: first.0.finish });
+    rows.push(Row {
+        phase: "grants, first load".into(),
+        rows: args.grants as u64,
+        written: Some(first.1.run.counts.grants.written()),
+        seconds: first.0.grants,
+    });
+    rows.push(Row {
+        phase: "  sweep + inherited grants".into(),
+        rows: first.1.run.counts.inherited_grants.added,
+        written: Some(first.1.run.counts.inherited_grants.written()),
+        seconds: first.0.finish,
+    });
     let second = load_grants(&store, connector, &synth, &principals, &resources, &entitlements).await?;
     let c = &second.1.run.counts;
-    rows.push(Row { phase: "principals, unchanged".into(), rows: principals.len() as u64, written: Some(c.principals.written()), seconds: second.0.principals });
-    rows.push(Row { phase: "grants, unchanged".into(), rows: args.grants as u64, written: Some(c.grants.written()), seconds: second.0.grants });
-    rows.push(Row { phase: "  sweep + inherited grants".into(), rows: c.inherited_grants.unchanged, written: Some(c.inherited_grants.written()), seconds: second.0.finish });
+    rows.push(Row {
+        phase: "principals, unchanged".into(),
+        rows: principals.len() as u64,
+        written: Some(c.principals.written()),
+        seconds: second.0.principals,
+    });
+    rows.push(Row {
+        phase: "grants, unchanged".into(),
+        rows: args.grants as u64,
+        written: Some(c.grants.written()),
+        seconds: second.0.grants,
+    });
+    rows.push(Row {
+        phase: "  sweep + inherited grants".into(),
+        rows: c.inherited_grants.unchanged,
+        written: Some(c.inherited_grants.written()),
+        seconds: second.0.finish,
+    });
 
-    println!("\n{:<42} {:>10} {:>10} {:>9} {:>12}", "phase", "rows", "written", "seconds", "rows/s");
+    writeln!(out, "\n{:<42} {:>10} {:>10} {:>9} {:>12}", "phase", "rows", "written", "seconds", "rows/s")?;
     for row in &rows {
         let written = row.written.map(|w| w.to_string()).unwrap_or_else(|| "-".into());
-        println!("{:<42} {:>10} {:>10} {:>9.2} {:>12.0}", row.phase, row.rows, written, row.seconds, row.rows as f64 / row.seconds.max(1e-9));
+        writeln!(
+            out,
+            "{:<42} {:>10} {:>10} {:>9.2} {:>12.0}",
+            row.phase,
+            row.rows,
+            written,
+            row.seconds,
+            row.rows as f64 / row.seconds.max(1e-9)
+        )?;
     }
-    println!();
+    writeln!(out)?;
     if let Some(loader) = loader_seconds {
-        println!("first load vs bulk loader: {:.2}x the loader's time (target: within 2x)", first.0.grants / loader);
+        writeln!(
+            out,
+            "first load vs bulk loader: {:.2}x the loader's time (target: within 2x)",
+            first.0.grants / loader
+        )?;
     }
-    println!("unchanged re-upsert vs first load: {:.2}x faster (target: at least 3x)", first.0.grants / second.0.grants.max(1e-9));
+    writeln!(
+        out,
+        "unchanged re-upsert vs first load: {:.2}x faster (target: at least 3x)",
+        first.0.grants / second.0.grants.max(1e-9)
+    )?;
     if let Some(rss) = peak_rss_mib() {
-        println!("peak RSS: {rss:.0} MiB");
+        writeln!(out, "peak RSS: {rss:.0} MiB")?;
     }
     let written = c.grants.written() + c.principals.written() + c.inherited_grants.written();
     anyhow::ensure!(written == 0, "the unchanged re-upsert wrote {written} rows; it must write none");
@@ -166,11 +218,18 @@ async fn load_grants(
     sink.put_grants(&batch).await?;
     let summary = sink.finish().await?;
     let t = |k: &str| summary.timings.get(k).copied().unwrap_or_default();
-    Ok((GrantTimings { principals: t("principals"), grants: t("grants"), finish: t("sweep") + t("inherited") }, summary))
+    Ok((
+        GrantTimings { principals: t("principals"), grants: t("grants"), finish: t("sweep") + t("inherited") },
+        summary,
+    ))
 }
 
 /// The grant rows as the loader will insert them, ids resolved exactly as the sink resolves them.
-async fn write_csv(store: &Store, connector: attest_domain::ConnectorId, synth: &Synth) -> anyhow::Result<std::path::PathBuf> {
+async fn write_csv(
+    store: &Store,
+    connector: attest_domain::ConnectorId,
+    synth: &Synth,
+) -> anyhow::Result<std::path::PathBuf> {
     let principals = store.principal_ids_by_external_id(connector).await?;
     let resources = store.resource_ids_by_external_id(connector).await?;
     let entitlements = store.entitlement_ids_by_key(connector).await?;

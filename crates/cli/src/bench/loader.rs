@@ -2,8 +2,8 @@
 //! a CSV (into a staging table, then one INSERT…SELECT, since .import cannot write NULLs or
 //! defaults into an existing table) and `psql \copy` straight into the indexed table.
 
-use std::path::Path;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -23,7 +23,8 @@ pub fn load(url: &DatabaseUrl, csv: &Path) -> anyhow::Result<Option<LoaderRun>> 
     let mut stdin = None;
     let (tool, mut command) = match url.backend() {
         DatabaseBackend::Sqlite => {
-            let path = url.sqlite_path().ok_or_else(|| anyhow::anyhow!("the SQLite benchmark needs a file database"))?;
+            let path =
+                url.sqlite_path().ok_or_else(|| anyhow::anyhow!("the SQLite benchmark needs a file database"))?;
             let script = format!(
                 ".bail on\n.import --csv {csv} grants_import\n\
                  INSERT INTO grants ({COLUMNS}) SELECT * FROM grants_import;\nDROP TABLE grants_import;\n"
@@ -35,10 +36,9 @@ pub fn load(url: &DatabaseUrl, csv: &Path) -> anyhow::Result<Option<LoaderRun>> 
         }
         DatabaseBackend::Postgres => {
             let mut command = Command::new("psql");
-            command
-                .arg(url.expose())
-                .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-                .arg(format!("\\copy grants ({COLUMNS}) FROM '{csv}' WITH (FORMAT csv, HEADER true)"));
+            command.arg(url.expose()).args(["-v", "ON_ERROR_STOP=1", "-q", "-c"]).arg(format!(
+                "\\copy grants ({COLUMNS}) FROM '{csv}' WITH (FORMAT csv, HEADER true, FORCE_NOT_NULL (scope))"
+            ));
             ("psql \\copy", command)
         }
     };

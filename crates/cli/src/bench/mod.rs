@@ -5,6 +5,7 @@ mod loader;
 mod rss;
 mod synth;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -19,8 +20,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
 }
 
-pub async fn run(context: &Context, command: BenchCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match command {
-        BenchCommand::Ingest(args) => ingest::run(context, args).await,
+        BenchCommand::Ingest(args) => ingest::run(context, args, out).await,
     }
 }

@@ -6,7 +6,9 @@
 //! are memberships with power-law group sizes (a few huge groups, a long tail of small ones).
 
 use attest_connector::{ObservedEntitlement, ObservedGrant};
-use attest_domain::{EntitlementKey, PrincipalData, PrincipalKind, ResourceData, ResourceKind, UserType, principal::work_email};
+use attest_domain::{
+    EntitlementKey, PrincipalData, PrincipalKind, ResourceData, ResourceKind, UserType, principal::work_email,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -27,15 +29,16 @@ impl Synth {
         anyhow::ensure!(users > 0 && groups > 1, "--principals and --groups must be at least 1 and 2");
         let nested_count = groups / 100;
         let owners = groups;
-        let memberships = grants
-            .checked_sub(owners + nested_count)
-            .ok_or_else(|| anyhow::anyhow!("--grants must be at least {} (one owner per group plus nesting)", owners + nested_count))?;
+        let memberships = grants.checked_sub(owners + nested_count).ok_or_else(|| {
+            anyhow::anyhow!("--grants must be at least {} (one owner per group plus nesting)", owners + nested_count)
+        })?;
         anyhow::ensure!(memberships <= users * groups, "--grants cannot exceed users × groups");
         let mut rng = SmallRng::seed_from_u64(seed);
         // Power-law weights, sizes capped at the number of users, the remainder spread evenly.
         let weights: Vec<f64> = (0..groups).map(|i| 1.0 / ((i + 1) as f64).powf(0.9)).collect();
         let total: f64 = weights.iter().sum();
-        let mut sizes: Vec<usize> = weights.iter().map(|w| ((memberships as f64) * w / total) as usize).map(|s| s.min(users)).collect();
+        let mut sizes: Vec<usize> =
+            weights.iter().map(|w| ((memberships as f64) * w / total) as usize).map(|s| s.min(users)).collect();
         let mut deficit = memberships - sizes.iter().sum::<usize>();
         let mut i = 0;
         while deficit > 0 {
@@ -120,11 +123,12 @@ impl Synth {
     /// Every grant as (group, principal, kind), group by group, in a fixed order.
     pub fn grants(&self) -> impl Iterator<Item = (usize, usize, GrantKind)> + '_ {
         let users = self.users;
-        let per_group = self.sizes.iter().zip(&self.layout).enumerate().flat_map(move |(g, (size, (start, stride)))| {
-            (0..*size)
-                .map(move |k| (g, (start + k * stride) % users, GrantKind::UserMember))
-                .chain(std::iter::once((g, (start + 1) % users, GrantKind::UserOwner)))
-        });
+        let per_group =
+            self.sizes.iter().zip(&self.layout).enumerate().flat_map(move |(g, (size, (start, stride)))| {
+                (0..*size)
+                    .map(move |k| (g, (start + k * stride) % users, GrantKind::UserMember))
+                    .chain(std::iter::once((g, (start + 1) % users, GrantKind::UserOwner)))
+            });
         per_group.chain(self.nested.iter().map(|(child, parent)| (*parent, *child, GrantKind::GroupMember)))
     }
 

@@ -1,5 +1,6 @@
 //! `attest audit verify`
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -17,20 +18,25 @@ pub enum AuditCommand {
     },
 }
 
-pub async fn run(context: &Context, command: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(context: &Context, command: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify { json } => {
             let store = context.store().await?;
             let result = store.verify_audit_chain().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?;
             } else {
                 match &result.broken {
-                    None => println!("audit chain intact: {} event(s) verified, head at event {}", result.checked, result.head_seq),
-                    Some(broken) => println!(
+                    None => writeln!(
+                        out,
+                        "audit chain intact: {} event(s) verified, head at event {}",
+                        result.checked, result.head_seq
+                    )?,
+                    Some(broken) => writeln!(
+                        out,
                         "audit chain BROKEN: {broken}; events 1..{} verified, event {} onwards cannot be trusted",
                         result.checked, broken.seq
-                    ),
+                    )?,
                 }
             }
             Ok(if result.broken.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -1,5 +1,6 @@
 //! `attest config check`
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -12,15 +13,15 @@ pub enum ConfigCommand {
     Check,
 }
 
-pub fn run(context: &Context, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+pub fn run(context: &Context, command: ConfigCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check => {
             let source = match &context.config.source_file {
                 Some(path) => format!("{} + ATTEST_* environment", path.display()),
                 None => "defaults + ATTEST_* environment (no attest.toml)".into(),
             };
-            println!("# configuration is valid; effective values from {source}");
-            print!("{}", context.config.to_redacted_toml());
+            writeln!(out, "# configuration is valid; effective values from {source}")?;
+            write!(out, "{}", context.config.to_redacted_toml())?;
             Ok(ExitCode::SUCCESS)
         }
     }

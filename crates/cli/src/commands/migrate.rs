@@ -1,5 +1,6 @@
 //! `attest migrate up|down|status`
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use attest_store::MigrationState;
@@ -31,30 +32,30 @@ enum MigrateAction {
     Status,
 }
 
-pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(context: &Context, args: MigrateArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let store = context.connect().await?;
     let url = &context.config.database.url;
     match args.action.unwrap_or(MigrateAction::Up { steps: None }) {
         MigrateAction::Up { steps } => {
             let applied = store.migrate_up(steps).await?;
             if applied.is_empty() {
-                println!("{url}: schema is up to date");
+                writeln!(out, "{url}: schema is up to date")?;
             }
             for name in applied {
-                println!("{url}: applied {name}");
+                writeln!(out, "{url}: applied {name}")?;
             }
         }
         MigrateAction::Down { steps } => {
             let rolled_back = store.migrate_down(steps).await?;
             if rolled_back.is_empty() {
-                println!("{url}: nothing to roll back");
+                writeln!(out, "{url}: nothing to roll back")?;
             }
             for name in rolled_back {
-                println!("{url}: rolled back {name}");
+                writeln!(out, "{url}: rolled back {name}")?;
             }
         }
         MigrateAction::Status => {
-            println!("{url}");
+            writeln!(out, "{url}")?;
             let status = store.schema_status().await?;
             for (name, state) in &status.migrations {
                 let state = match state {
@@ -62,7 +63,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
                     MigrationState::Pending => "pending",
                     MigrationState::Unknown => "unknown to this build (applied by a newer Attest)",
                 };
-                println!("  {name}  {state}");
+                writeln!(out, "  {name}  {state}")?;
             }
             if status.unknown().next().is_some() {
                 return Ok(ExitCode::FAILURE);

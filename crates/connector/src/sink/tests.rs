@@ -39,19 +39,10 @@ fn membership(group: &str, user: &str) -> ObservedGrant {
 }
 
 /// A snapshot: users u0..u{n}, groups g0 and g1 (g1 nested in g0), memberships as given.
-async fn snapshot(
-    store: &Store,
-    c: ConnectorId,
-    at: i64,
-    users: usize,
-    grants: &[ObservedGrant],
-) -> SyncSummary {
-    let mut sink = SyncSink::begin(store, c, SyncMode::Full, SyncTrigger::Cli, t(at))
-        .await
-        .unwrap();
-    let mut principals: Vec<PrincipalData> = (0..users)
-        .map(|i| PrincipalData::new(format!("u{i}"), PrincipalKind::User, format!("User {i}")))
-        .collect();
+async fn snapshot(store: &Store, c: ConnectorId, at: i64, users: usize, grants: &[ObservedGrant]) -> SyncSummary {
+    let mut sink = SyncSink::begin(store, c, SyncMode::Full, SyncTrigger::Cli, t(at)).await.unwrap();
+    let mut principals: Vec<PrincipalData> =
+        (0..users).map(|i| PrincipalData::new(format!("u{i}"), PrincipalKind::User, format!("User {i}"))).collect();
     principals.push(PrincipalData::new("g1", PrincipalKind::Group, "Group 1"));
     sink.put_principals(&principals).await.unwrap();
     sink.put_resources(&[
@@ -78,24 +69,16 @@ async fn snapshot(
 
 store_test!(a_full_snapshot_is_exact_and_idempotent, |store| {
     let c = connector(&store).await;
-    let mut grants: Vec<ObservedGrant> = (0..25_000)
-        .map(|i| membership(if i % 2 == 0 { "g0" } else { "g1" }, &format!("u{i}")))
-        .collect();
+    let mut grants: Vec<ObservedGrant> =
+        (0..25_000).map(|i| membership(if i % 2 == 0 { "g0" } else { "g1" }, &format!("u{i}"))).collect();
     grants.push(membership("g0", "g1"));
     grants.push(membership("g0", "nobody")); // not synced: skipped and noted
     let first = snapshot(&store, c, 10, 25_000, &grants).await;
     assert_eq!(first.run.counts.grants.added, 25_001);
-    assert_eq!(
-        first.run.counts.inherited_grants.added, 12_500,
-        "g1's members inherit g0 membership"
-    );
+    assert_eq!(first.run.counts.inherited_grants.added, 12_500, "g1's members inherit g0 membership");
     assert_eq!((first.run.requests, first.run.resource_units), (3, 6));
     assert_eq!(first.unresolved_grants, 1);
-    assert!(
-        first.run.notes.iter().any(|n| n.contains("nobody")),
-        "{:?}",
-        first.run.notes
-    );
+    assert!(first.run.notes.iter().any(|n| n.contains("nobody")), "{:?}", first.run.notes);
 
     // The same snapshot again writes nothing.
     let second = snapshot(&store, c, 20, 25_000, &grants).await;
@@ -106,51 +89,22 @@ store_test!(a_full_snapshot_is_exact_and_idempotent, |store| {
 
     // u1 leaves g1, u0 leaves g0: both direct grants end, and so does u1's inherited one.
     let third = snapshot(&store, c, 30, 25_000, &grants[2..]).await;
-    assert_eq!(
-        (
-            third.run.counts.grants.removed,
-            third.run.counts.inherited_grants.removed
-        ),
-        (2, 1)
-    );
+    assert_eq!((third.run.counts.grants.removed, third.run.counts.inherited_grants.removed), (2, 1));
     let counts = store.count_current_grants(c).await.unwrap();
     assert_eq!(counts.get(&GrantSource::Direct), Some(&24_999));
     assert_eq!(counts.get(&GrantSource::Inherited), Some(&12_499));
-    assert_eq!(
-        store.get_connector(c).await.unwrap().last_full_sync_at,
-        Some(t(30))
-    );
+    assert_eq!(store.get_connector(c).await.unwrap().last_full_sync_at, Some(t(30)));
 });
 
 store_test!(a_failed_sync_sweeps_nothing, |store| {
     let c = connector(&store).await;
-    let grants: Vec<ObservedGrant> = (0..10)
-        .map(|i| membership("g0", &format!("u{i}")))
-        .collect();
+    let grants: Vec<ObservedGrant> = (0..10).map(|i| membership("g0", &format!("u{i}"))).collect();
     snapshot(&store, c, 10, 10, &grants).await;
-    let mut sink = SyncSink::begin(&store, c, SyncMode::Full, SyncTrigger::Cli, t(20))
-        .await
-        .unwrap();
+    let mut sink = SyncSink::begin(&store, c, SyncMode::Full, SyncTrigger::Cli, t(20)).await.unwrap();
     sink.put_grants(&grants[..3]).await.unwrap();
-    let run = sink
-        .fail(&SyncError::Directory("connection reset".into()))
-        .await
-        .unwrap();
+    let run = sink.fail(&SyncError::Directory("connection reset".into())).await.unwrap();
     assert_eq!(run.status, SyncStatus::Failed);
-    assert_eq!(
-        run.error.as_deref(),
-        Some("the directory could not be read: connection reset")
-    );
-    assert_eq!(
-        store
-            .count_current_grants(c)
-            .await
-            .unwrap()
-            .get(&GrantSource::Direct),
-        Some(&10)
-    );
-    assert_eq!(
-        store.get_connector(c).await.unwrap().last_full_sync_at,
-        Some(t(10))
-    );
+    assert_eq!(run.error.as_deref(), Some("the directory could not be read: connection reset"));
+    assert_eq!(store.count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&10));
+    assert_eq!(store.get_connector(c).await.unwrap().last_full_sync_at, Some(t(10)));
 });

@@ -30,10 +30,7 @@ impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
     /// `last_synced_at` is the connector's latest sync: a current grant was seen by it.
-    pub(crate) fn into_domain(
-        self,
-        last_synced_at: Option<DateTime<Utc>>,
-    ) -> Result<Grant, StoreError> {
+    pub(crate) fn into_domain(self, last_synced_at: Option<DateTime<Utc>>) -> Result<Grant, StoreError> {
         let last_seen_at = match (self.ended_at, last_synced_at) {
             (None, Some(synced)) => synced.max(self.last_seen_at),
             _ => self.last_seen_at,

@@ -13,19 +13,11 @@ pub mod sync_run;
 use crate::StoreError;
 
 /// Parses a stored enum column, naming the table and row when the value is not understood.
-pub(crate) fn parse_column<T: std::str::FromStr>(
-    table: &'static str,
-    id: i64,
-    value: &str,
-) -> Result<T, StoreError>
+pub(crate) fn parse_column<T: std::str::FromStr>(table: &'static str, id: i64, value: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
-    value.parse().map_err(|e: T::Err| StoreError::Corrupt {
-        table,
-        id,
-        message: e.to_string(),
-    })
+    value.parse().map_err(|e: T::Err| StoreError::Corrupt { table, id, message: e.to_string() })
 }
 
 /// Parses a stored JSON column.
@@ -34,9 +26,5 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     id: i64,
     value: &str,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(value).map_err(|e| StoreError::Corrupt {
-        table,
-        id,
-        message: format!("invalid JSON: {e}"),
-    })
+    serde_json::from_str(value).map_err(|e| StoreError::Corrupt { table, id, message: format!("invalid JSON: {e}") })
 }

@@ -52,11 +52,7 @@ impl Model {
             employee_id: self.employee_id.clone(),
             manager_external_id: self.manager_external_id.clone(),
             account_enabled: self.account_enabled,
-            user_type: self
-                .user_type
-                .as_deref()
-                .map(|t| parse_column(T, self.id, t))
-                .transpose()?,
+            user_type: self.user_type.as_deref().map(|t| parse_column(T, self.id, t)).transpose()?,
             created_in_source_at: self.created_in_source_at,
             last_sign_in_at: self.last_sign_in_at,
             deleted_at: self.deleted_at,

@@ -1,0 +1,94 @@
+//! `attest`: the one binary. Subcommands are thin: they load configuration, open the store
+//! and call into the library crates, which hold the logic. The binary's `main` is
+//! [`main`]; tests call [`run_with`] to drive the same code path and capture its output.
+
+mod bench;
+mod commands;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Attest: identity governance for Microsoft Entra ID. It syncs who has what access, runs
+/// access reviews and just-in-time requests, and applies every change back in Entra with an
+/// audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "attest", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Configuration file (default: ./attest.toml when it exists). Every key can also be set
+    /// with an ATTEST_<SECTION>_<KEY> environment variable.
+    #[arg(long, global = true, env = "ATTEST_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Database URL, overriding the configuration: sqlite://PATH?mode=rwc or
+    /// postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+
+    /// Log format: pretty (for people) or json (for log shippers). Filter with RUST_LOG.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["pretty", "json"])]
+    log_format: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or upgrade the database schema, roll it back, or show where it stands.
+    Migrate(commands::migrate::MigrateArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+    /// Work with the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
+    /// Run a benchmark scenario and print its figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// The `attest` binary: parses the process arguments, runs, prints errors on one line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, &mut std::io::stdout())) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `attest` with `args` (the first is the program name), writing output to `out`.
+/// Usage errors and `--help` come back as errors carrying clap's text.
+pub async fn run_with<I, T>(args: I, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    run(cli, out).await
+}
+
+async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+    let context =
+        commands::Context::load(cli.config.as_deref(), cli.database_url.as_deref(), cli.log_format.as_deref())?;
+    logging::init(&context.config.log)?;
+    match cli.command {
+        Command::Migrate(args) => commands::migrate::run(&context, args, out).await,
+        Command::Config(command) => commands::config::run(&context, command, out),
+        Command::Audit(command) => commands::audit::run(&context, command, out).await,
+        Command::Bench(command) => bench::run(&context, command, out).await,
+    }
+}
