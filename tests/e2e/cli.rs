@@ -84,7 +84,9 @@ db_test!(bench_ingest_runs_and_writes_nothing_the_second_time, false, |db| {
 });
 
 fn write_config(text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("attest-e2e-{}-{}.toml", std::process::id(), text.len()));
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("attest-e2e-{}-{n}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -136,4 +138,15 @@ async fn help_explains_the_commands() {
     for word in ["migrate", "config", "audit", "bench", "--database-url"] {
         assert!(help.contains(word), "{help}");
     }
+}
+
+#[tokio::test]
+async fn the_example_configuration_is_valid_and_matches_the_defaults() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/attest.example.toml");
+    let with_example = attest(&["--config", example, "config", "check"]).await;
+    assert!(with_example.success, "{:?}", with_example.error);
+    let empty = write_config("");
+    let defaults = attest(&["--config", empty.to_str().unwrap(), "config", "check"]).await;
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&with_example.stdout), body(&defaults.stdout));
 }

@@ -2,5 +2,8 @@
 //! (the `attest` command as a user types it) against a fresh database on SQLite and on
 //! PostgreSQL.
 
+// Everything in this binary is test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cli;
 mod harness;

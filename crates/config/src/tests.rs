@@ -94,7 +94,8 @@ fn secrets_can_come_from_files() {
 
 #[test]
 fn errors_name_the_key_and_what_is_expected() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("[database]\nurl = \"mysql://x\"\n", &[], "database.url: expected a database URL such as sqlite://"),
         (
             "[database]\nurl = \"postgres://u:hunter2@host\"\n",

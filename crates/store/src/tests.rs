@@ -180,11 +180,11 @@ store_test!(resources_and_entitlements_upsert_and_restore, |store| {
     let c = connector(&store, "contoso").await.id;
     let mut app = ResourceData::new("app1", ResourceKind::Application, "Payroll");
     let role = EntitlementKey::AppRole("r1".into());
-    let r = store.upsert_resources(c, &[app.clone()], t(0)).await.unwrap().ids[0];
+    let r = store.upsert_resources(c, std::slice::from_ref(&app), t(0)).await.unwrap().ids[0];
     let data = EntitlementData { resource_id: r, key: role.clone(), display_name: "Reader".into(), description: None };
-    let e = store.upsert_entitlements(c, &[data.clone()], t(0)).await.unwrap();
+    let e = store.upsert_entitlements(c, std::slice::from_ref(&data), t(0)).await.unwrap();
     assert_eq!(e.counts.added, 1);
-    let again = store.upsert_entitlements(c, &[data.clone()], t(1)).await.unwrap();
+    let again = store.upsert_entitlements(c, std::slice::from_ref(&data), t(1)).await.unwrap();
     assert_eq!((again.counts.unchanged, again.ids.clone()), (1, e.ids.clone()));
     app.display_name = "Payroll (prod)".into();
     let changed = store.upsert_resources(c, &[app], t(2)).await.unwrap();
