@@ -193,13 +193,17 @@ impl SyncSink {
         if self.run.mode == SyncMode::Full {
             let started = Instant::now();
             let last_synced = self.store.get_connector(self.connector).await?.last_synced_at();
-            self.counts.grants.removed +=
-                self.store.end_grants_not_seen(self.connector, &self.seen_grants, self.now, last_synced).await?;
+            self.counts.grants.removed += self
+                .store
+                .end_grants_not_seen(self.connector, &self.seen_grants, self.run.started_at, self.now, last_synced)
+                .await?;
             self.time("sweep", started);
         }
-        let started = Instant::now();
-        self.counts.inherited_grants = self.store.recompute_inherited_grants(self.connector, self.now).await?;
-        self.time("inherited", started);
+        if self.inherited_may_have_changed().await? {
+            let started = Instant::now();
+            self.counts.inherited_grants = self.store.recompute_inherited_grants(self.connector, self.now).await?;
+            self.time("inherited", started);
+        }
         if self.unresolved > 0 {
             let examples = self.unresolved_examples.join("; ");
             self.note(format!(
@@ -240,7 +244,7 @@ impl SyncSink {
         let started = Instant::now();
         let batch = std::mem::take(&mut self.pending_grants);
         let upserted = self.store.upsert_grants(self.connector, &batch, self.now).await?;
-        for id in &upserted.ids {
+        for id in &upserted.existing {
             self.seen_grants.insert(id.0);
         }
         self.counts.grants.absorb(upserted.counts);
@@ -248,6 +252,25 @@ impl SyncSink {
         self.pending_grants.clear();
         self.time("grants", started);
         Ok(())
+    }
+
+    /// Inherited grants follow from the current direct grants and which principals are groups.
+    /// When this run changed neither, and the previous run finished (so it derived them), they
+    /// are already right and deriving them again would only re-read every grant.
+    async fn inherited_may_have_changed(&self) -> Result<bool, SyncError> {
+        let c = &self.counts;
+        let graph_changed = c.grants.written()
+            + c.principals.added
+            + c.principals.removed
+            + c.resources.written()
+            + c.entitlements.written()
+            > 0;
+        if graph_changed {
+            return Ok(true);
+        }
+        let runs = self.store.list_sync_runs(self.connector, 2).await?;
+        let previous = runs.iter().find(|r| r.id != self.run.id);
+        Ok(previous.is_none_or(|r| r.status != attest_domain::SyncStatus::Succeeded))
     }
 
     fn unresolved(&mut self, what: String) {

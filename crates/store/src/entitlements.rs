@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use crate::entity::entitlement::{self, Column};
-use crate::sql::rows_per_statement;
+use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
 use crate::{Store, StoreError, Upserted};
 
@@ -29,10 +29,16 @@ impl Store {
         let mut counts = attest_domain::KindCounts::default();
         let txn = self.db.begin().await?;
         for chunk in unique.chunks(rows_per_statement(Column::iter().count())) {
-            let resources: Vec<i64> = chunk.iter().map(|r| r.resource_id.0).collect();
+            let mut resources: Vec<[i64; 1]> = chunk.iter().map(|r| [r.resource_id.0]).collect();
+            resources.sort_unstable();
+            resources.dedup();
+            let j = JsonRows::new(self.backend());
+            let mut sql = Sql::new(self.backend(), "SELECT e.* FROM ");
+            j.from(&mut sql, json(&resources)?);
+            sql.push(&format!(" CROSS JOIN entitlements e WHERE e.resource_id = {}", j.get(0, "bigint")));
             let mut deleted = Vec::new();
             let stored = entitlement::Entity::find()
-                .filter(Column::ResourceId.is_in(resources))
+                .from_raw_sql(sql.build())
                 .all(&txn)
                 .await?
                 .into_iter()
@@ -96,6 +102,7 @@ impl Store {
             ids.extend(plan.ids);
         }
         txn.commit().await?;
+        self.statistics.record(&self.db, "entitlements", counts.added).await?;
         let ids = rows
             .iter()
             .map(|r| {

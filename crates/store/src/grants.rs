@@ -4,32 +4,44 @@
 //! The upsert looks each batch up by its key (entitlement, principal, scope) through the
 //! partial unique index of current grants, then inserts what is new and updates what changed.
 //! An unchanged grant costs one index probe and is never written: steady-state syncs write
-//! nothing. Seen ids are returned so a full sync can sweep without marking rows.
+//! nothing. A batch travels as one JSON parameter and comes back as one JSON value, so the
+//! cost per row is the database's, not the driver's.
+//!
+//! A full snapshot ends every current grant that was first seen before the snapshot started
+//! and not seen in it. Rows the snapshot inserted carry its start time as `first_seen_at`, so
+//! only the ids of rows that already existed need remembering, and grants added by someone
+//! else while the snapshot ran are not mistaken for stale ones.
 
 use std::collections::HashMap;
 
-use attest_domain::{ConnectorId, EntitlementId, Grant, GrantData, GrantId, GrantSource, PrincipalId};
+use attest_domain::{ConnectorId, EntitlementId, Grant, GrantData, GrantId, GrantSource, KindCounts, PrincipalId};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, Value};
 
 use crate::entity::grant::{self, Column};
-use crate::sql::{Sql, rows_per_statement};
+use crate::sql::{JsonRows, Sql, json, rows_per_statement, select_json, timestamp_text};
 use crate::upsert::dedupe;
-use crate::{IdSet, Store, StoreError, Upserted};
+use crate::{IdSet, Store, StoreError};
 
-/// What a grant upsert did; `ids` follow the input order.
-pub type GrantUpsert = Upserted<GrantId>;
+/// Rows per statement for the JSON-batched paths.
+const BATCH: usize = 5_000;
+
+/// Rows per page when scanning a connector's grants.
+pub(crate) const SCAN_PAGE: u64 = 100_000;
+
+/// What a grant upsert did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GrantUpsert {
+    pub counts: KindCounts,
+    /// Ids of grants that already existed and were seen again (new rows are known by their
+    /// `first_seen_at`, see [`Store::end_grants_not_seen`]).
+    pub existing: Vec<GrantId>,
+}
 
 type Key = (i64, i64, String);
 
-struct StoredGrant {
-    id: i64,
-    source: GrantSource,
-    external_ref: Option<String>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-const INSERT_COLUMNS: &str = "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, scope, external_ref, first_seen_at, last_seen_at, expires_at) VALUES ";
+/// A stored current grant: id, entitlement, principal, scope, source, external ref, expiry.
+type StoredRow = (i64, i64, i64, String, String, Option<String>, Option<DateTime<Utc>>);
 
 fn key(g: &GrantData) -> Key {
     (g.entitlement_id.0, g.principal_id.0, g.scope.clone())
@@ -45,96 +57,73 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<GrantUpsert, StoreError> {
         let backend = self.backend();
+        let now = now.trunc_subsecs(6);
         let rows: Vec<GrantData> = rows
             .iter()
             .map(|g| GrantData { expires_at: g.expires_at.map(|t| t.trunc_subsecs(6)), ..g.clone() })
             .collect();
         let unique = dedupe(&rows, key);
-        let mut ids: HashMap<Key, i64> = HashMap::with_capacity(rows.len());
-        let mut counts = attest_domain::KindCounts::default();
+        let mut out = GrantUpsert::default();
         let txn = self.db.begin().await?;
-        for chunk in unique.chunks(rows_per_statement(9)) {
+        for chunk in unique.chunks(BATCH) {
             let stored = lookup_current(&txn, backend, chunk).await?;
             let mut insert = Vec::new();
             for row in chunk {
-                let k = key(row);
-                match stored.get(&k) {
+                match stored.get(&key(row)) {
                     None => insert.push(*row),
                     Some(existing) => {
-                        ids.insert(k, existing.id);
+                        out.existing.push(GrantId(existing.0));
+                        let (id, source, external_ref, stored_expiry) =
+                            (existing.0, &existing.4, &existing.5, existing.6);
                         // Attest owns the expiry of what it provisioned just in time.
                         let expires_at =
-                            if existing.source == GrantSource::Jit { existing.expires_at } else { row.expires_at };
-                        if existing.external_ref == row.external_ref && existing.expires_at == expires_at {
-                            counts.unchanged += 1;
+                            if source == GrantSource::Jit.as_str() { stored_expiry } else { row.expires_at };
+                        if *external_ref == row.external_ref && stored_expiry == expires_at {
+                            out.counts.unchanged += 1;
                         } else {
                             let mut sql = Sql::new(backend, "UPDATE grants SET external_ref = ");
                             sql.value(row.external_ref.clone()).push(", expires_at = ").value(expires_at);
-                            sql.push(" WHERE id = ").value(existing.id);
+                            sql.push(" WHERE id = ").value(id);
                             txn.execute_raw(sql.build()).await?;
-                            counts.changed += 1;
+                            out.counts.changed += 1;
                         }
                     }
                 }
             }
             if !insert.is_empty() {
-                let mut sql = Sql::new(backend, INSERT_COLUMNS);
-                for (i, row) in insert.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(",");
-                    }
-                    sql.tuple([
-                        connector.0.into(),
-                        row.entitlement_id.0.into(),
-                        row.principal_id.0.into(),
-                        GrantSource::Direct.as_str().into(),
-                        row.scope.clone().into(),
-                        row.external_ref.clone().into(),
-                        now.into(),
-                        now.into(),
-                        row.expires_at.into(),
-                    ]);
-                }
-                sql.push(" RETURNING id, entitlement_id, principal_id, scope");
-                for result in txn.query_all_raw(sql.build()).await? {
-                    let id: i64 = result.try_get_by_index(0)?;
-                    let k = (result.try_get_by_index(1)?, result.try_get_by_index(2)?, result.try_get_by_index(3)?);
-                    ids.insert(k, id);
-                }
-                counts.added += insert.len() as u64;
+                insert_direct(&txn, backend, connector, &insert, now).await?;
+                out.counts.added += insert.len() as u64;
             }
         }
         txn.commit().await?;
-        let ids = rows
-            .iter()
-            .map(|r| {
-                ids.get(&key(r))
-                    .map(|id| GrantId(*id))
-                    .ok_or_else(|| StoreError::Invalid("a grant was not stored".into()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Upserted { ids, counts })
+        self.statistics.record(&self.db, "grants", out.counts.added).await?;
+        Ok(out)
     }
 
-    /// Ends every current direct or JIT grant of `connector` whose id is not in `seen`: the
-    /// sweep at the end of a full snapshot. `last_seen_at` is when those grants were last
-    /// observed (the connector's previous sync). Returns how many were ended.
+    /// Ends every current direct or JIT grant of `connector` that was first seen before
+    /// `snapshot_started_at` and is not in `seen`: the sweep at the end of a full snapshot.
+    /// `last_seen_at` is when those grants were last observed (the connector's previous sync).
+    /// Returns how many were ended.
     pub async fn end_grants_not_seen(
         &self,
         connector: ConnectorId,
         seen: &IdSet,
+        snapshot_started_at: DateTime<Utc>,
         now: DateTime<Utc>,
         last_seen_at: Option<DateTime<Utc>>,
     ) -> Result<u64, StoreError> {
         let backend = self.backend();
-        let mut sql = Sql::new(backend, "SELECT id FROM grants WHERE connector_id = ");
-        sql.value(connector.0).push(" AND ended_at IS NULL AND source <> 'inherited'");
         let mut unseen = Vec::new();
-        for row in self.db.query_all_raw(sql.build()).await? {
-            let id: i64 = row.try_get_by_index(0)?;
-            if !seen.contains(id) {
-                unseen.push(GrantId(id));
-            }
+        let mut after = 0i64;
+        loop {
+            let mut sql = Sql::new(backend, "SELECT id FROM grants WHERE connector_id = ");
+            sql.value(connector.0).push(" AND ended_at IS NULL AND source <> 'inherited' AND first_seen_at < ");
+            sql.value(snapshot_started_at.trunc_subsecs(6)).push(" AND id > ").value(after);
+            sql.push(&format!(" ORDER BY id LIMIT {SCAN_PAGE}"));
+            let page: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+            let Some(last) = page.iter().map(|(id,)| *id).max() else { break };
+            after = last;
+            unseen.extend(page.into_iter().filter(|(id,)| !seen.contains(*id)).map(|(id,)| GrantId(id)));
         }
         self.end_grants(&unseen, now, last_seen_at).await
     }
@@ -280,32 +269,67 @@ async fn lookup_current(
     txn: &impl ConnectionTrait,
     backend: DbBackend,
     chunk: &[&GrantData],
-) -> Result<HashMap<Key, StoredGrant>, StoreError> {
-    let mut sql = Sql::new(backend, "WITH v(e, p, s) AS (VALUES ");
-    for (i, row) in chunk.iter().enumerate() {
-        if i > 0 {
-            sql.push(",");
-        }
-        sql.tuple([row.entitlement_id.0.into(), row.principal_id.0.into(), row.scope.clone().into()]);
-    }
-    sql.push(
-        ") SELECT g.id, g.entitlement_id, g.principal_id, g.scope, g.source, g.external_ref, g.expires_at \
-         FROM v JOIN grants g ON g.entitlement_id = v.e AND g.principal_id = v.p AND g.scope = v.s \
-         WHERE g.ended_at IS NULL AND g.source <> 'inherited'",
+) -> Result<HashMap<Key, StoredRow>, StoreError> {
+    let keys: Vec<(i64, i64, &str)> =
+        chunk.iter().map(|g| (g.entitlement_id.0, g.principal_id.0, g.scope.as_str())).collect();
+    let json = json(&keys)?;
+    let j = JsonRows::new(backend);
+    let mut sql = Sql::new(
+        backend,
+        "SELECT g.id, g.entitlement_id, g.principal_id, g.scope, g.source, g.external_ref, g.expires_at FROM ",
     );
-    let mut stored = HashMap::with_capacity(chunk.len());
-    for row in txn.query_all_raw(sql.build()).await? {
-        let id: i64 = row.try_get_by_index(0)?;
-        let source: String = row.try_get_by_index(4)?;
-        stored.insert(
-            (row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?),
-            StoredGrant {
-                id,
-                source: crate::entity::parse_column("grants", id, &source)?,
-                external_ref: row.try_get_by_index(5)?,
-                expires_at: row.try_get_by_index(6)?,
-            },
-        );
-    }
-    Ok(stored)
+    j.from(&mut sql, json);
+    sql.push(&format!(
+        " CROSS JOIN grants g WHERE g.entitlement_id = {} AND g.principal_id = {} AND g.scope = {} \
+         AND g.ended_at IS NULL AND g.source <> 'inherited'",
+        j.get(0, "bigint"),
+        j.get(1, "bigint"),
+        j.get(2, "text")
+    ));
+    let rows: Vec<StoredRow> = select_json(
+        txn,
+        sql,
+        &["id", "entitlement_id", "principal_id", "scope", "source", "external_ref", "expires_at"],
+    )
+    .await?;
+    Ok(rows.into_iter().map(|row| ((row.1, row.2, row.3.clone()), row)).collect())
+}
+
+/// Inserts new direct grants, first and last seen `now`.
+async fn insert_direct(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    connector: ConnectorId,
+    rows: &[&GrantData],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let values: Vec<(i64, i64, &str, Option<&str>, Option<String>)> = rows
+        .iter()
+        .map(|g| {
+            (
+                g.entitlement_id.0,
+                g.principal_id.0,
+                g.scope.as_str(),
+                g.external_ref.as_deref(),
+                g.expires_at.map(timestamp_text),
+            )
+        })
+        .collect();
+    let json = json(&values)?;
+    let j = JsonRows::new(backend);
+    let mut sql = Sql::new(
+        backend,
+        "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, scope, external_ref, first_seen_at, last_seen_at, expires_at) SELECT ",
+    );
+    sql.value(connector.0).push(&format!(
+        ", {}, {}, 'direct', {}, {}, ",
+        j.get(0, "bigint"),
+        j.get(1, "bigint"),
+        j.get(2, "text"),
+        j.get(3, "text")
+    ));
+    sql.value(now).push(", ").value(now).push(&format!(", {} FROM ", j.get(4, "timestamptz")));
+    j.from(&mut sql, json);
+    txn.execute_raw(sql.build()).await?;
+    Ok(())
 }

@@ -10,12 +10,16 @@ use std::collections::{HashMap, HashSet};
 
 use attest_domain::{ConnectorId, GrantId, GrantSource, KindCounts};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 
-use crate::sql::{Sql, rows_per_statement};
+use crate::grants::SCAN_PAGE;
+use crate::sql::{JsonRows, Sql, json, select_json, timestamp_text};
 use crate::{Store, StoreError};
 
 type Expiry = Option<DateTime<Utc>>;
+
+/// Rows per insert statement.
+const BATCH: usize = 5_000;
 
 impl Store {
     /// Brings a connector's inherited grants in line with its current direct and JIT grants.
@@ -30,36 +34,37 @@ impl Store {
         // Group membership entitlements and the principal that is the same group.
         let mut sql = Sql::new(
             backend,
-            "SELECT e.id, p.id FROM entitlements e \
+            "SELECT e.id AS entitlement_id, p.id AS principal_id FROM entitlements e \
              JOIN resources r ON r.id = e.resource_id \
              JOIN principals p ON p.connector_id = r.connector_id AND p.external_id = r.external_id AND p.kind = 'group' \
              WHERE e.key = 'member' AND r.kind = 'group' AND r.connector_id = ",
         );
         sql.value(connector.0);
-        let mut group_of_membership: HashMap<i64, i64> = HashMap::new();
-        for row in self.db.query_all_raw(sql.build()).await? {
-            group_of_membership.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-        }
+        let pairs: Vec<(i64, i64)> = select_json(&self.db, sql, &["entitlement_id", "principal_id"]).await?;
+        let group_of_membership: HashMap<i64, i64> = pairs.into_iter().collect();
         let groups: HashSet<i64> = group_of_membership.values().copied().collect();
 
         // Current direct grants: who is in which group, and what each group holds.
-        let mut sql = Sql::new(
-            backend,
-            "SELECT entitlement_id, principal_id, expires_at FROM grants WHERE ended_at IS NULL AND source <> 'inherited' AND connector_id = ",
-        );
-        sql.value(connector.0);
         let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
         let mut held: HashMap<i64, Vec<(i64, Expiry)>> = HashMap::new();
-        for row in self.db.query_all_raw(sql.build()).await? {
-            let entitlement: i64 = row.try_get_by_index(0)?;
-            let principal: i64 = row.try_get_by_index(1)?;
-            if let Some(group) = group_of_membership.get(&entitlement) {
-                members.entry(*group).or_default().push(principal);
-            }
-            if groups.contains(&principal) {
-                held.entry(principal).or_default().push((entitlement, row.try_get_by_index(2)?));
-            }
-        }
+        let direct = "source <> 'inherited'";
+        scan_current(
+            &self.db,
+            backend,
+            connector,
+            direct,
+            &["entitlement_id", "principal_id", "expires_at"],
+            |row: (i64, i64, i64, Expiry)| {
+                let (_, entitlement, principal, expires_at) = row;
+                if let Some(group) = group_of_membership.get(&entitlement) {
+                    members.entry(*group).or_default().push(principal);
+                }
+                if groups.contains(&principal) {
+                    held.entry(principal).or_default().push((entitlement, expires_at));
+                }
+            },
+        )
+        .await?;
 
         // What should be inherited: (entitlement, member, via group) → expiry.
         let mut desired: HashMap<(i64, i64, i64), Expiry> = HashMap::new();
@@ -70,50 +75,39 @@ impl Store {
                 }
             }
         }
+        drop(members);
 
         // What is stored now.
-        let mut sql = Sql::new(
-            backend,
-            "SELECT id, entitlement_id, principal_id, via_principal_id, expires_at FROM grants WHERE ended_at IS NULL AND source = 'inherited' AND connector_id = ",
-        );
-        sql.value(connector.0);
         let mut counts = KindCounts::default();
         let mut to_end = Vec::new();
         let mut to_update = Vec::new();
-        for row in self.db.query_all_raw(sql.build()).await? {
-            let id: i64 = row.try_get_by_index(0)?;
-            let key = (row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?);
-            let stored_expiry: Expiry = row.try_get_by_index(4)?;
-            match desired.remove(&key) {
+        let inherited = "source = 'inherited'";
+        let columns = ["entitlement_id", "principal_id", "via_principal_id", "expires_at"];
+        scan_current(&self.db, backend, connector, inherited, &columns, |row: (i64, i64, i64, i64, Expiry)| {
+            let (id, entitlement, principal, via, stored_expiry) = row;
+            match desired.remove(&(entitlement, principal, via)) {
                 None => to_end.push(GrantId(id)),
                 Some(expiry) if expiry != stored_expiry => to_update.push((id, expiry)),
                 Some(_) => counts.unchanged += 1,
             }
-        }
+        })
+        .await?;
 
         let txn = self.db.begin().await?;
-        let to_insert: Vec<((i64, i64, i64), Expiry)> = desired.into_iter().collect();
-        for chunk in to_insert.chunks(rows_per_statement(9)) {
+        let to_insert: Vec<(i64, i64, i64, Option<String>)> =
+            desired.into_iter().map(|((e, m, via), expiry)| (e, m, via, expiry.map(timestamp_text))).collect();
+        for chunk in to_insert.chunks(BATCH) {
+            let json = json(chunk)?;
+            let j = JsonRows::new(backend);
             let mut sql = Sql::new(
                 backend,
-                "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, first_seen_at, last_seen_at, expires_at) VALUES ",
+                "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, first_seen_at, last_seen_at, expires_at) SELECT ",
             );
-            for (i, ((entitlement, member, via), expiry)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(",");
-                }
-                sql.tuple([
-                    connector.0.into(),
-                    (*entitlement).into(),
-                    (*member).into(),
-                    GrantSource::Inherited.as_str().into(),
-                    (*via).into(),
-                    "".into(),
-                    now.into(),
-                    now.into(),
-                    (*expiry).into(),
-                ]);
-            }
+            sql.value(connector.0);
+            sql.push(&format!(", {}, {}, ", j.get(0, "bigint"), j.get(1, "bigint")));
+            sql.value(GrantSource::Inherited.as_str()).push(&format!(", {}, '', ", j.get(2, "bigint")));
+            sql.value(now).push(", ").value(now).push(&format!(", {} FROM ", j.get(3, "timestamptz")));
+            j.from(&mut sql, json);
             txn.execute_raw(sql.build()).await?;
         }
         for (id, expiry) in &to_update {
@@ -122,11 +116,55 @@ impl Store {
             txn.execute_raw(sql.build()).await?;
         }
         txn.commit().await?;
+        self.statistics.record(&self.db, "grants", to_insert.len() as u64).await?;
         let last_synced = self.get_connector(connector).await?.last_synced_at();
         counts.added = to_insert.len() as u64;
         counts.changed = to_update.len() as u64;
         counts.removed = self.end_grants(&to_end, now, last_synced).await?;
         Ok(counts)
+    }
+}
+
+/// Calls `each` with every current grant of `connector` matching `filter`, as (id, columns...),
+/// in pages by id so memory stays flat however many grants there are.
+async fn scan_current<T: serde::de::DeserializeOwned + FirstId>(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    connector: ConnectorId,
+    filter: &str,
+    columns: &[&str],
+    mut each: impl FnMut(T),
+) -> Result<(), StoreError> {
+    let mut after = 0i64;
+    let mut all = vec!["id"];
+    all.extend_from_slice(columns);
+    loop {
+        let mut sql = Sql::new(
+            backend,
+            &format!("SELECT {} FROM grants WHERE ended_at IS NULL AND {filter} AND connector_id = ", all.join(", ")),
+        );
+        sql.value(connector.0).push(" AND id > ").value(after).push(&format!(" ORDER BY id LIMIT {SCAN_PAGE}"));
+        let page: Vec<T> = select_json(conn, sql, &all).await?;
+        let Some(last) = page.iter().map(FirstId::first_id).max() else { return Ok(()) };
+        after = last;
+        page.into_iter().for_each(&mut each);
+    }
+}
+
+/// Rows whose first column is the grant id (the paging cursor).
+trait FirstId {
+    fn first_id(&self) -> i64;
+}
+
+impl<B, C, D> FirstId for (i64, B, C, D) {
+    fn first_id(&self) -> i64 {
+        self.0
+    }
+}
+
+impl<B, C, D, E> FirstId for (i64, B, C, D, E) {
+    fn first_id(&self) -> i64 {
+        self.0
     }
 }
 

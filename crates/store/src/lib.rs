@@ -46,6 +46,7 @@ pub struct Upserted<Id> {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    statistics: std::sync::Arc<sql::Statistics>,
 }
 
 impl Store {
@@ -80,12 +81,15 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
+                    // 32 MiB of page cache per connection (SQLite's default is 2 MiB): index
+                    // probes over millions of grants stay in memory instead of re-reading pages.
+                    .pragma("cache_size", "-32768")
             });
         }
         let db = Database::connect(options)
             .await
             .map_err(|e| StoreError::Connect { url: url.redacted(), message: error::describe_connect_error(&e) })?;
-        Ok(Store { db })
+        Ok(Store { db, statistics: Default::default() })
     }
 
     /// Which SQL dialect the database speaks.

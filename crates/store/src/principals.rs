@@ -12,7 +12,7 @@ use sea_orm::{
 };
 
 use crate::entity::principal::{self, Column};
-use crate::sql::rows_per_statement;
+use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
 use crate::{Store, StoreError, Upserted};
 
@@ -67,10 +67,14 @@ impl Store {
         let txn = self.db.begin().await?;
         let per_statement = rows_per_statement(Column::iter().count());
         for chunk in unique.chunks(per_statement) {
-            let keys: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
+            let keys: Vec<[&str; 1]> = chunk.iter().map(|r| [r.external_id.as_str()]).collect();
+            let j = JsonRows::new(self.backend());
+            let mut sql = Sql::new(self.backend(), "SELECT p.* FROM ");
+            j.from(&mut sql, json(&keys)?);
+            sql.push(" CROSS JOIN principals p WHERE p.connector_id = ").value(connector.0);
+            sql.push(&format!(" AND p.external_id = {}", j.get(0, "text")));
             let stored = principal::Entity::find()
-                .filter(Column::ConnectorId.eq(connector.0))
-                .filter(Column::ExternalId.is_in(keys))
+                .from_raw_sql(sql.build())
                 .all(&txn)
                 .await?
                 .into_iter()
@@ -96,6 +100,7 @@ impl Store {
             ids.extend(plan.ids);
         }
         txn.commit().await?;
+        self.statistics.record(&self.db, "principals", out.counts.added).await?;
         for row in &rows {
             let id = ids
                 .get(&row.external_id)

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use crate::entity::resource::{self, Column};
-use crate::sql::rows_per_statement;
+use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
 use crate::{Store, StoreError, Upserted};
 
@@ -47,10 +47,14 @@ impl Store {
         let mut counts = attest_domain::KindCounts::default();
         let txn = self.db.begin().await?;
         for chunk in unique.chunks(rows_per_statement(Column::iter().count())) {
-            let keys: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
+            let keys: Vec<[&str; 2]> = chunk.iter().map(|r| [r.kind.as_str(), r.external_id.as_str()]).collect();
+            let j = JsonRows::new(self.backend());
+            let mut sql = Sql::new(self.backend(), "SELECT r.* FROM ");
+            j.from(&mut sql, json(&keys)?);
+            sql.push(" CROSS JOIN resources r WHERE r.connector_id = ").value(connector.0);
+            sql.push(&format!(" AND r.kind = {} AND r.external_id = {}", j.get(0, "text"), j.get(1, "text")));
             let stored = resource::Entity::find()
-                .filter(Column::ConnectorId.eq(connector.0))
-                .filter(Column::ExternalId.is_in(keys))
+                .from_raw_sql(sql.build())
                 .all(&txn)
                 .await?
                 .into_iter()
@@ -80,6 +84,7 @@ impl Store {
             ids.extend(plan.ids);
         }
         txn.commit().await?;
+        self.statistics.record(&self.db, "resources", counts.added).await?;
         let ids = rows
             .iter()
             .map(|r| {

@@ -1,7 +1,9 @@
 //! Raw statements for the bulk paths, where the query builder would cost more than it helps.
 //! [`Sql`] writes the right placeholder for the backend as values are pushed.
 
-use sea_orm::{DbBackend, Statement, Value};
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 /// Largest number of bound values per statement we use: under SQLite's 32766 and
 /// PostgreSQL's 65535, with room to spare.
@@ -57,5 +59,129 @@ impl Sql {
 
     pub(crate) fn build(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
+
+/// Runs `inner` (a SELECT of exactly `columns`) and decodes its rows from one aggregated JSON
+/// array. One value crosses from the database instead of one message per row, which is what
+/// makes scanning millions of rows cheap (sqlx hands SQLite rows over one by one between
+/// threads). Timestamps arrive as RFC 3339 text, which chrono's serde reads.
+pub(crate) async fn select_json<T: serde::de::DeserializeOwned>(
+    conn: &impl ConnectionTrait,
+    inner: Sql,
+    columns: &[&str],
+) -> Result<Vec<T>, crate::StoreError> {
+    let list = columns.join(", ");
+    let (prefix, suffix) = match inner.backend {
+        DbBackend::Postgres => (
+            format!("SELECT COALESCE(json_agg(json_build_array({list})), '[]'::json)::text FROM ("),
+            ") AS rows".to_owned(),
+        ),
+        _ => (format!("SELECT json_group_array(json_array({list})) FROM ("), ")".to_owned()),
+    };
+    let Sql { backend, text, values } = inner;
+    let statement = Statement::from_sql_and_values(backend, format!("{prefix}{text}{suffix}"), values);
+    let Some(row) = conn.query_one_raw(statement).await? else { return Ok(Vec::new()) };
+    let json: String = row.try_get_by_index(0)?;
+    serde_json::from_str(&json)
+        .map_err(|e| crate::StoreError::Invalid(format!("unreadable rows from the database: {e}")))
+}
+
+/// `FROM <rows of the JSON array bound here> AS j` plus accessors for its elements, per backend.
+///
+/// Join it with `CROSS JOIN <table> WHERE <key columns> = <elements>`: SQLite then keeps the
+/// JSON rows as the outer loop and probes the table's index once per row (with a plain JOIN it
+/// may scan the table and re-read the JSON for every row); PostgreSQL plans it as any join.
+pub(crate) struct JsonRows {
+    backend: DbBackend,
+}
+
+impl JsonRows {
+    pub(crate) fn new(backend: DbBackend) -> JsonRows {
+        JsonRows { backend }
+    }
+
+    /// Appends the table-valued source, binding `json` (an array of arrays) as one parameter.
+    pub(crate) fn from(&self, sql: &mut Sql, json: String) {
+        match self.backend {
+            DbBackend::Postgres => {
+                sql.push("jsonb_array_elements(").value(json).push("::jsonb) AS j(v)");
+            }
+            _ => {
+                sql.push("json_each(").value(json).push(") AS j");
+            }
+        }
+    }
+
+    /// Element `i` of the current row, as SQL of type `ty` (`bigint`, `text`, `timestamptz`).
+    pub(crate) fn get(&self, i: usize, ty: &str) -> String {
+        match self.backend {
+            DbBackend::Postgres => format!("(j.v ->> {i})::{ty}"),
+            _ => format!("j.value ->> {i}"),
+        }
+    }
+}
+
+/// Serialises a batch for [`JsonRows`].
+pub(crate) fn json<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String, crate::StoreError> {
+    serde_json::to_string(rows).map_err(|e| crate::StoreError::Invalid(format!("cannot encode a batch: {e}")))
+}
+
+/// A timestamp as the backend stores it when sqlx binds one, so values written through JSON
+/// are identical to values written through parameters (SQLite compares them as text).
+pub(crate) fn timestamp_text(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+/// Keeps PostgreSQL's planner statistics in step with bulk writes.
+///
+/// PostgreSQL plans from statistics, and a table that grew a lot since they were taken is
+/// planned as if it were still small: "these 5,000 keys joined to grants" becomes a scan of
+/// every grant per batch, quadratic over a sync. Autovacuum catches up only after a minute,
+/// mid-sync. So the store counts what it writes and runs `ANALYZE` once a table has grown by
+/// half since it last did (about a dozen times over a 2M-row first load, ~0.1 s each).
+/// SQLite needs nothing: it probes indexes by itself.
+#[derive(Debug, Default)]
+pub(crate) struct Statistics {
+    tables: std::sync::Mutex<HashMap<&'static str, Growth>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Growth {
+    /// Rows written since the last ANALYZE.
+    written: u64,
+    /// Table size at the last ANALYZE.
+    analyzed_at: u64,
+}
+
+/// Below this many written rows statistics are never refreshed.
+const ANALYZE_AFTER: u64 = 1_000;
+
+impl Statistics {
+    /// Records `written` rows in `table` and refreshes its statistics when it grew enough.
+    pub(crate) async fn record(
+        &self,
+        conn: &impl ConnectionTrait,
+        table: &'static str,
+        written: u64,
+    ) -> Result<(), crate::StoreError> {
+        if conn.get_database_backend() != DbBackend::Postgres || written == 0 {
+            return Ok(());
+        }
+        let due = {
+            let Ok(mut tables) = self.tables.lock() else { return Ok(()) };
+            let growth = tables.entry(table).or_default();
+            growth.written += written;
+            let due = growth.written >= ANALYZE_AFTER && growth.written * 2 >= growth.analyzed_at;
+            if due {
+                growth.analyzed_at += growth.written;
+                growth.written = 0;
+            }
+            due
+        };
+        if due {
+            conn.execute_raw(Statement::from_string(DbBackend::Postgres, format!("ANALYZE {table}"))).await?;
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::{IdSet, MigrationState, NewConnector, Store, StoreError, SyncRunFinish, store_test};
+use attest_domain::GrantId;
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_800_000_000 + secs, 0).single().unwrap()
@@ -217,7 +218,9 @@ store_test!(grants_upsert_sweep_and_keep_history, |store| {
     let mut rows: Vec<GrantData> = ids.iter().map(|p| grant(member, *p)).collect();
     let run = store.start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(100)).await.unwrap();
     let first = store.upsert_grants(c, &rows, t(100)).await.unwrap();
-    assert_eq!((first.counts.added, first.counts.unchanged), (3000, 0));
+    assert_eq!((first.counts.added, first.counts.unchanged, first.existing.len()), (3000, 0, 0));
+    let first_ids: Vec<GrantId> =
+        store.list_grants_for_entitlement(member, false).await.unwrap().iter().map(|g| g.id).collect();
     store.finish_sync_run(run.id, SyncRunFinish::default(), t(110)).await.unwrap();
 
     // Second snapshot: unchanged except one external ref, and u0 is gone.
@@ -225,31 +228,38 @@ store_test!(grants_upsert_sweep_and_keep_history, |store| {
     let snapshot = &rows[1..];
     let second = store.upsert_grants(c, snapshot, t(200)).await.unwrap();
     assert_eq!((second.counts.added, second.counts.changed, second.counts.unchanged), (0, 1, 2998));
-    assert_eq!(second.ids, first.ids[1..].to_vec());
+    let mut existing = second.existing.clone();
+    existing.sort();
+    assert_eq!(existing, first_ids[1..].to_vec());
     let mut seen = IdSet::new();
-    second.ids.iter().for_each(|id| {
+    second.existing.iter().for_each(|id| {
         seen.insert(id.0);
     });
+    // Someone adds a grant while the snapshot runs: it must not be swept by it.
+    let late = store.upsert_principals(c, &[user("late")], t(150)).await.unwrap().ids[0];
+    store.upsert_grants(c, &[grant(member, late)], t(250)).await.unwrap();
     let connector_synced = store.get_connector(c).await.unwrap().last_synced_at();
     assert_eq!(connector_synced, Some(t(100)));
-    assert_eq!(store.end_grants_not_seen(c, &seen, t(200), connector_synced).await.unwrap(), 1);
-    assert_eq!(store.end_grants_not_seen(c, &seen, t(201), connector_synced).await.unwrap(), 0);
+    assert_eq!(store.end_grants_not_seen(c, &seen, t(200), t(300), connector_synced).await.unwrap(), 1);
+    assert_eq!(store.end_grants_not_seen(c, &seen, t(200), t(301), connector_synced).await.unwrap(), 0);
+    assert!(store.find_current_grant(member, late, "").await.unwrap().is_some());
 
     let history = store.list_grants_for_principal(ids[0], true).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(
         (history[0].ended_at, history[0].last_seen_at, history[0].first_seen_at),
-        (Some(t(200)), t(100), t(100))
+        (Some(t(300)), t(100), t(100))
     );
     assert!(store.list_grants_for_principal(ids[0], false).await.unwrap().is_empty());
 
     // Re-granted later: a new row, the old one stays as history.
     let back = store.upsert_grants(c, &rows[..1], t(300)).await.unwrap();
     assert_eq!(back.counts.added, 1);
-    assert_ne!(back.ids[0], first.ids[0]);
-    assert_eq!(store.list_grants_for_principal(ids[0], true).await.unwrap().len(), 2);
-    assert_eq!(store.list_grants_for_entitlement(member, false).await.unwrap().len(), 3000);
-    assert_eq!(store.count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&3000));
+    let history = store.list_grants_for_principal(ids[0], true).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_ne!(history[0].id, history[1].id);
+    assert_eq!(store.list_grants_for_entitlement(member, false).await.unwrap().len(), 3001);
+    assert_eq!(store.count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&3001));
     let found = store.find_current_grant(member, ids[1], "").await.unwrap().unwrap();
     assert_eq!(found.external_ref.as_deref(), Some("assignment-1"));
     assert_eq!(found.last_seen_at, t(100), "a current grant was seen by the connector's last sync");
@@ -259,7 +269,8 @@ store_test!(jit_grants_keep_their_source_and_expiry, |store| {
     let c = connector(&store, "contoso").await.id;
     let (_, member, _) = group(&store, c, "g1").await;
     let p = store.upsert_principals(c, &[user("ada")], t(0)).await.unwrap().ids[0];
-    let id = store.upsert_grants(c, &[grant(member, p)], t(0)).await.unwrap().ids[0];
+    store.upsert_grants(c, &[grant(member, p)], t(0)).await.unwrap();
+    let id = store.find_current_grant(member, p, "").await.unwrap().unwrap().id;
     exec(
         &store,
         &format!("UPDATE grants SET source = 'jit', expires_at = '2030-01-01T00:00:00+00:00' WHERE id = {id}"),
