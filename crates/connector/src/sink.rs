@@ -14,7 +14,7 @@ use crate::{ObservedEntitlement, ObservedGrant, SyncError};
 
 /// Grants are written in batches of this many: large enough to amortise a statement, small
 /// enough that a crash loses little and memory stays flat.
-const GRANT_BATCH: usize = 10_000;
+const GRANT_BATCH: usize = 50_000;
 
 /// Unresolvable observations are counted; this many are named in the run's notes.
 const NOTED_EXAMPLES: usize = 5;
