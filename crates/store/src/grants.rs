@@ -295,6 +295,9 @@ async fn lookup_current(
     Ok(rows.into_iter().map(|row| ((row.1, row.2, row.3.clone()), row)).collect())
 }
 
+/// A new direct grant as sent to the database: entitlement, principal, scope, external ref, expiry.
+type NewDirectRow<'a> = (i64, i64, &'a str, Option<&'a str>, Option<String>);
+
 /// Inserts new direct grants, first and last seen `now`.
 async fn insert_direct(
     txn: &impl ConnectionTrait,
@@ -303,7 +306,7 @@ async fn insert_direct(
     rows: &[&GrantData],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let values: Vec<(i64, i64, &str, Option<&str>, Option<String>)> = rows
+    let values: Vec<NewDirectRow> = rows
         .iter()
         .map(|g| {
             (

@@ -146,9 +146,9 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
         seconds: second.0.grants,
     });
     rows.push(Row {
-        phase: "  sweep + inherited grants".into(),
-        rows: c.inherited_grants.unchanged,
-        written: Some(c.inherited_grants.written()),
+        phase: "  sweep; inherited grants (nothing changed: skipped)".into(),
+        rows: 0,
+        written: Some(c.grants.removed + c.inherited_grants.written()),
         seconds: second.0.finish,
     });
 
