@@ -45,6 +45,9 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
+    /// print its URLs and client credentials.
+    Sim(commands::sim::SimArgs),
     /// Run a benchmark scenario and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,6 +92,7 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Migrate(args) => commands::migrate::run(&context, args, out).await,
         Command::Config(command) => commands::config::run(&context, command, out),
         Command::Audit(command) => commands::audit::run(&context, command, out).await,
+        Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }
 }

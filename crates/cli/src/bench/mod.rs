@@ -3,6 +3,7 @@
 mod ingest;
 mod loader;
 mod rss;
+mod sim;
 mod synth;
 
 use std::io::Write;
@@ -18,10 +19,14 @@ pub enum BenchCommand {
     /// compare the first load with the database's own bulk loader. Needs an empty database
     /// (--database-url); it creates the schema and empties the grants table along the way.
     Ingest(ingest::IngestArgs),
+    /// Generate a tenant in the Entra simulator and page through it over HTTP: generation
+    /// time, objects served per second, memory.
+    Sim(sim::SimBenchArgs),
 }
 
 pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(context, args, out).await,
+        BenchCommand::Sim(args) => sim::run(args, out).await,
     }
 }

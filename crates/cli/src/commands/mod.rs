@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod migrate;
+pub mod sim;
 
 use std::path::Path;
 

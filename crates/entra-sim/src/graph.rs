@@ -1,0 +1,312 @@
+//! Graph v1.0 read endpoints: users, groups, group members and owners.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::error::GraphError;
+use crate::identity::authorize;
+use crate::odata::{Collection, ListQuery};
+use crate::server::Sim;
+use crate::tenant::{Group, Kind, ServicePrincipal, User};
+
+const USERS_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const GROUPS_READ: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+
+const USER_PROPERTIES: &[&str] = &[
+    "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "surname",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "userPrincipalName",
+    "accountEnabled",
+    "userType",
+    "createdDateTime",
+    "department",
+    "usageLocation",
+    "employeeId",
+    "onPremisesSyncEnabled",
+    "signInActivity",
+    "manager",
+];
+
+const USERS: Collection = Collection {
+    entity: "user",
+    context: "users",
+    properties: USER_PROPERTIES,
+    default_select: User::DEFAULT_PROPERTIES,
+    filterable: &[
+        "id",
+        "displayName",
+        "userPrincipalName",
+        "mail",
+        "accountEnabled",
+        "userType",
+        "department",
+        "jobTitle",
+        "employeeId",
+        "usageLocation",
+        "givenName",
+        "surname",
+    ],
+    default_page: 100,
+    max_page: 999,
+    single_entity_only: User::SINGLE_ENTITY_ONLY,
+};
+
+const GROUPS: Collection = Collection {
+    entity: "group",
+    context: "groups",
+    properties: Group::DEFAULT_PROPERTIES,
+    default_select: Group::DEFAULT_PROPERTIES,
+    filterable: &[
+        "id",
+        "displayName",
+        "mail",
+        "mailEnabled",
+        "mailNickname",
+        "securityEnabled",
+        "isAssignableToRole",
+        "onPremisesSyncEnabled",
+        "groupTypes",
+    ],
+    default_page: 100,
+    max_page: 999,
+    single_entity_only: &[],
+};
+
+/// Relationship collections hold users, groups and service principals alike.
+const DIRECTORY_OBJECTS: Collection = Collection {
+    entity: "directoryObject",
+    context: "directoryObjects",
+    properties: &[
+        "id",
+        "displayName",
+        "userPrincipalName",
+        "mail",
+        "accountEnabled",
+        "userType",
+        "jobTitle",
+        "givenName",
+        "surname",
+        "appId",
+        "servicePrincipalType",
+        "appOwnerOrganizationId",
+        "groupTypes",
+        "securityEnabled",
+        "mailEnabled",
+    ],
+    default_select: &[],
+    filterable: &[],
+    default_page: 100,
+    max_page: 999,
+    single_entity_only: &[],
+};
+
+fn eventual(headers: &HeaderMap) -> bool {
+    headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+}
+
+/// One page of a collection: filter, count, project, link to the next page.
+///
+/// `item(i)` renders the i-th object of the collection (`None` for one that is not listed,
+/// such as a soft-deleted user). Only what the page needs is rendered: objects before the
+/// page are skipped by position unless a filter has to look at them.
+fn page(
+    sim: &Sim,
+    query: &ListQuery,
+    collection: &Collection,
+    path: &str,
+    len: usize,
+    item: impl Fn(usize) -> Option<Map<String, Value>>,
+    defaults: impl Fn(&Map<String, Value>) -> &'static [&'static str],
+) -> Result<Json<Value>, GraphError> {
+    let offset = query.offset()?;
+    let size = query.page_size(collection);
+    let matches = |o: &Map<String, Value>| query.filter.as_ref().is_none_or(|f| f.matches(o));
+    let mut out = Map::new();
+    let select_suffix = query.select.as_ref().map(|s| format!("({})", s.join(","))).unwrap_or_default();
+    out.insert(
+        "@odata.context".into(),
+        format!("{}/v1.0/$metadata#{}{select_suffix}", sim.graph_url, collection.context).into(),
+    );
+    if query.wants_count() {
+        out.insert("@odata.count".into(), (0..len).filter_map(&item).filter(|o| matches(o)).count().into());
+    }
+    let mut value = Vec::with_capacity(size);
+    let mut next = None;
+    for i in offset..len {
+        let Some(object) = item(i) else { continue };
+        if !matches(&object) {
+            continue;
+        }
+        if value.len() == size {
+            next = Some(i);
+            break;
+        }
+        let projected = match &query.select {
+            Some(_) => query.project(collection, object),
+            None => {
+                let with_defaults = Collection { default_select: defaults(&object), ..*collection };
+                query.project(&with_defaults, object)
+            }
+        };
+        value.push(Value::Object(projected));
+    }
+    if let Some(next) = next {
+        let mut link = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &query.carried {
+            link.append_pair(k, v);
+        }
+        link.append_pair("$skiptoken", &query.token_for(next));
+        out.insert("@odata.nextLink".into(), format!("{}{path}?{}", sim.graph_url, link.finish()).into());
+    }
+    out.insert("value".into(), Value::Array(value));
+    Ok(Json(Value::Object(out)))
+}
+
+fn check_sign_in_activity(sim: &Sim, query: &ListQuery, roles: &[String]) -> Result<(), GraphError> {
+    if !query.select.iter().flatten().any(|p| p.eq_ignore_ascii_case("signInActivity")) {
+        return Ok(());
+    }
+    if sim.read(|t| t.non_premium) {
+        return Err(GraphError::new(
+            StatusCode::FORBIDDEN,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Neither tenant is B2C or tenant doesn't have premium license",
+        ));
+    }
+    if !roles.iter().any(|r| r.eq_ignore_ascii_case("AuditLog.Read.All")) {
+        return Err(GraphError::denied());
+    }
+    Ok(())
+}
+
+/// `GET /v1.0/users`
+pub(crate) async fn list_users(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let roles = authorize(&sim, &headers, USERS_READ)?;
+    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &USERS)?;
+    check_sign_in_activity(&sim, &query, &roles)?;
+    sim.read(|t| {
+        let item = |i: usize| t.users.get(i).filter(|u| u.deleted.is_none()).map(User::to_json);
+        page(&sim, &query, &USERS, "/v1.0/users", t.users.len(), item, |_| User::DEFAULT_PROPERTIES)
+    })
+}
+
+/// `GET /v1.0/users/{id | userPrincipalName}`
+pub(crate) async fn get_user(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let roles = authorize(&sim, &headers, USERS_READ)?;
+    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &USERS)?;
+    check_sign_in_activity(&sim, &query, &roles)?;
+    let user = sim
+        .read(|t| {
+            t.live_users()
+                .find(|u| u.id.eq_ignore_ascii_case(&id) || u.user_principal_name.eq_ignore_ascii_case(&id))
+                .map(User::to_json)
+        })
+        .ok_or_else(|| GraphError::not_found(&id))?;
+    let mut object = query.project(&USERS, user);
+    object.insert("@odata.context".into(), format!("{}/v1.0/$metadata#users/$entity", sim.graph_url).into());
+    Ok(Json(Value::Object(object)))
+}
+
+/// `GET /v1.0/groups`
+pub(crate) async fn list_groups(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    authorize(&sim, &headers, GROUPS_READ)?;
+    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &GROUPS)?;
+    sim.read(|t| {
+        let item = |i: usize| t.groups.get(i).map(Group::to_json);
+        page(&sim, &query, &GROUPS, "/v1.0/groups", t.groups.len(), item, |_| Group::DEFAULT_PROPERTIES)
+    })
+}
+
+/// `GET /v1.0/groups/{id}`
+pub(crate) async fn get_group(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    authorize(&sim, &headers, GROUPS_READ)?;
+    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &GROUPS)?;
+    let group = sim.read(|t| t.group(&id).map(Group::to_json)).ok_or_else(|| GraphError::not_found(&id))?;
+    let mut object = query.project(&GROUPS, group);
+    object.insert("@odata.context".into(), format!("{}/v1.0/$metadata#groups/$entity", sim.graph_url).into());
+    Ok(Json(Value::Object(object)))
+}
+
+fn type_defaults(object: &Map<String, Value>) -> &'static [&'static str] {
+    match object.get("@odata.type").and_then(Value::as_str) {
+        Some(t) if t == Kind::Group.odata_type() => Group::DEFAULT_PROPERTIES,
+        Some(t) if t == Kind::ServicePrincipal.odata_type() => ServicePrincipal::DEFAULT_PROPERTIES,
+        _ => User::DEFAULT_PROPERTIES,
+    }
+}
+
+async fn relationship(
+    sim: Arc<Sim>,
+    id: String,
+    headers: HeaderMap,
+    raw: Option<String>,
+    relation: &'static str,
+    pick: fn(&Group) -> &Vec<String>,
+) -> Result<Json<Value>, GraphError> {
+    authorize(&sim, &headers, GROUPS_READ)?;
+    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &DIRECTORY_OBJECTS)?;
+    let path = format!("/v1.0/groups/{id}/{relation}");
+    sim.read(|t| {
+        let group = t.group(&id).ok_or_else(|| GraphError::not_found(&id))?;
+        let ids = pick(group);
+        let item = |i: usize| ids.get(i).and_then(|m| t.directory_object(m)).map(|(_, o)| o);
+        page(&sim, &query, &DIRECTORY_OBJECTS, &path, ids.len(), item, type_defaults)
+    })
+}
+
+/// `GET /v1.0/groups/{id}/members`
+pub(crate) async fn list_members(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    relationship(sim, id, headers, raw, "members", |g| &g.members).await
+}
+
+/// `GET /v1.0/groups/{id}/owners`
+pub(crate) async fn list_owners(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    relationship(sim, id, headers, raw, "owners", |g| &g.owners).await
+}

@@ -1,0 +1,265 @@
+//! The identity platform's token endpoint (client credentials) and Graph's token check.
+//!
+//! Access tokens are JWT-shaped with the real claim set (`aud`, `iss`, `tid`, `appid`,
+//! `roles`, `exp`...), so clients can read `roles` and `exp` as they would from Entra. This
+//! increment does not sign them verifiably: Graph here accepts exactly the tokens it issued.
+//! RS256 signing and JWKS arrive with the sign-in (OIDC) endpoints.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::GraphError;
+use crate::server::Sim;
+use crate::tenant::GRAPH_APP_ID;
+
+/// What Graph knows about a token it issued.
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedToken {
+    pub roles: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// An AADSTS error as the token endpoint returns it.
+fn aadsts(sim: &Sim, status: StatusCode, error: &str, code: u32, message: &str) -> Response {
+    let (trace, correlation) = (sim.new_id(), sim.new_id());
+    let timestamp = sim.now().format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {message} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {timestamp}"),
+        "error_codes": [code],
+        "timestamp": timestamp,
+        "trace_id": trace,
+        "correlation_id": correlation,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`
+pub(crate) async fn token(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let (tenant_id, domain) = sim.read(|t| (t.id.clone(), t.domain.clone()));
+    if tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("consumers") {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            9001023,
+            "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+        );
+    }
+    if !tenant.eq_ignore_ascii_case(&tenant_id) && !tenant.eq_ignore_ascii_case(&domain) {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    }
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return aadsts(
+                &sim,
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{other}'."),
+            );
+        }
+        None => {
+            return aadsts(
+                &sim,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.",
+            );
+        }
+    }
+    // The secret may come in the body or as HTTP Basic auth (RFC 6749 §2.3.1).
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|pair| pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())));
+    let (client_id, secret) = match (form.client_id, form.client_secret, basic) {
+        (_, _, Some((id, secret))) => (id, Some(secret)),
+        (Some(id), secret, None) => (id, secret),
+        (None, _, None) => {
+            return aadsts(
+                &sim,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
+            );
+        }
+    };
+    if client_id != sim.client.client_id {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+            ),
+        );
+    }
+    match secret {
+        None => {
+            return aadsts(
+                &sim,
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            );
+        }
+        Some(secret) if secret != sim.client.client_secret => {
+            let message = format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            );
+            return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &message);
+        }
+        Some(_) => {}
+    }
+    let scope = form.scope.unwrap_or_default();
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    if scopes.is_empty() {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
+    }
+    let graph_resources = [
+        "https://graph.microsoft.com/.default",
+        "https://graph.microsoft.com//.default",
+        &format!("{GRAPH_APP_ID}/.default"),
+        &format!("{}/.default", sim.graph_url),
+    ];
+    if scopes.len() > 1 || !scopes[0].ends_with("/.default") {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
+    }
+    if !graph_resources.iter().any(|r| r.eq_ignore_ascii_case(scopes[0])) {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            &format!(
+                "The resource principal named {} was not found in the tenant named {}.",
+                scopes[0].trim_end_matches("/.default"),
+                domain
+            ),
+        );
+    }
+
+    // Lifetimes are random between 60 and 90 minutes (access-tokens.md): never assume 3600.
+    let lifetime: i64 = sim.rng.lock().map(|mut r| r.random_range(3600..=5400)).unwrap_or(3600);
+    let now = sim.now();
+    let expires_at = now + chrono::Duration::seconds(lifetime);
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "attest-sim"});
+    let claims = json!({
+        "aud": "https://graph.microsoft.com",
+        "iss": format!("https://sts.windows.net/{tenant_id}/"),
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "exp": expires_at.timestamp(),
+        "app_displayname": sim.client.display_name,
+        "appid": sim.client.client_id,
+        "appidacr": "1",
+        "idp": format!("https://sts.windows.net/{tenant_id}/"),
+        "idtyp": "app",
+        "oid": sim.new_id(),
+        "roles": sim.client.roles,
+        "sub": sim.client.client_id,
+        "tid": tenant_id,
+        "ver": "1.0",
+    });
+    let signature: [u8; 32] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
+    let access_token = format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    );
+    if let Ok(mut tokens) = sim.tokens.lock() {
+        tokens.retain(|_, t| t.expires_at > now);
+        tokens.insert(access_token.clone(), IssuedToken { roles: sim.client.roles.clone(), expires_at });
+    }
+    let body = json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    });
+    axum::Json(body).into_response()
+}
+
+/// Checks the bearer token and that it carries one of `accepted` application permissions.
+pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, accepted: &[&str]) -> Result<Vec<String>, GraphError> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .unwrap_or_default();
+    if token.is_empty() {
+        return Err(GraphError::unauthenticated("Access token is empty."));
+    }
+    let issued = sim.tokens.lock().ok().and_then(|t| t.get(token).cloned());
+    let Some(issued) = issued else {
+        // [INFER] Graph's wording varies with what is wrong with a token; all are 401 with this code.
+        return Err(GraphError::unauthenticated("Access token validation failure. Invalid audience."));
+    };
+    if issued.expires_at <= sim.now() {
+        return Err(GraphError::unauthenticated(format!(
+            "Lifetime validation failed, the token is expired. ValidTo: '{}'",
+            issued.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )));
+    }
+    if !issued.roles.iter().any(|r| accepted.iter().any(|a| a.eq_ignore_ascii_case(r))) {
+        return Err(GraphError::denied());
+    }
+    Ok(issued.roles)
+}

@@ -1,0 +1,131 @@
+//! A faithful stand-in for Microsoft Graph and the Microsoft identity platform, for tests,
+//! benchmarks and `attest demo`. No machine here reaches Microsoft, so everything built on
+//! Graph is exercised against this: it follows Graph's documented behaviour (see
+//! shared/docs/graph-facts.md), and where it has to guess, the code says [INFER].
+//!
+//! Served on one listener: Graph at `{base}/v1.0/...`, the identity platform at
+//! `{base}/login/{tenant}/oauth2/v2.0/...`, and the simulator's own controls at `/_sim/...`.
+//! A client only swaps its Graph and login base URLs.
+
+pub mod error;
+pub mod generate;
+mod graph;
+mod identity;
+pub mod odata;
+mod server;
+pub mod tenant;
+mod truth;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use generate::{TenantSpec, generate};
+pub use server::{Sim, Stats};
+pub use tenant::Tenant;
+pub use truth::Truth;
+
+/// The application permissions Attest asks for, granted by default to the simulated client.
+pub const ATTEST_PERMISSIONS: &[&str] = &[
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Application.Read.All",
+    "RoleManagement.Read.Directory",
+    "RoleEligibilitySchedule.Read.Directory",
+    "AuditLog.Read.All",
+];
+
+/// The app registration the simulator knows: its credentials and the permissions an
+/// administrator consented to (they become the access token's `roles`).
+#[derive(Debug, Clone)]
+pub struct ClientApp {
+    pub client_id: String,
+    pub client_secret: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+}
+
+impl ClientApp {
+    /// A client with Attest's permissions, ids derived from `seed` (stable across runs).
+    pub fn attest(seed: u64) -> ClientApp {
+        let id = |n: u64| {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&seed.to_le_bytes());
+            bytes[8..].copy_from_slice(&n.to_le_bytes());
+            uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+        };
+        ClientApp {
+            client_id: id(1),
+            client_secret: format!("sim~{}", id(2).replace('-', "")),
+            display_name: "Attest".into(),
+            roles: ATTEST_PERMISSIONS.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    pub sim: Arc<Sim>,
+    /// `http://127.0.0.1:PORT`: Graph paths are `{graph_url}/v1.0/...`.
+    pub graph_url: String,
+    /// `http://127.0.0.1:PORT/login`: token endpoint at `{login_url}/{tenant}/oauth2/v2.0/token`.
+    pub login_url: String,
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl SimHandle {
+    pub fn tenant_id(&self) -> String {
+        self.sim.tenant_id()
+    }
+
+    /// Moves the simulator's clock forward (token expiry, schedules).
+    pub fn advance(&self, by: Duration) {
+        self.sim.advance(by);
+    }
+
+    /// Stops serving and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Serves `tenant` on `listener` until the handle is shut down.
+pub async fn spawn(listener: TcpListener, tenant: Tenant, client: ClientApp) -> std::io::Result<SimHandle> {
+    spawn_at(listener, tenant, client, Utc::now()).await
+}
+
+/// Like [`spawn`], with the simulator's clock starting at `now`.
+pub async fn spawn_at(
+    listener: TcpListener,
+    tenant: Tenant,
+    client: ClientApp,
+    now: DateTime<Utc>,
+) -> std::io::Result<SimHandle> {
+    let addr = listener.local_addr()?;
+    let graph_url = format!("http://{addr}");
+    let login_url = format!("{graph_url}/login");
+    let sim = Arc::new(Sim::new(tenant, client, graph_url.clone(), now));
+    let router = server::router(sim.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "simulator stopped");
+        }
+    });
+    Ok(SimHandle { sim, graph_url, login_url, addr, shutdown: Some(tx), task })
+}
+
+#[cfg(test)]
+mod conformance;

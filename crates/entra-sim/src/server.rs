@@ -1,0 +1,216 @@
+//! Shared state, the route table and the per-request plumbing: request ids, the error
+//! envelope, resource-unit accounting.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::error::GraphError;
+use crate::identity::IssuedToken;
+use crate::{ClientApp, Tenant, graph, identity, truth};
+
+/// The simulator's state. Locks are held only for in-memory work, never across an await.
+pub struct Sim {
+    pub(crate) tenant: RwLock<Tenant>,
+    pub(crate) client: ClientApp,
+    pub(crate) graph_url: String,
+    pub(crate) tokens: Mutex<HashMap<String, IssuedToken>>,
+    pub(crate) rng: Mutex<SmallRng>,
+    clock: Mutex<DateTime<Utc>>,
+    started: std::time::Instant,
+    stats: Mutex<Stats>,
+}
+
+/// Requests and resource units, per route (method and path template).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub resource_units: u64,
+    pub by_route: BTreeMap<String, RouteStats>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteStats {
+    pub requests: u64,
+    pub resource_units: u64,
+}
+
+impl Sim {
+    pub(crate) fn new(tenant: Tenant, client: ClientApp, graph_url: String, now: DateTime<Utc>) -> Sim {
+        Sim {
+            tenant: RwLock::new(tenant),
+            client,
+            graph_url,
+            tokens: Mutex::new(HashMap::new()),
+            rng: Mutex::new(SmallRng::seed_from_u64(now.timestamp_micros() as u64)),
+            clock: Mutex::new(now),
+            started: std::time::Instant::now(),
+            stats: Mutex::new(Stats::default()),
+        }
+    }
+
+    /// The simulator's "now": its start time plus real time elapsed plus any advance.
+    pub fn now(&self) -> DateTime<Utc> {
+        let base = self.clock.lock().map(|c| *c).unwrap_or_else(|e| *e.into_inner());
+        base + Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+
+    pub(crate) fn advance(&self, by: Duration) {
+        if let Ok(mut clock) = self.clock.lock() {
+            *clock += by;
+        }
+    }
+
+    pub fn tenant_id(&self) -> String {
+        self.read(|t| t.id.clone())
+    }
+
+    /// The registered client app (credentials and granted permissions).
+    pub fn client(&self) -> &ClientApp {
+        &self.client
+    }
+
+    /// Runs `f` on the tenant.
+    pub fn read<T>(&self, f: impl FnOnce(&Tenant) -> T) -> T {
+        match self.tenant.read() {
+            Ok(tenant) => f(&tenant),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// Requests served and resource units charged so far.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn new_id(&self) -> String {
+        let bytes: [u8; 16] = self.rng.lock().map(|mut r| r.random()).unwrap_or_default();
+        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    }
+
+    fn record(&self, route: &str, units: u64) {
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.requests += 1;
+            stats.resource_units += units;
+            let entry = stats.by_route.entry(route.to_owned()).or_default();
+            entry.requests += 1;
+            entry.resource_units += units;
+        }
+    }
+}
+
+pub(crate) fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/v1.0/users", get(graph::list_users))
+        .route("/v1.0/users/{id}", get(graph::get_user))
+        .route("/v1.0/groups", get(graph::list_groups))
+        .route("/v1.0/groups/{id}", get(graph::get_group))
+        .route("/v1.0/groups/{id}/members", get(graph::list_members))
+        .route("/v1.0/groups/{id}/owners", get(graph::list_owners))
+        .route("/login/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route("/_sim/truth", get(truth::truth))
+        .route("/_sim/stats", get(stats))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(sim.clone(), plumbing))
+        .with_state(sim)
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
+    Json(sim.stats())
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> GraphError {
+    // [INFER] Graph answers an unknown segment with 400 BadRequest "Resource not found for the
+    // segment '...'"; an unknown path here is the same kind of mistake.
+    let segment = uri.path().rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned();
+    GraphError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!("Resource not found for the segment '{segment}' ({method})."),
+    )
+}
+
+impl IntoResponse for GraphError {
+    /// The envelope is completed by [`plumbing`], which knows the request's ids.
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = self.status;
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Resource units for a Graph request, per the identity service's cost table (graph-facts §8).
+pub(crate) fn resource_units(method: &Method, route: &str, query: Option<&str>) -> u64 {
+    let mut cost: i64 = match (method.as_str(), route) {
+        ("GET", "/v1.0/users") => 2,
+        ("GET", "/v1.0/groups/{id}/members") => 3,
+        ("GET", "/v1.0/groups/{id}/transitiveMembers") => 5,
+        ("GET", "/v1.0/servicePrincipals/{id}/appRoleAssignments") => 2,
+        _ => 1,
+    };
+    let options: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
+        .collect();
+    if options.iter().any(|(k, _)| k == "$select") {
+        cost -= 1;
+    }
+    if options.iter().any(|(k, _)| k == "$expand") {
+        cost += 1;
+    }
+    if options.iter().any(|(k, v)| k == "$top" && v.parse::<u64>().is_ok_and(|t| t < 20)) {
+        cost -= 1;
+    }
+    cost.max(1) as u64
+}
+
+/// Every response carries `request-id` and `client-request-id` (echoed when the client sent
+/// one); Graph responses carry `x-ms-resource-unit`; errors get their full envelope here.
+async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
+    let request_id = sim.new_id();
+    let client_request_id = request
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| request_id.clone());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let is_graph = route.starts_with("/v1.0/") || route.starts_with("/beta/");
+    let units = resource_units(request.method(), &route, request.uri().query());
+    let key = format!("{} {route}", request.method());
+    let mut response = next.run(request).await;
+    if let Some(error) = response.extensions_mut().remove::<GraphError>() {
+        let date = sim.now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let body = error.body(&request_id, &client_request_id, &date);
+        let status = response.status();
+        response = (status, Json(body)).into_response();
+    }
+    let headers: &mut HeaderMap = response.headers_mut();
+    for (name, value) in [("request-id", &request_id), ("client-request-id", &client_request_id)] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    if is_graph {
+        headers.insert("x-ms-resource-unit", HeaderValue::from(units));
+        sim.record(&key, units);
+    } else {
+        sim.record(&key, 0);
+    }
+    response
+}

@@ -1,0 +1,421 @@
+//! The simulated tenant: directory objects as Microsoft Graph describes them.
+//!
+//! Objects keep Graph's property names when rendered ([`User::to_json`] and friends), so
+//! `$select` and the default property sets work on exactly the names a client sends.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+/// `appOwnerOrganizationId` of Microsoft's own first-party applications.
+pub const MICROSOFT_SERVICES_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+/// Microsoft Graph's own application id (the resource of `https://graph.microsoft.com/.default`).
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignInActivity {
+    pub last_sign_in: DateTime<Utc>,
+    pub last_non_interactive_sign_in: DateTime<Utc>,
+    pub last_successful_sign_in: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub display_name: String,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub user_principal_name: String,
+    pub mail: Option<String>,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub office_location: Option<String>,
+    pub usage_location: Option<String>,
+    pub employee_id: Option<String>,
+    pub account_enabled: bool,
+    /// `Member` or `Guest`.
+    pub user_type: String,
+    pub created: DateTime<Utc>,
+    pub manager: Option<String>,
+    pub sign_in_activity: Option<SignInActivity>,
+    /// Set while the user sits in `directory/deletedItems`.
+    pub deleted: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    /// `["Unified"]` for Microsoft 365, `["DynamicMembership"]` for dynamic, `[]` otherwise.
+    pub group_types: Vec<String>,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    pub is_assignable_to_role: Option<bool>,
+    pub membership_rule: Option<String>,
+    pub on_premises_sync_enabled: Option<bool>,
+    pub mail: Option<String>,
+    pub mail_nickname: String,
+    pub created: DateTime<Utc>,
+    /// Object ids of direct members (users, groups, service principals).
+    pub members: Vec<String>,
+    pub owners: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRole {
+    pub id: String,
+    pub display_name: String,
+    pub value: Option<String>,
+    pub description: String,
+    pub allowed_member_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePrincipal {
+    pub id: String,
+    pub app_id: String,
+    pub display_name: String,
+    /// `Application` or `ManagedIdentity`.
+    pub service_principal_type: String,
+    pub app_owner_organization_id: Option<String>,
+    pub account_enabled: bool,
+    pub app_role_assignment_required: bool,
+    pub tags: Vec<String>,
+    pub app_roles: Vec<AppRole>,
+    pub owners: Vec<String>,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRoleAssignment {
+    pub id: String,
+    pub app_role_id: String,
+    pub principal_id: String,
+    /// `User`, `Group` or `ServicePrincipal`.
+    pub principal_type: String,
+    pub principal_display_name: String,
+    pub resource_id: String,
+    pub resource_display_name: String,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleDefinition {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub is_built_in: bool,
+    pub template_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleAssignment {
+    pub id: String,
+    pub role_definition_id: String,
+    pub principal_id: String,
+    pub directory_scope_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleEligibility {
+    pub id: String,
+    pub role_definition_id: String,
+    pub principal_id: String,
+    pub directory_scope_id: String,
+    pub start: DateTime<Utc>,
+    /// `None`: no expiration.
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A directory object's kind, for `@odata.type` and lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+    ServicePrincipal,
+}
+
+impl Kind {
+    pub fn odata_type(self) -> &'static str {
+        match self {
+            Kind::User => "#microsoft.graph.user",
+            Kind::Group => "#microsoft.graph.group",
+            Kind::ServicePrincipal => "#microsoft.graph.servicePrincipal",
+        }
+    }
+}
+
+/// The whole simulated tenant.
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    pub id: String,
+    /// The initial domain, e.g. `contoso.onmicrosoft.com`.
+    pub domain: String,
+    pub display_name: String,
+    /// A tenant without Entra ID P1/P2: `signInActivity` is refused with 403.
+    pub non_premium: bool,
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+    pub service_principals: Vec<ServicePrincipal>,
+    pub app_role_assignments: Vec<AppRoleAssignment>,
+    pub role_definitions: Vec<RoleDefinition>,
+    pub role_assignments: Vec<RoleAssignment>,
+    pub role_eligibilities: Vec<RoleEligibility>,
+    /// Object id → (kind, index in its vector).
+    pub(crate) index: HashMap<String, (Kind, usize)>,
+}
+
+impl Tenant {
+    /// Rebuilds the id index; call after changing the object vectors.
+    pub fn reindex(&mut self) {
+        let mut index = HashMap::with_capacity(self.users.len() + self.groups.len() + self.service_principals.len());
+        index.extend(self.users.iter().enumerate().map(|(i, o)| (o.id.clone(), (Kind::User, i))));
+        index.extend(self.groups.iter().enumerate().map(|(i, o)| (o.id.clone(), (Kind::Group, i))));
+        index.extend(
+            self.service_principals.iter().enumerate().map(|(i, o)| (o.id.clone(), (Kind::ServicePrincipal, i))),
+        );
+        self.index = index;
+    }
+
+    /// Where the object with this id lives.
+    pub fn locate(&self, id: &str) -> Option<(Kind, usize)> {
+        self.index.get(id).copied()
+    }
+
+    pub fn group(&self, id: &str) -> Option<&Group> {
+        match self.locate(id) {
+            Some((Kind::Group, i)) => self.groups.get(i),
+            _ => None,
+        }
+    }
+
+    /// Any directory object by id, rendered with its `@odata.type` (what relationship
+    /// collections such as `members` return). Soft-deleted users are not returned.
+    pub fn directory_object(&self, id: &str) -> Option<(Kind, Map<String, Value>)> {
+        let (kind, i) = self.locate(id)?;
+        let mut object = match kind {
+            Kind::User => {
+                let user = self.users.get(i).filter(|u| u.deleted.is_none())?;
+                user.to_json()
+            }
+            Kind::Group => self.groups.get(i)?.to_json(),
+            Kind::ServicePrincipal => self.service_principals.get(i)?.to_json(),
+        };
+        object.insert("@odata.type".into(), kind.odata_type().into());
+        Some((kind, object))
+    }
+
+    /// Live (not soft-deleted) users.
+    pub fn live_users(&self) -> impl Iterator<Item = &User> {
+        self.users.iter().filter(|u| u.deleted.is_none())
+    }
+}
+
+fn ts(at: DateTime<Utc>) -> Value {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true).into()
+}
+
+fn opt_ts(at: Option<DateTime<Utc>>) -> Value {
+    at.map(ts).unwrap_or(Value::Null)
+}
+
+impl User {
+    /// Properties returned by `GET /users` without `$select` (user-list.md).
+    pub const DEFAULT_PROPERTIES: &'static [&'static str] = &[
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "id",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+    ];
+
+    /// Properties that only a single-user GET returns; selecting them on the collection is 501.
+    pub const SINGLE_ENTITY_ONLY: &'static [&'static str] = &[
+        "aboutMe",
+        "birthday",
+        "hireDate",
+        "interests",
+        "mySite",
+        "pastProjects",
+        "preferredName",
+        "responsibilities",
+        "schools",
+        "skills",
+        "mailboxSettings",
+    ];
+
+    /// Every property this simulator knows, with its value.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let sign_in = self.sign_in_activity.as_ref().map(|s| {
+            json!({
+                "lastSignInDateTime": ts(s.last_sign_in),
+                "lastSignInRequestId": request_id_for(&self.id, 1),
+                "lastNonInteractiveSignInDateTime": ts(s.last_non_interactive_sign_in),
+                "lastNonInteractiveSignInRequestId": request_id_for(&self.id, 2),
+                "lastSuccessfulSignInDateTime": ts(s.last_successful_sign_in),
+                "lastSuccessfulSignInRequestId": request_id_for(&self.id, 3),
+            })
+        });
+        let value = json!({
+            "id": self.id,
+            "businessPhones": [],
+            "displayName": self.display_name,
+            "givenName": self.given_name,
+            "surname": self.surname,
+            "jobTitle": self.job_title,
+            "mail": self.mail,
+            "mobilePhone": null,
+            "officeLocation": self.office_location,
+            "preferredLanguage": null,
+            "userPrincipalName": self.user_principal_name,
+            "accountEnabled": self.account_enabled,
+            "userType": self.user_type,
+            "createdDateTime": ts(self.created),
+            "department": self.department,
+            "usageLocation": self.usage_location,
+            "employeeId": self.employee_id,
+            "onPremisesSyncEnabled": null,
+            "signInActivity": sign_in,
+        });
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+impl Group {
+    /// Graph returns every (non-expensive) group property by default.
+    pub const DEFAULT_PROPERTIES: &'static [&'static str] = &[
+        "id",
+        "createdDateTime",
+        "description",
+        "displayName",
+        "groupTypes",
+        "isAssignableToRole",
+        "mail",
+        "mailEnabled",
+        "mailNickname",
+        "membershipRule",
+        "membershipRuleProcessingState",
+        "onPremisesSyncEnabled",
+        "securityEnabled",
+        "visibility",
+    ];
+
+    pub fn is_dynamic(&self) -> bool {
+        self.group_types.iter().any(|t| t == "DynamicMembership")
+    }
+
+    pub fn to_json(&self) -> Map<String, Value> {
+        let value = json!({
+            "id": self.id,
+            "createdDateTime": ts(self.created),
+            "description": self.description,
+            "displayName": self.display_name,
+            "groupTypes": self.group_types,
+            "isAssignableToRole": self.is_assignable_to_role,
+            "mail": self.mail,
+            "mailEnabled": self.mail_enabled,
+            "mailNickname": self.mail_nickname,
+            "membershipRule": self.membership_rule,
+            "membershipRuleProcessingState": if self.is_dynamic() { Value::from("On") } else { Value::Null },
+            "onPremisesSyncEnabled": self.on_premises_sync_enabled,
+            "securityEnabled": self.security_enabled,
+            "visibility": if self.group_types.iter().any(|t| t == "Unified") { Value::from("Private") } else { Value::Null },
+        });
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+impl ServicePrincipal {
+    pub const DEFAULT_PROPERTIES: &'static [&'static str] = &[
+        "id",
+        "accountEnabled",
+        "appDisplayName",
+        "appId",
+        "appOwnerOrganizationId",
+        "appRoleAssignmentRequired",
+        "appRoles",
+        "createdDateTime",
+        "displayName",
+        "servicePrincipalType",
+        "tags",
+    ];
+
+    pub fn to_json(&self) -> Map<String, Value> {
+        let roles: Vec<Value> = self
+            .app_roles
+            .iter()
+            .map(|r| {
+                json!({
+                    "allowedMemberTypes": r.allowed_member_types,
+                    "description": r.description,
+                    "displayName": r.display_name,
+                    "id": r.id,
+                    "isEnabled": true,
+                    "origin": "Application",
+                    "value": r.value,
+                })
+            })
+            .collect();
+        let value = json!({
+            "id": self.id,
+            "accountEnabled": self.account_enabled,
+            "appDisplayName": self.display_name,
+            "appId": self.app_id,
+            "appOwnerOrganizationId": self.app_owner_organization_id,
+            "appRoleAssignmentRequired": self.app_role_assignment_required,
+            "appRoles": roles,
+            "createdDateTime": ts(self.created),
+            "displayName": self.display_name,
+            "servicePrincipalType": self.service_principal_type,
+            "tags": self.tags,
+        });
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+impl AppRoleAssignment {
+    pub fn to_json(&self) -> Map<String, Value> {
+        let value = json!({
+            "id": self.id,
+            "appRoleId": self.app_role_id,
+            "createdDateTime": ts(self.created),
+            "deletedDateTime": opt_ts(None),
+            "principalDisplayName": self.principal_display_name,
+            "principalId": self.principal_id,
+            "principalType": self.principal_type,
+            "resourceDisplayName": self.resource_display_name,
+            "resourceId": self.resource_id,
+        });
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A stable, GUID-shaped request id derived from an object id (for sign-in request ids).
+fn request_id_for(id: &str, n: u8) -> String {
+    let mut bytes = [0u8; 16];
+    for (i, b) in id.bytes().enumerate() {
+        bytes[i % 16] ^= b.wrapping_add(n);
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
