@@ -181,6 +181,16 @@ fn page(
     Ok(Json(Value::Object(out)))
 }
 
+/// A single object, projected, with its `@odata.context`.
+fn entity(sim: &Sim, query: &ListQuery, collection: &Collection, object: Map<String, Value>) -> Json<Value> {
+    let mut object = query.project(collection, object);
+    object.insert(
+        "@odata.context".into(),
+        format!("{}/v1.0/$metadata#{}/$entity", sim.graph_url, collection.context).into(),
+    );
+    Json(Value::Object(object))
+}
+
 fn check_sign_in_activity(sim: &Sim, query: &ListQuery, roles: &[String]) -> Result<(), GraphError> {
     if !query.select.iter().flatten().any(|p| p.eq_ignore_ascii_case("signInActivity")) {
         return Ok(());
@@ -230,9 +240,7 @@ pub(crate) async fn get_user(
                 .map(User::to_json)
         })
         .ok_or_else(|| GraphError::not_found(&id))?;
-    let mut object = query.project(&USERS, user);
-    object.insert("@odata.context".into(), format!("{}/v1.0/$metadata#users/$entity", sim.graph_url).into());
-    Ok(Json(Value::Object(object)))
+    Ok(entity(&sim, &query, &USERS, user))
 }
 
 /// `GET /v1.0/groups`
@@ -259,9 +267,7 @@ pub(crate) async fn get_group(
     authorize(&sim, &headers, GROUPS_READ)?;
     let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &GROUPS)?;
     let group = sim.read(|t| t.group(&id).map(Group::to_json)).ok_or_else(|| GraphError::not_found(&id))?;
-    let mut object = query.project(&GROUPS, group);
-    object.insert("@odata.context".into(), format!("{}/v1.0/$metadata#groups/$entity", sim.graph_url).into());
-    Ok(Json(Value::Object(object)))
+    Ok(entity(&sim, &query, &GROUPS, group))
 }
 
 fn type_defaults(object: &Map<String, Value>) -> &'static [&'static str] {
