@@ -451,3 +451,146 @@ async fn listing_costs_the_documented_resource_units() {
         f.http.get(format!("{}/_sim/truth", f.sim.graph_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(truth.counts["users"], f.live_users().await);
 }
+
+/// Pages a Graph collection to the end and returns every item.
+async fn collect_all(f: &Fixture, first: &str) -> Vec<Value> {
+    let mut next = Some(first.to_owned());
+    let mut items = Vec::new();
+    while let Some(link) = next {
+        let (status, _, body) = f.get(&link, &[]).await;
+        assert_eq!(status, 200, "{link}: {body}");
+        items.extend(body["value"].as_array().unwrap().iter().cloned());
+        next = body["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    items
+}
+
+#[tokio::test]
+async fn service_principals_assignments_and_owners() {
+    let f = Fixture::new(small()).await;
+    let tenant_id = f.sim.tenant_id();
+    let all = collect_all(&f, "/v1.0/servicePrincipals?$top=7").await;
+    assert_eq!(all.len(), f.sim.sim.read(|t| t.service_principals.len()));
+    let own =
+        collect_all(&f, &format!("/v1.0/servicePrincipals?$filter=appOwnerOrganizationId eq '{tenant_id}'")).await;
+    assert_eq!(own.len(), small().apps);
+    let identities = collect_all(
+        &f,
+        "/v1.0/servicePrincipals?$filter=servicePrincipalType eq 'ManagedIdentity'&$select=id,servicePrincipalType",
+    )
+    .await;
+    assert!(!identities.is_empty() && identities.iter().all(|s| s["servicePrincipalType"] == "ManagedIdentity"));
+    let enterprise =
+        collect_all(&f, "/v1.0/servicePrincipals?$filter=tags/any(t:t eq 'WindowsAzureActiveDirectoryIntegratedApp')")
+            .await;
+    assert_eq!(enterprise.len(), all.len() - identities.len(), "managed identities carry no enterprise-app tag");
+    assert!(all.iter().any(|s| s["appOwnerOrganizationId"] == crate::tenant::MICROSOFT_SERVICES_TENANT));
+
+    // Who is assigned to the app with the most assignments, paged to exhaustion.
+    let (app, expected) = f.sim.sim.read(|t| {
+        let app = t
+            .service_principals
+            .iter()
+            .max_by_key(|s| t.app_role_assignments.iter().filter(|a| a.resource_id == s.id).count())
+            .unwrap();
+        let ids: HashSet<String> = t
+            .app_role_assignments
+            .iter()
+            .filter(|a| a.resource_id == app.id && t.directory_object(&a.principal_id).is_some())
+            .map(|a| a.id.clone())
+            .collect();
+        (app.id.clone(), ids)
+    });
+    let assigned = collect_all(&f, &format!("/v1.0/servicePrincipals/{app}/appRoleAssignedTo?$top=10")).await;
+    let got: HashSet<String> = assigned.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(got, expected);
+    for a in &assigned {
+        let id = a["id"].as_str().unwrap();
+        assert!(id.len() == 43 && !id.contains('='), "appRoleAssignment ids are base64url, not GUIDs: {id}");
+        assert!(["User", "Group", "ServicePrincipal"].contains(&a["principalType"].as_str().unwrap()));
+        assert_eq!(a["resourceId"], app.as_str());
+    }
+    let owners = collect_all(&f, &format!("/v1.0/servicePrincipals/{app}/owners")).await;
+    assert_eq!(
+        owners.len(),
+        f.sim.sim.read(|t| t.service_principals.iter().find(|s| s.id == app).unwrap().owners.len())
+    );
+    let (status, _, body) =
+        f.get("/v1.0/servicePrincipals/00000000-0000-0000-0000-0000000000aa/appRoleAssignedTo", &[]).await;
+    assert_eq!((status, error_code(&body)), (404, "Request_ResourceNotFound"));
+
+    // A user's own assignments need Directory.Read.All (or AppRoleAssignment.ReadWrite.All).
+    let user =
+        assigned.iter().find(|a| a["principalType"] == "User").unwrap()["principalId"].as_str().unwrap().to_owned();
+    let (status, _, _) = f.get(&format!("/v1.0/users/{user}/appRoleAssignments"), &[]).await;
+    assert_eq!(status, 403, "Attest's permissions do not include Directory.Read.All");
+    let mut broad = ClientApp::attest(11);
+    broad.roles.push("Directory.Read.All".into());
+    let g = Fixture::with_client(small(), broad, |_| {}).await;
+    let mine = collect_all(&g, &format!("/v1.0/users/{user}/appRoleAssignments")).await;
+    assert!(mine.iter().all(|a| a["principalId"] == user.as_str()) && !mine.is_empty());
+
+    // Without Application.Read.All (or Directory.Read.All) service principals are refused.
+    let mut narrow = ClientApp::attest(12);
+    narrow.roles = vec!["User.Read.All".into()];
+    let h = Fixture::with_client(small(), narrow, |_| {}).await;
+    assert_eq!(h.get("/v1.0/servicePrincipals", &[]).await.0, 403);
+}
+
+#[tokio::test]
+async fn managers_and_users_without_one() {
+    let f = Fixture::new(small()).await;
+    let (user, manager, top) = f.sim.sim.read(|t| {
+        let u = t.live_users().find(|u| u.manager.is_some()).unwrap();
+        (u.id.clone(), u.manager.clone().unwrap(), t.users[0].id.clone())
+    });
+    let (status, _, body) = f.get(&format!("/v1.0/users/{user}/manager"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["id"].as_str(), body["@odata.type"].as_str()),
+        (Some(manager.as_str()), Some("#microsoft.graph.user"))
+    );
+    assert!(body.get("userPrincipalName").is_some());
+    let (status, _, body) = f.get(&format!("/v1.0/users/{top}/manager"), &[]).await;
+    assert_eq!((status, error_code(&body)), (404, "Request_ResourceNotFound"));
+    assert_eq!(
+        body["error"]["message"],
+        "Resource 'manager' does not exist or one of its queried reference-property objects are not present."
+    );
+}
+
+#[tokio::test]
+async fn role_definitions_assignments_and_eligibilities() {
+    let f = Fixture::new(small()).await;
+    let definitions = collect_all(&f, "/v1.0/roleManagement/directory/roleDefinitions").await;
+    assert_eq!(definitions.len(), crate::generate::BUILT_IN_ROLES.len());
+    let global =
+        collect_all(&f, "/v1.0/roleManagement/directory/roleDefinitions?$filter=displayName eq 'Global Administrator'")
+            .await;
+    assert_eq!(global.len(), 1);
+    assert_eq!(
+        (global[0]["id"].as_str(), global[0]["templateId"].as_str()),
+        (Some("62e90394-69f5-4237-9190-012177145e10"), Some("62e90394-69f5-4237-9190-012177145e10"))
+    );
+
+    let assignments = collect_all(&f, "/v1.0/roleManagement/directory/roleAssignments?$top=5").await;
+    assert_eq!(assignments.len(), f.sim.sim.read(|t| t.role_assignments.len()));
+    assert!(assignments.iter().all(|a| a["id"].as_str().unwrap().ends_with("-1") && a["directoryScopeId"] == "/"));
+    let admins = collect_all(&f, "/v1.0/roleManagement/directory/roleAssignments?$filter=roleDefinitionId eq '62e90394-69f5-4237-9190-012177145e10'").await;
+    assert!((2..=4).contains(&admins.len()), "{}", admins.len());
+
+    let eligible = collect_all(&f, "/v1.0/roleManagement/directory/roleEligibilitySchedules").await;
+    assert_eq!(eligible.len(), f.sim.sim.read(|t| t.role_eligibilities.len()));
+    let types: HashSet<&str> =
+        eligible.iter().map(|e| e["scheduleInfo"]["expiration"]["type"].as_str().unwrap()).collect();
+    assert_eq!(types, HashSet::from(["noExpiration", "afterDateTime"]));
+    assert!(eligible.iter().all(|e| e["status"] == "Provisioned" && e["memberType"] == "Direct"));
+
+    let unlicensed = Fixture::with_client(small(), ClientApp::attest(7), |t| t.non_premium = true).await;
+    let (status, _, body) = unlicensed.get("/v1.0/roleManagement/directory/roleEligibilitySchedules", &[]).await;
+    assert_eq!((status, error_code(&body)), (403, "AadPremiumLicenseRequired"));
+    let mut narrow = ClientApp::attest(13);
+    narrow.roles = vec!["User.Read.All".into()];
+    let h = Fixture::with_client(small(), narrow, |_| {}).await;
+    assert_eq!(h.get("/v1.0/roleManagement/directory/roleAssignments", &[]).await.0, 403);
+}

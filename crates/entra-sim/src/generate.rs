@@ -139,6 +139,15 @@ impl Gen {
     fn id(&mut self) -> String {
         uuid::Builder::from_random_bytes(self.rng.random()).into_uuid().to_string()
     }
+    /// An appRoleAssignment id: base64url, not a GUID (approleassignment.md).
+    fn assignment_id(&mut self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.rng.random::<[u8; 32]>())
+    }
+    /// A unifiedRoleAssignment id: an opaque string such as `YUb1sHQt…-1`, not a GUID.
+    fn role_assignment_id(&mut self) -> String {
+        format!("{}-1", self.assignment_id())
+    }
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.rng.random_range(0..items.len())]
     }
@@ -384,7 +393,7 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             if !seen.insert((principal_id.clone(), role.clone())) {
                 continue;
             }
-            let assignment_id = g.id();
+            let assignment_id = g.assignment_id();
             let created = g.days_ago(900);
             tenant.app_role_assignments.push(AppRoleAssignment {
                 id: assignment_id,
@@ -415,7 +424,7 @@ pub fn generate(spec: TenantSpec) -> Tenant {
         let eligible = g_range(&mut g, 0, 5);
         for u in pick_users(&mut g, &member_users, active.min(member_users.len())) {
             tenant.role_assignments.push(RoleAssignment {
-                id: g.id(),
+                id: g.role_assignment_id(),
                 role_definition_id: (*template).to_owned(),
                 principal_id: tenant.users[u].id.clone(),
                 directory_scope_id: "/".into(),
@@ -425,7 +434,7 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             && let Some(group) = &assignable_group
         {
             tenant.role_assignments.push(RoleAssignment {
-                id: g.id(),
+                id: g.role_assignment_id(),
                 role_definition_id: (*template).to_owned(),
                 principal_id: group.clone(),
                 directory_scope_id: "/".into(),

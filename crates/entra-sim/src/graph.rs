@@ -13,7 +13,8 @@ use crate::odata::{Collection, ListQuery};
 use crate::server::Sim;
 use crate::tenant::{Group, Kind, ServicePrincipal, User};
 
-const USERS_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+pub(crate) const USERS_READ: &[&str] =
+    &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 const GROUPS_READ: &[&str] = &[
     "GroupMember.Read.All",
     "Group.Read.All",
@@ -92,7 +93,7 @@ const GROUPS: Collection = Collection {
 };
 
 /// Relationship collections hold users, groups and service principals alike.
-const DIRECTORY_OBJECTS: Collection = Collection {
+pub(crate) const DIRECTORY_OBJECTS: Collection = Collection {
     entity: "directoryObject",
     context: "directoryObjects",
     properties: &[
@@ -119,7 +120,7 @@ const DIRECTORY_OBJECTS: Collection = Collection {
     single_entity_only: &[],
 };
 
-fn eventual(headers: &HeaderMap) -> bool {
+pub(crate) fn eventual(headers: &HeaderMap) -> bool {
     headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
 }
 
@@ -128,7 +129,7 @@ fn eventual(headers: &HeaderMap) -> bool {
 /// `item(i)` renders the i-th object of the collection (`None` for one that is not listed,
 /// such as a soft-deleted user). Only what the page needs is rendered: objects before the
 /// page are skipped by position unless a filter has to look at them.
-fn page(
+pub(crate) fn page(
     sim: &Sim,
     query: &ListQuery,
     collection: &Collection,
@@ -182,7 +183,7 @@ fn page(
 }
 
 /// A single object, projected, with its `@odata.context`.
-fn entity(sim: &Sim, query: &ListQuery, collection: &Collection, object: Map<String, Value>) -> Json<Value> {
+pub(crate) fn entity(sim: &Sim, query: &ListQuery, collection: &Collection, object: Map<String, Value>) -> Json<Value> {
     let mut object = query.project(collection, object);
     object.insert(
         "@odata.context".into(),
@@ -270,7 +271,7 @@ pub(crate) async fn get_group(
     Ok(entity(&sim, &query, &GROUPS, group))
 }
 
-fn type_defaults(object: &Map<String, Value>) -> &'static [&'static str] {
+pub(crate) fn type_defaults(object: &Map<String, Value>) -> &'static [&'static str] {
     match object.get("@odata.type").and_then(Value::as_str) {
         Some(t) if t == Kind::Group.odata_type() => Group::DEFAULT_PROPERTIES,
         Some(t) if t == Kind::ServicePrincipal.odata_type() => ServicePrincipal::DEFAULT_PROPERTIES,

@@ -7,11 +7,13 @@
 //! `{base}/login/{tenant}/oauth2/v2.0/...`, and the simulator's own controls at `/_sim/...`.
 //! A client only swaps its Graph and login base URLs.
 
+mod apps;
 pub mod error;
 pub mod generate;
 mod graph;
 mod identity;
 pub mod odata;
+mod roles;
 mod server;
 pub mod tenant;
 mod truth;

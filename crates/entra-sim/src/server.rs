@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::GraphError;
 use crate::identity::IssuedToken;
-use crate::{ClientApp, Tenant, graph, identity, truth};
+use crate::{ClientApp, Tenant, apps, graph, identity, roles, truth};
 
 /// The simulator's state. Locks are held only for in-memory work, never across an await.
 pub struct Sim {
@@ -118,6 +118,15 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/groups/{id}", get(graph::get_group))
         .route("/v1.0/groups/{id}/members", get(graph::list_members))
         .route("/v1.0/groups/{id}/owners", get(graph::list_owners))
+        .route("/v1.0/users/{id}/manager", get(apps::get_manager))
+        .route("/v1.0/users/{id}/appRoleAssignments", get(apps::list_user_app_role_assignments))
+        .route("/v1.0/servicePrincipals", get(apps::list_service_principals))
+        .route("/v1.0/servicePrincipals/{id}", get(apps::get_service_principal))
+        .route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", get(apps::list_app_role_assigned_to))
+        .route("/v1.0/servicePrincipals/{id}/owners", get(apps::list_service_principal_owners))
+        .route("/v1.0/roleManagement/directory/roleDefinitions", get(roles::list_role_definitions))
+        .route("/v1.0/roleManagement/directory/roleAssignments", get(roles::list_role_assignments))
+        .route("/v1.0/roleManagement/directory/roleEligibilitySchedules", get(roles::list_role_eligibility_schedules))
         .route("/login/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/_sim/truth", get(truth::truth))
         .route("/_sim/stats", get(stats))

@@ -411,6 +411,65 @@ impl AppRoleAssignment {
     }
 }
 
+impl RoleDefinition {
+    pub fn to_json(&self) -> Map<String, Value> {
+        object(json!({
+            "id": self.id,
+            "description": self.description,
+            "displayName": self.display_name,
+            "isBuiltIn": self.is_built_in,
+            "isEnabled": true,
+            "resourceScopes": ["/"],
+            "templateId": self.template_id,
+            "version": "1",
+            "rolePermissions": [{"allowedResourceActions": [format!("microsoft.directory/{}/allProperties/read", self.template_id)], "condition": null}],
+            "inheritsPermissionsFrom": [],
+        }))
+    }
+}
+
+impl RoleAssignment {
+    pub fn to_json(&self) -> Map<String, Value> {
+        object(json!({
+            "id": self.id,
+            "roleDefinitionId": self.role_definition_id,
+            "principalId": self.principal_id,
+            "directoryScopeId": self.directory_scope_id,
+            "appScopeId": null,
+            "condition": null,
+        }))
+    }
+}
+
+impl RoleEligibility {
+    pub fn to_json(&self) -> Map<String, Value> {
+        let expiration = match self.end {
+            Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
+            None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
+        };
+        object(json!({
+            "id": self.id,
+            "principalId": self.principal_id,
+            "roleDefinitionId": self.role_definition_id,
+            "directoryScopeId": self.directory_scope_id,
+            "appScopeId": null,
+            "createdUsing": self.id,
+            "createdDateTime": ts(self.start),
+            "modifiedDateTime": null,
+            "status": "Provisioned",
+            "memberType": "Direct",
+            "scheduleInfo": {"startDateTime": ts(self.start), "recurrence": null, "expiration": expiration},
+        }))
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 /// A stable, GUID-shaped request id derived from an object id (for sign-in request ids).
 fn request_id_for(id: &str, n: u8) -> String {
     let mut bytes = [0u8; 16];
