@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::{ClientApp, SimHandle, TenantSpec, generate, spawn};
+use crate::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 
 struct Fixture {
     sim: SimHandle,
@@ -20,10 +20,19 @@ impl Fixture {
     }
 
     async fn with_client(spec: TenantSpec, client: ClientApp, tweak: impl FnOnce(&mut crate::Tenant)) -> Fixture {
+        Fixture::with_options(spec, client, tweak, SimOptions::default()).await
+    }
+
+    async fn with_options(
+        spec: TenantSpec,
+        client: ClientApp,
+        tweak: impl FnOnce(&mut crate::Tenant),
+        options: SimOptions,
+    ) -> Fixture {
         let mut tenant = generate(spec);
         tweak(&mut tenant);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = spawn(listener, tenant, client).await.unwrap();
+        let sim = spawn_with(listener, tenant, client, options).await.unwrap();
         let http = reqwest::Client::new();
         let mut fixture = Fixture { sim, http, token: String::new() };
         fixture.token = fixture.fetch_token().await["access_token"].as_str().unwrap().to_owned();
@@ -593,4 +602,53 @@ async fn role_definitions_assignments_and_eligibilities() {
     narrow.roles = vec!["User.Read.All".into()];
     let h = Fixture::with_client(small(), narrow, |_| {}).await;
     assert_eq!(h.get("/v1.0/roleManagement/directory/roleAssignments", &[]).await.0, 403);
+}
+
+#[tokio::test]
+async fn throttling_answers_429_with_retry_after_and_keeps_counting() {
+    // A quota of 10 resource units per 10 s: five GET /users (2 each), then 429.
+    let throttle = ThrottleConfig { quota: Some(10.0), window_secs: 10.0 };
+    let f = Fixture::with_options(
+        small(),
+        ClientApp::attest(7),
+        |_| {},
+        SimOptions { throttle: Some(throttle), ..SimOptions::default() },
+    )
+    .await;
+    for n in 1..=5 {
+        let (status, headers, _) = f.get("/v1.0/users?$top=50", &[]).await;
+        assert_eq!(status, 200, "request {n}");
+        // Only above 80% of the quota.
+        assert_eq!(headers.get("x-ms-throttle-limit-percentage").is_some(), n == 5, "request {n}");
+    }
+    let response =
+        f.http.get(format!("{}/v1.0/users?$top=50", f.sim.graph_url)).bearer_auth(&f.token).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let headers = response.headers().clone();
+    let first_wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(headers["x-ms-throttle-information"], "ResourceUnitLimitExceeded");
+    let scope = headers["x-ms-throttle-scope"].to_str().unwrap();
+    assert_eq!(scope, format!("Tenant_Application/ReadWrite/{}/{}", f.sim.sim.client().client_id, f.sim.tenant_id()));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (error_code(&body), body["error"]["message"].as_str()),
+        ("TooManyRequests", Some("Please retry again later."))
+    );
+    assert_eq!(
+        (body["error"]["innerError"]["status"].as_str(), body["error"]["innerError"]["code"].as_str()),
+        (Some("429"), Some("429"))
+    );
+    assert_eq!(body["error"]["innerError"]["request-id"], headers["request-id"].to_str().unwrap());
+
+    // Retrying at once is charged too, and pushes the wait out.
+    let retry =
+        f.http.get(format!("{}/v1.0/users?$top=50", f.sim.graph_url)).bearer_auth(&f.token).send().await.unwrap();
+    assert_eq!(retry.status(), 429);
+    let second_wait: u64 = retry.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(second_wait > first_wait, "{first_wait} then {second_wait}");
+
+    // Waiting as told is enough.
+    f.sim.advance(chrono::Duration::seconds(second_wait as i64));
+    assert_eq!(f.get("/v1.0/users?$top=50", &[]).await.0, 200);
+    assert_eq!(f.sim.sim.stats().throttled, 2);
 }

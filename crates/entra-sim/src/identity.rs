@@ -25,6 +25,7 @@ use crate::tenant::GRAPH_APP_ID;
 /// What Graph knows about a token it issued.
 #[derive(Debug, Clone)]
 pub(crate) struct IssuedToken {
+    pub app_id: String,
     pub roles: Vec<String>,
     pub expires_at: DateTime<Utc>,
 }
@@ -225,7 +226,10 @@ pub(crate) async fn token(
     );
     if let Ok(mut tokens) = sim.tokens.lock() {
         tokens.retain(|_, t| t.expires_at > now);
-        tokens.insert(access_token.clone(), IssuedToken { roles: sim.client.roles.clone(), expires_at });
+        tokens.insert(
+            access_token.clone(),
+            IssuedToken { app_id: sim.client.client_id.clone(), roles: sim.client.roles.clone(), expires_at },
+        );
     }
     let body = json!({
         "token_type": "Bearer",

@@ -16,6 +16,7 @@ pub mod odata;
 mod roles;
 mod server;
 pub mod tenant;
+pub mod throttle;
 mod truth;
 
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 pub use generate::{TenantSpec, generate};
 pub use server::{Sim, Stats};
 pub use tenant::Tenant;
+pub use throttle::ThrottleConfig;
 pub use truth::Truth;
 
 /// The application permissions Attest asks for, granted by default to the simulated client.
@@ -100,22 +102,37 @@ impl SimHandle {
     }
 }
 
-/// Serves `tenant` on `listener` until the handle is shut down.
-pub async fn spawn(listener: TcpListener, tenant: Tenant, client: ClientApp) -> std::io::Result<SimHandle> {
-    spawn_at(listener, tenant, client, Utc::now()).await
+/// How a simulator runs, beyond its tenant and client.
+#[derive(Debug, Clone, Copy)]
+pub struct SimOptions {
+    /// Where the simulator's clock starts.
+    pub now: DateTime<Utc>,
+    /// Throttle Graph requests as the identity services do; off unless asked for.
+    pub throttle: Option<ThrottleConfig>,
 }
 
-/// Like [`spawn`], with the simulator's clock starting at `now`.
-pub async fn spawn_at(
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions { now: Utc::now(), throttle: None }
+    }
+}
+
+/// Serves `tenant` on `listener` until the handle is shut down.
+pub async fn spawn(listener: TcpListener, tenant: Tenant, client: ClientApp) -> std::io::Result<SimHandle> {
+    spawn_with(listener, tenant, client, SimOptions::default()).await
+}
+
+/// Like [`spawn`], with options.
+pub async fn spawn_with(
     listener: TcpListener,
     tenant: Tenant,
     client: ClientApp,
-    now: DateTime<Utc>,
+    options: SimOptions,
 ) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let graph_url = format!("http://{addr}");
     let login_url = format!("{graph_url}/login");
-    let sim = Arc::new(Sim::new(tenant, client, graph_url.clone(), now));
+    let sim = Arc::new(Sim::new(tenant, client, graph_url.clone(), options));
     let router = server::router(sim.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use crate::error::GraphError;
 use crate::identity::IssuedToken;
-use crate::{ClientApp, Tenant, apps, graph, identity, roles, truth};
+use crate::throttle::{Bucket, ThrottleConfig, Verdict, documented_quota};
+use crate::{ClientApp, SimOptions, Tenant, apps, graph, identity, roles, truth};
 
 /// The simulator's state. Locks are held only for in-memory work, never across an await.
 pub struct Sim {
@@ -30,6 +31,8 @@ pub struct Sim {
     clock: Mutex<DateTime<Utc>>,
     started: std::time::Instant,
     stats: Mutex<Stats>,
+    throttle: Option<ThrottleConfig>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 /// Requests and resource units, per route (method and path template).
@@ -37,6 +40,8 @@ pub struct Sim {
 pub struct Stats {
     pub requests: u64,
     pub resource_units: u64,
+    /// Requests answered 429.
+    pub throttled: u64,
     pub by_route: BTreeMap<String, RouteStats>,
 }
 
@@ -47,8 +52,11 @@ pub struct RouteStats {
 }
 
 impl Sim {
-    pub(crate) fn new(tenant: Tenant, client: ClientApp, graph_url: String, now: DateTime<Utc>) -> Sim {
+    pub(crate) fn new(tenant: Tenant, client: ClientApp, graph_url: String, options: SimOptions) -> Sim {
+        let now = options.now;
         Sim {
+            throttle: options.throttle,
+            buckets: Mutex::new(HashMap::new()),
             tenant: RwLock::new(tenant),
             client,
             graph_url,
@@ -97,6 +105,20 @@ impl Sim {
     pub(crate) fn new_id(&self) -> String {
         let bytes: [u8; 16] = self.rng.lock().map(|mut r| r.random()).unwrap_or_default();
         uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    }
+
+    /// Charges a request to its app's bucket, when throttling is on.
+    fn charge(&self, headers: &HeaderMap, units: u64) -> Option<(String, Verdict)> {
+        let config = self.throttle?;
+        let token =
+            headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))?;
+        // Unauthenticated requests are refused by the handler, not counted against an app.
+        let app = self.tokens.lock().ok()?.get(token.trim())?.app_id.clone();
+        let now = self.now();
+        let quota = config.quota.unwrap_or_else(|| documented_quota(self.read(|t| t.users.len())));
+        let mut buckets = self.buckets.lock().ok()?;
+        let bucket = buckets.entry(app.clone()).or_insert_with(|| Bucket::new(quota, config.window_secs, now));
+        Some((app, bucket.charge(units as f64, now)))
     }
 
     fn record(&self, route: &str, units: u64) {
@@ -202,6 +224,19 @@ async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> 
     let is_graph = route.starts_with("/v1.0/") || route.starts_with("/beta/");
     let units = resource_units(request.method(), &route, request.uri().query());
     let key = format!("{} {route}", request.method());
+    let mut throttle_usage = None;
+    if is_graph && let Some((app, verdict)) = sim.charge(request.headers(), units) {
+        match verdict {
+            Verdict::Throttled { retry_after_secs } => {
+                sim.record(&key, units);
+                if let Ok(mut stats) = sim.stats.lock() {
+                    stats.throttled += 1;
+                }
+                return throttled(&sim, &request_id, &client_request_id, &app, retry_after_secs);
+            }
+            Verdict::Allowed { usage } => throttle_usage = Some(usage),
+        }
+    }
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<GraphError>() {
         let date = sim.now().to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -215,11 +250,45 @@ async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> 
             headers.insert(name, value);
         }
     }
+    if let Some(usage) = throttle_usage.filter(|u| *u > 0.8)
+        && let Ok(value) = HeaderValue::from_str(&format!("{:.1}", usage.min(1.8)))
+    {
+        // Sent only above 0.8 (graph-facts §8).
+        headers.insert("x-ms-throttle-limit-percentage", value);
+    }
     if is_graph {
         headers.insert("x-ms-resource-unit", HeaderValue::from(units));
         sim.record(&key, units);
     } else {
         sim.record(&key, 0);
+    }
+    response
+}
+
+/// A 429 exactly as throttling.md shows it: its own `innerError` shape, `Retry-After`, and the
+/// scope and reason headers.
+fn throttled(sim: &Sim, request_id: &str, client_request_id: &str, app: &str, retry_after_secs: u64) -> Response {
+    let date = sim.now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let body = serde_json::json!({
+        "error": {
+            "code": "TooManyRequests",
+            "innerError": {"code": "429", "date": date, "message": "Please retry after", "request-id": request_id, "status": "429"},
+            "message": "Please retry again later.",
+        }
+    });
+    let mut response = (axum::http::StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    let scope = format!("Tenant_Application/ReadWrite/{app}/{}", sim.tenant_id());
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("retry-after", retry_after_secs.to_string()),
+        ("x-ms-throttle-scope", scope),
+        ("x-ms-throttle-information", "ResourceUnitLimitExceeded".to_owned()),
+        ("request-id", request_id.to_owned()),
+        ("client-request-id", client_request_id.to_owned()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
     }
     response
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use attest_entra_sim::{ClientApp, TenantSpec, generate, spawn};
+use attest_entra_sim::{ClientApp, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -32,6 +32,10 @@ pub struct SimArgs {
     /// Use this client secret instead of a generated one.
     #[arg(long)]
     client_secret: Option<String>,
+    /// Throttle Graph requests as Microsoft does (resource-unit token bucket per app and
+    /// tenant, 429 with Retry-After).
+    #[arg(long)]
+    throttle: bool,
     /// Print the connection details as one JSON object.
     #[arg(long)]
     json: bool,
@@ -56,7 +60,8 @@ pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         client.client_secret = secret;
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let sim = spawn(listener, tenant, client.clone()).await?;
+    let options = SimOptions { throttle: args.throttle.then(ThrottleConfig::default), ..SimOptions::default() };
+    let sim = spawn_with(listener, tenant, client.clone(), options).await?;
     let details = serde_json::json!({
         "graph_url": sim.graph_url,
         "login_url": sim.login_url,
