@@ -9,11 +9,10 @@ use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::error::GraphError;
-use crate::graph::{DIRECTORY_OBJECTS, USERS_READ, entity, eventual, page, type_defaults};
-use crate::identity::authorize;
-use crate::odata::{Collection, ListQuery};
+use crate::graph::{DIRECTORY_OBJECTS, USERS_READ, begin, entity, page};
+use crate::odata::Collection;
 use crate::server::Sim;
-use crate::tenant::{AppRoleAssignment, Kind, ServicePrincipal, User};
+use crate::tenant::{AppRoleAssignment, ServicePrincipal};
 
 const APPLICATIONS_READ: &[&str] = &[
     "Application.Read.All",
@@ -45,6 +44,7 @@ const SERVICE_PRINCIPALS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: false,
 };
 
 const APP_ROLE_ASSIGNMENTS: Collection = Collection {
@@ -76,6 +76,7 @@ const APP_ROLE_ASSIGNMENTS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: false,
 };
 
 /// `GET /v1.0/servicePrincipals`
@@ -84,22 +85,12 @@ pub(crate) async fn list_service_principals(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, APPLICATIONS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &SERVICE_PRINCIPALS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), APPLICATIONS_READ, &SERVICE_PRINCIPALS)?;
     sim.read(|t| {
         let item = |i: usize| t.service_principals.get(i).map(ServicePrincipal::to_json);
         let len = t.service_principals.len();
-        page(&sim, &query, &SERVICE_PRINCIPALS, "/v1.0/servicePrincipals", len, item, |_| {
-            ServicePrincipal::DEFAULT_PROPERTIES
-        })
+        page(&sim, &query, &SERVICE_PRINCIPALS, "/v1.0/servicePrincipals", len, item)
     })
-}
-
-fn find_service_principal<'t>(t: &'t crate::Tenant, id: &str) -> Result<&'t ServicePrincipal, GraphError> {
-    match t.locate(id) {
-        Some((Kind::ServicePrincipal, i)) => t.service_principals.get(i).ok_or_else(|| GraphError::not_found(id)),
-        _ => Err(GraphError::not_found(id)),
-    }
 }
 
 /// `GET /v1.0/servicePrincipals/{id}`
@@ -109,9 +100,9 @@ pub(crate) async fn get_service_principal(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, APPLICATIONS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &SERVICE_PRINCIPALS)?;
-    let object = sim.read(|t| find_service_principal(t, &id).map(ServicePrincipal::to_json))?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), APPLICATIONS_READ, &SERVICE_PRINCIPALS)?;
+    let object = sim
+        .read(|t| t.service_principal(&id).map(ServicePrincipal::to_json).ok_or_else(|| GraphError::not_found(&id)))?;
     Ok(entity(&sim, &query, &SERVICE_PRINCIPALS, object))
 }
 
@@ -122,20 +113,17 @@ pub(crate) async fn list_app_role_assigned_to(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, APPLICATIONS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &APP_ROLE_ASSIGNMENTS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), APPLICATIONS_READ, &APP_ROLE_ASSIGNMENTS)?;
     let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
     sim.read(|t| {
-        find_service_principal(t, &id)?;
+        t.service_principal(&id).ok_or_else(|| GraphError::not_found(&id))?;
         let assignments: Vec<&AppRoleAssignment> = t
             .app_role_assignments
             .iter()
             .filter(|a| a.resource_id == id && t.directory_object(&a.principal_id).is_some())
             .collect();
         let item = |i: usize| assignments.get(i).map(|a| a.to_json());
-        page(&sim, &query, &APP_ROLE_ASSIGNMENTS, &path, assignments.len(), item, |_| {
-            APP_ROLE_ASSIGNMENTS.default_select
-        })
+        page(&sim, &query, &APP_ROLE_ASSIGNMENTS, &path, assignments.len(), item)
     })
 }
 
@@ -146,20 +134,13 @@ pub(crate) async fn list_service_principal_owners(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, APPLICATIONS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &DIRECTORY_OBJECTS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), APPLICATIONS_READ, &DIRECTORY_OBJECTS)?;
     let path = format!("/v1.0/servicePrincipals/{id}/owners");
     sim.read(|t| {
-        let owners = &find_service_principal(t, &id)?.owners;
+        let owners = &t.service_principal(&id).ok_or_else(|| GraphError::not_found(&id))?.owners;
         let item = |i: usize| owners.get(i).and_then(|o| t.directory_object(o)).map(|(_, o)| o);
-        page(&sim, &query, &DIRECTORY_OBJECTS, &path, owners.len(), item, type_defaults)
+        page(&sim, &query, &DIRECTORY_OBJECTS, &path, owners.len(), item)
     })
-}
-
-fn find_user<'t>(t: &'t crate::Tenant, id: &str) -> Result<&'t User, GraphError> {
-    t.live_users()
-        .find(|u| u.id.eq_ignore_ascii_case(id) || u.user_principal_name.eq_ignore_ascii_case(id))
-        .ok_or_else(|| GraphError::not_found(id))
 }
 
 /// `GET /v1.0/users/{id}/appRoleAssignments`
@@ -169,17 +150,14 @@ pub(crate) async fn list_user_app_role_assignments(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, USER_ASSIGNMENTS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &APP_ROLE_ASSIGNMENTS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), USER_ASSIGNMENTS_READ, &APP_ROLE_ASSIGNMENTS)?;
     let path = format!("/v1.0/users/{id}/appRoleAssignments");
     sim.read(|t| {
-        let user_id = find_user(t, &id)?.id.clone();
+        let user_id = t.live_user(&id).ok_or_else(|| GraphError::not_found(&id))?.id.clone();
         let assignments: Vec<&AppRoleAssignment> =
             t.app_role_assignments.iter().filter(|a| a.principal_id == user_id).collect();
         let item = |i: usize| assignments.get(i).map(|a| a.to_json());
-        page(&sim, &query, &APP_ROLE_ASSIGNMENTS, &path, assignments.len(), item, |_| {
-            APP_ROLE_ASSIGNMENTS.default_select
-        })
+        page(&sim, &query, &APP_ROLE_ASSIGNMENTS, &path, assignments.len(), item)
     })
 }
 
@@ -190,10 +168,9 @@ pub(crate) async fn get_manager(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, USERS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &DIRECTORY_OBJECTS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), USERS_READ, &DIRECTORY_OBJECTS)?;
     let manager: Map<String, Value> = sim.read(|t| {
-        let user = find_user(t, &id)?;
+        let user = t.live_user(&id).ok_or_else(|| GraphError::not_found(&id))?;
         // [OBS] the documented "no manager" answer (graph-facts §1).
         let none = || {
             GraphError::new(
@@ -205,8 +182,5 @@ pub(crate) async fn get_manager(
         let manager = user.manager.as_deref().ok_or_else(none)?;
         t.directory_object(manager).map(|(_, o)| o).ok_or_else(none)
     })?;
-    let with_defaults = Collection { default_select: type_defaults(&manager), ..DIRECTORY_OBJECTS };
-    let mut object = query.project(&with_defaults, manager);
-    object.insert("@odata.context".into(), format!("{}/v1.0/$metadata#directoryObjects/$entity", sim.graph_url).into());
-    Ok(Json(Value::Object(object)))
+    Ok(entity(&sim, &query, &DIRECTORY_OBJECTS, manager))
 }

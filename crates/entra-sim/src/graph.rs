@@ -11,7 +11,7 @@ use crate::error::GraphError;
 use crate::identity::authorize;
 use crate::odata::{Collection, ListQuery};
 use crate::server::Sim;
-use crate::tenant::{Group, Kind, ServicePrincipal, User};
+use crate::tenant::{Group, User};
 
 pub(crate) const USERS_READ: &[&str] =
     &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
@@ -69,6 +69,7 @@ const USERS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: User::SINGLE_ENTITY_ONLY,
+    typed_items: false,
 };
 
 const GROUPS: Collection = Collection {
@@ -90,6 +91,7 @@ const GROUPS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: false,
 };
 
 /// Relationship collections hold users, groups and service principals alike.
@@ -118,10 +120,25 @@ pub(crate) const DIRECTORY_OBJECTS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: true,
 };
 
 pub(crate) fn eventual(headers: &HeaderMap) -> bool {
     headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+}
+
+/// What every Graph handler does first: check the token holds one of `accepted`, then read
+/// the query options for `collection`. Returns the token's roles and the options.
+pub(crate) fn begin(
+    sim: &Sim,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    accepted: &[&str],
+    collection: &Collection,
+) -> Result<(Vec<String>, ListQuery), GraphError> {
+    let roles = authorize(sim, headers, accepted)?;
+    let query = ListQuery::parse(raw, eventual(headers), collection)?;
+    Ok((roles, query))
 }
 
 /// One page of a collection: filter, count, project, link to the next page.
@@ -136,7 +153,6 @@ pub(crate) fn page(
     path: &str,
     len: usize,
     item: impl Fn(usize) -> Option<Map<String, Value>>,
-    defaults: impl Fn(&Map<String, Value>) -> &'static [&'static str],
 ) -> Result<Json<Value>, GraphError> {
     let offset = query.offset()?;
     let size = query.page_size(collection);
@@ -161,14 +177,7 @@ pub(crate) fn page(
             next = Some(i);
             break;
         }
-        let projected = match &query.select {
-            Some(_) => query.project(collection, object),
-            None => {
-                let with_defaults = Collection { default_select: defaults(&object), ..*collection };
-                query.project(&with_defaults, object)
-            }
-        };
-        value.push(Value::Object(projected));
+        value.push(Value::Object(query.project(collection, object)));
     }
     if let Some(next) = next {
         let mut link = url::form_urlencoded::Serializer::new(String::new());
@@ -215,12 +224,11 @@ pub(crate) async fn list_users(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    let roles = authorize(&sim, &headers, USERS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &USERS)?;
+    let (roles, query) = begin(&sim, &headers, raw.as_deref(), USERS_READ, &USERS)?;
     check_sign_in_activity(&sim, &query, &roles)?;
     sim.read(|t| {
         let item = |i: usize| t.users.get(i).filter(|u| u.deleted.is_none()).map(User::to_json);
-        page(&sim, &query, &USERS, "/v1.0/users", t.users.len(), item, |_| User::DEFAULT_PROPERTIES)
+        page(&sim, &query, &USERS, "/v1.0/users", t.users.len(), item)
     })
 }
 
@@ -231,16 +239,9 @@ pub(crate) async fn get_user(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    let roles = authorize(&sim, &headers, USERS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &USERS)?;
+    let (roles, query) = begin(&sim, &headers, raw.as_deref(), USERS_READ, &USERS)?;
     check_sign_in_activity(&sim, &query, &roles)?;
-    let user = sim
-        .read(|t| {
-            t.live_users()
-                .find(|u| u.id.eq_ignore_ascii_case(&id) || u.user_principal_name.eq_ignore_ascii_case(&id))
-                .map(User::to_json)
-        })
-        .ok_or_else(|| GraphError::not_found(&id))?;
+    let user = sim.read(|t| t.live_user(&id).map(User::to_json)).ok_or_else(|| GraphError::not_found(&id))?;
     Ok(entity(&sim, &query, &USERS, user))
 }
 
@@ -250,11 +251,10 @@ pub(crate) async fn list_groups(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, GROUPS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &GROUPS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), GROUPS_READ, &GROUPS)?;
     sim.read(|t| {
         let item = |i: usize| t.groups.get(i).map(Group::to_json);
-        page(&sim, &query, &GROUPS, "/v1.0/groups", t.groups.len(), item, |_| Group::DEFAULT_PROPERTIES)
+        page(&sim, &query, &GROUPS, "/v1.0/groups", t.groups.len(), item)
     })
 }
 
@@ -265,18 +265,9 @@ pub(crate) async fn get_group(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, GROUPS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &GROUPS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), GROUPS_READ, &GROUPS)?;
     let group = sim.read(|t| t.group(&id).map(Group::to_json)).ok_or_else(|| GraphError::not_found(&id))?;
     Ok(entity(&sim, &query, &GROUPS, group))
-}
-
-pub(crate) fn type_defaults(object: &Map<String, Value>) -> &'static [&'static str] {
-    match object.get("@odata.type").and_then(Value::as_str) {
-        Some(t) if t == Kind::Group.odata_type() => Group::DEFAULT_PROPERTIES,
-        Some(t) if t == Kind::ServicePrincipal.odata_type() => ServicePrincipal::DEFAULT_PROPERTIES,
-        _ => User::DEFAULT_PROPERTIES,
-    }
 }
 
 async fn relationship(
@@ -287,14 +278,13 @@ async fn relationship(
     relation: &'static str,
     pick: fn(&Group) -> &Vec<String>,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, GROUPS_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &DIRECTORY_OBJECTS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), GROUPS_READ, &DIRECTORY_OBJECTS)?;
     let path = format!("/v1.0/groups/{id}/{relation}");
     sim.read(|t| {
         let group = t.group(&id).ok_or_else(|| GraphError::not_found(&id))?;
         let ids = pick(group);
         let item = |i: usize| ids.get(i).and_then(|m| t.directory_object(m)).map(|(_, o)| o);
-        page(&sim, &query, &DIRECTORY_OBJECTS, &path, ids.len(), item, type_defaults)
+        page(&sim, &query, &DIRECTORY_OBJECTS, &path, ids.len(), item)
     })
 }
 

@@ -36,6 +36,9 @@ pub struct Collection {
     pub max_page: usize,
     /// Properties only a single-entity GET returns: selecting them on the list is a 501.
     pub single_entity_only: &'static [&'static str],
+    /// Items are directory objects of mixed types (members, owners, manager): each gets its
+    /// own type's default properties instead of `default_select`.
+    pub typed_items: bool,
 }
 
 impl ListQuery {
@@ -168,6 +171,7 @@ impl ListQuery {
     pub fn project(&self, collection: &Collection, mut object: Map<String, Value>) -> Map<String, Value> {
         let keep: Vec<&str> = match &self.select {
             Some(names) => names.iter().map(String::as_str).collect(),
+            None if collection.typed_items => crate::tenant::default_properties(&object).to_vec(),
             None => collection.default_select.to_vec(),
         };
         let mut out = Map::new();

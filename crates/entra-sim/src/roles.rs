@@ -9,9 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::error::GraphError;
-use crate::graph::{eventual, page};
-use crate::identity::authorize;
-use crate::odata::{Collection, ListQuery};
+use crate::graph::{begin, page};
+use crate::odata::Collection;
 use crate::server::Sim;
 
 const ROLES_READ: &[&str] = &[
@@ -50,6 +49,7 @@ const DEFINITIONS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: false,
 };
 
 const ASSIGNMENT_PROPERTIES: &[&str] =
@@ -63,6 +63,7 @@ const ASSIGNMENTS: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: false,
 };
 
 const ELIGIBILITY_PROPERTIES: &[&str] = &[
@@ -87,6 +88,7 @@ const ELIGIBILITIES: Collection = Collection {
     default_page: 100,
     max_page: 999,
     single_entity_only: &[],
+    typed_items: false,
 };
 
 /// `GET /v1.0/roleManagement/directory/roleDefinitions`
@@ -95,12 +97,11 @@ pub(crate) async fn list_role_definitions(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, ROLES_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &DEFINITIONS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), ROLES_READ, &DEFINITIONS)?;
     sim.read(|t| {
         let item = |i: usize| t.role_definitions.get(i).map(|r| r.to_json());
         let path = "/v1.0/roleManagement/directory/roleDefinitions";
-        page(&sim, &query, &DEFINITIONS, path, t.role_definitions.len(), item, |_| DEFINITION_PROPERTIES)
+        page(&sim, &query, &DEFINITIONS, path, t.role_definitions.len(), item)
     })
 }
 
@@ -110,12 +111,11 @@ pub(crate) async fn list_role_assignments(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, ROLES_READ)?;
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &ASSIGNMENTS)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), ROLES_READ, &ASSIGNMENTS)?;
     sim.read(|t| {
         let item = |i: usize| t.role_assignments.get(i).map(|r| r.to_json());
         let path = "/v1.0/roleManagement/directory/roleAssignments";
-        page(&sim, &query, &ASSIGNMENTS, path, t.role_assignments.len(), item, |_| ASSIGNMENT_PROPERTIES)
+        page(&sim, &query, &ASSIGNMENTS, path, t.role_assignments.len(), item)
     })
 }
 
@@ -125,7 +125,7 @@ pub(crate) async fn list_role_eligibility_schedules(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    authorize(&sim, &headers, ELIGIBILITY_READ)?;
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), ELIGIBILITY_READ, &ELIGIBILITIES)?;
     if sim.read(|t| t.non_premium) {
         // [INFER] PIM needs Entra ID P2; the exact refusal for an unlicensed tenant is not in
         // the sources, so this uses the documented 403 class with a descriptive code.
@@ -135,10 +135,9 @@ pub(crate) async fn list_role_eligibility_schedules(
             "The tenant needs a Microsoft Entra ID P2 or Microsoft Entra ID Governance license to use Privileged Identity Management.",
         ));
     }
-    let query = ListQuery::parse(raw.as_deref(), eventual(&headers), &ELIGIBILITIES)?;
     sim.read(|t| {
         let item = |i: usize| t.role_eligibilities.get(i).map(|r| r.to_json());
         let path = "/v1.0/roleManagement/directory/roleEligibilitySchedules";
-        page(&sim, &query, &ELIGIBILITIES, path, t.role_eligibilities.len(), item, |_| ELIGIBILITY_PROPERTIES)
+        page(&sim, &query, &ELIGIBILITIES, path, t.role_eligibilities.len(), item)
     })
 }

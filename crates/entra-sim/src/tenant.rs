@@ -192,6 +192,19 @@ impl Tenant {
         }
     }
 
+    /// A live (not soft-deleted) user by object id or user principal name.
+    pub fn live_user(&self, id_or_upn: &str) -> Option<&User> {
+        self.live_users()
+            .find(|u| u.id.eq_ignore_ascii_case(id_or_upn) || u.user_principal_name.eq_ignore_ascii_case(id_or_upn))
+    }
+
+    pub fn service_principal(&self, id: &str) -> Option<&ServicePrincipal> {
+        match self.locate(id) {
+            Some((Kind::ServicePrincipal, i)) => self.service_principals.get(i),
+            _ => None,
+        }
+    }
+
     /// Any directory object by id, rendered with its `@odata.type` (what relationship
     /// collections such as `members` return). Soft-deleted users are not returned.
     pub fn directory_object(&self, id: &str) -> Option<(Kind, Map<String, Value>)> {
@@ -211,6 +224,15 @@ impl Tenant {
     /// Live (not soft-deleted) users.
     pub fn live_users(&self) -> impl Iterator<Item = &User> {
         self.users.iter().filter(|u| u.deleted.is_none())
+    }
+}
+
+/// The default properties of a rendered directory object, by its `@odata.type`.
+pub fn default_properties(object: &Map<String, Value>) -> &'static [&'static str] {
+    match object.get("@odata.type").and_then(Value::as_str) {
+        Some(t) if t == Kind::Group.odata_type() => Group::DEFAULT_PROPERTIES,
+        Some(t) if t == Kind::ServicePrincipal.odata_type() => ServicePrincipal::DEFAULT_PROPERTIES,
+        _ => User::DEFAULT_PROPERTIES,
     }
 }
 

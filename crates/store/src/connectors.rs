@@ -19,6 +19,21 @@ pub struct NewConnector {
     pub owners: Vec<String>,
 }
 
+impl NewConnector {
+    /// A new Microsoft Entra connector named `name`: no tenant, no owners, default settings,
+    /// `not_connected` until credentials are added.
+    pub fn entra(name: impl Into<String>) -> NewConnector {
+        NewConnector {
+            name: name.into(),
+            kind: ConnectorKind::Entra,
+            tenant_id: None,
+            status: ConnectorStatus::NotConnected,
+            settings: serde_json::json!({}),
+            owners: Vec::new(),
+        }
+    }
+}
+
 impl Store {
     /// Creates a connector; a duplicate name is a `Conflict`.
     pub async fn create_connector(&self, new: NewConnector, now: DateTime<Utc>) -> Result<Connector, StoreError> {

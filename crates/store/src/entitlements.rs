@@ -36,21 +36,18 @@ impl Store {
             let mut sql = Sql::new(self.backend(), "SELECT e.* FROM ");
             j.from(&mut sql, json(&resources)?);
             sql.push(&format!(" CROSS JOIN entitlements e WHERE e.resource_id = {}", j.get(0, "bigint")));
-            let mut deleted = Vec::new();
             let stored = entitlement::Entity::find()
                 .from_raw_sql(sql.build())
                 .all(&txn)
                 .await?
                 .into_iter()
                 .map(|m| {
-                    if m.deleted_at.is_some() {
-                        deleted.push(m.id);
-                    }
                     let data = m.data()?;
-                    Ok(((data.resource_id, data.key.to_string()), (m.id, data)))
+                    Ok(((data.resource_id, data.key.to_string()), (m.id, (data, m.deleted_at.is_some()))))
                 })
                 .collect::<Result<HashMap<_, _>, StoreError>>()?;
-            let mut plan = plan(chunk, key, stored);
+            // One seen again after being deleted is a change (it is restored), even unrenamed.
+            let mut plan = plan(chunk, key, stored, |(data, deleted), row| !deleted && data == row);
             if !plan.insert.is_empty() {
                 let models = plan.insert.iter().map(|d| entitlement::ActiveModel {
                     id: NotSet,
@@ -70,9 +67,7 @@ impl Store {
                     plan.ids.insert((ResourceId(model.resource_id), model.key), model.id);
                 }
             }
-            let mut touched = Vec::new();
             for (id, data) in &plan.update {
-                touched.push(*id);
                 entitlement::ActiveModel {
                     id: Unchanged(*id),
                     display_name: Set(data.display_name.clone()),
@@ -83,20 +78,6 @@ impl Store {
                 }
                 .update(&txn)
                 .await?;
-            }
-            // Seen again after being deleted: restore, even when its name did not change.
-            let seen: Vec<i64> = plan.ids.values().copied().collect();
-            for id in deleted.into_iter().filter(|id| seen.contains(id) && !touched.contains(id)) {
-                entitlement::ActiveModel {
-                    id: Unchanged(id),
-                    deleted_at: Set(None),
-                    updated_at: Set(now),
-                    ..Default::default()
-                }
-                .update(&txn)
-                .await?;
-                plan.counts.unchanged -= 1;
-                plan.counts.changed += 1;
             }
             counts.absorb(plan.counts);
             ids.extend(plan.ids);

@@ -27,7 +27,7 @@ use crate::{IdSet, Store, StoreError};
 const BATCH: usize = 5_000;
 
 /// Rows per page when scanning a connector's grants.
-pub(crate) const SCAN_PAGE: u64 = 100_000;
+const SCAN_PAGE: u64 = 100_000;
 
 /// What a grant upsert did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,19 +112,16 @@ impl Store {
         now: DateTime<Utc>,
         last_seen_at: Option<DateTime<Utc>>,
     ) -> Result<u64, StoreError> {
-        let backend = self.backend();
         let mut unseen = Vec::new();
-        let mut after = 0i64;
-        loop {
-            let mut sql = Sql::new(backend, "SELECT id FROM grants WHERE connector_id = ");
-            sql.value(connector.0).push(" AND ended_at IS NULL AND source <> 'inherited' AND first_seen_at < ");
-            sql.value(snapshot_started_at.trunc_subsecs(6)).push(" AND id > ").value(after);
-            sql.push(&format!(" ORDER BY id LIMIT {SCAN_PAGE}"));
-            let page: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
-            let Some(last) = page.iter().map(|(id,)| *id).max() else { break };
-            after = last;
-            unseen.extend(page.into_iter().filter(|(id,)| !seen.contains(*id)).map(|(id,)| GrantId(id)));
-        }
+        let first_seen_before = |sql: &mut Sql| {
+            sql.push("source <> 'inherited' AND first_seen_at < ").value(snapshot_started_at.trunc_subsecs(6));
+        };
+        scan_current(&self.db, self.backend(), connector, first_seen_before, &[], |(id,): (i64,)| {
+            if !seen.contains(id) {
+                unseen.push(GrantId(id));
+            }
+        })
+        .await?;
         self.end_grants(&unseen, now, last_seen_at).await
     }
 
@@ -335,4 +332,53 @@ async fn insert_direct(
     j.from(&mut sql, json);
     txn.execute_raw(sql.build()).await?;
     Ok(())
+}
+
+/// Calls `each` with every current grant of `connector` that `filter` keeps (it appends SQL
+/// conditions, binding what it needs), as `(id, columns...)`, in pages by id so memory stays
+/// flat however many grants there are. Each page crosses from the database as one JSON value.
+pub(crate) async fn scan_current<T: serde::de::DeserializeOwned + FirstId>(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    connector: ConnectorId,
+    filter: impl Fn(&mut Sql),
+    columns: &[&str],
+    mut each: impl FnMut(T),
+) -> Result<(), StoreError> {
+    let mut after = 0i64;
+    let mut all = vec!["id"];
+    all.extend_from_slice(columns);
+    loop {
+        let mut sql = Sql::new(backend, &format!("SELECT {} FROM grants WHERE ended_at IS NULL AND ", all.join(", ")));
+        filter(&mut sql);
+        sql.push(" AND connector_id = ").value(connector.0).push(" AND id > ").value(after);
+        sql.push(&format!(" ORDER BY id LIMIT {SCAN_PAGE}"));
+        let page: Vec<T> = select_json(conn, sql, &all).await?;
+        let Some(last) = page.iter().map(FirstId::first_id).max() else { return Ok(()) };
+        after = last;
+        page.into_iter().for_each(&mut each);
+    }
+}
+
+/// Rows whose first column is the grant id (the paging cursor).
+pub(crate) trait FirstId {
+    fn first_id(&self) -> i64;
+}
+
+impl FirstId for (i64,) {
+    fn first_id(&self) -> i64 {
+        self.0
+    }
+}
+
+impl<B, C, D> FirstId for (i64, B, C, D) {
+    fn first_id(&self) -> i64 {
+        self.0
+    }
+}
+
+impl<B, C, D, E> FirstId for (i64, B, C, D, E) {
+    fn first_id(&self) -> i64 {
+        self.0
+    }
 }

@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 
 use attest_domain::{ConnectorId, GrantId, GrantSource, KindCounts};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
-use crate::grants::SCAN_PAGE;
+use crate::grants::scan_current;
 use crate::sql::{JsonRows, Sql, json, select_json, timestamp_text};
 use crate::{Store, StoreError};
 
@@ -47,7 +47,9 @@ impl Store {
         // Current direct grants: who is in which group, and what each group holds.
         let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
         let mut held: HashMap<i64, Vec<(i64, Expiry)>> = HashMap::new();
-        let direct = "source <> 'inherited'";
+        let direct = |sql: &mut Sql| {
+            sql.push("source <> 'inherited'");
+        };
         scan_current(
             &self.db,
             backend,
@@ -81,7 +83,9 @@ impl Store {
         let mut counts = KindCounts::default();
         let mut to_end = Vec::new();
         let mut to_update = Vec::new();
-        let inherited = "source = 'inherited'";
+        let inherited = |sql: &mut Sql| {
+            sql.push("source = 'inherited'");
+        };
         let columns = ["entitlement_id", "principal_id", "via_principal_id", "expires_at"];
         scan_current(&self.db, backend, connector, inherited, &columns, |row: (i64, i64, i64, i64, Expiry)| {
             let (id, entitlement, principal, via, stored_expiry) = row;
@@ -122,49 +126,6 @@ impl Store {
         counts.changed = to_update.len() as u64;
         counts.removed = self.end_grants(&to_end, now, last_synced).await?;
         Ok(counts)
-    }
-}
-
-/// Calls `each` with every current grant of `connector` matching `filter`, as (id, columns...),
-/// in pages by id so memory stays flat however many grants there are.
-async fn scan_current<T: serde::de::DeserializeOwned + FirstId>(
-    conn: &impl ConnectionTrait,
-    backend: DbBackend,
-    connector: ConnectorId,
-    filter: &str,
-    columns: &[&str],
-    mut each: impl FnMut(T),
-) -> Result<(), StoreError> {
-    let mut after = 0i64;
-    let mut all = vec!["id"];
-    all.extend_from_slice(columns);
-    loop {
-        let mut sql = Sql::new(
-            backend,
-            &format!("SELECT {} FROM grants WHERE ended_at IS NULL AND {filter} AND connector_id = ", all.join(", ")),
-        );
-        sql.value(connector.0).push(" AND id > ").value(after).push(&format!(" ORDER BY id LIMIT {SCAN_PAGE}"));
-        let page: Vec<T> = select_json(conn, sql, &all).await?;
-        let Some(last) = page.iter().map(FirstId::first_id).max() else { return Ok(()) };
-        after = last;
-        page.into_iter().for_each(&mut each);
-    }
-}
-
-/// Rows whose first column is the grant id (the paging cursor).
-trait FirstId {
-    fn first_id(&self) -> i64;
-}
-
-impl<B, C, D> FirstId for (i64, B, C, D) {
-    fn first_id(&self) -> i64 {
-        self.0
-    }
-}
-
-impl<B, C, D, E> FirstId for (i64, B, C, D, E) {
-    fn first_id(&self) -> i64 {
-        self.0
     }
 }
 

@@ -80,7 +80,7 @@ impl Store {
                 .into_iter()
                 .map(|m| Ok((m.external_id.clone(), (m.id, m.data()?))))
                 .collect::<Result<HashMap<_, _>, StoreError>>()?;
-            let mut plan = plan(chunk, |r| r.external_id.clone(), stored);
+            let mut plan = plan(chunk, |r| r.external_id.clone(), stored, |stored, row| stored == row);
             if !plan.insert.is_empty() {
                 let inserted =
                     principal::Entity::insert_many(plan.insert.iter().map(|d| active_model(connector, d, now)))

@@ -63,7 +63,7 @@ impl Store {
                     Ok(((data.kind, data.external_id.clone()), (m.id, data)))
                 })
                 .collect::<Result<HashMap<_, _>, StoreError>>()?;
-            let mut plan = plan(chunk, key, stored);
+            let mut plan = plan(chunk, key, stored, |stored, row| stored == row);
             if !plan.insert.is_empty() {
                 let inserted =
                     resource::Entity::insert_many(plan.insert.iter().map(|d| active_model(connector, d, now)))

@@ -12,20 +12,13 @@ fn t(secs: i64) -> DateTime<Utc> {
 }
 
 async fn connector(store: &Store, name: &str) -> Connector {
-    store
-        .create_connector(
-            NewConnector {
-                name: name.into(),
-                kind: ConnectorKind::Entra,
-                tenant_id: Some("tenant-1".into()),
-                status: ConnectorStatus::Connected,
-                settings: serde_json::json!({"include_guests": true}),
-                owners: vec!["Owner@Contoso.com".into(), "owner@contoso.com".into()],
-            },
-            t(0),
-        )
-        .await
-        .unwrap()
+    let new = NewConnector {
+        tenant_id: Some("tenant-1".into()),
+        settings: serde_json::json!({"include_guests": true}),
+        owners: vec!["Owner@Contoso.com".into(), "owner@contoso.com".into()],
+        ..NewConnector::entra(name)
+    };
+    store.create_connector(new, t(0)).await.unwrap()
 }
 
 fn user(ext: &str) -> PrincipalData {
@@ -87,20 +80,7 @@ store_test!(connectors_are_unique_by_name, |store| {
     assert_eq!(store.get_connector(created.id).await.unwrap(), created);
     assert_eq!(store.find_connector_by_name("contoso").await.unwrap().map(|c| c.id), Some(created.id));
     assert!(store.find_connector_by_name("fabrikam").await.unwrap().is_none());
-    let dup = store
-        .create_connector(
-            NewConnector {
-                name: "contoso".into(),
-                kind: ConnectorKind::Entra,
-                tenant_id: None,
-                status: ConnectorStatus::NotConnected,
-                settings: serde_json::json!({}),
-                owners: vec![],
-            },
-            t(1),
-        )
-        .await
-        .unwrap_err();
+    let dup = store.create_connector(NewConnector::entra("contoso"), t(1)).await.unwrap_err();
     assert_eq!(dup.to_string(), "a connector named 'contoso' already exists");
     assert!(matches!(store.get_connector(ConnectorId(999)).await, Err(StoreError::NotFound { what: "connector", .. })));
 });

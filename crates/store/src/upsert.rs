@@ -29,11 +29,13 @@ pub(crate) fn dedupe<D, K: Hash + Eq>(rows: &[D], key: impl Fn(&D) -> K) -> Vec<
     keep.into_iter().map(|i| &rows[i]).collect()
 }
 
-/// Sorts deduplicated `rows` against `stored` (key → id and stored data).
-pub(crate) fn plan<'a, D: PartialEq, K: Hash + Eq + Clone>(
+/// Sorts deduplicated `rows` against `stored` (key → id and stored state); `same` says whether
+/// a stored state already equals an observed row (nothing to write).
+pub(crate) fn plan<'a, S, D, K: Hash + Eq + Clone>(
     rows: &[&'a D],
     key: impl Fn(&D) -> K,
-    stored: HashMap<K, (i64, D)>,
+    stored: HashMap<K, (i64, S)>,
+    same: impl Fn(&S, &D) -> bool,
 ) -> Plan<'a, K, D> {
     let mut plan = Plan {
         insert: Vec::new(),
@@ -48,8 +50,8 @@ pub(crate) fn plan<'a, D: PartialEq, K: Hash + Eq + Clone>(
                 plan.insert.push(*row);
                 plan.counts.added += 1;
             }
-            Some((id, data)) => {
-                if data == *row {
+            Some((id, state)) => {
+                if same(state, row) {
                     plan.counts.unchanged += 1;
                 } else {
                     plan.update.push((*id, *row));

@@ -5,14 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use attest_connector::{SyncSink, SyncSummary};
-use attest_domain::{ConnectorKind, ConnectorStatus, EntitlementKey, ResourceKind, SyncMode, SyncTrigger};
+use attest_domain::{SyncMode, SyncTrigger};
 use attest_store::{NewConnector, Store};
 use chrono::Utc;
 use clap::Args;
 
 use super::loader;
 use super::rss::peak_rss_mib;
-use super::synth::{GrantKind, Synth, group_id, user_id};
+use super::synth::Synth;
 use crate::commands::Context;
 
 #[derive(Debug, Args)]
@@ -58,20 +58,7 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
         "bench ingest: {} users, {} groups, {} grants (seed {}) into {url}",
         args.principals, args.groups, args.grants, args.seed
     )?;
-    let connector = store
-        .create_connector(
-            NewConnector {
-                name: "bench".into(),
-                kind: ConnectorKind::Entra,
-                tenant_id: None,
-                status: ConnectorStatus::Connected,
-                settings: serde_json::json!({}),
-                owners: vec![],
-            },
-            Utc::now(),
-        )
-        .await?
-        .id;
+    let connector = store.create_connector(NewConnector::entra("bench"), Utc::now()).await?.id;
     let mut rows = Vec::new();
 
     // 1. Principals, resources, entitlements: first load.
@@ -238,15 +225,11 @@ async fn write_csv(
     out.write_all(loader::csv_header().as_bytes())?;
     let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
     for (g, p, kind) in synth.grants() {
-        let (key, principal) = match kind {
-            GrantKind::UserMember => (EntitlementKey::Member, user_id(p)),
-            GrantKind::UserOwner => (EntitlementKey::Owner, user_id(p)),
-            GrantKind::GroupMember => (EntitlementKey::Member, group_id(p)),
-        };
+        let grant = Synth::grant(g, p, kind);
         let resolved = resources
-            .get(&(ResourceKind::Group, group_id(g)))
-            .and_then(|r| entitlements.get(&(*r, key)))
-            .zip(principals.get(&principal));
+            .get(&(grant.resource_kind, grant.resource_external_id))
+            .and_then(|r| entitlements.get(&(*r, grant.key)))
+            .zip(principals.get(&grant.principal_external_id));
         match resolved {
             Some((e, p)) => writeln!(out, "{connector},{e},{p},direct,,{now},{now}")?,
             None => anyhow::bail!("generated grant {g}/{p} did not resolve"),

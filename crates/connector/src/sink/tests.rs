@@ -9,21 +9,7 @@ fn t(secs: i64) -> DateTime<Utc> {
 }
 
 async fn connector(store: &Store) -> ConnectorId {
-    store
-        .create_connector(
-            NewConnector {
-                name: "contoso".into(),
-                kind: ConnectorKind::Entra,
-                tenant_id: None,
-                status: ConnectorStatus::Connected,
-                settings: serde_json::json!({}),
-                owners: vec![],
-            },
-            t(0),
-        )
-        .await
-        .unwrap()
-        .id
+    store.create_connector(NewConnector::entra("contoso"), t(0)).await.unwrap().id
 }
 
 fn membership(group: &str, user: &str) -> ObservedGrant {
