@@ -133,7 +133,7 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
         seconds: second.0.grants,
     });
     rows.push(Row {
-        phase: "  sweep; inherited grants (nothing changed: skipped)".into(),
+        phase: "  sweep (inherited: unchanged, skipped)".into(),
         rows: 0,
         written: Some(c.grants.removed + c.inherited_grants.written()),
         seconds: second.0.finish,
