@@ -14,7 +14,7 @@ use crate::odata::Collection;
 use crate::server::Sim;
 use crate::tenant::{AppRoleAssignment, ServicePrincipal};
 
-const APPLICATIONS_READ: &[&str] = &[
+pub(crate) const APPLICATIONS_READ: &[&str] = &[
     "Application.Read.All",
     "Application.ReadWrite.OwnedBy",
     "Application.ReadWrite.All",
@@ -87,7 +87,8 @@ pub(crate) async fn list_service_principals(
 ) -> Result<Json<Value>, GraphError> {
     let (_, query) = begin(&sim, &headers, raw.as_deref(), APPLICATIONS_READ, &SERVICE_PRINCIPALS)?;
     sim.read(|t| {
-        let item = |i: usize| t.service_principals.get(i).map(ServicePrincipal::to_json);
+        let item =
+            |i: usize| t.service_principals.get(i).filter(|s| s.deleted.is_none()).map(ServicePrincipal::to_json);
         let len = t.service_principals.len();
         page(&sim, &query, &SERVICE_PRINCIPALS, "/v1.0/servicePrincipals", len, item)
     })
@@ -117,11 +118,8 @@ pub(crate) async fn list_app_role_assigned_to(
     let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
     sim.read(|t| {
         t.service_principal(&id).ok_or_else(|| GraphError::not_found(&id))?;
-        let assignments: Vec<&AppRoleAssignment> = t
-            .app_role_assignments
-            .iter()
-            .filter(|a| a.resource_id == id && t.directory_object(&a.principal_id).is_some())
-            .collect();
+        let assignments: Vec<&AppRoleAssignment> =
+            t.app_role_assignments.iter().filter(|a| a.resource_id == id && t.is_live(&a.principal_id)).collect();
         let item = |i: usize| assignments.get(i).map(|a| a.to_json());
         page(&sim, &query, &APP_ROLE_ASSIGNMENTS, &path, assignments.len(), item)
     })

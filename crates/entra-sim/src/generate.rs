@@ -139,10 +139,8 @@ impl Gen {
     fn id(&mut self) -> String {
         uuid::Builder::from_random_bytes(self.rng.random()).into_uuid().to_string()
     }
-    /// An appRoleAssignment id: base64url, not a GUID (approleassignment.md).
     fn assignment_id(&mut self) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.rng.random::<[u8; 32]>())
+        assignment_id(&mut self.rng)
     }
     /// A unifiedRoleAssignment id: an opaque string such as `YUb1sHQt…-1`, not a GUID.
     fn role_assignment_id(&mut self) -> String {
@@ -212,7 +210,11 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             created: g.days_ago(2_000),
             manager: None,
             sign_in_activity,
+            sign_in_sessions_valid_from: None,
+            password_changed: None,
+            force_change_password_next_sign_in: false,
             deleted: (i > 0 && g.chance(0.01)).then(|| g.days_ago(20)),
+            purged: false,
         };
         tenant.users.push(user);
     }
@@ -256,6 +258,8 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             app_roles: roles,
             owners,
             created: g.days_ago(1_500),
+            deleted: None,
+            purged: false,
         });
     }
     for m in 0..(spec.apps / 4 + 1) {
@@ -271,6 +275,8 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             app_roles: vec![],
             owners: vec![],
             created: g.days_ago(700),
+            deleted: None,
+            purged: false,
         });
     }
     for (name, app_id) in FIRST_PARTY {
@@ -286,6 +292,8 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             app_roles: vec![],
             owners: vec![],
             created: g.days_ago(3_000),
+            deleted: None,
+            purged: false,
         });
     }
     let managed_identities: Vec<usize> = (0..tenant.service_principals.len())
@@ -331,6 +339,8 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             created: g.days_ago(1_800),
             members,
             owners,
+            deleted: None,
+            purged: false,
         });
     }
     // Managed identities in some security groups; nesting (2% of security groups contain
@@ -428,6 +438,7 @@ pub fn generate(spec: TenantSpec) -> Tenant {
                 role_definition_id: (*template).to_owned(),
                 principal_id: tenant.users[u].id.clone(),
                 directory_scope_id: "/".into(),
+                end: None,
             });
         }
         if r == 3
@@ -438,11 +449,13 @@ pub fn generate(spec: TenantSpec) -> Tenant {
                 role_definition_id: (*template).to_owned(),
                 principal_id: group.clone(),
                 directory_scope_id: "/".into(),
+                end: None,
             });
         }
         for u in pick_users(&mut g, &member_users, eligible.min(member_users.len())) {
             let start = g.days_ago(200);
-            let end = g.chance(0.6).then(|| start + Duration::days(g.rng.random_range(30..365)));
+            // Schedules that already ended are gone from Graph, so ends lie after the epoch.
+            let end = g.chance(0.6).then(|| g.epoch + Duration::days(g.rng.random_range(30..365)));
             tenant.role_eligibilities.push(RoleEligibility {
                 id: g.id(),
                 role_definition_id: (*template).to_owned(),
@@ -455,6 +468,12 @@ pub fn generate(spec: TenantSpec) -> Tenant {
     }
     tenant.reindex();
     tenant
+}
+
+/// An appRoleAssignment id: base64url, not a GUID (approleassignment.md).
+pub(crate) fn assignment_id(rng: &mut impl Rng) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rng.random::<[u8; 32]>())
 }
 
 fn g_range(g: &mut Gen, low: usize, high: usize) -> usize {

@@ -15,7 +15,7 @@ use crate::tenant::{Group, User};
 
 pub(crate) const USERS_READ: &[&str] =
     &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const GROUPS_READ: &[&str] = &[
+pub(crate) const GROUPS_READ: &[&str] = &[
     "GroupMember.Read.All",
     "Group.Read.All",
     "Directory.Read.All",
@@ -47,7 +47,7 @@ const USER_PROPERTIES: &[&str] = &[
     "manager",
 ];
 
-const USERS: Collection = Collection {
+pub(crate) const USERS: Collection = Collection {
     entity: "user",
     context: "users",
     properties: USER_PROPERTIES,
@@ -253,7 +253,7 @@ pub(crate) async fn list_groups(
 ) -> Result<Json<Value>, GraphError> {
     let (_, query) = begin(&sim, &headers, raw.as_deref(), GROUPS_READ, &GROUPS)?;
     sim.read(|t| {
-        let item = |i: usize| t.groups.get(i).map(Group::to_json);
+        let item = |i: usize| t.groups.get(i).filter(|g| g.deleted.is_none()).map(Group::to_json);
         page(&sim, &query, &GROUPS, "/v1.0/groups", t.groups.len(), item)
     })
 }

@@ -8,16 +8,21 @@
 //! A client only swaps its Graph and login base URLs.
 
 mod apps;
+mod changes;
+mod delta;
 pub mod error;
 pub mod generate;
 mod graph;
 mod identity;
+pub mod journal;
+pub mod mutate;
 pub mod odata;
 mod roles;
 mod server;
 pub mod tenant;
 pub mod throttle;
 mod truth;
+mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +46,20 @@ pub const ATTEST_PERMISSIONS: &[&str] = &[
     "RoleManagement.Read.Directory",
     "RoleEligibilitySchedule.Read.Directory",
     "AuditLog.Read.All",
+];
+
+/// What Attest's provisioning adds: the least-privileged application permissions for each
+/// change it applies (graph-facts §3–§6).
+pub const ATTEST_PROVISIONING_PERMISSIONS: &[&str] = &[
+    "GroupMember.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "RoleManagement.ReadWrite.Directory",
+    "RoleAssignmentSchedule.ReadWrite.Directory",
+    "RoleEligibilitySchedule.ReadWrite.Directory",
+    "User.EnableDisableAccount.All",
+    "User-PasswordProfile.ReadWrite.All",
+    "User.RevokeSessions.All",
 ];
 
 /// The app registration the simulator knows: its credentials and the permissions an
@@ -69,6 +88,12 @@ impl ClientApp {
             roles: ATTEST_PERMISSIONS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
+
+    /// The same client with Attest's provisioning permissions consented too.
+    pub fn with_provisioning(mut self) -> ClientApp {
+        self.roles.extend(ATTEST_PROVISIONING_PERMISSIONS.iter().map(|s| (*s).to_owned()));
+        self
+    }
 }
 
 /// A running simulator.
@@ -91,6 +116,17 @@ impl SimHandle {
     /// Moves the simulator's clock forward (token expiry, schedules).
     pub fn advance(&self, by: Duration) {
         self.sim.advance(by);
+    }
+
+    /// Applies `count` random changes of every kind (see [`mutate::KINDS`]), as `/_sim/mutate` does.
+    pub fn mutate(&self, seed: u64, count: usize) -> mutate::MutateReport {
+        let now = self.sim.now();
+        self.sim.write(|t| mutate::mutate(t, seed, count, now))
+    }
+
+    /// Forgets all delta state: every outstanding delta token answers 410 `syncStateNotFound`.
+    pub fn reset_delta(&self) {
+        self.sim.write(|t| t.journal.reset());
     }
 
     /// Stops serving and waits for the server task to end.

@@ -127,17 +127,73 @@ pub(crate) async fn list_role_eligibility_schedules(
 ) -> Result<Json<Value>, GraphError> {
     let (_, query) = begin(&sim, &headers, raw.as_deref(), ELIGIBILITY_READ, &ELIGIBILITIES)?;
     if sim.read(|t| t.non_premium) {
-        // [INFER] PIM needs Entra ID P2; the exact refusal for an unlicensed tenant is not in
-        // the sources, so this uses the documented 403 class with a descriptive code.
-        return Err(GraphError::new(
-            StatusCode::FORBIDDEN,
-            "AadPremiumLicenseRequired",
-            "The tenant needs a Microsoft Entra ID P2 or Microsoft Entra ID Governance license to use Privileged Identity Management.",
-        ));
+        return Err(pim_unlicensed());
     }
     sim.read(|t| {
         let item = |i: usize| t.role_eligibilities.get(i).map(|r| r.to_json());
         let path = "/v1.0/roleManagement/directory/roleEligibilitySchedules";
         page(&sim, &query, &ELIGIBILITIES, path, t.role_eligibilities.len(), item)
+    })
+}
+
+/// PIM needs Entra ID P2.
+pub(crate) fn pim_unlicensed() -> GraphError {
+    // [INFER] the exact refusal for an unlicensed tenant is not in the sources, so this uses
+    // the documented 403 class with a descriptive code.
+    GraphError::new(
+        StatusCode::FORBIDDEN,
+        "AadPremiumLicenseRequired",
+        "The tenant needs a Microsoft Entra ID P2 or Microsoft Entra ID Governance license to use Privileged Identity Management.",
+    )
+}
+
+const SCHEDULE_REQUEST_PROPERTIES: &[&str] = &[
+    "id",
+    "status",
+    "createdDateTime",
+    "completedDateTime",
+    "approvalId",
+    "customData",
+    "action",
+    "principalId",
+    "roleDefinitionId",
+    "directoryScopeId",
+    "appScopeId",
+    "isValidationOnly",
+    "targetScheduleId",
+    "justification",
+    "createdBy",
+    "scheduleInfo",
+    "ticketInfo",
+];
+const SCHEDULE_REQUESTS: Collection = Collection {
+    entity: "unifiedRoleAssignmentScheduleRequest",
+    context: "roleManagement/directory/roleAssignmentScheduleRequests",
+    properties: SCHEDULE_REQUEST_PROPERTIES,
+    default_select: SCHEDULE_REQUEST_PROPERTIES,
+    filterable: &["id", "principalId", "roleDefinitionId", "action", "status"],
+    default_page: 100,
+    max_page: 999,
+    single_entity_only: &[],
+    typed_items: false,
+};
+
+/// `GET /v1.0/roleManagement/directory/roleAssignmentScheduleRequests`
+pub(crate) async fn list_role_assignment_schedule_requests(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let accepted = &[
+        "RoleAssignmentSchedule.Read.Directory",
+        "RoleAssignmentSchedule.ReadWrite.Directory",
+        "RoleManagement.Read.Directory",
+        "RoleManagement.ReadWrite.Directory",
+    ];
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), accepted, &SCHEDULE_REQUESTS)?;
+    sim.read(|t| {
+        let item = |i: usize| t.schedule_requests.get(i).cloned();
+        let path = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests";
+        page(&sim, &query, &SCHEDULE_REQUESTS, path, t.schedule_requests.len(), item)
     })
 }

@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rand::rngs::SmallRng;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::GraphError;
 use crate::identity::IssuedToken;
 use crate::throttle::{Bucket, ThrottleConfig, Verdict, documented_quota};
-use crate::{ClientApp, SimOptions, Tenant, apps, graph, identity, roles, truth};
+use crate::{ClientApp, SimOptions, Tenant, apps, delta, graph, identity, roles, truth, writes};
 
 /// The simulator's state. Locks are held only for in-memory work, never across an await.
 pub struct Sim {
@@ -97,6 +97,23 @@ impl Sim {
         }
     }
 
+    /// Runs `f` on the tenant for a change.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tenant) -> T) -> T {
+        match self.tenant.write() {
+            Ok(mut tenant) => f(&mut tenant),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Ends time-bound role assignments and eligibilities whose end has passed on the
+    /// simulator's clock (checked under the read lock first: this runs on every request).
+    fn expire_schedules(&self) {
+        let now = self.now();
+        if self.read(|t| t.has_expired_schedules(now)) {
+            self.write(|t| t.expire_schedules(now));
+        }
+    }
+
     /// Requests served and resource units charged so far.
     pub fn stats(&self) -> Stats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
@@ -105,6 +122,11 @@ impl Sim {
     pub(crate) fn new_id(&self) -> String {
         let bytes: [u8; 16] = self.rng.lock().map(|mut r| r.random()).unwrap_or_default();
         uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    }
+
+    /// An appRoleAssignment id: base64url, not a GUID (approleassignment.md).
+    pub(crate) fn new_assignment_id(&self) -> String {
+        self.rng.lock().map(|mut r| crate::generate::assignment_id(&mut *r)).unwrap_or_default()
     }
 
     /// Charges a request to its app's bucket, when throttling is on.
@@ -135,7 +157,13 @@ impl Sim {
 pub(crate) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/v1.0/users", get(graph::list_users))
-        .route("/v1.0/users/{id}", get(graph::get_user))
+        // `/delta` is short for `/microsoft.graph.delta`; SDKs send the long form.
+        .route("/v1.0/users/delta", get(delta::users))
+        .route("/v1.0/users/microsoft.graph.delta", get(delta::users))
+        .route("/v1.0/groups/delta", get(delta::groups))
+        .route("/v1.0/groups/microsoft.graph.delta", get(delta::groups))
+        .route("/v1.0/servicePrincipals/delta", get(delta::service_principals))
+        .route("/v1.0/servicePrincipals/microsoft.graph.delta", get(delta::service_principals))
         .route("/v1.0/groups", get(graph::list_groups))
         .route("/v1.0/groups/{id}", get(graph::get_group))
         .route("/v1.0/groups/{id}/members", get(graph::list_members))
@@ -144,17 +172,53 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/users/{id}/appRoleAssignments", get(apps::list_user_app_role_assignments))
         .route("/v1.0/servicePrincipals", get(apps::list_service_principals))
         .route("/v1.0/servicePrincipals/{id}", get(apps::get_service_principal))
-        .route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", get(apps::list_app_role_assigned_to))
+        .route(
+            "/v1.0/servicePrincipals/{id}/appRoleAssignedTo",
+            get(apps::list_app_role_assigned_to).post(writes::assign_app_role),
+        )
         .route("/v1.0/servicePrincipals/{id}/owners", get(apps::list_service_principal_owners))
         .route("/v1.0/roleManagement/directory/roleDefinitions", get(roles::list_role_definitions))
-        .route("/v1.0/roleManagement/directory/roleAssignments", get(roles::list_role_assignments))
+        .route(
+            "/v1.0/roleManagement/directory/roleAssignments",
+            get(roles::list_role_assignments).post(writes::add_role_assignment),
+        )
         .route("/v1.0/roleManagement/directory/roleEligibilitySchedules", get(roles::list_role_eligibility_schedules))
+        .route("/v1.0/users/{id}", get(graph::get_user).patch(writes::patch_user).delete(writes::delete_user))
+        .route("/v1.0/users/{id}/revokeSignInSessions", post(writes::revoke_sign_in_sessions))
+        .route("/v1.0/groups/{id}/{relation}/$ref", post(writes::add_group_link))
+        .route("/v1.0/groups/{id}/{relation}/{target}/$ref", delete(writes::remove_group_link))
+        .route("/v1.0/groups/{id}/{relation}/{target}", delete(writes::delete_member_object))
+        .route("/v1.0/servicePrincipals/{id}/owners/$ref", post(writes::add_app_owner))
+        .route("/v1.0/servicePrincipals/{id}/owners/{target}/$ref", delete(writes::remove_app_owner))
+        .route(
+            "/v1.0/servicePrincipals/{id}/appRoleAssignedTo/{assignment}",
+            delete(writes::remove_app_role_assignment),
+        )
+        .route("/v1.0/roleManagement/directory/roleAssignments/{id}", delete(writes::remove_role_assignment))
+        .route(
+            "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests",
+            get(roles::list_role_assignment_schedule_requests).post(writes::role_assignment_schedule_request),
+        )
+        .route(
+            "/v1.0/roleManagement/directory/roleEligibilityScheduleRequests",
+            post(writes::role_eligibility_schedule_request),
+        )
+        .route("/v1.0/directory/deletedItems/microsoft.graph.user", get(writes::list_deleted_users))
+        .route("/v1.0/directory/deletedItems/{id}/restore", post(writes::restore))
+        .route("/v1.0/directory/deletedItems/{id}", delete(writes::purge))
         .route("/login/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/_sim/truth", get(truth::truth))
         .route("/_sim/stats", get(stats))
+        .route("/_sim/mutate", post(crate::mutate::handler))
+        .route("/_sim/reset-delta", post(reset_delta))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(sim.clone(), plumbing))
         .with_state(sim)
+}
+
+async fn reset_delta(State(sim): State<Arc<Sim>>) -> axum::http::StatusCode {
+    sim.write(|t| t.journal.reset());
+    axum::http::StatusCode::NO_CONTENT
 }
 
 async fn stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
@@ -237,12 +301,14 @@ async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> 
             Verdict::Allowed { usage } => throttle_usage = Some(usage),
         }
     }
+    sim.expire_schedules();
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<GraphError>() {
         let date = sim.now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let body = error.body(&request_id, &client_request_id, &date);
-        let status = response.status();
-        response = (status, Json(body)).into_response();
+        let (mut parts, _) = response.into_parts();
+        parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response = Response::from_parts(parts, Body::from(body.to_string()));
     }
     let headers: &mut HeaderMap = response.headers_mut();
     for (name, value) in [("request-id", &request_id), ("client-request-id", &client_request_id)] {

@@ -40,8 +40,15 @@ pub struct User {
     pub created: DateTime<Utc>,
     pub manager: Option<String>,
     pub sign_in_activity: Option<SignInActivity>,
-    /// Set while the user sits in `directory/deletedItems`.
+    /// When the password was last reset (the password itself is never kept).
+    pub password_changed: Option<DateTime<Utc>>,
+    pub force_change_password_next_sign_in: bool,
+    /// When `revokeSignInSessions` last ran: tokens issued before are invalid.
+    pub sign_in_sessions_valid_from: Option<DateTime<Utc>>,
+    /// Set while the user sits in `directory/deletedItems`, and kept once purged.
     pub deleted: Option<DateTime<Utc>>,
+    /// Permanently deleted: gone from every read, kept only so positions in the vector hold.
+    pub purged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +69,10 @@ pub struct Group {
     /// Object ids of direct members (users, groups, service principals).
     pub members: Vec<String>,
     pub owners: Vec<String>,
+    /// Set while a Microsoft 365 group sits in `directory/deletedItems`, and kept once purged
+    /// (security groups are purged at once).
+    pub deleted: Option<DateTime<Utc>>,
+    pub purged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +98,8 @@ pub struct ServicePrincipal {
     pub app_roles: Vec<AppRole>,
     pub owners: Vec<String>,
     pub created: DateTime<Utc>,
+    pub deleted: Option<DateTime<Utc>>,
+    pub purged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +130,8 @@ pub struct RoleAssignment {
     pub role_definition_id: String,
     pub principal_id: String,
     pub directory_scope_id: String,
+    /// Time-bound assignments made through PIM schedule requests end here.
+    pub end: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +146,7 @@ pub struct RoleEligibility {
 }
 
 /// A directory object's kind, for `@odata.type` and lookups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     User,
     Group,
@@ -166,6 +181,10 @@ pub struct Tenant {
     pub role_eligibilities: Vec<RoleEligibility>,
     /// Object id → (kind, index in its vector).
     pub(crate) index: HashMap<String, (Kind, usize)>,
+    /// Every change since generation, for delta queries.
+    pub(crate) journal: crate::journal::Journal,
+    /// PIM role assignment schedule requests made so far, as Graph returned them.
+    pub(crate) schedule_requests: Vec<Map<String, Value>>,
 }
 
 impl Tenant {
@@ -185,23 +204,37 @@ impl Tenant {
         self.index.get(id).copied()
     }
 
+    /// A live (not deleted) group.
     pub fn group(&self, id: &str) -> Option<&Group> {
         match self.locate(id) {
-            Some((Kind::Group, i)) => self.groups.get(i),
+            Some((Kind::Group, i)) => self.groups.get(i).filter(|g| g.deleted.is_none()),
             _ => None,
         }
     }
 
     /// A live (not soft-deleted) user by object id or user principal name.
     pub fn live_user(&self, id_or_upn: &str) -> Option<&User> {
-        self.live_users()
-            .find(|u| u.id.eq_ignore_ascii_case(id_or_upn) || u.user_principal_name.eq_ignore_ascii_case(id_or_upn))
+        if let Some((Kind::User, i)) = self.locate(&id_or_upn.to_ascii_lowercase()) {
+            return self.users.get(i).filter(|u| u.deleted.is_none());
+        }
+        self.live_users().find(|u| u.user_principal_name.eq_ignore_ascii_case(id_or_upn))
     }
 
+    /// A live (not deleted) service principal.
     pub fn service_principal(&self, id: &str) -> Option<&ServicePrincipal> {
         match self.locate(id) {
-            Some((Kind::ServicePrincipal, i)) => self.service_principals.get(i),
+            Some((Kind::ServicePrincipal, i)) => self.service_principals.get(i).filter(|s| s.deleted.is_none()),
             _ => None,
+        }
+    }
+
+    /// Whether a live directory object has this id.
+    pub fn is_live(&self, id: &str) -> bool {
+        match self.locate(id) {
+            Some((Kind::User, i)) => self.users.get(i).is_some_and(|o| o.deleted.is_none()),
+            Some((Kind::Group, i)) => self.groups.get(i).is_some_and(|o| o.deleted.is_none()),
+            Some((Kind::ServicePrincipal, i)) => self.service_principals.get(i).is_some_and(|o| o.deleted.is_none()),
+            None => false,
         }
     }
 
@@ -214,8 +247,8 @@ impl Tenant {
                 let user = self.users.get(i).filter(|u| u.deleted.is_none())?;
                 user.to_json()
             }
-            Kind::Group => self.groups.get(i)?.to_json(),
-            Kind::ServicePrincipal => self.service_principals.get(i)?.to_json(),
+            Kind::Group => self.groups.get(i).filter(|g| g.deleted.is_none())?.to_json(),
+            Kind::ServicePrincipal => self.service_principals.get(i).filter(|s| s.deleted.is_none())?.to_json(),
         };
         object.insert("@odata.type".into(), kind.odata_type().into());
         Some((kind, object))
@@ -224,6 +257,14 @@ impl Tenant {
     /// Live (not soft-deleted) users.
     pub fn live_users(&self) -> impl Iterator<Item = &User> {
         self.users.iter().filter(|u| u.deleted.is_none())
+    }
+
+    pub fn live_groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.iter().filter(|g| g.deleted.is_none())
+    }
+
+    pub fn live_service_principals(&self) -> impl Iterator<Item = &ServicePrincipal> {
+        self.service_principals.iter().filter(|s| s.deleted.is_none())
     }
 }
 

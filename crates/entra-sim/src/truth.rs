@@ -23,7 +23,7 @@ impl Truth {
     /// Canonical lines per kind: one fact per line, fields joined by `|`, lines sorted.
     pub fn lines(tenant: &Tenant) -> std::collections::BTreeMap<&'static str, Vec<String>> {
         let mut kinds: std::collections::BTreeMap<&'static str, Vec<String>> = Default::default();
-        let live = |id: &str| tenant.users.iter().find(|u| u.id == id).is_none_or(|u| u.deleted.is_none());
+        let live = |id: &str| tenant.is_live(id);
         kinds.insert(
             "users",
             tenant
@@ -33,36 +33,32 @@ impl Truth {
                 })
                 .collect(),
         );
-        kinds.insert("groups", tenant.groups.iter().map(|g| g.id.clone()).collect());
+        kinds.insert("groups", tenant.live_groups().map(|g| g.id.clone()).collect());
         kinds.insert(
             "service_principals",
             tenant
-                .service_principals
-                .iter()
+                .live_service_principals()
                 .map(|s| format!("{}|{}|{}", s.id, s.app_id, s.service_principal_type))
                 .collect(),
         );
         kinds.insert(
             "memberships",
             tenant
-                .groups
-                .iter()
+                .live_groups()
                 .flat_map(|g| g.members.iter().filter(|m| live(m)).map(move |m| format!("{}|{m}", g.id)))
                 .collect(),
         );
         kinds.insert(
             "group_owners",
             tenant
-                .groups
-                .iter()
+                .live_groups()
                 .flat_map(|g| g.owners.iter().filter(|m| live(m)).map(move |m| format!("{}|{m}", g.id)))
                 .collect(),
         );
         kinds.insert(
             "app_owners",
             tenant
-                .service_principals
-                .iter()
+                .live_service_principals()
                 .flat_map(|s| s.owners.iter().filter(|m| live(m)).map(move |m| format!("{}|{m}", s.id)))
                 .collect(),
         );
@@ -71,7 +67,7 @@ impl Truth {
             tenant
                 .app_role_assignments
                 .iter()
-                .filter(|a| live(&a.principal_id))
+                .filter(|a| live(&a.principal_id) && live(&a.resource_id))
                 .map(|a| format!("{}|{}|{}|{}", a.id, a.resource_id, a.app_role_id, a.principal_id))
                 .collect(),
         );

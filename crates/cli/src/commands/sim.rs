@@ -52,7 +52,7 @@ pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
     if let Some(id) = args.tenant_id {
         tenant.id = id;
     }
-    let mut client = ClientApp::attest(args.seed);
+    let mut client = ClientApp::attest(args.seed).with_provisioning();
     if let Some(id) = args.client_id {
         client.client_id = id;
     }

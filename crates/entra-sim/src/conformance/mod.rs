@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 
+mod delta;
+mod writes;
+
 struct Fixture {
     sim: SimHandle,
     http: reqwest::Client,
@@ -64,6 +67,27 @@ impl Fixture {
         let mut request = self.http.get(url).bearer_auth(&self.token);
         for (k, v) in headers {
             request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a request with a JSON body (or none) and returns status, headers and body.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.sim.graph_url) };
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let (status, headers) = (response.status().as_u16(), response.headers().clone());

@@ -1,0 +1,1 @@
+//! Writes (graph-facts §3–§6).
