@@ -8,6 +8,7 @@
 //! A client only swaps its Graph and login base URLs.
 
 mod apps;
+mod batch;
 mod changes;
 mod delta;
 pub mod error;

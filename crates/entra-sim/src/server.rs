@@ -206,6 +206,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/directory/deletedItems/microsoft.graph.user", get(writes::list_deleted_users))
         .route("/v1.0/directory/deletedItems/{id}/restore", post(writes::restore))
         .route("/v1.0/directory/deletedItems/{id}", delete(writes::purge))
+        .route("/v1.0/$batch", post(crate::batch::batch))
         .route("/login/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/_sim/truth", get(truth::truth))
         .route("/_sim/stats", get(stats))

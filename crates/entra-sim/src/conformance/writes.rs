@@ -312,3 +312,59 @@ async fn user_actions_delete_and_restore() {
     let (status, _, _) = reader.send(Method::POST, &format!("{path}/revokeSignInSessions"), None, &[]).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn batches_answer_per_item_with_dependencies() {
+    let f = provisioning().await;
+    let (group, members, _) = plain_security_group(&f);
+    let outsider = f.sim.sim.read(|t| t.live_users().find(|u| !members.contains(&u.id)).unwrap().id.clone());
+    let ghost = "00000000-1111-2222-3333-444444444444";
+    let batch = json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users?$select=id&$top=5"},
+        {"id": "2", "method": "POST", "url": format!("/groups/{group}/members/$ref"), "dependsOn": ["1"],
+         "headers": {"Content-Type": "application/json"},
+         "body": {"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{outsider}")}},
+        {"id": "3", "method": "GET", "url": format!("groups/{ghost}")},
+        {"id": "4", "method": "GET", "url": "/groups?$top=1", "dependsOn": ["3"]},
+    ]});
+    let (status, _, body) = f.send(Method::POST, "/v1.0/$batch", Some(batch), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let by_id = |id: &str| body["responses"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(by_id("1")["status"], 200);
+    assert_eq!(by_id("1")["body"]["value"].as_array().unwrap().len(), 5);
+    assert_eq!(by_id("1")["headers"]["x-ms-resource-unit"], "1");
+    assert_eq!(by_id("2")["status"], 204);
+    assert_eq!(by_id("3")["status"], 404);
+    assert_eq!(by_id("3")["body"]["error"]["code"], "Request_ResourceNotFound");
+    assert_eq!(by_id("4")["status"], 424, "its dependency failed");
+    assert!(f.sim.sim.read(|t| t.group(&group).unwrap().members.contains(&outsider)));
+
+    let duplicate = json!({"requests": [{"id": "a", "method": "GET", "url": "/users"}, {"id": "A", "method": "GET", "url": "/groups"}]});
+    let (status, _, _) = f.send(Method::POST, "/v1.0/$batch", Some(duplicate), &[]).await;
+    assert_eq!(status, 400, "ids are unique, case-insensitively");
+    let many: Vec<Value> = (0..21).map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users"})).collect();
+    let (status, _, _) = f.send(Method::POST, "/v1.0/$batch", Some(json!({"requests": many})), &[]).await;
+    assert_eq!(status, 400, "at most 20 requests");
+    let no_type = json!({"requests": [{"id": "1", "method": "POST", "url": format!("/groups/{group}/members/$ref"), "body": {}}]});
+    let (status, _, _) = f.send(Method::POST, "/v1.0/$batch", Some(no_type), &[]).await;
+    assert_eq!(status, 400, "a body needs a Content-Type header");
+}
+
+#[tokio::test]
+async fn batch_items_are_throttled_one_by_one() {
+    let throttle = crate::ThrottleConfig { quota: Some(6.0), window_secs: 10.0 };
+    let options = crate::SimOptions { throttle: Some(throttle), ..crate::SimOptions::default() };
+    let f = Fixture::with_options(small(), ClientApp::attest(7), |_| {}, options).await;
+    // Each `/users` page costs 2: the batch itself (1) and two items fit, the rest are 429.
+    let requests: Vec<Value> = (0..5).map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users"})).collect();
+    let (status, _, body) = f.send(Method::POST, "/v1.0/$batch", Some(json!({"requests": requests})), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let responses = body["responses"].as_array().unwrap();
+    let throttled: Vec<&Value> = responses.iter().filter(|r| r["status"] == 429).collect();
+    assert_eq!(responses.iter().filter(|r| r["status"] == 200).count(), 2, "{body}");
+    assert_eq!(throttled.len(), 3);
+    for item in throttled {
+        assert!(item["headers"]["retry-after"].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
+        assert_eq!(item["body"]["error"]["code"], "TooManyRequests");
+    }
+}
