@@ -71,13 +71,21 @@ pub async fn run(args: SimBenchArgs, out: &mut dyn Write) -> anyhow::Result<Exit
             "largest group's members ($top=999, $select=id)",
             format!("{}/v1.0/groups/{largest}/members?$top=999&$select=id", sim.graph_url),
         ),
+        ("/users/delta ($select)", format!("{}/v1.0/users/delta?$select=id,displayName,accountEnabled", sim.graph_url)),
+        (
+            "/groups/delta ($select=members): groups + links",
+            format!("{}/v1.0/groups/delta?$select=displayName,members", sim.graph_url),
+        ),
     ] {
         let started = Instant::now();
         let (mut next, mut objects, mut pages) = (Some(first), 0usize, 0usize);
         while let Some(url) = next {
             let body: serde_json::Value =
                 http.get(url).bearer_auth(&token).send().await?.error_for_status()?.json().await?;
-            objects += body["value"].as_array().map(Vec::len).unwrap_or_default();
+            for item in body["value"].as_array().into_iter().flatten() {
+                // A delta item counts once, plus one per membership it carries.
+                objects += 1 + item["members@delta"].as_array().map(Vec::len).unwrap_or_default();
+            }
             pages += 1;
             next = body["@odata.nextLink"].as_str().map(str::to_owned);
         }
