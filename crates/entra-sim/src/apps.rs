@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::error::GraphError;
-use crate::graph::{DIRECTORY_OBJECTS, USERS_READ, begin, entity, page};
+use crate::graph::{DIRECTORY_OBJECTS, USERS_READ, begin, entity, objects_page, page};
 use crate::odata::Collection;
 use crate::server::Sim;
 use crate::tenant::{AppRoleAssignment, ServicePrincipal};
@@ -136,8 +136,7 @@ pub(crate) async fn list_service_principal_owners(
     let path = format!("/v1.0/servicePrincipals/{id}/owners");
     sim.read(|t| {
         let owners = &t.service_principal(&id).ok_or_else(|| GraphError::not_found(&id))?.owners;
-        let item = |i: usize| owners.get(i).and_then(|o| t.directory_object(o)).map(|(_, o)| o);
-        page(&sim, &query, &DIRECTORY_OBJECTS, &path, owners.len(), item)
+        objects_page(&sim, t, &query, &path, owners)
     })
 }
 

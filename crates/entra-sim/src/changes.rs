@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::GraphError;
 use crate::journal::{Relation, What};
-use crate::tenant::{AppRoleAssignment, Group, Kind, RoleAssignment, RoleEligibility, Tenant, User};
+use crate::tenant::{AppRoleAssignment, Group, Kind, RoleAssignment, RoleEligibility, RoleKey, Tenant, User};
 
 /// `appRoleId` meaning "assigned to the app without a specific role" (approleassignment.md).
 pub const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
@@ -18,6 +18,16 @@ fn already_exists(relation: Relation) -> GraphError {
         "One or more added object references already exist for the following modified properties: '{}'.",
         relation.property()
     ))
+}
+
+/// [OBS] PIM's answers for assigning what is assigned and removing what is not; plain
+/// `roleAssignments` answer the same class.
+fn role_assignment_exists() -> GraphError {
+    GraphError::new(StatusCode::BAD_REQUEST, "RoleAssignmentExists", "The Role assignment already exists.")
+}
+
+fn role_assignment_missing() -> GraphError {
+    GraphError::new(StatusCode::BAD_REQUEST, "RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
 }
 
 /// Which of a group's relationships a `$ref` write touches.
@@ -233,31 +243,19 @@ impl Tenant {
     /// `POST /roleManagement/directory/roleAssignments`, and PIM `adminAssign` (with an end).
     pub fn add_role_assignment(
         &mut self,
-        role_definition_id: &str,
-        principal_id: &str,
-        directory_scope_id: &str,
+        (role, principal, scope): RoleKey,
         end: Option<DateTime<Utc>>,
         id: String,
     ) -> Result<RoleAssignment, GraphError> {
-        self.check_role_target(role_definition_id, principal_id)?;
-        let exists = self.role_assignments.iter().any(|a| {
-            a.role_definition_id == role_definition_id
-                && a.principal_id == principal_id
-                && a.directory_scope_id == directory_scope_id
-        });
-        if exists {
-            // [OBS] the PIM code for a duplicate; plain roleAssignments answer the same class.
-            return Err(GraphError::new(
-                StatusCode::BAD_REQUEST,
-                "RoleAssignmentExists",
-                "The Role assignment already exists.",
-            ));
+        self.check_role_target(role, principal)?;
+        if self.role_assignments.iter().any(|a| a.key() == (role, principal, scope)) {
+            return Err(role_assignment_exists());
         }
         let assignment = RoleAssignment {
             id,
-            role_definition_id: role_definition_id.to_owned(),
-            principal_id: principal_id.to_owned(),
-            directory_scope_id: directory_scope_id.to_owned(),
+            role_definition_id: role.to_owned(),
+            principal_id: principal.to_owned(),
+            directory_scope_id: scope.to_owned(),
             end,
         };
         self.role_assignments.push(assignment.clone());
@@ -271,73 +269,26 @@ impl Tenant {
         Ok(self.role_assignments.remove(position))
     }
 
-    /// PIM `adminRemove`: the assignment matching role, principal and scope.
-    pub fn remove_role_assignment_for(
-        &mut self,
-        role_definition_id: &str,
-        principal_id: &str,
-        directory_scope_id: &str,
-    ) -> Result<RoleAssignment, GraphError> {
-        let position = self
-            .role_assignments
-            .iter()
-            .position(|a| {
-                a.role_definition_id == role_definition_id
-                    && a.principal_id == principal_id
-                    && a.directory_scope_id == directory_scope_id
-            })
-            .ok_or_else(|| {
-                // [OBS] PIM's code for removing what is not assigned.
-                GraphError::new(
-                    StatusCode::BAD_REQUEST,
-                    "RoleAssignmentDoesNotExist",
-                    "The Role assignment does not exist.",
-                )
-            })?;
+    /// PIM `adminRemove`: the assignment with this role, principal and scope.
+    pub fn remove_role_assignment_for(&mut self, key: RoleKey) -> Result<RoleAssignment, GraphError> {
+        let position = self.role_assignments.iter().position(|a| a.key() == key).ok_or_else(role_assignment_missing)?;
         Ok(self.role_assignments.remove(position))
     }
 
     /// PIM `adminAssign` on `roleEligibilityScheduleRequests`.
     pub fn add_role_eligibility(&mut self, eligibility: RoleEligibility) -> Result<(), GraphError> {
         self.check_role_target(&eligibility.role_definition_id, &eligibility.principal_id)?;
-        let exists = self.role_eligibilities.iter().any(|e| {
-            e.role_definition_id == eligibility.role_definition_id
-                && e.principal_id == eligibility.principal_id
-                && e.directory_scope_id == eligibility.directory_scope_id
-        });
-        if exists {
-            return Err(GraphError::new(
-                StatusCode::BAD_REQUEST,
-                "RoleAssignmentExists",
-                "The Role assignment already exists.",
-            ));
+        if self.role_eligibilities.iter().any(|e| e.key() == eligibility.key()) {
+            return Err(role_assignment_exists());
         }
         self.role_eligibilities.push(eligibility);
         Ok(())
     }
 
     /// PIM `adminRemove` on `roleEligibilityScheduleRequests`.
-    pub fn remove_role_eligibility(
-        &mut self,
-        role_definition_id: &str,
-        principal_id: &str,
-        directory_scope_id: &str,
-    ) -> Result<RoleEligibility, GraphError> {
-        let position = self
-            .role_eligibilities
-            .iter()
-            .position(|e| {
-                e.role_definition_id == role_definition_id
-                    && e.principal_id == principal_id
-                    && e.directory_scope_id == directory_scope_id
-            })
-            .ok_or_else(|| {
-                GraphError::new(
-                    StatusCode::BAD_REQUEST,
-                    "RoleAssignmentDoesNotExist",
-                    "The Role assignment does not exist.",
-                )
-            })?;
+    pub fn remove_role_eligibility(&mut self, key: RoleKey) -> Result<RoleEligibility, GraphError> {
+        let position =
+            self.role_eligibilities.iter().position(|e| e.key() == key).ok_or_else(role_assignment_missing)?;
         Ok(self.role_eligibilities.remove(position))
     }
 

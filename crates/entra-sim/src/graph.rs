@@ -24,33 +24,10 @@ pub(crate) const GROUPS_READ: &[&str] = &[
     "Directory.ReadWrite.All",
 ];
 
-const USER_PROPERTIES: &[&str] = &[
-    "id",
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "surname",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "userPrincipalName",
-    "accountEnabled",
-    "userType",
-    "createdDateTime",
-    "department",
-    "usageLocation",
-    "employeeId",
-    "onPremisesSyncEnabled",
-    "signInActivity",
-    "manager",
-];
-
 pub(crate) const USERS: Collection = Collection {
     entity: "user",
     context: "users",
-    properties: USER_PROPERTIES,
+    properties: User::PROPERTIES,
     default_select: User::DEFAULT_PROPERTIES,
     filterable: &[
         "id",
@@ -191,6 +168,19 @@ pub(crate) fn page(
     Ok(Json(Value::Object(out)))
 }
 
+/// A page of the directory objects named by `ids` (members, owners); objects no longer live
+/// are left out, as Graph leaves out deleted members.
+pub(crate) fn objects_page(
+    sim: &Sim,
+    t: &crate::Tenant,
+    query: &ListQuery,
+    path: &str,
+    ids: &[String],
+) -> Result<Json<Value>, GraphError> {
+    let item = |i: usize| ids.get(i).and_then(|m| t.directory_object(m)).map(|(_, o)| o);
+    page(sim, query, &DIRECTORY_OBJECTS, path, ids.len(), item)
+}
+
 /// A single object, projected, with its `@odata.context`.
 pub(crate) fn entity(sim: &Sim, query: &ListQuery, collection: &Collection, object: Map<String, Value>) -> Json<Value> {
     let mut object = query.project(collection, object);
@@ -201,8 +191,13 @@ pub(crate) fn entity(sim: &Sim, query: &ListQuery, collection: &Collection, obje
     Json(Value::Object(object))
 }
 
-fn check_sign_in_activity(sim: &Sim, query: &ListQuery, roles: &[String]) -> Result<(), GraphError> {
-    if !query.select.iter().flatten().any(|p| p.eq_ignore_ascii_case("signInActivity")) {
+/// `signInActivity` needs a premium tenant and `AuditLog.Read.All` (graph-facts §1).
+pub(crate) fn check_sign_in_activity(
+    sim: &Sim,
+    select: Option<&Vec<String>>,
+    roles: &[String],
+) -> Result<(), GraphError> {
+    if !select.into_iter().flatten().any(|p| p.eq_ignore_ascii_case("signInActivity")) {
         return Ok(());
     }
     if sim.read(|t| t.non_premium) {
@@ -225,7 +220,7 @@ pub(crate) async fn list_users(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
     let (roles, query) = begin(&sim, &headers, raw.as_deref(), USERS_READ, &USERS)?;
-    check_sign_in_activity(&sim, &query, &roles)?;
+    check_sign_in_activity(&sim, query.select.as_ref(), &roles)?;
     sim.read(|t| {
         let item = |i: usize| t.users.get(i).filter(|u| u.deleted.is_none()).map(User::to_json);
         page(&sim, &query, &USERS, "/v1.0/users", t.users.len(), item)
@@ -240,7 +235,7 @@ pub(crate) async fn get_user(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
     let (roles, query) = begin(&sim, &headers, raw.as_deref(), USERS_READ, &USERS)?;
-    check_sign_in_activity(&sim, &query, &roles)?;
+    check_sign_in_activity(&sim, query.select.as_ref(), &roles)?;
     let user = sim.read(|t| t.live_user(&id).map(User::to_json)).ok_or_else(|| GraphError::not_found(&id))?;
     Ok(entity(&sim, &query, &USERS, user))
 }
@@ -282,9 +277,7 @@ async fn relationship(
     let path = format!("/v1.0/groups/{id}/{relation}");
     sim.read(|t| {
         let group = t.group(&id).ok_or_else(|| GraphError::not_found(&id))?;
-        let ids = pick(group);
-        let item = |i: usize| ids.get(i).and_then(|m| t.directory_object(m)).map(|(_, o)| o);
-        page(&sim, &query, &DIRECTORY_OBJECTS, &path, ids.len(), item)
+        objects_page(&sim, t, &query, &path, pick(group))
     })
 }
 

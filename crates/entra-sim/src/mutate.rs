@@ -82,13 +82,26 @@ fn writable_groups(t: &Tenant) -> Vec<String> {
         .collect()
 }
 
+/// What changes pick from, gathered once per kind (not per change: a tenant may hold 100k
+/// users). A pick that went stale meanwhile is refused by the rules and simply retried.
+struct Pools {
+    users: Vec<String>,
+    writable_groups: Vec<String>,
+}
+
 /// Tries one change of `kind`; `Ok(false)` when there was nothing to change.
-fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>) -> Result<bool, GraphError> {
-    let users = live_user_ids(t);
+fn apply_one(
+    t: &mut Tenant,
+    rng: &mut SmallRng,
+    kind: &str,
+    pools: &Pools,
+    now: DateTime<Utc>,
+) -> Result<bool, GraphError> {
+    let users = &pools.users;
     match kind {
         "user_created" => {
             let n = t.users.len();
-            let manager = pick(rng, &users);
+            let manager = pick(rng, users);
             let user = User {
                 id: uuid(rng),
                 display_name: format!("New Hire {n}"),
@@ -116,7 +129,7 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
             Ok(true)
         }
         "user_updated" => {
-            let Some(id) = pick(rng, &users) else { return Ok(false) };
+            let Some(id) = pick(rng, users) else { return Ok(false) };
             let department = ["Engineering", "Finance", "Sales", "Legal"][rng.random_range(0..4)].to_owned();
             let title = format!("Title {}", rng.random_range(0..1000));
             t.update_user(&id, |u| {
@@ -142,7 +155,7 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
             Ok(true)
         }
         "manager_changed" => {
-            let (Some(id), Some(manager)) = (pick(rng, &users), pick(rng, &users)) else { return Ok(false) };
+            let (Some(id), Some(manager)) = (pick(rng, users), pick(rng, users)) else { return Ok(false) };
             if id == manager {
                 return Ok(false);
             }
@@ -150,7 +163,7 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
             Ok(true)
         }
         "user_deleted" => {
-            let Some(id) = pick(rng, &users) else { return Ok(false) };
+            let Some(id) = pick(rng, users) else { return Ok(false) };
             t.delete_user(&id, now)?;
             Ok(true)
         }
@@ -167,14 +180,14 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
         }
         "group_created" => {
             let n = t.groups.len();
-            let members: Vec<String> = (0..rng.random_range(1..=10)).filter_map(|_| pick(rng, &users)).collect();
+            let members: Vec<String> = (0..rng.random_range(1..=10)).filter_map(|_| pick(rng, users)).collect();
             let mut unique = Vec::new();
             for m in members {
                 if !unique.contains(&m) {
                     unique.push(m);
                 }
             }
-            let owners = pick(rng, &users).into_iter().collect();
+            let owners = pick(rng, users).into_iter().collect();
             t.add_group(Group {
                 id: uuid(rng),
                 display_name: format!("Project {n}"),
@@ -206,20 +219,20 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
             Ok(true)
         }
         "group_deleted" => {
-            let Some(id) = pick(rng, &writable_groups(t)) else { return Ok(false) };
+            let Some(id) = pick(rng, &pools.writable_groups) else { return Ok(false) };
             t.delete_group(&id, now)?;
             Ok(true)
         }
         "member_added" | "owner_added" => {
             let relation = if kind == "member_added" { Relation::Members } else { Relation::Owners };
-            let (Some(group), Some(user)) = (pick(rng, &writable_groups(t)), pick(rng, &users)) else {
+            let (Some(group), Some(user)) = (pick(rng, &pools.writable_groups), pick(rng, users)) else {
                 return Ok(false);
             };
             Ok(t.add_group_link(&group, relation, &user).is_ok())
         }
         "member_removed" | "owner_removed" => {
             let relation = if kind == "member_removed" { Relation::Members } else { Relation::Owners };
-            let Some(group) = pick(rng, &writable_groups(t)) else { return Ok(false) };
+            let Some(group) = pick(rng, &pools.writable_groups) else { return Ok(false) };
             let links = t
                 .group(&group)
                 .map(|g| if relation == Relation::Members { g.members.clone() } else { g.owners.clone() });
@@ -235,7 +248,7 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
                 })
                 .map(|s| (s.id.clone(), s.app_roles.iter().map(|r| r.id.clone()).collect()))
                 .collect();
-            let (Some((app, mut roles)), Some(user)) = (pick(rng, &apps), pick(rng, &users)) else { return Ok(false) };
+            let (Some((app, mut roles)), Some(user)) = (pick(rng, &apps), pick(rng, users)) else { return Ok(false) };
             roles.push(DEFAULT_ACCESS_ROLE.to_owned());
             let role = pick(rng, &roles).unwrap_or_default();
             let id = crate::generate::assignment_id(rng);
@@ -249,10 +262,10 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
         }
         "role_assigned" | "eligibility_added" => {
             let roles: Vec<String> = t.role_definitions.iter().map(|d| d.id.clone()).collect();
-            let (Some(role), Some(user)) = (pick(rng, &roles), pick(rng, &users)) else { return Ok(false) };
+            let (Some(role), Some(user)) = (pick(rng, &roles), pick(rng, users)) else { return Ok(false) };
             if kind == "role_assigned" {
                 let id = format!("{}-1", crate::generate::assignment_id(rng));
-                Ok(t.add_role_assignment(&role, &user, "/", None, id).is_ok())
+                Ok(t.add_role_assignment((&role, &user, "/"), None, id).is_ok())
             } else {
                 let end = rng.random_bool(0.5).then(|| now + Duration::days(rng.random_range(30..180)));
                 let eligibility = RoleEligibility {
@@ -273,13 +286,8 @@ fn apply_one(t: &mut Tenant, rng: &mut SmallRng, kind: &str, now: DateTime<Utc>)
             Ok(true)
         }
         "eligibility_removed" => {
-            let all: Vec<(String, String, String)> = t
-                .role_eligibilities
-                .iter()
-                .map(|e| (e.role_definition_id.clone(), e.principal_id.clone(), e.directory_scope_id.clone()))
-                .collect();
-            let Some((role, principal, scope)) = pick(rng, &all) else { return Ok(false) };
-            t.remove_role_eligibility(&role, &principal, &scope)?;
+            let Some(eligibility) = pick(rng, &t.role_eligibilities) else { return Ok(false) };
+            t.remove_role_eligibility(eligibility.key())?;
             Ok(true)
         }
         _ => Ok(false),
@@ -291,13 +299,14 @@ pub fn mutate(t: &mut Tenant, seed: u64, count: usize, now: DateTime<Utc>) -> Mu
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut report = MutateReport::default();
     for kind in KINDS {
+        let pools = Pools { users: live_user_ids(t), writable_groups: writable_groups(t) };
         let mut applied = 0;
         // A few attempts per change: a random pick can be refused (already a member...).
         for _ in 0..count * 4 {
             if applied == count {
                 break;
             }
-            if matches!(apply_one(t, &mut rng, kind, now), Ok(true)) {
+            if matches!(apply_one(t, &mut rng, kind, &pools, now), Ok(true)) {
                 applied += 1;
             }
         }

@@ -192,8 +192,8 @@ pub(crate) async fn list_role_assignment_schedule_requests(
     ];
     let (_, query) = begin(&sim, &headers, raw.as_deref(), accepted, &SCHEDULE_REQUESTS)?;
     sim.read(|t| {
-        let item = |i: usize| t.schedule_requests.get(i).cloned();
+        let item = |i: usize| t.role_assignment_schedule_requests.get(i).cloned();
         let path = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests";
-        page(&sim, &query, &SCHEDULE_REQUESTS, path, t.schedule_requests.len(), item)
+        page(&sim, &query, &SCHEDULE_REQUESTS, path, t.role_assignment_schedule_requests.len(), item)
     })
 }

@@ -43,7 +43,8 @@ pub struct User {
     /// When the password was last reset (the password itself is never kept).
     pub password_changed: Option<DateTime<Utc>>,
     pub force_change_password_next_sign_in: bool,
-    /// When `revokeSignInSessions` last ran: tokens issued before are invalid.
+    /// When `revokeSignInSessions` last ran (Graph's `signInSessionsValidFromDateTime`). Only
+    /// recorded: the simulator issues no user sessions yet for it to cut off.
     pub sign_in_sessions_valid_from: Option<DateTime<Utc>>,
     /// Set while the user sits in `directory/deletedItems`, and kept once purged.
     pub deleted: Option<DateTime<Utc>>,
@@ -184,7 +185,7 @@ pub struct Tenant {
     /// Every change since generation, for delta queries.
     pub(crate) journal: crate::journal::Journal,
     /// PIM role assignment schedule requests made so far, as Graph returned them.
-    pub(crate) schedule_requests: Vec<Map<String, Value>>,
+    pub(crate) role_assignment_schedule_requests: Vec<Map<String, Value>>,
 }
 
 impl Tenant {
@@ -299,6 +300,30 @@ impl User {
         "preferredLanguage",
         "surname",
         "userPrincipalName",
+    ];
+
+    /// Every property [`User::to_json`] renders: what `$select` may name on users and on
+    /// users/delta. (`manager` is a relationship: `/users/{id}/manager`, or `manager@delta`.)
+    pub const PROPERTIES: &'static [&'static str] = &[
+        "id",
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "surname",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "userPrincipalName",
+        "accountEnabled",
+        "userType",
+        "createdDateTime",
+        "department",
+        "usageLocation",
+        "employeeId",
+        "onPremisesSyncEnabled",
+        "signInActivity",
     ];
 
     /// Properties that only a single-user GET returns; selecting them on the collection is 501.
@@ -491,7 +516,14 @@ impl RoleDefinition {
     }
 }
 
+/// Role, principal and scope: what PIM identifies an assignment or an eligibility by.
+pub type RoleKey<'a> = (&'a str, &'a str, &'a str);
+
 impl RoleAssignment {
+    pub fn key(&self) -> RoleKey<'_> {
+        (&self.role_definition_id, &self.principal_id, &self.directory_scope_id)
+    }
+
     pub fn to_json(&self) -> Map<String, Value> {
         object(json!({
             "id": self.id,
@@ -505,6 +537,10 @@ impl RoleAssignment {
 }
 
 impl RoleEligibility {
+    pub fn key(&self) -> RoleKey<'_> {
+        (&self.role_definition_id, &self.principal_id, &self.directory_scope_id)
+    }
+
     pub fn to_json(&self) -> Map<String, Value> {
         let expiration = match self.end {
             Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),

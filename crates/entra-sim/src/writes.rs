@@ -222,7 +222,7 @@ pub(crate) async fn add_role_assignment(
     let principal = string_field(&body, "principalId")?.to_lowercase();
     let scope = scope_of(&body)?;
     let id = role_assignment_id(&sim);
-    let assignment = sim.write(|t| t.add_role_assignment(&role, &principal, &scope, None, id))?;
+    let assignment = sim.write(|t| t.add_role_assignment((&role, &principal, &scope), None, id))?;
     let mut object = assignment.to_json();
     object.insert(
         "@odata.context".into(),
@@ -355,7 +355,7 @@ async fn schedule_request(
     let status = match (action.as_str(), schedule) {
         ("adminAssign", Schedule::Assignment) => {
             let id = role_assignment_id(&sim);
-            sim.write(|t| t.add_role_assignment(&role, &principal, &scope, end, id))?;
+            sim.write(|t| t.add_role_assignment((&role, &principal, &scope), end, id))?;
             "Provisioned"
         }
         ("adminAssign", Schedule::Eligibility) => {
@@ -371,11 +371,11 @@ async fn schedule_request(
             "Provisioned"
         }
         ("adminRemove", Schedule::Assignment) => {
-            sim.write(|t| t.remove_role_assignment_for(&role, &principal, &scope))?;
+            sim.write(|t| t.remove_role_assignment_for((&role, &principal, &scope)))?;
             "Revoked"
         }
         ("adminRemove", Schedule::Eligibility) => {
-            sim.write(|t| t.remove_role_eligibility(&role, &principal, &scope))?;
+            sim.write(|t| t.remove_role_eligibility((&role, &principal, &scope)))?;
             "Revoked"
         }
         (other, _) => {
@@ -417,7 +417,7 @@ async fn schedule_request(
     if let (Value::Object(map), Schedule::Assignment) = (&request, schedule) {
         let mut stored = map.clone();
         stored.remove("@odata.context");
-        sim.write(|t| t.schedule_requests.push(stored));
+        sim.write(|t| t.role_assignment_schedule_requests.push(stored));
     }
     Ok((StatusCode::CREATED, Json(request)).into_response())
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Fixture, error_code, small};
+use super::{Fixture, error_code, manageable_group, small};
 use crate::ClientApp;
 
 /// Follows a delta round to its deltaLink: every item, the number of pages, the deltaLink.
@@ -145,19 +145,8 @@ async fn groups_delta_tracks_members_across_pages_and_rounds() {
     assert_eq!(state, truth_memberships(&f));
 
     // Add and remove through $ref, then read the next round.
-    let (group, member, outsider) = f.sim.sim.read(|t| {
-        let g = t
-            .live_groups()
-            .find(|g| {
-                g.group_types.is_empty()
-                    && !g.mail_enabled
-                    && g.on_premises_sync_enabled.is_none()
-                    && g.members.len() > 2
-            })
-            .unwrap();
-        let outsider = t.live_users().find(|u| !g.members.contains(&u.id)).unwrap().id.clone();
-        (g.id.clone(), g.members[0].clone(), outsider)
-    });
+    let (group, members, _, outsider) = manageable_group(&f);
+    let member = members[0].clone();
     let body = json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{outsider}")});
     let (s, _, _) = f.send(Method::POST, &format!("/v1.0/groups/{group}/members/$ref"), Some(body), &[]).await;
     assert_eq!(s, 204);

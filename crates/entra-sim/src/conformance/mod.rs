@@ -103,6 +103,26 @@ fn small() -> TenantSpec {
     TenantSpec { users: 1_200, groups: 60, apps: 8, assignments_per_app: 20, seed: 42 }
 }
 
+/// A plain security group an application may manage (not role-assignable, not synced), with at
+/// least two owners and three members: its id, members, owners, and a live user outside it.
+fn manageable_group(f: &Fixture) -> (String, Vec<String>, Vec<String>, String) {
+    f.sim.sim.read(|t| {
+        let g = t
+            .live_groups()
+            .find(|g| {
+                g.group_types.is_empty()
+                    && !g.mail_enabled
+                    && g.on_premises_sync_enabled.is_none()
+                    && g.is_assignable_to_role.is_none()
+                    && g.owners.len() >= 2
+                    && g.members.len() >= 3
+            })
+            .unwrap();
+        let outsider = t.live_users().find(|u| !g.members.contains(&u.id)).unwrap().id.clone();
+        (g.id.clone(), g.members.clone(), g.owners.clone(), outsider)
+    })
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }

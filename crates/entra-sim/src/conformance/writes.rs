@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Fixture, error_code, small};
+use super::{Fixture, error_code, manageable_group, small};
 use crate::ClientApp;
 
 async fn provisioning() -> Fixture {
@@ -15,28 +15,10 @@ fn reference(id: &str) -> Option<Value> {
     Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")}))
 }
 
-/// A group Graph lets an application manage, with at least two owners and some members.
-fn plain_security_group(f: &Fixture) -> (String, Vec<String>, Vec<String>) {
-    f.sim.sim.read(|t| {
-        let g = t
-            .live_groups()
-            .find(|g| {
-                g.group_types.is_empty()
-                    && !g.mail_enabled
-                    && g.on_premises_sync_enabled.is_none()
-                    && g.is_assignable_to_role.is_none()
-                    && g.owners.len() >= 2
-            })
-            .unwrap();
-        (g.id.clone(), g.members.clone(), g.owners.clone())
-    })
-}
-
 #[tokio::test]
 async fn group_links_follow_graphs_rules_and_wording() {
     let f = provisioning().await;
-    let (group, members, owners) = plain_security_group(&f);
-    let outsider = f.sim.sim.read(|t| t.live_users().find(|u| !members.contains(&u.id)).unwrap().id.clone());
+    let (group, _, owners, outsider) = manageable_group(&f);
     let members_ref = format!("/v1.0/groups/{group}/members/$ref");
 
     let (status, _, body) = f.send(Method::POST, &members_ref, reference(&outsider), &[]).await;
@@ -121,7 +103,7 @@ async fn group_links_follow_graphs_rules_and_wording() {
 #[tokio::test]
 async fn forgetting_ref_deletes_the_member_itself_when_allowed() {
     let f = provisioning().await;
-    let (group, members, _) = plain_security_group(&f);
+    let (group, members, _, _) = manageable_group(&f);
     let user = f.sim.sim.read(|t| members.iter().find(|m| t.live_user(m).is_some()).unwrap().clone());
     let (status, _, _) = f.send(Method::DELETE, &format!("/v1.0/groups/{group}/members/{user}"), None, &[]).await;
     assert_eq!(status, 403, "without User.ReadWrite.All Graph refuses");
@@ -316,8 +298,7 @@ async fn user_actions_delete_and_restore() {
 #[tokio::test]
 async fn batches_answer_per_item_with_dependencies() {
     let f = provisioning().await;
-    let (group, members, _) = plain_security_group(&f);
-    let outsider = f.sim.sim.read(|t| t.live_users().find(|u| !members.contains(&u.id)).unwrap().id.clone());
+    let (group, _, _, outsider) = manageable_group(&f);
     let ghost = "00000000-1111-2222-3333-444444444444";
     let batch = json!({"requests": [
         {"id": "1", "method": "GET", "url": "/users?$select=id&$top=5"},
