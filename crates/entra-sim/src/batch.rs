@@ -117,7 +117,10 @@ async fn run(router: &mut axum::Router, outer: &HeaderMap, item: &Item) -> Value
         // [INFER] URLs are relative to the version root, and batches do not nest.
         return json!({"id": item.id, "status": 400, "body": {"error": {"code": "BadRequest", "message": "Invalid request URL for a batch step."}}});
     }
-    let mut request = Request::builder().method(item.method.to_uppercase().as_str()).uri(format!("/v1.0/{path}"));
+    let mut request = Request::builder()
+        .method(item.method.to_uppercase().as_str())
+        .uri(format!("/v1.0/{path}"))
+        .extension(crate::server::BatchItem);
     for name in ["authorization", "client-request-id"] {
         if let Some(value) = outer.get(name) {
             request = request.header(name, value);

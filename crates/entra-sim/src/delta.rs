@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,6 +22,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::GraphError;
+use crate::faults::ExpireDelta;
 use crate::identity::authorize;
 use crate::journal::{Relation, Touched, touched};
 use crate::server::Sim;
@@ -224,7 +226,13 @@ fn minimal(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
 }
 
-async fn delta(sim: Arc<Sim>, headers: HeaderMap, raw: Option<String>, collection: &DeltaCollection) -> Response {
+async fn delta(
+    sim: Arc<Sim>,
+    headers: HeaderMap,
+    raw: Option<String>,
+    force_expired: bool,
+    collection: &DeltaCollection,
+) -> Response {
     let roles = match authorize(&sim, &headers, collection.accepted) {
         Ok(roles) => roles,
         Err(e) => return e.into_response(),
@@ -279,7 +287,7 @@ async fn delta(sim: Arc<Sim>, headers: HeaderMap, raw: Option<String>, collectio
     let forgotten = state.tenant != sim.tenant_id()
         || state.from.is_some_and(|from| from < floor || from > version)
         || state.to > version;
-    if expired || forgotten {
+    if expired || forgotten || force_expired {
         return sync_state_not_found(&sim, collection, state.select.as_ref());
     }
     let minimal = minimal(&headers) && state.from.is_some();
@@ -489,13 +497,23 @@ fn link_json(t: &Tenant, target: &str, added: bool) -> Value {
 }
 
 /// `GET /v1.0/users/delta`
-pub(crate) async fn users(State(sim): State<Arc<Sim>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    delta(sim, headers, raw, &USERS).await
+pub(crate) async fn users(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    expire: Option<Extension<ExpireDelta>>,
+) -> Response {
+    delta(sim, headers, raw, expire.is_some(), &USERS).await
 }
 
 /// `GET /v1.0/groups/delta`
-pub(crate) async fn groups(State(sim): State<Arc<Sim>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    delta(sim, headers, raw, &GROUPS).await
+pub(crate) async fn groups(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    expire: Option<Extension<ExpireDelta>>,
+) -> Response {
+    delta(sim, headers, raw, expire.is_some(), &GROUPS).await
 }
 
 /// `GET /v1.0/servicePrincipals/delta`
@@ -503,6 +521,7 @@ pub(crate) async fn service_principals(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
+    expire: Option<Extension<ExpireDelta>>,
 ) -> Response {
-    delta(sim, headers, raw, &SERVICE_PRINCIPALS).await
+    delta(sim, headers, raw, expire.is_some(), &SERVICE_PRINCIPALS).await
 }

@@ -135,6 +135,36 @@ pub(crate) async fn token(
             ),
         );
     }
+    let Some(consent) = sim.consent_state() else {
+        return aadsts(
+            &sim,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            90033,
+            "A transient error has occurred.",
+        );
+    };
+    let Some(granted) = consent.granted else {
+        // Not consented in this tenant, or the enterprise app was removed: the same answer.
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        );
+    };
+    if consent.disabled {
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            7000112,
+            &format!("Application '{client_id}'({}) is disabled.", sim.client.display_name),
+        );
+    }
     match secret {
         None => {
             return aadsts(
@@ -150,6 +180,12 @@ pub(crate) async fn token(
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
             );
             return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &message);
+        }
+        Some(_) if consent.secret_expired => {
+            let message = format!(
+                "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+            );
+            return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000222, &message);
         }
         Some(_) => {}
     }
@@ -212,7 +248,7 @@ pub(crate) async fn token(
         "idp": format!("https://sts.windows.net/{tenant_id}/"),
         "idtyp": "app",
         "oid": sim.new_id(),
-        "roles": sim.client.roles,
+        "roles": granted,
         "sub": sim.client.client_id,
         "tid": tenant_id,
         "ver": "1.0",
@@ -228,7 +264,7 @@ pub(crate) async fn token(
         tokens.retain(|_, t| t.expires_at > now);
         tokens.insert(
             access_token.clone(),
-            IssuedToken { app_id: sim.client.client_id.clone(), roles: sim.client.roles.clone(), expires_at },
+            IssuedToken { app_id: sim.client.client_id.clone(), roles: granted.clone(), expires_at },
         );
     }
     let body = json!({
@@ -242,15 +278,9 @@ pub(crate) async fn token(
 
 /// Checks the bearer token and that it carries one of `accepted` application permissions.
 pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, accepted: &[&str]) -> Result<Vec<String>, GraphError> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .unwrap_or_default();
-    if token.is_empty() {
+    let Some(token) = crate::server::bearer(headers) else {
         return Err(GraphError::unauthenticated("Access token is empty."));
-    }
+    };
     let issued = sim.tokens.lock().ok().and_then(|t| t.get(token).cloned());
     let Some(issued) = issued else {
         // [INFER] Graph's wording varies with what is wrong with a token; all are 401 with this code.

@@ -10,8 +10,10 @@
 mod apps;
 mod batch;
 mod changes;
+mod consent;
 mod delta;
 pub mod error;
+pub mod faults;
 pub mod generate;
 mod graph;
 mod identity;
@@ -33,10 +35,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use faults::{Fault, FaultPlan, FaultRecord, FaultRule};
 pub use generate::{TenantSpec, generate};
-pub use server::{Sim, Stats};
+pub use server::{LoggedRequest, Sim, Stats};
 pub use tenant::Tenant;
-pub use throttle::ThrottleConfig;
+pub use throttle::{RetryAfter, ThrottleConfig};
 pub use truth::Truth;
 
 /// The application permissions Attest asks for, granted by default to the simulated client.
@@ -125,6 +128,11 @@ impl SimHandle {
         self.sim.write(|t| mutate::mutate(t, seed, count, now))
     }
 
+    /// Adds a fault rule to the running plan.
+    pub fn inject(&self, rule: FaultRule) {
+        self.sim.inject(rule);
+    }
+
     /// Forgets all delta state: every outstanding delta token answers 410 `syncStateNotFound`.
     pub fn reset_delta(&self) {
         self.sim.write(|t| t.journal.reset());
@@ -140,17 +148,30 @@ impl SimHandle {
 }
 
 /// How a simulator runs, beyond its tenant and client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SimOptions {
     /// Where the simulator's clock starts.
     pub now: DateTime<Utc>,
     /// Throttle Graph requests as the identity services do; off unless asked for.
     pub throttle: Option<ThrottleConfig>,
+    /// Added to every Graph request (not to each `$batch` item), as a network round trip.
+    pub latency: std::time::Duration,
+    /// Faults to inject (none by default).
+    pub faults: FaultPlan,
+    /// Whether an administrator has already consented to the client app. When not, token
+    /// requests fail with AADSTS700016 until the admin-consent page is used.
+    pub consented: bool,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        SimOptions { now: Utc::now(), throttle: None }
+        SimOptions {
+            now: Utc::now(),
+            throttle: None,
+            latency: std::time::Duration::ZERO,
+            faults: FaultPlan::default(),
+            consented: true,
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 //! Shared state, the route table and the per-request plumbing: request ids, the error
 //! envelope, resource-unit accounting.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -16,9 +16,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::consent::Consent;
 use crate::error::GraphError;
+use crate::faults::{ExpireDelta, Fault, FaultRecord, FaultRule, Injector, RequestFacts};
 use crate::identity::IssuedToken;
-use crate::throttle::{Bucket, ThrottleConfig, Verdict, documented_quota};
+use crate::throttle::{Bucket, RetryAfter, ThrottleConfig, Verdict, documented_quota};
 use crate::{ClientApp, SimOptions, Tenant, apps, delta, graph, identity, roles, truth, writes};
 
 /// The simulator's state. Locks are held only for in-memory work, never across an await.
@@ -28,11 +30,18 @@ pub struct Sim {
     pub(crate) graph_url: String,
     pub(crate) tokens: Mutex<HashMap<String, IssuedToken>>,
     pub(crate) rng: Mutex<SmallRng>,
+    pub(crate) consent: Mutex<Consent>,
     clock: Mutex<DateTime<Utc>>,
     started: std::time::Instant,
     stats: Mutex<Stats>,
     throttle: Option<ThrottleConfig>,
+    latency: std::time::Duration,
     buckets: Mutex<HashMap<String, Bucket>>,
+    write_buckets: Mutex<HashMap<String, Bucket>>,
+    /// Until when each app was told to wait (429 or 503 with `Retry-After`).
+    retry_windows: Mutex<HashMap<String, DateTime<Utc>>>,
+    pub(crate) faults: Mutex<Injector>,
+    log: Mutex<VecDeque<LoggedRequest>>,
 }
 
 /// Requests and resource units, per route (method and path template).
@@ -42,6 +51,11 @@ pub struct Stats {
     pub resource_units: u64,
     /// Requests answered 429.
     pub throttled: u64,
+    /// Requests that arrived while their app had been told to wait (`Retry-After` of a 429 or
+    /// 503 not yet elapsed). A client that honours `Retry-After` keeps this at 0.
+    pub early_requests: u64,
+    /// Faults injected.
+    pub faults: u64,
     pub by_route: BTreeMap<String, RouteStats>,
 }
 
@@ -51,12 +65,40 @@ pub struct RouteStats {
     pub resource_units: u64,
 }
 
+/// One request as the simulator saw it (`GET /_sim/requests`, [`crate::SimHandle::requests`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    /// Arrival, on the simulator's clock.
+    pub at: DateTime<Utc>,
+    pub request_id: String,
+    pub method: String,
+    /// Path and query as sent.
+    pub uri: String,
+    pub status: u16,
+    /// The calling app, for Graph requests with a known token.
+    pub app: Option<String>,
+    pub resource_units: u64,
+    pub fault: Option<&'static str>,
+    /// Sent inside a `Retry-After` window the app had been given.
+    pub early: bool,
+}
+
+/// Requests kept in the log; older ones are dropped (the counts stay in the stats).
+const LOG_LIMIT: usize = 200_000;
+
 impl Sim {
     pub(crate) fn new(tenant: Tenant, client: ClientApp, graph_url: String, options: SimOptions) -> Sim {
         let now = options.now;
+        let consent = Consent::new(options.consented.then(|| client.roles.clone()));
         Sim {
             throttle: options.throttle,
+            latency: options.latency,
             buckets: Mutex::new(HashMap::new()),
+            write_buckets: Mutex::new(HashMap::new()),
+            retry_windows: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Injector::new(options.faults)),
+            log: Mutex::new(VecDeque::new()),
+            consent: Mutex::new(consent),
             tenant: RwLock::new(tenant),
             client,
             graph_url,
@@ -129,29 +171,111 @@ impl Sim {
         self.rng.lock().map(|mut r| crate::generate::assignment_id(&mut *r)).unwrap_or_default()
     }
 
-    /// Charges a request to its app's bucket, when throttling is on.
-    fn charge(&self, headers: &HeaderMap, units: u64) -> Option<(String, Verdict)> {
+    /// The app a Graph request's bearer token was issued to.
+    fn app_of(&self, headers: &HeaderMap) -> Option<String> {
+        let token = bearer(headers)?;
+        Some(self.tokens.lock().ok()?.get(token)?.app_id.clone())
+    }
+
+    /// Charges a request to its app's buckets, when throttling is on: resource units always,
+    /// and one write for writes. Unauthenticated requests are refused by the handler, not
+    /// counted against an app.
+    fn charge(&self, app: &str, units: u64, write: bool) -> Option<Verdict> {
         let config = self.throttle?;
-        let token =
-            headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))?;
-        // Unauthenticated requests are refused by the handler, not counted against an app.
-        let app = self.tokens.lock().ok()?.get(token.trim())?.app_id.clone();
         let now = self.now();
         let quota = config.quota.unwrap_or_else(|| documented_quota(self.read(|t| t.users.len())));
         let mut buckets = self.buckets.lock().ok()?;
-        let bucket = buckets.entry(app.clone()).or_insert_with(|| Bucket::new(quota, config.window_secs, now));
-        Some((app, bucket.charge(units as f64, now)))
-    }
-
-    fn record(&self, route: &str, units: u64) {
-        if let Ok(mut stats) = self.stats.lock() {
-            stats.requests += 1;
-            stats.resource_units += units;
-            let entry = stats.by_route.entry(route.to_owned()).or_default();
-            entry.requests += 1;
-            entry.resource_units += units;
+        let bucket = buckets.entry(app.to_owned()).or_insert_with(|| Bucket::new(quota, config.window_secs, now));
+        let verdict = bucket.charge(units as f64, now);
+        if !write || matches!(verdict, Verdict::Throttled { .. }) {
+            return Some(verdict);
+        }
+        let mut writes = self.write_buckets.lock().ok()?;
+        let bucket = writes
+            .entry(app.to_owned())
+            .or_insert_with(|| Bucket::new(config.write_quota, config.write_window_secs, now));
+        match bucket.charge(1.0, now) {
+            Verdict::Throttled { retry_after_secs } => Some(Verdict::WriteThrottled { retry_after_secs }),
+            Verdict::Allowed { usage: write_usage } => match verdict {
+                Verdict::Allowed { usage } => Some(Verdict::Allowed { usage: usage.max(write_usage) }),
+                other => Some(other),
+            },
+            other => Some(other),
         }
     }
+
+    /// Remembers that `app` was told to wait `secs`.
+    fn tell_to_wait(&self, app: Option<&str>, secs: f64) {
+        let Some(app) = app else { return };
+        let until = self.now() + Duration::microseconds((secs * 1e6) as i64);
+        if let Ok(mut windows) = self.retry_windows.lock() {
+            let entry = windows.entry(app.to_owned()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+
+    /// Whether `app` is still inside a window it was told to wait out.
+    fn inside_retry_window(&self, app: &str) -> bool {
+        let now = self.now();
+        self.retry_windows.lock().ok().and_then(|w| w.get(app).copied()).is_some_and(|until| now < until)
+    }
+
+    fn record(&self, route: &str, entry: LoggedRequest) {
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.requests += 1;
+            stats.resource_units += entry.resource_units;
+            stats.throttled += u64::from(entry.status == 429);
+            stats.early_requests += u64::from(entry.early);
+            stats.faults += u64::from(entry.fault.is_some());
+            let route = stats.by_route.entry(route.to_owned()).or_default();
+            route.requests += 1;
+            route.resource_units += entry.resource_units;
+        }
+        if let Ok(mut log) = self.log.lock() {
+            if log.len() == LOG_LIMIT {
+                log.pop_front();
+            }
+            log.push_back(entry);
+        }
+    }
+
+    /// Every request served so far (the most recent 200,000).
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.log.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Every fault injected so far.
+    pub fn faults(&self) -> Vec<FaultRecord> {
+        self.faults.lock().map(|f| f.record()).unwrap_or_default()
+    }
+
+    /// Adds a fault rule to the running plan.
+    pub fn inject(&self, rule: FaultRule) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.add_rule(rule);
+        }
+    }
+
+    /// Makes the token in `headers` expired from now on.
+    fn expire_token(&self, headers: &HeaderMap) {
+        let now = self.now();
+        if let Some(token) = bearer(headers)
+            && let Ok(mut tokens) = self.tokens.lock()
+            && let Some(issued) = tokens.get_mut(token)
+        {
+            issued.expires_at = issued.expires_at.min(now);
+        }
+    }
+}
+
+/// The bearer token of a request.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 pub(crate) fn router(sim: Arc<Sim>) -> Router {
@@ -212,6 +336,8 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/stats", get(stats))
         .route("/_sim/mutate", post(crate::mutate::handler))
         .route("/_sim/reset-delta", post(reset_delta))
+        .route("/_sim/requests", get(requests))
+        .route("/_sim/faults", get(faults).post(set_faults))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(sim.clone(), plumbing))
         .with_state(sim)
@@ -220,6 +346,36 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
 async fn reset_delta(State(sim): State<Arc<Sim>>) -> axum::http::StatusCode {
     sim.write(|t| t.journal.reset());
     axum::http::StatusCode::NO_CONTENT
+}
+
+async fn requests(State(sim): State<Arc<Sim>>) -> Json<Vec<LoggedRequest>> {
+    Json(sim.requests())
+}
+
+/// The faults injected so far, and the plan in force.
+async fn faults(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
+    let plan = sim.faults.lock().map(|f| f.plan().clone()).unwrap_or_default();
+    Json(serde_json::json!({"plan": plan, "injected": sim.faults()}))
+}
+
+/// Replaces the fault plan (`{"plan": {...}}`) or adds one rule (`{"rule": {...}}`).
+async fn set_faults(
+    State(sim): State<Arc<Sim>>,
+    Json(change): Json<FaultChange>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let mut faults = sim.faults.lock().map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "poisoned".to_owned()))?;
+    match change {
+        FaultChange { plan: Some(plan), rule: None } => faults.set_plan(plan),
+        FaultChange { plan: None, rule: Some(rule) } => faults.add_rule(rule),
+        _ => return Err((StatusCode::BAD_REQUEST, "send exactly one of `plan` and `rule`".to_owned())),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FaultChange {
+    plan: Option<crate::faults::FaultPlan>,
+    rule: Option<FaultRule>,
 }
 
 async fn stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
@@ -271,9 +427,15 @@ pub(crate) fn resource_units(method: &Method, route: &str, query: Option<&str>) 
     cost.max(1) as u64
 }
 
+/// Marks a request dispatched from inside a `$batch`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchItem;
+
 /// Every response carries `request-id` and `client-request-id` (echoed when the client sent
 /// one); Graph responses carry `x-ms-resource-unit`; errors get their full envelope here.
-async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
+/// Latency, faults and throttling happen here too, before the handler runs.
+async fn plumbing(State(sim): State<Arc<Sim>>, mut request: Request, next: Next) -> Response {
+    let at = sim.now();
     let request_id = sim.new_id();
     let client_request_id = request
         .headers()
@@ -286,24 +448,155 @@ async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| request.uri().path().to_owned());
+    let method = request.method().clone();
+    let uri = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let is_graph = route.starts_with("/v1.0/") || route.starts_with("/beta/");
-    let units = resource_units(request.method(), &route, request.uri().query());
-    let key = format!("{} {route}", request.method());
-    let mut throttle_usage = None;
-    if is_graph && let Some((app, verdict)) = sim.charge(request.headers(), units) {
-        match verdict {
-            Verdict::Throttled { retry_after_secs } => {
-                sim.record(&key, units);
-                if let Ok(mut stats) = sim.stats.lock() {
-                    stats.throttled += 1;
-                }
-                return throttled(&sim, &request_id, &client_request_id, &app, retry_after_secs);
-            }
-            Verdict::Allowed { usage } => throttle_usage = Some(usage),
+    let batch_item = request.extensions().get::<BatchItem>().is_some();
+    let app = if is_graph { sim.app_of(request.headers()) } else { None };
+    let early = app.as_deref().is_some_and(|app| sim.inside_retry_window(app));
+    let key = format!("{method} {route}");
+    let mut log = LogOnDrop {
+        sim: sim.clone(),
+        key,
+        done: false,
+        entry: LoggedRequest {
+            at,
+            request_id: request_id.clone(),
+            method: method.to_string(),
+            uri: uri.clone(),
+            status: 0,
+            app: app.clone(),
+            resource_units: 0,
+            fault: None,
+            early,
+        },
+    };
+
+    if is_graph && !batch_item && !sim.latency.is_zero() {
+        tokio::time::sleep(sim.latency).await;
+    }
+    let fault = if route.starts_with("/_sim/") {
+        None
+    } else {
+        let facts = RequestFacts::new(method.as_str(), request.uri().path(), request.uri().query(), batch_item);
+        sim.faults.lock().ok().and_then(|mut f| f.decide_for(&facts, is_graph))
+    };
+    if let Some(fault) = fault {
+        log.entry.fault = Some(fault.name());
+        if let Ok(mut faults) = sim.faults.lock() {
+            faults.note(FaultRecord {
+                at,
+                request_id: request_id.clone(),
+                method: log.entry.method.clone(),
+                path: uri.clone(),
+                fault,
+            });
         }
     }
-    sim.expire_schedules();
-    let mut response = next.run(request).await;
+    let early_response = match fault {
+        Some(Fault::Unavailable { retry_after }) => {
+            if let Some(secs) = retry_after {
+                sim.tell_to_wait(app.as_deref(), secs);
+            }
+            let error = GraphError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Try the request again after a delay.",
+            );
+            let mut response = error.into_response();
+            if let Some(secs) = retry_after
+                && let Ok(value) = HeaderValue::from_str(&format!("{secs}"))
+            {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+            }
+            Some(response)
+        }
+        Some(Fault::GatewayTimeout) => Some(
+            GraphError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "The operation timed out before it could be completed.",
+            )
+            .into_response(),
+        ),
+        Some(Fault::ThrottledWithoutRetryAfter) => Some(throttled(
+            &sim,
+            &request_id,
+            app.as_deref().unwrap_or_default(),
+            None,
+            "Tenant_Application/ReadWrite",
+            "ResourceUnitLimitExceeded",
+        )),
+        Some(Fault::Drop) => Some(dropped()),
+        Some(Fault::Slow { millis }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            None
+        }
+        Some(Fault::TokenExpired) => {
+            sim.expire_token(request.headers());
+            None
+        }
+        Some(Fault::ConsentRevoked) => {
+            sim.remove_app();
+            None
+        }
+        Some(Fault::DeltaTokenExpired) => {
+            request.extensions_mut().insert(ExpireDelta);
+            None
+        }
+        Some(Fault::ReplayDeltaPage | Fault::RemovedReferencesVariant) | None => None,
+    };
+
+    let mut throttle_usage = None;
+    let mut response = match early_response {
+        Some(response) => response,
+        None => {
+            let units = if is_graph { resource_units(&method, &route, request.uri().query()) } else { 0 };
+            let write = is_graph && method != Method::GET && method != Method::HEAD && !route.ends_with("/$batch");
+            let verdict =
+                app.as_deref().filter(|_| is_graph).and_then(|app| sim.charge(app, units, write).map(|v| (app, v)));
+            log.entry.resource_units = units;
+            match verdict {
+                Some((app, Verdict::Throttled { retry_after_secs })) => {
+                    sim.tell_to_wait(Some(app), retry_after_secs);
+                    let style = sim.throttle.map(|t| t.retry_after).unwrap_or(RetryAfter::Seconds);
+                    throttled(
+                        &sim,
+                        &request_id,
+                        app,
+                        style.header(retry_after_secs),
+                        "Tenant_Application/ReadWrite",
+                        "ResourceUnitLimitExceeded",
+                    )
+                }
+                Some((app, Verdict::WriteThrottled { retry_after_secs })) => {
+                    sim.tell_to_wait(Some(app), retry_after_secs);
+                    let style = sim.throttle.map(|t| t.retry_after).unwrap_or(RetryAfter::Seconds);
+                    throttled(
+                        &sim,
+                        &request_id,
+                        app,
+                        style.header(retry_after_secs),
+                        "Tenant_Application/Write",
+                        "WriteLimitExceeded",
+                    )
+                }
+                other => {
+                    if let Some((_, Verdict::Allowed { usage })) = other {
+                        throttle_usage = Some(usage);
+                    }
+                    sim.expire_schedules();
+                    let response = next.run(request).await;
+                    match fault {
+                        Some(Fault::ReplayDeltaPage) => replay_page(&sim, response, &uri).await,
+                        Some(Fault::RemovedReferencesVariant) => removed_references_variant(response, &uri),
+                        _ => response,
+                    }
+                }
+            }
+        }
+    };
+
     if let Some(error) = response.extensions_mut().remove::<GraphError>() {
         let date = sim.now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let body = error.body(&request_id, &client_request_id, &date);
@@ -311,6 +604,7 @@ async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> 
         parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response = Response::from_parts(parts, Body::from(body.to_string()));
     }
+    let status = response.status();
     let headers: &mut HeaderMap = response.headers_mut();
     for (name, value) in [("request-id", &request_id), ("client-request-id", &client_request_id)] {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -323,18 +617,49 @@ async fn plumbing(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> 
         // Sent only above 0.8 (graph-facts §8).
         headers.insert("x-ms-throttle-limit-percentage", value);
     }
-    if is_graph {
-        headers.insert("x-ms-resource-unit", HeaderValue::from(units));
-        sim.record(&key, units);
-    } else {
-        sim.record(&key, 0);
+    if is_graph && log.entry.resource_units > 0 && status != StatusCode::TOO_MANY_REQUESTS {
+        headers.insert("x-ms-resource-unit", HeaderValue::from(log.entry.resource_units));
     }
+    log.finish(status.as_u16());
     response
 }
 
-/// A 429 exactly as throttling.md shows it: its own `innerError` shape, `Retry-After`, and the
-/// scope and reason headers.
-fn throttled(sim: &Sim, request_id: &str, client_request_id: &str, app: &str, retry_after_secs: u64) -> Response {
+/// Logs a request when its response is ready, or, if the client goes away first (a timeout
+/// during a slow response), when the server drops it: status 499, as nginx logs it.
+struct LogOnDrop {
+    sim: Arc<Sim>,
+    key: String,
+    entry: LoggedRequest,
+    done: bool,
+}
+
+impl LogOnDrop {
+    fn finish(mut self, status: u16) {
+        self.entry.status = status;
+        self.done = true;
+        self.sim.record(&self.key, self.entry.clone());
+    }
+}
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        if !self.done {
+            self.entry.status = 499;
+            self.sim.record(&self.key, self.entry.clone());
+        }
+    }
+}
+
+/// A 429 exactly as throttling.md shows it: its own `innerError` shape, `Retry-After` (unless
+/// omitted), and the scope and reason headers.
+fn throttled(
+    sim: &Sim,
+    request_id: &str,
+    app: &str,
+    retry_after: Option<String>,
+    scope: &str,
+    reason: &str,
+) -> Response {
     let date = sim.now().format("%Y-%m-%dT%H:%M:%S").to_string();
     let body = serde_json::json!({
         "error": {
@@ -343,19 +668,73 @@ fn throttled(sim: &Sim, request_id: &str, client_request_id: &str, app: &str, re
             "message": "Please retry again later.",
         }
     });
-    let mut response = (axum::http::StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-    let scope = format!("Tenant_Application/ReadWrite/{app}/{}", sim.tenant_id());
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    let scope = format!("{scope}/{app}/{}", sim.tenant_id());
     let headers = response.headers_mut();
-    for (name, value) in [
-        ("retry-after", retry_after_secs.to_string()),
-        ("x-ms-throttle-scope", scope),
-        ("x-ms-throttle-information", "ResourceUnitLimitExceeded".to_owned()),
-        ("request-id", request_id.to_owned()),
-        ("client-request-id", client_request_id.to_owned()),
-    ] {
+    let mut values = vec![("x-ms-throttle-scope", scope), ("x-ms-throttle-information", reason.to_owned())];
+    if let Some(retry_after) = retry_after {
+        values.push(("retry-after", retry_after));
+    }
+    for (name, value) in values {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     }
+    response
+}
+
+/// A response whose connection breaks: the body fails before its first byte, so hyper aborts
+/// the connection and the client sees a transport error, not an HTTP status.
+fn dropped() -> Response {
+    struct Broken;
+    impl http_body::Body for Broken {
+        type Data = axum::body::Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "fault: dropped",
+            ))))
+        }
+    }
+    Response::new(Body::new(Broken))
+}
+
+/// Serves a delta page so that it comes again: its link points back at this request.
+async fn replay_page(sim: &Sim, response: Response, uri: &str) -> Response {
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let Ok(serde_json::Value::Object(mut page)) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    page.remove("@odata.deltaLink");
+    page.insert("@odata.nextLink".into(), format!("{}{uri}", sim.graph_url).into());
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(serde_json::Value::Object(page).to_string()))
+}
+
+/// Turns a 404 for a missing link into Graph's other documented answer (graph-facts §3).
+fn removed_references_variant(mut response: Response, uri: &str) -> Response {
+    let Some(error) = response.extensions().get::<GraphError>() else { return response };
+    if error.status != StatusCode::NOT_FOUND {
+        return response;
+    }
+    // `…/{relation}/{target}/$ref`
+    let path = uri.split('?').next().unwrap_or_default();
+    let relation = path.rsplit('/').nth(2).unwrap_or("members");
+    let variant = GraphError::bad_request(format!(
+        "One or more removed object references do not exist for the following modified properties: '{relation}'."
+    ));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.extensions_mut().insert(variant);
     response
 }

@@ -2,7 +2,8 @@
 //! resource units per app and tenant pair, sized by the tenant (S: under 50 users 3,500 RU per
 //! 10 s; M: 50-500 users 5,000; L: over 500 users 8,000). Usage keeps counting while a client
 //! is throttled, so retrying before `Retry-After` only pushes the next success further out.
-//! Write quotas arrive with the write endpoints.
+//! Writes (POST, PATCH, PUT, DELETE) also draw on a write quota: 3,000 requests per 2 min 30 s
+//! per app and tenant.
 
 use chrono::{DateTime, Utc};
 
@@ -13,11 +14,45 @@ pub struct ThrottleConfig {
     pub quota: Option<f64>,
     /// The window the quota refills over, in seconds (documented: 10 s).
     pub window_secs: f64,
+    /// Write requests per write window (documented: 3,000).
+    pub write_quota: f64,
+    /// The window the write quota refills over, in seconds (documented: 150 s).
+    pub write_window_secs: f64,
+    /// How 429s say when to come back.
+    pub retry_after: RetryAfter,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
-        ThrottleConfig { quota: None, window_secs: 10.0 }
+        ThrottleConfig {
+            quota: None,
+            window_secs: 10.0,
+            write_quota: 3_000.0,
+            write_window_secs: 150.0,
+            retry_after: RetryAfter::Seconds,
+        }
+    }
+}
+
+/// The `Retry-After` a 429 carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Whole seconds, as most responses do.
+    Seconds,
+    /// Fractional seconds ("Retry-After: 2.128", throttling.md): clients must parse a float.
+    Fractional,
+    /// None at all, as some resources do: clients must back off on their own.
+    Omitted,
+}
+
+impl RetryAfter {
+    /// The header value for a wait of `secs`, if one is sent.
+    pub fn header(self, secs: f64) -> Option<String> {
+        match self {
+            RetryAfter::Seconds => Some(format!("{}", secs.ceil().max(1.0) as u64)),
+            RetryAfter::Fractional => Some(format!("{:.3}", secs.max(0.001))),
+            RetryAfter::Omitted => None,
+        }
     }
 }
 
@@ -45,8 +80,10 @@ pub(crate) struct Bucket {
 pub(crate) enum Verdict {
     /// Served; `usage` is the share of the quota in use (for `x-ms-throttle-limit-percentage`).
     Allowed { usage: f64 },
-    /// Refused; retry after this many seconds.
-    Throttled { retry_after_secs: u64 },
+    /// Refused; a request of the same cost is served after this many seconds.
+    Throttled { retry_after_secs: f64 },
+    /// Refused by the write quota.
+    WriteThrottled { retry_after_secs: f64 },
 }
 
 impl Bucket {
@@ -65,9 +102,7 @@ impl Bucket {
         if enough {
             Verdict::Allowed { usage: (self.quota - self.tokens) / self.quota }
         } else {
-            // Whole seconds until a request of the same cost would be served.
-            let wait = ((cost - self.tokens) / rate).ceil().max(1.0) as u64;
-            Verdict::Throttled { retry_after_secs: wait }
+            Verdict::Throttled { retry_after_secs: (cost - self.tokens) / rate }
         }
     }
 }
@@ -96,6 +131,15 @@ mod tests {
         let Verdict::Throttled { retry_after_secs: second } = bucket.charge(2.0, t0) else { panic!("throttled") };
         assert!(second > first, "{first} then {second}");
         // Waiting as told is enough.
-        assert!(matches!(bucket.charge(2.0, t0 + Duration::seconds(second as i64 + 2)), Verdict::Allowed { .. }));
+        let waited = Duration::milliseconds((second * 1000.0).ceil() as i64 + 2000);
+        assert!(matches!(bucket.charge(2.0, t0 + waited), Verdict::Allowed { .. }));
+    }
+
+    #[test]
+    fn retry_after_styles() {
+        assert_eq!(RetryAfter::Seconds.header(2.128).as_deref(), Some("3"));
+        assert_eq!(RetryAfter::Seconds.header(0.2).as_deref(), Some("1"));
+        assert_eq!(RetryAfter::Fractional.header(2.128).as_deref(), Some("2.128"));
+        assert_eq!(RetryAfter::Omitted.header(2.0), None);
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use attest_entra_sim::{ClientApp, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
+use attest_entra_sim::{ClientApp, FaultPlan, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -36,6 +36,14 @@ pub struct SimArgs {
     /// tenant, 429 with Retry-After).
     #[arg(long)]
     throttle: bool,
+    /// Milliseconds added to every Graph request, as a network round trip.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share (0-1) of Graph requests given a random transient fault (503/504 with or without
+    /// Retry-After, 429 without Retry-After, dropped connection, slow response, replayed delta
+    /// page), seeded by --seed. Injected faults are listed at /_sim/faults.
+    #[arg(long, default_value_t = 0.0, value_parser = fault_rate)]
+    fault_rate: f64,
     /// Print the connection details as one JSON object.
     #[arg(long)]
     json: bool,
@@ -60,7 +68,12 @@ pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         client.client_secret = secret;
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let options = SimOptions { throttle: args.throttle.then(ThrottleConfig::default), ..SimOptions::default() };
+    let options = SimOptions {
+        throttle: args.throttle.then(ThrottleConfig::default),
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        faults: FaultPlan::random(args.seed, args.fault_rate),
+        ..SimOptions::default()
+    };
     let sim = spawn_with(listener, tenant, client.clone(), options).await?;
     let details = serde_json::json!({
         "graph_url": sim.graph_url,
@@ -81,4 +94,11 @@ pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn fault_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("expected a share between 0 and 1, got '{text}'")),
+    }
 }

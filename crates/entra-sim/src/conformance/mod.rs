@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 
 mod delta;
+mod faults;
 mod writes;
 
 struct Fixture {
@@ -123,6 +124,12 @@ fn manageable_group(f: &Fixture) -> (String, Vec<String>, Vec<String>, String) {
     })
 }
 
+/// The claims of a JWT (not verified).
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
@@ -187,9 +194,7 @@ async fn client_credentials_tokens_follow_the_identity_platform() {
     assert!((3600..=5400).contains(&lifetime), "60-90 minutes, got {lifetime}");
     assert_eq!(token["ext_expires_in"].as_i64(), Some(lifetime));
     let access = token["access_token"].as_str().unwrap();
-    let payload = access.split('.').nth(1).unwrap();
-    let claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let claims = claims(access);
     assert_eq!(claims["tid"], f.sim.tenant_id());
     assert_eq!(claims["appid"], f.sim.sim.client().client_id);
     assert!(claims["roles"].as_array().unwrap().iter().any(|r| r == "User.Read.All"));
@@ -651,7 +656,7 @@ async fn role_definitions_assignments_and_eligibilities() {
 #[tokio::test]
 async fn throttling_answers_429_with_retry_after_and_keeps_counting() {
     // A quota of 10 resource units per 10 s: five GET /users (2 each), then 429.
-    let throttle = ThrottleConfig { quota: Some(10.0), window_secs: 10.0 };
+    let throttle = ThrottleConfig { quota: Some(10.0), ..Default::default() };
     let f = Fixture::with_options(
         small(),
         ClientApp::attest(7),

@@ -333,7 +333,7 @@ async fn batches_answer_per_item_with_dependencies() {
 
 #[tokio::test]
 async fn batch_items_are_throttled_one_by_one() {
-    let throttle = crate::ThrottleConfig { quota: Some(6.0), window_secs: 10.0 };
+    let throttle = crate::ThrottleConfig { quota: Some(6.0), ..Default::default() };
     let options = crate::SimOptions { throttle: Some(throttle), ..crate::SimOptions::default() };
     let f = Fixture::with_options(small(), ClientApp::attest(7), |_| {}, options).await;
     // Each `/users` page costs 2: the batch itself (1) and two items fit, the rest are 429.
