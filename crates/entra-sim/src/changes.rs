@@ -259,6 +259,7 @@ impl Tenant {
             end,
         };
         self.role_assignments.push(assignment.clone());
+        self.activated_roles.insert(role.to_owned());
         Ok(assignment)
     }
 

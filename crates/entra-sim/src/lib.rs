@@ -12,6 +12,7 @@ mod batch;
 mod changes;
 mod consent;
 mod delta;
+mod directory;
 pub mod error;
 pub mod faults;
 pub mod generate;

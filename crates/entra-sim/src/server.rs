@@ -21,7 +21,7 @@ use crate::error::GraphError;
 use crate::faults::{ExpireDelta, Fault, FaultRecord, FaultRule, Injector, RequestFacts};
 use crate::identity::IssuedToken;
 use crate::throttle::{Bucket, RetryAfter, ThrottleConfig, Verdict, documented_quota};
-use crate::{ClientApp, SimOptions, Tenant, apps, delta, graph, identity, roles, truth, writes};
+use crate::{ClientApp, SimOptions, Tenant, apps, delta, directory, graph, identity, roles, truth, writes};
 
 /// The simulator's state. Locks are held only for in-memory work, never across an await.
 pub struct Sim {
@@ -292,6 +292,12 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/groups/{id}", get(graph::get_group))
         .route("/v1.0/groups/{id}/members", get(graph::list_members))
         .route("/v1.0/groups/{id}/owners", get(graph::list_owners))
+        .route("/v1.0/groups/{id}/transitiveMembers", get(directory::list_transitive_members))
+        .route("/v1.0/users/$count", get(directory::count_users))
+        .route("/v1.0/groups/$count", get(directory::count_groups))
+        .route("/v1.0/directoryRoles", get(directory::list_directory_roles))
+        .route("/v1.0/directoryRoles/{id}/members", get(directory::list_directory_role_members))
+        .route("/v1.0/organization", get(directory::list_organization))
         .route("/v1.0/users/{id}/manager", get(apps::get_manager))
         .route("/v1.0/users/{id}/appRoleAssignments", get(apps::list_user_app_role_assignments))
         .route("/v1.0/servicePrincipals", get(apps::list_service_principals))

@@ -184,6 +184,8 @@ pub struct Tenant {
     pub(crate) index: HashMap<String, (Kind, usize)>,
     /// Every change since generation, for delta queries.
     pub(crate) journal: crate::journal::Journal,
+    /// Directory roles activated by a past assignment (they stay listed in `directoryRoles`).
+    pub(crate) activated_roles: std::collections::BTreeSet<String>,
     /// PIM role assignment schedule requests made so far, as Graph returned them.
     pub(crate) role_assignment_schedule_requests: Vec<Map<String, Value>>,
 }

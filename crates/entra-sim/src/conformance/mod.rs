@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 
 mod delta;
+mod directory;
 mod faults;
 mod writes;
 
