@@ -1,9 +1,20 @@
 //! The client app's standing in the tenant: whether an administrator consented (which puts
 //! the app's service principal in the tenant and grants its application permissions), and
 //! the ways that standing breaks in production: consent revoked (the enterprise app removed),
-//! the app disabled, the secret expired, permissions granted only in part.
+//! the app disabled, the secret expired, permissions granted only in part. And the admin-consent
+//! page an integration owner's administrator approves the app on (v2-admin-consent.md).
 
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::pages::{error_page, escape, hidden, page};
 use crate::server::Sim;
+use crate::signin::check_client;
 
 /// What the tenant's administrator has done about the client app.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,4 +74,181 @@ impl Sim {
     pub fn set_secret_expired(&self, expired: bool) {
         self.consent_mut(|c| c.secret_expired = expired);
     }
+}
+
+/// Roles that may grant tenant-wide consent to Microsoft Graph application permissions.
+const CONSENTING_ROLES: &[&str] = &["62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814"];
+
+/// The admin-consent request (`/v2.0/adminconsent`, or the legacy `/adminconsent` without
+/// `scope`), plus what the consent page posts back.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ConsentParams {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    /// Set by the legacy route's page so the answer takes the legacy shape.
+    legacy: Option<String>,
+    login: Option<String>,
+    cancel: Option<String>,
+    accept: Option<String>,
+}
+
+fn consent_redirect(redirect_uri: &str, mut values: Vec<(&str, String)>, state: Option<&str>) -> Response {
+    if let Some(state) = state {
+        values.push(("state", state.to_owned()));
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(values.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{redirect_uri}{separator}{query}")).into_response()
+}
+
+/// Checks the request; errors that cannot be redirected become pages.
+// The error is the response itself, built at most once per request: boxing buys nothing.
+#[allow(clippy::result_large_err)]
+fn check_consent(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool) -> Result<String, Response> {
+    if tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("consumers") {
+        // graph-facts §9: do not use `common` for admin consent. [INFER] code.
+        return Err(error_page(
+            50194,
+            "Admin consent must be requested at the tenant-specific or the /organizations endpoint.",
+        ));
+    }
+    let redirect_uri = check_client(sim, tenant, params.client_id.as_deref(), params.redirect_uri.as_deref())?;
+    if !legacy && params.scope.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        let description = "AADSTS900144: The request body must contain the following parameter: 'scope'.";
+        return Err(consent_redirect(
+            &redirect_uri,
+            vec![("error", "invalid_request".into()), ("error_description", description.into())],
+            params.state.as_deref(),
+        ));
+    }
+    Ok(redirect_uri)
+}
+
+/// `GET /{tenant}/v2.0/adminconsent`
+pub(crate) async fn admin_consent_page(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    Query(params): Query<ConsentParams>,
+) -> Response {
+    match check_consent(&sim, &tenant, &params, false) {
+        Ok(_) => consent_page(&sim, &tenant, &params, false, None),
+        Err(response) => response,
+    }
+}
+
+/// `GET /{tenant}/adminconsent` (the v1 form: no `scope`).
+pub(crate) async fn legacy_admin_consent_page(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    Query(params): Query<ConsentParams>,
+) -> Response {
+    match check_consent(&sim, &tenant, &params, true) {
+        Ok(_) => consent_page(&sim, &tenant, &params, true, None),
+        Err(response) => response,
+    }
+}
+
+/// The consent page's answer: accept (as an administrator) or cancel.
+pub(crate) async fn admin_consent_submit(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    Form(params): Form<ConsentParams>,
+) -> Response {
+    let legacy = params.legacy.is_some();
+    let redirect_uri = match check_consent(&sim, &tenant, &params, legacy) {
+        Ok(uri) => uri,
+        Err(response) => return response,
+    };
+    let state = params.state.as_deref();
+    if params.cancel.is_some() || params.accept.is_none() {
+        // v2-admin-consent.md: `admin_consent=True` comes even with the error.
+        let trace = sim.new_id();
+        let description = format!(
+            "AADSTS65004: The resource owner or authorization server denied the request.\r\nTrace ID: {trace}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            sim.new_id(),
+            sim.now().format("%Y-%m-%d %H:%M:%SZ")
+        );
+        let values = vec![
+            ("admin_consent", "True".to_owned()),
+            ("error", "consent_required".to_owned()),
+            ("error_description", description),
+        ];
+        return consent_redirect(&redirect_uri, values, state);
+    }
+    let login = params.login.as_deref().map(str::trim).unwrap_or_default();
+    let admin = sim.read(|t| {
+        t.live_user(login).filter(|u| u.account_enabled).is_some_and(|u| {
+            t.role_assignments
+                .iter()
+                .any(|a| a.principal_id == u.id && CONSENTING_ROLES.contains(&a.role_definition_id.as_str()))
+        })
+    });
+    if !admin {
+        let message = "AADSTS90094: The grant requires admin permission. Sign in as a Global Administrator or Privileged Role Administrator.";
+        return consent_page(&sim, &tenant, &params, legacy, Some(message));
+    }
+    sim.grant_consent();
+    let tenant_id = sim.tenant_id();
+    let values = if legacy {
+        vec![("tenant", tenant_id), ("admin_consent", "True".to_owned())]
+    } else {
+        let scope =
+            sim.client.roles.iter().map(|r| format!("https://graph.microsoft.com/{r}")).collect::<Vec<_>>().join(" ");
+        vec![("admin_consent", "True".to_owned()), ("tenant", tenant_id), ("scope", scope)]
+    };
+    consent_redirect(&redirect_uri, values, state)
+}
+
+/// What the app asks for, who may approve it, and Accept / Cancel.
+fn consent_page(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool, error: Option<&str>) -> Response {
+    let admins: Vec<(String, String)> = sim.read(|t| {
+        t.live_users()
+            .filter(|u| {
+                u.account_enabled
+                    && t.role_assignments
+                        .iter()
+                        .any(|a| a.principal_id == u.id && CONSENTING_ROLES.contains(&a.role_definition_id.as_str()))
+            })
+            .take(10)
+            .map(|u| (u.user_principal_name.clone(), u.display_name.clone()))
+            .collect()
+    });
+    let mut body = String::new();
+    if let Some(error) = error {
+        body.push_str(&format!("<p class=\"error\" id=\"error\">{}</p>", escape(error)));
+    }
+    body.push_str(&format!(
+        "<p><strong>{}</strong> wants these application permissions in your organisation:</p><ul id=\"permissions\">",
+        escape(&sim.client.display_name)
+    ));
+    for role in &sim.client.roles {
+        body.push_str(&format!("<li>{}</li>", escape(role)));
+    }
+    body.push_str("</ul>");
+    let carried = hidden(&[
+        ("client_id", params.client_id.as_deref()),
+        ("redirect_uri", params.redirect_uri.as_deref()),
+        ("scope", params.scope.as_deref()),
+        ("state", params.state.as_deref()),
+        ("legacy", legacy.then_some("1")),
+    ]);
+    let path = if legacy { "adminconsent" } else { "v2.0/adminconsent" };
+    let options: String = admins
+        .iter()
+        .map(|(upn, name)| format!("<option value=\"{}\">{}</option>", escape(upn), escape(name)))
+        .collect();
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/login/{}/{path}\">{carried}\
+         <p><label>Administrator <input name=\"login\" id=\"login\" list=\"admins\" size=\"40\" value=\"{}\"></label>\
+         <datalist id=\"admins\">{options}</datalist></p>\
+         <p><button type=\"submit\" name=\"accept\" value=\"1\" id=\"accept\">Accept</button>\
+         <button type=\"submit\" name=\"cancel\" value=\"1\" id=\"cancel\">Cancel</button></p></form>",
+        escape(tenant),
+        escape(admins.first().map(|(upn, _)| upn.as_str()).unwrap_or_default()),
+    ));
+    page(StatusCode::OK, "Permissions requested", &body)
 }

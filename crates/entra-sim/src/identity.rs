@@ -1,9 +1,10 @@
-//! The identity platform's token endpoint (client credentials) and Graph's token check.
+//! The identity platform's token endpoint and Graph's token check.
 //!
-//! Access tokens are JWT-shaped with the real claim set (`aud`, `iss`, `tid`, `appid`,
-//! `roles`, `exp`...), so clients can read `roles` and `exp` as they would from Entra. This
-//! increment does not sign them verifiably: Graph here accepts exactly the tokens it issued.
-//! RS256 signing and JWKS arrive with the sign-in (OIDC) endpoints.
+//! One endpoint, three grants: client credentials (the connector), and the authorization code
+//! and refresh token grants of user sign-in (see [`crate::signin`]). Access tokens are RS256
+//! JWTs with the real claim set (`aud`, `iss`, `tid`, `appid`, `roles` or `scp`, `exp`...),
+//! signed with the key the tenant's JWKS publishes. Graph here accepts exactly the tokens it
+//! issued, and honours their `roles`.
 
 use std::sync::Arc;
 
@@ -36,10 +37,22 @@ pub(crate) struct TokenForm {
     client_id: Option<String>,
     client_secret: Option<String>,
     scope: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+/// The grants the token endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Grant {
+    ClientCredentials,
+    AuthorizationCode,
+    RefreshToken,
 }
 
 /// An AADSTS error as the token endpoint returns it.
-fn aadsts(sim: &Sim, status: StatusCode, error: &str, code: u32, message: &str) -> Response {
+pub(crate) fn aadsts(sim: &Sim, status: StatusCode, error: &str, code: u32, message: &str) -> Response {
     let (trace, correlation) = (sim.new_id(), sim.new_id());
     let timestamp = sim.now().format("%Y-%m-%d %H:%M:%SZ").to_string();
     let body = json!({
@@ -82,8 +95,10 @@ pub(crate) async fn token(
             ),
         );
     }
-    match form.grant_type.as_deref() {
-        Some("client_credentials") => {}
+    let grant = match form.grant_type.as_deref() {
+        Some("client_credentials") => Grant::ClientCredentials,
+        Some("authorization_code") => Grant::AuthorizationCode,
+        Some("refresh_token") => Grant::RefreshToken,
         Some(other) => {
             return aadsts(
                 &sim,
@@ -102,7 +117,7 @@ pub(crate) async fn token(
                 "The request body must contain the following parameter: 'grant_type'.",
             );
         }
-    }
+    };
     // The secret may come in the body or as HTTP Basic auth (RFC 6749 §2.3.1).
     let basic = headers
         .get("authorization")
@@ -111,7 +126,7 @@ pub(crate) async fn token(
         .and_then(|b| STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|pair| pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())));
-    let (client_id, secret) = match (form.client_id, form.client_secret, basic) {
+    let (client_id, secret) = match (form.client_id.clone(), form.client_secret.clone(), basic) {
         (_, _, Some((id, secret))) => (id, Some(secret)),
         (Some(id), secret, None) => (id, secret),
         (None, _, None) => {
@@ -189,6 +204,11 @@ pub(crate) async fn token(
         }
         Some(_) => {}
     }
+    match grant {
+        Grant::AuthorizationCode => return crate::signin::redeem_code(&sim, &form, &tenant_id),
+        Grant::RefreshToken => return crate::signin::redeem_refresh_token(&sim, &form, &tenant_id),
+        Grant::ClientCredentials => {}
+    }
     let scope = form.scope.unwrap_or_default();
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if scopes.is_empty() {
@@ -231,42 +251,11 @@ pub(crate) async fn token(
         );
     }
 
-    // Lifetimes are random between 60 and 90 minutes (access-tokens.md): never assume 3600.
-    let lifetime: i64 = sim.rng.lock().map(|mut r| r.random_range(3600..=5400)).unwrap_or(3600);
-    let now = sim.now();
-    let expires_at = now + chrono::Duration::seconds(lifetime);
-    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "attest-sim"});
-    let claims = json!({
-        "aud": "https://graph.microsoft.com",
-        "iss": format!("https://sts.windows.net/{tenant_id}/"),
-        "iat": now.timestamp(),
-        "nbf": now.timestamp(),
-        "exp": expires_at.timestamp(),
-        "app_displayname": sim.client.display_name,
-        "appid": sim.client.client_id,
-        "appidacr": "1",
-        "idp": format!("https://sts.windows.net/{tenant_id}/"),
-        "idtyp": "app",
-        "oid": sim.new_id(),
-        "roles": granted,
-        "sub": sim.client.client_id,
-        "tid": tenant_id,
-        "ver": "1.0",
-    });
-    let signature: [u8; 32] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
-    let access_token = format!(
-        "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string()),
-        URL_SAFE_NO_PAD.encode(signature)
+    let (access_token, lifetime) = issue_access_token(
+        &sim,
+        json!({"idtyp": "app", "oid": sim.new_id(), "sub": sim.client.client_id, "appidacr": "1"}),
+        granted,
     );
-    if let Ok(mut tokens) = sim.tokens.lock() {
-        tokens.retain(|_, t| t.expires_at > now);
-        tokens.insert(
-            access_token.clone(),
-            IssuedToken { app_id: sim.client.client_id.clone(), roles: granted.clone(), expires_at },
-        );
-    }
     let body = json!({
         "token_type": "Bearer",
         "expires_in": lifetime,
@@ -274,6 +263,47 @@ pub(crate) async fn token(
         "access_token": access_token,
     });
     axum::Json(body).into_response()
+}
+
+/// A Graph access token for the client app: `extra` claims (the caller's subject) on top of
+/// the common ones, `roles` only when some were granted (Entra leaves the claim out
+/// otherwise). Returns the token and its lifetime in seconds, random between 60 and 90
+/// minutes (access-tokens.md): never assume 3600.
+pub(crate) fn issue_access_token(sim: &Sim, extra: serde_json::Value, roles: Vec<String>) -> (String, i64) {
+    let lifetime: i64 = sim.rng.lock().map(|mut r| r.random_range(3600..=5400)).unwrap_or(3600);
+    let now = sim.now();
+    let expires_at = now + chrono::Duration::seconds(lifetime);
+    let tenant_id = sim.tenant_id();
+    let mut claims = json!({
+        "aud": "https://graph.microsoft.com",
+        "iss": format!("https://sts.windows.net/{tenant_id}/"),
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "exp": expires_at.timestamp(),
+        "app_displayname": sim.client.display_name,
+        "appid": sim.client.client_id,
+        "idp": format!("https://sts.windows.net/{tenant_id}/"),
+        "tid": tenant_id,
+        "ver": "1.0",
+    });
+    if let (Some(claims), serde_json::Value::Object(extra)) = (claims.as_object_mut(), extra) {
+        claims.extend(extra);
+    }
+    if !roles.is_empty() {
+        claims["roles"] = roles.clone().into();
+    }
+    let access_token = match &sim.keys {
+        Some(keys) => keys.sign(&claims),
+        None => {
+            let noise: [u8; 32] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
+            format!("unsigned.{}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()), URL_SAFE_NO_PAD.encode(noise))
+        }
+    };
+    if let Ok(mut tokens) = sim.tokens.lock() {
+        tokens.retain(|_, t| t.expires_at > now);
+        tokens.insert(access_token.clone(), IssuedToken { app_id: sim.client.client_id.clone(), roles, expires_at });
+    }
+    (access_token, lifetime)
 }
 
 /// Checks the bearer token and that it carries one of `accepted` application permissions.

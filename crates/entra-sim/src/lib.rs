@@ -19,10 +19,13 @@ pub mod generate;
 mod graph;
 mod identity;
 pub mod journal;
+mod keys;
 pub mod mutate;
 pub mod odata;
+mod pages;
 mod roles;
 mod server;
+mod signin;
 pub mod tenant;
 pub mod throttle;
 mod truth;
@@ -74,7 +77,11 @@ pub struct ClientApp {
     pub client_id: String,
     pub client_secret: String,
     pub display_name: String,
+    /// Application permissions the app asks for: an administrator's consent grants them,
+    /// and they become the access token's `roles`.
     pub roles: Vec<String>,
+    /// Registered redirect URIs; sign-in and admin consent accept exactly these.
+    pub redirect_uris: Vec<String>,
 }
 
 impl ClientApp {
@@ -91,7 +98,14 @@ impl ClientApp {
             client_secret: format!("sim~{}", id(2).replace('-', "")),
             display_name: "Attest".into(),
             roles: ATTEST_PERMISSIONS.iter().map(|s| (*s).to_owned()).collect(),
+            redirect_uris: Vec::new(),
         }
+    }
+
+    /// The same client with `uri` registered as a redirect URI.
+    pub fn with_redirect_uri(mut self, uri: &str) -> ClientApp {
+        self.redirect_uris.push(uri.to_owned());
+        self
     }
 
     /// The same client with Attest's provisioning permissions consented too.
@@ -190,8 +204,8 @@ pub async fn spawn_with(
 ) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let graph_url = format!("http://{addr}");
-    let login_url = format!("{graph_url}/login");
     let sim = Arc::new(Sim::new(tenant, client, graph_url.clone(), options));
+    let login_url = sim.login_url();
     let router = server::router(sim.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

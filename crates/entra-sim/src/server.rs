@@ -20,8 +20,12 @@ use crate::consent::Consent;
 use crate::error::GraphError;
 use crate::faults::{ExpireDelta, Fault, FaultRecord, FaultRule, Injector, RequestFacts};
 use crate::identity::IssuedToken;
+use crate::keys::SigningKey;
+use crate::signin::Grants;
 use crate::throttle::{Bucket, RetryAfter, ThrottleConfig, Verdict, documented_quota};
-use crate::{ClientApp, SimOptions, Tenant, apps, delta, directory, graph, identity, roles, truth, writes};
+use crate::{
+    ClientApp, SimOptions, Tenant, apps, consent, delta, directory, graph, identity, roles, signin, truth, writes,
+};
 
 /// The simulator's state. Locks are held only for in-memory work, never across an await.
 pub struct Sim {
@@ -31,6 +35,10 @@ pub struct Sim {
     pub(crate) tokens: Mutex<HashMap<String, IssuedToken>>,
     pub(crate) rng: Mutex<SmallRng>,
     pub(crate) consent: Mutex<Consent>,
+    /// Signs id and access tokens (RS256); its public half is the tenant's JWKS.
+    pub(crate) keys: Option<SigningKey>,
+    /// Authorization codes and refresh tokens of signed-in users.
+    pub(crate) grants: Mutex<Grants>,
     clock: Mutex<DateTime<Utc>>,
     started: std::time::Instant,
     stats: Mutex<Stats>,
@@ -99,6 +107,8 @@ impl Sim {
             faults: Mutex::new(Injector::new(options.faults)),
             log: Mutex::new(VecDeque::new()),
             consent: Mutex::new(consent),
+            keys: SigningKey::builtin(),
+            grants: Mutex::new(Grants::default()),
             tenant: RwLock::new(tenant),
             client,
             graph_url,
@@ -120,6 +130,11 @@ impl Sim {
         if let Ok(mut clock) = self.clock.lock() {
             *clock += by;
         }
+    }
+
+    /// The identity platform's base URL: endpoints are `{login_url}/{tenant}/...`.
+    pub fn login_url(&self) -> String {
+        format!("{}/login", self.graph_url)
     }
 
     pub fn tenant_id(&self) -> String {
@@ -338,6 +353,17 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/v1.0/directory/deletedItems/{id}", delete(writes::purge))
         .route("/v1.0/$batch", post(crate::batch::batch))
         .route("/login/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route("/login/{tenant}/oauth2/v2.0/authorize", get(signin::authorize_page).post(signin::authorize_submit))
+        .route("/login/{tenant}/v2.0/.well-known/openid-configuration", get(signin::openid_configuration))
+        .route("/login/{tenant}/discovery/v2.0/keys", get(signin::jwks))
+        .route(
+            "/login/{tenant}/v2.0/adminconsent",
+            get(consent::admin_consent_page).post(consent::admin_consent_submit),
+        )
+        .route(
+            "/login/{tenant}/adminconsent",
+            get(consent::legacy_admin_consent_page).post(consent::admin_consent_submit),
+        )
         .route("/_sim/truth", get(truth::truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/mutate", post(crate::mutate::handler))

@@ -11,6 +11,7 @@ use crate::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, genera
 mod delta;
 mod directory;
 mod faults;
+mod signin;
 mod writes;
 
 struct Fixture {
