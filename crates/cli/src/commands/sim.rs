@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use attest_entra_sim::{ClientApp, FaultPlan, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
+use attest_entra_sim::{ClientApp, FaultPlan, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -44,12 +44,38 @@ pub struct SimArgs {
     /// page), seeded by --seed. Injected faults are listed at /_sim/faults.
     #[arg(long, default_value_t = 0.0, value_parser = fault_rate)]
     fault_rate: f64,
+    /// Register a redirect URI for sign-in and admin consent (repeatable): the identity
+    /// platform accepts exactly the registered ones.
+    #[arg(long = "redirect-uri", value_name = "URL")]
+    redirect_uris: Vec<String>,
+    /// Start without admin consent: token requests fail with AADSTS700016 until an
+    /// administrator approves the app at the printed admin_consent_url.
+    #[arg(long)]
+    unconsented: bool,
     /// Print the connection details as one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    let (sim, details) = start(args).await?;
+    if json {
+        writeln!(out, "{details}")?;
+    } else {
+        writeln!(out, "Entra simulator running (Ctrl-C to stop)")?;
+        for (key, value) in details.as_object().into_iter().flatten() {
+            writeln!(out, "  {key:<18} {}", value.as_str().unwrap_or_default())?;
+        }
+    }
+    out.flush()?;
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Generates the tenant and starts serving it; returns the handle and what to print.
+async fn start(args: SimArgs) -> anyhow::Result<(SimHandle, serde_json::Value)> {
     let mut tenant = generate(TenantSpec {
         users: args.users,
         groups: args.groups,
@@ -67,38 +93,152 @@ pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
     if let Some(secret) = args.client_secret {
         client.client_secret = secret;
     }
+    client.redirect_uris = args.redirect_uris;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let options = SimOptions {
         throttle: args.throttle.then(ThrottleConfig::default),
         latency: std::time::Duration::from_millis(args.latency_ms),
         faults: FaultPlan::random(args.seed, args.fault_rate),
+        consented: !args.unconsented,
         ..SimOptions::default()
     };
     let sim = spawn_with(listener, tenant, client.clone(), options).await?;
+    let tenant_id = sim.tenant_id();
+    let consent = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &client.client_id)
+        .append_pair("scope", "https://graph.microsoft.com/.default")
+        .append_pair("redirect_uri", client.redirect_uris.first().map(String::as_str).unwrap_or_default())
+        .finish();
     let details = serde_json::json!({
         "graph_url": sim.graph_url,
         "login_url": sim.login_url,
-        "tenant_id": sim.tenant_id(),
+        "tenant_id": tenant_id,
         "client_id": client.client_id,
         "client_secret": client.client_secret,
+        "openid_configuration": format!("{}/{tenant_id}/v2.0/.well-known/openid-configuration", sim.login_url),
+        "admin_consent_url": format!("{}/{tenant_id}/v2.0/adminconsent?{consent}", sim.login_url),
     });
-    if args.json {
-        writeln!(out, "{details}")?;
-    } else {
-        writeln!(out, "Entra simulator running (Ctrl-C to stop)")?;
-        for key in ["graph_url", "login_url", "tenant_id", "client_id", "client_secret"] {
-            writeln!(out, "  {key:<14} {}", details[key].as_str().unwrap_or_default())?;
-        }
-    }
-    out.flush()?;
-    tokio::signal::ctrl_c().await?;
-    sim.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok((sim, details))
 }
 
 fn fault_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
         _ => Err(format!("expected a share between 0 and 1, got '{text}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    async fn started(args: &[&str]) -> (SimHandle, serde_json::Value) {
+        let args = Command::try_parse_from(std::iter::once("sim").chain(args.iter().copied())).unwrap().args;
+        start(args).await.unwrap()
+    }
+
+    async fn token(http: &reqwest::Client, details: &serde_json::Value) -> reqwest::Response {
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            details["login_url"].as_str().unwrap(),
+            details["tenant_id"].as_str().unwrap()
+        );
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", details["client_id"].as_str().unwrap()),
+            ("client_secret", details["client_secret"].as_str().unwrap()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ];
+        http.post(url).form(&form).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn flags_shape_the_simulator() {
+        let tenant = "11111111-2222-3333-4444-555555555555";
+        let (sim, details) = started(&[
+            "--users",
+            "60",
+            "--groups",
+            "6",
+            "--apps",
+            "2",
+            "--tenant-id",
+            tenant,
+            "--client-id",
+            "my-client",
+            "--client-secret",
+            "s3cret",
+            "--latency-ms",
+            "30",
+            "--fault-rate",
+            "1",
+            "--redirect-uri",
+            "http://localhost:1/cb",
+        ])
+        .await;
+        assert_eq!((details["tenant_id"].as_str(), details["client_id"].as_str()), (Some(tenant), Some("my-client")));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let issued: serde_json::Value = token(&http, &details).await.json().await.unwrap();
+        let access = issued["access_token"].as_str().unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..8 {
+            let url = format!("{}/v1.0/users?$top=1", details["graph_url"].as_str().unwrap());
+            let _ = http.get(url).bearer_auth(access).timeout(std::time::Duration::from_secs(5)).send().await;
+        }
+        assert!(started.elapsed() >= std::time::Duration::from_millis(8 * 30), "latency on every request");
+        assert!(sim.sim.faults().len() >= 4, "at rate 1, most Graph requests are faulted: {:?}", sim.sim.faults());
+        // The registered redirect URI is accepted by the sign-in page.
+        let page = http
+            .get(format!("{}/{tenant}/oauth2/v2.0/authorize", details["login_url"].as_str().unwrap()))
+            .query(&[
+                ("client_id", "my-client"),
+                ("response_type", "code"),
+                ("redirect_uri", "http://localhost:1/cb"),
+                ("scope", "openid"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn unconsented_until_the_admin_consent_url_is_used() {
+        let (sim, details) = started(&[
+            "--users",
+            "60",
+            "--groups",
+            "6",
+            "--apps",
+            "2",
+            "--unconsented",
+            "--redirect-uri",
+            "http://localhost:1/cb",
+        ])
+        .await;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let refused: serde_json::Value = token(&http, &details).await.json().await.unwrap();
+        assert_eq!(refused["error_codes"][0], 700016);
+        let consent = details["admin_consent_url"].as_str().unwrap();
+        assert_eq!(http.get(consent).send().await.unwrap().status(), 200);
+        sim.sim.grant_consent();
+        assert_eq!(token(&http, &details).await.status(), 200);
+        sim.shutdown().await;
+    }
+
+    #[test]
+    fn fault_rates_are_shares() {
+        assert!(fault_rate("0.25").is_ok());
+        assert!(fault_rate("1.5").unwrap_err().contains("between 0 and 1"));
+        assert!(fault_rate("lots").is_err());
     }
 }
