@@ -59,6 +59,7 @@ pub async fn run(args: SimBenchArgs, out: &mut dyn Write) -> anyhow::Result<Exit
         .await?;
     let token = token["access_token"].as_str().unwrap_or_default().to_owned();
     for (name, first) in [
+        ("/users ($top=999)", format!("{}/v1.0/users?$top=999", sim.graph_url)),
         (
             "/users ($top=999, $select)",
             format!(
@@ -78,6 +79,7 @@ pub async fn run(args: SimBenchArgs, out: &mut dyn Write) -> anyhow::Result<Exit
         ),
     ] {
         let started = Instant::now();
+        let units_before = sim.sim.stats().resource_units;
         let (mut next, mut objects, mut pages) = (Some(first), 0usize, 0usize);
         while let Some(url) = next {
             let body: serde_json::Value =
@@ -90,9 +92,10 @@ pub async fn run(args: SimBenchArgs, out: &mut dyn Write) -> anyhow::Result<Exit
             next = body["@odata.nextLink"].as_str().map(str::to_owned);
         }
         let seconds = started.elapsed().as_secs_f64();
+        let units = sim.sim.stats().resource_units - units_before;
         writeln!(
             out,
-            "{name:<48} {objects:>8} objects in {pages:>4} pages, {seconds:>6.2} s, {:>9.0} objects/s",
+            "{name:<48} {objects:>8} objects in {pages:>4} pages, {units:>5} RU, {seconds:>6.2} s, {:>9.0} objects/s",
             objects as f64 / seconds
         )?;
     }
