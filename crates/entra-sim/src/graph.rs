@@ -234,7 +234,8 @@ pub(crate) async fn get_user(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    let (roles, query) = begin(&sim, &headers, raw.as_deref(), USERS_READ, &USERS)?;
+    let roles = authorize(&sim, &headers, USERS_READ)?;
+    let query = ListQuery::parse_entity(raw.as_deref(), eventual(&headers), &USERS)?;
     check_sign_in_activity(&sim, query.select.as_ref(), &roles)?;
     let user = sim.read(|t| t.live_user(&id).map(User::to_json)).ok_or_else(|| GraphError::not_found(&id))?;
     Ok(entity(&sim, &query, &USERS, user))

@@ -44,6 +44,21 @@ pub struct Collection {
 impl ListQuery {
     /// Parses and checks a raw query string against `collection`.
     pub fn parse(raw: Option<&str>, eventual: bool, collection: &Collection) -> Result<ListQuery, GraphError> {
+        ListQuery::parse_with(raw, eventual, collection, false)
+    }
+
+    /// Like [`ListQuery::parse`], for a single-entity GET, where the single-entity-only
+    /// properties may be selected.
+    pub fn parse_entity(raw: Option<&str>, eventual: bool, collection: &Collection) -> Result<ListQuery, GraphError> {
+        ListQuery::parse_with(raw, eventual, collection, true)
+    }
+
+    fn parse_with(
+        raw: Option<&str>,
+        eventual: bool,
+        collection: &Collection,
+        entity: bool,
+    ) -> Result<ListQuery, GraphError> {
         let mut query = ListQuery { eventual, ..ListQuery::default() };
         let mut filter_text = None;
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -53,7 +68,11 @@ impl ListQuery {
                     let names: Vec<String> =
                         value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
                     for name in &names {
-                        if collection.single_entity_only.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+                        let single_only = collection.single_entity_only.iter().any(|p| p.eq_ignore_ascii_case(name));
+                        if single_only && entity {
+                            continue;
+                        }
+                        if single_only {
                             // [INFER] code and wording; the 501 status is documented (user-list.md).
                             return Err(GraphError::new(
                                 axum::http::StatusCode::NOT_IMPLEMENTED,
@@ -184,8 +203,16 @@ impl ListQuery {
             out.insert("id".into(), id);
         }
         for name in keep {
-            if let Some((key, value)) = object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
-                out.insert(key.clone(), value.clone());
+            match object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                Some((key, value)) => {
+                    out.insert(key.clone(), value.clone());
+                }
+                // A selected property the simulator keeps no value for (profile fields only a
+                // single-entity GET returns) comes back as null, as an unset property does.
+                None if collection.single_entity_only.iter().any(|p| p.eq_ignore_ascii_case(name)) => {
+                    out.insert(name.to_owned(), Value::Null);
+                }
+                None => {}
             }
         }
         out

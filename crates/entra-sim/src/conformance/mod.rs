@@ -410,6 +410,11 @@ async fn query_options_are_checked_as_graph_does() {
     }
     assert_eq!(f.get("/v1.0/users?$top=500&$select=id,signInActivity", &[]).await.0, 200);
     assert_eq!(f.get("/v1.0/users?$select=hireDate", &[]).await.0, 501);
+    // The same property on a single user is fine (user-list.md: single-entity only).
+    let id = f.sim.sim.read(|t| t.live_users().next().unwrap().id.clone());
+    let (status, _, body) = f.get(&format!("/v1.0/users/{id}?$select=displayName,hireDate"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("hireDate").is_some_and(Value::is_null) && body["displayName"].is_string(), "{body}");
 
     // Filters without advanced parameters.
     let disabled = f.sim.sim.read(|t| t.live_users().filter(|u| !u.account_enabled).count());
