@@ -19,6 +19,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::consent::Consent;
 use crate::error::GraphError;
 use crate::server::Sim;
 use crate::tenant::GRAPH_APP_ID;
@@ -139,28 +140,10 @@ pub(crate) async fn token(
             );
         }
     };
-    if client_id != sim.client.client_id {
-        return aadsts(
-            &sim,
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
-            ),
-        );
-    }
-    let Some(consent) = sim.consent_state() else {
-        return aadsts(
-            &sim,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            90033,
-            "A transient error has occurred.",
-        );
-    };
-    let Some(granted) = consent.granted else {
-        // Not consented in this tenant, or the enterprise app was removed: the same answer.
+    let consent = sim.consent_state().filter(|_| client_id == sim.client.client_id);
+    let Some(Consent { granted: Some(granted), disabled, secret_expired }) = consent else {
+        // An unknown app, one never consented in this tenant, or one whose enterprise app was
+        // removed: the same answer.
         return aadsts(
             &sim,
             StatusCode::BAD_REQUEST,
@@ -171,7 +154,7 @@ pub(crate) async fn token(
             ),
         );
     };
-    if consent.disabled {
+    if disabled {
         return aadsts(
             &sim,
             StatusCode::BAD_REQUEST,
@@ -196,7 +179,7 @@ pub(crate) async fn token(
             );
             return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &message);
         }
-        Some(_) if consent.secret_expired => {
+        Some(_) if secret_expired => {
             let message = format!(
                 "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
             );

@@ -588,42 +588,21 @@ async fn plumbing(State(sim): State<Arc<Sim>>, mut request: Request, next: Next)
             let verdict =
                 app.as_deref().filter(|_| is_graph).and_then(|app| sim.charge(app, units, write).map(|v| (app, v)));
             log.entry.resource_units = units;
-            match verdict {
-                Some((app, Verdict::Throttled { retry_after_secs })) => {
-                    sim.tell_to_wait(Some(app), retry_after_secs);
-                    let style = sim.throttle.map(|t| t.retry_after).unwrap_or(RetryAfter::Seconds);
-                    throttled(
-                        &sim,
-                        &request_id,
-                        app,
-                        style.header(retry_after_secs),
-                        "Tenant_Application/ReadWrite",
-                        "ResourceUnitLimitExceeded",
-                    )
+            let refusal = verdict.and_then(|(app, v)| v.refusal().map(|r| (app, r)));
+            if let Some((app, (secs, scope, reason))) = refusal {
+                sim.tell_to_wait(Some(app), secs);
+                let style = sim.throttle.map(|t| t.retry_after).unwrap_or(RetryAfter::Seconds);
+                throttled(&sim, &request_id, app, style.header(secs), scope, reason)
+            } else {
+                if let Some((_, Verdict::Allowed { usage })) = verdict {
+                    throttle_usage = Some(usage);
                 }
-                Some((app, Verdict::WriteThrottled { retry_after_secs })) => {
-                    sim.tell_to_wait(Some(app), retry_after_secs);
-                    let style = sim.throttle.map(|t| t.retry_after).unwrap_or(RetryAfter::Seconds);
-                    throttled(
-                        &sim,
-                        &request_id,
-                        app,
-                        style.header(retry_after_secs),
-                        "Tenant_Application/Write",
-                        "WriteLimitExceeded",
-                    )
-                }
-                other => {
-                    if let Some((_, Verdict::Allowed { usage })) = other {
-                        throttle_usage = Some(usage);
-                    }
-                    sim.expire_schedules();
-                    let response = next.run(request).await;
-                    match fault {
-                        Some(Fault::ReplayDeltaPage) => replay_page(&sim, response, &uri).await,
-                        Some(Fault::RemovedReferencesVariant) => removed_references_variant(response, &uri),
-                        _ => response,
-                    }
+                sim.expire_schedules();
+                let response = next.run(request).await;
+                match fault {
+                    Some(Fault::ReplayDeltaPage) => replay_page(&sim, response, &uri).await,
+                    Some(Fault::RemovedReferencesVariant) => removed_references_variant(response, &uri),
+                    _ => response,
                 }
             }
         }

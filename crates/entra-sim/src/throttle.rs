@@ -86,6 +86,22 @@ pub(crate) enum Verdict {
     WriteThrottled { retry_after_secs: f64 },
 }
 
+impl Verdict {
+    /// For a refusal: seconds to wait, and the limit and reason for `x-ms-throttle-scope` and
+    /// `x-ms-throttle-information`.
+    pub(crate) fn refusal(self) -> Option<(f64, &'static str, &'static str)> {
+        match self {
+            Verdict::Allowed { .. } => None,
+            Verdict::Throttled { retry_after_secs } => {
+                Some((retry_after_secs, "Tenant_Application/ReadWrite", "ResourceUnitLimitExceeded"))
+            }
+            Verdict::WriteThrottled { retry_after_secs } => {
+                Some((retry_after_secs, "Tenant_Application/Write", "WriteLimitExceeded"))
+            }
+        }
+    }
+}
+
 impl Bucket {
     pub(crate) fn new(quota: f64, window_secs: f64, now: DateTime<Utc>) -> Bucket {
         Bucket { quota, window_secs, tokens: quota, at: now }

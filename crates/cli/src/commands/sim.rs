@@ -140,8 +140,12 @@ mod tests {
         args: SimArgs,
     }
 
+    /// A small tenant, so each test starts in milliseconds.
+    const SMALL: &[&str] = &["--users", "60", "--groups", "6", "--apps", "2"];
+
     async fn started(args: &[&str]) -> (SimHandle, serde_json::Value) {
-        let args = Command::try_parse_from(std::iter::once("sim").chain(args.iter().copied())).unwrap().args;
+        let argv = std::iter::once("sim").chain(SMALL.iter().copied()).chain(args.iter().copied());
+        let args = Command::try_parse_from(argv).unwrap().args;
         start(args).await.unwrap()
     }
 
@@ -164,12 +168,6 @@ mod tests {
     async fn flags_shape_the_simulator() {
         let tenant = "11111111-2222-3333-4444-555555555555";
         let (sim, details) = started(&[
-            "--users",
-            "60",
-            "--groups",
-            "6",
-            "--apps",
-            "2",
             "--tenant-id",
             tenant,
             "--client-id",
@@ -213,18 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn unconsented_until_the_admin_consent_url_is_used() {
-        let (sim, details) = started(&[
-            "--users",
-            "60",
-            "--groups",
-            "6",
-            "--apps",
-            "2",
-            "--unconsented",
-            "--redirect-uri",
-            "http://localhost:1/cb",
-        ])
-        .await;
+        let (sim, details) = started(&["--unconsented", "--redirect-uri", "http://localhost:1/cb"]).await;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let refused: serde_json::Value = token(&http, &details).await.json().await.unwrap();
         assert_eq!(refused["error_codes"][0], 700016);
