@@ -9,10 +9,10 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
-use crate::pages::{error_page, escape, hidden, page};
+use crate::pages::{error_page, escape, hidden, page, see_other, with_query};
 use crate::server::Sim;
 use crate::signin::check_client;
 
@@ -76,9 +76,6 @@ impl Sim {
     }
 }
 
-/// Roles that may grant tenant-wide consent to Microsoft Graph application permissions.
-const CONSENTING_ROLES: &[&str] = &["62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814"];
-
 /// The admin-consent request (`/v2.0/adminconsent`, or the legacy `/adminconsent` without
 /// `scope`), plus what the consent page posts back.
 #[derive(Debug, Default, Deserialize)]
@@ -87,8 +84,6 @@ pub(crate) struct ConsentParams {
     redirect_uri: Option<String>,
     scope: Option<String>,
     state: Option<String>,
-    /// Set by the legacy route's page so the answer takes the legacy shape.
-    legacy: Option<String>,
     login: Option<String>,
     cancel: Option<String>,
     accept: Option<String>,
@@ -98,11 +93,7 @@ fn consent_redirect(redirect_uri: &str, mut values: Vec<(&str, String)>, state: 
     if let Some(state) = state {
         values.push(("state", state.to_owned()));
     }
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(values.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{redirect_uri}{separator}{query}")).into_response()
+    see_other(&with_query(redirect_uri, &values))
 }
 
 /// Checks the request; errors that cannot be redirected become pages.
@@ -121,7 +112,11 @@ fn check_consent(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool) 
         let description = "AADSTS900144: The request body must contain the following parameter: 'scope'.";
         return Err(consent_redirect(
             &redirect_uri,
-            vec![("error", "invalid_request".into()), ("error_description", description.into())],
+            vec![
+                ("admin_consent", "True".into()),
+                ("error", "invalid_request".into()),
+                ("error_description", description.into()),
+            ],
             params.state.as_deref(),
         ));
     }
@@ -152,13 +147,26 @@ pub(crate) async fn legacy_admin_consent_page(
     }
 }
 
-/// The consent page's answer: accept (as an administrator) or cancel.
+/// `POST /{tenant}/v2.0/adminconsent`: the consent page's answer.
 pub(crate) async fn admin_consent_submit(
     State(sim): State<Arc<Sim>>,
     Path(tenant): Path<String>,
     Form(params): Form<ConsentParams>,
 ) -> Response {
-    let legacy = params.legacy.is_some();
+    submit(&sim, &tenant, &params, false)
+}
+
+/// `POST /{tenant}/adminconsent`: the legacy page's answer, in the legacy shape.
+pub(crate) async fn legacy_admin_consent_submit(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    Form(params): Form<ConsentParams>,
+) -> Response {
+    submit(&sim, &tenant, &params, true)
+}
+
+/// Accept (as an administrator) or cancel.
+fn submit(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool) -> Response {
     let redirect_uri = match check_consent(&sim, &tenant, &params, legacy) {
         Ok(uri) => uri,
         Err(response) => return response,
@@ -180,13 +188,8 @@ pub(crate) async fn admin_consent_submit(
         return consent_redirect(&redirect_uri, values, state);
     }
     let login = params.login.as_deref().map(str::trim).unwrap_or_default();
-    let admin = sim.read(|t| {
-        t.live_user(login).filter(|u| u.account_enabled).is_some_and(|u| {
-            t.role_assignments
-                .iter()
-                .any(|a| a.principal_id == u.id && CONSENTING_ROLES.contains(&a.role_definition_id.as_str()))
-        })
-    });
+    let admin =
+        sim.read(|t| t.live_user(login).filter(|u| u.account_enabled).is_some_and(|u| t.can_grant_consent(&u.id)));
     if !admin {
         let message = "AADSTS90094: The grant requires admin permission. Sign in as a Global Administrator or Privileged Role Administrator.";
         return consent_page(&sim, &tenant, &params, legacy, Some(message));
@@ -207,12 +210,7 @@ pub(crate) async fn admin_consent_submit(
 fn consent_page(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool, error: Option<&str>) -> Response {
     let admins: Vec<(String, String)> = sim.read(|t| {
         t.live_users()
-            .filter(|u| {
-                u.account_enabled
-                    && t.role_assignments
-                        .iter()
-                        .any(|a| a.principal_id == u.id && CONSENTING_ROLES.contains(&a.role_definition_id.as_str()))
-            })
+            .filter(|u| u.account_enabled && t.can_grant_consent(&u.id))
             .take(10)
             .map(|u| (u.user_principal_name.clone(), u.display_name.clone()))
             .collect()
@@ -234,7 +232,6 @@ fn consent_page(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool, e
         ("redirect_uri", params.redirect_uri.as_deref()),
         ("scope", params.scope.as_deref()),
         ("state", params.state.as_deref()),
-        ("legacy", legacy.then_some("1")),
     ]);
     let path = if legacy { "adminconsent" } else { "v2.0/adminconsent" };
     let options: String = admins

@@ -82,6 +82,11 @@ impl Fault {
         }
     }
 
+    /// Faults applied to the handler's response, which only then shows whether they applied.
+    pub(crate) fn rewrites_response(&self) -> bool {
+        matches!(self, Fault::ReplayDeltaPage | Fault::RemovedReferencesVariant)
+    }
+
     /// Whether the fault can happen to this request.
     pub(crate) fn applies(&self, request: &RequestFacts) -> bool {
         match self {
@@ -179,6 +184,13 @@ pub struct FaultRecord {
     pub fault: Fault,
 }
 
+/// A fault chosen for a request, and the rule that chose it (none for a random fault).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decision {
+    pub fault: Fault,
+    rule: Option<usize>,
+}
+
 /// Put on a delta request whose token is to be treated as expired.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ExpireDelta;
@@ -248,24 +260,31 @@ impl Injector {
 
     /// The fault for this request: rules apply to every request (Graph and identity platform),
     /// random faults to Graph requests only.
-    pub(crate) fn decide_for(&mut self, request: &RequestFacts, graph: bool) -> Option<Fault> {
+    pub(crate) fn decide_for(&mut self, request: &RequestFacts, graph: bool) -> Option<Decision> {
         if graph { self.decide(request) } else { self.rule_fault(request) }
     }
 
     /// The fault for this request, if any: rules first, in order, then the random rate.
-    fn decide(&mut self, request: &RequestFacts) -> Option<Fault> {
-        if let Some(fault) = self.rule_fault(request) {
-            return Some(fault);
+    fn decide(&mut self, request: &RequestFacts) -> Option<Decision> {
+        if let Some(decision) = self.rule_fault(request) {
+            return Some(decision);
         }
         if self.plan.rate <= 0.0 || self.plan.kinds.is_empty() || !self.rng.random_bool(self.plan.rate.min(1.0)) {
             return None;
         }
         let fault = self.plan.kinds[self.rng.random_range(0..self.plan.kinds.len())];
-        fault.applies(request).then_some(fault)
+        fault.applies(request).then_some(Decision { fault, rule: None })
     }
 
-    fn rule_fault(&mut self, request: &RequestFacts) -> Option<Fault> {
-        for (rule, seen) in self.plan.rules.iter().zip(self.seen.iter_mut()) {
+    /// Gives a rule back the request it spent on a fault that turned out not to apply.
+    pub(crate) fn refund(&mut self, decision: &Decision) {
+        if let Some(seen) = decision.rule.and_then(|i| self.seen.get_mut(i)) {
+            *seen = seen.saturating_sub(1);
+        }
+    }
+
+    fn rule_fault(&mut self, request: &RequestFacts) -> Option<Decision> {
+        for (i, (rule, seen)) in self.plan.rules.iter().zip(self.seen.iter_mut()).enumerate() {
             let method_matches = rule.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&request.method));
             if !method_matches || !request.path.contains(&rule.path) || !rule.fault.applies(request) {
                 continue;
@@ -275,7 +294,7 @@ impl Injector {
             }
             *seen += 1;
             if *seen > rule.skip {
-                return Some(rule.fault);
+                return Some(Decision { fault: rule.fault, rule: Some(i) });
             }
         }
         None
@@ -308,24 +327,24 @@ mod tests {
         let mut injector = Injector::new(plan);
         let hits: Vec<bool> = (0..5).map(|_| injector.decide(&get("/v1.0/users")).is_some()).collect();
         assert_eq!(hits, [false, true, true, false, false]);
-        assert_eq!(injector.decide(&get("/v1.0/groups")), None);
+        assert!(injector.decide(&get("/v1.0/groups")).is_none());
     }
 
     #[test]
     fn rules_count_only_requests_their_fault_applies_to() {
         let plan = FaultPlan::default().with_rule(FaultRule::on("/delta", Fault::DeltaTokenExpired));
         let mut injector = Injector::new(plan);
-        assert_eq!(injector.decide(&get("/v1.0/users/delta")), None, "no token: an initial round cannot expire");
+        assert!(injector.decide(&get("/v1.0/users/delta")).is_none(), "no token: an initial round cannot expire");
         let paged = RequestFacts::new("GET", "/v1.0/users/delta", Some("%24skiptoken=abc"), false);
-        assert_eq!(injector.decide(&paged), Some(Fault::DeltaTokenExpired));
-        assert_eq!(injector.decide(&paged), None);
+        assert_eq!(injector.decide(&paged).map(|d| d.fault), Some(Fault::DeltaTokenExpired));
+        assert!(injector.decide(&paged).is_none());
     }
 
     #[test]
     fn random_faults_follow_the_rate_and_the_seed() {
         let draw = |seed| {
             let mut injector = Injector::new(FaultPlan::random(seed, 0.1));
-            (0..10_000).map(|_| injector.decide(&get("/v1.0/users")).map(|f| f.name())).collect::<Vec<_>>()
+            (0..10_000).map(|_| injector.decide(&get("/v1.0/users")).map(|d| d.fault.name())).collect::<Vec<_>>()
         };
         let first = draw(3);
         assert_eq!(first, draw(3), "same seed, same faults");

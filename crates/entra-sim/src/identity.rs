@@ -75,17 +75,11 @@ pub(crate) async fn token(
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let (tenant_id, domain) = sim.read(|t| (t.id.clone(), t.domain.clone()));
-    if tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("consumers") {
-        return aadsts(
-            &sim,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            9001023,
-            "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
-        );
-    }
-    if !tenant.eq_ignore_ascii_case(&tenant_id) && !tenant.eq_ignore_ascii_case(&domain) {
+    let (tenant_id, domain, known) = sim.read(|t| {
+        let known = crate::signin::tenant_matches(t, &tenant, &["common", "organizations", "consumers"]);
+        (t.id.clone(), t.domain.clone(), known)
+    });
+    if !known {
         return aadsts(
             &sim,
             StatusCode::BAD_REQUEST,
@@ -119,6 +113,17 @@ pub(crate) async fn token(
             );
         }
     };
+    // App-only tokens need the tenant named (graph-facts §9); user sign-in may use the aliases.
+    let alias = !tenant.eq_ignore_ascii_case(&tenant_id) && !tenant.eq_ignore_ascii_case(&domain);
+    if alias && (grant == Grant::ClientCredentials || tenant.eq_ignore_ascii_case("consumers")) {
+        let message = if tenant.eq_ignore_ascii_case("organizations") {
+            // [INFER] Entra refuses app-only tokens here too; the wording is ours.
+            "The grant type isn't supported over the /organizations endpoint. Please use the tenant-specific endpoint."
+        } else {
+            "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."
+        };
+        return aadsts(&sim, StatusCode::BAD_REQUEST, "invalid_request", 9001023, message);
+    }
     // The secret may come in the body or as HTTP Basic auth (RFC 6749 §2.3.1).
     let basic = headers
         .get("authorization")
@@ -278,8 +283,7 @@ pub(crate) fn issue_access_token(sim: &Sim, extra: serde_json::Value, roles: Vec
     let access_token = match &sim.keys {
         Some(keys) => keys.sign(&claims),
         None => {
-            let noise: [u8; 32] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
-            format!("unsigned.{}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()), URL_SAFE_NO_PAD.encode(noise))
+            format!("unsigned.{}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()), sim.random_token())
         }
     };
     if let Ok(mut tokens) = sim.tokens.lock() {

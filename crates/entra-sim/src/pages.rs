@@ -1,7 +1,7 @@
 //! The few HTML pages the identity platform shows (sign-in, admin consent, errors, form_post):
 //! plain server-rendered HTML that works without JavaScript, for demos and browser tests.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -39,6 +39,23 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
 pub(crate) fn error_page(code: u32, message: &str) -> Response {
     let body = format!("<p class=\"error\" id=\"error\">AADSTS{code}: {}</p>", escape(message));
     page(StatusCode::BAD_REQUEST, "Sorry, but we're having trouble signing you in.", &body)
+}
+
+/// `uri` with `values` appended to its query string.
+pub(crate) fn with_query(uri: &str, values: &[(&str, String)]) -> String {
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(values.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}{encoded}")
+}
+
+/// A 303 to `location`; a page instead if the (registered) URI cannot be a header value.
+pub(crate) fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => error_page(50011, "The redirect URI is not a valid URI."),
+    }
 }
 
 /// Hidden inputs carrying `fields` through a form.

@@ -181,6 +181,13 @@ impl Sim {
         uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
     }
 
+    /// 32 random bytes, base64url: codes, refresh tokens, token ids.
+    pub(crate) fn random_token(&self) -> String {
+        use base64::Engine;
+        let bytes: [u8; 32] = self.rng.lock().map(|mut r| r.random()).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
     /// An appRoleAssignment id: base64url, not a GUID (approleassignment.md).
     pub(crate) fn new_assignment_id(&self) -> String {
         self.rng.lock().map(|mut r| crate::generate::assignment_id(&mut *r)).unwrap_or_default()
@@ -362,7 +369,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         )
         .route(
             "/login/{tenant}/adminconsent",
-            get(consent::legacy_admin_consent_page).post(consent::admin_consent_submit),
+            get(consent::legacy_admin_consent_page).post(consent::legacy_admin_consent_submit),
         )
         .route("/_sim/truth", get(truth::truth))
         .route("/_sim/stats", get(stats))
@@ -485,7 +492,8 @@ async fn plumbing(State(sim): State<Arc<Sim>>, mut request: Request, next: Next)
     let is_graph = route.starts_with("/v1.0/") || route.starts_with("/beta/");
     let batch_item = request.extensions().get::<BatchItem>().is_some();
     let app = if is_graph { sim.app_of(request.headers()) } else { None };
-    let early = app.as_deref().is_some_and(|app| sim.inside_retry_window(app));
+    // A batch's items arrive together with their batch, which was checked already.
+    let early = !batch_item && app.as_deref().is_some_and(|app| sim.inside_retry_window(app));
     let key = format!("{method} {route}");
     let mut log = LogOnDrop {
         sim: sim.clone(),
@@ -507,23 +515,29 @@ async fn plumbing(State(sim): State<Arc<Sim>>, mut request: Request, next: Next)
     if is_graph && !batch_item && !sim.latency.is_zero() {
         tokio::time::sleep(sim.latency).await;
     }
-    let fault = if route.starts_with("/_sim/") {
+    let decision = if route.starts_with("/_sim/") {
         None
     } else {
         let facts = RequestFacts::new(method.as_str(), request.uri().path(), request.uri().query(), batch_item);
         sim.faults.lock().ok().and_then(|mut f| f.decide_for(&facts, is_graph))
     };
-    if let Some(fault) = fault {
+    let fault = decision.map(|d| d.fault);
+    let record_fault = |log: &mut LogOnDrop, fault: Fault| {
         log.entry.fault = Some(fault.name());
         if let Ok(mut faults) = sim.faults.lock() {
-            faults.note(FaultRecord {
+            let record = FaultRecord {
                 at,
                 request_id: request_id.clone(),
-                method: log.entry.method.clone(),
+                method: method.to_string(),
                 path: uri.clone(),
                 fault,
-            });
+            };
+            faults.note(record);
         }
+    };
+    // Faults that change a response are recorded once they did; the others at once.
+    if let Some(fault) = fault.filter(|f| !f.rewrites_response()) {
+        record_fault(&mut log, fault);
     }
     let early_response = match fault {
         Some(Fault::Unavailable { retry_after }) => {
@@ -590,20 +604,36 @@ async fn plumbing(State(sim): State<Arc<Sim>>, mut request: Request, next: Next)
             log.entry.resource_units = units;
             let refusal = verdict.and_then(|(app, v)| v.refusal().map(|r| (app, r)));
             if let Some((app, (secs, scope, reason))) = refusal {
-                sim.tell_to_wait(Some(app), secs);
                 let style = sim.throttle.map(|t| t.retry_after).unwrap_or(RetryAfter::Seconds);
-                throttled(&sim, &request_id, app, style.header(secs), scope, reason)
+                let header = style.header(secs);
+                // The client is held to the wait it was told, not to the bucket's exact figure.
+                if let Some(told) = header.as_deref().and_then(|h| h.parse::<f64>().ok()) {
+                    sim.tell_to_wait(Some(app), told);
+                }
+                throttled(&sim, &request_id, app, header, scope, reason)
             } else {
                 if let Some((_, Verdict::Allowed { usage })) = verdict {
                     throttle_usage = Some(usage);
                 }
                 sim.expire_schedules();
                 let response = next.run(request).await;
-                match fault {
+                let (response, rewritten) = match fault {
                     Some(Fault::ReplayDeltaPage) => replay_page(&sim, response, &uri).await,
                     Some(Fault::RemovedReferencesVariant) => removed_references_variant(response, &uri),
-                    _ => response,
+                    _ => (response, false),
+                };
+                match decision.filter(|d| d.fault.rewrites_response()) {
+                    Some(d) if rewritten => record_fault(&mut log, d.fault),
+                    // Not applicable after all (the removal succeeded, the page failed): the
+                    // rule keeps its shot for a later request.
+                    Some(d) => {
+                        if let Ok(mut faults) = sim.faults.lock() {
+                            faults.refund(&d);
+                        }
+                    }
+                    None => {}
                 }
+                response
             }
         }
     };
@@ -631,7 +661,8 @@ async fn plumbing(State(sim): State<Arc<Sim>>, mut request: Request, next: Next)
     if is_graph && log.entry.resource_units > 0 && status != StatusCode::TOO_MANY_REQUESTS {
         headers.insert("x-ms-resource-unit", HeaderValue::from(log.entry.resource_units));
     }
-    log.finish(status.as_u16());
+    // A dropped connection got no status at all.
+    log.finish(if fault == Some(Fault::Drop) { 0 } else { status.as_u16() });
     response
 }
 
@@ -715,29 +746,31 @@ fn dropped() -> Response {
 }
 
 /// Serves a delta page so that it comes again: its link points back at this request.
-async fn replay_page(sim: &Sim, response: Response, uri: &str) -> Response {
+/// Returns the response and whether it was rewritten.
+async fn replay_page(sim: &Sim, response: Response, uri: &str) -> (Response, bool) {
     if response.status() != StatusCode::OK {
-        return response;
+        return (response, false);
     }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return Response::from_parts(parts, Body::empty());
+        return (Response::from_parts(parts, Body::empty()), false);
     };
     let Ok(serde_json::Value::Object(mut page)) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Response::from_parts(parts, Body::from(bytes));
+        return (Response::from_parts(parts, Body::from(bytes)), false);
     };
     page.remove("@odata.deltaLink");
     page.insert("@odata.nextLink".into(), format!("{}{uri}", sim.graph_url).into());
     let mut parts = parts;
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(serde_json::Value::Object(page).to_string()))
+    (Response::from_parts(parts, Body::from(serde_json::Value::Object(page).to_string())), true)
 }
 
 /// Turns a 404 for a missing link into Graph's other documented answer (graph-facts §3).
-fn removed_references_variant(mut response: Response, uri: &str) -> Response {
-    let Some(error) = response.extensions().get::<GraphError>() else { return response };
+/// Returns the response and whether it was rewritten.
+fn removed_references_variant(mut response: Response, uri: &str) -> (Response, bool) {
+    let Some(error) = response.extensions().get::<GraphError>() else { return (response, false) };
     if error.status != StatusCode::NOT_FOUND {
-        return response;
+        return (response, false);
     }
     // `…/{relation}/{target}/$ref`
     let path = uri.split('?').next().unwrap_or_default();
@@ -747,5 +780,5 @@ fn removed_references_variant(mut response: Response, uri: &str) -> Response {
     ));
     *response.status_mut() = StatusCode::BAD_REQUEST;
     response.extensions_mut().insert(variant);
-    response
+    (response, true)
 }

@@ -13,24 +13,21 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::identity::{TokenForm, aadsts, issue_access_token};
-use crate::pages::{error_page, escape, hidden, page};
+use crate::pages::{error_page, escape, hidden, page, see_other, with_query};
 use crate::server::Sim;
 use crate::tenant::{Tenant, User};
 
 /// Authorization codes live about 10 minutes (access-tokens.md).
 const CODE_LIFETIME_MINUTES: i64 = 10;
-/// Roles whose holders the sign-in page lists first: the admins a demo wants.
-const ADMIN_ROLES: &[&str] = &["62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814"];
 const SESSION_COOKIE: &str = "sim_session";
 
 /// Codes and refresh tokens issued so far.
@@ -208,12 +205,12 @@ fn redirect_with(checked: &Checked<'_>, mut values: Vec<(&str, String)>) -> Resp
     if let Some(state) = &checked.params.state {
         values.push(("state", state.clone()));
     }
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(values.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
     let uri = &checked.redirect_uri;
     match checked.mode {
-        "fragment" => Redirect::to(&format!("{uri}#{encoded}")).into_response(),
+        "fragment" => {
+            let query = with_query("", &values);
+            see_other(&format!("{uri}#{}", query.trim_start_matches('?')))
+        }
         "form_post" => {
             let fields: Vec<(&str, Option<&str>)> = values.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
             let body = format!(
@@ -224,10 +221,7 @@ fn redirect_with(checked: &Checked<'_>, mut values: Vec<(&str, String)>) -> Resp
             );
             page(StatusCode::OK, "Working...", &body)
         }
-        _ => {
-            let separator = if uri.contains('?') { '&' } else { '?' };
-            Redirect::to(&format!("{uri}{separator}{encoded}")).into_response()
-        }
+        _ => see_other(&with_query(uri, &values)),
     }
 }
 
@@ -319,8 +313,7 @@ pub(crate) async fn authorize_submit(
 
 fn issue_code(sim: &Sim, checked: &Checked<'_>, user: &str) -> Response {
     let params = checked.params;
-    let code_bytes: [u8; 32] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
-    let code = URL_SAFE_NO_PAD.encode(code_bytes);
+    let code = sim.random_token();
     let grant = CodeGrant {
         redirect_uri: checked.redirect_uri.clone(),
         user: user.to_owned(),
@@ -346,11 +339,8 @@ fn issue_code(sim: &Sim, checked: &Checked<'_>, user: &str) -> Response {
 fn sign_in_page(sim: &Sim, tenant: &str, params: &AuthorizeParams, error: Option<&str>) -> Response {
     let query = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_lowercase);
     let users: Vec<(String, String, bool)> = sim.read(|t| {
-        let is_admin = |u: &User| {
-            t.role_assignments
-                .iter()
-                .any(|a| a.principal_id == u.id && ADMIN_ROLES.contains(&a.role_definition_id.as_str()))
-        };
+        // Administrators first: the users a demo most often wants.
+        let is_admin = |u: &User| t.can_grant_consent(&u.id);
         let candidates = t.live_users().filter(|u| u.account_enabled);
         let mut picked: Vec<&User> = match &query {
             Some(q) => candidates
@@ -429,48 +419,47 @@ pub(crate) fn redeem_code(sim: &Sim, form: &TokenForm, tenant_id: &str) -> Respo
             "The request body must contain the following parameter: 'code'.",
         );
     };
-    let now = sim.now();
-    let mut grants = match sim.grants.lock() {
-        Ok(grants) => grants,
-        Err(poisoned) => poisoned.into_inner(),
+    let redeemed = {
+        let mut grants = match sim.grants.lock() {
+            Ok(grants) => grants,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        check_code(grants.codes.get_mut(code), form, sim.now())
     };
-    let Some(grant) = grants.codes.get_mut(code) else {
-        // [INFER] wording for a code the service never issued.
-        return aadsts(
-            sim,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            70_000,
-            "The provided value for the 'code' parameter is not valid.",
-        );
+    let (refresh, nonce) = match redeemed {
+        Ok(redeemed) => redeemed,
+        Err((code, message)) => return aadsts(sim, StatusCode::BAD_REQUEST, "invalid_grant", code, message),
     };
+    user_tokens(sim, tenant_id, refresh, nonce.as_deref())
+}
+
+/// Checks a code against its redemption and marks it redeemed: the grant it carries, or the
+/// AADSTS code and message refusing it.
+fn check_code(
+    grant: Option<&mut CodeGrant>,
+    form: &TokenForm,
+    now: DateTime<Utc>,
+) -> Result<(RefreshGrant, Option<String>), (u32, &'static str)> {
+    // [INFER] wording for a code the service never issued.
+    let grant = grant.ok_or((70_000, "The provided value for the 'code' parameter is not valid."))?;
     if grant.redeemed {
-        return aadsts(
-            sim,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
+        return Err((
             54_005,
             "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
-        );
+        ));
     }
     if now - grant.issued >= Duration::minutes(CODE_LIFETIME_MINUTES) {
-        return aadsts(
-            sim,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
+        return Err((
             70_008,
             "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
-        );
+        ));
     }
     if form.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
         // [INFER] code: the documented rule is that it must match the authorize request.
-        return aadsts(
-            sim,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
+        return Err((
             50_011,
             "The redirect URI specified in the request does not match the redirect URI used to obtain the authorization code.",
-        );
+        ));
     }
     if let Some((challenge, method)) = &grant.challenge {
         let verifier = form.code_verifier.as_deref().unwrap_or_default();
@@ -479,20 +468,15 @@ pub(crate) fn redeem_code(sim: &Sim, form: &TokenForm, tenant_id: &str) -> Respo
             _ => verifier.to_owned(),
         };
         if verifier.is_empty() || &derived != challenge {
-            return aadsts(
-                sim,
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
+            return Err((
                 501_481,
                 "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            );
+            ));
         }
     }
     grant.redeemed = true;
     let refresh = RefreshGrant { user: grant.user.clone(), scopes: grant.scopes.clone(), signed_in: grant.issued };
-    let nonce = grant.nonce.clone();
-    drop(grants);
-    user_tokens(sim, tenant_id, refresh, nonce.as_deref())
+    Ok((refresh, grant.nonce.clone()))
 }
 
 /// `grant_type=refresh_token`
@@ -577,7 +561,6 @@ fn user_tokens(sim: &Sim, tenant_id: &str, grant: RefreshGrant, nonce: Option<&s
         "access_token": access_token,
     });
     if has("openid") {
-        let uti: [u8; 16] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
         let mut claims = json!({
             "aud": client_id,
             "iss": format!("{}/{tenant_id}/v2.0", sim.login_url()),
@@ -587,7 +570,7 @@ fn user_tokens(sim: &Sim, tenant_id: &str, grant: RefreshGrant, nonce: Option<&s
             "oid": user.id,
             "tid": tenant_id,
             "sub": pairwise_subject(&user.id, &client_id),
-            "uti": URL_SAFE_NO_PAD.encode(uti),
+            "uti": sim.random_token(),
             "ver": "2.0",
         });
         if let Some(nonce) = nonce {
@@ -606,8 +589,7 @@ fn user_tokens(sim: &Sim, tenant_id: &str, grant: RefreshGrant, nonce: Option<&s
         body["id_token"] = sim.keys.as_ref().map(|k| k.sign(&claims)).unwrap_or_default().into();
     }
     if has("offline_access") {
-        let bytes: [u8; 32] = sim.rng.lock().map(|mut r| r.random()).unwrap_or_default();
-        let refresh = format!("1.sim.{}", URL_SAFE_NO_PAD.encode(bytes));
+        let refresh = format!("1.sim.{}", sim.random_token());
         if let Ok(mut grants) = sim.grants.lock() {
             grants.refresh.insert(refresh.clone(), grant);
         }

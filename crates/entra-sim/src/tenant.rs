@@ -223,6 +223,13 @@ impl Tenant {
         self.live_users().find(|u| u.user_principal_name.eq_ignore_ascii_case(id_or_upn))
     }
 
+    /// Whether `user` holds a role that may grant tenant-wide consent to Microsoft Graph
+    /// application permissions: Global Administrator or Privileged Role Administrator.
+    pub fn can_grant_consent(&self, user: &str) -> bool {
+        const ROLES: &[&str] = &["62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814"];
+        self.role_assignments.iter().any(|a| a.principal_id == user && ROLES.contains(&a.role_definition_id.as_str()))
+    }
+
     /// A live (not deleted) service principal.
     pub fn service_principal(&self, id: &str) -> Option<&ServicePrincipal> {
         match self.locate(id) {

@@ -182,6 +182,11 @@ async fn removing_a_missing_link_can_answer_the_400_variant() {
     let path = format!("/v1.0/groups/{group}/members/{outsider}/$ref");
     assert_eq!(f.send(Method::DELETE, &path, None, &[]).await.0, 404);
     f.sim.inject(FaultRule::on("/$ref", Fault::RemovedReferencesVariant));
+    // A removal that succeeds is not the variant's case: the rule waits for one that fails.
+    let (_, members, _, _) = manageable_group(&f);
+    let member = format!("/v1.0/groups/{group}/members/{}/$ref", members[0]);
+    assert_eq!(f.send(Method::DELETE, &member, None, &[]).await.0, 204);
+    assert!(f.sim.sim.faults().is_empty());
     let (status, _, body) = f.send(Method::DELETE, &path, None, &[]).await;
     assert_eq!((status, error_code(&body)), (400, "Request_BadRequest"));
     assert_eq!(
@@ -194,27 +199,34 @@ async fn removing_a_missing_link_can_answer_the_400_variant() {
 async fn random_plans_are_seeded_and_every_fault_is_recorded() {
     let run = |seed| async move {
         let f = with(SimOptions { faults: FaultPlan::random(seed, 0.3), ..SimOptions::default() }).await;
-        let mut statuses = Vec::new();
         for _ in 0..60 {
-            let url = format!("{}/v1.0/groups?$top=2", f.sim.graph_url);
-            // Shorter than a slow response: the client gives up, and the log still has it.
-            let status = match f.http.get(url).bearer_auth(&f.token).timeout(Duration::from_secs(1)).send().await {
-                Ok(response) => match response.bytes().await {
-                    Ok(_) => "ok",
-                    Err(_) => "broken",
-                },
-                Err(_) => "broken",
-            };
-            statuses.push(status);
+            // Longer than a slow response: every request ends with what the server sent.
+            let request = f.http.get(format!("{}/v1.0/groups?$top=2", f.sim.graph_url)).bearer_auth(&f.token);
+            if let Ok(response) = request.timeout(Duration::from_secs(5)).send().await {
+                let _ = response.bytes().await;
+            }
         }
-        let names: Vec<&'static str> = f.sim.sim.faults().iter().map(|r| r.fault.name()).collect();
-        let faulted = f.sim.sim.requests().iter().filter(|r| r.fault.is_some()).count();
-        (names, faulted)
+        (f.sim.sim.faults(), f.sim.sim.requests())
     };
-    let (names, faulted) = run(5).await;
-    assert_eq!(names.len(), faulted, "every injected fault is in the log too");
-    assert!((8..=30).contains(&names.len()), "{} faults in 60 requests at 30 %", names.len());
-    assert_eq!(run(5).await.0, names, "the same seed gives the same faults");
+    let (faults, log) = run(5).await;
+    assert!((8..=30).contains(&faults.len()), "{} faults in 60 requests at 30 %", faults.len());
+    // Each recorded fault is the request the log shows it on, with the answer it implies.
+    for fault in &faults {
+        let request = log.iter().find(|r| r.request_id == fault.request_id).expect("the faulted request is logged");
+        assert_eq!(request.fault, Some(fault.fault.name()));
+        let expected = match fault.fault {
+            Fault::Unavailable { .. } => 503,
+            Fault::GatewayTimeout => 504,
+            Fault::ThrottledWithoutRetryAfter => 429,
+            Fault::Drop => 0,
+            Fault::Slow { .. } => 200,
+            other => panic!("{other:?} cannot apply to GET /groups"),
+        };
+        assert_eq!(request.status, expected, "{:?}", fault.fault);
+    }
+    assert_eq!(log.iter().filter(|r| r.fault.is_some()).count(), faults.len());
+    let names = |faults: &[crate::FaultRecord]| faults.iter().map(|r| r.fault.name()).collect::<Vec<_>>();
+    assert_eq!(names(&run(5).await.0), names(&faults), "the same seed gives the same faults");
 }
 
 #[tokio::test]

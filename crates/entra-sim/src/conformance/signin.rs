@@ -99,7 +99,8 @@ async fn refresh(f: &Fixture, token: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-/// Verifies an RS256 JWT against the tenant's published JWKS, as a relying party would.
+/// Verifies an RS256 JWT against the tenant's published JWKS, as a relying party would:
+/// the key named by `kid`, the signature, and the issuer. Returns the claims.
 async fn verify(f: &Fixture, jwt: &str) -> Value {
     let config: Value =
         f.http.get(login(f, "v2.0/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
@@ -113,9 +114,7 @@ async fn verify(f: &Fixture, jwt: &str) -> Value {
     let public = RsaPublicKeyComponents { n: decode(&key["n"]), e: decode(&key["e"]) };
     let (input, signature) = jwt.rsplit_once('.').unwrap();
     public.verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
-    let claims = claims(jwt);
-    assert_eq!(claims["iss"], config["issuer"]);
-    claims
+    claims(jwt)
 }
 
 #[tokio::test]
@@ -130,7 +129,7 @@ async fn discovery_and_keys() {
     assert_eq!(config["jwks_uri"], login(&f, "discovery/v2.0/keys"));
     assert!(config["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
     assert!(config["subject_types_supported"].as_array().unwrap().contains(&"pairwise".into()));
-    let common: Value = f
+    let organizations: Value = f
         .http
         .get(format!("{}/organizations/v2.0/.well-known/openid-configuration", f.sim.login_url))
         .send()
@@ -139,18 +138,10 @@ async fn discovery_and_keys() {
         .json()
         .await
         .unwrap();
-    assert_eq!(common["issuer"], format!("{}/{{tenantid}}/v2.0", f.sim.login_url));
-    // Access tokens for Graph are signed with the same key.
-    verify_signature_only(&f, &f.token).await;
-}
-
-async fn verify_signature_only(f: &Fixture, jwt: &str) {
-    let jwks: Value = f.http.get(login(f, "discovery/v2.0/keys")).send().await.unwrap().json().await.unwrap();
-    let key = &jwks["keys"][0];
-    let decode = |v: &Value| URL_SAFE_NO_PAD.decode(v.as_str().unwrap()).unwrap();
-    let public = RsaPublicKeyComponents { n: decode(&key["n"]), e: decode(&key["e"]) };
-    let (input, signature) = jwt.rsplit_once('.').unwrap();
-    public.verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
+    assert_eq!(organizations["issuer"], format!("{}/{{tenantid}}/v2.0", f.sim.login_url));
+    // Access tokens for Graph are signed with the same key (their issuer is the v1 one).
+    let access = verify(&f, &f.token).await;
+    assert_eq!(access["iss"], format!("https://sts.windows.net/{tenant}/"));
 }
 
 #[tokio::test]
@@ -180,6 +171,7 @@ async fn code_flow_with_pkce_then_refresh_until_sessions_are_revoked() {
     assert_eq!(tokens["token_type"], "Bearer");
     assert!(tokens["refresh_token"].is_string() && tokens["access_token"].is_string());
     let id = verify(&f, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(id["iss"], format!("{}/{}/v2.0", f.sim.login_url, f.sim.tenant_id()));
     assert_eq!(id["aud"], f.sim.sim.client().client_id);
     assert_eq!(id["tid"], f.sim.tenant_id());
     assert_eq!(id["oid"], user.id);
@@ -208,6 +200,32 @@ async fn code_flow_with_pkce_then_refresh_until_sessions_are_revoked() {
     f.sim.advance(chrono::Duration::minutes(11));
     let (status, body) = redeem(&f, &code, verifier).await;
     assert_eq!((status, body["error_codes"][0].as_u64()), (400, Some(70008)));
+
+    // The multi-tenant endpoints serve user sign-in too; app-only tokens need the tenant.
+    let response = sign_in(&f, verifier, &user.user_principal_name, &[]).await;
+    let code = param(&location(&response).1, "code").unwrap().to_owned();
+    let client = f.sim.sim.client().clone();
+    let organizations = format!("{}/organizations/oauth2/v2.0/token", f.sim.login_url);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client.client_id.as_str()),
+        ("client_secret", client.client_secret.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", verifier),
+    ];
+    assert_eq!(f.http.post(&organizations).form(&form).send().await.unwrap().status(), 200);
+    for alias in ["common", "organizations"] {
+        let url = format!("{}/{alias}/oauth2/v2.0/token", f.sim.login_url);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ];
+        let body: Value = f.http.post(url).form(&form).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["error_codes"][0], 9001023, "{alias}");
+    }
 
     // Refresh gives new tokens and a new refresh token.
     let (status, renewed) = refresh(&f, tokens["refresh_token"].as_str().unwrap()).await;
@@ -356,11 +374,12 @@ async fn admin_consent_puts_the_app_in_the_tenant() {
     // v2 without scope: an error redirect. Legacy form: its own success shape.
     let no_scope = [("client_id", client.client_id.as_str()), ("redirect_uri", CALLBACK), ("state", "s")];
     let response = http.get(&consent_url).query(&no_scope).send().await.unwrap();
-    assert_eq!(param(&location(&response).1, "error"), Some("invalid_request"));
+    let (_, pairs) = location(&response);
+    assert_eq!((param(&pairs, "error"), param(&pairs, "admin_consent")), (Some("invalid_request"), Some("True")));
     let legacy_url = format!("{}/{}/adminconsent", sim.login_url, sim.tenant_id());
     assert_eq!(http.get(&legacy_url).query(&no_scope).send().await.unwrap().status(), 200);
     let mut form: Vec<(&str, &str)> = no_scope.to_vec();
-    form.extend([("login", admin.as_str()), ("accept", "1"), ("legacy", "1")]);
+    form.extend([("login", admin.as_str()), ("accept", "1")]);
     let (_, pairs) = location(&http.post(&legacy_url).form(&form).send().await.unwrap());
     assert_eq!(param(&pairs, "admin_consent"), Some("True"));
     assert!(param(&pairs, "scope").is_none() && param(&pairs, "tenant").is_some());
