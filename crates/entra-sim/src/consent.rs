@@ -167,7 +167,7 @@ pub(crate) async fn legacy_admin_consent_submit(
 
 /// Accept (as an administrator) or cancel.
 fn submit(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool) -> Response {
-    let redirect_uri = match check_consent(&sim, &tenant, &params, legacy) {
+    let redirect_uri = match check_consent(sim, tenant, params, legacy) {
         Ok(uri) => uri,
         Err(response) => return response,
     };
@@ -192,7 +192,7 @@ fn submit(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool) -> Resp
         sim.read(|t| t.live_user(login).filter(|u| u.account_enabled).is_some_and(|u| t.can_grant_consent(&u.id)));
     if !admin {
         let message = "AADSTS90094: The grant requires admin permission. Sign in as a Global Administrator or Privileged Role Administrator.";
-        return consent_page(&sim, &tenant, &params, legacy, Some(message));
+        return consent_page(sim, tenant, params, legacy, Some(message));
     }
     sim.grant_consent();
     let tenant_id = sim.tenant_id();
