@@ -64,8 +64,17 @@ pub async fn run(args: SimArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         writeln!(out, "{details}")?;
     } else {
         writeln!(out, "Entra simulator running (Ctrl-C to stop)")?;
-        for (key, value) in details.as_object().into_iter().flatten() {
-            writeln!(out, "  {key:<18} {}", value.as_str().unwrap_or_default())?;
+        let keys = [
+            "graph_url",
+            "login_url",
+            "tenant_id",
+            "client_id",
+            "client_secret",
+            "openid_configuration",
+            "admin_consent_url",
+        ];
+        for key in keys {
+            writeln!(out, "  {key:<20} {}", details[key].as_str().unwrap_or_default())?;
         }
     }
     out.flush()?;
