@@ -1,0 +1,260 @@
+//! Graph requests with Microsoft's retry rules, and paging.
+//!
+//! - 429 and 503: wait `Retry-After` (fractional seconds allowed) when given, else back off
+//!   exponentially with jitter. Usage keeps counting while throttled, so retrying early only
+//!   makes it worse: every request this client sends waits until the latest `Retry-After` it
+//!   was given has elapsed (one gate, shared by all concurrent callers).
+//! - 504, other 5xx, timeouts and broken connections: back off and retry.
+//! - 401: the token was refused (expired early, revoked): fetch a new one, retry once.
+//! - Anything else is an answer: a [`GraphError::Api`] with Graph's code and request id.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::auth::{AuthError, TokenSource};
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// The first backoff; doubled each retry, with jitter.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 8,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            timeout: Duration::from_secs(100),
+        }
+    }
+}
+
+/// Why a Graph request failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Graph answered with an error.
+    #[error("Graph answered {status} {code}: {message} (request-id {request_id})")]
+    Api { status: u16, code: String, message: String, request_id: String },
+    /// Still failing after every attempt (throttled, unavailable or unreachable).
+    #[error("Graph request failed after {attempts} attempts: {last}")]
+    Exhausted { attempts: u32, last: String },
+    #[error("Graph sent a body that is not the JSON expected: {0}")]
+    Malformed(String),
+}
+
+impl GraphError {
+    /// Graph's error code (`Request_ResourceNotFound`, `syncStateNotFound`...), for answers.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            GraphError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GraphError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Value),
+    /// Try again after this long (or after the backoff, when `None`).
+    Retry {
+        wait: Option<Duration>,
+        why: String,
+    },
+    TokenRefused(String),
+    Failed(GraphError),
+}
+
+/// A Graph client for one tenant and app.
+pub struct GraphClient {
+    http: reqwest::Client,
+    /// `https://graph.microsoft.com/v1.0` or its equivalent.
+    base: String,
+    tokens: TokenSource,
+    policy: RetryPolicy,
+    /// No request leaves before this instant (the latest `Retry-After` seen).
+    gate: Mutex<Option<Instant>>,
+    /// Jitter and client-request-ids; not security-relevant.
+    rng: std::sync::Mutex<SmallRng>,
+}
+
+impl GraphClient {
+    pub fn new(http: reqwest::Client, tokens: TokenSource, policy: RetryPolicy) -> GraphClient {
+        let base = format!("{}/v1.0", tokens.credentials().graph_url.trim_end_matches('/'));
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let rng = std::sync::Mutex::new(SmallRng::seed_from_u64(seed as u64));
+        GraphClient { http, base, tokens, policy, gate: Mutex::new(None), rng }
+    }
+
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
+    /// GETs `path_or_url` (a path under `/v1.0`, or a full nextLink) and returns its JSON.
+    pub async fn get(&self, path_or_url: &str, headers: &[(&str, &str)]) -> Result<Value, GraphError> {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        };
+        let mut refreshed = false;
+        let mut last = String::new();
+        let mut attempt = 0;
+        while attempt < self.policy.attempts {
+            attempt += 1;
+            self.wait_for_gate().await;
+            let token = self.tokens.token().await?;
+            match self.once(&url, headers, &token.access_token).await {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Failed(e) => return Err(e),
+                Attempt::TokenRefused(why) if !refreshed => {
+                    // Not a retry of the same thing: the token was bad, not the service.
+                    refreshed = true;
+                    attempt -= 1;
+                    self.tokens.invalidate(&token.access_token).await;
+                    last = why;
+                }
+                Attempt::TokenRefused(why) => {
+                    return Err(GraphError::Api {
+                        status: 401,
+                        code: "InvalidAuthenticationToken".into(),
+                        message: why,
+                        request_id: String::new(),
+                    });
+                }
+                Attempt::Retry { wait, why } => {
+                    tracing::debug!(%url, attempt, %why, "Graph request will be retried");
+                    let wait = wait.unwrap_or_else(|| self.backoff(attempt));
+                    self.close_gate_for(wait).await;
+                    last = why;
+                }
+            }
+        }
+        Err(GraphError::Exhausted { attempts: self.policy.attempts, last })
+    }
+
+    /// Every item of a collection, page by page: `each` gets each page's `value`.
+    /// Returns the last page (its `@odata.deltaLink`, for delta queries).
+    pub async fn pages(
+        &self,
+        first: &str,
+        headers: &[(&str, &str)],
+        mut each: impl FnMut(Vec<Value>),
+    ) -> Result<Value, GraphError> {
+        let mut url = first.to_owned();
+        loop {
+            let mut page = self.get(&url, headers).await?;
+            let items = match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(items)) => items,
+                _ => return Err(GraphError::Malformed(format!("no `value` array in a page of {first}"))),
+            };
+            each(items);
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => url = next.to_owned(),
+                None => return Ok(page),
+            }
+        }
+    }
+
+    async fn once(&self, url: &str, headers: &[(&str, &str)], token: &str) -> Attempt {
+        let bytes: [u8; 16] = self.rng.lock().map(|mut r| r.random()).unwrap_or_default();
+        let request_id = uuid::Builder::from_random_bytes(bytes).into_uuid().to_string();
+        let mut request =
+            self.http.get(url).bearer_auth(token).header("client-request-id", &request_id).timeout(self.policy.timeout);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Attempt::Retry { wait: None, why: format!("request failed: {e}") },
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => return Attempt::Retry { wait: None, why: format!("response broken off: {e}") },
+        };
+        if (200..300).contains(&status) {
+            return match serde_json::from_slice(&body) {
+                Ok(value) => Attempt::Done(value),
+                Err(e) => Attempt::Failed(GraphError::Malformed(format!("{url}: {e}"))),
+            };
+        }
+        let (code, message, graph_request_id) = error_fields(&body);
+        let why = format!("{status} {code}: {message}");
+        match status {
+            429 | 503 => Attempt::Retry { wait: retry_after, why },
+            401 => Attempt::TokenRefused(why),
+            500..=599 => Attempt::Retry { wait: None, why },
+            _ => Attempt::Failed(GraphError::Api {
+                status,
+                code,
+                message,
+                request_id: graph_request_id.unwrap_or(request_id),
+            }),
+        }
+    }
+
+    /// Exponential backoff with full jitter, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .policy
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.policy.max_delay);
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+        let jittered = self.rng.lock().map(|mut r| r.random_range(millis / 2..=millis)).unwrap_or(millis);
+        Duration::from_millis(jittered)
+    }
+
+    async fn close_gate_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut gate = self.gate.lock().await;
+        *gate = Some(gate.map_or(until, |g| g.max(until)));
+    }
+
+    async fn wait_for_gate(&self) {
+        loop {
+            let until = *self.gate.lock().await;
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until.into()).await,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Graph's error envelope: code, message and request id, as far as the body has them.
+fn error_fields(body: &[u8]) -> (String, String, Option<String>) {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = &value["error"];
+    let code = error["code"].as_str().unwrap_or("unknown").to_owned();
+    let message = error["message"].as_str().unwrap_or("(no message)").to_owned();
+    let request_id = error["innerError"]["request-id"].as_str().map(str::to_owned);
+    (code, message, request_id)
+}
