@@ -13,13 +13,5 @@ pub mod graph;
 pub use auth::{AuthError, Credentials, TokenSource};
 pub use graph::{GraphClient, GraphError, RetryPolicy};
 
-/// The HTTP client for Graph and the identity platform: TLS by rustls (ring) checked against
-/// the platform's certificate store, as real Graph needs; plain HTTP works for the simulator.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    // Installs ring as the process's crypto provider once; later calls find it in place.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().user_agent(concat!("attest/", env!("CARGO_PKG_VERSION"))).build()
-}
-
 #[cfg(test)]
 mod tests;
