@@ -47,7 +47,7 @@ pub struct Sim {
     buckets: Mutex<HashMap<String, Bucket>>,
     write_buckets: Mutex<HashMap<String, Bucket>>,
     /// Until when each app was told to wait (429 or 503 with `Retry-After`).
-    retry_windows: Mutex<HashMap<String, DateTime<Utc>>>,
+    retry_windows: Mutex<HashMap<String, RetryWindow>>,
     pub(crate) faults: Mutex<Injector>,
     log: Mutex<VecDeque<LoggedRequest>>,
 }
@@ -60,7 +60,8 @@ pub struct Stats {
     /// Requests answered 429.
     pub throttled: u64,
     /// Requests that arrived while their app had been told to wait (`Retry-After` of a 429 or
-    /// 503 not yet elapsed). A client that honours `Retry-After` keeps this at 0.
+    /// 503 not yet elapsed), except those already in flight when the wait was announced (see
+    /// `IN_FLIGHT_GRACE_MS`). A client that honours `Retry-After` keeps this at 0.
     pub early_requests: u64,
     /// Faults injected.
     pub faults: u64,
@@ -90,6 +91,20 @@ pub struct LoggedRequest {
     /// Sent inside a `Retry-After` window the app had been given.
     pub early: bool,
 }
+
+/// A `Retry-After` an app was given: since when, and until when it must wait (extended by
+/// further refusals while open).
+#[derive(Debug, Clone, Copy)]
+struct RetryWindow {
+    opened: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+/// Requests already in flight when a refusal goes out arrive within moments of it; a client
+/// cannot have seen the refusal before sending them. [`Stats::early_requests`] starts
+/// counting this long after a window opens (a client retrying at once keeps retrying, and is
+/// caught by the next ones).
+const IN_FLIGHT_GRACE_MS: i64 = 50;
 
 /// Requests kept in the log; older ones are dropped (the counts stay in the stats).
 const LOG_LIMIT: usize = 200_000;
@@ -229,17 +244,25 @@ impl Sim {
     /// Remembers that `app` was told to wait `secs`.
     fn tell_to_wait(&self, app: Option<&str>, secs: f64) {
         let Some(app) = app else { return };
-        let until = self.now() + Duration::microseconds((secs * 1e6) as i64);
+        let now = self.now();
+        let until = now + Duration::microseconds((secs * 1e6) as i64);
         if let Ok(mut windows) = self.retry_windows.lock() {
-            let entry = windows.entry(app.to_owned()).or_insert(until);
-            *entry = (*entry).max(until);
+            let window = windows.entry(app.to_owned()).or_insert(RetryWindow { opened: now, until });
+            if window.until <= now {
+                // The last window had closed: this refusal opens a new one.
+                *window = RetryWindow { opened: now, until };
+            }
+            window.until = window.until.max(until);
         }
     }
 
-    /// Whether `app` is still inside a window it was told to wait out.
+    /// Whether a request from `app` arriving now was sent inside a window it had been told to
+    /// wait out. Requests arriving within [`IN_FLIGHT_GRACE`] of the window opening were sent
+    /// before the client could have read the refusal (concurrent requests), so they do not count.
     fn inside_retry_window(&self, app: &str) -> bool {
         let now = self.now();
-        self.retry_windows.lock().ok().and_then(|w| w.get(app).copied()).is_some_and(|until| now < until)
+        let window = self.retry_windows.lock().ok().and_then(|w| w.get(app).copied());
+        window.is_some_and(|w| now < w.until && now >= w.opened + Duration::milliseconds(IN_FLIGHT_GRACE_MS))
     }
 
     fn record(&self, route: &str, entry: LoggedRequest) {

@@ -84,16 +84,9 @@ async fn throttling_with_real_buckets_costs_time_not_correctness() {
     let live = sim.sim.read(|t| t.live_users().count());
     let (a, b, c) = tokio::join!(count_users(&client), count_users(&client), count_users(&client));
     assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (live, live, live));
-    assert!(sim.sim.stats().throttled > 0, "the quota was hit");
-    // Requests the simulator saw inside a window were sent together with the one refused
-    // (three listings run at once): each arrived within a few milliseconds of a refusal.
-    // None came later, which is what a retry before Retry-After would look like.
-    let log = sim.sim.requests();
-    for early in log.iter().filter(|r| r.early) {
-        let refusal = log.iter().filter(|r| r.status == 429 && r.at <= early.at).map(|r| r.at).max().unwrap();
-        let after = (early.at - refusal).num_milliseconds();
-        assert!(after < 50, "a request {after} ms into a Retry-After window");
-    }
+    let stats = sim.sim.stats();
+    assert!(stats.throttled > 0, "the quota was hit");
+    assert_eq!(stats.early_requests, 0, "no request inside a Retry-After window");
 }
 
 #[tokio::test]

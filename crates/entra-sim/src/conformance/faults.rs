@@ -24,7 +24,11 @@ async fn unavailable_and_timeouts_look_like_graph_and_are_recorded() {
     assert_eq!((status, error_code(&body)), (503, "serviceNotAvailable"));
     assert_eq!(headers["retry-after"], "1.5");
     assert_eq!(body["error"]["innerError"]["request-id"], headers["request-id"].to_str().unwrap());
-    // The next request comes before the 1.5 s are up: the simulator notices.
+    // A request right behind the refusal may have been in flight already: not counted.
+    assert_eq!(f.get("/v1.0/users?$top=5", &[]).await.0, 200);
+    assert_eq!(f.sim.sim.stats().early_requests, 0);
+    // One sent well after it, before the 1.5 s are up, is early: the simulator notices.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(f.get("/v1.0/users?$top=5", &[]).await.0, 200);
     assert_eq!(f.sim.sim.stats().early_requests, 1);
 
