@@ -6,6 +6,7 @@
 //! the sync run's figures, and on a full snapshot ends what was not seen.
 
 mod observed;
+mod run;
 mod sink;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use std::future::Future;
 use attest_domain::{ConnectorKind, SyncMode};
 
 pub use observed::{ObservedEntitlement, ObservedGrant};
+pub use run::{SyncOutcome, run_sync};
 pub use sink::{SyncSink, SyncSummary};
 
 /// Errors a sync can end with.
@@ -24,6 +26,14 @@ pub enum SyncError {
     /// The directory could not be read; the message says what happened.
     #[error("the directory could not be read: {0}")]
     Directory(String),
+    /// The directory refused the connector's credentials or permissions: an administrator must
+    /// act (grant consent again, add a permission, renew a secret).
+    #[error("the directory refused access: {0}")]
+    Unauthorized(String),
+    /// The stored delta state is no longer valid (expired or reset by the directory); only a
+    /// full sync can continue.
+    #[error("the delta state is no longer valid: {0}")]
+    ResyncRequired(String),
 }
 
 /// The capability to read a directory into the entitlement graph.

@@ -1,13 +1,13 @@
 //! The sync sink: resolves, batches, writes, sweeps and records.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use attest_domain::{
     ConnectorId, EntitlementData, EntitlementId, EntitlementKey, GrantData, PrincipalData, PrincipalId, ResourceData,
     ResourceId, ResourceKind, SyncCounts, SyncMode, SyncRun, SyncTrigger,
 };
-use attest_store::{IdSet, Store, SyncRunFinish};
+use attest_store::{IdSet, KeyFilter, Store, SyncRunFinish, SyncedTable};
 use chrono::{DateTime, Utc};
 
 use crate::{ObservedEntitlement, ObservedGrant, SyncError};
@@ -40,7 +40,23 @@ pub struct SyncSink {
     resources: HashMap<(ResourceKind, String), ResourceId>,
     entitlements: HashMap<(ResourceId, EntitlementKey), EntitlementId>,
     pending_grants: Vec<GrantData>,
+    /// Grants whose principal was not known yet when they arrived (a group nested in one
+    /// read later); retried before the run finishes.
+    deferred_grants: Vec<ObservedGrant>,
     seen_grants: IdSet,
+    seen_principals: IdSet,
+    seen_resources: IdSet,
+    seen_entitlements: IdSet,
+    /// Delta runs: entitlement-key patterns whose grants this run re-read completely.
+    snapshot_keys: Vec<&'static str>,
+    /// Full runs: entitlement-key patterns whose grants could not be read (a permission or
+    /// licence missing), so their absence proves nothing.
+    unread_keys: Vec<&'static str>,
+    /// Full runs: resource kinds that could not be read at all.
+    unread_kinds: Vec<ResourceKind>,
+    cursors: BTreeMap<String, String>,
+    /// When anything of the connector was last observed, before this run.
+    last_synced: Option<DateTime<Utc>>,
     counts: SyncCounts,
     requests: u64,
     resource_units: u64,
@@ -63,6 +79,8 @@ impl SyncSink {
         let run = store.start_sync_run(connector, mode, trigger, now).await?;
         tracing::info!(connector = %connector, run = %run.id, mode = %mode, "sync started");
         Ok(SyncSink {
+            last_synced: store.get_connector(connector).await?.last_synced_at(),
+            cursors: store.list_sync_cursors(connector).await?,
             principals: store.principal_ids_by_external_id(connector).await?,
             resources: store.resource_ids_by_external_id(connector).await?,
             entitlements: store.entitlement_ids_by_key(connector).await?,
@@ -71,7 +89,14 @@ impl SyncSink {
             run,
             now,
             pending_grants: Vec::with_capacity(GRANT_BATCH),
+            deferred_grants: Vec::new(),
             seen_grants: IdSet::new(),
+            seen_principals: IdSet::new(),
+            seen_resources: IdSet::new(),
+            seen_entitlements: IdSet::new(),
+            snapshot_keys: Vec::new(),
+            unread_keys: Vec::new(),
+            unread_kinds: Vec::new(),
             counts: SyncCounts::default(),
             requests: 0,
             resource_units: 0,
@@ -87,11 +112,75 @@ impl SyncSink {
         &self.run
     }
 
+    /// Full snapshot or delta.
+    pub fn mode(&self) -> SyncMode {
+        self.run.mode
+    }
+
+    /// The store the sink writes to (for reads a connector needs, e.g. stored attributes to
+    /// merge a partial delta object into).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The connector being synced.
+    pub fn connector(&self) -> ConnectorId {
+        self.connector
+    }
+
+    /// The delta cursor stored for `object_type` by the last successful run, if any.
+    pub fn cursor(&self, object_type: &str) -> Option<&str> {
+        self.cursors.get(object_type).map(String::as_str)
+    }
+
+    /// Sets the cursor the next delta run starts from; stored only when this run succeeds.
+    pub fn set_cursor(&mut self, object_type: &str, cursor: String) {
+        self.cursors.insert(object_type.to_owned(), cursor);
+    }
+
+    /// Forgets every cursor (the next run must be a full one); stored when this run ends.
+    pub fn clear_cursors(&mut self) {
+        self.cursors.clear();
+    }
+
+    /// Declares that this run re-reads every grant of the entitlements whose key matches the
+    /// SQL `LIKE` pattern (`role:%`, `active`): at the end, current ones not seen are ended.
+    /// A full run sweeps everything anyway.
+    pub fn snapshot_grants_of(&mut self, key_pattern: &'static str) {
+        if !self.snapshot_keys.contains(&key_pattern) {
+            self.snapshot_keys.push(key_pattern);
+        }
+    }
+
+    /// This run could not read the grants of entitlements matching `key_pattern`: a full
+    /// sweep leaves them as they were instead of ending them.
+    pub fn could_not_read_grants(&mut self, key_pattern: &'static str) {
+        self.snapshot_keys.retain(|k| *k != key_pattern);
+        if !self.unread_keys.contains(&key_pattern) {
+            self.unread_keys.push(key_pattern);
+        }
+    }
+
+    /// This run could not read resources of `kind`: a full sweep leaves them, their
+    /// entitlements and grants as they were.
+    pub fn could_not_read_resources(&mut self, kind: ResourceKind, key_patterns: &[&'static str]) {
+        self.unread_kinds.push(kind);
+        for pattern in key_patterns {
+            self.could_not_read_grants(pattern);
+        }
+    }
+
+    /// Whether a principal with this external id is in the graph (synced or seen this run).
+    pub fn knows_principal(&self, external_id: &str) -> bool {
+        self.principals.contains_key(external_id)
+    }
+
     /// Upserts a batch of principals.
     pub async fn put_principals(&mut self, rows: &[PrincipalData]) -> Result<(), SyncError> {
         let started = Instant::now();
         let upserted = self.store.upsert_principals(self.connector, rows, self.now).await?;
         for (row, id) in rows.iter().zip(upserted.ids) {
+            self.seen_principals.insert(id.0);
             self.principals.insert(row.external_id.clone(), id);
         }
         self.counts.principals.absorb(upserted.counts);
@@ -104,6 +193,7 @@ impl SyncSink {
         let started = Instant::now();
         let upserted = self.store.upsert_resources(self.connector, rows, self.now).await?;
         for (row, id) in rows.iter().zip(upserted.ids) {
+            self.seen_resources.insert(id.0);
             self.resources.insert((row.kind, row.external_id.clone()), id);
         }
         self.counts.resources.absorb(upserted.counts);
@@ -132,6 +222,7 @@ impl SyncSink {
         }
         let upserted = self.store.upsert_entitlements(self.connector, &data, self.now).await?;
         for (row, id) in data.into_iter().zip(upserted.ids) {
+            self.seen_entitlements.insert(id.0);
             self.entitlements.insert((row.resource_id, row.key), id);
         }
         self.counts.entitlements.absorb(upserted.counts);
@@ -139,31 +230,92 @@ impl SyncSink {
         Ok(())
     }
 
-    /// Queues direct grants; they are written in batches.
+    /// Queues direct grants; they are written in batches. A grant whose principal is not
+    /// known yet is held back until the end of the run, when it may have been read since.
     pub async fn put_grants(&mut self, rows: &[ObservedGrant]) -> Result<(), SyncError> {
         for row in rows {
-            let resolved = self
-                .resources
-                .get(&(row.resource_kind, row.resource_external_id.clone()))
-                .and_then(|r| self.entitlements.get(&(*r, row.key.clone())))
-                .zip(self.principals.get(&row.principal_external_id));
-            let Some((entitlement_id, principal_id)) = resolved else {
-                self.unresolved(format!(
-                    "grant of {} on {} {} to {}",
-                    row.key, row.resource_kind, row.resource_external_id, row.principal_external_id
-                ));
-                continue;
-            };
-            self.pending_grants.push(GrantData {
-                entitlement_id: *entitlement_id,
-                principal_id: *principal_id,
-                scope: row.scope.clone(),
-                external_ref: row.external_ref.clone(),
-                expires_at: row.expires_at,
-            });
+            match self.resolve(row) {
+                Some(grant) => self.pending_grants.push(grant),
+                None if self.resolves_entitlement(row) => self.deferred_grants.push(row.clone()),
+                None => self.unresolved(describe(row)),
+            }
             if self.pending_grants.len() >= GRANT_BATCH {
                 self.flush_grants().await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Ends the current grants matching `rows` (a delta reported them removed). Removals of
+    /// grants the graph does not have are ignored: delta replays are harmless.
+    pub async fn remove_grants(&mut self, rows: &[ObservedGrant]) -> Result<(), SyncError> {
+        let resolved: Vec<GrantData> = rows.iter().filter_map(|row| self.resolve(row)).collect();
+        if resolved.is_empty() {
+            return Ok(());
+        }
+        // Additions queued earlier in the run happened first.
+        self.flush_grants().await?;
+        let started = Instant::now();
+        let ended = self.store.end_grants_matching(&resolved, self.now, self.last_synced).await?;
+        self.counts.grants.removed += ended;
+        self.time("grants", started);
+        Ok(())
+    }
+
+    /// The directory deleted these principals (or they left the sync's scope): they are
+    /// marked deleted and every grant they hold ends.
+    pub async fn remove_principals(&mut self, external_ids: &[String]) -> Result<(), SyncError> {
+        let ids: Vec<PrincipalId> = external_ids.iter().filter_map(|e| self.principals.get(e).copied()).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.flush_grants().await?;
+        let started = Instant::now();
+        self.counts.principals.removed +=
+            self.store.mark_principals_deleted(self.connector, external_ids, self.now).await?;
+        self.counts.grants.removed +=
+            self.store.end_grants_involving(self.connector, &ids, &[], self.now, self.last_synced).await?;
+        self.time("principals", started);
+        Ok(())
+    }
+
+    /// The directory deleted these resources: they are marked deleted and every grant on
+    /// them ends.
+    pub async fn remove_resources(&mut self, kind: ResourceKind, external_ids: &[String]) -> Result<(), SyncError> {
+        let ids: Vec<ResourceId> =
+            external_ids.iter().filter_map(|e| self.resources.get(&(kind, e.clone())).copied()).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.flush_grants().await?;
+        let started = Instant::now();
+        self.counts.resources.removed +=
+            self.store.mark_resources_deleted(self.connector, kind, external_ids, self.now).await?;
+        self.counts.grants.removed +=
+            self.store.end_grants_involving(self.connector, &[], &ids, self.now, self.last_synced).await?;
+        self.time("resources", started);
+        Ok(())
+    }
+
+    /// A resource now offers exactly `keys` (e.g. an application's roles changed): its other
+    /// entitlements are marked deleted and the grants of them end.
+    pub async fn retain_entitlements(
+        &mut self,
+        kind: ResourceKind,
+        external_id: &str,
+        keys: &[EntitlementKey],
+    ) -> Result<(), SyncError> {
+        let Some(resource) = self.resources.get(&(kind, external_id.to_owned())).copied() else {
+            return Ok(());
+        };
+        self.flush_grants().await?;
+        let removed = self.store.mark_entitlements_deleted_except(resource, keys, self.now).await?;
+        if removed > 0 {
+            self.counts.entitlements.removed += removed;
+            self.counts.grants.removed += self
+                .store
+                .end_grants_of_deleted_entitlements(self.connector, resource, self.now, self.last_synced)
+                .await?;
         }
         Ok(())
     }
@@ -186,19 +338,67 @@ impl SyncSink {
         &self.timings
     }
 
-    /// Writes what is queued; on a full sync ends the grants that were not seen; derives
-    /// inherited grants; records the run as succeeded.
+    /// Writes what is queued; ends what the run proves gone (on a full sync: every grant,
+    /// principal, resource and entitlement not seen; on a delta: the grants of the kinds it
+    /// re-read completely, see [`SyncSink::snapshot_grants_of`]); derives inherited grants;
+    /// stores the delta cursors; records the run as succeeded.
     pub async fn finish(mut self) -> Result<SyncSummary, SyncError> {
+        let deferred = std::mem::take(&mut self.deferred_grants);
+        for row in &deferred {
+            match self.resolve(row) {
+                Some(grant) => self.pending_grants.push(grant),
+                None => self.unresolved(describe(row)),
+            }
+        }
         self.flush_grants().await?;
-        if self.run.mode == SyncMode::Full {
-            let started = Instant::now();
-            let last_synced = self.store.get_connector(self.connector).await?.last_synced_at();
+        let started = Instant::now();
+        let keys = match self.run.mode {
+            SyncMode::Full if self.unread_keys.is_empty() => Some(KeyFilter::All),
+            SyncMode::Full => Some(KeyFilter::Except(&self.unread_keys)),
+            SyncMode::Delta if self.snapshot_keys.is_empty() => None,
+            SyncMode::Delta => Some(KeyFilter::Only(&self.snapshot_keys)),
+        };
+        if let Some(keys) = keys {
             self.counts.grants.removed += self
                 .store
-                .end_grants_not_seen(self.connector, &self.seen_grants, self.run.started_at, self.now, last_synced)
+                .end_grants_not_seen(
+                    self.connector,
+                    &self.seen_grants,
+                    self.run.started_at,
+                    self.now,
+                    self.last_synced,
+                    keys,
+                )
                 .await?;
-            self.time("sweep", started);
         }
+        if self.run.mode == SyncMode::Full {
+            // What could not be read counts as seen: its absence proves nothing.
+            let mut unread = IdSet::new();
+            for ((kind, _), id) in &self.resources {
+                if self.unread_kinds.contains(kind) {
+                    unread.insert(id.0);
+                    self.seen_resources.insert(id.0);
+                }
+            }
+            for ((resource, _), id) in &self.entitlements {
+                if unread.contains(resource.0) {
+                    self.seen_entitlements.insert(id.0);
+                }
+            }
+            for (table, seen) in [
+                (SyncedTable::Principals, &self.seen_principals),
+                (SyncedTable::Resources, &self.seen_resources),
+                (SyncedTable::Entitlements, &self.seen_entitlements),
+            ] {
+                let removed = self.store.mark_unseen_deleted(self.connector, table, seen, self.now).await?;
+                match table {
+                    SyncedTable::Principals => self.counts.principals.removed += removed,
+                    SyncedTable::Resources => self.counts.resources.removed += removed,
+                    SyncedTable::Entitlements => self.counts.entitlements.removed += removed,
+                }
+            }
+        }
+        self.time("sweep", started);
         if self.inherited_may_have_changed().await? {
             let started = Instant::now();
             self.counts.inherited_grants = self.store.recompute_inherited_grants(self.connector, self.now).await?;
@@ -211,6 +411,7 @@ impl SyncSink {
                 self.unresolved
             ));
         }
+        self.store.replace_sync_cursors(self.connector, &self.cursors, self.now).await?;
         let finish = SyncRunFinish {
             counts: self.counts,
             requests: self.requests,
@@ -273,6 +474,28 @@ impl SyncSink {
         Ok(previous.is_none_or(|r| r.status != attest_domain::SyncStatus::Succeeded))
     }
 
+    /// The grant's graph ids, when its entitlement and principal are both known.
+    fn resolve(&self, row: &ObservedGrant) -> Option<GrantData> {
+        let entitlement = self
+            .resources
+            .get(&(row.resource_kind, row.resource_external_id.clone()))
+            .and_then(|r| self.entitlements.get(&(*r, row.key.clone())))?;
+        let principal = self.principals.get(&row.principal_external_id)?;
+        Some(GrantData {
+            entitlement_id: *entitlement,
+            principal_id: *principal,
+            scope: row.scope.clone(),
+            external_ref: row.external_ref.clone(),
+            expires_at: row.expires_at,
+        })
+    }
+
+    fn resolves_entitlement(&self, row: &ObservedGrant) -> bool {
+        self.resources
+            .get(&(row.resource_kind, row.resource_external_id.clone()))
+            .is_some_and(|r| self.entitlements.contains_key(&(*r, row.key.clone())))
+    }
+
     fn unresolved(&mut self, what: String) {
         self.unresolved += 1;
         if self.unresolved_examples.len() < NOTED_EXAMPLES {
@@ -283,6 +506,13 @@ impl SyncSink {
     fn time(&mut self, what: &'static str, started: Instant) {
         *self.timings.entry(what).or_default() += started.elapsed().as_secs_f64();
     }
+}
+
+fn describe(row: &ObservedGrant) -> String {
+    format!(
+        "grant of {} on {} {} to {}",
+        row.key, row.resource_kind, row.resource_external_id, row.principal_external_id
+    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub use connector::{Connector, ConnectorKind, ConnectorStatus};
 pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};
 pub use ids::{ConnectorId, EntitlementId, GrantId, PrincipalId, ResourceId, SyncRunId};
-pub use principal::{Principal, PrincipalData, PrincipalKind, UserType};
+pub use principal::{Principal, PrincipalData, PrincipalKind, UserType, work_email};
 pub use resource::{Resource, ResourceData, ResourceKind};
 pub use sync::{KindCounts, SyncCounts, SyncMode, SyncRun, SyncStatus, SyncTrigger};
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use chrono::SubsecRound;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -90,7 +91,8 @@ impl Truth {
                         e.id,
                         e.role_definition_id,
                         e.principal_id,
-                        e.end.map(|t| t.to_rfc3339()).unwrap_or_default()
+                        // Graph shows whole seconds.
+                        e.end.map(|t| t.trunc_subsecs(0).to_rfc3339()).unwrap_or_default()
                     )
                 })
                 .collect(),

@@ -8,6 +8,7 @@
 //! - 401: the token was refused (expired early, revoked): fetch a new one, retry once.
 //! - Anything else is an answer: a [`GraphError::Api`] with Graph's code and request id.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -95,14 +96,53 @@ pub struct GraphClient {
     gate: Mutex<Option<Instant>>,
     /// Jitter and client-request-ids; not security-relevant.
     rng: std::sync::Mutex<SmallRng>,
+    usage: Usage,
 }
+
+/// Requests sent and the resource units Graph said they cost (`x-ms-resource-unit`), counted
+/// over the client's life; a sync reads them before and after to record its own cost.
+#[derive(Debug, Default)]
+struct Usage {
+    requests: AtomicU64,
+    resource_units: AtomicU64,
+}
+
+/// A snapshot of a client's usage counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageCount {
+    /// HTTP requests sent (a `$batch` counts once, however many items it carries).
+    pub requests: u64,
+    /// Resource units charged, batch items included.
+    pub resource_units: u64,
+}
+
+impl UsageCount {
+    /// The usage between an earlier snapshot and this one.
+    pub fn since(self, earlier: UsageCount) -> UsageCount {
+        UsageCount {
+            requests: self.requests.saturating_sub(earlier.requests),
+            resource_units: self.resource_units.saturating_sub(earlier.resource_units),
+        }
+    }
+}
+
+/// Most items Graph takes in one `$batch`.
+pub const BATCH_LIMIT: usize = 20;
 
 impl GraphClient {
     pub fn new(http: reqwest::Client, tokens: TokenSource, policy: RetryPolicy) -> GraphClient {
         let base = format!("{}/v1.0", tokens.credentials().graph_url.trim_end_matches('/'));
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let rng = std::sync::Mutex::new(SmallRng::seed_from_u64(seed as u64));
-        GraphClient { http, base, tokens, policy, gate: Mutex::new(None), rng }
+        GraphClient { http, base, tokens, policy, gate: Mutex::new(None), rng, usage: Usage::default() }
+    }
+
+    /// Requests and resource units so far.
+    pub fn usage(&self) -> UsageCount {
+        UsageCount {
+            requests: self.usage.requests.load(Ordering::Relaxed),
+            resource_units: self.usage.resource_units.load(Ordering::Relaxed),
+        }
     }
 
     pub fn tokens(&self) -> &TokenSource {
@@ -111,11 +151,20 @@ impl GraphClient {
 
     /// GETs `path_or_url` (a path under `/v1.0`, or a full nextLink) and returns its JSON.
     pub async fn get(&self, path_or_url: &str, headers: &[(&str, &str)]) -> Result<Value, GraphError> {
-        let url = if path_or_url.starts_with("http") {
-            path_or_url.to_owned()
-        } else {
-            format!("{}{path_or_url}", self.base)
-        };
+        self.send(reqwest::Method::GET, path_or_url, None, headers).await
+    }
+
+    /// Sends one request with Microsoft's retry rules and returns the JSON answer (`Null` for
+    /// an empty body). Only idempotent requests may be retried blindly: callers send writes
+    /// whose repetition is harmless or detected.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, GraphError> {
+        let url = self.url(path_or_url);
         let mut refreshed = false;
         let mut last = String::new();
         let mut attempt = 0;
@@ -123,7 +172,7 @@ impl GraphClient {
             attempt += 1;
             self.wait_for_gate().await;
             let token = self.tokens.token().await?;
-            match self.once(&url, headers, &token.access_token).await {
+            match self.once(&method, &url, body, headers, &token.access_token).await {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Failed(e) => return Err(e),
                 Attempt::TokenRefused(why) if !refreshed => {
@@ -133,14 +182,7 @@ impl GraphClient {
                     self.tokens.invalidate(&token.access_token).await;
                     last = why;
                 }
-                Attempt::TokenRefused(why) => {
-                    return Err(GraphError::Api {
-                        status: 401,
-                        code: "InvalidAuthenticationToken".into(),
-                        message: why,
-                        request_id: String::new(),
-                    });
-                }
+                Attempt::TokenRefused(why) => return Err(token_refused(why)),
                 Attempt::Retry { wait, why } => {
                     tracing::debug!(%url, attempt, %why, "Graph request will be retried");
                     let wait = wait.unwrap_or_else(|| self.backoff(attempt));
@@ -150,6 +192,96 @@ impl GraphClient {
             }
         }
         Err(GraphError::Exhausted { attempts: self.policy.attempts, last })
+    }
+
+    /// GETs up to [`BATCH_LIMIT`] paths in one `$batch` request and returns each answer in
+    /// the order asked. Items are authorised, charged and throttled one by one, so each
+    /// failed item is retried on its own merits: throttled and unavailable ones after the
+    /// longest `Retry-After` given (behind the same gate as every other request), the rest
+    /// answered as errors. Graph promises no order of the responses; they are matched by id.
+    pub async fn get_batch(&self, paths: &[String]) -> Vec<Result<Value, GraphError>> {
+        let mut answers: Vec<Option<Result<Value, GraphError>>> = paths.iter().map(|_| None).collect();
+        let mut refreshed = false;
+        let mut attempt = 0;
+        let mut last = String::new();
+        while attempt < self.policy.attempts {
+            let pending: Vec<usize> = (0..paths.len()).filter(|i| answers[*i].is_none()).collect();
+            if pending.is_empty() {
+                break;
+            }
+            attempt += 1;
+            let requests: Vec<Value> = pending
+                .iter()
+                .map(|i| serde_json::json!({"id": i.to_string(), "method": "GET", "url": paths[*i]}))
+                .collect();
+            let body = serde_json::json!({ "requests": requests });
+            let reply = match self.send(reqwest::Method::POST, "/$batch", Some(&body), &[]).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    let message = e.to_string();
+                    for i in pending {
+                        answers[i] = Some(Err(GraphError::Exhausted { attempts: attempt, last: message.clone() }));
+                    }
+                    break;
+                }
+            };
+            let responses = reply.get("responses").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut wait: Option<Duration> = None;
+            let mut retry_backoff = false;
+            let mut token_refused = false;
+            for response in responses {
+                let Some(i) = response["id"].as_str().and_then(|id| id.parse::<usize>().ok()) else { continue };
+                if i >= paths.len() || answers[i].is_some() {
+                    continue;
+                }
+                let status = u16::try_from(response["status"].as_u64().unwrap_or(0)).unwrap_or(0);
+                let headers = &response["headers"];
+                let header = |name: &str| {
+                    headers.as_object().and_then(|h| {
+                        h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str())
+                    })
+                };
+                if let Some(units) = header("x-ms-resource-unit").and_then(|v| v.trim().parse::<u64>().ok()) {
+                    self.usage.resource_units.fetch_add(units, Ordering::Relaxed);
+                }
+                let body = response.get("body").cloned().unwrap_or(Value::Null);
+                match status {
+                    200..=299 => answers[i] = Some(Ok(body)),
+                    429 | 503 | 500..=599 | 0 => {
+                        last = format!("{status} {}", body["error"]["code"].as_str().unwrap_or("unknown"));
+                        match header("retry-after").and_then(parse_retry_after) {
+                            Some(after) => wait = Some(wait.map_or(after, |w| w.max(after))),
+                            None => retry_backoff = true,
+                        }
+                    }
+                    401 if !refreshed => token_refused = true,
+                    _ => {
+                        let (code, message, request_id) = error_fields_json(&body);
+                        answers[i] = Some(Err(GraphError::Api {
+                            status,
+                            code,
+                            message,
+                            request_id: request_id
+                                .or_else(|| header("request-id").map(str::to_owned))
+                                .unwrap_or_default(),
+                        }));
+                    }
+                }
+            }
+            if token_refused {
+                refreshed = true;
+                if let Ok(token) = self.tokens.token().await {
+                    self.tokens.invalidate(&token.access_token).await;
+                }
+            }
+            if let Some(wait) = wait.or_else(|| retry_backoff.then(|| self.backoff(attempt))) {
+                self.close_gate_for(wait).await;
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(GraphError::Exhausted { attempts: attempt, last: last.clone() })))
+            .collect()
     }
 
     /// Every item of a collection, page by page: `each` gets each page's `value`.
@@ -175,31 +307,52 @@ impl GraphClient {
         }
     }
 
-    async fn once(&self, url: &str, headers: &[(&str, &str)], token: &str) -> Attempt {
+    async fn once(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        token: &str,
+    ) -> Attempt {
         let bytes: [u8; 16] = self.rng.lock().map(|mut r| r.random()).unwrap_or_default();
         let request_id = uuid::Builder::from_random_bytes(bytes).into_uuid().to_string();
-        let mut request =
-            self.http.get(url).bearer_auth(token).header("client-request-id", &request_id).timeout(self.policy.timeout);
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(token)
+            .header("client-request-id", &request_id)
+            .timeout(self.policy.timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        self.usage.requests.fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return Attempt::Retry { wait: None, why: format!("request failed: {e}") },
         };
-        let status = response.status().as_u16();
-        let retry_after = response
+        if let Some(units) = response
             .headers()
-            .get("retry-after")
+            .get("x-ms-resource-unit")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            self.usage.resource_units.fetch_add(units, Ordering::Relaxed);
+        }
+        let status = response.status().as_u16();
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(e) => return Attempt::Retry { wait: None, why: format!("response broken off: {e}") },
         };
         if (200..300).contains(&status) {
+            if body.is_empty() {
+                return Attempt::Done(Value::Null);
+            }
             return match serde_json::from_slice(&body) {
                 Ok(value) => Attempt::Done(value),
                 Err(e) => Attempt::Failed(GraphError::Malformed(format!("{url}: {e}"))),
@@ -232,6 +385,10 @@ impl GraphClient {
         Duration::from_millis(jittered)
     }
 
+    fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http") { path_or_url.to_owned() } else { format!("{}{path_or_url}", self.base) }
+    }
+
     async fn close_gate_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut gate = self.gate.lock().await;
@@ -249,9 +406,21 @@ impl GraphClient {
     }
 }
 
+/// `Retry-After` in (possibly fractional) seconds.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+fn token_refused(why: String) -> GraphError {
+    GraphError::Api { status: 401, code: "InvalidAuthenticationToken".into(), message: why, request_id: String::new() }
+}
+
 /// Graph's error envelope: code, message and request id, as far as the body has them.
 fn error_fields(body: &[u8]) -> (String, String, Option<String>) {
-    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    error_fields_json(&serde_json::from_slice(body).unwrap_or(Value::Null))
+}
+
+fn error_fields_json(value: &Value) -> (String, String, Option<String>) {
     let error = &value["error"];
     let code = error["code"].as_str().unwrap_or("unknown").to_owned();
     let message = error["message"].as_str().unwrap_or("(no message)").to_owned();

@@ -9,9 +9,11 @@
 
 pub mod auth;
 pub mod graph;
+pub mod sync;
 
 pub use auth::{AuthError, Credentials, TokenSource};
-pub use graph::{GraphClient, GraphError, RetryPolicy};
+pub use graph::{GraphClient, GraphError, RetryPolicy, UsageCount};
+pub use sync::{EntraConnector, EntraSettings, Scope};
 
 #[cfg(test)]
 mod tests;

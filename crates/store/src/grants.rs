@@ -38,6 +38,15 @@ pub struct GrantUpsert {
     pub existing: Vec<GrantId>,
 }
 
+/// Which grants a sweep covers, by their entitlement's key as SQL `LIKE` patterns
+/// (`role:%`, `active`).
+#[derive(Debug, Clone, Copy)]
+pub enum KeyFilter<'a> {
+    All,
+    Only(&'a [&'a str]),
+    Except(&'a [&'a str]),
+}
+
 type Key = (i64, i64, String);
 
 /// A stored current grant: id, entitlement, principal, scope, source, external ref, expiry.
@@ -104,6 +113,10 @@ impl Store {
     /// `snapshot_started_at` and is not in `seen`: the sweep at the end of a full snapshot.
     /// `last_seen_at` is when those grants were last observed (the connector's previous sync).
     /// Returns how many were ended.
+    ///
+    /// `keys` says which grants the snapshot covered, by their entitlement's key: a delta
+    /// sync re-reads some kinds of assignment completely (Graph has no delta for them) and
+    /// sweeps just those; a full sync that could not read a kind leaves it alone.
     pub async fn end_grants_not_seen(
         &self,
         connector: ConnectorId,
@@ -111,10 +124,22 @@ impl Store {
         snapshot_started_at: DateTime<Utc>,
         now: DateTime<Utc>,
         last_seen_at: Option<DateTime<Utc>>,
+        keys: KeyFilter<'_>,
     ) -> Result<u64, StoreError> {
         let mut unseen = Vec::new();
         let first_seen_before = |sql: &mut Sql| {
             sql.push("source <> 'inherited' AND first_seen_at < ").value(snapshot_started_at.trunc_subsecs(6));
+            let (operator, patterns) = match keys {
+                KeyFilter::All => return,
+                KeyFilter::Only(patterns) => ("IN", patterns),
+                KeyFilter::Except(patterns) => ("NOT IN", patterns),
+            };
+            sql.push(&format!(" AND entitlement_id {operator} (SELECT id FROM entitlements WHERE connector_id = "));
+            sql.value(connector.0).push(" AND (1 = 0");
+            for pattern in patterns {
+                sql.push(" OR key LIKE ").value(*pattern);
+            }
+            sql.push("))");
         };
         scan_current(&self.db, self.backend(), connector, first_seen_before, &[], |(id,): (i64,)| {
             if !seen.contains(id) {
@@ -146,6 +171,101 @@ impl Store {
         }
         txn.commit().await?;
         Ok(ended)
+    }
+
+    /// Ends the current direct or JIT grants with the keys (entitlement, principal, scope) of
+    /// `rows`: a delta saw them removed. Keys with no current grant are ignored (replays).
+    pub async fn end_grants_matching(
+        &self,
+        rows: &[GrantData],
+        now: DateTime<Utc>,
+        last_seen_at: Option<DateTime<Utc>>,
+    ) -> Result<u64, StoreError> {
+        let backend = self.backend();
+        let unique = dedupe(rows, key);
+        let mut ids = Vec::new();
+        for chunk in unique.chunks(BATCH) {
+            let stored = lookup_current(&self.db, backend, chunk).await?;
+            ids.extend(stored.values().map(|row| GrantId(row.0)));
+        }
+        self.end_grants(&ids, now, last_seen_at).await
+    }
+
+    /// Ends every current direct or JIT grant held by one of `principals` or on an entitlement
+    /// of one of `resources`: the objects were deleted in the directory.
+    pub async fn end_grants_involving(
+        &self,
+        connector: ConnectorId,
+        principals: &[PrincipalId],
+        resources: &[attest_domain::ResourceId],
+        now: DateTime<Utc>,
+        last_seen_at: Option<DateTime<Utc>>,
+    ) -> Result<u64, StoreError> {
+        let backend = self.backend();
+        let mut ids = Vec::new();
+        for chunk in principals.chunks(rows_per_statement(1)) {
+            let mut sql = Sql::new(
+                backend,
+                "SELECT id FROM grants WHERE ended_at IS NULL AND source <> 'inherited' AND connector_id = ",
+            );
+            sql.value(connector.0).push(" AND principal_id IN ");
+            sql.tuple(chunk.iter().map(|p| Value::from(p.0)));
+            let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+            ids.extend(rows.into_iter().map(|(id,)| GrantId(id)));
+        }
+        for chunk in resources.chunks(rows_per_statement(1)) {
+            let mut sql = Sql::new(
+                backend,
+                "SELECT g.id FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
+                 WHERE g.ended_at IS NULL AND g.source <> 'inherited' AND g.connector_id = ",
+            );
+            sql.value(connector.0).push(" AND e.resource_id IN ");
+            sql.tuple(chunk.iter().map(|r| Value::from(r.0)));
+            let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+            ids.extend(rows.into_iter().map(|(id,)| GrantId(id)));
+        }
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.dedup();
+        self.end_grants(&ids, now, last_seen_at).await
+    }
+
+    /// Ends the current grants of a resource's entitlements that are marked deleted.
+    pub async fn end_grants_of_deleted_entitlements(
+        &self,
+        connector: ConnectorId,
+        resource: attest_domain::ResourceId,
+        now: DateTime<Utc>,
+        last_seen_at: Option<DateTime<Utc>>,
+    ) -> Result<u64, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT g.id FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
+             WHERE g.ended_at IS NULL AND e.deleted_at IS NOT NULL AND g.connector_id = ",
+        );
+        sql.value(connector.0).push(" AND e.resource_id = ").value(resource.0);
+        let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+        let ids: Vec<GrantId> = rows.into_iter().map(|(id,)| GrantId(id)).collect();
+        self.end_grants(&ids, now, last_seen_at).await
+    }
+
+    /// Calls `each` with every current grant of the connector (direct, JIT and inherited), in
+    /// id order, reading in pages so memory stays flat: exports and consistency checks.
+    pub async fn scan_current_grants(
+        &self,
+        connector: ConnectorId,
+        mut each: impl FnMut(GrantRow),
+    ) -> Result<(), StoreError> {
+        scan_current(
+            &self.db,
+            self.backend(),
+            connector,
+            |sql| {
+                sql.push("1 = 1");
+            },
+            GrantRow::COLUMNS,
+            |row: GrantRow| each(row),
+        )
+        .await
     }
 
     /// Benchmarks only: deletes every grant row, history included, and gives the space back,
@@ -357,6 +477,40 @@ pub(crate) async fn scan_current<T: serde::de::DeserializeOwned + FirstId>(
         let Some(last) = page.iter().map(FirstId::first_id).max() else { return Ok(()) };
         after = last;
         page.into_iter().for_each(&mut each);
+    }
+}
+
+/// A current grant as scanned: ids rather than objects, for exports of millions of rows.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct GrantRow {
+    pub id: i64,
+    pub entitlement_id: i64,
+    pub principal_id: i64,
+    pub source: String,
+    pub via_principal_id: Option<i64>,
+    pub scope: String,
+    pub external_ref: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl GrantRow {
+    /// Everything but the id, which the scan adds first.
+    const COLUMNS: &'static [&'static str] = &[
+        "entitlement_id",
+        "principal_id",
+        "source",
+        "via_principal_id",
+        "scope",
+        "external_ref",
+        "first_seen_at",
+        "expires_at",
+    ];
+}
+
+impl FirstId for GrantRow {
+    fn first_id(&self) -> i64 {
+        self.id
     }
 }
 

@@ -18,6 +18,7 @@ mod resources;
 mod schema;
 mod sql;
 mod sync_runs;
+mod sync_state;
 pub mod testing;
 mod upsert;
 
@@ -29,10 +30,11 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 pub use audit::AuditVerification;
 pub use connectors::NewConnector;
 pub use error::StoreError;
-pub use grants::GrantUpsert;
+pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_runs::SyncRunFinish;
+pub use sync_state::SyncedTable;
 
 /// Upserts report, per input row in order, the id of the stored row, and what was written.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -220,8 +220,14 @@ store_test!(grants_upsert_sweep_and_keep_history, |store| {
     store.upsert_grants(c, &[grant(member, late)], t(250)).await.unwrap();
     let connector_synced = store.get_connector(c).await.unwrap().last_synced_at();
     assert_eq!(connector_synced, Some(t(100)));
-    assert_eq!(store.end_grants_not_seen(c, &seen, t(200), t(300), connector_synced).await.unwrap(), 1);
-    assert_eq!(store.end_grants_not_seen(c, &seen, t(200), t(301), connector_synced).await.unwrap(), 0);
+    assert_eq!(
+        store.end_grants_not_seen(c, &seen, t(200), t(300), connector_synced, crate::KeyFilter::All).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.end_grants_not_seen(c, &seen, t(200), t(301), connector_synced, crate::KeyFilter::All).await.unwrap(),
+        0
+    );
     assert!(store.find_current_grant(member, late, "").await.unwrap().is_some());
 
     let history = store.list_grants_for_principal(ids[0], true).await.unwrap();
