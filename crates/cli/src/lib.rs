@@ -45,6 +45,14 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Connect a directory, list connectors, check one's permissions.
+    #[command(subcommand)]
+    Connector(commands::connector::ConnectorCommand),
+    /// Read directories into the entitlement graph (changes since the last sync, or --full).
+    Sync(commands::sync::SyncArgs),
+    /// Export the entitlement graph.
+    #[command(subcommand)]
+    Graph(commands::graph::GraphCommand),
     /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
     /// print its URLs and client credentials.
     Sim(commands::sim::SimArgs),
@@ -92,6 +100,9 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Migrate(args) => commands::migrate::run(&context, args, out).await,
         Command::Config(command) => commands::config::run(&context, command, out),
         Command::Audit(command) => commands::audit::run(&context, command, out).await,
+        Command::Connector(command) => commands::connector::run(&context, command, out).await,
+        Command::Sync(args) => commands::sync::run(&context, args, out).await,
+        Command::Graph(command) => commands::graph::run(&context, command, out).await,
         Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }

@@ -9,6 +9,7 @@
 mod database;
 mod duration;
 mod env;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "attest.toml";
 
 /// The default database: embedded SQLite under `./attest-data` (created on first run).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./attest-data/attest.db?mode=rwc";
+
+/// Where the key encrypting stored credentials is kept unless configured.
+pub const DEFAULT_SECRET_KEY_FILE: &str = "./attest-data/secret.key";
 
 /// A configuration problem, with the key or variable it is about.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,18 @@ pub struct RawConfig {
     pub database: RawDatabase,
     /// Log output.
     pub log: RawLog,
+    /// How secrets stored in the database (connector credentials) are encrypted.
+    pub secrets: RawSecrets,
+}
+
+/// `[secrets]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSecrets {
+    /// The file holding the 256-bit key that encrypts credentials at rest (base64). Created,
+    /// readable by its owner only, the first time a credential is stored. Default:
+    /// `./attest-data/secret.key`. Back it up: credentials cannot be read without it.
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[database]`
@@ -115,6 +131,8 @@ pub enum LogFormat {
 pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    /// Where the key that encrypts stored credentials lives.
+    pub secret_key_file: PathBuf,
     /// The file it was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -201,6 +219,7 @@ impl Config {
         Ok(Config {
             database: DatabaseConfig { url, max_connections: raw.database.max_connections, connect_timeout },
             log: LogConfig { format, filter: raw.log.filter },
+            secret_key_file: raw.secrets.key_file.unwrap_or_else(|| PathBuf::from(DEFAULT_SECRET_KEY_FILE)),
             source_file,
         })
     }
@@ -221,6 +240,7 @@ impl Config {
                 },
                 filter: self.log.filter.clone(),
             },
+            secrets: RawSecrets { key_file: Some(self.secret_key_file.clone()) },
         };
         toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

@@ -15,7 +15,7 @@ use attest_domain::{ConnectorKind, SyncMode};
 
 pub use observed::{ObservedEntitlement, ObservedGrant};
 pub use run::{SyncOutcome, run_sync};
-pub use sink::{SyncSink, SyncSummary};
+pub use sink::{ProgressFn, SyncSink, SyncSummary};
 
 /// Errors a sync can end with.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ use attest_domain::{ConnectorId, SyncMode, SyncTrigger};
 use attest_store::Store;
 use chrono::{DateTime, Utc};
 
+use crate::sink::ProgressFn;
 use crate::{Connector, SyncError, SyncSink, SyncSummary};
 
 /// What a requested sync came to.
@@ -27,6 +28,7 @@ pub async fn run_sync<C: Connector>(
     mode: SyncMode,
     trigger: SyncTrigger,
     now: impl Fn() -> DateTime<Utc>,
+    progress: Option<ProgressFn>,
 ) -> Result<SyncOutcome, SyncError> {
     let mut mode = mode;
     let mut trigger = trigger;
@@ -37,6 +39,9 @@ pub async fn run_sync<C: Connector>(
     }
     loop {
         let mut sink = SyncSink::begin(store, id, mode, trigger, now()).await?;
+        if let Some(progress) = &progress {
+            sink.on_progress(progress.clone());
+        }
         if let Some(reason) = &fell_back {
             sink.note(format!("full sync instead of delta: {reason}"));
         }

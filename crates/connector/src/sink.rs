@@ -19,6 +19,9 @@ const GRANT_BATCH: usize = 50_000;
 /// Unresolvable observations are counted; this many are named in the run's notes.
 const NOTED_EXAMPLES: usize = 5;
 
+/// Called with the run's counts so far after each batch is written (a progress bar).
+pub type ProgressFn = std::sync::Arc<dyn Fn(&SyncCounts) + Send + Sync>;
+
 /// What a finished sync did.
 #[derive(Debug, Clone)]
 pub struct SyncSummary {
@@ -65,6 +68,7 @@ pub struct SyncSink {
     unresolved_examples: Vec<String>,
     /// Time spent writing, per kind, for benchmarks and tracing.
     timings: HashMap<&'static str, f64>,
+    progress: Option<ProgressFn>,
 }
 
 impl SyncSink {
@@ -104,12 +108,18 @@ impl SyncSink {
             unresolved: 0,
             unresolved_examples: Vec::new(),
             timings: HashMap::new(),
+            progress: None,
         })
     }
 
     /// The run being recorded.
     pub fn run(&self) -> &SyncRun {
         &self.run
+    }
+
+    /// Reports the counts so far to `progress` after every batch written.
+    pub fn on_progress(&mut self, progress: ProgressFn) {
+        self.progress = Some(progress);
     }
 
     /// Full snapshot or delta.
@@ -504,6 +514,9 @@ impl SyncSink {
     }
 
     fn time(&mut self, what: &'static str, started: Instant) {
+        if let Some(progress) = &self.progress {
+            progress(&self.counts);
+        }
         *self.timings.entry(what).or_default() += started.elapsed().as_secs_f64();
     }
 }

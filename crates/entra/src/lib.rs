@@ -9,10 +9,13 @@
 
 pub mod auth;
 pub mod graph;
+pub mod readiness;
+pub mod stored;
 pub mod sync;
 
 pub use auth::{AuthError, Credentials, TokenSource};
 pub use graph::{GraphClient, GraphError, RetryPolicy, UsageCount};
+pub use readiness::{FeatureReadiness, Readiness};
 pub use sync::{EntraConnector, EntraSettings, Scope};
 
 #[cfg(test)]

@@ -143,3 +143,42 @@ fn credentials_never_print_the_secret() {
     };
     assert!(!format!("{credentials:?}").contains("hunter2"));
 }
+
+#[tokio::test]
+async fn readiness_names_each_missing_permission_and_the_feature_it_blocks() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut app = ClientApp::attest(3);
+    app.roles.retain(|r| r != "GroupMember.Read.All" && r != "AuditLog.Read.All");
+    let sim = spawn_with(listener, generate(spec()), app, SimOptions::default()).await.unwrap();
+    let report = crate::readiness::check(&client(&sim)).await;
+    assert!(report.signed_in && !report.can_sync(), "{report:?}");
+    let feature = |name: &str| report.features.iter().find(|f| f.feature == name).unwrap().clone();
+    assert_eq!(feature("sync").missing_permissions, ["GroupMember.Read.All"]);
+    assert_eq!(feature("sign-in activity").missing_permissions, ["AuditLog.Read.All"]);
+    assert!(feature("PIM").ready, "{report:?}");
+    let provisioning = feature("provisioning");
+    assert!(!provisioning.ready && provisioning.missing_permissions.contains(&"AppRoleAssignment.ReadWrite.All"));
+
+    // With everything granted, only the licence can stand in the way.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut tenant = generate(spec());
+    tenant.non_premium = true;
+    let sim =
+        spawn_with(listener, tenant, ClientApp::attest(3).with_provisioning(), SimOptions::default()).await.unwrap();
+    let report = crate::readiness::check(&client(&sim)).await;
+    assert!(report.can_sync(), "{report:?}");
+    for name in ["sign-in activity", "PIM"] {
+        let f = report.features.iter().find(|f| f.feature == name).unwrap();
+        assert!(!f.ready && f.missing_permissions.is_empty(), "{f:?}");
+        assert!(f.problems[0].contains("licence"), "{f:?}");
+    }
+    assert!(report.features.iter().find(|f| f.feature == "provisioning").unwrap().ready);
+
+    // Without consent, the report says so and what to do.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = SimOptions { consented: false, ..SimOptions::default() };
+    let sim = spawn_with(listener, generate(spec()), ClientApp::attest(3), options).await.unwrap();
+    let report = crate::readiness::check(&client(&sim)).await;
+    assert!(!report.signed_in && report.needs_consent, "{report:?}");
+    assert!(report.problem.unwrap().contains("admin consent"));
+}

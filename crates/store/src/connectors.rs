@@ -99,6 +99,53 @@ impl Store {
         Ok(connectors)
     }
 
+    /// Stores a connector's sealed credentials (the store never sees them in clear), or
+    /// removes them with `None`.
+    pub async fn set_connector_credentials(
+        &self,
+        id: ConnectorId,
+        sealed: Option<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.get_connector(id).await?;
+        connector::ActiveModel {
+            id: Unchanged(id.0),
+            credentials: Set(sealed),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A connector's sealed credentials, if any were stored.
+    pub async fn find_connector_credentials(&self, id: ConnectorId) -> Result<Option<Vec<u8>>, StoreError> {
+        let model = connector::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "connector", key: id.to_string() })?;
+        Ok(model.credentials)
+    }
+
+    /// Records where a connector stands (after a readiness check or a sync's outcome).
+    pub async fn set_connector_status(
+        &self,
+        id: ConnectorId,
+        status: ConnectorStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        connector::ActiveModel {
+            id: Unchanged(id.0),
+            status: Set(status.as_str().to_owned()),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await?;
+        Ok(())
+    }
+
     /// Records that a sync of `mode` observed the directory as of `at`.
     pub(crate) async fn mark_connector_synced(
         &self,

@@ -116,6 +116,18 @@ impl Store {
             .collect()
     }
 
+    /// Every entitlement of a connector, by id.
+    pub async fn list_connector_entitlements(&self, connector: ConnectorId) -> Result<Vec<Entitlement>, StoreError> {
+        entitlement::Entity::find()
+            .filter(Column::ConnectorId.eq(connector.0))
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(entitlement::Model::into_domain)
+            .collect()
+    }
+
     /// (resource id, key) → entitlement id for a whole connector.
     pub async fn entitlement_ids_by_key(
         &self,

@@ -481,7 +481,7 @@ pub(crate) async fn scan_current<T: serde::de::DeserializeOwned + FirstId>(
 }
 
 /// A current grant as scanned: ids rather than objects, for exports of millions of rows.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GrantRow {
     pub id: i64,
     pub entitlement_id: i64,

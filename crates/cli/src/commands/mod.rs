@@ -2,8 +2,11 @@
 
 pub mod audit;
 pub mod config;
+pub mod connector;
+pub mod graph;
 pub mod migrate;
 pub mod sim;
+pub mod sync;
 
 use std::path::Path;
 

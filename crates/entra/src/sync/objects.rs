@@ -202,10 +202,7 @@ pub type Offering = (ResourceData, Vec<ObservedEntitlement>);
 /// A service principal as a principal (typed by `servicePrincipalType`), plus, for an
 /// enterprise application in scope, the resource and its entitlements: `owner`, default
 /// access, and one per app role.
-pub fn service_principal(
-    sp: &Value,
-    scope: &Scope,
-) -> Option<(PrincipalData, Option<Offering>)> {
+pub fn service_principal(sp: &Value, scope: &Scope) -> Option<(PrincipalData, Option<Offering>)> {
     let id = text(sp, "id")?;
     let name = text(sp, "displayName").unwrap_or_else(|| id.clone());
     let sp_type = text(sp, "servicePrincipalType").unwrap_or_else(|| "Application".into());

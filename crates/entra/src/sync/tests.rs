@@ -50,7 +50,7 @@ async fn new_connector(store: &Store) -> ConnectorId {
 }
 
 async fn sync(c: &EntraConnector, store: &Store, id: ConnectorId, mode: SyncMode) -> SyncOutcome {
-    run_sync(c, store, id, mode, SyncTrigger::Cli, chrono::Utc::now).await.unwrap()
+    run_sync(c, store, id, mode, SyncTrigger::Cli, chrono::Utc::now, None).await.unwrap()
 }
 
 /// Asserts the graph equals the simulator's truth, kind by kind, naming the first differences.

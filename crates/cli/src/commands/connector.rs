@@ -1,0 +1,202 @@
+//! `attest connector add|list|check`: connecting an Entra tenant and checking it is ready.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use attest_config::secrets::SecretKey;
+use attest_domain::{Connector, ConnectorStatus};
+use attest_entra::sync::EntraSettings;
+use attest_entra::{Readiness, stored};
+use attest_store::{NewConnector, Store};
+use clap::{Args, Subcommand};
+
+use super::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Connect a directory. The client secret is read from a file and stored encrypted.
+    #[command(subcommand)]
+    Add(AddCommand),
+    /// List connectors and where each stands.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a connector's credentials and, per feature, the Graph permissions and licences it
+    /// lacks. Exits 1 when the connector cannot sync.
+    Check {
+        /// The connector's name.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddCommand {
+    /// A Microsoft Entra tenant, through an app registration with application permissions.
+    Entra(AddEntra),
+}
+
+#[derive(Debug, Args)]
+pub struct AddEntra {
+    /// A unique name for the connector (used by `attest sync NAME`).
+    #[arg(long)]
+    name: String,
+    /// The directory (tenant) id.
+    #[arg(long)]
+    tenant_id: String,
+    /// The app registration's application (client) id.
+    #[arg(long)]
+    client_id: String,
+    /// A file holding the client secret's value (not its id); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    client_secret_file: PathBuf,
+    /// Microsoft Graph's base URL (national clouds differ).
+    #[arg(long, value_name = "URL", default_value = "https://graph.microsoft.com")]
+    graph_url: String,
+    /// The identity platform's base URL (national clouds differ).
+    #[arg(long, value_name = "URL", default_value = "https://login.microsoftonline.com")]
+    login_url: String,
+    /// An integration owner's email, asked to finish setup (repeatable).
+    #[arg(long = "owner", value_name = "EMAIL")]
+    owners: Vec<String>,
+    /// Store the connector without checking the credentials against the tenant.
+    #[arg(long)]
+    no_check: bool,
+}
+
+pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let store = context.store().await?;
+    match command {
+        ConnectorCommand::Add(AddCommand::Entra(args)) => add_entra(context, &store, args, out).await,
+        ConnectorCommand::List { json } => {
+            let connectors = store.list_connectors().await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&connectors)?)?;
+            } else if connectors.is_empty() {
+                writeln!(out, "no connectors yet: add one with `attest connector add entra`")?;
+            } else {
+                for c in &connectors {
+                    let synced =
+                        c.last_synced_at().map_or_else(|| "never synced".to_owned(), |t| format!("synced {t}"));
+                    let tenant = c.tenant_id.as_deref().unwrap_or("-");
+                    writeln!(out, "{}\t{}\ttenant {tenant}\t{}\t{synced}", c.name, c.kind, c.status)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConnectorCommand::Check { name, json } => {
+            let connector = find(&store, &name).await?;
+            let report = check(context, &store, &connector).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                print_report(&connector.name, &report, out)?;
+            }
+            Ok(if report.can_sync() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+/// The connector named `name`, or an error listing the ones that exist.
+pub async fn find(store: &Store, name: &str) -> anyhow::Result<Connector> {
+    if let Some(connector) = store.find_connector_by_name(name).await? {
+        return Ok(connector);
+    }
+    let names: Vec<String> = store.list_connectors().await?.into_iter().map(|c| c.name).collect();
+    if names.is_empty() {
+        anyhow::bail!(
+            "there is no connector named '{name}' (none exist yet: add one with `attest connector add entra`)"
+        )
+    }
+    anyhow::bail!("there is no connector named '{name}'; connectors: {}", names.join(", "))
+}
+
+/// The HTTP client every connector uses.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("attest/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let secret = if args.client_secret_file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_line(&mut text).context("cannot read the client secret from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(&args.client_secret_file)
+            .with_context(|| format!("cannot read the client secret file {}", args.client_secret_file.display()))?
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        anyhow::bail!("the client secret file is empty");
+    }
+    for (flag, url) in [("--graph-url", &args.graph_url), ("--login-url", &args.login_url)] {
+        url::Url::parse(url).with_context(|| format!("{flag}: not a URL: {url}"))?;
+    }
+    let key = SecretKey::load_or_create(&context.config.secret_key_file)?;
+    let settings = EntraSettings {
+        graph_url: args.graph_url.trim_end_matches('/').to_owned(),
+        login_url: args.login_url.trim_end_matches('/').to_owned(),
+        ..EntraSettings::default()
+    };
+    let now = chrono::Utc::now();
+    let new = NewConnector {
+        tenant_id: Some(args.tenant_id.trim().to_owned()),
+        settings: settings.to_json(),
+        owners: args.owners.clone(),
+        ..NewConnector::entra(args.name.trim())
+    };
+    let connector = store.create_connector(new, now).await?;
+    let sealed = stored::seal_credentials(&key, connector.id, args.client_id.trim(), secret)?;
+    store.set_connector_credentials(connector.id, Some(sealed), now).await?;
+    writeln!(out, "connector '{}' added; its client secret is stored encrypted", connector.name)?;
+    if args.no_check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = check(context, store, &connector).await?;
+    print_report(&connector.name, &report, out)?;
+    Ok(if report.can_sync() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Runs the readiness check and records the connector's status from it.
+async fn check(context: &Context, store: &Store, connector: &Connector) -> anyhow::Result<Readiness> {
+    let key = SecretKey::load(&context.config.secret_key_file)?;
+    let entra = stored::open(store, &key, connector, http_client()?).await?;
+    let report = attest_entra::readiness::check(entra.client()).await;
+    let status = if report.needs_consent {
+        ConnectorStatus::AwaitingConsent
+    } else if !report.signed_in {
+        ConnectorStatus::Error
+    } else if report.can_sync() {
+        ConnectorStatus::Connected
+    } else {
+        ConnectorStatus::NeedsReauthorization
+    };
+    store.set_connector_status(connector.id, status, chrono::Utc::now()).await?;
+    Ok(report)
+}
+
+fn print_report(name: &str, report: &Readiness, out: &mut dyn Write) -> std::io::Result<()> {
+    if let Some(problem) = &report.problem {
+        writeln!(out, "{name}: cannot sign in: {problem}")?;
+        return Ok(());
+    }
+    writeln!(out, "{name}: signed in; the app holds {} application permission(s)", report.granted.len())?;
+    for feature in &report.features {
+        let mark = if feature.ready { "ready" } else { "NOT READY" };
+        writeln!(out, "  {:<17} {mark}", feature.feature)?;
+        for permission in &feature.missing_permissions {
+            writeln!(out, "      missing permission {permission} (application permission, needs admin consent)")?;
+        }
+        for problem in &feature.problems {
+            writeln!(out, "      {problem}")?;
+        }
+    }
+    Ok(())
+}
