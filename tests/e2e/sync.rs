@@ -89,6 +89,15 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
     let full = run(args(&["sync", "contoso", "--full"])).await;
     assert!(full.success && full.stdout.contains("full sync finished"), "{:?}\n{}", full.error, full.stdout);
 
+    // Scope: without guests, a full sync leaves them out (marked deleted); back again after.
+    let configured = run(args(&["connector", "configure", "contoso", "--include-guests", "false"])).await;
+    assert!(configured.success && configured.stdout.contains("\"include_guests\": false"), "{}", configured.stdout);
+    let narrowed = run(args(&["sync", "contoso", "--full", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&narrowed.stdout).unwrap();
+    assert!(runs[0]["run"]["counts"]["principals"]["removed"].as_u64().unwrap() > 0, "{runs}");
+    assert!(run(args(&["connector", "configure", "contoso", "--include-guests", "true"])).await.success);
+    assert!(run(args(&["sync", "contoso", "--full"])).await.success);
+
     // The JSON export holds the graph, consistent with the tenant.
     let export = run(args(&["graph", "export"])).await;
     assert!(export.success, "{:?}", export.error);

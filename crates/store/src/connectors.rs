@@ -128,6 +128,25 @@ impl Store {
         Ok(model.credentials)
     }
 
+    /// Replaces a connector's settings (scope, base URLs), as its connector type defines them.
+    pub async fn set_connector_settings(
+        &self,
+        id: ConnectorId,
+        settings: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.get_connector(id).await?;
+        connector::ActiveModel {
+            id: Unchanged(id.0),
+            settings: Set(settings.to_string()),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await?;
+        Ok(())
+    }
+
     /// Records where a connector stands (after a readiness check or a sync's outcome).
     pub async fn set_connector_status(
         &self,

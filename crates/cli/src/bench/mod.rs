@@ -4,6 +4,7 @@ mod ingest;
 mod loader;
 mod rss;
 mod sim;
+mod sync;
 mod synth;
 
 use std::io::Write;
@@ -22,11 +23,17 @@ pub enum BenchCommand {
     /// Generate a tenant in the Entra simulator and page through it over HTTP: generation
     /// time, objects served per second, memory.
     Sim(sim::SimBenchArgs),
+    /// Full sync of a generated tenant through the Entra connector (20 ms latency per
+    /// request), then a delta after churn: wall time, requests, resource units, exactness
+    /// against the tenant, memory; and the per-group member-listing pattern's cost beside it.
+    /// Uses --database-url (migrating it) and adds a connector named bench-<time>.
+    Sync(sync::SyncBenchArgs),
 }
 
 pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(context, args, out).await,
         BenchCommand::Sim(args) => sim::run(args, out).await,
+        BenchCommand::Sync(args) => sync::run(context, args, out).await,
     }
 }

@@ -24,6 +24,10 @@ pub enum ConnectorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change what a connector syncs (its scope) and how often a delta re-reads application
+    /// role assignments; prints the resulting settings. Takes effect at the next sync (a full
+    /// sync applies a narrower scope to what is already stored).
+    Configure(ConfigureArgs),
     /// Check a connector's credentials and, per feature, the Graph permissions and licences it
     /// lacks. Exits 1 when the connector cannot sync.
     Check {
@@ -32,6 +36,29 @@ pub enum ConnectorCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// The connector's name.
+    name: String,
+    #[arg(long, value_name = "BOOL")]
+    include_guests: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    include_disabled_users: Option<bool>,
+    /// Groups synchronised from on-premises Active Directory.
+    #[arg(long, value_name = "BOOL")]
+    include_on_premises_groups: Option<bool>,
+    /// Microsoft's own applications as resources.
+    #[arg(long, value_name = "BOOL")]
+    include_first_party_apps: Option<bool>,
+    /// Only these groups (object ids, comma-separated) are resources; an empty value means all.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', num_args = 0..)]
+    groups: Option<Vec<String>>,
+    /// How old the last read of application role assignments may be before a delta re-reads
+    /// them (0: every delta).
+    #[arg(long, value_name = "MINUTES")]
+    app_assignments_refresh_minutes: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +113,32 @@ pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Wri
                     writeln!(out, "{}\t{}\ttenant {tenant}\t{}\t{synced}", c.name, c.kind, c.status)?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConnectorCommand::Configure(args) => {
+            let connector = find(&store, &args.name).await?;
+            let mut settings = EntraSettings::from_json(&connector.settings).map_err(anyhow::Error::msg)?;
+            let scope = &mut settings.scope;
+            if let Some(v) = args.include_guests {
+                scope.include_guests = v;
+            }
+            if let Some(v) = args.include_disabled_users {
+                scope.include_disabled_users = v;
+            }
+            if let Some(v) = args.include_on_premises_groups {
+                scope.include_on_premises_groups = v;
+            }
+            if let Some(v) = args.include_first_party_apps {
+                scope.include_first_party_apps = v;
+            }
+            if let Some(groups) = args.groups {
+                scope.groups = groups.into_iter().map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect();
+            }
+            if let Some(minutes) = args.app_assignments_refresh_minutes {
+                settings.app_assignments_refresh_minutes = minutes;
+            }
+            store.set_connector_settings(connector.id, &settings.to_json(), chrono::Utc::now()).await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&settings.to_json())?)?;
             Ok(ExitCode::SUCCESS)
         }
         ConnectorCommand::Check { name, json } => {
