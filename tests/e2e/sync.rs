@@ -21,6 +21,31 @@ fn scratch() -> (std::path::PathBuf, String) {
     (dir, config.display().to_string())
 }
 
+/// `connector add entra` for the simulator's app, with its secret in `secret_file`.
+fn add_entra(sim: &SimHandle, name: &str, secret_file: &std::path::Path) -> Vec<String> {
+    let app = sim.sim.client();
+    [
+        "connector",
+        "add",
+        "entra",
+        "--name",
+        name,
+        "--tenant-id",
+        &sim.tenant_id(),
+        "--client-id",
+        &app.client_id,
+        "--client-secret-file",
+        secret_file.to_str().unwrap(),
+        "--graph-url",
+        &sim.graph_url,
+        "--login-url",
+        &sim.login_url,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
 fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{nanos:x}")
@@ -40,24 +65,7 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
     std::fs::write(&secret_file, format!("{}\n", app.client_secret)).unwrap();
     let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
 
-    let added = run(args(&[
-        "connector",
-        "add",
-        "entra",
-        "--name",
-        "contoso",
-        "--tenant-id",
-        &sim.tenant_id(),
-        "--client-id",
-        &app.client_id,
-        "--client-secret-file",
-        secret_file.to_str().unwrap(),
-        "--graph-url",
-        &sim.graph_url,
-        "--login-url",
-        &sim.login_url,
-    ]))
-    .await;
+    let added = run(add_entra(&sim, "contoso", &secret_file)).await;
     // Provisioning permissions are not granted, so the check says so but sync is ready.
     assert!(added.success, "{:?}\n{}", added.error, added.stdout);
     assert!(added.stdout.contains("sync              ready"), "{}", added.stdout);
@@ -143,24 +151,8 @@ db_test!(a_connector_without_consent_is_reported_clearly, true, |db| {
     let url = db.url.expose().to_owned();
     let base = ["--config", &config, "--database-url", &url];
     let mut add = base.to_vec();
-    let tenant = sim.tenant_id();
-    add.extend([
-        "connector",
-        "add",
-        "entra",
-        "--name",
-        "fabrikam",
-        "--tenant-id",
-        &tenant,
-        "--client-id",
-        &app.client_id,
-        "--client-secret-file",
-        secret_file.to_str().unwrap(),
-        "--graph-url",
-        &sim.graph_url,
-        "--login-url",
-        &sim.login_url,
-    ]);
+    let add_args = add_entra(&sim, "fabrikam", &secret_file);
+    add.extend(add_args.iter().map(String::as_str));
     let added = attest(&add).await;
     assert!(!added.success);
     assert!(added.stdout.contains("cannot sign in") && added.stdout.contains("admin consent"), "{}", added.stdout);

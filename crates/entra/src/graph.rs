@@ -137,6 +137,12 @@ impl GraphClient {
         GraphClient { http, base, tokens, policy, gate: Mutex::new(None), rng, usage: Usage::default() }
     }
 
+    /// A client whose tokens come from `credentials`, over one HTTP client shared with the
+    /// token requests.
+    pub fn connect(http: reqwest::Client, credentials: crate::Credentials, policy: RetryPolicy) -> GraphClient {
+        GraphClient::new(http.clone(), TokenSource::new(http, credentials), policy)
+    }
+
     /// Requests and resource units so far.
     pub fn usage(&self) -> UsageCount {
         UsageCount {

@@ -7,7 +7,7 @@ use attest_domain::{Connector, ConnectorId};
 use attest_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Credentials, TokenSource};
+use crate::auth::Credentials;
 use crate::graph::{GraphClient, RetryPolicy};
 use crate::sync::{EntraConnector, EntraSettings};
 
@@ -81,6 +81,6 @@ pub async fn open(
     let credentials = credentials(store, key, connector).await?;
     let settings = EntraSettings::from_json(&connector.settings)
         .map_err(|message| OpenError::Invalid { name: connector.name.clone(), message })?;
-    let client = GraphClient::new(http.clone(), TokenSource::new(http, credentials), RetryPolicy::default());
+    let client = GraphClient::connect(http, credentials, RetryPolicy::default());
     Ok(EntraConnector::new(client, settings))
 }

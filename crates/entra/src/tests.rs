@@ -8,7 +8,7 @@ use attest_entra_sim::{
     ClientApp, Fault, FaultRule, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with,
 };
 
-use crate::{AuthError, Credentials, GraphClient, GraphError, RetryPolicy, TokenSource};
+use crate::{AuthError, Credentials, GraphClient, GraphError, RetryPolicy};
 
 fn spec() -> TenantSpec {
     TenantSpec { users: 700, groups: 30, apps: 4, assignments_per_app: 10, seed: 3 }
@@ -29,17 +29,20 @@ fn policy() -> RetryPolicy {
     }
 }
 
-fn client(sim: &SimHandle) -> GraphClient {
+/// The simulator's client app, as credentials.
+pub(crate) fn sim_credentials(sim: &SimHandle) -> Credentials {
     let app = sim.sim.client().clone();
-    let credentials = Credentials {
+    Credentials {
         login_url: sim.login_url.clone(),
         graph_url: sim.graph_url.clone(),
         tenant_id: sim.tenant_id(),
         client_id: app.client_id,
         client_secret: app.client_secret,
-    };
-    let http = reqwest::Client::new();
-    GraphClient::new(http.clone(), TokenSource::new(http, credentials), policy())
+    }
+}
+
+fn client(sim: &SimHandle) -> GraphClient {
+    GraphClient::connect(reqwest::Client::new(), sim_credentials(sim), policy())
 }
 
 async fn count_users(client: &GraphClient) -> Result<usize, GraphError> {

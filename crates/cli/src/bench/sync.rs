@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use attest_connector::{SyncOutcome, run_sync};
 use attest_domain::{ConnectorId, SyncMode, SyncTrigger};
-use attest_entra::{Credentials, EntraConnector, EntraSettings, GraphClient, RetryPolicy, TokenSource};
+use attest_entra::{Credentials, EntraConnector, EntraSettings, GraphClient, RetryPolicy};
 use attest_entra_sim::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, Truth, generate, spawn_with};
 use attest_store::{NewConnector, Store};
 use clap::Args;
@@ -120,8 +120,7 @@ fn client_for(sim: &SimHandle) -> GraphClient {
         client_id: app.client_id,
         client_secret: app.client_secret,
     };
-    let http = reqwest::Client::new();
-    GraphClient::new(http.clone(), TokenSource::new(http, credentials), RetryPolicy::default())
+    GraphClient::connect(reqwest::Client::new(), credentials, RetryPolicy::default())
 }
 
 fn connector_for(sim: &SimHandle) -> EntraConnector {

@@ -11,7 +11,7 @@ use attest_entra_sim::{ClientApp, Fault, FaultRule, SimHandle, SimOptions, Tenan
 use attest_store::{NewConnector, Store, store_test};
 
 use super::*;
-use crate::{Credentials, RetryPolicy, TokenSource};
+use crate::RetryPolicy;
 
 fn spec(seed: u64) -> TenantSpec {
     TenantSpec { users: 400, groups: 40, apps: 6, assignments_per_app: 15, seed }
@@ -23,22 +23,14 @@ async fn sim(spec: TenantSpec, options: SimOptions) -> SimHandle {
 }
 
 fn connector_for(sim: &SimHandle, settings: EntraSettings) -> EntraConnector {
-    let app = sim.sim.client().clone();
-    let credentials = Credentials {
-        login_url: sim.login_url.clone(),
-        graph_url: sim.graph_url.clone(),
-        tenant_id: sim.tenant_id(),
-        client_id: app.client_id,
-        client_secret: app.client_secret,
-    };
-    let http = reqwest::Client::new();
     let policy = RetryPolicy {
         attempts: 8,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(200),
         timeout: Duration::from_secs(5),
     };
-    EntraConnector::new(GraphClient::new(http.clone(), TokenSource::new(http, credentials), policy), settings)
+    let credentials = crate::tests::sim_credentials(sim);
+    EntraConnector::new(GraphClient::connect(reqwest::Client::new(), credentials, policy), settings)
 }
 
 fn settings() -> EntraSettings {
