@@ -176,6 +176,10 @@ pub struct SimOptions {
     /// Whether an administrator has already consented to the client app. When not, token
     /// requests fail with AADSTS700016 until the admin-consent page is used.
     pub consented: bool,
+    /// The base URL clients reach the simulator at, when that is not its own listener: behind a
+    /// TLS-terminating proxy it is `https://localhost:PORT`. Links the simulator hands out (paging,
+    /// delta, token issuer) use it.
+    pub public_url: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -186,6 +190,7 @@ impl Default for SimOptions {
             latency: std::time::Duration::ZERO,
             faults: FaultPlan::default(),
             consented: true,
+            public_url: None,
         }
     }
 }
@@ -203,7 +208,7 @@ pub async fn spawn_with(
     options: SimOptions,
 ) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
-    let graph_url = format!("http://{addr}");
+    let graph_url = options.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let sim = Arc::new(Sim::new(tenant, client, graph_url.clone(), options));
     let login_url = sim.login_url();
     let router = server::router(sim.clone());

@@ -42,7 +42,7 @@ pub(crate) fn sim_credentials(sim: &SimHandle) -> Credentials {
 }
 
 fn client(sim: &SimHandle) -> GraphClient {
-    GraphClient::connect(reqwest::Client::new(), sim_credentials(sim), policy())
+    GraphClient::connect(attest_http::client().unwrap(), sim_credentials(sim), policy())
 }
 
 async fn count_users(client: &GraphClient) -> Result<usize, GraphError> {

@@ -44,7 +44,7 @@ pub async fn run(args: SimBenchArgs, out: &mut dyn Write) -> anyhow::Result<Exit
     let client = ClientApp::attest(args.seed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn(listener, tenant, client.clone()).await?;
-    let http = reqwest::Client::new();
+    let http = crate::commands::connector::http_client()?;
     let token: serde_json::Value = http
         .post(format!("{}/{}/oauth2/v2.0/token", sim.login_url, sim.tenant_id()))
         .form(&[

@@ -76,7 +76,7 @@ pub async fn run(context: &Context, args: SyncBenchArgs, out: &mut dyn Write) ->
     let sim = spawn_with(listener, tenant, ClientApp::attest(args.seed), options).await?;
     let name = format!("bench-{}", chrono::Utc::now().timestamp_millis());
     let id = store.create_connector(NewConnector::entra(&name), chrono::Utc::now()).await?.id;
-    let connector = connector_for(&sim);
+    let connector = connector_for(&sim)?;
 
     let full = timed_sync(&connector, &store, id, SyncMode::Full).await?;
     report(out, "full sync", &full)?;
@@ -92,7 +92,7 @@ pub async fn run(context: &Context, args: SyncBenchArgs, out: &mut dyn Write) ->
     let share = 100.0 * delta.1.summary.run.resource_units as f64 / full.1.summary.run.resource_units.max(1) as f64;
     writeln!(out, "  delta resource units: {share:.1}% of the full sync's")?;
     let refresh = EntraConnector::new(
-        client_for(&sim),
+        client_for(&sim)?,
         EntraSettings { app_assignments_refresh_minutes: 0, ..EntraSettings::default() },
     );
     let with_refresh = timed_sync(&refresh, &store, id, SyncMode::Delta).await?;
@@ -111,7 +111,7 @@ pub async fn run(context: &Context, args: SyncBenchArgs, out: &mut dyn Write) ->
     Ok(ExitCode::SUCCESS)
 }
 
-fn client_for(sim: &SimHandle) -> GraphClient {
+fn client_for(sim: &SimHandle) -> anyhow::Result<GraphClient> {
     let app = sim.sim.client().clone();
     let credentials = Credentials {
         login_url: sim.login_url.clone(),
@@ -120,11 +120,11 @@ fn client_for(sim: &SimHandle) -> GraphClient {
         client_id: app.client_id,
         client_secret: app.client_secret,
     };
-    GraphClient::connect(reqwest::Client::new(), credentials, RetryPolicy::default())
+    Ok(GraphClient::connect(crate::commands::connector::http_client()?, credentials, RetryPolicy::default()))
 }
 
-fn connector_for(sim: &SimHandle) -> EntraConnector {
-    EntraConnector::new(client_for(sim), EntraSettings::default())
+fn connector_for(sim: &SimHandle) -> anyhow::Result<EntraConnector> {
+    Ok(EntraConnector::new(client_for(sim)?, EntraSettings::default()))
 }
 
 async fn timed_sync(
@@ -180,7 +180,7 @@ async fn exactness(sim: &SimHandle, store: &Store, id: ConnectorId) -> anyhow::R
 /// What existing connectors do: one `/groups/{id}/members` walk (and one owners listing) per
 /// group, 16 at a time.
 async fn member_listing(sim: &SimHandle, out: &mut dyn Write) -> anyhow::Result<()> {
-    let client = Arc::new(client_for(sim));
+    let client = Arc::new(client_for(sim)?);
     let groups: Vec<String> = sim.sim.read(|t| t.live_groups().map(|g| g.id.clone()).collect());
     let before = sim.sim.stats();
     let started = Instant::now();

@@ -170,7 +170,7 @@ pub async fn find(store: &Store, name: &str) -> anyhow::Result<Connector> {
 
 /// The HTTP client every connector uses.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    attest_http::client_builder()
         .user_agent(concat!("attest/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")

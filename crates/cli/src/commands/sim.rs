@@ -190,7 +190,7 @@ mod tests {
         ])
         .await;
         assert_eq!((details["tenant_id"].as_str(), details["client_id"].as_str()), (Some(tenant), Some("my-client")));
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let issued: serde_json::Value = token(&http, &details).await.json().await.unwrap();
         let access = issued["access_token"].as_str().unwrap();
         let started = std::time::Instant::now();
@@ -217,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn fault_rate_faults_graph_requests() {
         let (sim, details) = started(&["--fault-rate", "1"]).await;
-        let http = reqwest::Client::new();
+        let http = attest_http::client().unwrap();
         let issued: serde_json::Value = token(&http, &details).await.json().await.unwrap();
         let access = issued["access_token"].as_str().unwrap();
         for _ in 0..10 {
@@ -234,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn unconsented_until_an_administrator_accepts() {
         let (sim, details) = started(&["--unconsented", "--redirect-uri", "http://localhost:1/cb"]).await;
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let refused: serde_json::Value = token(&http, &details).await.json().await.unwrap();
         assert_eq!(refused["error_codes"][0], 700016);
         let consent = details["admin_consent_url"].as_str().unwrap();

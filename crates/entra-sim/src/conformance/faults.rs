@@ -75,7 +75,7 @@ async fn dropped_connections_and_slow_responses() {
     let started = Instant::now();
     assert_eq!(f.get("/v1.0/users?$top=5", &[]).await.0, 200);
     assert!(started.elapsed() >= Duration::from_millis(400));
-    let timeout = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
+    let timeout = attest_http::client_builder().timeout(Duration::from_millis(100)).build().unwrap();
     f.sim.inject(FaultRule::on("/v1.0/users", Fault::Slow { millis: 400 }));
     assert!(timeout.get(&url).bearer_auth(&f.token).send().await.unwrap_err().is_timeout());
 }

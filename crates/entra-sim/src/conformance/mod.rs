@@ -39,7 +39,7 @@ impl Fixture {
         tweak(&mut tenant);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = spawn_with(listener, tenant, client, options).await.unwrap();
-        let http = reqwest::Client::new();
+        let http = attest_http::client().unwrap();
         let mut fixture = Fixture { sim, http, token: String::new() };
         fixture.token = fixture.fetch_token().await["access_token"].as_str().unwrap().to_owned();
         fixture

@@ -20,7 +20,7 @@ async fn fixture(options: SimOptions) -> Fixture {
 
 /// A client that shows redirects instead of following them.
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 fn login(f: &Fixture, path: &str) -> String {

@@ -30,7 +30,7 @@ fn connector_for(sim: &SimHandle, settings: EntraSettings) -> EntraConnector {
         timeout: Duration::from_secs(5),
     };
     let credentials = crate::tests::sim_credentials(sim);
-    EntraConnector::new(GraphClient::connect(reqwest::Client::new(), credentials, policy), settings)
+    EntraConnector::new(GraphClient::connect(attest_http::client().unwrap(), credentials, policy), settings)
 }
 
 fn settings() -> EntraSettings {
@@ -137,4 +137,23 @@ store_test!(faults_and_throttling_leave_the_result_exact, |store| {
     sim.mutate(3, 4);
     sync(&c, &store, id, SyncMode::Delta).await;
     assert_matches_truth(&sim, &store, id, "after a delta with faults").await;
+});
+
+store_test!(syncs_over_https, |store| {
+    // Graph is HTTPS only: the simulator sits behind a TLS front and hands out https links.
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("https://localhost:{}", front.local_addr().unwrap().port());
+    let sim = sim(spec(15), SimOptions { public_url: Some(public_url), ..SimOptions::default() }).await;
+    attest_http::test_tls::spawn_front(front, sim.addr).unwrap();
+    assert!(sim.graph_url.starts_with("https://") && sim.login_url.starts_with("https://"));
+
+    let credentials = crate::tests::sim_credentials(&sim);
+    let http = attest_http::test_tls::client_builder().unwrap().https_only(true).build().unwrap();
+    let c = EntraConnector::new(GraphClient::connect(http, credentials, RetryPolicy::default()), settings());
+    let id = new_connector(&store).await;
+    sync(&c, &store, id, SyncMode::Full).await;
+    assert_matches_truth(&sim, &store, id, "after a full sync over https").await;
+    sim.mutate(4, 3);
+    assert_eq!(sync(&c, &store, id, SyncMode::Delta).await.fell_back, None);
+    assert_matches_truth(&sim, &store, id, "after a delta sync over https").await;
 });
