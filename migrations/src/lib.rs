@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_entitlement_graph;
+mod m20261122_000001_lifecycle_events;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_entitlement_graph::Migration)]
+        vec![
+            Box::new(m20261121_000001_entitlement_graph::Migration),
+            Box::new(m20261122_000001_lifecycle_events::Migration),
+        ]
     }
 }

@@ -84,6 +84,8 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
     assert!(first.success, "{:?}\n{}", first.error, first.stdout);
     assert!(first.stdout.contains("full sync finished"), "{}", first.stdout);
     assert!(first.stdout.contains("ran as a full sync: no delta state"), "{}", first.stdout);
+    let none = run(args(&["events"])).await;
+    assert!(none.success && none.stdout.contains("no lifecycle events"), "{:?}\n{}", none.error, none.stdout);
 
     sim.mutate(5, 3);
     let second = run(args(&["sync", "--json"])).await;
@@ -91,6 +93,13 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
     let runs: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
     assert_eq!(runs[0]["run"]["mode"], "delta", "{runs}");
     assert!(runs[0]["run"]["requests"].as_u64().unwrap() > 0);
+    // The delta's changes are lifecycle events: one line each, filterable by kind.
+    let joined =
+        run(args(&["events", "--connector", "contoso", "--kind", "membership_added,membership_removed"])).await;
+    assert!(joined.success, "{:?}", joined.error);
+    let lines: Vec<&str> = joined.stdout.lines().collect();
+    assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("  membership_")), "{}", joined.stdout);
+    assert!(lines.iter().all(|l| l.ends_with(": member")), "{}", joined.stdout);
 
     // A delta does not re-read application role assignments within the hour; --full does.
     assert!(second.stdout.contains("application role assignments were not re-read"), "{}", second.stdout);
@@ -102,7 +111,23 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
     assert!(configured.success && configured.stdout.contains("\"include_guests\": false"), "{}", configured.stdout);
     let narrowed = run(args(&["sync", "contoso", "--full", "--json"])).await;
     let runs: serde_json::Value = serde_json::from_str(&narrowed.stdout).unwrap();
-    assert!(runs[0]["run"]["counts"]["principals"]["removed"].as_u64().unwrap() > 0, "{runs}");
+    let removed = runs[0]["run"]["counts"]["principals"]["removed"].as_u64().unwrap();
+    assert!(removed > 0, "{runs}");
+    let run_id = runs[0]["run"]["id"].clone();
+    let all = run(args(&["events", "--json", "--limit", "100000"])).await;
+    let events: serde_json::Value = serde_json::from_str(&all.stdout).unwrap();
+    let deleted: Vec<&serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["sync_run_id"] == run_id && e["kind"] == "principal_deleted")
+        .collect();
+    assert_eq!(deleted.len() as u64, removed, "one principal_deleted event per guest left out");
+    assert!(deleted.iter().all(|e| e["principal_kind"] == "user" && e["principal_upn"].is_string()));
+    // --after pages from a remembered id.
+    let last = events.as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
+    let after = run(args(&["events", "--after", &last.to_string()])).await;
+    assert!(after.stdout.contains("no lifecycle events"), "{}", after.stdout);
     assert!(run(args(&["connector", "configure", "contoso", "--include-guests", "true"])).await.success);
     assert!(run(args(&["sync", "contoso", "--full"])).await.success);
 

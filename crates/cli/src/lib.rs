@@ -53,6 +53,8 @@ enum Command {
     /// Export the entitlement graph.
     #[command(subcommand)]
     Graph(commands::graph::GraphCommand),
+    /// List the lifecycle events syncs appended (joiners, leavers, access added and removed).
+    Events(commands::events::EventsArgs),
     /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
     /// print its URLs and client credentials.
     Sim(commands::sim::SimArgs),
@@ -103,6 +105,7 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Connector(command) => commands::connector::run(&context, command, out).await,
         Command::Sync(args) => commands::sync::run(&context, args, out).await,
         Command::Graph(command) => commands::graph::run(&context, command, out).await,
+        Command::Events(args) => commands::events::run(&context, args, out).await,
         Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }

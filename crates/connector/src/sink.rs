@@ -82,13 +82,16 @@ impl SyncSink {
     ) -> Result<SyncSink, SyncError> {
         let run = store.start_sync_run(connector, mode, trigger, now).await?;
         tracing::info!(connector = %connector, run = %run.id, mode = %mode, "sync started");
+        let last_synced = store.get_connector(connector).await?.last_synced_at();
         Ok(SyncSink {
-            last_synced: store.get_connector(connector).await?.last_synced_at(),
+            // Lifecycle events describe changes in the directory. Until one sync has succeeded,
+            // everything is new to Attest only, so none are written.
+            store: if last_synced.is_some() { store.recording(run.id) } else { store.clone() },
+            last_synced,
             cursors: store.list_sync_cursors(connector).await?,
             principals: store.principal_ids_by_external_id(connector).await?,
             resources: store.resource_ids_by_external_id(connector).await?,
             entitlements: store.entitlement_ids_by_key(connector).await?,
-            store: store.clone(),
             connector,
             run,
             now,
@@ -285,6 +288,11 @@ impl SyncSink {
             self.store.mark_principals_deleted(self.connector, external_ids, self.now).await?;
         self.counts.grants.removed +=
             self.store.end_grants_involving(self.connector, &ids, &[], self.now, self.last_synced).await?;
+        // Grants observed later in the run must not resolve to them (a group still listing a
+        // guest the scope now leaves out).
+        for external_id in external_ids {
+            self.principals.remove(external_id);
+        }
         self.time("principals", started);
         Ok(())
     }

@@ -42,4 +42,6 @@ id_newtype! {
     GrantId;
     /// One run of a connector's sync.
     SyncRunId;
+    /// One appended lifecycle event.
+    LifecycleEventId;
 }

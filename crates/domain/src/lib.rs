@@ -1,5 +1,5 @@
 //! Attest's domain: the entitlement graph (principals → grants → entitlements → resources),
-//! connectors, sync runs and the audit chain, as plain types with their rules.
+//! connectors, sync runs, lifecycle events and the audit chain, as plain types with their rules.
 //!
 //! No I/O, no async, no database types: everything here can be unit-tested in isolation and
 //! shared by the store, the connectors and the web layer.
@@ -11,6 +11,7 @@ pub mod connector;
 pub mod entitlement;
 pub mod grant;
 pub mod ids;
+pub mod lifecycle;
 pub mod principal;
 pub mod resource;
 pub mod sync;
@@ -19,7 +20,8 @@ pub use audit::{AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerif
 pub use connector::{Connector, ConnectorKind, ConnectorStatus};
 pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};
-pub use ids::{ConnectorId, EntitlementId, GrantId, PrincipalId, ResourceId, SyncRunId};
+pub use ids::{ConnectorId, EntitlementId, GrantId, LifecycleEventId, PrincipalId, ResourceId, SyncRunId};
+pub use lifecycle::{LifecycleEvent, LifecycleEventKind};
 pub use principal::{Principal, PrincipalData, PrincipalKind, UserType, work_email};
 pub use resource::{Resource, ResourceData, ResourceKind};
 pub use sync::{KindCounts, SyncCounts, SyncMode, SyncRun, SyncStatus, SyncTrigger};

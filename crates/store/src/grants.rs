@@ -19,6 +19,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, Value};
 
 use crate::entity::grant::{self, Column};
+use crate::lifecycle::returning_ids;
 use crate::sql::{JsonRows, Sql, json, rows_per_statement, select_json, timestamp_text};
 use crate::upsert::dedupe;
 use crate::{IdSet, Store, StoreError};
@@ -100,7 +101,13 @@ impl Store {
                 }
             }
             if !insert.is_empty() {
-                insert_direct(&txn, backend, connector, &insert, now).await?;
+                let sql = insert_direct(backend, connector, &insert, now)?;
+                if self.recording.is_some() {
+                    let added = returning_ids(&txn, sql).await?;
+                    self.append_grant_events(&txn, true, &added, now).await?;
+                } else {
+                    txn.execute_raw(sql.build()).await?;
+                }
                 out.counts.added += insert.len() as u64;
             }
         }
@@ -167,7 +174,13 @@ impl Store {
                 .value(last_seen_at)
                 .push(", last_seen_at) WHERE ended_at IS NULL AND id IN ");
             sql.tuple(chunk.iter().map(|id| Value::from(id.0)));
-            ended += txn.execute_raw(sql.build()).await?.rows_affected();
+            if self.recording.is_some() {
+                let removed = returning_ids(&txn, sql).await?;
+                self.append_grant_events(&txn, false, &removed, now).await?;
+                ended += removed.len() as u64;
+            } else {
+                ended += txn.execute_raw(sql.build()).await?.rows_affected();
+            }
         }
         txn.commit().await?;
         Ok(ended)
@@ -274,7 +287,8 @@ impl Store {
         let backend = self.backend();
         match backend {
             DbBackend::Postgres => {
-                self.db.execute_raw(Sql::new(backend, "TRUNCATE grants").build()).await?;
+                // Lifecycle events refer to grants; they go with them.
+                self.db.execute_raw(Sql::new(backend, "TRUNCATE grants, lifecycle_events").build()).await?;
             }
             _ => {
                 self.db.execute_raw(Sql::new(backend, "DELETE FROM grants").build()).await?;
@@ -415,14 +429,13 @@ async fn lookup_current(
 /// A new direct grant as sent to the database: entitlement, principal, scope, external ref, expiry.
 type NewDirectRow<'a> = (i64, i64, &'a str, Option<&'a str>, Option<String>);
 
-/// Inserts new direct grants, first and last seen `now`.
-async fn insert_direct(
-    txn: &impl ConnectionTrait,
+/// The statement inserting new direct grants, first and last seen `now`.
+fn insert_direct(
     backend: DbBackend,
     connector: ConnectorId,
     rows: &[&GrantData],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Sql, StoreError> {
     let values: Vec<NewDirectRow> = rows
         .iter()
         .map(|g| {
@@ -450,8 +463,7 @@ async fn insert_direct(
     ));
     sql.value(now).push(", ").value(now).push(&format!(", {} FROM ", j.get(4, "timestamptz")));
     j.from(&mut sql, json);
-    txn.execute_raw(sql.build()).await?;
-    Ok(())
+    Ok(sql)
 }
 
 /// Calls `each` with every current grant of `connector` that `filter` keeps (it appends SQL

@@ -1,4 +1,4 @@
-//! Attest's storage: the entitlement graph, sync runs and the audit chain, on SQLite or
+//! Attest's storage: the entitlement graph, sync runs, lifecycle events and the audit chain, on SQLite or
 //! PostgreSQL through sea-orm. This is the only crate that writes SQL.
 //!
 //! Functions follow one naming rule: `get_*` returns an item or `NotFound`, `find_*` an
@@ -13,6 +13,7 @@ mod error;
 mod grants;
 mod id_set;
 mod inherited;
+mod lifecycle;
 mod principals;
 mod resources;
 mod schema;
@@ -32,6 +33,7 @@ pub use connectors::NewConnector;
 pub use error::StoreError;
 pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
+pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_runs::SyncRunFinish;
 pub use sync_state::SyncedTable;
@@ -49,6 +51,9 @@ pub struct Upserted<Id> {
 pub struct Store {
     db: DatabaseConnection,
     statistics: std::sync::Arc<sql::Statistics>,
+    /// Set on a handle from [`Store::recording`]: lifecycle events are appended, attributed to
+    /// this run, with the changes written through it.
+    recording: Option<attest_domain::SyncRunId>,
 }
 
 impl Store {
@@ -91,7 +96,7 @@ impl Store {
         let db = Database::connect(options)
             .await
             .map_err(|e| StoreError::Connect { url: url.redacted(), message: error::describe_connect_error(&e) })?;
-        Ok(Store { db, statistics: Default::default() })
+        Ok(Store { db, statistics: Default::default(), recording: None })
     }
 
     /// Which SQL dialect the database speaks.

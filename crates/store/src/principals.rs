@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 
-use attest_domain::{ConnectorId, Principal, PrincipalData, PrincipalId, PrincipalKind};
+use attest_domain::{ConnectorId, LifecycleEventKind, Principal, PrincipalData, PrincipalId, PrincipalKind};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, Value,
 };
 
 use crate::entity::principal::{self, Column};
+use crate::lifecycle::returning_ids;
 use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
 use crate::{Store, StoreError, Upserted};
@@ -23,6 +23,36 @@ fn normalized(data: &PrincipalData) -> PrincipalData {
         *ts = ts.map(|t| t.trunc_subsecs(6));
     }
     data
+}
+
+/// The changes to a stored principal that are lifecycle events (creation is found by insertion).
+const TRANSITIONS: [LifecycleEventKind; 4] = [
+    LifecycleEventKind::PrincipalDisabled,
+    LifecycleEventKind::PrincipalEnabled,
+    LifecycleEventKind::PrincipalDeleted,
+    LifecycleEventKind::PrincipalRestored,
+];
+
+/// Which stored principals of a batch are being disabled, enabled, deleted or restored.
+fn transitions(
+    stored: &HashMap<String, (i64, PrincipalData)>,
+    rows: &[&PrincipalData],
+) -> Vec<(LifecycleEventKind, i64)> {
+    let mut out = Vec::new();
+    for row in rows {
+        let Some((id, before)) = stored.get(&row.external_id) else { continue };
+        match (before.account_enabled, row.account_enabled) {
+            (Some(true), Some(false)) => out.push((LifecycleEventKind::PrincipalDisabled, *id)),
+            (Some(false), Some(true)) => out.push((LifecycleEventKind::PrincipalEnabled, *id)),
+            _ => {}
+        }
+        match (before.deleted_at.is_some(), row.deleted_at.is_some()) {
+            (false, true) => out.push((LifecycleEventKind::PrincipalDeleted, *id)),
+            (true, false) => out.push((LifecycleEventKind::PrincipalRestored, *id)),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn active_model(connector: ConnectorId, data: &PrincipalData, now: DateTime<Utc>) -> principal::ActiveModel {
@@ -80,12 +110,15 @@ impl Store {
                 .into_iter()
                 .map(|m| Ok((m.external_id.clone(), (m.id, m.data()?))))
                 .collect::<Result<HashMap<_, _>, StoreError>>()?;
+            let transitions = if self.recording.is_some() { transitions(&stored, chunk) } else { Vec::new() };
             let mut plan = plan(chunk, |r| r.external_id.clone(), stored, |stored, row| stored == row);
             if !plan.insert.is_empty() {
                 let inserted =
                     principal::Entity::insert_many(plan.insert.iter().map(|d| active_model(connector, d, now)))
                         .exec_with_returning(&txn)
                         .await?;
+                let created: Vec<i64> = inserted.iter().map(|m| m.id).collect();
+                self.append_principal_events(&txn, LifecycleEventKind::PrincipalCreated, &created, now).await?;
                 for model in inserted {
                     plan.ids.insert(model.external_id, model.id);
                 }
@@ -95,6 +128,10 @@ impl Store {
                 model.id = Unchanged(*id);
                 model.first_seen_at = NotSet;
                 model.update(&txn).await?;
+            }
+            for kind in TRANSITIONS {
+                let ids: Vec<i64> = transitions.iter().filter(|(k, _)| *k == kind).map(|(_, id)| *id).collect();
+                self.append_principal_events(&txn, kind, &ids, now).await?;
             }
             out.counts.absorb(plan.counts);
             ids.extend(plan.ids);
@@ -118,22 +155,19 @@ impl Store {
         external_ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let txn = self.db.begin().await?;
         let mut marked = 0;
         for chunk in external_ids.chunks(rows_per_statement(1)) {
-            let result = self
-                .db
-                .execute(
-                    Query::update()
-                        .table(principal::Entity)
-                        .value(Column::DeletedAt, now)
-                        .value(Column::UpdatedAt, now)
-                        .and_where(Expr::col(Column::ConnectorId).eq(connector.0))
-                        .and_where(Expr::col(Column::ExternalId).is_in(chunk.iter().cloned()))
-                        .and_where(Expr::col(Column::DeletedAt).is_null()),
-                )
-                .await?;
-            marked += result.rows_affected();
+            let mut sql = Sql::new(self.backend(), "UPDATE principals SET deleted_at = ");
+            sql.value(now).push(", updated_at = ").value(now);
+            sql.push(" WHERE deleted_at IS NULL AND connector_id = ").value(connector.0).push(" AND external_id IN ");
+            sql.tuple(chunk.iter().map(|id| Value::from(id.clone())));
+            let deleted = returning_ids(&txn, sql).await?;
+            self.append_principal_events(&txn, LifecycleEventKind::PrincipalDeleted, &deleted, now).await?;
+            marked += deleted.len() as u64;
         }
+        txn.commit().await?;
         Ok(marked)
     }
 
@@ -200,7 +234,9 @@ impl Store {
         Ok(principal::Entity::find().filter(Column::ConnectorId.eq(connector.0)).count(&self.db).await?)
     }
 
-    /// External id → principal id for a whole connector: what a sync resolves grants with.
+    /// External id → principal id for a connector's live principals: what a sync resolves grants
+    /// with. Deleted ones are left out, so a grant to a principal that was deleted (or left the
+    /// sync's scope) is not resolved to it.
     pub async fn principal_ids_by_external_id(
         &self,
         connector: ConnectorId,
@@ -210,6 +246,7 @@ impl Store {
             .column(Column::Id)
             .column(Column::ExternalId)
             .filter(Column::ConnectorId.eq(connector.0))
+            .filter(Column::DeletedAt.is_null())
             .into_tuple()
             .all(&self.db)
             .await?;

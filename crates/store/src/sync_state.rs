@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use attest_domain::{ConnectorId, EntitlementKey, PrincipalData, ResourceId, ResourceKind};
+use attest_domain::{ConnectorId, EntitlementKey, LifecycleEventKind, PrincipalData, ResourceId, ResourceKind};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait, Value};
 
 use crate::entity::principal;
+use crate::lifecycle::returning_ids;
 use crate::sql::{JsonRows, Sql, json, rows_per_statement, select_json};
 use crate::{IdSet, Store, StoreError};
 
@@ -151,7 +152,13 @@ impl Store {
             let mut sql = Sql::new(self.backend(), &format!("UPDATE {} SET deleted_at = ", table.name()));
             sql.value(now).push(", updated_at = ").value(now).push(" WHERE deleted_at IS NULL AND id IN ");
             sql.tuple(chunk.iter().map(|id| Value::from(*id)));
-            marked += txn.execute_raw(sql.build()).await?.rows_affected();
+            if table == SyncedTable::Principals {
+                let deleted = returning_ids(&txn, sql).await?;
+                self.append_principal_events(&txn, LifecycleEventKind::PrincipalDeleted, &deleted, now).await?;
+                marked += deleted.len() as u64;
+            } else {
+                marked += txn.execute_raw(sql.build()).await?.rows_affected();
+            }
         }
         txn.commit().await?;
         Ok(marked)

@@ -42,14 +42,20 @@ store_test!(migrations_roll_back_and_forward, |store| {
     assert!(status.migrations.iter().all(|(_, s)| *s == MigrationState::Applied), "{status:?}");
     store.ensure_schema_current().await.unwrap();
 
-    let rolled_back = store.migrate_down(1).await.unwrap();
-    assert_eq!(rolled_back.len(), 1);
+    let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
+    // One step back removes the newest migration only.
+    let newest = store.migrate_down(1).await.unwrap();
+    assert_eq!(newest, vec!["m20261122_000001_lifecycle_events".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    // The tables are really gone, and come back.
-    let gone = store.db.execute_raw(Statement::from_string(store.backend(), "SELECT 1 FROM grants".to_owned())).await;
-    assert!(gone.is_err());
+    assert!(store.db.execute_raw(select("lifecycle_events")).await.is_err());
+    assert!(store.db.execute_raw(select("grants")).await.is_ok());
+    // All the way down: the tables are really gone, and come back.
+    let all = u32::try_from(status.migrations.len()).unwrap();
+    let rest = store.migrate_down(all).await.unwrap();
+    assert_eq!(rest.len(), status.migrations.len() - 1);
+    assert!(store.db.execute_raw(select("grants")).await.is_err());
     let applied = store.migrate_up(None).await.unwrap();
-    assert_eq!(applied, rolled_back);
+    assert_eq!(applied, status.migrations.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
     store.ensure_schema_current().await.unwrap();
     connector(&store, "after-roundtrip").await;
 });
@@ -66,7 +72,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261121_000001_entitlement_graph"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000001_lifecycle_events"),
             "{text}"
         );
     }
@@ -115,6 +121,8 @@ store_test!(principal_upserts_write_only_what_changed, |store| {
     assert_eq!(store.list_principals_by_email("U5@Contoso.com").await.unwrap().len(), 1);
     assert_eq!(store.list_principals(c.id, Some(PrincipalKind::User), 1, 1000).await.unwrap().len(), 1000);
     assert_eq!(store.principal_ids_by_external_id(c.id).await.unwrap().len(), 2501);
+    store.mark_principals_deleted(c.id, &["u9".into()], t(40)).await.unwrap();
+    assert!(!store.principal_ids_by_external_id(c.id).await.unwrap().contains_key("u9"), "deleted ones are left out");
 
     assert_eq!(store.mark_principals_deleted(c.id, &["u1".into(), "u2".into()], t(40)).await.unwrap(), 2);
     let found = store.find_principal_by_external_id(c.id, "u1").await.unwrap().unwrap();
@@ -439,4 +447,81 @@ store_test!(concurrent_audit_appends_form_one_chain, |store| {
     }
     let result = store.verify_audit_chain().await.unwrap();
     assert_eq!((result.checked, result.head_seq, result.broken), (120, 120, None));
+});
+
+store_test!(lifecycle_events_are_appended_with_the_changes_of_a_recording_handle, |store| {
+    use crate::LifecycleFilter;
+    use LifecycleEventKind::*;
+    let c = connector(&store, "contoso").await.id;
+    let (_, member, owner) = group(&store, c, "g1").await;
+    let all = LifecycleFilter { connector: Some(c), limit: 1000, ..Default::default() };
+    let kinds = |events: &[crate::LifecycleEventView]| -> Vec<(LifecycleEventKind, String)> {
+        events.iter().map(|e| (e.event.kind, e.principal_external_id.clone())).collect()
+    };
+
+    // The plain handle (a first sync) writes the graph and no events.
+    let ids = store.upsert_principals(c, &[user("u1"), user("u2"), group_principal("g1")], t(0)).await.unwrap().ids;
+    store.upsert_grants(c, &[grant(member, ids[0])], t(0)).await.unwrap();
+    assert!(store.list_lifecycle_events(&all).await.unwrap().is_empty());
+
+    let run = store.start_sync_run(c, SyncMode::Delta, SyncTrigger::Cli, t(10)).await.unwrap();
+    let rec = store.recording(run.id);
+    let mut u1 = user("u1");
+    u1.account_enabled = Some(false);
+    rec.upsert_principals(c, &[u1.clone(), user("u2"), user("u3")], t(10)).await.unwrap();
+    rec.upsert_grants(c, &[grant(member, ids[1]), grant(owner, ids[1])], t(10)).await.unwrap();
+    rec.end_grants_matching(&[grant(member, ids[0])], t(10), None).await.unwrap();
+    // Replays change nothing and append nothing.
+    rec.end_grants_matching(&[grant(member, ids[0])], t(10), None).await.unwrap();
+    rec.upsert_principals(c, std::slice::from_ref(&u1), t(10)).await.unwrap();
+    let events = store.list_lifecycle_events(&all).await.unwrap();
+    assert_eq!(
+        kinds(&events),
+        vec![
+            (PrincipalCreated, "u3".into()),
+            (PrincipalDisabled, "u1".into()),
+            (MembershipAdded, "u2".into()),
+            (AssignmentAdded, "u2".into()),
+            (MembershipRemoved, "u1".into()),
+        ]
+    );
+    assert!(events.iter().all(|e| e.event.sync_run_id == Some(run.id) && e.event.detected_at == t(10)));
+    let added = &events[2];
+    assert_eq!(
+        (added.resource_external_id.as_deref(), added.entitlement_key.as_deref(), added.event.entitlement_id),
+        (Some("g1"), Some("member"), Some(member))
+    );
+    assert!(added.event.grant_id.is_some() && events[0].event.grant_id.is_none());
+
+    // Deletion by external id, by a full sync's sweep, and restoration; re-enabling.
+    let after = events.last().map(|e| e.event.id);
+    let rec = store.recording(store.start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(20)).await.unwrap().id);
+    rec.mark_principals_deleted(c, &["u2".into()], t(20)).await.unwrap();
+    rec.mark_principals_deleted(c, &["u2".into()], t(20)).await.unwrap();
+    let mut seen = IdSet::new();
+    for id in [ids[0], ids[2]] {
+        seen.insert(id.0);
+    }
+    rec.mark_unseen_deleted(c, crate::SyncedTable::Principals, &seen, t(20)).await.unwrap();
+    rec.upsert_principals(c, &[user("u2")], t(21)).await.unwrap();
+    rec.upsert_principals(c, &[user("u1")], t(21)).await.unwrap();
+    let later = store.list_lifecycle_events(&LifecycleFilter { after, ..all.clone() }).await.unwrap();
+    assert_eq!(
+        kinds(&later),
+        vec![
+            (PrincipalDeleted, "u2".into()),
+            (PrincipalDeleted, "u3".into()),
+            (PrincipalRestored, "u2".into()),
+            (PrincipalEnabled, "u1".into())
+        ]
+    );
+
+    // Filters: by kind and by principal.
+    let only = LifecycleFilter { kinds: vec![MembershipAdded, MembershipRemoved], ..all.clone() };
+    assert_eq!(store.list_lifecycle_events(&only).await.unwrap().len(), 2);
+    let of_u1 = LifecycleFilter { principal: Some(ids[0]), ..all.clone() };
+    assert_eq!(
+        kinds(&store.list_lifecycle_events(&of_u1).await.unwrap()).into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        vec![PrincipalDisabled, MembershipRemoved, PrincipalEnabled]
+    );
 });

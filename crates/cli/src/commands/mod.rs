@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod connector;
+pub mod events;
 pub mod graph;
 pub mod migrate;
 pub mod sim;

@@ -2,13 +2,13 @@
 //! exactly; delta syncs after seeded mutations equal it too; faults change nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use attest_connector::{SyncOutcome, run_sync};
-use attest_domain::{ConnectorId, SyncMode, SyncStatus, SyncTrigger};
+use attest_domain::{ConnectorId, LifecycleEventKind, SyncMode, SyncStatus, SyncTrigger};
 use attest_entra_sim::{ClientApp, Fault, FaultRule, SimHandle, SimOptions, TenantSpec, Truth, generate, spawn_with};
-use attest_store::{NewConnector, Store, store_test};
+use attest_store::{LifecycleEventView, LifecycleFilter, NewConnector, Store, store_test};
 
 use super::*;
 use crate::RetryPolicy;
@@ -156,4 +156,146 @@ store_test!(syncs_over_https, |store| {
     sim.mutate(4, 3);
     assert_eq!(sync(&c, &store, id, SyncMode::Delta).await.fell_back, None);
     assert_matches_truth(&sim, &store, id, "after a delta sync over https").await;
+});
+
+/// What changed between two truths, as the lifecycle events that should say so: users created or
+/// restored, deleted, disabled, enabled; memberships added and removed (`group|member`).
+fn expected_events(
+    before: &BTreeMap<&'static str, Vec<String>>,
+    after: &BTreeMap<&'static str, Vec<String>>,
+) -> BTreeMap<&'static str, BTreeSet<String>> {
+    let users = |t: &BTreeMap<&'static str, Vec<String>>| -> BTreeMap<String, String> {
+        t["users"]
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split('|').collect();
+                (fields[0].to_owned(), fields[2].to_owned())
+            })
+            .collect()
+    };
+    let (was, is) = (users(before), users(after));
+    let memberships =
+        |t: &BTreeMap<&'static str, Vec<String>>| -> BTreeSet<String> { t["memberships"].iter().cloned().collect() };
+    let (was_in, is_in) = (memberships(before), memberships(after));
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    out.insert("appeared", is.keys().filter(|id| !was.contains_key(*id)).cloned().collect());
+    out.insert("deleted", was.keys().filter(|id| !is.contains_key(*id)).cloned().collect());
+    let flipped = |from: &str, to: &str| -> BTreeSet<String> {
+        is.iter()
+            .filter(|(id, enabled)| *enabled == to && was.get(*id).is_some_and(|e| e == from))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    out.insert("disabled", flipped("true", "false"));
+    out.insert("enabled", flipped("false", "true"));
+    out.insert("joined", is_in.difference(&was_in).cloned().collect());
+    out.insert("left", was_in.difference(&is_in).cloned().collect());
+    out
+}
+
+/// The same sets, from the events a run appended.
+fn actual_events(events: &[LifecycleEventView]) -> BTreeMap<&'static str, BTreeSet<String>> {
+    use attest_domain::LifecycleEventKind::*;
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> =
+        ["appeared", "deleted", "disabled", "enabled", "joined", "left"].map(|k| (k, BTreeSet::new())).into();
+    for e in events {
+        let user = e.principal_kind == "user";
+        let membership =
+            || format!("{}|{}", e.resource_external_id.clone().unwrap_or_default(), e.principal_external_id);
+        let (set, value) = match e.event.kind {
+            PrincipalCreated | PrincipalRestored if user => ("appeared", e.principal_external_id.clone()),
+            PrincipalDeleted if user => ("deleted", e.principal_external_id.clone()),
+            PrincipalDisabled if user => ("disabled", e.principal_external_id.clone()),
+            PrincipalEnabled if user => ("enabled", e.principal_external_id.clone()),
+            MembershipAdded => ("joined", membership()),
+            MembershipRemoved => ("left", membership()),
+            _ => continue,
+        };
+        assert!(out.get_mut(set).unwrap().insert(value.clone()), "{set} {value} appended twice");
+    }
+    out
+}
+
+store_test!(lifecycle_events_say_exactly_what_changed_in_the_tenant, |store| {
+    let sim = sim(spec(16), SimOptions::default()).await;
+    let id = new_connector(&store).await;
+    let c = connector_for(&sim, settings());
+    sync(&c, &store, id, SyncMode::Full).await;
+    let filter = LifecycleFilter { connector: Some(id), limit: 1_000_000, ..LifecycleFilter::default() };
+    assert!(store.list_lifecycle_events(&filter).await.unwrap().is_empty(), "a first sync appends no events");
+    let mut happened: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (round, mode) in [(0, SyncMode::Delta), (1, SyncMode::Full), (2, SyncMode::Delta)] {
+        let before = sim.sim.read(Truth::lines);
+        sim.mutate(20 + round, 5);
+        let after = sim.sim.read(Truth::lines);
+        let run = sync(&c, &store, id, mode).await.summary.run;
+        let events: Vec<LifecycleEventView> = store
+            .list_lifecycle_events(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.sync_run_id == Some(run.id))
+            .collect();
+        let expected = expected_events(&before, &after);
+        let actual = actual_events(&events);
+        for (kind, want) in &expected {
+            let got = &actual[kind];
+            let missing: Vec<&String> = want.difference(got).take(3).collect();
+            let extra: Vec<&String> = got.difference(want).take(3).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "round {round} ({mode}) {kind}: missing {missing:?}, extra {extra:?}"
+            );
+            *happened.entry(kind).or_default() += want.len();
+        }
+    }
+    assert!(happened.values().all(|n| *n > 0), "every kind of change was exercised: {happened:?}");
+});
+
+store_test!(narrowing_the_scope_ends_what_left_it, |store| {
+    let sim = sim(spec(17), SimOptions::default()).await;
+    let id = new_connector(&store).await;
+    sync(&connector_for(&sim, settings()), &store, id, SyncMode::Full).await;
+    let guests: BTreeSet<String> = sim.sim.read(Truth::lines)["users"]
+        .iter()
+        .filter(|line| line.ends_with("|Guest"))
+        .map(|line| line.split('|').next().unwrap().to_owned())
+        .collect();
+    assert!(!guests.is_empty());
+    let narrow =
+        EntraSettings { scope: super::settings::Scope { include_guests: false, ..Default::default() }, ..settings() };
+    for mode in [SyncMode::Full, SyncMode::Delta] {
+        sim.mutate(30, 3);
+        let run = sync(&connector_for(&sim, narrow.clone()), &store, id, mode).await.summary.run;
+        // No current grant is held by a guest, and no guest is live.
+        let mut held_by_guests = 0;
+        let principals = store.list_principals(id, Some(attest_domain::PrincipalKind::User), 1, 100_000).await.unwrap();
+        let guest_ids: BTreeSet<i64> =
+            principals.iter().filter(|p| guests.contains(&p.data.external_id)).map(|p| p.id.0).collect();
+        assert!(principals.iter().filter(|p| guest_ids.contains(&p.id.0)).all(|p| p.data.deleted_at.is_some()));
+        store
+            .scan_current_grants(id, |g| held_by_guests += usize::from(guest_ids.contains(&g.principal_id)))
+            .await
+            .unwrap();
+        assert_eq!(held_by_guests, 0, "{mode}: {:?}", run.counts);
+    }
+    // The narrowing appended deletions and removals only: nothing was re-added to a guest.
+    let events = store
+        .list_lifecycle_events(&LifecycleFilter { connector: Some(id), limit: 100_000, ..Default::default() })
+        .await
+        .unwrap();
+    let readded = events.iter().filter(|e| {
+        guests.contains(&e.principal_external_id)
+            && !matches!(
+                e.event.kind,
+                LifecycleEventKind::PrincipalDeleted
+                    | LifecycleEventKind::MembershipRemoved
+                    | LifecycleEventKind::AssignmentRemoved
+            )
+    });
+    assert_eq!(readded.count(), 0);
+    let deleted = events
+        .iter()
+        .filter(|e| e.event.kind == LifecycleEventKind::PrincipalDeleted && guests.contains(&e.principal_external_id));
+    assert_eq!(deleted.count(), guests.len());
 });
