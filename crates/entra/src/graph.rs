@@ -105,6 +105,11 @@ pub struct GraphClient {
 struct Usage {
     requests: AtomicU64,
     resource_units: AtomicU64,
+    throttled: AtomicU64,
+    unavailable: AtomicU64,
+    broken: AtomicU64,
+    token_renewals: AtomicU64,
+    longest_wait_ms: AtomicU64,
 }
 
 /// A snapshot of a client's usage counters.
@@ -114,6 +119,17 @@ pub struct UsageCount {
     pub requests: u64,
     /// Resource units charged, batch items included.
     pub resource_units: u64,
+    /// Answers of 429 (requests or batch items), each retried after its `Retry-After`.
+    pub throttled: u64,
+    /// Answers of 500-599 (503 included), each retried.
+    pub unavailable: u64,
+    /// Requests that got no complete answer (connection refused or dropped, timeout), retried.
+    pub broken: u64,
+    /// Tokens Graph refused (expired or revoked early) and that were renewed.
+    pub token_renewals: u64,
+    /// The longest single wait (a `Retry-After` or a backoff), in milliseconds, over the client's
+    /// life: not a difference, so `since` keeps the later value.
+    pub longest_wait_ms: u64,
 }
 
 impl UsageCount {
@@ -122,7 +138,36 @@ impl UsageCount {
         UsageCount {
             requests: self.requests.saturating_sub(earlier.requests),
             resource_units: self.resource_units.saturating_sub(earlier.resource_units),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+            unavailable: self.unavailable.saturating_sub(earlier.unavailable),
+            broken: self.broken.saturating_sub(earlier.broken),
+            token_renewals: self.token_renewals.saturating_sub(earlier.token_renewals),
+            longest_wait_ms: self.longest_wait_ms,
         }
+    }
+
+    /// What went wrong and was overcome, for a sync's notes; `None` when nothing did.
+    pub fn trouble(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        for (count, what) in [
+            (self.throttled, "throttled (429)"),
+            (self.unavailable, "answered 5xx (503 unavailable, 504 gateway timeout...)"),
+            (self.broken, "got no complete answer (connection dropped or refused, timeout)"),
+        ] {
+            if count > 0 {
+                parts.push(format!("{count} {what}"));
+            }
+        }
+        if self.token_renewals > 0 {
+            parts.push(format!("{} access token(s) refused before their expiry and renewed", self.token_renewals));
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "Graph trouble overcome by retrying: {}; longest wait {:.1} s; no request was sent before a Retry-After elapsed",
+                parts.join(", "),
+                self.longest_wait_ms as f64 / 1000.0
+            )
+        })
     }
 }
 
@@ -145,9 +190,15 @@ impl GraphClient {
 
     /// Requests and resource units so far.
     pub fn usage(&self) -> UsageCount {
+        let u = &self.usage;
         UsageCount {
-            requests: self.usage.requests.load(Ordering::Relaxed),
-            resource_units: self.usage.resource_units.load(Ordering::Relaxed),
+            requests: u.requests.load(Ordering::Relaxed),
+            resource_units: u.resource_units.load(Ordering::Relaxed),
+            throttled: u.throttled.load(Ordering::Relaxed),
+            unavailable: u.unavailable.load(Ordering::Relaxed),
+            broken: u.broken.load(Ordering::Relaxed),
+            token_renewals: u.token_renewals.load(Ordering::Relaxed),
+            longest_wait_ms: u.longest_wait_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -185,6 +236,7 @@ impl GraphClient {
                     // Not a retry of the same thing: the token was bad, not the service.
                     refreshed = true;
                     attempt -= 1;
+                    self.usage.token_renewals.fetch_add(1, Ordering::Relaxed);
                     self.tokens.invalidate(&token.access_token).await;
                     last = why;
                 }
@@ -254,6 +306,7 @@ impl GraphClient {
                 match status {
                     200..=299 => answers[i] = Some(Ok(body)),
                     429 | 503 | 500..=599 | 0 => {
+                        self.count_refusal(status);
                         last = format!("{status} {}", body["error"]["code"].as_str().unwrap_or("unknown"));
                         match header("retry-after").and_then(parse_retry_after) {
                             Some(after) => wait = Some(wait.map_or(after, |w| w.max(after))),
@@ -276,6 +329,7 @@ impl GraphClient {
             }
             if token_refused {
                 refreshed = true;
+                self.usage.token_renewals.fetch_add(1, Ordering::Relaxed);
                 if let Ok(token) = self.tokens.token().await {
                     self.tokens.invalidate(&token.access_token).await;
                 }
@@ -338,7 +392,10 @@ impl GraphClient {
         self.usage.requests.fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return Attempt::Retry { wait: None, why: format!("request failed: {e}") },
+            Err(e) => {
+                self.usage.broken.fetch_add(1, Ordering::Relaxed);
+                return Attempt::Retry { wait: None, why: format!("request failed: {e}") };
+            }
         };
         if let Some(units) = response
             .headers()
@@ -353,7 +410,10 @@ impl GraphClient {
             response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let body = match response.bytes().await {
             Ok(body) => body,
-            Err(e) => return Attempt::Retry { wait: None, why: format!("response broken off: {e}") },
+            Err(e) => {
+                self.usage.broken.fetch_add(1, Ordering::Relaxed);
+                return Attempt::Retry { wait: None, why: format!("response broken off: {e}") };
+            }
         };
         if (200..300).contains(&status) {
             if body.is_empty() {
@@ -366,6 +426,7 @@ impl GraphClient {
         }
         let (code, message, graph_request_id) = error_fields(&body);
         let why = format!("{status} {code}: {message}");
+        self.count_refusal(status);
         match status {
             429 | 503 => Attempt::Retry { wait: retry_after, why },
             401 => Attempt::TokenRefused(why),
@@ -395,7 +456,18 @@ impl GraphClient {
         if path_or_url.starts_with("http") { path_or_url.to_owned() } else { format!("{}{path_or_url}", self.base) }
     }
 
+    /// Counts a throttled or unavailable answer (other statuses are not trouble to overcome).
+    fn count_refusal(&self, status: u16) {
+        match status {
+            429 => self.usage.throttled.fetch_add(1, Ordering::Relaxed),
+            500..=599 => self.usage.unavailable.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
     async fn close_gate_for(&self, wait: Duration) {
+        let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.usage.longest_wait_ms.fetch_max(millis, Ordering::Relaxed);
         let until = Instant::now() + wait;
         let mut gate = self.gate.lock().await;
         *gate = Some(gate.map_or(until, |g| g.max(until)));

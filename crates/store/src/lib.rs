@@ -35,7 +35,7 @@ pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use schema::{MigrationState, SchemaStatus};
-pub use sync_runs::SyncRunFinish;
+pub use sync_runs::{INTERRUPTED, SyncRunFinish};
 pub use sync_state::SyncedTable;
 
 /// Upserts report, per input row in order, the id of the stored row, and what was written.

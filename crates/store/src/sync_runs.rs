@@ -19,8 +19,13 @@ pub struct SyncRunFinish {
     pub notes: Vec<String>,
 }
 
+/// The error recorded on a run found still running when the next one starts.
+pub const INTERRUPTED: &str = "interrupted: the process stopped before this run finished; what it had written stays, and the next run re-reads the rest";
+
 impl Store {
-    /// Records the start of a run.
+    /// Records the start of a run. A run of the same connector still marked running was cut
+    /// short (the process stopped or the task was cancelled) and is recorded as failed, so the
+    /// history never shows a run that will not finish.
     pub async fn start_sync_run(
         &self,
         connector: ConnectorId,
@@ -28,7 +33,16 @@ impl Store {
         trigger: SyncTrigger,
         now: DateTime<Utc>,
     ) -> Result<SyncRun, StoreError> {
-        sync_run::ActiveModel {
+        let txn = self.db.begin().await?;
+        sync_run::Entity::update_many()
+            .col_expr(Column::Status, SyncStatus::Failed.as_str().into())
+            .col_expr(Column::FinishedAt, now.into())
+            .col_expr(Column::Error, INTERRUPTED.into())
+            .filter(Column::ConnectorId.eq(connector.0))
+            .filter(Column::Status.eq(SyncStatus::Running.as_str()))
+            .exec(&txn)
+            .await?;
+        let run = sync_run::ActiveModel {
             id: NotSet,
             connector_id: Set(connector.0),
             mode: Set(mode.as_str().to_owned()),
@@ -42,9 +56,11 @@ impl Store {
             error: Set(None),
             notes: Set("[]".into()),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?
-        .into_domain()
+        .into_domain()?;
+        txn.commit().await?;
+        Ok(run)
     }
 
     /// Records the end of a run. A successful run also records, on the connector, that the

@@ -389,6 +389,14 @@ store_test!(sync_runs_are_recorded, |store| {
     assert_eq!(store.get_connector(c).await.unwrap().last_delta_sync_at, Some(t(7)));
     let runs = store.list_sync_runs(c, 10).await.unwrap();
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ok.id, run.id]);
+
+    // A run left running (its process died) is recorded as interrupted when the next starts.
+    let cut = store.start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(9)).await.unwrap();
+    let next = store.start_sync_run(c, SyncMode::Full, SyncTrigger::Cli, t(10)).await.unwrap();
+    let cut = store.get_sync_run(cut.id).await.unwrap();
+    assert_eq!((cut.status, cut.finished_at), (SyncStatus::Failed, Some(t(10))));
+    assert!(cut.error.as_deref().unwrap().starts_with("interrupted"), "{cut:?}");
+    assert_eq!(store.get_sync_run(next.id).await.unwrap().status, SyncStatus::Running);
 });
 
 fn draft(n: i64) -> AuditEventDraft {

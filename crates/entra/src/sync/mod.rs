@@ -493,6 +493,9 @@ impl Connector for EntraConnector {
         let result = self.read(mode, sink).await;
         let used = self.client.usage().since(before);
         sink.record_requests(used.requests, used.resource_units);
+        if let Some(trouble) = used.trouble() {
+            sink.note(trouble);
+        }
         result
     }
 }

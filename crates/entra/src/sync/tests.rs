@@ -299,3 +299,123 @@ store_test!(narrowing_the_scope_ends_what_left_it, |store| {
         .filter(|e| e.event.kind == LifecycleEventKind::PrincipalDeleted && guests.contains(&e.principal_external_id));
     assert_eq!(deleted.count(), guests.len());
 });
+
+/// Starts a sync and cancels it (as a crash would stop it) once the simulator has answered
+/// `after` more requests, or lets it finish if it needs fewer. Returns whether it was cut short.
+async fn sync_cut_short(sim: &SimHandle, store: &Store, id: ConnectorId, mode: SyncMode, after: u64) -> bool {
+    let c = connector_for(sim, settings());
+    let (store2, start) = (store.clone(), sim.sim.stats().requests);
+    let task =
+        tokio::spawn(async move { run_sync(&c, &store2, id, mode, SyncTrigger::Cli, chrono::Utc::now, None).await });
+    while !task.is_finished() && sim.sim.stats().requests < start + after {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let cut = !task.is_finished();
+    task.abort();
+    let _ = task.await;
+    cut
+}
+
+store_test!(a_sync_cut_short_at_any_point_leaves_a_graph_the_next_run_makes_exact, |store| {
+    // A little latency spreads the run over time, so cuts land between requests and writes alike.
+    let options = SimOptions { latency: Duration::from_millis(2), ..SimOptions::default() };
+    let sim = sim(spec(18), options).await;
+    let id = new_connector(&store).await;
+    let filter = LifecycleFilter { connector: Some(id), limit: 1_000_000, ..LifecycleFilter::default() };
+    let mut rng_state = 0x9e37_79b9_u64;
+    let mut next = move |bound: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        1 + rng_state % bound
+    };
+    let mut cuts = 0;
+    // The first sync (full, no delta state yet), then deltas and fulls after changes, each cut
+    // short at a random point and run again.
+    for (round, mode) in
+        [SyncMode::Delta, SyncMode::Delta, SyncMode::Full, SyncMode::Delta, SyncMode::Full, SyncMode::Delta]
+            .into_iter()
+            .enumerate()
+    {
+        let before = sim.sim.read(Truth::lines);
+        let seen_events = store.list_lifecycle_events(&filter).await.unwrap().len();
+        if round > 0 {
+            sim.mutate(40 + round as u64, 4);
+        }
+        let after = sim.sim.read(Truth::lines);
+        cuts += usize::from(sync_cut_short(&sim, &store, id, mode, next(30)).await);
+        let outcome = sync(&connector_for(&sim, settings()), &store, id, mode).await;
+        assert_eq!(outcome.summary.run.status, SyncStatus::Succeeded);
+        assert_matches_truth(&sim, &store, id, &format!("round {round}: after a cut-short {mode} sync and a rerun"))
+            .await;
+        // Events across the cut run and the rerun: each change once, none lost.
+        if round > 0 {
+            let events = store.list_lifecycle_events(&filter).await.unwrap().split_off(seen_events);
+            assert_eq!(actual_events(&events), expected_events(&before, &after), "round {round}");
+        }
+    }
+    assert!(cuts >= 4, "most runs were really cut short ({cuts})");
+    // The cut runs are recorded as interrupted, not left running.
+    let runs = store.list_sync_runs(id, 100).await.unwrap();
+    assert!(runs.iter().all(|r| r.status != SyncStatus::Running), "{runs:?}");
+    let interrupted = runs.iter().filter(|r| r.error.as_deref().is_some_and(|e| e.starts_with("interrupted"))).count();
+    assert_eq!(interrupted, cuts);
+});
+
+store_test!(named_fault_plans_leave_the_result_exact_and_the_run_says_what_happened, |store| {
+    use attest_entra_sim::FaultPlan;
+    let random = |kinds: Vec<Fault>| FaultPlan { seed: 5, rate: 0.05, kinds, rules: Vec::new() };
+    let plans: Vec<(&str, FaultPlan, &str)> = vec![
+        (
+            "5% 503s",
+            random(vec![Fault::Unavailable { retry_after: Some(0.05) }, Fault::Unavailable { retry_after: None }]),
+            "answered 5xx",
+        ),
+        ("5% dropped connections", random(vec![Fault::Drop]), "got no complete answer"),
+        ("5% 429 without Retry-After", random(vec![Fault::ThrottledWithoutRetryAfter]), "throttled (429)"),
+        (
+            "token expiry mid-sync",
+            FaultPlan::default().with_rule(FaultRule::on("/v1.0/groups/delta", Fault::TokenExpired).skip(1)),
+            "access token(s) refused before their expiry and renewed",
+        ),
+    ];
+    for (seed, (name, plan, said)) in plans.into_iter().enumerate() {
+        let sim = sim(spec(50 + seed as u64), SimOptions { faults: plan, ..SimOptions::default() }).await;
+        let id = store.create_connector(NewConnector::entra(name), chrono::Utc::now()).await.unwrap().id;
+        let c = connector_for(&sim, settings());
+        // A small tenant syncs in a few dozen requests: rounds of changes and deltas continue
+        // until the plan has struck a few times, each round checked.
+        let mut runs = vec![sync(&c, &store, id, SyncMode::Full).await.summary.run];
+        for round in 0..12u64 {
+            sim.mutate(seed as u64 * 100 + round, 3);
+            runs.push(sync(&c, &store, id, SyncMode::Delta).await.summary.run);
+            assert_matches_truth(&sim, &store, id, &format!("{name}, round {round}")).await;
+            if sim.sim.faults().len() >= 3 {
+                break;
+            }
+        }
+        assert!(sim.sim.faults().len() >= 3 || name.starts_with("token"), "{name}: {:?}", sim.sim.faults());
+        assert!(!sim.sim.faults().is_empty(), "{name}: faults were injected");
+        assert_eq!(sim.sim.stats().early_requests, 0, "{name}");
+        assert!(runs.iter().all(|r| r.status == SyncStatus::Succeeded), "{name}: {runs:?}");
+        let notes: Vec<&String> = runs.iter().flat_map(|r| &r.notes).collect();
+        assert!(notes.iter().any(|n| n.contains(said)), "{name}: the run records say so: {notes:?}");
+    }
+
+    // An expired delta token in the middle of a delta (users read, groups refused): that run is
+    // recorded as failed with the reason, a full sync follows, and the result is exact.
+    let sim = sim(spec(60), SimOptions::default()).await;
+    let id = store.create_connector(NewConnector::entra("expired delta token"), chrono::Utc::now()).await.unwrap().id;
+    let c = connector_for(&sim, settings());
+    sync(&c, &store, id, SyncMode::Full).await;
+    sim.mutate(9, 4);
+    sim.inject(FaultRule::on("/v1.0/groups/delta", Fault::DeltaTokenExpired));
+    let outcome = sync(&c, &store, id, SyncMode::Delta).await;
+    assert_eq!((outcome.summary.run.mode, outcome.summary.run.trigger), (SyncMode::Full, SyncTrigger::Fallback));
+    let runs = store.list_sync_runs(id, 5).await.unwrap();
+    let failed = runs.iter().find(|r| r.mode == SyncMode::Delta).unwrap();
+    assert_eq!(failed.status, SyncStatus::Failed);
+    assert!(failed.error.as_deref().unwrap().contains("delta state"), "{failed:?}");
+    assert!(failed.counts.principals.written() > 0, "the users read before the refusal were kept: {failed:?}");
+    assert_matches_truth(&sim, &store, id, "after an expired delta token mid-delta").await;
+});
