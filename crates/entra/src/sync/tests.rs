@@ -426,7 +426,7 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
     for seed in 0..8u64 {
         let tenant = TenantSpec { users: 150, groups: 20, apps: 4, assignments_per_app: 8, seed: 100 + seed };
         let sim = sim(tenant, SimOptions::default()).await;
-        let kept = store.create_connector(NewConnector::entra(&format!("kept-{seed}")), chrono::Utc::now()).await;
+        let kept = store.create_connector(NewConnector::entra(format!("kept-{seed}")), chrono::Utc::now()).await;
         let kept = kept.unwrap().id;
         let c = connector_for(&sim, settings());
         sync(&c, &store, kept, SyncMode::Full).await;
@@ -435,7 +435,7 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
             let outcome = sync(&c, &store, kept, SyncMode::Delta).await;
             assert_eq!(outcome.fell_back, None, "seed {seed} round {round}");
         }
-        let fresh = store.create_connector(NewConnector::entra(&format!("fresh-{seed}")), chrono::Utc::now()).await;
+        let fresh = store.create_connector(NewConnector::entra(format!("fresh-{seed}")), chrono::Utc::now()).await;
         let fresh = fresh.unwrap().id;
         sync(&c, &store, fresh, SyncMode::Full).await;
         let (kept_lines, fresh_lines) =
