@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_entitlement_graph;
 mod m20261122_000001_lifecycle_events;
+mod m20261122_000002_changes;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_entitlement_graph::Migration),
             Box::new(m20261122_000001_lifecycle_events::Migration),
+            Box::new(m20261122_000002_changes::Migration),
         ]
     }
 }

@@ -44,4 +44,6 @@ id_newtype! {
     SyncRunId;
     /// One appended lifecycle event.
     LifecycleEventId;
+    /// One queued change to the directory.
+    ChangeId;
 }

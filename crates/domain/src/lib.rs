@@ -7,6 +7,7 @@
 mod macros;
 
 pub mod audit;
+pub mod change;
 pub mod connector;
 pub mod entitlement;
 pub mod grant;
@@ -17,10 +18,13 @@ pub mod resource;
 pub mod sync;
 
 pub use audit::{AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerifier};
+pub use change::{
+    ApplyResult, Change, ChangeAction, ChangeClass, ChangeKind, ChangeOrigin, ChangeState, NewChange, retry_delay,
+};
 pub use connector::{Connector, ConnectorKind, ConnectorStatus};
 pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};
-pub use ids::{ConnectorId, EntitlementId, GrantId, LifecycleEventId, PrincipalId, ResourceId, SyncRunId};
+pub use ids::{ChangeId, ConnectorId, EntitlementId, GrantId, LifecycleEventId, PrincipalId, ResourceId, SyncRunId};
 pub use lifecycle::{LifecycleEvent, LifecycleEventKind};
 pub use principal::{Principal, PrincipalData, PrincipalKind, UserType, work_email};
 pub use resource::{Resource, ResourceData, ResourceKind};

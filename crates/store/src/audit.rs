@@ -29,8 +29,20 @@ impl Store {
     /// row (a row lock on PostgreSQL, the write lock on SQLite), so concurrent writers and
     /// replicas always produce one unbroken chain.
     pub async fn append_audit_event(&self, draft: AuditEventDraft) -> Result<AuditEvent, StoreError> {
-        let backend = self.backend();
         let txn = self.db.begin().await?;
+        let event = self.append_audit_in(&txn, draft).await?;
+        txn.commit().await?;
+        Ok(event)
+    }
+
+    /// Appends within the caller's transaction, so an event and the change it records commit
+    /// together or not at all.
+    pub(crate) async fn append_audit_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        draft: AuditEventDraft,
+    ) -> Result<AuditEvent, StoreError> {
+        let backend = self.backend();
         // Writing first takes the lock before anything is read.
         txn.execute_raw(Sql::new(backend, "UPDATE audit_head SET seq = seq + 1 WHERE id = 1").build()).await?;
         let head = txn
@@ -51,12 +63,11 @@ impl Store {
             prev_hash: Set(event.prev_hash.clone()),
             hash: Set(event.hash.clone()),
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
         let mut sql = Sql::new(backend, "UPDATE audit_head SET hash = ");
         sql.value(event.hash.clone()).push(" WHERE id = 1");
         txn.execute_raw(sql.build()).await?;
-        txn.commit().await?;
         Ok(event)
     }
 

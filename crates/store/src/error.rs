@@ -33,6 +33,10 @@ pub enum StoreError {
     /// A caller passed something the store cannot accept.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The operation is not allowed in the row's current state or for this actor; the message
+    /// says why and what is allowed.
+    #[error("{0}")]
+    Refused(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(DbErr),

@@ -6,6 +6,7 @@
 //! clock: callers pass `now`.
 
 mod audit;
+mod changes;
 mod connectors;
 mod entitlements;
 mod entity;
@@ -29,6 +30,7 @@ use attest_config::{DatabaseBackend, DatabaseConfig, DatabaseUrl};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use audit::AuditVerification;
+pub use changes::{AttemptOutcome, ChangeFilter, Enqueued};
 pub use connectors::NewConnector;
 pub use error::StoreError;
 pub use grants::{GrantRow, GrantUpsert, KeyFilter};

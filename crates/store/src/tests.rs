@@ -45,9 +45,9 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261122_000001_lifecycle_events".to_owned()]);
+    assert_eq!(newest, vec!["m20261122_000002_changes".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("lifecycle_events")).await.is_err());
+    assert!(store.db.execute_raw(select("changes")).await.is_err());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -72,7 +72,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000001_lifecycle_events"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000002_changes"),
             "{text}"
         );
     }
@@ -532,4 +532,156 @@ store_test!(lifecycle_events_are_appended_with_the_changes_of_a_recording_handle
         kinds(&store.list_lifecycle_events(&of_u1).await.unwrap()).into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
         vec![PrincipalDisabled, MembershipRemoved, PrincipalEnabled]
     );
+});
+
+fn member_change(c: ConnectorId, key: &str, by: &str) -> NewChange {
+    NewChange {
+        connector_id: c,
+        action: ChangeAction::AddGroupMember { group: "g1".into(), member: format!("u-{key}") },
+        idempotency_key: key.into(),
+        origin: ChangeOrigin::Manual,
+        origin_ref: None,
+        requested_by: by.into(),
+    }
+}
+
+store_test!(changes_queue_once_per_key_and_move_through_their_states_with_audit, |store| {
+    use crate::{AttemptOutcome, ChangeFilter};
+    let c = connector(&store, "contoso").await.id;
+    let first = store.enqueue_change(member_change(c, "k1", "ada@contoso.com"), false, t(0)).await.unwrap();
+    assert!(first.created && first.change.state == ChangeState::Pending);
+    let again = store.enqueue_change(member_change(c, "k1", "ada@contoso.com"), false, t(1)).await.unwrap();
+    assert!(!again.created && again.change.id == first.change.id, "the same key queues one change");
+
+    // Claimed with a lease; finishing checks the lease.
+    let claimed = store.claim_changes("w1", 10, t(60), &[], t(2)).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| (c.id, c.attempts)).collect::<Vec<_>>(), vec![(first.change.id, 1)]);
+    assert!(store.claim_changes("w2", 10, t(60), &[], t(3)).await.unwrap().is_empty(), "held by w1");
+    let retry = AttemptOutcome::Retry { error: "503 serviceNotAvailable".into(), next_attempt_at: t(30) };
+    let err = store.record_attempt(first.change.id, "w2", retry.clone(), t(4)).await.unwrap_err();
+    assert!(err.to_string().contains("no longer held by w2"), "{err}");
+    let rescheduled = store.record_attempt(first.change.id, "w1", retry, t(4)).await.unwrap();
+    assert_eq!((rescheduled.state, rescheduled.next_attempt_at), (ChangeState::Pending, t(30)));
+    assert!(store.claim_changes("w2", 10, t(90), &[], t(20)).await.unwrap().is_empty(), "not due before t(30)");
+
+    // w2 claims it, dies; its lease expires and w3 takes over; w2's late report is refused.
+    assert_eq!(store.claim_changes("w2", 10, t(40), &[], t(30)).await.unwrap().len(), 1);
+    let taken = store.claim_changes("w3", 10, t(100), &[], t(41)).await.unwrap();
+    assert_eq!((taken.len(), taken[0].attempts), (1, 3));
+    let settled = |result| AttemptOutcome::Settled {
+        result,
+        verified: Some(true),
+        graph_request_id: Some("req-1".into()),
+        error: None,
+        details: serde_json::json!({}),
+    };
+    assert!(store.record_attempt(first.change.id, "w2", settled(ApplyResult::Applied), t(42)).await.is_err());
+    let done = store.record_attempt(first.change.id, "w3", settled(ApplyResult::AlreadyInState), t(42)).await.unwrap();
+    assert_eq!(
+        (done.state, done.result, done.verified),
+        (ChangeState::Applied, Some(ApplyResult::AlreadyInState), Some(true))
+    );
+    assert_eq!((done.finished_at, done.lease_owner.as_deref()), (Some(t(42)), None));
+    assert!(
+        store
+            .cancel_change(done.id, "ada@contoso.com", t(43))
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("already applied")
+    );
+
+    // Approval: not by the requester; then pending.
+    let sensitive = store.enqueue_change(member_change(c, "k2", "Ada@Contoso.com"), true, t(50)).await.unwrap().change;
+    assert_eq!(sensitive.state, ChangeState::AwaitingApproval);
+    assert!(store.claim_changes("w1", 10, t(200), &[], t(51)).await.unwrap().is_empty(), "not before approval");
+    let own = store.approve_change(sensitive.id, "ada@contoso.com", t(52)).await.unwrap_err();
+    assert!(own.to_string().contains("a second person must approve it"), "{own}");
+    let approved = store.approve_change(sensitive.id, "bob@contoso.com", t(53)).await.unwrap();
+    assert_eq!((approved.state, approved.approved_by.as_deref()), (ChangeState::Pending, Some("bob@contoso.com")));
+    assert!(store.approve_change(sensitive.id, "carol@contoso.com", t(54)).await.is_err(), "approved once");
+
+    // Failure, then a retry from a fresh count; cancelling a pending change.
+    let claimed = store.claim_changes("w1", 10, t(300), &[], t(60)).await.unwrap();
+    assert_eq!(claimed[0].id, sensitive.id);
+    let failed = AttemptOutcome::Settled {
+        result: ApplyResult::Failed,
+        verified: None,
+        graph_request_id: None,
+        error: Some("missing permission GroupMember.ReadWrite.All".into()),
+        details: serde_json::json!({}),
+    };
+    let failed = store.record_attempt(sensitive.id, "w1", failed, t(61)).await.unwrap();
+    assert_eq!(failed.state, ChangeState::Failed);
+    let retried = store.retry_change(sensitive.id, "bob@contoso.com", t(62)).await.unwrap();
+    assert_eq!((retried.state, retried.attempts, retried.result), (ChangeState::Pending, 0, None));
+    let cancelled = store.cancel_change(sensitive.id, "bob@contoso.com", t(63)).await.unwrap();
+    assert_eq!(cancelled.state, ChangeState::Cancelled);
+
+    // Skipped kinds are not claimed by background workers.
+    let reset = NewChange {
+        action: ChangeAction::ResetPassword { user: "u1".into() },
+        ..member_change(c, "k3", "ada@contoso.com")
+    };
+    let reset = store.enqueue_change(reset, false, t(70)).await.unwrap().change;
+    assert!(store.claim_changes("w1", 10, t(400), &[ChangeKind::ResetPassword], t(71)).await.unwrap().is_empty());
+    assert_eq!(store.claim_change(reset.id, "cli:ada", t(400), t(72)).await.unwrap().map(|c| c.id), Some(reset.id));
+
+    // Listing, counting, and the audit trail of every transition.
+    let listed = store.list_changes(&ChangeFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![reset.id, sensitive.id, first.change.id]);
+    let cancelled_only = ChangeFilter { state: Some(ChangeState::Cancelled), limit: 10, ..Default::default() };
+    assert_eq!(store.list_changes(&cancelled_only).await.unwrap().len(), 1);
+    let counts = store.count_changes_by_state().await.unwrap();
+    assert!(
+        counts.contains(&(ChangeState::Applied, 1)) && counts.contains(&(ChangeState::InProgress, 1)),
+        "{counts:?}"
+    );
+    let events = store.list_audit_events(0, 100).await.unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .filter(|e| e.target_id.as_deref() == Some(&first.change.id.0.to_string()))
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "change.requested",
+            "change.claimed",
+            "change.retry_scheduled",
+            "change.claimed",
+            "change.claimed",
+            "change.applied"
+        ]
+    );
+    assert!(store.verify_audit_chain().await.unwrap().broken.is_none());
+});
+
+store_test!(concurrent_workers_claim_disjoint_changes, |store| {
+    let c = connector(&store, "contoso").await.id;
+    for i in 0..200 {
+        store.enqueue_change(member_change(c, &format!("k{i}"), "ada@contoso.com"), false, t(0)).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_changes(&format!("w{w}"), 7, t(600), &[], t(1)).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id.0));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (200, 200), "every change claimed exactly once");
 });

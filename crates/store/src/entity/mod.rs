@@ -2,6 +2,7 @@
 //! Entities are the store's private view of the schema; other crates see domain types only.
 
 pub mod audit_event;
+pub mod change;
 pub mod connector;
 pub mod connector_owner;
 pub mod entitlement;

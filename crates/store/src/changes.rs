@@ -1,0 +1,398 @@
+//! The change queue (outbox). Every state transition is one transaction that also appends its
+//! audit event, so the log and the queue never disagree.
+//!
+//! Workers claim due changes with a lease: one `UPDATE … WHERE id IN (SELECT … LIMIT n)`
+//! statement, with `FOR UPDATE SKIP LOCKED` on PostgreSQL so replicas claim disjoint sets
+//! without waiting on each other; SQLite runs one writer at a time, which gives the same
+//! guarantee. A worker that dies leaves its lease to expire, and the change is claimed again.
+//! Finishing checks the lease is still the worker's, so a worker that overslept its lease
+//! cannot overwrite the outcome of the one that took over.
+
+use attest_domain::{ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, Value,
+};
+use serde_json::json;
+
+use crate::entity::change::{self, Column};
+use crate::sql::Sql;
+use crate::{Store, StoreError};
+
+/// Which changes to list.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    pub state: Option<ChangeState>,
+    pub connector: Option<ConnectorId>,
+    /// Only changes with a smaller id (paging backwards from the newest).
+    pub before: Option<ChangeId>,
+    pub limit: u64,
+}
+
+/// How one attempt ended, as a worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// Final: the change is settled (`result` says how; `Failed` results end as `failed`).
+    Settled {
+        result: ApplyResult,
+        verified: Option<bool>,
+        graph_request_id: Option<String>,
+        /// For failures: what went wrong and what to do.
+        error: Option<String>,
+        /// Anything worth keeping in the audit event (e.g. the new assignment's id).
+        details: serde_json::Value,
+    },
+    /// Transient: try again at `next_attempt_at`.
+    Retry { error: String, next_attempt_at: DateTime<Utc> },
+}
+
+/// The result of enqueueing: the change, and whether this call created it.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub change: Change,
+    pub created: bool,
+}
+
+impl Store {
+    /// Queues a change, or returns the one already queued under the same idempotency key.
+    /// `needs_approval` puts it in `awaiting_approval` instead of `pending`.
+    pub async fn enqueue_change(
+        &self,
+        new: NewChange,
+        needs_approval: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Enqueued, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let state = if needs_approval { ChangeState::AwaitingApproval } else { ChangeState::Pending };
+        let action = serde_json::to_string(&new.action).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let txn = self.db.begin().await?;
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO changes (connector_id, kind, action, idempotency_key, origin, origin_ref, requested_by, \
+             state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
+        );
+        sql.value(new.connector_id.0).push(", ").value(new.action.kind().as_str()).push(", ").value(action);
+        sql.push(", ").value(new.idempotency_key.clone()).push(", ").value(new.origin.as_str());
+        sql.push(", ").value(new.origin_ref.clone()).push(", ").value(new.requested_by.clone());
+        sql.push(", ").value(state.as_str()).push(", 0, ").value(now).push(", ").value(now).push(", ").value(now);
+        sql.push(") ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
+        let inserted = txn.query_one_raw(sql.build()).await?;
+        let (id, created) = match inserted {
+            Some(row) => (row.try_get_by_index::<i64>(0)?, true),
+            None => {
+                let existing = change::Entity::find()
+                    .filter(Column::IdempotencyKey.eq(new.idempotency_key.clone()))
+                    .one(&txn)
+                    .await?
+                    .ok_or_else(|| StoreError::Invalid("a change vanished while being enqueued".into()))?;
+                (existing.id, false)
+            }
+        };
+        if created {
+            let details = json!({
+                "kind": new.action.kind(),
+                "action": new.action,
+                "description": new.action.describe(),
+                "origin": new.origin,
+                "origin_ref": new.origin_ref,
+                "connector_id": new.connector_id,
+                "state": state,
+            });
+            self.audit_change(&txn, id, &new.requested_by, "change.requested", details, now).await?;
+        }
+        let change = load(&txn, id).await?;
+        txn.commit().await?;
+        Ok(Enqueued { change, created })
+    }
+
+    /// Claims up to `limit` due changes for `worker` until `lease_until`: pending ones whose
+    /// time has come, and in-progress ones whose lease expired (their worker died). Kinds in
+    /// `skip` are left for someone else (a password reset is applied only where someone is
+    /// present to be shown the password).
+    pub async fn claim_changes(
+        &self,
+        worker: &str,
+        limit: u64,
+        lease_until: DateTime<Utc>,
+        skip: &[ChangeKind],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Change>, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let backend = self.backend();
+        let txn = self.db.begin().await?;
+        let mut sql = Sql::new(backend, "UPDATE changes SET state = 'in_progress', lease_owner = ");
+        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(lease_until.trunc_subsecs(6));
+        sql.push(", attempts = attempts + 1, updated_at = ").value(now);
+        sql.push(" WHERE id IN (SELECT id FROM changes WHERE ((state = 'pending' AND next_attempt_at <= ");
+        sql.value(now).push(") OR (state = 'in_progress' AND lease_expires_at < ").value(now).push("))");
+        if !skip.is_empty() {
+            sql.push(" AND kind NOT IN ").tuple(skip.iter().map(|k| Value::from(k.as_str())));
+        }
+        sql.push(&format!(" ORDER BY next_attempt_at, id LIMIT {}", limit.max(1)));
+        if backend == DbBackend::Postgres {
+            sql.push(" FOR UPDATE SKIP LOCKED");
+        }
+        sql.push(") RETURNING *");
+        let rows = txn.query_all_raw(sql.build()).await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let model = change::Model::from_query_result(&row, "")?;
+            claimed.push(model.into_domain()?);
+        }
+        claimed.sort_by_key(|c| c.id);
+        for c in &claimed {
+            let details = json!({"attempt": c.attempts, "worker": worker, "lease_until": lease_until});
+            self.audit_change(&txn, c.id.0, worker, "change.claimed", details, now).await?;
+        }
+        txn.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Claims one particular change for `worker` (an actor applying it in person, e.g. a
+    /// password reset). `None` when it is not due or someone else holds it.
+    pub async fn claim_change(
+        &self,
+        id: ChangeId,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Change>, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let txn = self.db.begin().await?;
+        let mut sql = Sql::new(self.backend(), "UPDATE changes SET state = 'in_progress', lease_owner = ");
+        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(lease_until.trunc_subsecs(6));
+        sql.push(", attempts = attempts + 1, updated_at = ").value(now).push(" WHERE id = ").value(id.0);
+        sql.push(" AND (state = 'pending' OR (state = 'in_progress' AND lease_expires_at < ").value(now);
+        sql.push(")) RETURNING *");
+        let Some(row) = txn.query_one_raw(sql.build()).await? else { return Ok(None) };
+        let claimed = change::Model::from_query_result(&row, "")?.into_domain()?;
+        let details = json!({"attempt": claimed.attempts, "worker": worker, "lease_until": lease_until});
+        self.audit_change(&txn, id.0, worker, "change.claimed", details, now).await?;
+        txn.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    /// Records how an attempt ended. Refused unless `worker` still holds the change's lease.
+    pub async fn record_attempt(
+        &self,
+        id: ChangeId,
+        worker: &str,
+        outcome: AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let txn = self.db.begin().await?;
+        let before = load(&txn, id.0).await?;
+        if before.state != ChangeState::InProgress || before.lease_owner.as_deref() != Some(worker) {
+            return Err(StoreError::Refused(format!(
+                "change {} is no longer held by {worker} (state {}, held by {}): its lease expired and another worker took it over",
+                id.0,
+                before.state,
+                before.lease_owner.as_deref().unwrap_or("nobody")
+            )));
+        }
+        let mut model = change::ActiveModel {
+            id: sea_orm::ActiveValue::Unchanged(id.0),
+            lease_owner: Set(None),
+            lease_expires_at: Set(None),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let (action, details) = match &outcome {
+            AttemptOutcome::Settled { result, verified, graph_request_id, error, details } => {
+                let state = if *result == ApplyResult::Failed || *result == ApplyResult::NotSupported {
+                    ChangeState::Failed
+                } else {
+                    ChangeState::Applied
+                };
+                model.state = Set(state.as_str().to_owned());
+                model.result = Set(Some(result.as_str().to_owned()));
+                model.verified = Set(*verified);
+                model.graph_request_id = Set(graph_request_id.clone());
+                model.last_error = Set(error.clone());
+                model.finished_at = Set(Some(now));
+                let action = if state == ChangeState::Applied { "change.applied" } else { "change.failed" };
+                let details = json!({
+                    "before": {"state": before.state, "attempts": before.attempts},
+                    "after": {"state": state, "result": result, "verified": verified},
+                    "graph_request_id": graph_request_id,
+                    "error": error,
+                    "detail": details,
+                });
+                (action, details)
+            }
+            AttemptOutcome::Retry { error, next_attempt_at } => {
+                model.state = Set(ChangeState::Pending.as_str().to_owned());
+                model.next_attempt_at = Set(next_attempt_at.trunc_subsecs(6));
+                model.last_error = Set(Some(error.clone()));
+                let details = json!({"attempt": before.attempts, "error": error, "next_attempt_at": next_attempt_at});
+                ("change.retry_scheduled", details)
+            }
+        };
+        model.update(&txn).await?;
+        self.audit_change(&txn, id.0, worker, action, details, now).await?;
+        let after = load(&txn, id.0).await?;
+        txn.commit().await?;
+        Ok(after)
+    }
+
+    /// A second person approves a sensitive change: it becomes pending. The requester cannot
+    /// approve their own change.
+    pub async fn approve_change(&self, id: ChangeId, approver: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
+        self.transition(id, approver, "change.approved", now, |change| {
+            if change.state != ChangeState::AwaitingApproval {
+                return Err(format!(
+                    "change {} is {}; only changes awaiting approval can be approved",
+                    id.0, change.state
+                ));
+            }
+            if change.requested_by.eq_ignore_ascii_case(approver) {
+                return Err(format!("change {} was requested by {approver}; a second person must approve it", id.0));
+            }
+            Ok(Transition { state: ChangeState::Pending, approved_by: Some(approver.to_owned()), reset: false })
+        })
+        .await
+    }
+
+    /// Withdraws a change that has not been applied (pending or awaiting approval).
+    pub async fn cancel_change(&self, id: ChangeId, actor: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
+        self.transition(id, actor, "change.cancelled", now, |change| match change.state {
+            ChangeState::Pending | ChangeState::AwaitingApproval => {
+                Ok(Transition { state: ChangeState::Cancelled, approved_by: None, reset: false })
+            }
+            ChangeState::InProgress => Err(format!(
+                "change {} is being applied right now; wait for it to finish (then reverse it with a new change)",
+                id.0
+            )),
+            state => Err(format!("change {} is already {state}; only pending changes can be cancelled", id.0)),
+        })
+        .await
+    }
+
+    /// Queues a failed change again, from a fresh count of attempts.
+    pub async fn retry_change(&self, id: ChangeId, actor: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
+        self.transition(id, actor, "change.retried", now, |change| match change.state {
+            ChangeState::Failed => Ok(Transition { state: ChangeState::Pending, approved_by: None, reset: true }),
+            state => Err(format!("change {} is {state}; only failed changes can be retried", id.0)),
+        })
+        .await
+    }
+
+    /// The change with this id, or `NotFound`.
+    pub async fn get_change(&self, id: ChangeId) -> Result<Change, StoreError> {
+        load(&self.db, id.0).await
+    }
+
+    /// Changes, newest first.
+    pub async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>, StoreError> {
+        let mut query = change::Entity::find().order_by_desc(Column::Id).limit(filter.limit.max(1));
+        if let Some(state) = filter.state {
+            query = query.filter(Column::State.eq(state.as_str()));
+        }
+        if let Some(connector) = filter.connector {
+            query = query.filter(Column::ConnectorId.eq(connector.0));
+        }
+        if let Some(before) = filter.before {
+            query = query.filter(Column::Id.lt(before.0));
+        }
+        query.all(&self.db).await?.into_iter().map(change::Model::into_domain).collect()
+    }
+
+    /// How many changes are in each state (for `/metrics` and the dashboard).
+    pub async fn count_changes_by_state(&self) -> Result<Vec<(ChangeState, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = change::Entity::find()
+            .select_only()
+            .column(Column::State)
+            .column_as(Column::Id.count(), "n")
+            .group_by(Column::State)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(state, n)| {
+                Ok((crate::entity::parse_column("changes", 0, &state)?, u64::try_from(n).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    async fn transition(
+        &self,
+        id: ChangeId,
+        actor: &str,
+        action: &str,
+        now: DateTime<Utc>,
+        rule: impl FnOnce(&Change) -> Result<Transition, String>,
+    ) -> Result<Change, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let txn = self.db.begin().await?;
+        let before = load(&txn, id.0).await?;
+        let to = rule(&before).map_err(StoreError::Refused)?;
+        // The state is part of the condition, so a concurrent transition makes this one fail
+        // instead of overwriting it.
+        let mut update = change::Entity::update_many()
+            .col_expr(Column::State, to.state.as_str().into())
+            .col_expr(Column::UpdatedAt, now.into())
+            .filter(Column::Id.eq(id.0))
+            .filter(Column::State.eq(before.state.as_str()));
+        if let Some(approver) = &to.approved_by {
+            update = update.col_expr(Column::ApprovedBy, approver.clone().into());
+        }
+        if to.state == ChangeState::Cancelled {
+            update = update.col_expr(Column::FinishedAt, now.into());
+        }
+        if to.reset {
+            update = update
+                .col_expr(Column::Attempts, 0.into())
+                .col_expr(Column::NextAttemptAt, now.into())
+                .col_expr(Column::Result, Option::<String>::None.into())
+                .col_expr(Column::FinishedAt, Option::<DateTime<Utc>>::None.into());
+        }
+        if update.exec(&txn).await?.rows_affected != 1 {
+            return Err(StoreError::Refused(format!("change {} changed while this was being done; look again", id.0)));
+        }
+        let details = json!({"before": {"state": before.state}, "after": {"state": to.state}});
+        self.audit_change(&txn, id.0, actor, action, details, now).await?;
+        let after = load(&txn, id.0).await?;
+        txn.commit().await?;
+        Ok(after)
+    }
+
+    async fn audit_change(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: i64,
+        actor: &str,
+        action: &str,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let draft = AuditEventDraft {
+            occurred_at: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target_kind: Some("change".to_owned()),
+            target_id: Some(id.to_string()),
+            details,
+        };
+        self.append_audit_in(txn, draft).await?;
+        Ok(())
+    }
+}
+
+/// What a manual transition does.
+struct Transition {
+    state: ChangeState,
+    approved_by: Option<String>,
+    /// Start over: attempts, result and finish time cleared, due now.
+    reset: bool,
+}
+
+async fn load(conn: &impl ConnectionTrait, id: i64) -> Result<Change, StoreError> {
+    change::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { what: "change", key: id.to_string() })?
+        .into_domain()
+}
