@@ -68,6 +68,10 @@ pub const ATTEST_PROVISIONING_PERMISSIONS: &[&str] = &[
     "User.EnableDisableAccount.All",
     "User-PasswordProfile.ReadWrite.All",
     "User.RevokeSessions.All",
+    // Application owners of any enterprise app (`OwnedBy` covers only apps the app owns).
+    "Application.ReadWrite.All",
+    // Deleting and restoring users has no narrower permission.
+    "User.ReadWrite.All",
 ];
 
 /// The app registration the simulator knows: its credentials and the permissions an

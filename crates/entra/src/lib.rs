@@ -7,16 +7,21 @@
 //! before a `Retry-After` has elapsed), and paging by `@odata.nextLink` ([`graph`]).
 //! Base URLs are configuration: national clouds are other URLs, and tests use the simulator.
 
+pub mod apply;
 pub mod auth;
 pub mod graph;
 pub mod readiness;
 pub mod stored;
 pub mod sync;
+mod verify;
 
+pub use apply::{Applied, ApplyError, Secret};
 pub use auth::{AuthError, Credentials, TokenSource};
 pub use graph::{GraphClient, GraphError, RetryPolicy, UsageCount};
 pub use readiness::{FeatureReadiness, Readiness};
 pub use sync::{EntraConnector, EntraSettings, Scope};
 
+#[cfg(test)]
+mod apply_tests;
 #[cfg(test)]
 mod tests;

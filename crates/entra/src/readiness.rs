@@ -62,6 +62,8 @@ const FEATURES: &[Feature] = &[
             &["User.EnableDisableAccount.All", "User.ReadWrite.All", "Directory.ReadWrite.All"],
             &["User-PasswordProfile.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"],
             &["User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"],
+            &["Application.ReadWrite.All", "Directory.ReadWrite.All"],
+            &["User.ReadWrite.All", "Directory.ReadWrite.All"],
         ],
     },
 ];

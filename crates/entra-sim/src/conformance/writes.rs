@@ -102,7 +102,10 @@ async fn group_links_follow_graphs_rules_and_wording() {
 
 #[tokio::test]
 async fn forgetting_ref_deletes_the_member_itself_when_allowed() {
-    let f = provisioning().await;
+    // Membership permissions only: deleting the member object itself is refused.
+    let mut members_only = ClientApp::attest(7);
+    members_only.roles.push("GroupMember.ReadWrite.All".into());
+    let f = Fixture::with_client(small(), members_only, |_| {}).await;
     let (group, members, _, _) = manageable_group(&f);
     let user = f.sim.sim.read(|t| members.iter().find(|m| t.live_user(m).is_some()).unwrap().clone());
     let (status, _, _) = f.send(Method::DELETE, &format!("/v1.0/groups/{group}/members/{user}"), None, &[]).await;
@@ -157,9 +160,10 @@ async fn app_role_assignments_and_owners() {
     let (status, _, _) = f.send(Method::DELETE, &format!("{path}/{id}"), None, &[]).await;
     assert_eq!(status, 404);
 
-    // Application owners: Attest's provisioning set does not manage applications.
+    // Application owners: sync-only permissions cannot manage them.
     let owners = format!("/v1.0/servicePrincipals/{app}/owners/$ref");
-    let (status, _, _) = f.send(Method::POST, &owners, reference(&sp_owner), &[]).await;
+    let reader = Fixture::new(small()).await;
+    let (status, _, _) = reader.send(Method::POST, &owners, reference(&sp_owner), &[]).await;
     assert_eq!(status, 403);
     let mut client = ClientApp::attest(7);
     client.roles.push("Application.ReadWrite.All".into());
