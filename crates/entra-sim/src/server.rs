@@ -301,6 +301,13 @@ impl Sim {
         }
     }
 
+    /// Replaces the running fault plan (as `POST /_sim/faults` with a `plan` does).
+    pub fn set_fault_plan(&self, plan: crate::faults::FaultPlan) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.set_plan(plan);
+        }
+    }
+
     /// Makes the token in `headers` expired from now on.
     fn expire_token(&self, headers: &HeaderMap) {
         let now = self.now();

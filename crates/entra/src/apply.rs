@@ -12,59 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+pub use attest_connector::{Applied, ApplyError, Secret};
+
 use crate::{GraphClient, GraphError};
-
-/// The outcome of applying one action.
-#[derive(Debug)]
-pub struct Applied {
-    pub result: ApplyResult,
-    /// Graph's `request-id` of the request that settled it.
-    pub graph_request_id: Option<String>,
-    /// What is worth keeping: the new assignment's id, the state found.
-    pub details: Value,
-    /// A temporary password: shown once to whoever applied the change, never stored or logged.
-    pub secret: Option<Secret>,
-}
-
-/// A value to show once. `Debug` never prints it.
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(redacted)")
-    }
-}
-
-/// Why an action could not be applied.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApplyError {
-    /// Still failing after the client's retries (throttled, unavailable, unreachable): the
-    /// queue tries again later.
-    #[error("{0}")]
-    Transient(String),
-    /// Retrying will not help; nothing changed. The message says what to do.
-    #[error("{message}")]
-    Permanent { message: String, graph_request_id: Option<String> },
-    /// The tenant cannot do this (e.g. PIM without the licence).
-    #[error("{0}")]
-    NotSupported(String),
-}
-
-impl ApplyError {
-    fn permanent(message: impl Into<String>, error: &GraphError) -> ApplyError {
-        let graph_request_id = match error {
-            GraphError::Api { request_id, .. } => Some(request_id.clone()),
-            _ => None,
-        };
-        ApplyError::Permanent { message: format!("{}: {error}", message.into()), graph_request_id }
-    }
-}
 
 /// The rule Entra's password policy enforces: 8–256 characters from at least three classes.
 const PASSWORD_LENGTH: usize = 16;
@@ -160,10 +110,9 @@ impl GraphClient {
         match self.send_traced(Method::DELETE, &path, None, &[]).await {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, Value::Null)),
             Err(e) if is_not_linked(&e) => Ok(answered(ApplyResult::TargetNotFound, &e)),
-            Err(e) if message_contains(&e, "at least one owner") => Err(ApplyError::permanent(
-                "this is the group's last owner: add another owner first, then remove this one",
-                &e,
-            )),
+            Err(e) if message_contains(&e, "at least one owner") => {
+                Err(refused("this is the group's last owner: add another owner first, then remove this one", &e))
+            }
             Err(e) => Err(self.explain_group_refusal(group, relation, e).await),
         }
     }
@@ -175,22 +124,22 @@ impl GraphClient {
             return transient;
         }
         if message_contains(&error, "originated within an external service") {
-            return ApplyError::permanent(
+            return refused(
                 "the group is synchronised from on-premises Active Directory: change its membership there",
                 &error,
             );
         }
         if error.status() == Some(404) {
-            return ApplyError::permanent("the group or the principal does not exist in the directory", &error);
+            return refused("the group or the principal does not exist in the directory", &error);
         }
         if error.status() != Some(403) {
-            return ApplyError::permanent("Graph refused the change", &error);
+            return refused("Graph refused the change", &error);
         }
         let path = format!(
             "/groups/{group}?$select=id,displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole,membershipRule"
         );
         let Ok(g) = self.get(&path, &[]).await else {
-            return ApplyError::permanent("Graph refused the change (403)", &error);
+            return refused("Graph refused the change (403)", &error);
         };
         let name = g["displayName"].as_str().unwrap_or(group);
         let types: Vec<&str> = g["groupTypes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
@@ -213,7 +162,7 @@ impl GraphClient {
         } else {
             "the app lacks the application permission GroupMember.ReadWrite.All: grant it and consent again".to_owned()
         };
-        ApplyError::permanent(reason, &error)
+        refused(reason, &error)
     }
 
     async fn assign_app_role(&self, app: &str, principal: &str, app_role: &str) -> Result<Applied, ApplyError> {
@@ -358,7 +307,7 @@ impl GraphClient {
         let current = match self.get(&format!("/users/{user}?$select=id,accountEnabled"), &[]).await {
             Ok(u) => u["accountEnabled"].as_bool(),
             Err(e) if e.status() == Some(404) => {
-                return Err(ApplyError::permanent("the user does not exist (deleted?)", &e));
+                return Err(refused("the user does not exist (deleted?)", &e));
             }
             Err(e) => return Err(classify(e, "read the user")),
         };
@@ -378,12 +327,12 @@ impl GraphClient {
         match self.send_traced(Method::PATCH, &format!("/users/{user}"), Some(&body), &[]).await {
             Ok((_, request_id)) => Ok(Applied {
                 result: ApplyResult::Applied,
-                graph_request_id: Some(request_id),
+                request_id: Some(request_id),
                 details: json!({"force_change_password_next_sign_in": true}),
-                secret: Some(Secret(password)),
+                secret: Some(Secret::new(password)),
             }),
-            Err(e) if e.status() == Some(404) => Err(ApplyError::permanent("the user does not exist (deleted?)", &e)),
-            Err(e) if e.status() == Some(403) => Err(ApplyError::permanent(
+            Err(e) if e.status() == Some(404) => Err(refused("the user does not exist (deleted?)", &e)),
+            Err(e) if e.status() == Some(403) => Err(refused(
                 "the app lacks User-PasswordProfile.ReadWrite.All, or the user is an administrator (only a Privileged Authentication Administrator can reset theirs)",
                 &e,
             )),
@@ -397,10 +346,9 @@ impl GraphClient {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, Value::Null)),
             Err(e) if e.status() == Some(404) => match self.get(&format!("/users/{user}?$select=id"), &[]).await {
                 Ok(_) => Ok(answered(ApplyResult::AlreadyInState, &e)),
-                Err(_) => Err(ApplyError::permanent(
-                    "the user is not in the recycle bin: deleted users are kept 30 days, then purged",
-                    &e,
-                )),
+                Err(_) => {
+                    Err(refused("the user is not in the recycle bin: deleted users are kept 30 days, then purged", &e))
+                }
             },
             Err(e) => Err(classify(e, "restore the user")),
         }
@@ -435,8 +383,8 @@ struct ScheduleRequest<'a> {
 }
 
 fn applied(result: ApplyResult, request_id: String, details: Value) -> Applied {
-    let graph_request_id = (!request_id.is_empty()).then_some(request_id);
-    Applied { result, graph_request_id, details, secret: None }
+    let request_id = (!request_id.is_empty()).then_some(request_id);
+    Applied { result, request_id, details, secret: None }
 }
 
 /// A result Graph gave as an error answer (already a member, no such link).
@@ -472,19 +420,28 @@ fn transient(error: &GraphError) -> Option<ApplyError> {
     }
 }
 
+/// A permanent refusal: what to do, then what Graph said.
+fn refused(message: impl Into<String>, error: &GraphError) -> ApplyError {
+    let request_id = match error {
+        GraphError::Api { request_id, .. } => Some(request_id.clone()),
+        _ => None,
+    };
+    ApplyError::Permanent { message: format!("{}: {error}", message.into()), request_id }
+}
+
 fn classify(error: GraphError, what: &str) -> ApplyError {
     if let Some(transient) = transient(&error) {
         return transient;
     }
     match error.status() {
-        Some(403) => ApplyError::permanent(
+        Some(403) => refused(
             format!(
                 "Graph refused to {what}: the app lacks the permission (run `attest connector check`), or the target is protected"
             ),
             &error,
         ),
-        Some(404) => ApplyError::permanent(format!("cannot {what}: an object it names does not exist"), &error),
-        _ => ApplyError::permanent(format!("cannot {what}"), &error),
+        Some(404) => refused(format!("cannot {what}: an object it names does not exist"), &error),
+        _ => refused(format!("cannot {what}"), &error),
     }
 }
 
@@ -521,6 +478,6 @@ mod tests {
         assert_eq!(a.len(), super::PASSWORD_LENGTH);
         assert!(a.chars().any(|c| c.is_ascii_lowercase()) && a.chars().any(|c| c.is_ascii_uppercase()));
         assert!(a.chars().any(|c| c.is_ascii_digit()) && a.chars().any(|c| !c.is_ascii_alphanumeric()));
-        assert_eq!(format!("{:?}", super::Secret(a.clone())), "Secret(redacted)");
+        assert_eq!(format!("{:?}", super::Secret::new(a.clone())), "Secret(redacted)");
     }
 }

@@ -9,7 +9,9 @@ use attest_domain::{ApplyResult, ChangeAction};
 use attest_entra_sim::{ClientApp, SimHandle, SimOptions, TenantSpec, generate, spawn_with};
 use chrono::Utc;
 
-use crate::{ApplyError, GraphClient, RetryPolicy};
+use attest_connector::{Applied, ApplyError};
+
+use crate::{GraphClient, RetryPolicy};
 
 async fn sim(app: ClientApp) -> SimHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -245,7 +247,7 @@ async fn user_actions_apply_and_repeat_safely() {
     assert_eq!(apply(&c, &ChangeAction::RestoreUser { user: u() }).await, ApplyResult::AlreadyInState);
 }
 
-fn permanent(result: Result<crate::Applied, ApplyError>) -> String {
+fn permanent(result: Result<Applied, ApplyError>) -> String {
     match result {
         Err(ApplyError::Permanent { message, .. }) => message,
         other => panic!("expected a permanent refusal, got {other:?}"),

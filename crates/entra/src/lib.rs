@@ -15,7 +15,6 @@ pub mod stored;
 pub mod sync;
 mod verify;
 
-pub use apply::{Applied, ApplyError, Secret};
 pub use auth::{AuthError, Credentials, TokenSource};
 pub use graph::{GraphClient, GraphError, RetryPolicy, UsageCount};
 pub use readiness::{FeatureReadiness, Readiness};

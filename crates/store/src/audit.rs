@@ -2,9 +2,7 @@
 
 use attest_domain::{AuditEvent, AuditEventDraft, ChainBreak, ChainVerifier};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
 use crate::entity::audit_event::{self, Column};
@@ -29,7 +27,7 @@ impl Store {
     /// row (a row lock on PostgreSQL, the write lock on SQLite), so concurrent writers and
     /// replicas always produce one unbroken chain.
     pub async fn append_audit_event(&self, draft: AuditEventDraft) -> Result<AuditEvent, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let event = self.append_audit_in(&txn, draft).await?;
         txn.commit().await?;
         Ok(event)

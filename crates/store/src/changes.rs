@@ -13,7 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, Value,
+    QuerySelect, Value,
 };
 use serde_json::json;
 
@@ -67,7 +67,7 @@ impl Store {
         let now = now.trunc_subsecs(6);
         let state = if needs_approval { ChangeState::AwaitingApproval } else { ChangeState::Pending };
         let action = serde_json::to_string(&new.action).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO changes (connector_id, kind, action, idempotency_key, origin, origin_ref, requested_by, \
@@ -121,7 +121,7 @@ impl Store {
     ) -> Result<Vec<Change>, StoreError> {
         let now = now.trunc_subsecs(6);
         let backend = self.backend();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut sql = Sql::new(backend, "UPDATE changes SET state = 'in_progress', lease_owner = ");
         sql.value(worker.to_owned()).push(", lease_expires_at = ").value(lease_until.trunc_subsecs(6));
         sql.push(", attempts = attempts + 1, updated_at = ").value(now);
@@ -160,7 +160,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Change>, StoreError> {
         let now = now.trunc_subsecs(6);
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut sql = Sql::new(self.backend(), "UPDATE changes SET state = 'in_progress', lease_owner = ");
         sql.value(worker.to_owned()).push(", lease_expires_at = ").value(lease_until.trunc_subsecs(6));
         sql.push(", attempts = attempts + 1, updated_at = ").value(now).push(" WHERE id = ").value(id.0);
@@ -174,6 +174,20 @@ impl Store {
         Ok(Some(claimed))
     }
 
+    /// Keeps `worker`'s claims alive until `until` while it is still working on them (a
+    /// heartbeat): a change waiting out a long `Retry-After` is not taken over meanwhile.
+    pub async fn extend_leases(
+        &self,
+        worker: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE changes SET lease_expires_at = ");
+        sql.value(until.trunc_subsecs(6)).push(" WHERE state = 'in_progress' AND lease_owner = ");
+        sql.value(worker.to_owned()).push(" AND lease_expires_at >= ").value(now.trunc_subsecs(6));
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected())
+    }
+
     /// Records how an attempt ended. Refused unless `worker` still holds the change's lease.
     pub async fn record_attempt(
         &self,
@@ -183,7 +197,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
         let now = now.trunc_subsecs(6);
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let before = load(&txn, id.0).await?;
         if before.state != ChangeState::InProgress || before.lease_owner.as_deref() != Some(worker) {
             return Err(StoreError::Refused(format!(
@@ -326,7 +340,7 @@ impl Store {
         rule: impl FnOnce(&Change) -> Result<Transition, String>,
     ) -> Result<Change, StoreError> {
         let now = now.trunc_subsecs(6);
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let before = load(&txn, id.0).await?;
         let to = rule(&before).map_err(StoreError::Refused)?;
         // The state is part of the condition, so a concurrent transition makes this one fail

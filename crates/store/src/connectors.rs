@@ -3,7 +3,7 @@
 use attest_domain::{Connector, ConnectorId, ConnectorKind, ConnectorStatus, SyncMode};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::{connector, connector_owner};
 use crate::{Store, StoreError};
@@ -40,7 +40,7 @@ impl Store {
         if new.name.trim().is_empty() {
             return Err(StoreError::Invalid("a connector needs a name".into()));
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let model = connector::ActiveModel {
             id: NotSet,
             name: Set(new.name.clone()),

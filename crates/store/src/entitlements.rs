@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use attest_domain::{ConnectorId, Entitlement, EntitlementData, EntitlementId, EntitlementKey, ResourceId};
+use attest_domain::{
+    ConnectorId, Entitlement, EntitlementData, EntitlementId, EntitlementKey, ResourceId, ResourceKind,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::entitlement::{self, Column};
 use crate::sql::{JsonRows, Sql, json, rows_per_statement};
@@ -27,7 +27,7 @@ impl Store {
         let unique = dedupe(rows, key);
         let mut ids = HashMap::with_capacity(rows.len());
         let mut counts = attest_domain::KindCounts::default();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         for chunk in unique.chunks(rows_per_statement(Column::iter().count())) {
             let mut resources: Vec<[i64; 1]> = chunk.iter().map(|r| [r.resource_id.0]).collect();
             resources.sort_unstable();
@@ -126,6 +126,26 @@ impl Store {
             .into_iter()
             .map(entitlement::Model::into_domain)
             .collect()
+    }
+
+    /// The live entitlement `key` of the connector's resource of `kind` with `external_id`, if the
+    /// graph has it (what a provisioned change writes through to).
+    pub async fn find_entitlement_id(
+        &self,
+        connector: ConnectorId,
+        kind: ResourceKind,
+        external_id: &str,
+        key: &EntitlementKey,
+    ) -> Result<Option<EntitlementId>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT e.id FROM entitlements e JOIN resources r ON r.id = e.resource_id \
+             WHERE e.deleted_at IS NULL AND r.connector_id = ",
+        );
+        sql.value(connector.0).push(" AND r.kind = ").value(kind.as_str());
+        sql.push(" AND r.external_id = ").value(external_id.to_owned()).push(" AND e.key = ").value(key.to_string());
+        let rows: Vec<(i64,)> = crate::sql::select_json(&self.db, sql, &["id"]).await?;
+        Ok(rows.first().map(|(id,)| EntitlementId(*id)))
     }
 
     /// (resource id, key) → entitlement id for a whole connector.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use attest_domain::{ConnectorId, EntitlementId, Grant, GrantData, GrantId, GrantSource, KindCounts, PrincipalId};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Value};
 
 use crate::entity::grant::{self, Column};
 use crate::lifecycle::returning_ids;
@@ -74,7 +74,7 @@ impl Store {
             .collect();
         let unique = dedupe(&rows, key);
         let mut out = GrantUpsert::default();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         for chunk in unique.chunks(BATCH) {
             let stored = lookup_current(&txn, backend, chunk).await?;
             let mut insert = Vec::new();
@@ -165,7 +165,7 @@ impl Store {
         last_seen_at: Option<DateTime<Utc>>,
     ) -> Result<u64, StoreError> {
         let backend = self.backend();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut ended = 0;
         for chunk in ids.chunks(rows_per_statement(1)) {
             let mut sql = Sql::new(backend, "UPDATE grants SET ended_at = ");

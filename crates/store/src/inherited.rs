@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use attest_domain::{ConnectorId, GrantId, GrantSource, KindCounts};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 
 use crate::grants::scan_current;
 use crate::sql::{JsonRows, Sql, json, select_json, timestamp_text};
@@ -97,7 +97,7 @@ impl Store {
         })
         .await?;
 
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let to_insert: Vec<(i64, i64, i64, Option<String>)> =
             desired.into_iter().map(|((e, m, via), expiry)| (e, m, via, expiry.map(timestamp_text))).collect();
         for chunk in to_insert.chunks(BATCH) {

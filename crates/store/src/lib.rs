@@ -101,6 +101,19 @@ impl Store {
         Ok(Store { db, statistics: Default::default(), recording: None })
     }
 
+    /// Starts a transaction that writes. On SQLite it takes the write lock at `BEGIN`
+    /// (`IMMEDIATE`): a deferred transaction that reads first and writes later fails at once
+    /// with "database is locked" when another writer committed in between, instead of waiting
+    /// its turn. PostgreSQL ignores the mode.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.db.begin_with_options(options).await
+    }
+
     /// Which SQL dialect the database speaks.
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()

@@ -6,8 +6,8 @@ use attest_domain::{ConnectorId, LifecycleEventKind, Principal, PrincipalData, P
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Value,
 };
 
 use crate::entity::principal::{self, Column};
@@ -94,7 +94,7 @@ impl Store {
         let unique = dedupe(&rows, |r| r.external_id.clone());
         let mut out = Upserted { ids: Vec::with_capacity(rows.len()), counts: Default::default() };
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let per_statement = rows_per_statement(Column::iter().count());
         for chunk in unique.chunks(per_statement) {
             let keys: Vec<[&str; 1]> = chunk.iter().map(|r| [r.external_id.as_str()]).collect();
@@ -156,7 +156,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let now = now.trunc_subsecs(6);
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut marked = 0;
         for chunk in external_ids.chunks(rows_per_statement(1)) {
             let mut sql = Sql::new(self.backend(), "UPDATE principals SET deleted_at = ");
@@ -169,6 +169,23 @@ impl Store {
         }
         txn.commit().await?;
         Ok(marked)
+    }
+
+    /// Records a principal's `accountEnabled` as Attest just set it in the directory
+    /// (write-through; the next sync confirms it). Returns whether a live principal was updated.
+    pub async fn set_principal_account_enabled(
+        &self,
+        connector: ConnectorId,
+        external_id: &str,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut sql = Sql::new(self.backend(), "UPDATE principals SET account_enabled = ");
+        sql.value(enabled).push(", updated_at = ").value(now);
+        sql.push(" WHERE deleted_at IS NULL AND connector_id = ").value(connector.0);
+        sql.push(" AND external_id = ").value(external_id.to_owned());
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected() > 0)
     }
 
     /// The principal with this id, or `NotFound`.

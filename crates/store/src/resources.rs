@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use attest_domain::{ConnectorId, Resource, ResourceData, ResourceId, ResourceKind};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::resource::{self, Column};
 use crate::sql::{JsonRows, Sql, json, rows_per_statement};
@@ -45,7 +43,7 @@ impl Store {
         let unique = dedupe(&rows, key);
         let mut ids = HashMap::with_capacity(rows.len());
         let mut counts = attest_domain::KindCounts::default();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         for chunk in unique.chunks(rows_per_statement(Column::iter().count())) {
             let keys: Vec<[&str; 2]> = chunk.iter().map(|r| [r.kind.as_str(), r.external_id.as_str()]).collect();
             let j = JsonRows::new(self.backend());

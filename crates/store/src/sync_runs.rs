@@ -3,7 +3,7 @@
 use attest_domain::{ConnectorId, SyncCounts, SyncMode, SyncRun, SyncRunId, SyncStatus, SyncTrigger};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::sync_run::{self, Column};
 use crate::{Store, StoreError};
@@ -33,7 +33,7 @@ impl Store {
         trigger: SyncTrigger,
         now: DateTime<Utc>,
     ) -> Result<SyncRun, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         sync_run::Entity::update_many()
             .col_expr(Column::Status, SyncStatus::Failed.as_str().into())
             .col_expr(Column::FinishedAt, now.into())
@@ -73,7 +73,7 @@ impl Store {
     ) -> Result<SyncRun, StoreError> {
         let run = self.get_sync_run(id).await?;
         let status = if finish.error.is_some() { SyncStatus::Failed } else { SyncStatus::Succeeded };
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let model = sync_run::ActiveModel {
             id: Unchanged(id.0),
             status: Set(status.as_str().to_owned()),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use attest_domain::{ConnectorId, EntitlementKey, LifecycleEventKind, PrincipalData, ResourceId, ResourceKind};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, EntityTrait, Value};
 
 use crate::entity::principal;
 use crate::lifecycle::returning_ids;
@@ -48,7 +48,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let backend = self.backend();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut sql = Sql::new(backend, "DELETE FROM sync_cursors WHERE connector_id = ");
         sql.value(connector.0);
         txn.execute_raw(sql.build()).await?;
@@ -146,7 +146,7 @@ impl Store {
 
     async fn mark_deleted(&self, table: SyncedTable, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = now.trunc_subsecs(6);
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut marked = 0;
         for chunk in ids.chunks(rows_per_statement(1)) {
             let mut sql = Sql::new(self.backend(), &format!("UPDATE {} SET deleted_at = ", table.name()));

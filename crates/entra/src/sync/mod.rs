@@ -488,6 +488,18 @@ impl Connector for EntraConnector {
         ConnectorKind::Entra
     }
 
+    async fn apply(
+        &self,
+        action: &attest_domain::ChangeAction,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<attest_connector::Applied, attest_connector::ApplyError> {
+        self.client.apply(action, now).await
+    }
+
+    async fn verify(&self, action: &attest_domain::ChangeAction) -> Result<Option<bool>, attest_connector::ApplyError> {
+        self.client.verify(action).await
+    }
+
     async fn sync(&self, mode: SyncMode, sink: &mut SyncSink) -> Result<(), SyncError> {
         let before = self.client.usage();
         let result = self.read(mode, sink).await;
