@@ -6,14 +6,14 @@ use attest_store::db_test;
 
 use crate::harness::attest;
 
-async fn sim(app: ClientApp) -> SimHandle {
+pub(crate) async fn sim(app: ClientApp) -> SimHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let spec = TenantSpec { users: 300, groups: 25, apps: 5, assignments_per_app: 10, seed: 21 };
     spawn_with(listener, generate(spec), app, SimOptions::default()).await.unwrap()
 }
 
 /// A scratch directory with a config file pointing the secret key into it.
-fn scratch() -> (std::path::PathBuf, String) {
+pub(crate) fn scratch() -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("attest-e2e-sync-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("attest.toml");
@@ -22,7 +22,7 @@ fn scratch() -> (std::path::PathBuf, String) {
 }
 
 /// `connector add entra` for the simulator's app, with its secret in `secret_file`.
-fn add_entra(sim: &SimHandle, name: &str, secret_file: &std::path::Path) -> Vec<String> {
+pub(crate) fn add_entra(sim: &SimHandle, name: &str, secret_file: &std::path::Path) -> Vec<String> {
     let app = sim.sim.client();
     [
         "connector",

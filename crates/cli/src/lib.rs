@@ -55,6 +55,11 @@ enum Command {
     Graph(commands::graph::GraphCommand),
     /// List the lifecycle events syncs appended (joiners, leavers, access added and removed).
     Events(commands::events::EventsArgs),
+    /// The change queue: list, show, approve, retry, cancel.
+    #[command(subcommand)]
+    Change(commands::change::ChangeCommand),
+    /// Act on a user in the directory: revoke-sessions, block, unblock, reset-password, delete, restore.
+    Action(commands::change::ActionArgs),
     /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
     /// print its URLs and client credentials.
     Sim(commands::sim::SimArgs),
@@ -106,6 +111,8 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Sync(args) => commands::sync::run(&context, args, out).await,
         Command::Graph(command) => commands::graph::run(&context, command, out).await,
         Command::Events(args) => commands::events::run(&context, args, out).await,
+        Command::Change(command) => commands::change::run(&context, command, out).await,
+        Command::Action(args) => commands::change::action(&context, args, out).await,
         Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }

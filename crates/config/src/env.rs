@@ -2,8 +2,8 @@
 //!
 //! A variable belongs to the configuration when its first word after `ATTEST_` names a section
 //! (`ATTEST_DATABASE_URL` → `[database] url`); others (`ATTEST_CONFIG`, test settings) are left
-//! alone. A value is typed by the key's default: integers and booleans are parsed, the rest
-//! are strings.
+//! alone. A value is typed by the key's default: integers and booleans are parsed, lists are
+//! comma-separated, the rest are strings.
 
 use serde::Deserialize;
 
@@ -41,6 +41,15 @@ pub(crate) fn overlay(
                 .parse::<bool>()
                 .map(toml::Value::Boolean)
                 .map_err(|_| ConfigError::Env { var: var.clone(), expected: "true or false", value: value.clone() })?,
+            // Lists are comma-separated: ATTEST_PROVISIONING_SENSITIVE=user_actions,owners
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            ),
             _ => toml::Value::String(value),
         };
         let entry = table.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));

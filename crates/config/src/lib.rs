@@ -67,6 +67,31 @@ pub struct RawConfig {
     pub log: RawLog,
     /// How secrets stored in the database (connector credentials) are encrypted.
     pub secrets: RawSecrets,
+    /// How changes are applied in the directory.
+    pub provisioning: RawProvisioning,
+}
+
+/// The classes of change a sensitivity policy can name.
+pub const CHANGE_CLASSES: &[&str] = &["memberships", "owners", "app_roles", "directory_roles", "user_actions"];
+
+/// `[provisioning]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProvisioning {
+    /// Changes of these classes wait for a second person's approval before they are applied:
+    /// any of `memberships`, `owners`, `app_roles`, `directory_roles`, `user_actions`.
+    pub sensitive: Vec<String>,
+    /// Attempts before a change that keeps failing transiently (throttling, outages) is given up.
+    pub max_attempts: u32,
+}
+
+impl Default for RawProvisioning {
+    fn default() -> Self {
+        RawProvisioning {
+            sensitive: vec!["user_actions".into(), "directory_roles".into(), "owners".into()],
+            max_attempts: 8,
+        }
+    }
 }
 
 /// `[secrets]`
@@ -133,6 +158,7 @@ pub struct Config {
     pub log: LogConfig,
     /// Where the key that encrypts stored credentials lives.
     pub secret_key_file: PathBuf,
+    pub provisioning: ProvisioningConfig,
     /// The file it was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -143,6 +169,14 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub max_connections: u32,
     pub connect_timeout: Duration,
+}
+
+/// `[provisioning]`, checked.
+#[derive(Debug, Clone)]
+pub struct ProvisioningConfig {
+    /// Names from [`CHANGE_CLASSES`].
+    pub sensitive: Vec<String>,
+    pub max_attempts: u32,
 }
 
 /// `[log]`, checked.
@@ -216,7 +250,25 @@ impl Config {
                 });
             }
         };
+        if let Some(unknown) = raw.provisioning.sensitive.iter().find(|c| !CHANGE_CLASSES.contains(&c.as_str())) {
+            return Err(ConfigError::Value {
+                key: "provisioning.sensitive",
+                expected: "a list of memberships, owners, app_roles, directory_roles, user_actions",
+                value: unknown.clone(),
+            });
+        }
+        if raw.provisioning.max_attempts == 0 {
+            return Err(ConfigError::Value {
+                key: "provisioning.max_attempts",
+                expected: "a number of attempts of at least 1",
+                value: "0".into(),
+            });
+        }
         Ok(Config {
+            provisioning: ProvisioningConfig {
+                sensitive: raw.provisioning.sensitive,
+                max_attempts: raw.provisioning.max_attempts,
+            },
             database: DatabaseConfig { url, max_connections: raw.database.max_connections, connect_timeout },
             log: LogConfig { format, filter: raw.log.filter },
             secret_key_file: raw.secrets.key_file.unwrap_or_else(|| PathBuf::from(DEFAULT_SECRET_KEY_FILE)),
@@ -241,6 +293,10 @@ impl Config {
                 filter: self.log.filter.clone(),
             },
             secrets: RawSecrets { key_file: Some(self.secret_key_file.clone()) },
+            provisioning: RawProvisioning {
+                sensitive: self.provisioning.sensitive.clone(),
+                max_attempts: self.provisioning.max_attempts,
+            },
         };
         toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

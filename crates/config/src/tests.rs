@@ -131,3 +131,17 @@ fn a_missing_explicit_file_is_an_error() {
     let err = Config::load(Some(Path::new("/nonexistent/attest.toml")), env(&[])).unwrap_err();
     assert!(err.to_string().starts_with("cannot read config file /nonexistent/attest.toml"), "{err}");
 }
+
+#[test]
+fn the_sensitivity_policy_is_a_checked_list_settable_from_the_environment() {
+    let default = Config::load(None, env(&[])).unwrap();
+    assert_eq!(default.provisioning.sensitive, vec!["user_actions", "directory_roles", "owners"]);
+    assert_eq!(default.provisioning.max_attempts, 8);
+    let narrowed = Config::load(None, env(&[("ATTEST_PROVISIONING_SENSITIVE", "user_actions, memberships")])).unwrap();
+    assert_eq!(narrowed.provisioning.sensitive, vec!["user_actions", "memberships"]);
+    let none = Config::load(None, env(&[("ATTEST_PROVISIONING_SENSITIVE", "")])).unwrap();
+    assert!(none.provisioning.sensitive.is_empty());
+    let f = file("[provisioning]\nsensitive = [\"user_actions\", \"groups\"]\n");
+    let err = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(err.contains("provisioning.sensitive") && err.contains("groups") && err.contains("user_actions"), "{err}");
+}

@@ -171,6 +171,26 @@ impl Store {
         Ok(marked)
     }
 
+    /// A user of the connector by object id or user principal name (case-insensitive), deleted
+    /// ones included (they can be restored).
+    pub async fn find_user(&self, connector: ConnectorId, id_or_upn: &str) -> Result<Option<Principal>, StoreError> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Func};
+        let text = id_or_upn.trim();
+        let upn = Expr::expr(Func::lower(Expr::col(Column::UserPrincipalName))).eq(text.to_lowercase());
+        principal::Entity::find()
+            .filter(Column::ConnectorId.eq(connector.0))
+            .filter(Column::Kind.eq(PrincipalKind::User.as_str()))
+            .filter(sea_orm::Condition::any().add(Column::ExternalId.eq(text)).add(upn))
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(principal::Model::into_domain)
+            .collect::<Result<Vec<_>, _>>()
+            // A live one first: the same UPN can belong to a deleted user and a new one.
+            .map(|found| found.iter().find(|p| p.data.deleted_at.is_none()).or(found.first()).cloned())
+    }
+
     /// Records a principal's `accountEnabled` as Attest just set it in the directory
     /// (write-through; the next sync confirms it). Returns whether a live principal was updated.
     pub async fn set_principal_account_enabled(

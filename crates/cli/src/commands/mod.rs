@@ -1,6 +1,7 @@
 //! Subcommands, one module each, sharing how configuration and the store are opened.
 
 pub mod audit;
+pub mod change;
 pub mod config;
 pub mod connector;
 pub mod events;

@@ -1,0 +1,305 @@
+//! `attest change list|show|approve|retry|cancel` and `attest action …`: the change queue from
+//! the command line.
+//!
+//! Until `attest serve` runs background workers, the command that makes a change pending
+//! (`action`, `approve`, `retry`) applies it in the same process, in person: the actor sees the
+//! result, including a temporary password, which is shown once and stored nowhere.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use attest_config::secrets::SecretKey;
+use attest_domain::{Change, ChangeAction, ChangeClass, ChangeId, ChangeState, Connector, ConnectorId, NewChange};
+use attest_entra::EntraConnector;
+use attest_provisioner::{Connectors, InPerson, Policy, Provisioner};
+use attest_store::{ChangeFilter, Store};
+use clap::{Args, Subcommand, ValueEnum};
+use tokio::sync::Mutex;
+
+use super::Context;
+use super::connector::{find, http_client};
+
+#[derive(Debug, Subcommand)]
+pub enum ChangeCommand {
+    /// Changes, newest first.
+    List {
+        #[arg(long, value_name = "STATE")]
+        state: Option<ChangeState>,
+        #[arg(long, value_name = "NAME")]
+        connector: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One change, with its attempts, result and error.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a change awaiting approval (not your own), then apply it.
+    Approve {
+        id: i64,
+        /// Who approves (an email).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+    },
+    /// Queue a failed change again and apply it.
+    Retry {
+        id: i64,
+        #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
+        actor: String,
+    },
+    /// Withdraw a change that has not been applied.
+    Cancel {
+        id: i64,
+        #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UserAction {
+    RevokeSessions,
+    Block,
+    Unblock,
+    ResetPassword,
+    Delete,
+    Restore,
+}
+
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    action: UserAction,
+    /// The user: user principal name or object id.
+    #[arg(long)]
+    user: String,
+    /// The connector (needed when there are several).
+    #[arg(long, value_name = "NAME")]
+    connector: Option<String>,
+    /// Who asks (an email); recorded in the audit log.
+    #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
+    actor: String,
+}
+
+/// Opens stored Entra connectors on demand, once each.
+struct Stored {
+    store: Store,
+    key: SecretKey,
+    opened: Mutex<HashMap<ConnectorId, Arc<EntraConnector>>>,
+}
+
+impl Connectors for Stored {
+    type Connector = EntraConnector;
+    async fn open(&self, id: ConnectorId) -> Result<Arc<EntraConnector>, String> {
+        let mut opened = self.opened.lock().await;
+        if let Some(connector) = opened.get(&id) {
+            return Ok(connector.clone());
+        }
+        let row = self.store.get_connector(id).await.map_err(|e| e.to_string())?;
+        let http = http_client().map_err(|e| format!("{e:#}"))?;
+        let connector =
+            Arc::new(attest_entra::stored::open(&self.store, &self.key, &row, http).await.map_err(|e| e.to_string())?);
+        opened.insert(id, connector.clone());
+        Ok(connector)
+    }
+}
+
+/// The configured policy, as the provisioner takes it.
+pub fn policy(context: &Context) -> Policy {
+    let classes = context
+        .config
+        .provisioning
+        .sensitive
+        .iter()
+        .filter_map(|name| match name.as_str() {
+            "memberships" => Some(ChangeClass::Membership),
+            "owners" => Some(ChangeClass::Ownership),
+            "app_roles" => Some(ChangeClass::AppRole),
+            "directory_roles" => Some(ChangeClass::DirectoryRole),
+            "user_actions" => Some(ChangeClass::UserAction),
+            _ => None,
+        })
+        .collect();
+    Policy { sensitive: classes, max_attempts: context.config.provisioning.max_attempts, ..Policy::default() }
+}
+
+async fn provisioner(context: &Context, store: &Store) -> anyhow::Result<Provisioner<Stored>> {
+    let key = SecretKey::load(&context.config.secret_key_file)?;
+    let connectors = Stored { store: store.clone(), key, opened: Mutex::new(HashMap::new()) };
+    let worker = format!("cli:{}", std::process::id());
+    Ok(Provisioner::new(store.clone(), Arc::new(connectors), policy(context), worker))
+}
+
+pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let store = context.store().await?;
+    match command {
+        ChangeCommand::List { state, connector, limit, json } => {
+            let connector = match connector {
+                Some(name) => Some(find(&store, &name).await?.id),
+                None => None,
+            };
+            let changes = store.list_changes(&ChangeFilter { state, connector, before: None, limit }).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&changes)?)?;
+            } else if changes.is_empty() {
+                writeln!(out, "no changes")?;
+            } else {
+                for c in &changes {
+                    writeln!(out, "{}", line(c))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ChangeCommand::Show { id, json } => {
+            let change = store.get_change(ChangeId(id)).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&change)?)?;
+            } else {
+                show(&change, out)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ChangeCommand::Approve { id, actor } => {
+            store.approve_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+            writeln!(out, "change {id} approved by {actor}")?;
+            apply_now(context, &store, ChangeId(id), &actor, out).await
+        }
+        ChangeCommand::Retry { id, actor } => {
+            store.retry_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+            apply_now(context, &store, ChangeId(id), &actor, out).await
+        }
+        ChangeCommand::Cancel { id, actor } => {
+            let change = store.cancel_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+            writeln!(out, "{}", line(&change))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `attest action …`: queue a user action and, unless it needs approval, apply it now.
+pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let store = context.store().await?;
+    let connector = match &args.connector {
+        Some(name) => find(&store, name).await?,
+        None => only_connector(&store).await?,
+    };
+    let user = store.find_user(connector.id, &args.user).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no user '{}' in connector '{}' (by user principal name or object id); run `attest sync` if they are new",
+            args.user,
+            connector.name
+        )
+    })?;
+    let id = user.data.external_id.clone();
+    let action = match args.action {
+        UserAction::RevokeSessions => ChangeAction::RevokeSessions { user: id },
+        UserAction::Block => ChangeAction::BlockSignIn { user: id },
+        UserAction::Unblock => ChangeAction::UnblockSignIn { user: id },
+        UserAction::ResetPassword => ChangeAction::ResetPassword { user: id },
+        UserAction::Delete => ChangeAction::DeleteUser { user: id },
+        UserAction::Restore => ChangeAction::RestoreUser { user: id },
+    };
+    // One request token per invocation: running the command again queues the action again.
+    let token = uuid::Uuid::new_v4().to_string();
+    let provisioner = provisioner(context, &store).await?;
+    let queued = provisioner.enqueue(NewChange::manual(connector.id, action, &args.actor, &token), chrono::Utc::now());
+    let change = queued.await?.change;
+    if change.state == ChangeState::AwaitingApproval {
+        writeln!(out, "{}", line(&change))?;
+        writeln!(
+            out,
+            "this is a sensitive change: a second person approves it with `attest change approve {} --as EMAIL`, which also applies it",
+            change.id.0
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    finish(provisioner.apply_in_person(change.id, &args.actor).await?, out)
+}
+
+async fn apply_now(
+    context: &Context,
+    store: &Store,
+    id: ChangeId,
+    actor: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let provisioner = provisioner(context, store).await?;
+    finish(provisioner.apply_in_person(id, actor).await?, out)
+}
+
+/// Prints the outcome (and, once, a temporary password); fails unless the change was applied.
+fn finish(done: InPerson, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    writeln!(out, "{}", line(&done.change))?;
+    if let Some(secret) = &done.secret {
+        writeln!(out, "temporary password (shown once; the user must change it at next sign-in): {}", secret.expose())?;
+    }
+    match done.change.state {
+        ChangeState::Applied => Ok(ExitCode::SUCCESS),
+        ChangeState::Pending => {
+            let error = done.change.last_error.as_deref().unwrap_or("unknown");
+            writeln!(out, "not applied yet ({error}); it will be retried: `attest change retry {}`", done.change.id.0)?;
+            Ok(ExitCode::FAILURE)
+        }
+        _ => {
+            if let Some(error) = &done.change.last_error {
+                writeln!(out, "error: {error}")?;
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn only_connector(store: &Store) -> anyhow::Result<Connector> {
+    let mut all = store.list_connectors().await?;
+    match all.len() {
+        1 => Ok(all.remove(0)),
+        0 => anyhow::bail!("there are no connectors: add one with `attest connector add entra`"),
+        _ => anyhow::bail!("there are several connectors: name one with --connector"),
+    }
+}
+
+/// `#12  applied (already_in_state)  block sign-in of …  by ada@contoso.com`
+fn line(c: &Change) -> String {
+    let state = match c.result {
+        Some(result) => format!("{} ({result})", c.state),
+        None => c.state.to_string(),
+    };
+    format!("#{}  {state}  {}  requested by {}", c.id.0, c.action.describe(), c.requested_by)
+}
+
+fn show(c: &Change, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "change {}: {}", c.id.0, c.action.describe())?;
+    writeln!(out, "  kind           {}", c.kind)?;
+    writeln!(out, "  state          {}", c.state)?;
+    if let Some(result) = c.result {
+        writeln!(out, "  result         {result}")?;
+    }
+    if let Some(verified) = c.verified {
+        writeln!(out, "  read back      {}", if verified { "holds" } else { "does not hold yet" })?;
+    }
+    writeln!(
+        out,
+        "  origin         {}{}",
+        c.origin,
+        c.origin_ref.as_deref().map(|r| format!(" {r}")).unwrap_or_default()
+    )?;
+    writeln!(out, "  requested by   {} at {}", c.requested_by, c.created_at.to_rfc3339())?;
+    if let Some(approver) = &c.approved_by {
+        writeln!(out, "  approved by    {approver}")?;
+    }
+    writeln!(out, "  attempts       {}", c.attempts)?;
+    if c.state == ChangeState::Pending {
+        writeln!(out, "  next attempt   {}", c.next_attempt_at.to_rfc3339())?;
+    }
+    if let Some(error) = &c.last_error {
+        writeln!(out, "  last error     {error}")?;
+    }
+    if let Some(request_id) = &c.graph_request_id {
+        writeln!(out, "  Graph request  {request_id}")?;
+    }
+    Ok(())
+}

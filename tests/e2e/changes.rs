@@ -1,0 +1,93 @@
+//! The change queue from the command line, against the simulator: user actions, the approval
+//! gate, a password shown once, list / show / cancel / retry.
+
+use attest_entra_sim::ClientApp;
+use attest_store::db_test;
+
+use crate::harness::attest;
+use crate::sync::{add_entra, scratch, sim};
+
+db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, true, |db| {
+    let sim = sim(ClientApp::attest(21).with_provisioning()).await;
+    let (dir, config) = scratch();
+    let url = db.url.expose().to_owned();
+    let run = |config: String, args: Vec<&str>| {
+        let mut full = vec!["--config".to_owned(), config, "--database-url".to_owned(), url.clone()];
+        full.extend(args.into_iter().map(str::to_owned));
+        async move { attest(&full.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&secret_file, &sim.sim.client().client_secret).unwrap();
+    let added =
+        run(config.clone(), add_entra(&sim, "contoso", &secret_file).iter().map(String::as_str).collect()).await;
+    assert!(added.success && added.stdout.contains("provisioning      ready"), "{:?}\n{}", added.error, added.stdout);
+    assert!(run(config.clone(), vec!["sync"]).await.success);
+    let (user, upn) = sim.sim.read(|t| {
+        let u = t.live_users().find(|u| u.account_enabled && u.user_type == "Member").unwrap();
+        (u.id.clone(), u.user_principal_name.clone())
+    });
+
+    // Blocking is a user action, sensitive by default: it waits for a second person.
+    let asked = run(config.clone(), vec!["action", "block", "--user", &upn, "--as", "ada@contoso.com"]).await;
+    assert!(asked.success, "{:?}", asked.error);
+    assert!(
+        asked.stdout.contains("awaiting_approval") && asked.stdout.contains("attest change approve"),
+        "{}",
+        asked.stdout
+    );
+    let id = asked.stdout.split_whitespace().next().unwrap().trim_start_matches('#').to_owned();
+    assert!(sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "nothing happened yet");
+    let own = run(config.clone(), vec!["change", "approve", &id, "--as", "ADA@contoso.com"]).await;
+    assert!(
+        !own.success && own.error.as_deref().unwrap().contains("a second person must approve it"),
+        "{:?}",
+        own.error
+    );
+    let approved = run(config.clone(), vec!["change", "approve", &id, "--as", "bob@contoso.com"]).await;
+    assert!(approved.success, "{:?}\n{}", approved.error, approved.stdout);
+    assert!(approved.stdout.contains("applied (applied)"), "{}", approved.stdout);
+    assert!(!sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "blocked in Entra");
+    let shown = run(config.clone(), vec!["change", "show", &id]).await;
+    assert!(
+        shown.stdout.contains("approved by    bob@contoso.com") && shown.stdout.contains("read back      holds"),
+        "{}",
+        shown.stdout
+    );
+
+    // With no sensitive classes configured, an action applies at once; a password is shown once.
+    let open_config = dir.join("open.toml");
+    std::fs::write(
+        &open_config,
+        format!("[secrets]\nkey_file = \"{}\"\n[provisioning]\nsensitive = []\n", dir.join("secret.key").display()),
+    )
+    .unwrap();
+    let open = open_config.display().to_string();
+    let reset = run(open.clone(), vec!["action", "reset-password", "--user", &user]).await;
+    assert!(reset.success, "{:?}\n{}", reset.error, reset.stdout);
+    let password = reset.stdout.lines().find_map(|l| l.split("next sign-in): ").nth(1)).unwrap().trim().to_owned();
+    assert!(password.len() >= 12);
+    assert!(sim.sim.read(|t| t.live_user(&user).unwrap().force_change_password_next_sign_in));
+    if let Some(path) = db.url.sqlite_path() {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(!bytes.windows(password.len()).any(|w| w == password.as_bytes()), "the password is stored nowhere");
+    }
+    let again = run(open.clone(), vec!["action", "unblock", "--user", &upn]).await;
+    assert!(again.success && again.stdout.contains("applied (applied)"), "{}", again.stdout);
+    let noop = run(open.clone(), vec!["action", "unblock", "--user", &upn]).await;
+    assert!(noop.success && noop.stdout.contains("applied (already_in_state)"), "{}", noop.stdout);
+
+    // A refusal fails with what to do; cancel refuses what is done; list shows everything.
+    let unknown = run(open.clone(), vec!["action", "block", "--user", "nobody@nowhere.example"]).await;
+    assert!(!unknown.success && unknown.error.as_deref().unwrap().contains("no user 'nobody@nowhere.example'"));
+    let cancel = run(config.clone(), vec!["change", "cancel", &id]).await;
+    assert!(!cancel.success && cancel.error.as_deref().unwrap().contains("already applied"), "{:?}", cancel.error);
+    let pending = run(config.clone(), vec!["action", "delete", "--user", &upn]).await;
+    let pending_id = pending.stdout.split_whitespace().next().unwrap().trim_start_matches('#').to_owned();
+    let cancelled = run(config.clone(), vec!["change", "cancel", &pending_id]).await;
+    assert!(cancelled.success && cancelled.stdout.contains("cancelled"), "{}", cancelled.stdout);
+    let list = run(config.clone(), vec!["change", "list", "--json"]).await;
+    let changes: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(changes.as_array().unwrap().len(), 5);
+    assert!(!list.stdout.contains(&password));
+    let _ = std::fs::remove_dir_all(&dir);
+});
