@@ -91,3 +91,14 @@ db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, tru
     assert!(!list.stdout.contains(&password));
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+db_test!(bench_provision_applies_every_change, true, |db| {
+    let outcome = crate::harness::attest_on(
+        &db,
+        &["bench", "provision", "--changes", "60", "--users", "300", "--groups", "30", "--latency-ms", "0"],
+    )
+    .await;
+    assert!(outcome.success, "{:?}\n{}", outcome.error, outcome.stdout);
+    assert!(outcome.stdout.contains("states: applied 60"), "{}", outcome.stdout);
+    assert!(outcome.stdout.contains("early requests (inside a Retry-After window): 0"), "{}", outcome.stdout);
+});

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod loader;
+mod provision;
 mod rss;
 mod sim;
 mod sync;
@@ -28,6 +29,11 @@ pub enum BenchCommand {
     /// against the tenant, memory; and the per-group member-listing pattern's cost beside it.
     /// Uses --database-url (migrating it) and adds a connector named bench-<time>.
     Sync(sync::SyncBenchArgs),
+    /// Mixed changes (memberships added and removed, app roles, sign-in blocked) through the
+    /// queue and workers into the simulator with 20 ms latency and Graph's throttling, including
+    /// the write quota: throughput and total time beside the write quota's bound, and requests
+    /// sent inside a Retry-After window. Uses --database-url (migrating it).
+    Provision(provision::ProvisionBenchArgs),
 }
 
 pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -35,5 +41,6 @@ pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) 
         BenchCommand::Ingest(args) => ingest::run(context, args, out).await,
         BenchCommand::Sim(args) => sim::run(args, out).await,
         BenchCommand::Sync(args) => sync::run(context, args, out).await,
+        BenchCommand::Provision(args) => provision::run(context, args, out).await,
     }
 }

@@ -120,7 +120,8 @@ pub async fn run(context: &Context, args: SyncBenchArgs, out: &mut dyn Write) ->
     Ok(ExitCode::SUCCESS)
 }
 
-fn client_for(sim: &SimHandle) -> anyhow::Result<GraphClient> {
+/// A Graph client for the simulator's app.
+pub(super) fn client_for(sim: &SimHandle) -> anyhow::Result<GraphClient> {
     let app = sim.sim.client().clone();
     let credentials = Credentials {
         login_url: sim.login_url.clone(),
