@@ -104,8 +104,7 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let total = started.elapsed().as_secs_f64();
     let after = sim.sim.stats();
     let (states, results) = tally(&store).await?;
-    let writes =
-        sim.sim.requests().iter().filter(|r| r.method != "GET" && r.status != 429 && r.uri.contains("/v1.0/")).count();
+    let writes = sim.sim.requests().iter().filter(|r| is_write(&r.method, &r.uri) && r.status != 429).count();
     // The quota starts full and refills at quota/window per second: the fastest any client can go.
     let bound = ((writes as f64 - write_quota).max(0.0)) / (write_quota / write_window);
     writeln!(out, "queued in {enqueued:.1} s; applied in {total:.1} s: {:.1} changes/s", args.changes as f64 / total)?;
@@ -191,6 +190,11 @@ fn plan(sim: &SimHandle, connector: ConnectorId, n: usize, seed: u64) -> Vec<New
         }
         out
     })
+}
+
+/// A Graph write: not a read, not a token request, not the sync's `$batch` of reads.
+fn is_write(method: &str, uri: &str) -> bool {
+    method != "GET" && uri.contains("/v1.0/") && !uri.contains("$batch")
 }
 
 async fn drain(worker: &Provisioner<Fixed>, store: &Store) -> anyhow::Result<()> {
