@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_entitlement_graph;
 mod m20261122_000001_lifecycle_events;
 mod m20261122_000002_changes;
+mod m20261122_000003_job_leases;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_entitlement_graph::Migration),
             Box::new(m20261122_000001_lifecycle_events::Migration),
             Box::new(m20261122_000002_changes::Migration),
+            Box::new(m20261122_000003_job_leases::Migration),
         ]
     }
 }

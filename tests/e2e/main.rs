@@ -8,4 +8,5 @@
 mod changes;
 mod cli;
 mod harness;
+mod serve;
 mod sync;

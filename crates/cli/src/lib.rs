@@ -37,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: health, readiness and metrics endpoints, scheduled syncs and the
+    /// provisioner's workers, until Ctrl-C or SIGTERM.
+    Serve(commands::serve::ServeArgs),
     /// Create or upgrade the database schema, roll it back, or show where it stands.
     Migrate(commands::migrate::MigrateArgs),
     /// Inspect the configuration.
@@ -104,6 +107,7 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         commands::Context::load(cli.config.as_deref(), cli.database_url.as_deref(), cli.log_format.as_deref())?;
     logging::init(&context.config.log)?;
     match cli.command {
+        Command::Serve(args) => commands::serve::run(&context, args, out).await,
         Command::Migrate(args) => commands::migrate::run(&context, args, out).await,
         Command::Config(command) => commands::config::run(&context, command, out),
         Command::Audit(command) => commands::audit::run(&context, command, out).await,

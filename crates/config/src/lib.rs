@@ -69,6 +69,26 @@ pub struct RawConfig {
     pub secrets: RawSecrets,
     /// How changes are applied in the directory.
     pub provisioning: RawProvisioning,
+    /// `attest serve`: where it listens and how often it syncs.
+    pub server: RawServer,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Address and port `attest serve` listens on.
+    pub bind: String,
+    /// How often each connector is synced (delta), e.g. `10m`.
+    pub sync_interval: String,
+    /// How often each connector gets a full sync (a reconcile), e.g. `24h`.
+    pub full_sync_interval: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer { bind: "127.0.0.1:8080".into(), sync_interval: "10m".into(), full_sync_interval: "24h".into() }
+    }
 }
 
 /// The classes of change a sensitivity policy can name.
@@ -159,6 +179,7 @@ pub struct Config {
     /// Where the key that encrypts stored credentials lives.
     pub secret_key_file: PathBuf,
     pub provisioning: ProvisioningConfig,
+    pub server: ServerConfig,
     /// The file it was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -169,6 +190,14 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub max_connections: u32,
     pub connect_timeout: Duration,
+}
+
+/// `[server]`, checked.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: std::net::SocketAddr,
+    pub sync_interval: Duration,
+    pub full_sync_interval: Duration,
 }
 
 /// `[provisioning]`, checked.
@@ -264,7 +293,25 @@ impl Config {
                 value: "0".into(),
             });
         }
+        let bind = raw.server.bind.parse().map_err(|_| ConfigError::Value {
+            key: "server.bind",
+            expected: "an address and port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+            value: raw.server.bind.clone(),
+        })?;
+        let interval = |key: &'static str, text: &str| {
+            duration::parse(text).filter(|d| !d.is_zero()).ok_or_else(|| ConfigError::Value {
+                key,
+                expected: duration::EXPECTED,
+                value: text.to_owned(),
+            })
+        };
+        let server = ServerConfig {
+            bind,
+            sync_interval: interval("server.sync_interval", &raw.server.sync_interval)?,
+            full_sync_interval: interval("server.full_sync_interval", &raw.server.full_sync_interval)?,
+        };
         Ok(Config {
+            server,
             provisioning: ProvisioningConfig {
                 sensitive: raw.provisioning.sensitive,
                 max_attempts: raw.provisioning.max_attempts,
@@ -296,6 +343,11 @@ impl Config {
             provisioning: RawProvisioning {
                 sensitive: self.provisioning.sensitive.clone(),
                 max_attempts: self.provisioning.max_attempts,
+            },
+            server: RawServer {
+                bind: self.server.bind.to_string(),
+                sync_interval: duration::format(self.server.sync_interval),
+                full_sync_interval: duration::format(self.server.full_sync_interval),
             },
         };
         toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))

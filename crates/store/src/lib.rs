@@ -14,6 +14,7 @@ mod error;
 mod grants;
 mod id_set;
 mod inherited;
+mod job_leases;
 mod lifecycle;
 mod principals;
 mod resources;

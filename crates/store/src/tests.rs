@@ -45,9 +45,9 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261122_000002_changes".to_owned()]);
+    assert_eq!(newest, vec!["m20261122_000003_job_leases".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("changes")).await.is_err());
+    assert!(store.db.execute_raw(select("job_leases")).await.is_err());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -72,7 +72,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000002_changes"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000003_job_leases"),
             "{text}"
         );
     }
@@ -684,4 +684,17 @@ store_test!(concurrent_workers_claim_disjoint_changes, |store| {
     let before = all.len();
     all.dedup();
     assert_eq!((before, all.len()), (200, 200), "every change claimed exactly once");
+});
+
+store_test!(job_leases_are_held_by_one_owner_until_they_expire, |store| {
+    assert!(store.acquire_job_lease("sync:1", "a", t(60), t(0)).await.unwrap());
+    assert!(!store.acquire_job_lease("sync:1", "b", t(90), t(10)).await.unwrap(), "held by a");
+    assert!(store.acquire_job_lease("sync:1", "a", t(120), t(20)).await.unwrap(), "a renews");
+    assert!(!store.acquire_job_lease("sync:1", "b", t(150), t(100)).await.unwrap(), "renewed until t(120)");
+    assert!(store.acquire_job_lease("sync:1", "b", t(200), t(121)).await.unwrap(), "expired: b takes over");
+    store.release_job_lease("sync:1", "a").await.unwrap();
+    assert!(!store.acquire_job_lease("sync:1", "a", t(300), t(130)).await.unwrap(), "a cannot release b's lease");
+    store.release_job_lease("sync:1", "b").await.unwrap();
+    assert!(store.acquire_job_lease("sync:1", "a", t(300), t(131)).await.unwrap());
+    assert!(store.acquire_job_lease("sync:2", "b", t(300), t(131)).await.unwrap(), "jobs are independent");
 });

@@ -5,21 +5,19 @@
 //! (`action`, `approve`, `retry`) applies it in the same process, in person: the actor sees the
 //! result, including a temporary password, which is shown once and stored nowhere.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use attest_config::secrets::SecretKey;
-use attest_domain::{Change, ChangeAction, ChangeClass, ChangeId, ChangeState, Connector, ConnectorId, NewChange};
-use attest_entra::EntraConnector;
-use attest_provisioner::{Connectors, InPerson, Policy, Provisioner};
+use attest_domain::{Change, ChangeAction, ChangeId, ChangeState, Connector, NewChange};
+use attest_provisioner::{InPerson, Provisioner};
+use attest_server::StoredConnectors;
 use attest_store::{ChangeFilter, Store};
 use clap::{Args, Subcommand, ValueEnum};
-use tokio::sync::Mutex;
 
 use super::Context;
-use super::connector::{find, http_client};
+use super::connector::find;
 
 #[derive(Debug, Subcommand)]
 pub enum ChangeCommand {
@@ -85,53 +83,16 @@ pub struct ActionArgs {
     actor: String,
 }
 
-/// Opens stored Entra connectors on demand, once each.
-struct Stored {
-    store: Store,
-    key: SecretKey,
-    opened: Mutex<HashMap<ConnectorId, Arc<EntraConnector>>>,
-}
-
-impl Connectors for Stored {
-    type Connector = EntraConnector;
-    async fn open(&self, id: ConnectorId) -> Result<Arc<EntraConnector>, String> {
-        let mut opened = self.opened.lock().await;
-        if let Some(connector) = opened.get(&id) {
-            return Ok(connector.clone());
-        }
-        let row = self.store.get_connector(id).await.map_err(|e| e.to_string())?;
-        let http = http_client().map_err(|e| format!("{e:#}"))?;
-        let connector =
-            Arc::new(attest_entra::stored::open(&self.store, &self.key, &row, http).await.map_err(|e| e.to_string())?);
-        opened.insert(id, connector.clone());
-        Ok(connector)
-    }
-}
-
-/// The configured policy, as the provisioner takes it.
-pub fn policy(context: &Context) -> Policy {
-    let classes = context
-        .config
-        .provisioning
-        .sensitive
-        .iter()
-        .filter_map(|name| match name.as_str() {
-            "memberships" => Some(ChangeClass::Membership),
-            "owners" => Some(ChangeClass::Ownership),
-            "app_roles" => Some(ChangeClass::AppRole),
-            "directory_roles" => Some(ChangeClass::DirectoryRole),
-            "user_actions" => Some(ChangeClass::UserAction),
-            _ => None,
-        })
-        .collect();
-    Policy { sensitive: classes, max_attempts: context.config.provisioning.max_attempts, ..Policy::default() }
-}
-
-async fn provisioner(context: &Context, store: &Store) -> anyhow::Result<Provisioner<Stored>> {
-    let key = SecretKey::load(&context.config.secret_key_file)?;
-    let connectors = Stored { store: store.clone(), key, opened: Mutex::new(HashMap::new()) };
-    let worker = format!("cli:{}", std::process::id());
-    Ok(Provisioner::new(store.clone(), Arc::new(connectors), policy(context), worker))
+async fn provisioner(context: &Context, store: &Store) -> anyhow::Result<Provisioner<StoredConnectors>> {
+    let key = Arc::new(SecretKey::load(&context.config.secret_key_file)?);
+    let connectors = StoredConnectors::new(store.clone(), key);
+    let worker = format!("cli:{}", attest_server::instance_name());
+    Ok(Provisioner::new(
+        store.clone(),
+        Arc::new(connectors),
+        attest_server::provisioning_policy(&context.config),
+        worker,
+    ))
 }
 
 pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

@@ -170,10 +170,7 @@ pub async fn find(store: &Store, name: &str) -> anyhow::Result<Connector> {
 
 /// The HTTP client every connector uses.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    attest_http::client_builder()
-        .user_agent(concat!("attest/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")
+    attest_server::http_client().map_err(anyhow::Error::msg)
 }
 
 async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

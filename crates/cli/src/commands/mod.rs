@@ -7,6 +7,7 @@ pub mod connector;
 pub mod events;
 pub mod graph;
 pub mod migrate;
+pub mod serve;
 pub mod sim;
 pub mod sync;
 

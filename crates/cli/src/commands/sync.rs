@@ -5,15 +5,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use attest_config::secrets::SecretKey;
-use attest_connector::{SyncError, SyncOutcome, run_sync};
-use attest_domain::{Connector, ConnectorStatus, SyncCounts, SyncMode, SyncTrigger};
-use attest_entra::stored;
+use attest_connector::SyncOutcome;
+use attest_domain::{Connector, SyncCounts, SyncMode, SyncTrigger};
+use attest_server::sync_job::sync_connector;
 use attest_store::Store;
 use clap::Args;
 use serde_json::json;
 
 use super::Context;
-use super::connector::{find, http_client};
+use super::connector::find;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -72,8 +72,8 @@ async fn sync_one(
     mode: SyncMode,
     quiet: bool,
 ) -> anyhow::Result<SyncOutcome> {
-    let entra = stored::open(store, key, connector, http_client()?).await?;
-    let progress: Option<attest_connector::ProgressFn> = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    let terminal = !quiet && std::io::stderr().is_terminal();
+    let progress: Option<attest_connector::ProgressFn> = terminal.then(|| {
         let name = connector.name.clone();
         Arc::new(move |counts: &SyncCounts| {
             let grants = counts.grants.added + counts.grants.changed + counts.grants.unchanged;
@@ -81,19 +81,10 @@ async fn sync_one(
             eprint!("\r{name}: {principals} principals, {grants} grants read…");
         }) as attest_connector::ProgressFn
     });
-    let result = run_sync(&entra, store, connector.id, mode, SyncTrigger::Cli, chrono::Utc::now, progress).await;
-    if !quiet && std::io::stderr().is_terminal() {
+    let owner = format!("cli:{}", attest_server::instance_name());
+    let result = sync_connector(store, key, connector, mode, SyncTrigger::Cli, &owner, progress).await;
+    if terminal {
         eprint!("\r\x1b[2K");
-    }
-    let now = chrono::Utc::now();
-    match &result {
-        Ok(_) if connector.status != ConnectorStatus::Connected => {
-            store.set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
-        }
-        Err(SyncError::Unauthorized(_)) => {
-            store.set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now).await?;
-        }
-        _ => {}
     }
     Ok(result?)
 }

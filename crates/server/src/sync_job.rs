@@ -1,0 +1,179 @@
+//! Syncing a connector, from the command line or on schedule: one replica at a time per
+//! connector (a job lease in the database), the connector's status kept in step with how the
+//! sync went.
+
+use std::time::Duration;
+
+use attest_config::secrets::SecretKey;
+use attest_connector::{ProgressFn, SyncError, SyncOutcome, run_sync};
+use attest_domain::{Connector, ConnectorStatus, SyncMode, SyncTrigger};
+use attest_store::Store;
+use chrono::{DateTime, Utc};
+
+use crate::connectors::http_client;
+
+/// Longest a sync may hold its connector's lease; a replica that dies mid-sync frees the
+/// connector after this long.
+const SYNC_LEASE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// Why a connector was not synced.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncJobError {
+    #[error("connector '{0}' is being synced by another attest process right now; try again when it finishes")]
+    Busy(String),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Store(#[from] attest_store::StoreError),
+    #[error("{0}")]
+    Open(String),
+}
+
+/// The name of a connector's sync lease.
+fn lease_name(connector: &Connector) -> String {
+    format!("sync:{}", connector.id.0)
+}
+
+/// Syncs one connector, holding its lease for the duration.
+pub async fn sync_connector(
+    store: &Store,
+    key: &SecretKey,
+    connector: &Connector,
+    mode: SyncMode,
+    trigger: SyncTrigger,
+    owner: &str,
+    progress: Option<ProgressFn>,
+) -> Result<SyncOutcome, SyncJobError> {
+    let now = Utc::now();
+    let until = now + chrono::Duration::from_std(SYNC_LEASE).unwrap_or(chrono::Duration::hours(2));
+    if !store.acquire_job_lease(&lease_name(connector), owner, until, now).await? {
+        return Err(SyncJobError::Busy(connector.name.clone()));
+    }
+    let result = run_locked(store, key, connector, mode, trigger, progress).await;
+    if let Err(e) = store.release_job_lease(&lease_name(connector), owner).await {
+        tracing::warn!(connector = %connector.name, error = %e, "the sync lease was not released; it expires by itself");
+    }
+    result
+}
+
+async fn run_locked(
+    store: &Store,
+    key: &SecretKey,
+    connector: &Connector,
+    mode: SyncMode,
+    trigger: SyncTrigger,
+    progress: Option<ProgressFn>,
+) -> Result<SyncOutcome, SyncJobError> {
+    let http = http_client().map_err(SyncJobError::Open)?;
+    let entra =
+        attest_entra::stored::open(store, key, connector, http).await.map_err(|e| SyncJobError::Open(e.to_string()))?;
+    let result = run_sync(&entra, store, connector.id, mode, trigger, Utc::now, progress).await;
+    let now = Utc::now();
+    match &result {
+        Ok(_) if connector.status != ConnectorStatus::Connected => {
+            store.set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
+        }
+        Err(SyncError::Unauthorized(_)) => {
+            store.set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now).await?;
+        }
+        _ => {}
+    }
+    Ok(result?)
+}
+
+/// What a connector is due for: a full sync when it never had one or the last is older than
+/// `full_every`, else a delta when the last sync is older than `every`.
+pub fn due(connector: &Connector, every: Duration, full_every: Duration, now: DateTime<Utc>) -> Option<SyncMode> {
+    let older_than = |at: Option<DateTime<Utc>>, period: Duration| {
+        at.is_none_or(|at| now - at >= chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX))
+    };
+    if older_than(connector.last_full_sync_at, full_every) {
+        Some(SyncMode::Full)
+    } else if older_than(connector.last_synced_at(), every) {
+        Some(SyncMode::Delta)
+    } else {
+        None
+    }
+}
+
+/// Runs due syncs until `shutdown`, looking every `tick`. Connectors waiting for consent or
+/// reauthorization are left alone: syncing them would only fail again.
+pub async fn scheduler(
+    store: Store,
+    key: std::sync::Arc<SecretKey>,
+    owner: String,
+    every: Duration,
+    full_every: Duration,
+    tick: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        if let Err(e) = run_due(&store, &key, &owner, every, full_every).await {
+            tracing::warn!(error = %e, "scheduled syncs could not be started");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn run_due(
+    store: &Store,
+    key: &SecretKey,
+    owner: &str,
+    every: Duration,
+    full_every: Duration,
+) -> Result<(), attest_store::StoreError> {
+    store.ensure_schema_current().await?;
+    for connector in store.list_connectors().await? {
+        if matches!(
+            connector.status,
+            ConnectorStatus::AwaitingConsent | ConnectorStatus::NeedsReauthorization | ConnectorStatus::NotConnected
+        ) {
+            continue;
+        }
+        let Some(mode) = due(&connector, every, full_every, Utc::now()) else { continue };
+        match sync_connector(store, key, &connector, mode, SyncTrigger::Schedule, owner, None).await {
+            Ok(outcome) => {
+                tracing::info!(connector = %connector.name, mode = %outcome.summary.run.mode, "scheduled sync finished")
+            }
+            Err(SyncJobError::Busy(_)) => {}
+            Err(e) => tracing::warn!(connector = %connector.name, error = %e, "scheduled sync failed"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attest_domain::{ConnectorId, ConnectorKind};
+
+    fn connector(full: Option<i64>, delta: Option<i64>) -> Connector {
+        let at = |m: i64| Utc::now() - chrono::Duration::minutes(m);
+        Connector {
+            id: ConnectorId(1),
+            name: "c".into(),
+            kind: ConnectorKind::Entra,
+            tenant_id: None,
+            status: ConnectorStatus::Connected,
+            settings: serde_json::json!({}),
+            owners: Vec::new(),
+            last_full_sync_at: full.map(at),
+            last_delta_sync_at: delta.map(at),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_connector_is_due_for_full_then_delta_syncs() {
+        let (every, full) = (Duration::from_secs(600), Duration::from_secs(86_400));
+        assert_eq!(due(&connector(None, None), every, full, Utc::now()), Some(SyncMode::Full));
+        assert_eq!(due(&connector(Some(5), None), every, full, Utc::now()), None);
+        assert_eq!(due(&connector(Some(30), None), every, full, Utc::now()), Some(SyncMode::Delta));
+        assert_eq!(due(&connector(Some(30), Some(3)), every, full, Utc::now()), None);
+        assert_eq!(due(&connector(Some(1500), Some(3)), every, full, Utc::now()), Some(SyncMode::Full));
+    }
+}

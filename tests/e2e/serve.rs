@@ -1,0 +1,139 @@
+//! `attest serve` through its boot function: health, readiness, metrics, the scheduled sync and
+//! the provisioner's workers running in the background, and a graceful stop.
+
+use std::time::{Duration, Instant};
+
+use attest_config::Config;
+use attest_domain::{ChangeAction, ChangeOrigin, ChangeState, NewChange};
+use attest_entra_sim::ClientApp;
+use attest_store::db_test;
+
+use crate::harness::attest;
+use crate::sync::{add_entra, scratch, sim};
+
+/// The configuration in `config_file`, on the test database.
+fn config(config_file: &str, db: &attest_store::testing::TestDb) -> Config {
+    let mut config = Config::load(Some(std::path::Path::new(config_file)), Vec::new()).unwrap();
+    config.database.url = db.url.clone();
+    config
+}
+
+/// Boots the server on an ephemeral port; returns its base URL, the stop trigger and the task.
+async fn boot(
+    config: Config,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(attest_server::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    (base, stop, task)
+}
+
+async fn get(base: &str, path: &str) -> (u16, String) {
+    let response = attest_http::client().unwrap().get(format!("{base}{path}")).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Polls `check` every 50 ms for up to `limit`.
+async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics, true, |db| {
+    let sim = sim(ClientApp::attest(21).with_provisioning()).await;
+    let (dir, config_file) = scratch();
+    // A short schedule so the test sees the scheduler at work.
+    let mut text = std::fs::read_to_string(&config_file).unwrap();
+    text.push_str("[server]\nsync_interval = \"1s\"\n");
+    std::fs::write(&config_file, text).unwrap();
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&secret_file, &sim.sim.client().client_secret).unwrap();
+    let url = db.url.expose().to_owned();
+    let mut add = vec!["--config".to_owned(), config_file.clone(), "--database-url".to_owned(), url];
+    add.extend(add_entra(&sim, "contoso", &secret_file));
+    let added = attest(&add.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(added.success, "{:?}", added.error);
+
+    let (base, stop, task) = boot(config(&config_file, &db)).await;
+    assert_eq!(get(&base, "/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(get(&base, "/readyz").await, (200, "ready\n".to_owned()));
+
+    // The scheduler syncs the new connector (a full sync first) without being asked.
+    let store = db.store.clone();
+    let synced = eventually(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+    })
+    .await;
+    assert!(synced, "the scheduled sync ran");
+    let connector = store.list_connectors().await.unwrap().remove(0);
+
+    // A queued change is applied by the background workers.
+    let (group, user) = sim.sim.read(|t| {
+        let g = t
+            .live_groups()
+            .find(|g| {
+                g.group_types.is_empty()
+                    && !g.mail_enabled
+                    && g.on_premises_sync_enabled != Some(true)
+                    && g.is_assignable_to_role != Some(true)
+            })
+            .unwrap();
+        let u = t.live_users().find(|u| !g.members.contains(&u.id)).unwrap();
+        (g.id.clone(), u.id.clone())
+    });
+    let change = NewChange {
+        connector_id: connector.id,
+        action: ChangeAction::AddGroupMember { group: group.clone(), member: user.clone() },
+        idempotency_key: "serve-test-1".into(),
+        origin: ChangeOrigin::Manual,
+        origin_ref: None,
+        requested_by: "ada@contoso.com".into(),
+    };
+    let id = store.enqueue_change(change, false, chrono::Utc::now()).await.unwrap().change.id;
+    let applied = eventually(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move { store.get_change(id).await.unwrap().state == ChangeState::Applied }
+    })
+    .await;
+    assert!(applied, "the worker applied the change");
+    assert!(sim.sim.read(|t| t.group(&group).unwrap().members.contains(&user)));
+
+    let (status, metrics) = get(&base, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            "attest_http_request_duration_seconds_bucket{method=\"GET\",route=\"/healthz\",status=\"2xx\",le=\"0.005\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("attest_changes{state=\"applied\"} 1"), "{metrics}");
+    assert!(metrics.contains("attest_connector_last_sync_age_seconds{connector=\"contoso\"}"), "{metrics}");
+
+    // A graceful stop: the boot function returns.
+    stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(20), task).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+db_test!(readiness_fails_on_an_unmigrated_database_while_health_answers, false, |db| {
+    let (dir, config_file) = scratch();
+    let (base, stop, task) = boot(config(&config_file, &db)).await;
+    assert_eq!(get(&base, "/healthz").await.0, 200);
+    let (status, body) = get(&base, "/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("attest migrate up"), "{body}");
+    stop.send(()).unwrap();
+    assert!(matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(Ok(())))));
+    let _ = std::fs::remove_dir_all(&dir);
+});
