@@ -301,6 +301,12 @@ impl Sim {
         }
     }
 
+    /// Signs `claims` with the simulator's token key, as its identity platform signs tokens:
+    /// tests use it to forge tokens that are correctly signed but wrong in one claim.
+    pub fn sign_token(&self, claims: &serde_json::Value) -> Option<String> {
+        self.keys.as_ref().map(|k| k.sign(claims))
+    }
+
     /// Replaces the running fault plan (as `POST /_sim/faults` with a `plan` does).
     pub fn set_fault_plan(&self, plan: crate::faults::FaultPlan) {
         if let Ok(mut faults) = self.faults.lock() {

@@ -9,6 +9,7 @@
 
 pub mod connectors;
 mod metrics;
+pub mod oidc;
 pub mod sync_job;
 
 use std::future::Future;
