@@ -10,6 +10,7 @@ mod m20261121_000001_entitlement_graph;
 mod m20261122_000001_lifecycle_events;
 mod m20261122_000002_changes;
 mod m20261122_000003_job_leases;
+mod m20261122_000004_web_sign_in;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_lifecycle_events::Migration),
             Box::new(m20261122_000002_changes::Migration),
             Box::new(m20261122_000003_job_leases::Migration),
+            Box::new(m20261122_000004_web_sign_in::Migration),
         ]
     }
 }

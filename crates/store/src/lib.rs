@@ -24,6 +24,7 @@ mod sync_runs;
 mod sync_state;
 pub mod testing;
 mod upsert;
+mod web;
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_runs::{INTERRUPTED, SyncRunFinish};
 pub use sync_state::SyncedTable;
+pub use web::{LOCAL_TENANT, WebSession, WebUser};
 
 /// Upserts report, per input row in order, the id of the stored row, and what was written.
 #[derive(Debug, Clone, Default, PartialEq)]

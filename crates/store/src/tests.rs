@@ -45,9 +45,9 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261122_000003_job_leases".to_owned()]);
+    assert_eq!(newest, vec!["m20261122_000004_web_sign_in".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("job_leases")).await.is_err());
+    assert!(store.db.execute_raw(select("web_sessions")).await.is_err());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -72,7 +72,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000003_job_leases"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000004_web_sign_in"),
             "{text}"
         );
     }
@@ -697,4 +697,34 @@ store_test!(job_leases_are_held_by_one_owner_until_they_expire, |store| {
     store.release_job_lease("sync:1", "b").await.unwrap();
     assert!(store.acquire_job_lease("sync:1", "a", t(300), t(131)).await.unwrap());
     assert!(store.acquire_job_lease("sync:2", "b", t(300), t(131)).await.unwrap(), "jobs are independent");
+});
+
+store_test!(web_sign_in_state_is_single_use_and_expires, |store| {
+    let ada = store.sign_in_web_user("t1", "oid-ada", "Ada", Some("ada@contoso.com"), t(0)).await.unwrap();
+    assert!(ada.roles.is_empty());
+    let admin = store.set_web_user_roles("t1", "oid-ada", "Ada", &["admin".to_owned()], t(1)).await.unwrap();
+    assert_eq!((admin.id, admin.roles.clone()), (ada.id, vec!["admin".to_owned()]));
+    let again = store.sign_in_web_user("t1", "oid-ada", "Ada Lovelace", None, t(2)).await.unwrap();
+    assert_eq!((again.display_name.as_str(), again.roles.len()), ("Ada Lovelace", 1), "signing in keeps roles");
+
+    store.create_web_session("hash-1", ada.id, "csrf-1", t(100), t(3)).await.unwrap();
+    let session = store.find_web_session("hash-1", t(50)).await.unwrap().unwrap();
+    assert_eq!((session.user.id, session.csrf_token.as_str()), (ada.id, "csrf-1"));
+    assert!(store.find_web_session("hash-1", t(100)).await.unwrap().is_none(), "expired");
+    assert!(store.find_web_session("hash-2", t(50)).await.unwrap().is_none());
+    store.delete_web_session("hash-1").await.unwrap();
+    assert!(store.find_web_session("hash-1", t(50)).await.unwrap().is_none(), "signed out");
+
+    store.save_sign_in_attempt("state-1", "nonce-1", "verifier-1", t(600)).await.unwrap();
+    store.save_sign_in_attempt("state-old", "n", "v", t(10)).await.unwrap();
+    assert_eq!(store.take_sign_in_attempt("state-old", t(20)).await.unwrap(), None, "expired");
+    let taken = store.take_sign_in_attempt("state-1", t(20)).await.unwrap();
+    assert_eq!(taken, Some(("nonce-1".to_owned(), "verifier-1".to_owned())));
+    assert_eq!(store.take_sign_in_attempt("state-1", t(21)).await.unwrap(), None, "taken once");
+
+    store.create_login_link("link-1", "cli", t(900)).await.unwrap();
+    assert!(!store.use_login_link("link-1", t(900)).await.unwrap(), "expired at t(900)");
+    assert!(store.use_login_link("link-1", t(899)).await.unwrap());
+    assert!(!store.use_login_link("link-1", t(899)).await.unwrap(), "once only");
+    assert!(!store.use_login_link("nope", t(1)).await.unwrap());
 });

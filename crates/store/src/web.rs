@@ -1,0 +1,208 @@
+//! Web sign-in state: users (keyed by tenant and object id, never by password), server-side
+//! sessions, sign-ins in progress, and one-time break-glass login links. Every token is stored
+//! as its SHA-256 hash only, so a copy of the database lets nobody in.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::ConnectionTrait;
+use serde::{Deserialize, Serialize};
+
+use crate::sql::{Sql, select_json};
+use crate::{Store, StoreError};
+
+/// Someone who can sign in to the web application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebUser {
+    pub id: i64,
+    /// `local` for the break-glass administrator.
+    pub tenant_id: String,
+    pub object_id: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// Roles granted explicitly (`admin`, `auditor`); the others follow from the graph.
+    pub roles: Vec<String>,
+}
+
+/// A valid session and its user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSession {
+    pub user: WebUser,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The tenant of the break-glass administrator.
+pub const LOCAL_TENANT: &str = "local";
+
+type UserRow = (i64, String, String, String, Option<String>, String);
+const USER_COLUMNS: &[&str] = &["id", "tenant_id", "object_id", "display_name", "email", "roles"];
+
+fn user(row: UserRow) -> Result<WebUser, StoreError> {
+    let roles = crate::entity::parse_json("web_users", row.0, &row.5)?;
+    Ok(WebUser { id: row.0, tenant_id: row.1, object_id: row.2, display_name: row.3, email: row.4, roles })
+}
+
+impl Store {
+    /// Records a sign-in: the user is created on first sign-in, their name and email refreshed.
+    pub async fn sign_in_web_user(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        display_name: &str,
+        email: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<WebUser, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at, last_sign_in_at) VALUES (",
+        );
+        sql.value(tenant_id.to_owned()).push(", ").value(object_id.to_owned()).push(", ");
+        sql.value(display_name.to_owned()).push(", ").value(email.map(str::to_owned)).push(", '[]', ");
+        sql.value(now).push(", ").value(now);
+        sql.push(") ON CONFLICT (tenant_id, object_id) DO UPDATE SET display_name = excluded.display_name, ");
+        sql.push("email = excluded.email, last_sign_in_at = excluded.last_sign_in_at");
+        self.db.execute_raw(sql.build()).await?;
+        self.find_web_user(tenant_id, object_id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("user {tenant_id}/{object_id} vanished while signing in")))
+    }
+
+    /// The user with this identity, if they ever signed in (or were granted a role).
+    pub async fn find_web_user(&self, tenant_id: &str, object_id: &str) -> Result<Option<WebUser>, StoreError> {
+        let mut sql =
+            Sql::new(self.backend(), &format!("SELECT {} FROM web_users WHERE tenant_id = ", USER_COLUMNS.join(", ")));
+        sql.value(tenant_id.to_owned()).push(" AND object_id = ").value(object_id.to_owned());
+        let rows: Vec<UserRow> = select_json(&self.db, sql, USER_COLUMNS).await?;
+        rows.into_iter().next().map(user).transpose()
+    }
+
+    /// Sets the roles granted explicitly to a user, creating the user (not yet signed in) when
+    /// needed.
+    pub async fn set_web_user_roles(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        display_name: &str,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<WebUser, StoreError> {
+        let roles = serde_json::to_string(roles).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at) VALUES (",
+        );
+        sql.value(tenant_id.to_owned()).push(", ").value(object_id.to_owned()).push(", ");
+        sql.value(display_name.to_owned()).push(", NULL, ").value(roles).push(", ").value(now.trunc_subsecs(6));
+        sql.push(") ON CONFLICT (tenant_id, object_id) DO UPDATE SET roles = excluded.roles");
+        self.db.execute_raw(sql.build()).await?;
+        self.find_web_user(tenant_id, object_id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("user {tenant_id}/{object_id} vanished")))
+    }
+
+    /// Opens a session for `user` until `expires_at`, under the hash of its token.
+    pub async fn create_web_session(
+        &self,
+        token_hash: &str,
+        user: i64,
+        csrf_token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (",
+        );
+        sql.value(token_hash.to_owned()).push(", ").value(user).push(", ").value(csrf_token.to_owned());
+        sql.push(", ").value(now.trunc_subsecs(6)).push(", ").value(expires_at.trunc_subsecs(6)).push(")");
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+
+    /// The session with this token hash, unless it expired.
+    pub async fn find_web_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WebSession>, StoreError> {
+        let columns = ["id", "tenant_id", "object_id", "display_name", "email", "roles", "csrf_token", "expires_at"];
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT u.id AS id, u.tenant_id AS tenant_id, u.object_id AS object_id, u.display_name AS display_name, \
+             u.email AS email, u.roles AS roles, s.csrf_token AS csrf_token, s.expires_at AS expires_at \
+             FROM web_sessions s JOIN web_users u ON u.id = s.user_id WHERE s.token_hash = ",
+        );
+        sql.value(token_hash.to_owned()).push(" AND s.expires_at > ").value(now.trunc_subsecs(6));
+        type Row = (i64, String, String, String, Option<String>, String, String, DateTime<Utc>);
+        let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
+        let Some(r) = rows.into_iter().next() else { return Ok(None) };
+        Ok(Some(WebSession { user: user((r.0, r.1, r.2, r.3, r.4, r.5))?, csrf_token: r.6, expires_at: r.7 }))
+    }
+
+    /// Ends a session (sign-out).
+    pub async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let mut sql = Sql::new(self.backend(), "DELETE FROM web_sessions WHERE token_hash = ");
+        sql.value(token_hash.to_owned());
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+
+    /// Remembers a sign-in in progress under the hash of its `state`.
+    pub async fn save_sign_in_attempt(
+        &self,
+        state_hash: &str,
+        nonce: &str,
+        verifier: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut sql =
+            Sql::new(self.backend(), "INSERT INTO sign_in_attempts (state_hash, nonce, verifier, expires_at) VALUES (");
+        sql.value(state_hash.to_owned()).push(", ").value(nonce.to_owned()).push(", ").value(verifier.to_owned());
+        sql.push(", ").value(expires_at.trunc_subsecs(6)).push(")");
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+
+    /// Takes (once) the sign-in in progress with this state hash: its nonce and PKCE verifier,
+    /// unless it expired. Expired attempts are cleared along the way.
+    pub async fn take_sign_in_attempt(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut sql = Sql::new(self.backend(), "DELETE FROM sign_in_attempts WHERE state_hash = ");
+        sql.value(state_hash.to_owned()).push(" AND expires_at > ").value(now).push(" RETURNING nonce, verifier");
+        let row = self.db.query_one_raw(sql.build()).await?;
+        let mut sweep = Sql::new(self.backend(), "DELETE FROM sign_in_attempts WHERE expires_at <= ");
+        sweep.value(now);
+        self.db.execute_raw(sweep.build()).await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
+            None => None,
+        })
+    }
+
+    /// Stores a one-time login link (its token's hash) valid until `expires_at`.
+    pub async fn create_login_link(
+        &self,
+        token_hash: &str,
+        created_by: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut sql = Sql::new(self.backend(), "INSERT INTO login_links (token_hash, created_by, expires_at) VALUES (");
+        sql.value(token_hash.to_owned()).push(", ").value(created_by.to_owned()).push(", ");
+        sql.value(expires_at.trunc_subsecs(6)).push(")");
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+
+    /// Uses a login link: true once, if it exists and has not expired.
+    pub async fn use_login_link(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut sql = Sql::new(self.backend(), "UPDATE login_links SET used_at = ");
+        sql.value(now).push(" WHERE used_at IS NULL AND token_hash = ").value(token_hash.to_owned());
+        sql.push(" AND expires_at > ").value(now);
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected() == 1)
+    }
+}
