@@ -18,11 +18,15 @@ fn config(config_file: &str, db: &attest_store::testing::TestDb) -> Config {
     config
 }
 
-/// Boots the server on an ephemeral port; returns its base URL, the stop trigger and the task.
-async fn boot(
-    config: Config,
-) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// A running server: its base URL, the stop trigger and the task.
+type Running = (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>);
+
+/// Boots the server on an ephemeral port.
+async fn boot(config: Config) -> Running {
+    boot_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
+}
+
+fn boot_on(listener: tokio::net::TcpListener, config: Config) -> Running {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(attest_server::run(config, listener, async move {
@@ -137,3 +141,115 @@ db_test!(readiness_fails_on_an_unmigrated_database_while_health_answers, false, 
     assert!(matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(Ok(())))));
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+/// A browser that shows redirects instead of following them.
+fn browser() -> reqwest::Client {
+    attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The `attest_session=…` pair of a response's Set-Cookie.
+fn session_cookie(response: &reqwest::Response) -> String {
+    let set = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn me(base: &str, cookie: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = browser().get(format!("{base}/api/v1/me"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default())
+}
+
+db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sim = sim(ClientApp::attest(21).with_provisioning().with_redirect_uri(&format!("{base}/auth/callback"))).await;
+    let (dir, config_file) = scratch();
+    let mut text = std::fs::read_to_string(&config_file).unwrap();
+    text.push_str(&format!("[server]\npublic_url = \"{base}\"\n"));
+    std::fs::write(&config_file, text).unwrap();
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&secret_file, &sim.sim.client().client_secret).unwrap();
+    let cli = |args: Vec<String>| {
+        let mut full =
+            vec!["--config".to_owned(), config_file.clone(), "--database-url".to_owned(), db.url.expose().to_owned()];
+        full.extend(args);
+        async move { attest(&full.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    assert!(cli(add_entra(&sim, "contoso", &secret_file)).await.success);
+    let (_, stop, task) = boot_on(listener, config(&config_file, &db));
+    let (user, upn) = sim.sim.read(|t| {
+        let u = t.live_users().find(|u| u.user_type == "Member").unwrap();
+        (u.id.clone(), u.user_principal_name.clone())
+    });
+
+    assert_eq!(me(&base, None).await.0, 401, "nobody is signed in");
+    // Sign-in: to Microsoft (the simulator), pick the user, back to the callback.
+    let start = browser().get(format!("{base}/auth/sign-in")).send().await.unwrap();
+    assert_eq!(start.status().as_u16(), 303);
+    let authorize = location(&start);
+    assert!(authorize.starts_with(&sim.login_url) && authorize.contains("code_challenge_method=S256"), "{authorize}");
+    let (endpoint, query) = authorize.split_once('?').unwrap();
+    let mut form = url_pairs(query);
+    form.push(("login".into(), upn.clone()));
+    let signed = browser().post(endpoint).form(&form).send().await.unwrap();
+    let callback = location(&signed);
+    assert!(callback.starts_with(&format!("{base}/auth/callback?")), "{callback}");
+    let landed = browser().get(&callback).send().await.unwrap();
+    assert_eq!((landed.status().as_u16(), location(&landed).as_str()), (303, "/"));
+    let cookie = session_cookie(&landed);
+    let (status, who) = me(&base, Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (who["object_id"].as_str(), who["tenant_id"].as_str()),
+        (Some(user.as_str()), Some(sim.tenant_id().as_str()))
+    );
+    let csrf = who["csrf_token"].as_str().unwrap().to_owned();
+
+    // The same callback again: the sign-in was used up.
+    assert_eq!(browser().get(&callback).send().await.unwrap().status().as_u16(), 400);
+    // A made-up session is nobody.
+    assert_eq!(me(&base, Some("attest_session=forged")).await.0, 401);
+    // Sign-out needs the CSRF token.
+    let sign_out = |csrf: Option<String>| {
+        let (base, cookie) = (base.clone(), cookie.clone());
+        async move {
+            let form: Vec<(&str, String)> = csrf.map(|c| vec![("csrf", c)]).unwrap_or_default();
+            browser().post(format!("{base}/auth/sign-out")).header("cookie", cookie).form(&form).send().await.unwrap()
+        }
+    };
+    assert_eq!(sign_out(None).await.status().as_u16(), 403);
+    assert_eq!(sign_out(Some("wrong".into())).await.status().as_u16(), 403);
+    assert_eq!(me(&base, Some(&cookie)).await.0, 200, "still signed in after refused sign-outs");
+    let out = sign_out(Some(csrf)).await;
+    assert_eq!(out.status().as_u16(), 303);
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(me(&base, Some(&cookie)).await.0, 401, "the session is gone server-side");
+
+    // Break-glass: a one-time link signs in the local administrator.
+    let printed = cli(vec!["admin".into(), "create-login-link".into()]).await;
+    assert!(printed.success, "{:?}", printed.error);
+    let link = printed.stdout.lines().next().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{base}/auth/link/")), "{link}");
+    let used = browser().get(&link).send().await.unwrap();
+    assert_eq!(used.status().as_u16(), 303);
+    let (status, admin) = me(&base, Some(&session_cookie(&used))).await;
+    assert_eq!((status, admin["tenant_id"].as_str(), admin["roles"][0].as_str()), (200, Some("local"), Some("admin")));
+    assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 403, "once only");
+
+    stop.send(()).unwrap();
+    assert!(matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(Ok(())))));
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}

@@ -45,6 +45,9 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Administration: a one-time break-glass login link.
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -111,6 +114,7 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Migrate(args) => commands::migrate::run(&context, args, out).await,
         Command::Config(command) => commands::config::run(&context, command, out),
         Command::Audit(command) => commands::audit::run(&context, command, out).await,
+        Command::Admin(command) => commands::admin::run(&context, command, out).await,
         Command::Connector(command) => commands::connector::run(&context, command, out).await,
         Command::Sync(args) => commands::sync::run(&context, args, out).await,
         Command::Graph(command) => commands::graph::run(&context, command, out).await,

@@ -8,6 +8,11 @@
 
 mod database;
 mod duration;
+
+/// Parses a duration as the configuration writes them: `500ms`, `30s`, `10m`, `2h`, `7d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    duration::parse(text)
+}
 mod env;
 pub mod secrets;
 
@@ -83,11 +88,24 @@ pub struct RawServer {
     pub sync_interval: String,
     /// How often each connector gets a full sync (a reconcile), e.g. `24h`.
     pub full_sync_interval: String,
+    /// The URL people reach Attest at (sign-in redirects and links are built from it).
+    pub public_url: String,
+    /// How long a web session lasts after sign-in, e.g. `12h`.
+    pub session_lifetime: String,
+    /// The connector whose tenant and app registration users sign in with (default: the only one).
+    pub sign_in_connector: Option<String>,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        RawServer { bind: "127.0.0.1:8080".into(), sync_interval: "10m".into(), full_sync_interval: "24h".into() }
+        RawServer {
+            bind: "127.0.0.1:8080".into(),
+            sync_interval: "10m".into(),
+            full_sync_interval: "24h".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            session_lifetime: "12h".into(),
+            sign_in_connector: None,
+        }
     }
 }
 
@@ -198,6 +216,10 @@ pub struct ServerConfig {
     pub bind: std::net::SocketAddr,
     pub sync_interval: Duration,
     pub full_sync_interval: Duration,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub session_lifetime: Duration,
+    pub sign_in_connector: Option<String>,
 }
 
 /// `[provisioning]`, checked.
@@ -309,6 +331,9 @@ impl Config {
             bind,
             sync_interval: interval("server.sync_interval", &raw.server.sync_interval)?,
             full_sync_interval: interval("server.full_sync_interval", &raw.server.full_sync_interval)?,
+            public_url: check_public_url(&raw.server.public_url)?,
+            session_lifetime: interval("server.session_lifetime", &raw.server.session_lifetime)?,
+            sign_in_connector: raw.server.sign_in_connector.clone(),
         };
         Ok(Config {
             server,
@@ -348,9 +373,28 @@ impl Config {
                 bind: self.server.bind.to_string(),
                 sync_interval: duration::format(self.server.sync_interval),
                 full_sync_interval: duration::format(self.server.full_sync_interval),
+                public_url: self.server.public_url.clone(),
+                session_lifetime: duration::format(self.server.session_lifetime),
+                sign_in_connector: self.server.sign_in_connector.clone(),
             },
         };
         toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// `http(s)://host[:port][/path]`, returned without a trailing slash.
+fn check_public_url(text: &str) -> Result<String, ConfigError> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(['?', '#', ' ']));
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::Value {
+            key: "server.public_url",
+            expected: "an http or https URL, e.g. https://attest.example.com",
+            value: text.to_owned(),
+        })
     }
 }
 

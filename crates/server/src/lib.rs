@@ -7,6 +7,7 @@
 //! database) and the provisioner's workers. On shutdown it stops accepting requests, lets
 //! in-flight ones finish, and waits for the jobs to finish the work in hand.
 
+pub mod auth;
 pub mod connectors;
 mod metrics;
 pub mod oidc;
@@ -35,6 +36,10 @@ pub use connectors::{StoredConnectors, http_client};
 pub struct AppState {
     pub store: Store,
     http: Arc<metrics::HttpMetrics>,
+    sign_in: Arc<auth::SignIn>,
+    /// `server.public_url`, without a trailing slash.
+    public_url: Arc<str>,
+    session_lifetime: Duration,
 }
 
 /// The provisioner policy the configuration asks for.
@@ -84,12 +89,20 @@ pub async fn run(
         jobs_stop.clone(),
     );
     jobs.spawn(scheduler);
-    let connectors = Arc::new(StoredConnectors::new(store.clone(), key));
+    let connectors = Arc::new(StoredConnectors::new(store.clone(), key.clone()));
     let provisioner = Provisioner::new(store.clone(), connectors, provisioning_policy(&config), instance.clone());
     let worker_stop = jobs_stop.clone();
     jobs.spawn(async move { provisioner.run(worker_stop).await });
 
-    let state = AppState { store: store.clone(), http: Arc::default() };
+    let sign_in =
+        auth::SignIn::new(store.clone(), key, config.server.sign_in_connector.clone(), &config.server.public_url);
+    let state = AppState {
+        store: store.clone(),
+        http: Arc::default(),
+        sign_in: Arc::new(sign_in),
+        public_url: config.server.public_url.as_str().into(),
+        session_lifetime: config.server.session_lifetime,
+    };
     let app = router(state);
     tracing::info!(address = %listener.local_addr()?, %instance, "attest is serving");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
@@ -115,6 +128,11 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/auth/sign-in", get(auth::sign_in))
+        .route("/auth/callback", get(auth::callback))
+        .route("/auth/sign-out", axum::routing::post(auth::sign_out))
+        .route("/auth/link/{token}", get(auth::login_link))
+        .route("/api/v1/me", get(auth::me))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! Subcommands, one module each, sharing how configuration and the store are opened.
 
+pub mod admin;
 pub mod audit;
 pub mod change;
 pub mod config;

@@ -1,0 +1,297 @@
+//! Signing in and out, sessions and CSRF.
+//!
+//! - Sign-in is Entra OpenID Connect ([`crate::oidc`]) with the sign-in connector's tenant and
+//!   app registration; the sign-in in progress (nonce, PKCE verifier) waits server-side under
+//!   the hash of its state, for ten minutes, usable once.
+//! - A session is a random 256-bit token in an `HttpOnly`, `SameSite=Lax` cookie (`Secure`
+//!   when Attest is served over https); the database keeps only its hash, with the user and an
+//!   expiry. No password exists anywhere.
+//! - Every state-changing request carries the session's CSRF token (a form field `csrf` or the
+//!   `x-csrf-token` header); a missing or wrong one is 403.
+//! - Break-glass: `attest admin create-login-link` prints a one-time link that signs in a local
+//!   administrator, for first setup or when sign-in is broken.
+
+use std::sync::Arc;
+
+use attest_config::secrets::SecretKey;
+use attest_store::{LOCAL_TENANT, Store, WebSession};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::AppState;
+use crate::oidc::{OidcClient, Pending};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "attest_session";
+
+/// How long a sign-in may take between the redirect and the callback.
+const SIGN_IN_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// The object id of the break-glass administrator (tenant `local`).
+pub const BREAK_GLASS: &str = "break-glass";
+
+/// A random 256-bit token, base64url.
+pub fn random_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| "the system's random generator failed".to_owned())?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What the database keeps of a token.
+pub fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sign-in client, made on first use from the sign-in connector's stored credentials (so a
+/// connector added after start is picked up).
+pub struct SignIn {
+    store: Store,
+    key: Arc<SecretKey>,
+    connector: Option<String>,
+    redirect_uri: String,
+    client: OnceCell<OidcClient>,
+}
+
+impl SignIn {
+    pub fn new(store: Store, key: Arc<SecretKey>, connector: Option<String>, public_url: &str) -> SignIn {
+        SignIn { store, key, connector, redirect_uri: format!("{public_url}/auth/callback"), client: OnceCell::new() }
+    }
+
+    async fn client(&self) -> Result<&OidcClient, String> {
+        self.client
+            .get_or_try_init(|| async {
+                let connectors = self.store.list_connectors().await.map_err(|e| e.to_string())?;
+                let connector = match &self.connector {
+                    Some(name) => connectors.into_iter().find(|c| &c.name == name),
+                    None if connectors.len() == 1 => connectors.into_iter().next(),
+                    None => None,
+                }
+                .ok_or_else(|| match &self.connector {
+                    Some(name) => format!("the sign-in connector '{name}' does not exist"),
+                    None => "sign-in needs exactly one connector, or server.sign_in_connector naming one".to_owned(),
+                })?;
+                let credentials = attest_entra::stored::credentials(&self.store, &self.key, &connector)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let http = crate::http_client()?;
+                OidcClient::discover(
+                    http,
+                    &credentials.login_url,
+                    &credentials.tenant_id,
+                    &credentials.client_id,
+                    &credentials.client_secret,
+                    &self.redirect_uri,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            })
+            .await
+    }
+}
+
+/// The signed-in user's session; handlers that take it are for signed-in people only (401).
+pub struct CurrentSession(pub WebSession);
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = || (StatusCode::UNAUTHORIZED, "sign in first: /auth/sign-in\n").into_response();
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(unauthorized()) };
+        match state.store.find_web_session(&hash(&token), Utc::now()).await {
+            Ok(Some(session)) => Ok(CurrentSession(session)),
+            Ok(None) => Err(unauthorized()),
+            Err(e) => {
+                tracing::error!(error = %e, "sessions cannot be read");
+                Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+            }
+        }
+    }
+}
+
+/// A state-changing request without this session's CSRF token: 403.
+#[derive(Debug)]
+pub struct CsrfRefused;
+
+impl IntoResponse for CsrfRefused {
+    fn into_response(self) -> Response {
+        (StatusCode::FORBIDDEN, "missing or wrong CSRF token\n").into_response()
+    }
+}
+
+impl CurrentSession {
+    /// Refused unless `provided` is this session's CSRF token (compared in constant time).
+    pub fn check_csrf(&self, provided: Option<&str>) -> Result<(), CsrfRefused> {
+        let expected = self.0.csrf_token.as_bytes();
+        let ok = provided.is_some_and(|p| {
+            p.len() == expected.len() && p.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if ok { Ok(()) } else { Err(CsrfRefused) }
+    }
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// Opens a session for `user` and answers with the cookie and a redirect home.
+async fn open_session(state: &AppState, user: i64) -> Response {
+    let (Ok(token), Ok(csrf)) = (random_token(), random_token()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let now = Utc::now();
+    let lifetime = chrono::Duration::from_std(state.session_lifetime).unwrap_or(chrono::Duration::hours(12));
+    if let Err(e) = state.store.create_web_session(&hash(&token), user, &csrf, now + lifetime, now).await {
+        tracing::error!(error = %e, "a session could not be stored");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let cookie = session_cookie(state, &token, lifetime.num_seconds());
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_owned())]).into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+}
+
+/// `GET /auth/sign-in`: off to Microsoft.
+pub async fn sign_in(State(state): State<AppState>) -> Response {
+    let client = match state.sign_in.client().await {
+        Ok(client) => client,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("sign-in is not available: {e}\n")).into_response(),
+    };
+    let Ok((url, pending)) = client.begin() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let expires = Utc::now() + SIGN_IN_WINDOW;
+    if let Err(e) =
+        state.store.save_sign_in_attempt(&hash(&pending.state), &pending.nonce, &pending.verifier, expires).await
+    {
+        tracing::error!(error = %e, "a sign-in could not be started");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/callback`: back from Microsoft.
+pub async fn callback(State(state): State<AppState>, Query(callback): Query<Callback>) -> Response {
+    if let Some(error) = callback.error {
+        let description = callback.error_description.unwrap_or_default();
+        let first = description.lines().next().unwrap_or_default();
+        return (StatusCode::FORBIDDEN, format!("sign-in was refused: {error}: {first}\n")).into_response();
+    }
+    let (Some(code), Some(returned_state)) = (callback.code, callback.state) else {
+        return bad_request("the sign-in response has no code or state");
+    };
+    let attempt = match state.store.take_sign_in_attempt(&hash(&returned_state), Utc::now()).await {
+        Ok(Some(attempt)) => attempt,
+        Ok(None) => return bad_request("this sign-in expired or was already used: start again at /auth/sign-in"),
+        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    };
+    let client = match state.sign_in.client().await {
+        Ok(client) => client,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("sign-in is not available: {e}\n")).into_response(),
+    };
+    let pending = Pending { state: returned_state.clone(), nonce: attempt.0, verifier: attempt.1 };
+    let identity = match client.finish(&pending, &code, &returned_state, Utc::now()).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::warn!(error = %e, "a sign-in was refused");
+            return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+        }
+    };
+    let name = identity.name.or(identity.username.clone()).unwrap_or_else(|| identity.object_id.clone());
+    let email = identity.email.or(identity.username);
+    match state
+        .store
+        .sign_in_web_user(&identity.tenant_id, &identity.object_id, &name, email.as_deref(), Utc::now())
+        .await
+    {
+        Ok(user) => open_session(&state, user.id).await,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /auth/sign-out`
+pub async fn sign_out(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let provided = form.csrf.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    if let Err(refused) = session.check_csrf(provided.as_deref()) {
+        return refused.into_response();
+    }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        let _ = state.store.delete_web_session(&hash(&token)).await;
+    }
+    let cleared = session_cookie(&state, "", 0);
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cleared), (header::LOCATION, "/".to_owned())]).into_response()
+}
+
+/// `GET /auth/link/{token}`: the break-glass administrator, once per link.
+pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match state.store.use_login_link(&hash(&token), Utc::now()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return (StatusCode::FORBIDDEN, "this login link is unknown, expired or already used\n").into_response();
+        }
+        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+    let admin = state
+        .store
+        .set_web_user_roles(LOCAL_TENANT, BREAK_GLASS, "Break-glass administrator", &["admin".to_owned()], Utc::now())
+        .await;
+    match admin {
+        Ok(user) => open_session(&state, user.id).await,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// `GET /api/v1/me`: who is signed in, and the CSRF token their writes must carry.
+pub async fn me(session: CurrentSession) -> Response {
+    let user = &session.0.user;
+    axum::Json(serde_json::json!({
+        "tenant_id": user.tenant_id,
+        "object_id": user.object_id,
+        "name": user.display_name,
+        "email": user.email,
+        "roles": user.roles,
+        "csrf_token": session.0.csrf_token,
+        "session_expires_at": session.0.expires_at,
+    }))
+    .into_response()
+}
