@@ -214,6 +214,30 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     );
     let csrf = who["csrf_token"].as_str().unwrap().to_owned();
 
+    // Pages: the landing page for strangers, the dashboard for the signed in; the directory is
+    // not for a plain requester.
+    let page = |path: &str, cookie: Option<String>| {
+        let url = format!("{base}{path}");
+        async move {
+            let mut request = browser().get(url);
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, landing) = page("/", None).await;
+    assert!(status == 200 && landing.contains("Sign in with Microsoft"), "{landing}");
+    let (status, dashboard) = page("/", Some(cookie.clone())).await;
+    assert_eq!(status, 200, "{dashboard}");
+    assert!(dashboard.contains("<h1>Dashboard</h1>") && dashboard.contains("contoso"), "{dashboard}");
+    assert!(dashboard.contains(&format!("name=\"csrf\" value=\"{csrf}\"")), "the sign-out form carries the CSRF token");
+    assert!(!dashboard.contains("href=\"/people\""), "no directory link for a requester");
+    let (status, refused) = page("/people", Some(cookie.clone())).await;
+    assert!(status == 403 && refused.contains("administrators, auditors and integration owners"), "{refused}");
+    assert_eq!(page("/people", None).await.0, 401);
+
     // The same callback again: the sign-in was used up.
     assert_eq!(browser().get(&callback).send().await.unwrap().status().as_u16(), 400);
     // A made-up session is nobody.
@@ -244,6 +268,20 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     let (status, admin) = me(&base, Some(&session_cookie(&used))).await;
     assert_eq!((status, admin["tenant_id"].as_str(), admin["roles"][0].as_str()), (200, Some("local"), Some("admin")));
     assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 403, "once only");
+    let admin_cookie = session_cookie(&used);
+    // The directory shows what the scheduled sync brought in.
+    let store = db.store.clone();
+    let synced = eventually(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+    });
+    assert!(synced.await);
+    let prefix: String = upn.chars().take(6).collect();
+    let (status, directory) = page(&format!("/people?q={prefix}"), Some(admin_cookie.clone())).await;
+    assert_eq!(status, 200, "{directory}");
+    assert!(directory.contains(&upn) && directory.contains("match"), "{directory}");
+    let (status, odd) = page("/people?q=%25_%27%3Cscript%3E&page=9999", Some(admin_cookie)).await;
+    assert!(status == 200 && odd.contains("0 matches") && !odd.contains("<script>"), "{odd}");
 
     stop.send(()).unwrap();
     assert!(matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(Ok(())))));

@@ -105,15 +105,21 @@ impl FromRequestParts<AppState> for CurrentSession {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthorized = || (StatusCode::UNAUTHORIZED, "sign in first: /auth/sign-in\n").into_response();
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(unauthorized()) };
-        match state.store.find_web_session(&hash(&token), Utc::now()).await {
-            Ok(Some(session)) => Ok(CurrentSession(session)),
-            Ok(None) => Err(unauthorized()),
-            Err(e) => {
-                tracing::error!(error = %e, "sessions cannot be read");
-                Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
-            }
+        match session_of(state, &parts.headers).await? {
+            Some(session) => Ok(session),
+            None => Err((StatusCode::UNAUTHORIZED, "sign in first: /auth/sign-in\n").into_response()),
+        }
+    }
+}
+
+/// The request's session, if it carries a valid one (pages that also serve signed-out people).
+pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<CurrentSession>, Response> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    match state.store.find_web_session(&hash(&token), Utc::now()).await {
+        Ok(session) => Ok(session.map(CurrentSession)),
+        Err(e) => {
+            tracing::error!(error = %e, "sessions cannot be read");
+            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
         }
     }
 }

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod connectors;
 mod metrics;
 pub mod oidc;
+mod pages;
+pub mod roles;
 pub mod sync_job;
 
 use std::future::Future;
@@ -39,6 +41,7 @@ pub struct AppState {
     sign_in: Arc<auth::SignIn>,
     /// `server.public_url`, without a trailing slash.
     public_url: Arc<str>,
+    templates: Arc<tera::Tera>,
     session_lifetime: Duration,
 }
 
@@ -101,6 +104,7 @@ pub async fn run(
         http: Arc::default(),
         sign_in: Arc::new(sign_in),
         public_url: config.server.public_url.as_str().into(),
+        templates: pages::templates()?,
         session_lifetime: config.server.session_lifetime,
     };
     let app = router(state);
@@ -125,6 +129,8 @@ fn scheduler_tick(every: Duration) -> Duration {
 
 fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(pages::home))
+        .route("/people", get(pages::people))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
