@@ -7,6 +7,7 @@
 
 mod changes;
 mod cli;
+mod demo;
 mod harness;
 mod serve;
 mod sync;

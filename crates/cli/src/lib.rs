@@ -37,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Try Attest with no setup: the Entra simulator with a demo tenant, synced, served on
+    /// http://127.0.0.1:8080 with sign-in through the simulator (data in ./attest-data/demo).
+    Demo(commands::demo::DemoArgs),
     /// Run the server: health, readiness and metrics endpoints, scheduled syncs and the
     /// provisioner's workers, until Ctrl-C or SIGTERM.
     Serve(commands::serve::ServeArgs),
@@ -96,6 +99,17 @@ pub fn main() -> ExitCode {
 
 /// Runs `attest` with `args` (the first is the program name), writing output to `out`.
 /// Usage errors and `--help` come back as errors carrying clap's text.
+/// `attest demo` until `shutdown` completes, for tests (the command itself stops on Ctrl-C).
+pub async fn demo_until(
+    port: u16,
+    users: usize,
+    dir: std::path::PathBuf,
+    out: &mut dyn std::io::Write,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
+    commands::demo::demo(commands::demo::DemoArgs::new(port, users, dir), out, shutdown).await
+}
+
 pub async fn run_with<I, T>(args: I, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
 where
     I: IntoIterator<Item = T>,
@@ -111,6 +125,7 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
     logging::init(&context.config.log)?;
     match cli.command {
         Command::Serve(args) => commands::serve::run(&context, args, out).await,
+        Command::Demo(args) => commands::demo::run(&context, args, out).await,
         Command::Migrate(args) => commands::migrate::run(&context, args, out).await,
         Command::Config(command) => commands::config::run(&context, command, out),
         Command::Audit(command) => commands::audit::run(&context, command, out).await,

@@ -46,18 +46,18 @@ pub async fn run_sync<C: Connector>(
             sink.note(format!("full sync instead of delta: {reason}"));
         }
         match connector.sync(mode, &mut sink).await {
-            Ok(()) => return Ok(SyncOutcome { summary: sink.finish().await?, fell_back }),
+            Ok(()) => return Ok(SyncOutcome { summary: sink.finish(now()).await?, fell_back }),
             Err(SyncError::ResyncRequired(reason)) if mode == SyncMode::Delta => {
                 sink.note("falling back to a full sync");
                 sink.clear_cursors();
-                sink.fail(&SyncError::ResyncRequired(reason.clone())).await?;
+                sink.fail(&SyncError::ResyncRequired(reason.clone()), now()).await?;
                 store.replace_sync_cursors(id, &Default::default(), now()).await?;
                 fell_back = Some(reason);
                 mode = SyncMode::Full;
                 trigger = SyncTrigger::Fallback;
             }
             Err(error) => {
-                sink.fail(&error).await?;
+                sink.fail(&error, now()).await?;
                 return Err(error);
             }
         }

@@ -359,8 +359,8 @@ impl SyncSink {
     /// Writes what is queued; ends what the run proves gone (on a full sync: every grant,
     /// principal, resource and entitlement not seen; on a delta: the grants of the kinds it
     /// re-read completely, see [`SyncSink::snapshot_grants_of`]); derives inherited grants;
-    /// stores the delta cursors; records the run as succeeded.
-    pub async fn finish(mut self) -> Result<SyncSummary, SyncError> {
+    /// stores the delta cursors; records the run as succeeded, finished at `finished_at`.
+    pub async fn finish(mut self, finished_at: DateTime<Utc>) -> Result<SyncSummary, SyncError> {
         let deferred = std::mem::take(&mut self.deferred_grants);
         for row in &deferred {
             match self.resolve(row) {
@@ -437,14 +437,14 @@ impl SyncSink {
             error: None,
             notes: std::mem::take(&mut self.notes),
         };
-        let run = self.store.finish_sync_run(self.run.id, finish, self.now).await?;
+        let run = self.store.finish_sync_run(self.run.id, finish, finished_at).await?;
         tracing::info!(run = %run.id, counts = ?run.counts, "sync finished");
         Ok(SyncSummary { run, unresolved_grants: self.unresolved, timings: self.timings })
     }
 
     /// Records the run as failed. What was written stays (it was true when read); nothing is
     /// swept, because a partial snapshot proves nothing about what is missing from it.
-    pub async fn fail(mut self, error: &SyncError) -> Result<SyncRun, SyncError> {
+    pub async fn fail(mut self, error: &SyncError, finished_at: DateTime<Utc>) -> Result<SyncRun, SyncError> {
         let finish = SyncRunFinish {
             counts: self.counts,
             requests: self.requests,
@@ -453,7 +453,7 @@ impl SyncSink {
             notes: std::mem::take(&mut self.notes),
         };
         tracing::warn!(run = %self.run.id, %error, "sync failed");
-        Ok(self.store.finish_sync_run(self.run.id, finish, self.now).await?)
+        Ok(self.store.finish_sync_run(self.run.id, finish, finished_at).await?)
     }
 
     async fn flush_grants(&mut self) -> Result<(), SyncError> {

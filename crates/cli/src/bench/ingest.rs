@@ -69,7 +69,7 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
     }
     sink.put_resources(&resources).await?;
     sink.put_entitlements(&entitlements).await?;
-    let summary = sink.finish().await?;
+    let summary = sink.finish(Utc::now()).await?;
     let t = |k: &str| summary.timings.get(k).copied().unwrap_or_default();
     rows.push(Row {
         phase: "principals, first load".into(),
@@ -203,7 +203,7 @@ async fn load_grants(
         }
     }
     sink.put_grants(&batch).await?;
-    let summary = sink.finish().await?;
+    let summary = sink.finish(Utc::now()).await?;
     let t = |k: &str| summary.timings.get(k).copied().unwrap_or_default();
     Ok((
         GrantTimings { principals: t("principals"), grants: t("grants"), finish: t("sweep") + t("inherited") },

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod change;
 pub mod config;
 pub mod connector;
+pub mod demo;
 pub mod events;
 pub mod graph;
 pub mod migrate;

@@ -28,7 +28,7 @@ pub async fn run(context: &Context, args: ServeArgs, out: &mut dyn Write) -> any
 }
 
 /// Ctrl-C, or SIGTERM (what container runtimes send).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

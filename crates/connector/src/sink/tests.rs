@@ -50,7 +50,7 @@ async fn snapshot(store: &Store, c: ConnectorId, at: i64, users: usize, grants: 
     sink.put_entitlements(&entitlements).await.unwrap();
     sink.put_grants(grants).await.unwrap();
     sink.record_requests(3, 6);
-    sink.finish().await.unwrap()
+    sink.finish(t(at + 1)).await.unwrap()
 }
 
 store_test!(a_full_snapshot_is_exact_and_idempotent, |store| {
@@ -88,7 +88,7 @@ store_test!(a_failed_sync_sweeps_nothing, |store| {
     snapshot(&store, c, 10, 10, &grants).await;
     let mut sink = SyncSink::begin(&store, c, SyncMode::Full, SyncTrigger::Cli, t(20)).await.unwrap();
     sink.put_grants(&grants[..3]).await.unwrap();
-    let run = sink.fail(&SyncError::Directory("connection reset".into())).await.unwrap();
+    let run = sink.fail(&SyncError::Directory("connection reset".into()), t(21)).await.unwrap();
     assert_eq!(run.status, SyncStatus::Failed);
     assert_eq!(run.error.as_deref(), Some("the directory could not be read: connection reset"));
     assert_eq!(store.count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&10));

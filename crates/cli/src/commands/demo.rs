@@ -1,0 +1,140 @@
+//! `attest demo`: the whole product on one machine with one command and no setup. Embedded
+//! SQLite under `./attest-data/demo` (started fresh each time), the Entra simulator in this
+//! process with a seeded tenant, a connector already connected and synced, and sign-in through
+//! the simulator's login page (pick any demo user; one is an administrator).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use attest_config::secrets::SecretKey;
+use attest_config::{Config, RawConfig};
+use attest_domain::{SyncMode, SyncTrigger};
+use attest_entra::EntraSettings;
+use attest_entra_sim::{ClientApp, SimOptions, TenantSpec, generate, spawn_with};
+use attest_store::{NewConnector, Store};
+use clap::Args;
+
+use super::Context;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port to serve on (127.0.0.1).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Users in the demo tenant.
+    #[arg(long, default_value_t = 500)]
+    users: usize,
+    /// Where the demo keeps its database and key; emptied at start.
+    #[arg(long, default_value = "./attest-data/demo")]
+    dir: PathBuf,
+}
+
+impl DemoArgs {
+    pub fn new(port: u16, users: usize, dir: PathBuf) -> DemoArgs {
+        DemoArgs { port, users, dir }
+    }
+}
+
+pub async fn run(_context: &Context, args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    demo(args, out, super::serve::stop_signal()).await
+}
+
+/// The demo, until `shutdown` completes.
+pub async fn demo(
+    args: DemoArgs,
+    out: &mut dyn Write,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
+    if args.users == 0 || args.users > 200_000 {
+        anyhow::bail!("--users: between 1 and 200000");
+    }
+    // A demo starts from nothing, so every run shows the same thing. Only this directory goes.
+    if args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir).with_context(|| format!("cannot empty {}", args.dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{} (choose another with --port)", args.port))?;
+    let base = format!("http://{}", listener.local_addr()?);
+
+    let spec = TenantSpec {
+        users: args.users,
+        groups: (args.users / 10).max(5),
+        apps: 12,
+        assignments_per_app: (args.users / 20).max(3),
+        seed: 7,
+    };
+    let app = ClientApp::attest(7).with_provisioning().with_redirect_uri(&format!("{base}/auth/callback"));
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = spawn_with(sim_listener, generate(spec), app.clone(), SimOptions::default()).await?;
+
+    let mut raw = RawConfig::default();
+    raw.database.url = Some(format!("sqlite://{}/attest.db?mode=rwc", args.dir.display()));
+    raw.secrets.key_file = Some(args.dir.join("secret.key"));
+    raw.server.public_url = base.clone();
+    let config = Config::check(raw, None)?;
+    let store = Store::connect(&config.database).await?;
+    store.migrate_up(None).await?;
+    let key = SecretKey::load_or_create(&config.secret_key_file)?;
+
+    let settings = EntraSettings {
+        graph_url: sim.graph_url.clone(),
+        login_url: sim.login_url.clone(),
+        ..EntraSettings::default()
+    };
+    let now = chrono::Utc::now();
+    let admin = sim.sim.read(|t| {
+        let mut members: Vec<_> = t.live_users().filter(|u| u.user_type == "Member" && u.account_enabled).collect();
+        members.sort_by(|a, b| a.user_principal_name.cmp(&b.user_principal_name));
+        members.first().map(|u| (u.id.clone(), u.user_principal_name.clone(), u.display_name.clone(), u.mail.clone()))
+    });
+    let owners: Vec<String> = admin.iter().filter_map(|(_, _, _, mail)| mail.clone()).collect();
+    let new = NewConnector {
+        tenant_id: Some(sim.tenant_id()),
+        settings: settings.to_json(),
+        owners,
+        ..NewConnector::entra("demo")
+    };
+    let connector = store.create_connector(new, now).await?;
+    let sealed = attest_entra::stored::seal_credentials(&key, connector.id, &app.client_id, &app.client_secret)?;
+    store.set_connector_credentials(connector.id, Some(sealed), now).await?;
+    writeln!(out, "attest demo: a tenant of {} users in the built-in Entra simulator; syncing it…", args.users)?;
+    out.flush()?;
+    let outcome = attest_server::sync_job::sync_connector(
+        &store,
+        &key,
+        &connector,
+        SyncMode::Full,
+        SyncTrigger::Manual,
+        "demo",
+        None,
+    )
+    .await?;
+    let run = &outcome.summary.run;
+    writeln!(
+        out,
+        "synced {} principals and {} grants in {:.1} s",
+        run.counts.principals.added,
+        run.counts.grants.added,
+        run.finished_at.map_or(0.0, |f| (f - run.started_at).num_milliseconds() as f64 / 1000.0)
+    )?;
+    if let Some((id, upn, name, _)) = &admin {
+        store.set_web_user_roles(&sim.tenant_id(), id, name, &["admin".to_owned()], now).await?;
+        writeln!(out, "open {base} and sign in as {upn} (an administrator), or as any other demo user")?;
+    } else {
+        writeln!(out, "open {base} and sign in as any demo user")?;
+    }
+    writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
+    out.flush()?;
+    drop(store);
+    let sim = Arc::new(sim);
+    attest_server::run(config, listener, shutdown).await?;
+    if let Ok(sim) = Arc::try_unwrap(sim) {
+        sim.shutdown().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}

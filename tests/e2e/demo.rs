@@ -1,0 +1,84 @@
+//! `attest demo`: from nothing to a signed-in administrator browsing the synced directory.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Output the test can read while the demo runs.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn browser() -> reqwest::Client {
+    attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
+    let dir = std::env::temp_dir().join(format!("attest-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("left-over"), "from an earlier run").unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let out = Shared::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut writer = out.clone();
+    let demo = attest_cli::demo_until(port, 200, dir.clone(), &mut writer, async move {
+        let _ = stopped.await;
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let visit = async {
+        // Wait until the demo says who to sign in as.
+        let mut admin = None;
+        for _ in 0..600 {
+            if let Some(line) = out.text().lines().find(|l| l.contains("(an administrator)")) {
+                admin = line.split("sign in as ").nth(1).and_then(|rest| rest.split(' ').next()).map(str::to_owned);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let admin = admin.unwrap_or_else(|| panic!("the demo did not start: {}", out.text()));
+        assert!(!dir.join("left-over").exists(), "the demo starts from an empty directory");
+        // Sign in through the simulator's page as the administrator.
+        let start = browser().get(format!("{base}/auth/sign-in")).send().await.unwrap();
+        let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+        let (endpoint, query) = authorize.split_once('?').unwrap();
+        let mut form: Vec<(String, String)> =
+            url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        form.push(("login".into(), admin.clone()));
+        let signed = browser().post(endpoint).form(&form).send().await.unwrap();
+        let callback = signed.headers()["location"].to_str().unwrap().to_owned();
+        let landed = browser().get(&callback).send().await.unwrap();
+        assert_eq!(landed.status().as_u16(), 303);
+        let cookie = landed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let page = |path: &str| {
+            let (url, cookie) = (format!("{base}{path}"), cookie.clone());
+            async move { browser().get(url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+        };
+        let dashboard = page("/").await;
+        assert!(dashboard.contains("<h1>Dashboard</h1>") && dashboard.contains(">demo<"), "{dashboard}");
+        assert!(dashboard.contains("(admin"), "the administrator's role is shown");
+        let people = page("/people").await;
+        assert!(people.contains(&admin) && people.contains("matches"), "{people}");
+        stop.send(()).unwrap();
+    };
+    let (result, ()) = tokio::join!(demo, visit);
+    assert!(result.is_ok(), "{result:?}\n{}", out.text());
+    let _ = std::fs::remove_dir_all(&dir);
+}
