@@ -237,6 +237,28 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     let (status, refused) = page("/people", Some(cookie.clone())).await;
     assert!(status == 403 && refused.contains("administrators, auditors and integration owners"), "{refused}");
     assert_eq!(page("/people", None).await.0, 401);
+    // Granting a role takes effect on the next request; only grantable roles are accepted. The
+    // user must have been synced first.
+    let store = db.store.clone();
+    let synced = eventually(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+    });
+    assert!(synced.await);
+    let bad =
+        cli(vec!["admin".into(), "set-roles".into(), "--user".into(), upn.clone(), "--roles".into(), "root".into()])
+            .await;
+    assert!(!bad.success && bad.error.as_deref().unwrap().contains("'root' is not a role"), "{:?}", bad.error);
+    let granted =
+        cli(vec!["admin".into(), "set-roles".into(), "--user".into(), upn.clone(), "--roles".into(), "auditor".into()])
+            .await;
+    assert!(granted.success && granted.stdout.contains("now has: auditor"), "{:?}\n{}", granted.error, granted.stdout);
+    assert_eq!(page("/people", Some(cookie.clone())).await.0, 200, "an auditor browses the directory");
+    let revoked =
+        cli(vec!["admin".into(), "set-roles".into(), "--user".into(), upn.clone(), "--roles".into(), String::new()])
+            .await;
+    assert!(revoked.success && revoked.stdout.contains("now has: no roles"), "{}", revoked.stdout);
+    assert_eq!(page("/people", Some(cookie.clone())).await.0, 403, "and no longer once the role is gone");
 
     // The same callback again: the sign-in was used up.
     assert_eq!(browser().get(&callback).send().await.unwrap().status().as_u16(), 400);
