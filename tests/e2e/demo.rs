@@ -3,6 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::harness::{browser, sign_in_through_simulator};
+
 /// Output the test can read while the demo runs.
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Vec<u8>>>);
@@ -21,10 +23,6 @@ impl Shared {
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
-}
-
-fn browser() -> reqwest::Client {
-    attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,14 +54,7 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         let admin = admin.unwrap_or_else(|| panic!("the demo did not start: {}", out.text()));
         assert!(!dir.join("left-over").exists(), "the demo starts from an empty directory");
         // Sign in through the simulator's page as the administrator.
-        let start = browser().get(format!("{base}/auth/sign-in")).send().await.unwrap();
-        let authorize = start.headers()["location"].to_str().unwrap().to_owned();
-        let (endpoint, query) = authorize.split_once('?').unwrap();
-        let mut form: Vec<(String, String)> =
-            url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        form.push(("login".into(), admin.clone()));
-        let signed = browser().post(endpoint).form(&form).send().await.unwrap();
-        let callback = signed.headers()["location"].to_str().unwrap().to_owned();
+        let (_, callback) = sign_in_through_simulator(&base, &admin).await;
         let landed = browser().get(&callback).send().await.unwrap();
         assert_eq!(landed.status().as_u16(), 303);
         let cookie = landed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();

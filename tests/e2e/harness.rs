@@ -37,3 +37,29 @@ pub async fn raw_sql(db: &attest_store::testing::TestDb, sql: &str) {
     conn.execute_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql.to_owned())).await.unwrap();
     conn.close().await.unwrap();
 }
+
+/// A browser that shows redirects instead of following them.
+pub fn browser() -> reqwest::Client {
+    attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A redirect's target.
+pub fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// What a person does to sign in: `/auth/sign-in` on Attest at `base`, then the simulator's
+/// sign-in page, picking `upn`. Returns the authorize URL Attest sent the browser to, and the
+/// callback URL the simulator sends it back to (not yet visited).
+pub async fn sign_in_through_simulator(base: &str, upn: &str) -> (String, String) {
+    let start = browser().get(format!("{base}/auth/sign-in")).send().await.unwrap();
+    assert_eq!(start.status().as_u16(), 303);
+    let authorize = location(&start);
+    let (endpoint, query) = authorize.split_once('?').unwrap();
+    let mut form: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    form.push(("login".into(), upn.to_owned()));
+    let signed = browser().post(endpoint).form(&form).send().await.unwrap();
+    let callback = location(&signed);
+    (authorize, callback)
+}

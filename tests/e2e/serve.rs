@@ -8,7 +8,7 @@ use attest_domain::{ChangeAction, ChangeOrigin, ChangeState, NewChange};
 use attest_entra_sim::ClientApp;
 use attest_store::db_test;
 
-use crate::harness::attest;
+use crate::harness::{attest, browser, location, sign_in_through_simulator};
 use crate::sync::{add_entra, scratch, sim};
 
 /// The configuration in `config_file`, on the test database.
@@ -83,15 +83,7 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
 
     // A queued change is applied by the background workers.
     let (group, user) = sim.sim.read(|t| {
-        let g = t
-            .live_groups()
-            .find(|g| {
-                g.group_types.is_empty()
-                    && !g.mail_enabled
-                    && g.on_premises_sync_enabled != Some(true)
-                    && g.is_assignable_to_role != Some(true)
-            })
-            .unwrap();
+        let g = t.live_groups().find(|g| g.accepts_membership_writes()).unwrap();
         let u = t.live_users().find(|u| !g.members.contains(&u.id)).unwrap();
         (g.id.clone(), u.id.clone())
     });
@@ -142,15 +134,6 @@ db_test!(readiness_fails_on_an_unmigrated_database_while_health_answers, false, 
     let _ = std::fs::remove_dir_all(&dir);
 });
 
-/// A browser that shows redirects instead of following them.
-fn browser() -> reqwest::Client {
-    attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
 /// The `attest_session=…` pair of a response's Set-Cookie.
 fn session_cookie(response: &reqwest::Response) -> String {
     let set = response.headers()["set-cookie"].to_str().unwrap().to_owned();
@@ -193,15 +176,8 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
 
     assert_eq!(me(&base, None).await.0, 401, "nobody is signed in");
     // Sign-in: to Microsoft (the simulator), pick the user, back to the callback.
-    let start = browser().get(format!("{base}/auth/sign-in")).send().await.unwrap();
-    assert_eq!(start.status().as_u16(), 303);
-    let authorize = location(&start);
+    let (authorize, callback) = sign_in_through_simulator(&base, &upn).await;
     assert!(authorize.starts_with(&sim.login_url) && authorize.contains("code_challenge_method=S256"), "{authorize}");
-    let (endpoint, query) = authorize.split_once('?').unwrap();
-    let mut form = url_pairs(query);
-    form.push(("login".into(), upn.clone()));
-    let signed = browser().post(endpoint).form(&form).send().await.unwrap();
-    let callback = location(&signed);
     assert!(callback.starts_with(&format!("{base}/auth/callback?")), "{callback}");
     let landed = browser().get(&callback).send().await.unwrap();
     assert_eq!((landed.status().as_u16(), location(&landed).as_str()), (303, "/"));
@@ -309,7 +285,3 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     assert!(matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(Ok(())))));
     let _ = std::fs::remove_dir_all(&dir);
 });
-
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-}

@@ -65,17 +65,17 @@ impl Tenant {
     /// security groups, distribution lists and dynamic groups are read-only (graph-facts §3).
     fn check_group_writable(&self, g: usize) -> Result<(), GraphError> {
         let group = &self.groups[g];
+        if group.accepts_membership_writes() {
+            return Ok(());
+        }
         let unified = group.group_types.iter().any(|t| t == "Unified");
         if group.is_dynamic() || (group.mail_enabled && !unified) {
             return Err(GraphError::denied());
         }
-        if group.on_premises_sync_enabled == Some(true) {
-            // [OBS] the answer for objects mastered on-premises.
-            return Err(GraphError::bad_request(
-                "Unable to update the specified properties for objects that have originated within an external service.",
-            ));
-        }
-        Ok(())
+        // What is left: the group is mastered on-premises ([OBS] Graph's answer for those).
+        Err(GraphError::bad_request(
+            "Unable to update the specified properties for objects that have originated within an external service.",
+        ))
     }
 
     /// `POST /groups/{id}/members|owners/$ref`.

@@ -73,13 +73,7 @@ fn live_user_ids(t: &Tenant) -> Vec<String> {
 
 /// Groups whose membership Graph lets an application change.
 fn writable_groups(t: &Tenant) -> Vec<String> {
-    t.live_groups()
-        .filter(|g| {
-            let unified = g.group_types.iter().any(|k| k == "Unified");
-            !g.is_dynamic() && (unified || !g.mail_enabled) && g.on_premises_sync_enabled != Some(true)
-        })
-        .map(|g| g.id.clone())
-        .collect()
+    t.live_groups().filter(|g| g.accepts_membership_writes()).map(|g| g.id.clone()).collect()
 }
 
 /// What changes pick from, gathered once per kind (not per change: a tenant may hold 100k

@@ -413,6 +413,14 @@ impl Group {
         self.group_types.iter().any(|t| t == "DynamicMembership")
     }
 
+    /// Whether Graph's groups API may change its members and owners (graph-facts §3): not
+    /// dynamic, not a distribution list or mail-enabled security group (Exchange owns those),
+    /// not synchronised from on-premises.
+    pub fn accepts_membership_writes(&self) -> bool {
+        let unified = self.group_types.iter().any(|t| t == "Unified");
+        !self.is_dynamic() && (unified || !self.mail_enabled) && self.on_premises_sync_enabled != Some(true)
+    }
+
     pub fn to_json(&self) -> Map<String, Value> {
         let value = json!({
             "id": self.id,

@@ -41,15 +41,7 @@ struct Targets {
 
 fn targets(sim: &SimHandle) -> Targets {
     sim.sim.read(|t| {
-        let writable = |g: &&attest_entra_sim::tenant::Group| {
-            g.group_types.is_empty()
-                && !g.mail_enabled
-                && g.security_enabled
-                && g.on_premises_sync_enabled != Some(true)
-                && g.is_assignable_to_role != Some(true)
-                && g.deleted.is_none()
-        };
-        let group = t.groups.iter().find(writable).expect("a writable security group");
+        let group = t.live_groups().find(|g| g.accepts_membership_writes()).expect("a writable group");
         let app = t.service_principals.iter().find(|s| !s.app_roles.is_empty() && s.deleted.is_none()).unwrap();
         let user = t
             .live_users()

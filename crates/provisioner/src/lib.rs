@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attest_connector::{ApplyError, Connector, Secret};
-use attest_domain::{ApplyResult, Change, ChangeClass, ChangeId, ChangeKind, ConnectorId, NewChange, retry_delay};
+use attest_domain::{
+    ApplyResult, Change, ChangeClass, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange, retry_delay,
+};
 use attest_store::{AttemptOutcome, Enqueued, Store, StoreError};
 use chrono::{DateTime, Utc};
 use rand::rngs::SmallRng;
@@ -68,6 +70,16 @@ impl Policy {
 pub trait Connectors: Send + Sync + 'static {
     type Connector: Connector + 'static;
     fn open(&self, id: ConnectorId) -> impl Future<Output = Result<Arc<Self::Connector>, String>> + Send;
+}
+
+/// One connector for every change (a single-tenant tool, tests, benchmarks).
+pub struct Single<C>(pub Arc<C>);
+
+impl<C: Connector + 'static> Connectors for Single<C> {
+    type Connector = C;
+    async fn open(&self, _: ConnectorId) -> Result<Arc<C>, String> {
+        Ok(self.0.clone())
+    }
 }
 
 /// Errors of the provisioner itself (the queue's store); a change's own failure is recorded on it.
@@ -171,6 +183,26 @@ impl<D: Connectors> Provisioner<D> {
                 }
             }
         }))
+    }
+
+    /// Works until no change is pending or in progress (a retry waiting for its time counts as
+    /// pending): a benchmark's or a test's "apply everything queued".
+    pub async fn run_until_idle(&self) -> Result<(), ProvisionError> {
+        loop {
+            if self.run_once().await? > 0 {
+                continue;
+            }
+            let open = self
+                .store
+                .count_changes_by_state()
+                .await?
+                .into_iter()
+                .any(|(state, n)| n > 0 && matches!(state, ChangeState::Pending | ChangeState::InProgress));
+            if !open {
+                return Ok(());
+            }
+            tokio::time::sleep(self.policy.poll).await;
+        }
     }
 
     /// Works until `shutdown` says stop, finishing the batch in hand first.

@@ -14,19 +14,9 @@ use attest_domain::{
 };
 use attest_entra::{EntraConnector, EntraSettings, GraphClient, RetryPolicy};
 use attest_entra_sim::{ClientApp, FaultPlan, SimHandle, SimOptions, TenantSpec, generate, spawn_with};
-use attest_provisioner::{Connectors, Policy, Provisioner};
+use attest_provisioner::{Policy, Provisioner, Single};
 use attest_store::{ChangeFilter, NewConnector, Store, store_test};
 use chrono::Utc;
-
-/// The one connector of these tests.
-struct Fixed(Arc<EntraConnector>);
-
-impl Connectors for Fixed {
-    type Connector = EntraConnector;
-    async fn open(&self, _: ConnectorId) -> Result<Arc<EntraConnector>, String> {
-        Ok(self.0.clone())
-    }
-}
 
 async fn sim(seed: u64, options: SimOptions) -> SimHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -54,13 +44,18 @@ fn connector(sim: &SimHandle) -> Arc<EntraConnector> {
 }
 
 /// A connector synced from the simulator, and a provisioner for it.
-async fn setup(store: &Store, sim: &SimHandle, policy: Policy, worker: &str) -> (ConnectorId, Provisioner<Fixed>) {
+async fn setup(
+    store: &Store,
+    sim: &SimHandle,
+    policy: Policy,
+    worker: &str,
+) -> (ConnectorId, Provisioner<Single<EntraConnector>>) {
     let id = store.create_connector(NewConnector::entra("contoso"), Utc::now()).await.unwrap().id;
     let c = connector(sim);
     let outcome: SyncOutcome =
         run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, Utc::now, None).await.unwrap();
     assert!(outcome.summary.run.error.is_none());
-    (id, Provisioner::new(store.clone(), Arc::new(Fixed(c)), policy, worker))
+    (id, Provisioner::new(store.clone(), Arc::new(Single(c)), policy, worker))
 }
 
 /// Quick retries for tests.
@@ -89,17 +84,8 @@ fn change(connector: ConnectorId, key: &str, action: ChangeAction) -> NewChange 
 /// Writable security groups and member users none of them contains, for changes that all apply.
 fn additions(sim: &SimHandle, connector: ConnectorId, n: usize) -> Vec<(NewChange, String, String)> {
     sim.sim.read(|t| {
-        let groups: Vec<&attest_entra_sim::tenant::Group> = t
-            .groups
-            .iter()
-            .filter(|g| {
-                g.group_types.is_empty()
-                    && !g.mail_enabled
-                    && g.on_premises_sync_enabled != Some(true)
-                    && g.is_assignable_to_role != Some(true)
-                    && g.deleted.is_none()
-            })
-            .collect();
+        let groups: Vec<&attest_entra_sim::tenant::Group> =
+            t.live_groups().filter(|g| g.accepts_membership_writes()).collect();
         let users: Vec<&attest_entra_sim::tenant::User> = t.live_users().collect();
         let mut out = Vec::new();
         'outer: for g in &groups {
@@ -126,23 +112,9 @@ fn additions(sim: &SimHandle, connector: ConnectorId, n: usize) -> Vec<(NewChang
 }
 
 /// Runs workers until no change is pending or in progress (at most two minutes).
-async fn drain(p: &Provisioner<Fixed>, store: &Store) {
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        p.run_once().await.unwrap();
-        let open = store
-            .count_changes_by_state()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|(s, n)| *n > 0 && matches!(s, ChangeState::Pending | ChangeState::InProgress))
-            .count();
-        if open == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the queue did not drain");
+async fn drain(p: &Provisioner<Single<EntraConnector>>) {
+    let drained = tokio::time::timeout(Duration::from_secs(120), p.run_until_idle()).await;
+    assert!(matches!(drained, Ok(Ok(()))), "the queue did not drain: {drained:?}");
 }
 
 store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
@@ -244,7 +216,7 @@ async fn killed_workers_run(store: &Store, run: u64) {
     let id = store.create_connector(NewConnector::entra(format!("killed-{run}")), Utc::now()).await.unwrap().id;
     let c = connector(&sim);
     run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, Utc::now, None).await.unwrap();
-    let connectors = Arc::new(Fixed(c));
+    let connectors = Arc::new(Single(c));
     let first = Provisioner::new(store.clone(), connectors.clone(), quick(false), format!("w0-{run}"));
     let planned = additions(&sim, id, 40);
     let mut seed = 0x2545_f491_u64 ^ (run + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -269,7 +241,7 @@ async fn killed_workers_run(store: &Store, run: u64) {
     }
     let last = Provisioner::new(store.clone(), connectors, quick(false), format!("finisher-{run}"));
     tokio::time::sleep(Duration::from_millis(450)).await; // the killed workers' leases expire
-    drain(&last, store).await;
+    drain(&last).await;
     for id in &ids {
         let c = store.get_change(*id).await.unwrap();
         assert_eq!(c.state, ChangeState::Applied, "run {run}: {c:?}");
@@ -303,15 +275,14 @@ store_test!(two_workers_share_one_queue_and_apply_each_change_once, |store| {
     for (new, _, _) in &planned {
         p.enqueue(new.clone(), Utc::now()).await.unwrap();
     }
-    let connectors = Arc::new(Fixed(connector(&sim)));
+    let connectors = Arc::new(Single(connector(&sim)));
     let mut tasks = Vec::new();
     // A lease long enough for SQLite's single writer under 8 concurrent changes; expiry is the
     // subject of the test above.
     let policy = Policy { lease: Duration::from_secs(10), ..quick(false) };
     for w in ["a", "b"] {
         let worker = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), w);
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move { drain(&worker, &store).await }));
+        tasks.push(tokio::spawn(async move { drain(&worker).await }));
     }
     for task in tasks {
         task.await.unwrap();
@@ -363,13 +334,13 @@ store_test!(fault_plans_end_every_change_in_its_correct_final_state, |store| {
         let c = connector(&sim);
         run_sync(c.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Cli, Utc::now, None).await.unwrap();
         sim.sim.set_fault_plan(plan);
-        let p = Provisioner::new(store.clone(), Arc::new(Fixed(c)), quick(false), format!("w-{name}"));
+        let p = Provisioner::new(store.clone(), Arc::new(Single(c)), quick(false), format!("w-{name}"));
         let planned = additions(&sim, id, 40);
         let mut ids = Vec::new();
         for (new, _, _) in &planned {
             ids.push(p.enqueue(new.clone(), Utc::now()).await.unwrap().change.id);
         }
-        drain(&p, &store).await;
+        drain(&p).await;
         for id in &ids {
             let c = store.get_change(*id).await.unwrap();
             // A dropped answer to a write that did land comes back as "already a member".

@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use attest_connector::run_sync;
-use attest_domain::{
-    ApplyResult, ChangeAction, ChangeOrigin, ChangeState, ConnectorId, NewChange, SyncMode, SyncTrigger,
-};
+use attest_domain::{ApplyResult, ChangeAction, ChangeOrigin, ConnectorId, NewChange, SyncMode, SyncTrigger};
 use attest_entra::{EntraConnector, EntraSettings};
 use attest_entra_sim::{ClientApp, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
-use attest_provisioner::{Connectors, Policy, Provisioner};
+use attest_provisioner::{Policy, Provisioner, Single};
 use attest_store::{NewConnector, Store};
 use clap::Args;
 
@@ -41,15 +39,6 @@ pub struct ProvisionBenchArgs {
     concurrency: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-struct Fixed(Arc<EntraConnector>);
-
-impl Connectors for Fixed {
-    type Connector = EntraConnector;
-    async fn open(&self, _: ConnectorId) -> Result<Arc<EntraConnector>, String> {
-        Ok(self.0.clone())
-    }
 }
 
 pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -86,7 +75,7 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let before = sim.sim.stats();
     let started = Instant::now();
     let policy = Policy { sensitive: Vec::new(), concurrency: args.concurrency, ..Policy::default() };
-    let connectors = Arc::new(Fixed(connector));
+    let connectors = Arc::new(Single(connector));
     let first = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), "bench-0");
     for change in changes {
         first.enqueue(change, chrono::Utc::now()).await?;
@@ -95,8 +84,7 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..args.workers.max(1) {
         let worker = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), format!("bench-{w}"));
-        let store = store.clone();
-        tasks.spawn(async move { drain(&worker, &store).await });
+        tasks.spawn(async move { worker.run_until_idle().await });
     }
     while let Some(done) = tasks.join_next().await {
         done??;
@@ -125,15 +113,8 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
 /// assigned, sign-in blocked; all distinct, all applicable.
 fn plan(sim: &SimHandle, connector: ConnectorId, n: usize, seed: u64) -> Vec<NewChange> {
     sim.sim.read(|t| {
-        let writable: Vec<&attest_entra_sim::tenant::Group> = t
-            .live_groups()
-            .filter(|g| {
-                g.group_types.is_empty()
-                    && !g.mail_enabled
-                    && g.on_premises_sync_enabled != Some(true)
-                    && g.is_assignable_to_role != Some(true)
-            })
-            .collect();
+        let writable: Vec<&attest_entra_sim::tenant::Group> =
+            t.live_groups().filter(|g| g.accepts_membership_writes()).collect();
         let users: Vec<&attest_entra_sim::tenant::User> = t.live_users().collect();
         let apps: Vec<&attest_entra_sim::tenant::ServicePrincipal> =
             t.live_service_principals().filter(|s| !s.app_roles.is_empty()).collect();
@@ -195,22 +176,6 @@ fn plan(sim: &SimHandle, connector: ConnectorId, n: usize, seed: u64) -> Vec<New
 /// A Graph write: not a read, not a token request, not the sync's `$batch` of reads.
 fn is_write(method: &str, uri: &str) -> bool {
     method != "GET" && uri.contains("/v1.0/") && !uri.contains("$batch")
-}
-
-async fn drain(worker: &Provisioner<Fixed>, store: &Store) -> anyhow::Result<()> {
-    loop {
-        if worker.run_once().await? == 0 {
-            let open = store
-                .count_changes_by_state()
-                .await?
-                .into_iter()
-                .any(|(s, n)| n > 0 && matches!(s, ChangeState::Pending | ChangeState::InProgress));
-            if !open {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 async fn tally(store: &Store) -> anyhow::Result<(String, String)> {
