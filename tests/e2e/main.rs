@@ -5,9 +5,12 @@
 // Everything in this binary is test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod authz;
 mod changes;
 mod cli;
 mod demo;
 mod harness;
+mod pages;
 mod serve;
 mod sync;
+mod web;

@@ -207,7 +207,8 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     assert!(status == 200 && landing.contains("Sign in with Microsoft"), "{landing}");
     let (status, dashboard) = page("/", Some(cookie.clone())).await;
     assert_eq!(status, 200, "{dashboard}");
-    assert!(dashboard.contains("<h1>Dashboard</h1>") && dashboard.contains("contoso"), "{dashboard}");
+    assert!(dashboard.contains("<h1>Dashboard</h1>") && dashboard.contains("Your requests"), "{dashboard}");
+    assert!(!dashboard.contains("contoso"), "connectors are for those who read the directory: {dashboard}");
     assert!(dashboard.contains(&format!("name=\"csrf\" value=\"{csrf}\"")), "the sign-out form carries the CSRF token");
     assert!(!dashboard.contains("href=\"/people\""), "no directory link for a requester");
     let (status, refused) = page("/people", Some(cookie.clone())).await;

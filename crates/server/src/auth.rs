@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use attest_config::secrets::SecretKey;
 use attest_store::{LOCAL_TENANT, Store, WebSession};
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -28,7 +27,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::AppState;
+use crate::error::WebError;
+use crate::forms::Submitted;
 use crate::oidc::{OidcClient, Pending};
+use crate::roles::{Allowed, rule};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "attest_session";
@@ -98,51 +100,14 @@ impl SignIn {
     }
 }
 
-/// The signed-in user's session; handlers that take it are for signed-in people only (401).
-pub struct CurrentSession(pub WebSession);
-
-impl FromRequestParts<AppState> for CurrentSession {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match session_of(state, &parts.headers).await? {
-            Some(session) => Ok(session),
-            None => Err((StatusCode::UNAUTHORIZED, "sign in first: /auth/sign-in\n").into_response()),
-        }
-    }
-}
-
 /// The request's session, if it carries a valid one (pages that also serve signed-out people).
-pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<CurrentSession>, Response> {
+pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<WebSession>, WebError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    match state.store.find_web_session(&hash(&token), Utc::now()).await {
-        Ok(session) => Ok(session.map(CurrentSession)),
-        Err(e) => {
-            tracing::error!(error = %e, "sessions cannot be read");
-            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
-        }
-    }
-}
-
-/// A state-changing request without this session's CSRF token: 403.
-#[derive(Debug)]
-pub struct CsrfRefused;
-
-impl IntoResponse for CsrfRefused {
-    fn into_response(self) -> Response {
-        (StatusCode::FORBIDDEN, "missing or wrong CSRF token\n").into_response()
-    }
-}
-
-impl CurrentSession {
-    /// Refused unless `provided` is this session's CSRF token (compared in constant time).
-    pub fn check_csrf(&self, provided: Option<&str>) -> Result<(), CsrfRefused> {
-        let expected = self.0.csrf_token.as_bytes();
-        let ok = provided.is_some_and(|p| {
-            p.len() == expected.len() && p.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
-        if ok { Ok(()) } else { Err(CsrfRefused) }
-    }
+    state
+        .store
+        .find_web_session(&hash(&token), Utc::now())
+        .await
+        .map_err(|e| WebError::Unavailable(format!("sessions cannot be read: {e}")))
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -245,22 +210,13 @@ pub async fn callback(State(state): State<AppState>, Query(callback): Query<Call
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
-}
-
 /// `POST /auth/sign-out`
 pub async fn sign_out(
     State(state): State<AppState>,
-    session: CurrentSession,
+    _viewer: Allowed<rule::SignedIn>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<CsrfForm>,
+    Submitted(_): Submitted<serde_json::Value>,
 ) -> Response {
-    let provided = form.csrf.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned));
-    if let Err(refused) = session.check_csrf(provided.as_deref()) {
-        return refused.into_response();
-    }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         let _ = state.store.delete_web_session(&hash(&token)).await;
     }
@@ -288,16 +244,17 @@ pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>
 }
 
 /// `GET /api/v1/me`: who is signed in, and the CSRF token their writes must carry.
-pub async fn me(session: CurrentSession) -> Response {
-    let user = &session.0.user;
+pub async fn me(viewer: Allowed<rule::SignedIn>) -> Response {
+    let session = &viewer.session;
+    let user = &session.user;
     axum::Json(serde_json::json!({
         "tenant_id": user.tenant_id,
         "object_id": user.object_id,
         "name": user.display_name,
         "email": user.email,
-        "roles": user.roles,
-        "csrf_token": session.0.csrf_token,
-        "session_expires_at": session.0.expires_at,
+        "roles": viewer.roles.list(),
+        "csrf_token": session.csrf_token,
+        "session_expires_at": session.expires_at,
     }))
     .into_response()
 }

@@ -7,12 +7,16 @@
 //! database) and the provisioner's workers. On shutdown it stops accepting requests, lets
 //! in-flight ones finish, and waits for the jobs to finish the work in hand.
 
+mod api;
 pub mod auth;
 pub mod connectors;
+pub mod error;
+mod forms;
 mod metrics;
 pub mod oidc;
 mod pages;
 pub mod roles;
+mod routes;
 pub mod sync_job;
 
 use std::future::Future;
@@ -24,14 +28,13 @@ use attest_config::secrets::SecretKey;
 use attest_domain::ChangeClass;
 use attest_provisioner::{Policy, Provisioner};
 use attest_store::Store;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use connectors::{StoredConnectors, http_client};
+pub use routes::{RouteInfo, route_table};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -41,8 +44,11 @@ pub struct AppState {
     sign_in: Arc<auth::SignIn>,
     /// `server.public_url`, without a trailing slash.
     public_url: Arc<str>,
-    templates: Arc<tera::Tera>,
     session_lifetime: Duration,
+    /// Applies changes in person (user actions, approvals); the background workers share the queue.
+    provisioner: Provisioner<StoredConnectors>,
+    /// Wakes the scheduler when somebody asks for "Sync now".
+    sync_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The provisioner policy the configuration asks for.
@@ -79,23 +85,26 @@ pub async fn run(
     let store = Store::connect(&config.database).await?;
     let key = Arc::new(SecretKey::load_or_create(&config.secret_key_file)?);
     let instance = instance_name();
+    pages::check_templates().map_err(|e| anyhow::anyhow!("a page template is broken: {e}"))?;
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
 
     let mut jobs = tokio::task::JoinSet::new();
-    let scheduler = sync_job::scheduler(
-        store.clone(),
-        key.clone(),
-        instance.clone(),
-        config.server.sync_interval,
-        config.server.full_sync_interval,
-        scheduler_tick(config.server.sync_interval),
-        jobs_stop.clone(),
-    );
-    jobs.spawn(scheduler);
+    let sync_wake = Arc::new(tokio::sync::Notify::new());
+    let scheduler = sync_job::Scheduler {
+        store: store.clone(),
+        key: key.clone(),
+        owner: instance.clone(),
+        every: config.server.sync_interval,
+        full_every: config.server.full_sync_interval,
+        tick: scheduler_tick(config.server.sync_interval),
+        wake: sync_wake.clone(),
+    };
+    jobs.spawn(scheduler.run(jobs_stop.clone()));
     let connectors = Arc::new(StoredConnectors::new(store.clone(), key.clone()));
     let provisioner = Provisioner::new(store.clone(), connectors, provisioning_policy(&config), instance.clone());
+    let worker = provisioner.clone();
     let worker_stop = jobs_stop.clone();
-    jobs.spawn(async move { provisioner.run(worker_stop).await });
+    jobs.spawn(async move { worker.run(worker_stop).await });
 
     let sign_in =
         auth::SignIn::new(store.clone(), key, config.server.sign_in_connector.clone(), &config.server.public_url);
@@ -104,10 +113,11 @@ pub async fn run(
         http: Arc::default(),
         sign_in: Arc::new(sign_in),
         public_url: config.server.public_url.as_str().into(),
-        templates: pages::templates()?,
         session_lifetime: config.server.session_lifetime,
+        provisioner,
+        sync_wake,
     };
-    let app = router(state);
+    let app = routes::router(state);
     tracing::info!(address = %listener.local_addr()?, %instance, "attest is serving");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // Requests are done; now let the jobs finish what they hold.
@@ -127,29 +137,13 @@ fn scheduler_tick(every: Duration) -> Duration {
     (every / 4).clamp(Duration::from_millis(200), Duration::from_secs(60))
 }
 
-fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(pages::home))
-        .route("/people", get(pages::people))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/auth/sign-in", get(auth::sign_in))
-        .route("/auth/callback", get(auth::callback))
-        .route("/auth/sign-out", axum::routing::post(auth::sign_out))
-        .route("/auth/link/{token}", get(auth::login_link))
-        .route("/api/v1/me", get(auth::me))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .with_state(state)
-}
-
 /// `GET /healthz`: the process is up and answering.
-async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: ready for traffic when the database answers and its schema is current.
-async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ensure_schema_current().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),

@@ -1,10 +1,27 @@
-//! Who may do what. Roles come from two places: granted explicitly (`admin`, `auditor`, stored
-//! on the user), and following from the graph (an integration owner is named as an owner of a
-//! connector). Everyone signed in is a requester. Each route checks the role it needs in one
-//! place, through [`Roles`].
+//! Who may do what.
+//!
+//! Roles come from two places: granted explicitly (`admin`, `auditor`, stored on the user), and
+//! following from configuration (an integration owner is named as an owner of a connector, and
+//! manages that connector only). Everyone signed in is a requester.
+//!
+//! Each route declares its [`Access`] once, in the route table ([`crate::routes`]), and its
+//! handler takes the matching guard, [`Allowed<R>`], which answers 401 to the signed-out and 403
+//! to the signed-in without the role before the handler runs. What a guard cannot know (which
+//! connector an object belongs to) the handler checks with [`Viewer::can_read`] and
+//! [`Viewer::can_operate`]. A test calls every route in the table as every role.
 
-use attest_store::{Store, WebUser};
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use attest_domain::ConnectorId;
+use attest_store::{Store, WebSession, WebUser};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::AppState;
+use crate::error::WebError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,13 +43,16 @@ impl Role {
     }
 }
 
-/// A signed-in user's roles.
+/// A signed-in user's roles, and the connectors they own.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Roles(Vec<Role>);
+pub struct Roles {
+    roles: Vec<Role>,
+    owned: Vec<ConnectorId>,
+}
 
 impl Roles {
-    /// The user's roles now: explicit grants, plus integration owner when their email is one
-    /// of a connector's owners. A database error grants nothing beyond the explicit roles.
+    /// The user's roles now: explicit grants, plus integration owner of each connector whose
+    /// owners include their email. A database error grants nothing beyond the explicit roles.
     pub async fn of(store: &Store, user: &WebUser) -> Roles {
         let mut roles = Vec::new();
         if user.roles.iter().any(|r| r == "admin") {
@@ -41,33 +61,196 @@ impl Roles {
         if user.roles.iter().any(|r| r == "auditor") {
             roles.push(Role::Auditor);
         }
-        if let Some(email) = user.email.as_deref().map(str::to_lowercase) {
-            let owns = match store.list_connectors().await {
-                Ok(connectors) => connectors.iter().any(|c| c.owners.iter().any(|o| o.eq_ignore_ascii_case(&email))),
-                Err(e) => {
-                    tracing::warn!(error = %e, "connector owners could not be read");
-                    false
-                }
-            };
-            if owns {
-                roles.push(Role::IntegrationOwner);
+        let mut owned = Vec::new();
+        if let Some(email) = user.email.as_deref() {
+            match store.list_connectors().await {
+                Ok(connectors) => owned.extend(
+                    connectors.iter().filter(|c| c.owners.iter().any(|o| o.eq_ignore_ascii_case(email))).map(|c| c.id),
+                ),
+                Err(e) => tracing::warn!(error = %e, "connector owners could not be read"),
             }
         }
+        if !owned.is_empty() {
+            roles.push(Role::IntegrationOwner);
+        }
         roles.push(Role::Requester);
-        Roles(roles)
+        Roles { roles, owned }
     }
 
     pub fn has(&self, role: Role) -> bool {
-        self.0.contains(&role)
+        self.roles.contains(&role)
+    }
+
+    /// Every role, requester last.
+    pub fn list(&self) -> &[Role] {
+        &self.roles
     }
 
     /// The roles worth showing (everyone is a requester).
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().filter(|r| **r != Role::Requester).map(|r| r.as_str()).collect()
+        self.roles.iter().filter(|r| **r != Role::Requester).map(|r| r.as_str()).collect()
+    }
+}
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Anyone signed in.
+    SignedIn,
+    /// Reading the directory, changes and syncs: administrators, auditors, integration owners
+    /// (their connectors).
+    DirectoryReader,
+    /// Changing things (user actions, approving, "Sync now"): administrators and integration
+    /// owners (their connectors).
+    Operator,
+    /// The audit log: administrators and auditors.
+    AuditReader,
+    /// Administration: administrators.
+    Admin,
+}
+
+impl Access {
+    pub fn allows(self, roles: &Roles) -> bool {
+        let (admin, auditor, owner) =
+            (roles.has(Role::Admin), roles.has(Role::Auditor), roles.has(Role::IntegrationOwner));
+        match self {
+            Access::Public | Access::SignedIn => true,
+            Access::DirectoryReader => admin || auditor || owner,
+            Access::Operator => admin || owner,
+            Access::AuditReader => admin || auditor,
+            Access::Admin => admin,
+        }
     }
 
-    /// The people and groups directory: administrators, auditors, integration owners.
-    pub fn can_browse_directory(&self) -> bool {
-        self.has(Role::Admin) || self.has(Role::Auditor) || self.has(Role::IntegrationOwner)
+    fn refusal(self) -> &'static str {
+        match self {
+            Access::Public | Access::SignedIn => "",
+            Access::DirectoryReader => "This is for administrators, auditors and integration owners.",
+            Access::Operator => "Only administrators and integration owners make changes.",
+            Access::AuditReader => "The audit log is for administrators and auditors.",
+            Access::Admin => "This is for administrators.",
+        }
+    }
+}
+
+/// A route's requirement as a type, for [`Allowed`].
+pub trait Rule: Send + Sync + 'static {
+    const ACCESS: Access;
+}
+
+/// The guards' rules, one per [`Access`] that needs a signed-in user.
+pub mod rule {
+    use super::{Access, Rule};
+
+    pub struct SignedIn;
+    pub struct DirectoryReader;
+    pub struct Operator;
+    pub struct AuditReader;
+    pub struct Admin;
+
+    impl Rule for SignedIn {
+        const ACCESS: Access = Access::SignedIn;
+    }
+    impl Rule for DirectoryReader {
+        const ACCESS: Access = Access::DirectoryReader;
+    }
+    impl Rule for Operator {
+        const ACCESS: Access = Access::Operator;
+    }
+    impl Rule for AuditReader {
+        const ACCESS: Access = Access::AuditReader;
+    }
+    impl Rule for Admin {
+        const ACCESS: Access = Access::Admin;
+    }
+}
+
+/// Who is asking: the session and its roles.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub session: WebSession,
+    pub roles: Roles,
+}
+
+impl Viewer {
+    pub fn user(&self) -> &WebUser {
+        &self.session.user
+    }
+
+    /// How this person is named in changes and the audit log: their email, else their ids.
+    pub fn actor(&self) -> String {
+        let user = &self.session.user;
+        user.email.clone().unwrap_or_else(|| format!("{}/{}", user.tenant_id, user.object_id))
+    }
+
+    /// May read this connector's directory, changes and syncs.
+    pub fn can_read(&self, connector: ConnectorId) -> bool {
+        self.roles.has(Role::Admin) || self.roles.has(Role::Auditor) || self.roles.owned.contains(&connector)
+    }
+
+    /// May change things in this connector.
+    pub fn can_operate(&self, connector: ConnectorId) -> bool {
+        self.roles.has(Role::Admin) || self.roles.owned.contains(&connector)
+    }
+
+    /// The connectors this person reads: `None` for all (administrators and auditors).
+    pub fn read_scope(&self) -> Option<&[ConnectorId]> {
+        if self.roles.has(Role::Admin) || self.roles.has(Role::Auditor) { None } else { Some(&self.roles.owned) }
+    }
+
+    /// Refused unless `provided` is this session's CSRF token (compared in constant time).
+    pub fn check_csrf(&self, provided: Option<&str>) -> Result<(), WebError> {
+        let expected = self.session.csrf_token.as_bytes();
+        let ok = provided.is_some_and(|p| {
+            p.len() == expected.len() && p.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if ok { Ok(()) } else { Err(WebError::Csrf) }
+    }
+}
+
+/// The guard: a signed-in viewer whose roles satisfy `R`.
+pub struct Allowed<R: Rule> {
+    pub viewer: Viewer,
+    rule: PhantomData<R>,
+}
+
+impl<R: Rule> Deref for Allowed<R> {
+    type Target = Viewer;
+    fn deref(&self) -> &Viewer {
+        &self.viewer
+    }
+}
+
+/// A guard's refusal: an error page, or a JSON error under `/api/`.
+pub struct Refusal {
+    error: WebError,
+    api: bool,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        if self.api { self.error.into_api() } else { self.error.into_response() }
+    }
+}
+
+impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
+        let api = parts.uri.path().starts_with("/api/");
+        let refuse = |error| Refusal { error, api };
+        let session = crate::auth::session_of(state, &parts.headers).await.map_err(refuse)?;
+        let session = session.ok_or_else(|| refuse(WebError::SignedOut))?;
+        let roles = Roles::of(&state.store, &session.user).await;
+        if !R::ACCESS.allows(&roles) {
+            return Err(refuse(WebError::Forbidden(R::ACCESS.refusal().to_owned())));
+        }
+        let viewer = Viewer { session, roles };
+        // What a submitted form's CSRF token is checked against (see `crate::forms`).
+        parts.extensions.insert(viewer.clone());
+        Ok(Allowed { viewer, rule: PhantomData })
     }
 }

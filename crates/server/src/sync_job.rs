@@ -96,53 +96,93 @@ pub fn due(connector: &Connector, every: Duration, full_every: Duration, now: Da
     }
 }
 
-/// Runs due syncs until `shutdown`, looking every `tick`. Connectors waiting for consent or
-/// reauthorization are left alone: syncing them would only fail again.
-pub async fn scheduler(
-    store: Store,
-    key: std::sync::Arc<SecretKey>,
-    owner: String,
-    every: Duration,
-    full_every: Duration,
-    tick: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    while !*shutdown.borrow() {
-        if let Err(e) = run_due(&store, &key, &owner, every, full_every).await {
-            tracing::warn!(error = %e, "scheduled syncs could not be started");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
+/// The background scheduler: runs "Sync now" requests and due syncs, on whichever replica
+/// takes the connector's lease first.
+pub struct Scheduler {
+    pub store: Store,
+    pub key: std::sync::Arc<SecretKey>,
+    /// This replica's name in leases.
+    pub owner: String,
+    pub every: Duration,
+    pub full_every: Duration,
+    /// How often to look for due syncs.
+    pub tick: Duration,
+    /// Rung by "Sync now", so a request on this replica does not wait for the next tick.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
-async fn run_due(
-    store: &Store,
-    key: &SecretKey,
-    owner: &str,
-    every: Duration,
-    full_every: Duration,
-) -> Result<(), attest_store::StoreError> {
-    store.ensure_schema_current().await?;
-    for connector in store.list_connectors().await? {
-        if matches!(
-            connector.status,
-            ConnectorStatus::AwaitingConsent | ConnectorStatus::NeedsReauthorization | ConnectorStatus::NotConnected
-        ) {
-            continue;
-        }
-        let Some(mode) = due(&connector, every, full_every, Utc::now()) else { continue };
-        match sync_connector(store, key, &connector, mode, SyncTrigger::Schedule, owner, None).await {
-            Ok(outcome) => {
-                tracing::info!(connector = %connector.name, mode = %outcome.summary.run.mode, "scheduled sync finished")
+impl Scheduler {
+    /// Runs until `shutdown`, finishing the sync in hand. Connectors waiting for consent or
+    /// reauthorization are left alone by the schedule (syncing them would only fail again), but
+    /// a "Sync now" request is tried: it is how someone checks that consent is fixed.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            if let Err(e) = self.run_requested().await {
+                tracing::warn!(error = %e, "requested syncs could not be started");
             }
-            Err(SyncJobError::Busy(_)) => {}
-            Err(e) => tracing::warn!(connector = %connector.name, error = %e, "scheduled sync failed"),
+            if let Err(e) = self.run_due().await {
+                tracing::warn!(error = %e, "scheduled syncs could not be started");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.tick) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
         }
     }
-    Ok(())
+
+    async fn run_requested(&self) -> Result<(), attest_store::StoreError> {
+        for request in self.store.list_sync_requests().await? {
+            let connector = self.store.get_connector(request.connector_id).await?;
+            let started = Utc::now();
+            match sync_connector(
+                &self.store,
+                &self.key,
+                &connector,
+                request.mode,
+                SyncTrigger::Manual,
+                &self.owner,
+                None,
+            )
+            .await
+            {
+                // Busy: another replica is syncing it; the request waits for the next look.
+                Err(SyncJobError::Busy(_)) => continue,
+                Ok(outcome) => {
+                    tracing::info!(connector = %connector.name, mode = %outcome.summary.run.mode, by = %request.requested_by, "requested sync finished")
+                }
+                Err(e) => tracing::warn!(connector = %connector.name, error = %e, "requested sync failed"),
+            }
+            // Served (the run is recorded, failed or not); a request made meanwhile stays.
+            self.store.complete_sync_request(connector.id, started).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_due(&self) -> Result<(), attest_store::StoreError> {
+        self.store.ensure_schema_current().await?;
+        for connector in self.store.list_connectors().await? {
+            if matches!(
+                connector.status,
+                ConnectorStatus::AwaitingConsent
+                    | ConnectorStatus::NeedsReauthorization
+                    | ConnectorStatus::NotConnected
+            ) {
+                continue;
+            }
+            let Some(mode) = due(&connector, self.every, self.full_every, Utc::now()) else { continue };
+            match sync_connector(&self.store, &self.key, &connector, mode, SyncTrigger::Schedule, &self.owner, None)
+                .await
+            {
+                Ok(outcome) => {
+                    tracing::info!(connector = %connector.name, mode = %outcome.summary.run.mode, "scheduled sync finished")
+                }
+                Err(SyncJobError::Busy(_)) => {}
+                Err(e) => tracing::warn!(connector = %connector.name, error = %e, "scheduled sync failed"),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,30 @@ use crate::{Store, StoreError};
 
 const PAGE: u64 = 5_000;
 
+/// Which events a reader wants; every field narrows, `None` does not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Exactly this actor (case-insensitive).
+    pub actor: Option<String>,
+    /// Actions starting with this (`change.` for every change event).
+    pub action: Option<String>,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    /// At or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Where a page of events starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AuditPage {
+    /// Newest first, before this sequence number (from the newest when `None`): reading.
+    NewestBefore(Option<i64>),
+    /// Oldest first, after this sequence number: exporting.
+    OldestAfter(i64),
+}
+
 /// The outcome of checking the whole chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditVerification {
@@ -80,6 +104,47 @@ impl Store {
             .into_iter()
             .map(AuditEvent::from)
             .collect())
+    }
+
+    /// Up to `limit` events matching `filter`, from `page`.
+    pub async fn list_audit_events_matching(
+        &self,
+        filter: &AuditFilter,
+        page: AuditPage,
+        limit: u64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+        let mut query = audit_event::Entity::find();
+        if let Some(actor) = filter.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            query = query.filter(Expr::expr(Func::lower(Expr::col(Column::Actor))).eq(actor.to_lowercase()));
+        }
+        if let Some(action) = filter.action.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            let escaped = action.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            query = query.filter(Expr::col(Column::Action).like(LikeExpr::new(format!("{escaped}%")).escape('\\')));
+        }
+        if let Some(kind) = filter.target_kind.as_deref().filter(|k| !k.is_empty()) {
+            query = query.filter(Column::TargetKind.eq(kind));
+        }
+        if let Some(id) = filter.target_id.as_deref().filter(|i| !i.is_empty()) {
+            query = query.filter(Column::TargetId.eq(id));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(Column::OccurredAt.gte(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(Column::OccurredAt.lt(until));
+        }
+        query = match page {
+            AuditPage::NewestBefore(before) => {
+                let query = query.order_by_desc(Column::Seq);
+                match before {
+                    Some(before) => query.filter(Column::Seq.lt(before)),
+                    None => query,
+                }
+            }
+            AuditPage::OldestAfter(after) => query.filter(Column::Seq.gt(after)).order_by_asc(Column::Seq),
+        };
+        Ok(query.limit(limit).all(&self.db).await?.into_iter().map(AuditEvent::from).collect())
     }
 
     /// Recomputes every hash and link, in pages, and names the first broken event.

@@ -28,6 +28,10 @@ pub struct ChangeFilter {
     pub connector: Option<ConnectorId>,
     /// Only changes with a smaller id (paging backwards from the newest).
     pub before: Option<ChangeId>,
+    /// Only changes naming this directory object (as target or as the principal).
+    pub involving: Option<String>,
+    /// Only changes requested by this person (case-insensitive).
+    pub requested_by: Option<String>,
     pub limit: u64,
 }
 
@@ -310,6 +314,17 @@ impl Store {
         }
         if let Some(before) = filter.before {
             query = query.filter(Column::Id.lt(before.0));
+        }
+        if let Some(object) = filter.involving.as_deref() {
+            use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+            // Object ids appear in the action's JSON as quoted strings.
+            let quoted = serde_json::Value::from(object).to_string();
+            let escaped = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            query = query.filter(Expr::col(Column::Action).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
+        }
+        if let Some(requester) = filter.requested_by.as_deref() {
+            use sea_orm::sea_query::{Expr, ExprTrait, Func};
+            query = query.filter(Expr::expr(Func::lower(Expr::col(Column::RequestedBy))).eq(requester.to_lowercase()));
         }
         query.all(&self.db).await?.into_iter().map(change::Model::into_domain).collect()
     }

@@ -377,7 +377,7 @@ impl Store {
         Ok(counts)
     }
 
-    async fn grants_into_domain(&self, models: Vec<grant::Model>) -> Result<Vec<Grant>, StoreError> {
+    pub(crate) async fn grants_into_domain(&self, models: Vec<grant::Model>) -> Result<Vec<Grant>, StoreError> {
         let mut synced: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
         let mut grants = Vec::with_capacity(models.len());
         for model in models {

@@ -191,44 +191,6 @@ impl Store {
             .map(|found| found.iter().find(|p| p.data.deleted_at.is_none()).or(found.first()).cloned())
     }
 
-    /// People (users of every connector) whose name, user principal name or email contains
-    /// `query` (case-insensitive; everyone when empty), by name, a page at a time; and how many
-    /// match in all.
-    pub async fn search_people(
-        &self,
-        query: &str,
-        limit: u64,
-        offset: u64,
-    ) -> Result<(Vec<Principal>, u64), StoreError> {
-        use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-        let mut select = principal::Entity::find().filter(Column::Kind.eq(PrincipalKind::User.as_str()));
-        let query = query.trim().to_lowercase();
-        if !query.is_empty() {
-            // LIKE's wildcards in what people type are literal.
-            let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
-            let lower = |c: Column| Expr::expr(Func::lower(Expr::col(c)));
-            select = select.filter(
-                sea_orm::Condition::any()
-                    .add(lower(Column::DisplayName).like(pattern()))
-                    .add(lower(Column::UserPrincipalName).like(pattern()))
-                    .add(lower(Column::Email).like(pattern())),
-            );
-        }
-        let total = select.clone().count(&self.db).await?;
-        let page = select
-            .order_by_asc(Column::DisplayName)
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .offset(offset)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(principal::Model::into_domain)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((page, total))
-    }
-
     /// Records a principal's `accountEnabled` as Attest just set it in the directory
     /// (write-through; the next sync confirms it). Returns whether a live principal was updated.
     pub async fn set_principal_account_enabled(

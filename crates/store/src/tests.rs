@@ -45,9 +45,9 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261122_000004_web_sign_in".to_owned()]);
+    assert_eq!(newest, vec!["m20261123_000002_sync_requests".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("web_sessions")).await.is_err());
+    assert!(store.db.execute_raw(select("sync_requests")).await.is_err());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -72,7 +72,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261122_000004_web_sign_in"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261123_000002_sync_requests"),
             "{text}"
         );
     }
@@ -727,4 +727,27 @@ store_test!(web_sign_in_state_is_single_use_and_expires, |store| {
     assert!(store.use_login_link("link-1", t(899)).await.unwrap());
     assert!(!store.use_login_link("link-1", t(899)).await.unwrap(), "once only");
     assert!(!store.use_login_link("nope", t(1)).await.unwrap());
+});
+
+store_test!(sync_requests_wait_until_a_sync_that_started_after_them_serves_them, |store| {
+    let c = connector(&store, "sync-now").await;
+    assert_eq!(store.find_sync_request(c.id).await.unwrap(), None);
+    let first = store.request_sync(c.id, SyncMode::Delta, "ada@contoso.com", t(10)).await.unwrap();
+    assert_eq!(
+        (first.mode, first.requested_by.as_str(), first.requested_at),
+        (SyncMode::Delta, "ada@contoso.com", t(10))
+    );
+    // Asking again keeps the first asker and time, and a full request upgrades the mode.
+    let again = store.request_sync(c.id, SyncMode::Full, "bob@contoso.com", t(20)).await.unwrap();
+    assert_eq!(
+        (again.mode, again.requested_by.as_str(), again.requested_at),
+        (SyncMode::Full, "ada@contoso.com", t(10))
+    );
+    assert_eq!(store.request_sync(c.id, SyncMode::Delta, "bob@contoso.com", t(30)).await.unwrap().mode, SyncMode::Full);
+    assert_eq!(store.list_sync_requests().await.unwrap(), vec![again.clone()]);
+    // A sync that started before the request does not serve it; one that started after does.
+    store.complete_sync_request(c.id, t(5)).await.unwrap();
+    assert!(store.find_sync_request(c.id).await.unwrap().is_some());
+    store.complete_sync_request(c.id, t(10)).await.unwrap();
+    assert!(store.list_sync_requests().await.unwrap().is_empty());
 });

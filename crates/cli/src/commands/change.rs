@@ -103,7 +103,7 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
                 Some(name) => Some(find(&store, &name).await?.id),
                 None => None,
             };
-            let changes = store.list_changes(&ChangeFilter { state, connector, before: None, limit }).await?;
+            let changes = store.list_changes(&ChangeFilter { state, connector, limit, ..Default::default() }).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&changes)?)?;
             } else if changes.is_empty() {

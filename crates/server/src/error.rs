@@ -1,0 +1,146 @@
+//! The one place errors become responses: an error page for people, a JSON body for the API.
+//! Internal errors are logged here, once, and shown without their details.
+
+use attest_store::StoreError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+
+/// Why a request was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("sign in first")]
+    SignedOut,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("missing or wrong CSRF token; reload the page and try again")]
+    Csrf,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// Not allowed in the object's current state (approving a change that is applied...).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke; the details are logged, not shown.
+    #[error("something went wrong on our side; it has been logged")]
+    Internal(String),
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::SignedOut => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short machine-readable code for the API.
+    fn code(&self) -> &'static str {
+        match self {
+            WebError::SignedOut => "signed_out",
+            WebError::Forbidden(_) => "forbidden",
+            WebError::Csrf => "csrf",
+            WebError::NotFound(_) => "not_found",
+            WebError::BadRequest(_) => "bad_request",
+            WebError::Conflict(_) => "conflict",
+            WebError::Unavailable(_) => "unavailable",
+            WebError::Internal(_) => "internal",
+        }
+    }
+
+    fn heading(&self) -> &'static str {
+        match self {
+            WebError::SignedOut => "Sign in first",
+            WebError::Forbidden(_) | WebError::Csrf => "Not allowed",
+            WebError::NotFound(_) => "Not found",
+            WebError::BadRequest(_) => "That did not work",
+            WebError::Conflict(_) => "Not now",
+            WebError::Unavailable(_) => "Unavailable",
+            WebError::Internal(_) => "Something went wrong",
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            WebError::Internal(detail) => tracing::error!(error = %detail, "a request failed"),
+            WebError::Unavailable(detail) => tracing::warn!(error = %detail, "a request could not be served"),
+            _ => {}
+        }
+    }
+
+    /// The same error as the JSON API answers it.
+    pub fn into_api(self) -> Response {
+        self.log();
+        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let context = json!({
+            "status": status.as_u16(),
+            "heading": self.heading(),
+            "message": self.to_string(),
+            "signed_out": matches!(self, WebError::SignedOut),
+        });
+        let html = crate::pages::render_html("error.html", context)
+            .unwrap_or_else(|_| format!("<!doctype html><title>{status}</title><p>{status}</p>"));
+        (status, Html(html)).into_response()
+    }
+}
+
+impl From<StoreError> for WebError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => WebError::NotFound(error.to_string()),
+            StoreError::Refused(message) => WebError::Conflict(message),
+            StoreError::Invalid(message) => WebError::BadRequest(message),
+            StoreError::Conflict { .. } => WebError::Conflict(error.to_string()),
+            StoreError::Connect { .. } | StoreError::SchemaBehind { .. } | StoreError::SchemaTooNew { .. } => {
+                WebError::Unavailable(error.to_string())
+            }
+            other => WebError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tera::Error> for WebError {
+    fn from(error: tera::Error) -> Self {
+        // tera's Display is the outer error only; the cause says which variable.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        WebError::Internal(message)
+    }
+}
+
+/// A JSON API result: errors answer as JSON.
+pub struct ApiError(pub WebError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.into_api()
+    }
+}
+
+impl<E: Into<WebError>> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        ApiError(error.into())
+    }
+}

@@ -1,0 +1,68 @@
+//! Submitted forms, CSRF-checked before the handler sees them.
+//!
+//! [`Submitted<F>`] reads a body (an HTML form, or JSON from the API), takes the CSRF token
+//! from its `csrf` field or the `x-csrf-token` header, and refuses with 403 unless it is the
+//! session's. It needs the viewer a guard ([`crate::roles::Allowed`]) put in the request, so a
+//! handler that forgets its guard refuses every submission rather than accepting them all.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::WebError;
+use crate::roles::Viewer;
+
+/// Largest body a form may have.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// A form (or JSON body) whose CSRF token matched the session's.
+pub struct Submitted<F>(pub F);
+
+#[derive(Deserialize)]
+struct CsrfField {
+    csrf: Option<String>,
+}
+
+impl<F: DeserializeOwned + Send> FromRequest<AppState> for Submitted<F> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, WebError> {
+        let viewer = request.extensions().get::<Viewer>().cloned().ok_or(WebError::Csrf)?;
+        let header_token = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| WebError::BadRequest(format!("the request body could not be read: {e}")))?;
+        if body.len() > MAX_FORM_BYTES {
+            return Err(WebError::BadRequest("the form is too large".into()));
+        }
+        let (field, form) = if json {
+            let field: Option<CsrfField> = serde_json::from_slice(&body).ok();
+            let form = serde_json::from_slice(&body).map_err(|e| WebError::BadRequest(format!("invalid JSON: {e}")));
+            (field, form)
+        } else {
+            let field: Option<CsrfField> = serde_urlencoded_from(&body).ok();
+            (field, serde_urlencoded_from(&body))
+        };
+        let token = header_token.or(field.and_then(|f| f.csrf));
+        // The token first: a forged request learns nothing from how its body was parsed.
+        viewer.check_csrf(token.as_deref())?;
+        Ok(Submitted(form?))
+    }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body as axum's `Form` does.
+fn serde_urlencoded_from<F: DeserializeOwned>(body: &[u8]) -> Result<F, WebError> {
+    let pairs = url::form_urlencoded::parse(body).into_owned().collect::<Vec<(String, String)>>();
+    let object: serde_json::Map<String, serde_json::Value> =
+        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+    serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| WebError::BadRequest(format!("the form is not what this page sends: {e}")))
+}

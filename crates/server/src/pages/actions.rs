@@ -1,0 +1,203 @@
+//! The user side panel's actions: add to or remove from a group, assign or remove an app role,
+//! and the user actions (revoke sessions, block or unblock sign-in, reset password, delete,
+//! restore). Each becomes a change in the provisioner's queue, exactly as `attest action` makes
+//! them: a sensitive one waits for a second person's approval; any other is applied at once, in
+//! person, and the page shows its outcome (and a reset password, once).
+//!
+//! The form names *what* to change, never raw directory ids for the principal: the principal
+//! comes from the URL, a grant to remove from the stored graph, a group or application from
+//! its name or object id within the principal's connector.
+
+use attest_domain::{ChangeAction, ChangeState, EntitlementKey, NewChange, Principal, PrincipalKind, ResourceKind};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::changes::{applied_page, provision_error};
+use super::directory::{readable_principal, removal};
+use crate::AppState;
+use crate::error::WebError;
+use crate::forms::Submitted;
+use crate::roles::{Allowed, Viewer, rule};
+
+/// The default-access app role (assigning an app without a specific role).
+const DEFAULT_ACCESS: &str = EntitlementKey::DEFAULT_ACCESS_ROLE_ID;
+
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    pub action: String,
+    /// The token the page was rendered with: the same form submitted twice queues one change.
+    pub nonce: String,
+    #[serde(default)]
+    pub group: String,
+    /// `member` (default) or `owner`.
+    #[serde(default)]
+    pub relation: String,
+    #[serde(default)]
+    pub app: String,
+    #[serde(default)]
+    pub app_role: String,
+    #[serde(default)]
+    pub grant: String,
+    /// `yes` to confirm deleting a user.
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// `POST /principals/{id}/actions`
+pub async fn submit(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(form): Submitted<ActionForm>,
+) -> Result<Response, WebError> {
+    let principal = readable_principal(&state, &viewer, id).await?;
+    if !viewer.can_operate(principal.connector_id) {
+        return Err(WebError::Forbidden("only administrators and this connector's owners make changes in it".into()));
+    }
+    let nonce = form.nonce.trim();
+    if nonce.len() < 16 || nonce.len() > 100 {
+        return Err(WebError::BadRequest("the form has no valid request token; reload the page".into()));
+    }
+    let action = action_for(&state, &principal, &form).await?;
+    let actor = viewer.actor();
+    let new = NewChange::manual(principal.connector_id, action, &actor, nonce);
+    let change = state.provisioner.enqueue(new, chrono::Utc::now()).await.map_err(provision_error)?.change;
+    apply_or_show(&state, &viewer, change).await
+}
+
+/// Applies a pending change in person and shows the outcome; a change waiting for approval (or
+/// already taken by a worker, or settled) is shown as it stands.
+async fn apply_or_show(state: &AppState, viewer: &Viewer, change: attest_domain::Change) -> Result<Response, WebError> {
+    if change.state != ChangeState::Pending {
+        return Ok(Redirect::to(&format!("/changes/{}", change.id.0)).into_response());
+    }
+    match state.provisioner.apply_in_person(change.id, &viewer.actor()).await {
+        Ok(done) => applied_page(viewer, done),
+        // A worker claimed it first: its page shows how it went.
+        Err(attest_provisioner::ProvisionError::NotClaimable(_)) => {
+            Ok(Redirect::to(&format!("/changes/{}", change.id.0)).into_response())
+        }
+        Err(e) => Err(provision_error(e)),
+    }
+}
+
+/// The change a form asks for.
+async fn action_for(state: &AppState, principal: &Principal, form: &ActionForm) -> Result<ChangeAction, WebError> {
+    let who = principal.data.external_id.clone();
+    let user_only = || -> Result<String, WebError> {
+        if principal.data.kind == PrincipalKind::User {
+            Ok(who.clone())
+        } else {
+            Err(WebError::BadRequest(format!("'{}' is for users only", form.action)))
+        }
+    };
+    Ok(match form.action.as_str() {
+        "add_to_group" => {
+            let group = resolve(state, principal, ResourceKind::Group, &form.group).await?;
+            match form.relation.as_str() {
+                "" | "member" => ChangeAction::AddGroupMember { group: group.data.external_id, member: who },
+                "owner" => ChangeAction::AddGroupOwner { group: group.data.external_id, owner: who },
+                other => return Err(WebError::BadRequest(format!("relation '{other}' is not member or owner"))),
+            }
+        }
+        "assign_app" => {
+            let app = resolve(state, principal, ResourceKind::Application, &form.app).await?;
+            let app_role = app_role(state, &app, &form.app_role).await?;
+            ChangeAction::AssignAppRole { app: app.data.external_id, principal: who, app_role }
+        }
+        "remove_grant" => {
+            let grant: i64 =
+                form.grant.trim().parse().map_err(|_| WebError::BadRequest("no grant was chosen".into()))?;
+            let access = state.store.list_access_of_principal(principal.id).await?;
+            let held = access
+                .iter()
+                .find(|a| a.grant.id.0 == grant)
+                .ok_or_else(|| WebError::Conflict("this grant has already ended; the page was out of date".into()))?;
+            removal(held, principal).ok_or_else(|| {
+                WebError::BadRequest(
+                    "this grant is inherited through a group; remove the group membership it comes from instead".into(),
+                )
+            })?
+        }
+        "revoke_sessions" => ChangeAction::RevokeSessions { user: user_only()? },
+        "block" => ChangeAction::BlockSignIn { user: user_only()? },
+        "unblock" => ChangeAction::UnblockSignIn { user: user_only()? },
+        "reset_password" => ChangeAction::ResetPassword { user: user_only()? },
+        "delete" if form.confirm == "yes" => ChangeAction::DeleteUser { user: user_only()? },
+        "delete" => return Err(WebError::BadRequest("tick the box to confirm deleting this user".into())),
+        "restore" => ChangeAction::RestoreUser { user: user_only()? },
+        other => return Err(WebError::BadRequest(format!("unknown action '{other}'"))),
+    })
+}
+
+/// The one live resource of `kind` named `name` (or with that object id) in the principal's
+/// connector.
+async fn resolve(
+    state: &AppState,
+    principal: &Principal,
+    kind: ResourceKind,
+    name: &str,
+) -> Result<attest_domain::Resource, WebError> {
+    let what = match kind {
+        ResourceKind::Group => "group",
+        ResourceKind::Application => "application",
+        ResourceKind::DirectoryRole => "directory role",
+    };
+    if name.trim().is_empty() {
+        return Err(WebError::BadRequest(format!("name the {what}")));
+    }
+    let mut found = state.store.find_resources_named(principal.connector_id, kind, name).await?;
+    match found.len() {
+        0 => Err(WebError::BadRequest(format!(
+            "no {what} is named '{}' (by display name or object id); run a sync if it is new",
+            name.trim()
+        ))),
+        1 => Ok(found.remove(0)),
+        n => Err(WebError::BadRequest(format!(
+            "{n} {what}s are named '{}'; use the object id of the one you mean: {}",
+            name.trim(),
+            found.iter().map(|r| r.data.external_id.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// The app role to assign: named (display name or id), else default access, else the app's
+/// only role.
+async fn app_role(state: &AppState, app: &attest_domain::Resource, wanted: &str) -> Result<String, WebError> {
+    let roles: Vec<(String, String)> = state
+        .store
+        .list_entitlements(app.id)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e.data.key {
+            EntitlementKey::AppRole(id) => Some((id, e.data.display_name)),
+            _ => None,
+        })
+        .collect();
+    let wanted = wanted.trim();
+    if !wanted.is_empty() {
+        return roles
+            .iter()
+            .find(|(id, name)| id.eq_ignore_ascii_case(wanted) || name.eq_ignore_ascii_case(wanted))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                WebError::BadRequest(format!(
+                    "'{}' has no app role '{wanted}'; its roles: {}",
+                    app.data.display_name,
+                    roles.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            });
+    }
+    if roles.iter().any(|(id, _)| id == DEFAULT_ACCESS) || roles.is_empty() {
+        return Ok(DEFAULT_ACCESS.to_owned());
+    }
+    match roles.as_slice() {
+        [(only, _)] => Ok(only.clone()),
+        _ => Err(WebError::BadRequest(format!(
+            "choose one of '{}''s app roles: {}",
+            app.data.display_name,
+            roles.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

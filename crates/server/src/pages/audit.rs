@@ -1,0 +1,246 @@
+//! The audit log: filter by actor, action, target and time; export what the filter selects as
+//! CSV or JSON evidence, each row with its hash and its predecessor's so anyone can re-check
+//! the chain; and the chain's verification status, recomputed from every row.
+
+use attest_domain::{AuditEvent, AuditEventDraft};
+use attest_store::{AuditFilter, AuditPage};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{PAGE_SIZE, page, url_encode, when};
+use crate::AppState;
+use crate::error::WebError;
+use crate::roles::{Allowed, Viewer, rule};
+
+/// Events per database read while exporting.
+const EXPORT_PAGE: u64 = 5_000;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub actor: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub target_kind: String,
+    #[serde(default)]
+    pub target_id: String,
+    /// `YYYY-MM-DD`, from the start of that day (UTC).
+    #[serde(default)]
+    pub since: String,
+    /// `YYYY-MM-DD`, up to the end of that day (UTC).
+    #[serde(default)]
+    pub until: String,
+    /// Older than this sequence number (the next page).
+    pub before: Option<i64>,
+}
+
+fn day(text: &str, field: &str, next: bool) -> Result<Option<DateTime<Utc>>, WebError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| WebError::BadRequest(format!("{field}: expected a date like 2026-11-22, got '{text}'")))?;
+    let date = if next { date.succ_opt().unwrap_or(date) } else { date };
+    Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<AuditFilter, WebError> {
+        let text = |s: &str| Some(s.trim().chars().take(200).collect::<String>()).filter(|s| !s.is_empty());
+        Ok(AuditFilter {
+            actor: text(&self.actor),
+            action: text(&self.action),
+            target_kind: text(&self.target_kind),
+            target_id: text(&self.target_id),
+            since: day(&self.since, "since", false)?,
+            until: day(&self.until, "until", true)?,
+        })
+    }
+
+    /// The filter as a query string, for links to the next page and the exports.
+    fn query_string(&self) -> String {
+        [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target_kind", &self.target_kind),
+            ("target_id", &self.target_id),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", url_encode(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+fn event_json(e: &AuditEvent) -> serde_json::Value {
+    json!({
+        "seq": e.seq,
+        "occurred_at": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "shown_at": when(Some(e.occurred_at)),
+        "actor": e.actor,
+        "action": e.action,
+        "target_kind": e.target_kind,
+        "target_id": e.target_id,
+        "details": serde_json::from_str::<serde_json::Value>(&e.details).unwrap_or(serde_json::Value::String(e.details.clone())),
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    })
+}
+
+/// The chain's status, recomputed from every row.
+async fn chain_status(state: &AppState) -> Result<serde_json::Value, WebError> {
+    let v = state.store.verify_audit_chain().await?;
+    Ok(json!({
+        "intact": v.broken.is_none(),
+        "checked": v.checked,
+        "head_seq": v.head_seq,
+        "broken": v.broken.map(|b| b.to_string()),
+    }))
+}
+
+/// One page of the log, newest first, and the chain's status (also `GET /api/v1/audit`).
+pub async fn audit_data(state: &AppState, query: &AuditQuery) -> Result<serde_json::Value, WebError> {
+    let filter = query.filter()?;
+    let events =
+        state.store.list_audit_events_matching(&filter, AuditPage::NewestBefore(query.before), PAGE_SIZE).await?;
+    let next = (events.len() as u64 == PAGE_SIZE).then(|| events.last().map(|e| e.seq)).flatten();
+    let query_string = query.query_string();
+    Ok(json!({
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "chain": chain_status(state).await?,
+        "filter": {
+            "actor": query.actor, "action": query.action, "target_kind": query.target_kind,
+            "target_id": query.target_id, "since": query.since, "until": query.until,
+        },
+        "query_string": query_string,
+        "next_before": next,
+    }))
+}
+
+/// `GET /audit`
+pub async fn audit(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::AuditReader>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Html<String>, WebError> {
+    let data = audit_data(&state, &query).await?;
+    page(&viewer, "audit.html", data)
+}
+
+/// Every event the filter selects, oldest first; the export itself is audited.
+async fn export_events(
+    state: &AppState,
+    viewer: &Viewer,
+    query: &AuditQuery,
+    format: &str,
+) -> Result<Vec<AuditEvent>, WebError> {
+    let filter = query.filter()?;
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = state.store.list_audit_events_matching(&filter, AuditPage::OldestAfter(after), EXPORT_PAGE).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        let full = batch.len() as u64 == EXPORT_PAGE;
+        events.extend(batch);
+        if !full {
+            break;
+        }
+    }
+    state
+        .store
+        .append_audit_event(AuditEventDraft {
+            occurred_at: Utc::now(),
+            actor: viewer.actor(),
+            action: "audit.exported".into(),
+            target_kind: None,
+            target_id: None,
+            details: json!({"format": format, "filter": query.query_string(), "events": events.len()}),
+        })
+        .await?;
+    Ok(events)
+}
+
+fn download(body: String, content_type: &'static str, name: &str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// One CSV field, quoted when it has to be (RFC 4180). A leading `=`, `+`, `-` or `@` is
+/// prefixed with `'` so a spreadsheet never runs a field as a formula.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+}
+
+/// `GET /audit/export.csv`
+pub async fn export_csv(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::AuditReader>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, WebError> {
+    let events = export_events(&state, &viewer, &query, "csv").await?;
+    let mut out = String::from("seq,occurred_at,actor,action,target_kind,target_id,details,prev_hash,hash\r\n");
+    for e in &events {
+        let fields = [
+            e.seq.to_string(),
+            e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            e.actor.clone(),
+            e.action.clone(),
+            e.target_kind.clone().unwrap_or_default(),
+            e.target_id.clone().unwrap_or_default(),
+            e.details.clone(),
+            e.prev_hash.clone(),
+            e.hash.clone(),
+        ];
+        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    Ok(download(out, "text/csv; charset=utf-8", "attest-audit.csv"))
+}
+
+/// `GET /audit/export.json`: the events and the chain's status when exported.
+pub async fn export_json(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::AuditReader>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, WebError> {
+    let events = export_events(&state, &viewer, &query, "json").await?;
+    let body = json!({
+        "exported_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "exported_by": viewer.actor(),
+        "filter": query.query_string(),
+        "chain": chain_status(&state).await?,
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&body).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(download(text, "application/json", "attest-audit.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-1"), "'-1");
+    }
+}

@@ -1,0 +1,241 @@
+//! The changes queue: every change Attest made or will make in Entra, filterable by state and
+//! connector; a change's page with its attempts' outcome; approve, retry and cancel.
+//!
+//! Approving applies the change at once, in person (as `attest change approve` does), so a
+//! password reset's temporary password is shown to the approver and to nobody else.
+
+use std::collections::HashMap;
+
+use attest_domain::{Change, ChangeId, ChangeState, ConnectorId};
+use attest_store::{ChangeFilter, Store};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{PAGE_SIZE, page, when};
+use crate::AppState;
+use crate::error::WebError;
+use crate::forms::Submitted;
+use crate::roles::{Allowed, Viewer, rule};
+
+/// Changes as rows, described with names ("add member Ada Lovelace to group Finance") where
+/// the directory objects are synced.
+pub async fn change_rows(store: &Store, changes: &[Change]) -> Result<Vec<serde_json::Value>, WebError> {
+    let mut by_connector: HashMap<ConnectorId, Vec<&str>> = HashMap::new();
+    for c in changes {
+        let ids = by_connector.entry(c.connector_id).or_default();
+        ids.push(c.action.target());
+        ids.extend(c.action.principal());
+    }
+    let mut names: HashMap<(ConnectorId, String), String> = HashMap::new();
+    for (connector, ids) in by_connector {
+        for (id, name) in store.names_by_external_id(connector, &ids).await? {
+            names.insert((connector, id), name);
+        }
+    }
+    Ok(changes
+        .iter()
+        .map(|c| {
+            let mut description = c.action.describe();
+            for id in [Some(c.action.target()), c.action.principal()].into_iter().flatten() {
+                if let Some(name) = names.get(&(c.connector_id, id.to_owned())) {
+                    description = description.replace(id, name);
+                }
+            }
+            json!({
+                "id": c.id.0,
+                "kind": c.kind,
+                "description": description,
+                "state": c.state,
+                "result": c.result,
+                "requested_by": c.requested_by,
+                "approved_by": c.approved_by,
+                "origin": c.origin,
+                "attempts": c.attempts,
+                "last_error": c.last_error,
+                "verified": c.verified,
+                "graph_request_id": c.graph_request_id,
+                "created_at": when(Some(c.created_at)),
+                "finished_at": when(c.finished_at),
+                "next_attempt_at": when(Some(c.next_attempt_at)),
+            })
+        })
+        .collect())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangesQuery {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub connector: String,
+    /// Older than this change id (the next page).
+    pub before: Option<i64>,
+}
+
+/// The queue's data (also `GET /api/v1/changes`).
+pub async fn changes_data(
+    state: &AppState,
+    viewer: &Viewer,
+    query: &ChangesQuery,
+) -> Result<serde_json::Value, WebError> {
+    let store = &state.store;
+    let wanted_state = match query.state.as_str() {
+        "" => None,
+        s => Some(s.parse::<ChangeState>().map_err(|e| WebError::BadRequest(e.to_string()))?),
+    };
+    let connectors: Vec<_> = store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)).collect();
+    let connector = match query.connector.as_str() {
+        "" => None,
+        name => Some(
+            connectors
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| WebError::NotFound(format!("no connector named '{name}'")))?
+                .id,
+        ),
+    };
+    // Integration owners see their connectors' changes only: page through until a page fills.
+    let mut shown = Vec::new();
+    let mut before = query.before.map(ChangeId);
+    loop {
+        let filter = ChangeFilter { state: wanted_state, connector, before, limit: PAGE_SIZE, ..Default::default() };
+        let batch = store.list_changes(&filter).await?;
+        let exhausted = (batch.len() as u64) < PAGE_SIZE;
+        before = batch.last().map(|c| c.id);
+        shown.extend(batch.into_iter().filter(|c| viewer.can_read(c.connector_id)));
+        if exhausted || shown.len() as u64 >= PAGE_SIZE {
+            break;
+        }
+    }
+    shown.truncate(PAGE_SIZE as usize);
+    let next = (shown.len() as u64 == PAGE_SIZE).then(|| shown.last().map(|c| c.id.0)).flatten();
+    Ok(json!({
+        "changes": change_rows(store, &shown).await?,
+        "state": query.state,
+        "connector": query.connector,
+        "connectors": connectors.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "states": ["pending", "awaiting_approval", "in_progress", "applied", "failed", "cancelled"],
+        "next_before": next,
+    }))
+}
+
+/// `GET /changes`
+pub async fn changes(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Query(query): Query<ChangesQuery>,
+) -> Result<Html<String>, WebError> {
+    let data = changes_data(&state, &viewer, &query).await?;
+    page(&viewer, "changes.html", data)
+}
+
+async fn readable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
+    let not_found = || WebError::NotFound(format!("change {id} not found"));
+    let change = state.store.get_change(ChangeId(id)).await.map_err(|_| not_found())?;
+    if !viewer.can_read(change.connector_id) {
+        return Err(not_found());
+    }
+    Ok(change)
+}
+
+/// One change's data (also `GET /api/v1/changes/{id}`).
+pub async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
+    let change = readable_change(state, viewer, id).await?;
+    let mut rows = change_rows(&state.store, std::slice::from_ref(&change)).await?;
+    let row = rows.pop().unwrap_or_default();
+    let operate = viewer.can_operate(change.connector_id);
+    let own = change.requested_by.eq_ignore_ascii_case(&viewer.actor());
+    Ok(json!({
+        "change": row,
+        "action": change.action,
+        "idempotency_key": change.idempotency_key,
+        "can": {
+            "approve": operate && !own && change.state == ChangeState::AwaitingApproval,
+            "own_awaiting": own && change.state == ChangeState::AwaitingApproval,
+            "retry": operate && change.state == ChangeState::Failed,
+            "cancel": operate && matches!(change.state, ChangeState::Pending | ChangeState::AwaitingApproval),
+        },
+    }))
+}
+
+/// `GET /changes/{id}`
+pub async fn change(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    let data = change_data(&state, &viewer, id).await?;
+    page(&viewer, "change.html", data)
+}
+
+/// A change this viewer may change, or 404 / 403.
+async fn operable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
+    let change = readable_change(state, viewer, id).await?;
+    if !viewer.can_operate(change.connector_id) {
+        return Err(WebError::Forbidden("only administrators and this connector's owners change its changes".into()));
+    }
+    Ok(change)
+}
+
+/// What an approver sees once: the change as applied, and a secret if it made one.
+pub fn applied_page(viewer: &Viewer, done: attest_provisioner::InPerson) -> Result<Response, WebError> {
+    let Some(secret) = done.secret else {
+        return Ok(Redirect::to(&format!("/changes/{}", done.change.id.0)).into_response());
+    };
+    let data = json!({
+        "change_id": done.change.id.0,
+        "secret_value": secret.expose(),
+    });
+    let mut response = page(viewer, "change.html", json!({"secret": data}))?.into_response();
+    // Shown once: never cached, never restored from history.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /changes/{id}/approve`: approves and applies at once, in person.
+pub async fn approve(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(_): Submitted<serde_json::Value>,
+) -> Result<Response, WebError> {
+    operable_change(&state, &viewer, id).await?;
+    let actor = viewer.actor();
+    state.store.approve_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+    let done = state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)?;
+    applied_page(&viewer, done)
+}
+
+/// `POST /changes/{id}/retry`
+pub async fn retry(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(_): Submitted<serde_json::Value>,
+) -> Result<Response, WebError> {
+    operable_change(&state, &viewer, id).await?;
+    state.store.retry_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?;
+    Ok(Redirect::to(&format!("/changes/{id}")).into_response())
+}
+
+/// `POST /changes/{id}/cancel`
+pub async fn cancel(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(_): Submitted<serde_json::Value>,
+) -> Result<Response, WebError> {
+    operable_change(&state, &viewer, id).await?;
+    state.store.cancel_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?;
+    Ok(Redirect::to(&format!("/changes/{id}")).into_response())
+}
+
+pub fn provision_error(e: attest_provisioner::ProvisionError) -> WebError {
+    match e {
+        attest_provisioner::ProvisionError::Store(e) => e.into(),
+        e @ attest_provisioner::ProvisionError::NotClaimable(_) => WebError::Conflict(e.to_string()),
+    }
+}

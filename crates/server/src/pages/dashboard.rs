@@ -1,0 +1,83 @@
+//! `/`: the landing page for the signed-out, the dashboard for the signed-in: sync status, the
+//! changes waiting for this person's approval, recent changes (theirs, for requesters).
+
+use attest_domain::{ChangeState, Connector};
+use attest_store::ChangeFilter;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+
+use super::changes::change_rows;
+use super::{page, render_html, when};
+use crate::AppState;
+use crate::error::WebError;
+use crate::roles::{Roles, Viewer};
+
+/// `GET /`
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let Some(session) = crate::auth::session_of(&state, &headers).await? else {
+        return Ok(Html(render_html("landing.html", json!({}))?).into_response());
+    };
+    let roles = Roles::of(&state.store, &session.user).await;
+    let viewer = Viewer { session, roles };
+    let data = dashboard(&state, &viewer).await?;
+    Ok(page(&viewer, "dashboard.html", data)?.into_response())
+}
+
+/// The dashboard's data (also `GET /api/v1/dashboard`).
+pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
+    let store = &state.store;
+    let connectors: Vec<Connector> =
+        store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)).collect();
+    let mut principals = 0;
+    let mut grants = 0;
+    let mut rows = Vec::new();
+    for c in &connectors {
+        principals += store.count_principals(c.id).await?;
+        grants += store.count_current_grants(c.id).await?.values().sum::<u64>();
+        let last = store.list_sync_runs(c.id, 1).await?.into_iter().next();
+        rows.push(json!({
+            "name": c.name,
+            "status": c.status,
+            "last_full_sync_at": when(c.last_full_sync_at),
+            "last_delta_sync_at": when(c.last_delta_sync_at),
+            "last_run": last.map(|r| json!({"status": r.status, "error": r.error, "mode": r.mode})),
+            "sync_requested": store.find_sync_request(c.id).await?.is_some(),
+            "can_sync": viewer.can_operate(c.id),
+            "sync_url": format!("/connectors/{}/sync", super::url_encode(&c.name)),
+        }));
+    }
+    // Waiting for this person: sensitive changes in connectors they operate, asked by others.
+    let awaiting = store
+        .list_changes(&ChangeFilter { state: Some(ChangeState::AwaitingApproval), limit: 200, ..Default::default() })
+        .await?;
+    let actor = viewer.actor();
+    let for_me: Vec<_> = awaiting
+        .into_iter()
+        .filter(|c| viewer.can_operate(c.connector_id) && !c.requested_by.eq_ignore_ascii_case(&actor))
+        .take(20)
+        .collect();
+    let recent = if connectors.is_empty() {
+        // Requesters see what they asked for.
+        store.list_changes(&ChangeFilter { requested_by: Some(actor), limit: 10, ..Default::default() }).await?
+    } else {
+        let recent = store.list_changes(&ChangeFilter { limit: 50, ..Default::default() }).await?;
+        recent.into_iter().filter(|c| viewer.can_read(c.connector_id)).take(10).collect()
+    };
+    let failed = store
+        .list_changes(&ChangeFilter { state: Some(ChangeState::Failed), limit: 500, ..Default::default() })
+        .await?
+        .iter()
+        .filter(|c| viewer.can_read(c.connector_id))
+        .count();
+    Ok(json!({
+        "connectors": rows,
+        "principals": principals,
+        "grants": grants,
+        "awaiting_me": change_rows(store, &for_me).await?,
+        "failed": failed,
+        "changes": change_rows(store, &recent).await?,
+        "reads_directory": !connectors.is_empty(),
+    }))
+}

@@ -1,0 +1,338 @@
+//! The directory browser: people, groups, applications and directory roles, searchable a page
+//! at a time; a principal's page with each grant and *why* they hold it (directly, or through
+//! which group) plus the side panel of actions; a resource's page with its holders.
+
+use attest_domain::{
+    ChangeAction, EntitlementKey, GrantSource, Principal, PrincipalId, PrincipalKind, Resource, ResourceId,
+    ResourceKind,
+};
+use attest_store::{AccessView, ChangeFilter, HolderView};
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::changes::change_rows;
+use super::{PAGE_SIZE, page, paging, search_text, url_encode, when};
+use crate::AppState;
+use crate::error::WebError;
+use crate::roles::{Allowed, Viewer, rule};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub q: String,
+    pub page: Option<u64>,
+}
+
+pub fn principal_json(p: &Principal) -> serde_json::Value {
+    json!({
+        "id": p.id.0,
+        "kind": p.data.kind,
+        "external_id": p.data.external_id,
+        "display_name": p.data.display_name,
+        "user_principal_name": p.data.user_principal_name,
+        "email": p.data.email,
+        "job_title": p.data.job_title,
+        "department": p.data.department,
+        "office_location": p.data.office_location,
+        "account_enabled": p.data.account_enabled,
+        "user_type": p.data.user_type,
+        "deleted": p.data.deleted_at.is_some(),
+        "last_sign_in_at": when(p.data.last_sign_in_at),
+        "first_seen_at": when(Some(p.first_seen_at)),
+    })
+}
+
+fn resource_json(r: &Resource) -> serde_json::Value {
+    json!({
+        "id": r.id.0,
+        "kind": r.data.kind,
+        "kind_label": kind_label(r.data.kind),
+        "external_id": r.data.external_id,
+        "display_name": r.data.display_name,
+        "description": r.data.description,
+        "deleted": r.data.deleted_at.is_some(),
+    })
+}
+
+fn kind_label(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Group => "group",
+        ResourceKind::Application => "application",
+        ResourceKind::DirectoryRole => "directory role",
+    }
+}
+
+/// The people directory's data (also `GET /api/v1/people`).
+pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -> Result<serde_json::Value, WebError> {
+    let q = search_text(&query.q);
+    let (_, _, offset) = paging(query.page, u64::MAX);
+    let (mut people, total) = state.store.search_people(&q, viewer.read_scope(), PAGE_SIZE, offset).await?;
+    let (page_no, pages, last) = paging(query.page, total);
+    if last != offset {
+        // Past the end: the last page instead.
+        people = state.store.search_people(&q, viewer.read_scope(), PAGE_SIZE, last).await?.0;
+    }
+    Ok(json!({
+        "people": people.iter().map(principal_json).collect::<Vec<_>>(),
+        "total": total, "page": page_no, "pages": pages, "q": q, "q_encoded": url_encode(&q),
+    }))
+}
+
+/// `GET /people`
+pub async fn people(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, WebError> {
+    let data = people_data(&state, &viewer, &query).await?;
+    page(&viewer, "people.html", data)
+}
+
+/// Groups, applications or directory roles (also `GET /api/v1/{groups,applications,roles}`).
+pub async fn resources_data(
+    state: &AppState,
+    viewer: &Viewer,
+    kind: ResourceKind,
+    query: &ListQuery,
+) -> Result<serde_json::Value, WebError> {
+    let q = search_text(&query.q);
+    let (_, _, offset) = paging(query.page, u64::MAX);
+    let (mut found, total) = state.store.search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, offset).await?;
+    let (page_no, pages, last) = paging(query.page, total);
+    if last != offset {
+        found = state.store.search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, last).await?.0;
+    }
+    let (title, path) = match kind {
+        ResourceKind::Group => ("Groups", "/groups"),
+        ResourceKind::Application => ("Applications", "/applications"),
+        ResourceKind::DirectoryRole => ("Directory roles", "/roles"),
+    };
+    let rows: Vec<_> = found
+        .iter()
+        .map(|s| {
+            let mut row = resource_json(&s.resource);
+            row["holders"] = json!(s.holders.iter().map(|(k, n)| json!({"kind": k, "count": n})).collect::<Vec<_>>());
+            row
+        })
+        .collect();
+    Ok(json!({
+        "title": title, "path": path, "resources": rows,
+        "total": total, "page": page_no, "pages": pages, "q": q, "q_encoded": url_encode(&q),
+    }))
+}
+
+async fn resources_page(
+    state: AppState,
+    viewer: Allowed<rule::DirectoryReader>,
+    kind: ResourceKind,
+    query: ListQuery,
+) -> Result<Html<String>, WebError> {
+    let data = resources_data(&state, &viewer, kind, &query).await?;
+    page(&viewer, "resources.html", data)
+}
+
+/// `GET /groups`
+pub async fn groups(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, WebError> {
+    resources_page(state, viewer, ResourceKind::Group, query).await
+}
+
+/// `GET /applications`
+pub async fn applications(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, WebError> {
+    resources_page(state, viewer, ResourceKind::Application, query).await
+}
+
+/// `GET /roles`
+pub async fn roles(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, WebError> {
+    resources_page(state, viewer, ResourceKind::DirectoryRole, query).await
+}
+
+/// A principal this viewer may read, or 404 (not 403: whether it exists is not theirs to know).
+pub async fn readable_principal(state: &AppState, viewer: &Viewer, id: i64) -> Result<Principal, WebError> {
+    let not_found = || WebError::NotFound(format!("principal {id} not found"));
+    let principal = state.store.get_principal(PrincipalId(id)).await.map_err(|_| not_found())?;
+    if !viewer.can_read(principal.connector_id) {
+        return Err(not_found());
+    }
+    Ok(principal)
+}
+
+/// The change that takes this grant away, when Attest can make it (direct grants only; an
+/// inherited one goes with the membership it flows from).
+pub fn removal(access: &AccessView, principal: &Principal) -> Option<ChangeAction> {
+    if access.grant.source == GrantSource::Inherited || access.resource.data.deleted_at.is_some() {
+        return None;
+    }
+    let target = access.resource.data.external_id.clone();
+    let who = principal.data.external_id.clone();
+    let scope = access.grant.scope.clone();
+    Some(match (access.resource.data.kind, &access.entitlement.data.key) {
+        (ResourceKind::Group, EntitlementKey::Member) => ChangeAction::RemoveGroupMember { group: target, member: who },
+        (ResourceKind::Group, EntitlementKey::Owner) => ChangeAction::RemoveGroupOwner { group: target, owner: who },
+        (ResourceKind::Application, EntitlementKey::Owner) => ChangeAction::RemoveAppOwner { app: target, owner: who },
+        (ResourceKind::Application, EntitlementKey::AppRole(role)) => ChangeAction::RemoveAppRoleAssignment {
+            app: target,
+            principal: who,
+            app_role: role.clone(),
+            assignment_id: access.grant.external_ref.clone(),
+        },
+        (ResourceKind::DirectoryRole, EntitlementKey::Active) if access.grant.expires_at.is_some() => {
+            ChangeAction::RemoveTimeBoundRoleAssignment { role: target, principal: who, scope }
+        }
+        (ResourceKind::DirectoryRole, EntitlementKey::Active) => ChangeAction::RemoveRoleAssignment {
+            role: target,
+            principal: who,
+            scope,
+            assignment_id: access.grant.external_ref.clone(),
+        },
+        (ResourceKind::DirectoryRole, EntitlementKey::Eligible) => {
+            ChangeAction::RemoveRoleEligibility { role: target, principal: who, scope }
+        }
+        _ => return None,
+    })
+}
+
+fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
+    let why = match (&access.grant.source, &access.via) {
+        (GrantSource::Inherited, Some(via)) => {
+            json!({"kind": "inherited", "via": {"id": via.id.0, "display_name": via.data.display_name}})
+        }
+        (GrantSource::Inherited, None) => json!({"kind": "inherited"}),
+        (GrantSource::Jit, _) => json!({"kind": "jit"}),
+        (GrantSource::Direct, _) => json!({"kind": "direct"}),
+    };
+    json!({
+        "grant_id": access.grant.id.0,
+        "resource": resource_json(&access.resource),
+        "entitlement": {"key": access.entitlement.data.key, "display_name": access.entitlement.data.display_name},
+        "why": why,
+        "scope": access.grant.scope,
+        "since": when(Some(access.grant.first_seen_at)),
+        "expires_at": when(access.grant.expires_at),
+        "removable": removable,
+    })
+}
+
+/// A principal's page data (also `GET /api/v1/principals/{id}`).
+pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
+    let store = &state.store;
+    let principal = readable_principal(state, viewer, id).await?;
+    let connector = store.get_connector(principal.connector_id).await?;
+    let operate = viewer.can_operate(principal.connector_id) && principal.data.deleted_at.is_none();
+    let access = store.list_access_of_principal(principal.id).await?;
+    let access_rows: Vec<_> =
+        access.iter().map(|a| access_json(a, operate && removal(a, &principal).is_some())).collect();
+    let manager = match principal.data.manager_external_id.as_deref() {
+        Some(m) => store.find_principal_by_external_id(principal.connector_id, m).await?,
+        None => None,
+    };
+    let group = store.find_resource_of_group(&principal).await?;
+    let changes = store
+        .list_changes(&ChangeFilter {
+            involving: Some(principal.data.external_id.clone()),
+            limit: 20,
+            ..Default::default()
+        })
+        .await?;
+    let is_user = principal.data.kind == PrincipalKind::User;
+    Ok(json!({
+        "principal": principal_json(&principal),
+        "connector": connector.name,
+        "manager": manager.map(|m| json!({"id": m.id.0, "display_name": m.data.display_name})),
+        "group_resource_id": group.map(|g| g.id.0),
+        "access": access_rows,
+        "changes": change_rows(store, &changes).await?,
+        "panel": {
+            "show": viewer.can_operate(principal.connector_id),
+            "user_actions": is_user,
+            "deleted": principal.data.deleted_at.is_some(),
+            "blocked": principal.data.account_enabled == Some(false),
+            // A fresh token per rendering: submitting the same form twice queues one change.
+            "nonce": crate::auth::random_token().map_err(WebError::Internal)?,
+        },
+    }))
+}
+
+/// `GET /principals/{id}`
+pub async fn principal(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    let data = principal_data(&state, &viewer, id).await?;
+    page(&viewer, "principal.html", data)
+}
+
+fn holder_json(h: &HolderView) -> serde_json::Value {
+    json!({
+        "principal": principal_json(&h.principal),
+        "entitlement": {"key": h.entitlement.data.key, "display_name": h.entitlement.data.display_name},
+        "why": match (&h.grant.source, &h.via) {
+            (GrantSource::Inherited, Some(via)) => json!({"kind": "inherited", "via": {"id": via.id.0, "display_name": via.data.display_name}}),
+            (source, _) => json!({"kind": source}),
+        },
+        "scope": h.grant.scope,
+        "since": when(Some(h.grant.first_seen_at)),
+        "expires_at": when(h.grant.expires_at),
+    })
+}
+
+/// A resource's page data (also `GET /api/v1/resources/{id}`).
+pub async fn resource_data(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    page_no: Option<u64>,
+) -> Result<serde_json::Value, WebError> {
+    let store = &state.store;
+    let not_found = || WebError::NotFound(format!("resource {id} not found"));
+    let resource = store.get_resource(ResourceId(id)).await.map_err(|_| not_found())?;
+    if !viewer.can_read(resource.connector_id) {
+        return Err(not_found());
+    }
+    let (_, _, offset) = paging(page_no, u64::MAX);
+    let (mut holders, total) = store.list_holders_of_resource(resource.id, PAGE_SIZE, offset).await?;
+    let (page_no, pages, last) = paging(page_no, total);
+    if last != offset {
+        holders = store.list_holders_of_resource(resource.id, PAGE_SIZE, last).await?.0;
+    }
+    let entitlements = store.list_entitlements(resource.id).await?;
+    let as_principal = store.find_principal_of_group(&resource).await?;
+    Ok(json!({
+        "resource": resource_json(&resource),
+        "attributes": resource.data.attributes,
+        "entitlements": entitlements.iter().map(|e| json!({"key": e.data.key, "display_name": e.data.display_name, "sensitive": e.sensitive})).collect::<Vec<_>>(),
+        "holders": holders.iter().map(holder_json).collect::<Vec<_>>(),
+        "principal_id": as_principal.map(|p| p.id.0),
+        "total": total, "page": page_no, "pages": pages,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<u64>,
+}
+
+/// `GET /resources/{id}`
+pub async fn resource(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+    Path(id): Path<i64>,
+    Query(query): Query<PageQuery>,
+) -> Result<Html<String>, WebError> {
+    let data = resource_data(&state, &viewer, id, query.page).await?;
+    page(&viewer, "resource.html", data)
+}

@@ -1,0 +1,104 @@
+//! Server-rendered pages: tera templates from `templates/web`, compiled into the binary. Every
+//! page works without JavaScript; forms post back and redirect to what they changed.
+//!
+//! Each module gathers a page's data as JSON (the same data the JSON API serves, see
+//! [`crate::api`]) and renders it with the layout's frame: who is signed in, their roles, and
+//! the CSRF token their forms carry.
+
+pub mod actions;
+pub mod audit;
+pub mod changes;
+pub mod dashboard;
+pub mod directory;
+pub mod syncs;
+
+use std::sync::LazyLock;
+
+use axum::response::Html;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::error::WebError;
+use crate::roles::{Access, Viewer};
+
+/// The templates, compiled into the binary so one file is the whole application.
+static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_templates([
+        ("layout.html", include_str!("../../../../templates/web/layout.html")),
+        ("macros.html", include_str!("../../../../templates/web/macros.html")),
+        ("landing.html", include_str!("../../../../templates/web/landing.html")),
+        ("dashboard.html", include_str!("../../../../templates/web/dashboard.html")),
+        ("people.html", include_str!("../../../../templates/web/people.html")),
+        ("resources.html", include_str!("../../../../templates/web/resources.html")),
+        ("principal.html", include_str!("../../../../templates/web/principal.html")),
+        ("resource.html", include_str!("../../../../templates/web/resource.html")),
+        ("changes.html", include_str!("../../../../templates/web/changes.html")),
+        ("change.html", include_str!("../../../../templates/web/change.html")),
+        ("syncs.html", include_str!("../../../../templates/web/syncs.html")),
+        ("audit.html", include_str!("../../../../templates/web/audit.html")),
+        ("error.html", include_str!("../../../../templates/web/error.html")),
+    ])
+    .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;
+    Ok(tera)
+});
+
+/// Checks that every template parses (at start, so a broken one stops `serve` at once).
+pub fn check_templates() -> Result<(), String> {
+    TEMPLATES.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// Renders a template with `context` (a JSON object).
+pub fn render_html(template: &str, context: serde_json::Value) -> Result<String, WebError> {
+    let tera = TEMPLATES.as_ref().map_err(|e| WebError::Internal(e.clone()))?;
+    let context = tera::Context::from_value(context)?;
+    Ok(tera.render(template, &context)?)
+}
+
+/// Renders a signed-in page: `context` plus the layout's frame.
+pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Result<Html<String>, WebError> {
+    let frame = json!({
+        "user": viewer.user(),
+        "csrf": viewer.session.csrf_token,
+        "roles": viewer.roles.names(),
+        "nav": {
+            "directory": Access::DirectoryReader.allows(&viewer.roles),
+            "audit": Access::AuditReader.allows(&viewer.roles),
+            "admin": Access::Admin.allows(&viewer.roles),
+        },
+    });
+    Ok(Html(render_html(template, merge(frame, context))?))
+}
+
+fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+/// A time as pages show it.
+pub fn when(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// Rows per page in every list.
+pub const PAGE_SIZE: u64 = 50;
+
+/// Paging state for a list: the page asked for (from 1) and the number of pages.
+pub fn paging(page: Option<u64>, total: u64) -> (u64, u64, u64) {
+    // Bounded, so a hostile `?page=` cannot overflow an offset.
+    let pages = total.div_ceil(PAGE_SIZE).clamp(1, 1_000_000);
+    let page = page.unwrap_or(1).clamp(1, pages);
+    (page, pages, (page - 1) * PAGE_SIZE)
+}
+
+/// A search box's text: trimmed and bounded.
+pub fn search_text(q: &str) -> String {
+    q.trim().chars().take(200).collect()
+}
+
+/// `text` for a query string.
+pub fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

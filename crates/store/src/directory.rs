@@ -1,0 +1,394 @@
+//! Read models for the directory browser: a principal's access with *why* they hold it, a
+//! resource's holders, and resources by kind with their holder counts. Every function here is
+//! a handful of indexed queries whatever the tenant's size; pages ask for one page at a time.
+
+use std::collections::HashMap;
+
+use attest_domain::{
+    ConnectorId, Entitlement, EntitlementId, Grant, GrantId, Principal, PrincipalId, PrincipalKind, Resource,
+    ResourceId, ResourceKind,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Serialize;
+
+use crate::entity::{entitlement, grant, principal, resource};
+use crate::sql::Sql;
+use crate::{Store, StoreError};
+
+/// One current grant of a principal, with what it is to and, for an inherited grant, the group
+/// it flows from.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessView {
+    pub grant: Grant,
+    pub entitlement: Entitlement,
+    pub resource: Resource,
+    pub via: Option<Principal>,
+}
+
+/// One current holder of a resource's entitlement.
+#[derive(Debug, Clone, Serialize)]
+pub struct HolderView {
+    pub grant: Grant,
+    pub entitlement: Entitlement,
+    pub principal: Principal,
+    pub via: Option<Principal>,
+}
+
+/// A resource with how many current grants each of its entitlement kinds has: `member`,
+/// `owner`, `active`, `eligible`, and `assigned` for all app roles together.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceSummary {
+    pub resource: Resource,
+    pub holders: Vec<(String, u64)>,
+}
+
+/// Which connectors a reader may see; `None` is all of them.
+pub type ConnectorScope<'a> = Option<&'a [ConnectorId]>;
+
+/// `%query%` for `LIKE`, with the wildcards in what people type made literal.
+fn contains_pattern(query: &str) -> LikeExpr {
+    let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
+/// `lower(column) LIKE %query%`.
+fn lower_contains(column: impl sea_orm::sea_query::IntoColumnRef, query: &str) -> sea_orm::sea_query::SimpleExpr {
+    Expr::expr(Func::lower(Expr::col(column))).like(contains_pattern(query))
+}
+
+/// Entitlement kinds as the directory pages count them.
+fn holder_kind(key: &str) -> &str {
+    if key.starts_with("role:") { "assigned" } else { key }
+}
+
+impl Store {
+    /// People (users) whose name, user principal name or email contains `query`
+    /// (case-insensitive; everyone when empty), by name, a page at a time, in the connectors
+    /// `scope` allows; and how many match in all.
+    pub async fn search_people(
+        &self,
+        query: &str,
+        scope: ConnectorScope<'_>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<Principal>, u64), StoreError> {
+        use principal::Column;
+        let mut select = principal::Entity::find().filter(Column::Kind.eq(PrincipalKind::User.as_str()));
+        if let Some(scope) = scope {
+            select = select.filter(Column::ConnectorId.is_in(scope.iter().map(|c| c.0)));
+        }
+        let query = query.trim().to_lowercase();
+        if !query.is_empty() {
+            select = select.filter(
+                sea_orm::Condition::any()
+                    .add(lower_contains(Column::DisplayName, &query))
+                    .add(lower_contains(Column::UserPrincipalName, &query))
+                    .add(lower_contains(Column::Email, &query)),
+            );
+        }
+        let total = select.clone().count(&self.db).await?;
+        let page = select
+            .order_by_asc(Column::DisplayName)
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(principal::Model::into_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((page, total))
+    }
+
+    /// Live resources of `kind` whose name contains `query` (case-insensitive; all when empty),
+    /// by name, a page at a time, with their holder counts; and how many match in all.
+    pub async fn search_resources(
+        &self,
+        kind: ResourceKind,
+        query: &str,
+        scope: ConnectorScope<'_>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<ResourceSummary>, u64), StoreError> {
+        use resource::Column;
+        let mut select =
+            resource::Entity::find().filter(Column::Kind.eq(kind.as_str())).filter(Column::DeletedAt.is_null());
+        if let Some(scope) = scope {
+            select = select.filter(Column::ConnectorId.is_in(scope.iter().map(|c| c.0)));
+        }
+        let query = query.trim().to_lowercase();
+        if !query.is_empty() {
+            select = select.filter(lower_contains(Column::DisplayName, &query));
+        }
+        let total = select.clone().count(&self.db).await?;
+        let resources = select
+            .order_by_asc(Column::DisplayName)
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(resource::Model::into_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<ResourceId> = resources.iter().map(|r| r.id).collect();
+        let mut counts = self.count_holders(&ids).await?;
+        let summaries = resources
+            .into_iter()
+            .map(|resource| {
+                let mut holders: Vec<(String, u64)> =
+                    counts.remove(&resource.id).unwrap_or_default().into_iter().collect();
+                holders.sort();
+                ResourceSummary { resource, holders }
+            })
+            .collect();
+        Ok((summaries, total))
+    }
+
+    /// Current grants per resource and holder kind.
+    async fn count_holders(
+        &self,
+        resources: &[ResourceId],
+    ) -> Result<HashMap<ResourceId, HashMap<String, u64>>, StoreError> {
+        let mut counts: HashMap<ResourceId, HashMap<String, u64>> = HashMap::new();
+        if resources.is_empty() {
+            return Ok(counts);
+        }
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT e.resource_id, e.key, COUNT(*) FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
+             WHERE g.ended_at IS NULL AND e.resource_id IN ",
+        );
+        let ids: Vec<sea_orm::Value> = resources.iter().map(|r| r.0.into()).collect();
+        sql.tuple(ids).push(" GROUP BY e.resource_id, e.key");
+        for row in self.db.query_all_raw(sql.build()).await? {
+            let resource: i64 = row.try_get_by_index(0)?;
+            let key: String = row.try_get_by_index(1)?;
+            let n: i64 = row.try_get_by_index(2)?;
+            *counts.entry(ResourceId(resource)).or_default().entry(holder_kind(&key).to_owned()).or_default() +=
+                u64::try_from(n).unwrap_or_default();
+        }
+        Ok(counts)
+    }
+
+    /// A principal's current access (direct, JIT and inherited), by resource and entitlement
+    /// name, each with the group it is inherited through.
+    pub async fn list_access_of_principal(&self, principal: PrincipalId) -> Result<Vec<AccessView>, StoreError> {
+        let grants = self.list_grants_for_principal(principal, false).await?;
+        let entitlements = self.entitlements_by_id(grants.iter().map(|g| g.entitlement_id).collect()).await?;
+        let resources = self.resources_by_id(entitlements.values().map(|e| e.data.resource_id).collect()).await?;
+        let via = self.principals_by_id(grants.iter().filter_map(|g| g.via_principal_id).collect()).await?;
+        let mut access: Vec<AccessView> = grants
+            .into_iter()
+            .filter_map(|grant| {
+                let entitlement = entitlements.get(&grant.entitlement_id)?.clone();
+                let resource = resources.get(&entitlement.data.resource_id)?.clone();
+                let via = grant.via_principal_id.and_then(|id| via.get(&id).cloned());
+                Some(AccessView { grant, entitlement, resource, via })
+            })
+            .collect();
+        access.sort_by(|a, b| {
+            (a.resource.data.kind.as_str(), &a.resource.data.display_name, &a.entitlement.data.display_name)
+                .cmp(&(b.resource.data.kind.as_str(), &b.resource.data.display_name, &b.entitlement.data.display_name))
+                .then(a.grant.source.as_str().cmp(b.grant.source.as_str()))
+        });
+        Ok(access)
+    }
+
+    /// A resource's current holders, by holder name, a page at a time; and how many in all.
+    pub async fn list_holders_of_resource(
+        &self,
+        resource: ResourceId,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<HolderView>, u64), StoreError> {
+        let entitlements: HashMap<EntitlementId, Entitlement> =
+            self.list_entitlements(resource).await?.into_iter().map(|e| (e.id, e)).collect();
+        if entitlements.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let ids = || entitlements.keys().map(|e| sea_orm::Value::from(e.0)).collect::<Vec<_>>();
+        let backend = self.backend();
+        let mut count = Sql::new(backend, "SELECT COUNT(*) FROM grants WHERE ended_at IS NULL AND entitlement_id IN ");
+        count.tuple(ids());
+        let total: i64 = match self.db.query_one_raw(count.build()).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => 0,
+        };
+        let mut page = Sql::new(
+            backend,
+            "SELECT g.id FROM grants g JOIN principals p ON p.id = g.principal_id \
+             WHERE g.ended_at IS NULL AND g.entitlement_id IN ",
+        );
+        page.tuple(ids()).push(" ORDER BY p.display_name, g.principal_id, g.entitlement_id, g.id LIMIT ");
+        page.value(limit as i64).push(" OFFSET ").value(offset as i64);
+        let mut order = Vec::new();
+        for row in self.db.query_all_raw(page.build()).await? {
+            order.push(row.try_get_by_index::<i64>(0)?);
+        }
+        let models = grant::Entity::find().filter(grant::Column::Id.is_in(order.clone())).all(&self.db).await?;
+        let mut grants: HashMap<GrantId, Grant> =
+            self.grants_into_domain(models).await?.into_iter().map(|g| (g.id, g)).collect();
+        let wanted: Vec<PrincipalId> =
+            grants.values().flat_map(|g| [Some(g.principal_id), g.via_principal_id]).flatten().collect();
+        let people = self.principals_by_id(wanted).await?;
+        let holders = order
+            .into_iter()
+            .filter_map(|id| {
+                let grant = grants.remove(&GrantId(id))?;
+                Some(HolderView {
+                    entitlement: entitlements.get(&grant.entitlement_id)?.clone(),
+                    principal: people.get(&grant.principal_id)?.clone(),
+                    via: grant.via_principal_id.and_then(|v| people.get(&v).cloned()),
+                    grant,
+                })
+            })
+            .collect();
+        Ok((holders, u64::try_from(total).unwrap_or_default()))
+    }
+
+    /// The group principal that is this group resource (groups hold access too), if synced.
+    pub async fn find_principal_of_group(&self, group: &Resource) -> Result<Option<Principal>, StoreError> {
+        if group.data.kind != ResourceKind::Group {
+            return Ok(None);
+        }
+        self.find_principal_by_external_id(group.connector_id, &group.data.external_id).await
+    }
+
+    /// The group resource that is this group principal, if synced.
+    pub async fn find_resource_of_group(&self, group: &Principal) -> Result<Option<Resource>, StoreError> {
+        if group.data.kind != PrincipalKind::Group {
+            return Ok(None);
+        }
+        resource::Entity::find()
+            .filter(resource::Column::ConnectorId.eq(group.connector_id.0))
+            .filter(resource::Column::Kind.eq(ResourceKind::Group.as_str()))
+            .filter(resource::Column::ExternalId.eq(group.data.external_id.as_str()))
+            .one(&self.db)
+            .await?
+            .map(resource::Model::into_domain)
+            .transpose()
+    }
+
+    /// Live resources of `kind` in a connector named exactly `name` (case-insensitive) or with
+    /// this directory object id: what a form naming a group or application resolves to.
+    pub async fn find_resources_named(
+        &self,
+        connector: ConnectorId,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Vec<Resource>, StoreError> {
+        use resource::Column;
+        let name = name.trim();
+        resource::Entity::find()
+            .filter(Column::ConnectorId.eq(connector.0))
+            .filter(Column::Kind.eq(kind.as_str()))
+            .filter(Column::DeletedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(Column::ExternalId.eq(name))
+                    .add(Expr::expr(Func::lower(Expr::col(Column::DisplayName))).eq(name.to_lowercase())),
+            )
+            .order_by_asc(Column::Id)
+            .limit(20)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(resource::Model::into_domain)
+            .collect()
+    }
+
+    async fn entitlements_by_id(
+        &self,
+        ids: Vec<EntitlementId>,
+    ) -> Result<HashMap<EntitlementId, Entitlement>, StoreError> {
+        let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            for model in
+                entitlement::Entity::find().filter(entitlement::Column::Id.is_in(chunk.to_vec())).all(&self.db).await?
+            {
+                let e = model.into_domain()?;
+                found.insert(e.id, e);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn resources_by_id(&self, ids: Vec<ResourceId>) -> Result<HashMap<ResourceId, Resource>, StoreError> {
+        let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            for model in
+                resource::Entity::find().filter(resource::Column::Id.is_in(chunk.to_vec())).all(&self.db).await?
+            {
+                let r = model.into_domain()?;
+                found.insert(r.id, r);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn principals_by_id(&self, ids: Vec<PrincipalId>) -> Result<HashMap<PrincipalId, Principal>, StoreError> {
+        let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            for model in
+                principal::Entity::find().filter(principal::Column::Id.is_in(chunk.to_vec())).all(&self.db).await?
+            {
+                let p = model.into_domain()?;
+                found.insert(p.id, p);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Ids per `IN (...)` list.
+const CHUNK: usize = 1_000;
+
+fn unique(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+impl Store {
+    /// Display names of a connector's principals and resources by directory object id, for
+    /// saying "add Ada Lovelace to Finance" instead of two GUIDs. Unknown ids are left out.
+    pub async fn names_by_external_id(
+        &self,
+        connector: ConnectorId,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut names = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let people: Vec<(String, String)> = principal::Entity::find()
+                .select_only()
+                .column(principal::Column::ExternalId)
+                .column(principal::Column::DisplayName)
+                .filter(principal::Column::ConnectorId.eq(connector.0))
+                .filter(principal::Column::ExternalId.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            let things: Vec<(String, String)> = resource::Entity::find()
+                .select_only()
+                .column(resource::Column::ExternalId)
+                .column(resource::Column::DisplayName)
+                .filter(resource::Column::ConnectorId.eq(connector.0))
+                .filter(resource::Column::ExternalId.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            names.extend(people);
+            names.extend(things);
+        }
+        Ok(names)
+    }
+}

@@ -1,0 +1,114 @@
+//! Authorization from the side of those who should fail: every route in the server's route
+//! table, called as every role (and as nobody), answers as the table says; every form refuses a
+//! missing or wrong CSRF token.
+
+use attest_domain::{ChangeAction, ChangeOrigin, NewChange, PrincipalKind, ResourceKind};
+use attest_server::roles::Access;
+use attest_store::db_test;
+
+use crate::web::{Person, Web};
+
+/// A role in the matrix: its name, who plays it (nobody when signed out), and what it may reach.
+type Caller<'a> = (&'a str, Option<&'a Person>, fn(Access) -> bool);
+
+/// The example values the matrix fills path parameters with.
+struct Examples {
+    principal: i64,
+    resource: i64,
+    change: i64,
+}
+
+impl Examples {
+    fn path(&self, template: &str) -> String {
+        let id = if template.contains("/principals/") {
+            self.principal
+        } else if template.contains("/resources/") {
+            self.resource
+        } else {
+            self.change
+        };
+        template.replace("{id}", &id.to_string()).replace("{name}", "contoso").replace("{token}", "not-a-link")
+    }
+}
+
+db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let (people, _) = store.search_people("", None, 1, 0).await.unwrap();
+    let (groups, _) = store.search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap();
+    assert_eq!(people[0].data.kind, PrincipalKind::User);
+    // A change nobody may act on without the role: revoking someone's sessions, awaiting approval.
+    let change = NewChange {
+        connector_id: connector.id,
+        action: ChangeAction::RevokeSessions { user: people[0].data.external_id.clone() },
+        idempotency_key: "authz-matrix".into(),
+        origin: ChangeOrigin::Manual,
+        origin_ref: None,
+        requested_by: "someone-else@contoso.com".into(),
+    };
+    let change = store.enqueue_change(change, true, chrono::Utc::now()).await.unwrap().change;
+    let examples = Examples { principal: people[0].id.0, resource: groups[0].resource.id.0, change: change.id.0 };
+
+    let mut table = attest_server::route_table();
+    // Signing out ends the session the rest of the matrix uses: last.
+    table.sort_by_key(|r| r.path == "/auth/sign-out");
+    assert!(table.len() >= 30, "the table lists every route: {}", table.len());
+    let roles: [Caller; 5] = [
+        ("nobody", None, |a| a == Access::Public),
+        ("requester", Some(&web.requester), |a| matches!(a, Access::Public | Access::SignedIn)),
+        ("auditor", Some(&web.auditor), |a| !matches!(a, Access::Operator | Access::Admin)),
+        ("integration owner", Some(&web.owner), |a| !matches!(a, Access::AuditReader | Access::Admin)),
+        ("admin", Some(&web.admin), |_| true),
+    ];
+    let mut checked = 0;
+    for (role, who, allowed) in roles {
+        for route in &table {
+            let path = examples.path(route.path);
+            let status = match route.method {
+                "GET" => web.get(who, &path).await.0,
+                _ => {
+                    let csrf = who.map(|p| p.csrf.as_str());
+                    web.post_with(who, &path, &[("action", "nothing"), ("nonce", "x")], csrf).await.status().as_u16()
+                }
+            };
+            let expected_allowed = allowed(route.access);
+            if route.access == Access::Public {
+                // No guard: answered the same for everyone (a login link that does not exist is 403).
+                assert_ne!(status, 401, "{role} {} {path}", route.method);
+            } else if expected_allowed {
+                assert!(![401, 403].contains(&status), "{role} may {} {path}, got {status}", route.method);
+            } else if who.is_none() {
+                assert_eq!(status, 401, "nobody {} {path}", route.method);
+            } else {
+                assert_eq!(status, 403, "{role} may not {} {path}", route.method);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5 * table.len());
+    web.stop().await;
+});
+
+db_test!(every_form_refuses_a_missing_or_wrong_csrf_token, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let (people, _) = store.search_people("", None, 1, 0).await.unwrap();
+    let before =
+        store.list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() }).await.unwrap().len();
+    for route in attest_server::route_table().iter().filter(|r| r.method == "POST") {
+        let path = route.path.replace("{id}", &people[0].id.0.to_string()).replace("{name}", "contoso");
+        let form = [("action", "revoke_sessions"), ("nonce", "0123456789abcdef0123")];
+        for csrf in [None, Some("wrong"), Some(web.requester.csrf.as_str())] {
+            let status = web.post_with(Some(&web.admin), &path, &form, csrf).await.status().as_u16();
+            assert_eq!(status, 403, "POST {path} with CSRF {csrf:?}");
+        }
+    }
+    // Nothing was queued and nobody was signed out by the refused posts.
+    assert_eq!(
+        store.list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() }).await.unwrap().len(),
+        before
+    );
+    assert_eq!(web.get(Some(&web.admin), "/api/v1/me").await.0, 200);
+    web.stop().await;
+});

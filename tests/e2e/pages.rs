@@ -1,0 +1,313 @@
+//! The pages and the JSON API as people use them: the directory with *why* each grant is held,
+//! the side panel's actions applied in Entra (sensitive ones after a second person approves),
+//! the changes queue, sync runs and "Sync now", the audit log and its exports.
+
+use std::time::Duration;
+
+use attest_domain::{ChangeId, ChangeState, GrantSource, ResourceKind};
+use attest_store::db_test;
+
+use crate::web::{Web, change_id, eventually};
+
+db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    // Someone who holds access through a nested group.
+    let (people, _) = store.search_people("", None, 500, 0).await.unwrap();
+    let mut inherited = None;
+    for p in &people {
+        let access = store.list_access_of_principal(p.id).await.unwrap();
+        if let Some(a) = access.iter().find(|a| a.grant.source == GrantSource::Inherited && a.via.is_some()) {
+            inherited = Some((p.clone(), a.clone()));
+            break;
+        }
+    }
+    let (person, held) = inherited.expect("someone inherits access through a group");
+    let via = held.via.clone().unwrap();
+    let (status, page) = web.get(Some(&web.admin), &format!("/principals/{}", person.id.0)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&person.data.display_name), "{page}");
+    assert!(
+        page.contains(&format!("inherited via <a href=\"/principals/{}\">{}</a>", via.id.0, via.data.display_name)),
+        "the page says which group the access comes through: {page}"
+    );
+    assert!(page.contains("direct"), "{page}");
+    assert!(page.contains("id=\"actions\""), "an administrator gets the side panel");
+    // An auditor reads it all but gets no actions.
+    let (status, audited) = web.get(Some(&web.auditor), &format!("/principals/{}", person.id.0)).await;
+    assert!(status == 200 && !audited.contains("id=\"actions\"") && !audited.contains(">Remove<"), "{audited}");
+
+    // The resource's page lists its holders, a page at a time, with the same reasons.
+    let (status, resource) = web.get(Some(&web.admin), &format!("/resources/{}", held.resource.id.0)).await;
+    assert_eq!(status, 200);
+    assert!(resource.contains(&held.resource.data.display_name) && resource.contains(&person.data.display_name));
+    let (_, api) = web.get(Some(&web.admin), &format!("/api/v1/resources/{}", held.resource.id.0)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let total = api["total"].as_u64().unwrap();
+    assert!(total >= 1 && api["holders"].as_array().unwrap().len() as u64 == total.min(50), "{api}");
+
+    // Lists: groups with their counts, searchable; applications; roles.
+    let group_name = via.data.display_name.clone();
+    let (status, groups) = web.get(Some(&web.admin), &format!("/groups?q={}", group_name.replace(' ', "+"))).await;
+    assert!(status == 200 && groups.contains(&group_name) && groups.contains(" member"), "{groups}");
+    for path in ["/applications", "/roles", "/people?page=999999999999", "/groups?q=%25%5F"] {
+        let (status, body) = web.get(Some(&web.auditor), path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, listed) = web.get(Some(&web.admin), "/api/v1/groups").await;
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let real = store.search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap().1;
+    assert_eq!(listed["total"].as_u64(), Some(real));
+
+    // Unknown and malformed ids.
+    assert_eq!(web.get(Some(&web.admin), "/principals/99999999").await.0, 404);
+    assert_eq!(web.get(Some(&web.admin), "/principals/abc").await.0, 400);
+    let (status, body) = web.get(Some(&web.admin), "/api/v1/principals/99999999").await;
+    assert_eq!(status, 404);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"], "not_found");
+    let (status, body) = web.get(None, "/api/v1/people").await;
+    assert_eq!(
+        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"].as_str()),
+        (401, Some("signed_out"))
+    );
+    web.stop().await;
+});
+
+db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_person, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let page_path = format!("/principals/{}", target.id.0);
+    let actions = format!("{page_path}/actions");
+    let (group_id, group_name) = web.sim.sim.read(|t| {
+        let g = t
+            .live_groups()
+            .find(|g| {
+                g.accepts_membership_writes()
+                    && !g.members.contains(&web.requester.object_id)
+                    && t.live_groups().filter(|o| o.display_name == g.display_name).count() == 1
+            })
+            .unwrap();
+        (g.id.clone(), g.display_name.clone())
+    });
+
+    // Add to a group (not sensitive): applied at once, in Entra and on the page.
+    let added = web
+        .post(
+            &web.admin,
+            &actions,
+            &[
+                ("action", "add_to_group"),
+                ("nonce", "nonce-add-0123456789"),
+                ("group", &group_name),
+                ("relation", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status().as_u16(), 303);
+    let id = change_id(&added);
+    let change = store.get_change(ChangeId(id)).await.unwrap();
+    assert_eq!(change.state, ChangeState::Applied, "{change:?}");
+    assert!(web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
+    let (_, shown) = web.get(Some(&web.admin), &format!("/changes/{id}")).await;
+    assert!(
+        shown.contains("applied") && shown.contains(&group_name) && shown.contains(&target.data.display_name),
+        "{shown}"
+    );
+    // The same form again (a double click) queues nothing new.
+    let again = web
+        .post(
+            &web.admin,
+            &actions,
+            &[
+                ("action", "add_to_group"),
+                ("nonce", "nonce-add-0123456789"),
+                ("group", &group_name),
+                ("relation", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(change_id(&again), id);
+    // The principal's page shows the membership as direct, with a Remove button that works.
+    let (_, page) = web.get(Some(&web.admin), &page_path).await;
+    assert!(page.contains(&group_name), "{page}");
+    let access = store.list_access_of_principal(target.id).await.unwrap();
+    let grant = access
+        .iter()
+        .find(|a| a.resource.data.external_id == group_id && a.grant.source == GrantSource::Direct)
+        .unwrap();
+    let grant_id = grant.grant.id.0.to_string();
+    let removed = web
+        .post(
+            &web.owner,
+            &actions,
+            &[("action", "remove_grant"), ("nonce", "nonce-remove-0123456789"), ("grant", &grant_id)],
+        )
+        .await;
+    assert_eq!(removed.status().as_u16(), 303, "the connector's owner removes it");
+    assert_eq!(store.get_change(ChangeId(change_id(&removed))).await.unwrap().state, ChangeState::Applied);
+    assert!(!web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
+    // Bad input is refused with a reason, and nothing is queued.
+    let unknown = web
+        .post(
+            &web.admin,
+            &actions,
+            &[("action", "add_to_group"), ("nonce", "nonce-bad-0123456789"), ("group", "No Such Group")],
+        )
+        .await;
+    assert_eq!(unknown.status().as_u16(), 400);
+    assert!(unknown.text().await.unwrap().contains("no group is named"));
+    let unconfirmed = web.post(&web.admin, &actions, &[("action", "delete"), ("nonce", "nonce-del-0123456789")]).await;
+    assert_eq!(unconfirmed.status().as_u16(), 400);
+    // The auditor and the requester cannot act.
+    for who in [&web.auditor, &web.requester] {
+        let refused = web.post(who, &actions, &[("action", "block"), ("nonce", "nonce-nope-0123456789")]).await;
+        assert_eq!(refused.status().as_u16(), 403);
+    }
+
+    // Block sign-in is sensitive: it waits; its requester cannot approve it; another admin does.
+    let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-block-0123456789")]).await;
+    let block = change_id(&blocked);
+    assert_eq!(store.get_change(ChangeId(block)).await.unwrap().state, ChangeState::AwaitingApproval);
+    let (_, waiting) = web.get(Some(&web.admin), &format!("/changes/{block}")).await;
+    assert!(waiting.contains("a second person") && !waiting.contains("Approve and apply"), "{waiting}");
+    let (_, dashboard) = web.get(Some(&web.approver), "/").await;
+    assert!(
+        dashboard.contains("Awaiting your approval") && dashboard.contains(&format!("/changes/{block}")),
+        "{dashboard}"
+    );
+    let own = web.post(&web.admin, &format!("/changes/{block}/approve"), &[]).await;
+    assert_eq!(own.status().as_u16(), 409);
+    let approved = web.post(&web.approver, &format!("/changes/{block}/approve"), &[]).await;
+    assert_eq!(approved.status().as_u16(), 303);
+    let change = store.get_change(ChangeId(block)).await.unwrap();
+    assert_eq!(
+        (change.state, change.approved_by.as_deref()),
+        (ChangeState::Applied, Some(web.approver.email.as_str()))
+    );
+    assert!(!web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().account_enabled));
+    let (_, page) = web.get(Some(&web.admin), &page_path).await;
+    assert!(page.contains("id=\"sign-in-state\">blocked"), "written through to the graph: {page}");
+
+    // Reset password: approved and applied in person; the approver sees it once, uncached.
+    let reset =
+        web.post(&web.admin, &actions, &[("action", "reset_password"), ("nonce", "nonce-reset-0123456789")]).await;
+    let reset = change_id(&reset);
+    let shown = web.post(&web.approver, &format!("/changes/{reset}/approve"), &[]).await;
+    assert_eq!(shown.status().as_u16(), 200);
+    assert_eq!(shown.headers()["cache-control"], "no-store");
+    let body = shown.text().await.unwrap();
+    let secret = body.split("id=\"secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(secret.len() >= 16, "{body}");
+    let (_, later) = web.get(Some(&web.approver), &format!("/changes/{reset}")).await;
+    assert!(!later.contains(&secret), "shown once only");
+    assert!(web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().force_change_password_next_sign_in));
+
+    // A pending sensitive change can be cancelled, once.
+    let revoke =
+        web.post(&web.admin, &actions, &[("action", "revoke_sessions"), ("nonce", "nonce-revoke-0123456789")]).await;
+    let revoke = change_id(&revoke);
+    assert_eq!(web.post(&web.owner, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 303);
+    assert_eq!(store.get_change(ChangeId(revoke)).await.unwrap().state, ChangeState::Cancelled);
+    assert_eq!(web.post(&web.admin, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 409);
+
+    // The queue, filtered.
+    let (_, applied) = web.get(Some(&web.auditor), "/changes?state=applied").await;
+    assert!(
+        applied.contains(&format!("/changes/{block}")) && !applied.contains(&format!("/changes/{revoke}\"")),
+        "{applied}"
+    );
+    assert_eq!(web.get(Some(&web.auditor), "/changes?state=bogus").await.0, 400);
+    let (_, api) = web.get(Some(&web.auditor), "/api/v1/changes?state=cancelled").await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["changes"][0]["id"].as_i64(), Some(revoke));
+    web.stop().await;
+});
+
+db_test!(sync_runs_sync_now_and_the_audit_log_with_its_exports, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let (status, syncs) = web.get(Some(&web.auditor), "/syncs").await;
+    assert!(status == 200 && syncs.contains("full") && syncs.contains("schedule"), "{syncs}");
+    assert!(!syncs.contains("Sync now"), "an auditor cannot sync");
+
+    // "Sync now" from the integration owner: recorded, picked up, run.
+    let runs_before = store.list_sync_runs(connector.id, 100).await.unwrap().len();
+    let asked = web.post(&web.owner, "/connectors/contoso/sync", &[("mode", "full")]).await;
+    assert_eq!(asked.status().as_u16(), 303);
+    let ran = eventually(Duration::from_secs(60), || {
+        let store = store.clone();
+        async move {
+            let runs = store.list_sync_runs(connector.id, 100).await.unwrap();
+            runs.len() > runs_before
+                && runs[0].trigger == attest_domain::SyncTrigger::Manual
+                && runs[0].finished_at.is_some()
+                && store.find_sync_request(connector.id).await.unwrap().is_none()
+        }
+    });
+    assert!(ran.await, "the requested sync ran");
+    let (_, syncs) = web.get(Some(&web.admin), "/syncs").await;
+    assert!(syncs.contains("manual") && syncs.contains("Sync now"), "{syncs}");
+    assert_eq!(web.post(&web.owner, "/connectors/nope/sync", &[]).await.status().as_u16(), 404);
+    assert_eq!(web.post(&web.owner, "/connectors/contoso/sync", &[("mode", "sideways")]).await.status().as_u16(), 400);
+
+    // Something in the log worth finding: a change, applied.
+    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let path = format!("/principals/{}/actions", target.id.0);
+    let group = web.sim.sim.read(|t| {
+        t.live_groups()
+            .find(|g| g.accepts_membership_writes() && !g.members.contains(&web.requester.object_id))
+            .unwrap()
+            .id
+            .clone()
+    });
+    let added = web
+        .post(&web.admin, &path, &[("action", "add_to_group"), ("nonce", "nonce-audit-0123456789"), ("group", &group)])
+        .await;
+    let id = change_id(&added);
+
+    let (status, audit) = web.get(Some(&web.auditor), "/audit").await;
+    assert!(status == 200 && audit.contains("Hash chain verified"), "{audit}");
+    let (_, filtered) = web.get(Some(&web.auditor), "/audit?action=change.applied").await;
+    assert!(filtered.contains("change.applied") && !filtered.contains("change.requested"), "{filtered}");
+    assert_eq!(web.get(Some(&web.auditor), "/audit?since=yesterday").await.0, 400);
+    assert_eq!(web.get(Some(&web.owner), "/audit").await.0, 403, "integration owners do not read the audit log");
+
+    let csv = browser_get(&web, "/audit/export.csv?action=change.").await;
+    assert_eq!(csv.0.as_deref(), Some("text/csv; charset=utf-8"));
+    let mut lines = csv.1.lines();
+    assert_eq!(lines.next(), Some("seq,occurred_at,actor,action,target_kind,target_id,details,prev_hash,hash"));
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|r| r.contains("change.applied") && r.contains(&format!(",change,{id},"))), "{rows:?}");
+    assert!(rows.iter().all(|r| r.contains(",change.")), "only what the filter selects");
+
+    let json = browser_get(&web, "/audit/export.json?action=change.applied").await;
+    let json: serde_json::Value = serde_json::from_str(&json.1).unwrap();
+    assert_eq!(json["chain"]["intact"], true);
+    assert!(json["events"].as_array().unwrap().iter().all(|e| e["action"] == "change.applied"));
+    assert!(json["events"].as_array().unwrap().iter().all(|e| e["hash"].as_str().unwrap().len() == 64));
+    // Exporting is itself audited.
+    let (_, exported) = web.get(Some(&web.admin), "/audit?action=audit.exported").await;
+    assert!(exported.contains(&web.auditor.email), "{exported}");
+
+    // A tampered row shows on the page as a broken chain.
+    crate::harness::raw_sql(&db, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1").await;
+    let (_, broken) = web.get(Some(&web.auditor), "/audit").await;
+    assert!(broken.contains("Hash chain BROKEN"), "{broken}");
+    web.stop().await;
+});
+
+/// A download as the auditor: content type and body.
+async fn browser_get(web: &Web, path: &str) -> (Option<String>, String) {
+    let response = crate::harness::browser()
+        .get(format!("{}{path}", web.base))
+        .header("cookie", &web.auditor.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    (kind, response.text().await.unwrap())
+}
