@@ -13,4 +13,5 @@ mod harness;
 mod pages;
 mod serve;
 mod sync;
+mod ui;
 mod web;

@@ -1,0 +1,133 @@
+//! The web UI in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven
+//! through WebDriver): a person signs in through the simulator's sign-in page, finds a user in
+//! the directory, adds them to a group from the side panel, and the change lands in Entra.
+//!
+//! Without chromedriver the test is skipped with a message, except under `CI=true`, where that
+//! is a failure (`.ci/run` installs both packages).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use attest_store::db_test;
+use fantoccini::{ClientBuilder, Locator};
+
+use crate::web::{Web, eventually};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    // Held so chromedriver lives as long as the driver (killed on drop).
+    _child: tokio::process::Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must have {CHROMEDRIVER} (chromium-driver)");
+            eprintln!(
+                "skipping the browser test: {CHROMEDRIVER} is not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        let ready = eventually(Duration::from_secs(20), || {
+            let status = status.clone();
+            async move {
+                match attest_http::client().unwrap().get(&status).send().await {
+                    Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["value"]["ready"] == true),
+                    Err(_) => false,
+                }
+            }
+        });
+        assert!(ready.await, "chromedriver answered on {url}");
+        Some(Driver { _child: child, url })
+    }
+
+    /// A headless Chromium with its own empty profile, kept off the network it cannot reach.
+    async fn browser(&self, profile: &std::path::Path) -> fantoccini::Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector).capabilities(caps).connect(&self.url).await.unwrap()
+    }
+}
+
+db_test!(a_person_signs_in_finds_a_user_and_adds_them_to_a_group_in_chromium, true, |db| {
+    let Some(driver) = Driver::start().await else { return };
+    let web = Web::boot(&db).await;
+    let profile = web.dir.join("chromium-profile");
+    let browser = driver.browser(&profile).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let admin = store.find_user(connector.id, &web.admin.object_id).await.unwrap().unwrap();
+    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let (group_id, group_name) = web.sim.sim.read(|t| {
+        let g = t
+            .live_groups()
+            .find(|g| {
+                g.accepts_membership_writes()
+                    && !g.members.contains(&web.requester.object_id)
+                    && t.live_groups().filter(|o| o.display_name == g.display_name).count() == 1
+            })
+            .unwrap();
+        (g.id.clone(), g.display_name.clone())
+    });
+
+    // Sign in: the landing page, Microsoft's (the simulator's) sign-in page, back home.
+    browser.goto(&web.base).await.unwrap();
+    browser.find(Locator::LinkText("Sign in with Microsoft")).await.unwrap().click().await.unwrap();
+    let login = browser.wait().for_element(Locator::Id("login")).await.unwrap();
+    login.send_keys(admin.data.user_principal_name.as_deref().unwrap()).await.unwrap();
+    browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    let heading = browser.wait().for_element(Locator::Css("main h1")).await.unwrap();
+    assert_eq!(heading.text().await.unwrap(), "Dashboard");
+    assert!(browser.source().await.unwrap().contains(&admin.data.display_name), "signed in as the administrator");
+
+    // Find the user in the directory and open their page.
+    browser.find(Locator::LinkText("People")).await.unwrap().click().await.unwrap();
+    let search = browser.wait().for_element(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys(target.data.user_principal_name.as_deref().unwrap()).await.unwrap();
+    browser.find(Locator::Css("form[action='/people'] button")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::LinkText(&target.data.display_name)).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("actions")).await.unwrap();
+    assert!(browser.current_url().await.unwrap().path().ends_with(&format!("/principals/{}", target.id.0)));
+
+    // The side panel: add them to the group; the change's page says it was applied.
+    let panel = browser.find(Locator::Css("#actions input[name=group]")).await.unwrap();
+    panel.send_keys(&group_name).await.unwrap();
+    browser.find(Locator::Css("#actions input[name=group] ~ button")).await.unwrap().click().await.unwrap();
+    let state = browser.wait().for_element(Locator::Id("change-state")).await.unwrap();
+    assert!(state.text().await.unwrap().starts_with("applied"), "{}", browser.source().await.unwrap());
+    assert!(web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
+
+    // Back on their page, the membership is listed as direct.
+    browser.goto(&format!("{}/principals/{}", web.base, target.id.0)).await.unwrap();
+    let access = browser.wait().for_element(Locator::Id("access")).await.unwrap().text().await.unwrap();
+    assert!(access.lines().any(|l| l.contains(&group_name) && l.contains("direct")), "{access}");
+
+    browser.close().await.unwrap();
+    drop(driver);
+    web.stop().await;
+});
