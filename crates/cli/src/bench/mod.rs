@@ -7,6 +7,7 @@ mod rss;
 mod sim;
 mod sync;
 mod synth;
+mod web;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ pub enum BenchCommand {
     /// the write quota: throughput and total time beside the write quota's bound, and requests
     /// sent inside a Retry-After window. Uses --database-url (migrating it).
     Provision(provision::ProvisionBenchArgs),
+    /// The people search, a person's page and the dashboard under load (50 requests in flight)
+    /// with a generated tenant synced: p50/p95/p99 latency and requests per second per page.
+    /// Uses --database-url (migrating it) and a connector named bench-web (--reuse keeps it).
+    Web(web::WebBenchArgs),
 }
 
 pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -42,5 +47,6 @@ pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) 
         BenchCommand::Sim(args) => sim::run(args, out).await,
         BenchCommand::Sync(args) => sync::run(context, args, out).await,
         BenchCommand::Provision(args) => provision::run(context, args, out).await,
+        BenchCommand::Web(args) => web::run(context, args, out).await,
     }
 }
