@@ -21,7 +21,8 @@ use crate::NotifyError;
 #[derive(Debug, Clone)]
 pub struct SenderOptions {
     /// How long a claimed mail is this sender's before another may take it over (its sender
-    /// presumably died). Must be well over `timeout`.
+    /// presumably died). At least twice `timeout` (raised to that), so a slow send is never
+    /// taken over mid-way.
     pub lease: Duration,
     /// Mails sent per [`Sender::send_due`] at most.
     pub batch: u32,
@@ -137,6 +138,7 @@ impl Sender {
                 security: config.smtp_security,
             }),
         };
+        let options = SenderOptions { lease: options.lease.max(options.timeout.saturating_mul(2)), ..options };
         let inner = Inner {
             store,
             owner: instance_name.into(),
@@ -245,7 +247,9 @@ impl Sender {
             return self.count(recorded, &mail, Some(&error), counts);
         }
         let failure = match self.message(&mail) {
-            Err(reason) => Some(Failure { permanent: true, logged: reason.clone(), recorded: reason }),
+            Err(reason) => {
+                Some(Failure { permanent: true, logged: "the mail cannot be built".into(), recorded: reason })
+            }
             Ok(message) => match tokio::time::timeout(inner.options.timeout, smtp.transport.send(message)).await {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(classify(&e)),
