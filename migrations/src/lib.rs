@@ -11,6 +11,7 @@ mod m20261122_000001_lifecycle_events;
 mod m20261122_000002_changes;
 mod m20261122_000003_job_leases;
 mod m20261122_000004_web_sign_in;
+mod m20261123_000001_mail_outbox;
 mod m20261123_000002_sync_requests;
 
 /// The ordered list of migrations this build knows.
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_changes::Migration),
             Box::new(m20261122_000003_job_leases::Migration),
             Box::new(m20261122_000004_web_sign_in::Migration),
+            Box::new(m20261123_000001_mail_outbox::Migration),
             Box::new(m20261123_000002_sync_requests::Migration),
         ]
     }

@@ -8,6 +8,7 @@
 
 mod database;
 mod duration;
+mod mail;
 
 /// Parses a duration as the configuration writes them: `500ms`, `30s`, `10m`, `2h`, `7d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -22,6 +23,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use database::{DatabaseBackend, DatabaseUrl};
+pub use mail::{DEFAULT_MAIL_FROM, MailConfig, RawMail, SmtpSecurity};
+pub use secrets::SecretString;
 
 /// The file read when no path is given and it exists in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "attest.toml";
@@ -76,6 +79,8 @@ pub struct RawConfig {
     pub provisioning: RawProvisioning,
     /// `attest serve`: where it listens and how often it syncs.
     pub server: RawServer,
+    /// Email: the sender address and the SMTP server mail goes through.
+    pub mail: RawMail,
 }
 
 /// `[server]`
@@ -198,6 +203,7 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     pub provisioning: ProvisioningConfig,
     pub server: ServerConfig,
+    pub mail: MailConfig,
     /// The file it was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -335,8 +341,10 @@ impl Config {
             session_lifetime: interval("server.session_lifetime", &raw.server.session_lifetime)?,
             sign_in_connector: raw.server.sign_in_connector.clone(),
         };
+        let mail = MailConfig::check(raw.mail)?;
         Ok(Config {
             server,
+            mail,
             provisioning: ProvisioningConfig {
                 sensitive: raw.provisioning.sensitive,
                 max_attempts: raw.provisioning.max_attempts,
@@ -377,6 +385,7 @@ impl Config {
                 session_lifetime: duration::format(self.server.session_lifetime),
                 sign_in_connector: self.server.sign_in_connector.clone(),
             },
+            mail: self.mail.to_raw_redacted(),
         };
         toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

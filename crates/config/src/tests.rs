@@ -145,3 +145,85 @@ fn the_sensitivity_policy_is_a_checked_list_settable_from_the_environment() {
     let err = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
     assert!(err.contains("provisioning.sensitive") && err.contains("groups") && err.contains("user_actions"), "{err}");
 }
+
+#[test]
+fn mail_is_kept_unless_an_smtp_server_is_configured() {
+    let default = Config::load(Some(file("").path()), env(&[])).unwrap();
+    assert!(default.mail.keeps_mail());
+    assert_eq!(default.mail, MailConfig::default());
+    assert_eq!((default.mail.from.as_str(), default.mail.max_attempts), ("Attest <attest@localhost>", 8));
+    assert_eq!((default.mail.smtp_security, default.mail.smtp_port), (SmtpSecurity::StartTls, 587));
+
+    let port_of = |security: &str| {
+        let f = file(&format!("[mail]\nsmtp_host = \"smtp.example.com\"\nsmtp_security = \"{security}\"\n"));
+        Config::load(Some(f.path()), env(&[])).unwrap().mail.smtp_port
+    };
+    assert_eq!((port_of("starttls"), port_of("tls"), port_of("plain")), (587, 465, 25));
+    let blank = Config::load(None, env(&[("ATTEST_MAIL_SMTP_HOST", " ")])).unwrap();
+    assert!(blank.mail.keeps_mail(), "an empty host is no host");
+}
+
+#[test]
+fn the_smtp_password_is_a_secret_settable_from_the_environment_or_a_file() {
+    let secret = file("hunter2\n");
+    let config = Config::load(
+        Some(file("[mail]\nfrom = \"ops@example.com\"\n").path()),
+        env(&[
+            ("ATTEST_MAIL_SMTP_HOST", "smtp.example.com"),
+            ("ATTEST_MAIL_SMTP_PORT", "2525"),
+            ("ATTEST_MAIL_SMTP_SECURITY", "tls"),
+            ("ATTEST_MAIL_SMTP_USERNAME", "attest"),
+            ("ATTEST_MAIL_SMTP_PASSWORD_FILE", secret.path().to_str().unwrap()),
+            ("ATTEST_MAIL_MAX_ATTEMPTS", "3"),
+        ]),
+    )
+    .unwrap();
+    let mail = &config.mail;
+    assert_eq!(mail.smtp_host.as_deref(), Some("smtp.example.com"));
+    assert_eq!((mail.smtp_port, mail.smtp_security, mail.max_attempts), (2525, SmtpSecurity::Tls, 3));
+    assert_eq!(mail.smtp_password.as_ref().map(SecretString::expose), Some("hunter2"));
+    assert_eq!(mail.from, "ops@example.com");
+    let shown = config.to_redacted_toml();
+    assert!(shown.contains("smtp_password = \"***\"") && shown.contains("smtp_port = 2525"), "{shown}");
+    assert!(!shown.contains("hunter2") && !format!("{config:?}").contains("hunter2"), "{shown}");
+
+    let inline = file("[mail]\nsmtp_host = \"h\"\nsmtp_username = \"u\"\nsmtp_password = \"hunter2\"\n");
+    let config = Config::load(Some(inline.path()), env(&[])).unwrap();
+    assert_eq!(config.mail.smtp_password.as_ref().map(SecretString::expose), Some("hunter2"));
+    assert!(!config.to_redacted_toml().contains("hunter2") && !format!("{config:?}").contains("hunter2"));
+    let raw: RawConfig = toml::from_str(&std::fs::read_to_string(inline.path()).unwrap()).unwrap();
+    assert!(!format!("{raw:?}").contains("hunter2"));
+}
+
+#[test]
+fn mail_settings_are_checked() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        ("[mail]\nfrom = \"attest\"\n", &[], "mail.from: expected an email address"),
+        ("[mail]\nfrom = \"Attest <attest@x\"\n", &[], "mail.from: expected an email address"),
+        (
+            "[mail]\nsmtp_security = \"ssl\"\n",
+            &[],
+            "mail.smtp_security: expected 'starttls', 'tls' or 'plain', got 'ssl'",
+        ),
+        ("[mail]\nsmtp_host = \"smtp://mail.example.com\"\n", &[], "mail.smtp_host: expected a host name"),
+        ("[mail]\nsmtp_port = 0\n", &[], "mail.smtp_port: expected a port from 1 to 65535"),
+        ("", &[("ATTEST_MAIL_SMTP_PORT", "smtp")], "mail.smtp_port: expected a port from 1 to 65535, got 'smtp'"),
+        ("[mail]\nsmtp_port = 70000\n", &[], "mail.smtp_port: expected a port from 1 to 65535, got '70000'"),
+        ("[mail]\nsmtp_password = \"hunter2\"\n", &[], "mail.smtp_username: expected a user name"),
+        ("[mail]\nsmtp_username = \"u\"\n", &[], "mail.smtp_password: expected a password"),
+        (
+            "[mail]\nsmtp_username = \"u\"\nsmtp_password = \"hunter2\"\nsmtp_password_file = \"/x\"\n",
+            &[],
+            "set mail.smtp_password or mail.smtp_password_file, not both",
+        ),
+        ("[mail]\nmax_attempts = 0\n", &[], "mail.max_attempts: expected a number of attempts of at least 1"),
+        ("[mail]\nsmtp_pasword = \"x\"\n", &[], "unknown field `smtp_pasword`"),
+    ];
+    for (text, vars, expected) in cases {
+        let err = Config::load(Some(file(text).path()), env(vars)).unwrap_err().to_string();
+        assert!(err.contains(expected), "for {text:?} {vars:?}: got {err:?}, expected it to contain {expected:?}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    }
+}

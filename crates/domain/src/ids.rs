@@ -46,4 +46,6 @@ id_newtype! {
     LifecycleEventId;
     /// One queued change to the directory.
     ChangeId;
+    /// One mail in the outbox.
+    MailId;
 }

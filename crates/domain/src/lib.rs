@@ -13,6 +13,7 @@ pub mod entitlement;
 pub mod grant;
 pub mod ids;
 pub mod lifecycle;
+pub mod mail;
 pub mod principal;
 pub mod resource;
 pub mod sync;
@@ -24,8 +25,11 @@ pub use change::{
 pub use connector::{Connector, ConnectorKind, ConnectorStatus};
 pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};
-pub use ids::{ChangeId, ConnectorId, EntitlementId, GrantId, LifecycleEventId, PrincipalId, ResourceId, SyncRunId};
+pub use ids::{
+    ChangeId, ConnectorId, EntitlementId, GrantId, LifecycleEventId, MailId, PrincipalId, ResourceId, SyncRunId,
+};
 pub use lifecycle::{LifecycleEvent, LifecycleEventKind};
+pub use mail::{Mail, MailState, NewMail, mail_retry_delay};
 pub use principal::{Principal, PrincipalData, PrincipalKind, UserType, work_email};
 pub use resource::{Resource, ResourceData, ResourceKind};
 pub use sync::{KindCounts, SyncCounts, SyncMode, SyncRun, SyncStatus, SyncTrigger};

@@ -7,6 +7,7 @@ pub mod connector;
 pub mod connector_owner;
 pub mod entitlement;
 pub mod grant;
+pub mod mail;
 pub mod principal;
 pub mod resource;
 pub mod sync_run;

@@ -1,0 +1,183 @@
+//! The mails Attest sends and their templates (`templates/mail/<name>/`), compiled into the
+//! binary. HTML parts are autoescaped; subjects and text parts are not (they are not HTML).
+
+use attest_domain::ChangeId;
+use serde::Serialize;
+
+use crate::NotifyError;
+
+/// A mail Attest sends, with everything its template needs: a mail cannot be queued without
+/// its context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Template {
+    /// A sensitive change waits for a second person's approval.
+    ChangeAwaitingApproval {
+        change_id: ChangeId,
+        /// What the change does, in words (`Change::action.describe()`).
+        description: String,
+        /// Who asked for it (a display name or email).
+        requested_by: String,
+        /// Where to approve or cancel it.
+        approve_url: String,
+    },
+    /// A change could not be applied.
+    ChangeFailed {
+        change_id: ChangeId,
+        description: String,
+        /// What went wrong and what to do.
+        error: String,
+        /// Where to see, retry or cancel it.
+        change_url: String,
+    },
+}
+
+/// Every template's name, each a directory under `templates/mail`.
+pub const TEMPLATE_NAMES: &[&str] = &["change_awaiting_approval", "change_failed"];
+
+impl Template {
+    /// The template's name: its directory, and what the outbox records.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Template::ChangeAwaitingApproval { .. } => "change_awaiting_approval",
+            Template::ChangeFailed { .. } => "change_failed",
+        }
+    }
+}
+
+/// A mail rendered from its template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// One line.
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The compiled templates. Build once and share.
+pub struct Templates {
+    tera: tera::Tera,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates(..)")
+    }
+}
+
+macro_rules! mail_templates {
+    ($($name:literal),+ $(,)?) => {
+        [
+            ("layout.html", include_str!("../../../templates/mail/layout.html")),
+            $(
+                (concat!($name, "/subject.txt"), include_str!(concat!("../../../templates/mail/", $name, "/subject.txt"))),
+                (concat!($name, "/text.txt"), include_str!(concat!("../../../templates/mail/", $name, "/text.txt"))),
+                (concat!($name, "/html.html"), include_str!(concat!("../../../templates/mail/", $name, "/html.html"))),
+            )+
+        ]
+    };
+}
+
+impl Templates {
+    /// Compiles every template (tera escapes `.html` templates and leaves `.txt` ones alone).
+    pub fn new() -> Result<Templates, NotifyError> {
+        let mut tera = tera::Tera::default();
+        tera.add_raw_templates(mail_templates!("change_awaiting_approval", "change_failed"))
+            .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
+        Ok(Templates { tera })
+    }
+
+    /// Renders a mail's subject, text and HTML.
+    pub fn render(&self, template: &Template) -> Result<Rendered, NotifyError> {
+        let name = template.name();
+        let failed = |e: tera::Error| NotifyError::Template { template: name, message: describe(&e) };
+        let context = tera::Context::from_serialize(template).map_err(failed)?;
+        let part = |file: &str| self.tera.render(&format!("{name}/{file}"), &context).map_err(failed);
+        Ok(Rendered {
+            subject: part("subject.txt")?.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: part("text.txt")?,
+            html: part("html.html")?,
+        })
+    }
+}
+
+/// Tera's error with its causes, on one line.
+fn describe(error: &tera::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(name: &str) -> Vec<Template> {
+        vec![
+            Template::ChangeAwaitingApproval {
+                change_id: ChangeId(42),
+                description: "Add Ada Lovelace to group Finance".into(),
+                requested_by: name.into(),
+                approve_url: "https://attest.example.com/changes/42".into(),
+            },
+            Template::ChangeFailed {
+                change_id: ChangeId(7),
+                description: "Remove Bob from group Finance".into(),
+                error: format!("{name} is not allowed: missing permission GroupMember.ReadWrite.All"),
+                change_url: "https://attest.example.com/changes/7".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_template_renders_with_its_context() {
+        let templates = Templates::new().unwrap();
+        let all = samples("Grace Hopper");
+        assert_eq!(all.iter().map(Template::name).collect::<Vec<_>>(), TEMPLATE_NAMES);
+        for template in &all {
+            let rendered = templates.render(template).unwrap();
+            assert!(!rendered.subject.is_empty() && !rendered.subject.contains('\n'), "{rendered:?}");
+            for part in [&rendered.text, &rendered.html] {
+                assert!(!part.contains("{{") && !part.contains("{%"), "{part}");
+            }
+            assert!(rendered.html.starts_with("<!doctype html>") && rendered.html.contains("</html>"));
+        }
+        let approval = templates.render(&all[0]).unwrap();
+        assert_eq!(approval.subject, "Approval needed: Add Ada Lovelace to group Finance (change 42)");
+        assert!(approval.text.contains("Grace Hopper asked for a change"), "{}", approval.text);
+        assert!(approval.text.contains("https://attest.example.com/changes/42\n"), "{}", approval.text);
+        assert!(approval.html.contains("Review change 42"), "{}", approval.html);
+        let failed = templates.render(&all[1]).unwrap();
+        assert_eq!(failed.subject, "Change 7 failed: Remove Bob from group Finance");
+        assert!(failed.text.contains("missing permission GroupMember.ReadWrite.All"), "{}", failed.text);
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_literal() {
+        let templates = Templates::new().unwrap();
+        let name = "Mallory <script>alert('x')</script> & co";
+        for template in samples(name) {
+            let rendered = templates.render(&template).unwrap();
+            assert!(!rendered.html.contains("<script>"), "{}", rendered.html);
+            assert!(rendered.html.contains("Mallory &lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt; &amp; co"));
+            assert!(rendered.text.contains(name), "{}", rendered.text);
+        }
+    }
+
+    #[test]
+    fn subjects_are_one_line_whatever_the_context() {
+        let templates = Templates::new().unwrap();
+        let template = Template::ChangeFailed {
+            change_id: ChangeId(1),
+            description: "two\r\nlines\tand  spaces".into(),
+            error: "e".into(),
+            change_url: "u".into(),
+        };
+        assert_eq!(templates.render(&template).unwrap().subject, "Change 1 failed: two lines and spaces");
+    }
+}

@@ -1,0 +1,436 @@
+//! The mail subsystem against a real SMTP server (aiosmtpd, `apt-get install python3-aiosmtpd`)
+//! and a real database, on SQLite and on PostgreSQL. Time is passed in: retries and leases are
+//! exercised by moving `now`, not by waiting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use attest_config::{MailConfig, SmtpSecurity};
+use attest_domain::{ChangeId, Mail, MailState};
+use attest_notify::{Email, Outbox, SendCounts, Sender, SenderOptions, Template, message_id};
+use attest_store::{Store, StoreError, store_test};
+use chrono::{DateTime, TimeZone, Utc};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + secs, 0).single().unwrap()
+}
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// An aiosmtpd server on 127.0.0.1, killed when dropped.
+struct SmtpServer {
+    child: tokio::process::Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// How the test server answers.
+enum Handler {
+    /// Accepts everything into a maildir.
+    Maildir,
+    /// Refuses every recipient with 550.
+    Reject,
+}
+
+/// TLS on the test server, with the test certificate for `localhost` / `127.0.0.1`.
+#[derive(Clone, Copy, PartialEq)]
+enum ServerTls {
+    None,
+    /// STARTTLS offered and required before MAIL.
+    StartTls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+/// The test CA and leaf that crates/http's TLS tests use (CA key discarded).
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src/test_tls_fixtures").join(name)
+}
+
+fn python() -> &'static str {
+    static PYTHON: OnceLock<&'static str> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        // A pyenv or virtualenv python3 first on PATH may lack Debian's python3-aiosmtpd.
+        for candidate in ["python3", "/usr/bin/python3"] {
+            let found = std::process::Command::new(candidate)
+                .args(["-c", "import aiosmtpd"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if found {
+                return candidate;
+            }
+        }
+        panic!("no python3 can import aiosmtpd: apt-get install python3-aiosmtpd")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn temp_dir() -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("attest-notify-smtp-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const REJECT_HANDLER: &str = r#"
+class Reject:
+    @classmethod
+    def from_cli(cls, parser, *args):
+        return cls()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 <%s>: no such user here" % address
+"#;
+
+impl SmtpServer {
+    async fn start(port: u16, handler: Handler, tls: ServerTls) -> SmtpServer {
+        let dir = temp_dir();
+        let mut command = tokio::process::Command::new(python());
+        command.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
+        match tls {
+            ServerTls::None => {}
+            ServerTls::StartTls => {
+                command.arg("--tlscert").arg(fixture("localhost.pem")).arg("--tlskey").arg(fixture("localhost.key"));
+            }
+            ServerTls::Implicit => {
+                command
+                    .arg("--smtpscert")
+                    .arg(fixture("localhost.pem"))
+                    .arg("--smtpskey")
+                    .arg(fixture("localhost.key"));
+            }
+        }
+        match handler {
+            Handler::Maildir => {
+                command.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(dir.join("maildir"));
+            }
+            Handler::Reject => {
+                std::fs::write(dir.join("attest_reject.py"), REJECT_HANDLER).unwrap();
+                command.env("PYTHONPATH", &dir).args(["-c", "attest_reject.Reject"]);
+            }
+        }
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        command.stdout(Stdio::null()).stderr(log).kill_on_drop(true);
+        let mut child = command.spawn().unwrap();
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                panic!("aiosmtpd exited with {status}:\n{log}");
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            assert!(started.elapsed() < DEADLINE, "aiosmtpd did not listen on port {port} in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        SmtpServer { child, dir, port }
+    }
+
+    /// The messages received so far (maildir files), oldest first.
+    fn messages(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join("maildir").join(sub)) {
+                files.extend(entries.map(|e| e.unwrap().path()));
+            }
+        }
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+    }
+
+    /// Waits until `n` messages have arrived.
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            assert!(started.elapsed() < DEADLINE, "{n} message(s) expected, {} arrived", messages.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config(port: u16) -> MailConfig {
+    MailConfig {
+        from: "Attest <attest@example.com>".into(),
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: port,
+        smtp_security: SmtpSecurity::Plain,
+        ..MailConfig::default()
+    }
+}
+
+fn approval(key: &str, to: &str) -> Email {
+    Email {
+        key: key.into(),
+        to: to.into(),
+        template: Template::ChangeAwaitingApproval {
+            change_id: ChangeId(42),
+            description: "Add Ada Lovelace to group Finance".into(),
+            requested_by: "Grace Hopper".into(),
+            approve_url: "https://attest.example.com/changes/42".into(),
+        },
+    }
+}
+
+async fn queue(store: &Store, config: &MailConfig, email: Email, now: DateTime<Utc>) -> Mail {
+    Outbox::new(store.clone(), config).unwrap().enqueue(email, now).await.unwrap()
+}
+
+fn counts(sent: u32, retried: u32, failed: u32) -> SendCounts {
+    SendCounts { sent, retried, failed, lost: 0 }
+}
+
+/// The value of a header in a raw message.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+/// Undoes quoted-printable (the HTML part's encoding): soft line breaks and `=XX` escapes.
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+store_test!(a_queued_mail_is_delivered_with_from_to_subject_and_both_parts, |store| {
+    let server = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
+    let config = config(server.port);
+    let queued = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(0)).await;
+    assert_eq!(queued.state, MailState::Pending);
+    assert_eq!(queued.subject, "Approval needed: Add Ada Lovelace to group Finance (change 42)");
+
+    let sender = Sender::new(store.clone(), config.clone(), "test-sender").unwrap();
+    assert_eq!(sender.send_due(t(1)).await.unwrap(), counts(1, 0, 0));
+    let messages = server.wait_for(1).await;
+    let message = &messages[0];
+    assert_eq!(header(message, "From"), Some("Attest <attest@example.com>"), "{message}");
+    assert_eq!(header(message, "To"), Some("ada@contoso.com"), "{message}");
+    assert_eq!(header(message, "X-RcptTo"), Some("ada@contoso.com"), "the envelope: {message}");
+    assert_eq!(header(message, "X-MailFrom"), Some("attest@example.com"), "the envelope: {message}");
+    assert_eq!(header(message, "Subject"), Some(queued.subject.as_str()), "{message}");
+    assert_eq!(header(message, "Message-ID"), Some(message_id("approval:42:ada", "example.com").as_str()));
+    assert_eq!(header(message, "Auto-Submitted"), Some("auto-generated"), "{message}");
+    assert!(header(message, "Content-Type").is_some_and(|v| v.starts_with("multipart/alternative")), "{message}");
+    assert!(message.contains("Content-Type: text/plain; charset=utf-8"), "{message}");
+    assert!(message.contains("Content-Type: text/html; charset=utf-8"), "{message}");
+    assert!(message.contains("Grace Hopper asked for a change that needs a second person's approval"), "{message}");
+    let decoded = decode_quoted_printable(message);
+    assert!(decoded.contains("<strong>Grace Hopper</strong> asked for a change"), "{decoded}");
+    assert!(decoded.contains(">Review change 42</a>"), "{decoded}");
+
+    let sent = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((sent.state, sent.attempts, sent.sent_at.is_some()), (MailState::Sent, 1, true));
+    // The same key again queues nothing; nothing more is sent.
+    let again = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(2)).await;
+    assert_eq!(again.id, queued.id);
+    assert_eq!(sender.send_due(t(3)).await.unwrap(), SendCounts::default());
+    assert_eq!(server.messages().len(), 1);
+});
+
+store_test!(an_unreachable_server_is_retried_and_the_mail_delivered_once_it_is_up, |store| {
+    let port = free_port();
+    let config = config(port);
+    let queued = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(0)).await;
+    let sender = Sender::new(store.clone(), config, "test-sender").unwrap();
+
+    // Nobody listens: the attempt fails transiently and is scheduled with backoff and jitter.
+    assert_eq!(sender.send_due(t(0)).await.unwrap(), counts(0, 1, 0));
+    let waiting = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((waiting.state, waiting.attempts, waiting.lease_owner.as_deref()), (MailState::Pending, 1, None));
+    let delay = (waiting.next_attempt_at - t(0)).num_milliseconds();
+    assert!((30_000..=37_600).contains(&delay), "30 s plus up to 25 %: {delay} ms");
+    let error = waiting.last_error.unwrap();
+    assert!(error.contains("Connection error") || error.contains("refused"), "{error}");
+    assert_eq!(sender.send_due(t(20)).await.unwrap(), SendCounts::default(), "not due yet");
+
+    // The server comes up; at its time the mail goes out.
+    let server = SmtpServer::start(port, Handler::Maildir, ServerTls::None).await;
+    assert_eq!(sender.send_due(waiting.next_attempt_at).await.unwrap(), counts(1, 0, 0));
+    assert_eq!(server.wait_for(1).await.len(), 1);
+    let sent = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((sent.state, sent.attempts), (MailState::Sent, 2));
+    assert_eq!(sent.last_error, Some(error), "the last failure stays on record");
+});
+
+store_test!(a_mail_claimed_by_a_crashed_sender_is_sent_exactly_once_after_its_lease_expires, |store| {
+    let server = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
+    let config = config(server.port);
+    let queued = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(0)).await;
+
+    // A sender claims the mail and dies before sending or recording anything.
+    let lease = Duration::from_secs(300);
+    assert_eq!(store.claim_mail("crashed-sender", t(1), lease, 10).await.unwrap().len(), 1);
+
+    let options = SenderOptions { lease, ..SenderOptions::default() };
+    let sender = Sender::with_options(store.clone(), config, "test-sender", options).unwrap();
+    assert_eq!(sender.send_due(t(60)).await.unwrap(), SendCounts::default(), "still leased to the crashed sender");
+    assert!(server.messages().is_empty());
+    assert_eq!(sender.send_due(t(302)).await.unwrap(), counts(1, 0, 0), "its lease expired");
+    assert_eq!(server.wait_for(1).await.len(), 1);
+
+    // The crashed sender comes back: it can record nothing, and nothing is sent again.
+    let late = store.record_mail_sent(queued.id, "crashed-sender", t(303)).await.unwrap_err();
+    assert!(matches!(late, StoreError::Refused(_)), "{late}");
+    assert_eq!(sender.send_due(t(10_000)).await.unwrap(), SendCounts::default());
+    let sent = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((sent.state, sent.attempts), (MailState::Sent, 2));
+    assert_eq!(server.messages().len(), 1, "exactly once");
+});
+
+store_test!(a_mail_whose_senders_keep_dying_is_given_up_not_claimed_forever, |store| {
+    let server = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
+    let config = MailConfig { max_attempts: 2, ..config(server.port) };
+    let queued = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(0)).await;
+    let lease = Duration::from_secs(60);
+    assert_eq!(store.claim_mail("died-1", t(0), lease, 10).await.unwrap().len(), 1);
+    assert_eq!(store.claim_mail("died-2", t(61), lease, 10).await.unwrap().len(), 1);
+    let options = SenderOptions { lease, ..SenderOptions::default() };
+    let sender = Sender::with_options(store.clone(), config, "test-sender", options).unwrap();
+    assert_eq!(sender.send_due(t(122)).await.unwrap(), counts(0, 0, 1));
+    let failed = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((failed.state, failed.attempts), (MailState::Failed, 3));
+    assert!(failed.last_error.unwrap().contains("2 attempts started and none finished"));
+    assert!(server.messages().is_empty());
+});
+
+store_test!(without_an_smtp_server_mail_is_kept_and_nothing_is_sent, |store| {
+    let config = MailConfig::default();
+    assert!(config.keeps_mail());
+    let outbox = Outbox::new(store.clone(), &config).unwrap();
+    assert!(outbox.keeps_mail());
+    let kept = outbox.enqueue(approval("approval:42:ada", "ada@contoso.com"), t(0)).await.unwrap();
+    assert_eq!((kept.state, kept.attempts), (MailState::Kept, 0));
+    assert!(kept.html_body.contains("Grace Hopper"), "rendered all the same, to be read in the outbox");
+
+    let sender = Sender::new(store.clone(), config, "test-sender").unwrap();
+    assert!(sender.keeps_mail());
+    assert_eq!(sender.send_due(t(1)).await.unwrap(), SendCounts::default());
+    assert!(store.claim_mail("anyone", t(10_000), Duration::from_secs(60), 10).await.unwrap().is_empty());
+    let after = store.get_mail(kept.id).await.unwrap();
+    assert_eq!((after.state, after.attempts, after.last_error), (MailState::Kept, 0, None));
+
+    // Running, it waits for the stop and returns.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn({
+        let sender = sender.clone();
+        async move { sender.run(shutdown).await }
+    });
+    stop.send(true).unwrap();
+    tokio::time::timeout(DEADLINE, running).await.unwrap().unwrap();
+    assert_eq!(store.get_mail(kept.id).await.unwrap().state, MailState::Kept);
+});
+
+store_test!(a_server_that_stays_down_fails_the_mail_after_max_attempts, |store| {
+    let config = MailConfig { max_attempts: 3, ..config(free_port()) };
+    let queued = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(0)).await;
+    let sender = Sender::new(store.clone(), config, "test-sender").unwrap();
+    let mut at = t(0);
+    for attempt in 1..=2 {
+        assert_eq!(sender.send_due(at).await.unwrap(), counts(0, 1, 0), "attempt {attempt}");
+        let mail = store.get_mail(queued.id).await.unwrap();
+        assert_eq!((mail.state, mail.attempts), (MailState::Pending, attempt));
+        assert!(mail.next_attempt_at > at);
+        at = mail.next_attempt_at;
+    }
+    assert_eq!(sender.send_due(at).await.unwrap(), counts(0, 0, 1));
+    let failed = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((failed.state, failed.attempts), (MailState::Failed, 3));
+    let error = failed.last_error.unwrap();
+    assert!(error.starts_with("gave up after 3 attempts; the last said: "), "{error}");
+    assert_eq!(sender.send_due(at + chrono::Duration::days(1)).await.unwrap(), SendCounts::default());
+});
+
+store_test!(a_permanent_rejection_fails_the_mail_at_once, |store| {
+    let server = SmtpServer::start(free_port(), Handler::Reject, ServerTls::None).await;
+    let config = config(server.port);
+    let queued = queue(&store, &config, approval("approval:42:nobody", "nobody@contoso.com"), t(0)).await;
+    let sender = Sender::new(store.clone(), config, "test-sender").unwrap();
+    assert_eq!(sender.send_due(t(0)).await.unwrap(), counts(0, 0, 1));
+    let failed = store.get_mail(queued.id).await.unwrap();
+    assert_eq!((failed.state, failed.attempts), (MailState::Failed, 1));
+    let error = failed.last_error.unwrap();
+    assert!(error.contains("550") && error.contains("no such user here"), "{error}");
+});
+
+store_test!(tls_is_used_and_checked_for_starttls_and_implicit_tls, |store| {
+    let ca = std::fs::read(fixture("ca.pem")).unwrap();
+    for (tls, security, key) in
+        [(ServerTls::StartTls, SmtpSecurity::StartTls, "k-starttls"), (ServerTls::Implicit, SmtpSecurity::Tls, "k-tls")]
+    {
+        let server = SmtpServer::start(free_port(), Handler::Maildir, tls).await;
+        let config = MailConfig { smtp_security: security, ..config(server.port) };
+        let queued = queue(&store, &config, approval(key, "ada@contoso.com"), t(0)).await;
+
+        // Not trusting the test CA, the certificate is refused and nothing is sent.
+        let untrusting = Sender::new(store.clone(), config.clone(), "untrusting").unwrap();
+        assert_eq!(untrusting.send_due(t(0)).await.unwrap(), counts(0, 1, 0));
+        let refused = store.get_mail(queued.id).await.unwrap();
+        let error = refused.last_error.clone().unwrap();
+        assert!(error.contains("tls") || error.contains("certificate"), "{error}");
+        assert!(server.messages().is_empty());
+
+        let options = SenderOptions { extra_roots: vec![ca.clone()], ..SenderOptions::default() };
+        let trusting = Sender::with_options(store.clone(), config, "trusting", options).unwrap();
+        assert_eq!(trusting.send_due(refused.next_attempt_at).await.unwrap(), counts(1, 0, 0));
+        assert_eq!(server.wait_for(1).await.len(), 1);
+    }
+});
+
+store_test!(a_running_sender_sends_when_woken_and_stops_when_told, |store| {
+    let server = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
+    let config = config(server.port);
+    // It would look again only after an hour: the mail goes out because the outbox wakes it.
+    let options = SenderOptions { poll: Duration::from_secs(3600), ..SenderOptions::default() };
+    let sender = Sender::with_options(store.clone(), config.clone(), "test-sender", options).unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn({
+        let sender = sender.clone();
+        async move { sender.run(shutdown).await }
+    });
+    let outbox = Outbox::new(store.clone(), &config).unwrap().with_waker(sender.waker());
+    let queued = outbox.enqueue(approval("approval:42:ada", "ada@contoso.com"), Utc::now()).await.unwrap();
+    assert_eq!(server.wait_for(1).await.len(), 1);
+    let started = tokio::time::Instant::now();
+    while store.get_mail(queued.id).await.unwrap().state != MailState::Sent {
+        assert!(started.elapsed() < DEADLINE, "the sent mail is recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(DEADLINE, running).await.unwrap().unwrap();
+});
