@@ -35,7 +35,7 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
     let connector = store.list_connectors().await.unwrap().remove(0);
-    let (people, _) = store.search_people("", None, 1, 0).await.unwrap();
+    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap();
     let (groups, _) = store.search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap();
     assert_eq!(people[0].data.kind, PrincipalKind::User);
     // A change nobody may act on without the role: revoking someone's sessions, awaiting approval.
@@ -93,7 +93,8 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
 db_test!(every_form_refuses_a_missing_or_wrong_csrf_token, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let (people, _) = store.search_people("", None, 1, 0).await.unwrap();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap();
     let before =
         store.list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() }).await.unwrap().len();
     for route in attest_server::route_table().iter().filter(|r| r.method == "POST") {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use attest_domain::{ChangeId, ChangeState, GrantSource, ResourceKind};
+use attest_domain::{ChangeId, ChangeState, GrantSource, PrincipalKind, ResourceKind};
 use attest_store::db_test;
 
 use crate::web::{Web, change_id, eventually};
@@ -13,7 +13,8 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
     // Someone who holds access through a nested group.
-    let (people, _) = store.search_people("", None, 500, 0).await.unwrap();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
     let mut inherited = None;
     for p in &people {
         let access = store.list_access_of_principal(p.id).await.unwrap();
@@ -58,6 +59,36 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     let real = store.search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap().1;
     assert_eq!(listed["total"].as_u64(), Some(real));
+
+    // The people search finds exactly those of whom every query word begins a word of their
+    // name, user principal name or email, in name order.
+    let everyone = store.list_people_search_keys().await.unwrap();
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    };
+    for q in ["", "a", "ADA", "knuth", "contoso21", "donald knu", "zzz-nobody", "%"] {
+        let (_, found) = web.get(Some(&web.admin), &format!("/api/v1/people?q={}", url_encode(q))).await;
+        let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+        let mut expected: Vec<&attest_store::PersonKeys> = everyone
+            .iter()
+            .filter(|(_, _, name, upn, email)| {
+                let theirs: Vec<String> = [Some(name.as_str()), upn.as_deref(), email.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|t| words(t))
+                    .collect();
+                let wanted = words(q);
+                (q.trim().is_empty() || !wanted.is_empty())
+                    && wanted.iter().all(|w| theirs.iter().any(|t| t.starts_with(w.as_str())))
+            })
+            .collect();
+        expected.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
+        assert_eq!(found["total"].as_u64(), Some(expected.len() as u64), "{q}");
+        let got: Vec<i64> = found["people"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect();
+        let want: Vec<i64> = expected.iter().take(50).map(|p| p.0).collect();
+        assert_eq!(got, want, "{q}");
+    }
+    assert!(web.get(Some(&web.admin), "/people?q=knuth").await.1.contains("Knuth"));
 
     // Unknown and malformed ids.
     assert_eq!(web.get(Some(&web.admin), "/principals/99999999").await.0, 404);
@@ -298,6 +329,10 @@ db_test!(sync_runs_sync_now_and_the_audit_log_with_its_exports, true, |db| {
     assert!(broken.contains("Hash chain BROKEN"), "{broken}");
     web.stop().await;
 });
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
 
 /// A download as the auditor: content type and body.
 async fn browser_get(web: &Web, path: &str) -> (Option<String>, String) {

@@ -9,6 +9,7 @@
 
 mod api;
 pub mod auth;
+mod cache;
 pub mod connectors;
 pub mod error;
 mod forms;
@@ -49,6 +50,7 @@ pub struct AppState {
     provisioner: Provisioner<StoredConnectors>,
     /// Wakes the scheduler when somebody asks for "Sync now".
     sync_wake: Arc<tokio::sync::Notify>,
+    caches: Arc<cache::Caches>,
 }
 
 /// The provisioner policy the configuration asks for.
@@ -116,6 +118,7 @@ pub async fn run(
         session_lifetime: config.server.session_lifetime,
         provisioner,
         sync_wake,
+        caches: Arc::default(),
     };
     let app = routes::router(state);
     tracing::info!(address = %listener.local_addr()?, %instance, "attest is serving");

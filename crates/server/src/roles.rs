@@ -13,8 +13,8 @@
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use attest_domain::ConnectorId;
-use attest_store::{Store, WebSession, WebUser};
+use attest_domain::{Connector, ConnectorId};
+use attest_store::{WebSession, WebUser};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -51,9 +51,9 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// The user's roles now: explicit grants, plus integration owner of each connector whose
-    /// owners include their email. A database error grants nothing beyond the explicit roles.
-    pub async fn of(store: &Store, user: &WebUser) -> Roles {
+    /// The user's roles now: explicit grants, plus integration owner of each of `connectors`
+    /// whose owners include their email.
+    pub fn of(connectors: &[Connector], user: &WebUser) -> Roles {
         let mut roles = Vec::new();
         if user.roles.iter().any(|r| r == "admin") {
             roles.push(Role::Admin);
@@ -61,15 +61,14 @@ impl Roles {
         if user.roles.iter().any(|r| r == "auditor") {
             roles.push(Role::Auditor);
         }
-        let mut owned = Vec::new();
-        if let Some(email) = user.email.as_deref() {
-            match store.list_connectors().await {
-                Ok(connectors) => owned.extend(
-                    connectors.iter().filter(|c| c.owners.iter().any(|o| o.eq_ignore_ascii_case(email))).map(|c| c.id),
-                ),
-                Err(e) => tracing::warn!(error = %e, "connector owners could not be read"),
-            }
-        }
+        let owned: Vec<ConnectorId> = match user.email.as_deref() {
+            Some(email) => connectors
+                .iter()
+                .filter(|c| c.owners.iter().any(|o| o.eq_ignore_ascii_case(email)))
+                .map(|c| c.id)
+                .collect(),
+            None => Vec::new(),
+        };
         if !owned.is_empty() {
             roles.push(Role::IntegrationOwner);
         }
@@ -244,7 +243,8 @@ impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
         let refuse = |error| Refusal { error, api };
         let session = crate::auth::session_of(state, &parts.headers).await.map_err(refuse)?;
         let session = session.ok_or_else(|| refuse(WebError::SignedOut))?;
-        let roles = Roles::of(&state.store, &session.user).await;
+        let connectors = state.caches.connectors(&state.store).await.map_err(|e| refuse(e.into()))?;
+        let roles = Roles::of(&connectors, &session.user);
         if !R::ACCESS.allows(&roles) {
             return Err(refuse(WebError::Forbidden(R::ACCESS.refusal().to_owned())));
         }

@@ -19,7 +19,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let Some(session) = crate::auth::session_of(&state, &headers).await? else {
         return Ok(Html(render_html("landing.html", json!({}))?).into_response());
     };
-    let roles = Roles::of(&state.store, &session.user).await;
+    let roles = Roles::of(&state.caches.connectors(&state.store).await?, &session.user);
     let viewer = Viewer { session, roles };
     let data = dashboard(&state, &viewer).await?;
     Ok(page(&viewer, "dashboard.html", data)?.into_response())
@@ -29,13 +29,11 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
     let store = &state.store;
     let connectors: Vec<Connector> =
-        store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)).collect();
-    let mut principals = 0;
-    let mut grants = 0;
+        state.caches.connectors(store).await?.iter().filter(|c| viewer.can_read(c.id)).cloned().collect();
+    let ids: Vec<_> = connectors.iter().map(|c| c.id).collect();
+    let (principals, grants) = if ids.is_empty() { (0, 0) } else { state.caches.totals(store, &ids).await? };
     let mut rows = Vec::new();
     for c in &connectors {
-        principals += store.count_principals(c.id).await?;
-        grants += store.count_current_grants(c.id).await?.values().sum::<u64>();
         let last = store.list_sync_runs(c.id, 1).await?.into_iter().next();
         rows.push(json!({
             "name": c.name,

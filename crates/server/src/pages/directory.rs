@@ -67,13 +67,15 @@ fn kind_label(kind: ResourceKind) -> &'static str {
 /// The people directory's data (also `GET /api/v1/people`).
 pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -> Result<serde_json::Value, WebError> {
     let q = search_text(&query.q);
+    let index = state.caches.people(&state.store).await?;
     let (_, _, offset) = paging(query.page, u64::MAX);
-    let (mut people, total) = state.store.search_people(&q, viewer.read_scope(), PAGE_SIZE, offset).await?;
+    let (mut ids, total) = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, offset as usize);
     let (page_no, pages, last) = paging(query.page, total);
     if last != offset {
         // Past the end: the last page instead.
-        people = state.store.search_people(&q, viewer.read_scope(), PAGE_SIZE, last).await?.0;
+        ids = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, last as usize).0;
     }
+    let people = state.store.list_principals_by_id(&ids).await?;
     Ok(json!({
         "people": people.iter().map(principal_json).collect::<Vec<_>>(),
         "total": total, "page": page_no, "pages": pages, "q": q, "q_encoded": url_encode(&q),
@@ -230,7 +232,12 @@ fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
 pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
     let store = &state.store;
     let principal = readable_principal(state, viewer, id).await?;
-    let connector = store.get_connector(principal.connector_id).await?;
+    let connectors = state.caches.connectors(store).await?;
+    let connector = match connectors.iter().find(|c| c.id == principal.connector_id) {
+        Some(c) => c.clone(),
+        // Added since the cache was filled.
+        None => store.get_connector(principal.connector_id).await?,
+    };
     let operate = viewer.can_operate(principal.connector_id) && principal.data.deleted_at.is_none();
     let access = store.list_access_of_principal(principal.id).await?;
     let access_rows: Vec<_> =
