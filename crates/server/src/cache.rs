@@ -30,6 +30,9 @@ const TOTALS_TTL: Duration = Duration::from_secs(10);
 
 type Stamp = (i64, Option<DateTime<Utc>>);
 
+/// Principals and current grants, counted at a sync stamp.
+type Totals = (Stamp, Timed<(u64, u64)>);
+
 /// A value and when it was read.
 struct Timed<T> {
     value: T,
@@ -43,7 +46,7 @@ pub struct Caches {
     people: RwLock<Option<Arc<PeopleIndex>>>,
     /// Held while the people index is rebuilt, so one request rebuilds and the rest wait for it.
     rebuilding: Mutex<()>,
-    totals: Mutex<Option<(Stamp, Timed<(u64, u64)>)>>,
+    totals: Mutex<Option<Totals>>,
 }
 
 impl Caches {
