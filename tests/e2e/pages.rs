@@ -75,7 +75,7 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
                 let theirs: Vec<String> = [Some(name.as_str()), upn.as_deref(), email.as_deref()]
                     .into_iter()
                     .flatten()
-                    .flat_map(|t| words(t))
+                    .flat_map(&words)
                     .collect();
                 let wanted = words(q);
                 (q.trim().is_empty() || !wanted.is_empty())
