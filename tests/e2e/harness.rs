@@ -10,8 +10,42 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// Every log line this test binary wrote, kept to check that no secret is ever logged.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Writes log lines to [`LOGS`] and to stderr.
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Installs the process's log subscriber, once, before anything else can: production's default
+/// filter, with Attest's own crates at debug to be strict.
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,sqlx=warn,attest_server=debug,attest_store=debug,attest_entra=debug,attest_provisioner=debug,attest_notify=debug,attest_connector=debug,attest_cli=debug",
+        );
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(|| Capture).try_init();
+    });
+}
+
+/// Everything logged so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
 /// Runs `attest ARGS...`.
 pub async fn attest(args: &[&str]) -> Outcome {
+    capture_logs();
     let mut out = Vec::new();
     let argv = std::iter::once("attest").chain(args.iter().copied());
     let result = attest_cli::run_with(argv, &mut out).await;

@@ -11,6 +11,7 @@ mod cli;
 mod demo;
 mod harness;
 mod pages;
+mod secrets;
 mod serve;
 mod sync;
 mod ui;

@@ -57,6 +57,7 @@ impl Web {
 
     /// Boots with extra configuration (TOML appended to the config file).
     pub async fn boot_with(db: &TestDb, extra: &str) -> Web {
+        crate::harness::capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let sim =
