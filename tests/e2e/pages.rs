@@ -29,7 +29,7 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&person.data.display_name), "{page}");
     assert!(
-        page.contains(&format!("inherited via <a href=\"/principals/{}\">{}</a>", via.id.0, via.data.display_name)),
+        page.contains(&format!("inherited via <a href=\"/principals/{}\">{}</a>", via.id.0, via.display_name)),
         "the page says which group the access comes through: {page}"
     );
     assert!(page.contains("direct"), "{page}");
@@ -41,14 +41,14 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     // The resource's page lists its holders, a page at a time, with the same reasons.
     let (status, resource) = web.get(Some(&web.admin), &format!("/resources/{}", held.resource.id.0)).await;
     assert_eq!(status, 200);
-    assert!(resource.contains(&held.resource.data.display_name) && resource.contains(&person.data.display_name));
+    assert!(resource.contains(&held.resource.display_name) && resource.contains(&person.data.display_name));
     let (_, api) = web.get(Some(&web.admin), &format!("/api/v1/resources/{}", held.resource.id.0)).await;
     let api: serde_json::Value = serde_json::from_str(&api).unwrap();
     let total = api["total"].as_u64().unwrap();
     assert!(total >= 1 && api["holders"].as_array().unwrap().len() as u64 == total.min(50), "{api}");
 
     // Lists: groups with their counts, searchable; applications; roles.
-    let group_name = via.data.display_name.clone();
+    let group_name = via.display_name.clone();
     let (status, groups) = web.get(Some(&web.admin), &format!("/groups?q={}", group_name.replace(' ', "+"))).await;
     assert!(status == 200 && groups.contains(&group_name) && groups.contains(" member"), "{groups}");
     for path in ["/applications", "/roles", "/people?page=999999999999", "/groups?q=%25%5F"] {
@@ -164,10 +164,8 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     let (_, page) = web.get(Some(&web.admin), &page_path).await;
     assert!(page.contains(&group_name), "{page}");
     let access = store.list_access_of_principal(target.id).await.unwrap();
-    let grant = access
-        .iter()
-        .find(|a| a.resource.data.external_id == group_id && a.grant.source == GrantSource::Direct)
-        .unwrap();
+    let grant =
+        access.iter().find(|a| a.resource.external_id == group_id && a.grant.source == GrantSource::Direct).unwrap();
     let grant_id = grant.grant.id.0.to_string();
     let removed = web
         .post(

@@ -5,25 +5,54 @@
 use std::collections::HashMap;
 
 use attest_domain::{
-    ConnectorId, Entitlement, EntitlementId, Grant, GrantId, Principal, PrincipalId, PrincipalKind, Resource,
-    ResourceId, ResourceKind,
+    ConnectorId, Entitlement, EntitlementId, EntitlementKey, Grant, GrantId, GrantSource, Principal, PrincipalId,
+    PrincipalKind, Resource, ResourceId, ResourceKind,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
-use crate::entity::{entitlement, grant, principal, resource};
+use crate::entity::{grant, principal, resource};
 use crate::sql::Sql;
 use crate::{Store, StoreError};
 
 /// One current grant of a principal, with what it is to and, for an inherited grant, the group
-/// it flows from.
+/// it flows from: what a principal's page shows, read in one round trip.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessView {
-    pub grant: Grant,
-    pub entitlement: Entitlement,
-    pub resource: Resource,
-    pub via: Option<Principal>,
+    pub grant: HeldGrant,
+    pub entitlement: Named<EntitlementKey>,
+    pub resource: ResourceRef,
+    pub via: Option<Named<PrincipalId>>,
+}
+
+/// The grant in an [`AccessView`].
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldGrant {
+    pub id: GrantId,
+    pub source: GrantSource,
+    pub scope: String,
+    pub external_ref: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Something by its id (or key) and name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Named<T> {
+    pub id: T,
+    pub display_name: String,
+}
+
+/// The resource in an [`AccessView`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceRef {
+    pub id: ResourceId,
+    pub kind: ResourceKind,
+    pub external_id: String,
+    pub display_name: String,
+    pub deleted: bool,
 }
 
 /// One current holder of a resource's entitlement.
@@ -42,6 +71,25 @@ pub struct ResourceSummary {
     pub resource: Resource,
     pub holders: Vec<(String, u64)>,
 }
+
+/// A row of [`Store::list_access_of_principal`]'s query.
+type AccessRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+    Option<String>,
+);
 
 /// Which connectors a reader may see; `None` is all of them.
 pub type ConnectorScope<'a> = Option<&'a [ConnectorId]>;
@@ -137,23 +185,65 @@ impl Store {
     /// A principal's current access (direct, JIT and inherited), by resource and entitlement
     /// name, each with the group it is inherited through.
     pub async fn list_access_of_principal(&self, principal: PrincipalId) -> Result<Vec<AccessView>, StoreError> {
-        let grants = self.list_grants_for_principal(principal, false).await?;
-        let entitlements = self.entitlements_by_id(grants.iter().map(|g| g.entitlement_id).collect()).await?;
-        let resources = self.resources_by_id(entitlements.values().map(|e| e.data.resource_id).collect()).await?;
-        let via = self.principals_by_id(grants.iter().filter_map(|g| g.via_principal_id).collect()).await?;
-        let mut access: Vec<AccessView> = grants
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT g.id AS grant_id, g.source AS source, g.scope AS scope, g.external_ref AS external_ref, \
+             g.first_seen_at AS first_seen_at, g.expires_at AS expires_at, e.key AS entitlement_key, \
+             e.display_name AS entitlement_name, r.id AS resource_id, r.kind AS resource_kind, \
+             r.external_id AS resource_external_id, r.display_name AS resource_name, r.deleted_at AS resource_deleted_at, \
+             v.id AS via_id, v.display_name AS via_name \
+             FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
+             LEFT JOIN principals v ON v.id = g.via_principal_id WHERE g.ended_at IS NULL AND g.principal_id = ",
+        );
+        sql.value(principal.0);
+        let columns = [
+            "grant_id",
+            "source",
+            "scope",
+            "external_ref",
+            "first_seen_at",
+            "expires_at",
+            "entitlement_key",
+            "entitlement_name",
+            "resource_id",
+            "resource_kind",
+            "resource_external_id",
+            "resource_name",
+            "resource_deleted_at",
+            "via_id",
+            "via_name",
+        ];
+        let rows: Vec<AccessRow> = crate::sql::select_json(&self.db, sql, &columns).await?;
+        let mut access = rows
             .into_iter()
-            .filter_map(|grant| {
-                let entitlement = entitlements.get(&grant.entitlement_id)?.clone();
-                let resource = resources.get(&entitlement.data.resource_id)?.clone();
-                let via = grant.via_principal_id.and_then(|id| via.get(&id).cloned());
-                Some(AccessView { grant, entitlement, resource, via })
+            .map(|r| {
+                const T: &str = "grants";
+                Ok(AccessView {
+                    grant: HeldGrant {
+                        id: GrantId(r.0),
+                        source: crate::entity::parse_column(T, r.0, &r.1)?,
+                        scope: r.2,
+                        external_ref: r.3,
+                        first_seen_at: r.4,
+                        expires_at: r.5,
+                    },
+                    entitlement: Named { id: crate::entity::parse_column(T, r.0, &r.6)?, display_name: r.7 },
+                    resource: ResourceRef {
+                        id: ResourceId(r.8),
+                        kind: crate::entity::parse_column(T, r.0, &r.9)?,
+                        external_id: r.10,
+                        display_name: r.11,
+                        deleted: r.12.is_some(),
+                    },
+                    via: r.13.zip(r.14).map(|(id, display_name)| Named { id: PrincipalId(id), display_name }),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, StoreError>>()?;
         access.sort_by(|a, b| {
-            (a.resource.data.kind.as_str(), &a.resource.data.display_name, &a.entitlement.data.display_name)
-                .cmp(&(b.resource.data.kind.as_str(), &b.resource.data.display_name, &b.entitlement.data.display_name))
+            (a.resource.kind.as_str(), &a.resource.display_name, &a.entitlement.display_name)
+                .cmp(&(b.resource.kind.as_str(), &b.resource.display_name, &b.entitlement.display_name))
                 .then(a.grant.source.as_str().cmp(b.grant.source.as_str()))
+                .then(a.grant.id.0.cmp(&b.grant.id.0))
         });
         Ok(access)
     }
@@ -261,37 +351,6 @@ impl Store {
             .collect()
     }
 
-    async fn entitlements_by_id(
-        &self,
-        ids: Vec<EntitlementId>,
-    ) -> Result<HashMap<EntitlementId, Entitlement>, StoreError> {
-        let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
-            for model in
-                entitlement::Entity::find().filter(entitlement::Column::Id.is_in(chunk.to_vec())).all(&self.db).await?
-            {
-                let e = model.into_domain()?;
-                found.insert(e.id, e);
-            }
-        }
-        Ok(found)
-    }
-
-    async fn resources_by_id(&self, ids: Vec<ResourceId>) -> Result<HashMap<ResourceId, Resource>, StoreError> {
-        let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
-            for model in
-                resource::Entity::find().filter(resource::Column::Id.is_in(chunk.to_vec())).all(&self.db).await?
-            {
-                let r = model.into_domain()?;
-                found.insert(r.id, r);
-            }
-        }
-        Ok(found)
-    }
-
     async fn principals_by_id(&self, ids: Vec<PrincipalId>) -> Result<HashMap<PrincipalId, Principal>, StoreError> {
         let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
         let mut found = HashMap::new();
@@ -384,9 +443,21 @@ impl Store {
         Ok(rows.into_iter().next().unwrap_or((0, None)))
     }
 
-    /// Principals by id, in the order asked (ids not found are left out).
+    /// Principals by id, in the order asked (ids not found are left out). One round trip: a
+    /// page of people is one value from the database, not a message per row.
     pub async fn list_principals_by_id(&self, ids: &[PrincipalId]) -> Result<Vec<Principal>, StoreError> {
-        let mut found = self.principals_by_id(ids.to_vec()).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql =
+            Sql::new(self.backend(), &format!("SELECT {} FROM principals WHERE id IN ", principal::COLUMNS.join(", ")));
+        sql.tuple(ids.iter().map(|id| id.0.into()).collect::<Vec<sea_orm::Value>>());
+        let models: Vec<principal::Model> = crate::sql::select_json(&self.db, sql, principal::COLUMNS).await?;
+        let mut found: HashMap<PrincipalId, Principal> = HashMap::new();
+        for model in models {
+            let p = model.into_domain()?;
+            found.insert(p.id, p);
+        }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 }

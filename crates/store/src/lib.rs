@@ -37,7 +37,9 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 pub use audit::{AuditFilter, AuditPage, AuditVerification};
 pub use changes::{AttemptOutcome, ChangeFilter, Enqueued};
 pub use connectors::NewConnector;
-pub use directory::{AccessView, ConnectorScope, HolderView, PersonKeys, ResourceSummary};
+pub use directory::{
+    AccessView, ConnectorScope, HeldGrant, HolderView, Named, PersonKeys, ResourceRef, ResourceSummary,
+};
 pub use error::StoreError;
 pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;

@@ -87,6 +87,21 @@ pub(crate) async fn select_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| crate::StoreError::Invalid(format!("unreadable rows from the database: {e}")))
 }
 
+/// A boolean column as JSON gives it: `true`/`false` from PostgreSQL, `1`/`0` from SQLite.
+pub(crate) fn optional_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flexible {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(Option::<Flexible>::deserialize(deserializer)?.map(|v| match v {
+        Flexible::Bool(b) => b,
+        Flexible::Int(i) => i != 0,
+    }))
+}
+
 /// `FROM <rows of the JSON array bound here> AS j` plus accessors for its elements, per backend.
 ///
 /// Join it with `CROSS JOIN <table> WHERE <key columns> = <elements>`: SQLite then keeps the

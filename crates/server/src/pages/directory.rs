@@ -175,13 +175,13 @@ pub async fn readable_principal(state: &AppState, viewer: &Viewer, id: i64) -> R
 /// The change that takes this grant away, when Attest can make it (direct grants only; an
 /// inherited one goes with the membership it flows from).
 pub fn removal(access: &AccessView, principal: &Principal) -> Option<ChangeAction> {
-    if access.grant.source == GrantSource::Inherited || access.resource.data.deleted_at.is_some() {
+    if access.grant.source == GrantSource::Inherited || access.resource.deleted {
         return None;
     }
-    let target = access.resource.data.external_id.clone();
+    let target = access.resource.external_id.clone();
     let who = principal.data.external_id.clone();
     let scope = access.grant.scope.clone();
-    Some(match (access.resource.data.kind, &access.entitlement.data.key) {
+    Some(match (access.resource.kind, &access.entitlement.id) {
         (ResourceKind::Group, EntitlementKey::Member) => ChangeAction::RemoveGroupMember { group: target, member: who },
         (ResourceKind::Group, EntitlementKey::Owner) => ChangeAction::RemoveGroupOwner { group: target, owner: who },
         (ResourceKind::Application, EntitlementKey::Owner) => ChangeAction::RemoveAppOwner { app: target, owner: who },
@@ -210,7 +210,7 @@ pub fn removal(access: &AccessView, principal: &Principal) -> Option<ChangeActio
 fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
     let why = match (&access.grant.source, &access.via) {
         (GrantSource::Inherited, Some(via)) => {
-            json!({"kind": "inherited", "via": {"id": via.id.0, "display_name": via.data.display_name}})
+            json!({"kind": "inherited", "via": {"id": via.id.0, "display_name": via.display_name}})
         }
         (GrantSource::Inherited, None) => json!({"kind": "inherited"}),
         (GrantSource::Jit, _) => json!({"kind": "jit"}),
@@ -218,8 +218,15 @@ fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
     };
     json!({
         "grant_id": access.grant.id.0,
-        "resource": resource_json(&access.resource),
-        "entitlement": {"key": access.entitlement.data.key, "display_name": access.entitlement.data.display_name},
+        "resource": {
+            "id": access.resource.id.0,
+            "kind": access.resource.kind,
+            "kind_label": kind_label(access.resource.kind),
+            "external_id": access.resource.external_id,
+            "display_name": access.resource.display_name,
+            "deleted": access.resource.deleted,
+        },
+        "entitlement": {"key": access.entitlement.id, "display_name": access.entitlement.display_name},
         "why": why,
         "scope": access.grant.scope,
         "since": when(Some(access.grant.first_seen_at)),
