@@ -48,14 +48,14 @@ pub struct AppState {
     /// `server.public_url`, without a trailing slash.
     public_url: Arc<str>,
     session_lifetime: Duration,
-    /// Applies changes in person (user actions, approvals); the background workers share the queue.
-    provisioner: Provisioner<StoredConnectors>,
-    /// Wakes the scheduler when somebody asks for "Sync now".
-    sync_wake: Arc<tokio::sync::Notify>,
     /// `mail.from`, as the outbox's pages show it.
     mail_from: Arc<str>,
     /// No SMTP server: mail is kept in the outbox, not sent.
     mail_kept: bool,
+    /// Applies changes in person (user actions, approvals); the background workers share the queue.
+    provisioner: Provisioner<StoredConnectors>,
+    /// Wakes the scheduler when somebody asks for "Sync now".
+    sync_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The provisioner policy the configuration asks for.
@@ -130,11 +130,11 @@ pub async fn run(
         http: Arc::default(),
         sign_in: Arc::new(sign_in),
         public_url: config.server.public_url.as_str().into(),
+        mail_from: config.mail.from.as_str().into(),
+        mail_kept,
         session_lifetime: config.server.session_lifetime,
         provisioner,
         sync_wake,
-        mail_from: config.mail.from.as_str().into(),
-        mail_kept,
     };
     let app = routes::router(state);
     tracing::info!(address = %listener.local_addr()?, %instance, "attest is serving");
