@@ -2,7 +2,7 @@
 //! table, called as every role (and as nobody), answers as the table says; every form refuses a
 //! missing or wrong CSRF token.
 
-use attest_domain::{ChangeAction, ChangeOrigin, NewChange, PrincipalKind, ResourceKind};
+use attest_domain::{ChangeAction, ChangeOrigin, NewChange, NewMail, PrincipalKind, ResourceKind};
 use attest_server::roles::Access;
 use attest_store::db_test;
 
@@ -16,6 +16,7 @@ struct Examples {
     principal: i64,
     resource: i64,
     change: i64,
+    mail: i64,
 }
 
 impl Examples {
@@ -24,6 +25,8 @@ impl Examples {
             self.principal
         } else if template.contains("/resources/") {
             self.resource
+        } else if template.contains("/admin/mail/") {
+            self.mail
         } else {
             self.change
         };
@@ -48,7 +51,19 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         requested_by: "someone-else@contoso.com".into(),
     };
     let change = store.enqueue_change(change, true, chrono::Utc::now()).await.unwrap().change;
-    let examples = Examples { principal: people[0].id.0, resource: groups[0].resource.id.0, change: change.id.0 };
+    // A mail in the outbox, for the outbox's pages.
+    let mail = NewMail {
+        idempotency_key: "authz-matrix".into(),
+        template: "change_awaiting_approval".into(),
+        recipient: "someone-else@contoso.com".into(),
+        subject: "A mail".into(),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+        keep: true,
+    };
+    let mail = store.enqueue_mail(&mail, chrono::Utc::now()).await.unwrap();
+    let examples =
+        Examples { principal: people[0].id.0, resource: groups[0].resource.id.0, change: change.id.0, mail: mail.id.0 };
 
     let mut table = attest_server::route_table();
     // Signing out ends the session the rest of the matrix uses: last.

@@ -67,6 +67,11 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         assert!(dashboard.contains("(admin"), "the administrator's role is shown");
         let people = page("/people").await;
         assert!(people.contains(&admin) && people.contains("matches"), "{people}");
+        // Mail is kept, not sent, and the demo says where to read it.
+        assert!(out.text().contains(&format!("{base}/admin/mail")), "{}", out.text());
+        assert!(dashboard.contains("href=\"/admin/mail\""), "the administrator's menu links the outbox");
+        let outbox = page("/admin/mail").await;
+        assert!(outbox.contains("<h1>Mail</h1>") && outbox.contains("id=\"mail-kept\""), "{outbox}");
         stop.send(()).unwrap();
     };
     let (result, ()) = tokio::join!(demo, visit);

@@ -10,6 +10,7 @@ mod changes;
 mod cli;
 mod demo;
 mod harness;
+mod mail;
 mod pages;
 mod secrets;
 mod serve;

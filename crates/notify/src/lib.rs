@@ -19,7 +19,7 @@ mod outbox;
 mod sender;
 mod templates;
 
-pub use outbox::{Email, Outbox};
+pub use outbox::{Email, Outbox, is_email_address};
 pub use sender::{SendCounts, Sender, SenderOptions, Waker, message_id};
 pub use templates::{Rendered, TEMPLATE_NAMES, Template, Templates};
 

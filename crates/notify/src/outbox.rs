@@ -11,6 +11,13 @@ use crate::NotifyError;
 use crate::sender::Waker;
 use crate::templates::{Rendered, Template, Templates};
 
+/// Whether `text` is one email address (what a mail can be sent to), e.g. to tell a requester
+/// named by email from one named otherwise.
+pub fn is_email_address(text: &str) -> bool {
+    let text = text.trim();
+    !text.is_empty() && text.parse::<lettre::Address>().is_ok()
+}
+
 /// A mail to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
@@ -76,5 +83,18 @@ impl Outbox {
     /// Renders a mail without queueing it (a preview).
     pub fn render(&self, template: &Template) -> Result<Rendered, NotifyError> {
         self.templates.render(template)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_email_address;
+
+    #[test]
+    fn email_addresses_are_told_from_other_names() {
+        assert!(is_email_address("ada@contoso.com") && is_email_address(" Ada.Lovelace@Contoso.COM "));
+        for not in ["", "system", "tenant-1/0000-1111", "Ada <ada@contoso.com>", "ada@", "@contoso.com", "a b@c.d"] {
+            assert!(!is_email_address(not), "{not}");
+        }
     }
 }

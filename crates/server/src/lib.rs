@@ -4,7 +4,9 @@
 //! It serves `/healthz` (the process answers), `/readyz` (the database answers and its schema is
 //! what this build expects) and `/metrics`, and runs the background jobs: a scheduler that
 //! syncs each connector when it is due (one replica per connector, through a lease in the
-//! database) and the provisioner's workers. On shutdown it stops accepting requests, lets
+//! database), the provisioner's workers, the mail sender (or, without an SMTP server, nothing:
+//! mail is kept in the outbox for `/admin/mail`) and the job that queues mail about changes
+//! ([`notify_job`]). On shutdown it stops accepting requests, lets
 //! in-flight ones finish, and waits for the jobs to finish the work in hand.
 
 mod api;
@@ -14,6 +16,7 @@ pub mod connectors;
 pub mod error;
 mod forms;
 mod metrics;
+pub mod notify_job;
 pub mod oidc;
 mod pages;
 pub mod roles;
@@ -46,6 +49,10 @@ pub struct AppState {
     /// `server.public_url`, without a trailing slash.
     public_url: Arc<str>,
     session_lifetime: Duration,
+    /// `mail.from`, as the outbox's pages show it.
+    mail_from: Arc<str>,
+    /// No SMTP server: mail is kept in the outbox, not sent.
+    mail_kept: bool,
     /// Applies changes in person (user actions, approvals); the background workers share the queue.
     provisioner: Provisioner<StoredConnectors>,
     /// Wakes the scheduler when somebody asks for "Sync now".
@@ -108,6 +115,16 @@ pub async fn run(
     let worker_stop = jobs_stop.clone();
     jobs.spawn(async move { worker.run(worker_stop).await });
 
+    // Mail: the sender (which says once whether it sends or keeps mail) and the job queueing
+    // mail about changes, woken together: a mail queued goes out at once.
+    let sender = attest_notify::Sender::new(store.clone(), config.mail.clone(), instance.clone())?;
+    let outbox = attest_notify::Outbox::new(store.clone(), &config.mail)?.with_waker(sender.waker());
+    let mail_kept = outbox.keeps_mail();
+    let sender_stop = jobs_stop.clone();
+    jobs.spawn(async move { sender.run(sender_stop).await });
+    let notifier = notify_job::Notifier::new(store.clone(), outbox, &config.server.public_url);
+    jobs.spawn(notifier.run(jobs_stop.clone()));
+
     let sign_in =
         auth::SignIn::new(store.clone(), key, config.server.sign_in_connector.clone(), &config.server.public_url);
     let state = AppState {
@@ -115,6 +132,8 @@ pub async fn run(
         http: Arc::default(),
         sign_in: Arc::new(sign_in),
         public_url: config.server.public_url.as_str().into(),
+        mail_from: config.mail.from.as_str().into(),
+        mail_kept,
         session_lifetime: config.server.session_lifetime,
         provisioner,
         sync_wake,

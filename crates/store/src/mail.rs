@@ -166,6 +166,22 @@ impl Store {
             .transpose()
     }
 
+    /// Which of `keys` a mail is queued under already (to skip rendering what is not new).
+    pub async fn list_mail_keys_among(&self, keys: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let rows: Vec<String> = mail::Entity::find()
+                .select_only()
+                .column(Column::IdempotencyKey)
+                .filter(Column::IdempotencyKey.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     /// Mails, newest first.
     pub async fn list_mail(&self, filter: &MailFilter) -> Result<Vec<Mail>, StoreError> {
         let mut query = mail::Entity::find().order_by_desc(Column::Id).limit(filter.limit.max(1)).offset(filter.offset);
@@ -243,6 +259,9 @@ mod tests {
         assert_eq!(store.get_mail(first.id).await.unwrap(), first);
         assert_eq!(store.find_mail_by_key("k1").await.unwrap(), Some(first.clone()));
         assert_eq!(store.find_mail_by_key("nope").await.unwrap(), None);
+        let keys: Vec<String> = (0..1200).map(|i| format!("k{i}")).chain(["nope".to_owned()]).collect();
+        let known = store.list_mail_keys_among(&keys).await.unwrap();
+        assert_eq!(known, ["k1".to_owned()].into_iter().collect(), "found among many keys, in chunks");
         assert!(matches!(store.get_mail(MailId(999)).await, Err(StoreError::NotFound { what: "mail", .. })));
         assert!(matches!(store.enqueue_mail(&mail(" ", "a@b.c"), t(0)).await, Err(StoreError::Invalid(_))));
 

@@ -100,6 +100,31 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid(format!("user {tenant_id}/{object_id} vanished")))
     }
 
+    /// The email addresses of the users granted `role` explicitly (e.g. `admin`), each once
+    /// (compared without regard to case), in the order the users were created. Users without an
+    /// email are left out.
+    pub async fn list_web_user_emails_with_role(&self, role: &str) -> Result<Vec<String>, StoreError> {
+        // Roles are a JSON array of strings: narrow in SQL, decide on the parsed list.
+        let quoted = serde_json::Value::from(role).to_string();
+        let escaped = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {} FROM web_users WHERE email IS NOT NULL AND roles LIKE ", USER_COLUMNS.join(", ")),
+        );
+        sql.value(format!("%{escaped}%")).push(" ESCAPE '\\'");
+        let rows: Vec<UserRow> = select_json(&self.db, sql, USER_COLUMNS).await?;
+        let mut users = rows.into_iter().map(user).collect::<Result<Vec<_>, _>>()?;
+        users.sort_by_key(|u| u.id);
+        let mut emails: Vec<String> = Vec::new();
+        for user in users {
+            let Some(email) = user.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) else { continue };
+            if user.roles.iter().any(|r| r == role) && !emails.iter().any(|e| e.eq_ignore_ascii_case(&email)) {
+                emails.push(email);
+            }
+        }
+        Ok(emails)
+    }
+
     /// Opens a session for `user` until `expires_at`, under the hash of its token.
     pub async fn create_web_session(
         &self,

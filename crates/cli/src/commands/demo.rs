@@ -1,7 +1,8 @@
 //! `attest demo`: the whole product on one machine with one command and no setup. Embedded
 //! SQLite under `./attest-data/demo` (started fresh each time), the Entra simulator in this
 //! process with a seeded tenant, a connector already connected and synced, and sign-in through
-//! the simulator's login page (pick any demo user; one is an administrator).
+//! the simulator's login page (pick any demo user; one is an administrator). No mail leaves the
+//! machine: mail is kept in the outbox, where the administrator reads it (`/admin/mail`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub async fn demo(
     raw.database.url = Some(format!("sqlite://{}/attest.db?mode=rwc", args.dir.display()));
     raw.secrets.key_file = Some(args.dir.join("secret.key"));
     raw.server.public_url = base.clone();
+    // No SMTP server: mail is kept in the outbox and read at /admin/mail, never sent.
+    raw.mail.smtp_host = None;
     let config = Config::check(raw, None)?;
     let store = Store::connect(&config.database).await?;
     store.migrate_up(None).await?;
@@ -128,6 +131,7 @@ pub async fn demo(
     } else {
         writeln!(out, "open {base} and sign in as any demo user")?;
     }
+    writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
     writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
     out.flush()?;
     drop(store);

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod changes;
 pub mod dashboard;
 pub mod directory;
+pub mod mail;
 pub mod syncs;
 
 use std::sync::LazyLock;
@@ -37,6 +38,8 @@ static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
         ("change.html", include_str!("../../../../templates/web/change.html")),
         ("syncs.html", include_str!("../../../../templates/web/syncs.html")),
         ("audit.html", include_str!("../../../../templates/web/audit.html")),
+        ("outbox.html", include_str!("../../../../templates/web/outbox.html")),
+        ("mail.html", include_str!("../../../../templates/web/mail.html")),
         ("error.html", include_str!("../../../../templates/web/error.html")),
     ])
     .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;

@@ -1,0 +1,256 @@
+//! Mail about changes, queued by a background job: a change waiting for a second person's
+//! approval is mailed to everyone who can approve it, and a change that failed to whoever asked
+//! for it.
+//!
+//! The job looks at the change queue every few seconds rather than being called where changes
+//! move, so every way a change gets there (the web, the command line, a worker's last attempt,
+//! another replica) is covered by one piece of code. Each mail has an idempotency key
+//! (`change-awaiting-approval:{change}:{recipient}`, `change-failed:{change}`), so scanning
+//! again, or on several replicas at once, queues every mail once. The scan stays cheap: the
+//! newest changes in the two states only, one query for which of their mails exist, and only
+//! the new ones are described and rendered.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use attest_domain::{Change, ChangeId, ChangeState, ConnectorId};
+use attest_notify::{Email, NotifyError, Outbox, Template, is_email_address};
+use attest_store::{ChangeFilter, Store, StoreError};
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::error::WebError;
+
+/// How often the job looks at the change queue.
+pub const NOTIFY_TICK: Duration = Duration::from_secs(2);
+
+/// Changes looked at per state, newest first: enough for every change still worth a mail.
+const SCAN_LIMIT: u64 = 500;
+
+/// A failed change older than this is not mailed about any more (e.g. when mail is first set
+/// up on an install with a long history).
+const FAILED_LOOKBACK: chrono::Duration = chrono::Duration::days(7);
+
+/// Why a scan stopped; the next one tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyJobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error("changes could not be described: {0}")]
+    Describe(String),
+}
+
+/// The idempotency key of the mail asking `recipient` to approve `change`.
+pub fn approval_key(change: ChangeId, recipient: &str) -> String {
+    format!("change-awaiting-approval:{}:{}", change.0, recipient.trim().to_lowercase())
+}
+
+/// The idempotency key of the mail telling a change's requester that it failed.
+pub fn failure_key(change: ChangeId) -> String {
+    format!("change-failed:{}", change.0)
+}
+
+/// Who can approve `change`: every administrator with an email and the owners of its
+/// connector, each once (compared without regard to case), never the person who asked for it
+/// (a change needs a *second* person), and only email addresses.
+pub fn approvers(change: &Change, admins: &[String], owners: &[String]) -> Vec<String> {
+    let mut to: Vec<String> = Vec::new();
+    for candidate in admins.iter().chain(owners) {
+        let candidate = candidate.trim();
+        if is_email_address(candidate)
+            && !candidate.eq_ignore_ascii_case(change.requested_by.trim())
+            && !to.iter().any(|t| t.eq_ignore_ascii_case(candidate))
+        {
+            to.push(candidate.to_owned());
+        }
+    }
+    to
+}
+
+/// A mail the scan would queue, before it is rendered.
+struct Planned {
+    key: String,
+    to: String,
+    change: usize,
+    approval: bool,
+}
+
+/// The job. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    store: Store,
+    outbox: Outbox,
+    /// `server.public_url`, without a trailing slash.
+    public_url: String,
+    tick: Duration,
+}
+
+impl Notifier {
+    pub fn new(store: Store, outbox: Outbox, public_url: &str) -> Notifier {
+        Notifier { store, outbox, public_url: public_url.trim_end_matches('/').to_owned(), tick: NOTIFY_TICK }
+    }
+
+    /// Looks every `tick` instead of every [`NOTIFY_TICK`].
+    pub fn with_tick(self, tick: Duration) -> Notifier {
+        Notifier { tick, ..self }
+    }
+
+    /// Scans every tick until `shutdown` says stop. A failing scan is logged once (as a
+    /// warning) until one succeeds again.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut failing = false;
+        while !*shutdown.borrow() {
+            let span = tracing::debug_span!("job", job = "notifications");
+            match self.scan(Utc::now()).instrument(span).await {
+                Ok(queued) => {
+                    if failing {
+                        tracing::info!("change notifications are queued again");
+                        failing = false;
+                    }
+                    if queued > 0 {
+                        tracing::info!(queued, "change notifications queued");
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "change notifications could not be queued; trying again");
+                    failing = true;
+                }
+                Err(e) => tracing::debug!(error = %e, "change notifications still cannot be queued"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.tick) => {}
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
+        }
+    }
+
+    /// Queues the mail due about the change queue as it stands at `now`; returns how many
+    /// mails were new.
+    pub async fn scan(&self, now: DateTime<Utc>) -> Result<usize, NotifyJobError> {
+        let store = &self.store;
+        let newest = |state| ChangeFilter { state: Some(state), limit: SCAN_LIMIT, ..Default::default() };
+        let awaiting = store.list_changes(&newest(ChangeState::AwaitingApproval)).await?;
+        let failed: Vec<Change> = store
+            .list_changes(&newest(ChangeState::Failed))
+            .await?
+            .into_iter()
+            .filter(|c| c.finished_at.unwrap_or(c.updated_at) >= now - FAILED_LOOKBACK)
+            .collect();
+        if awaiting.is_empty() && failed.is_empty() {
+            return Ok(0);
+        }
+        let changes: Vec<Change> = awaiting.into_iter().chain(failed).collect();
+
+        let mut planned = Vec::new();
+        if changes.iter().any(|c| c.state == ChangeState::AwaitingApproval) {
+            let admins = store.list_web_user_emails_with_role("admin").await?;
+            let owners: HashMap<ConnectorId, Vec<String>> =
+                store.list_connectors().await?.into_iter().map(|c| (c.id, c.owners)).collect();
+            for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::AwaitingApproval) {
+                let owners = owners.get(&change.connector_id).map(Vec::as_slice).unwrap_or_default();
+                for to in approvers(change, &admins, owners) {
+                    planned.push(Planned { key: approval_key(change.id, &to), to, change: i, approval: true });
+                }
+            }
+        }
+        for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::Failed) {
+            if is_email_address(&change.requested_by) {
+                let to = change.requested_by.trim().to_owned();
+                planned.push(Planned { key: failure_key(change.id), to, change: i, approval: false });
+            }
+        }
+        let keys: Vec<String> = planned.iter().map(|p| p.key.clone()).collect();
+        let queued = store.list_mail_keys_among(&keys).await?;
+        planned.retain(|p| !queued.contains(&p.key));
+        if planned.is_empty() {
+            return Ok(0);
+        }
+
+        // Describe the changes the new mails are about, with names, as the pages do.
+        let wanted: HashSet<usize> = planned.iter().map(|p| p.change).collect();
+        let described: Vec<Change> =
+            changes.iter().enumerate().filter(|(i, _)| wanted.contains(i)).map(|(_, c)| c.clone()).collect();
+        let rows = crate::pages::changes::change_rows(store, &described).await.map_err(|e| match e {
+            WebError::Internal(detail) => NotifyJobError::Describe(detail),
+            other => NotifyJobError::Describe(other.to_string()),
+        })?;
+        let descriptions: HashMap<i64, String> = rows
+            .iter()
+            .filter_map(|row| Some((row["id"].as_i64()?, row["description"].as_str()?.to_owned())))
+            .collect();
+
+        let mut new = 0;
+        for p in planned {
+            let change = &changes[p.change];
+            let description = descriptions.get(&change.id.0).cloned().unwrap_or_else(|| change.action.describe());
+            let url = format!("{}/changes/{}", self.public_url, change.id.0);
+            let template = if p.approval {
+                Template::ChangeAwaitingApproval {
+                    change_id: change.id,
+                    description,
+                    requested_by: change.requested_by.clone(),
+                    approve_url: url,
+                }
+            } else {
+                Template::ChangeFailed {
+                    change_id: change.id,
+                    description,
+                    error: change.last_error.clone().unwrap_or_else(|| "no error was recorded".into()),
+                    change_url: url,
+                }
+            };
+            let mail = self.outbox.enqueue(Email { key: p.key, to: p.to, template }, now).await?;
+            tracing::debug!(change = change.id.0, mail = mail.id.0, template = %mail.template, "change notification queued");
+            new += 1;
+        }
+        Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attest_domain::{ChangeAction, ChangeOrigin};
+
+    fn change(requested_by: &str) -> Change {
+        let now = Utc::now();
+        let action = ChangeAction::RevokeSessions { user: "u1".into() };
+        Change {
+            id: ChangeId(7),
+            connector_id: ConnectorId(1),
+            kind: action.kind(),
+            action,
+            idempotency_key: "k".into(),
+            origin: ChangeOrigin::Manual,
+            origin_ref: None,
+            requested_by: requested_by.into(),
+            state: ChangeState::AwaitingApproval,
+            result: None,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            graph_request_id: None,
+            verified: None,
+            approved_by: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn approvers_are_administrators_and_owners_but_not_the_requester() {
+        let admins = ["ada@contoso.com".to_owned(), "Bob@Contoso.com".to_owned()];
+        let owners = ["bob@contoso.com".to_owned(), "cy@contoso.com".to_owned(), "not an address".to_owned()];
+        assert_eq!(approvers(&change("ADA@contoso.com"), &admins, &owners), vec!["Bob@Contoso.com", "cy@contoso.com"]);
+        assert_eq!(approvers(&change("cy@contoso.com"), &admins, &[]), vec!["ada@contoso.com", "Bob@Contoso.com"]);
+        assert!(approvers(&change("ada@contoso.com"), &admins[..1], &[]).is_empty(), "nobody else can approve");
+        assert_eq!(approval_key(ChangeId(7), " Bob@Contoso.com"), "change-awaiting-approval:7:bob@contoso.com");
+        assert_eq!(failure_key(ChangeId(7)), "change-failed:7");
+    }
+}

@@ -1,0 +1,338 @@
+//! Mail from `attest serve` as people get it: a change waiting for approval is mailed to who can
+//! approve it, a failed change to who asked for it, through a real SMTP server (aiosmtpd), once
+//! each however often the job looks; without an SMTP server mail is kept, and administrators
+//! read it at `/admin/mail`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use attest_config::MailConfig;
+use attest_domain::{ChangeId, ChangeState, Mail, MailState};
+use attest_notify::{Outbox, message_id};
+use attest_server::notify_job::{Notifier, approval_key, failure_key};
+use attest_store::{MailFilter, db_test};
+
+use crate::harness::browser;
+use crate::web::{Person, Web, change_id, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn python() -> &'static str {
+    static PYTHON: OnceLock<&'static str> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        // A pyenv or virtualenv python3 first on PATH may lack Debian's python3-aiosmtpd.
+        for candidate in ["python3", "/usr/bin/python3"] {
+            let found = std::process::Command::new(candidate)
+                .args(["-c", "import aiosmtpd"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if found {
+                return candidate;
+            }
+        }
+        panic!("no python3 can import aiosmtpd: apt-get install python3-aiosmtpd")
+    })
+}
+
+/// aiosmtpd on 127.0.0.1, delivering into a maildir; killed when dropped.
+struct Smtp {
+    _child: tokio::process::Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Smtp {
+    async fn start() -> Smtp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("attest-e2e-smtp-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let mut child = tokio::process::Command::new(python())
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.join("maildir"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("aiosmtpd exited with {status}: {}", std::fs::read_to_string(dir.join("server.log")).unwrap());
+            }
+            assert!(started.elapsed() < DEADLINE, "aiosmtpd did not listen on port {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Smtp { _child: child, dir, port }
+    }
+
+    /// The messages delivered so far.
+    fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join("maildir").join(sub)) {
+                messages.extend(entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()));
+            }
+        }
+        messages
+    }
+
+    /// The messages delivered to `to`, once `check` holds for them (or the deadline passes).
+    async fn wait_until(&self, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let messages = self.messages();
+            if check(&messages) {
+                return messages;
+            }
+            assert!(started.elapsed() < DEADLINE, "{what}: {} message(s) arrived:\n{messages:#?}", messages.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A header's value in a raw message.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+fn to(messages: &[String], who: &Person) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| header(m, "X-RcptTo").is_some_and(|r| r.eq_ignore_ascii_case(&who.email)))
+        .cloned()
+        .collect()
+}
+
+/// Undoes quoted-printable (soft line breaks and `=XX`), for reading bodies.
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Undoes tera's HTML escaping.
+fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&")
+}
+
+/// A change's description as the pages show it.
+async fn description(web: &Web, id: i64) -> String {
+    let (_, body) = web.get(Some(&web.admin), &format!("/api/v1/changes/{id}")).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    body["change"]["description"].as_str().unwrap().to_owned()
+}
+
+/// The mail queued about changes, by key.
+async fn mail(store: &attest_store::Store, key: &str) -> Option<Mail> {
+    store.find_mail_by_key(key).await.unwrap()
+}
+
+/// Blocks the requester's sign-in as the administrator: sensitive, so it awaits approval.
+async fn block_requester(web: &Web, store: &attest_store::Store) -> i64 {
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let actions = format!("/principals/{}/actions", target.id.0);
+    let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-mail-block-0123")]).await;
+    let id = change_id(&blocked);
+    assert_eq!(store.get_change(ChangeId(id)).await.unwrap().state, ChangeState::AwaitingApproval);
+    id
+}
+
+db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true, |db| {
+    let smtp = Smtp::start().await;
+    let mail_config = format!(
+        "[mail]\nfrom = \"Attest <attest@example.com>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\n",
+        smtp.port
+    );
+    let web = Web::boot_with(&db, &mail_config).await;
+    let store = db.store.clone();
+
+    // A sensitive change: everyone who can approve it is asked to, by mail; its requester is not.
+    let block = block_requester(&web, &store).await;
+    let subject = format!("Approval needed: {} (change {block})", description(&web, block).await);
+    let approve_url = format!("{}/changes/{block}", web.base);
+    let approvers = [&web.approver, &web.owner];
+    let messages = smtp
+        .wait_until("an approval mail to the second administrator and the owner", |m| {
+            approvers.iter().all(|who| !to(m, who).is_empty())
+        })
+        .await;
+    for who in approvers {
+        let mine = to(&messages, who);
+        assert_eq!(mine.len(), 1, "{}: {mine:#?}", who.email);
+        let message = &mine[0];
+        let key = approval_key(ChangeId(block), &who.email);
+        let queued = mail(&store, &key).await.unwrap_or_else(|| panic!("no mail under {key}"));
+        assert_eq!(queued.subject, subject);
+        if subject.is_ascii() {
+            assert_eq!(header(message, "Subject"), Some(subject.as_str()), "{message}");
+        }
+        assert_eq!(header(message, "Message-ID"), Some(message_id(&key, "example.com").as_str()), "{message}");
+        assert_eq!(header(message, "From"), Some("Attest <attest@example.com>"), "{message}");
+        let body = decode_quoted_printable(message);
+        assert!(body.contains(&format!("{approve_url}\n")) || body.contains(&format!("{approve_url}\r\n")), "{body}");
+        assert!(unescape(&body).contains(&format!("href=\"{approve_url}\"")), "the HTML part links the change: {body}");
+        assert!(body.contains(&web.admin.email), "the mail says who asked: {body}");
+        let sent = eventually(DEADLINE, || {
+            let store = store.clone();
+            let key = key.clone();
+            async move { mail(&store, &key).await.unwrap().state == MailState::Sent }
+        });
+        assert!(sent.await, "recorded as sent");
+    }
+    assert!(to(&messages, &web.admin).is_empty(), "the requester is not asked to approve their own change");
+    assert!(mail(&store, &approval_key(ChangeId(block), &web.admin.email)).await.is_none());
+
+    // Scanning again (as the job does every few seconds, and as another replica would) queues
+    // nothing more.
+    let outbox = Outbox::new(store.clone(), &MailConfig::default()).unwrap();
+    let notifier = Notifier::new(store.clone(), outbox, &web.base);
+    for _ in 0..3 {
+        assert_eq!(notifier.scan(chrono::Utc::now()).await.unwrap(), 0, "every mail is queued already");
+    }
+
+    // A change that fails: adding someone to a dynamic group, which Graph refuses. Its
+    // requester is told, with the reason and a link.
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let group = web
+        .sim
+        .sim
+        .read(|t| t.live_groups().find(|g| g.is_dynamic()).expect("the tenant has a dynamic group").id.clone());
+    let added = web
+        .post(
+            &web.admin,
+            &format!("/principals/{}/actions", target.id.0),
+            &[("action", "add_to_group"), ("nonce", "nonce-mail-dynamic-0123"), ("group", &group)],
+        )
+        .await;
+    let failed = change_id(&added);
+    let change = store.get_change(ChangeId(failed)).await.unwrap();
+    assert_eq!(change.state, ChangeState::Failed, "{change:?}");
+    let messages = smtp.wait_until("a failure mail to the requester", |m| !to(m, &web.admin).is_empty()).await;
+    let mine = to(&messages, &web.admin);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let body = decode_quoted_printable(&mine[0]);
+    let queued = mail(&store, &failure_key(ChangeId(failed))).await.unwrap();
+    assert_eq!(queued.subject, format!("Change {failed} failed: {}", description(&web, failed).await));
+    assert!(body.contains("dynamic group"), "the reason: {body}");
+    assert!(body.contains(&format!("{}/changes/{failed}", web.base)), "{body}");
+
+    // Still one approval mail each, long after the job first queued them; three mails in all.
+    let messages = smtp.messages();
+    for who in approvers {
+        assert_eq!(to(&messages, who).len(), 1, "{}", who.email);
+    }
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    let all = store.list_mail(&MailFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 3, "{all:#?}");
+    web.stop().await;
+});
+
+db_test!(without_smtp_mail_is_kept_and_administrators_read_it_at_admin_mail, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let block = block_requester(&web, &store).await;
+    let keys = [approval_key(ChangeId(block), &web.approver.email), approval_key(ChangeId(block), &web.owner.email)];
+    let queued = eventually(DEADLINE, || {
+        let (store, keys) = (store.clone(), keys.clone());
+        async move {
+            let mut all = true;
+            for key in &keys {
+                all &= mail(&store, key).await.is_some();
+            }
+            all
+        }
+    });
+    assert!(queued.await, "the approval mails are queued");
+    let approver_mail = mail(&store, &keys[0]).await.unwrap();
+    let owner_mail = mail(&store, &keys[1]).await.unwrap();
+    for m in [&approver_mail, &owner_mail] {
+        assert_eq!((m.state, m.attempts, m.sent_at), (MailState::Kept, 0, None), "kept, never sent: {m:?}");
+    }
+
+    // The outbox, newest first, filtered by state and recipient.
+    let (status, outbox) = web.get(Some(&web.admin), "/admin/mail").await;
+    assert_eq!(status, 200, "{outbox}");
+    assert!(outbox.contains("id=\"mail-kept\""), "says why mail is not sent: {outbox}");
+    for m in [&approver_mail, &owner_mail] {
+        assert!(outbox.contains(&format!("href=\"/admin/mail/{}\"", m.id.0)) && outbox.contains(&m.recipient));
+    }
+    assert!(unescape(&outbox).contains(&approver_mail.subject), "{outbox}");
+    let (_, kept) = web.get(Some(&web.admin), "/admin/mail?state=kept").await;
+    assert!(kept.contains(&format!("/admin/mail/{}\"", owner_mail.id.0)), "{kept}");
+    let (_, sent) = web.get(Some(&web.admin), "/admin/mail?state=sent").await;
+    assert!(!sent.contains(&format!("/admin/mail/{}\"", owner_mail.id.0)) && sent.contains("No mail matches."));
+    let upper = web.approver.email.to_uppercase();
+    let (_, one) = web.get(Some(&web.admin), &format!("/admin/mail?to={upper}")).await;
+    assert!(
+        one.contains(&format!("/admin/mail/{}\"", approver_mail.id.0))
+            && !one.contains(&format!("/admin/mail/{}\"", owner_mail.id.0)),
+        "{one}"
+    );
+    assert_eq!(web.get(Some(&web.admin), "/admin/mail?state=bogus").await.0, 400);
+    assert_eq!(web.get(Some(&web.admin), "/admin/mail?page=99999999999999").await.0, 200);
+
+    // One mail: headers, the text as written, the HTML escaped into a sandboxed frame.
+    let path = format!("/admin/mail/{}", approver_mail.id.0);
+    let response =
+        browser().get(format!("{}{path}", web.base)).header("cookie", &web.admin.cookie).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("default-src 'none'") && !policy.contains("script-src"), "{policy}");
+    let page = response.text().await.unwrap();
+    let plain = unescape(&page);
+    assert!(plain.contains(&approver_mail.text_body), "the text part, whole: {page}");
+    assert!(plain.contains(&approver_mail.subject) && plain.contains(&web.approver.email));
+    assert!(plain.contains(&message_id(&keys[0], "localhost")), "the Message-ID it is sent with: {page}");
+    let frame = page.split("<iframe id=\"mail-html\" ").nth(1).unwrap().split("></iframe>").next().unwrap();
+    assert!(frame.starts_with("sandbox "), "no sandbox permissions at all: {frame}");
+    let srcdoc = frame.split("srcdoc=\"").nth(1).unwrap().strip_suffix('"').unwrap();
+    assert!(!srcdoc.contains(['<', '>', '"']), "the HTML part is escaped into the attribute: {srcdoc}");
+    assert_eq!(unescape(srcdoc), approver_mail.html_body, "and is the mail's HTML exactly");
+    assert_eq!(page.matches("<!doctype html>").count(), 1, "the mail's document is not part of the page's");
+    assert_eq!(web.get(Some(&web.admin), "/admin/mail/99999999").await.0, 404);
+
+    // Administrators only; the menu links it for them alone.
+    for who in [&web.auditor, &web.owner, &web.requester] {
+        assert_eq!(web.get(Some(who), "/admin/mail").await.0, 403);
+        assert_eq!(web.get(Some(who), &path).await.0, 403);
+    }
+    assert_eq!(web.get(None, &path).await.0, 401);
+    let (_, admin_changes) = web.get(Some(&web.admin), "/changes").await;
+    assert!(admin_changes.contains("href=\"/admin/mail\""));
+    let (_, auditor_changes) = web.get(Some(&web.auditor), "/changes").await;
+    assert!(!auditor_changes.contains("href=\"/admin/mail\""));
+    web.stop().await;
+});
