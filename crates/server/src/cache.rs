@@ -11,6 +11,9 @@
 //! - The dashboard's totals (principals, current grants): re-counted when a sync has finished,
 //!   or after [`TOTALS_TTL`] (provisioning writes grants through between syncs).
 //!
+//! A stale index or total is rebuilt by one request while the others keep using the previous
+//! one, so a rebuild never stalls every page at once.
+//!
 //! Each replica keeps its own; nothing here is shared state that must agree across replicas.
 
 use std::sync::Arc;
@@ -26,7 +29,7 @@ const CONNECTORS_TTL: Duration = Duration::from_secs(2);
 /// How often the sync stamp is re-read.
 const STAMP_TTL: Duration = Duration::from_secs(1);
 /// How long dashboard totals are reused without a sync.
-const TOTALS_TTL: Duration = Duration::from_secs(10);
+const TOTALS_TTL: Duration = Duration::from_secs(60);
 
 type Stamp = (i64, Option<DateTime<Utc>>);
 
@@ -46,6 +49,8 @@ pub struct Caches {
     people: RwLock<Option<Arc<PeopleIndex>>>,
     /// Held while the people index is rebuilt, so one request rebuilds and the rest wait for it.
     rebuilding: Mutex<()>,
+    /// Held while the dashboard totals are recounted.
+    counting: Mutex<()>,
     totals: Mutex<Option<Totals>>,
 }
 
@@ -75,15 +80,21 @@ impl Caches {
         Ok(fresh)
     }
 
-    /// The people index, rebuilt first if a sync finished since it was built.
+    /// The people index, rebuilt if a sync finished since it was built. One request rebuilds
+    /// it; the others meanwhile use the previous one (or wait, the very first time).
     pub async fn people(&self, store: &Store) -> Result<Arc<PeopleIndex>, StoreError> {
         let stamp = self.stamp(store).await?;
-        if let Some(index) = self.people.read().await.as_ref()
+        let current = self.people.read().await.clone();
+        if let Some(index) = &current
             && index.stamp == stamp
         {
             return Ok(index.clone());
         }
-        let _rebuilding = self.rebuilding.lock().await;
+        let _rebuilding = match (self.rebuilding.try_lock(), &current) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(stale)) => return Ok(stale.clone()),
+            (Err(_), None) => self.rebuilding.lock().await,
+        };
         // Someone else may have rebuilt it while this request waited.
         if let Some(index) = self.people.read().await.as_ref()
             && index.stamp == stamp
@@ -102,36 +113,46 @@ impl Caches {
         Ok(index)
     }
 
-    /// Principals and current grants over `connectors`, counted again after a sync or when old.
+    /// Principals and current grants over `connectors`. Counting a large graph takes a while
+    /// (half a second at 1.7 million grants), so one request recounts after a sync or when the
+    /// totals are old, and the others meanwhile get the previous totals.
     pub async fn totals(&self, store: &Store, connectors: &[ConnectorId]) -> Result<(u64, u64), StoreError> {
         let stamp = self.stamp(store).await?;
-        let mut totals = self.totals.lock().await;
-        if let Some((at_stamp, cached)) = totals.as_ref()
-            && *at_stamp == stamp
+        let all = self.connectors(store).await?;
+        if connectors.len() != all.len() {
+            // A viewer who reads only some connectors gets theirs counted directly.
+            return count(store, connectors).await;
+        }
+        let cached = self.totals.lock().await.as_ref().map(|(s, t)| (*s, t.value, t.at.elapsed()));
+        match cached {
+            Some((at, value, age)) if at == stamp && age < TOTALS_TTL => return Ok(value),
+            _ => {}
+        }
+        let _counting = match (self.counting.try_lock(), cached) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, stale, _))) => return Ok(stale),
+            (Err(_), None) => self.counting.lock().await,
+        };
+        if let Some((at, cached)) = self.totals.lock().await.as_ref()
+            && *at == stamp
             && cached.at.elapsed() < TOTALS_TTL
         {
             return Ok(cached.value);
         }
-        let all = store.list_connectors().await?;
-        let (mut principals, mut grants) = (0, 0);
-        for c in &all {
-            principals += store.count_principals(c.id).await?;
-            grants += store.count_current_grants(c.id).await?.values().sum::<u64>();
-        }
-        *totals = Some((stamp, Timed { value: (principals, grants), at: Instant::now() }));
-        drop(totals);
-        // Counted over every connector (one cache for everyone); a viewer who reads only some
-        // connectors gets theirs counted directly.
-        if connectors.len() == all.len() {
-            return Ok((principals, grants));
-        }
-        let (mut principals, mut grants) = (0, 0);
-        for id in connectors {
-            principals += store.count_principals(*id).await?;
-            grants += store.count_current_grants(*id).await?.values().sum::<u64>();
-        }
-        Ok((principals, grants))
+        let ids: Vec<ConnectorId> = all.iter().map(|c| c.id).collect();
+        let value = count(store, &ids).await?;
+        *self.totals.lock().await = Some((stamp, Timed { value, at: Instant::now() }));
+        Ok(value)
     }
+}
+
+async fn count(store: &Store, connectors: &[ConnectorId]) -> Result<(u64, u64), StoreError> {
+    let (mut principals, mut grants) = (0, 0);
+    for id in connectors {
+        principals += store.count_principals(*id).await?;
+        grants += store.count_current_grants(*id).await?.values().sum::<u64>();
+    }
+    Ok((principals, grants))
 }
 
 /// Every user's words (from name, user principal name and email), sorted for prefix search.
