@@ -125,8 +125,8 @@ pub async fn run(context: &Context, args: WebBenchArgs, out: &mut dyn Write) -> 
     )?;
     writeln!(
         out,
-        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}",
-        "page", "requests", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>14}",
+        "page", "requests", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors", "cold first ms"
     )?;
     for (name, paths) in [("people search", &searches), ("a person's page", &principals), ("dashboard", &dashboard)] {
         // The first request builds what the page caches (the people index, the totals): timed
