@@ -344,3 +344,74 @@ async fn browser_get(web: &Web, path: &str) -> (Option<String>, String) {
     let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
     (kind, response.text().await.unwrap())
 }
+
+db_test!(the_api_makes_the_same_changes_with_json_and_the_csrf_header, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let group = web.sim.sim.read(|t| {
+        t.live_groups()
+            .find(|g| g.accepts_membership_writes() && !g.members.contains(&web.requester.object_id))
+            .unwrap()
+            .id
+            .clone()
+    });
+    let post = |who: &crate::web::Person, path: &str, body: serde_json::Value, csrf: Option<String>| {
+        let mut request =
+            crate::harness::browser().post(format!("{}{path}", web.base)).header("cookie", &who.cookie).json(&body);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let cache = response.headers().get("cache-control").map(|v| v.to_str().unwrap().to_owned());
+            (status, cache, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let actions = format!("/api/v1/principals/{}/actions", target.id.0);
+    let add = serde_json::json!({"action": "add_to_group", "nonce": "api-add-0123456789", "group": group});
+    let (status, _, body) = post(&web.admin, &actions, add.clone(), Some(web.admin.csrf.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["change"]["state"].as_str(), body["change"]["result"].as_str()),
+        (Some("applied"), Some("applied"))
+    );
+    assert!(web.sim.sim.read(|t| t.group(&group).unwrap().members.contains(&web.requester.object_id)));
+    let (_, _, again) = post(&web.admin, &actions, add.clone(), Some(web.admin.csrf.clone())).await;
+    assert_eq!(again["change"]["id"], body["change"]["id"], "the same nonce is the same change");
+
+    // Refusals answer in JSON: no token, the wrong role, a change that is not theirs to approve.
+    let (status, _, refused) = post(&web.admin, &actions, add.clone(), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("csrf")));
+    let (status, _, refused) = post(&web.auditor, &actions, add, Some(web.auditor.csrf.clone())).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("forbidden")));
+    let reset = serde_json::json!({"action": "reset_password", "nonce": "api-reset-0123456789"});
+    let (_, _, waiting) = post(&web.admin, &actions, reset, Some(web.admin.csrf.clone())).await;
+    assert_eq!(waiting["change"]["state"], "awaiting_approval");
+    let id = waiting["change"]["id"].as_i64().unwrap();
+    let approve = format!("/api/v1/changes/{id}/approve");
+    let (status, _, own) = post(&web.admin, &approve, serde_json::json!({}), Some(web.admin.csrf.clone())).await;
+    assert_eq!((status, own["error"]["code"].as_str()), (409, Some("conflict")));
+    let (status, cache, approved) =
+        post(&web.approver, &approve, serde_json::json!({}), Some(web.approver.csrf.clone())).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("no-store")));
+    assert!(approved["temporary_password"].as_str().unwrap().len() >= 16, "{approved}");
+    assert_eq!(approved["change"]["state"], "applied");
+
+    // Sync now, and a cancel that is too late.
+    let (status, _, sync) = post(
+        &web.owner,
+        "/api/v1/connectors/contoso/sync",
+        serde_json::json!({"mode": "full"}),
+        Some(web.owner.csrf.clone()),
+    )
+    .await;
+    assert_eq!((status, sync["requested"]["mode"].as_str()), (200, Some("full")), "{sync}");
+    let (status, _, late) =
+        post(&web.admin, &format!("/api/v1/changes/{id}/cancel"), serde_json::json!({}), Some(web.admin.csrf.clone()))
+            .await;
+    assert_eq!((status, late["error"]["code"].as_str()), (409, Some("conflict")));
+    web.stop().await;
+});

@@ -11,11 +11,14 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::forms::Submitted;
+use crate::pages::actions::{self, ActionForm};
 use crate::pages::audit::{AuditQuery, audit_data};
-use crate::pages::changes::{ChangesQuery, change_data, changes_data};
+use crate::pages::changes::{ChangesQuery, approve_now, cancel_now, change_data, change_rows, changes_data, retry_now};
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
 use crate::pages::syncs::syncs_data;
+use crate::pages::syncs::{self, SyncForm};
 use crate::roles::{Allowed, rule};
 use attest_domain::ResourceKind;
 
@@ -121,6 +124,77 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> ApiResult {
     Ok(Json(audit_data(&state, &query).await?))
+}
+
+/// A change as the API answers writes: its row, and once, a secret it made (a temporary
+/// password), in a response that is never cached.
+async fn applied(state: &AppState, done: attest_provisioner::InPerson) -> Result<Response, ApiError> {
+    let row = change_rows(&state.store, std::slice::from_ref(&done.change)).await?.pop().unwrap_or_default();
+    let mut body = serde_json::json!({"change": row});
+    let secret = done.secret.is_some();
+    if let Some(secret) = done.secret {
+        body["temporary_password"] = secret.expose().into();
+    }
+    let mut response = Json(body).into_response();
+    if secret {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+/// `POST /api/v1/principals/{id}/actions`: the side panel's actions.
+pub async fn act(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(form): Submitted<ActionForm>,
+) -> Result<Response, ApiError> {
+    let done = actions::act(&state, &viewer, id, &form).await?;
+    applied(&state, done).await
+}
+
+/// `POST /api/v1/changes/{id}/approve`
+pub async fn approve(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, ApiError> {
+    let done = approve_now(&state, &viewer, id).await?;
+    applied(&state, done).await
+}
+
+/// `POST /api/v1/changes/{id}/retry`
+pub async fn retry(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, ApiError> {
+    let change = retry_now(&state, &viewer, id).await?;
+    applied(&state, attest_provisioner::InPerson { change, secret: None }).await
+}
+
+/// `POST /api/v1/changes/{id}/cancel`
+pub async fn cancel(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(id): Path<i64>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, ApiError> {
+    let change = cancel_now(&state, &viewer, id).await?;
+    applied(&state, attest_provisioner::InPerson { change, secret: None }).await
+}
+
+/// `POST /api/v1/connectors/{name}/sync`: "Sync now".
+pub async fn sync_now(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::Operator>,
+    Path(name): Path<String>,
+    Submitted(form): Submitted<SyncForm>,
+) -> ApiResult {
+    let requested = syncs::request(&state, &viewer, &name, &form).await?;
+    Ok(Json(serde_json::json!({"requested": requested})))
 }
 
 #[cfg(test)]

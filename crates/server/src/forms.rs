@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::WebError;
-use crate::roles::Viewer;
+use crate::roles::{Refusal, Viewer};
 
 /// Largest body a form may have.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -27,35 +27,41 @@ struct CsrfField {
 }
 
 impl<F: DeserializeOwned + Send> FromRequest<AppState> for Submitted<F> {
-    type Rejection = WebError;
+    type Rejection = Refusal;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, WebError> {
-        let viewer = request.extensions().get::<Viewer>().cloned().ok_or(WebError::Csrf)?;
-        let header_token = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| WebError::BadRequest(format!("the request body could not be read: {e}")))?;
-        if body.len() > MAX_FORM_BYTES {
-            return Err(WebError::BadRequest("the form is too large".into()));
-        }
-        let (field, form) = if json {
-            let field: Option<CsrfField> = serde_json::from_slice(&body).ok();
-            let form = serde_json::from_slice(&body).map_err(|e| WebError::BadRequest(format!("invalid JSON: {e}")));
-            (field, form)
-        } else {
-            let field: Option<CsrfField> = serde_urlencoded_from(&body).ok();
-            (field, serde_urlencoded_from(&body))
-        };
-        let token = header_token.or(field.and_then(|f| f.csrf));
-        // The token first: a forged request learns nothing from how its body was parsed.
-        viewer.check_csrf(token.as_deref())?;
-        Ok(Submitted(form?))
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Refusal> {
+        let path = request.uri().path().to_owned();
+        read(request, state).await.map_err(|e| Refusal::new(e, &path))
     }
+}
+
+/// Reads the body and checks its token.
+async fn read<F: DeserializeOwned>(request: Request, state: &AppState) -> Result<Submitted<F>, WebError> {
+    let viewer = request.extensions().get::<Viewer>().cloned().ok_or(WebError::Csrf)?;
+    let header_token = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|e| WebError::BadRequest(format!("the request body could not be read: {e}")))?;
+    if body.len() > MAX_FORM_BYTES {
+        return Err(WebError::BadRequest("the form is too large".into()));
+    }
+    let (field, form) = if json {
+        let field: Option<CsrfField> = serde_json::from_slice(&body).ok();
+        let form = serde_json::from_slice(&body).map_err(|e| WebError::BadRequest(format!("invalid JSON: {e}")));
+        (field, form)
+    } else {
+        let field: Option<CsrfField> = serde_urlencoded_from(&body).ok();
+        (field, serde_urlencoded_from(&body))
+    };
+    let token = header_token.or(field.and_then(|f| f.csrf));
+    // The token first: a forged request learns nothing from how its body was parsed.
+    viewer.check_csrf(token.as_deref())?;
+    Ok(Submitted(form?))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body as axum's `Form` does.

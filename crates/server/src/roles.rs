@@ -229,6 +229,13 @@ pub struct Refusal {
     api: bool,
 }
 
+impl Refusal {
+    /// `error`, answered as JSON when the request is to the API (`/api/…`).
+    pub fn new(error: WebError, path: &str) -> Refusal {
+        Refusal { error, api: path.starts_with("/api/") }
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         if self.api { self.error.into_api() } else { self.error.into_response() }

@@ -83,6 +83,11 @@ fn routes() -> Table {
         .get("/api/v1/changes/{id}", DirectoryReader, api::change)
         .get("/api/v1/syncs", DirectoryReader, api::syncs)
         .get("/api/v1/audit", AuditReader, api::audit)
+        .post("/api/v1/principals/{id}/actions", Operator, api::act)
+        .post("/api/v1/changes/{id}/approve", Operator, api::approve)
+        .post("/api/v1/changes/{id}/retry", Operator, api::retry)
+        .post("/api/v1/changes/{id}/cancel", Operator, api::cancel)
+        .post("/api/v1/connectors/{name}/sync", Operator, api::sync_now)
         // Operations.
         .get("/healthz", Public, crate::healthz)
         .get("/readyz", Public, crate::readyz)

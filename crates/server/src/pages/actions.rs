@@ -9,8 +9,9 @@
 //! its name or object id within the principal's connector.
 
 use attest_domain::{ChangeAction, ChangeState, EntitlementKey, NewChange, Principal, PrincipalKind, ResourceKind};
+use attest_provisioner::InPerson;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::changes::{applied_page, provision_error};
@@ -51,32 +52,35 @@ pub async fn submit(
     Path(id): Path<i64>,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {
-    let principal = readable_principal(&state, &viewer, id).await?;
+    let done = act(&state, &viewer, id, &form).await?;
+    applied_page(&viewer, done)
+}
+
+/// Queues the change a form asks for on principal `id` and, unless it waits for approval,
+/// applies it at once in person. What the page and the API both do.
+pub async fn act(state: &AppState, viewer: &Viewer, id: i64, form: &ActionForm) -> Result<InPerson, WebError> {
+    let principal = readable_principal(state, viewer, id).await?;
     if !viewer.can_operate(principal.connector_id) {
         return Err(WebError::Forbidden("only administrators and this connector's owners make changes in it".into()));
     }
     let nonce = form.nonce.trim();
     if nonce.len() < 16 || nonce.len() > 100 {
-        return Err(WebError::BadRequest("the form has no valid request token; reload the page".into()));
+        return Err(WebError::BadRequest(
+            "the form has no valid request token (nonce, 16 to 100 characters); reload the page".into(),
+        ));
     }
-    let action = action_for(&state, &principal, &form).await?;
+    let action = action_for(state, &principal, form).await?;
     let actor = viewer.actor();
     let new = NewChange::manual(principal.connector_id, action, &actor, nonce);
     let change = state.provisioner.enqueue(new, chrono::Utc::now()).await.map_err(provision_error)?.change;
-    apply_or_show(&state, &viewer, change).await
-}
-
-/// Applies a pending change in person and shows the outcome; a change waiting for approval (or
-/// already taken by a worker, or settled) is shown as it stands.
-async fn apply_or_show(state: &AppState, viewer: &Viewer, change: attest_domain::Change) -> Result<Response, WebError> {
     if change.state != ChangeState::Pending {
-        return Ok(Redirect::to(&format!("/changes/{}", change.id.0)).into_response());
+        return Ok(InPerson { change, secret: None });
     }
-    match state.provisioner.apply_in_person(change.id, &viewer.actor()).await {
-        Ok(done) => applied_page(viewer, done),
-        // A worker claimed it first: its page shows how it went.
+    match state.provisioner.apply_in_person(change.id, &actor).await {
+        Ok(done) => Ok(done),
+        // A worker claimed it first: the change shows how it went.
         Err(attest_provisioner::ProvisionError::NotClaimable(_)) => {
-            Ok(Redirect::to(&format!("/changes/{}", change.id.0)).into_response())
+            Ok(InPerson { change: state.store.get_change(change.id).await?, secret: None })
         }
         Err(e) => Err(provision_error(e)),
     }

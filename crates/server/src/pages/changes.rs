@@ -195,6 +195,26 @@ pub fn applied_page(viewer: &Viewer, done: attest_provisioner::InPerson) -> Resu
     Ok(response)
 }
 
+/// Approves change `id` as the viewer and applies it at once, in person.
+pub async fn approve_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<attest_provisioner::InPerson, WebError> {
+    operable_change(state, viewer, id).await?;
+    let actor = viewer.actor();
+    state.store.approve_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+    state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)
+}
+
+/// Puts a failed change back in the queue.
+pub async fn retry_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
+    operable_change(state, viewer, id).await?;
+    Ok(state.store.retry_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?)
+}
+
+/// Withdraws a change that has not been applied.
+pub async fn cancel_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
+    operable_change(state, viewer, id).await?;
+    Ok(state.store.cancel_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?)
+}
+
 /// `POST /changes/{id}/approve`: approves and applies at once, in person.
 pub async fn approve(
     State(state): State<AppState>,
@@ -202,10 +222,7 @@ pub async fn approve(
     Path(id): Path<i64>,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
-    operable_change(&state, &viewer, id).await?;
-    let actor = viewer.actor();
-    state.store.approve_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
-    let done = state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)?;
+    let done = approve_now(&state, &viewer, id).await?;
     applied_page(&viewer, done)
 }
 
@@ -216,8 +233,7 @@ pub async fn retry(
     Path(id): Path<i64>,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
-    operable_change(&state, &viewer, id).await?;
-    state.store.retry_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?;
+    retry_now(&state, &viewer, id).await?;
     Ok(Redirect::to(&format!("/changes/{id}")).into_response())
 }
 
@@ -228,8 +244,7 @@ pub async fn cancel(
     Path(id): Path<i64>,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
-    operable_change(&state, &viewer, id).await?;
-    state.store.cancel_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?;
+    cancel_now(&state, &viewer, id).await?;
     Ok(Redirect::to(&format!("/changes/{id}")).into_response())
 }
 

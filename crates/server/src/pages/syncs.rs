@@ -79,8 +79,19 @@ pub async fn sync_now(
     Path(name): Path<String>,
     Submitted(form): Submitted<SyncForm>,
 ) -> Result<Response, WebError> {
+    request(&state, &viewer, &name, &form).await?;
+    Ok(Redirect::to("/syncs").into_response())
+}
+
+/// Asks for a sync of connector `name` and wakes this replica's scheduler.
+pub async fn request(
+    state: &AppState,
+    viewer: &Viewer,
+    name: &str,
+    form: &SyncForm,
+) -> Result<attest_store::SyncRequest, WebError> {
     let not_found = || WebError::NotFound(format!("no connector named '{name}'"));
-    let connector = state.store.find_connector_by_name(&name).await?.ok_or_else(not_found)?;
+    let connector = state.store.find_connector_by_name(name).await?.ok_or_else(not_found)?;
     if !viewer.can_read(connector.id) {
         return Err(not_found());
     }
@@ -92,7 +103,7 @@ pub async fn sync_now(
         "full" => SyncMode::Full,
         other => return Err(WebError::BadRequest(format!("sync mode '{other}' is not delta or full"))),
     };
-    state.store.request_sync(connector.id, mode, &viewer.actor(), chrono::Utc::now()).await?;
+    let requested = state.store.request_sync(connector.id, mode, &viewer.actor(), chrono::Utc::now()).await?;
     state.sync_wake.notify_one();
-    Ok(Redirect::to("/syncs").into_response())
+    Ok(requested)
 }
