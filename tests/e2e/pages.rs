@@ -111,17 +111,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let page_path = format!("/principals/{}", target.id.0);
     let actions = format!("{page_path}/actions");
-    let (group_id, group_name) = web.sim.sim.read(|t| {
-        let g = t
-            .live_groups()
-            .find(|g| {
-                g.accepts_membership_writes()
-                    && !g.members.contains(&web.requester.object_id)
-                    && t.live_groups().filter(|o| o.display_name == g.display_name).count() == 1
-            })
-            .unwrap();
-        (g.id.clone(), g.display_name.clone())
-    });
+    let (group_id, group_name) = web.group_to_join(&web.requester);
 
     // Add to a group (not sensitive): applied at once, in Entra and on the page.
     let added = web

@@ -1,7 +1,7 @@
 //! `attest serve` through its boot function: health, readiness, metrics, the scheduled sync and
 //! the provisioner's workers running in the background, and a graceful stop.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use attest_config::Config;
 use attest_domain::{ChangeAction, ChangeOrigin, ChangeState, NewChange};
@@ -10,6 +10,7 @@ use attest_store::db_test;
 
 use crate::harness::{attest, browser, location, sign_in_through_simulator};
 use crate::sync::{add_entra, scratch, sim};
+use crate::web::eventually;
 
 /// The configuration in `config_file`, on the test database.
 fn config(config_file: &str, db: &attest_store::testing::TestDb) -> Config {
@@ -38,18 +39,6 @@ fn boot_on(listener: tokio::net::TcpListener, config: Config) -> Running {
 async fn get(base: &str, path: &str) -> (u16, String) {
     let response = attest_http::client().unwrap().get(format!("{base}{path}")).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
-}
-
-/// Polls `check` every 50 ms for up to `limit`.
-async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics, true, |db| {

@@ -83,17 +83,7 @@ db_test!(a_person_signs_in_finds_a_user_and_adds_them_to_a_group_in_chromium, tr
     let connector = store.list_connectors().await.unwrap().remove(0);
     let admin = store.find_user(connector.id, &web.admin.object_id).await.unwrap().unwrap();
     let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
-    let (group_id, group_name) = web.sim.sim.read(|t| {
-        let g = t
-            .live_groups()
-            .find(|g| {
-                g.accepts_membership_writes()
-                    && !g.members.contains(&web.requester.object_id)
-                    && t.live_groups().filter(|o| o.display_name == g.display_name).count() == 1
-            })
-            .unwrap();
-        (g.id.clone(), g.display_name.clone())
-    });
+    let (group_id, group_name) = web.group_to_join(&web.requester);
 
     // Sign in: the landing page, Microsoft's (the simulator's) sign-in page, back home.
     browser.goto(&web.base).await.unwrap();

@@ -164,6 +164,22 @@ impl Web {
         self.post_with(Some(who), path, form, Some(&who.csrf)).await
     }
 
+    /// A group Graph lets Attest change that `who` is not in, with a name no other group has
+    /// (so it can be named in a form): its object id and name.
+    pub fn group_to_join(&self, who: &Person) -> (String, String) {
+        self.sim.sim.read(|t| {
+            let g = t
+                .live_groups()
+                .find(|g| {
+                    g.accepts_membership_writes()
+                        && !g.members.contains(&who.object_id)
+                        && t.live_groups().filter(|o| o.display_name == g.display_name).count() == 1
+                })
+                .unwrap();
+            (g.id.clone(), g.display_name.clone())
+        })
+    }
+
     /// Stops the server and checks it stopped cleanly.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
