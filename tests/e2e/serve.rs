@@ -102,6 +102,7 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
         "{metrics}"
     );
     assert!(metrics.contains("attest_changes{state=\"applied\"} 1"), "{metrics}");
+    assert!(metrics.contains("attest_mail{state=\"kept\"} 0"), "{metrics}");
     assert!(metrics.contains("attest_connector_last_sync_age_seconds{connector=\"contoso\"}"), "{metrics}");
 
     // A graceful stop: the boot function returns.

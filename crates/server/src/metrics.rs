@@ -1,13 +1,14 @@
 //! `/metrics` in the Prometheus text format: request latency histograms by route (the route
 //! template, never the raw path, so ids do not explode the series), and gauges read from the
-//! database when scraped: changes by state, and per connector the age of its last sync.
+//! database when scraped: changes by state, mail by state, and per connector the age of its
+//! last sync.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use attest_domain::ChangeState;
+use attest_domain::{ChangeState, MailState};
 use attest_store::Store;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -97,6 +98,13 @@ async fn gauges(store: &Store, out: &mut String) -> Result<(), attest_store::Sto
     for state in ChangeState::ALL {
         let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "attest_changes{{state=\"{state}\"}} {n}");
+    }
+    let mail = store.count_mail_by_state().await?;
+    let _ = writeln!(out, "# HELP attest_mail Mail in the outbox by state (kept: held without an SMTP server).");
+    let _ = writeln!(out, "# TYPE attest_mail gauge");
+    for state in MailState::ALL {
+        let n = mail.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "attest_mail{{state=\"{state}\"}} {n}");
     }
     let _ = writeln!(
         out,

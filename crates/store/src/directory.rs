@@ -72,6 +72,20 @@ pub struct ResourceSummary {
     pub holders: Vec<(String, u64)>,
 }
 
+/// A person as a listing shows them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PersonRow {
+    pub id: PrincipalId,
+    pub display_name: String,
+    pub user_principal_name: Option<String>,
+    pub email: Option<String>,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    #[serde(deserialize_with = "crate::sql::optional_bool")]
+    pub account_enabled: Option<bool>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
 /// A row of [`Store::list_access_of_principal`]'s query.
 type AccessRow = (
     i64,
@@ -443,21 +457,26 @@ impl Store {
         Ok(rows.into_iter().next().unwrap_or((0, None)))
     }
 
-    /// Principals by id, in the order asked (ids not found are left out). One round trip: a
-    /// page of people is one value from the database, not a message per row.
-    pub async fn list_principals_by_id(&self, ids: &[PrincipalId]) -> Result<Vec<Principal>, StoreError> {
+    /// People by id for a listing, in the order asked (ids not found are left out): the few
+    /// columns a list shows, in one round trip.
+    pub async fn list_people_rows(&self, ids: &[PrincipalId]) -> Result<Vec<PersonRow>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql =
-            Sql::new(self.backend(), &format!("SELECT {} FROM principals WHERE id IN ", principal::COLUMNS.join(", ")));
+        let columns = [
+            "id",
+            "display_name",
+            "user_principal_name",
+            "email",
+            "department",
+            "job_title",
+            "account_enabled",
+            "deleted_at",
+        ];
+        let mut sql = Sql::new(self.backend(), &format!("SELECT {} FROM principals WHERE id IN ", columns.join(", ")));
         sql.tuple(ids.iter().map(|id| id.0.into()).collect::<Vec<sea_orm::Value>>());
-        let models: Vec<principal::Model> = crate::sql::select_json(&self.db, sql, principal::COLUMNS).await?;
-        let mut found: HashMap<PrincipalId, Principal> = HashMap::new();
-        for model in models {
-            let p = model.into_domain()?;
-            found.insert(p.id, p);
-        }
+        let rows: Vec<PersonRow> = crate::sql::select_json(&self.db, sql, &columns).await?;
+        let mut found: HashMap<PrincipalId, PersonRow> = rows.into_iter().map(|r| (r.id, r)).collect();
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 }

@@ -75,9 +75,18 @@ pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -
         // Past the end: the last page instead.
         ids = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, last as usize).0;
     }
-    let people = state.store.list_principals_by_id(&ids).await?;
+    let people = state.store.list_people_rows(&ids).await?;
     Ok(json!({
-        "people": people.iter().map(principal_json).collect::<Vec<_>>(),
+        "people": people.iter().map(|p| json!({
+            "id": p.id.0,
+            "display_name": p.display_name,
+            "user_principal_name": p.user_principal_name,
+            "email": p.email,
+            "department": p.department,
+            "job_title": p.job_title,
+            "account_enabled": p.account_enabled,
+            "deleted": p.deleted_at.is_some(),
+        })).collect::<Vec<_>>(),
         "total": total, "page": page_no, "pages": pages, "q": q, "q_encoded": url_encode(&q),
     }))
 }
