@@ -62,8 +62,8 @@ fn routes() -> Table {
         .get("/audit", AuditReader, pages::audit::audit)
         .get("/audit/export.csv", AuditReader, pages::audit::export_csv)
         .get("/audit/export.json", AuditReader, pages::audit::export_json)
-        .get("/admin/mail", Admin, pages::mail::outbox)
-        .get("/admin/mail/{id}", Admin, pages::mail::mail)
+        .get("/admin/mail", AuditReader, pages::mail::outbox)
+        .get("/admin/mail/{id}", AuditReader, pages::mail::mail)
         // Signing in and out.
         .get("/auth/sign-in", Public, auth::sign_in)
         .get("/auth/callback", Public, auth::callback)

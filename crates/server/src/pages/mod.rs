@@ -67,7 +67,6 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "nav": {
             "directory": Access::DirectoryReader.allows(&viewer.roles),
             "audit": Access::AuditReader.allows(&viewer.roles),
-            "admin": Access::Admin.allows(&viewer.roles),
         },
     });
     Ok(Html(render_html(template, merge(frame, context))?))
