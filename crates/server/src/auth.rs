@@ -127,40 +127,72 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
-/// Opens a session for `user` and answers with the cookie and a redirect home.
-async fn open_session(state: &AppState, user: i64) -> Response {
-    let (Ok(token), Ok(csrf)) = (random_token(), random_token()) else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let now = Utc::now();
-    let lifetime = chrono::Duration::from_std(state.session_lifetime).unwrap_or(chrono::Duration::hours(12));
-    if let Err(e) = state.store.create_web_session(&hash(&token), user, &csrf, now + lifetime, now).await {
-        tracing::error!(error = %e, "a session could not be stored");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let cookie = session_cookie(state, &token, lifetime.num_seconds());
-    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_owned())]).into_response()
+/// Where a sign-in returns to, kept in a short-lived cookie across the trip to Microsoft.
+const RETURN_COOKIE: &str = "attest_return";
+
+/// `next` if it is a path on this site (`/changes/42?x=1`), never another site (`//evil.com`,
+/// `/\\evil.com`, `https://…`) or anything odd.
+pub fn safe_return(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 1_000
+        && !next.chars().any(char::is_control)
+        && !next.starts_with("/auth/");
+    ok.then_some(next)
 }
 
-fn bad_request(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+/// Opens a session for `user` and answers with the cookie and a redirect to `to`.
+async fn open_session(state: &AppState, user: i64, to: &str) -> Result<Response, WebError> {
+    let token = random_token().map_err(WebError::Internal)?;
+    let csrf = random_token().map_err(WebError::Internal)?;
+    let now = Utc::now();
+    let lifetime = chrono::Duration::from_std(state.session_lifetime).unwrap_or(chrono::Duration::hours(12));
+    state
+        .store
+        .create_web_session(&hash(&token), user, &csrf, now + lifetime, now)
+        .await
+        .map_err(|e| WebError::Unavailable(format!("a session could not be stored: {e}")))?;
+    let cookie = session_cookie(state, &token, lifetime.num_seconds());
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response();
+    response.headers_mut().append(header::SET_COOKIE, header_value(&cookie)?);
+    Ok(response)
+}
+
+fn header_value(text: &str) -> Result<axum::http::HeaderValue, WebError> {
+    axum::http::HeaderValue::from_str(text).map_err(|e| WebError::Internal(e.to_string()))
+}
+
+fn unavailable(e: String) -> WebError {
+    WebError::Unavailable(format!("sign-in is not available: {e}"))
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    /// Where to land after signing in (a path on this site).
+    next: Option<String>,
 }
 
 /// `GET /auth/sign-in`: off to Microsoft.
-pub async fn sign_in(State(state): State<AppState>) -> Response {
-    let client = match state.sign_in.client().await {
-        Ok(client) => client,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("sign-in is not available: {e}\n")).into_response(),
-    };
-    let Ok((url, pending)) = client.begin() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignInQuery>) -> Result<Response, WebError> {
+    let client = state.sign_in.client().await.map_err(unavailable)?;
+    let (url, pending) = client.begin().map_err(|e| WebError::Internal(e.to_string()))?;
     let expires = Utc::now() + SIGN_IN_WINDOW;
-    if let Err(e) =
-        state.store.save_sign_in_attempt(&hash(&pending.state), &pending.nonce, &pending.verifier, expires).await
-    {
-        tracing::error!(error = %e, "a sign-in could not be started");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    state
+        .store
+        .save_sign_in_attempt(&hash(&pending.state), &pending.nonce, &pending.verifier, expires)
+        .await
+        .map_err(|e| WebError::Unavailable(format!("a sign-in could not be started: {e}")))?;
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
+    if let Some(next) = query.next.as_deref().and_then(safe_return) {
+        let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let cookie = format!(
+            "{RETURN_COOKIE}={encoded}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={}",
+            SIGN_IN_WINDOW.num_seconds()
+        );
+        response.headers_mut().append(header::SET_COOKIE, header_value(&cookie)?);
     }
-    (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -172,42 +204,48 @@ pub struct Callback {
 }
 
 /// `GET /auth/callback`: back from Microsoft.
-pub async fn callback(State(state): State<AppState>, Query(callback): Query<Callback>) -> Response {
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Result<Response, WebError> {
     if let Some(error) = callback.error {
         let description = callback.error_description.unwrap_or_default();
         let first = description.lines().next().unwrap_or_default();
-        return (StatusCode::FORBIDDEN, format!("sign-in was refused: {error}: {first}\n")).into_response();
+        return Err(WebError::Forbidden(format!("sign-in was refused: {error}: {first}")));
     }
     let (Some(code), Some(returned_state)) = (callback.code, callback.state) else {
-        return bad_request("the sign-in response has no code or state");
+        return Err(WebError::BadRequest("the sign-in response has no code or state".into()));
     };
-    let attempt = match state.store.take_sign_in_attempt(&hash(&returned_state), Utc::now()).await {
-        Ok(Some(attempt)) => attempt,
-        Ok(None) => return bad_request("this sign-in expired or was already used: start again at /auth/sign-in"),
-        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    };
-    let client = match state.sign_in.client().await {
-        Ok(client) => client,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("sign-in is not available: {e}\n")).into_response(),
-    };
+    let attempt = state
+        .store
+        .take_sign_in_attempt(&hash(&returned_state), Utc::now())
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            WebError::BadRequest("this sign-in expired or was already used: start again at /auth/sign-in".into())
+        })?;
+    let client = state.sign_in.client().await.map_err(unavailable)?;
     let pending = Pending { state: returned_state.clone(), nonce: attempt.0, verifier: attempt.1 };
-    let identity = match client.finish(&pending, &code, &returned_state, Utc::now()).await {
-        Ok(identity) => identity,
-        Err(e) => {
-            tracing::warn!(error = %e, "a sign-in was refused");
-            return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
-        }
-    };
+    let identity = client.finish(&pending, &code, &returned_state, Utc::now()).await.map_err(|e| {
+        tracing::warn!(error = %e, "a sign-in was refused");
+        WebError::Forbidden(e.to_string())
+    })?;
     let name = identity.name.or(identity.username.clone()).unwrap_or_else(|| identity.object_id.clone());
     let email = identity.email.or(identity.username);
-    match state
+    let user = state
         .store
         .sign_in_web_user(&identity.tenant_id, &identity.object_id, &name, email.as_deref(), Utc::now())
         .await
-    {
-        Ok(user) => open_session(&state, user.id).await,
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
+        .map_err(|e| unavailable(e.to_string()))?;
+    let back = cookie(&headers, RETURN_COOKIE).map(|v| {
+        url::form_urlencoded::parse(format!("v={v}").as_bytes()).map(|(_, v)| v.into_owned()).collect::<String>()
+    });
+    let to = back.as_deref().and_then(safe_return).unwrap_or("/").to_owned();
+    let mut response = open_session(&state, user.id, &to).await?;
+    let cleared = format!("{RETURN_COOKIE}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");
+    response.headers_mut().append(header::SET_COOKIE, header_value(&cleared)?);
+    Ok(response)
 }
 
 /// `POST /auth/sign-out`
@@ -225,22 +263,16 @@ pub async fn sign_out(
 }
 
 /// `GET /auth/link/{token}`: the break-glass administrator, once per link.
-pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match state.store.use_login_link(&hash(&token), Utc::now()).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return (StatusCode::FORBIDDEN, "this login link is unknown, expired or already used\n").into_response();
-        }
-        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, WebError> {
+    if !state.store.use_login_link(&hash(&token), Utc::now()).await.map_err(|e| unavailable(e.to_string()))? {
+        return Err(WebError::Forbidden("this login link is unknown, expired or already used".into()));
     }
     let admin = state
         .store
         .set_web_user_roles(LOCAL_TENANT, BREAK_GLASS, "Break-glass administrator", &["admin".to_owned()], Utc::now())
-        .await;
-    match admin {
-        Ok(user) => open_session(&state, user.id).await,
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    open_session(&state, admin.id, "/").await
 }
 
 /// `GET /api/v1/me`: who is signed in, and the CSRF token their writes must carry.

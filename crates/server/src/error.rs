@@ -10,8 +10,9 @@ use serde_json::json;
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// Not signed in; `next` is where to come back to after signing in (a page asked for).
     #[error("sign in first")]
-    SignedOut,
+    SignedOut { next: Option<String> },
     #[error("{0}")]
     Forbidden(String),
     #[error("missing or wrong CSRF token; reload the page and try again")]
@@ -33,7 +34,7 @@ pub enum WebError {
 impl WebError {
     pub fn status(&self) -> StatusCode {
         match self {
-            WebError::SignedOut => StatusCode::UNAUTHORIZED,
+            WebError::SignedOut { .. } => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -46,7 +47,7 @@ impl WebError {
     /// A short machine-readable code for the API.
     fn code(&self) -> &'static str {
         match self {
-            WebError::SignedOut => "signed_out",
+            WebError::SignedOut { .. } => "signed_out",
             WebError::Forbidden(_) => "forbidden",
             WebError::Csrf => "csrf",
             WebError::NotFound(_) => "not_found",
@@ -59,7 +60,7 @@ impl WebError {
 
     fn heading(&self) -> &'static str {
         match self {
-            WebError::SignedOut => "Sign in first",
+            WebError::SignedOut { .. } => "Sign in first",
             WebError::Forbidden(_) | WebError::Csrf => "Not allowed",
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) => "That did not work",
@@ -93,7 +94,13 @@ impl IntoResponse for WebError {
             "status": status.as_u16(),
             "heading": self.heading(),
             "message": self.to_string(),
-            "signed_out": matches!(self, WebError::SignedOut),
+            "signed_out": matches!(self, WebError::SignedOut { .. }),
+            "sign_in": match &self {
+                WebError::SignedOut { next: Some(next) } => {
+                    format!("/auth/sign-in?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>())
+                }
+                _ => "/auth/sign-in".to_owned(),
+            },
         });
         let html = crate::pages::render_html("error.html", context)
             .unwrap_or_else(|_| format!("<!doctype html><title>{status}</title><p>{status}</p>"));

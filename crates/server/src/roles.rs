@@ -249,7 +249,12 @@ impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
         let api = parts.uri.path().starts_with("/api/");
         let refuse = |error| Refusal { error, api };
         let session = crate::auth::session_of(state, &parts.headers).await.map_err(refuse)?;
-        let session = session.ok_or_else(|| refuse(WebError::SignedOut))?;
+        // A page asked for comes back after signing in; a form post cannot be replayed.
+        let next = (parts.method == axum::http::Method::GET)
+            .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten()
+            .filter(|p| crate::auth::safe_return(p).is_some());
+        let session = session.ok_or_else(|| refuse(WebError::SignedOut { next }))?;
         let connectors = state.caches.connectors(&state.store).await.map_err(|e| refuse(e.into()))?;
         let roles = Roles::of(&connectors, &session.user);
         if !R::ACCESS.allows(&roles) {
