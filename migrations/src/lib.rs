@@ -13,6 +13,7 @@ mod m20261122_000003_job_leases;
 mod m20261122_000004_web_sign_in;
 mod m20261123_000001_mail_outbox;
 mod m20261123_000002_sync_requests;
+mod m20261123_000003_change_subjects;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_web_sign_in::Migration),
             Box::new(m20261123_000001_mail_outbox::Migration),
             Box::new(m20261123_000002_sync_requests::Migration),
+            Box::new(m20261123_000003_change_subjects::Migration),
         ]
     }
 }

@@ -74,10 +74,12 @@ impl Store {
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(
             self.backend(),
-            "INSERT INTO changes (connector_id, kind, action, idempotency_key, origin, origin_ref, requested_by, \
-             state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
+            "INSERT INTO changes (connector_id, kind, action, target_object, principal_object, idempotency_key, \
+             origin, origin_ref, requested_by, state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
         );
         sql.value(new.connector_id.0).push(", ").value(new.action.kind().as_str()).push(", ").value(action);
+        sql.push(", ").value(new.action.target().to_owned());
+        sql.push(", ").value(new.action.principal().map(str::to_owned));
         sql.push(", ").value(new.idempotency_key.clone()).push(", ").value(new.origin.as_str());
         sql.push(", ").value(new.origin_ref.clone()).push(", ").value(new.requested_by.clone());
         sql.push(", ").value(state.as_str()).push(", 0, ").value(now).push(", ").value(now).push(", ").value(now);
@@ -316,11 +318,9 @@ impl Store {
             query = query.filter(Column::Id.lt(before.0));
         }
         if let Some(object) = filter.involving.as_deref() {
-            use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
-            // Object ids appear in the action's JSON as quoted strings.
-            let quoted = serde_json::Value::from(object).to_string();
-            let escaped = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            query = query.filter(Expr::col(Column::Action).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
+            query = query.filter(
+                sea_orm::Condition::any().add(Column::TargetObject.eq(object)).add(Column::PrincipalObject.eq(object)),
+            );
         }
         if let Some(requester) = filter.requested_by.as_deref() {
             use sea_orm::sea_query::{Expr, ExprTrait, Func};

@@ -45,9 +45,9 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261123_000002_sync_requests".to_owned()]);
+    assert_eq!(newest, vec!["m20261123_000003_change_subjects".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("sync_requests")).await.is_err());
+    assert!(store.db.execute_raw(select("changes WHERE target_object IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -72,7 +72,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261123_000002_sync_requests"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261123_000003_change_subjects"),
             "{text}"
         );
     }
@@ -779,4 +779,34 @@ store_test!(sync_requests_wait_until_a_sync_that_started_after_them_serves_them,
     assert!(store.find_sync_request(c.id).await.unwrap().is_some());
     store.complete_sync_request(c.id, t(10)).await.unwrap();
     assert!(store.list_sync_requests().await.unwrap().is_empty());
+});
+
+store_test!(changes_are_found_by_the_objects_they_involve_also_after_the_migration_backfills_them, |store| {
+    let c = connector(&store, "subjects").await;
+    let member = store.enqueue_change(member_change(c.id, "k-1", "ada@contoso.com"), false, t(1)).await.unwrap().change;
+    let block = NewChange {
+        connector_id: c.id,
+        action: ChangeAction::BlockSignIn { user: "user-7".into() },
+        idempotency_key: "k-2".into(),
+        origin: ChangeOrigin::Manual,
+        origin_ref: None,
+        requested_by: "ada@contoso.com".into(),
+    };
+    let block = store.enqueue_change(block, true, t(2)).await.unwrap().change;
+    let involving =
+        |object: &str| crate::ChangeFilter { involving: Some(object.to_owned()), limit: 10, ..Default::default() };
+    let ids = |changes: Vec<Change>| changes.iter().map(|c| c.id).collect::<Vec<_>>();
+    let (group, user) = match &member.action {
+        ChangeAction::AddGroupMember { group, member } => (group.clone(), member.clone()),
+        other => panic!("{other:?}"),
+    };
+    for _ in 0..2 {
+        assert_eq!(ids(store.list_changes(&involving(&group)).await.unwrap()), vec![member.id]);
+        assert_eq!(ids(store.list_changes(&involving(&user)).await.unwrap()), vec![member.id]);
+        assert_eq!(ids(store.list_changes(&involving("user-7")).await.unwrap()), vec![block.id]);
+        assert!(store.list_changes(&involving("nobody")).await.unwrap().is_empty());
+        // The columns dropped and added back: the migration fills them from the actions.
+        store.migrate_down(1).await.unwrap();
+        store.migrate_up(None).await.unwrap();
+    }
 });

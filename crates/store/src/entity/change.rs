@@ -12,6 +12,10 @@ pub struct Model {
     pub connector_id: i64,
     pub kind: String,
     pub action: String,
+    /// The directory object the change is about (`ChangeAction::target`).
+    pub target_object: Option<String>,
+    /// The principal gaining or losing access (`ChangeAction::principal`).
+    pub principal_object: Option<String>,
     pub idempotency_key: String,
     pub origin: String,
     pub origin_ref: Option<String>,
