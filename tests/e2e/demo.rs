@@ -52,6 +52,10 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let admin = admin.unwrap_or_else(|| panic!("the demo did not start: {}", out.text()));
+        let text = out.text();
+        let second =
+            text.lines().find(|l| l.contains("is a second administrator")).map(|l| l.split(' ').next().unwrap());
+        assert!(second.is_some_and(|s| s != admin && s.contains('@')), "a second administrator approves: {text}");
         assert!(!dir.join("left-over").exists(), "the demo starts from an empty directory");
         // Sign in through the simulator's page as the administrator.
         let (_, callback) = sign_in_through_simulator(&base, &admin).await;

@@ -90,12 +90,17 @@ pub async fn demo(
         ..EntraSettings::default()
     };
     let now = chrono::Utc::now();
-    let admin = sim.sim.read(|t| {
+    // Two administrators: a sensitive change one of them asks for, the other approves.
+    let admins: Vec<(String, String, String, Option<String>)> = sim.sim.read(|t| {
         let mut members: Vec<_> = t.live_users().filter(|u| u.user_type == "Member" && u.account_enabled).collect();
         members.sort_by(|a, b| a.user_principal_name.cmp(&b.user_principal_name));
-        members.first().map(|u| (u.id.clone(), u.user_principal_name.clone(), u.display_name.clone(), u.mail.clone()))
+        members
+            .iter()
+            .take(2)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone(), u.display_name.clone(), u.mail.clone()))
+            .collect()
     });
-    let owners: Vec<String> = admin.iter().filter_map(|(_, _, _, mail)| mail.clone()).collect();
+    let owners: Vec<String> = admins.iter().take(1).filter_map(|(_, _, _, mail)| mail.clone()).collect();
     let new = NewConnector {
         tenant_id: Some(sim.tenant_id()),
         settings: settings.to_json(),
@@ -125,11 +130,20 @@ pub async fn demo(
         run.counts.grants.added,
         run.finished_at.map_or(0.0, |f| (f - run.started_at).num_milliseconds() as f64 / 1000.0)
     )?;
-    if let Some((id, upn, name, _)) = &admin {
+    for (id, _, name, _) in &admins {
         store.set_web_user_roles(&sim.tenant_id(), id, name, &["admin".to_owned()], now).await?;
-        writeln!(out, "open {base} and sign in as {upn} (an administrator), or as any other demo user")?;
-    } else {
-        writeln!(out, "open {base} and sign in as any demo user")?;
+    }
+    match admins.as_slice() {
+        [] => writeln!(out, "open {base} and sign in as any demo user")?,
+        [(_, upn, _, _), rest @ ..] => {
+            writeln!(out, "open {base} and sign in as {upn} (an administrator), or as any other demo user")?;
+            if let Some((_, second, _, _)) = rest.first() {
+                writeln!(
+                    out,
+                    "{second} is a second administrator: sensitive changes (blocking sign-in, resetting a password…) one asks for, the other approves"
+                )?;
+            }
+        }
     }
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
     writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
