@@ -34,6 +34,14 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     );
     assert!(page.contains("direct"), "{page}");
     assert!(page.contains("id=\"actions\""), "an administrator gets the side panel");
+    // Someone with a manager links to them.
+    let managed = people
+        .iter()
+        .find(|p| p.data.manager_external_id.as_ref().is_some_and(|m| people.iter().any(|q| &q.data.external_id == m)))
+        .expect("someone's manager is synced");
+    let boss = people.iter().find(|q| Some(&q.data.external_id) == managed.data.manager_external_id.as_ref()).unwrap();
+    let (_, page) = web.get(Some(&web.admin), &format!("/principals/{}", managed.id.0)).await;
+    assert!(page.contains(&format!("<a href=\"/principals/{}\">{}</a>", boss.id.0, boss.data.display_name)), "{page}");
     // An auditor reads it all but gets no actions.
     let (status, audited) = web.get(Some(&web.auditor), &format!("/principals/{}", person.id.0)).await;
     assert!(status == 200 && !audited.contains("id=\"actions\"") && !audited.contains(">Remove<"), "{audited}");

@@ -457,6 +457,39 @@ impl Store {
         Ok(rows.into_iter().next().unwrap_or((0, None)))
     }
 
+    /// A principal and their manager (by id and name, when synced), in one round trip: what a
+    /// principal's page starts from.
+    pub async fn find_principal_with_manager(
+        &self,
+        id: PrincipalId,
+    ) -> Result<Option<(Principal, Option<Named<PrincipalId>>)>, StoreError> {
+        let columns: Vec<String> = principal::COLUMNS.iter().map(|c| format!("p.{c} AS {c}")).collect();
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!(
+                "SELECT {}, m.id AS manager_id, m.display_name AS manager_name FROM principals p \
+                 LEFT JOIN principals m ON m.connector_id = p.connector_id AND m.external_id = p.manager_external_id \
+                 WHERE p.id = ",
+                columns.join(", ")
+            ),
+        );
+        sql.value(id.0);
+        let mut names: Vec<&str> = principal::COLUMNS.to_vec();
+        names.extend(["manager_id", "manager_name"]);
+        // The row arrives flat: the principal's columns, then the manager's two.
+        let rows: Vec<serde_json::Value> = crate::sql::select_json(&self.db, sql, &names).await?;
+        let Some(serde_json::Value::Array(mut values)) = rows.into_iter().next() else { return Ok(None) };
+        let manager_name = values.pop().unwrap_or_default();
+        let manager_id = values.pop().unwrap_or_default();
+        let model: principal::Model = serde_json::from_value(serde_json::Value::Array(values))
+            .map_err(|e| StoreError::Invalid(format!("unreadable principal row: {e}")))?;
+        let manager = match (manager_id.as_i64(), manager_name.as_str()) {
+            (Some(id), Some(name)) => Some(Named { id: PrincipalId(id), display_name: name.to_owned() }),
+            _ => None,
+        };
+        Ok(Some((model.into_domain()?, manager)))
+    }
+
     /// People by id for a listing, in the order asked (ids not found are left out): the few
     /// columns a list shows, in one round trip.
     pub async fn list_people_rows(&self, ids: &[PrincipalId]) -> Result<Vec<PersonRow>, StoreError> {

@@ -173,12 +173,21 @@ pub async fn roles(
 
 /// A principal this viewer may read, or 404 (not 403: whether it exists is not theirs to know).
 pub async fn readable_principal(state: &AppState, viewer: &Viewer, id: i64) -> Result<Principal, WebError> {
+    Ok(readable_principal_with_manager(state, viewer, id).await?.0)
+}
+
+/// The same, with their manager.
+async fn readable_principal_with_manager(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+) -> Result<(Principal, Option<attest_store::Named<PrincipalId>>), WebError> {
     let not_found = || WebError::NotFound(format!("principal {id} not found"));
-    let principal = state.store.get_principal(PrincipalId(id)).await.map_err(|_| not_found())?;
-    if !viewer.can_read(principal.connector_id) {
+    let found = state.store.find_principal_with_manager(PrincipalId(id)).await?.ok_or_else(not_found)?;
+    if !viewer.can_read(found.0.connector_id) {
         return Err(not_found());
     }
-    Ok(principal)
+    Ok(found)
 }
 
 /// The change that takes this grant away, when Attest can make it (direct grants only; an
@@ -247,7 +256,7 @@ fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
 /// A principal's page data (also `GET /api/v1/principals/{id}`).
 pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
     let store = &state.store;
-    let principal = readable_principal(state, viewer, id).await?;
+    let (principal, manager) = readable_principal_with_manager(state, viewer, id).await?;
     let connectors = state.caches.connectors(store).await?;
     let connector = match connectors.iter().find(|c| c.id == principal.connector_id) {
         Some(c) => c.clone(),
@@ -258,10 +267,6 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
     let access = store.list_access_of_principal(principal.id).await?;
     let access_rows: Vec<_> =
         access.iter().map(|a| access_json(a, operate && removal(a, &principal).is_some())).collect();
-    let manager = match principal.data.manager_external_id.as_deref() {
-        Some(m) => store.find_principal_by_external_id(principal.connector_id, m).await?,
-        None => None,
-    };
     let group = store.find_resource_of_group(&principal).await?;
     let changes = store
         .list_changes(&ChangeFilter {
@@ -274,7 +279,7 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
     Ok(json!({
         "principal": principal_json(&principal),
         "connector": connector.name,
-        "manager": manager.map(|m| json!({"id": m.id.0, "display_name": m.data.display_name})),
+        "manager": manager.map(|m| json!({"id": m.id.0, "display_name": m.display_name})),
         "group_resource_id": group.map(|g| g.id.0),
         "access": access_rows,
         "changes": change_rows(store, &changes).await?,

@@ -4,7 +4,8 @@ use sea_orm::entity::prelude::*;
 use super::{parse_column, parse_json};
 use crate::StoreError;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+/// `Deserialize` reads a row from [`crate::sql::select_json`], columns in [`COLUMNS`] order.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "principals")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -21,6 +22,7 @@ pub struct Model {
     pub usage_location: Option<String>,
     pub employee_id: Option<String>,
     pub manager_external_id: Option<String>,
+    #[serde(deserialize_with = "crate::sql::optional_bool")]
     pub account_enabled: Option<bool>,
     pub user_type: Option<String>,
     pub created_in_source_at: Option<DateTimeUtc>,
@@ -30,6 +32,31 @@ pub struct Model {
     pub first_seen_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
+
+/// The columns, in the order of [`Model`]'s fields.
+pub(crate) const COLUMNS: &[&str] = &[
+    "id",
+    "connector_id",
+    "external_id",
+    "kind",
+    "display_name",
+    "user_principal_name",
+    "email",
+    "job_title",
+    "department",
+    "office_location",
+    "usage_location",
+    "employee_id",
+    "manager_external_id",
+    "account_enabled",
+    "user_type",
+    "created_in_source_at",
+    "last_sign_in_at",
+    "deleted_at",
+    "attributes",
+    "first_seen_at",
+    "updated_at",
+];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
