@@ -3,13 +3,11 @@
 //! each however often the job looks; without an SMTP server mail is kept, and administrators
 //! read it at `/admin/mail`.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use attest_config::MailConfig;
 use attest_domain::{ChangeId, ChangeState, Mail, MailState};
+use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, free_port};
 use attest_notify::{Outbox, message_id};
 use attest_server::notify_job::{Notifier, approval_key, failure_key};
 use attest_store::{MailFilter, db_test};
@@ -18,88 +16,6 @@ use crate::harness::browser;
 use crate::web::{Person, Web, change_id, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn python() -> &'static str {
-    static PYTHON: OnceLock<&'static str> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        // A pyenv or virtualenv python3 first on PATH may lack Debian's python3-aiosmtpd.
-        for candidate in ["python3", "/usr/bin/python3"] {
-            let found = std::process::Command::new(candidate)
-                .args(["-c", "import aiosmtpd"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if found {
-                return candidate;
-            }
-        }
-        panic!("no python3 can import aiosmtpd: apt-get install python3-aiosmtpd")
-    })
-}
-
-/// aiosmtpd on 127.0.0.1, delivering into a maildir; killed when dropped.
-struct Smtp {
-    _child: tokio::process::Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Smtp {
-    async fn start() -> Smtp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("attest-e2e-smtp-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let mut child = tokio::process::Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(dir.join("maildir"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let started = tokio::time::Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("aiosmtpd exited with {status}: {}", std::fs::read_to_string(dir.join("server.log")).unwrap());
-            }
-            assert!(started.elapsed() < DEADLINE, "aiosmtpd did not listen on port {port}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Smtp { _child: child, dir, port }
-    }
-
-    /// The messages delivered so far.
-    fn messages(&self) -> Vec<String> {
-        let mut messages = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.dir.join("maildir").join(sub)) {
-                messages.extend(entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()));
-            }
-        }
-        messages
-    }
-
-    /// The messages delivered to `to`, once `check` holds for them (or the deadline passes).
-    async fn wait_until(&self, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let started = tokio::time::Instant::now();
-        loop {
-            let messages = self.messages();
-            if check(&messages) {
-                return messages;
-            }
-            assert!(started.elapsed() < DEADLINE, "{what}: {} message(s) arrived:\n{messages:#?}", messages.len());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A header's value in a raw message.
 fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
@@ -170,7 +86,7 @@ async fn block_requester(web: &Web, store: &attest_store::Store) -> i64 {
 }
 
 db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true, |db| {
-    let smtp = Smtp::start().await;
+    let smtp = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
     let mail_config = format!(
         "[mail]\nfrom = \"Attest <attest@example.com>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\n",
         smtp.port

@@ -18,6 +18,8 @@
 mod outbox;
 mod sender;
 mod templates;
+#[cfg(feature = "test-smtp")]
+pub mod test_smtp;
 
 pub use outbox::{Email, Outbox, is_email_address};
 pub use sender::{SendCounts, Sender, SenderOptions, Waker, message_id};
