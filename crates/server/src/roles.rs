@@ -175,6 +175,14 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// Whoever the request's session belongs to, with their roles now; `None` when signed out.
+    pub async fn of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Option<Viewer>, WebError> {
+        let Some(session) = crate::auth::session_of(state, headers).await? else { return Ok(None) };
+        let connectors = state.caches.connectors(&state.store).await?;
+        let roles = Roles::of(&connectors, &session.user);
+        Ok(Some(Viewer { session, roles }))
+    }
+
     pub fn user(&self) -> &WebUser {
         &self.session.user
     }
@@ -248,19 +256,16 @@ impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
         let api = parts.uri.path().starts_with("/api/");
         let refuse = |error| Refusal { error, api };
-        let session = crate::auth::session_of(state, &parts.headers).await.map_err(refuse)?;
         // A page asked for comes back after signing in; a form post cannot be replayed.
         let next = (parts.method == axum::http::Method::GET)
             .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
             .flatten()
             .filter(|p| crate::auth::safe_return(p).is_some());
-        let session = session.ok_or_else(|| refuse(WebError::SignedOut { next }))?;
-        let connectors = state.caches.connectors(&state.store).await.map_err(|e| refuse(e.into()))?;
-        let roles = Roles::of(&connectors, &session.user);
-        if !R::ACCESS.allows(&roles) {
+        let viewer = Viewer::of(state, &parts.headers).await.map_err(refuse)?;
+        let viewer = viewer.ok_or_else(|| refuse(WebError::SignedOut { next }))?;
+        if !R::ACCESS.allows(&viewer.roles) {
             return Err(refuse(WebError::Forbidden(R::ACCESS.refusal().to_owned())));
         }
-        let viewer = Viewer { session, roles };
         // What a submitted form's CSRF token is checked against (see `crate::forms`).
         parts.extensions.insert(viewer.clone());
         Ok(Allowed { viewer, rule: PhantomData })

@@ -12,15 +12,13 @@ use super::changes::change_rows;
 use super::{page, render_html, when};
 use crate::AppState;
 use crate::error::WebError;
-use crate::roles::{Roles, Viewer};
+use crate::roles::Viewer;
 
 /// `GET /`
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let Some(session) = crate::auth::session_of(&state, &headers).await? else {
+    let Some(viewer) = Viewer::of(&state, &headers).await? else {
         return Ok(Html(render_html("landing.html", json!({}))?).into_response());
     };
-    let roles = Roles::of(&state.caches.connectors(&state.store).await?, &session.user);
-    let viewer = Viewer { session, roles };
     let data = dashboard(&state, &viewer).await?;
     Ok(page(&viewer, "dashboard.html", data)?.into_response())
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::changes::change_rows;
-use super::{PAGE_SIZE, page, paging, search_text, url_encode, when};
+use super::{PAGE_SIZE, Paged, fetch_page, page, search_text, url_encode, when};
 use crate::AppState;
 use crate::error::WebError;
 use crate::roles::{Allowed, Viewer, rule};
@@ -68,13 +68,11 @@ fn kind_label(kind: ResourceKind) -> &'static str {
 pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -> Result<serde_json::Value, WebError> {
     let q = search_text(&query.q);
     let index = state.caches.people(&state.store).await?;
-    let (_, _, offset) = paging(query.page, u64::MAX);
-    let (mut ids, total) = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, offset as usize);
-    let (page_no, pages, last) = paging(query.page, total);
-    if last != offset {
-        // Past the end: the last page instead.
-        ids = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, last as usize).0;
-    }
+    let Paged { items: ids, total, page: page_no, pages } = fetch_page(query.page, |offset| {
+        let found = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, offset as usize);
+        std::future::ready(Ok::<_, WebError>(found))
+    })
+    .await?;
     let people = state.store.list_people_rows(&ids).await?;
     Ok(json!({
         "people": people.iter().map(|p| json!({
@@ -109,12 +107,9 @@ pub async fn resources_data(
     query: &ListQuery,
 ) -> Result<serde_json::Value, WebError> {
     let q = search_text(&query.q);
-    let (_, _, offset) = paging(query.page, u64::MAX);
-    let (mut found, total) = state.store.search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, offset).await?;
-    let (page_no, pages, last) = paging(query.page, total);
-    if last != offset {
-        found = state.store.search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, last).await?.0;
-    }
+    let Paged { items: found, total, page: page_no, pages } =
+        fetch_page(query.page, |offset| state.store.search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, offset))
+            .await?;
     let (title, path) = match kind {
         ResourceKind::Group => ("Groups", "/groups"),
         ResourceKind::Application => ("Applications", "/applications"),
@@ -225,15 +220,18 @@ pub fn removal(access: &AccessView, principal: &Principal) -> Option<ChangeActio
     })
 }
 
-fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
-    let why = match (&access.grant.source, &access.via) {
-        (GrantSource::Inherited, Some(via)) => {
-            json!({"kind": "inherited", "via": {"id": via.id.0, "display_name": via.display_name}})
+/// Why a grant is held: its source, and for an inherited one the group it flows through.
+fn why_json(source: GrantSource, via: Option<(PrincipalId, &str)>) -> serde_json::Value {
+    match (source, via) {
+        (GrantSource::Inherited, Some((id, name))) => {
+            json!({"kind": "inherited", "via": {"id": id.0, "display_name": name}})
         }
-        (GrantSource::Inherited, None) => json!({"kind": "inherited"}),
-        (GrantSource::Jit, _) => json!({"kind": "jit"}),
-        (GrantSource::Direct, _) => json!({"kind": "direct"}),
-    };
+        (source, _) => json!({"kind": source}),
+    }
+}
+
+fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
+    let why = why_json(access.grant.source, access.via.as_ref().map(|v| (v.id, v.display_name.as_str())));
     json!({
         "grant_id": access.grant.id.0,
         "resource": {
@@ -308,10 +306,7 @@ fn holder_json(h: &HolderView) -> serde_json::Value {
     json!({
         "principal": principal_json(&h.principal),
         "entitlement": {"key": h.entitlement.data.key, "display_name": h.entitlement.data.display_name},
-        "why": match (&h.grant.source, &h.via) {
-            (GrantSource::Inherited, Some(via)) => json!({"kind": "inherited", "via": {"id": via.id.0, "display_name": via.data.display_name}}),
-            (source, _) => json!({"kind": source}),
-        },
+        "why": why_json(h.grant.source, h.via.as_ref().map(|v| (v.id, v.data.display_name.as_str()))),
         "scope": h.grant.scope,
         "since": when(Some(h.grant.first_seen_at)),
         "expires_at": when(h.grant.expires_at),
@@ -331,12 +326,8 @@ pub async fn resource_data(
     if !viewer.can_read(resource.connector_id) {
         return Err(not_found());
     }
-    let (_, _, offset) = paging(page_no, u64::MAX);
-    let (mut holders, total) = store.list_holders_of_resource(resource.id, PAGE_SIZE, offset).await?;
-    let (page_no, pages, last) = paging(page_no, total);
-    if last != offset {
-        holders = store.list_holders_of_resource(resource.id, PAGE_SIZE, last).await?.0;
-    }
+    let Paged { items: holders, total, page: page_no, pages } =
+        fetch_page(page_no, |offset| store.list_holders_of_resource(resource.id, PAGE_SIZE, offset)).await?;
     let entitlements = store.list_entitlements(resource.id).await?;
     let as_principal = store.find_principal_of_group(&resource).await?;
     Ok(json!({

@@ -88,11 +88,35 @@ pub fn when(at: Option<DateTime<Utc>>) -> Option<String> {
 pub const PAGE_SIZE: u64 = 50;
 
 /// Paging state for a list: the page asked for (from 1) and the number of pages.
-pub fn paging(page: Option<u64>, total: u64) -> (u64, u64, u64) {
+fn paging(page: Option<u64>, total: u64) -> (u64, u64, u64) {
     // Bounded, so a hostile `?page=` cannot overflow an offset.
     let pages = total.div_ceil(PAGE_SIZE).clamp(1, 1_000_000);
     let page = page.unwrap_or(1).clamp(1, pages);
     (page, pages, (page - 1) * PAGE_SIZE)
+}
+
+/// One page of a list, and where it stands among the others.
+pub struct Paged<T> {
+    pub items: T,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+}
+
+/// The page `asked` for of a list that `fetch(offset)` reads a page of (with the total); asked
+/// past the end, the last page instead.
+pub async fn fetch_page<T, E, F, Fut>(asked: Option<u64>, mut fetch: F) -> Result<Paged<T>, E>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(T, u64), E>>,
+{
+    let (_, _, offset) = paging(asked, u64::MAX);
+    let (mut items, total) = fetch(offset).await?;
+    let (page, pages, last) = paging(asked, total);
+    if last != offset {
+        items = fetch(last).await?.0;
+    }
+    Ok(Paged { items, total, page, pages })
 }
 
 /// A search box's text: trimmed and bounded.
