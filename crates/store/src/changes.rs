@@ -331,19 +331,7 @@ impl Store {
 
     /// How many changes are in each state (for `/metrics` and the dashboard).
     pub async fn count_changes_by_state(&self) -> Result<Vec<(ChangeState, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = change::Entity::find()
-            .select_only()
-            .column(Column::State)
-            .column_as(Column::Id.count(), "n")
-            .group_by(Column::State)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|(state, n)| {
-                Ok((crate::entity::parse_column("changes", 0, &state)?, u64::try_from(n).unwrap_or_default()))
-            })
-            .collect()
+        crate::entity::count_by::<change::Entity, _>(&self.db, "changes", Column::State).await
     }
 
     async fn transition(

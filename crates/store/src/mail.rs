@@ -197,19 +197,7 @@ impl Store {
 
     /// How many mails are in each state (for `/metrics` and the dashboard).
     pub async fn count_mail_by_state(&self) -> Result<Vec<(MailState, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = mail::Entity::find()
-            .select_only()
-            .column(Column::State)
-            .column_as(Column::Id.count(), "n")
-            .group_by(Column::State)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|(state, n)| {
-                Ok((crate::entity::parse_column("mail_outbox", 0, &state)?, u64::try_from(n).unwrap_or_default()))
-            })
-            .collect()
+        crate::entity::count_by::<mail::Entity, _>(&self.db, "mail_outbox", Column::State).await
     }
 }
 

@@ -22,6 +22,31 @@ where
     value.parse().map_err(|e: T::Err| StoreError::Corrupt { table, id, message: e.to_string() })
 }
 
+/// How many rows of `E` hold each value of `column` (a state), parsed as `T`.
+pub(crate) async fn count_by<E, T>(
+    db: &sea_orm::DatabaseConnection,
+    table: &'static str,
+    column: E::Column,
+) -> Result<Vec<(T, u64)>, StoreError>
+where
+    E: sea_orm::EntityTrait,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    use sea_orm::{ColumnTrait, QuerySelect};
+    let rows: Vec<(String, i64)> = E::find()
+        .select_only()
+        .column(column)
+        .column_as(column.count(), "n")
+        .group_by(column)
+        .into_tuple()
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(value, n)| Ok((parse_column(table, 0, &value)?, u64::try_from(n).unwrap_or_default())))
+        .collect()
+}
+
 /// Parses a stored JSON column.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     table: &'static str,
