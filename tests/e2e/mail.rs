@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use attest_config::MailConfig;
 use attest_domain::{ChangeId, ChangeState, Mail, MailState};
-use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, free_port};
+use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, free_port, header};
 use attest_notify::{Outbox, message_id};
 use attest_server::notify_job::{Notifier, approval_key, failure_key};
 use attest_store::{MailFilter, db_test};
@@ -17,39 +17,12 @@ use crate::web::{Person, Web, change_id, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A header's value in a raw message.
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(&format!("{name}: ")))
-}
-
 fn to(messages: &[String], who: &Person) -> Vec<String> {
     messages
         .iter()
         .filter(|m| header(m, "X-RcptTo").is_some_and(|r| r.eq_ignore_ascii_case(&who.email)))
         .cloned()
         .collect()
-}
-
-/// Undoes quoted-printable (soft line breaks and `=XX`), for reading bodies.
-fn decode_quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Undoes tera's HTML escaping.

@@ -177,3 +177,30 @@ impl Drop for SmtpServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The value of a header in a raw message.
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+/// Undoes quoted-printable (the HTML part's encoding): soft line breaks and `=XX` escapes.
+pub fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}

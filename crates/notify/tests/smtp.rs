@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use attest_config::{MailConfig, SmtpSecurity};
 use attest_domain::{ChangeId, Mail, MailState};
-use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, fixture, free_port};
+use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, fixture, free_port, header};
 use attest_notify::{Email, Outbox, SendCounts, Sender, SenderOptions, Template, message_id};
 use attest_store::{Store, StoreError, store_test};
 use chrono::{DateTime, TimeZone, Utc};
@@ -48,33 +48,6 @@ async fn queue(store: &Store, config: &MailConfig, email: Email, now: DateTime<U
 
 fn counts(sent: u32, retried: u32, failed: u32) -> SendCounts {
     SendCounts { sent, retried, failed, lost: 0 }
-}
-
-/// The value of a header in a raw message.
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(&format!("{name}: ")))
-}
-
-/// Undoes quoted-printable (the HTML part's encoding): soft line breaks and `=XX` escapes.
-fn decode_quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 store_test!(a_queued_mail_is_delivered_with_from_to_subject_and_both_parts, |store| {
