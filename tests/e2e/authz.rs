@@ -120,6 +120,13 @@ db_test!(every_form_refuses_a_missing_or_wrong_csrf_token, true, |db| {
             assert_eq!(status, 403, "POST {path} with CSRF {csrf:?}");
         }
     }
+    // A hostile form: far too large, or not what the page sends. Refused with a reason.
+    let actions = format!("/principals/{}/actions", people[0].id.0);
+    let huge = "x".repeat(100 * 1024);
+    let too_big = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", &huge)]).await;
+    assert_eq!(too_big.status().as_u16(), 400);
+    let odd = web.post(&web.admin, &actions, &[("nonce", "0123456789abcdef0123")]).await;
+    assert_eq!(odd.status().as_u16(), 400, "no action");
     // Nothing was queued and nobody was signed out by the refused posts.
     assert_eq!(
         store.list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() }).await.unwrap().len(),
