@@ -14,6 +14,7 @@ mod m20261122_000004_web_sign_in;
 mod m20261123_000001_mail_outbox;
 mod m20261123_000002_sync_requests;
 mod m20261123_000003_change_subjects;
+mod m20261203_000001_effective_access;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_mail_outbox::Migration),
             Box::new(m20261123_000002_sync_requests::Migration),
             Box::new(m20261123_000003_change_subjects::Migration),
+            Box::new(m20261203_000001_effective_access::Migration),
         ]
     }
 }

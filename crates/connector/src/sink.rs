@@ -474,8 +474,9 @@ impl SyncSink {
     }
 
     /// Inherited grants follow from the current direct grants and which principals are groups.
-    /// When this run changed neither, and the previous run finished (so it derived them), they
-    /// are already right and deriving them again would only re-read every grant.
+    /// When this run changed neither, the previous run finished (so it derived them) and they
+    /// were derived by this build's rules, they are already right and deriving them again
+    /// would only re-read every grant.
     async fn inherited_may_have_changed(&self) -> Result<bool, SyncError> {
         let c = &self.counts;
         let graph_changed = c.grants.written()
@@ -484,7 +485,7 @@ impl SyncSink {
             + c.resources.written()
             + c.entitlements.written()
             > 0;
-        if graph_changed {
+        if graph_changed || !self.store.inherited_rules_are_current(self.connector).await? {
             return Ok(true);
         }
         let runs = self.store.list_sync_runs(self.connector, 2).await?;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConnectorId, EntitlementId, GrantId, PrincipalId};
+use crate::inheritance::IneffectiveReason;
 use crate::macros::string_enum;
 
 string_enum! {
@@ -43,6 +44,12 @@ pub struct Grant {
     pub source: GrantSource,
     /// For inherited grants: the group whose direct grant this one flows from.
     pub via_principal_id: Option<PrincipalId>,
+    /// For an inherited grant Entra does not honour: why (see [`crate::inheritance`]). Such a
+    /// row is listed, never counted as access.
+    pub ineffective: Option<IneffectiveReason>,
+    /// For an ineffective grant reached through a nested group: that group, the direct member
+    /// of `via` the principal is listed through.
+    pub through_principal_id: Option<PrincipalId>,
     pub scope: String,
     pub external_ref: Option<String>,
     pub first_seen_at: DateTime<Utc>,
@@ -57,5 +64,10 @@ impl Grant {
     /// Whether the principal holds the entitlement at `now` (not ended, not expired).
     pub fn is_current(&self, now: DateTime<Utc>) -> bool {
         self.ended_at.is_none() && self.expires_at.is_none_or(|expiry| expiry > now)
+    }
+
+    /// Whether the grant is access Entra actually gives (see [`crate::inheritance`]).
+    pub fn is_effective(&self) -> bool {
+        self.ineffective.is_none()
     }
 }

@@ -12,6 +12,7 @@ pub mod connector;
 pub mod entitlement;
 pub mod grant;
 pub mod ids;
+pub mod inheritance;
 pub mod lifecycle;
 pub mod mail;
 pub mod principal;
@@ -27,6 +28,10 @@ pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};
 pub use ids::{
     ChangeId, ConnectorId, EntitlementId, GrantId, LifecycleEventId, MailId, PrincipalId, ResourceId, SyncRunId,
+};
+pub use inheritance::{
+    Effect, HeldWay, IneffectiveReason, Inheritance, MembershipPath, Reach, RevokeImpact, Support, revoke_impacts,
+    supporting_memberships,
 };
 pub use lifecycle::{LifecycleEvent, LifecycleEventKind};
 pub use mail::{Mail, MailState, NewMail, mail_retry_delay};

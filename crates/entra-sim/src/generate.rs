@@ -466,9 +466,50 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             });
         }
     }
+
+    // Application roles assigned to groups that contain nested groups (and a managed identity),
+    // so Entra's rule is always exercised: such a role reaches the group's direct user members
+    // only, never the nested groups' members or a service principal. Last, so it leaves every
+    // other seeded choice as it was.
+    if spec.apps > 0 {
+        let parents: Vec<usize> = security
+            .iter()
+            .copied()
+            .filter(|gi| tenant.groups[*gi].members.iter().any(|m| tenant.groups.iter().any(|grp| &grp.id == m)))
+            .take(3 + spec.apps / 5)
+            .collect();
+        if let (Some(first), Some(mi)) = (parents.first(), managed_identities.first()) {
+            let id = tenant.service_principals[*mi].id.clone();
+            if !tenant.groups[*first].members.contains(&id) {
+                tenant.groups[*first].members.push(id);
+            }
+        }
+        for (k, gi) in parents.iter().enumerate() {
+            let app = tenant.service_principals[k % spec.apps].clone();
+            let role = app.app_roles.first().map_or(DEFAULT_ACCESS_ROLE.to_owned(), |r| r.id.clone());
+            let (group_id, group_name) = (tenant.groups[*gi].id.clone(), tenant.groups[*gi].display_name.clone());
+            if tenant.app_role_assignments.iter().any(|a| a.principal_id == group_id && a.resource_id == app.id) {
+                continue;
+            }
+            let assignment = AppRoleAssignment {
+                id: g.assignment_id(),
+                app_role_id: role,
+                principal_id: group_id,
+                principal_type: "Group".to_owned(),
+                principal_display_name: group_name,
+                resource_id: app.id.clone(),
+                resource_display_name: app.display_name.clone(),
+                created: g.days_ago(900),
+            };
+            tenant.app_role_assignments.push(assignment);
+        }
+    }
     tenant.reindex();
     tenant
 }
+
+/// Entra's "default access" app role id (an assignment without a role).
+const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
 
 /// An appRoleAssignment id: base64url, not a GUID (approleassignment.md).
 pub(crate) fn assignment_id(rng: &mut impl Rng) -> String {

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use attest_domain::{
-    ConnectorId, Entitlement, EntitlementId, EntitlementKey, Grant, GrantId, GrantSource, Principal, PrincipalId,
-    PrincipalKind, Resource, ResourceId, ResourceKind,
+    ConnectorId, Entitlement, EntitlementId, EntitlementKey, Grant, GrantId, GrantSource, HeldWay, IneffectiveReason,
+    MembershipPath, Principal, PrincipalId, PrincipalKind, Resource, ResourceId, ResourceKind, RevokeImpact, Support,
+    revoke_impacts, supporting_memberships,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
@@ -25,13 +26,19 @@ pub struct AccessView {
     pub entitlement: Named<EntitlementKey>,
     pub resource: ResourceRef,
     pub via: Option<Named<PrincipalId>>,
+    /// For an ineffective grant listed through a nested group: that group (a direct member
+    /// of `via`).
+    pub through: Option<Named<PrincipalId>>,
 }
 
 /// The grant in an [`AccessView`].
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldGrant {
     pub id: GrantId,
+    pub entitlement_id: EntitlementId,
     pub source: GrantSource,
+    /// Why an inherited grant is listed but not effective; `None` for access Entra gives.
+    pub ineffective: Option<IneffectiveReason>,
     pub scope: String,
     pub external_ref: Option<String>,
     pub first_seen_at: DateTime<Utc>,
@@ -62,6 +69,8 @@ pub struct HolderView {
     pub entitlement: Entitlement,
     pub principal: Principal,
     pub via: Option<Principal>,
+    /// For an ineffective grant: the nested group it is listed through.
+    pub through: Option<Principal>,
 }
 
 /// A resource with how many current grants each of its entitlement kinds has: `member`,
@@ -86,24 +95,90 @@ pub struct PersonRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A row of [`Store::list_access_of_principal`]'s query.
-type AccessRow = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    Option<i64>,
-    Option<String>,
-);
+/// A row of [`Store::list_access_of_principal`]'s query, in column order.
+#[derive(serde::Deserialize)]
+struct AccessRow {
+    grant_id: i64,
+    entitlement_id: i64,
+    source: String,
+    ineffective_reason: Option<String>,
+    scope: String,
+    external_ref: Option<String>,
+    first_seen_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    entitlement_key: String,
+    entitlement_name: String,
+    resource_id: i64,
+    resource_kind: String,
+    resource_external_id: String,
+    resource_name: String,
+    resource_deleted_at: Option<DateTime<Utc>>,
+    via_id: Option<i64>,
+    via_name: Option<String>,
+    through_id: Option<i64>,
+    through_name: Option<String>,
+}
+
+impl AccessRow {
+    const COLUMNS: &[&str] = &[
+        "grant_id",
+        "entitlement_id",
+        "source",
+        "ineffective_reason",
+        "scope",
+        "external_ref",
+        "first_seen_at",
+        "expires_at",
+        "entitlement_key",
+        "entitlement_name",
+        "resource_id",
+        "resource_kind",
+        "resource_external_id",
+        "resource_name",
+        "resource_deleted_at",
+        "via_id",
+        "via_name",
+        "through_id",
+        "through_name",
+    ];
+
+    fn into_view(self) -> Result<AccessView, StoreError> {
+        const T: &str = "grants";
+        let id = self.grant_id;
+        let named = |id: Option<i64>, name: Option<String>| {
+            id.zip(name).map(|(id, display_name)| Named { id: PrincipalId(id), display_name })
+        };
+        Ok(AccessView {
+            grant: HeldGrant {
+                id: GrantId(id),
+                entitlement_id: EntitlementId(self.entitlement_id),
+                source: crate::entity::parse_column(T, id, &self.source)?,
+                ineffective: self
+                    .ineffective_reason
+                    .as_deref()
+                    .map(|r| crate::entity::parse_column(T, id, r))
+                    .transpose()?,
+                scope: self.scope,
+                external_ref: self.external_ref,
+                first_seen_at: self.first_seen_at,
+                expires_at: self.expires_at,
+            },
+            entitlement: Named {
+                id: crate::entity::parse_column(T, id, &self.entitlement_key)?,
+                display_name: self.entitlement_name,
+            },
+            resource: ResourceRef {
+                id: ResourceId(self.resource_id),
+                kind: crate::entity::parse_column(T, id, &self.resource_kind)?,
+                external_id: self.resource_external_id,
+                display_name: self.resource_name,
+                deleted: self.resource_deleted_at.is_some(),
+            },
+            via: named(self.via_id, self.via_name),
+            through: named(self.through_id, self.through_name),
+        })
+    }
+}
 
 /// Which connectors a reader may see; `None` is all of them.
 pub type ConnectorScope<'a> = Option<&'a [ConnectorId]>;
@@ -182,7 +257,7 @@ impl Store {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT e.resource_id, e.key, COUNT(*) FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
-             WHERE g.ended_at IS NULL AND e.resource_id IN ",
+             WHERE g.ended_at IS NULL AND g.ineffective_reason IS NULL AND e.resource_id IN ",
         );
         let ids: Vec<sea_orm::Value> = resources.iter().map(|r| r.0.into()).collect();
         sql.tuple(ids).push(" GROUP BY e.resource_id, e.key");
@@ -197,62 +272,24 @@ impl Store {
     }
 
     /// A principal's current access (direct, JIT and inherited), by resource and entitlement
-    /// name, each with the group it is inherited through.
+    /// name, each with the group it is inherited through; inherited rows Entra does not honour
+    /// come too, marked ineffective, with the nested group they are listed through.
     pub async fn list_access_of_principal(&self, principal: PrincipalId) -> Result<Vec<AccessView>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT g.id AS grant_id, g.source AS source, g.scope AS scope, g.external_ref AS external_ref, \
+            "SELECT g.id AS grant_id, g.entitlement_id AS entitlement_id, g.source AS source, \
+             g.ineffective_reason AS ineffective_reason, g.scope AS scope, g.external_ref AS external_ref, \
              g.first_seen_at AS first_seen_at, g.expires_at AS expires_at, e.key AS entitlement_key, \
              e.display_name AS entitlement_name, r.id AS resource_id, r.kind AS resource_kind, \
              r.external_id AS resource_external_id, r.display_name AS resource_name, r.deleted_at AS resource_deleted_at, \
-             v.id AS via_id, v.display_name AS via_name \
+             v.id AS via_id, v.display_name AS via_name, t.id AS through_id, t.display_name AS through_name \
              FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
-             LEFT JOIN principals v ON v.id = g.via_principal_id WHERE g.ended_at IS NULL AND g.principal_id = ",
+             LEFT JOIN principals v ON v.id = g.via_principal_id LEFT JOIN principals t ON t.id = g.through_principal_id \
+             WHERE g.ended_at IS NULL AND g.principal_id = ",
         );
         sql.value(principal.0);
-        let columns = [
-            "grant_id",
-            "source",
-            "scope",
-            "external_ref",
-            "first_seen_at",
-            "expires_at",
-            "entitlement_key",
-            "entitlement_name",
-            "resource_id",
-            "resource_kind",
-            "resource_external_id",
-            "resource_name",
-            "resource_deleted_at",
-            "via_id",
-            "via_name",
-        ];
-        let rows: Vec<AccessRow> = crate::sql::select_json(&self.db, sql, &columns).await?;
-        let mut access = rows
-            .into_iter()
-            .map(|r| {
-                const T: &str = "grants";
-                Ok(AccessView {
-                    grant: HeldGrant {
-                        id: GrantId(r.0),
-                        source: crate::entity::parse_column(T, r.0, &r.1)?,
-                        scope: r.2,
-                        external_ref: r.3,
-                        first_seen_at: r.4,
-                        expires_at: r.5,
-                    },
-                    entitlement: Named { id: crate::entity::parse_column(T, r.0, &r.6)?, display_name: r.7 },
-                    resource: ResourceRef {
-                        id: ResourceId(r.8),
-                        kind: crate::entity::parse_column(T, r.0, &r.9)?,
-                        external_id: r.10,
-                        display_name: r.11,
-                        deleted: r.12.is_some(),
-                    },
-                    via: r.13.zip(r.14).map(|(id, display_name)| Named { id: PrincipalId(id), display_name }),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows: Vec<AccessRow> = crate::sql::select_json(&self.db, sql, AccessRow::COLUMNS).await?;
+        let mut access = rows.into_iter().map(AccessRow::into_view).collect::<Result<Vec<_>, StoreError>>()?;
         access.sort_by(|a, b| {
             (a.resource.kind.as_str(), &a.resource.display_name, &a.entitlement.display_name)
                 .cmp(&(b.resource.kind.as_str(), &b.resource.display_name, &b.entitlement.display_name))
@@ -263,9 +300,31 @@ impl Store {
     }
 
     /// A resource's current holders, by holder name, a page at a time; and how many in all.
+    /// Only access Entra gives: see [`Store::list_ineffective_holders_of_resource`] for the rest.
     pub async fn list_holders_of_resource(
         &self,
         resource: ResourceId,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<HolderView>, u64), StoreError> {
+        self.holders_of_resource(resource, false, limit, offset).await
+    }
+
+    /// Those listed through a group as holding a resource's entitlement whom Entra does not
+    /// give it (nested members of a group assigned an app role...), a page at a time.
+    pub async fn list_ineffective_holders_of_resource(
+        &self,
+        resource: ResourceId,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<HolderView>, u64), StoreError> {
+        self.holders_of_resource(resource, true, limit, offset).await
+    }
+
+    async fn holders_of_resource(
+        &self,
+        resource: ResourceId,
+        ineffective: bool,
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<HolderView>, u64), StoreError> {
@@ -275,9 +334,12 @@ impl Store {
             return Ok((Vec::new(), 0));
         }
         let ids = || entitlements.keys().map(|e| sea_orm::Value::from(e.0)).collect::<Vec<_>>();
+        let effect =
+            if ineffective { " AND g.ineffective_reason IS NOT NULL" } else { " AND g.ineffective_reason IS NULL" };
         let backend = self.backend();
-        let mut count = Sql::new(backend, "SELECT COUNT(*) FROM grants WHERE ended_at IS NULL AND entitlement_id IN ");
-        count.tuple(ids());
+        let mut count =
+            Sql::new(backend, "SELECT COUNT(*) FROM grants g WHERE g.ended_at IS NULL AND g.entitlement_id IN ");
+        count.tuple(ids()).push(effect);
         let total: i64 = match self.db.query_one_raw(count.build()).await? {
             Some(row) => row.try_get_by_index(0)?,
             None => 0,
@@ -287,7 +349,8 @@ impl Store {
             "SELECT g.id FROM grants g JOIN principals p ON p.id = g.principal_id \
              WHERE g.ended_at IS NULL AND g.entitlement_id IN ",
         );
-        page.tuple(ids()).push(" ORDER BY p.display_name, g.principal_id, g.entitlement_id, g.id LIMIT ");
+        page.tuple(ids()).push(effect);
+        page.push(" ORDER BY p.display_name, g.principal_id, g.entitlement_id, g.id LIMIT ");
         page.value(limit as i64).push(" OFFSET ").value(offset as i64);
         let mut order = Vec::new();
         for row in self.db.query_all_raw(page.build()).await? {
@@ -296,8 +359,11 @@ impl Store {
         let models = grant::Entity::find().filter(grant::Column::Id.is_in(order.clone())).all(&self.db).await?;
         let mut grants: HashMap<GrantId, Grant> =
             self.grants_into_domain(models).await?.into_iter().map(|g| (g.id, g)).collect();
-        let wanted: Vec<PrincipalId> =
-            grants.values().flat_map(|g| [Some(g.principal_id), g.via_principal_id]).flatten().collect();
+        let wanted: Vec<PrincipalId> = grants
+            .values()
+            .flat_map(|g| [Some(g.principal_id), g.via_principal_id, g.through_principal_id])
+            .flatten()
+            .collect();
         let people = self.principals_by_id(wanted).await?;
         let holders = order
             .into_iter()
@@ -307,11 +373,72 @@ impl Store {
                     entitlement: entitlements.get(&grant.entitlement_id)?.clone(),
                     principal: people.get(&grant.principal_id)?.clone(),
                     via: grant.via_principal_id.and_then(|v| people.get(&v).cloned()),
+                    through: grant.through_principal_id.and_then(|v| people.get(&v).cloned()),
                     grant,
                 })
             })
             .collect();
         Ok((holders, u64::try_from(total).unwrap_or_default()))
+    }
+
+    /// The groups each of a principal's direct memberships leads to, nested groups followed
+    /// upwards (cycle-safe), the membership's own group marked `first`: which memberships an
+    /// inherited grant flows through, for "what a revoke changes".
+    pub async fn list_membership_paths(
+        &self,
+        principal: PrincipalId,
+    ) -> Result<Vec<MembershipPath<PrincipalId>>, StoreError> {
+        // A current direct membership edge: `g` makes `g.principal_id` a member of group `gp`.
+        const EDGE: &str = "JOIN entitlements e ON e.id = g.entitlement_id AND e.key = 'member' \
+             JOIN resources r ON r.id = e.resource_id \
+             JOIN principals gp ON gp.connector_id = r.connector_id AND gp.external_id = r.external_id AND gp.kind = 'group'";
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!(
+                "WITH RECURSIVE up(membership, group_id, first) AS (\
+                 SELECT g.id, gp.id, 1 FROM grants g {EDGE} WHERE g.ended_at IS NULL AND g.source <> 'inherited' AND g.principal_id = "
+            ),
+        );
+        sql.value(principal.0);
+        // UNION (not UNION ALL) drops rows already found, so a cycle of groups ends.
+        sql.push(&format!(
+            " UNION SELECT up.membership, gp.id, 0 FROM up JOIN grants g ON g.principal_id = up.group_id {EDGE} \
+             WHERE g.ended_at IS NULL AND g.source <> 'inherited') \
+             SELECT membership, group_id, first FROM up"
+        ));
+        let rows: Vec<(i64, i64, i64)> =
+            crate::sql::select_json(&self.db, sql, &["membership", "group_id", "first"]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(m, g, first)| MembershipPath { membership: GrantId(m), group: PrincipalId(g), first: first == 1 })
+            .collect())
+    }
+
+    /// For each of a principal's grants (`access`, as [`Store::list_access_of_principal`] reads
+    /// it), what revoking it takes and changes: the direct grants of theirs to remove, whether
+    /// they then lose the entitlement, and what else goes with it. The rules are the domain's
+    /// (`attest_domain::inheritance`); this reads the membership paths they need.
+    pub async fn revoke_impacts(
+        &self,
+        principal: PrincipalId,
+        access: &[AccessView],
+    ) -> Result<std::collections::BTreeMap<GrantId, RevokeImpact>, StoreError> {
+        let paths = self.list_membership_paths(principal).await?;
+        let ways: Vec<HeldWay> = access
+            .iter()
+            .map(|a| {
+                let support = match (a.grant.source, &a.via, a.grant.ineffective) {
+                    (_, _, Some(_)) => Support::Ineffective,
+                    (GrantSource::Inherited, Some(via), None) => {
+                        Support::Memberships(supporting_memberships(&a.entitlement.id, &via.id, &paths))
+                    }
+                    (GrantSource::Inherited, None, None) => Support::Memberships(Default::default()),
+                    _ => Support::Itself,
+                };
+                HeldWay { grant: a.grant.id, entitlement: a.grant.entitlement_id, support }
+            })
+            .collect();
+        Ok(revoke_impacts(&ways))
     }
 
     /// The group principal that is this group resource (groups hold access too), if synced.

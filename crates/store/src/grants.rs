@@ -354,6 +354,7 @@ impl Store {
         use sea_orm::QuerySelect;
         let models = grant::Entity::find()
             .filter(Column::EndedAt.is_null())
+            .filter(Column::IneffectiveReason.is_null())
             .filter(Column::ExpiresAt.lte(cutoff))
             .order_by_asc(Column::ExpiresAt)
             .limit(limit)
@@ -362,11 +363,14 @@ impl Store {
         self.grants_into_domain(models).await
     }
 
-    /// How many current grants a connector has, per source.
+    /// How many current grants a connector has, per source: access Entra gives, so inherited
+    /// rows listed as ineffective are not counted.
     pub async fn count_current_grants(&self, connector: ConnectorId) -> Result<HashMap<GrantSource, u64>, StoreError> {
         let backend = self.backend();
-        let mut sql =
-            Sql::new(backend, "SELECT source, COUNT(*) FROM grants WHERE ended_at IS NULL AND connector_id = ");
+        let mut sql = Sql::new(
+            backend,
+            "SELECT source, COUNT(*) FROM grants WHERE ended_at IS NULL AND ineffective_reason IS NULL AND connector_id = ",
+        );
         sql.value(connector.0).push(" GROUP BY source");
         let mut counts = HashMap::new();
         for row in self.db.query_all_raw(sql.build()).await? {
@@ -504,6 +508,9 @@ pub struct GrantRow {
     pub external_ref: Option<String>,
     pub first_seen_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Why an inherited row is not effective (`attest_domain::IneffectiveReason`); `None` for
+    /// access Entra gives.
+    pub ineffective_reason: Option<String>,
 }
 
 impl GrantRow {
@@ -517,6 +524,7 @@ impl GrantRow {
         "external_ref",
         "first_seen_at",
         "expires_at",
+        "ineffective_reason",
     ];
 }
 
@@ -538,6 +546,12 @@ impl FirstId for (i64,) {
 }
 
 impl<B, C, D> FirstId for (i64, B, C, D) {
+    fn first_id(&self) -> i64 {
+        self.0
+    }
+}
+
+impl<B, C, D, E, F, G> FirstId for (i64, B, C, D, E, F, G) {
     fn first_id(&self) -> i64 {
         self.0
     }

@@ -1,14 +1,19 @@
 //! Inherited grants: what principals hold through group membership, derived from the direct
 //! grants and kept as rows (so "why does Ada have this?" is a lookup, not a graph walk).
 //!
-//! For every group G holding a grant of entitlement E, every transitive member M of G gets an
-//! inherited grant (M, E, via G). Membership is followed through nested groups with a visited
-//! set, so cycles end. The derived set is diffed against the stored one: new rows inserted,
-//! vanished rows ended (kept as history), nothing rewritten when nothing changed.
+//! For every group G holding a grant of entitlement E, the members G's grant reaches get an
+//! inherited grant (M, E, via G), by Entra's own rules (`attest_domain::inheritance`):
+//! membership reaches every transitive member; application and directory roles reach direct
+//! members only, and the nested members they would be expected to reach are kept as
+//! *ineffective* rows with the reason and the nested group they are listed through; ownership
+//! is never inherited. Membership is followed through nested groups with a visited set, so
+//! cycles end. The derived set is diffed against the stored one: new rows inserted, vanished
+//! rows ended (kept as history), nothing rewritten when nothing changed.
 
 use std::collections::{HashMap, HashSet};
 
-use attest_domain::{ConnectorId, GrantId, GrantSource, KindCounts};
+use attest_domain::inheritance::{self, Effect, Inheritance, Reach};
+use attest_domain::{ConnectorId, EntitlementKey, GrantId, GrantSource, IneffectiveReason, KindCounts, PrincipalKind};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ConnectionTrait;
 
@@ -17,6 +22,10 @@ use crate::sql::{JsonRows, Sql, json, select_json, timestamp_text};
 use crate::{Store, StoreError};
 
 type Expiry = Option<DateTime<Utc>>;
+
+/// What an inherited row records besides its key: expiry, and for an ineffective row why and
+/// the nested group it is listed through.
+type Derived = (Expiry, Option<IneffectiveReason>, Option<i64>);
 
 /// Rows per insert statement.
 const BATCH: usize = 5_000;
@@ -43,6 +52,29 @@ impl Store {
         let pairs: Vec<(i64, i64)> = select_json(&self.db, sql, &["entitlement_id", "principal_id"]).await?;
         let group_of_membership: HashMap<i64, i64> = pairs.into_iter().collect();
         let groups: HashSet<i64> = group_of_membership.values().copied().collect();
+        // Every entitlement's key (what decides how far it reaches), and which principals are
+        // service principals (they never receive app roles through a group).
+        let mut sql = Sql::new(backend, "SELECT id, key FROM entitlements WHERE connector_id = ");
+        sql.value(connector.0);
+        let keys: Vec<(i64, String)> = select_json(&self.db, sql, &["id", "key"]).await?;
+        let keys: HashMap<i64, EntitlementKey> =
+            keys.into_iter().filter_map(|(id, key)| Some((id, key.parse().ok()?))).collect();
+        let mut sql = Sql::new(
+            backend,
+            "SELECT id FROM principals WHERE kind IN ('service_principal', 'managed_identity') AND connector_id = ",
+        );
+        sql.value(connector.0);
+        let service_principals: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+        let service_principals: HashSet<i64> = service_principals.into_iter().map(|(id,)| id).collect();
+        let kind_of = |p: i64| {
+            if groups.contains(&p) {
+                PrincipalKind::Group
+            } else if service_principals.contains(&p) {
+                PrincipalKind::ServicePrincipal
+            } else {
+                PrincipalKind::User
+            }
+        };
 
         // Current direct grants: who is in which group, and what each group holds.
         let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -68,12 +100,46 @@ impl Store {
         )
         .await?;
 
-        // What should be inherited: (entitlement, member, via group) → expiry.
-        let mut desired: HashMap<(i64, i64, i64), Expiry> = HashMap::new();
+        // What should be inherited: (entitlement, member, via group) → what the row records.
+        let mut desired: HashMap<(i64, i64, i64), Derived> = HashMap::new();
         for (group, grants) in &held {
-            for member in transitive_members(*group, &members) {
-                for (entitlement, expires_at) in grants {
-                    desired.insert((*entitlement, member, *group), *expires_at);
+            let reaches = |wanted: Inheritance| {
+                grants.iter().any(|(e, _)| keys.get(e).map(inheritance::inheritance) == Some(wanted))
+            };
+            let transitive =
+                if reaches(Inheritance::Transitive) { transitive_members(*group, &members) } else { Vec::new() };
+            let (direct, nested) = if reaches(Inheritance::DirectMembers) {
+                direct_and_nested_members(*group, &members, &groups)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            for (entitlement, expires_at) in grants {
+                let Some(key) = keys.get(entitlement) else { continue };
+                match inheritance::inheritance(key) {
+                    Inheritance::Never => {}
+                    Inheritance::Transitive => {
+                        for member in &transitive {
+                            desired.insert((*entitlement, *member, *group), (*expires_at, None, None));
+                        }
+                    }
+                    Inheritance::DirectMembers => {
+                        let reached = direct.iter().map(|m| (*m, Reach::Direct, None));
+                        let reached =
+                            reached.chain(nested.iter().map(|(m, through)| (*m, Reach::Nested, Some(*through))));
+                        for (member, reach, through) in reached {
+                            let slot = (*entitlement, member, *group);
+                            match inheritance::effect(key, kind_of(member), reach) {
+                                None => {}
+                                // Effective through any path wins over being listed elsewhere.
+                                Some(Effect::Effective) => {
+                                    desired.insert(slot, (*expires_at, None, None));
+                                }
+                                Some(Effect::Ineffective(reason)) => {
+                                    desired.entry(slot).or_insert((*expires_at, Some(reason), through));
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -86,39 +152,62 @@ impl Store {
         let inherited = |sql: &mut Sql| {
             sql.push("source = 'inherited'");
         };
-        let columns = ["entitlement_id", "principal_id", "via_principal_id", "expires_at"];
-        scan_current(&self.db, backend, connector, inherited, &columns, |row: (i64, i64, i64, i64, Expiry)| {
-            let (id, entitlement, principal, via, stored_expiry) = row;
+        let columns = [
+            "entitlement_id",
+            "principal_id",
+            "via_principal_id",
+            "expires_at",
+            "ineffective_reason",
+            "through_principal_id",
+        ];
+        type StoredRow = (i64, i64, i64, i64, Expiry, Option<String>, Option<i64>);
+        scan_current(&self.db, backend, connector, inherited, &columns, |row: StoredRow| {
+            let (id, entitlement, principal, via, expiry, reason, through) = row;
+            let stored = (expiry, reason.and_then(|r| r.parse().ok()), through);
             match desired.remove(&(entitlement, principal, via)) {
                 None => to_end.push(GrantId(id)),
-                Some(expiry) if expiry != stored_expiry => to_update.push((id, expiry)),
+                Some(wanted) if wanted != stored => to_update.push((id, wanted)),
                 Some(_) => counts.unchanged += 1,
             }
         })
         .await?;
 
         let txn = self.begin_write().await?;
-        let to_insert: Vec<(i64, i64, i64, Option<String>)> =
-            desired.into_iter().map(|((e, m, via), expiry)| (e, m, via, expiry.map(timestamp_text))).collect();
+        type NewRow = (i64, i64, i64, Option<String>, Option<&'static str>, Option<i64>);
+        let to_insert: Vec<NewRow> = desired
+            .into_iter()
+            .map(|((e, m, via), (expiry, reason, through))| {
+                (e, m, via, expiry.map(timestamp_text), reason.map(IneffectiveReason::as_str), through)
+            })
+            .collect();
         for chunk in to_insert.chunks(BATCH) {
             let json = json(chunk)?;
             let j = JsonRows::new(backend);
             let mut sql = Sql::new(
                 backend,
-                "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, first_seen_at, last_seen_at, expires_at) SELECT ",
+                "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, first_seen_at, last_seen_at, expires_at, ineffective_reason, through_principal_id) SELECT ",
             );
             sql.value(connector.0);
             sql.push(&format!(", {}, {}, ", j.get(0, "bigint"), j.get(1, "bigint")));
             sql.value(GrantSource::Inherited.as_str()).push(&format!(", {}, '', ", j.get(2, "bigint")));
-            sql.value(now).push(", ").value(now).push(&format!(", {} FROM ", j.get(3, "timestamptz")));
+            sql.value(now).push(", ").value(now).push(&format!(
+                ", {}, {}, {} FROM ",
+                j.get(3, "timestamptz"),
+                j.get(4, "text"),
+                j.get(5, "bigint")
+            ));
             j.from(&mut sql, json);
             txn.execute_raw(sql.build()).await?;
         }
-        for (id, expiry) in &to_update {
+        for (id, (expiry, reason, through)) in &to_update {
             let mut sql = Sql::new(backend, "UPDATE grants SET expires_at = ");
-            sql.value(*expiry).push(" WHERE id = ").value(*id);
+            sql.value(*expiry).push(", ineffective_reason = ").value(reason.map(|r| r.as_str().to_owned()));
+            sql.push(", through_principal_id = ").value(*through).push(" WHERE id = ").value(*id);
             txn.execute_raw(sql.build()).await?;
         }
+        let mut sql = Sql::new(backend, "UPDATE connectors SET inherited_rules = ");
+        sql.value(inheritance::RULES_VERSION).push(" WHERE id = ").value(connector.0);
+        txn.execute_raw(sql.build()).await?;
         txn.commit().await?;
         self.statistics.record(&self.db, "grants", to_insert.len() as u64).await?;
         let last_synced = self.get_connector(connector).await?.last_synced_at();
@@ -127,6 +216,39 @@ impl Store {
         counts.removed = self.end_grants(&to_end, now, last_synced).await?;
         Ok(counts)
     }
+}
+
+impl Store {
+    /// Whether the connector's inherited grants were derived by this build's rules (an upgrade
+    /// that changed them derives them again at the next sync).
+    pub async fn inherited_rules_are_current(&self, connector: ConnectorId) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.backend(), "SELECT inherited_rules FROM connectors WHERE id = ");
+        sql.value(connector.0);
+        let rows: Vec<(i32,)> = select_json(&self.db, sql, &["inherited_rules"]).await?;
+        Ok(rows.first().is_some_and(|(v,)| *v == inheritance::RULES_VERSION))
+    }
+}
+
+/// A group's direct members, and the members of the groups nested in it (at any depth) each
+/// with the nested group among the direct members they are reached through; `group` itself and
+/// its direct members are never listed as nested.
+fn direct_and_nested_members(
+    group: i64,
+    members: &HashMap<i64, Vec<i64>>,
+    groups: &HashSet<i64>,
+) -> (Vec<i64>, Vec<(i64, i64)>) {
+    let direct: Vec<i64> = members.get(&group).cloned().unwrap_or_default();
+    let mut listed: HashSet<i64> = direct.iter().copied().collect();
+    listed.insert(group);
+    let mut nested = Vec::new();
+    for through in direct.iter().filter(|m| groups.contains(m)) {
+        for member in transitive_members(*through, members) {
+            if listed.insert(member) {
+                nested.push((member, *through));
+            }
+        }
+    }
+    (direct, nested)
 }
 
 /// Every principal reachable from `group` through membership, `group` itself excluded.
@@ -161,5 +283,17 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![1, 2, 10, 11, 12]);
         assert!(transitive_members(99, &members).is_empty());
+    }
+
+    #[test]
+    fn nested_members_name_the_direct_member_group_they_come_through() {
+        // 1 ⊃ {10, 2}; 2 ⊃ {11, 3, 10}; 3 ⊃ {12, 1} (a cycle back to 1)
+        let members = HashMap::from([(1, vec![10, 2]), (2, vec![11, 3, 10]), (3, vec![12, 1])]);
+        let groups = HashSet::from([1, 2, 3]);
+        let (direct, mut nested) = direct_and_nested_members(1, &members, &groups);
+        nested.sort();
+        assert_eq!(direct, vec![10, 2]);
+        // 10 is direct (not also nested), 1 is the group itself.
+        assert_eq!(nested, vec![(3, 2), (11, 2), (12, 2)]);
     }
 }

@@ -45,9 +45,11 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261123_000003_change_subjects".to_owned()]);
+    assert_eq!(newest, vec!["m20261203_000001_effective_access".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("changes WHERE target_object IS NULL")).await.is_err());
+    assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_err());
+    assert!(store.db.execute_raw(select("connectors WHERE inherited_rules = 0")).await.is_err());
+    assert!(store.db.execute_raw(select("changes WHERE target_object IS NULL")).await.is_ok());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -72,7 +74,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261123_000003_change_subjects"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261203_000001_effective_access"),
             "{text}"
         );
     }
@@ -281,6 +283,153 @@ store_test!(jit_grants_keep_their_source_and_expiry, |store| {
     let expiring =
         store.list_grants_expiring_before(Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap(), 10).await.unwrap();
     assert_eq!(expiring.iter().map(|g| g.id).collect::<Vec<_>>(), vec![id]);
+});
+
+store_test!(app_and_directory_roles_reach_direct_members_only, |store| {
+    let c = connector(&store, "contoso").await.id;
+    assert!(!store.inherited_rules_are_current(c).await.unwrap(), "nothing derived yet");
+    let (_, m_sales, _) = group(&store, c, "sales").await;
+    let (_, m_emea, _) = group(&store, c, "emea").await;
+    let (_, m_admins, _) = group(&store, c, "admins").await;
+    let (_, m_staff, _) = group(&store, c, "staff").await;
+    let app = store
+        .upsert_resources(c, &[ResourceData::new("app", ResourceKind::Application, "App")], t(0))
+        .await
+        .unwrap()
+        .ids[0];
+    let directory_role = store
+        .upsert_resources(c, &[ResourceData::new("role", ResourceKind::DirectoryRole, "Helpdesk")], t(0))
+        .await
+        .unwrap()
+        .ids[0];
+    let entitlement = |resource, key: EntitlementKey| EntitlementData {
+        resource_id: resource,
+        display_name: key.default_display_name(),
+        key,
+        description: None,
+    };
+    let e = store
+        .upsert_entitlements(
+            c,
+            &[
+                entitlement(app, EntitlementKey::AppRole("r".into())),
+                entitlement(app, EntitlementKey::Owner),
+                entitlement(directory_role, EntitlementKey::Active),
+            ],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids;
+    let (role, app_owner, active) = (e[0], e[1], e[2]);
+    let mut robot = PrincipalData::new("robot", PrincipalKind::ManagedIdentity, "Robot");
+    robot.account_enabled = Some(true);
+    let p = store
+        .upsert_principals(
+            c,
+            &[
+                user("ada"),
+                user("bob"),
+                user("cy"),
+                robot,
+                group_principal("sales"),
+                group_principal("emea"),
+                group_principal("admins"),
+                group_principal("staff"),
+            ],
+            t(0),
+        )
+        .await
+        .unwrap()
+        .ids;
+    let (ada, bob, cy, robot, sales, emea, admins, staff) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+    // Sales ⊃ {ada, robot, EMEA}; EMEA ⊃ {bob, ada}; Sales is in Staff. Sales holds the app role
+    // and (nonsensically, but Entra data can say anything) owns the app; Admins ⊃ {cy, EMEA}
+    // holds a directory role.
+    let direct = vec![
+        grant(m_sales, ada),
+        grant(m_sales, robot),
+        grant(m_sales, emea),
+        grant(m_emea, bob),
+        grant(m_emea, ada),
+        grant(m_staff, sales),
+        grant(role, sales),
+        grant(app_owner, sales),
+        grant(m_admins, cy),
+        grant(m_admins, emea),
+        grant(active, admins),
+    ];
+    store.upsert_grants(c, &direct, t(0)).await.unwrap();
+    store.recompute_inherited_grants(c, t(1)).await.unwrap();
+    assert!(store.inherited_rules_are_current(c).await.unwrap());
+    let inherited =
+        |grants: Vec<Grant>, entitlement: EntitlementId| -> Vec<(Option<IneffectiveReason>, Option<PrincipalId>)> {
+            grants
+                .into_iter()
+                .filter(|g| g.source == GrantSource::Inherited && g.entitlement_id == entitlement)
+                .map(|g| (g.ineffective, g.through_principal_id))
+                .collect()
+        };
+    let held = async |p: PrincipalId| store.list_grants_for_principal(p, false).await.unwrap();
+    // A direct user member holds the app role; through EMEA too, but the direct way wins.
+    assert_eq!(inherited(held(ada).await, role), vec![(None, None)]);
+    // Only through the nested group: listed, not effective, through EMEA.
+    assert_eq!(inherited(held(bob).await, role), vec![(Some(IneffectiveReason::NestedGroup), Some(emea))]);
+    // The nested group itself, and a managed identity: not effective either.
+    assert_eq!(inherited(held(emea).await, role), vec![(Some(IneffectiveReason::NestedGroup), None)]);
+    assert_eq!(inherited(held(robot).await, role), vec![(Some(IneffectiveReason::ServicePrincipal), None)]);
+    // Ownership is never inherited.
+    for p in [ada, bob, robot, emea] {
+        assert!(inherited(held(p).await, app_owner).is_empty());
+    }
+    // Membership stays transitive: bob is in Staff through Sales (via Sales, effective).
+    assert_eq!(inherited(held(bob).await, m_staff), vec![(None, None)]);
+    // Directory roles: cy (direct) effective, bob (in EMEA, nested) not.
+    assert_eq!(inherited(held(cy).await, active), vec![(None, None)]);
+    assert_eq!(inherited(held(bob).await, active), vec![(Some(IneffectiveReason::NestedRoleGroup), Some(emea))]);
+    // Ineffective rows are not access: not in the totals.
+    let total: u64 = store.count_current_grants(c).await.unwrap().values().sum();
+    let effective = store.list_holders_of_resource(app, 50, 0).await.unwrap();
+    let listed = store.list_ineffective_holders_of_resource(app, 50, 0).await.unwrap();
+    assert_eq!(effective.1, 3, "ada (inherited) plus Sales's own two grants: {:?}", effective.0);
+    assert_eq!(listed.1, 3, "bob, EMEA and the robot");
+    let all_rows = {
+        let mut n = 0u64;
+        store.scan_current_grants(c, |_| n += 1).await.unwrap();
+        n
+    };
+    // Three for the app role (bob, EMEA, the robot), three for the directory role (EMEA, and
+    // bob and ada through it).
+    assert_eq!(all_rows - total, 6, "the six ineffective rows are left out of the totals");
+
+    // What a revoke changes, for ada (in Sales directly and through EMEA): her Sales membership
+    // ends the app role and nothing else (she stays in Sales and Staff through EMEA); her EMEA
+    // membership ends EMEA and Admins (only through EMEA); Staff takes both memberships.
+    let access = store.list_access_of_principal(ada).await.unwrap();
+    let impacts = store.revoke_impacts(ada, &access).await.unwrap();
+    let of = |entitlement: EntitlementId, source: GrantSource| {
+        access.iter().find(|a| a.grant.entitlement_id == entitlement && a.grant.source == source).unwrap()
+    };
+    let sales_membership = of(m_sales, GrantSource::Direct).grant.id;
+    let emea_membership = of(m_emea, GrantSource::Direct).grant.id;
+    let app_role = &impacts[&of(role, GrantSource::Inherited).grant.id];
+    assert_eq!(app_role.remove, [sales_membership].into(), "the app role flows from Sales's direct members only");
+    assert!(app_role.ends_entitlement);
+    assert_eq!(app_role.also_ends, Default::default());
+    let staff = &impacts[&of(m_staff, GrantSource::Inherited).grant.id];
+    assert_eq!(staff.remove, [sales_membership, emea_membership].into(), "Staff comes through both");
+    assert_eq!(staff.also_ends, [m_sales, m_emea, role, m_admins].into());
+    assert_eq!(impacts[&emea_membership].also_ends, [m_admins].into());
+    assert!(!impacts[&of(m_sales, GrantSource::Direct).grant.id].ends_entitlement, "still in Sales through EMEA");
+
+    // Bob joins Sales directly: his app role becomes effective (the row is updated, not added).
+    store.upsert_grants(c, &[grant(m_sales, bob)], t(2)).await.unwrap();
+    let moved = store.recompute_inherited_grants(c, t(2)).await.unwrap();
+    assert!(moved.changed >= 1, "{moved:?}");
+    assert_eq!(inherited(held(bob).await, role), vec![(None, None)]);
+    // And nothing to do again.
+    let again = store.recompute_inherited_grants(c, t(3)).await.unwrap();
+    assert_eq!((again.added, again.changed, again.removed), (0, 0, 0));
 });
 
 store_test!(inherited_grants_follow_nesting_and_cycles, |store| {

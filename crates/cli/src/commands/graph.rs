@@ -3,7 +3,9 @@
 //!
 //! - `json`: one object `{"format": "attest-graph/1", "exported_at", "connectors",
 //!   "principals", "resources", "entitlements", "grants"}`; rows reference each other by
-//!   `id`; grants are the current ones (direct, jit and inherited with `via_principal_id`).
+//!   `id`; grants are the current ones (direct, jit and inherited with `via_principal_id`),
+//!   each with `effective` (false for an inherited grant Entra does not honour, with its
+//!   `ineffective_reason`).
 //! - `csv`: one row per current grant, with the principal, resource and entitlement spelled
 //!   out, for a spreadsheet.
 //!
@@ -139,7 +141,7 @@ async fn export_json(store: &Store, connectors: &[Connector], out: &mut dyn Writ
         store
             .scan_current_grants(c.id, |g| {
                 if failed.is_none()
-                    && let Err(e) = element(out, &mut first, &json!({"connector_id": c.id, "grant": g}))
+                    && let Err(e) = element(out, &mut first, &json!({"connector_id": c.id, "grant": grant_json(&g)}))
                 {
                     failed = Some(e);
                 }
@@ -151,6 +153,14 @@ async fn export_json(store: &Store, connectors: &[Connector], out: &mut dyn Writ
     }
     out.write_all(b"]}\n")?;
     Ok(())
+}
+
+/// A grant as the JSON export writes it: the stored row, plus `effective` and, for an
+/// inherited grant Entra does not honour, its `ineffective_reason` (null otherwise).
+fn grant_json(g: &attest_store::GrantRow) -> serde_json::Value {
+    let mut value = json!(g);
+    value["effective"] = json!(g.ineffective_reason.is_none());
+    value
 }
 
 /// CSV columns, in order.
@@ -172,6 +182,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "external_ref",
     "first_seen_at",
     "expires_at",
+    "effective",
+    "ineffective_reason",
 ];
 
 fn csv_field(value: &str) -> String {
@@ -221,6 +233,8 @@ async fn export_csv(store: &Store, connectors: &[Connector], out: &mut dyn Write
                     g.external_ref.clone().unwrap_or_default(),
                     g.first_seen_at.to_rfc3339(),
                     g.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    g.ineffective_reason.is_none().to_string(),
+                    g.ineffective_reason.clone().unwrap_or_default(),
                 ];
                 let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
                 if failed.is_none()

@@ -3,8 +3,8 @@
 //! which group) plus the side panel of actions; a resource's page with its holders.
 
 use attest_domain::{
-    ChangeAction, EntitlementKey, GrantSource, Principal, PrincipalId, PrincipalKind, Resource, ResourceId,
-    ResourceKind,
+    ChangeAction, EntitlementKey, GrantSource, IneffectiveReason, Principal, PrincipalId, PrincipalKind, Resource,
+    ResourceId, ResourceKind, RevokeImpact,
 };
 use attest_store::{AccessView, ChangeFilter, HolderView};
 use axum::extract::{Path, Query, State};
@@ -188,7 +188,7 @@ async fn readable_principal_with_manager(
 /// The change that takes this grant away, when Attest can make it (direct grants only; an
 /// inherited one goes with the membership it flows from).
 pub fn removal(access: &AccessView, principal: &Principal) -> Option<ChangeAction> {
-    if access.grant.source == GrantSource::Inherited || access.resource.deleted {
+    if access.grant.source == GrantSource::Inherited || access.resource.deleted || access.grant.ineffective.is_some() {
         return None;
     }
     let target = access.resource.external_id.clone();
@@ -230,7 +230,20 @@ fn why_json(source: GrantSource, via: Option<(PrincipalId, &str)>) -> serde_json
     }
 }
 
-fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
+/// Why an inherited grant is listed but not effective: the reason in words and the nested
+/// group it is listed through (`null` for effective access).
+fn ineffective_json(reason: Option<IneffectiveReason>, through: Option<(PrincipalId, &str)>) -> serde_json::Value {
+    match reason {
+        None => serde_json::Value::Null,
+        Some(reason) => json!({
+            "reason": reason,
+            "explanation": reason.explain(),
+            "through": through.map(|(id, name)| json!({"id": id.0, "display_name": name})),
+        }),
+    }
+}
+
+fn access_json(access: &AccessView, removable: bool, revoke: serde_json::Value) -> serde_json::Value {
     let why = why_json(access.grant.source, access.via.as_ref().map(|v| (v.id, v.display_name.as_str())));
     json!({
         "grant_id": access.grant.id.0,
@@ -244,10 +257,46 @@ fn access_json(access: &AccessView, removable: bool) -> serde_json::Value {
         },
         "entitlement": {"key": access.entitlement.id, "display_name": access.entitlement.display_name},
         "why": why,
+        "effective": access.grant.ineffective.is_none(),
+        "ineffective": ineffective_json(
+            access.grant.ineffective,
+            access.through.as_ref().map(|t| (t.id, t.display_name.as_str())),
+        ),
+        "revoke": revoke,
         "scope": access.grant.scope,
         "since": when(Some(access.grant.first_seen_at)),
         "expires_at": when(access.grant.expires_at),
         "removable": removable,
+    })
+}
+
+/// What revoking a grant takes and changes, in names: the person's direct grants to remove
+/// (memberships, for inherited access), whether the entitlement then goes, and what else goes
+/// with it. `null` for a grant listed but not effective (revoking it changes nothing).
+fn revoke_json(access: &AccessView, impact: Option<&RevokeImpact>, all: &[AccessView]) -> serde_json::Value {
+    let Some(impact) = impact.filter(|_| access.grant.ineffective.is_none()) else { return serde_json::Value::Null };
+    let named = |a: &AccessView| {
+        json!({
+            "grant_id": a.grant.id.0,
+            "resource": {"id": a.resource.id.0, "display_name": a.resource.display_name, "kind_label": kind_label(a.resource.kind)},
+            "entitlement": a.entitlement.display_name,
+        })
+    };
+    let remove: Vec<_> =
+        impact.remove.iter().filter_map(|g| all.iter().find(|a| a.grant.id == *g)).map(named).collect();
+    let also_ends: Vec<_> = impact
+        .also_ends
+        .iter()
+        .filter_map(|e| all.iter().find(|a| a.grant.entitlement_id == *e && a.grant.ineffective.is_none()))
+        .map(named)
+        .collect();
+    json!({
+        "remove": remove,
+        // Through a group's own assignment only: no grant of theirs ends it.
+        "only_by_group": impact.remove.is_empty(),
+        "direct": impact.remove.len() == 1 && impact.remove.contains(&access.grant.id),
+        "ends_entitlement": impact.ends_entitlement,
+        "also_ends": also_ends,
     })
 }
 
@@ -263,8 +312,13 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
     };
     let operate = viewer.can_operate(principal.connector_id) && principal.data.deleted_at.is_none();
     let access = store.list_access_of_principal(principal.id).await?;
-    let access_rows: Vec<_> =
-        access.iter().map(|a| access_json(a, operate && removal(a, &principal).is_some())).collect();
+    let impacts = store.revoke_impacts(principal.id, &access).await?;
+    let row = |a: &AccessView| {
+        let revoke = revoke_json(a, impacts.get(&a.grant.id), &access);
+        access_json(a, operate && removal(a, &principal).is_some(), revoke)
+    };
+    let access_rows: Vec<_> = access.iter().filter(|a| a.grant.ineffective.is_none()).map(row).collect();
+    let ineffective_rows: Vec<_> = access.iter().filter(|a| a.grant.ineffective.is_some()).map(row).collect();
     let group = store.find_resource_of_group(&principal).await?;
     let changes = store
         .list_changes(&ChangeFilter {
@@ -280,6 +334,7 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
         "manager": manager.map(|m| json!({"id": m.id.0, "display_name": m.display_name})),
         "group_resource_id": group.map(|g| g.id.0),
         "access": access_rows,
+        "ineffective": ineffective_rows,
         "changes": change_rows(store, &changes).await?,
         "panel": {
             "show": viewer.can_operate(principal.connector_id),
@@ -303,10 +358,13 @@ pub async fn principal(
 }
 
 fn holder_json(h: &HolderView) -> serde_json::Value {
+    let through = h.through.as_ref().map(|t| (t.id, t.data.display_name.as_str()));
     json!({
         "principal": principal_json(&h.principal),
         "entitlement": {"key": h.entitlement.data.key, "display_name": h.entitlement.data.display_name},
         "why": why_json(h.grant.source, h.via.as_ref().map(|v| (v.id, v.data.display_name.as_str()))),
+        "effective": h.grant.ineffective.is_none(),
+        "ineffective": ineffective_json(h.grant.ineffective, through),
         "scope": h.grant.scope,
         "since": when(Some(h.grant.first_seen_at)),
         "expires_at": when(h.grant.expires_at),
@@ -328,6 +386,9 @@ pub async fn resource_data(
     }
     let Paged { items: holders, total, page: page_no, pages } =
         fetch_page(page_no, |offset| store.list_holders_of_resource(resource.id, PAGE_SIZE, offset)).await?;
+    // Listed through a group but not given by Entra: shown apart, the first page only.
+    let (ineffective, ineffective_total) =
+        store.list_ineffective_holders_of_resource(resource.id, PAGE_SIZE, 0).await?;
     let entitlements = store.list_entitlements(resource.id).await?;
     let as_principal = store.find_principal_of_group(&resource).await?;
     Ok(json!({
@@ -335,6 +396,8 @@ pub async fn resource_data(
         "attributes": resource.data.attributes,
         "entitlements": entitlements.iter().map(|e| json!({"key": e.data.key, "display_name": e.data.display_name, "sensitive": e.sensitive})).collect::<Vec<_>>(),
         "holders": holders.iter().map(holder_json).collect::<Vec<_>>(),
+        "ineffective_holders": ineffective.iter().map(holder_json).collect::<Vec<_>>(),
+        "ineffective_total": ineffective_total,
         "principal_id": as_principal.map(|p| p.id.0),
         "total": total, "page": page_no, "pages": pages,
     }))
