@@ -118,7 +118,10 @@ impl Store {
                 match inheritance::inheritance(key) {
                     Inheritance::Never => {}
                     Inheritance::Transitive => {
-                        for member in &transitive {
+                        // In a cycle a group reaches itself; nobody is a member of themselves
+                        // (Graph's `transitiveMembers` leaves the group out too).
+                        let itself = group_of_membership.get(entitlement);
+                        for member in transitive.iter().filter(|m| Some(*m) != itself) {
                             desired.insert((*entitlement, *member, *group), (*expires_at, None, None));
                         }
                     }

@@ -451,3 +451,180 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
         assert_matches_truth(&sim, &store, kept, &format!("seed {seed}")).await;
     }
 });
+
+/// Every inherited grant of application roles and of group membership in the graph, as
+/// `(principal, resource, entitlement key, via group, effective)` by directory object ids.
+async fn stored_inherited(store: &Store, id: ConnectorId) -> BTreeSet<(String, String, String, String, bool)> {
+    let mut principals: BTreeMap<i64, String> = BTreeMap::new();
+    for page in 0.. {
+        let batch = store.list_principals(id, None, page, 10_000).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        principals.extend(batch.into_iter().map(|p| (p.id.0, p.data.external_id)));
+    }
+    let resources: BTreeMap<i64, String> =
+        store.list_resources(id, None).await.unwrap().into_iter().map(|r| (r.id.0, r.data.external_id)).collect();
+    let entitlements: BTreeMap<i64, (String, String)> = store
+        .entitlement_ids_by_key(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|((resource, key), e)| (e.0, (resources[&resource.0].clone(), key.to_string())))
+        .collect();
+    let mut rows = Vec::new();
+    store.scan_current_grants(id, |g| rows.push(g)).await.unwrap();
+    rows.into_iter()
+        .filter(|g| g.source == "inherited")
+        .filter_map(|g| {
+            let (resource, key) = entitlements[&g.entitlement_id].clone();
+            (key == "member" || key.starts_with("role:")).then(|| {
+                let via = principals[&g.via_principal_id.unwrap()].clone();
+                (principals[&g.principal_id].clone(), resource, key, via, g.ineffective_reason.is_none())
+            })
+        })
+        .collect()
+}
+
+/// The same, computed independently from Graph as Entra defines it: an app role assigned to a
+/// group (`appRoleAssignedTo`) reaches the group's direct user members (`members`); its nested
+/// members, member groups and service principals are listed as not effective; membership
+/// reaches every transitive member (`transitiveMembers`).
+async fn graph_inherited(graph: &GraphClient) -> BTreeSet<(String, String, String, String, bool)> {
+    let ids = async |url: &str| {
+        let mut out: Vec<(String, String)> = Vec::new();
+        graph
+            .pages(url, &[], |items| {
+                out.extend(items.iter().map(|i| {
+                    (i["id"].as_str().unwrap().to_owned(), i["@odata.type"].as_str().unwrap_or_default().to_owned())
+                }))
+            })
+            .await
+            .unwrap();
+        out
+    };
+    let mut direct: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut transitive: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (group, _) in ids("/groups?$select=id").await {
+        direct.insert(group.clone(), ids(&format!("/groups/{group}/members?$select=id")).await);
+        let all = ids(&format!("/groups/{group}/transitiveMembers?$select=id")).await;
+        transitive.insert(group.clone(), all.into_iter().map(|(m, _)| m).filter(|m| m != &group).collect());
+    }
+    let mut expected = BTreeSet::new();
+    // A group holding membership of another passes it to its own transitive members.
+    for (outer, members) in &direct {
+        for (nested, kind) in members {
+            if kind == "#microsoft.graph.group" {
+                for m in transitive[nested].iter().filter(|m| *m != outer) {
+                    expected.insert((m.clone(), outer.clone(), "member".to_owned(), nested.clone(), true));
+                }
+            }
+        }
+    }
+    for (app, _) in ids("/servicePrincipals?$select=id").await {
+        let mut assignments = Vec::new();
+        graph
+            .pages(&format!("/servicePrincipals/{app}/appRoleAssignedTo"), &[], |items| assignments.extend(items))
+            .await
+            .unwrap();
+        for a in assignments.iter().filter(|a| a["principalType"] == "Group") {
+            let group = a["principalId"].as_str().unwrap().to_owned();
+            let Some(members) = direct.get(&group) else { continue };
+            let key = format!("role:{}", a["appRoleId"].as_str().unwrap());
+            let row = |m: &str, effective| (m.to_owned(), app.clone(), key.clone(), group.clone(), effective);
+            for (m, kind) in members {
+                expected.insert(row(m, kind == "#microsoft.graph.user"));
+            }
+            for m in &transitive[&group] {
+                if !members.iter().any(|(d, _)| d == m) {
+                    expected.insert(row(m, false));
+                }
+            }
+        }
+    }
+    expected
+}
+
+async fn assert_inherited_matches_graph(graph: &GraphClient, store: &Store, id: ConnectorId, context: &str) {
+    let expected = graph_inherited(graph).await;
+    let actual = stored_inherited(store, id).await;
+    let missing: Vec<_> = expected.difference(&actual).take(5).collect();
+    let extra: Vec<_> = actual.difference(&expected).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "{context}: missing {missing:?}; extra {extra:?}");
+    // The rule is exercised: app roles through groups, effective and not.
+    let roles = |effective: bool| actual.iter().filter(|r| r.2.starts_with("role:") && r.4 == effective).count();
+    assert!(roles(true) > 0 && roles(false) > 0, "{context}: {} effective, {} not", roles(true), roles(false));
+}
+
+store_test!(inherited_access_follows_entra_s_own_rules, |store| {
+    let sim = sim(spec(14), SimOptions::default()).await;
+    let id = new_connector(&store).await;
+    let c = connector_for(&sim, settings());
+    let graph = GraphClient::connect(
+        attest_http::client().unwrap(),
+        crate::tests::sim_credentials(&sim),
+        RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            timeout: Duration::from_secs(5),
+        },
+    );
+    sync(&c, &store, id, SyncMode::Full).await;
+    assert_inherited_matches_graph(&graph, &store, id, "after a full sync").await;
+
+    // An outer group assigned an app role with a nested group in it, and a user only in the
+    // nested one: moving them to the outer group makes the role theirs.
+    let (outer, nested, user, app, role) = sim.sim.read(|t| {
+        t.app_role_assignments
+            .iter()
+            .filter(|a| a.principal_type == "Group")
+            .find_map(|a| {
+                let outer = t.group(&a.principal_id)?;
+                let nested = outer
+                    .members
+                    .iter()
+                    .filter_map(|m| t.group(m))
+                    .find(|n| n.accepts_membership_writes() && outer.accepts_membership_writes())?;
+                let user = nested.members.iter().find(|m| t.live_user(m).is_some() && !outer.members.contains(m))?;
+                Some((outer.id.clone(), nested.id.clone(), user.clone(), a.resource_id.clone(), a.app_role_id.clone()))
+            })
+            .expect("the generator assigns app roles to groups with nested groups")
+    });
+    let holds = async |principal: &str, via: &str| {
+        stored_inherited(&store, id)
+            .await
+            .into_iter()
+            .find(|r| r.0 == principal && r.1 == app && r.2 == format!("role:{role}") && r.3 == via)
+            .map(|r| r.4)
+    };
+    assert_eq!(holds(&user, &outer).await, Some(false), "listed through the nested group, not effective");
+    sim.sim.write(|t| {
+        t.remove_group_link(&nested, attest_entra_sim::journal::Relation::Members, &user).unwrap();
+        t.add_group_link(&outer, attest_entra_sim::journal::Relation::Members, &user).unwrap();
+    });
+    assert_eq!(sync(&c, &store, id, SyncMode::Delta).await.summary.run.mode, SyncMode::Delta);
+    assert_inherited_matches_graph(&graph, &store, id, "after moving a member to the outer group").await;
+    assert_eq!(holds(&user, &outer).await, Some(true));
+    // And back into the nested group only.
+    sim.sim.write(|t| {
+        t.remove_group_link(&outer, attest_entra_sim::journal::Relation::Members, &user).unwrap();
+        t.add_group_link(&nested, attest_entra_sim::journal::Relation::Members, &user).unwrap();
+    });
+    sync(&c, &store, id, SyncMode::Delta).await;
+    assert_inherited_matches_graph(&graph, &store, id, "after moving them back").await;
+    assert_eq!(holds(&user, &outer).await, Some(false));
+
+    // The nested group gets the role itself: its direct members hold it through it. The outer
+    // group's assignment goes: nothing flows from it any more.
+    let now = sim.sim.now();
+    let outer_assignment = sim.sim.write(|t| {
+        t.assign_app_role(&app, &nested, &role, "nested-assignment".into(), now).unwrap();
+        t.app_role_assignments.iter().find(|a| a.principal_id == outer && a.resource_id == app).unwrap().id.clone()
+    });
+    sim.sim.write(|t| t.remove_app_role_assignment(&app, &outer_assignment).unwrap());
+    sync(&c, &store, id, SyncMode::Delta).await;
+    assert_inherited_matches_graph(&graph, &store, id, "after moving the assignment to the nested group").await;
+    assert_eq!(holds(&user, &nested).await, Some(true));
+    assert_eq!(holds(&user, &outer).await, None);
+});
