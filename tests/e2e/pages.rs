@@ -440,3 +440,81 @@ db_test!(signing_in_from_a_link_lands_on_the_page_it_pointed_to_and_nowhere_else
     }
     web.stop().await;
 });
+
+db_test!(a_person_s_page_shows_effective_and_ineffective_access_apart_with_what_a_revoke_changes, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
+    // Someone listed through a nested group for an app role, and someone holding one as a
+    // direct member of the group it is assigned to.
+    let (mut listed, mut through_group) = (None, None);
+    for p in &people {
+        for a in store.list_access_of_principal(p.id).await.unwrap() {
+            let app_role = matches!(a.entitlement.id, attest_domain::EntitlementKey::AppRole(_));
+            if app_role && a.grant.ineffective.is_some() && a.through.is_some() && listed.is_none() {
+                listed = Some((p.clone(), a.clone()));
+            }
+            if app_role && a.grant.source == GrantSource::Inherited && a.grant.ineffective.is_none() {
+                through_group.get_or_insert((p.clone(), a.clone()));
+            }
+        }
+    }
+    let (person, row) = listed.expect("someone is listed through a nested group");
+    let (via, through) = (row.via.clone().unwrap(), row.through.clone().unwrap());
+    let (status, page) = web.get(Some(&web.admin), &format!("/principals/{}", person.id.0)).await;
+    assert_eq!(status, 200, "{page}");
+    let (access, ineffective) = page.split_once("Listed but not effective").expect("a section apart");
+    assert!(
+        ineffective.contains(&format!(
+            "listed through <a href=\"/principals/{}\">{}</a> → <a href=\"/principals/{}\">{}</a>, but not effective",
+            via.id.0, via.display_name, through.id.0, through.display_name
+        )),
+        "{ineffective}"
+    );
+    assert!(ineffective.contains("nested groups are not honoured for application role assignments"), "{ineffective}");
+    // Not in the access table, and no Remove button for it.
+    assert!(!access.contains(&format!("value=\"{}\"", row.grant.id.0)), "{access}");
+    let (_, api) = web.get(Some(&web.admin), &format!("/api/v1/principals/{}", person.id.0)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let listed_row = api["ineffective"].as_array().unwrap().iter().find(|a| a["grant_id"] == row.grant.id.0).unwrap();
+    assert_eq!(listed_row["effective"], false);
+    assert_eq!(listed_row["ineffective"]["reason"], "nested_group");
+    assert_eq!(listed_row["ineffective"]["through"]["id"], through.id.0);
+    assert!(api["access"].as_array().unwrap().iter().all(|a| a["effective"] == true), "{api}");
+
+    // The app role through a group names the membership that ends it.
+    let (holder, held) = through_group.expect("someone holds an app role through a group");
+    let group = held.via.clone().unwrap();
+    let (_, api) = web.get(Some(&web.admin), &format!("/api/v1/principals/{}", holder.id.0)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let access = api["access"].as_array().unwrap();
+    let revoke = &access.iter().find(|a| a["grant_id"] == held.grant.id.0).unwrap()["revoke"];
+    let remove = revoke["remove"].as_array().unwrap();
+    assert_eq!(remove.len(), 1, "{revoke}");
+    let membership = access.iter().find(|a| a["grant_id"] == remove[0]["grant_id"]).unwrap();
+    assert_eq!(
+        (membership["entitlement"]["key"].as_str(), membership["why"]["kind"].as_str()),
+        (Some("member"), Some("direct"))
+    );
+    assert_eq!(membership["resource"]["display_name"].as_str(), Some(group.display_name.as_str()));
+    let (_, page) = web.get(Some(&web.admin), &format!("/principals/{}", holder.id.0)).await;
+    assert!(
+        page.contains(&format!(
+            "remove membership of <a href=\"/resources/{}\">{}</a>",
+            membership["resource"]["id"], group.display_name
+        )),
+        "{page}"
+    );
+
+    // The resource's page lists those Entra does not give it to apart, and its counts leave
+    // them out.
+    let (_, resource) = web.get(Some(&web.admin), &format!("/resources/{}", row.resource.id.0)).await;
+    let (holders, apart) = resource.split_once("Listed but not effective").expect("a section apart");
+    assert!(apart.contains(&person.data.display_name), "{apart}");
+    let (_, api) = web.get(Some(&web.admin), &format!("/api/v1/resources/{}", row.resource.id.0)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert!(api["ineffective_total"].as_u64().unwrap() >= 1, "{api}");
+    assert!(api["holders"].as_array().unwrap().iter().all(|h| h["effective"] == true));
+    let _ = holders;
+});
