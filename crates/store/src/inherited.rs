@@ -232,6 +232,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Forgets which rules derived the connector's inherited grants, so the next sync derives
+    /// them again whatever else it finds (what an upgrade that changes the rules amounts to).
+    pub async fn forget_inherited_rules(&self, connector: ConnectorId) -> Result<(), StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE connectors SET inherited_rules = 0 WHERE id = ");
+        sql.value(connector.0);
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+}
+
 /// A group's direct members, and the members of the groups nested in it (at any depth) each
 /// with the nested group among the direct members they are reached through; `group` itself and
 /// its direct members are never listed as nested.

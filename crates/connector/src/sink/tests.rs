@@ -82,6 +82,21 @@ store_test!(a_full_snapshot_is_exact_and_idempotent, |store| {
     assert_eq!(store.get_connector(c).await.unwrap().last_full_sync_at, Some(t(30)));
 });
 
+store_test!(inherited_grants_are_derived_again_when_the_rules_that_derived_them_changed, |store| {
+    let c = connector(&store).await;
+    let mut grants: Vec<ObservedGrant> = (0..10).map(|i| membership("g1", &format!("u{i}"))).collect();
+    grants.push(membership("g0", "g1"));
+    assert_eq!(snapshot(&store, c, 10, 10, &grants).await.run.counts.inherited_grants.added, 10);
+    // Nothing changed: not derived again.
+    assert_eq!(snapshot(&store, c, 20, 10, &grants).await.run.counts.inherited_grants, KindCounts::default());
+    // Derived by other rules (an upgrade): derived again although nothing else changed.
+    store.forget_inherited_rules(c).await.unwrap();
+    assert!(!store.inherited_rules_are_current(c).await.unwrap());
+    let upgraded = snapshot(&store, c, 30, 10, &grants).await.run.counts.inherited_grants;
+    assert_eq!((upgraded.unchanged, upgraded.written()), (10, 0));
+    assert!(store.inherited_rules_are_current(c).await.unwrap());
+});
+
 store_test!(a_failed_sync_sweeps_nothing, |store| {
     let c = connector(&store).await;
     let grants: Vec<ObservedGrant> = (0..10).map(|i| membership("g0", &format!("u{i}"))).collect();
