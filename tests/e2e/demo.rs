@@ -58,8 +58,8 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         assert!(second.is_some_and(|s| s != admin && s.contains('@')), "a second administrator approves: {text}");
         assert!(!dir.join("left-over").exists(), "the demo starts from an empty directory");
         // Sign in through the simulator's page as the administrator.
-        let (_, callback) = sign_in_through_simulator(&base, &admin).await;
-        let landed = browser().get(&callback).send().await.unwrap();
+        let (_, callback, binding) = sign_in_through_simulator(&base, &admin).await;
+        let landed = browser().get(&callback).header("cookie", binding).send().await.unwrap();
         assert_eq!(landed.status().as_u16(), 303);
         let cookie = landed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
         let page = |path: &str| {

@@ -83,24 +83,27 @@ pub fn location(response: &reqwest::Response) -> String {
 }
 
 /// What a person does to sign in: `/auth/sign-in` on Attest at `base`, then the simulator's
-/// sign-in page, picking `upn`. Returns the authorize URL Attest sent the browser to, and the
-/// callback URL the simulator sends it back to (not yet visited).
-pub async fn sign_in_through_simulator(base: &str, upn: &str) -> (String, String) {
-    let (authorize, callback, _) = sign_in_starting_at(base, "/auth/sign-in", upn).await;
-    (authorize, callback)
+/// sign-in page, picking `upn`. Returns the authorize URL Attest sent the browser to, the
+/// callback URL the simulator sends it back to (not yet visited), and the cookie binding the
+/// sign-in to this browser (the callback needs it back).
+pub async fn sign_in_through_simulator(base: &str, upn: &str) -> (String, String, String) {
+    let (authorize, callback, _, binding) = sign_in_starting_at(base, "/auth/sign-in", upn).await;
+    (authorize, callback, binding)
 }
 
 /// The same, starting at `start` (e.g. `/auth/sign-in?next=…`); also returns the cookie
 /// Attest set to remember where to come back to, if it set one.
-pub async fn sign_in_starting_at(base: &str, start: &str, upn: &str) -> (String, String, Option<String>) {
+pub async fn sign_in_starting_at(base: &str, start: &str, upn: &str) -> (String, String, Option<String>, String) {
     let start = browser().get(format!("{base}{start}")).send().await.unwrap();
     assert_eq!(start.status().as_u16(), 303);
-    let remembered = start
+    let set: Vec<String> = start
         .headers()
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("attest_return="));
+        .collect();
+    let remembered = set.iter().find(|c| c.starts_with("attest_return=")).cloned();
+    let binding = set.iter().find(|c| c.starts_with("attest_sign_in=")).cloned().expect("the sign-in is bound");
     let authorize = location(&start);
     let (endpoint, query) = authorize.split_once('?').unwrap();
     let mut form: Vec<(String, String)> =
@@ -108,5 +111,5 @@ pub async fn sign_in_starting_at(base: &str, start: &str, upn: &str) -> (String,
     form.push(("login".into(), upn.to_owned()));
     let signed = browser().post(endpoint).form(&form).send().await.unwrap();
     let callback = location(&signed);
-    (authorize, callback, remembered)
+    (authorize, callback, remembered, binding)
 }

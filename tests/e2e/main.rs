@@ -9,6 +9,7 @@ mod authz;
 mod changes;
 mod cli;
 mod demo;
+mod hardening;
 mod harness;
 mod mail;
 mod pages;

@@ -420,11 +420,12 @@ db_test!(signing_in_from_a_link_lands_on_the_page_it_pointed_to_and_nowhere_else
     let (status, page) = web.get(None, "/people?q=ada").await;
     assert_eq!(status, 401);
     assert!(page.contains("sign-in?next=%2Fpeople%3Fq%3Dada\">Sign in with Microsoft"), "{page}");
-    let (_, callback, remembered) =
+    let (_, callback, remembered, binding) =
         crate::harness::sign_in_starting_at(&web.base, "/auth/sign-in?next=%2Fpeople%3Fq%3Dada", &web.admin.email)
             .await;
     let remembered = remembered.expect("the return path is remembered");
-    let landed = crate::harness::browser().get(&callback).header("cookie", &remembered).send().await.unwrap();
+    let cookies = format!("{remembered}; {binding}");
+    let landed = crate::harness::browser().get(&callback).header("cookie", &cookies).send().await.unwrap();
     assert_eq!((landed.status().as_u16(), crate::harness::location(&landed).as_str()), (303, "/people?q=ada"));
     let set: Vec<&str> = landed.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
     assert!(set.iter().any(|c| c.starts_with("attest_session=")), "{set:?}");
@@ -432,9 +433,10 @@ db_test!(signing_in_from_a_link_lands_on_the_page_it_pointed_to_and_nowhere_else
     // Another site, or Attest's own sign-in routes, are never where a sign-in lands.
     for next in ["%2F%2Fevil.example", "https%3A%2F%2Fevil.example", "%2F%5Cevil.example", "%2Fauth%2Flink%2Fx"] {
         let start = format!("/auth/sign-in?next={next}");
-        let (_, callback, remembered) = crate::harness::sign_in_starting_at(&web.base, &start, &web.admin.email).await;
+        let (_, callback, remembered, binding) =
+            crate::harness::sign_in_starting_at(&web.base, &start, &web.admin.email).await;
         assert_eq!(remembered, None, "{next}");
-        let forged = format!("attest_return={next}");
+        let forged = format!("attest_return={next}; {binding}");
         let landed = crate::harness::browser().get(&callback).header("cookie", forged).send().await.unwrap();
         assert_eq!(crate::harness::location(&landed), "/", "{next}");
     }

@@ -15,11 +15,11 @@ db_test!(no_secret_or_token_reaches_the_logs_or_the_pages, true, |db| {
     let client_secret = web.sim.sim.client().client_secret.clone();
 
     // A sign-in whose authorization code and state we keep.
-    let (_, callback) = sign_in_through_simulator(&web.base, &web.requester.email).await;
+    let (_, callback, binding) = sign_in_through_simulator(&web.base, &web.requester.email).await;
     let query: Vec<(String, String)> = url::Url::parse(&callback).unwrap().query_pairs().into_owned().collect();
     let code = query.iter().find(|(k, _)| k == "code").unwrap().1.clone();
     let state = query.iter().find(|(k, _)| k == "state").unwrap().1.clone();
-    assert_eq!(browser().get(&callback).send().await.unwrap().status().as_u16(), 303);
+    assert_eq!(browser().get(&callback).header("cookie", binding).send().await.unwrap().status().as_u16(), 303);
 
     // A login link, used.
     let link = attest(&["--database-url", db.url.expose(), "admin", "create-login-link"]).await;

@@ -166,10 +166,10 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
 
     assert_eq!(me(&base, None).await.0, 401, "nobody is signed in");
     // Sign-in: to Microsoft (the simulator), pick the user, back to the callback.
-    let (authorize, callback) = sign_in_through_simulator(&base, &upn).await;
+    let (authorize, callback, binding) = sign_in_through_simulator(&base, &upn).await;
     assert!(authorize.starts_with(&sim.login_url) && authorize.contains("code_challenge_method=S256"), "{authorize}");
     assert!(callback.starts_with(&format!("{base}/auth/callback?")), "{callback}");
-    let landed = browser().get(&callback).send().await.unwrap();
+    let landed = browser().get(&callback).header("cookie", &binding).send().await.unwrap();
     assert_eq!((landed.status().as_u16(), location(&landed).as_str()), (303, "/"));
     let cookie = session_cookie(&landed);
     let (status, who) = me(&base, Some(&cookie)).await;
@@ -228,7 +228,7 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     assert_eq!(page("/people", Some(cookie.clone())).await.0, 403, "and no longer once the role is gone");
 
     // The same callback again: the sign-in was used up.
-    assert_eq!(browser().get(&callback).send().await.unwrap().status().as_u16(), 400);
+    assert_eq!(browser().get(&callback).header("cookie", &binding).send().await.unwrap().status().as_u16(), 403);
     // A made-up session is nobody.
     assert_eq!(me(&base, Some("attest_session=forged")).await.0, 401);
     // Sign-out needs the CSRF token.

@@ -195,8 +195,8 @@ impl Web {
 
 /// Signs `upn` in through the simulator and returns their session.
 async fn sign_in(base: &str, object_id: &str, upn: &str) -> Person {
-    let (_, callback) = sign_in_through_simulator(base, upn).await;
-    let landed = browser().get(&callback).send().await.unwrap();
+    let (_, callback, binding) = sign_in_through_simulator(base, upn).await;
+    let landed = browser().get(&callback).header("cookie", binding).send().await.unwrap();
     assert_eq!(landed.status().as_u16(), 303);
     let set = landed.headers()["set-cookie"].to_str().unwrap().to_owned();
     let cookie = set.split(';').next().unwrap().to_owned();

@@ -9,6 +9,7 @@ mod macros;
 pub mod audit;
 pub mod change;
 pub mod connector;
+pub mod csv;
 pub mod entitlement;
 pub mod grant;
 pub mod ids;

@@ -178,12 +178,29 @@ pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignInQu
     let client = state.sign_in.client().await.map_err(unavailable)?;
     let (url, pending) = client.begin().map_err(|e| WebError::Internal(e.to_string()))?;
     let expires = Utc::now() + SIGN_IN_WINDOW;
+    // The attempt is bound to this browser: it is found again only with the `state` Microsoft
+    // returns *and* the binding cookie set here, so a callback link made in another browser
+    // (an attacker's own sign-in, to log a victim into the attacker's account) finds nothing.
+    let binding = random_token().map_err(WebError::Internal)?;
     state
         .store
-        .save_sign_in_attempt(&hash(&pending.state), &pending.nonce, &pending.verifier, expires)
+        .save_sign_in_attempt(
+            &attempt_key(&pending.state, &binding),
+            &pending.nonce,
+            &pending.verifier,
+            expires,
+            Utc::now(),
+            attest_store::MAX_SIGN_INS_IN_PROGRESS,
+        )
         .await
         .map_err(|e| WebError::Unavailable(format!("a sign-in could not be started: {e}")))?;
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let bound = format!(
+        "{BINDING_COOKIE}={binding}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        SIGN_IN_WINDOW.num_seconds()
+    );
+    response.headers_mut().append(header::SET_COOKIE, header_value(&bound)?);
     if let Some(next) = query.next.as_deref().and_then(safe_return) {
         let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
         let cookie = format!(
@@ -193,6 +210,49 @@ pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignInQu
         response.headers_mut().append(header::SET_COOKIE, header_value(&cookie)?);
     }
     Ok(response)
+}
+
+/// The cookie binding a sign-in attempt to the browser that started it.
+const BINDING_COOKIE: &str = "attest_sign_in";
+
+/// What a sign-in attempt is stored under: the hash of the `state` sent to Microsoft together
+/// with the browser's binding value.
+fn attempt_key(state: &str, binding: &str) -> String {
+    hash(&format!("{state}.{binding}"))
+}
+
+/// What a refused sign-in says, in Attest's own words: Microsoft's `error_description` is text
+/// anyone can put in a link to Attest, so it is never shown; only the error code is, and an
+/// `AADSTS` number read from the description (digits only).
+fn refusal(error: &str, description: &str) -> String {
+    let aadsts: Option<String> = description.find("AADSTS").map(|at| {
+        let digits: String = description[at + 6..].chars().take_while(char::is_ascii_digit).take(8).collect();
+        format!("AADSTS{digits}")
+    });
+    let words = match (error, aadsts.as_deref()) {
+        (_, Some("AADSTS65004")) | ("access_denied", _) => "The sign-in was cancelled, or consent was declined.",
+        ("consent_required" | "interaction_required", _) => {
+            "Your organisation has not approved Attest for sign-in yet: an administrator must grant it consent."
+        }
+        ("login_required", _) => "Microsoft needs you to sign in again.",
+        ("temporarily_unavailable" | "server_error", _) => {
+            "Microsoft's sign-in is unavailable right now; try again in a few minutes."
+        }
+        (
+            "invalid_request"
+            | "unauthorized_client"
+            | "invalid_client"
+            | "invalid_scope"
+            | "unsupported_response_type",
+            _,
+        ) => "Attest's sign-in is not set up correctly with Microsoft; tell an administrator.",
+        _ => "Microsoft refused the sign-in.",
+    };
+    let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+    match aadsts {
+        Some(aadsts) => format!("{words} (error {code}, {aadsts})"),
+        None => format!("{words} (error {code})"),
+    }
 }
 
 #[derive(Deserialize)]
@@ -210,20 +270,27 @@ pub async fn callback(
     Query(callback): Query<Callback>,
 ) -> Result<Response, WebError> {
     if let Some(error) = callback.error {
-        let description = callback.error_description.unwrap_or_default();
-        let first = description.lines().next().unwrap_or_default();
-        return Err(WebError::Forbidden(format!("sign-in was refused: {error}: {first}")));
+        return Err(WebError::SignInFailed(refusal(&error, callback.error_description.as_deref().unwrap_or_default())));
     }
     let (Some(code), Some(returned_state)) = (callback.code, callback.state) else {
         return Err(WebError::BadRequest("the sign-in response has no code or state".into()));
     };
+    let Some(binding) = cookie(&headers, BINDING_COOKIE) else {
+        return Err(WebError::SignInFailed(
+            "This sign-in was started in another browser, or this browser does not keep Attest's cookies: \
+             start again here."
+                .into(),
+        ));
+    };
     let attempt = state
         .store
-        .take_sign_in_attempt(&hash(&returned_state), Utc::now())
+        .take_sign_in_attempt(&attempt_key(&returned_state, &binding), Utc::now())
         .await
         .map_err(|e| unavailable(e.to_string()))?
         .ok_or_else(|| {
-            WebError::BadRequest("this sign-in expired or was already used: start again at /auth/sign-in".into())
+            WebError::SignInFailed(
+                "This sign-in expired, was already used, or was started in another browser: start again.".into(),
+            )
         })?;
     let client = state.sign_in.client().await.map_err(unavailable)?;
     let pending = Pending { state: returned_state.clone(), nonce: attempt.0, verifier: attempt.1 };
@@ -243,8 +310,10 @@ pub async fn callback(
     });
     let to = back.as_deref().and_then(safe_return).unwrap_or("/").to_owned();
     let mut response = open_session(&state, user.id, &to).await?;
-    let cleared = format!("{RETURN_COOKIE}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");
-    response.headers_mut().append(header::SET_COOKIE, header_value(&cleared)?);
+    for name in [RETURN_COOKIE, BINDING_COOKIE] {
+        let cleared = format!("{name}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");
+        response.headers_mut().append(header::SET_COOKIE, header_value(&cleared)?);
+    }
     Ok(response)
 }
 

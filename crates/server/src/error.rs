@@ -15,6 +15,10 @@ pub enum WebError {
     SignedOut { next: Option<String> },
     #[error("{0}")]
     Forbidden(String),
+    /// A sign-in that did not finish (cancelled, refused, or begun in another browser): the
+    /// page offers to sign in again.
+    #[error("{0}")]
+    SignInFailed(String),
     #[error("missing or wrong CSRF token; reload the page and try again")]
     Csrf,
     #[error("{0}")]
@@ -35,7 +39,7 @@ impl WebError {
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::SignedOut { .. } => StatusCode::UNAUTHORIZED,
-            WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::Forbidden(_) | WebError::Csrf | WebError::SignInFailed(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
@@ -49,6 +53,7 @@ impl WebError {
         match self {
             WebError::SignedOut { .. } => "signed_out",
             WebError::Forbidden(_) => "forbidden",
+            WebError::SignInFailed(_) => "sign_in_failed",
             WebError::Csrf => "csrf",
             WebError::NotFound(_) => "not_found",
             WebError::BadRequest(_) => "bad_request",
@@ -62,6 +67,7 @@ impl WebError {
         match self {
             WebError::SignedOut { .. } => "Sign in first",
             WebError::Forbidden(_) | WebError::Csrf => "Not allowed",
+            WebError::SignInFailed(_) => "Sign-in did not finish",
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) => "That did not work",
             WebError::Conflict(_) => "Not now",
@@ -95,6 +101,7 @@ impl IntoResponse for WebError {
             "heading": self.heading(),
             "message": self.to_string(),
             "signed_out": matches!(self, WebError::SignedOut { .. }),
+            "sign_in_again": matches!(self, WebError::SignInFailed(_)),
             "sign_in": match &self {
                 WebError::SignedOut { next: Some(next) } => {
                     format!("/auth/sign-in?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>())

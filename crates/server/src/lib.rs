@@ -21,6 +21,7 @@ pub mod oidc;
 mod pages;
 pub mod roles;
 mod routes;
+mod security;
 pub mod sync_job;
 
 use std::future::Future;

@@ -89,6 +89,7 @@ fn routes() -> Table {
         .post("/api/v1/changes/{id}/cancel", Operator, api::cancel)
         .post("/api/v1/connectors/{name}/sync", Operator, api::sync_now)
         // Operations.
+        .get("/assets/attest.css", Public, crate::security::stylesheet)
         .get("/healthz", Public, crate::healthz)
         .get("/readyz", Public, crate::readyz)
         .get("/metrics", Public, metrics::metrics)
@@ -101,5 +102,10 @@ pub fn route_table() -> Vec<RouteInfo> {
 
 /// The application's router.
 pub fn router(state: AppState) -> Router {
-    routes().router.route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)).with_state(state)
+    routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // Outside the routes, so unknown paths and refusals carry the headers too.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::security::headers))
+        .with_state(state)
 }

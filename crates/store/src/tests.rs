@@ -864,12 +864,26 @@ store_test!(web_sign_in_state_is_single_use_and_expires, |store| {
     store.delete_web_session("hash-1").await.unwrap();
     assert!(store.find_web_session("hash-1", t(50)).await.unwrap().is_none(), "signed out");
 
-    store.save_sign_in_attempt("state-1", "nonce-1", "verifier-1", t(600)).await.unwrap();
-    store.save_sign_in_attempt("state-old", "n", "v", t(10)).await.unwrap();
+    store.save_sign_in_attempt("state-1", "nonce-1", "verifier-1", t(600), t(0), 100).await.unwrap();
+    store.save_sign_in_attempt("state-old", "n", "v", t(10), t(0), 100).await.unwrap();
     assert_eq!(store.take_sign_in_attempt("state-old", t(20)).await.unwrap(), None, "expired");
     let taken = store.take_sign_in_attempt("state-1", t(20)).await.unwrap();
     assert_eq!(taken, Some(("nonce-1".to_owned(), "verifier-1".to_owned())));
     assert_eq!(store.take_sign_in_attempt("state-1", t(21)).await.unwrap(), None, "taken once");
+
+    // Anonymous sign-ins leave a bounded trace: expired ones are swept as new ones start, and
+    // past the cap the oldest give way.
+    for i in 0..5 {
+        store.save_sign_in_attempt(&format!("stale-{i}"), "n", "v", t(100 + i), t(0), 100).await.unwrap();
+    }
+    store.save_sign_in_attempt("fresh", "n", "v", t(900), t(200), 100).await.unwrap();
+    assert_eq!(store.count_sign_in_attempts().await.unwrap(), 1, "the expired ones were swept");
+    for i in 0..10 {
+        store.save_sign_in_attempt(&format!("flood-{i}"), "n", "v", t(1000 + i), t(200), 4).await.unwrap();
+    }
+    assert_eq!(store.count_sign_in_attempts().await.unwrap(), 4);
+    assert!(store.take_sign_in_attempt("flood-9", t(201)).await.unwrap().is_some(), "the newest are kept");
+    assert!(store.take_sign_in_attempt("fresh", t(201)).await.unwrap().is_none(), "the oldest gave way");
 
     store.create_login_link("link-1", "cli", t(900)).await.unwrap();
     assert!(!store.use_login_link("link-1", t(900)).await.unwrap(), "expired at t(900)");

@@ -41,6 +41,11 @@ fn user(row: UserRow) -> Result<WebUser, StoreError> {
     Ok(WebUser { id: row.0, tenant_id: row.1, object_id: row.2, display_name: row.3, email: row.4, roles })
 }
 
+/// The most sign-ins that may be in progress at once (each a row until it comes back or
+/// expires after 10 minutes): far above any organisation signing in, far below what fills a
+/// disk.
+pub const MAX_SIGN_INS_IN_PROGRESS: i64 = 10_000;
+
 impl Store {
     /// Records a sign-in: the user is created on first sign-in, their name and email refreshed.
     pub async fn sign_in_web_user(
@@ -179,13 +184,47 @@ impl Store {
         nonce: &str,
         verifier: &str,
         expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        keep_at_most: i64,
     ) -> Result<(), StoreError> {
+        // Anyone may start a sign-in, so what they leave behind is bounded: expired attempts go
+        // now, and past `keep_at_most` the oldest give way (their people start again).
+        let mut sweep = Sql::new(self.backend(), "DELETE FROM sign_in_attempts WHERE expires_at <= ");
+        sweep.value(now.trunc_subsecs(6));
+        self.db.execute_raw(sweep.build()).await?;
         let mut sql =
             Sql::new(self.backend(), "INSERT INTO sign_in_attempts (state_hash, nonce, verifier, expires_at) VALUES (");
         sql.value(state_hash.to_owned()).push(", ").value(nonce.to_owned()).push(", ").value(verifier.to_owned());
         sql.push(", ").value(expires_at.trunc_subsecs(6)).push(")");
         self.db.execute_raw(sql.build()).await?;
+        let count: Vec<(i64,)> = crate::sql::select_json(
+            &self.db,
+            Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM sign_in_attempts"),
+            &["n"],
+        )
+        .await?;
+        let over = count.first().map_or(0, |(n,)| n - keep_at_most);
+        if over > 0 {
+            let mut evict = Sql::new(
+                self.backend(),
+                "DELETE FROM sign_in_attempts WHERE state_hash IN \
+                 (SELECT state_hash FROM sign_in_attempts ORDER BY expires_at, state_hash LIMIT ",
+            );
+            evict.value(over).push(")");
+            self.db.execute_raw(evict.build()).await?;
+        }
         Ok(())
+    }
+
+    /// How many sign-in attempts are in progress (started, not yet back from Microsoft).
+    pub async fn count_sign_in_attempts(&self) -> Result<u64, StoreError> {
+        let count: Vec<(i64,)> = crate::sql::select_json(
+            &self.db,
+            Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM sign_in_attempts"),
+            &["n"],
+        )
+        .await?;
+        Ok(count.first().map_or(0, |(n,)| u64::try_from(*n).unwrap_or_default()))
     }
 
     /// Takes (once) the sign-in in progress with this state hash: its nonce and PKCE verifier,

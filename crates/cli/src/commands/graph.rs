@@ -186,14 +186,6 @@ pub const CSV_COLUMNS: &[&str] = &[
     "ineffective_reason",
 ];
 
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
-}
-
 async fn export_csv(store: &Store, connectors: &[Connector], out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     for c in connectors {
@@ -236,7 +228,7 @@ async fn export_csv(store: &Store, connectors: &[Connector], out: &mut dyn Write
                     g.ineffective_reason.is_none().to_string(),
                     g.ineffective_reason.clone().unwrap_or_default(),
                 ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                let line: Vec<String> = fields.iter().map(|f| attest_domain::csv::field(f)).collect();
                 if failed.is_none()
                     && let Err(e) = writeln!(out, "{}", line.join(","))
                 {

@@ -180,13 +180,6 @@ fn download(body: String, content_type: &'static str, name: &str) -> Response {
     response
 }
 
-/// One CSV field, quoted when it has to be (RFC 4180). A leading `=`, `+`, `-` or `@` is
-/// prefixed with `'` so a spreadsheet never runs a field as a formula.
-fn csv_field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
-}
-
 /// `GET /audit/export.csv`
 pub async fn export_csv(
     State(state): State<AppState>,
@@ -207,7 +200,7 @@ pub async fn export_csv(
             e.prev_hash.clone(),
             e.hash.clone(),
         ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str(&fields.iter().map(|f| attest_domain::csv::field(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }
     Ok(download(out, "text/csv; charset=utf-8", "attest-audit.csv"))
@@ -229,18 +222,4 @@ pub async fn export_json(
     });
     let text = serde_json::to_string_pretty(&body).map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(download(text, "application/json", "attest-audit.json"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_never_formulas() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_field("-1"), "'-1");
-    }
 }

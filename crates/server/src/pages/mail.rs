@@ -20,7 +20,7 @@ use crate::error::WebError;
 use crate::roles::{Allowed, rule};
 
 /// What a mail page may load: its own styles and images inline, nothing else, no scripts.
-const MAIL_PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; form-action 'self'; base-uri 'none'";
+const MAIL_PAGE_POLICY: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src data:; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct OutboxQuery {

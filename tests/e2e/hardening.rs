@@ -1,0 +1,110 @@
+//! Security hardening, tried from the attacker's side: a sign-in link made in another browser
+//! (login CSRF), a refused sign-in carrying someone's text, Attest framed by another page.
+
+use attest_store::db_test;
+
+use crate::harness::{browser, sign_in_through_simulator};
+use crate::web::Web;
+
+db_test!(a_sign_in_finishes_only_in_the_browser_that_started_it, true, |db| {
+    let web = Web::boot(&db).await;
+    // The attacker signs in as themselves and keeps the callback link instead of following it.
+    let (_, callback, attackers_binding) = sign_in_through_simulator(&web.base, &web.requester.email).await;
+    // The victim's browser follows it: with no binding, or with its own from a sign-in it began.
+    let victims_start = browser().get(format!("{}/auth/sign-in", web.base)).send().await.unwrap();
+    let victims_binding = victims_start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("attest_sign_in="))
+        .unwrap();
+    for cookie in [None, Some(victims_binding.as_str())] {
+        let mut request = browser().get(&callback);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let landed = request.send().await.unwrap();
+        assert_eq!(landed.status().as_u16(), 403, "{cookie:?}");
+        let set: Vec<&str> = landed.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+        assert!(!set.iter().any(|c| c.starts_with("attest_session=")), "no session for the victim: {set:?}");
+        let page = landed.text().await.unwrap();
+        assert!(
+            page.contains("Sign-in did not finish") && page.contains("href=\"/auth/sign-in\">Sign in again"),
+            "{page}"
+        );
+    }
+    // The browser that started it finishes it.
+    let own = browser().get(&callback).header("cookie", &attackers_binding).send().await.unwrap();
+    assert_eq!(own.status().as_u16(), 303);
+    assert!(own.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("attest_session=")));
+    web.stop().await;
+});
+
+db_test!(a_refused_sign_in_shows_attest_s_words_never_the_text_in_the_link, true, |db| {
+    let web = Web::boot(&db).await;
+    let cases = [
+        (
+            "access_denied",
+            "Your+account+is+locked.+Call+%2B1-555-0100+or+visit+https%3A%2F%2Fevil.example",
+            "cancelled",
+        ),
+        ("consent_required", "AADSTS65001%3A+see+https%3A%2F%2Fevil.example", "grant it consent"),
+        (
+            "invalid_request",
+            "AADSTS65004%3A+User+declined+to+consent.+https%3A%2F%2Fevil.example",
+            "consent was declined",
+        ),
+        ("%3Cscript%3Ex%3C%2Fscript%3E", "https%3A%2F%2Fevil.example", "Microsoft refused the sign-in"),
+    ];
+    for (error, description, words) in cases {
+        let path = format!("/auth/callback?error={error}&error_description={description}");
+        let (status, page) = web.get(None, &path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(page.contains(words), "{path}: {page}");
+        assert!(!page.contains("evil.example") && !page.contains("555-0100") && !page.contains("<script>x"), "{page}");
+        assert!(page.contains("href=\"/auth/sign-in\">Sign in again"), "a way to try again: {page}");
+    }
+    let (_, page) = web.get(None, "/auth/callback?error=invalid_request&error_description=AADSTS65004%3A+no").await;
+    assert!(page.contains("(error invalid_request, AADSTS65004)"), "the codes, and only them: {page}");
+    web.stop().await;
+});
+
+db_test!(every_response_forbids_framing_inline_script_and_sniffing, true, |db| {
+    let web = Web::boot(&db).await;
+    let people = web.get(Some(&web.admin), "/api/v1/people").await.1;
+    let someone = serde_json::from_str::<serde_json::Value>(&people).unwrap()["people"][0]["id"].clone();
+    for (who, path) in [
+        (None, "/".to_owned()),
+        (Some(&web.admin), format!("/principals/{someone}")),
+        (Some(&web.admin), "/changes".to_owned()),
+        (Some(&web.admin), "/api/v1/me".to_owned()),
+        (None, "/no/such/page".to_owned()),
+        (None, "/assets/attest.css".to_owned()),
+        (None, "/auth/callback?error=access_denied".to_owned()),
+    ] {
+        let mut request = browser().get(format!("{}{path}", web.base));
+        if let Some(who) = who {
+            request = request.header("cookie", &who.cookie);
+        }
+        let response = request.send().await.unwrap();
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let policy = header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"), "{path}: {policy}");
+        assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"), "{path}: {policy}");
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
+        assert_eq!(header("referrer-policy").as_deref(), Some("same-origin"), "{path}");
+        assert_eq!(header("strict-transport-security"), None, "{path}: not over http");
+        let body = response.text().await.unwrap();
+        if path != "/assets/attest.css" {
+            assert!(
+                !body.contains("<style") && !body.contains(" style=") && !body.contains("<script"),
+                "{path}: {body}"
+            );
+        }
+    }
+    let (status, css) = web.get(None, "/assets/attest.css").await;
+    assert!(status == 200 && css.contains("aside.panel"), "the stylesheet is served: {css}");
+    web.stop().await;
+});
