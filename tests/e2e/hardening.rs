@@ -108,3 +108,38 @@ db_test!(every_response_forbids_framing_inline_script_and_sniffing, true, |db| {
     assert!(status == 200 && css.contains("aside.panel"), "the stylesheet is served: {css}");
     web.stop().await;
 });
+
+db_test!(another_site_cannot_make_a_browser_export_the_audit_log, true, |db| {
+    let web = Web::boot(&db).await;
+    let exports = async || {
+        let (_, body) = web.get(Some(&web.auditor), "/api/v1/audit?action=audit.exported").await;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["events"].as_array().unwrap().len()
+    };
+    let before = exports().await;
+    for path in ["/audit/export.csv", "/audit/export.json"] {
+        for site in ["cross-site", "same-site"] {
+            let response = browser()
+                .get(format!("{}{path}", web.base))
+                .header("cookie", &web.auditor.cookie)
+                .header("sec-fetch-site", site)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 403, "{path} from {site}");
+            assert!(response.text().await.unwrap().contains("own pages: open the audit log"));
+        }
+    }
+    assert_eq!(exports().await, before, "a refused export records nothing");
+    for site in ["same-origin", "none"] {
+        let response = browser()
+            .get(format!("{}/audit/export.csv", web.base))
+            .header("cookie", &web.auditor.cookie)
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "from {site}");
+    }
+    assert_eq!(exports().await, before + 2);
+    web.stop().await;
+});

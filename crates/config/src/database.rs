@@ -68,15 +68,36 @@ impl DatabaseUrl {
     }
 }
 
-/// Replaces the password of a URL (if it has one) with `***`. Text that is not a URL is
-/// returned up to its first `@` only, so a malformed URL still never leaks a password.
+/// Replaces the password of a URL (if it has one) with `***`, and so the value of every query
+/// parameter that carries a secret (`?password=…`, `sslpassword`, any `*secret*` or `*token*`).
+/// Text that is not a URL is returned up to its first `@` only, so a malformed URL still never
+/// leaks a password.
 pub(crate) fn redact(text: &str) -> String {
     match Url::parse(text) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
+        Ok(mut url) => {
+            // Left as written unless there is something to hide (parsing normalises URLs).
+            let mut changed = false;
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+                changed = true;
+            }
+            let secret = |name: &str| {
+                let name = name.to_ascii_lowercase();
+                ["password", "secret", "token"].iter().any(|s| name.contains(s))
+            };
+            if url.query_pairs().any(|(name, _)| secret(&name)) {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+                changed = true;
+            }
+            if changed { url.to_string() } else { text.to_owned() }
         }
-        Ok(_) => text.to_owned(),
         Err(_) => match text.rsplit_once('@') {
             Some((_, host)) => format!("***@{host}"),
             None => text.to_owned(),
@@ -93,5 +114,20 @@ impl fmt::Display for DatabaseUrl {
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_the_user_part_or_the_query_are_hidden() {
+        assert_eq!(redact("postgres://attest:hunter2@db:5432/attest"), "postgres://attest:***@db:5432/attest");
+        let shown = redact("postgres://attest@db/attest?sslmode=require&password=hunter2&PGPASSWORD=x&sslpassword=y");
+        assert!(!shown.contains("hunter2") && !shown.contains("=x") && !shown.contains("=y"), "{shown}");
+        assert!(shown.contains("sslmode=require") && shown.contains("password=***"), "{shown}");
+        assert_eq!(redact("sqlite://./attest-data/attest.db?mode=rwc"), "sqlite://./attest-data/attest.db?mode=rwc");
+        assert_eq!(redact("not a url:hunter2@host"), "***@host");
     }
 }

@@ -86,6 +86,12 @@ impl Store {
                 message: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
+        if let Some(path) = url.sqlite_path() {
+            create_private(&path).map_err(|e| StoreError::Connect {
+                url: url.redacted(),
+                message: format!("cannot create {}: {e}", path.display()),
+            })?;
+        }
         let mut options = ConnectOptions::new(url.expose().to_owned());
         options
             .max_connections(max_connections)
@@ -138,3 +144,18 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// Creates a new SQLite database file readable and writable by its owner only (`0600`, like the
+/// secrets key): it holds the whole directory and the audit log. SQLite gives its `-wal` and
+/// `-shm` files the database file's permissions. An existing file is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -973,3 +973,22 @@ store_test!(changes_are_found_by_the_objects_they_involve_also_after_the_migrati
         store.migrate_up(None).await.unwrap();
     }
 });
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("attest-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("attest.db");
+    let url = attest_config::DatabaseUrl::parse(&format!("sqlite://{}?mode=rwc", path.display())).unwrap();
+    let store = Store::connect_url(&url, 2, std::time::Duration::from_secs(5)).await.unwrap();
+    store.migrate_up(None).await.unwrap();
+    connector(&store, "contoso").await;
+    for file in ["attest.db", "attest.db-wal", "attest.db-shm"] {
+        let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

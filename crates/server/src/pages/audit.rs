@@ -5,6 +5,7 @@
 use attest_domain::{AuditEvent, AuditEventDraft};
 use attest_store::{AuditFilter, AuditPage};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -137,12 +138,27 @@ pub async fn audit(
 }
 
 /// Every event the filter selects, oldest first; the export itself is audited.
+/// An export is a GET (a link people can keep) that records an audit event, so another site
+/// must not be able to make a signed-in browser run one: a browser says where a request comes
+/// from in `Sec-Fetch-Site`, and only Attest's own pages (`same-origin`) or the person typing
+/// the address (`none`) may export. Clients that are not browsers send no such header.
+fn from_attest_itself(headers: &HeaderMap) -> Result<(), WebError> {
+    match headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or_default()) {
+        None | Some("same-origin" | "none") => Ok(()),
+        Some(_) => Err(WebError::Forbidden(
+            "an export can only be started from Attest's own pages: open the audit log and export from there".into(),
+        )),
+    }
+}
+
 async fn export_events(
     state: &AppState,
     viewer: &Viewer,
+    headers: &HeaderMap,
     query: &AuditQuery,
     format: &str,
 ) -> Result<Vec<AuditEvent>, WebError> {
+    from_attest_itself(headers)?;
     let filter = query.filter()?;
     let mut events = Vec::new();
     let mut after = 0;
@@ -184,9 +200,10 @@ fn download(body: String, content_type: &'static str, name: &str) -> Response {
 pub async fn export_csv(
     State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    headers: HeaderMap,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, WebError> {
-    let events = export_events(&state, &viewer, &query, "csv").await?;
+    let events = export_events(&state, &viewer, &headers, &query, "csv").await?;
     let mut out = String::from("seq,occurred_at,actor,action,target_kind,target_id,details,prev_hash,hash\r\n");
     for e in &events {
         let fields = [
@@ -210,9 +227,10 @@ pub async fn export_csv(
 pub async fn export_json(
     State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    headers: HeaderMap,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, WebError> {
-    let events = export_events(&state, &viewer, &query, "json").await?;
+    let events = export_events(&state, &viewer, &headers, &query, "json").await?;
     let body = json!({
         "exported_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "exported_by": viewer.actor(),
