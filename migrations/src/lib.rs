@@ -15,6 +15,7 @@ mod m20261123_000001_mail_outbox;
 mod m20261123_000002_sync_requests;
 mod m20261123_000003_change_subjects;
 mod m20261203_000001_effective_access;
+mod m20261203_000002_identity_by_object_id;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_sync_requests::Migration),
             Box::new(m20261123_000003_change_subjects::Migration),
             Box::new(m20261203_000001_effective_access::Migration),
+            Box::new(m20261203_000002_identity_by_object_id::Migration),
         ]
     }
 }

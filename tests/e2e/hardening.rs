@@ -143,3 +143,70 @@ db_test!(another_site_cannot_make_a_browser_export_the_audit_log, true, |db| {
     assert_eq!(exports().await, before + 2);
     web.stop().await;
 });
+
+/// Changes `object_id`'s `mail` in Entra (what a User Administrator or a synced on-premises
+/// attribute can do), and lets Attest sync it.
+async fn set_mail_in_entra(web: &Web, db: &attest_store::testing::TestDb, object_id: &str, mail: &str) {
+    web.sim.sim.write(|t| {
+        t.update_user(object_id, |u| {
+            u.mail = Some(mail.to_owned());
+            vec!["mail"]
+        })
+        .unwrap()
+    });
+    let config = web.dir.join("attest.toml").display().to_string();
+    let synced =
+        crate::harness::attest(&["--config", &config, "--database-url", db.url.expose(), "sync", "contoso"]).await;
+    assert!(synced.success, "{:?}\n{}", synced.error, synced.stdout);
+}
+
+db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_approval, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    assert_eq!(connector.owner_ids, vec![web.owner.object_id.clone()], "the owner is who their address named");
+    let upn = |object_id: &str| web.sim.sim.read(|t| t.live_user(object_id).unwrap().user_principal_name.clone());
+
+    // (a) Someone without a role takes the integration owner's address and signs in again.
+    set_mail_in_entra(&web, &db, &web.requester.object_id, &web.owner.email).await;
+    let eve = crate::web::sign_in(&web.base, &web.requester.object_id, &upn(&web.requester.object_id)).await;
+    assert!(eve.email.eq_ignore_ascii_case(&web.owner.email), "they now carry the owner's address: {eve:?}");
+    assert_eq!(store.list_connectors().await.unwrap()[0].owner_ids, vec![web.owner.object_id.clone()]);
+    let (_, me) = web.get(Some(&eve), "/api/v1/me").await;
+    assert!(!me.contains("integration owner"), "{me}");
+    assert_eq!(web.get(Some(&eve), "/people").await.0, 403);
+    let target = web.admin.object_id.clone();
+    let principal = store.find_user(connector.id, &target).await.unwrap().unwrap();
+    let path = format!("/principals/{}/actions", principal.id.0);
+    let refused = web.post(&eve, &path, &[("action", "revoke_sessions"), ("nonce", "eve-nonce-0123456789")]).await;
+    assert_eq!(refused.status().as_u16(), 403);
+    // The real owner keeps their rights.
+    assert_eq!(web.get(Some(&web.owner), "/people").await.0, 200);
+
+    // (b) An administrator asks for a sensitive change, changes their own address, signs in
+    // again and tries to approve it themselves.
+    let someone = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let asked = web
+        .post(
+            &web.admin,
+            &format!("/principals/{}/actions", someone.id.0),
+            &[("action", "block"), ("nonce", "block-nonce-0123456789")],
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 303);
+    let id = crate::web::change_id(&asked);
+    set_mail_in_entra(&web, &db, &web.admin.object_id, "someone.else@contoso.example").await;
+    let again = crate::web::sign_in(&web.base, &web.admin.object_id, &upn(&web.admin.object_id)).await;
+    assert_eq!(again.email, "someone.else@contoso.example");
+    let own = web.post(&again, &format!("/changes/{id}/approve"), &[]).await;
+    assert_eq!(own.status().as_u16(), 409, "still the person who asked");
+    assert!(own.text().await.unwrap().contains("a second person must approve it"));
+    // Someone else may.
+    let approved = web.post(&web.approver, &format!("/changes/{id}/approve"), &[]).await;
+    assert_eq!(approved.status().as_u16(), 303);
+    let change = store.get_change(attest_domain::ChangeId(id)).await.unwrap();
+    let tenant = web.sim.tenant_id();
+    assert_eq!(change.requested_by_id, Some(format!("{tenant}/{}", web.admin.object_id)));
+    assert_eq!(change.approved_by_id, Some(format!("{tenant}/{}", web.approver.object_id)));
+    web.stop().await;
+});

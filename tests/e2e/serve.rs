@@ -83,6 +83,7 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
         origin: ChangeOrigin::Manual,
         origin_ref: None,
         requested_by: "ada@contoso.com".into(),
+        requested_by_id: None,
     };
     let id = store.enqueue_change(change, false, chrono::Utc::now()).await.unwrap().change.id;
     let applied = eventually(Duration::from_secs(30), || {

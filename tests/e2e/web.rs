@@ -194,7 +194,7 @@ impl Web {
 }
 
 /// Signs `upn` in through the simulator and returns their session.
-async fn sign_in(base: &str, object_id: &str, upn: &str) -> Person {
+pub async fn sign_in(base: &str, object_id: &str, upn: &str) -> Person {
     let (_, callback, binding) = sign_in_through_simulator(base, upn).await;
     let landed = browser().get(&callback).header("cookie", binding).send().await.unwrap();
     assert_eq!(landed.status().as_u16(), 303);

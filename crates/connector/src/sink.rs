@@ -422,6 +422,8 @@ impl SyncSink {
             self.counts.inherited_grants = self.store.recompute_inherited_grants(self.connector, self.now).await?;
             self.time("inherited", started);
         }
+        // Owners named by address become the users they name, once their directory is here.
+        self.store.resolve_connector_owners(self.connector).await?;
         if self.unresolved > 0 {
             let examples = self.unresolved_examples.join("; ");
             self.note(format!(

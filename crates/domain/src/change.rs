@@ -374,8 +374,11 @@ pub struct NewChange {
     pub origin: ChangeOrigin,
     /// The review item, access request or grant it came from, when there is one.
     pub origin_ref: Option<String>,
-    /// Who asked: an email, `cli`, `system`.
+    /// Who asked, for reading: an email, `cli`, `system`.
     pub requested_by: String,
+    /// Who asked, as an identity (`tenant/objectId` of the signed-in person), when a person did:
+    /// what the second-person rule compares, as names can change.
+    pub requested_by_id: Option<String>,
 }
 
 impl NewChange {
@@ -389,7 +392,25 @@ impl NewChange {
             origin: ChangeOrigin::Manual,
             origin_ref: None,
             requested_by: requested_by.to_owned(),
+            requested_by_id: None,
         }
+    }
+
+    /// The same, naming who asked by their identity too (see [`Change::requested_by_id`]).
+    pub fn by(mut self, requested_by_id: Option<String>) -> NewChange {
+        self.requested_by_id = requested_by_id;
+        self
+    }
+}
+
+/// The second-person rule: whether the approver is the person who asked. Identities
+/// (`tenant/objectId`) are compared when both sides have one, as a name or address can be
+/// changed by whoever controls the account; a change asked for without one (the command line,
+/// older rows) falls back to the name.
+pub fn same_person(requester: (&str, Option<&str>), approver: (&str, Option<&str>)) -> bool {
+    match (requester.1, approver.1) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => requester.0.eq_ignore_ascii_case(approver.0),
     }
 }
 
@@ -404,6 +425,8 @@ pub struct Change {
     pub origin: ChangeOrigin,
     pub origin_ref: Option<String>,
     pub requested_by: String,
+    /// Who asked, as an identity, when a signed-in person did (see [`same_person`]).
+    pub requested_by_id: Option<String>,
     pub state: ChangeState,
     pub result: Option<ApplyResult>,
     pub attempts: u32,
@@ -414,6 +437,7 @@ pub struct Change {
     /// After applying, whether a re-read showed the desired state (`None`: not checked).
     pub verified: Option<bool>,
     pub approved_by: Option<String>,
+    pub approved_by_id: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -427,6 +451,26 @@ pub fn retry_delay(attempts: u32, retry_after: Option<Duration>) -> Duration {
     let exponential = Duration::from_secs(5).saturating_mul(2u32.saturating_pow(attempts.min(16)));
     let capped = exponential.min(Duration::from_secs(15 * 60));
     retry_after.map_or(capped, |after| capped.max(after))
+}
+
+#[cfg(test)]
+mod two_person_tests {
+    use super::same_person;
+
+    #[test]
+    fn identities_decide_and_names_only_without_them() {
+        let ada = Some("t/ada-oid");
+        assert!(
+            same_person(("ada@contoso.com", ada), ("eve@contoso.com", ada)),
+            "a changed address is the same person"
+        );
+        assert!(
+            !same_person(("ada@contoso.com", ada), ("ada@contoso.com", Some("t/eve-oid"))),
+            "a borrowed address is not"
+        );
+        assert!(same_person(("ADA@contoso.com", None), ("ada@contoso.com", ada)));
+        assert!(!same_person(("cli", None), ("bob@contoso.com", None)));
+    }
 }
 
 #[cfg(test)]

@@ -43,8 +43,13 @@ pub struct Connector {
     pub status: ConnectorStatus,
     /// Kind-specific settings (scope, base URLs) as JSON; typed by the connector that owns them.
     pub settings: serde_json::Value,
-    /// Email addresses of the integration owners who are asked to finish setup.
+    /// Email addresses of the integration owners who are asked to finish setup: where their
+    /// mail goes, never who they are.
     pub owners: Vec<String>,
+    /// The directory object ids (in `tenant_id`) the owners resolved to: who they are. An owner
+    /// named by email or UPN is resolved once, from the synced directory, and keeps that
+    /// identity whatever later happens to the address.
+    pub owner_ids: Vec<String>,
     pub last_full_sync_at: Option<DateTime<Utc>>,
     pub last_delta_sync_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -52,8 +57,20 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// Whether the person signed in as `object_id` of `tenant_id` is one of its owners.
+    pub fn is_owned_by(&self, tenant_id: &str, object_id: &str) -> bool {
+        self.tenant_id.as_deref() == Some(tenant_id) && self.owner_ids.iter().any(|o| o.eq_ignore_ascii_case(object_id))
+    }
+
     /// The last time the connector observed the directory, by either kind of sync.
     pub fn last_synced_at(&self) -> Option<DateTime<Utc>> {
         self.last_full_sync_at.max(self.last_delta_sync_at)
     }
+}
+
+/// Whether `text` is a directory object id (a GUID, `8-4-4-4-12` hex digits).
+pub fn is_object_id(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }

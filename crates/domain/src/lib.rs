@@ -23,8 +23,9 @@ pub mod sync;
 pub use audit::{AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerifier};
 pub use change::{
     ApplyResult, Change, ChangeAction, ChangeClass, ChangeKind, ChangeOrigin, ChangeState, NewChange, retry_delay,
+    same_person,
 };
-pub use connector::{Connector, ConnectorKind, ConnectorStatus};
+pub use connector::{Connector, ConnectorKind, ConnectorStatus, is_object_id};
 pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};
 pub use ids::{

@@ -78,6 +78,7 @@ fn change(connector: ConnectorId, key: &str, action: ChangeAction) -> NewChange 
         origin: ChangeOrigin::Manual,
         origin_ref: None,
         requested_by: "ada@contoso.com".into(),
+        requested_by_id: None,
     }
 }
 
@@ -149,8 +150,8 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
     let block = block.unwrap().change;
     assert_eq!(block.state, ChangeState::AwaitingApproval);
     assert_eq!(p.run_once().await.unwrap(), 0, "nothing applies before approval");
-    assert!(store.approve_change(block.id, "ada@contoso.com", Utc::now()).await.is_err(), "not by the requester");
-    store.approve_change(block.id, "bob@contoso.com", Utc::now()).await.unwrap();
+    assert!(store.approve_change(block.id, "ada@contoso.com", None, Utc::now()).await.is_err(), "not by the requester");
+    store.approve_change(block.id, "bob@contoso.com", None, Utc::now()).await.unwrap();
     p.run_once().await.unwrap();
     assert_eq!(store.get_change(block.id).await.unwrap().state, ChangeState::Applied);
     assert!(!sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "blocked in the tenant");

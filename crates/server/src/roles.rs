@@ -52,7 +52,8 @@ pub struct Roles {
 
 impl Roles {
     /// The user's roles now: explicit grants, plus integration owner of each of `connectors`
-    /// whose owners include their email.
+    /// whose owners include them, by identity (tenant and object id), never by email: anyone
+    /// able to change an account's `mail` could otherwise take an owner's place.
     pub fn of(connectors: &[Connector], user: &WebUser) -> Roles {
         let mut roles = Vec::new();
         if user.roles.iter().any(|r| r == "admin") {
@@ -61,14 +62,8 @@ impl Roles {
         if user.roles.iter().any(|r| r == "auditor") {
             roles.push(Role::Auditor);
         }
-        let owned: Vec<ConnectorId> = match user.email.as_deref() {
-            Some(email) => connectors
-                .iter()
-                .filter(|c| c.owners.iter().any(|o| o.eq_ignore_ascii_case(email)))
-                .map(|c| c.id)
-                .collect(),
-            None => Vec::new(),
-        };
+        let owned: Vec<ConnectorId> =
+            connectors.iter().filter(|c| c.is_owned_by(&user.tenant_id, &user.object_id)).map(|c| c.id).collect();
         if !owned.is_empty() {
             roles.push(Role::IntegrationOwner);
         }
@@ -191,6 +186,21 @@ impl Viewer {
     pub fn actor(&self) -> String {
         let user = &self.session.user;
         user.email.clone().unwrap_or_else(|| format!("{}/{}", user.tenant_id, user.object_id))
+    }
+
+    /// Who this person is, whatever their name or address: `tenant/objectId`. What the
+    /// second-person rule compares.
+    pub fn actor_id(&self) -> String {
+        let user = &self.session.user;
+        format!("{}/{}", user.tenant_id, user.object_id)
+    }
+
+    /// Whether this person asked for `change` (by identity when the change has one).
+    pub fn asked_for(&self, change: &attest_domain::Change) -> bool {
+        attest_domain::same_person(
+            (&change.requested_by, change.requested_by_id.as_deref()),
+            (&self.actor(), Some(&self.actor_id())),
+        )
     }
 
     /// May read this connector's directory, changes and syncs.

@@ -200,6 +200,7 @@ mod tests {
             status: ConnectorStatus::Connected,
             settings: serde_json::json!({}),
             owners: Vec::new(),
+            owner_ids: Vec::new(),
             last_full_sync_at: full.map(at),
             last_delta_sync_at: delta.map(at),
             created_at: Utc::now(),

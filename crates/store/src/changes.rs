@@ -8,7 +8,9 @@
 //! Finishing checks the lease is still the worker's, so a worker that overslept its lease
 //! cannot overwrite the outcome of the one that took over.
 
-use attest_domain::{ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange};
+use attest_domain::{
+    ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange, same_person,
+};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
@@ -75,13 +77,14 @@ impl Store {
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO changes (connector_id, kind, action, target_object, principal_object, idempotency_key, \
-             origin, origin_ref, requested_by, state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
+             origin, origin_ref, requested_by, requested_by_id, state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
         );
         sql.value(new.connector_id.0).push(", ").value(new.action.kind().as_str()).push(", ").value(action);
         sql.push(", ").value(new.action.target().to_owned());
         sql.push(", ").value(new.action.principal().map(str::to_owned));
         sql.push(", ").value(new.idempotency_key.clone()).push(", ").value(new.origin.as_str());
         sql.push(", ").value(new.origin_ref.clone()).push(", ").value(new.requested_by.clone());
+        sql.push(", ").value(new.requested_by_id.clone());
         sql.push(", ").value(state.as_str()).push(", 0, ").value(now).push(", ").value(now).push(", ").value(now);
         sql.push(") ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
         let inserted = txn.query_one_raw(sql.build()).await?;
@@ -105,6 +108,7 @@ impl Store {
                 "origin_ref": new.origin_ref,
                 "connector_id": new.connector_id,
                 "state": state,
+                "requested_by_id": new.requested_by_id,
             });
             self.audit_change(&txn, id, &new.requested_by, "change.requested", details, now).await?;
         }
@@ -259,8 +263,15 @@ impl Store {
     }
 
     /// A second person approves a sensitive change: it becomes pending. The requester cannot
-    /// approve their own change.
-    pub async fn approve_change(&self, id: ChangeId, approver: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
+    /// approve their own change: `approver_id` (their `tenant/objectId`) is compared with the
+    /// requester's, so a changed name or address does not make them someone else.
+    pub async fn approve_change(
+        &self,
+        id: ChangeId,
+        approver: &str,
+        approver_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
         self.transition(id, approver, "change.approved", now, |change| {
             if change.state != ChangeState::AwaitingApproval {
                 return Err(format!(
@@ -268,10 +279,14 @@ impl Store {
                     id.0, change.state
                 ));
             }
-            if change.requested_by.eq_ignore_ascii_case(approver) {
-                return Err(format!("change {} was requested by {approver}; a second person must approve it", id.0));
+            if same_person((&change.requested_by, change.requested_by_id.as_deref()), (approver, approver_id)) {
+                return Err(format!("change {} was requested by you; a second person must approve it", id.0));
             }
-            Ok(Transition { state: ChangeState::Pending, approved_by: Some(approver.to_owned()), reset: false })
+            Ok(Transition {
+                state: ChangeState::Pending,
+                approved_by: Some((approver.to_owned(), approver_id.map(str::to_owned))),
+                reset: false,
+            })
         })
         .await
     }
@@ -353,8 +368,10 @@ impl Store {
             .col_expr(Column::UpdatedAt, now.into())
             .filter(Column::Id.eq(id.0))
             .filter(Column::State.eq(before.state.as_str()));
-        if let Some(approver) = &to.approved_by {
-            update = update.col_expr(Column::ApprovedBy, approver.clone().into());
+        if let Some((approver, approver_id)) = &to.approved_by {
+            update = update
+                .col_expr(Column::ApprovedBy, approver.clone().into())
+                .col_expr(Column::ApprovedById, approver_id.clone().into());
         }
         if to.state == ChangeState::Cancelled {
             update = update.col_expr(Column::FinishedAt, now.into());
@@ -369,7 +386,10 @@ impl Store {
         if update.exec(&txn).await?.rows_affected != 1 {
             return Err(StoreError::Refused(format!("change {} changed while this was being done; look again", id.0)));
         }
-        let details = json!({"before": {"state": before.state}, "after": {"state": to.state}});
+        let mut details = json!({"before": {"state": before.state}, "after": {"state": to.state}});
+        if let Some((_, Some(approver_id))) = &to.approved_by {
+            details["approved_by_id"] = json!(approver_id);
+        }
         self.audit_change(&txn, id.0, actor, action, details, now).await?;
         let after = load(&txn, id.0).await?;
         txn.commit().await?;
@@ -401,7 +421,8 @@ impl Store {
 /// What a manual transition does.
 struct Transition {
     state: ChangeState,
-    approved_by: Option<String>,
+    /// The approver's name and identity.
+    approved_by: Option<(String, Option<String>)>,
     /// Start over: attempts, result and finish time cleared, due now.
     reset: bool,
 }

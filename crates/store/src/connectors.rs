@@ -3,9 +3,10 @@
 use attest_domain::{Connector, ConnectorId, ConnectorKind, ConnectorStatus, SyncMode};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::{connector, connector_owner};
+use crate::sql::{Sql, select_json};
 use crate::{Store, StoreError};
 
 /// What is needed to create a connector.
@@ -63,13 +64,22 @@ impl Store {
         let mut owners: Vec<String> = new.owners.iter().map(|o| o.trim().to_lowercase()).collect();
         owners.sort();
         owners.dedup();
+        let mut owner_ids = Vec::new();
         for email in &owners {
-            connector_owner::ActiveModel { connector_id: Set(model.id), email: Set(email.clone()) }
-                .insert(&txn)
-                .await?;
+            // An owner named by object id is that identity already; by address, it is resolved
+            // from the directory once synced.
+            let object_id = attest_domain::is_object_id(email).then(|| email.clone());
+            owner_ids.extend(object_id.clone());
+            connector_owner::ActiveModel {
+                connector_id: Set(model.id),
+                email: Set(email.clone()),
+                object_id: Set(object_id),
+            }
+            .insert(&txn)
+            .await?;
         }
         txn.commit().await?;
-        model.into_domain(owners)
+        model.into_domain(owners, owner_ids)
     }
 
     /// The connector with this id, or `NotFound`.
@@ -183,14 +193,43 @@ impl Store {
     }
 
     async fn with_owners(&self, model: connector::Model) -> Result<Connector, StoreError> {
-        let owners = connector_owner::Entity::find()
+        let rows = connector_owner::Entity::find()
             .filter(connector_owner::Column::ConnectorId.eq(model.id))
             .order_by_asc(connector_owner::Column::Email)
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|o| o.email)
-            .collect();
-        model.into_domain(owners)
+            .await?;
+        let owner_ids = rows.iter().filter_map(|o| o.object_id.clone()).collect();
+        model.into_domain(rows.into_iter().map(|o| o.email).collect(), owner_ids)
+    }
+
+    /// Resolves the connector's owners named by address to the directory's users, once: by
+    /// user principal name (unique in a tenant), else by a work email exactly one live user
+    /// has. A resolved owner keeps their identity; an address nobody (or several) holds stays
+    /// unresolved and grants nothing. Returns how many were resolved now.
+    pub async fn resolve_connector_owners(&self, connector: ConnectorId) -> Result<u64, StoreError> {
+        let backend = self.backend();
+        let mut resolved = 0;
+        for (column, unique) in [("user_principal_name", false), ("email", true)] {
+            // With `unique`, an address two users hold resolves to nobody.
+            let having = if unique { " GROUP BY o.email HAVING COUNT(*) = 1" } else { "" };
+            let mut sql = Sql::new(
+                backend,
+                &format!(
+                    "SELECT o.email AS owner, MIN(p.external_id) AS object_id FROM connector_owners o \
+                     JOIN principals p ON p.connector_id = o.connector_id AND p.kind = 'user' AND p.deleted_at IS NULL \
+                     AND lower(p.{column}) = o.email WHERE o.object_id IS NULL AND o.connector_id = "
+                ),
+            );
+            sql.value(connector.0);
+            sql.push(if unique { having } else { " GROUP BY o.email" });
+            let rows: Vec<(String, String)> = select_json(&self.db, sql, &["owner", "object_id"]).await?;
+            for (owner, object_id) in rows {
+                let mut update = Sql::new(backend, "UPDATE connector_owners SET object_id = ");
+                update.value(object_id).push(" WHERE object_id IS NULL AND connector_id = ").value(connector.0);
+                update.push(" AND email = ").value(owner);
+                resolved += self.db.execute_raw(update.build()).await?.rows_affected();
+            }
+        }
+        Ok(resolved)
     }
 }

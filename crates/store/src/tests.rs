@@ -45,11 +45,11 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261203_000001_effective_access".to_owned()]);
+    assert_eq!(newest, vec!["m20261203_000002_identity_by_object_id".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
-    assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_err());
-    assert!(store.db.execute_raw(select("connectors WHERE inherited_rules = 0")).await.is_err());
-    assert!(store.db.execute_raw(select("changes WHERE target_object IS NULL")).await.is_ok());
+    assert!(store.db.execute_raw(select("changes WHERE requested_by_id IS NULL")).await.is_err());
+    assert!(store.db.execute_raw(select("connector_owners WHERE object_id IS NULL")).await.is_err());
+    assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_ok());
     assert!(store.db.execute_raw(select("grants")).await.is_ok());
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
@@ -74,7 +74,8 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261203_000001_effective_access"),
+            text.contains("m20991231_000001_from_the_future")
+                && text.contains("m20261203_000002_identity_by_object_id"),
             "{text}"
         );
     }
@@ -342,7 +343,7 @@ store_test!(app_and_directory_roles_reach_direct_members_only, |store| {
         .await
         .unwrap()
         .ids;
-    let (ada, bob, cy, robot, sales, emea, admins, staff) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+    let (ada, bob, cy, robot, sales, emea, admins, _staff) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
     // Sales ⊃ {ada, robot, EMEA}; EMEA ⊃ {bob, ada}; Sales is in Staff. Sales holds the app role
     // and (nonsensically, but Entra data can say anything) owns the app; Admins ⊃ {cy, EMEA}
     // holds a directory role.
@@ -691,6 +692,7 @@ fn member_change(c: ConnectorId, key: &str, by: &str) -> NewChange {
         origin: ChangeOrigin::Manual,
         origin_ref: None,
         requested_by: by.into(),
+        requested_by_id: None,
     }
 }
 
@@ -744,11 +746,11 @@ store_test!(changes_queue_once_per_key_and_move_through_their_states_with_audit,
     let sensitive = store.enqueue_change(member_change(c, "k2", "Ada@Contoso.com"), true, t(50)).await.unwrap().change;
     assert_eq!(sensitive.state, ChangeState::AwaitingApproval);
     assert!(store.claim_changes("w1", 10, t(200), &[], t(51)).await.unwrap().is_empty(), "not before approval");
-    let own = store.approve_change(sensitive.id, "ada@contoso.com", t(52)).await.unwrap_err();
+    let own = store.approve_change(sensitive.id, "ada@contoso.com", None, t(52)).await.unwrap_err();
     assert!(own.to_string().contains("a second person must approve it"), "{own}");
-    let approved = store.approve_change(sensitive.id, "bob@contoso.com", t(53)).await.unwrap();
+    let approved = store.approve_change(sensitive.id, "bob@contoso.com", None, t(53)).await.unwrap();
     assert_eq!((approved.state, approved.approved_by.as_deref()), (ChangeState::Pending, Some("bob@contoso.com")));
-    assert!(store.approve_change(sensitive.id, "carol@contoso.com", t(54)).await.is_err(), "approved once");
+    assert!(store.approve_change(sensitive.id, "carol@contoso.com", None, t(54)).await.is_err(), "approved once");
 
     // Failure, then a retry from a fresh count; cancelling a pending change.
     let claimed = store.claim_changes("w1", 10, t(300), &[], t(60)).await.unwrap();
@@ -954,6 +956,7 @@ store_test!(changes_are_found_by_the_objects_they_involve_also_after_the_migrati
         origin: ChangeOrigin::Manual,
         origin_ref: None,
         requested_by: "ada@contoso.com".into(),
+        requested_by_id: None,
     };
     let block = store.enqueue_change(block, true, t(2)).await.unwrap().change;
     let involving =

@@ -166,6 +166,7 @@ fn plan(sim: &SimHandle, connector: ConnectorId, n: usize, seed: u64) -> Vec<New
                     origin: ChangeOrigin::Manual,
                     origin_ref: None,
                     requested_by: "bench".into(),
+                    requested_by_id: None,
                 });
             }
         }

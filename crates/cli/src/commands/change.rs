@@ -125,7 +125,7 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             Ok(ExitCode::SUCCESS)
         }
         ChangeCommand::Approve { id, actor } => {
-            store.approve_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+            store.approve_change(ChangeId(id), &actor, None, chrono::Utc::now()).await?;
             writeln!(out, "change {id} approved by {actor}")?;
             apply_now(context, &store, ChangeId(id), &actor, out).await
         }

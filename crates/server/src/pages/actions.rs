@@ -71,7 +71,7 @@ pub async fn act(state: &AppState, viewer: &Viewer, id: i64, form: &ActionForm) 
     }
     let action = action_for(state, &principal, form).await?;
     let actor = viewer.actor();
-    let new = NewChange::manual(principal.connector_id, action, &actor, nonce);
+    let new = NewChange::manual(principal.connector_id, action, &actor, nonce).by(Some(viewer.actor_id()));
     let change = state.provisioner.enqueue(new, chrono::Utc::now()).await.map_err(provision_error)?.change;
     if change.state != ChangeState::Pending {
         return Ok(InPerson { change, secret: None });

@@ -147,7 +147,7 @@ pub async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<s
     let mut rows = change_rows(&state.store, std::slice::from_ref(&change)).await?;
     let row = rows.pop().unwrap_or_default();
     let operate = viewer.can_operate(change.connector_id);
-    let own = change.requested_by.eq_ignore_ascii_case(&viewer.actor());
+    let own = viewer.asked_for(&change);
     Ok(json!({
         "change": row,
         "action": change.action,
@@ -199,7 +199,7 @@ pub fn applied_page(viewer: &Viewer, done: attest_provisioner::InPerson) -> Resu
 pub async fn approve_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<attest_provisioner::InPerson, WebError> {
     operable_change(state, viewer, id).await?;
     let actor = viewer.actor();
-    state.store.approve_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+    state.store.approve_change(ChangeId(id), &actor, Some(&viewer.actor_id()), chrono::Utc::now()).await?;
     state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)
 }
 

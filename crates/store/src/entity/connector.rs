@@ -27,7 +27,7 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub(crate) fn into_domain(self, owners: Vec<String>) -> Result<Connector, StoreError> {
+    pub(crate) fn into_domain(self, owners: Vec<String>, owner_ids: Vec<String>) -> Result<Connector, StoreError> {
         const T: &str = "connectors";
         Ok(Connector {
             id: ConnectorId(self.id),
@@ -37,6 +37,7 @@ impl Model {
             name: self.name,
             tenant_id: self.tenant_id,
             owners,
+            owner_ids,
             last_full_sync_at: self.last_full_sync_at,
             last_delta_sync_at: self.last_delta_sync_at,
             created_at: self.created_at,
