@@ -476,7 +476,7 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             .iter()
             .copied()
             .filter(|gi| tenant.groups[*gi].members.iter().any(|m| tenant.groups.iter().any(|grp| &grp.id == m)))
-            .take(3 + spec.apps / 5)
+            .take(3 + spec.apps / 50)
             .collect();
         if let (Some(first), Some(mi)) = (parents.first(), managed_identities.first()) {
             let id = tenant.service_principals[*mi].id.clone();
