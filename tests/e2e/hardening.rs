@@ -210,3 +210,34 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
     assert_eq!(change.approved_by_id, Some(format!("{tenant}/{}", web.approver.object_id)));
     web.stop().await;
 });
+
+db_test!(someone_disabled_or_deleted_in_entra_is_signed_out_of_attest, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.list_connectors().await.unwrap().remove(0);
+    assert_eq!(web.get(Some(&web.auditor), "/api/v1/me").await.0, 200);
+    // Disabled in Entra: the next sync sees it, and the session is over.
+    web.sim.sim.write(|t| {
+        t.update_user(&web.auditor.object_id, |u| {
+            u.account_enabled = false;
+            vec!["accountEnabled"]
+        })
+        .unwrap()
+    });
+    let config = web.dir.join("attest.toml").display().to_string();
+    let synced = crate::harness::attest(&["--config", &config, "--database-url", db.url.expose(), "sync", "contoso"]).await;
+    assert!(synced.success, "{:?}", synced.error);
+    assert_eq!(web.get(Some(&web.auditor), "/api/v1/me").await.0, 401);
+    assert_eq!(web.get(Some(&web.auditor), "/audit").await.0, 401);
+    // Blocked through Attest itself (written through before any sync): refused at once.
+    let requester = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 200);
+    store
+        .set_principal_account_enabled(connector.id, &requester.data.external_id, false, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 401);
+    // Everyone else is still signed in.
+    assert_eq!(web.get(Some(&web.admin), "/api/v1/me").await.0, 200);
+    web.stop().await;
+});

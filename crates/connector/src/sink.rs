@@ -424,6 +424,10 @@ impl SyncSink {
         }
         // Owners named by address become the users they name, once their directory is here.
         self.store.resolve_connector_owners(self.connector).await?;
+        // Someone disabled or deleted in the directory is signed out of Attest too.
+        if self.counts.principals.written() > 0 {
+            self.store.end_sessions_of_inactive_accounts().await?;
+        }
         if self.unresolved > 0 {
             let examples = self.unresolved_examples.join("; ");
             self.note(format!(

@@ -472,10 +472,11 @@ pub fn generate(spec: TenantSpec) -> Tenant {
     // only, never the nested groups' members or a service principal. Last, so it leaves every
     // other seeded choice as it was.
     if spec.apps > 0 {
+        let group_ids: std::collections::HashSet<&str> = tenant.groups.iter().map(|grp| grp.id.as_str()).collect();
         let parents: Vec<usize> = security
             .iter()
             .copied()
-            .filter(|gi| tenant.groups[*gi].members.iter().any(|m| tenant.groups.iter().any(|grp| &grp.id == m)))
+            .filter(|gi| tenant.groups[*gi].members.iter().any(|m| group_ids.contains(m.as_str())))
             .take(3 + spec.apps / 50)
             .collect();
         if let (Some(first), Some(mi)) = (parents.first(), managed_identities.first()) {

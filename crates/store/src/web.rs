@@ -46,6 +46,12 @@ fn user(row: UserRow) -> Result<WebUser, StoreError> {
 /// disk.
 pub const MAX_SIGN_INS_IN_PROGRESS: i64 = 10_000;
 
+/// A condition on web user `u`: the directory has disabled or deleted their account (in any
+/// connector of their tenant). Their sessions are worth nothing from then on.
+const INACTIVE_ACCOUNT: &str = "SELECT 1 FROM principals p JOIN connectors c ON c.id = p.connector_id \
+     WHERE c.tenant_id = u.tenant_id AND p.external_id = u.object_id AND p.kind = 'user' \
+     AND (p.deleted_at IS NOT NULL OR p.account_enabled = FALSE)";
+
 impl Store {
     /// Records a sign-in: the user is created on first sign-in, their name and email refreshed.
     pub async fn sign_in_web_user(
@@ -163,10 +169,24 @@ impl Store {
              FROM web_sessions s JOIN web_users u ON u.id = s.user_id WHERE s.token_hash = ",
         );
         sql.value(token_hash.to_owned()).push(" AND s.expires_at > ").value(now.trunc_subsecs(6));
+        sql.push(&format!(" AND NOT EXISTS ({INACTIVE_ACCOUNT})"));
         type Row = (i64, String, String, String, Option<String>, String, String, DateTime<Utc>);
         let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
         let Some(r) = rows.into_iter().next() else { return Ok(None) };
         Ok(Some(WebSession { user: user((r.0, r.1, r.2, r.3, r.4, r.5))?, csrf_token: r.6, expires_at: r.7 }))
+    }
+
+    /// Ends every session of someone whose account the directory has disabled or deleted (as a
+    /// sync has just seen it). Sessions of such accounts are refused anyway; this removes them.
+    pub async fn end_sessions_of_inactive_accounts(&self) -> Result<u64, StoreError> {
+        let sql = Sql::new(
+            self.backend(),
+            &format!(
+                "DELETE FROM web_sessions WHERE user_id IN \
+                 (SELECT u.id FROM web_users u WHERE EXISTS ({INACTIVE_ACCOUNT}))"
+            ),
+        );
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected())
     }
 
     /// Ends a session (sign-out).
