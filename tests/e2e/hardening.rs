@@ -225,7 +225,8 @@ db_test!(someone_disabled_or_deleted_in_entra_is_signed_out_of_attest, true, |db
         .unwrap()
     });
     let config = web.dir.join("attest.toml").display().to_string();
-    let synced = crate::harness::attest(&["--config", &config, "--database-url", db.url.expose(), "sync", "contoso"]).await;
+    let synced =
+        crate::harness::attest(&["--config", &config, "--database-url", db.url.expose(), "sync", "contoso"]).await;
     assert!(synced.success, "{:?}", synced.error);
     assert_eq!(web.get(Some(&web.auditor), "/api/v1/me").await.0, 401);
     assert_eq!(web.get(Some(&web.auditor), "/audit").await.0, 401);
