@@ -320,13 +320,20 @@ string_enum! {
         Failed => "failed",
         /// Withdrawn before it was applied.
         Cancelled => "cancelled",
+        /// Whoever was applying it stopped (a crash, a lost connection) and its effect cannot be
+        /// read back (a password reset): it may or may not have happened. A person retries it
+        /// (a new reset) or cancels it.
+        OutcomeUnknown => "outcome_unknown",
     }
 }
 
 impl ChangeState {
     /// No further transition happens on its own.
     pub fn is_final(self) -> bool {
-        matches!(self, ChangeState::Applied | ChangeState::Failed | ChangeState::Cancelled)
+        matches!(
+            self,
+            ChangeState::Applied | ChangeState::Failed | ChangeState::Cancelled | ChangeState::OutcomeUnknown
+        )
     }
 }
 

@@ -52,7 +52,10 @@ impl Default for Policy {
         Policy {
             sensitive: vec![ChangeClass::UserAction, ChangeClass::DirectoryRole, ChangeClass::Ownership],
             max_attempts: 8,
-            lease: Duration::from_secs(300),
+            // Renewed every third of itself while working, so it can be short: a change cut
+            // off by a crash is taken up again (or, a password reset, declared unknown) within
+            // a minute.
+            lease: Duration::from_secs(60),
             batch: 32,
             concurrency: 4,
             poll: Duration::from_secs(2),
@@ -117,6 +120,10 @@ impl<D: Connectors> Clone for Provisioner<D> {
     }
 }
 
+/// Kinds applied only where a person is present (a temporary password is shown to them): the
+/// workers never pick them up, and one whose applier vanished becomes `outcome_unknown`.
+const IN_PERSON_ONLY: &[ChangeKind] = &[ChangeKind::ResetPassword];
+
 impl<D: Connectors> Provisioner<D> {
     /// `worker` names this worker in leases and the audit log (e.g. `host:pid`).
     pub fn new(store: Store, connectors: Arc<D>, policy: Policy, worker: impl Into<String>) -> Self {
@@ -138,10 +145,12 @@ impl<D: Connectors> Provisioner<D> {
     pub async fn run_once(&self) -> Result<usize, ProvisionError> {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::minutes(5));
-        let claimed = self
-            .store
-            .claim_changes(&self.worker, self.policy.batch, lease_until, &[ChangeKind::ResetPassword], now)
-            .await?;
+        // Applied only in person, and unreadable afterwards: one cut off is nobody's to finish.
+        for id in self.store.mark_outcome_unknown(IN_PERSON_ONLY, now).await? {
+            tracing::warn!(change = id.0, "a change was cut off while being applied; its outcome is unknown");
+        }
+        let claimed =
+            self.store.claim_changes(&self.worker, self.policy.batch, lease_until, IN_PERSON_ONLY, now).await?;
         let count = claimed.len();
         if count == 0 {
             return Ok(0);

@@ -160,6 +160,39 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Changes of `kinds` (those applied only in person, whose effect cannot be read back)
+    /// whose applier's lease ran out: whoever applied them stopped mid-way, so they may or may
+    /// not have taken effect. They become `outcome_unknown`, for a person to retry or cancel,
+    /// instead of staying "in progress" for ever. Returns them.
+    pub async fn mark_outcome_unknown(
+        &self,
+        kinds: &[ChangeKind],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ChangeId>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now.trunc_subsecs(6);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(self.backend(), "UPDATE changes SET state = ");
+        sql.value(ChangeState::OutcomeUnknown.as_str()).push(", lease_owner = NULL, lease_expires_at = NULL");
+        sql.push(", last_error = ").value(OUTCOME_UNKNOWN.to_owned());
+        sql.push(", updated_at = ").value(now).push(", finished_at = ").value(now);
+        sql.push(" WHERE state = 'in_progress' AND lease_expires_at < ").value(now).push(" AND kind IN ");
+        sql.tuple(kinds.iter().map(|k| Value::from(k.as_str()))).push(" RETURNING id");
+        let mut ids = Vec::new();
+        for row in txn.query_all_raw(sql.build()).await? {
+            ids.push(ChangeId(row.try_get_by_index::<i64>(0)?));
+        }
+        ids.sort();
+        for id in &ids {
+            let details = json!({"after": {"state": ChangeState::OutcomeUnknown}, "reason": OUTCOME_UNKNOWN});
+            self.audit_change(&txn, id.0, "system", "change.outcome_unknown", details, now).await?;
+        }
+        txn.commit().await?;
+        Ok(ids)
+    }
+
     /// Claims one particular change for `worker` (an actor applying it in person, e.g. a
     /// password reset). `None` when it is not due or someone else holds it.
     pub async fn claim_change(
@@ -294,7 +327,7 @@ impl Store {
     /// Withdraws a change that has not been applied (pending or awaiting approval).
     pub async fn cancel_change(&self, id: ChangeId, actor: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
         self.transition(id, actor, "change.cancelled", now, |change| match change.state {
-            ChangeState::Pending | ChangeState::AwaitingApproval => {
+            ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown => {
                 Ok(Transition { state: ChangeState::Cancelled, approved_by: None, reset: false })
             }
             ChangeState::InProgress => Err(format!(
@@ -309,8 +342,13 @@ impl Store {
     /// Queues a failed change again, from a fresh count of attempts.
     pub async fn retry_change(&self, id: ChangeId, actor: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
         self.transition(id, actor, "change.retried", now, |change| match change.state {
-            ChangeState::Failed => Ok(Transition { state: ChangeState::Pending, approved_by: None, reset: true }),
-            state => Err(format!("change {} is {state}; only failed changes can be retried", id.0)),
+            ChangeState::Failed | ChangeState::OutcomeUnknown => {
+                Ok(Transition { state: ChangeState::Pending, approved_by: None, reset: true })
+            }
+            state => Err(format!(
+                "change {} is {state}; only failed changes, or those whose outcome is unknown, can be retried",
+                id.0
+            )),
         })
         .await
     }
@@ -417,6 +455,10 @@ impl Store {
         Ok(())
     }
 }
+
+/// Why a change is `outcome_unknown`, as its error says.
+const OUTCOME_UNKNOWN: &str = "whoever was applying this change stopped before it finished, and whether it took effect \
+     cannot be read back: retry to apply it again, or cancel it";
 
 /// What a manual transition does.
 struct Transition {

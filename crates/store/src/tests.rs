@@ -995,3 +995,37 @@ async fn a_new_sqlite_database_and_its_wal_are_private_to_their_owner() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+store_test!(a_reset_cut_off_mid_way_becomes_outcome_unknown_for_a_person_to_retry_or_cancel, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let reset =
+        |token: &str| NewChange::manual(c, ChangeAction::ResetPassword { user: "u1".into() }, "ada@contoso.com", token);
+    let first = store.enqueue_change(reset("reset-token-1"), false, t(0)).await.unwrap().change;
+    let second = store.enqueue_change(reset("reset-token-2"), false, t(0)).await.unwrap().change;
+    // Both claimed in person; then the process dies, and their leases run out at t(60).
+    for id in [first.id, second.id] {
+        store.claim_change(id, "ada (in person)", t(60), t(1)).await.unwrap().unwrap();
+    }
+    let resets = [ChangeKind::ResetPassword];
+    assert!(store.mark_outcome_unknown(&resets, t(59)).await.unwrap().is_empty(), "still being applied");
+    assert!(store.cancel_change(first.id, "ada", t(59)).await.is_err());
+    assert_eq!(store.mark_outcome_unknown(&resets, t(61)).await.unwrap(), vec![first.id, second.id]);
+    let unknown = store.get_change(first.id).await.unwrap();
+    assert_eq!(unknown.state, ChangeState::OutcomeUnknown);
+    assert!(unknown.last_error.unwrap().contains("cannot be read back"), "says what happened");
+    // No worker takes it up by itself; a person retries one (a new reset) and cancels the other.
+    assert!(store.claim_changes("worker", 10, t(300), &resets, t(100)).await.unwrap().is_empty());
+    let retried = store.retry_change(first.id, "bob@contoso.com", t(101)).await.unwrap();
+    assert_eq!((retried.state, retried.attempts), (ChangeState::Pending, 0));
+    let cancelled = store.cancel_change(second.id, "bob@contoso.com", t(102)).await.unwrap();
+    assert_eq!(cancelled.state, ChangeState::Cancelled);
+    let events = store
+        .list_audit_events_matching(
+            &crate::AuditFilter { action: Some("change.outcome_unknown".into()), ..Default::default() },
+            crate::AuditPage::OldestAfter(0),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "each is in the audit log");
+});

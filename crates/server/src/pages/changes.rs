@@ -152,11 +152,16 @@ pub async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<s
         "change": row,
         "action": change.action,
         "idempotency_key": change.idempotency_key,
+        "password_unknown": change.state == ChangeState::OutcomeUnknown && change.kind == attest_domain::ChangeKind::ResetPassword,
         "can": {
             "approve": operate && !own && change.state == ChangeState::AwaitingApproval,
             "own_awaiting": own && change.state == ChangeState::AwaitingApproval,
-            "retry": operate && change.state == ChangeState::Failed,
-            "cancel": operate && matches!(change.state, ChangeState::Pending | ChangeState::AwaitingApproval),
+            "retry": operate && matches!(change.state, ChangeState::Failed | ChangeState::OutcomeUnknown),
+            "cancel": operate
+                && matches!(
+                    change.state,
+                    ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown
+                ),
         },
     }))
 }
