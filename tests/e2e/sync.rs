@@ -152,6 +152,19 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
             .map(|k| truth.counts[*k])
             .sum();
     assert_eq!(direct_members, direct_in_tenant);
+    // Every grant says whether Entra gives it; inherited ones Entra does not, why.
+    let grants = graph["grants"].as_array().unwrap();
+    assert!(grants.iter().all(|g| g["grant"]["effective"].is_boolean()), "effective on every grant");
+    let ineffective: Vec<&serde_json::Value> = grants.iter().filter(|g| g["grant"]["effective"] == false).collect();
+    assert!(!ineffective.is_empty(), "the tenant has nested members of groups assigned app roles");
+    assert!(ineffective.iter().all(|g| {
+        g["grant"]["source"] == "inherited"
+            && ["nested_group", "service_principal", "nested_role_group"]
+                .contains(&g["grant"]["ineffective_reason"].as_str().unwrap())
+    }));
+    assert!(
+        grants.iter().filter(|g| g["grant"]["effective"] == true).all(|g| g["grant"]["ineffective_reason"].is_null())
+    );
 
     // The CSV export: a header and one row per current grant.
     let csv_path = dir.join("graph.csv");
@@ -160,6 +173,15 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
     let text = std::fs::read_to_string(&csv_path).unwrap();
     assert!(text.starts_with("connector,principal_external_id,principal_kind"), "{}", &text[..200]);
     assert_eq!(text.lines().count() - 1, graph["grants"].as_array().unwrap().len());
+    assert!(text.lines().next().unwrap().ends_with(",expires_at,effective,ineffective_reason"));
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.ends_with(",false,nested_group")
+                || l.ends_with(",false,service_principal")
+                || l.ends_with(",false,nested_role_group"))
+            .count(),
+        ineffective.len()
+    );
 
     let _ = std::fs::remove_dir_all(&dir);
 });
