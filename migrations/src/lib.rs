@@ -16,6 +16,7 @@ mod m20261123_000002_sync_requests;
 mod m20261123_000003_change_subjects;
 mod m20261203_000001_effective_access;
 mod m20261203_000002_identity_by_object_id;
+mod m20261203_000003_keyed_audit_chain;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_change_subjects::Migration),
             Box::new(m20261203_000001_effective_access::Migration),
             Box::new(m20261203_000002_identity_by_object_id::Migration),
+            Box::new(m20261203_000003_keyed_audit_chain::Migration),
         ]
     }
 }

@@ -22,15 +22,11 @@ db_test!(migrate_creates_rolls_back_and_reports, false, |db| {
     assert!(up.stdout.contains("applied m20261122_000001_lifecycle_events"), "{}", up.stdout);
     assert!(up.stdout.contains("applied m20261122_000002_changes"), "{}", up.stdout);
     assert!(up.stdout.contains("applied m20261122_000003_job_leases"), "{}", up.stdout);
-    assert!(up.stdout.contains("applied m20261203_000002_identity_by_object_id"), "{}", up.stdout);
+    assert!(up.stdout.contains("applied m20261203_000003_keyed_audit_chain"), "{}", up.stdout);
     let again = attest_on(&db, &["migrate", "up"]).await;
     assert!(again.stdout.contains("schema is up to date"), "{}", again.stdout);
     let down = attest_on(&db, &["migrate", "down"]).await;
-    assert!(
-        down.success && down.stdout.contains("rolled back m20261203_000002_identity_by_object_id"),
-        "{}",
-        down.stdout
-    );
+    assert!(down.success && down.stdout.contains("rolled back m20261203_000003_keyed_audit_chain"), "{}", down.stdout);
     let status = attest_on(&db, &["migrate", "status"]).await;
     assert!(status.stdout.contains("pending"), "{}", status.stdout);
     assert!(attest_on(&db, &["migrate", "up"]).await.success);
@@ -43,7 +39,7 @@ db_test!(a_newer_schema_is_refused_in_one_line, true, |db| {
         let outcome = attest_on(&db, args).await;
         let error = outcome.error.unwrap();
         assert!(error.contains("database has migration m20990101_000001_future"), "{error}");
-        assert!(error.contains("this build knows up to m20261203_000002_identity_by_object_id"), "{error}");
+        assert!(error.contains("this build knows up to m20261203_000003_keyed_audit_chain"), "{error}");
         assert_eq!(error.lines().count(), 1);
     }
     let status = attest_on(&db, &["migrate", "status"]).await;

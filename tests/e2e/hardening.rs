@@ -242,3 +242,58 @@ db_test!(someone_disabled_or_deleted_in_entra_is_signed_out_of_attest, true, |db
     assert_eq!(web.get(Some(&web.admin), "/api/v1/me").await.0, 200);
     web.stop().await;
 });
+
+db_test!(an_audit_log_rewritten_with_database_access_but_not_the_key_is_caught, true, |db| {
+    let web = Web::boot(&db).await;
+    let config = web.dir.join("attest.toml").display().to_string();
+    let cli = async |args: &[&str]| {
+        let mut full = vec!["--config", config.as_str(), "--database-url", db.url.expose()];
+        full.extend_from_slice(args);
+        crate::harness::attest(&full).await
+    };
+    // Something worth hiding: a sensitive change asked for by an administrator.
+    let connector = db.store.list_connectors().await.unwrap().remove(0);
+    let target = db.store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let path = format!("/principals/{}/actions", target.id.0);
+    let asked = web.post(&web.admin, &path, &[("action", "block"), ("nonce", "audit-nonce-0123456789")]).await;
+    assert_eq!(asked.status().as_u16(), 303);
+    let head = cli(&["audit", "head"]).await;
+    assert!(head.success, "{:?}", head.error);
+    let anchored = head.stdout.trim().to_owned();
+    assert!(anchored.contains(":hmac-sha256:"), "the head is signed: {anchored}");
+    assert!(cli(&["audit", "verify", "--head", &anchored]).await.success);
+
+    // The attacker rewrites who asked, and recomputes every hash after it (and the head).
+    let events = db.store.list_audit_events(0, 10_000).await.unwrap();
+    let at = events.iter().position(|e| e.action == "change.requested").unwrap();
+    let mut forged = events[at..].to_vec();
+    forged[0].actor = "nobody@contoso.com".into();
+    let mut prev = forged[0].prev_hash.clone();
+    for e in &mut forged {
+        e.prev_hash.clone_from(&prev);
+        e.hash = e.content_hash();
+        prev.clone_from(&e.hash);
+    }
+    for e in &forged {
+        let sql = format!(
+            "UPDATE audit_events SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+            e.actor, e.prev_hash, e.hash, e.seq
+        );
+        crate::harness::raw_sql(&db, &sql).await;
+    }
+    crate::harness::raw_sql(&db, &format!("UPDATE audit_head SET hash = '{prev}'")).await;
+    let verified = cli(&["audit", "verify"]).await;
+    assert!(!verified.success, "{}", verified.stdout);
+    assert!(
+        verified.stdout.contains(&format!("event {} carries a plain hash after keyed events", forged[0].seq)),
+        "{}",
+        verified.stdout
+    );
+    // And checked against the head kept elsewhere, the rewrite shows too.
+    let against = cli(&["audit", "verify", "--head", &anchored]).await;
+    assert!(!against.success);
+    let (status, page) = web.get(Some(&web.auditor), "/audit").await;
+    assert!(status == 200 && page.contains("BROKEN"), "the audit page says so too");
+    assert!(!cli(&["audit", "verify", "--head", "nonsense"]).await.success);
+    web.stop().await;
+});

@@ -108,7 +108,8 @@ impl Web {
             let upn = people[i].1.clone();
             let set =
                 cli(vec!["admin".into(), "set-roles".into(), "--user".into(), upn, "--roles".into(), role.into()]);
-            assert!(set.await.success);
+            let set = set.await;
+            assert!(set.success, "{:?}\n{}", set.error, set.stdout);
         }
         let mut signed = Vec::new();
         for (id, upn, _) in &people {

@@ -33,9 +33,19 @@ pub enum SecretError {
     Random,
 }
 
+fn hex_suffix(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the audit chain's key is derived under.
+const AUDIT_KEY_LABEL: &[u8] = b"attest audit chain key v1";
+
 /// The key that seals secrets. Never printed.
 pub struct SecretKey {
     key: LessSafeKey,
+    /// The audit chain's key, derived from this one (so it lives beside it, never in the
+    /// database): HMAC-SHA256 of a fixed label under the secrets key.
+    audit: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -74,19 +84,40 @@ impl SecretKey {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(failed)?;
         }
+        // Written whole under another name, then linked into place: a process starting at the
+        // same moment (the server and a command) never reads a half-written key, and whichever
+        // links first wins while the other reads that key.
+        let mut suffix = [0u8; 8];
+        SystemRandom::new().fill(&mut suffix).map_err(|_| SecretError::Random)?;
+        let temporary = path.with_extension(format!("tmp-{}", hex_suffix(&suffix)));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(failed)?;
-        writeln!(file, "{}", STANDARD.encode(bytes)).map_err(failed)?;
-        file.sync_all().map_err(failed)?;
-        Self::from_bytes(&bytes).ok_or(SecretError::Random)
+        let written = (|| {
+            let mut file = options.open(&temporary)?;
+            writeln!(file, "{}", STANDARD.encode(bytes))?;
+            file.sync_all()?;
+            std::fs::hard_link(&temporary, path)
+        })();
+        let _ = std::fs::remove_file(&temporary);
+        match written {
+            Ok(()) => Self::from_bytes(&bytes).ok_or(SecretError::Random),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
+            Err(e) => Err(failed(e)),
+        }
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<SecretKey> {
         let key = UnboundKey::new(&AES_256_GCM, bytes).ok()?;
-        Some(SecretKey { key: LessSafeKey::new(key) })
+        let derived = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes), AUDIT_KEY_LABEL);
+        let audit: [u8; 32] = derived.as_ref().try_into().ok()?;
+        Some(SecretKey { key: LessSafeKey::new(key), audit })
+    }
+
+    /// The key the audit chain is signed with (see `attest_domain::audit::ChainKey`).
+    pub fn audit_chain_key(&self) -> [u8; 32] {
+        self.audit
     }
 
     /// Seals `plaintext`, bound to `context`.

@@ -5,6 +5,15 @@
 //! reordering rows breaks the numbering or the `prev_hash` link; cutting rows off the end is
 //! caught against the chain head the store keeps separately. [`ChainVerifier`] names the first
 //! row where any of that happened.
+//!
+//! A plain hash only proves the rows agree with each other: whoever can write the database can
+//! rewrite an event and recompute every hash after it. So events are *keyed*: with a
+//! [`ChainKey`] (kept beside the secrets key, never in the database) an event's hash is an
+//! HMAC-SHA256, written `hmac-sha256:<hex>`, which nobody without the key can recompute. Events
+//! from before the chain was keyed keep their plain hash, and the first keyed event covers them
+//! (it signs the last plain hash as its `prev_hash`); a plain hash *after* a keyed one is a
+//! rewrite. The head (`seq` and hash of the last event) can be kept elsewhere, and the log
+//! checked against it later ([`ChainVerifier::finish`] with the anchored head).
 
 use std::fmt;
 
@@ -14,6 +23,29 @@ use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How a keyed event's hash begins.
+pub const KEYED_PREFIX: &str = "hmac-sha256:";
+
+/// The audit chain's signing key. Never printed.
+#[derive(Clone)]
+pub struct ChainKey(ring::hmac::Key);
+
+impl ChainKey {
+    pub fn new(bytes: &[u8; 32]) -> ChainKey {
+        ChainKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
+    }
+
+    fn sign(&self, content: &[u8]) -> String {
+        format!("{KEYED_PREFIX}{}", hex::encode(ring::hmac::sign(&self.0, content).as_ref()))
+    }
+}
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChainKey(..)")
+    }
+}
 
 /// An event about to be appended.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +82,8 @@ impl AuditEvent {
     /// Seals a draft as event `seq` after an event whose hash is `prev_hash`.
     /// The timestamp is truncated to microseconds, the precision both databases keep, so the
     /// hash computed now is the hash recomputed from the stored row later.
-    pub fn seal(draft: AuditEventDraft, seq: i64, prev_hash: &str) -> AuditEvent {
+    /// With a `key` the event is keyed (see the module's documentation).
+    pub fn seal(draft: AuditEventDraft, seq: i64, prev_hash: &str, key: Option<&ChainKey>) -> AuditEvent {
         let mut event = AuditEvent {
             seq,
             occurred_at: draft.occurred_at.trunc_subsecs(6),
@@ -62,14 +95,27 @@ impl AuditEvent {
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
-        event.hash = event.content_hash();
+        event.hash = match key {
+            Some(key) => key.sign(&event.content()),
+            None => event.content_hash(),
+        };
         event
     }
 
-    /// The SHA-256 (lowercase hex) of everything in the event but its own hash. Every field is
-    /// length-prefixed, so no two different events can produce the same byte stream.
+    /// Whether the event's hash is keyed.
+    pub fn is_keyed(&self) -> bool {
+        self.hash.starts_with(KEYED_PREFIX)
+    }
+
+    /// The SHA-256 (lowercase hex) of everything in the event but its own hash.
     pub fn content_hash(&self) -> String {
-        let mut hasher = Sha256::new();
+        hex::encode(Sha256::digest(self.content()))
+    }
+
+    /// Everything in the event but its own hash, as hashed. Every field is length-prefixed, so
+    /// no two different events can produce the same byte stream.
+    fn content(&self) -> Vec<u8> {
+        let mut hasher: Vec<u8> = Vec::with_capacity(256 + self.details.len());
         let timestamp = self.occurred_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let seq = self.seq.to_string();
         let fields: [Option<&str>; 8] = [
@@ -85,16 +131,16 @@ impl AuditEvent {
         for field in fields {
             match field {
                 // `-1` marks an absent optional field, distinct from an empty one.
-                None => hasher.update(b"-1:"),
+                None => hasher.extend_from_slice(b"-1:"),
                 Some(text) => {
-                    hasher.update(text.len().to_string().as_bytes());
-                    hasher.update(b":");
-                    hasher.update(text.as_bytes());
+                    hasher.extend_from_slice(text.len().to_string().as_bytes());
+                    hasher.extend_from_slice(b":");
+                    hasher.extend_from_slice(text.as_bytes());
                 }
             }
-            hasher.update(b";");
+            hasher.extend_from_slice(b";");
         }
-        hex::encode(hasher.finalize())
+        hasher
     }
 }
 
@@ -110,6 +156,12 @@ pub enum BreakReason {
     Gap { expected_seq: i64 },
     /// The chain ends before the recorded head: rows were cut off the end.
     Truncated { head_seq: i64, head_hash: String },
+    /// A plain hash after keyed ones: the row was rewritten by someone without the key.
+    NotKeyed,
+    /// A keyed row, checked without the key: it cannot be verified here.
+    KeyNeeded,
+    /// The row is not the one a head anchored elsewhere names: the log was rewritten up to it.
+    NotAnchored { anchored_hash: String },
 }
 
 /// The first place the chain is broken.
@@ -133,6 +185,17 @@ impl fmt::Display for ChainBreak {
             BreakReason::Gap { expected_seq } => {
                 write!(f, "events {expected_seq}..{} are missing: they were deleted", self.seq - 1)
             }
+            BreakReason::NotKeyed => write!(
+                f,
+                "event {} carries a plain hash after keyed events: it was rewritten by someone without the audit key",
+                self.seq
+            ),
+            BreakReason::NotAnchored { .. } => {
+                write!(f, "event {} is not the event the anchored head names: the log was rewritten up to it", self.seq)
+            }
+            BreakReason::KeyNeeded => {
+                write!(f, "event {} is signed; it can only be checked with the audit key", self.seq)
+            }
             BreakReason::Truncated { head_seq, .. } => write!(
                 f,
                 "the chain stops at event {} but the head records event {head_seq}: events were cut off the end",
@@ -148,21 +211,38 @@ pub struct ChainVerifier {
     next_seq: i64,
     prev_hash: String,
     checked: u64,
+    key: Option<ChainKey>,
+    keyed: bool,
 }
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier { next_seq: 1, prev_hash: GENESIS_HASH.to_owned(), checked: 0 }
+        ChainVerifier { next_seq: 1, prev_hash: GENESIS_HASH.to_owned(), checked: 0, key: None, keyed: false }
     }
 }
 
 impl ChainVerifier {
+    /// A verifier of keyed events, with their key.
+    pub fn keyed(key: ChainKey) -> ChainVerifier {
+        ChainVerifier { key: Some(key), ..ChainVerifier::default() }
+    }
+
     /// Checks the next event; the error names the first untrustworthy row.
     pub fn check(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
         if event.seq != self.next_seq {
             return Err(ChainBreak { seq: event.seq, reason: BreakReason::Gap { expected_seq: self.next_seq } });
         }
-        let computed = event.content_hash();
+        let computed = if event.is_keyed() {
+            self.keyed = true;
+            match &self.key {
+                Some(key) => key.sign(&event.content()),
+                None => return Err(ChainBreak { seq: event.seq, reason: BreakReason::KeyNeeded }),
+            }
+        } else if self.keyed {
+            return Err(ChainBreak { seq: event.seq, reason: BreakReason::NotKeyed });
+        } else {
+            event.content_hash()
+        };
         if computed != event.hash {
             return Err(ChainBreak {
                 seq: event.seq,
@@ -220,7 +300,7 @@ mod tests {
                     target_id: Some(seq.to_string()),
                     details: serde_json::json!({"n": seq}),
                 };
-                let event = AuditEvent::seal(draft, seq, &prev);
+                let event = AuditEvent::seal(draft, seq, &prev, None);
                 prev.clone_from(&event.hash);
                 event
             })
@@ -295,5 +375,60 @@ mod tests {
         let before = a.content_hash();
         a.target_kind = Some(String::new());
         assert_ne!(before, a.content_hash());
+    }
+
+    #[test]
+    fn a_keyed_chain_cannot_be_rewritten_without_the_key() {
+        let key = ChainKey::new(&[7u8; 32]);
+        let draft = |n: i64| AuditEventDraft {
+            occurred_at: chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000 + n, 0).single().unwrap(),
+            actor: "ada@contoso.com".into(),
+            action: "change.approved".into(),
+            target_kind: Some("change".into()),
+            target_id: Some(n.to_string()),
+            details: serde_json::json!({"n": n}),
+        };
+        // Two plain events from before keying, then three keyed ones.
+        let mut events = Vec::new();
+        let mut prev = GENESIS_HASH.to_owned();
+        for seq in 1..=5 {
+            let event = AuditEvent::seal(draft(seq), seq, &prev, (seq > 2).then_some(&key));
+            prev.clone_from(&event.hash);
+            events.push(event);
+        }
+        assert!(!events[1].is_keyed() && events[2].is_keyed());
+        let verify = |events: &[AuditEvent], key: Option<&ChainKey>| {
+            let mut v = key.map_or_else(ChainVerifier::default, |k| ChainVerifier::keyed(k.clone()));
+            for e in events {
+                v.check(e)?;
+            }
+            v.finish(events.last().map(|e| (e.seq, e.hash.as_str())))
+        };
+        assert_eq!(verify(&events, Some(&key)), Ok(5));
+        assert_eq!(verify(&events, None).unwrap_err().reason, BreakReason::KeyNeeded);
+        // Someone with the database but not the key rewrites event 4 and rehashes from there.
+        let mut forged = events.clone();
+        forged[3].actor = "eve@contoso.com".into();
+        let mut prev = forged[2].hash.clone();
+        for e in forged.iter_mut().skip(3) {
+            e.prev_hash.clone_from(&prev);
+            e.hash = e.content_hash();
+            prev.clone_from(&e.hash);
+        }
+        let broken = verify(&forged, Some(&key)).unwrap_err();
+        assert_eq!((broken.seq, broken.reason), (4, BreakReason::NotKeyed));
+        // Or signs with a key of their own.
+        let theirs = ChainKey::new(&[9u8; 32]);
+        for e in forged.iter_mut().skip(3) {
+            e.hash = theirs.sign(&e.content());
+        }
+        assert!(matches!(verify(&forged, Some(&key)).unwrap_err().reason, BreakReason::ContentAltered { .. }));
+        // Rewriting a plain event before the keyed ones breaks the first keyed event's link.
+        let mut early = events.clone();
+        early[0].actor = "eve@contoso.com".into();
+        early[0].hash = early[0].content_hash();
+        early[1].prev_hash = early[0].hash.clone();
+        early[1].hash = early[1].content_hash();
+        assert_eq!(verify(&early, Some(&key)).unwrap_err().seq, 3);
     }
 }

@@ -92,8 +92,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database).await?;
     let key = Arc::new(SecretKey::load_or_create(&config.secret_key_file)?);
+    let store = Store::connect(&config.database)
+        .await?
+        .with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
     let instance = instance_name();
     pages::check_templates().map_err(|e| anyhow::anyhow!("a page template is broken: {e}"))?;
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);

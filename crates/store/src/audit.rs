@@ -1,5 +1,6 @@
 //! The audit log: appended in a hash chain, verified end to end.
 
+use attest_domain::audit::BreakReason;
 use attest_domain::{AuditEvent, AuditEventDraft, ChainBreak, ChainVerifier};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -73,7 +74,7 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
         let seq: i64 = head.try_get_by_index(0)?;
         let prev_hash: String = head.try_get_by_index(1)?;
-        let event = AuditEvent::seal(draft, seq, &prev_hash);
+        let event = AuditEvent::seal(draft, seq, &prev_hash, self.audit_key.as_ref());
         audit_event::ActiveModel {
             seq: Set(event.seq),
             occurred_at: Set(event.occurred_at),
@@ -149,6 +150,27 @@ impl Store {
 
     /// Recomputes every hash and link, in pages, and names the first broken event.
     pub async fn verify_audit_chain(&self) -> Result<AuditVerification, StoreError> {
+        self.verify_audit_chain_against(None).await
+    }
+
+    /// The chain's head: the sequence number and hash of the last event appended. Kept
+    /// somewhere else (printed by `attest audit head`), it lets a later check prove that the
+    /// log up to it was not rewritten, even by someone who can write the database.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let head = self
+            .db
+            .query_one_raw(Sql::new(self.backend(), "SELECT seq, hash FROM audit_head WHERE id = 1").build())
+            .await?
+            .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
+        Ok((head.try_get_by_index(0)?, head.try_get_by_index(1)?))
+    }
+
+    /// [`Store::verify_audit_chain`], also checking that event `anchor.0` is the one with hash
+    /// `anchor.1` (a head recorded earlier, elsewhere).
+    pub async fn verify_audit_chain_against(
+        &self,
+        anchor: Option<(i64, String)>,
+    ) -> Result<AuditVerification, StoreError> {
         let backend = self.backend();
         let head = self
             .db
@@ -157,20 +179,36 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
         let head_seq: i64 = head.try_get_by_index(0)?;
         let head_hash: String = head.try_get_by_index(1)?;
-        let mut verifier = ChainVerifier::default();
+        let mut verifier = match &self.audit_key {
+            Some(key) => ChainVerifier::keyed(key.clone()),
+            None => ChainVerifier::default(),
+        };
         let mut after = 0;
         loop {
             let page = self.list_audit_events(after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for event in &page {
-                if let Err(broken) = verifier.check(event) {
+                let anchored = match &anchor {
+                    Some((seq, hash)) if *seq == event.seq && *hash != event.hash => Err(ChainBreak {
+                        seq: event.seq,
+                        reason: BreakReason::NotAnchored { anchored_hash: hash.clone() },
+                    }),
+                    _ => Ok(()),
+                };
+                if let Err(broken) = verifier.check(event).and(anchored) {
                     return Ok(AuditVerification { checked: verifier.checked(), head_seq, broken: Some(broken) });
                 }
             }
         }
         let head = (head_seq > 0).then_some((head_seq, head_hash.as_str()));
-        let broken = verifier.finish(head).err();
+        let mut broken = verifier.finish(head).err();
+        if let Some((seq, hash)) = anchor.filter(|(seq, _)| *seq > i64::try_from(verifier.checked()).unwrap_or(0))
+            && broken.is_none()
+        {
+            // The anchored event is past the end: the log was cut back before it.
+            broken = Some(ChainBreak { seq, reason: BreakReason::Truncated { head_seq: seq, head_hash: hash } });
+        }
         Ok(AuditVerification { checked: verifier.checked(), head_seq, broken })
     }
 }

@@ -67,9 +67,18 @@ pub struct Store {
     /// Set on a handle from [`Store::recording`]: lifecycle events are appended, attributed to
     /// this run, with the changes written through it.
     recording: Option<attest_domain::SyncRunId>,
+    /// Signs the audit events this handle appends, and checks signed ones (see
+    /// `attest_domain::audit`). Without it events get a plain hash.
+    audit_key: Option<attest_domain::audit::ChainKey>,
 }
 
 impl Store {
+    /// The same store, signing the audit events it appends with `key` and checking signed ones.
+    pub fn with_audit_key(mut self, key: attest_domain::audit::ChainKey) -> Store {
+        self.audit_key = Some(key);
+        self
+    }
+
     /// Connects with the configured pool settings. A SQLite file's directory is created if
     /// missing; SQLite runs in WAL mode with foreign keys on.
     pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
@@ -115,7 +124,7 @@ impl Store {
         let db = Database::connect(options)
             .await
             .map_err(|e| StoreError::Connect { url: url.redacted(), message: error::describe_connect_error(&e) })?;
-        Ok(Store { db, statistics: Default::default(), recording: None })
+        Ok(Store { db, statistics: Default::default(), recording: None, audit_key: None })
     }
 
     /// Starts a transaction that writes. On SQLite it takes the write lock at `BEGIN`

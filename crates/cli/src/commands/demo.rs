@@ -80,9 +80,11 @@ pub async fn demo(
     // No SMTP server: mail is kept in the outbox and read at /admin/mail, never sent.
     raw.mail.smtp_host = None;
     let config = Config::check(raw, None)?;
-    let store = Store::connect(&config.database).await?;
-    store.migrate_up(None).await?;
     let key = SecretKey::load_or_create(&config.secret_key_file)?;
+    let store = Store::connect(&config.database)
+        .await?
+        .with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
+    store.migrate_up(None).await?;
 
     let settings = EntraSettings {
         graph_url: sim.graph_url.clone(),

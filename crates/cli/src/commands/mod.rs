@@ -45,10 +45,12 @@ impl Context {
         Ok(Store::connect(&self.config.database).await?)
     }
 
-    /// Opens the database and checks its schema is exactly what this build expects.
+    /// Opens the database and checks its schema is exactly what this build expects. The audit
+    /// events it appends are signed with the key beside the secrets key (created on first use).
     pub async fn store(&self) -> anyhow::Result<Store> {
         let store = self.connect().await?;
         store.ensure_schema_current().await.with_context(|| format!("database {}", self.config.database.url))?;
-        Ok(store)
+        let key = attest_config::secrets::SecretKey::load_or_create(&self.config.secret_key_file)?;
+        Ok(store.with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key())))
     }
 }
