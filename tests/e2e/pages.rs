@@ -314,7 +314,10 @@ db_test!(sync_runs_sync_now_and_the_audit_log_with_its_exports, true, |db| {
     let json: serde_json::Value = serde_json::from_str(&json.1).unwrap();
     assert_eq!(json["chain"]["intact"], true);
     assert!(json["events"].as_array().unwrap().iter().all(|e| e["action"] == "change.applied"));
-    assert!(json["events"].as_array().unwrap().iter().all(|e| e["hash"].as_str().unwrap().len() == 64));
+    // Each event's hash is signed with the audit key: `hmac-sha256:` and 64 hex digits.
+    let signed =
+        |e: &serde_json::Value| e["hash"].as_str().unwrap().strip_prefix("hmac-sha256:").is_some_and(|h| h.len() == 64);
+    assert!(json["events"].as_array().unwrap().iter().all(signed));
     // Exporting is itself audited.
     let (_, exported) = web.get(Some(&web.admin), "/audit?action=audit.exported").await;
     assert!(exported.contains(&web.auditor.email), "{exported}");

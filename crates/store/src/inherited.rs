@@ -200,37 +200,10 @@ impl Store {
             .collect();
         let inserted = plain.len() + marked.len();
         for chunk in plain.chunks(BATCH) {
-            let json = json(chunk)?;
-            let j = JsonRows::new(backend);
-            let mut sql = Sql::new(
-                backend,
-                "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, first_seen_at, last_seen_at, expires_at) SELECT ",
-            );
-            sql.value(connector.0);
-            sql.push(&format!(", {}, {}, ", j.get(0, "bigint"), j.get(1, "bigint")));
-            sql.value(GrantSource::Inherited.as_str()).push(&format!(", {}, '', ", j.get(2, "bigint")));
-            sql.value(now).push(", ").value(now).push(&format!(", {} FROM ", j.get(3, "timestamptz")));
-            j.from(&mut sql, json);
-            txn.execute_raw(sql.build()).await?;
+            txn.execute_raw(insert_inherited(backend, connector, now, json(chunk)?, false)).await?;
         }
         for chunk in marked.chunks(BATCH) {
-            let json = json(chunk)?;
-            let j = JsonRows::new(backend);
-            let mut sql = Sql::new(
-                backend,
-                "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, first_seen_at, last_seen_at, expires_at, ineffective_reason, through_principal_id) SELECT ",
-            );
-            sql.value(connector.0);
-            sql.push(&format!(", {}, {}, ", j.get(0, "bigint"), j.get(1, "bigint")));
-            sql.value(GrantSource::Inherited.as_str()).push(&format!(", {}, '', ", j.get(2, "bigint")));
-            sql.value(now).push(", ").value(now).push(&format!(
-                ", {}, {}, {} FROM ",
-                j.get(3, "timestamptz"),
-                j.get(4, "text"),
-                j.get(5, "bigint")
-            ));
-            j.from(&mut sql, json);
-            txn.execute_raw(sql.build()).await?;
+            txn.execute_raw(insert_inherited(backend, connector, now, json(chunk)?, true)).await?;
         }
         for (id, (expiry, reason, through)) in &to_update {
             let mut sql = Sql::new(backend, "UPDATE grants SET expires_at = ");
@@ -260,6 +233,36 @@ impl Store {
         let rows: Vec<(i32,)> = select_json(&self.db, sql, &["inherited_rules"]).await?;
         Ok(rows.first().is_some_and(|(v,)| *v == inheritance::RULES_VERSION))
     }
+}
+
+/// The statement inserting a batch of inherited grants (JSON rows of entitlement, principal,
+/// via, expiry, and with `marked` the ineffective reason and the nested group).
+fn insert_inherited(
+    backend: sea_orm::DbBackend,
+    connector: ConnectorId,
+    now: DateTime<Utc>,
+    rows: String,
+    marked: bool,
+) -> sea_orm::Statement {
+    let j = JsonRows::new(backend);
+    let extra = if marked { ", ineffective_reason, through_principal_id" } else { "" };
+    let mut sql = Sql::new(
+        backend,
+        &format!(
+            "INSERT INTO grants (connector_id, entitlement_id, principal_id, source, via_principal_id, scope, \
+             first_seen_at, last_seen_at, expires_at{extra}) SELECT "
+        ),
+    );
+    sql.value(connector.0);
+    sql.push(&format!(", {}, {}, ", j.get(0, "bigint"), j.get(1, "bigint")));
+    sql.value(GrantSource::Inherited.as_str()).push(&format!(", {}, '', ", j.get(2, "bigint")));
+    sql.value(now).push(", ").value(now).push(&format!(", {}", j.get(3, "timestamptz")));
+    if marked {
+        sql.push(&format!(", {}, {}", j.get(4, "text"), j.get(5, "bigint")));
+    }
+    sql.push(" FROM ");
+    j.from(&mut sql, rows);
+    sql.build()
 }
 
 impl Store {
