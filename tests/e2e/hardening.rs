@@ -141,6 +141,11 @@ db_test!(another_site_cannot_make_a_browser_export_the_audit_log, true, |db| {
         assert_eq!(response.status().as_u16(), 200, "from {site}");
     }
     assert_eq!(exports().await, before + 2);
+    // Each names who exported by identity, not only by address.
+    let (_, body) = web.get(Some(&web.auditor), "/api/v1/audit?action=audit.exported").await;
+    let identity = format!("{}/{}", web.sim.tenant_id(), web.auditor.object_id);
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(events["events"].as_array().unwrap().iter().all(|e| e.to_string().contains(&identity)), "{body}");
     web.stop().await;
 });
 
@@ -208,6 +213,10 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
     let tenant = web.sim.tenant_id();
     assert_eq!(change.requested_by_id, Some(format!("{tenant}/{}", web.admin.object_id)));
     assert_eq!(change.approved_by_id, Some(format!("{tenant}/{}", web.approver.object_id)));
+    // The audit log carries the identities too.
+    let (_, body) = web.get(Some(&web.auditor), &format!("/api/v1/audit?target_id={id}")).await;
+    assert!(body.contains(&format!("{tenant}/{}", web.admin.object_id)), "{body}");
+    assert!(body.contains(&format!("{tenant}/{}", web.approver.object_id)), "{body}");
     web.stop().await;
 });
 

@@ -47,6 +47,27 @@ impl fmt::Debug for ChainKey {
     }
 }
 
+/// Who did something, as the audit log records them: a name for reading (an email, `cli`,
+/// `system`) and, for a signed-in person, their identity (`tenant/objectId`), which a changed
+/// name or address does not change. Events by a person carry it in their details as `actor_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub id: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for Actor<'a> {
+    fn from(name: &'a str) -> Self {
+        Actor { name, id: None }
+    }
+}
+
+impl<'a> From<&'a String> for Actor<'a> {
+    fn from(name: &'a String) -> Self {
+        Actor { name, id: None }
+    }
+}
+
 /// An event about to be appended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEventDraft {

@@ -20,7 +20,7 @@ pub mod principal;
 pub mod resource;
 pub mod sync;
 
-pub use audit::{AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerifier};
+pub use audit::{Actor, AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerifier};
 pub use change::{
     ApplyResult, Change, ChangeAction, ChangeClass, ChangeKind, ChangeOrigin, ChangeState, NewChange, retry_delay,
     same_person,

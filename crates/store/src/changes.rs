@@ -9,7 +9,7 @@
 //! cannot overwrite the outcome of the one that took over.
 
 use attest_domain::{
-    ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange, same_person,
+    Actor, ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange, same_person,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::Set;
@@ -325,7 +325,12 @@ impl Store {
     }
 
     /// Withdraws a change that has not been applied (pending or awaiting approval).
-    pub async fn cancel_change(&self, id: ChangeId, actor: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
+    pub async fn cancel_change<'a>(
+        &self,
+        id: ChangeId,
+        actor: impl Into<Actor<'a>>,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
         self.transition(id, actor, "change.cancelled", now, |change| match change.state {
             ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown => {
                 Ok(Transition { state: ChangeState::Cancelled, approved_by: None, reset: false })
@@ -340,7 +345,12 @@ impl Store {
     }
 
     /// Queues a failed change again, from a fresh count of attempts.
-    pub async fn retry_change(&self, id: ChangeId, actor: &str, now: DateTime<Utc>) -> Result<Change, StoreError> {
+    pub async fn retry_change<'a>(
+        &self,
+        id: ChangeId,
+        actor: impl Into<Actor<'a>>,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
         self.transition(id, actor, "change.retried", now, |change| match change.state {
             ChangeState::Failed | ChangeState::OutcomeUnknown => {
                 Ok(Transition { state: ChangeState::Pending, approved_by: None, reset: true })
@@ -387,14 +397,16 @@ impl Store {
         crate::entity::count_by::<change::Entity, _>(&self.db, "changes", Column::State).await
     }
 
-    async fn transition(
+    async fn transition<'a>(
         &self,
         id: ChangeId,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         action: &str,
         now: DateTime<Utc>,
         rule: impl FnOnce(&Change) -> Result<Transition, String>,
     ) -> Result<Change, StoreError> {
+        let actor: Actor = actor.into();
+        let actor: Actor = actor.into();
         let now = now.trunc_subsecs(6);
         let txn = self.begin_write().await?;
         let before = load(&txn, id.0).await?;
@@ -428,7 +440,10 @@ impl Store {
         if let Some((_, Some(approver_id))) = &to.approved_by {
             details["approved_by_id"] = json!(approver_id);
         }
-        self.audit_change(&txn, id.0, actor, action, details, now).await?;
+        if let Some(actor_id) = actor.id {
+            details["actor_id"] = json!(actor_id);
+        }
+        self.audit_change(&txn, id.0, actor.name, action, details, now).await?;
         let after = load(&txn, id.0).await?;
         txn.commit().await?;
         Ok(after)

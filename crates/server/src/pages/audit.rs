@@ -180,7 +180,12 @@ async fn export_events(
             action: "audit.exported".into(),
             target_kind: None,
             target_id: None,
-            details: json!({"format": format, "filter": query.query_string(), "events": events.len()}),
+            details: json!({
+                "format": format,
+                "filter": query.query_string(),
+                "events": events.len(),
+                "actor_id": viewer.actor_id(),
+            }),
         })
         .await?;
     Ok(events)

@@ -211,13 +211,17 @@ pub async fn approve_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<a
 /// Puts a failed change back in the queue.
 pub async fn retry_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
     operable_change(state, viewer, id).await?;
-    Ok(state.store.retry_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?)
+    let (name, actor_id) = (viewer.actor(), viewer.actor_id());
+    let actor = attest_domain::Actor { name: &name, id: Some(&actor_id) };
+    Ok(state.store.retry_change(ChangeId(id), actor, chrono::Utc::now()).await?)
 }
 
 /// Withdraws a change that has not been applied.
 pub async fn cancel_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
     operable_change(state, viewer, id).await?;
-    Ok(state.store.cancel_change(ChangeId(id), &viewer.actor(), chrono::Utc::now()).await?)
+    let (name, actor_id) = (viewer.actor(), viewer.actor_id());
+    let actor = attest_domain::Actor { name: &name, id: Some(&actor_id) };
+    Ok(state.store.cancel_change(ChangeId(id), actor, chrono::Utc::now()).await?)
 }
 
 /// `POST /changes/{id}/approve`: approves and applies at once, in person.
