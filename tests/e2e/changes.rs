@@ -22,13 +22,30 @@ db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, tru
         run(config.clone(), add_entra(&sim, "contoso", &secret_file).iter().map(String::as_str).collect()).await;
     assert!(added.success && added.stdout.contains("provisioning      ready"), "{:?}\n{}", added.error, added.stdout);
     assert!(run(config.clone(), vec!["sync"]).await.success);
-    let (user, upn) = sim.sim.read(|t| {
-        let u = t.live_users().find(|u| u.account_enabled && u.user_type == "Member").unwrap();
-        (u.id.clone(), u.user_principal_name.clone())
+    let members: Vec<(String, String, String)> = sim.sim.read(|t| {
+        t.live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member")
+            .take(4)
+            .map(|u| {
+                (u.id.clone(), u.user_principal_name.clone(), u.mail.clone().unwrap_or(u.user_principal_name.clone()))
+            })
+            .collect()
     });
+    let (user, upn) = (members[0].0.clone(), members[0].1.clone());
+    // Two administrators who ask and approve from the command line, and someone without a role.
+    let (ada, bob, cy) = (members[1].1.clone(), members[2].1.clone(), members[3].1.clone());
+    for who in [&ada, &bob] {
+        assert!(run(config.clone(), vec!["admin", "set-roles", "--user", who, "--roles", "admin"]).await.success);
+    }
+
+    // `--as` is a known person who may make changes, or the command refuses.
+    let nobody = run(config.clone(), vec!["action", "block", "--user", &upn, "--as", "nobody@nowhere.example"]).await;
+    assert!(!nobody.success && nobody.error.as_deref().unwrap().contains("--as nobody@nowhere.example: nobody"));
+    let plain = run(config.clone(), vec!["action", "block", "--user", &upn, "--as", &cy]).await;
+    assert!(!plain.success && plain.error.as_deref().unwrap().contains("neither an administrator nor an owner"));
 
     // Blocking is a user action, sensitive by default: it waits for a second person.
-    let asked = run(config.clone(), vec!["action", "block", "--user", &upn, "--as", "ada@contoso.com"]).await;
+    let asked = run(config.clone(), vec!["action", "block", "--user", &upn, "--as", &ada]).await;
     assert!(asked.success, "{:?}", asked.error);
     assert!(
         asked.stdout.contains("awaiting_approval") && asked.stdout.contains("attest change approve"),
@@ -37,19 +54,25 @@ db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, tru
     );
     let id = asked.stdout.split_whitespace().next().unwrap().trim_start_matches('#').to_owned();
     assert!(sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "nothing happened yet");
-    let own = run(config.clone(), vec!["change", "approve", &id, "--as", "ADA@contoso.com"]).await;
+    let shouted = ada.to_uppercase();
+    let own = run(config.clone(), vec!["change", "approve", &id, "--as", &shouted]).await;
     assert!(
         !own.success && own.error.as_deref().unwrap().contains("a second person must approve it"),
         "{:?}",
         own.error
     );
-    let approved = run(config.clone(), vec!["change", "approve", &id, "--as", "bob@contoso.com"]).await;
+    for refused in ["nobody@nowhere.example", cy.as_str()] {
+        let out = run(config.clone(), vec!["change", "approve", &id, "--as", refused]).await;
+        assert!(!out.success, "{refused} may not approve");
+    }
+    let approved = run(config.clone(), vec!["change", "approve", &id, "--as", &bob]).await;
     assert!(approved.success, "{:?}\n{}", approved.error, approved.stdout);
     assert!(approved.stdout.contains("applied (applied)"), "{}", approved.stdout);
     assert!(!sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "blocked in Entra");
     let shown = run(config.clone(), vec!["change", "show", &id]).await;
     assert!(
-        shown.stdout.contains("approved by    bob@contoso.com") && shown.stdout.contains("read back      holds"),
+        shown.stdout.contains(&format!("approved by    {} (command line)", members[2].2))
+            && shown.stdout.contains("read back      holds"),
         "{}",
         shown.stdout
     );

@@ -125,9 +125,12 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             Ok(ExitCode::SUCCESS)
         }
         ChangeCommand::Approve { id, actor } => {
-            store.approve_change(ChangeId(id), &actor, None, chrono::Utc::now()).await?;
-            writeln!(out, "change {id} approved by {actor}")?;
-            apply_now(context, &store, ChangeId(id), &actor, out).await
+            let change = store.get_change(ChangeId(id)).await?;
+            let connector = store.get_connector(change.connector_id).await?;
+            let (name, identity) = person(&store, &connector, &actor).await?;
+            store.approve_change(ChangeId(id), &name, Some(&identity), chrono::Utc::now()).await?;
+            writeln!(out, "change {id} approved by {name}")?;
+            apply_now(context, &store, ChangeId(id), &name, out).await
         }
         ChangeCommand::Retry { id, actor } => {
             store.retry_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
@@ -167,7 +170,14 @@ pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) ->
     // One request token per invocation: running the command again queues the action again.
     let token = uuid::Uuid::new_v4().to_string();
     let provisioner = provisioner(context, &store).await?;
-    let queued = provisioner.enqueue(NewChange::manual(connector.id, action, &args.actor, &token), chrono::Utc::now());
+    // Someone named with --as is a person of the tenant who may make changes; without it the
+    // change is the command line's own.
+    let (actor, identity) = match args.actor.as_str() {
+        "cli" => ("cli".to_owned(), None),
+        named => person(&store, &connector, named).await.map(|(name, id)| (name, Some(id)))?,
+    };
+    let new = NewChange::manual(connector.id, action, &actor, &token).by(identity);
+    let queued = provisioner.enqueue(new, chrono::Utc::now());
     let change = queued.await?.change;
     if change.state == ChangeState::AwaitingApproval {
         writeln!(out, "{}", line(&change))?;
@@ -178,7 +188,34 @@ pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) ->
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    finish(provisioner.apply_in_person(change.id, &args.actor).await?, out)
+    finish(provisioner.apply_in_person(change.id, &actor).await?, out)
+}
+
+/// `--as`: a live user of the connector's tenant, by user principal name or object id, who may
+/// make changes in it (an administrator, or one of its owners). Returns how the audit log names
+/// them (saying it came from the command line) and their identity (`tenant/objectId`).
+async fn person(store: &Store, connector: &Connector, who: &str) -> anyhow::Result<(String, String)> {
+    let user = store.find_user(connector.id, who).await?.filter(|u| u.data.deleted_at.is_none()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--as {who}: nobody of that user principal name or object id in connector '{}'; name a person who may make changes",
+            connector.name
+        )
+    })?;
+    let tenant = connector
+        .tenant_id
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("connector '{}' has no tenant yet; sync it first", connector.name))?;
+    let object_id = user.data.external_id.clone();
+    let admin = store.find_web_user(&tenant, &object_id).await?.is_some_and(|w| w.roles.iter().any(|r| r == "admin"));
+    if !admin && !connector.is_owned_by(&tenant, &object_id) {
+        anyhow::bail!(
+            "--as {who}: {} is neither an administrator nor an owner of connector '{}', so may not make or approve changes",
+            user.data.display_name,
+            connector.name
+        );
+    }
+    let address = user.data.email.clone().or(user.data.user_principal_name.clone()).unwrap_or_else(|| who.to_owned());
+    Ok((format!("{address} (command line)"), format!("{tenant}/{object_id}")))
 }
 
 async fn apply_now(
