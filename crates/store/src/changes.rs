@@ -305,7 +305,7 @@ impl Store {
         approver_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        self.transition(id, approver, "change.approved", now, |change| {
+        self.transition(id, Actor::from(approver), "change.approved", now, |change| {
             if change.state != ChangeState::AwaitingApproval {
                 return Err(format!(
                     "change {} is {}; only changes awaiting approval can be approved",
@@ -331,7 +331,7 @@ impl Store {
         actor: impl Into<Actor<'a>>,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        self.transition(id, actor, "change.cancelled", now, |change| match change.state {
+        self.transition(id, actor.into(), "change.cancelled", now, |change| match change.state {
             ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown => {
                 Ok(Transition { state: ChangeState::Cancelled, approved_by: None, reset: false })
             }
@@ -351,7 +351,7 @@ impl Store {
         actor: impl Into<Actor<'a>>,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        self.transition(id, actor, "change.retried", now, |change| match change.state {
+        self.transition(id, actor.into(), "change.retried", now, |change| match change.state {
             ChangeState::Failed | ChangeState::OutcomeUnknown => {
                 Ok(Transition { state: ChangeState::Pending, approved_by: None, reset: true })
             }
@@ -397,16 +397,14 @@ impl Store {
         crate::entity::count_by::<change::Entity, _>(&self.db, "changes", Column::State).await
     }
 
-    async fn transition<'a>(
+    async fn transition(
         &self,
         id: ChangeId,
-        actor: impl Into<Actor<'a>>,
+        actor: Actor<'_>,
         action: &str,
         now: DateTime<Utc>,
         rule: impl FnOnce(&Change) -> Result<Transition, String>,
     ) -> Result<Change, StoreError> {
-        let actor: Actor = actor.into();
-        let actor: Actor = actor.into();
         let now = now.trunc_subsecs(6);
         let txn = self.begin_write().await?;
         let before = load(&txn, id.0).await?;
