@@ -497,6 +497,8 @@ db_test!(a_person_s_page_shows_effective_and_ineffective_access_apart_with_what_
     let revoke = &access.iter().find(|a| a["grant_id"] == held.grant.id.0).unwrap()["revoke"];
     let remove = revoke["remove"].as_array().unwrap();
     assert_eq!(remove.len(), 1, "{revoke}");
+    // What else ends is named up to ten at a time, with a count of the rest.
+    assert!(revoke["also_ends"].as_array().unwrap().len() <= 10 && revoke["also_ends_more"].is_u64(), "{revoke}");
     let membership = access.iter().find(|a| a["grant_id"] == remove[0]["grant_id"]).unwrap();
     assert_eq!(
         (membership["entitlement"]["key"].as_str(), membership["why"]["kind"].as_str()),

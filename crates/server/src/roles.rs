@@ -75,6 +75,12 @@ impl Roles {
         self.roles.contains(&role)
     }
 
+    /// May change things in this connector (and approve changes to it): administrators and its
+    /// owners. The web guard and the command line's `--as` ask the same question here.
+    pub fn can_operate(&self, connector: ConnectorId) -> bool {
+        self.has(Role::Admin) || self.owned.contains(&connector)
+    }
+
     /// Every role, requester last.
     pub fn list(&self) -> &[Role] {
         &self.roles
@@ -210,7 +216,7 @@ impl Viewer {
 
     /// May change things in this connector.
     pub fn can_operate(&self, connector: ConnectorId) -> bool {
-        self.roles.has(Role::Admin) || self.roles.owned.contains(&connector)
+        self.roles.can_operate(connector)
     }
 
     /// The connectors this person reads: `None` for all (administrators and auditors).

@@ -217,13 +217,7 @@ impl Store {
         sql.value(state_hash.to_owned()).push(", ").value(nonce.to_owned()).push(", ").value(verifier.to_owned());
         sql.push(", ").value(expires_at.trunc_subsecs(6)).push(")");
         self.db.execute_raw(sql.build()).await?;
-        let count: Vec<(i64,)> = crate::sql::select_json(
-            &self.db,
-            Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM sign_in_attempts"),
-            &["n"],
-        )
-        .await?;
-        let over = count.first().map_or(0, |(n,)| n - keep_at_most);
+        let over = i64::try_from(self.count_sign_in_attempts().await?).unwrap_or(i64::MAX) - keep_at_most;
         if over > 0 {
             let mut evict = Sql::new(
                 self.backend(),

@@ -206,8 +206,17 @@ async fn person(store: &Store, connector: &Connector, who: &str) -> anyhow::Resu
         .clone()
         .ok_or_else(|| anyhow::anyhow!("connector '{}' has no tenant yet; sync it first", connector.name))?;
     let object_id = user.data.external_id.clone();
-    let admin = store.find_web_user(&tenant, &object_id).await?.is_some_and(|w| w.roles.iter().any(|r| r == "admin"));
-    if !admin && !connector.is_owned_by(&tenant, &object_id) {
+    // Their roles as the web application sees them; someone who never signed in has none of
+    // their own but may still be an owner.
+    let web_user = store.find_web_user(&tenant, &object_id).await?.unwrap_or(attest_store::WebUser {
+        id: 0,
+        tenant_id: tenant.clone(),
+        object_id: object_id.clone(),
+        display_name: user.data.display_name.clone(),
+        email: user.data.email.clone(),
+        roles: Vec::new(),
+    });
+    if !attest_server::roles::Roles::of(std::slice::from_ref(connector), &web_user).can_operate(connector.id) {
         anyhow::bail!(
             "--as {who}: {} is neither an administrator nor an owner of connector '{}', so may not make or approve changes",
             user.data.display_name,

@@ -2,9 +2,11 @@
 //! at a time; a principal's page with each grant and *why* they hold it (directly, or through
 //! which group) plus the side panel of actions; a resource's page with its holders.
 
+use std::collections::HashMap;
+
 use attest_domain::{
-    ChangeAction, EntitlementKey, GrantSource, IneffectiveReason, Principal, PrincipalId, PrincipalKind, Resource,
-    ResourceId, ResourceKind, RevokeImpact,
+    ChangeAction, EntitlementId, EntitlementKey, GrantId, GrantSource, IneffectiveReason, Principal, PrincipalId,
+    PrincipalKind, Resource, ResourceId, ResourceKind, RevokeImpact,
 };
 use attest_store::{AccessView, ChangeFilter, HolderView};
 use axum::extract::{Path, Query, State};
@@ -270,32 +272,50 @@ fn access_json(access: &AccessView, removable: bool, revoke: serde_json::Value) 
     })
 }
 
+/// How many of the other things a revoke ends are named on each row (the count says the rest):
+/// one membership can carry hundreds of grants, and every one of them would list the others.
+const ALSO_ENDS_NAMED: usize = 10;
+
+/// A principal's access rows by grant, and the first effective row of each entitlement: what
+/// [`revoke_json`] names things by, built once per page.
+struct AccessIndex<'a> {
+    by_grant: HashMap<GrantId, &'a AccessView>,
+    by_entitlement: HashMap<EntitlementId, &'a AccessView>,
+}
+
+impl<'a> AccessIndex<'a> {
+    fn new(all: &'a [AccessView]) -> AccessIndex<'a> {
+        let mut by_entitlement = HashMap::new();
+        for a in all.iter().filter(|a| a.grant.ineffective.is_none()) {
+            by_entitlement.entry(a.grant.entitlement_id).or_insert(a);
+        }
+        AccessIndex { by_grant: all.iter().map(|a| (a.grant.id, a)).collect(), by_entitlement }
+    }
+}
+
 /// What revoking a grant takes and changes, in names: the person's direct grants to remove
 /// (memberships, for inherited access), whether the entitlement then goes, and what else goes
-/// with it. `null` for a grant listed but not effective (revoking it changes nothing).
-fn revoke_json(access: &AccessView, impact: Option<&RevokeImpact>, all: &[AccessView]) -> serde_json::Value {
+/// with it (the first few by name, and how many in all). `null` for a grant listed but not
+/// effective (revoking it changes nothing).
+fn revoke_json(access: &AccessView, impact: Option<&RevokeImpact>, index: &AccessIndex) -> serde_json::Value {
     let Some(impact) = impact.filter(|_| access.grant.ineffective.is_none()) else { return serde_json::Value::Null };
-    let named = |a: &AccessView| {
+    let named = |a: &&AccessView| {
         json!({
             "grant_id": a.grant.id.0,
             "resource": {"id": a.resource.id.0, "display_name": a.resource.display_name, "kind_label": kind_label(a.resource.kind)},
             "entitlement": a.entitlement.display_name,
         })
     };
-    let remove: Vec<_> =
-        impact.remove.iter().filter_map(|g| all.iter().find(|a| a.grant.id == *g)).map(named).collect();
-    let also_ends: Vec<_> = impact
-        .also_ends
-        .iter()
-        .filter_map(|e| all.iter().find(|a| a.grant.entitlement_id == *e && a.grant.ineffective.is_none()))
-        .map(named)
-        .collect();
+    let remove: Vec<_> = impact.remove.iter().filter_map(|g| index.by_grant.get(g)).map(named).collect();
+    let also_ends: Vec<_> =
+        impact.also_ends.iter().filter_map(|e| index.by_entitlement.get(e)).take(ALSO_ENDS_NAMED).map(named).collect();
     json!({
         "remove": remove,
         // Through a group's own assignment only: no grant of theirs ends it.
         "only_by_group": impact.remove.is_empty(),
         "direct": impact.remove.len() == 1 && impact.remove.contains(&access.grant.id),
         "ends_entitlement": impact.ends_entitlement,
+        "also_ends_more": impact.also_ends.len().saturating_sub(also_ends.len()),
         "also_ends": also_ends,
     })
 }
@@ -313,8 +333,9 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
     let operate = viewer.can_operate(principal.connector_id) && principal.data.deleted_at.is_none();
     let access = store.list_access_of_principal(principal.id).await?;
     let impacts = store.revoke_impacts(principal.id, &access).await?;
+    let index = AccessIndex::new(&access);
     let row = |a: &AccessView| {
-        let revoke = revoke_json(a, impacts.get(&a.grant.id), &access);
+        let revoke = revoke_json(a, impacts.get(&a.grant.id), &index);
         access_json(a, operate && removal(a, &principal).is_some(), revoke)
     };
     let access_rows: Vec<_> = access.iter().filter(|a| a.grant.ineffective.is_none()).map(row).collect();
