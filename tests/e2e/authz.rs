@@ -3,6 +3,7 @@
 //! missing or wrong CSRF token.
 
 use attest_domain::{ChangeAction, ChangeOrigin, NewChange, NewMail, PrincipalKind, ResourceKind};
+use attest_domain::{Clock as _, SystemClock};
 use attest_server::roles::Access;
 use attest_store::db_test;
 
@@ -51,7 +52,7 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         requested_by: "someone-else@contoso.com".into(),
         requested_by_id: None,
     };
-    let change = store.enqueue_change(change, true, chrono::Utc::now()).await.unwrap().change;
+    let change = store.enqueue_change(change, true, SystemClock.now()).await.unwrap().change;
     // A mail in the outbox, for the outbox's pages.
     let mail = NewMail {
         idempotency_key: "authz-matrix".into(),
@@ -62,7 +63,7 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         html_body: "<p>html</p>".into(),
         keep: true,
     };
-    let mail = store.enqueue_mail(&mail, chrono::Utc::now()).await.unwrap();
+    let mail = store.enqueue_mail(&mail, SystemClock.now()).await.unwrap();
     let examples =
         Examples { principal: people[0].id.0, resource: groups[0].resource.id.0, change: change.id.0, mail: mail.id.0 };
 

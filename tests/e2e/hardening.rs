@@ -1,6 +1,7 @@
 //! Security hardening, tried from the attacker's side: a sign-in link made in another browser
 //! (login CSRF), a refused sign-in carrying someone's text, Attest framed by another page.
 
+use attest_domain::{Clock as _, SystemClock};
 use attest_store::db_test;
 
 use crate::harness::{browser, sign_in_through_simulator};
@@ -243,7 +244,7 @@ db_test!(someone_disabled_or_deleted_in_entra_is_signed_out_of_attest, true, |db
     let requester = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 200);
     store
-        .set_principal_account_enabled(connector.id, &requester.data.external_id, false, chrono::Utc::now())
+        .set_principal_account_enabled(connector.id, &requester.data.external_id, false, SystemClock.now())
         .await
         .unwrap();
     assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 401);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use attest_config::MailConfig;
 use attest_domain::{ChangeId, ChangeState, Mail, MailState};
+use attest_domain::{Clock as _, SystemClock};
 use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, free_port, header};
 use attest_notify::{Outbox, message_id};
 use attest_server::notify_job::{Notifier, approval_key, failure_key};
@@ -106,9 +107,9 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
     // Scanning again (as the job does every few seconds, and as another replica would) queues
     // nothing more.
     let outbox = Outbox::new(store.clone(), &MailConfig::default()).unwrap();
-    let notifier = Notifier::new(store.clone(), outbox, &web.base);
+    let notifier = Notifier::new(store.clone(), outbox, &web.base, attest_domain::clock::system());
     for _ in 0..3 {
-        assert_eq!(notifier.scan(chrono::Utc::now()).await.unwrap(), 0, "every mail is queued already");
+        assert_eq!(notifier.scan(SystemClock.now()).await.unwrap(), 0, "every mail is queued already");
     }
 
     // A change that fails: adding someone to a dynamic group, which Graph refuses. Its

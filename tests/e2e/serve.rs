@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use attest_config::Config;
 use attest_domain::{ChangeAction, ChangeOrigin, ChangeState, NewChange};
+use attest_domain::{Clock as _, SystemClock};
 use attest_entra_sim::ClientApp;
 use attest_store::db_test;
 
@@ -30,7 +31,7 @@ async fn boot(config: Config) -> Running {
 fn boot_on(listener: tokio::net::TcpListener, config: Config) -> Running {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(attest_server::run(config, listener, async move {
+    let task = tokio::spawn(attest_server::run(config, attest_domain::clock::system(), listener, async move {
         let _ = stopped.await;
     }));
     (base, stop, task)
@@ -85,7 +86,7 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
         requested_by: "ada@contoso.com".into(),
         requested_by_id: None,
     };
-    let id = store.enqueue_change(change, false, chrono::Utc::now()).await.unwrap().change.id;
+    let id = store.enqueue_change(change, false, SystemClock.now()).await.unwrap().change.id;
     let applied = eventually(Duration::from_secs(30), || {
         let store = store.clone();
         async move { store.get_change(id).await.unwrap().state == ChangeState::Applied }

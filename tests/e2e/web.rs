@@ -94,7 +94,7 @@ impl Web {
         let mut config = Config::load(Some(std::path::Path::new(&config_file)), Vec::new()).unwrap();
         config.database.url = db.url.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(attest_server::run(config, listener, async move {
+        let task = tokio::spawn(attest_server::run(config, attest_domain::clock::system(), listener, async move {
             let _ = stopped.await;
         }));
         // The scheduler's first full sync brings the people in.

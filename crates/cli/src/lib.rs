@@ -140,3 +140,9 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Bench(command) => bench::run(&context, command, out).await,
     }
 }
+
+/// Now, by the system's clock: the command line is where a process's clock begins.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use attest_domain::Clock;
+    attest_domain::SystemClock.now()
+}

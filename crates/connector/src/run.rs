@@ -1,9 +1,8 @@
 //! Running one sync end to end: the run record, the connector's reading, and the automatic
 //! fall back from a delta to a full sync when the delta state is missing or no longer valid.
 
-use attest_domain::{ConnectorId, SyncMode, SyncTrigger};
+use attest_domain::{Clock, ConnectorId, SyncMode, SyncTrigger};
 use attest_store::Store;
-use chrono::{DateTime, Utc};
 
 use crate::sink::ProgressFn;
 use crate::{Connector, SyncError, SyncSink, SyncSummary};
@@ -27,7 +26,7 @@ pub async fn run_sync<C: Connector>(
     id: ConnectorId,
     mode: SyncMode,
     trigger: SyncTrigger,
-    now: impl Fn() -> DateTime<Utc>,
+    clock: &dyn Clock,
     progress: Option<ProgressFn>,
 ) -> Result<SyncOutcome, SyncError> {
     let mut mode = mode;
@@ -38,7 +37,7 @@ pub async fn run_sync<C: Connector>(
         mode = SyncMode::Full;
     }
     loop {
-        let mut sink = SyncSink::begin(store, id, mode, trigger, now()).await?;
+        let mut sink = SyncSink::begin(store, id, mode, trigger, clock.now()).await?;
         if let Some(progress) = &progress {
             sink.on_progress(progress.clone());
         }
@@ -46,18 +45,18 @@ pub async fn run_sync<C: Connector>(
             sink.note(format!("full sync instead of delta: {reason}"));
         }
         match connector.sync(mode, &mut sink).await {
-            Ok(()) => return Ok(SyncOutcome { summary: sink.finish(now()).await?, fell_back }),
+            Ok(()) => return Ok(SyncOutcome { summary: sink.finish(clock.now()).await?, fell_back }),
             Err(SyncError::ResyncRequired(reason)) if mode == SyncMode::Delta => {
                 sink.note("falling back to a full sync");
                 sink.clear_cursors();
-                sink.fail(&SyncError::ResyncRequired(reason.clone()), now()).await?;
-                store.replace_sync_cursors(id, &Default::default(), now()).await?;
+                sink.fail(&SyncError::ResyncRequired(reason.clone()), clock.now()).await?;
+                store.replace_sync_cursors(id, &Default::default(), clock.now()).await?;
                 fell_back = Some(reason);
                 mode = SyncMode::Full;
                 trigger = SyncTrigger::Fallback;
             }
             Err(error) => {
-                sink.fail(&error, now()).await?;
+                sink.fail(&error, clock.now()).await?;
                 return Err(error);
             }
         }

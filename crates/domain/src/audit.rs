@@ -17,7 +17,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::time::micros;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -107,7 +109,7 @@ impl AuditEvent {
     pub fn seal(draft: AuditEventDraft, seq: i64, prev_hash: &str, key: Option<&ChainKey>) -> AuditEvent {
         let mut event = AuditEvent {
             seq,
-            occurred_at: draft.occurred_at.trunc_subsecs(6),
+            occurred_at: micros(draft.occurred_at),
             actor: draft.actor,
             action: draft.action,
             target_kind: draft.target_kind,

@@ -8,6 +8,9 @@ mod macros;
 
 pub mod audit;
 pub mod change;
+pub mod change_flow;
+pub mod clock;
+pub mod command;
 pub mod connector;
 pub mod csv;
 pub mod entitlement;
@@ -18,13 +21,16 @@ pub mod lifecycle;
 pub mod mail;
 pub mod principal;
 pub mod resource;
+pub mod roles;
 pub mod sync;
+pub mod time;
 
 pub use audit::{Actor, AuditEvent, AuditEventDraft, BreakReason, ChainBreak, ChainVerifier};
 pub use change::{
     ApplyResult, Change, ChangeAction, ChangeClass, ChangeKind, ChangeOrigin, ChangeState, NewChange, retry_delay,
     same_person,
 };
+pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use connector::{Connector, ConnectorKind, ConnectorStatus, is_object_id};
 pub use entitlement::{Entitlement, EntitlementData, EntitlementKey};
 pub use grant::{Grant, GrantData, GrantSource};

@@ -188,8 +188,11 @@ pub struct SimOptions {
 
 impl Default for SimOptions {
     fn default() -> Self {
+        // The simulated tenant keeps its own time, as Microsoft's does: the system's.
+        #[allow(clippy::disallowed_methods)]
+        let now = Utc::now();
         SimOptions {
-            now: Utc::now(),
+            now,
             throttle: None,
             latency: std::time::Duration::ZERO,
             faults: FaultPlan::default(),

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use attest_domain::{ApplyResult, ChangeAction};
+use attest_domain::{Clock as _, SystemClock};
 use attest_entra_sim::{ClientApp, SimHandle, SimOptions, TenantSpec, generate, spawn_with};
-use chrono::Utc;
 
 use attest_connector::{Applied, ApplyError};
 
@@ -67,7 +67,7 @@ fn targets(sim: &SimHandle) -> Targets {
 }
 
 async fn apply(c: &GraphClient, action: &ChangeAction) -> ApplyResult {
-    c.apply(action, Utc::now()).await.unwrap_or_else(|e| panic!("{action:?}: {e}")).result
+    c.apply(action, SystemClock.now()).await.unwrap_or_else(|e| panic!("{action:?}: {e}")).result
 }
 
 /// Applies `add`, checks, re-applies; then `remove`, checks, re-applies. `holds` reads the
@@ -142,7 +142,7 @@ async fn every_access_change_applies_repeats_as_a_no_op_and_reverses() {
     let created = c
         .apply(
             &ChangeAction::AssignAppRole { app: app.clone(), principal: u.clone(), app_role: app_role.clone() },
-            Utc::now(),
+            SystemClock.now(),
         )
         .await
         .unwrap();
@@ -174,7 +174,7 @@ async fn every_access_change_applies_repeats_as_a_no_op_and_reverses() {
         active,
     )
     .await;
-    let until = Utc::now() + chrono::Duration::days(30);
+    let until = SystemClock.now() + chrono::Duration::days(30);
     round_trip(
         &sim,
         &c,
@@ -222,7 +222,7 @@ async fn user_actions_apply_and_repeat_safely() {
     assert_eq!(apply(&c, &ChangeAction::RevokeSessions { user: u() }).await, ApplyResult::Applied);
     assert!(sim.sim.read(|t| t.live_user(&user).unwrap().sign_in_sessions_valid_from.is_some()));
 
-    let reset = c.apply(&ChangeAction::ResetPassword { user: u() }, Utc::now()).await.unwrap();
+    let reset = c.apply(&ChangeAction::ResetPassword { user: u() }, SystemClock.now()).await.unwrap();
     assert_eq!(reset.result, ApplyResult::Applied);
     let password = reset.secret.as_ref().unwrap().expose().to_owned();
     assert!(password.len() >= 12);
@@ -264,24 +264,25 @@ async fn refusals_say_what_to_do() {
         (dynamic, mail, owned)
     });
     let add = |group: &str| ChangeAction::AddGroupMember { group: group.to_owned(), member: user.clone() };
-    let message = permanent(c.apply(&add(&dynamic), Utc::now()).await);
+    let message = permanent(c.apply(&add(&dynamic), SystemClock.now()).await);
     assert!(message.contains("dynamic group") && message.contains("rule"), "{message}");
-    let message = permanent(c.apply(&add(&mail), Utc::now()).await);
+    let message = permanent(c.apply(&add(&mail), SystemClock.now()).await);
     assert!(message.contains("Exchange Online"), "{message}");
     if let Some((group, owner)) = owned {
-        let message = permanent(c.apply(&ChangeAction::RemoveGroupOwner { group, owner }, Utc::now()).await);
+        let message = permanent(c.apply(&ChangeAction::RemoveGroupOwner { group, owner }, SystemClock.now()).await);
         assert!(message.contains("last owner"), "{message}");
     }
     let missing =
         ChangeAction::AddGroupMember { group: "00000000-0000-0000-0000-00000000dead".into(), member: user.clone() };
-    assert!(permanent(c.apply(&missing, Utc::now()).await).contains("does not exist"));
+    assert!(permanent(c.apply(&missing, SystemClock.now()).await).contains("does not exist"));
 
     // Without the write permissions consented: the missing permission is named.
     let read_only = sim_with_app(ClientApp::attest(32)).await;
     let target = targets(&read_only);
     let c = client(&read_only);
     let message = permanent(
-        c.apply(&ChangeAction::AddGroupMember { group: target.group, member: target.user.clone() }, Utc::now()).await,
+        c.apply(&ChangeAction::AddGroupMember { group: target.group, member: target.user.clone() }, SystemClock.now())
+            .await,
     );
     assert!(message.contains("GroupMember.ReadWrite.All"), "{message}");
 
@@ -292,7 +293,7 @@ async fn refusals_say_what_to_do() {
     let c = client(&unlicensed);
     let eligibility =
         ChangeAction::AddRoleEligibility { role: target.role, principal: target.user, scope: "/".into(), until: None };
-    match c.apply(&eligibility, Utc::now()).await {
+    match c.apply(&eligibility, SystemClock.now()).await {
         Err(ApplyError::NotSupported(message)) => assert!(message.contains("P2"), "{message}"),
         other => panic!("expected not supported, got {other:?}"),
     }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attest_config::{MailConfig, SmtpSecurity};
-use attest_domain::{Mail, MailState, mail_retry_delay};
+use attest_domain::{Mail, MailState, SharedClock, mail_retry_delay};
+use attest_jobs::{Ran, Runner};
 use attest_store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
@@ -33,6 +34,8 @@ pub struct SenderOptions {
     pub timeout: Duration,
     /// CA certificates (PEM) to trust besides the system's, e.g. a company's private CA.
     pub extra_roots: Vec<Vec<u8>>,
+    /// What tells the time while sending (the system's, or a test's).
+    pub clock: SharedClock,
 }
 
 impl Default for SenderOptions {
@@ -43,6 +46,7 @@ impl Default for SenderOptions {
             poll: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
             extra_roots: Vec::new(),
+            clock: attest_domain::clock::system(),
         }
     }
 }
@@ -187,22 +191,18 @@ impl Sender {
             security = smtp.security.as_str(),
             "sending mail through SMTP"
         );
-        while !*shutdown.borrow() {
-            let idle = match self.send_batch(Utc::now(), Some(&shutdown)).await {
-                Ok(counts) => counts.total() < self.inner.options.batch,
-                Err(e) => {
-                    tracing::error!(sender = %self.inner.owner, error = %e, "the mail outbox cannot be read");
-                    true
+        let options = &self.inner.options;
+        Runner::new("mail", options.clock.clone(), options.poll)
+            .woken_by(self.inner.waker.0.clone())
+            .run(shutdown.clone(), |now| {
+                let shutdown = shutdown.clone();
+                async move {
+                    let counts = self.send_batch(now, Some(&shutdown)).await?;
+                    // A full batch: there may be more due.
+                    Ok::<_, NotifyError>(if counts.total() < options.batch { Ran::Idle } else { Ran::More })
                 }
-            };
-            if idle {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.inner.options.poll) => {}
-                    _ = self.inner.waker.0.notified() => {}
-                    changed = shutdown.changed() => if changed.is_err() { break },
-                }
-            }
-        }
+            })
+            .await;
     }
 
     async fn send_batch(
@@ -293,7 +293,7 @@ impl Sender {
     ) -> Result<(), NotifyError> {
         let recorded = match recorded {
             Ok(recorded) => recorded,
-            Err(StoreError::Refused(why)) => {
+            Err(why @ StoreError::LeaseLost { .. }) => {
                 tracing::warn!(mail = mail.id.0, template = %mail.template, reason = %why, "mail outcome not recorded");
                 counts.lost += 1;
                 return Ok(());

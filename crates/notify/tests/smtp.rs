@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use attest_config::{MailConfig, SmtpSecurity};
 use attest_domain::{ChangeId, Mail, MailState};
+use attest_domain::{Clock as _, SystemClock};
 use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, fixture, free_port, header};
 use attest_notify::{Email, Outbox, SendCounts, Sender, SenderOptions, Template, message_id};
 use attest_store::{Store, StoreError, store_test};
@@ -128,7 +129,7 @@ store_test!(a_mail_claimed_by_a_crashed_sender_is_sent_exactly_once_after_its_le
 
     // The crashed sender comes back: it can record nothing, and nothing is sent again.
     let late = store.record_mail_sent(queued.id, "crashed-sender", t(303)).await.unwrap_err();
-    assert!(matches!(late, StoreError::Refused(_)), "{late}");
+    assert!(matches!(late, StoreError::LeaseLost { what: "mail", .. }), "{late}");
     assert_eq!(sender.send_due(t(10_000)).await.unwrap(), SendCounts::default());
     let sent = store.get_mail(queued.id).await.unwrap();
     assert_eq!((sent.state, sent.attempts), (MailState::Sent, 2));
@@ -246,7 +247,7 @@ store_test!(a_running_sender_sends_when_woken_and_stops_when_told, |store| {
         async move { sender.run(shutdown).await }
     });
     let outbox = Outbox::new(store.clone(), &config).unwrap().with_waker(sender.waker());
-    let queued = outbox.enqueue(approval("approval:42:ada", "ada@contoso.com"), Utc::now()).await.unwrap();
+    let queued = outbox.enqueue(approval("approval:42:ada", "ada@contoso.com"), SystemClock.now()).await.unwrap();
     assert_eq!(server.wait_for(1).await.len(), 1);
     let started = tokio::time::Instant::now();
     while store.get_mail(queued.id).await.unwrap().state != MailState::Sent {

@@ -19,9 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attest_connector::{ApplyError, Connector, Secret};
+use attest_domain::command::AccessCommand;
 use attest_domain::{
-    ApplyResult, Change, ChangeClass, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange, retry_delay,
+    ApplyResult, Change, ChangeClass, ChangeId, ChangeKind, ChangeOrigin, ChangeState, ConnectorId, NewChange,
+    SharedClock, retry_delay,
 };
+use attest_jobs::{Ran, Runner};
 use attest_store::{AttemptOutcome, Enqueued, Store, StoreError};
 use chrono::{DateTime, Utc};
 use rand::rngs::SmallRng;
@@ -107,6 +110,7 @@ pub struct Provisioner<D: Connectors> {
     connectors: Arc<D>,
     policy: Policy,
     worker: String,
+    clock: SharedClock,
 }
 
 impl<D: Connectors> Clone for Provisioner<D> {
@@ -116,6 +120,7 @@ impl<D: Connectors> Clone for Provisioner<D> {
             connectors: self.connectors.clone(),
             policy: self.policy.clone(),
             worker: self.worker.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -127,7 +132,16 @@ const IN_PERSON_ONLY: &[ChangeKind] = &[ChangeKind::ResetPassword];
 impl<D: Connectors> Provisioner<D> {
     /// `worker` names this worker in leases and the audit log (e.g. `host:pid`).
     pub fn new(store: Store, connectors: Arc<D>, policy: Policy, worker: impl Into<String>) -> Self {
-        Provisioner { store, connectors, policy, worker: worker.into() }
+        Provisioner { store, connectors, policy, worker: worker.into(), clock: attest_domain::clock::system() }
+    }
+
+    /// Tells the time by `clock` (leases, retries, audit times) instead of the system's.
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        Provisioner { clock, ..self }
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     pub fn policy(&self) -> &Policy {
@@ -140,10 +154,36 @@ impl<D: Connectors> Provisioner<D> {
         Ok(self.store.enqueue_change(new, needs_approval, now).await?)
     }
 
+    /// Queues what a feature asks in the graph's terms (grant an entitlement, revoke a grant),
+    /// as the directory operation it comes to (`Store::resolve_command`): reviews, requests and
+    /// expiry never build a directory operation themselves. `origin` and `origin_ref` say what
+    /// asked (a review item, a request); the same command from the same origin is queued once.
+    pub async fn submit(
+        &self,
+        command: &AccessCommand,
+        origin: ChangeOrigin,
+        origin_ref: &str,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Enqueued, ProvisionError> {
+        let (connector_id, action) = self.store.resolve_command(command).await?;
+        let idempotency_key = format!("{origin}:{origin_ref}:{}", serde_json::to_string(&action).unwrap_or_default());
+        let new = NewChange {
+            connector_id,
+            action,
+            idempotency_key,
+            origin,
+            origin_ref: Some(origin_ref.to_owned()),
+            requested_by: requested_by.to_owned(),
+            requested_by_id: None,
+        };
+        self.enqueue(new, now).await
+    }
+
     /// Claims a batch of due changes and applies them, up to `concurrency` at a time. Returns
     /// how many were processed.
     pub async fn run_once(&self) -> Result<usize, ProvisionError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::minutes(5));
         // Applied only in person, and unreadable afterwards: one cut off is nobody's to finish.
         for id in self.store.mark_outcome_unknown(IN_PERSON_ONLY, now).await? {
@@ -155,43 +195,53 @@ impl<D: Connectors> Provisioner<D> {
         if count == 0 {
             return Ok(0);
         }
-        let heartbeat = self.heartbeat();
         let mut queue = claimed.into_iter();
         let mut running = tokio::task::JoinSet::new();
-        loop {
-            while running.len() < self.policy.concurrency.max(1) {
-                let Some(change) = queue.next() else { break };
-                let this = self.clone();
-                running.spawn(async move { this.process(change).await });
+        let work = async {
+            loop {
+                while running.len() < self.policy.concurrency.max(1) {
+                    let Some(change) = queue.next() else { break };
+                    let this = self.clone();
+                    running.spawn(async move { this.process(change).await });
+                }
+                match running.join_next().await {
+                    Some(Ok(Ok(_))) => {}
+                    Some(Ok(Err(e))) => {
+                        tracing::error!(worker = %self.worker, error = %e, "recording a change failed")
+                    }
+                    Some(Err(e)) => tracing::error!(worker = %self.worker, error = %e, "a change task panicked"),
+                    None => break,
+                }
             }
-            match running.join_next().await {
-                Some(Ok(Ok(_))) => {}
-                Some(Ok(Err(e))) => tracing::error!(worker = %self.worker, error = %e, "recording a change failed"),
-                Some(Err(e)) => tracing::error!(worker = %self.worker, error = %e, "a change task panicked"),
-                None => break,
-            }
-        }
-        drop(heartbeat);
+        };
+        self.renewing_claims(work).await;
         Ok(count)
     }
 
-    /// Extends this worker's leases every third of a lease until aborted, so claims it is still
-    /// working through (a batch waiting its turn, a long `Retry-After`) are not taken over. A
-    /// lease already expired is not revived: another worker may hold the change by now.
-    fn heartbeat(&self) -> Heartbeat {
-        let (store, worker, lease) = (self.store.clone(), self.worker.clone(), self.policy.lease);
-        Heartbeat(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
-            tick.tick().await;
+    /// Runs `work` while extending this worker's leases every third of a lease, so claims it
+    /// is still working through (a batch waiting its turn, a long `Retry-After`) are not taken
+    /// over. A lease already expired is not revived: another worker may hold the change by now,
+    /// and recording its outcome will be refused. (Each claim's own lease decides, so unlike a
+    /// job's [`Lease`](attest_jobs::Lease) this never stops the work.)
+    async fn renewing_claims<T>(&self, work: impl Future<Output = T>) -> T {
+        let (store, worker, lease, clock) = (&self.store, &self.worker, self.policy.lease, &self.clock);
+        let heartbeat = async {
             loop {
-                tick.tick().await;
-                let now = Utc::now();
+                attest_jobs::sleep(clock.as_ref(), lease / 3).await;
+                let now = clock.now();
                 let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-                if let Err(e) = store.extend_leases(&worker, until, now).await {
+                if let Err(e) = store.extend_leases(worker, until, now).await {
                     tracing::warn!(%worker, error = %e, "could not extend leases");
                 }
             }
-        }))
+        };
+        // Boxed: applying a change is a deep future, and a request handler or a test thread
+        // polling it inline has a small stack.
+        let work = Box::pin(work);
+        tokio::select! {
+            done = work => done,
+            never = heartbeat => match never {},
+        }
     }
 
     /// Works until no change is pending or in progress (a retry waiting for its time counts as
@@ -210,48 +260,36 @@ impl<D: Connectors> Provisioner<D> {
             if !open {
                 return Ok(());
             }
-            tokio::time::sleep(self.policy.poll).await;
+            attest_jobs::sleep(self.clock.as_ref(), self.policy.poll).await;
         }
     }
 
     /// Works until `shutdown` says stop, finishing the batch in hand first.
-    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            match self.run_once().await {
-                Ok(0) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.policy.poll) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(worker = %self.worker, error = %e, "the change queue cannot be read");
-                    tokio::time::sleep(self.policy.poll).await;
-                }
-            }
-        }
+    pub async fn run(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        Runner::new("provisioner", self.clock.clone(), self.policy.poll)
+            .run(shutdown, |_| async move {
+                let processed = self.run_once().await?;
+                Ok::<_, ProvisionError>(if processed > 0 { Ran::More } else { Ran::Idle })
+            })
+            .await;
     }
 
     /// Applies one change now, by `actor` in person: a password reset shows its temporary
     /// password to them and nobody else. The change must be pending (approved, if it needed it).
     pub async fn apply_in_person(&self, id: ChangeId, actor: &str) -> Result<InPerson, ProvisionError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::minutes(5));
         let worker = format!("{actor} (in person)");
         let change =
             self.store.claim_change(id, &worker, lease_until, now).await?.ok_or(ProvisionError::NotClaimable(id.0))?;
         let in_person = Provisioner { worker, ..self.clone() };
-        let heartbeat = in_person.heartbeat();
-        let processed = in_person.process(change).await;
-        drop(heartbeat);
-        let (change, secret) = processed?;
+        let (change, secret) = in_person.renewing_claims(in_person.process(change)).await?;
         Ok(InPerson { change, secret })
     }
 
     /// Applies a claimed change and records how it went.
     async fn process(&self, change: Change) -> Result<(Change, Option<Secret>), ProvisionError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let outcome = match self.connectors.open(change.connector_id).await {
             Err(e) => Err(ApplyError::Transient(format!("the connector cannot be opened: {e}"))),
             Ok(connector) => match connector.apply(&change.action, now).await {
@@ -301,7 +339,7 @@ impl<D: Connectors> Provisioner<D> {
                 (settled_failure(ApplyResult::Failed, error, None), None)
             }
             Err(ApplyError::Transient(error)) => {
-                let delay = jittered(retry_delay(change.attempts.saturating_sub(1), None), change.id);
+                let delay = jittered(retry_delay(change.attempts.saturating_sub(1), None), change.id, now);
                 let next_attempt_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(5));
                 (AttemptOutcome::Retry { error, next_attempt_at }, None)
             }
@@ -310,7 +348,7 @@ impl<D: Connectors> Provisioner<D> {
             }
             Err(ApplyError::NotSupported(message)) => (settled_failure(ApplyResult::NotSupported, message, None), None),
         };
-        let recorded = self.store.record_attempt(change.id, &self.worker, record, Utc::now()).await?;
+        let recorded = self.store.record_attempt(change.id, &self.worker, record, self.clock.now()).await?;
         tracing::info!(
             change = recorded.id.0,
             kind = %recorded.kind,
@@ -319,16 +357,6 @@ impl<D: Connectors> Provisioner<D> {
             "change processed"
         );
         Ok((recorded, secret))
-    }
-}
-
-/// The lease-extending task of a worker busy with claims. It stops when dropped, so a worker
-/// that is cancelled (or whose process dies) stops vouching for its claims and they expire.
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -343,8 +371,8 @@ fn settled_failure(result: ApplyResult, error: String, request_id: Option<String
 }
 
 /// ±20 % so many changes failing together do not come back together (not security-relevant).
-fn jittered(delay: Duration, change: ChangeId) -> Duration {
-    let nanos = Utc::now().timestamp_subsec_nanos();
+fn jittered(delay: Duration, change: ChangeId, now: DateTime<Utc>) -> Duration {
+    let nanos = now.timestamp_subsec_nanos();
     let mut rng = SmallRng::seed_from_u64(u64::from(nanos) ^ change.0.unsigned_abs().rotate_left(32));
     delay.mul_f64(rng.random_range(0.8..1.2))
 }

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attest_connector::{SyncOutcome, run_sync};
+use attest_domain::command::{AccessCommand, CommandError};
 use attest_domain::{
     ApplyResult, ChangeAction, ChangeId, ChangeOrigin, ChangeState, ConnectorId, EntitlementKey, NewChange,
     ResourceKind, SyncMode, SyncTrigger,
 };
+use attest_domain::{Clock as _, SystemClock};
 use attest_entra::{EntraConnector, EntraSettings, GraphClient, RetryPolicy};
 use attest_entra_sim::{ClientApp, FaultPlan, SimHandle, SimOptions, TenantSpec, generate, spawn_with};
-use attest_provisioner::{Policy, Provisioner, Single};
-use attest_store::{ChangeFilter, NewConnector, Store, store_test};
-use chrono::Utc;
+use attest_provisioner::{Policy, ProvisionError, Provisioner, Single};
+use attest_store::{ChangeFilter, NewConnector, Store, StoreError, store_test};
 
 async fn sim(seed: u64, options: SimOptions) -> SimHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -50,10 +51,12 @@ async fn setup(
     policy: Policy,
     worker: &str,
 ) -> (ConnectorId, Provisioner<Single<EntraConnector>>) {
-    let id = store.create_connector(NewConnector::entra("contoso"), Utc::now()).await.unwrap().id;
+    let id = store.create_connector(NewConnector::entra("contoso"), SystemClock.now()).await.unwrap().id;
     let c = connector(sim);
     let outcome: SyncOutcome =
-        run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, Utc::now, None).await.unwrap();
+        run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, &attest_domain::SystemClock, None)
+            .await
+            .unwrap();
     assert!(outcome.summary.run.error.is_none());
     (id, Provisioner::new(store.clone(), Arc::new(Single(c)), policy, worker))
 }
@@ -122,9 +125,9 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
     let sim = sim(41, SimOptions::default()).await;
     let (id, p) = setup(&store, &sim, Policy::default(), "w1").await;
     let (add, group, user) = additions(&sim, id, 1).pop().unwrap();
-    let queued = p.enqueue(add.clone(), Utc::now()).await.unwrap();
+    let queued = p.enqueue(add.clone(), SystemClock.now()).await.unwrap();
     assert!(queued.created && queued.change.state == ChangeState::Pending, "memberships are not sensitive by default");
-    assert!(!p.enqueue(add, Utc::now()).await.unwrap().created, "the same key queues nothing new");
+    assert!(!p.enqueue(add, SystemClock.now()).await.unwrap().created, "the same key queues nothing new");
     assert_eq!(p.run_once().await.unwrap(), 1);
     let done = store.get_change(queued.change.id).await.unwrap();
     assert_eq!(
@@ -140,18 +143,22 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
 
     // Reversed: removal applied and the grant ended.
     let remove = ChangeAction::RemoveGroupMember { group: group.clone(), member: user.clone() };
-    let removal = p.enqueue(change(id, "remove-1", remove), Utc::now()).await.unwrap().change;
+    let removal = p.enqueue(change(id, "remove-1", remove), SystemClock.now()).await.unwrap().change;
     p.run_once().await.unwrap();
     assert_eq!(store.get_change(removal.id).await.unwrap().result, Some(ApplyResult::Applied));
     assert!(store.find_current_grant(entitlement, principal.id, "").await.unwrap().is_none());
 
     // Sensitive (a user action): waits for a second person, then applies and writes through.
-    let block = p.enqueue(change(id, "block-1", ChangeAction::BlockSignIn { user: user.clone() }), Utc::now()).await;
+    let block =
+        p.enqueue(change(id, "block-1", ChangeAction::BlockSignIn { user: user.clone() }), SystemClock.now()).await;
     let block = block.unwrap().change;
     assert_eq!(block.state, ChangeState::AwaitingApproval);
     assert_eq!(p.run_once().await.unwrap(), 0, "nothing applies before approval");
-    assert!(store.approve_change(block.id, "ada@contoso.com", None, Utc::now()).await.is_err(), "not by the requester");
-    store.approve_change(block.id, "bob@contoso.com", None, Utc::now()).await.unwrap();
+    assert!(
+        store.approve_change(block.id, "ada@contoso.com", None, SystemClock.now()).await.is_err(),
+        "not by the requester"
+    );
+    store.approve_change(block.id, "bob@contoso.com", None, SystemClock.now()).await.unwrap();
     p.run_once().await.unwrap();
     assert_eq!(store.get_change(block.id).await.unwrap().state, ChangeState::Applied);
     assert!(!sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "blocked in the tenant");
@@ -166,7 +173,7 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
         g.id.clone()
     });
     let refused = ChangeAction::AddGroupMember { group: dynamic, member: user.clone() };
-    let refused = p.enqueue(change(id, "dynamic-1", refused), Utc::now()).await.unwrap().change;
+    let refused = p.enqueue(change(id, "dynamic-1", refused), SystemClock.now()).await.unwrap().change;
     p.run_once().await.unwrap();
     let refused = store.get_change(refused.id).await.unwrap();
     assert_eq!((refused.state, refused.attempts), (ChangeState::Failed, 1));
@@ -189,7 +196,8 @@ store_test!(a_password_reset_is_applied_only_in_person_and_shown_once, |store| {
     let sim = sim(42, SimOptions::default()).await;
     let (id, p) = setup(&store, &sim, quick(false), "w1").await;
     let user = sim.sim.read(|t| t.live_users().find(|u| u.user_type == "Member").unwrap().id.clone());
-    let reset = p.enqueue(change(id, "reset-1", ChangeAction::ResetPassword { user: user.clone() }), Utc::now()).await;
+    let reset =
+        p.enqueue(change(id, "reset-1", ChangeAction::ResetPassword { user: user.clone() }), SystemClock.now()).await;
     let reset = reset.unwrap().change;
     assert_eq!(p.run_once().await.unwrap(), 0, "background workers leave password resets alone");
     let done = p.apply_in_person(reset.id, "ada@contoso.com").await.unwrap();
@@ -214,9 +222,9 @@ store_test!(workers_killed_at_random_points_lose_nothing_and_apply_each_change_o
 async fn killed_workers_run(store: &Store, run: u64) {
     let options = SimOptions { latency: Duration::from_millis(3), ..SimOptions::default() };
     let sim = sim(43 + run, options).await;
-    let id = store.create_connector(NewConnector::entra(format!("killed-{run}")), Utc::now()).await.unwrap().id;
+    let id = store.create_connector(NewConnector::entra(format!("killed-{run}")), SystemClock.now()).await.unwrap().id;
     let c = connector(&sim);
-    run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, Utc::now, None).await.unwrap();
+    run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, &attest_domain::SystemClock, None).await.unwrap();
     let connectors = Arc::new(Single(c));
     let first = Provisioner::new(store.clone(), connectors.clone(), quick(false), format!("w0-{run}"));
     let planned = additions(&sim, id, 40);
@@ -229,7 +237,7 @@ async fn killed_workers_run(store: &Store, run: u64) {
     };
     let mut ids: Vec<ChangeId> = Vec::new();
     for (new, _, _) in &planned {
-        ids.push(first.enqueue(new.clone(), Utc::now()).await.unwrap().change.id);
+        ids.push(first.enqueue(new.clone(), SystemClock.now()).await.unwrap().change.id);
     }
     // Six workers in turn, each killed after a random while; then one that finishes.
     for round in 0..6 {
@@ -274,7 +282,7 @@ store_test!(two_workers_share_one_queue_and_apply_each_change_once, |store| {
     let (id, p) = setup(&store, &sim, quick(false), "setup").await;
     let planned = additions(&sim, id, 1_000);
     for (new, _, _) in &planned {
-        p.enqueue(new.clone(), Utc::now()).await.unwrap();
+        p.enqueue(new.clone(), SystemClock.now()).await.unwrap();
     }
     let connectors = Arc::new(Single(connector(&sim)));
     let mut tasks = Vec::new();
@@ -331,15 +339,17 @@ store_test!(fault_plans_end_every_change_in_its_correct_final_state, |store| {
     for (i, (name, plan)) in plans.into_iter().enumerate() {
         let throttle = (i == 0).then(|| ThrottleConfig { quota: Some(200.0), window_secs: 1.0, ..Default::default() });
         let sim = sim(50 + i as u64, SimOptions { throttle, ..SimOptions::default() }).await;
-        let id = store.create_connector(NewConnector::entra(name), Utc::now()).await.unwrap().id;
+        let id = store.create_connector(NewConnector::entra(name), SystemClock.now()).await.unwrap().id;
         let c = connector(&sim);
-        run_sync(c.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Cli, Utc::now, None).await.unwrap();
+        run_sync(c.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Cli, &attest_domain::SystemClock, None)
+            .await
+            .unwrap();
         sim.sim.set_fault_plan(plan);
         let p = Provisioner::new(store.clone(), Arc::new(Single(c)), quick(false), format!("w-{name}"));
         let planned = additions(&sim, id, 40);
         let mut ids = Vec::new();
         for (new, _, _) in &planned {
-            ids.push(p.enqueue(new.clone(), Utc::now()).await.unwrap().change.id);
+            ids.push(p.enqueue(new.clone(), SystemClock.now()).await.unwrap().change.id);
         }
         drain(&p).await;
         for id in &ids {
@@ -356,4 +366,38 @@ store_test!(fault_plans_end_every_change_in_its_correct_final_state, |store| {
         assert!(!sim.sim.faults().is_empty(), "{name}: faults were injected");
         assert_eq!(sim.sim.stats().early_requests, 0, "{name}: no request inside a Retry-After window");
     }
+});
+
+store_test!(grant_and_revoke_commands_become_the_directorys_operations, |store| {
+    let sim = sim(43, SimOptions::default()).await;
+    let (id, p) = setup(&store, &sim, Policy::default(), "w1").await;
+    let (_, group, user) = additions(&sim, id, 1).pop().unwrap();
+    let entitlement =
+        store.find_entitlement_id(id, ResourceKind::Group, &group, &EntitlementKey::Member).await.unwrap().unwrap();
+    let principal = store.find_principal_by_external_id(id, &user).await.unwrap().unwrap();
+
+    // "Grant the membership to this person", in the graph's terms, as a request would ask.
+    let grant = AccessCommand::Grant { principal: principal.id, entitlement, until: None };
+    let queued = p.submit(&grant, ChangeOrigin::AccessRequest, "request-1", "system", SystemClock.now()).await.unwrap();
+    assert_eq!(queued.change.action, ChangeAction::AddGroupMember { group: group.clone(), member: user.clone() });
+    assert_eq!(
+        (queued.change.origin, queued.change.origin_ref.as_deref()),
+        (ChangeOrigin::AccessRequest, Some("request-1"))
+    );
+    let again = p.submit(&grant, ChangeOrigin::AccessRequest, "request-1", "system", SystemClock.now()).await.unwrap();
+    assert!(!again.created, "the same command from the same origin is queued once");
+    drain(&p).await;
+    assert!(sim.sim.read(|t| t.group(&group).unwrap().members.contains(&user)), "the tenant has it");
+    let held = store.find_current_grant(entitlement, principal.id, "").await.unwrap().unwrap();
+
+    // "Revoke this grant", as a review's decision would ask.
+    let revoke = AccessCommand::Revoke { grant: held.id };
+    let queued = p.submit(&revoke, ChangeOrigin::ReviewItem, "item-9", "system", SystemClock.now()).await.unwrap();
+    assert_eq!(queued.change.action, ChangeAction::RemoveGroupMember { group: group.clone(), member: user.clone() });
+    drain(&p).await;
+    assert!(!sim.sim.read(|t| t.group(&group).unwrap().members.contains(&user)), "removed in the tenant");
+
+    // An ended grant is refused with the reason (the other refusals are the domain's tests).
+    let ended = p.submit(&revoke, ChangeOrigin::ReviewItem, "item-10", "system", SystemClock.now()).await.unwrap_err();
+    assert!(matches!(ended, ProvisionError::Store(StoreError::CommandRefused(CommandError::Ended))), "{ended}");
 });

@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -105,7 +104,7 @@ pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     state
         .store
-        .find_web_session(&hash(&token), Utc::now())
+        .find_web_session(&hash(&token), state.now())
         .await
         .map_err(|e| WebError::Unavailable(format!("sessions cannot be read: {e}")))
 }
@@ -146,7 +145,7 @@ pub fn safe_return(next: &str) -> Option<&str> {
 async fn open_session(state: &AppState, user: i64, to: &str) -> Result<Response, WebError> {
     let token = random_token().map_err(WebError::Internal)?;
     let csrf = random_token().map_err(WebError::Internal)?;
-    let now = Utc::now();
+    let now = state.now();
     let lifetime = chrono::Duration::from_std(state.session_lifetime).unwrap_or(chrono::Duration::hours(12));
     state
         .store
@@ -177,7 +176,7 @@ pub struct SignInQuery {
 pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignInQuery>) -> Result<Response, WebError> {
     let client = state.sign_in.client().await.map_err(unavailable)?;
     let (url, pending) = client.begin().map_err(|e| WebError::Internal(e.to_string()))?;
-    let expires = Utc::now() + SIGN_IN_WINDOW;
+    let expires = state.now() + SIGN_IN_WINDOW;
     // The attempt is bound to this browser: it is found again only with the `state` Microsoft
     // returns *and* the binding cookie set here, so a callback link made in another browser
     // (an attacker's own sign-in, to log a victim into the attacker's account) finds nothing.
@@ -189,7 +188,7 @@ pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignInQu
             &pending.nonce,
             &pending.verifier,
             expires,
-            Utc::now(),
+            state.now(),
             attest_store::MAX_SIGN_INS_IN_PROGRESS,
         )
         .await
@@ -284,7 +283,7 @@ pub async fn callback(
     };
     let attempt = state
         .store
-        .take_sign_in_attempt(&attempt_key(&returned_state, &binding), Utc::now())
+        .take_sign_in_attempt(&attempt_key(&returned_state, &binding), state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?
         .ok_or_else(|| {
@@ -294,7 +293,7 @@ pub async fn callback(
         })?;
     let client = state.sign_in.client().await.map_err(unavailable)?;
     let pending = Pending { state: returned_state.clone(), nonce: attempt.0, verifier: attempt.1 };
-    let identity = client.finish(&pending, &code, &returned_state, Utc::now()).await.map_err(|e| {
+    let identity = client.finish(&pending, &code, &returned_state, state.now()).await.map_err(|e| {
         tracing::warn!(error = %e, "a sign-in was refused");
         WebError::Forbidden(e.to_string())
     })?;
@@ -302,7 +301,7 @@ pub async fn callback(
     let email = identity.email.or(identity.username);
     let user = state
         .store
-        .sign_in_web_user(&identity.tenant_id, &identity.object_id, &name, email.as_deref(), Utc::now())
+        .sign_in_web_user(&identity.tenant_id, &identity.object_id, &name, email.as_deref(), state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let back = cookie(&headers, RETURN_COOKIE).map(|v| {
@@ -333,12 +332,12 @@ pub async fn sign_out(
 
 /// `GET /auth/link/{token}`: the break-glass administrator, once per link.
 pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, WebError> {
-    if !state.store.use_login_link(&hash(&token), Utc::now()).await.map_err(|e| unavailable(e.to_string()))? {
+    if !state.store.use_login_link(&hash(&token), state.now()).await.map_err(|e| unavailable(e.to_string()))? {
         return Err(WebError::Forbidden("this login link is unknown, expired or already used".into()));
     }
     let admin = state
         .store
-        .set_web_user_roles(LOCAL_TENANT, BREAK_GLASS, "Break-glass administrator", &["admin".to_owned()], Utc::now())
+        .set_web_user_roles(LOCAL_TENANT, BREAK_GLASS, "Break-glass administrator", &["admin".to_owned()], state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     open_session(&state, admin.id, "/").await

@@ -28,6 +28,10 @@ pub enum WebError {
     /// Not allowed in the object's current state (approving a change that is applied...).
     #[error("{0}")]
     Conflict(String),
+    /// A rule of the domain said no: a conflict, whose `reason` names the rule (stable, for
+    /// scripts: `change_own_approval`, `change_not_retryable`, ...).
+    #[error("{message}")]
+    Refused { reason: &'static str, message: String },
     #[error("{0}")]
     Unavailable(String),
     /// Something broke; the details are logged, not shown.
@@ -42,7 +46,7 @@ impl WebError {
             WebError::Forbidden(_) | WebError::Csrf | WebError::SignInFailed(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Conflict(_) | WebError::Refused { .. } => StatusCode::CONFLICT,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -57,7 +61,7 @@ impl WebError {
             WebError::Csrf => "csrf",
             WebError::NotFound(_) => "not_found",
             WebError::BadRequest(_) => "bad_request",
-            WebError::Conflict(_) => "conflict",
+            WebError::Conflict(_) | WebError::Refused { .. } => "conflict",
             WebError::Unavailable(_) => "unavailable",
             WebError::Internal(_) => "internal",
         }
@@ -70,9 +74,18 @@ impl WebError {
             WebError::SignInFailed(_) => "Sign-in did not finish",
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) => "That did not work",
-            WebError::Conflict(_) => "Not now",
+            WebError::Conflict(_) | WebError::Refused { .. } => "Not now",
             WebError::Unavailable(_) => "Unavailable",
             WebError::Internal(_) => "Something went wrong",
+        }
+    }
+
+    /// What a person is told: an internal failure shows no detail, only the reference under
+    /// which its detail was logged.
+    fn message(&self) -> String {
+        match (self, crate::request_id::current()) {
+            (WebError::Internal(_), Some(id)) => format!("{self} (reference {id})"),
+            _ => self.to_string(),
         }
     }
 
@@ -87,7 +100,16 @@ impl WebError {
     /// The same error as the JSON API answers it.
     pub fn into_api(self) -> Response {
         self.log();
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let reason = match &self {
+            WebError::Refused { reason, .. } => Some(*reason),
+            _ => None,
+        };
+        let body = json!({"error": {
+            "code": self.code(),
+            "reason": reason,
+            "message": self.message(),
+            "request_id": crate::request_id::current(),
+        }});
         (self.status(), Json(body)).into_response()
     }
 }
@@ -99,7 +121,7 @@ impl IntoResponse for WebError {
         let context = json!({
             "status": status.as_u16(),
             "heading": self.heading(),
-            "message": self.to_string(),
+            "message": self.message(),
             "signed_out": matches!(self, WebError::SignedOut { .. }),
             "sign_in_again": matches!(self, WebError::SignInFailed(_)),
             "sign_in": match &self {
@@ -119,13 +141,27 @@ impl From<StoreError> for WebError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { .. } => WebError::NotFound(error.to_string()),
-            StoreError::Refused(message) => WebError::Conflict(message),
+            StoreError::ChangeRefused(refusal) => {
+                WebError::Refused { reason: refusal.code(), message: refusal.to_string() }
+            }
+            StoreError::CommandRefused(refusal) => {
+                WebError::Refused { reason: refusal.code(), message: refusal.to_string() }
+            }
+            StoreError::LeaseLost { .. } => WebError::Refused { reason: "lease_lost", message: error.to_string() },
             StoreError::Invalid(message) => WebError::BadRequest(message),
-            StoreError::Conflict { .. } => WebError::Conflict(error.to_string()),
+            // A unique key taken at the same moment: the driver's words name tables and
+            // columns, so they are logged, not shown.
+            StoreError::Conflict { what } => {
+                tracing::warn!(detail = %what, "a write collided with another");
+                WebError::Conflict("someone else saved the same thing at the same moment; reload and try again".into())
+            }
             StoreError::Connect { .. } | StoreError::SchemaBehind { .. } | StoreError::SchemaTooNew { .. } => {
                 WebError::Unavailable(error.to_string())
             }
-            other => WebError::Internal(other.to_string()),
+            StoreError::Internal(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::MissingReference(_)
+            | StoreError::Database(_) => WebError::Internal(error.to_string()),
         }
     }
 }
@@ -156,5 +192,48 @@ impl IntoResponse for ApiError {
 impl<E: Into<WebError>> From<E> for ApiError {
     fn from(error: E) -> Self {
         ApiError(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attest_domain::change_flow::ChangeRefusal;
+
+    async fn api_body(error: WebError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_api();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_internal_failure_is_a_500_with_a_reference_and_no_detail() {
+        let error = WebError::from(StoreError::Internal("row 7 of table web_users is unreadable".into()));
+        let (status, body) = crate::request_id::scoped("0123456789abcdef".into(), api_body(error)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["request_id"], "0123456789abcdef");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("reference 0123456789abcdef"), "{message}");
+        assert!(!body.to_string().contains("web_users"), "no detail: {body}");
+    }
+
+    #[tokio::test]
+    async fn a_rule_violation_is_a_409_with_a_stable_reason() {
+        let error = WebError::from(StoreError::ChangeRefused(ChangeRefusal::OwnChange { id: 7 }));
+        let (status, body) = api_body(error).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["reason"].as_str()),
+            (Some("conflict"), Some("change_own_approval"))
+        );
+        assert_eq!(body["error"]["message"], "change 7 was requested by you; a second person must approve it");
+        // A unique key taken at the same moment: a conflict, without the driver's words.
+        let (status, body) =
+            api_body(WebError::from(StoreError::Conflict { what: "UNIQUE constraint failed: web_users.email".into() }))
+                .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(!body.to_string().contains("web_users"), "{body}");
     }
 }

@@ -19,6 +19,7 @@ mod metrics;
 pub mod notify_job;
 pub mod oidc;
 mod pages;
+mod request_id;
 pub mod roles;
 mod routes;
 mod security;
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use attest_config::Config;
 use attest_config::secrets::SecretKey;
-use attest_domain::ChangeClass;
+use attest_domain::{ChangeClass, SharedClock};
 use attest_provisioner::{Policy, Provisioner};
 use attest_store::Store;
 use axum::extract::State;
@@ -59,6 +60,15 @@ pub struct AppState {
     /// Wakes the scheduler when somebody asks for "Sync now".
     sync_wake: Arc<tokio::sync::Notify>,
     caches: Arc<cache::Caches>,
+    /// The one clock of this process: every page and job tells the time by it.
+    clock: SharedClock,
+}
+
+impl AppState {
+    /// Now, by this process's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
 }
 
 /// The provisioner policy the configuration asks for.
@@ -89,6 +99,7 @@ pub fn instance_name() -> String {
 /// Serves on `listener` and runs the background jobs until `shutdown` completes.
 pub async fn run(
     config: Config,
+    clock: SharedClock,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -102,10 +113,10 @@ pub async fn run(
 
     let mut jobs = tokio::task::JoinSet::new();
     let sync_wake = Arc::new(tokio::sync::Notify::new());
+    let syncer =
+        sync_job::Syncer { store: store.clone(), key: key.clone(), clock: clock.clone(), owner: instance.clone() };
     let scheduler = sync_job::Scheduler {
-        store: store.clone(),
-        key: key.clone(),
-        owner: instance.clone(),
+        syncer,
         every: config.server.sync_interval,
         full_every: config.server.full_sync_interval,
         tick: scheduler_tick(config.server.sync_interval),
@@ -113,19 +124,22 @@ pub async fn run(
     };
     jobs.spawn(scheduler.run(jobs_stop.clone()));
     let connectors = Arc::new(StoredConnectors::new(store.clone(), key.clone()));
-    let provisioner = Provisioner::new(store.clone(), connectors, provisioning_policy(&config), instance.clone());
+    let provisioner = Provisioner::new(store.clone(), connectors, provisioning_policy(&config), instance.clone())
+        .with_clock(clock.clone());
     let worker = provisioner.clone();
     let worker_stop = jobs_stop.clone();
     jobs.spawn(async move { worker.run(worker_stop).await });
 
     // Mail: the sender (which says once whether it sends or keeps mail) and the job queueing
     // mail about changes, woken together: a mail queued goes out at once.
-    let sender = attest_notify::Sender::new(store.clone(), config.mail.clone(), instance.clone())?;
+    let sender_options = attest_notify::SenderOptions { clock: clock.clone(), ..Default::default() };
+    let sender =
+        attest_notify::Sender::with_options(store.clone(), config.mail.clone(), instance.clone(), sender_options)?;
     let outbox = attest_notify::Outbox::new(store.clone(), &config.mail)?.with_waker(sender.waker());
     let mail_kept = outbox.keeps_mail();
     let sender_stop = jobs_stop.clone();
     jobs.spawn(async move { sender.run(sender_stop).await });
-    let notifier = notify_job::Notifier::new(store.clone(), outbox, &config.server.public_url);
+    let notifier = notify_job::Notifier::new(store.clone(), outbox, &config.server.public_url, clock.clone());
     jobs.spawn(notifier.run(jobs_stop.clone()));
 
     let sign_in =
@@ -141,6 +155,7 @@ pub async fn run(
         provisioner,
         sync_wake,
         caches: Arc::default(),
+        clock,
     };
     let app = routes::router(state);
     tracing::info!(address = %listener.local_addr()?, %instance, "attest is serving");

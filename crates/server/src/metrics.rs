@@ -13,7 +13,7 @@ use attest_store::Store;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::AppState;
 
@@ -82,7 +82,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     state.http.render(&mut out);
-    if let Err(e) = gauges(&state.store, &mut out).await {
+    if let Err(e) = gauges(&state.store, state.now(), &mut out).await {
         let _ = writeln!(out, "# the database could not be read: {}", e.to_string().replace('\n', " "));
     }
     axum::response::IntoResponse::into_response((
@@ -91,7 +91,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ))
 }
 
-async fn gauges(store: &Store, out: &mut String) -> Result<(), attest_store::StoreError> {
+async fn gauges(store: &Store, now: DateTime<Utc>, out: &mut String) -> Result<(), attest_store::StoreError> {
     let counts = store.count_changes_by_state().await?;
     let _ = writeln!(out, "# HELP attest_changes Changes in the queue by state.");
     let _ = writeln!(out, "# TYPE attest_changes gauge");
@@ -111,7 +111,6 @@ async fn gauges(store: &Store, out: &mut String) -> Result<(), attest_store::Sto
         "# HELP attest_connector_last_sync_age_seconds Seconds since the connector last synced successfully."
     );
     let _ = writeln!(out, "# TYPE attest_connector_last_sync_age_seconds gauge");
-    let now = Utc::now();
     for connector in store.list_connectors().await? {
         if let Some(at) = connector.last_synced_at() {
             let age = (now - at).num_milliseconds() as f64 / 1000.0;

@@ -13,14 +13,14 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use attest_domain::{Change, ChangeId, ChangeState, ConnectorId};
+use attest_domain::change_flow::{self, Person};
+use attest_domain::roles::Roles;
+use attest_domain::{Change, ChangeId, ChangeState, ConnectorId, SharedClock};
+use attest_jobs::{Ran, Runner};
 use attest_notify::{Email, NotifyError, Outbox, Template, is_email_address};
-use attest_store::{ChangeFilter, Store, StoreError};
+use attest_store::{ChangeFilter, Store, StoreError, WebUser};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
-use tracing::Instrument;
-
-use crate::error::WebError;
 
 /// How often the job looks at the change queue.
 pub const NOTIFY_TICK: Duration = Duration::from_secs(2);
@@ -39,8 +39,6 @@ pub enum NotifyJobError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
-    #[error("changes could not be described: {0}")]
-    Describe(String),
 }
 
 /// The idempotency key of the mail asking `recipient` to approve `change`.
@@ -53,18 +51,25 @@ pub fn failure_key(change: ChangeId) -> String {
     format!("change-failed:{}", change.0)
 }
 
-/// Who can approve `change`: every administrator with an email and the owners of its
-/// connector, each once (compared without regard to case), never the person who asked for it
-/// (a change needs a *second* person), and only email addresses.
-pub fn approvers(change: &Change, admins: &[String], owners: &[String]) -> Vec<String> {
+/// Who is mailed to approve `change`: the administrators and the owners of its connector
+/// (named by address in its settings, whether or not they have signed in yet) whom the one
+/// approval rule (`change_flow::may_approve`) lets approve it, each address once (compared
+/// without regard to case), and only email addresses.
+pub fn approvers(change: &Change, admins: &[WebUser], owners: &[String]) -> Vec<String> {
+    let admin = Roles::admin();
+    let owner = Roles::owner_of(vec![change.connector_id]);
+    let admins = admins.iter().filter_map(|user| {
+        let email = user.email.as_deref()?.trim();
+        Some((email, Some(format!("{}/{}", user.tenant_id, user.object_id)), &admin))
+    });
+    let owners = owners.iter().map(|email| (email.trim(), None, &owner));
     let mut to: Vec<String> = Vec::new();
-    for candidate in admins.iter().chain(owners) {
-        let candidate = candidate.trim();
-        if is_email_address(candidate)
-            && !candidate.eq_ignore_ascii_case(change.requested_by.trim())
-            && !to.iter().any(|t| t.eq_ignore_ascii_case(candidate))
+    for (email, id, roles) in admins.chain(owners) {
+        if is_email_address(email)
+            && change_flow::may_approve(roles, change, Person { name: email, id: id.as_deref() })
+            && !to.iter().any(|t| t.eq_ignore_ascii_case(email))
         {
-            to.push(candidate.to_owned());
+            to.push(email.to_owned());
         }
     }
     to
@@ -86,11 +91,13 @@ pub struct Notifier {
     /// `server.public_url`, without a trailing slash.
     public_url: String,
     tick: Duration,
+    clock: SharedClock,
 }
 
 impl Notifier {
-    pub fn new(store: Store, outbox: Outbox, public_url: &str) -> Notifier {
-        Notifier { store, outbox, public_url: public_url.trim_end_matches('/').to_owned(), tick: NOTIFY_TICK }
+    pub fn new(store: Store, outbox: Outbox, public_url: &str, clock: SharedClock) -> Notifier {
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        Notifier { store, outbox, public_url, tick: NOTIFY_TICK, clock }
     }
 
     /// Looks every `tick` instead of every [`NOTIFY_TICK`].
@@ -98,33 +105,18 @@ impl Notifier {
         Notifier { tick, ..self }
     }
 
-    /// Scans every tick until `shutdown` says stop. A failing scan is logged once (as a
-    /// warning) until one succeeds again.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut failing = false;
-        while !*shutdown.borrow() {
-            let span = tracing::debug_span!("job", job = "notifications");
-            match self.scan(Utc::now()).instrument(span).await {
-                Ok(queued) => {
-                    if failing {
-                        tracing::info!("change notifications are queued again");
-                        failing = false;
-                    }
-                    if queued > 0 {
-                        tracing::info!(queued, "change notifications queued");
-                    }
+    /// Scans every tick until `shutdown` says stop.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let this = &self;
+        Runner::new("notifications", self.clock.clone(), self.tick)
+            .run(shutdown, |now| async move {
+                let queued = this.scan(now).await?;
+                if queued > 0 {
+                    tracing::info!(queued, "change notifications queued");
                 }
-                Err(e) if !failing => {
-                    tracing::warn!(error = %e, "change notifications could not be queued; trying again");
-                    failing = true;
-                }
-                Err(e) => tracing::debug!(error = %e, "change notifications still cannot be queued"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.tick) => {}
-                changed = shutdown.changed() => if changed.is_err() { break },
-            }
-        }
+                Ok::<_, NotifyJobError>(Ran::Idle)
+            })
+            .await;
     }
 
     /// Queues the mail due about the change queue as it stands at `now`; returns how many
@@ -146,7 +138,7 @@ impl Notifier {
 
         let mut planned = Vec::new();
         if changes.iter().any(|c| c.state == ChangeState::AwaitingApproval) {
-            let admins = store.list_web_user_emails_with_role("admin").await?;
+            let admins = store.list_web_users_with_role("admin").await?;
             let owners: HashMap<ConnectorId, Vec<String>> =
                 store.list_connectors().await?.into_iter().map(|c| (c.id, c.owners)).collect();
             for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::AwaitingApproval) {
@@ -173,14 +165,8 @@ impl Notifier {
         let wanted: HashSet<usize> = planned.iter().map(|p| p.change).collect();
         let described: Vec<Change> =
             changes.iter().enumerate().filter(|(i, _)| wanted.contains(i)).map(|(_, c)| c.clone()).collect();
-        let rows = crate::pages::changes::change_rows(store, &described).await.map_err(|e| match e {
-            WebError::Internal(detail) => NotifyJobError::Describe(detail),
-            other => NotifyJobError::Describe(other.to_string()),
-        })?;
-        let descriptions: HashMap<i64, String> = rows
-            .iter()
-            .filter_map(|row| Some((row["id"].as_i64()?, row["description"].as_str()?.to_owned())))
-            .collect();
+        let descriptions: HashMap<i64, String> =
+            described.iter().map(|c| c.id.0).zip(store.describe_changes(&described).await?).collect();
 
         let mut new = 0;
         for p in planned {
@@ -216,7 +202,7 @@ mod tests {
     use attest_domain::{ChangeAction, ChangeOrigin};
 
     fn change(requested_by: &str) -> Change {
-        let now = Utc::now();
+        let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 3, 9, 0, 0).unwrap();
         let action = ChangeAction::RevokeSessions { user: "u1".into() };
         Change {
             id: ChangeId(7),
@@ -247,11 +233,22 @@ mod tests {
 
     #[test]
     fn approvers_are_administrators_and_owners_but_not_the_requester() {
-        let admins = ["ada@contoso.com".to_owned(), "Bob@Contoso.com".to_owned()];
+        let admin = |id: i64, email: &str| WebUser {
+            id,
+            tenant_id: "t".into(),
+            object_id: format!("o{id}"),
+            display_name: email.into(),
+            email: Some(email.into()),
+            roles: vec!["admin".into()],
+        };
+        let admins = [admin(1, "ada@contoso.com"), admin(2, "Bob@Contoso.com")];
         let owners = ["bob@contoso.com".to_owned(), "cy@contoso.com".to_owned(), "not an address".to_owned()];
         assert_eq!(approvers(&change("ADA@contoso.com"), &admins, &owners), vec!["Bob@Contoso.com", "cy@contoso.com"]);
         assert_eq!(approvers(&change("cy@contoso.com"), &admins, &[]), vec!["ada@contoso.com", "Bob@Contoso.com"]);
         assert!(approvers(&change("ada@contoso.com"), &admins[..1], &[]).is_empty(), "nobody else can approve");
+        // The requester is known by identity, whatever address they asked under.
+        let renamed = Change { requested_by_id: Some("t/o2".into()), ..change("bob.old@contoso.com") };
+        assert_eq!(approvers(&renamed, &admins, &[]), vec!["ada@contoso.com"]);
         assert_eq!(approval_key(ChangeId(7), " Bob@Contoso.com"), "change-awaiting-approval:7:bob@contoso.com");
         assert_eq!(failure_key(ChangeId(7)), "change-failed:7");
     }

@@ -13,7 +13,8 @@
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use attest_domain::{Connector, ConnectorId};
+use attest_domain::ConnectorId;
+use attest_domain::change_flow::{self, Person};
 use attest_store::{WebSession, WebUser};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -23,74 +24,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::error::WebError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Auditor,
-    IntegrationOwner,
-    Requester,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Auditor => "auditor",
-            Role::IntegrationOwner => "integration owner",
-            Role::Requester => "requester",
-        }
-    }
-}
-
-/// A signed-in user's roles, and the connectors they own.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Roles {
-    roles: Vec<Role>,
-    owned: Vec<ConnectorId>,
-}
-
-impl Roles {
-    /// The user's roles now: explicit grants, plus integration owner of each of `connectors`
-    /// whose owners include them, by identity (tenant and object id), never by email: anyone
-    /// able to change an account's `mail` could otherwise take an owner's place.
-    pub fn of(connectors: &[Connector], user: &WebUser) -> Roles {
-        let mut roles = Vec::new();
-        if user.roles.iter().any(|r| r == "admin") {
-            roles.push(Role::Admin);
-        }
-        if user.roles.iter().any(|r| r == "auditor") {
-            roles.push(Role::Auditor);
-        }
-        let owned: Vec<ConnectorId> =
-            connectors.iter().filter(|c| c.is_owned_by(&user.tenant_id, &user.object_id)).map(|c| c.id).collect();
-        if !owned.is_empty() {
-            roles.push(Role::IntegrationOwner);
-        }
-        roles.push(Role::Requester);
-        Roles { roles, owned }
-    }
-
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    /// May change things in this connector (and approve changes to it): administrators and its
-    /// owners. The web guard and the command line's `--as` ask the same question here.
-    pub fn can_operate(&self, connector: ConnectorId) -> bool {
-        self.has(Role::Admin) || self.owned.contains(&connector)
-    }
-
-    /// Every role, requester last.
-    pub fn list(&self) -> &[Role] {
-        &self.roles
-    }
-
-    /// The roles worth showing (everyone is a requester).
-    pub fn names(&self) -> Vec<&'static str> {
-        self.roles.iter().filter(|r| **r != Role::Requester).map(|r| r.as_str()).collect()
-    }
-}
+pub use attest_domain::roles::{Role, Roles};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,7 +114,8 @@ impl Viewer {
     pub async fn of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Option<Viewer>, WebError> {
         let Some(session) = crate::auth::session_of(state, headers).await? else { return Ok(None) };
         let connectors = state.caches.connectors(&state.store).await?;
-        let roles = Roles::of(&connectors, &session.user);
+        let user = &session.user;
+        let roles = Roles::of(&connectors, &user.roles, &user.tenant_id, &user.object_id);
         Ok(Some(Viewer { session, roles }))
     }
 
@@ -203,15 +138,19 @@ impl Viewer {
 
     /// Whether this person asked for `change` (by identity when the change has one).
     pub fn asked_for(&self, change: &attest_domain::Change) -> bool {
-        attest_domain::same_person(
-            (&change.requested_by, change.requested_by_id.as_deref()),
-            (&self.actor(), Some(&self.actor_id())),
-        )
+        let (name, id) = (self.actor(), self.actor_id());
+        change_flow::asked_for(change, Person { name: &name, id: Some(&id) })
+    }
+
+    /// Whether this person may approve `change` (the rule is `change_flow::may_approve`).
+    pub fn may_approve(&self, change: &attest_domain::Change) -> bool {
+        let (name, id) = (self.actor(), self.actor_id());
+        change_flow::may_approve(&self.roles, change, Person { name: &name, id: Some(&id) })
     }
 
     /// May read this connector's directory, changes and syncs.
     pub fn can_read(&self, connector: ConnectorId) -> bool {
-        self.roles.has(Role::Admin) || self.roles.has(Role::Auditor) || self.roles.owned.contains(&connector)
+        self.roles.can_read(connector)
     }
 
     /// May change things in this connector.
@@ -221,7 +160,7 @@ impl Viewer {
 
     /// The connectors this person reads: `None` for all (administrators and auditors).
     pub fn read_scope(&self) -> Option<&[ConnectorId]> {
-        if self.roles.has(Role::Admin) || self.roles.has(Role::Auditor) { None } else { Some(&self.roles.owned) }
+        self.roles.read_scope()
     }
 
     /// Refused unless `provided` is this session's CSRF token (compared in constant time).

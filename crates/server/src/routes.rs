@@ -107,5 +107,6 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         // Outside the routes, so unknown paths and refusals carry the headers too.
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::security::headers))
+        .layer(axum::middleware::from_fn(crate::request_id::tag))
         .with_state(state)
 }

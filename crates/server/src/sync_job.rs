@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use attest_config::secrets::SecretKey;
 use attest_connector::{ProgressFn, SyncError, SyncOutcome, run_sync};
-use attest_domain::{Connector, ConnectorStatus, SyncMode, SyncTrigger};
+use attest_domain::{Connector, ConnectorStatus, SharedClock, SyncMode, SyncTrigger};
+use attest_jobs::{Lease, LeaseError, Ran, Runner};
 use attest_store::Store;
 use chrono::{DateTime, Utc};
 
 use crate::connectors::http_client;
 
-/// Longest a sync may hold its connector's lease; a replica that dies mid-sync frees the
-/// connector after this long.
-const SYNC_LEASE: Duration = Duration::from_secs(2 * 60 * 60);
+/// How long a connector's sync lease lasts at a time. It is renewed every third of that while
+/// the sync runs, so a long sync keeps it, and a replica that dies mid-sync frees the connector
+/// within this long.
+const SYNC_LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// Why a connector was not synced.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,10 @@ pub enum SyncJobError {
     Store(#[from] attest_store::StoreError),
     #[error("{0}")]
     Open(String),
+    #[error(
+        "the sync of connector '{0}' was stopped: another attest process took it over (this one was presumed stopped)"
+    )]
+    LeaseLost(String),
 }
 
 /// The name of a connector's sync lease.
@@ -34,51 +40,66 @@ fn lease_name(connector: &Connector) -> String {
     format!("sync:{}", connector.id.0)
 }
 
-/// Syncs one connector, holding its lease for the duration.
-pub async fn sync_connector(
-    store: &Store,
-    key: &SecretKey,
-    connector: &Connector,
-    mode: SyncMode,
-    trigger: SyncTrigger,
-    owner: &str,
-    progress: Option<ProgressFn>,
-) -> Result<SyncOutcome, SyncJobError> {
-    let now = Utc::now();
-    let until = now + chrono::Duration::from_std(SYNC_LEASE).unwrap_or(chrono::Duration::hours(2));
-    if !store.acquire_job_lease(&lease_name(connector), owner, until, now).await? {
-        return Err(SyncJobError::Busy(connector.name.clone()));
-    }
-    let result = run_locked(store, key, connector, mode, trigger, progress).await;
-    if let Err(e) = store.release_job_lease(&lease_name(connector), owner).await {
-        tracing::warn!(connector = %connector.name, error = %e, "the sync lease was not released; it expires by itself");
-    }
-    result
+/// What syncing needs: the store, the key that opens stored credentials, the clock, and the
+/// name this process holds leases under. Cheap to clone.
+#[derive(Clone)]
+pub struct Syncer {
+    pub store: Store,
+    pub key: std::sync::Arc<SecretKey>,
+    pub clock: SharedClock,
+    /// This process's name in leases.
+    pub owner: String,
 }
 
-async fn run_locked(
-    store: &Store,
-    key: &SecretKey,
-    connector: &Connector,
-    mode: SyncMode,
-    trigger: SyncTrigger,
-    progress: Option<ProgressFn>,
-) -> Result<SyncOutcome, SyncJobError> {
-    let http = http_client().map_err(SyncJobError::Open)?;
-    let entra =
-        attest_entra::stored::open(store, key, connector, http).await.map_err(|e| SyncJobError::Open(e.to_string()))?;
-    let result = run_sync(&entra, store, connector.id, mode, trigger, Utc::now, progress).await;
-    let now = Utc::now();
-    match &result {
-        Ok(_) if connector.status != ConnectorStatus::Connected => {
-            store.set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
+impl Syncer {
+    /// Syncs one connector, holding its lease for the duration.
+    pub async fn sync(
+        &self,
+        connector: &Connector,
+        mode: SyncMode,
+        trigger: SyncTrigger,
+        progress: Option<ProgressFn>,
+    ) -> Result<SyncOutcome, SyncJobError> {
+        let lease = Lease {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            name: lease_name(connector),
+            owner: self.owner.clone(),
+            length: SYNC_LEASE,
+        };
+        match lease.hold(self.run_locked(connector, mode, trigger, progress)).await {
+            Ok(result) => result,
+            Err(LeaseError::Busy(_)) => Err(SyncJobError::Busy(connector.name.clone())),
+            Err(LeaseError::Lost(_)) => Err(SyncJobError::LeaseLost(connector.name.clone())),
+            Err(LeaseError::Store(e)) => Err(e.into()),
         }
-        Err(SyncError::Unauthorized(_)) => {
-            store.set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now).await?;
-        }
-        _ => {}
     }
-    Ok(result?)
+
+    async fn run_locked(
+        &self,
+        connector: &Connector,
+        mode: SyncMode,
+        trigger: SyncTrigger,
+        progress: Option<ProgressFn>,
+    ) -> Result<SyncOutcome, SyncJobError> {
+        let (store, clock) = (&self.store, &self.clock);
+        let http = http_client().map_err(SyncJobError::Open)?;
+        let entra = attest_entra::stored::open(store, &self.key, connector, http)
+            .await
+            .map_err(|e| SyncJobError::Open(e.to_string()))?;
+        let result = run_sync(&entra, store, connector.id, mode, trigger, clock.as_ref(), progress).await;
+        let now = clock.now();
+        match &result {
+            Ok(_) if connector.status != ConnectorStatus::Connected => {
+                store.set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
+            }
+            Err(SyncError::Unauthorized(_)) => {
+                store.set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now).await?;
+            }
+            _ => {}
+        }
+        Ok(result?)
+    }
 }
 
 /// What a connector is due for: a full sync when it never had one or the last is older than
@@ -99,10 +120,7 @@ pub fn due(connector: &Connector, every: Duration, full_every: Duration, now: Da
 /// The background scheduler: runs "Sync now" requests and due syncs, on whichever replica
 /// takes the connector's lease first.
 pub struct Scheduler {
-    pub store: Store,
-    pub key: std::sync::Arc<SecretKey>,
-    /// This replica's name in leases.
-    pub owner: String,
+    pub syncer: Syncer,
     pub every: Duration,
     pub full_every: Duration,
     /// How often to look for due syncs.
@@ -115,37 +133,24 @@ impl Scheduler {
     /// Runs until `shutdown`, finishing the sync in hand. Connectors waiting for consent or
     /// reauthorization are left alone by the schedule (syncing them would only fail again), but
     /// a "Sync now" request is tried: it is how someone checks that consent is fixed.
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            if let Err(e) = self.run_requested().await {
-                tracing::warn!(error = %e, "requested syncs could not be started");
-            }
-            if let Err(e) = self.run_due().await {
-                tracing::warn!(error = %e, "scheduled syncs could not be started");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.tick) => {}
-                _ = self.wake.notified() => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+    pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let runner = Runner::new("sync", self.syncer.clock.clone(), self.tick).woken_by(self.wake.clone());
+        let this = &self;
+        runner
+            .run(shutdown, |_| async move {
+                let requested = this.run_requested().await;
+                let due = this.run_due().await;
+                requested.and(due).map(|()| Ran::Idle)
+            })
+            .await;
     }
 
     async fn run_requested(&self) -> Result<(), attest_store::StoreError> {
-        for request in self.store.list_sync_requests().await? {
-            let connector = self.store.get_connector(request.connector_id).await?;
-            let started = Utc::now();
-            match sync_connector(
-                &self.store,
-                &self.key,
-                &connector,
-                request.mode,
-                SyncTrigger::Manual,
-                &self.owner,
-                None,
-            )
-            .await
-            {
+        let store = &self.syncer.store;
+        for request in store.list_sync_requests().await? {
+            let connector = store.get_connector(request.connector_id).await?;
+            let started = self.syncer.clock.now();
+            match self.syncer.sync(&connector, request.mode, SyncTrigger::Manual, None).await {
                 // Busy: another replica is syncing it; the request waits for the next look.
                 Err(SyncJobError::Busy(_)) => continue,
                 Ok(outcome) => {
@@ -154,14 +159,15 @@ impl Scheduler {
                 Err(e) => tracing::warn!(connector = %connector.name, error = %e, "requested sync failed"),
             }
             // Served (the run is recorded, failed or not); a request made meanwhile stays.
-            self.store.complete_sync_request(connector.id, started).await?;
+            store.complete_sync_request(connector.id, started).await?;
         }
         Ok(())
     }
 
     async fn run_due(&self) -> Result<(), attest_store::StoreError> {
-        self.store.ensure_schema_current().await?;
-        for connector in self.store.list_connectors().await? {
+        let store = &self.syncer.store;
+        store.ensure_schema_current().await?;
+        for connector in store.list_connectors().await? {
             if matches!(
                 connector.status,
                 ConnectorStatus::AwaitingConsent
@@ -170,10 +176,8 @@ impl Scheduler {
             ) {
                 continue;
             }
-            let Some(mode) = due(&connector, self.every, self.full_every, Utc::now()) else { continue };
-            match sync_connector(&self.store, &self.key, &connector, mode, SyncTrigger::Schedule, &self.owner, None)
-                .await
-            {
+            let Some(mode) = due(&connector, self.every, self.full_every, self.syncer.clock.now()) else { continue };
+            match self.syncer.sync(&connector, mode, SyncTrigger::Schedule, None).await {
                 Ok(outcome) => {
                     tracing::info!(connector = %connector.name, mode = %outcome.summary.run.mode, "scheduled sync finished")
                 }
@@ -189,9 +193,14 @@ impl Scheduler {
 mod tests {
     use super::*;
     use attest_domain::{ConnectorId, ConnectorKind};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap()
+    }
 
     fn connector(full: Option<i64>, delta: Option<i64>) -> Connector {
-        let at = |m: i64| Utc::now() - chrono::Duration::minutes(m);
+        let at = |m: i64| now() - chrono::Duration::minutes(m);
         Connector {
             id: ConnectorId(1),
             name: "c".into(),
@@ -203,18 +212,18 @@ mod tests {
             owner_ids: Vec::new(),
             last_full_sync_at: full.map(at),
             last_delta_sync_at: delta.map(at),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            created_at: now(),
+            updated_at: now(),
         }
     }
 
     #[test]
     fn a_connector_is_due_for_full_then_delta_syncs() {
         let (every, full) = (Duration::from_secs(600), Duration::from_secs(86_400));
-        assert_eq!(due(&connector(None, None), every, full, Utc::now()), Some(SyncMode::Full));
-        assert_eq!(due(&connector(Some(5), None), every, full, Utc::now()), None);
-        assert_eq!(due(&connector(Some(30), None), every, full, Utc::now()), Some(SyncMode::Delta));
-        assert_eq!(due(&connector(Some(30), Some(3)), every, full, Utc::now()), None);
-        assert_eq!(due(&connector(Some(1500), Some(3)), every, full, Utc::now()), Some(SyncMode::Full));
+        assert_eq!(due(&connector(None, None), every, full, now()), Some(SyncMode::Full));
+        assert_eq!(due(&connector(Some(5), None), every, full, now()), None);
+        assert_eq!(due(&connector(Some(30), None), every, full, now()), Some(SyncMode::Delta));
+        assert_eq!(due(&connector(Some(30), Some(3)), every, full, now()), None);
+        assert_eq!(due(&connector(Some(1500), Some(3)), every, full, now()), Some(SyncMode::Full));
     }
 }

@@ -2,9 +2,9 @@
 //! PKCE, then every way an id_token must be refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use attest_domain::{Clock as _, SystemClock};
 use attest_entra_sim::{ClientApp, SimHandle, SimOptions, TenantSpec, generate, spawn_with};
 use attest_server::oidc::{OidcClient, OidcError, Pending};
-use chrono::Utc;
 use serde_json::{Value, json};
 
 const CALLBACK: &str = "http://localhost:8080/auth/callback";
@@ -56,22 +56,22 @@ async fn a_user_signs_in_with_pkce_and_is_identified_by_tenant_and_object_id() {
     assert!(url.contains("code_challenge_method=S256") && url.contains("nonce=") && url.contains("state="));
     assert_eq!(pending.verifier.len(), 43);
     let (code, state) = sign_in(&url, &upn).await;
-    let identity = oidc.finish(&pending, &code, &state, Utc::now()).await.unwrap();
+    let identity = oidc.finish(&pending, &code, &state, SystemClock.now()).await.unwrap();
     assert_eq!((identity.tenant_id.as_str(), identity.object_id.as_str()), (sim.tenant_id().as_str(), user.as_str()));
     assert_eq!(identity.username.as_deref(), Some(upn.as_str()));
 
     // The same code again: the identity platform refuses it.
-    let replay = oidc.finish(&pending, &code, &state, Utc::now()).await.unwrap_err();
+    let replay = oidc.finish(&pending, &code, &state, SystemClock.now()).await.unwrap_err();
     assert!(matches!(replay, OidcError::Refused(_)), "{replay:?}");
     // A callback whose state is not this sign-in's is refused before anything is redeemed.
     let (url, pending) = oidc.begin().unwrap();
     let (code, _) = sign_in(&url, &upn).await;
-    assert_eq!(oidc.finish(&pending, &code, "someone-elses-state", Utc::now()).await, Err(OidcError::State));
+    assert_eq!(oidc.finish(&pending, &code, "someone-elses-state", SystemClock.now()).await, Err(OidcError::State));
     // A verifier that does not match the challenge: refused by the identity platform.
     let (url, pending) = oidc.begin().unwrap();
     let (code, state) = sign_in(&url, &upn).await;
     let wrong = Pending { verifier: "x".repeat(43), ..pending };
-    assert!(matches!(oidc.finish(&wrong, &code, &state, Utc::now()).await, Err(OidcError::Refused(_))));
+    assert!(matches!(oidc.finish(&wrong, &code, &state, SystemClock.now()).await, Err(OidcError::Refused(_))));
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn forged_expired_and_misdirected_id_tokens_are_refused() {
     let oidc = client(&sim).await;
     let app = sim.sim.client().clone();
     let tenant = sim.tenant_id();
-    let now = Utc::now().timestamp();
+    let now = SystemClock.now().timestamp();
     let good = json!({
         "aud": app.client_id,
         "iss": format!("{}/{tenant}/v2.0", sim.login_url),
@@ -96,10 +96,10 @@ async fn forged_expired_and_misdirected_id_tokens_are_refused() {
         claims[name] = value;
         sign(&claims)
     };
-    assert_eq!(oidc.validate(&sign(&good), "n0nce", Utc::now()).await.unwrap().object_id, good["oid"]);
+    assert_eq!(oidc.validate(&sign(&good), "n0nce", SystemClock.now()).await.unwrap().object_id, good["oid"]);
     let refused = |token: String, nonce: &'static str| {
         let oidc = &oidc;
-        async move { oidc.validate(&token, nonce, Utc::now()).await.unwrap_err() }
+        async move { oidc.validate(&token, nonce, SystemClock.now()).await.unwrap_err() }
     };
     use OidcError::InvalidToken;
     assert_eq!(

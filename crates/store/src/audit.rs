@@ -71,7 +71,9 @@ impl Store {
         let head = txn
             .query_one_raw(Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build())
             .await?
-            .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
+            .ok_or_else(|| {
+                StoreError::Internal("the audit chain head is missing; was the database migrated?".into())
+            })?;
         let seq: i64 = head.try_get_by_index(0)?;
         let prev_hash: String = head.try_get_by_index(1)?;
         let event = AuditEvent::seal(draft, seq, &prev_hash, self.audit_key.as_ref());
@@ -161,7 +163,9 @@ impl Store {
             .db
             .query_one_raw(Sql::new(self.backend(), "SELECT seq, hash FROM audit_head WHERE id = 1").build())
             .await?
-            .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
+            .ok_or_else(|| {
+                StoreError::Internal("the audit chain head is missing; was the database migrated?".into())
+            })?;
         Ok((head.try_get_by_index(0)?, head.try_get_by_index(1)?))
     }
 
@@ -176,7 +180,9 @@ impl Store {
             .db
             .query_one_raw(Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build())
             .await?
-            .ok_or_else(|| StoreError::Invalid("the audit chain head is missing; was the database migrated?".into()))?;
+            .ok_or_else(|| {
+                StoreError::Internal("the audit chain head is missing; was the database migrated?".into())
+            })?;
         let head_seq: i64 = head.try_get_by_index(0)?;
         let head_hash: String = head.try_get_by_index(1)?;
         let mut verifier = match &self.audit_key {

@@ -8,10 +8,14 @@
 //! Finishing checks the lease is still the worker's, so a worker that overslept its lease
 //! cannot overwrite the outcome of the one that took over.
 
+use std::collections::HashMap;
+
+use attest_domain::change_flow::{self, ChangeRefusal, ChangeStep, Person};
+use attest_domain::time::micros;
 use attest_domain::{
-    Actor, ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange, same_person,
+    Actor, ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange,
 };
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
@@ -70,9 +74,10 @@ impl Store {
         needs_approval: bool,
         now: DateTime<Utc>,
     ) -> Result<Enqueued, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let state = if needs_approval { ChangeState::AwaitingApproval } else { ChangeState::Pending };
-        let action = serde_json::to_string(&new.action).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let action = serde_json::to_string(&new.action)
+            .map_err(|e| StoreError::Internal(format!("a change cannot be encoded: {e}")))?;
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(
             self.backend(),
@@ -95,7 +100,7 @@ impl Store {
                     .filter(Column::IdempotencyKey.eq(new.idempotency_key.clone()))
                     .one(&txn)
                     .await?
-                    .ok_or_else(|| StoreError::Invalid("a change vanished while being enqueued".into()))?;
+                    .ok_or_else(|| StoreError::Internal("a change vanished while being enqueued".into()))?;
                 (existing.id, false)
             }
         };
@@ -129,11 +134,11 @@ impl Store {
         skip: &[ChangeKind],
         now: DateTime<Utc>,
     ) -> Result<Vec<Change>, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let backend = self.backend();
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(backend, "UPDATE changes SET state = 'in_progress', lease_owner = ");
-        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(lease_until.trunc_subsecs(6));
+        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(micros(lease_until));
         sql.push(", attempts = attempts + 1, updated_at = ").value(now);
         sql.push(" WHERE id IN (SELECT id FROM changes WHERE ((state = 'pending' AND next_attempt_at <= ");
         sql.value(now).push(") OR (state = 'in_progress' AND lease_expires_at < ").value(now).push("))");
@@ -172,7 +177,7 @@ impl Store {
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(self.backend(), "UPDATE changes SET state = ");
         sql.value(ChangeState::OutcomeUnknown.as_str()).push(", lease_owner = NULL, lease_expires_at = NULL");
@@ -202,10 +207,10 @@ impl Store {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Change>, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(self.backend(), "UPDATE changes SET state = 'in_progress', lease_owner = ");
-        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(lease_until.trunc_subsecs(6));
+        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(micros(lease_until));
         sql.push(", attempts = attempts + 1, updated_at = ").value(now).push(" WHERE id = ").value(id.0);
         sql.push(" AND (state = 'pending' OR (state = 'in_progress' AND lease_expires_at < ").value(now);
         sql.push(")) RETURNING *");
@@ -226,8 +231,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut sql = Sql::new(self.backend(), "UPDATE changes SET lease_expires_at = ");
-        sql.value(until.trunc_subsecs(6)).push(" WHERE state = 'in_progress' AND lease_owner = ");
-        sql.value(worker.to_owned()).push(" AND lease_expires_at >= ").value(now.trunc_subsecs(6));
+        sql.value(micros(until)).push(" WHERE state = 'in_progress' AND lease_owner = ");
+        sql.value(worker.to_owned()).push(" AND lease_expires_at >= ").value(micros(now));
         Ok(self.db.execute_raw(sql.build()).await?.rows_affected())
     }
 
@@ -239,16 +244,17 @@ impl Store {
         outcome: AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let txn = self.begin_write().await?;
         let before = load(&txn, id.0).await?;
         if before.state != ChangeState::InProgress || before.lease_owner.as_deref() != Some(worker) {
-            return Err(StoreError::Refused(format!(
-                "change {} is no longer held by {worker} (state {}, held by {}): its lease expired and another worker took it over",
-                id.0,
-                before.state,
-                before.lease_owner.as_deref().unwrap_or("nobody")
-            )));
+            return Err(StoreError::LeaseLost {
+                what: "change",
+                id: id.0,
+                by: worker.to_owned(),
+                state: before.state.to_string(),
+                holder: before.lease_owner.clone(),
+            });
         }
         let mut model = change::ActiveModel {
             id: sea_orm::ActiveValue::Unchanged(id.0),
@@ -282,7 +288,7 @@ impl Store {
             }
             AttemptOutcome::Retry { error, next_attempt_at } => {
                 model.state = Set(ChangeState::Pending.as_str().to_owned());
-                model.next_attempt_at = Set(next_attempt_at.trunc_subsecs(6));
+                model.next_attempt_at = Set(micros(*next_attempt_at));
                 model.last_error = Set(Some(error.clone()));
                 let details = json!({"attempt": before.attempts, "error": error, "next_attempt_at": next_attempt_at});
                 ("change.retry_scheduled", details)
@@ -305,23 +311,8 @@ impl Store {
         approver_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        self.transition(id, Actor::from(approver), "change.approved", now, |change| {
-            if change.state != ChangeState::AwaitingApproval {
-                return Err(format!(
-                    "change {} is {}; only changes awaiting approval can be approved",
-                    id.0, change.state
-                ));
-            }
-            if same_person((&change.requested_by, change.requested_by_id.as_deref()), (approver, approver_id)) {
-                return Err(format!("change {} was requested by you; a second person must approve it", id.0));
-            }
-            Ok(Transition {
-                state: ChangeState::Pending,
-                approved_by: Some((approver.to_owned(), approver_id.map(str::to_owned))),
-                reset: false,
-            })
-        })
-        .await
+        let person = Person { name: approver, id: approver_id };
+        self.transition(id, Actor::from(approver), "change.approved", now, ChangeStep::Approve(person)).await
     }
 
     /// Withdraws a change that has not been applied (pending or awaiting approval).
@@ -331,17 +322,7 @@ impl Store {
         actor: impl Into<Actor<'a>>,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        self.transition(id, actor.into(), "change.cancelled", now, |change| match change.state {
-            ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown => {
-                Ok(Transition { state: ChangeState::Cancelled, approved_by: None, reset: false })
-            }
-            ChangeState::InProgress => Err(format!(
-                "change {} is being applied right now; wait for it to finish (then reverse it with a new change)",
-                id.0
-            )),
-            state => Err(format!("change {} is already {state}; only pending changes can be cancelled", id.0)),
-        })
-        .await
+        self.transition(id, actor.into(), "change.cancelled", now, ChangeStep::Cancel).await
     }
 
     /// Queues a failed change again, from a fresh count of attempts.
@@ -351,16 +332,37 @@ impl Store {
         actor: impl Into<Actor<'a>>,
         now: DateTime<Utc>,
     ) -> Result<Change, StoreError> {
-        self.transition(id, actor.into(), "change.retried", now, |change| match change.state {
-            ChangeState::Failed | ChangeState::OutcomeUnknown => {
-                Ok(Transition { state: ChangeState::Pending, approved_by: None, reset: true })
+        self.transition(id, actor.into(), "change.retried", now, ChangeStep::Retry).await
+    }
+
+    /// Each change described in words, with the directory's names for the objects it touches
+    /// ("add member Ada Lovelace to group Finance"), in the order given. An object the graph
+    /// does not know keeps its id.
+    pub async fn describe_changes(&self, changes: &[Change]) -> Result<Vec<String>, StoreError> {
+        let mut by_connector: HashMap<ConnectorId, Vec<&str>> = HashMap::new();
+        for c in changes {
+            let ids = by_connector.entry(c.connector_id).or_default();
+            ids.push(c.action.target());
+            ids.extend(c.action.principal());
+        }
+        let mut names: HashMap<(ConnectorId, String), String> = HashMap::new();
+        for (connector, ids) in by_connector {
+            for (id, name) in self.names_by_external_id(connector, &ids).await? {
+                names.insert((connector, id), name);
             }
-            state => Err(format!(
-                "change {} is {state}; only failed changes, or those whose outcome is unknown, can be retried",
-                id.0
-            )),
-        })
-        .await
+        }
+        Ok(changes
+            .iter()
+            .map(|c| {
+                let mut description = c.action.describe();
+                for id in [Some(c.action.target()), c.action.principal()].into_iter().flatten() {
+                    if let Some(name) = names.get(&(c.connector_id, id.to_owned())) {
+                        description = description.replace(id, name);
+                    }
+                }
+                description
+            })
+            .collect())
     }
 
     /// The change with this id, or `NotFound`.
@@ -403,12 +405,12 @@ impl Store {
         actor: Actor<'_>,
         action: &str,
         now: DateTime<Utc>,
-        rule: impl FnOnce(&Change) -> Result<Transition, String>,
+        step: ChangeStep<'_>,
     ) -> Result<Change, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let txn = self.begin_write().await?;
         let before = load(&txn, id.0).await?;
-        let to = rule(&before).map_err(StoreError::Refused)?;
+        let to = change_flow::step(&before, step)?;
         // The state is part of the condition, so a concurrent transition makes this one fail
         // instead of overwriting it.
         let mut update = change::Entity::update_many()
@@ -432,7 +434,7 @@ impl Store {
                 .col_expr(Column::FinishedAt, Option::<DateTime<Utc>>::None.into());
         }
         if update.exec(&txn).await?.rows_affected != 1 {
-            return Err(StoreError::Refused(format!("change {} changed while this was being done; look again", id.0)));
+            return Err(ChangeRefusal::ChangedMeanwhile { id: id.0 }.into());
         }
         let mut details = json!({"before": {"state": before.state}, "after": {"state": to.state}});
         if let Some((_, Some(approver_id))) = &to.approved_by {
@@ -472,15 +474,6 @@ impl Store {
 /// Why a change is `outcome_unknown`, as its error says.
 const OUTCOME_UNKNOWN: &str = "whoever was applying this change stopped before it finished, and whether it took effect \
      cannot be read back: retry to apply it again, or cancel it";
-
-/// What a manual transition does.
-struct Transition {
-    state: ChangeState,
-    /// The approver's name and identity.
-    approved_by: Option<(String, Option<String>)>,
-    /// Start over: attempts, result and finish time cleared, due now.
-    reset: bool,
-}
 
 async fn load(conn: &impl ConnectionTrait, id: i64) -> Result<Change, StoreError> {
     change::Entity::find_by_id(id)

@@ -31,6 +31,24 @@ pub struct AccessView {
     pub through: Option<Named<PrincipalId>>,
 }
 
+impl AccessView {
+    /// This grant as something to revoke from the principal with object id `principal`.
+    pub fn revoke_target<'a>(&'a self, principal: &'a str) -> attest_domain::command::RevokeTarget<'a> {
+        attest_domain::command::RevokeTarget {
+            principal,
+            resource_kind: self.resource.kind,
+            resource: &self.resource.external_id,
+            resource_deleted: self.resource.deleted,
+            entitlement: &self.entitlement.id,
+            source: self.grant.source,
+            scope: &self.grant.scope,
+            external_ref: self.grant.external_ref.as_deref(),
+            expires_at: self.grant.expires_at,
+            ineffective: self.grant.ineffective,
+        }
+    }
+}
+
 /// The grant in an [`AccessView`].
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldGrant {
@@ -609,7 +627,7 @@ impl Store {
         let manager_name = values.pop().unwrap_or_default();
         let manager_id = values.pop().unwrap_or_default();
         let model: principal::Model = serde_json::from_value(serde_json::Value::Array(values))
-            .map_err(|e| StoreError::Invalid(format!("unreadable principal row: {e}")))?;
+            .map_err(|e| StoreError::Internal(format!("unreadable principal row: {e}")))?;
         let manager = match (manager_id.as_i64(), manager_name.as_str()) {
             (Some(id), Some(name)) => Some(Named { id: PrincipalId(id), display_name: name.to_owned() }),
             _ => None,

@@ -89,7 +89,7 @@ impl Store {
             .map(|r| {
                 ids.get(&key(r))
                     .map(|id| EntitlementId(*id))
-                    .ok_or_else(|| StoreError::Invalid(format!("entitlement {} was not stored", r.key)))
+                    .ok_or_else(|| StoreError::Internal(format!("entitlement {} was not stored", r.key)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Upserted { ids, counts })

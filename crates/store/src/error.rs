@@ -30,13 +30,26 @@ pub enum StoreError {
     /// A stored value could not be understood.
     #[error("corrupt row {id} in {table}: {message}")]
     Corrupt { table: &'static str, id: i64, message: String },
-    /// A caller passed something the store cannot accept.
+    /// A caller passed something the store cannot accept; the message says what to fix.
     #[error("invalid input: {0}")]
     Invalid(String),
-    /// The operation is not allowed in the row's current state or for this actor; the message
-    /// says why and what is allowed.
+    /// A change's rules do not allow this now (see `attest_domain::change_flow`).
+    #[error(transparent)]
+    ChangeRefused(#[from] attest_domain::change_flow::ChangeRefusal),
+    /// A grant or revoke cannot be carried out (see `attest_domain::command`).
+    #[error(transparent)]
+    CommandRefused(#[from] attest_domain::command::CommandError),
+    /// A worker's claim on a queued row ran out and someone else took it over: its outcome is
+    /// theirs to record now.
+    #[error(
+        "{what} {id} is no longer held by {by} (state {state}, held by {}): its lease expired and someone else took it over",
+        holder.as_deref().unwrap_or("nobody")
+    )]
+    LeaseLost { what: &'static str, id: i64, by: String, state: String, holder: Option<String> },
+    /// Something that cannot happen did (a row vanished mid-transaction, an unreadable
+    /// batch): a bug or a database problem, never the caller's doing.
     #[error("{0}")]
-    Refused(String),
+    Internal(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(DbErr),

@@ -14,8 +14,9 @@
 
 use std::collections::HashMap;
 
+use attest_domain::time::micros;
 use attest_domain::{ConnectorId, EntitlementId, Grant, GrantData, GrantId, GrantSource, KindCounts, PrincipalId};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Value};
 
 use crate::entity::grant::{self, Column};
@@ -67,11 +68,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<GrantUpsert, StoreError> {
         let backend = self.backend();
-        let now = now.trunc_subsecs(6);
-        let rows: Vec<GrantData> = rows
-            .iter()
-            .map(|g| GrantData { expires_at: g.expires_at.map(|t| t.trunc_subsecs(6)), ..g.clone() })
-            .collect();
+        let now = micros(now);
+        let rows: Vec<GrantData> =
+            rows.iter().map(|g| GrantData { expires_at: g.expires_at.map(micros), ..g.clone() }).collect();
         let unique = dedupe(&rows, key);
         let mut out = GrantUpsert::default();
         let txn = self.begin_write().await?;
@@ -135,7 +134,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut unseen = Vec::new();
         let first_seen_before = |sql: &mut Sql| {
-            sql.push("source <> 'inherited' AND first_seen_at < ").value(snapshot_started_at.trunc_subsecs(6));
+            sql.push("source <> 'inherited' AND first_seen_at < ").value(micros(snapshot_started_at));
             let (operator, patterns) = match keys {
                 KeyFilter::All => return,
                 KeyFilter::Only(patterns) => ("IN", patterns),

@@ -13,8 +13,9 @@
 use std::collections::{HashMap, HashSet};
 
 use attest_domain::inheritance::{self, Effect, Inheritance, Reach};
+use attest_domain::time::micros;
 use attest_domain::{ConnectorId, EntitlementKey, GrantId, GrantSource, IneffectiveReason, KindCounts, PrincipalKind};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use crate::grants::scan_current;
@@ -38,7 +39,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<KindCounts, StoreError> {
         let backend = self.backend();
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
 
         // Group membership entitlements and the principal that is the same group.
         let mut sql = Sql::new(

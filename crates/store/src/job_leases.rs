@@ -2,7 +2,8 @@
 //! scheduled sync) must run on one of them at a time. A replica takes the job's lease before
 //! running it; a lease left by a replica that died expires and another takes over.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use attest_domain::time::micros;
+use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use crate::sql::Sql;
@@ -18,7 +19,7 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (until, now) = (until.trunc_subsecs(6), now.trunc_subsecs(6));
+        let (until, now) = (micros(until), micros(now));
         let mut sql = Sql::new(self.backend(), "INSERT INTO job_leases (name, owner, expires_at, updated_at) VALUES (");
         sql.value(job.to_owned()).push(", ").value(owner.to_owned()).push(", ").value(until).push(", ").value(now);
         sql.push(") ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at, ");

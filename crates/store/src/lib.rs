@@ -7,6 +7,7 @@
 
 mod audit;
 mod changes;
+mod commands;
 mod connectors;
 mod directory;
 mod entitlements;

@@ -1,10 +1,11 @@
 //! Lifecycle events: appended in the same transaction as the change they describe, by a store
 //! handle that records them (see [`Store::recording`]); read in id order by consumers.
 
+use attest_domain::time::micros;
 use attest_domain::{
     ConnectorId, EntitlementId, GrantId, LifecycleEvent, LifecycleEventId, LifecycleEventKind, PrincipalId, SyncRunId,
 };
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +152,7 @@ impl Store {
                 "INSERT INTO lifecycle_events (connector_id, sync_run_id, kind, principal_id, detected_at) \
                  SELECT connector_id, ",
             );
-            sql.value(run.0).push(", ").value(kind.as_str()).push(", id, ").value(now.trunc_subsecs(6));
+            sql.value(run.0).push(", ").value(kind.as_str()).push(", id, ").value(micros(now));
             sql.push(" FROM principals WHERE id IN ").tuple(chunk.iter().map(|id| Value::from(*id)));
             sql.push(" ORDER BY id");
             txn.execute_raw(sql.build()).await?;
@@ -179,7 +180,7 @@ impl Store {
             );
             sql.value(run.0).push(", CASE WHEN e.key = 'member' THEN ").value(membership);
             sql.push(" ELSE ").value(assignment).push(" END, g.principal_id, g.entitlement_id, g.id, ");
-            sql.value(now.trunc_subsecs(6));
+            sql.value(micros(now));
             sql.push(
                 " FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
                  WHERE g.source <> 'inherited' AND g.id IN ",

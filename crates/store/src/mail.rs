@@ -6,8 +6,9 @@
 //! recorded only by the sender still holding the lease, so one that overslept its lease cannot
 //! overwrite what the sender that took over recorded.
 
+use attest_domain::time::micros;
 use attest_domain::{Mail, MailId, MailState, NewMail};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -37,7 +38,7 @@ impl Store {
         if new.recipient.trim().is_empty() {
             return Err(StoreError::Invalid("a mail needs a recipient".into()));
         }
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let state = if new.keep { MailState::Kept } else { MailState::Pending };
         let mut sql = Sql::new(
             self.backend(),
@@ -54,7 +55,7 @@ impl Store {
         }
         self.find_mail_by_key(&new.idempotency_key)
             .await?
-            .ok_or_else(|| StoreError::Invalid("a mail vanished while being queued".into()))
+            .ok_or_else(|| StoreError::Internal("a mail vanished while being queued".into()))
     }
 
     /// Claims up to `limit` mails for `owner` for `lease`: pending ones whose time has come,
@@ -67,7 +68,7 @@ impl Store {
         lease: std::time::Duration,
         limit: u64,
     ) -> Result<Vec<Mail>, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let lease = chrono::Duration::from_std(lease)
             .map_err(|_| StoreError::Invalid(format!("a lease of {lease:?} is too long")))?;
         let backend = self.backend();
@@ -94,7 +95,7 @@ impl Store {
 
     /// Records that the SMTP server accepted the mail. Refused unless `owner` still holds it.
     pub async fn record_mail_sent(&self, id: MailId, owner: &str, now: DateTime<Utc>) -> Result<Mail, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let update = mail::Entity::update_many()
             .col_expr(Column::State, MailState::Sent.as_str().into())
             .col_expr(Column::SentAt, Some(now).into())
@@ -116,13 +117,13 @@ impl Store {
     ) -> Result<Mail, StoreError> {
         let mut update = mail::Entity::update_many()
             .col_expr(Column::LastError, Some(error.to_owned()).into())
-            .col_expr(Column::UpdatedAt, now.trunc_subsecs(6).into())
+            .col_expr(Column::UpdatedAt, micros(now).into())
             .col_expr(Column::LeaseOwner, Option::<String>::None.into())
             .col_expr(Column::LeaseExpiresAt, Option::<DateTime<Utc>>::None.into());
         update = match next_attempt_at {
             Some(at) => update
                 .col_expr(Column::State, MailState::Pending.as_str().into())
-                .col_expr(Column::NextAttemptAt, at.trunc_subsecs(6).into()),
+                .col_expr(Column::NextAttemptAt, micros(at).into()),
             None => update.col_expr(Column::State, MailState::Failed.as_str().into()),
         };
         self.settle(id, owner, update).await
@@ -143,12 +144,13 @@ impl Store {
             return load(&self.db, id.0).await;
         }
         let now = load(&self.db, id.0).await?;
-        Err(StoreError::Refused(format!(
-            "mail {} is no longer held by {owner} (state {}, held by {}): its lease expired and another sender took it over",
-            id.0,
-            now.state,
-            now.lease_owner.as_deref().unwrap_or("nobody")
-        )))
+        Err(StoreError::LeaseLost {
+            what: "mail",
+            id: id.0,
+            by: owner.to_owned(),
+            state: now.state.to_string(),
+            holder: now.lease_owner,
+        })
     }
 
     /// The mail with this id, or `NotFound`.

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
+use attest_domain::time::micros;
 use attest_domain::{ConnectorId, LifecycleEventKind, Principal, PrincipalData, PrincipalId, PrincipalKind};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
@@ -20,7 +21,7 @@ use crate::{Store, StoreError, Upserted};
 fn normalized(data: &PrincipalData) -> PrincipalData {
     let mut data = data.clone();
     for ts in [&mut data.created_in_source_at, &mut data.last_sign_in_at, &mut data.deleted_at] {
-        *ts = ts.map(|t| t.trunc_subsecs(6));
+        *ts = ts.map(micros);
     }
     data
 }
@@ -142,7 +143,7 @@ impl Store {
             let id = ids
                 .get(&row.external_id)
                 .copied()
-                .ok_or_else(|| StoreError::Invalid(format!("principal {} was not stored", row.external_id)))?;
+                .ok_or_else(|| StoreError::Internal(format!("principal {} was not stored", row.external_id)))?;
             out.ids.push(PrincipalId(id));
         }
         Ok(out)
@@ -155,7 +156,7 @@ impl Store {
         external_ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let txn = self.begin_write().await?;
         let mut marked = 0;
         for chunk in external_ids.chunks(rows_per_statement(1)) {
@@ -200,7 +201,7 @@ impl Store {
         enabled: bool,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let mut sql = Sql::new(self.backend(), "UPDATE principals SET account_enabled = ");
         sql.value(enabled).push(", updated_at = ").value(now);
         sql.push(" WHERE deleted_at IS NULL AND connector_id = ").value(connector.0);

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
+use attest_domain::time::micros;
 use attest_domain::{ConnectorId, Resource, ResourceData, ResourceId, ResourceKind};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect};
 
@@ -35,10 +36,8 @@ impl Store {
         rows: &[ResourceData],
         now: DateTime<Utc>,
     ) -> Result<Upserted<ResourceId>, StoreError> {
-        let rows: Vec<ResourceData> = rows
-            .iter()
-            .map(|r| ResourceData { deleted_at: r.deleted_at.map(|t| t.trunc_subsecs(6)), ..r.clone() })
-            .collect();
+        let rows: Vec<ResourceData> =
+            rows.iter().map(|r| ResourceData { deleted_at: r.deleted_at.map(micros), ..r.clone() }).collect();
         let key = |r: &ResourceData| (r.kind, r.external_id.clone());
         let unique = dedupe(&rows, key);
         let mut ids = HashMap::with_capacity(rows.len());
@@ -88,7 +87,7 @@ impl Store {
             .map(|r| {
                 ids.get(&key(r))
                     .map(|id| ResourceId(*id))
-                    .ok_or_else(|| StoreError::Invalid(format!("resource {} was not stored", r.external_id)))
+                    .ok_or_else(|| StoreError::Internal(format!("resource {} was not stored", r.external_id)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Upserted { ids, counts })

@@ -84,7 +84,7 @@ pub(crate) async fn select_json<T: serde::de::DeserializeOwned>(
     let Some(row) = conn.query_one_raw(statement).await? else { return Ok(Vec::new()) };
     let json: String = row.try_get_by_index(0)?;
     serde_json::from_str(&json)
-        .map_err(|e| crate::StoreError::Invalid(format!("unreadable rows from the database: {e}")))
+        .map_err(|e| crate::StoreError::Internal(format!("unreadable rows from the database: {e}")))
 }
 
 /// A boolean column as JSON gives it: `true`/`false` from PostgreSQL, `1`/`0` from SQLite.
@@ -139,7 +139,7 @@ impl JsonRows {
 
 /// Serialises a batch for [`JsonRows`].
 pub(crate) fn json<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String, crate::StoreError> {
-    serde_json::to_string(rows).map_err(|e| crate::StoreError::Invalid(format!("cannot encode a batch: {e}")))
+    serde_json::to_string(rows).map_err(|e| crate::StoreError::Internal(format!("cannot encode a batch: {e}")))
 }
 
 /// A timestamp as the backend stores it when sqlx binds one, so values written through JSON

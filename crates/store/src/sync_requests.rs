@@ -2,8 +2,9 @@
 //! any replica) has run it. One request per connector; asking again while one waits keeps the
 //! first asker and upgrades a delta to a full sync when a full one is asked for.
 
+use attest_domain::time::micros;
 use attest_domain::{ConnectorId, SyncMode};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ impl Store {
             "INSERT INTO sync_requests (connector_id, mode, requested_by, requested_at) VALUES (",
         );
         sql.value(connector.0).push(", ").value(mode.as_str()).push(", ").value(requested_by.to_owned());
-        sql.push(", ").value(now.trunc_subsecs(6));
+        sql.push(", ").value(micros(now));
         sql.push(") ON CONFLICT (connector_id) DO UPDATE SET mode = CASE WHEN excluded.mode = 'full' ");
         sql.push("THEN 'full' ELSE sync_requests.mode END");
         self.db.execute_raw(sql.build()).await?;
@@ -75,7 +76,7 @@ impl Store {
         started_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut sql = Sql::new(self.backend(), "DELETE FROM sync_requests WHERE connector_id = ");
-        sql.value(connector.0).push(" AND requested_at <= ").value(started_at.trunc_subsecs(6));
+        sql.value(connector.0).push(" AND requested_at <= ").value(micros(started_at));
         self.db.execute_raw(sql.build()).await?;
         Ok(())
     }

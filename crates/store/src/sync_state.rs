@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use attest_domain::time::micros;
 use attest_domain::{ConnectorId, EntitlementKey, LifecycleEventKind, PrincipalData, ResourceId, ResourceKind};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 
 use crate::entity::principal;
@@ -145,7 +146,7 @@ impl Store {
     }
 
     async fn mark_deleted(&self, table: SyncedTable, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let txn = self.begin_write().await?;
         let mut marked = 0;
         for chunk in ids.chunks(rows_per_statement(1)) {

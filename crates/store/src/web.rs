@@ -2,7 +2,8 @@
 //! sessions, sign-ins in progress, and one-time break-glass login links. Every token is stored
 //! as its SHA-256 hash only, so a copy of the database lets nobody in.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use attest_domain::time::micros;
+use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +63,7 @@ impl Store {
         email: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<WebUser, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at, last_sign_in_at) VALUES (",
@@ -75,7 +76,7 @@ impl Store {
         self.db.execute_raw(sql.build()).await?;
         self.find_web_user(tenant_id, object_id)
             .await?
-            .ok_or_else(|| StoreError::Invalid(format!("user {tenant_id}/{object_id} vanished while signing in")))
+            .ok_or_else(|| StoreError::Internal(format!("user {tenant_id}/{object_id} vanished while signing in")))
     }
 
     /// The user with this identity, if they ever signed in (or were granted a role).
@@ -97,24 +98,37 @@ impl Store {
         roles: &[String],
         now: DateTime<Utc>,
     ) -> Result<WebUser, StoreError> {
-        let roles = serde_json::to_string(roles).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let roles =
+            serde_json::to_string(roles).map_err(|e| StoreError::Internal(format!("roles cannot be encoded: {e}")))?;
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at) VALUES (",
         );
         sql.value(tenant_id.to_owned()).push(", ").value(object_id.to_owned()).push(", ");
-        sql.value(display_name.to_owned()).push(", NULL, ").value(roles).push(", ").value(now.trunc_subsecs(6));
+        sql.value(display_name.to_owned()).push(", NULL, ").value(roles).push(", ").value(micros(now));
         sql.push(") ON CONFLICT (tenant_id, object_id) DO UPDATE SET roles = excluded.roles");
         self.db.execute_raw(sql.build()).await?;
         self.find_web_user(tenant_id, object_id)
             .await?
-            .ok_or_else(|| StoreError::Invalid(format!("user {tenant_id}/{object_id} vanished")))
+            .ok_or_else(|| StoreError::Internal(format!("user {tenant_id}/{object_id} vanished")))
     }
 
     /// The email addresses of the users granted `role` explicitly (e.g. `admin`), each once
     /// (compared without regard to case), in the order the users were created. Users without an
     /// email are left out.
     pub async fn list_web_user_emails_with_role(&self, role: &str) -> Result<Vec<String>, StoreError> {
+        let mut emails: Vec<String> = Vec::new();
+        for user in self.list_web_users_with_role(role).await? {
+            let Some(email) = user.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) else { continue };
+            if !emails.iter().any(|e| e.eq_ignore_ascii_case(&email)) {
+                emails.push(email);
+            }
+        }
+        Ok(emails)
+    }
+
+    /// The users granted `role` who have an email address, oldest first.
+    pub async fn list_web_users_with_role(&self, role: &str) -> Result<Vec<WebUser>, StoreError> {
         // Roles are a JSON array of strings: narrow in SQL, decide on the parsed list.
         let quoted = serde_json::Value::from(role).to_string();
         let escaped = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -125,15 +139,9 @@ impl Store {
         sql.value(format!("%{escaped}%")).push(" ESCAPE '\\'");
         let rows: Vec<UserRow> = select_json(&self.db, sql, USER_COLUMNS).await?;
         let mut users = rows.into_iter().map(user).collect::<Result<Vec<_>, _>>()?;
+        users.retain(|u| u.roles.iter().any(|r| r == role));
         users.sort_by_key(|u| u.id);
-        let mut emails: Vec<String> = Vec::new();
-        for user in users {
-            let Some(email) = user.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) else { continue };
-            if user.roles.iter().any(|r| r == role) && !emails.iter().any(|e| e.eq_ignore_ascii_case(&email)) {
-                emails.push(email);
-            }
-        }
-        Ok(emails)
+        Ok(users)
     }
 
     /// Opens a session for `user` until `expires_at`, under the hash of its token.
@@ -150,7 +158,7 @@ impl Store {
             "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (",
         );
         sql.value(token_hash.to_owned()).push(", ").value(user).push(", ").value(csrf_token.to_owned());
-        sql.push(", ").value(now.trunc_subsecs(6)).push(", ").value(expires_at.trunc_subsecs(6)).push(")");
+        sql.push(", ").value(micros(now)).push(", ").value(micros(expires_at)).push(")");
         self.db.execute_raw(sql.build()).await?;
         Ok(())
     }
@@ -168,7 +176,7 @@ impl Store {
              u.email AS email, u.roles AS roles, s.csrf_token AS csrf_token, s.expires_at AS expires_at \
              FROM web_sessions s JOIN web_users u ON u.id = s.user_id WHERE s.token_hash = ",
         );
-        sql.value(token_hash.to_owned()).push(" AND s.expires_at > ").value(now.trunc_subsecs(6));
+        sql.value(token_hash.to_owned()).push(" AND s.expires_at > ").value(micros(now));
         sql.push(&format!(" AND NOT EXISTS ({INACTIVE_ACCOUNT})"));
         type Row = (i64, String, String, String, Option<String>, String, String, DateTime<Utc>);
         let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
@@ -210,12 +218,12 @@ impl Store {
         // Anyone may start a sign-in, so what they leave behind is bounded: expired attempts go
         // now, and past `keep_at_most` the oldest give way (their people start again).
         let mut sweep = Sql::new(self.backend(), "DELETE FROM sign_in_attempts WHERE expires_at <= ");
-        sweep.value(now.trunc_subsecs(6));
+        sweep.value(micros(now));
         self.db.execute_raw(sweep.build()).await?;
         let mut sql =
             Sql::new(self.backend(), "INSERT INTO sign_in_attempts (state_hash, nonce, verifier, expires_at) VALUES (");
         sql.value(state_hash.to_owned()).push(", ").value(nonce.to_owned()).push(", ").value(verifier.to_owned());
-        sql.push(", ").value(expires_at.trunc_subsecs(6)).push(")");
+        sql.push(", ").value(micros(expires_at)).push(")");
         self.db.execute_raw(sql.build()).await?;
         let over = i64::try_from(self.count_sign_in_attempts().await?).unwrap_or(i64::MAX) - keep_at_most;
         if over > 0 {
@@ -248,7 +256,7 @@ impl Store {
         state_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(String, String)>, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let mut sql = Sql::new(self.backend(), "DELETE FROM sign_in_attempts WHERE state_hash = ");
         sql.value(state_hash.to_owned()).push(" AND expires_at > ").value(now).push(" RETURNING nonce, verifier");
         let row = self.db.query_one_raw(sql.build()).await?;
@@ -270,14 +278,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut sql = Sql::new(self.backend(), "INSERT INTO login_links (token_hash, created_by, expires_at) VALUES (");
         sql.value(token_hash.to_owned()).push(", ").value(created_by.to_owned()).push(", ");
-        sql.value(expires_at.trunc_subsecs(6)).push(")");
+        sql.value(micros(expires_at)).push(")");
         self.db.execute_raw(sql.build()).await?;
         Ok(())
     }
 
     /// Uses a login link: true once, if it exists and has not expired.
     pub async fn use_login_link(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let now = now.trunc_subsecs(6);
+        let now = micros(now);
         let mut sql = Sql::new(self.backend(), "UPDATE login_links SET used_at = ");
         sql.value(now).push(" WHERE used_at IS NULL AND token_hash = ").value(token_hash.to_owned());
         sql.push(" AND expires_at > ").value(now);

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use attest_connector::{SyncSink, SyncSummary};
 use attest_domain::{SyncMode, SyncTrigger};
 use attest_store::{NewConnector, Store};
-use chrono::Utc;
 use clap::Args;
 
 use super::loader;
@@ -58,18 +57,18 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
         "bench ingest: {} users, {} groups, {} grants (seed {}) into {url}",
         args.principals, args.groups, args.grants, args.seed
     )?;
-    let connector = store.create_connector(NewConnector::entra("bench"), Utc::now()).await?.id;
+    let connector = store.create_connector(NewConnector::entra("bench"), crate::now()).await?.id;
     let mut rows = Vec::new();
 
     // 1. Principals, resources, entitlements: first load.
     let (principals, resources, entitlements) = (synth.principals(), synth.resources(), synth.entitlements());
-    let mut sink = SyncSink::begin(&store, connector, SyncMode::Full, SyncTrigger::Bench, Utc::now()).await?;
+    let mut sink = SyncSink::begin(&store, connector, SyncMode::Full, SyncTrigger::Bench, crate::now()).await?;
     for chunk in principals.chunks(BATCH) {
         sink.put_principals(chunk).await?;
     }
     sink.put_resources(&resources).await?;
     sink.put_entitlements(&entitlements).await?;
-    let summary = sink.finish(Utc::now()).await?;
+    let summary = sink.finish(crate::now()).await?;
     let t = |k: &str| summary.timings.get(k).copied().unwrap_or_default();
     rows.push(Row {
         phase: "principals, first load".into(),
@@ -188,7 +187,7 @@ async fn load_grants(
     resources: &[attest_domain::ResourceData],
     entitlements: &[attest_connector::ObservedEntitlement],
 ) -> anyhow::Result<(GrantTimings, SyncSummary)> {
-    let mut sink = SyncSink::begin(store, connector, SyncMode::Full, SyncTrigger::Bench, Utc::now()).await?;
+    let mut sink = SyncSink::begin(store, connector, SyncMode::Full, SyncTrigger::Bench, crate::now()).await?;
     for chunk in principals.chunks(BATCH) {
         sink.put_principals(chunk).await?;
     }
@@ -203,7 +202,7 @@ async fn load_grants(
         }
     }
     sink.put_grants(&batch).await?;
-    let summary = sink.finish(Utc::now()).await?;
+    let summary = sink.finish(crate::now()).await?;
     let t = |k: &str| summary.timings.get(k).copied().unwrap_or_default();
     Ok((
         GrantTimings { principals: t("principals"), grants: t("grants"), finish: t("sweep") + t("inherited") },
@@ -223,7 +222,7 @@ async fn write_csv(
     let path = std::env::temp_dir().join(format!("attest-bench-grants-{}.csv", std::process::id()));
     let mut out = BufWriter::new(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?);
     out.write_all(loader::csv_header().as_bytes())?;
-    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
+    let now = crate::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
     for (g, p, kind) in synth.grants() {
         let grant = Synth::grant(g, p, kind);
         let resolved = resources

@@ -56,10 +56,11 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed).with_provisioning(), options).await?;
     let connector = Arc::new(EntraConnector::new(client_for(&sim)?, EntraSettings::default()));
-    let name = format!("bench-provision-{}", chrono::Utc::now().timestamp_millis());
-    let id = store.create_connector(NewConnector::entra(&name), chrono::Utc::now()).await?.id;
+    let name = format!("bench-provision-{}", crate::now().timestamp_millis());
+    let id = store.create_connector(NewConnector::entra(&name), crate::now()).await?.id;
     let started = Instant::now();
-    run_sync(connector.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Bench, chrono::Utc::now, None).await?;
+    run_sync(connector.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Bench, &attest_domain::SystemClock, None)
+        .await?;
     writeln!(
         out,
         "bench provision: {} changes by {} worker(s) × {} at a time, {} ms latency, write quota {write_quota} per {write_window} s; tenant synced in {:.1} s into {}",
@@ -78,7 +79,7 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let connectors = Arc::new(Single(connector));
     let first = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), "bench-0");
     for change in changes {
-        first.enqueue(change, chrono::Utc::now()).await?;
+        first.enqueue(change, crate::now()).await?;
     }
     let enqueued = started.elapsed().as_secs_f64();
     let mut tasks = tokio::task::JoinSet::new();

@@ -74,8 +74,8 @@ pub async fn run(context: &Context, args: SyncBenchArgs, out: &mut dyn Write) ->
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(listener, tenant, ClientApp::attest(args.seed), options).await?;
-    let name = format!("bench-{}", chrono::Utc::now().timestamp_millis());
-    let id = store.create_connector(NewConnector::entra(&name), chrono::Utc::now()).await?.id;
+    let name = format!("bench-{}", crate::now().timestamp_millis());
+    let id = store.create_connector(NewConnector::entra(&name), crate::now()).await?.id;
     let connector = connector_for(&sim)?;
 
     // The simulator holds the whole tenant in this process; measure the sync's peak on top of it.
@@ -144,7 +144,7 @@ async fn timed_sync(
     mode: SyncMode,
 ) -> anyhow::Result<(f64, SyncOutcome)> {
     let started = Instant::now();
-    let outcome = run_sync(connector, store, id, mode, SyncTrigger::Bench, chrono::Utc::now, None).await?;
+    let outcome = run_sync(connector, store, id, mode, SyncTrigger::Bench, &attest_domain::SystemClock, None).await?;
     Ok((started.elapsed().as_secs_f64(), outcome))
 }
 

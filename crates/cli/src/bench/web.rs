@@ -76,7 +76,7 @@ pub async fn run(context: &Context, args: WebBenchArgs, out: &mut dyn Write) -> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(attest_server::run(config, listener, async move {
+    let server = tokio::spawn(attest_server::run(config, attest_domain::clock::system(), listener, async move {
         let _ = stopped.await;
     }));
     let cookie = sign_in_administrator(&store, &base).await?;
@@ -170,11 +170,12 @@ async fn sync_tenant(
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed), SimOptions::default()).await?;
-    let connector = store.create_connector(NewConnector::entra(CONNECTOR), chrono::Utc::now()).await?;
+    let connector = store.create_connector(NewConnector::entra(CONNECTOR), crate::now()).await?;
     let entra = EntraConnector::new(client_for(&sim)?, EntraSettings::default());
     let started = Instant::now();
     let outcome =
-        run_sync(&entra, store, connector.id, SyncMode::Full, SyncTrigger::Bench, chrono::Utc::now, None).await?;
+        run_sync(&entra, store, connector.id, SyncMode::Full, SyncTrigger::Bench, &attest_domain::SystemClock, None)
+            .await?;
     writeln!(
         out,
         "bench web: synced {} users, {} groups, {} apps in {:.1} s ({} grants written)",
@@ -191,7 +192,7 @@ async fn sync_tenant(
 /// A session for the break-glass administrator, through a one-time login link.
 async fn sign_in_administrator(store: &Store, base: &str) -> anyhow::Result<String> {
     let token = attest_server::auth::random_token().map_err(|e| anyhow::anyhow!(e))?;
-    let expires = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let expires = crate::now() + chrono::Duration::minutes(5);
     store.create_login_link(&attest_server::auth::hash(&token), "bench", expires).await?;
     let client = attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let response = client.get(format!("{base}/auth/link/{token}")).send().await?;

@@ -45,7 +45,7 @@ pub async fn run(context: &Context, command: AdminCommand, out: &mut dyn Write) 
         .ok_or_else(|| anyhow::anyhow!("--valid: expected a duration up to 24h such as 15m or 1h, got '{valid}'"))?;
     let store = context.store().await?;
     let token = attest_server::auth::random_token().map_err(anyhow::Error::msg)?;
-    let expires = chrono::Utc::now() + chrono::Duration::from_std(lifetime)?;
+    let expires = crate::now() + chrono::Duration::from_std(lifetime)?;
     store.create_login_link(&attest_server::auth::hash(&token), "cli", expires).await?;
     writeln!(out, "{}/auth/link/{token}", context.config.server.public_url)?;
     writeln!(
@@ -88,16 +88,10 @@ async fn set_roles(
         anyhow::anyhow!("no user '{user}' in connector '{}'; run `attest sync` if they are new", connector.name)
     })?;
     let granted = store
-        .set_web_user_roles(
-            &tenant,
-            &principal.data.external_id,
-            &principal.data.display_name,
-            &roles,
-            chrono::Utc::now(),
-        )
+        .set_web_user_roles(&tenant, &principal.data.external_id, &principal.data.display_name, &roles, crate::now())
         .await?;
     let draft = attest_domain::AuditEventDraft {
-        occurred_at: chrono::Utc::now(),
+        occurred_at: crate::now(),
         actor: "cli".into(),
         action: "user.roles_set".into(),
         target_kind: Some("web_user".into()),

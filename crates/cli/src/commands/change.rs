@@ -128,16 +128,16 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             let change = store.get_change(ChangeId(id)).await?;
             let connector = store.get_connector(change.connector_id).await?;
             let (name, identity) = person(&store, &connector, &actor).await?;
-            store.approve_change(ChangeId(id), &name, Some(&identity), chrono::Utc::now()).await?;
+            store.approve_change(ChangeId(id), &name, Some(&identity), crate::now()).await?;
             writeln!(out, "change {id} approved by {name}")?;
             apply_now(context, &store, ChangeId(id), &name, out).await
         }
         ChangeCommand::Retry { id, actor } => {
-            store.retry_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+            store.retry_change(ChangeId(id), &actor, crate::now()).await?;
             apply_now(context, &store, ChangeId(id), &actor, out).await
         }
         ChangeCommand::Cancel { id, actor } => {
-            let change = store.cancel_change(ChangeId(id), &actor, chrono::Utc::now()).await?;
+            let change = store.cancel_change(ChangeId(id), &actor, crate::now()).await?;
             writeln!(out, "{}", line(&change))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -177,7 +177,7 @@ pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) ->
         named => person(&store, &connector, named).await.map(|(name, id)| (name, Some(id)))?,
     };
     let new = NewChange::manual(connector.id, action, &actor, &token).by(identity);
-    let queued = provisioner.enqueue(new, chrono::Utc::now());
+    let queued = provisioner.enqueue(new, crate::now());
     let change = queued.await?.change;
     if change.state == ChangeState::AwaitingApproval {
         writeln!(out, "{}", line(&change))?;
@@ -216,7 +216,14 @@ async fn person(store: &Store, connector: &Connector, who: &str) -> anyhow::Resu
         email: user.data.email.clone(),
         roles: Vec::new(),
     });
-    if !attest_server::roles::Roles::of(std::slice::from_ref(connector), &web_user).can_operate(connector.id) {
+    if !attest_domain::roles::Roles::of(
+        std::slice::from_ref(connector),
+        &web_user.roles,
+        &web_user.tenant_id,
+        &web_user.object_id,
+    )
+    .can_operate(connector.id)
+    {
         anyhow::bail!(
             "--as {who}: {} is neither an administrator nor an owner of connector '{}', so may not make or approve changes",
             user.data.display_name,

@@ -137,7 +137,7 @@ pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Wri
             if let Some(minutes) = args.app_assignments_refresh_minutes {
                 settings.app_assignments_refresh_minutes = minutes;
             }
-            store.set_connector_settings(connector.id, &settings.to_json(), chrono::Utc::now()).await?;
+            store.set_connector_settings(connector.id, &settings.to_json(), crate::now()).await?;
             writeln!(out, "{}", serde_json::to_string_pretty(&settings.to_json())?)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -195,7 +195,7 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
         login_url: args.login_url.trim_end_matches('/').to_owned(),
         ..EntraSettings::default()
     };
-    let now = chrono::Utc::now();
+    let now = crate::now();
     let new = NewConnector {
         tenant_id: Some(args.tenant_id.trim().to_owned()),
         settings: settings.to_json(),
@@ -228,7 +228,7 @@ async fn check(context: &Context, store: &Store, connector: &Connector) -> anyho
     } else {
         ConnectorStatus::NeedsReauthorization
     };
-    store.set_connector_status(connector.id, status, chrono::Utc::now()).await?;
+    store.set_connector_status(connector.id, status, crate::now()).await?;
     Ok(report)
 }
 

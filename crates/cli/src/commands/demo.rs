@@ -80,7 +80,7 @@ pub async fn demo(
     // No SMTP server: mail is kept in the outbox and read at /admin/mail, never sent.
     raw.mail.smtp_host = None;
     let config = Config::check(raw, None)?;
-    let key = SecretKey::load_or_create(&config.secret_key_file)?;
+    let key = Arc::new(SecretKey::load_or_create(&config.secret_key_file)?);
     let store = Store::connect(&config.database)
         .await?
         .with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
@@ -91,7 +91,7 @@ pub async fn demo(
         login_url: sim.login_url.clone(),
         ..EntraSettings::default()
     };
-    let now = chrono::Utc::now();
+    let now = crate::now();
     // Two administrators: a sensitive change one of them asks for, the other approves.
     let admins: Vec<(String, String, String, Option<String>)> = sim.sim.read(|t| {
         let mut members: Vec<_> = t.live_users().filter(|u| u.user_type == "Member" && u.account_enabled).collect();
@@ -114,16 +114,13 @@ pub async fn demo(
     store.set_connector_credentials(connector.id, Some(sealed), now).await?;
     writeln!(out, "attest demo: a tenant of {} users in the built-in Entra simulator; syncing it…", args.users)?;
     out.flush()?;
-    let outcome = attest_server::sync_job::sync_connector(
-        &store,
-        &key,
-        &connector,
-        SyncMode::Full,
-        SyncTrigger::Manual,
-        "demo",
-        None,
-    )
-    .await?;
+    let syncer = attest_server::sync_job::Syncer {
+        store: store.clone(),
+        key: key.clone(),
+        clock: attest_domain::clock::system(),
+        owner: "demo".into(),
+    };
+    let outcome = syncer.sync(&connector, SyncMode::Full, SyncTrigger::Manual, None).await?;
     let run = &outcome.summary.run;
     writeln!(
         out,
@@ -152,7 +149,7 @@ pub async fn demo(
     out.flush()?;
     drop(store);
     let sim = Arc::new(sim);
-    attest_server::run(config, listener, shutdown).await?;
+    attest_server::run(config, attest_domain::clock::system(), listener, shutdown).await?;
     if let Ok(sim) = Arc::try_unwrap(sim) {
         sim.shutdown().await;
     }

@@ -109,7 +109,7 @@ fn element(out: &mut dyn Write, first: &mut bool, value: &impl serde::Serialize)
 async fn export_json(store: &Store, connectors: &[Connector], out: &mut dyn Write) -> anyhow::Result<()> {
     let header = json!({
         "format": FORMAT,
-        "exported_at": chrono::Utc::now(),
+        "exported_at": crate::now(),
         "connectors": connectors.iter().map(|c| json!({"id": c.id, "name": c.name, "kind": c.kind, "tenant_id": c.tenant_id})).collect::<Vec<_>>(),
     });
     let header = serde_json::to_string(&header)?;

@@ -23,7 +23,7 @@ pub async fn run(context: &Context, args: ServeArgs, out: &mut dyn Write) -> any
         tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
     writeln!(out, "attest is serving on http://{}  (Ctrl-C stops it)", listener.local_addr()?)?;
     out.flush()?;
-    attest_server::run(context.config.clone(), listener, stop_signal()).await?;
+    attest_server::run(context.config.clone(), attest_domain::clock::system(), listener, stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

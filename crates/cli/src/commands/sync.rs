@@ -7,8 +7,7 @@ use std::sync::Arc;
 use attest_config::secrets::SecretKey;
 use attest_connector::SyncOutcome;
 use attest_domain::{Connector, SyncCounts, SyncMode, SyncTrigger};
-use attest_server::sync_job::sync_connector;
-use attest_store::Store;
+use attest_server::sync_job::Syncer;
 use clap::Args;
 use serde_json::json;
 
@@ -36,12 +35,14 @@ pub async fn run(context: &Context, args: SyncArgs, out: &mut dyn Write) -> anyh
     if connectors.is_empty() {
         anyhow::bail!("there are no connectors to sync: add one with `attest connector add entra`");
     }
-    let key = SecretKey::load(&context.config.secret_key_file)?;
+    let key = Arc::new(SecretKey::load(&context.config.secret_key_file)?);
+    let owner = format!("cli:{}", attest_server::instance_name());
+    let syncer = Syncer { store: store.clone(), key, clock: attest_domain::clock::system(), owner };
     let mode = if args.full { SyncMode::Full } else { SyncMode::Delta };
     let mut failed = false;
     let mut runs = Vec::new();
     for connector in &connectors {
-        match sync_one(&store, &key, connector, mode, args.json).await {
+        match sync_one(&syncer, connector, mode, args.json).await {
             Ok(outcome) => {
                 if !args.json {
                     summary(&connector.name, &outcome, out)?;
@@ -65,13 +66,7 @@ pub async fn run(context: &Context, args: SyncArgs, out: &mut dyn Write) -> anyh
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn sync_one(
-    store: &Store,
-    key: &SecretKey,
-    connector: &Connector,
-    mode: SyncMode,
-    quiet: bool,
-) -> anyhow::Result<SyncOutcome> {
+async fn sync_one(syncer: &Syncer, connector: &Connector, mode: SyncMode, quiet: bool) -> anyhow::Result<SyncOutcome> {
     let terminal = !quiet && std::io::stderr().is_terminal();
     let progress: Option<attest_connector::ProgressFn> = terminal.then(|| {
         let name = connector.name.clone();
@@ -81,8 +76,7 @@ async fn sync_one(
             eprint!("\r{name}: {principals} principals, {grants} grants read…");
         }) as attest_connector::ProgressFn
     });
-    let owner = format!("cli:{}", attest_server::instance_name());
-    let result = sync_connector(store, key, connector, mode, SyncTrigger::Cli, &owner, progress).await;
+    let result = syncer.sync(connector, mode, SyncTrigger::Cli, progress).await;
     if terminal {
         eprint!("\r\x1b[2K");
     }

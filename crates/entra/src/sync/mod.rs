@@ -55,12 +55,11 @@ const APP_ASSIGNMENTS_READ: &str = "appRoleAssignedTo";
 pub struct EntraConnector {
     client: Arc<GraphClient>,
     settings: EntraSettings,
-    now: fn() -> DateTime<Utc>,
 }
 
 impl EntraConnector {
     pub fn new(client: GraphClient, settings: EntraSettings) -> EntraConnector {
-        EntraConnector { client: Arc::new(client), settings, now: Utc::now }
+        EntraConnector { client: Arc::new(client), settings }
     }
 
     pub fn client(&self) -> &GraphClient {
@@ -330,7 +329,8 @@ impl EntraConnector {
     /// Lists every application's role assignments (Graph has no delta for them) when a full
     /// sync runs or the last read is older than the refresh interval.
     async fn sync_app_assignments(&self, sink: &mut SyncSink, full: bool) -> Result<(), SyncError> {
-        let now = (self.now)();
+        // The run's own time: when it began, by the clock that began it.
+        let now = sink.run().started_at;
         let interval = chrono::Duration::minutes(i64::from(self.settings.app_assignments_refresh_minutes));
         let last_read = sink.cursor(APP_ASSIGNMENTS_READ).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
         if !full && let Some(last) = last_read.filter(|last| now - last.with_timezone(&Utc) < interval) {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use attest_connector::{SyncOutcome, run_sync};
+use attest_domain::{Clock as _, SystemClock};
 use attest_domain::{ConnectorId, LifecycleEventKind, SyncMode, SyncStatus, SyncTrigger};
 use attest_entra_sim::{ClientApp, Fault, FaultRule, SimHandle, SimOptions, TenantSpec, Truth, generate, spawn_with};
 use attest_store::{LifecycleEventView, LifecycleFilter, NewConnector, Store, store_test};
@@ -38,11 +39,11 @@ fn settings() -> EntraSettings {
 }
 
 async fn new_connector(store: &Store) -> ConnectorId {
-    store.create_connector(NewConnector::entra("contoso"), chrono::Utc::now()).await.unwrap().id
+    store.create_connector(NewConnector::entra("contoso"), SystemClock.now()).await.unwrap().id
 }
 
 async fn sync(c: &EntraConnector, store: &Store, id: ConnectorId, mode: SyncMode) -> SyncOutcome {
-    run_sync(c, store, id, mode, SyncTrigger::Cli, chrono::Utc::now, None).await.unwrap()
+    run_sync(c, store, id, mode, SyncTrigger::Cli, &attest_domain::SystemClock, None).await.unwrap()
 }
 
 /// Asserts the graph equals the simulator's truth, kind by kind, naming the first differences.
@@ -305,8 +306,9 @@ store_test!(narrowing_the_scope_ends_what_left_it, |store| {
 async fn sync_cut_short(sim: &SimHandle, store: &Store, id: ConnectorId, mode: SyncMode, after: u64) -> bool {
     let c = connector_for(sim, settings());
     let (store2, start) = (store.clone(), sim.sim.stats().requests);
-    let task =
-        tokio::spawn(async move { run_sync(&c, &store2, id, mode, SyncTrigger::Cli, chrono::Utc::now, None).await });
+    let task = tokio::spawn(async move {
+        run_sync(&c, &store2, id, mode, SyncTrigger::Cli, &attest_domain::SystemClock, None).await
+    });
     while !task.is_finished() && sim.sim.stats().requests < start + after {
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
@@ -381,7 +383,7 @@ store_test!(named_fault_plans_leave_the_result_exact_and_the_run_says_what_happe
     ];
     for (seed, (name, plan, said)) in plans.into_iter().enumerate() {
         let sim = sim(spec(50 + seed as u64), SimOptions { faults: plan, ..SimOptions::default() }).await;
-        let id = store.create_connector(NewConnector::entra(name), chrono::Utc::now()).await.unwrap().id;
+        let id = store.create_connector(NewConnector::entra(name), SystemClock.now()).await.unwrap().id;
         let c = connector_for(&sim, settings());
         // A small tenant syncs in a few dozen requests: rounds of changes and deltas continue
         // until the plan has struck a few times, each round checked.
@@ -405,7 +407,7 @@ store_test!(named_fault_plans_leave_the_result_exact_and_the_run_says_what_happe
     // An expired delta token in the middle of a delta (users read, groups refused): that run is
     // recorded as failed with the reason, a full sync follows, and the result is exact.
     let sim = sim(spec(60), SimOptions::default()).await;
-    let id = store.create_connector(NewConnector::entra("expired delta token"), chrono::Utc::now()).await.unwrap().id;
+    let id = store.create_connector(NewConnector::entra("expired delta token"), SystemClock.now()).await.unwrap().id;
     let c = connector_for(&sim, settings());
     sync(&c, &store, id, SyncMode::Full).await;
     sim.mutate(9, 4);
@@ -426,7 +428,7 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
     for seed in 0..8u64 {
         let tenant = TenantSpec { users: 150, groups: 20, apps: 4, assignments_per_app: 8, seed: 100 + seed };
         let sim = sim(tenant, SimOptions::default()).await;
-        let kept = store.create_connector(NewConnector::entra(format!("kept-{seed}")), chrono::Utc::now()).await;
+        let kept = store.create_connector(NewConnector::entra(format!("kept-{seed}")), SystemClock.now()).await;
         let kept = kept.unwrap().id;
         let c = connector_for(&sim, settings());
         sync(&c, &store, kept, SyncMode::Full).await;
@@ -435,7 +437,7 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
             let outcome = sync(&c, &store, kept, SyncMode::Delta).await;
             assert_eq!(outcome.fell_back, None, "seed {seed} round {round}");
         }
-        let fresh = store.create_connector(NewConnector::entra(format!("fresh-{seed}")), chrono::Utc::now()).await;
+        let fresh = store.create_connector(NewConnector::entra(format!("fresh-{seed}")), SystemClock.now()).await;
         let fresh = fresh.unwrap().id;
         sync(&c, &store, fresh, SyncMode::Full).await;
         let (kept_lines, fresh_lines) =

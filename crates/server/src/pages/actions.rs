@@ -72,7 +72,7 @@ pub async fn act(state: &AppState, viewer: &Viewer, id: i64, form: &ActionForm) 
     let action = action_for(state, &principal, form).await?;
     let actor = viewer.actor();
     let new = NewChange::manual(principal.connector_id, action, &actor, nonce).by(Some(viewer.actor_id()));
-    let change = state.provisioner.enqueue(new, chrono::Utc::now()).await.map_err(provision_error)?.change;
+    let change = state.provisioner.enqueue(new, state.now()).await.map_err(provision_error)?.change;
     if change.state != ChangeState::Pending {
         return Ok(InPerson { change, secret: None });
     }
@@ -118,11 +118,7 @@ async fn action_for(state: &AppState, principal: &Principal, form: &ActionForm) 
                 .iter()
                 .find(|a| a.grant.id.0 == grant)
                 .ok_or_else(|| WebError::Conflict("this grant has already ended; the page was out of date".into()))?;
-            removal(held, principal).ok_or_else(|| {
-                WebError::BadRequest(
-                    "this grant is inherited through a group; remove the group membership it comes from instead".into(),
-                )
-            })?
+            removal(held, principal).map_err(|e| WebError::BadRequest(e.to_string()))?
         }
         "revoke_sessions" => ChangeAction::RevokeSessions { user: user_only()? },
         "block" => ChangeAction::BlockSignIn { user: user_only()? },

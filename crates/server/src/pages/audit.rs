@@ -175,7 +175,7 @@ async fn export_events(
     state
         .store
         .append_audit_event(AuditEventDraft {
-            occurred_at: Utc::now(),
+            occurred_at: state.now(),
             actor: viewer.actor(),
             action: "audit.exported".into(),
             target_kind: None,
@@ -237,7 +237,7 @@ pub async fn export_json(
 ) -> Result<Response, WebError> {
     let events = export_events(&state, &viewer, &headers, &query, "json").await?;
     let body = json!({
-        "exported_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "exported_at": state.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "exported_by": viewer.actor(),
         "filter": query.query_string(),
         "chain": chain_status(&state).await?,

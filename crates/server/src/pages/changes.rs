@@ -4,9 +4,7 @@
 //! Approving applies the change at once, in person (as `attest change approve` does), so a
 //! password reset's temporary password is shown to the approver and to nobody else.
 
-use std::collections::HashMap;
-
-use attest_domain::{Change, ChangeId, ChangeState, ConnectorId};
+use attest_domain::{Change, ChangeId, ChangeState};
 use attest_store::{ChangeFilter, Store};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
@@ -23,27 +21,11 @@ use crate::roles::{Allowed, Viewer, rule};
 /// Changes as rows, described with names ("add member Ada Lovelace to group Finance") where
 /// the directory objects are synced.
 pub async fn change_rows(store: &Store, changes: &[Change]) -> Result<Vec<serde_json::Value>, WebError> {
-    let mut by_connector: HashMap<ConnectorId, Vec<&str>> = HashMap::new();
-    for c in changes {
-        let ids = by_connector.entry(c.connector_id).or_default();
-        ids.push(c.action.target());
-        ids.extend(c.action.principal());
-    }
-    let mut names: HashMap<(ConnectorId, String), String> = HashMap::new();
-    for (connector, ids) in by_connector {
-        for (id, name) in store.names_by_external_id(connector, &ids).await? {
-            names.insert((connector, id), name);
-        }
-    }
+    let descriptions = store.describe_changes(changes).await?;
     Ok(changes
         .iter()
-        .map(|c| {
-            let mut description = c.action.describe();
-            for id in [Some(c.action.target()), c.action.principal()].into_iter().flatten() {
-                if let Some(name) = names.get(&(c.connector_id, id.to_owned())) {
-                    description = description.replace(id, name);
-                }
-            }
+        .zip(descriptions)
+        .map(|(c, description)| {
             json!({
                 "id": c.id.0,
                 "kind": c.kind,
@@ -154,7 +136,7 @@ pub async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<s
         "idempotency_key": change.idempotency_key,
         "password_unknown": change.state == ChangeState::OutcomeUnknown && change.kind == attest_domain::ChangeKind::ResetPassword,
         "can": {
-            "approve": operate && !own && change.state == ChangeState::AwaitingApproval,
+            "approve": viewer.may_approve(&change) && change.state == ChangeState::AwaitingApproval,
             "own_awaiting": own && change.state == ChangeState::AwaitingApproval,
             "retry": operate && matches!(change.state, ChangeState::Failed | ChangeState::OutcomeUnknown),
             "cancel": operate
@@ -204,7 +186,7 @@ pub fn applied_page(viewer: &Viewer, done: attest_provisioner::InPerson) -> Resu
 pub async fn approve_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<attest_provisioner::InPerson, WebError> {
     operable_change(state, viewer, id).await?;
     let actor = viewer.actor();
-    state.store.approve_change(ChangeId(id), &actor, Some(&viewer.actor_id()), chrono::Utc::now()).await?;
+    state.store.approve_change(ChangeId(id), &actor, Some(&viewer.actor_id()), state.now()).await?;
     state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)
 }
 
@@ -213,7 +195,7 @@ pub async fn retry_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Cha
     operable_change(state, viewer, id).await?;
     let (name, actor_id) = (viewer.actor(), viewer.actor_id());
     let actor = attest_domain::Actor { name: &name, id: Some(&actor_id) };
-    Ok(state.store.retry_change(ChangeId(id), actor, chrono::Utc::now()).await?)
+    Ok(state.store.retry_change(ChangeId(id), actor, state.now()).await?)
 }
 
 /// Withdraws a change that has not been applied.
@@ -221,7 +203,7 @@ pub async fn cancel_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Ch
     operable_change(state, viewer, id).await?;
     let (name, actor_id) = (viewer.actor(), viewer.actor_id());
     let actor = attest_domain::Actor { name: &name, id: Some(&actor_id) };
-    Ok(state.store.cancel_change(ChangeId(id), actor, chrono::Utc::now()).await?)
+    Ok(state.store.cancel_change(ChangeId(id), actor, state.now()).await?)
 }
 
 /// `POST /changes/{id}/approve`: approves and applies at once, in person.

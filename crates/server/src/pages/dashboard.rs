@@ -49,8 +49,7 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::
         .list_changes(&ChangeFilter { state: Some(ChangeState::AwaitingApproval), limit: 200, ..Default::default() })
         .await?;
     let actor = viewer.actor();
-    let for_me: Vec<_> =
-        awaiting.into_iter().filter(|c| viewer.can_operate(c.connector_id) && !viewer.asked_for(c)).take(20).collect();
+    let for_me: Vec<_> = awaiting.into_iter().filter(|c| viewer.may_approve(c)).take(20).collect();
     let recent = if connectors.is_empty() {
         // Requesters see what they asked for.
         store.list_changes(&ChangeFilter { requested_by: Some(actor), limit: 10, ..Default::default() }).await?

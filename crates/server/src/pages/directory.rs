@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
+use attest_domain::command::{CommandError, revoke_action};
 use attest_domain::{
-    ChangeAction, EntitlementId, EntitlementKey, GrantId, GrantSource, IneffectiveReason, Principal, PrincipalId,
-    PrincipalKind, Resource, ResourceId, ResourceKind, RevokeImpact,
+    ChangeAction, EntitlementId, GrantId, GrantSource, IneffectiveReason, Principal, PrincipalId, PrincipalKind,
+    Resource, ResourceId, ResourceKind, RevokeImpact,
 };
 use attest_store::{AccessView, ChangeFilter, HolderView};
 use axum::extract::{Path, Query, State};
@@ -187,39 +188,9 @@ async fn readable_principal_with_manager(
     Ok(found)
 }
 
-/// The change that takes this grant away, when Attest can make it (direct grants only; an
-/// inherited one goes with the membership it flows from).
-pub fn removal(access: &AccessView, principal: &Principal) -> Option<ChangeAction> {
-    if access.grant.source == GrantSource::Inherited || access.resource.deleted || access.grant.ineffective.is_some() {
-        return None;
-    }
-    let target = access.resource.external_id.clone();
-    let who = principal.data.external_id.clone();
-    let scope = access.grant.scope.clone();
-    Some(match (access.resource.kind, &access.entitlement.id) {
-        (ResourceKind::Group, EntitlementKey::Member) => ChangeAction::RemoveGroupMember { group: target, member: who },
-        (ResourceKind::Group, EntitlementKey::Owner) => ChangeAction::RemoveGroupOwner { group: target, owner: who },
-        (ResourceKind::Application, EntitlementKey::Owner) => ChangeAction::RemoveAppOwner { app: target, owner: who },
-        (ResourceKind::Application, EntitlementKey::AppRole(role)) => ChangeAction::RemoveAppRoleAssignment {
-            app: target,
-            principal: who,
-            app_role: role.clone(),
-            assignment_id: access.grant.external_ref.clone(),
-        },
-        (ResourceKind::DirectoryRole, EntitlementKey::Active) if access.grant.expires_at.is_some() => {
-            ChangeAction::RemoveTimeBoundRoleAssignment { role: target, principal: who, scope }
-        }
-        (ResourceKind::DirectoryRole, EntitlementKey::Active) => ChangeAction::RemoveRoleAssignment {
-            role: target,
-            principal: who,
-            scope,
-            assignment_id: access.grant.external_ref.clone(),
-        },
-        (ResourceKind::DirectoryRole, EntitlementKey::Eligible) => {
-            ChangeAction::RemoveRoleEligibility { role: target, principal: who, scope }
-        }
-        _ => return None,
-    })
+/// The change that takes this grant away (the rule is `attest_domain::command`).
+pub fn removal(access: &AccessView, principal: &Principal) -> Result<ChangeAction, CommandError> {
+    revoke_action(&access.revoke_target(&principal.data.external_id))
 }
 
 /// Why a grant is held: its source, and for an inherited one the group it flows through.
@@ -336,7 +307,7 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
     let index = AccessIndex::new(&access);
     let row = |a: &AccessView| {
         let revoke = revoke_json(a, impacts.get(&a.grant.id), &index);
-        access_json(a, operate && removal(a, &principal).is_some(), revoke)
+        access_json(a, operate && removal(a, &principal).is_ok(), revoke)
     };
     let access_rows: Vec<_> = access.iter().filter(|a| a.grant.ineffective.is_none()).map(row).collect();
     let ineffective_rows: Vec<_> = access.iter().filter(|a| a.grant.ineffective.is_some()).map(row).collect();

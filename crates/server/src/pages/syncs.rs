@@ -103,7 +103,7 @@ pub async fn request(
         "full" => SyncMode::Full,
         other => return Err(WebError::BadRequest(format!("sync mode '{other}' is not delta or full"))),
     };
-    let requested = state.store.request_sync(connector.id, mode, &viewer.actor(), chrono::Utc::now()).await?;
+    let requested = state.store.request_sync(connector.id, mode, &viewer.actor(), state.now()).await?;
     state.sync_wake.notify_one();
     Ok(requested)
 }
