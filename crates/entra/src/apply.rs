@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 pub use attest_connector::{Applied, ApplyError, Secret};
 
-use crate::{GraphClient, GraphError};
+use crate::{ApiErrorKind, GraphClient, GraphError};
 
 /// The rule Entra's password policy enforces: 8–256 characters from at least three classes.
 const PASSWORD_LENGTH: usize = 16;
@@ -99,7 +99,7 @@ impl GraphClient {
         let path = format!("/groups/{group}/{relation}/$ref");
         match self.send_traced(Method::POST, &path, Some(&body), &[]).await {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, Value::Null)),
-            Err(e) if is_already_linked(&e) => Ok(answered(ApplyResult::AlreadyInState, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::AlreadyExists) => Ok(answered(ApplyResult::AlreadyInState, &e)),
             Err(e) => Err(self.explain_group_refusal(group, relation, e).await),
         }
     }
@@ -109,8 +109,8 @@ impl GraphClient {
         let path = format!("/groups/{group}/{relation}/{target}/$ref");
         match self.send_traced(Method::DELETE, &path, None, &[]).await {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, Value::Null)),
-            Err(e) if is_not_linked(&e) => Ok(answered(ApplyResult::TargetNotFound, &e)),
-            Err(e) if message_contains(&e, "at least one owner") => {
+            Err(e) if is_absent(&e) => Ok(answered(ApplyResult::TargetNotFound, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::LastOwner) => {
                 Err(refused("this is the group's last owner: add another owner first, then remove this one", &e))
             }
             Err(e) => Err(self.explain_group_refusal(group, relation, e).await),
@@ -123,17 +123,19 @@ impl GraphClient {
         if let Some(transient) = transient(&error) {
             return transient;
         }
-        if message_contains(&error, "originated within an external service") {
-            return refused(
-                "the group is synchronised from on-premises Active Directory: change its membership there",
-                &error,
-            );
-        }
-        if error.status() == Some(404) {
-            return refused("the group or the principal does not exist in the directory", &error);
-        }
-        if error.status() != Some(403) {
-            return refused("Graph refused the change", &error);
+        match error.kind() {
+            Some(ApiErrorKind::ExternallyMastered) => {
+                return refused(
+                    "the group is synchronised from on-premises Active Directory: change its membership there",
+                    &error,
+                );
+            }
+            Some(ApiErrorKind::NotFound) => {
+                return refused("the group or the principal does not exist in the directory", &error);
+            }
+            // A 403, whose causes only the group itself tells apart: read on.
+            Some(ApiErrorKind::Denied | ApiErrorKind::LicenceRequired) => {}
+            _ => return refused("Graph refused the change", &error),
         }
         let path = format!(
             "/groups/{group}?$select=id,displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole,membershipRule"
@@ -172,9 +174,7 @@ impl GraphClient {
             Ok((created, request_id)) => {
                 Ok(applied(ApplyResult::Applied, request_id, json!({"assignment_id": created["id"]})))
             }
-            Err(e) if message_contains(&e, "already exists on the object") => {
-                Ok(answered(ApplyResult::AlreadyInState, &e))
-            }
+            Err(e) if e.kind() == Some(ApiErrorKind::AlreadyExists) => Ok(answered(ApplyResult::AlreadyInState, &e)),
             Err(e) => Err(classify(e, "assign the application role")),
         }
     }
@@ -196,7 +196,7 @@ impl GraphClient {
         let path = format!("/servicePrincipals/{app}/appRoleAssignedTo/{id}");
         match self.send_traced(Method::DELETE, &path, None, &[]).await {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, json!({"assignment_id": id}))),
-            Err(e) if e.status() == Some(404) => Ok(answered(ApplyResult::TargetNotFound, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => Ok(answered(ApplyResult::TargetNotFound, &e)),
             Err(e) => Err(classify(e, "remove the application role assignment")),
         }
     }
@@ -221,7 +221,7 @@ impl GraphClient {
             .await;
         match listed {
             Ok(_) => Ok(found),
-            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => Ok(None),
             Err(e) => Err(classify(e, "list the application's role assignments")),
         }
     }
@@ -243,7 +243,7 @@ impl GraphClient {
         let path = format!("/roleManagement/directory/roleAssignments/{id}");
         match self.send_traced(Method::DELETE, &path, None, &[]).await {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, json!({"assignment_id": id}))),
-            Err(e) if e.status() == Some(404) => Ok(answered(ApplyResult::TargetNotFound, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => Ok(answered(ApplyResult::TargetNotFound, &e)),
             Err(e) => Err(classify(e, "remove the directory role assignment")),
         }
     }
@@ -294,9 +294,9 @@ impl GraphClient {
                 request_id,
                 json!({"schedule_request_id": request["id"], "status": request["status"]}),
             )),
-            Err(e) if e.code() == Some("RoleAssignmentExists") => Ok(answered(ApplyResult::AlreadyInState, &e)),
-            Err(e) if e.code() == Some("RoleAssignmentDoesNotExist") => Ok(answered(ApplyResult::TargetNotFound, &e)),
-            Err(e) if e.code() == Some("AadPremiumLicenseRequired") => Err(ApplyError::NotSupported(format!(
+            Err(e) if e.kind() == Some(ApiErrorKind::AlreadyExists) => Ok(answered(ApplyResult::AlreadyInState, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::AlreadyAbsent) => Ok(answered(ApplyResult::TargetNotFound, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::LicenceRequired) => Err(ApplyError::NotSupported(format!(
                 "the tenant has no Microsoft Entra ID P2 or Governance licence, which PIM needs: {e}"
             ))),
             Err(e) => Err(classify(e, "send the PIM schedule request")),
@@ -306,7 +306,7 @@ impl GraphClient {
     async fn set_account_enabled(&self, user: &str, enabled: bool) -> Result<Applied, ApplyError> {
         let current = match self.get(&format!("/users/{user}?$select=id,accountEnabled"), &[]).await {
             Ok(u) => u["accountEnabled"].as_bool(),
-            Err(e) if e.status() == Some(404) => {
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => {
                 return Err(refused("the user does not exist (deleted?)", &e));
             }
             Err(e) => return Err(classify(e, "read the user")),
@@ -331,8 +331,10 @@ impl GraphClient {
                 details: json!({"force_change_password_next_sign_in": true}),
                 secret: Some(Secret::new(password)),
             }),
-            Err(e) if e.status() == Some(404) => Err(refused("the user does not exist (deleted?)", &e)),
-            Err(e) if e.status() == Some(403) => Err(refused(
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => {
+                Err(refused("the user does not exist (deleted?)", &e))
+            }
+            Err(e) if is_forbidden(&e) => Err(refused(
                 "the app lacks User-PasswordProfile.ReadWrite.All, or the user is an administrator (only a Privileged Authentication Administrator can reset theirs)",
                 &e,
             )),
@@ -344,26 +346,26 @@ impl GraphClient {
         let path = format!("/directory/deletedItems/{user}/restore");
         match self.send_traced(Method::POST, &path, None, &[]).await {
             Ok((_, request_id)) => Ok(applied(ApplyResult::Applied, request_id, Value::Null)),
-            Err(e) if e.status() == Some(404) => match self.get(&format!("/users/{user}?$select=id"), &[]).await {
-                Ok(_) => Ok(answered(ApplyResult::AlreadyInState, &e)),
-                Err(_) => {
-                    Err(refused("the user is not in the recycle bin: deleted users are kept 30 days, then purged", &e))
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => {
+                match self.get(&format!("/users/{user}?$select=id"), &[]).await {
+                    Ok(_) => Ok(answered(ApplyResult::AlreadyInState, &e)),
+                    Err(_) => Err(refused(
+                        "the user is not in the recycle bin: deleted users are kept 30 days, then purged",
+                        &e,
+                    )),
                 }
-            },
+            }
             Err(e) => Err(classify(e, "restore the user")),
         }
     }
 
-    /// A write whose only idempotency signal is 404 on removal (`target_not_found`).
+    /// A write whose idempotency signals are Graph's own answers: what is there already is
+    /// `already_in_state`, what is not there (404 included) `target_not_found`.
     async fn write(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<Applied, ApplyError> {
-        let removal = method == Method::DELETE;
         match self.send_traced(method, path, body, &[]).await {
             Ok((answer, request_id)) => Ok(applied(ApplyResult::Applied, request_id, answer)),
-            Err(e) if removal && e.status() == Some(404) => Ok(answered(ApplyResult::TargetNotFound, &e)),
-            Err(e) if is_already_linked(&e) || e.code() == Some("RoleAssignmentExists") => {
-                Ok(answered(ApplyResult::AlreadyInState, &e))
-            }
-            Err(e) if is_not_linked(&e) => Ok(answered(ApplyResult::TargetNotFound, &e)),
+            Err(e) if e.kind() == Some(ApiErrorKind::AlreadyExists) => Ok(answered(ApplyResult::AlreadyInState, &e)),
+            Err(e) if is_absent(&e) => Ok(answered(ApplyResult::TargetNotFound, &e)),
             Err(e) => Err(classify(e, what)),
         }
     }
@@ -389,26 +391,18 @@ fn applied(result: ApplyResult, request_id: String, details: Value) -> Applied {
 
 /// A result Graph gave as an error answer (already a member, no such link).
 fn answered(result: ApplyResult, error: &GraphError) -> Applied {
-    let request_id = match error {
-        GraphError::Api { request_id, .. } => request_id.clone(),
-        _ => String::new(),
-    };
+    let request_id = error.request_id().unwrap_or_default().to_owned();
     applied(result, request_id, json!({"graph_said": error.to_string()}))
 }
 
-fn message_contains(error: &GraphError, text: &str) -> bool {
-    matches!(error, GraphError::Api { message, .. } if message.contains(text))
+/// Graph's answers for removing what is not there: 404, or the 400 variant (graph-facts §3).
+fn is_absent(error: &GraphError) -> bool {
+    matches!(error.kind(), Some(ApiErrorKind::NotFound | ApiErrorKind::AlreadyAbsent))
 }
 
-/// Graph's 400 for adding a link that exists (graph-facts §3).
-fn is_already_linked(error: &GraphError) -> bool {
-    error.status() == Some(400) && message_contains(error, "added object references already exist")
-}
-
-/// Graph's two answers for removing a link that does not exist: 404, or the 400 variant.
-fn is_not_linked(error: &GraphError) -> bool {
-    error.status() == Some(404)
-        || (error.status() == Some(400) && message_contains(error, "removed object references do not exist"))
+/// A 403 of either kind: a missing permission, a protected target or a licence.
+fn is_forbidden(error: &GraphError) -> bool {
+    matches!(error.kind(), Some(ApiErrorKind::Denied | ApiErrorKind::LicenceRequired))
 }
 
 /// Errors that a later attempt may get past.
@@ -422,10 +416,7 @@ fn transient(error: &GraphError) -> Option<ApplyError> {
 
 /// A permanent refusal: what to do, then what Graph said.
 fn refused(message: impl Into<String>, error: &GraphError) -> ApplyError {
-    let request_id = match error {
-        GraphError::Api { request_id, .. } => Some(request_id.clone()),
-        _ => None,
-    };
+    let request_id = error.request_id().map(str::to_owned);
     ApplyError::Permanent { message: format!("{}: {error}", message.into()), request_id }
 }
 
@@ -433,14 +424,14 @@ fn classify(error: GraphError, what: &str) -> ApplyError {
     if let Some(transient) = transient(&error) {
         return transient;
     }
-    match error.status() {
-        Some(403) => refused(
+    match error.kind() {
+        Some(ApiErrorKind::Denied | ApiErrorKind::LicenceRequired) => refused(
             format!(
                 "Graph refused to {what}: the app lacks the permission (run `attest connector check`), or the target is protected"
             ),
             &error,
         ),
-        Some(404) => refused(format!("cannot {what}: an object it names does not exist"), &error),
+        Some(ApiErrorKind::NotFound) => refused(format!("cannot {what}: an object it names does not exist"), &error),
         _ => refused(format!("cannot {what}"), &error),
     }
 }

@@ -6,7 +6,8 @@
 //!   was given has elapsed (one gate, shared by all concurrent callers).
 //! - 504, other 5xx, timeouts and broken connections: back off and retry.
 //! - 401: the token was refused (expired early, revoked): fetch a new one, retry once.
-//! - Anything else is an answer: a [`GraphError::Api`] with Graph's code and request id.
+//! - Anything else is an answer: a [`GraphError::Api`], sorted into an [`ApiErrorKind`] once,
+//!   here, with Graph's status, code, message and request id kept for messages and audit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -46,9 +47,9 @@ impl Default for RetryPolicy {
 pub enum GraphError {
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// Graph answered with an error.
-    #[error("Graph answered {status} {code}: {message} (request-id {request_id})")]
-    Api { status: u16, code: String, message: String, request_id: String },
+    /// Graph answered with an error; [`ApiError::kind`] says what it means.
+    #[error(transparent)]
+    Api(ApiError),
     /// Still failing after every attempt (throttled, unavailable or unreachable).
     #[error("Graph request failed after {attempts} attempts: {last}")]
     Exhausted { attempts: u32, last: String },
@@ -57,18 +58,112 @@ pub enum GraphError {
 }
 
 impl GraphError {
-    /// Graph's error code (`Request_ResourceNotFound`, `syncStateNotFound`...), for answers.
-    pub fn code(&self) -> Option<&str> {
+    /// What Graph's error answer means; `None` when there was no answer to read.
+    pub fn kind(&self) -> Option<ApiErrorKind> {
         match self {
-            GraphError::Api { code, .. } => Some(code),
+            GraphError::Api(answer) => Some(answer.kind),
             _ => None,
         }
     }
 
-    pub fn status(&self) -> Option<u16> {
+    /// Graph's id for the request it refused (what support asks for), when it answered.
+    pub fn request_id(&self) -> Option<&str> {
         match self {
-            GraphError::Api { status, .. } => Some(*status),
+            GraphError::Api(answer) => Some(&answer.request_id),
             _ => None,
+        }
+    }
+}
+
+/// An error answer from Graph, sorted into its [`ApiErrorKind`] when it arrives. The status,
+/// code and message are kept only to be quoted (messages, audit): callers decide on the kind,
+/// so Graph's codes and wordings are read in one place, here.
+#[derive(Debug, thiserror::Error)]
+#[error("Graph answered {status} {code}: {message} (request-id {request_id})")]
+pub struct ApiError {
+    kind: ApiErrorKind,
+    status: u16,
+    code: String,
+    message: String,
+    request_id: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, code: String, message: String, request_id: String) -> ApiError {
+        ApiError { kind: ApiErrorKind::of(status, &code, &message), status, code, message, request_id }
+    }
+
+    pub fn kind(&self) -> ApiErrorKind {
+        self.kind
+    }
+}
+
+/// What a Graph error answer means, in the terms the connector acts on. Throttling and 5xx
+/// answers are not here: the client retries them, and what still fails is
+/// [`GraphError::Exhausted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorKind {
+    /// 404: the object named, or one it references, does not exist (Graph does not say which).
+    NotFound,
+    /// 403 other than a licence refusal: the app lacks a permission or the target is protected
+    /// (a dynamic, mail-enabled or role-assignable group). Graph's `Authorization_RequestDenied`
+    /// does not name the permission.
+    Denied,
+    /// The tenant's licence does not cover the feature: `AadPremiumLicenseRequired` (PIM),
+    /// `Authentication_RequestFromNonPremiumTenantOrB2CTenant` (sign-in activity), or a 403
+    /// that names a licence.
+    LicenceRequired,
+    /// 401: Graph refused the access token even after it was renewed.
+    Unauthenticated,
+    /// The delta link expired or was reset: any 410, or `syncStateNotFound` / `resyncRequired`.
+    DeltaExpired,
+    /// Adding what is there already: the 400 "added object references already exist" (group
+    /// members and owners), "already exists on the object" (app roles), `RoleAssignmentExists`.
+    AlreadyExists,
+    /// Removing what is not there, in the answers other than 404: the 400 "removed object
+    /// references do not exist", `RoleAssignmentDoesNotExist`.
+    AlreadyAbsent,
+    /// The 400 for removing a group's last owner.
+    LastOwner,
+    /// The 400 for changing an object mastered outside Entra (on-premises AD, Exchange).
+    ExternallyMastered,
+    /// Any other refusal (bad request, conflict, unsupported query...).
+    Other,
+}
+
+impl ApiErrorKind {
+    /// Sorts one answer. Codes decide where Graph has distinct ones; the shared 400
+    /// `Request_BadRequest` is told apart by its message, the only way (graph-facts §3).
+    fn of(status: u16, code: &str, message: &str) -> ApiErrorKind {
+        let code_is = |known: &str| code.eq_ignore_ascii_case(known);
+        let says = |text: &str| status == 400 && message.contains(text);
+        let names_licence = |text: &str| text.to_ascii_lowercase().contains("licen");
+        if status == 410 || code_is("syncStateNotFound") || code_is("resyncRequired") {
+            ApiErrorKind::DeltaExpired
+        } else if status == 401 {
+            ApiErrorKind::Unauthenticated
+        } else if code_is("AadPremiumLicenseRequired")
+            || code_is("Authentication_RequestFromNonPremiumTenantOrB2CTenant")
+            || (status == 403 && (names_licence(code) || names_licence(message)))
+        {
+            ApiErrorKind::LicenceRequired
+        } else if status == 403 {
+            ApiErrorKind::Denied
+        } else if status == 404 {
+            ApiErrorKind::NotFound
+        } else if code_is("RoleAssignmentExists")
+            || says("added object references already exist")
+            || says("already exists on the object")
+        {
+            ApiErrorKind::AlreadyExists
+        } else if code_is("RoleAssignmentDoesNotExist") || says("removed object references do not exist") {
+            ApiErrorKind::AlreadyAbsent
+        } else if says("at least one owner") {
+            ApiErrorKind::LastOwner
+        } else if says("originated within an external service") {
+            ApiErrorKind::ExternallyMastered
+        } else {
+            ApiErrorKind::Other
         }
     }
 }
@@ -333,14 +428,9 @@ impl GraphClient {
                     401 if !refreshed => token_refused = true,
                     _ => {
                         let (code, message, request_id) = error_fields_json(&body);
-                        answers[i] = Some(Err(GraphError::Api {
-                            status,
-                            code,
-                            message,
-                            request_id: request_id
-                                .or_else(|| header("request-id").map(str::to_owned))
-                                .unwrap_or_default(),
-                        }));
+                        let request_id =
+                            request_id.or_else(|| header("request-id").map(str::to_owned)).unwrap_or_default();
+                        answers[i] = Some(Err(GraphError::Api(ApiError::new(status, code, message, request_id))));
                     }
                 }
             }
@@ -454,12 +544,12 @@ impl GraphClient {
             429 | 503 => Attempt::Retry { wait: retry_after, why },
             401 => Attempt::TokenRefused(why),
             500..=599 => Attempt::Retry { wait: None, why },
-            _ => Attempt::Failed(GraphError::Api {
+            _ => Attempt::Failed(GraphError::Api(ApiError::new(
                 status,
                 code,
                 message,
-                request_id: graph_request_id.unwrap_or(request_id),
-            }),
+                graph_request_id.unwrap_or(request_id),
+            ))),
         }
     }
 
@@ -513,7 +603,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 fn token_refused(why: String) -> GraphError {
-    GraphError::Api { status: 401, code: "InvalidAuthenticationToken".into(), message: why, request_id: String::new() }
+    GraphError::Api(ApiError::new(401, "InvalidAuthenticationToken".into(), why, String::new()))
 }
 
 /// Graph's error envelope: code, message and request id, as far as the body has them.
@@ -527,4 +617,126 @@ fn error_fields_json(value: &Value) -> (String, String, Option<String>) {
     let message = error["message"].as_str().unwrap_or("(no message)").to_owned();
     let request_id = error["innerError"]["request-id"].as_str().map(str::to_owned);
     (code, message, request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiError, ApiErrorKind, error_fields};
+
+    /// The error as the client builds it from Graph's status and body.
+    fn answer(status: u16, body: &str) -> ApiError {
+        let (code, message, request_id) = error_fields(body.as_bytes());
+        ApiError::new(status, code, message, request_id.unwrap_or_default())
+    }
+
+    fn kind(status: u16, code: &str, message: &str) -> ApiErrorKind {
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        answer(status, &body.to_string()).kind()
+    }
+
+    #[test]
+    fn keeps_what_graph_said_for_messages_and_audit() {
+        let error = answer(
+            404,
+            r#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'manager' does not exist or one of its queried reference-property objects are not present.","innerError":{"date":"2024-05-01T10:00:00","request-id":"94fb3b52-0000-4000-8000-000000000001","client-request-id":"c1"}}}"#,
+        );
+        assert_eq!(error.kind(), ApiErrorKind::NotFound);
+        assert_eq!(
+            error.to_string(),
+            "Graph answered 404 Request_ResourceNotFound: Resource 'manager' does not exist or one of its queried reference-property objects are not present. (request-id 94fb3b52-0000-4000-8000-000000000001)"
+        );
+        // A body that is not Graph's envelope still yields an error, of no particular kind.
+        let garbled = answer(400, "<html>Bad Request</html>");
+        assert_eq!(garbled.kind(), ApiErrorKind::Other);
+        assert_eq!(garbled.to_string(), "Graph answered 400 unknown: (no message) (request-id )");
+    }
+
+    #[test]
+    fn not_found_is_any_404() {
+        let missing = "Resource '00000000-0000-0000-0000-000000000000' does not exist or one of its queried reference-property objects are not present.";
+        assert_eq!(kind(404, "Request_ResourceNotFound", missing), ApiErrorKind::NotFound);
+        assert_eq!(kind(404, "itemNotFound", "The resource could not be found."), ApiErrorKind::NotFound);
+        // An unknown path segment is a 400 whose words say "not found": not this kind.
+        let segment = "Resource not found for the segment 'widgets'.";
+        assert_eq!(kind(400, "BadRequest", segment), ApiErrorKind::Other);
+    }
+
+    #[test]
+    fn a_403_is_denied_unless_it_names_a_licence() {
+        let denied = "Insufficient privileges to complete the operation.";
+        assert_eq!(kind(403, "Authorization_RequestDenied", denied), ApiErrorKind::Denied);
+        assert_eq!(kind(403, "accessDenied", "Access denied."), ApiErrorKind::Denied);
+        for message in [
+            "Neither tenant is B2C or tenant doesn't have premium license",
+            "Tenant is not a B2C tenant and doesn't have premium license",
+        ] {
+            let code = "Authentication_RequestFromNonPremiumTenantOrB2CTenant";
+            assert_eq!(kind(403, code, message), ApiErrorKind::LicenceRequired, "{message}");
+        }
+        let pim = "The tenant needs a Microsoft Entra ID P2 or Microsoft Entra ID Governance license to use Privileged Identity Management.";
+        assert_eq!(kind(403, "AadPremiumLicenseRequired", pim), ApiErrorKind::LicenceRequired);
+        // A licence named in the words of another 403 is still a licence refusal.
+        let worded = "Details for this property require a Microsoft Entra ID P1 or P2 license and the AuditLog.Read.All permission";
+        assert_eq!(kind(403, "Forbidden", worded), ApiErrorKind::LicenceRequired);
+    }
+
+    #[test]
+    fn a_401_is_a_refused_token() {
+        let expired = "Lifetime validation failed, the token is expired.";
+        assert_eq!(kind(401, "InvalidAuthenticationToken", expired), ApiErrorKind::Unauthenticated);
+        // What the client reports after Graph refused a renewed token as well.
+        let refused = super::token_refused("401 InvalidAuthenticationToken: Access token is empty.".into());
+        assert_eq!(refused.kind(), Some(ApiErrorKind::Unauthenticated));
+    }
+
+    #[test]
+    fn an_expired_delta_link_is_any_410_or_its_codes_in_any_case() {
+        let expired =
+            "The sync state generation is not found. The delta token is expired and data must be synchronized again.";
+        assert_eq!(kind(410, "syncStateNotFound", expired), ApiErrorKind::DeltaExpired);
+        // Outlook spells it in PascalCase (graph-facts §2).
+        assert_eq!(kind(410, "SyncStateNotFound", "generation=1"), ApiErrorKind::DeltaExpired);
+        assert_eq!(kind(400, "resyncRequired", "The delta token is no longer valid."), ApiErrorKind::DeltaExpired);
+        assert_eq!(kind(410, "Gone", ""), ApiErrorKind::DeltaExpired);
+    }
+
+    #[test]
+    fn adding_what_is_there_already() {
+        for relation in ["members", "owners"] {
+            let message = format!(
+                "One or more added object references already exist for the following modified properties: '{relation}'."
+            );
+            assert_eq!(kind(400, "Request_BadRequest", &message), ApiErrorKind::AlreadyExists);
+        }
+        let app_role = "Permission being assigned already exists on the object";
+        assert_eq!(kind(400, "Request_BadRequest", app_role), ApiErrorKind::AlreadyExists);
+        let role = "The Role assignment already exists.";
+        assert_eq!(kind(400, "RoleAssignmentExists", role), ApiErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn removing_what_is_not_there() {
+        let message =
+            "One or more removed object references do not exist for the following modified properties: 'members'.";
+        assert_eq!(kind(400, "Request_BadRequest", message), ApiErrorKind::AlreadyAbsent);
+        let role = "The Role assignment does not exist.";
+        assert_eq!(kind(400, "RoleAssignmentDoesNotExist", role), ApiErrorKind::AlreadyAbsent);
+    }
+
+    #[test]
+    fn the_shared_bad_request_is_told_apart_by_its_words() {
+        let last_owner = "The group must have at least one owner, hence this owner cannot be removed.";
+        assert_eq!(kind(400, "Request_BadRequest", last_owner), ApiErrorKind::LastOwner);
+        let mastered =
+            "Unable to update the specified properties for objects that have originated within an external service.";
+        assert_eq!(kind(400, "Request_BadRequest", mastered), ApiErrorKind::ExternallyMastered);
+        let page_size = "Invalid page size specified: '1000'. Must be between 1 and 999 inclusive.";
+        assert_eq!(kind(400, "Request_BadRequest", page_size), ApiErrorKind::Other);
+        let advanced = "Operator 'endsWith' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information";
+        assert_eq!(kind(400, "Request_UnsupportedQuery", advanced), ApiErrorKind::Other);
+        let not_allowed = "Specified HTTP method is not allowed for the request target.";
+        assert_eq!(kind(405, "Request_BadRequest", not_allowed), ApiErrorKind::Other);
+        // The words decide only on a 400: Graph sends them with no other status.
+        assert_eq!(kind(409, "Conflict", "already exists on the object"), ApiErrorKind::Other);
+    }
 }

@@ -16,7 +16,7 @@ pub mod sync;
 mod verify;
 
 pub use auth::{AuthError, Credentials, TokenSource};
-pub use graph::{GraphClient, GraphError, RetryPolicy, UsageCount};
+pub use graph::{ApiError, ApiErrorKind, GraphClient, GraphError, RetryPolicy, UsageCount};
 pub use readiness::{FeatureReadiness, Readiness};
 pub use sync::{EntraConnector, EntraSettings, Scope};
 

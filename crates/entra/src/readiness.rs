@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::{ApiErrorKind, GraphClient, GraphError};
 
 /// One permission requirement: any of these grants it; the first is the least privileged,
 /// the one to ask an administrator for.
@@ -144,9 +144,7 @@ pub async fn check(client: &GraphClient) -> Readiness {
 
 fn licence_problem(e: &GraphError, feature: &str) -> String {
     let text = e.to_string();
-    if text.to_ascii_lowercase().contains("licen")
-        || e.code() == Some("Authentication_RequestFromNonPremiumTenantOrB2CTenant")
-    {
+    if e.kind() == Some(ApiErrorKind::LicenceRequired) {
         let licence = if feature == "PIM" {
             "Microsoft Entra ID P2 or Microsoft Entra ID Governance"
         } else {

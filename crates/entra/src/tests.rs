@@ -8,7 +8,7 @@ use attest_entra_sim::{
     ClientApp, Fault, FaultRule, SimHandle, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with,
 };
 
-use crate::{AuthError, Credentials, GraphClient, GraphError, RetryPolicy};
+use crate::{ApiErrorKind, AuthError, Credentials, GraphClient, GraphError, RetryPolicy};
 
 fn spec() -> TenantSpec {
     TenantSpec { users: 700, groups: 30, apps: 4, assignments_per_app: 10, seed: 3 }
@@ -60,7 +60,8 @@ async fn pages_to_the_end_and_reads_roles() {
     assert!(token.roles.iter().any(|r| r == "GroupMember.Read.All"), "{:?}", token.roles);
     // A Graph refusal is an answer, not a retry.
     let err = client.get("/groups/00000000-0000-0000-0000-000000000000", &[]).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(404), Some("Request_ResourceNotFound")));
+    assert_eq!(err.kind(), Some(ApiErrorKind::NotFound), "{err}");
+    assert!(err.to_string().starts_with("Graph answered 404 Request_ResourceNotFound: "), "{err}");
     let pages = sim.sim.read(|t| t.live_users().count()).div_ceil(100) as u64;
     assert_eq!(sim.sim.stats().requests, 1 + pages + 1, "a token, the pages, one refused GET");
 }

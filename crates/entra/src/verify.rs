@@ -5,7 +5,7 @@
 //! queries, whose index Graph documents as possibly behind recent changes.
 
 use crate::apply::ApplyError;
-use crate::{GraphClient, GraphError};
+use crate::{ApiErrorKind, GraphClient, GraphError};
 use attest_domain::ChangeAction;
 
 impl GraphClient {
@@ -58,7 +58,7 @@ impl GraphClient {
             .await
         {
             Ok(_) => Ok(found),
-            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => Ok(false),
             Err(e) => Err(unreadable(e)),
         }
     }
@@ -78,7 +78,7 @@ impl GraphClient {
     async fn account_enabled(&self, user: &str) -> Result<Option<bool>, ApplyError> {
         match self.get(&format!("/users/{user}?$select=id,accountEnabled"), &[]).await {
             Ok(user) => Ok(Some(user["accountEnabled"].as_bool().unwrap_or(true))),
-            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => Ok(None),
             Err(e) => Err(unreadable(e)),
         }
     }

@@ -41,7 +41,7 @@ pub use objects::{GROUP_SELECT, SERVICE_PRINCIPAL_SELECT, USER_SELECT};
 pub use settings::{EntraSettings, FIRST_PARTY_TENANTS, Scope};
 
 use crate::auth::AuthError;
-use crate::graph::{BATCH_LIMIT, GraphClient, GraphError};
+use crate::graph::{ApiErrorKind, BATCH_LIMIT, GraphClient, GraphError};
 use objects::{GroupScope, is_removed, links, text};
 
 /// Pages fetched ahead of the one being written.
@@ -157,15 +157,12 @@ impl EntraConnector {
             .await;
         match result {
             Ok(_) => Ok(Some(last)),
-            Err(e) if e.code() == Some("Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
+            Err(e) if e.kind() == Some(ApiErrorKind::LicenceRequired) => {
                 sink.note("sign-in activity skipped: the tenant has no Microsoft Entra ID P1 or P2 licence");
                 Ok(None)
             }
-            Err(e) if e.status() == Some(403) => {
-                sink.note(format!(
-                    "sign-in activity skipped: the app lacks the AuditLog.Read.All permission ({})",
-                    e.code().unwrap_or_default()
-                ));
+            Err(e) if e.kind() == Some(ApiErrorKind::Denied) => {
+                sink.note(format!("sign-in activity skipped: the app lacks the AuditLog.Read.All permission ({e})"));
                 Ok(None)
             }
             Err(e) => Err(sync_error(e, "users' sign-in activity")),
@@ -377,7 +374,7 @@ impl EntraConnector {
                     let page = match answer {
                         Ok(page) => page,
                         // Deleted since it was listed: the next service principal delta says so.
-                        Err(e) if e.status() == Some(404) => continue,
+                        Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => continue,
                         Err(e) => return Err(sync_error(e, "application role assignments")),
                     };
                     for item in page.get("value").and_then(Value::as_array).into_iter().flatten() {
@@ -422,7 +419,7 @@ impl EntraConnector {
             )
             .await;
         if let Err(e) = read {
-            if e.status() == Some(403) {
+            if is_forbidden(&e) {
                 sink.note(format!("directory roles skipped: the app lacks RoleManagement.Read.Directory ({e})"));
                 sink.could_not_read_resources(ResourceKind::DirectoryRole, &["active", "eligible"]);
                 return Ok(());
@@ -444,7 +441,7 @@ impl EntraConnector {
                 sink.put_grants(&grants).await?;
                 sink.snapshot_grants_of("active");
             }
-            Err(e) if e.status() == Some(403) => {
+            Err(e) if is_forbidden(&e) => {
                 sink.note(format!(
                     "active role assignments skipped: the app lacks RoleManagement.Read.Directory ({e})"
                 ));
@@ -467,11 +464,11 @@ impl EntraConnector {
                 sink.put_grants(&grants).await?;
                 sink.snapshot_grants_of("eligible");
             }
-            Err(e) if e.status() == Some(403) && is_licence_refusal(&e) => {
+            Err(e) if e.kind() == Some(ApiErrorKind::LicenceRequired) => {
                 sink.note("PIM eligible assignments skipped: the tenant has no Microsoft Entra ID P2 or ID Governance licence");
                 sink.could_not_read_grants("eligible");
             }
-            Err(e) if e.status() == Some(403) => {
+            Err(e) if e.kind() == Some(ApiErrorKind::Denied) => {
                 sink.note(format!(
                     "PIM eligible assignments skipped: the app lacks RoleEligibilitySchedule.Read.Directory ({e})"
                 ));
@@ -541,25 +538,18 @@ fn latest_links(links: Vec<(String, bool)>) -> Vec<(String, bool)> {
     latest
 }
 
-fn is_licence_refusal(e: &GraphError) -> bool {
-    match e {
-        GraphError::Api { code, message, .. } => {
-            code.to_ascii_lowercase().contains("license") || message.to_ascii_lowercase().contains("license")
-        }
-        _ => false,
-    }
+/// A 403 of either kind: a missing permission or a licence; the notes name the permission.
+fn is_forbidden(e: &GraphError) -> bool {
+    matches!(e.kind(), Some(ApiErrorKind::Denied | ApiErrorKind::LicenceRequired))
 }
 
 /// Graph's failures in the terms the runner acts on.
 pub(crate) fn sync_error(e: GraphError, reading: &str) -> SyncError {
-    let code = e.code().unwrap_or_default().to_ascii_lowercase();
-    match &e {
-        GraphError::Auth(AuthError::Unreachable(_)) => SyncError::Directory(format!("reading {reading}: {e}")),
-        GraphError::Auth(_) => SyncError::Unauthorized(e.to_string()),
-        _ if e.status() == Some(410) || code == "syncstatenotfound" || code == "resyncrequired" => {
-            SyncError::ResyncRequired(format!("reading {reading}: {e}"))
-        }
-        _ if e.status() == Some(401) || e.status() == Some(403) => {
+    match (&e, e.kind()) {
+        (GraphError::Auth(AuthError::Unreachable(_)), _) => SyncError::Directory(format!("reading {reading}: {e}")),
+        (GraphError::Auth(_), _) => SyncError::Unauthorized(e.to_string()),
+        (_, Some(ApiErrorKind::DeltaExpired)) => SyncError::ResyncRequired(format!("reading {reading}: {e}")),
+        (_, Some(ApiErrorKind::Unauthenticated | ApiErrorKind::Denied | ApiErrorKind::LicenceRequired)) => {
             SyncError::Unauthorized(format!("reading {reading}: {e}"))
         }
         _ => SyncError::Directory(format!("reading {reading}: {e}")),
