@@ -241,11 +241,16 @@ mod tests {
             email: Some(email.into()),
             roles: vec!["admin".into()],
         };
-        let admins = [admin(1, "ada@contoso.com"), admin(2, "Bob@Contoso.com")];
+        let admins = [admin(1, "ada@contoso.com"), admin(2, "Bob@Contoso.com"), admin(3, "ADA@contoso.com")];
         let owners = ["bob@contoso.com".to_owned(), "cy@contoso.com".to_owned(), "not an address".to_owned()];
         assert_eq!(approvers(&change("ADA@contoso.com"), &admins, &owners), vec!["Bob@Contoso.com", "cy@contoso.com"]);
         assert_eq!(approvers(&change("cy@contoso.com"), &admins, &[]), vec!["ada@contoso.com", "Bob@Contoso.com"]);
         assert!(approvers(&change("ada@contoso.com"), &admins[..1], &[]).is_empty(), "nobody else can approve");
+        // One person signed in from two tenants under one address (in another case) is mailed once.
+        assert_eq!(
+            approvers(&change("cy@contoso.com"), &[admins[0].clone(), admins[2].clone()], &[]),
+            vec!["ada@contoso.com"]
+        );
         // The requester is known by identity, whatever address they asked under.
         let renamed = Change { requested_by_id: Some("t/o2".into()), ..change("bob.old@contoso.com") };
         assert_eq!(approvers(&renamed, &admins, &[]), vec!["ada@contoso.com"]);

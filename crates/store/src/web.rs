@@ -113,20 +113,6 @@ impl Store {
             .ok_or_else(|| StoreError::Internal(format!("user {tenant_id}/{object_id} vanished")))
     }
 
-    /// The email addresses of the users granted `role` explicitly (e.g. `admin`), each once
-    /// (compared without regard to case), in the order the users were created. Users without an
-    /// email are left out.
-    pub async fn list_web_user_emails_with_role(&self, role: &str) -> Result<Vec<String>, StoreError> {
-        let mut emails: Vec<String> = Vec::new();
-        for user in self.list_web_users_with_role(role).await? {
-            let Some(email) = user.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) else { continue };
-            if !emails.iter().any(|e| e.eq_ignore_ascii_case(&email)) {
-                emails.push(email);
-            }
-        }
-        Ok(emails)
-    }
-
     /// The users granted `role` who have an email address, oldest first.
     pub async fn list_web_users_with_role(&self, role: &str) -> Result<Vec<WebUser>, StoreError> {
         // Roles are a JSON array of strings: narrow in SQL, decide on the parsed list.
