@@ -18,12 +18,13 @@ use attest_domain::{
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    Value,
 };
 use serde_json::json;
 
 use crate::entity::change::{self, Column};
+use crate::queue::{self, Claim, Queue};
 use crate::sql::Sql;
 use crate::{Store, StoreError};
 
@@ -32,6 +33,8 @@ use crate::{Store, StoreError};
 pub struct ChangeFilter {
     pub state: Option<ChangeState>,
     pub connector: Option<ConnectorId>,
+    /// Only changes in these connectors (a reader's scope); `None` for all.
+    pub within: Option<Vec<ConnectorId>>,
     /// Only changes with a smaller id (paging backwards from the newest).
     pub before: Option<ChangeId>,
     /// Only changes naming this directory object (as target or as the principal).
@@ -135,21 +138,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Change>, StoreError> {
         let now = micros(now);
-        let backend = self.backend();
         let txn = self.begin_write().await?;
-        let mut sql = Sql::new(backend, "UPDATE changes SET state = 'in_progress', lease_owner = ");
-        sql.value(worker.to_owned()).push(", lease_expires_at = ").value(micros(lease_until));
-        sql.push(", attempts = attempts + 1, updated_at = ").value(now);
-        sql.push(" WHERE id IN (SELECT id FROM changes WHERE ((state = 'pending' AND next_attempt_at <= ");
-        sql.value(now).push(") OR (state = 'in_progress' AND lease_expires_at < ").value(now).push("))");
-        if !skip.is_empty() {
-            sql.push(" AND kind NOT IN ").tuple(skip.iter().map(|k| Value::from(k.as_str())));
-        }
-        sql.push(&format!(" ORDER BY next_attempt_at, id LIMIT {}", limit.max(1)));
-        if backend == DbBackend::Postgres {
-            sql.push(" FOR UPDATE SKIP LOCKED");
-        }
-        sql.push(") RETURNING *");
+        let queue = Queue { table: "changes", working: "in_progress" };
+        let sql = queue::claim(self.backend(), &queue, &Claim { owner: worker, lease_until, now, limit }, |sql| {
+            if !skip.is_empty() {
+                sql.push(" AND kind NOT IN ").tuple(skip.iter().map(|k| Value::from(k.as_str())));
+            }
+        });
         let rows = txn.query_all_raw(sql.build()).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
@@ -378,6 +373,9 @@ impl Store {
         }
         if let Some(connector) = filter.connector {
             query = query.filter(Column::ConnectorId.eq(connector.0));
+        }
+        if let Some(within) = &filter.within {
+            query = query.filter(Column::ConnectorId.is_in(within.iter().map(|c| c.0)));
         }
         if let Some(before) = filter.before {
             query = query.filter(Column::Id.lt(before.0));

@@ -20,6 +20,7 @@ mod job_leases;
 mod lifecycle;
 mod mail;
 mod principals;
+mod queue;
 mod resources;
 mod schema;
 mod sql;

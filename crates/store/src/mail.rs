@@ -9,11 +9,10 @@
 use attest_domain::time::micros;
 use attest_domain::{Mail, MailId, MailState, NewMail};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::mail::{self, Column};
+use crate::queue::{self, Claim, Queue};
 use crate::sql::Sql;
 use crate::{Store, StoreError};
 
@@ -71,18 +70,9 @@ impl Store {
         let now = micros(now);
         let lease = chrono::Duration::from_std(lease)
             .map_err(|_| StoreError::Invalid(format!("a lease of {lease:?} is too long")))?;
-        let backend = self.backend();
         let txn = self.begin_write().await?;
-        let mut sql = Sql::new(backend, "UPDATE mail_outbox SET state = 'sending', lease_owner = ");
-        sql.value(owner.to_owned()).push(", lease_expires_at = ").value(now + lease);
-        sql.push(", attempts = attempts + 1, updated_at = ").value(now);
-        sql.push(" WHERE id IN (SELECT id FROM mail_outbox WHERE (state = 'pending' AND next_attempt_at <= ");
-        sql.value(now).push(") OR (state = 'sending' AND lease_expires_at < ").value(now).push(")");
-        sql.push(&format!(" ORDER BY next_attempt_at, id LIMIT {}", limit.max(1)));
-        if backend == DbBackend::Postgres {
-            sql.push(" FOR UPDATE SKIP LOCKED");
-        }
-        sql.push(") RETURNING *");
+        let queue = Queue { table: "mail_outbox", working: "sending" };
+        let sql = queue::claim(self.backend(), &queue, &Claim { owner, lease_until: now + lease, now, limit }, |_| {});
         let rows = txn.query_all_raw(sql.build()).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {

@@ -4,7 +4,7 @@ use attest_domain::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::{IdSet, MigrationState, NewConnector, Store, StoreError, SyncRunFinish, WebUser, store_test};
+use crate::{ChangeFilter, IdSet, MigrationState, NewConnector, Store, StoreError, SyncRunFinish, WebUser, store_test};
 use attest_domain::GrantId;
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -697,6 +697,24 @@ fn member_change(c: ConnectorId, key: &str, by: &str) -> NewChange {
         requested_by_id: None,
     }
 }
+
+store_test!(changes_are_listed_within_a_readers_connectors_by_the_database, |store| {
+    let a = store.create_connector(NewConnector::entra("a"), t(0)).await.unwrap().id;
+    let b = store.create_connector(NewConnector::entra("b"), t(0)).await.unwrap().id;
+    for i in 0..3 {
+        store.enqueue_change(member_change(a, &format!("a{i}"), "ada@contoso.com"), false, t(i)).await.unwrap();
+        store.enqueue_change(member_change(b, &format!("b{i}"), "ada@contoso.com"), false, t(i)).await.unwrap();
+    }
+    let listed = |within: Option<Vec<ConnectorId>>, limit| {
+        let filter = ChangeFilter { within, limit, ..Default::default() };
+        let store = store.clone();
+        async move { store.list_changes(&filter).await.unwrap().iter().map(|c| c.connector_id).collect::<Vec<_>>() }
+    };
+    // A full page of the reader's own, though the other connector's changes are as new.
+    assert_eq!(listed(Some(vec![a]), 3).await, vec![a, a, a]);
+    assert_eq!(listed(Some(vec![]), 10).await, Vec::<ConnectorId>::new(), "no connectors, no changes");
+    assert_eq!(listed(None, 10).await.len(), 6);
+});
 
 store_test!(changes_queue_once_per_key_and_move_through_their_states_with_audit, |store| {
     use crate::{AttemptOutcome, ChangeFilter};

@@ -45,8 +45,15 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::
         }));
     }
     // Waiting for this person: sensitive changes in connectors they operate, asked by others.
+    // Only the connectors this person reads are asked of the database.
+    let within = viewer.read_scope().map(<[_]>::to_vec);
     let awaiting = store
-        .list_changes(&ChangeFilter { state: Some(ChangeState::AwaitingApproval), limit: 200, ..Default::default() })
+        .list_changes(&ChangeFilter {
+            state: Some(ChangeState::AwaitingApproval),
+            within: within.clone(),
+            limit: 200,
+            ..Default::default()
+        })
         .await?;
     let actor = viewer.actor();
     let for_me: Vec<_> = awaiting.into_iter().filter(|c| viewer.may_approve(c)).take(20).collect();
@@ -54,15 +61,12 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::
         // Requesters see what they asked for.
         store.list_changes(&ChangeFilter { requested_by: Some(actor), limit: 10, ..Default::default() }).await?
     } else {
-        let recent = store.list_changes(&ChangeFilter { limit: 50, ..Default::default() }).await?;
-        recent.into_iter().filter(|c| viewer.can_read(c.connector_id)).take(10).collect()
+        store.list_changes(&ChangeFilter { within: within.clone(), limit: 10, ..Default::default() }).await?
     };
     let failed = store
-        .list_changes(&ChangeFilter { state: Some(ChangeState::Failed), limit: 500, ..Default::default() })
+        .list_changes(&ChangeFilter { state: Some(ChangeState::Failed), within, limit: 500, ..Default::default() })
         .await?
-        .iter()
-        .filter(|c| viewer.can_read(c.connector_id))
-        .count();
+        .len();
     Ok(json!({
         "connectors": rows,
         "principals": principals,
