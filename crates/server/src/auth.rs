@@ -11,115 +11,24 @@
 //! - Break-glass: `attest admin create-login-link` prints a one-time link that signs in a local
 //!   administrator, for first setup or when sign-in is broken.
 
-use std::sync::Arc;
-
-use attest_config::secrets::SecretKey;
-use attest_store::{LOCAL_TENANT, Store, WebSession};
+use attest_store::LOCAL_TENANT;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
 use crate::AppState;
 use crate::error::WebError;
 use crate::forms::Submitted;
-use crate::oidc::{OidcClient, Pending};
+use crate::oidc::Pending;
 use crate::roles::{Allowed, rule};
-
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "attest_session";
+use crate::session::{SESSION_COOKIE, cookie, hash, random_token, safe_return};
 
 /// How long a sign-in may take between the redirect and the callback.
 const SIGN_IN_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The object id of the break-glass administrator (tenant `local`).
 pub const BREAK_GLASS: &str = "break-glass";
-
-/// A random 256-bit token, base64url.
-pub fn random_token() -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| "the system's random generator failed".to_owned())?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// What the database keeps of a token.
-pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The sign-in client, made on first use from the sign-in connector's stored credentials (so a
-/// connector added after start is picked up).
-pub struct SignIn {
-    store: Store,
-    key: Arc<SecretKey>,
-    connector: Option<String>,
-    redirect_uri: String,
-    client: OnceCell<OidcClient>,
-}
-
-impl SignIn {
-    pub fn new(store: Store, key: Arc<SecretKey>, connector: Option<String>, public_url: &str) -> SignIn {
-        SignIn { store, key, connector, redirect_uri: format!("{public_url}/auth/callback"), client: OnceCell::new() }
-    }
-
-    async fn client(&self) -> Result<&OidcClient, String> {
-        self.client
-            .get_or_try_init(|| async {
-                let connectors = self.store.list_connectors().await.map_err(|e| e.to_string())?;
-                let connector = match &self.connector {
-                    Some(name) => connectors.into_iter().find(|c| &c.name == name),
-                    None if connectors.len() == 1 => connectors.into_iter().next(),
-                    None => None,
-                }
-                .ok_or_else(|| match &self.connector {
-                    Some(name) => format!("the sign-in connector '{name}' does not exist"),
-                    None => "sign-in needs exactly one connector, or server.sign_in_connector naming one".to_owned(),
-                })?;
-                let credentials = attest_entra::stored::credentials(&self.store, &self.key, &connector)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let http = crate::http_client()?;
-                OidcClient::discover(
-                    http,
-                    &credentials.login_url,
-                    &credentials.tenant_id,
-                    &credentials.client_id,
-                    &credentials.client_secret,
-                    &self.redirect_uri,
-                )
-                .await
-                .map_err(|e| e.to_string())
-            })
-            .await
-    }
-}
-
-/// The request's session, if it carries a valid one (pages that also serve signed-out people).
-pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<WebSession>, WebError> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    state
-        .store
-        .find_web_session(&hash(&token), state.now())
-        .await
-        .map_err(|e| WebError::Unavailable(format!("sessions cannot be read: {e}")))
-}
-
-/// A cookie's value from the request's `Cookie` headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
 
 fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
     let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
@@ -128,18 +37,6 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
 
 /// Where a sign-in returns to, kept in a short-lived cookie across the trip to Microsoft.
 const RETURN_COOKIE: &str = "attest_return";
-
-/// `next` if it is a path on this site (`/changes/42?x=1`), never another site (`//evil.com`,
-/// `/\\evil.com`, `https://…`) or anything odd.
-pub fn safe_return(next: &str) -> Option<&str> {
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && next.len() <= 1_000
-        && !next.chars().any(char::is_control)
-        && !next.starts_with("/auth/");
-    ok.then_some(next)
-}
 
 /// Opens a session for `user` and answers with the cookie and a redirect to `to`.
 async fn open_session(state: &AppState, user: i64, to: &str) -> Result<Response, WebError> {

@@ -131,7 +131,7 @@ impl IntoResponse for WebError {
                 _ => "/auth/sign-in".to_owned(),
             },
         });
-        let html = crate::pages::render_html("error.html", context)
+        let html = crate::render::render_html("error.html", context)
             .unwrap_or_else(|_| format!("<!doctype html><title>{status}</title><p>{status}</p>"));
         (status, Html(html)).into_response()
     }
@@ -166,17 +166,9 @@ impl From<StoreError> for WebError {
     }
 }
 
-impl From<tera::Error> for WebError {
-    fn from(error: tera::Error) -> Self {
-        // tera's Display is the outer error only; the cause says which variable.
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        WebError::Internal(message)
+impl From<crate::render::RenderError> for WebError {
+    fn from(error: crate::render::RenderError) -> Self {
+        WebError::Internal(error.0)
     }
 }
 

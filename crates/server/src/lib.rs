@@ -19,10 +19,14 @@ mod metrics;
 pub mod notify_job;
 pub mod oidc;
 mod pages;
+mod render;
 mod request_id;
 pub mod roles;
 mod routes;
 mod security;
+pub mod session;
+mod sign_in_client;
+mod state;
 pub mod sync_job;
 
 use std::future::Future;
@@ -41,35 +45,7 @@ use tokio::net::TcpListener;
 
 pub use connectors::{StoredConnectors, http_client};
 pub use routes::{RouteInfo, route_table};
-
-/// What every request handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    http: Arc<metrics::HttpMetrics>,
-    sign_in: Arc<auth::SignIn>,
-    /// `server.public_url`, without a trailing slash.
-    public_url: Arc<str>,
-    session_lifetime: Duration,
-    /// `mail.from`, as the outbox's pages show it.
-    mail_from: Arc<str>,
-    /// No SMTP server: mail is kept in the outbox, not sent.
-    mail_kept: bool,
-    /// Applies changes in person (user actions, approvals); the background workers share the queue.
-    provisioner: Provisioner<StoredConnectors>,
-    /// Wakes the scheduler when somebody asks for "Sync now".
-    sync_wake: Arc<tokio::sync::Notify>,
-    caches: Arc<cache::Caches>,
-    /// The one clock of this process: every page and job tells the time by it.
-    clock: SharedClock,
-}
-
-impl AppState {
-    /// Now, by this process's clock.
-    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-}
+pub use state::AppState;
 
 /// The provisioner policy the configuration asks for.
 pub fn provisioning_policy(config: &Config) -> Policy {
@@ -108,7 +84,7 @@ pub async fn run(
         .await?
         .with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
     let instance = instance_name();
-    pages::check_templates().map_err(|e| anyhow::anyhow!("a page template is broken: {e}"))?;
+    render::check_templates().map_err(|e| anyhow::anyhow!("a page template is broken: {e}"))?;
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
 
     let mut jobs = tokio::task::JoinSet::new();
@@ -142,8 +118,12 @@ pub async fn run(
     let notifier = notify_job::Notifier::new(store.clone(), outbox, &config.server.public_url, clock.clone());
     jobs.spawn(notifier.run(jobs_stop.clone()));
 
-    let sign_in =
-        auth::SignIn::new(store.clone(), key, config.server.sign_in_connector.clone(), &config.server.public_url);
+    let sign_in = sign_in_client::SignIn::new(
+        store.clone(),
+        key,
+        config.server.sign_in_connector.clone(),
+        &config.server.public_url,
+    );
     let state = AppState {
         store: store.clone(),
         http: Arc::default(),

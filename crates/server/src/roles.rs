@@ -112,7 +112,7 @@ pub struct Viewer {
 impl Viewer {
     /// Whoever the request's session belongs to, with their roles now; `None` when signed out.
     pub async fn of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Option<Viewer>, WebError> {
-        let Some(session) = crate::auth::session_of(state, headers).await? else { return Ok(None) };
+        let Some(session) = crate::session::session_of(state, headers).await? else { return Ok(None) };
         let connectors = state.caches.connectors(&state.store).await?;
         let user = &session.user;
         let roles = Roles::of(&connectors, &user.roles, &user.tenant_id, &user.object_id);
@@ -215,7 +215,7 @@ impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
         let next = (parts.method == axum::http::Method::GET)
             .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
             .flatten()
-            .filter(|p| crate::auth::safe_return(p).is_some());
+            .filter(|p| crate::session::safe_return(p).is_some());
         let viewer = Viewer::of(state, &parts.headers).await.map_err(refuse)?;
         let viewer = viewer.ok_or_else(|| refuse(WebError::SignedOut { next }))?;
         if !R::ACCESS.allows(&viewer.roles) {

@@ -282,6 +282,7 @@ impl Store {
 
     /// Benchmarks only: deletes every grant row, history included, and gives the space back,
     /// so the next load starts from an empty table. Never called by the product.
+    #[cfg(feature = "bench")]
     pub async fn purge_grants_for_benchmark(&self) -> Result<(), StoreError> {
         let backend = self.backend();
         match backend {

@@ -27,6 +27,7 @@ mod sql;
 mod sync_requests;
 mod sync_runs;
 mod sync_state;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod upsert;
 mod web;

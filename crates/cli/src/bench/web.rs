@@ -191,9 +191,9 @@ async fn sync_tenant(
 
 /// A session for the break-glass administrator, through a one-time login link.
 async fn sign_in_administrator(store: &Store, base: &str) -> anyhow::Result<String> {
-    let token = attest_server::auth::random_token().map_err(|e| anyhow::anyhow!(e))?;
+    let token = attest_server::session::random_token().map_err(|e| anyhow::anyhow!(e))?;
     let expires = crate::now() + chrono::Duration::minutes(5);
-    store.create_login_link(&attest_server::auth::hash(&token), "bench", expires).await?;
+    store.create_login_link(&attest_server::session::hash(&token), "bench", expires).await?;
     let client = attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let response = client.get(format!("{base}/auth/link/{token}")).send().await?;
     let cookie = response

@@ -44,9 +44,9 @@ pub async fn run(context: &Context, command: AdminCommand, out: &mut dyn Write) 
         .filter(|d| !d.is_zero() && d.as_secs() <= 24 * 3600)
         .ok_or_else(|| anyhow::anyhow!("--valid: expected a duration up to 24h such as 15m or 1h, got '{valid}'"))?;
     let store = context.store().await?;
-    let token = attest_server::auth::random_token().map_err(anyhow::Error::msg)?;
+    let token = attest_server::session::random_token().map_err(anyhow::Error::msg)?;
     let expires = crate::now() + chrono::Duration::from_std(lifetime)?;
-    store.create_login_link(&attest_server::auth::hash(&token), "cli", expires).await?;
+    store.create_login_link(&attest_server::session::hash(&token), "cli", expires).await?;
     writeln!(out, "{}/auth/link/{token}", context.config.server.public_url)?;
     writeln!(
         out,

@@ -9,9 +9,10 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 use super::changes::change_rows;
-use super::{page, render_html, when};
+use super::{page, when};
 use crate::AppState;
 use crate::error::WebError;
+use crate::render::render_html;
 use crate::roles::Viewer;
 
 /// `GET /`

@@ -334,7 +334,7 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
             "deleted": principal.data.deleted_at.is_some(),
             "blocked": principal.data.account_enabled == Some(false),
             // A fresh token per rendering: submitting the same form twice queues one change.
-            "nonce": crate::auth::random_token().map_err(WebError::Internal)?,
+            "nonce": crate::session::random_token().map_err(WebError::Internal)?,
         },
     }))
 }

@@ -13,50 +13,13 @@ pub mod directory;
 pub mod mail;
 pub mod syncs;
 
-use std::sync::LazyLock;
-
 use axum::response::Html;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::error::WebError;
+use crate::render::render_html;
 use crate::roles::{Access, Viewer};
-
-/// The templates, compiled into the binary so one file is the whole application.
-static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
-    let mut tera = tera::Tera::default();
-    tera.add_raw_templates([
-        ("layout.html", include_str!("../../../../templates/web/layout.html")),
-        ("macros.html", include_str!("../../../../templates/web/macros.html")),
-        ("landing.html", include_str!("../../../../templates/web/landing.html")),
-        ("dashboard.html", include_str!("../../../../templates/web/dashboard.html")),
-        ("people.html", include_str!("../../../../templates/web/people.html")),
-        ("resources.html", include_str!("../../../../templates/web/resources.html")),
-        ("principal.html", include_str!("../../../../templates/web/principal.html")),
-        ("resource.html", include_str!("../../../../templates/web/resource.html")),
-        ("changes.html", include_str!("../../../../templates/web/changes.html")),
-        ("change.html", include_str!("../../../../templates/web/change.html")),
-        ("syncs.html", include_str!("../../../../templates/web/syncs.html")),
-        ("audit.html", include_str!("../../../../templates/web/audit.html")),
-        ("outbox.html", include_str!("../../../../templates/web/outbox.html")),
-        ("mail.html", include_str!("../../../../templates/web/mail.html")),
-        ("error.html", include_str!("../../../../templates/web/error.html")),
-    ])
-    .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;
-    Ok(tera)
-});
-
-/// Checks that every template parses (at start, so a broken one stops `serve` at once).
-pub fn check_templates() -> Result<(), String> {
-    TEMPLATES.as_ref().map(|_| ()).map_err(Clone::clone)
-}
-
-/// Renders a template with `context` (a JSON object).
-pub fn render_html(template: &str, context: serde_json::Value) -> Result<String, WebError> {
-    let tera = TEMPLATES.as_ref().map_err(|e| WebError::Internal(e.clone()))?;
-    let context = tera::Context::from_value(context)?;
-    Ok(tera.render(template, &context)?)
-}
 
 /// Renders a signed-in page: `context` plus the layout's frame.
 pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Result<Html<String>, WebError> {
