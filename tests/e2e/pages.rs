@@ -414,8 +414,35 @@ db_test!(the_api_makes_the_same_changes_with_json_and_the_csrf_header, true, |db
         post(&web.admin, &format!("/api/v1/changes/{id}/cancel"), serde_json::json!({}), Some(web.admin.csrf.clone()))
             .await;
     assert_eq!((status, late["error"]["code"].as_str()), (409, Some("conflict")));
+
+    // What the API sent is what its OpenAPI document says, schema by schema.
+    let (_, doc) = web.get(None, "/api/v1/openapi.json").await;
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let (_, list) = web.get(Some(&web.admin), "/api/v1/changes").await;
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    conforms(&doc, "ChangeList", &list);
+    let created_at = list["changes"][0]["created_at"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(created_at).is_ok(), "RFC 3339: {created_at}");
+    let (_, one) = web.get(Some(&web.admin), &format!("/api/v1/changes/{id}")).await;
+    conforms(&doc, "ChangeDetail", &serde_json::from_str(&one).unwrap());
+    conforms(&doc, "Applied", &approved);
+    conforms(&doc, "Applied", &body);
+    conforms(&doc, "Error", &late);
+    conforms(&doc, "Error", &own);
     web.stop().await;
 });
+
+/// Fails unless `value` is valid against the document's schema `name`.
+fn conforms(doc: &serde_json::Value, name: &str, value: &serde_json::Value) {
+    let schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": doc["components"],
+    });
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name} does not match its schema: {errors:?}\n{value}");
+}
 
 db_test!(signing_in_from_a_link_lands_on_the_page_it_pointed_to_and_nowhere_else, true, |db| {
     let web = Web::boot(&db).await;

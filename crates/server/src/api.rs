@@ -1,7 +1,10 @@
 //! The JSON API under `/api/v1`: the same data the pages show, for scripts and integrations.
 //! It uses the browser session (cookie); writes carry the session's CSRF token in the
-//! `x-csrf-token` header. Errors are `{"error": {"code", "message"}}`. The OpenAPI document at
-//! `/api/v1/openapi.json` describes every route; a test keeps it and the route table in step.
+//! `x-csrf-token` header. Errors are `{"error": {"code", "reason", "message", "request_id"}}`.
+//! The OpenAPI document at `/api/v1/openapi.json` describes every route (a test keeps it and the
+//! route table in step). The change queue's answers are typed (`api_model`, RFC 3339 times,
+//! schemas generated from the types, responses validated against them in the e2e tests); the
+//! other areas still serve the pages' data and move to typed responses one at a time.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -10,28 +13,34 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::api_model::{ApiChange, Applied, ChangeDetail, ChangeList};
 use crate::error::ApiError;
+use crate::error::WebError;
 use crate::forms::Submitted;
 use crate::pages::actions::{self, ActionForm};
 use crate::pages::audit::{AuditQuery, audit_data};
-use crate::pages::changes::{ChangesQuery, approve_now, cancel_now, change_data, change_rows, changes_data, retry_now};
+use crate::pages::changes::{
+    ChangesQuery, approve_now, cancel_now, find_changes, password_unknown, permissions, readable_change, retry_now,
+};
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
 use crate::pages::syncs::syncs_data;
 use crate::pages::syncs::{self, SyncForm};
 use crate::roles::{Allowed, rule};
-use attest_domain::ResourceKind;
+use attest_domain::{Change, ResourceKind};
 
-/// The OpenAPI 3.1 document, kept beside the code it describes.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The OpenAPI 3.1 document, made once.
+static OPENAPI: std::sync::LazyLock<Result<String, String>> =
+    std::sync::LazyLock::new(|| crate::api_model::document().map(|doc| doc.to_string()));
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
 /// `GET /api/v1/openapi.json`
-pub async fn openapi() -> Response {
-    let mut response = OPENAPI.into_response();
+pub async fn openapi() -> Result<Response, ApiError> {
+    let doc = OPENAPI.as_ref().map_err(|e| WebError::Internal(format!("the OpenAPI document is broken: {e}")))?;
+    let mut response = doc.clone().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    Ok(response)
 }
 
 /// `GET /api/v1/dashboard`
@@ -94,13 +103,20 @@ pub async fn resource(
     Ok(Json(resource_data(&state, &viewer, id, query.page).await?))
 }
 
+/// Changes as the API shows them, described with the directory's names.
+async fn api_changes(state: &AppState, changes: &[Change]) -> Result<Vec<ApiChange>, WebError> {
+    let descriptions = state.store.describe_changes(changes).await?;
+    Ok(changes.iter().zip(descriptions).map(|(c, d)| ApiChange::new(c, d)).collect())
+}
+
 /// `GET /api/v1/changes`
 pub async fn changes(
     State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
     Query(query): Query<ChangesQuery>,
-) -> ApiResult {
-    Ok(Json(changes_data(&state, &viewer, &query).await?))
+) -> Result<Json<ChangeList>, ApiError> {
+    let found = find_changes(&state, &viewer, &query).await?;
+    Ok(Json(ChangeList { changes: api_changes(&state, &found.changes).await?, next_before: found.next_before }))
 }
 
 /// `GET /api/v1/changes/{id}`
@@ -108,8 +124,17 @@ pub async fn change(
     State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
     Path(id): Path<i64>,
-) -> ApiResult {
-    Ok(Json(change_data(&state, &viewer, id).await?))
+) -> Result<Json<ChangeDetail>, ApiError> {
+    let change = readable_change(&state, &viewer, id).await?;
+    let api = api_changes(&state, std::slice::from_ref(&change)).await?.pop();
+    let api = api.ok_or_else(|| WebError::Internal(format!("change {id} could not be described")))?;
+    Ok(Json(ChangeDetail {
+        action: serde_json::to_value(&change.action).map_err(|e| WebError::Internal(e.to_string()))?,
+        idempotency_key: change.idempotency_key.clone(),
+        password_unknown: password_unknown(&change),
+        can: permissions(&viewer, &change),
+        change: api,
+    }))
 }
 
 /// `GET /api/v1/syncs`
@@ -129,12 +154,11 @@ pub async fn audit(
 /// A change as the API answers writes: its row, and once, a secret it made (a temporary
 /// password), in a response that is never cached.
 async fn applied(state: &AppState, done: attest_provisioner::InPerson) -> Result<Response, ApiError> {
-    let row = change_rows(&state.store, std::slice::from_ref(&done.change)).await?.pop().unwrap_or_default();
-    let mut body = serde_json::json!({"change": row});
+    let change = api_changes(state, std::slice::from_ref(&done.change)).await?.pop();
+    let change =
+        change.ok_or_else(|| WebError::Internal(format!("change {} could not be described", done.change.id.0)))?;
     let secret = done.secret.is_some();
-    if let Some(secret) = done.secret {
-        body["temporary_password"] = secret.expose().into();
-    }
+    let body = Applied { change, temporary_password: done.secret.map(|s| s.expose().to_owned()) };
     let mut response = Json(body).into_response();
     if secret {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -205,7 +229,7 @@ mod tests {
 
     #[test]
     fn the_openapi_document_describes_exactly_the_api_routes() {
-        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let doc = crate::api_model::document().unwrap();
         assert_eq!(doc["openapi"].as_str().unwrap().split('.').next(), Some("3"));
         let mut documented = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

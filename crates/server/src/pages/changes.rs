@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{PAGE_SIZE, page, when};
 use crate::AppState;
+use crate::api_model::ChangePermissions;
 use crate::error::WebError;
 use crate::forms::Submitted;
 use crate::roles::{Allowed, Viewer, rule};
@@ -57,12 +58,17 @@ pub struct ChangesQuery {
     pub before: Option<i64>,
 }
 
-/// The queue's data (also `GET /api/v1/changes`).
-pub async fn changes_data(
-    state: &AppState,
-    viewer: &Viewer,
-    query: &ChangesQuery,
-) -> Result<serde_json::Value, WebError> {
+/// One page of the queue as this viewer may see it.
+pub struct ChangesFound {
+    pub changes: Vec<Change>,
+    /// The connectors the viewer reads, by name (the filter's choices).
+    pub connectors: Vec<String>,
+    /// Where the next (older) page starts.
+    pub next_before: Option<i64>,
+}
+
+/// The queue's page for `query`, newest first (the page and `GET /api/v1/changes`).
+pub async fn find_changes(state: &AppState, viewer: &Viewer, query: &ChangesQuery) -> Result<ChangesFound, WebError> {
     let store = &state.store;
     let wanted_state = match query.state.as_str() {
         "" => None,
@@ -88,15 +94,21 @@ pub async fn changes_data(
         limit: PAGE_SIZE,
         ..Default::default()
     };
-    let shown = store.list_changes(&filter).await?;
-    let next = (shown.len() as u64 == PAGE_SIZE).then(|| shown.last().map(|c| c.id.0)).flatten();
+    let changes = store.list_changes(&filter).await?;
+    let next_before = (changes.len() as u64 == PAGE_SIZE).then(|| changes.last().map(|c| c.id.0)).flatten();
+    Ok(ChangesFound { changes, connectors: connectors.into_iter().map(|c| c.name).collect(), next_before })
+}
+
+/// The queue page's data.
+async fn changes_data(state: &AppState, viewer: &Viewer, query: &ChangesQuery) -> Result<serde_json::Value, WebError> {
+    let found = find_changes(state, viewer, query).await?;
     Ok(json!({
-        "changes": change_rows(store, &shown).await?,
+        "changes": change_rows(&state.store, &found.changes).await?,
         "state": query.state,
         "connector": query.connector,
-        "connectors": connectors.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "connectors": found.connectors,
         "states": ["pending", "awaiting_approval", "in_progress", "applied", "failed", "cancelled"],
-        "next_before": next,
+        "next_before": found.next_before,
     }))
 }
 
@@ -110,7 +122,7 @@ pub async fn changes(
     page(&viewer, "changes.html", data)
 }
 
-async fn readable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
+pub async fn readable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
     let not_found = || WebError::NotFound(format!("change {id} not found"));
     let change = state.store.get_change(ChangeId(id)).await.map_err(|_| not_found())?;
     if !viewer.can_read(change.connector_id) {
@@ -119,28 +131,38 @@ async fn readable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<C
     Ok(change)
 }
 
-/// One change's data (also `GET /api/v1/changes/{id}`).
-pub async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
+/// What `viewer` may do with `change` now.
+pub fn permissions(viewer: &Viewer, change: &Change) -> ChangePermissions {
+    let operate = viewer.can_operate(change.connector_id);
+    let own = viewer.asked_for(change);
+    ChangePermissions {
+        approve: viewer.may_approve(change) && change.state == ChangeState::AwaitingApproval,
+        own_awaiting: own && change.state == ChangeState::AwaitingApproval,
+        retry: operate && matches!(change.state, ChangeState::Failed | ChangeState::OutcomeUnknown),
+        cancel: operate
+            && matches!(
+                change.state,
+                ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown
+            ),
+    }
+}
+
+/// A password reset cut off mid-way: its temporary password was never shown.
+pub fn password_unknown(change: &Change) -> bool {
+    change.state == ChangeState::OutcomeUnknown && change.kind == attest_domain::ChangeKind::ResetPassword
+}
+
+/// One change's page data.
+async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
     let change = readable_change(state, viewer, id).await?;
     let mut rows = change_rows(&state.store, std::slice::from_ref(&change)).await?;
     let row = rows.pop().unwrap_or_default();
-    let operate = viewer.can_operate(change.connector_id);
-    let own = viewer.asked_for(&change);
     Ok(json!({
         "change": row,
         "action": change.action,
         "idempotency_key": change.idempotency_key,
-        "password_unknown": change.state == ChangeState::OutcomeUnknown && change.kind == attest_domain::ChangeKind::ResetPassword,
-        "can": {
-            "approve": viewer.may_approve(&change) && change.state == ChangeState::AwaitingApproval,
-            "own_awaiting": own && change.state == ChangeState::AwaitingApproval,
-            "retry": operate && matches!(change.state, ChangeState::Failed | ChangeState::OutcomeUnknown),
-            "cancel": operate
-                && matches!(
-                    change.state,
-                    ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown
-                ),
-        },
+        "password_unknown": password_unknown(&change),
+        "can": permissions(viewer, &change),
     }))
 }
 
