@@ -90,9 +90,12 @@ impl WebError {
     }
 
     fn log(&self) {
+        let request_id = crate::request_id::current().unwrap_or_default();
         match self {
-            WebError::Internal(detail) => tracing::error!(error = %detail, "a request failed"),
-            WebError::Unavailable(detail) => tracing::warn!(error = %detail, "a request could not be served"),
+            WebError::Internal(detail) => tracing::error!(%request_id, error = %detail, "a request failed"),
+            WebError::Unavailable(detail) => {
+                tracing::warn!(%request_id, error = %detail, "a request could not be served")
+            }
             _ => {}
         }
     }
