@@ -429,6 +429,13 @@ db_test!(the_api_makes_the_same_changes_with_json_and_the_csrf_header, true, |db
     conforms(&doc, "Applied", &body);
     conforms(&doc, "Error", &late);
     conforms(&doc, "Error", &own);
+    let (_, me) = web.get(Some(&web.owner), "/api/v1/me").await;
+    conforms(&doc, "Me", &serde_json::from_str(&me).unwrap());
+    let (_, syncs) = web.get(Some(&web.owner), "/api/v1/syncs").await;
+    let syncs: serde_json::Value = serde_json::from_str(&syncs).unwrap();
+    conforms(&doc, "SyncOverview", &syncs);
+    assert_eq!(syncs["connectors"][0]["requested"]["mode"], "full", "the Sync now asked for above: {syncs}");
+    assert!(syncs["connectors"][0]["runs"][0]["started_at"].as_str().unwrap().contains('T'), "RFC 3339: {syncs}");
     web.stop().await;
 });
 

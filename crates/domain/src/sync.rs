@@ -77,6 +77,16 @@ pub struct SyncCounts {
     pub inherited_grants: KindCounts,
 }
 
+impl SyncCounts {
+    /// Rows written over every kind.
+    pub fn written(&self) -> u64 {
+        [self.principals, self.resources, self.entitlements, self.grants, self.inherited_grants]
+            .iter()
+            .map(KindCounts::written)
+            .sum()
+    }
+}
+
 /// One sync run, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncRun {

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::api_model::{ApiChange, Applied, ChangeDetail, ChangeList};
+use crate::api_model::{
+    ApiChange, ApiSyncRun, Applied, ChangeDetail, ChangeList, ConnectorSyncs, SyncOverview, SyncRequested,
+};
 use crate::error::ApiError;
 use crate::error::WebError;
 use crate::forms::Submitted;
@@ -24,7 +26,7 @@ use crate::pages::changes::{
 };
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
-use crate::pages::syncs::syncs_data;
+use crate::pages::syncs::find_runs;
 use crate::pages::syncs::{self, SyncForm};
 use crate::roles::{Allowed, rule};
 use attest_domain::{Change, ResourceKind};
@@ -138,8 +140,26 @@ pub async fn change(
 }
 
 /// `GET /api/v1/syncs`
-pub async fn syncs(State(state): State<AppState>, viewer: Allowed<rule::DirectoryReader>) -> ApiResult {
-    Ok(Json(syncs_data(&state, &viewer).await?))
+pub async fn syncs(
+    State(state): State<AppState>,
+    viewer: Allowed<rule::DirectoryReader>,
+) -> Result<Json<SyncOverview>, ApiError> {
+    let connectors = find_runs(&state, &viewer)
+        .await?
+        .into_iter()
+        .map(|c| ConnectorSyncs {
+            name: c.connector.name.clone(),
+            status: c.connector.status.to_string(),
+            can_sync: viewer.can_operate(c.connector.id),
+            requested: c.requested.map(|r| SyncRequested {
+                mode: r.mode.to_string(),
+                by: r.requested_by,
+                at: r.requested_at,
+            }),
+            runs: c.runs.iter().map(ApiSyncRun::new).collect(),
+        })
+        .collect();
+    Ok(Json(SyncOverview { connectors }))
 }
 
 /// `GET /api/v1/audit`

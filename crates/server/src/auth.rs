@@ -241,17 +241,16 @@ pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>
 }
 
 /// `GET /api/v1/me`: who is signed in, and the CSRF token their writes must carry.
-pub async fn me(viewer: Allowed<rule::SignedIn>) -> Response {
+pub async fn me(viewer: Allowed<rule::SignedIn>) -> axum::Json<crate::api_model::Me> {
     let session = &viewer.session;
     let user = &session.user;
-    axum::Json(serde_json::json!({
-        "tenant_id": user.tenant_id,
-        "object_id": user.object_id,
-        "name": user.display_name,
-        "email": user.email,
-        "roles": viewer.roles.list(),
-        "csrf_token": session.csrf_token,
-        "session_expires_at": session.expires_at,
-    }))
-    .into_response()
+    axum::Json(crate::api_model::Me {
+        tenant_id: user.tenant_id.clone(),
+        object_id: user.object_id.clone(),
+        name: user.display_name.clone(),
+        email: user.email.clone(),
+        roles: viewer.roles.list().to_vec(),
+        csrf_token: session.csrf_token.clone(),
+        session_expires_at: session.expires_at,
+    })
 }

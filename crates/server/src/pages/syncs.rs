@@ -1,7 +1,8 @@
 //! Sync runs per connector, newest first, with what each did and any trouble it overcame; and
 //! "Sync now", which asks for a sync in the database (any replica's scheduler runs it, once).
 
-use attest_domain::{SyncMode, SyncRun};
+use attest_domain::{Connector, SyncMode, SyncRun};
+use attest_store::SyncRequest;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -27,8 +28,7 @@ fn run_json(run: &SyncRun) -> serde_json::Value {
         "started_at": when(Some(run.started_at)),
         "finished_at": when(run.finished_at),
         "seconds": duration,
-        "written": c.principals.written() + c.resources.written() + c.entitlements.written() + c.grants.written()
-            + c.inherited_grants.written(),
+        "written": c.written(),
         "counts": c,
         "requests": run.requests,
         "resource_units": run.resource_units,
@@ -37,22 +37,41 @@ fn run_json(run: &SyncRun) -> serde_json::Value {
     })
 }
 
-/// Sync runs of the connectors this viewer reads (also `GET /api/v1/syncs`).
-pub async fn syncs_data(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
+/// A connector's recent runs and its waiting "Sync now", as this viewer sees them.
+pub struct ConnectorRuns {
+    pub connector: Connector,
+    pub runs: Vec<SyncRun>,
+    pub requested: Option<SyncRequest>,
+}
+
+/// Recent sync runs of the connectors this viewer reads (the page and `GET /api/v1/syncs`).
+pub async fn find_runs(state: &AppState, viewer: &Viewer) -> Result<Vec<ConnectorRuns>, WebError> {
     let store = &state.store;
-    let mut connectors = Vec::new();
-    for c in store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)) {
-        let runs = store.list_sync_runs(c.id, RUNS_SHOWN).await?;
-        let request = store.find_sync_request(c.id).await?;
-        connectors.push(json!({
-            "name": c.name,
-            "status": c.status,
-            "can_sync": viewer.can_operate(c.id),
-            "sync_url": format!("/connectors/{}/sync", super::url_encode(&c.name)),
-            "requested": request.map(|r| json!({"mode": r.mode, "by": r.requested_by, "at": when(Some(r.requested_at))})),
-            "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
-        }));
+    let mut found = Vec::new();
+    for connector in store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)) {
+        let runs = store.list_sync_runs(connector.id, RUNS_SHOWN).await?;
+        let requested = store.find_sync_request(connector.id).await?;
+        found.push(ConnectorRuns { connector, runs, requested });
     }
+    Ok(found)
+}
+
+/// The sync runs page's data.
+pub async fn syncs_data(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
+    let connectors: Vec<serde_json::Value> = find_runs(state, viewer)
+        .await?
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.connector.name,
+                "status": c.connector.status,
+                "can_sync": viewer.can_operate(c.connector.id),
+                "sync_url": format!("/connectors/{}/sync", super::url_encode(&c.connector.name)),
+                "requested": c.requested.as_ref().map(|r| json!({"mode": r.mode, "by": r.requested_by, "at": when(Some(r.requested_at))})),
+                "runs": c.runs.iter().map(run_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     Ok(json!({"connectors": connectors}))
 }
 
@@ -84,12 +103,7 @@ pub async fn sync_now(
 }
 
 /// Asks for a sync of connector `name` and wakes this replica's scheduler.
-pub async fn request(
-    state: &AppState,
-    viewer: &Viewer,
-    name: &str,
-    form: &SyncForm,
-) -> Result<attest_store::SyncRequest, WebError> {
+pub async fn request(state: &AppState, viewer: &Viewer, name: &str, form: &SyncForm) -> Result<SyncRequest, WebError> {
     let not_found = || WebError::NotFound(format!("no connector named '{name}'"));
     let connector = state.store.find_connector_by_name(name).await?.ok_or_else(not_found)?;
     if !viewer.can_read(connector.id) {
