@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::error::GraphError;
 use crate::graph::{DIRECTORY_OBJECTS, USERS_READ, begin, entity, objects_page, page};
 use crate::odata::Collection;
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{AppRoleAssignment, ServicePrincipal};
 
 pub(crate) const APPLICATIONS_READ: &[&str] = &[

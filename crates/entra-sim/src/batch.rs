@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use tower_service::Service;
 
 use crate::error::GraphError;
-use crate::server::Sim;
+use crate::state::Sim;
 
 /// At most 20 requests per batch (json-batching.md).
 const MAX_REQUESTS: usize = 20;

@@ -13,8 +13,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use crate::pages::{error_page, escape, hidden, page, see_other, with_query};
-use crate::server::Sim;
 use crate::signin::check_client;
+use crate::state::Sim;
 
 /// What the tenant's administrator has done about the client app.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,7 +25,7 @@ use crate::error::GraphError;
 use crate::faults::ExpireDelta;
 use crate::identity::authorize;
 use crate::journal::{Relation, Touched, touched};
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{Group, Kind, ServicePrincipal, Tenant, User};
 
 /// [INFER] Graph does not document delta page sizes; these are the list default and a link

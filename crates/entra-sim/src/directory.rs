@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::error::GraphError;
 use crate::graph::{DIRECTORY_OBJECTS, GROUPS_READ, USERS_READ, begin, eventual, objects_page};
 use crate::identity::authorize;
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{Kind, Tenant};
 
 const DIRECTORY_ROLES_READ: &[&str] = &[

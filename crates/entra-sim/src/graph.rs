@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::GraphError;
 use crate::identity::authorize;
 use crate::odata::{Collection, ListQuery};
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{Group, User};
 
 pub(crate) const USERS_READ: &[&str] =

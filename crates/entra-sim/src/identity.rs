@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::consent::Consent;
 use crate::error::GraphError;
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::GRAPH_APP_ID;
 
 /// What Graph knows about a token it issued.
@@ -295,7 +295,7 @@ pub(crate) fn issue_access_token(sim: &Sim, extra: serde_json::Value, roles: Vec
 
 /// Checks the bearer token and that it carries one of `accepted` application permissions.
 pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, accepted: &[&str]) -> Result<Vec<String>, GraphError> {
-    let Some(token) = crate::server::bearer(headers) else {
+    let Some(token) = crate::state::bearer(headers) else {
         return Err(GraphError::unauthenticated("Access token is empty."));
     };
     let issued = sim.tokens.lock().ok().and_then(|t| t.get(token).cloned());

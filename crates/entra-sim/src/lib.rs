@@ -26,6 +26,7 @@ mod pages;
 mod roles;
 mod server;
 mod signin;
+mod state;
 pub mod tenant;
 pub mod throttle;
 mod truth;
@@ -41,7 +42,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultPlan, FaultRecord, FaultRule};
 pub use generate::{TenantSpec, generate};
-pub use server::{LoggedRequest, Sim, Stats};
+pub use state::{LoggedRequest, Sim, Stats};
 pub use tenant::Tenant;
 pub use throttle::{RetryAfter, ThrottleConfig};
 pub use truth::Truth;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::changes::DEFAULT_ACCESS_ROLE;
 use crate::error::GraphError;
 use crate::journal::Relation;
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{Group, RoleEligibility, Tenant, User};
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::GraphError;
 use crate::graph::{begin, page};
 use crate::odata::Collection;
-use crate::server::Sim;
+use crate::state::Sim;
 
 const ROLES_READ: &[&str] = &[
     "RoleManagement.Read.Directory",

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{TokenForm, aadsts, issue_access_token};
 use crate::pages::{error_page, escape, hidden, page, see_other, with_query};
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{Tenant, User};
 
 /// Authorization codes live about 10 minutes (access-tokens.md).

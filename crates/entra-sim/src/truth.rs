@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::Tenant;
-use crate::server::Sim;
+use crate::state::Sim;
 
 /// Counts and digests, per kind of fact.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]

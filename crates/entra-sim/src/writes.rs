@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::error::GraphError;
 use crate::identity::authorize;
 use crate::journal::Relation;
-use crate::server::Sim;
+use crate::state::Sim;
 use crate::tenant::{Kind, RoleEligibility, User};
 
 const GROUP_MEMBERS_WRITE: &[&str] = &["GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"];
