@@ -4,6 +4,7 @@
 
 use attest_domain::{ChangeAction, ChangeOrigin, NewChange, NewMail, PrincipalKind, ResourceKind};
 use attest_domain::{Clock as _, SystemClock};
+use attest_server::error::Surface;
 use attest_server::roles::Access;
 use attest_store::db_test;
 
@@ -82,13 +83,25 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
     for (role, who, allowed) in roles {
         for route in &table {
             let path = examples.path(route.path);
-            let status = match route.method {
-                "GET" => web.get(who, &path).await.0,
+            let (status, body) = match route.method {
+                "GET" => web.get(who, &path).await,
                 _ => {
                     let csrf = who.map(|p| p.csrf.as_str());
-                    web.post_with(who, &path, &[("action", "nothing"), ("nonce", "x")], csrf).await.status().as_u16()
+                    let response = web.post_with(who, &path, &[("action", "nothing"), ("nonce", "x")], csrf).await;
+                    (response.status().as_u16(), response.text().await.unwrap())
                 }
             };
+            // A refusal is answered in the route's own surface: JSON for the API, a page otherwise.
+            if [401, 403].contains(&status) {
+                match route.surface {
+                    Surface::Api => assert!(
+                        serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|b| b["error"]["code"].is_string()),
+                        "{role} {} {path}: {body}",
+                        route.method
+                    ),
+                    _ => assert!(body.contains("<html"), "{role} {} {path}: {body}", route.method),
+                }
+            }
             let expected_allowed = allowed(route.access);
             if route.access == Access::Public {
                 // No guard: answered the same for everyone (a login link that does not exist is 403).

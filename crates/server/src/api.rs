@@ -28,7 +28,7 @@ use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
 use crate::pages::syncs::find_runs;
 use crate::pages::syncs::{self, SyncForm};
-use crate::roles::{Allowed, rule};
+use crate::roles::{Allowed, Anyone, rule};
 use attest_domain::{Change, ResourceKind};
 
 /// The OpenAPI 3.1 document, made once.
@@ -38,7 +38,7 @@ static OPENAPI: std::sync::LazyLock<Result<String, String>> =
 type ApiResult = Result<Json<Value>, ApiError>;
 
 /// `GET /api/v1/openapi.json`
-pub async fn openapi() -> Result<Response, ApiError> {
+pub async fn openapi(_: Anyone) -> Result<Response, ApiError> {
     let doc = OPENAPI.as_ref().map_err(|e| WebError::Internal(format!("the OpenAPI document is broken: {e}")))?;
     let mut response = doc.clone().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -46,14 +46,14 @@ pub async fn openapi() -> Result<Response, ApiError> {
 }
 
 /// `GET /api/v1/dashboard`
-pub async fn dashboard(State(state): State<AppState>, viewer: Allowed<rule::SignedIn>) -> ApiResult {
+pub async fn dashboard(viewer: Allowed<rule::SignedIn>, State(state): State<AppState>) -> ApiResult {
     Ok(Json(dashboard_data(&state, &viewer).await?))
 }
 
 /// `GET /api/v1/people`
 pub async fn people(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     Ok(Json(people_data(&state, &viewer, &query).await?))
@@ -61,8 +61,8 @@ pub async fn people(
 
 /// `GET /api/v1/groups`
 pub async fn groups(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::Group, &query).await?))
@@ -70,8 +70,8 @@ pub async fn groups(
 
 /// `GET /api/v1/applications`
 pub async fn applications(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::Application, &query).await?))
@@ -79,8 +79,8 @@ pub async fn applications(
 
 /// `GET /api/v1/roles`
 pub async fn roles(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::DirectoryRole, &query).await?))
@@ -88,8 +88,8 @@ pub async fn roles(
 
 /// `GET /api/v1/principals/{id}`
 pub async fn principal(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult {
     Ok(Json(principal_data(&state, &viewer, id).await?))
@@ -97,8 +97,8 @@ pub async fn principal(
 
 /// `GET /api/v1/resources/{id}`
 pub async fn resource(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult {
@@ -113,8 +113,8 @@ async fn api_changes(state: &AppState, changes: &[Change]) -> Result<Vec<ApiChan
 
 /// `GET /api/v1/changes`
 pub async fn changes(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ChangesQuery>,
 ) -> Result<Json<ChangeList>, ApiError> {
     let found = find_changes(&state, &viewer, &query).await?;
@@ -123,8 +123,8 @@ pub async fn changes(
 
 /// `GET /api/v1/changes/{id}`
 pub async fn change(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<ChangeDetail>, ApiError> {
     let change = readable_change(&state, &viewer, id).await?;
@@ -141,8 +141,8 @@ pub async fn change(
 
 /// `GET /api/v1/syncs`
 pub async fn syncs(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
 ) -> Result<Json<SyncOverview>, ApiError> {
     let connectors = find_runs(&state, &viewer)
         .await?
@@ -164,8 +164,8 @@ pub async fn syncs(
 
 /// `GET /api/v1/audit`
 pub async fn audit(
-    State(state): State<AppState>,
     _viewer: Allowed<rule::AuditReader>,
+    State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult {
     Ok(Json(audit_data(&state, &query).await?))
@@ -188,8 +188,8 @@ async fn applied(state: &AppState, done: attest_provisioner::InPerson) -> Result
 
 /// `POST /api/v1/principals/{id}/actions`: the side panel's actions.
 pub async fn act(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, ApiError> {
@@ -199,8 +199,8 @@ pub async fn act(
 
 /// `POST /api/v1/changes/{id}/approve`
 pub async fn approve(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(_): Submitted<Value>,
 ) -> Result<Response, ApiError> {
@@ -210,8 +210,8 @@ pub async fn approve(
 
 /// `POST /api/v1/changes/{id}/retry`
 pub async fn retry(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(_): Submitted<Value>,
 ) -> Result<Response, ApiError> {
@@ -221,8 +221,8 @@ pub async fn retry(
 
 /// `POST /api/v1/changes/{id}/cancel`
 pub async fn cancel(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(_): Submitted<Value>,
 ) -> Result<Response, ApiError> {
@@ -232,8 +232,8 @@ pub async fn cancel(
 
 /// `POST /api/v1/connectors/{name}/sync`: "Sync now".
 pub async fn sync_now(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
     Submitted(form): Submitted<SyncForm>,
 ) -> ApiResult {
@@ -259,7 +259,7 @@ mod tests {
         }
         let routed: BTreeSet<(String, String)> = crate::routes::route_table()
             .into_iter()
-            .filter(|r| r.path.starts_with("/api/v1/"))
+            .filter(|r| r.surface == crate::error::Surface::Api)
             .map(|r| (r.method.to_owned(), r.path.to_owned()))
             .collect();
         assert_eq!(documented, routed);

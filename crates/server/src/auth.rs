@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::error::WebError;
 use crate::forms::Submitted;
 use crate::oidc::Pending;
-use crate::roles::{Allowed, rule};
+use crate::roles::{Allowed, Anyone, rule};
 use crate::session::{SESSION_COOKIE, cookie, hash, random_token, safe_return};
 
 /// How long a sign-in may take between the redirect and the callback.
@@ -70,7 +70,11 @@ pub struct SignInQuery {
 }
 
 /// `GET /auth/sign-in`: off to Microsoft.
-pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignInQuery>) -> Result<Response, WebError> {
+pub async fn sign_in(
+    _: Anyone,
+    State(state): State<AppState>,
+    Query(query): Query<SignInQuery>,
+) -> Result<Response, WebError> {
     let client = state.sign_in.client().await.map_err(unavailable)?;
     let (url, pending) = client.begin().map_err(|e| WebError::Internal(e.to_string()))?;
     let expires = state.now() + SIGN_IN_WINDOW;
@@ -161,6 +165,7 @@ pub struct Callback {
 
 /// `GET /auth/callback`: back from Microsoft.
 pub async fn callback(
+    _: Anyone,
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(callback): Query<Callback>,
@@ -215,8 +220,8 @@ pub async fn callback(
 
 /// `POST /auth/sign-out`
 pub async fn sign_out(
-    State(state): State<AppState>,
     _viewer: Allowed<rule::SignedIn>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Response {
@@ -228,7 +233,11 @@ pub async fn sign_out(
 }
 
 /// `GET /auth/link/{token}`: the break-glass administrator, once per link.
-pub async fn login_link(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, WebError> {
+pub async fn login_link(
+    _: Anyone,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, WebError> {
     if !state.store.use_login_link(&hash(&token), state.now()).await.map_err(|e| unavailable(e.to_string()))? {
         return Err(WebError::Forbidden("this login link is unknown, expired or already used".into()));
     }

@@ -7,6 +7,16 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
+/// Who a route answers, and so how its errors are written: a page for people, JSON for the
+/// API, SCIM's error body for the SCIM endpoint. Each route says its own in the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    Page,
+    Api,
+    Scim,
+}
+
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -98,6 +108,40 @@ impl WebError {
             }
             _ => {}
         }
+    }
+
+    /// The error as `surface` answers it.
+    pub fn answer(self, surface: Surface) -> Response {
+        match surface {
+            Surface::Page => self.into_response(),
+            Surface::Api => self.into_api(),
+            Surface::Scim => self.into_scim(),
+        }
+    }
+
+    /// The same error as SCIM answers it (RFC 7644 §3.12): the status as a string, `detail`,
+    /// and `scimType` where SCIM names the cause.
+    pub fn into_scim(self) -> Response {
+        self.log();
+        let status = self.status();
+        let scim_type = match &self {
+            WebError::BadRequest(_) => Some("invalidValue"),
+            WebError::Conflict(_) | WebError::Refused { .. } => Some("uniqueness"),
+            _ => None,
+        };
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": status.as_u16().to_string(),
+            "detail": self.message(),
+        });
+        if let Some(scim_type) = scim_type {
+            body["scimType"] = json!(scim_type);
+        }
+        let mut response = (status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/scim+json"));
+        response
     }
 
     /// The same error as the JSON API answers it.
@@ -212,6 +256,21 @@ mod tests {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("reference 0123456789abcdef"), "{message}");
         assert!(!body.to_string().contains("web_users"), "no detail: {body}");
+    }
+
+    #[tokio::test]
+    async fn scim_errors_are_scim_error_bodies() {
+        let response = WebError::NotFound("no such user".into()).answer(Surface::Scim);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()[axum::http::header::CONTENT_TYPE], "application/scim+json");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+        assert_eq!((body["status"].as_str(), body["detail"].as_str()), (Some("404"), Some("no such user")));
+        let response = WebError::Conflict("taken".into()).answer(Surface::Scim);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["scimType"], "uniqueness");
     }
 
     #[tokio::test]

@@ -30,8 +30,8 @@ impl<F: DeserializeOwned + Send> FromRequest<AppState> for Submitted<F> {
     type Rejection = Refusal;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Refusal> {
-        let path = request.uri().path().to_owned();
-        read(request, state).await.map_err(|e| Refusal::new(e, &path))
+        let surface = crate::roles::surface_of(request.extensions());
+        read(request, state).await.map_err(|e| Refusal::new(e, surface))
     }
 }
 

@@ -16,6 +16,7 @@ mod cache;
 pub mod connectors;
 pub mod error;
 mod forms;
+mod http_metrics;
 mod metrics;
 pub mod notify_job;
 pub mod oidc;
@@ -159,12 +160,12 @@ fn scheduler_tick(every: Duration) -> Duration {
 }
 
 /// `GET /healthz`: the process is up and answering.
-pub(crate) async fn healthz() -> &'static str {
+pub(crate) async fn healthz(_: roles::Anyone) -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: ready for traffic when the database answers and its schema is current.
-pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(_: roles::Anyone, State(state): State<AppState>) -> Response {
     match state.store.ensure_schema_current().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),

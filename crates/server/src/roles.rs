@@ -4,9 +4,10 @@
 //! following from configuration (an integration owner is named as an owner of a connector, and
 //! manages that connector only). Everyone signed in is a requester.
 //!
-//! Each route declares its [`Access`] once, in the route table ([`crate::routes`]), and its
-//! handler takes the matching guard, [`Allowed<R>`], which answers 401 to the signed-out and 403
-//! to the signed-in without the role before the handler runs. What a guard cannot know (which
+//! A route's [`Access`] is its handler's first argument, the guard: [`Allowed<R>`], which
+//! answers 401 to the signed-out and 403 to the signed-in without the role before the handler
+//! runs, or [`Anyone`]. The route table ([`crate::routes`]) reads the access from that type
+//! ([`Guarded`]), so the two are one declaration. What a guard cannot know (which
 //! connector an object belongs to) the handler checks with [`Viewer::can_read`] and
 //! [`Viewer::can_operate`]. A test calls every route in the table as every role.
 
@@ -22,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::AppState;
-use crate::error::WebError;
+use crate::error::{Surface, WebError};
 
 pub use attest_domain::roles::{Role, Roles};
 
@@ -186,31 +187,81 @@ impl<R: Rule> Deref for Allowed<R> {
     }
 }
 
-/// A guard's refusal: an error page, or a JSON error under `/api/`.
+/// A guard's refusal, answered as the route's [`Surface`] answers errors.
 pub struct Refusal {
     error: WebError,
-    api: bool,
+    surface: Surface,
 }
 
 impl Refusal {
-    /// `error`, answered as JSON when the request is to the API (`/api/…`).
-    pub fn new(error: WebError, path: &str) -> Refusal {
-        Refusal { error, api: path.starts_with("/api/") }
+    /// `error`, answered the way `surface` answers.
+    pub fn new(error: WebError, surface: Surface) -> Refusal {
+        Refusal { error, surface }
     }
+}
+
+/// The surface the route table gave the route being served (a page if none).
+pub fn surface_of(extensions: &axum::http::Extensions) -> Surface {
+    extensions.get::<Surface>().copied().unwrap_or(Surface::Page)
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        if self.api { self.error.into_api() } else { self.error.into_response() }
+        self.error.answer(self.surface)
     }
 }
+
+/// A handler's guard, its first argument: what it lets through is the route's [`Access`].
+pub trait Guard {
+    const ACCESS: Access;
+}
+
+impl<R: Rule> Guard for Allowed<R> {
+    const ACCESS: Access = R::ACCESS;
+}
+
+/// The guard of a public route: lets everyone through.
+pub struct Anyone;
+
+impl Guard for Anyone {
+    const ACCESS: Access = Access::Public;
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Anyone {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Anyone)
+    }
+}
+
+/// A handler whose first argument is a [`Guard`]: the route table reads the route's access
+/// from it, so the table and the guard cannot disagree. (axum's handler for
+/// `fn(A, B, C)` is `Handler<(M, A, B, C), S>`.)
+pub trait Guarded {
+    const ACCESS: Access;
+}
+
+macro_rules! guarded {
+    ($($rest:ident),*) => {
+        impl<M, G: Guard, $($rest,)*> Guarded for (M, G, $($rest,)*) {
+            const ACCESS: Access = G::ACCESS;
+        }
+    };
+}
+guarded!();
+guarded!(T1);
+guarded!(T1, T2);
+guarded!(T1, T2, T3);
+guarded!(T1, T2, T3, T4);
+guarded!(T1, T2, T3, T4, T5);
 
 impl<R: Rule> FromRequestParts<AppState> for Allowed<R> {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
-        let api = parts.uri.path().starts_with("/api/");
-        let refuse = |error| Refusal { error, api };
+        let surface = surface_of(&parts.extensions);
+        let refuse = |error| Refusal { error, surface };
         // A page asked for comes back after signing in; a form post cannot be replayed.
         let next = (parts.method == axum::http::Method::GET)
             .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))

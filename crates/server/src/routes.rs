@@ -1,98 +1,114 @@
-//! Every route, with the access it requires, in one table.
+//! Every route, with the access it requires and the surface it answers, in one table.
 //!
-//! [`routes`] builds the router and the table together, so the table cannot miss a route; the
-//! authorization test calls every route in [`route_table`] as every role and checks the answer
-//! against the access written here. A handler enforces its access through its guard
-//! ([`crate::roles::Allowed`]); this table is what the test holds it to.
+//! [`routes`] builds the router and the table together, so the table cannot miss a route. A
+//! route's access is read from its handler's guard (the first argument, see
+//! [`crate::roles::Guarded`]), so the table and the handler cannot disagree; the authorization
+//! test calls every route in [`route_table`] as every role and checks the answer against it.
+//! Each route also says its [`Surface`] (page, API, SCIM), which its errors, the guard's
+//! refusals included, are answered in.
 
-use axum::Router;
 use axum::handler::Handler;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Router};
 use serde::Serialize;
 
-use crate::roles::Access;
+use crate::error::Surface;
+use crate::roles::{Access, Guarded};
 use crate::{AppState, api, auth, metrics, pages};
 
-/// One route: method, path template and the access it requires.
+/// One route: method, path template, the access it requires and its surface.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteInfo {
     pub method: &'static str,
     pub path: &'static str,
     pub access: Access,
+    pub surface: Surface,
 }
 
 struct Table {
     router: Router<AppState>,
     routes: Vec<RouteInfo>,
+    /// The surface of the routes added next.
+    surface: Surface,
 }
 
 impl Table {
-    fn get<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, access: Access, handler: H) -> Self {
-        self.routes.push(RouteInfo { method: "GET", path, access });
-        self.router = self.router.route(path, get(handler));
+    /// The routes added after this answer as `surface`.
+    fn surface(mut self, surface: Surface) -> Self {
+        self.surface = surface;
         self
     }
 
-    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, access: Access, handler: H) -> Self {
-        self.routes.push(RouteInfo { method: "POST", path, access });
-        self.router = self.router.route(path, post(handler));
+    fn add<T: Guarded>(mut self, method: &'static str, path: &'static str, route: MethodRouter<AppState>) -> Self {
+        self.routes.push(RouteInfo { method, path, access: T::ACCESS, surface: self.surface });
+        // The surface travels with the request, for the guard and the form reader.
+        self.router = self.router.route(path, route.layer(Extension(self.surface)));
         self
+    }
+
+    fn get<H: Handler<T, AppState>, T: Guarded + 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add::<T>("GET", path, get(handler))
+    }
+
+    fn post<H: Handler<T, AppState>, T: Guarded + 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add::<T>("POST", path, post(handler))
     }
 }
 
 fn routes() -> Table {
-    use Access::*;
-    Table { router: Router::new(), routes: Vec::new() }
-        // Pages.
-        .get("/", Public, pages::dashboard::home)
-        .get("/people", DirectoryReader, pages::directory::people)
-        .get("/groups", DirectoryReader, pages::directory::groups)
-        .get("/applications", DirectoryReader, pages::directory::applications)
-        .get("/roles", DirectoryReader, pages::directory::roles)
-        .get("/principals/{id}", DirectoryReader, pages::directory::principal)
-        .post("/principals/{id}/actions", Operator, pages::actions::submit)
-        .get("/resources/{id}", DirectoryReader, pages::directory::resource)
-        .get("/changes", DirectoryReader, pages::changes::changes)
-        .get("/changes/{id}", DirectoryReader, pages::changes::change)
-        .post("/changes/{id}/approve", Operator, pages::changes::approve)
-        .post("/changes/{id}/retry", Operator, pages::changes::retry)
-        .post("/changes/{id}/cancel", Operator, pages::changes::cancel)
-        .get("/syncs", DirectoryReader, pages::syncs::syncs)
-        .post("/connectors/{name}/sync", Operator, pages::syncs::sync_now)
-        .get("/audit", AuditReader, pages::audit::audit)
-        .get("/audit/export.csv", AuditReader, pages::audit::export_csv)
-        .get("/audit/export.json", AuditReader, pages::audit::export_json)
-        .get("/admin/mail", AuditReader, pages::mail::outbox)
-        .get("/admin/mail/{id}", AuditReader, pages::mail::mail)
+    use Surface::*;
+    Table { router: Router::new(), routes: Vec::new(), surface: Page }
+        .surface(Page)
+        .get("/", pages::dashboard::home)
+        .get("/people", pages::directory::people)
+        .get("/groups", pages::directory::groups)
+        .get("/applications", pages::directory::applications)
+        .get("/roles", pages::directory::roles)
+        .get("/principals/{id}", pages::directory::principal)
+        .post("/principals/{id}/actions", pages::actions::submit)
+        .get("/resources/{id}", pages::directory::resource)
+        .get("/changes", pages::changes::changes)
+        .get("/changes/{id}", pages::changes::change)
+        .post("/changes/{id}/approve", pages::changes::approve)
+        .post("/changes/{id}/retry", pages::changes::retry)
+        .post("/changes/{id}/cancel", pages::changes::cancel)
+        .get("/syncs", pages::syncs::syncs)
+        .post("/connectors/{name}/sync", pages::syncs::sync_now)
+        .get("/audit", pages::audit::audit)
+        .get("/audit/export.csv", pages::audit::export_csv)
+        .get("/audit/export.json", pages::audit::export_json)
+        .get("/admin/mail", pages::mail::outbox)
+        .get("/admin/mail/{id}", pages::mail::mail)
         // Signing in and out.
-        .get("/auth/sign-in", Public, auth::sign_in)
-        .get("/auth/callback", Public, auth::callback)
-        .post("/auth/sign-out", SignedIn, auth::sign_out)
-        .get("/auth/link/{token}", Public, auth::login_link)
-        // The JSON API.
-        .get("/api/v1/openapi.json", Public, api::openapi)
-        .get("/api/v1/me", SignedIn, auth::me)
-        .get("/api/v1/dashboard", SignedIn, api::dashboard)
-        .get("/api/v1/people", DirectoryReader, api::people)
-        .get("/api/v1/groups", DirectoryReader, api::groups)
-        .get("/api/v1/applications", DirectoryReader, api::applications)
-        .get("/api/v1/roles", DirectoryReader, api::roles)
-        .get("/api/v1/principals/{id}", DirectoryReader, api::principal)
-        .get("/api/v1/resources/{id}", DirectoryReader, api::resource)
-        .get("/api/v1/changes", DirectoryReader, api::changes)
-        .get("/api/v1/changes/{id}", DirectoryReader, api::change)
-        .get("/api/v1/syncs", DirectoryReader, api::syncs)
-        .get("/api/v1/audit", AuditReader, api::audit)
-        .post("/api/v1/principals/{id}/actions", Operator, api::act)
-        .post("/api/v1/changes/{id}/approve", Operator, api::approve)
-        .post("/api/v1/changes/{id}/retry", Operator, api::retry)
-        .post("/api/v1/changes/{id}/cancel", Operator, api::cancel)
-        .post("/api/v1/connectors/{name}/sync", Operator, api::sync_now)
+        .get("/auth/sign-in", auth::sign_in)
+        .get("/auth/callback", auth::callback)
+        .post("/auth/sign-out", auth::sign_out)
+        .get("/auth/link/{token}", auth::login_link)
         // Operations.
-        .get("/assets/attest.css", Public, crate::security::stylesheet)
-        .get("/healthz", Public, crate::healthz)
-        .get("/readyz", Public, crate::readyz)
-        .get("/metrics", Public, metrics::metrics)
+        .get("/assets/attest.css", crate::security::stylesheet)
+        .get("/healthz", crate::healthz)
+        .get("/readyz", crate::readyz)
+        .get("/metrics", metrics::metrics)
+        // The JSON API.
+        .surface(Api)
+        .get("/api/v1/openapi.json", api::openapi)
+        .get("/api/v1/me", auth::me)
+        .get("/api/v1/dashboard", api::dashboard)
+        .get("/api/v1/people", api::people)
+        .get("/api/v1/groups", api::groups)
+        .get("/api/v1/applications", api::applications)
+        .get("/api/v1/roles", api::roles)
+        .get("/api/v1/principals/{id}", api::principal)
+        .get("/api/v1/resources/{id}", api::resource)
+        .get("/api/v1/changes", api::changes)
+        .get("/api/v1/changes/{id}", api::change)
+        .get("/api/v1/syncs", api::syncs)
+        .get("/api/v1/audit", api::audit)
+        .post("/api/v1/principals/{id}/actions", api::act)
+        .post("/api/v1/changes/{id}/approve", api::approve)
+        .post("/api/v1/changes/{id}/retry", api::retry)
+        .post("/api/v1/changes/{id}/cancel", api::cancel)
+        .post("/api/v1/connectors/{name}/sync", api::sync_now)
 }
 
 /// Every route and the access it requires.
@@ -109,4 +125,30 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::security::headers))
         .layer(axum::middleware::from_fn(crate::request_id::tag))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn route(method: &str, path: &str) -> RouteInfo {
+        route_table().into_iter().find(|r| r.method == method && r.path == path).unwrap()
+    }
+
+    #[test]
+    fn a_route_takes_its_access_from_its_handlers_guard_and_says_its_surface() {
+        assert_eq!(route("GET", "/").access, Access::Public);
+        assert_eq!(route("GET", "/audit").access, Access::AuditReader);
+        assert_eq!(route("POST", "/changes/{id}/approve").access, Access::Operator);
+        assert_eq!(route("GET", "/api/v1/me").access, Access::SignedIn);
+        assert_eq!(route("GET", "/api/v1/people").access, Access::DirectoryReader);
+        assert_eq!(route("GET", "/people").surface, Surface::Page);
+        assert_eq!(route("GET", "/api/v1/people").surface, Surface::Api);
+        // The API's routes are all under its prefix, and nothing else is.
+        for r in route_table() {
+            assert_eq!(r.surface == Surface::Api, r.path.starts_with("/api/"), "{} {}", r.method, r.path);
+        }
+    }
 }

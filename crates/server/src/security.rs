@@ -41,7 +41,7 @@ fn secure(headers: &mut HeaderMap, https: bool) {
 }
 
 /// `GET /assets/attest.css`: the one stylesheet (compiled in; cached for an hour).
-pub async fn stylesheet() -> Response {
+pub async fn stylesheet(_: crate::roles::Anyone) -> Response {
     const CSS: &str = include_str!("../../../templates/web/attest.css");
     let headers: [(HeaderName, &str); 2] =
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")];

@@ -7,14 +7,15 @@ use attest_domain::SharedClock;
 use attest_provisioner::Provisioner;
 use attest_store::Store;
 
+use crate::http_metrics::HttpMetrics;
 use crate::sign_in_client::SignIn;
-use crate::{StoredConnectors, cache, metrics};
+use crate::{StoredConnectors, cache};
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub(crate) http: Arc<metrics::HttpMetrics>,
+    pub(crate) http: Arc<HttpMetrics>,
     pub(crate) sign_in: Arc<SignIn>,
     /// `server.public_url`, without a trailing slash.
     pub(crate) public_url: Arc<str>,

@@ -47,8 +47,8 @@ pub struct ActionForm {
 
 /// `POST /principals/{id}/actions`
 pub async fn submit(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {

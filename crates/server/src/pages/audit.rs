@@ -129,8 +129,8 @@ pub async fn audit_data(state: &AppState, query: &AuditQuery) -> Result<serde_js
 
 /// `GET /audit`
 pub async fn audit(
-    State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = audit_data(&state, &query).await?;
@@ -203,8 +203,8 @@ fn download(body: String, content_type: &'static str, name: &str) -> Response {
 
 /// `GET /audit/export.csv`
 pub async fn export_csv(
-    State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, WebError> {
@@ -230,8 +230,8 @@ pub async fn export_csv(
 
 /// `GET /audit/export.json`: the events and the chain's status when exported.
 pub async fn export_json(
-    State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, WebError> {

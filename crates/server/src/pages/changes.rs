@@ -114,8 +114,8 @@ async fn changes_data(state: &AppState, viewer: &Viewer, query: &ChangesQuery) -
 
 /// `GET /changes`
 pub async fn changes(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ChangesQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = changes_data(&state, &viewer, &query).await?;
@@ -168,8 +168,8 @@ async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde
 
 /// `GET /changes/{id}`
 pub async fn change(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Html<String>, WebError> {
     let data = change_data(&state, &viewer, id).await?;
@@ -226,8 +226,8 @@ pub async fn cancel_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Ch
 
 /// `POST /changes/{id}/approve`: approves and applies at once, in person.
 pub async fn approve(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
@@ -237,8 +237,8 @@ pub async fn approve(
 
 /// `POST /changes/{id}/retry`
 pub async fn retry(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
@@ -248,8 +248,8 @@ pub async fn retry(
 
 /// `POST /changes/{id}/cancel`
 pub async fn cancel(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {

@@ -13,10 +13,10 @@ use super::{page, when};
 use crate::AppState;
 use crate::error::WebError;
 use crate::render::render_html;
-use crate::roles::Viewer;
+use crate::roles::{Anyone, Viewer};
 
 /// `GET /`
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn home(_: Anyone, State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
     let Some(viewer) = Viewer::of(&state, &headers).await? else {
         return Ok(Html(render_html("landing.html", json!({}))?).into_response());
     };

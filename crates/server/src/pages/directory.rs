@@ -94,8 +94,8 @@ pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -
 
 /// `GET /people`
 pub async fn people(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = people_data(&state, &viewer, &query).await?;
@@ -144,8 +144,8 @@ async fn resources_page(
 
 /// `GET /groups`
 pub async fn groups(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     resources_page(state, viewer, ResourceKind::Group, query).await
@@ -153,8 +153,8 @@ pub async fn groups(
 
 /// `GET /applications`
 pub async fn applications(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     resources_page(state, viewer, ResourceKind::Application, query).await
@@ -162,8 +162,8 @@ pub async fn applications(
 
 /// `GET /roles`
 pub async fn roles(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     resources_page(state, viewer, ResourceKind::DirectoryRole, query).await
@@ -341,8 +341,8 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
 
 /// `GET /principals/{id}`
 pub async fn principal(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Html<String>, WebError> {
     let data = principal_data(&state, &viewer, id).await?;
@@ -402,8 +402,8 @@ pub struct PageQuery {
 
 /// `GET /resources/{id}`
 pub async fn resource(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
 ) -> Result<Html<String>, WebError> {

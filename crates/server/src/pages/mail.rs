@@ -50,8 +50,8 @@ fn mail_row(mail: &Mail) -> serde_json::Value {
 
 /// `GET /admin/mail`
 pub async fn outbox(
-    State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    State(state): State<AppState>,
     Query(query): Query<OutboxQuery>,
 ) -> Result<Response, WebError> {
     let store = &state.store;
@@ -95,8 +95,8 @@ pub async fn outbox(
 
 /// `GET /admin/mail/{id}`: one mail, its headers as sent, the text part and the HTML part.
 pub async fn mail(
-    State(state): State<AppState>,
     viewer: Allowed<rule::AuditReader>,
+    State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     let mail = state.store.get_mail(MailId(id)).await?;

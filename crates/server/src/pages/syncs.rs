@@ -77,8 +77,8 @@ pub async fn syncs_data(state: &AppState, viewer: &Viewer) -> Result<serde_json:
 
 /// `GET /syncs`
 pub async fn syncs(
-    State(state): State<AppState>,
     viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
 ) -> Result<Html<String>, WebError> {
     let data = syncs_data(&state, &viewer).await?;
     page(&viewer, "syncs.html", data)
@@ -93,8 +93,8 @@ pub struct SyncForm {
 
 /// `POST /connectors/{name}/sync`: "Sync now".
 pub async fn sync_now(
-    State(state): State<AppState>,
     viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
     Submitted(form): Submitted<SyncForm>,
 ) -> Result<Response, WebError> {
