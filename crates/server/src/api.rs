@@ -2,9 +2,8 @@
 //! It uses the browser session (cookie); writes carry the session's CSRF token in the
 //! `x-csrf-token` header. Errors are `{"error": {"code", "reason", "message", "request_id"}}`.
 //! The OpenAPI document at `/api/v1/openapi.json` describes every route (a test keeps it and the
-//! route table in step). The change queue's answers are typed (`api_model`, RFC 3339 times,
-//! schemas generated from the types, responses validated against them in the e2e tests); the
-//! other areas still serve the pages' data and move to typed responses one at a time.
+//! route table in step). Every answer is typed (`api_model`: RFC 3339 times, ids, codes), its
+//! schema generated from the type, and the e2e tests validate responses against the document.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -14,7 +13,8 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api_model::{
-    ApiChange, ApiSyncRun, Applied, ChangeDetail, ChangeList, ConnectorSyncs, SyncOverview, SyncRequested,
+    ApiSyncRun, Applied, AuditList, ChangeDetail, ChangeList, ConnectorSyncs, Dashboard, PeopleList, PrincipalDetail,
+    ResourceDetail, ResourceList, SyncAsked, SyncOverview, SyncRequested,
 };
 use crate::error::ApiError;
 use crate::error::WebError;
@@ -22,20 +22,22 @@ use crate::forms::Submitted;
 use crate::pages::actions::{self, ActionForm};
 use crate::pages::audit::{AuditQuery, audit_data};
 use crate::pages::changes::{
-    ChangesQuery, approve_now, cancel_now, find_changes, password_unknown, permissions, readable_change, retry_now,
+    ChangesQuery, approve_now, cancel_now, change_rows, find_changes, password_unknown, permissions, readable_change,
+    retry_now,
 };
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
 use crate::pages::syncs::find_runs;
 use crate::pages::syncs::{self, SyncForm};
 use crate::roles::{Allowed, Anyone, rule};
-use attest_domain::{Change, ResourceKind};
+use attest_domain::ResourceKind;
 
 /// The OpenAPI 3.1 document, made once.
 static OPENAPI: std::sync::LazyLock<Result<String, String>> =
     std::sync::LazyLock::new(|| crate::api_model::document().map(|doc| doc.to_string()));
 
-type ApiResult = Result<Json<Value>, ApiError>;
+/// A JSON answer of type `T`, or a JSON error.
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// `GET /api/v1/openapi.json`
 pub async fn openapi(_: Anyone) -> Result<Response, ApiError> {
@@ -46,7 +48,7 @@ pub async fn openapi(_: Anyone) -> Result<Response, ApiError> {
 }
 
 /// `GET /api/v1/dashboard`
-pub async fn dashboard(viewer: Allowed<rule::SignedIn>, State(state): State<AppState>) -> ApiResult {
+pub async fn dashboard(viewer: Allowed<rule::SignedIn>, State(state): State<AppState>) -> ApiResult<Dashboard> {
     Ok(Json(dashboard_data(&state, &viewer).await?))
 }
 
@@ -55,7 +57,7 @@ pub async fn people(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> ApiResult {
+) -> ApiResult<PeopleList> {
     Ok(Json(people_data(&state, &viewer, &query).await?))
 }
 
@@ -64,7 +66,7 @@ pub async fn groups(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> ApiResult {
+) -> ApiResult<ResourceList> {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::Group, &query).await?))
 }
 
@@ -73,7 +75,7 @@ pub async fn applications(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> ApiResult {
+) -> ApiResult<ResourceList> {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::Application, &query).await?))
 }
 
@@ -82,7 +84,7 @@ pub async fn roles(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> ApiResult {
+) -> ApiResult<ResourceList> {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::DirectoryRole, &query).await?))
 }
 
@@ -91,7 +93,7 @@ pub async fn principal(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> ApiResult {
+) -> ApiResult<PrincipalDetail> {
     Ok(Json(principal_data(&state, &viewer, id).await?))
 }
 
@@ -101,14 +103,8 @@ pub async fn resource(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
-) -> ApiResult {
+) -> ApiResult<ResourceDetail> {
     Ok(Json(resource_data(&state, &viewer, id, query.page).await?))
-}
-
-/// Changes as the API shows them, described with the directory's names.
-async fn api_changes(state: &AppState, changes: &[Change]) -> Result<Vec<ApiChange>, WebError> {
-    let descriptions = state.store.describe_changes(changes).await?;
-    Ok(changes.iter().zip(descriptions).map(|(c, d)| ApiChange::new(c, d)).collect())
 }
 
 /// `GET /api/v1/changes`
@@ -118,7 +114,7 @@ pub async fn changes(
     Query(query): Query<ChangesQuery>,
 ) -> Result<Json<ChangeList>, ApiError> {
     let found = find_changes(&state, &viewer, &query).await?;
-    Ok(Json(ChangeList { changes: api_changes(&state, &found.changes).await?, next_before: found.next_before }))
+    Ok(Json(ChangeList { changes: change_rows(&state.store, &found.changes).await?, next_before: found.next_before }))
 }
 
 /// `GET /api/v1/changes/{id}`
@@ -128,7 +124,7 @@ pub async fn change(
     Path(id): Path<i64>,
 ) -> Result<Json<ChangeDetail>, ApiError> {
     let change = readable_change(&state, &viewer, id).await?;
-    let api = api_changes(&state, std::slice::from_ref(&change)).await?.pop();
+    let api = change_rows(&state.store, std::slice::from_ref(&change)).await?.pop();
     let api = api.ok_or_else(|| WebError::Internal(format!("change {id} could not be described")))?;
     Ok(Json(ChangeDetail {
         action: serde_json::to_value(&change.action).map_err(|e| WebError::Internal(e.to_string()))?,
@@ -167,14 +163,14 @@ pub async fn audit(
     _viewer: Allowed<rule::AuditReader>,
     State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
-) -> ApiResult {
+) -> ApiResult<AuditList> {
     Ok(Json(audit_data(&state, &query).await?))
 }
 
 /// A change as the API answers writes: its row, and once, a secret it made (a temporary
 /// password), in a response that is never cached.
 async fn applied(state: &AppState, done: attest_provisioner::InPerson) -> Result<Response, ApiError> {
-    let change = api_changes(state, std::slice::from_ref(&done.change)).await?.pop();
+    let change = change_rows(&state.store, std::slice::from_ref(&done.change)).await?.pop();
     let change =
         change.ok_or_else(|| WebError::Internal(format!("change {} could not be described", done.change.id.0)))?;
     let secret = done.secret.is_some();
@@ -236,9 +232,11 @@ pub async fn sync_now(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Submitted(form): Submitted<SyncForm>,
-) -> ApiResult {
-    let requested = syncs::request(&state, &viewer, &name, &form).await?;
-    Ok(Json(serde_json::json!({"requested": requested})))
+) -> ApiResult<SyncAsked> {
+    let r = syncs::request(&state, &viewer, &name, &form).await?;
+    Ok(Json(SyncAsked {
+        requested: SyncRequested { mode: r.mode.to_string(), by: r.requested_by, at: r.requested_at },
+    }))
 }
 
 #[cfg(test)]

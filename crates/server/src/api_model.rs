@@ -1,7 +1,13 @@
-//! The JSON API's own response types. Pages show times for people ("2026-12-03 09:00 UTC");
-//! the API answers with RFC 3339 timestamps, ids and enumerations' codes, and its OpenAPI
-//! schemas are generated from these types (utoipa), so the document cannot drift from what is
-//! sent. Areas move here from the pages' JSON one at a time; `openapi.json` keeps the paths.
+//! The JSON API's own response types: RFC 3339 timestamps, ids and enumerations' codes. Its
+//! OpenAPI schemas are generated from these types (utoipa), so the document cannot drift from
+//! what is sent; `openapi.json` keeps the paths. The pages render the same types (a template
+//! filter shows the times for people), so a page and its API answer cannot disagree either.
+
+mod directory;
+mod overview;
+
+pub use directory::*;
+pub use overview::*;
 
 use attest_domain::Change;
 use chrono::{DateTime, Utc};
@@ -204,6 +210,12 @@ impl ApiSyncRun {
     }
 }
 
+/// A "Sync now" taken: the request waiting for the scheduler.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncAsked {
+    pub requested: SyncRequested,
+}
+
 /// The generated schemas.
 #[derive(utoipa::OpenApi)]
 #[openapi(components(schemas(
@@ -218,7 +230,34 @@ impl ApiSyncRun {
     SyncOverview,
     ConnectorSyncs,
     SyncRequested,
-    ApiSyncRun
+    SyncAsked,
+    ApiSyncRun,
+    Ref,
+    ApiPrincipal,
+    PersonListed,
+    PeopleList,
+    ApiResource,
+    HolderCount,
+    ResourceListed,
+    ResourceList,
+    EntitlementRef,
+    Why,
+    Ineffective,
+    GrantNamed,
+    ResourceNamed,
+    Revoke,
+    ApiAccess,
+    AccessResource,
+    PrincipalDetail,
+    ApiHolder,
+    ApiEntitlement,
+    ResourceDetail,
+    Dashboard,
+    DashboardConnector,
+    LastRun,
+    AuditList,
+    ApiAuditEvent,
+    ChainStatus
 )))]
 struct Schemas;
 
@@ -261,7 +300,21 @@ mod tests {
         // The hand-written paths point at generated schemas that exist.
         assert!(doc["components"]["schemas"]["Error"]["properties"]["error"].is_object());
         let text = doc.to_string();
-        for name in ["ChangeList", "ChangeDetail", "Applied", "Error", "Me", "SyncOverview"] {
+        for name in [
+            "ChangeList",
+            "ChangeDetail",
+            "Applied",
+            "Error",
+            "Me",
+            "SyncOverview",
+            "SyncAsked",
+            "Dashboard",
+            "PeopleList",
+            "ResourceList",
+            "PrincipalDetail",
+            "ResourceDetail",
+            "AuditList",
+        ] {
             assert!(text.contains(&format!("#/components/schemas/{name}")), "{name} is referenced");
         }
         // Every reference in the document points at something in it.

@@ -3,6 +3,8 @@
 //! the chain; and the chain's verification status, recomputed from every row.
 
 use attest_domain::{AuditEvent, AuditEventDraft};
+
+use crate::api_model::{ApiAuditEvent, AuditList, ChainStatus};
 use attest_store::{AuditFilter, AuditPage};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -12,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{PAGE_SIZE, page, url_encode, when};
+use super::{PAGE_SIZE, page, url_encode, with};
 use crate::AppState;
 use crate::error::WebError;
 use crate::roles::{Allowed, Viewer, rule};
@@ -82,49 +84,28 @@ impl AuditQuery {
     }
 }
 
-fn event_json(e: &AuditEvent) -> serde_json::Value {
-    json!({
-        "seq": e.seq,
-        "occurred_at": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "shown_at": when(Some(e.occurred_at)),
-        "actor": e.actor,
-        "action": e.action,
-        "target_kind": e.target_kind,
-        "target_id": e.target_id,
-        "details": serde_json::from_str::<serde_json::Value>(&e.details).unwrap_or(serde_json::Value::String(e.details.clone())),
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
+/// The chain's status, recomputed from every row.
+async fn chain_status(state: &AppState) -> Result<ChainStatus, WebError> {
+    let v = state.store.verify_audit_chain().await?;
+    Ok(ChainStatus {
+        intact: v.broken.is_none(),
+        checked: v.checked,
+        head_seq: v.head_seq,
+        broken: v.broken.map(|b| b.to_string()),
     })
 }
 
-/// The chain's status, recomputed from every row.
-async fn chain_status(state: &AppState) -> Result<serde_json::Value, WebError> {
-    let v = state.store.verify_audit_chain().await?;
-    Ok(json!({
-        "intact": v.broken.is_none(),
-        "checked": v.checked,
-        "head_seq": v.head_seq,
-        "broken": v.broken.map(|b| b.to_string()),
-    }))
-}
-
 /// One page of the log, newest first, and the chain's status (also `GET /api/v1/audit`).
-pub async fn audit_data(state: &AppState, query: &AuditQuery) -> Result<serde_json::Value, WebError> {
+pub async fn audit_data(state: &AppState, query: &AuditQuery) -> Result<AuditList, WebError> {
     let filter = query.filter()?;
     let events =
         state.store.list_audit_events_matching(&filter, AuditPage::NewestBefore(query.before), PAGE_SIZE).await?;
-    let next = (events.len() as u64 == PAGE_SIZE).then(|| events.last().map(|e| e.seq)).flatten();
-    let query_string = query.query_string();
-    Ok(json!({
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        "chain": chain_status(state).await?,
-        "filter": {
-            "actor": query.actor, "action": query.action, "target_kind": query.target_kind,
-            "target_id": query.target_id, "since": query.since, "until": query.until,
-        },
-        "query_string": query_string,
-        "next_before": next,
-    }))
+    let next_before = (events.len() as u64 == PAGE_SIZE).then(|| events.last().map(|e| e.seq)).flatten();
+    Ok(AuditList {
+        events: events.iter().map(ApiAuditEvent::new).collect(),
+        chain: chain_status(state).await?,
+        next_before,
+    })
 }
 
 /// `GET /audit`
@@ -134,7 +115,11 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = audit_data(&state, &query).await?;
-    page(&viewer, "audit.html", data)
+    let filter = json!({
+        "actor": query.actor, "action": query.action, "target_kind": query.target_kind,
+        "target_id": query.target_id, "since": query.since, "until": query.until,
+    });
+    page(&viewer, "audit.html", with(&data, json!({"filter": filter, "query_string": query.query_string()}))?)
 }
 
 /// Every event the filter selects, oldest first; the export itself is audited.
@@ -241,7 +226,7 @@ pub async fn export_json(
         "exported_by": viewer.actor(),
         "filter": query.query_string(),
         "chain": chain_status(&state).await?,
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "events": events.iter().map(ApiAuditEvent::new).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&body).map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(download(text, "application/json", "attest-audit.json"))

@@ -12,40 +12,18 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{PAGE_SIZE, page, when};
+use super::{PAGE_SIZE, page};
 use crate::AppState;
-use crate::api_model::ChangePermissions;
+use crate::api_model::{ApiChange, ChangePermissions};
 use crate::error::WebError;
 use crate::forms::Submitted;
 use crate::roles::{Allowed, Viewer, rule};
 
-/// Changes as rows, described with names ("add member Ada Lovelace to group Finance") where
-/// the directory objects are synced.
-pub async fn change_rows(store: &Store, changes: &[Change]) -> Result<Vec<serde_json::Value>, WebError> {
+/// Changes as the API answers and the pages show them, described with names ("add member Ada
+/// Lovelace to group Finance") where the directory objects are synced.
+pub async fn change_rows(store: &Store, changes: &[Change]) -> Result<Vec<ApiChange>, WebError> {
     let descriptions = store.describe_changes(changes).await?;
-    Ok(changes
-        .iter()
-        .zip(descriptions)
-        .map(|(c, description)| {
-            json!({
-                "id": c.id.0,
-                "kind": c.kind,
-                "description": description,
-                "state": c.state,
-                "result": c.result,
-                "requested_by": c.requested_by,
-                "approved_by": c.approved_by,
-                "origin": c.origin,
-                "attempts": c.attempts,
-                "last_error": c.last_error,
-                "verified": c.verified,
-                "graph_request_id": c.graph_request_id,
-                "created_at": when(Some(c.created_at)),
-                "finished_at": when(c.finished_at),
-                "next_attempt_at": when(Some(c.next_attempt_at)),
-            })
-        })
-        .collect())
+    Ok(changes.iter().zip(descriptions).map(|(c, d)| ApiChange::new(c, d)).collect())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,8 +133,7 @@ pub fn password_unknown(change: &Change) -> bool {
 /// One change's page data.
 async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
     let change = readable_change(state, viewer, id).await?;
-    let mut rows = change_rows(&state.store, std::slice::from_ref(&change)).await?;
-    let row = rows.pop().unwrap_or_default();
+    let row = change_rows(&state.store, std::slice::from_ref(&change)).await?.pop();
     Ok(json!({
         "change": row,
         "action": change.action,

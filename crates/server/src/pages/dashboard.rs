@@ -9,8 +9,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 use super::changes::change_rows;
-use super::{page, when};
+use super::{page, with};
 use crate::AppState;
+use crate::api_model::{Dashboard, DashboardConnector, LastRun};
 use crate::error::WebError;
 use crate::render::render_html;
 use crate::roles::{Anyone, Viewer};
@@ -21,11 +22,11 @@ pub async fn home(_: Anyone, State(state): State<AppState>, headers: HeaderMap) 
         return Ok(Html(render_html("landing.html", json!({}))?).into_response());
     };
     let data = dashboard(&state, &viewer).await?;
-    Ok(page(&viewer, "dashboard.html", data)?.into_response())
+    Ok(page(&viewer, "dashboard.html", with(&data, json!({}))?)?.into_response())
 }
 
 /// The dashboard's data (also `GET /api/v1/dashboard`).
-pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
+pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, WebError> {
     let store = &state.store;
     let connectors: Vec<Connector> =
         state.caches.connectors(store).await?.iter().filter(|c| viewer.can_read(c.id)).cloned().collect();
@@ -34,16 +35,16 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::
     let mut rows = Vec::new();
     for c in &connectors {
         let last = store.list_sync_runs(c.id, 1).await?.into_iter().next();
-        rows.push(json!({
-            "name": c.name,
-            "status": c.status,
-            "last_full_sync_at": when(c.last_full_sync_at),
-            "last_delta_sync_at": when(c.last_delta_sync_at),
-            "last_run": last.map(|r| json!({"status": r.status, "error": r.error, "mode": r.mode})),
-            "sync_requested": store.find_sync_request(c.id).await?.is_some(),
-            "can_sync": viewer.can_operate(c.id),
-            "sync_url": format!("/connectors/{}/sync", super::url_encode(&c.name)),
-        }));
+        rows.push(DashboardConnector {
+            id: c.id.0,
+            name: c.name.clone(),
+            status: c.status.to_string(),
+            last_full_sync_at: c.last_full_sync_at,
+            last_delta_sync_at: c.last_delta_sync_at,
+            last_run: last.map(|r| LastRun { mode: r.mode.to_string(), status: r.status.to_string(), error: r.error }),
+            sync_requested: store.find_sync_request(c.id).await?.is_some(),
+            can_sync: viewer.can_operate(c.id),
+        });
     }
     // Waiting for this person: sensitive changes in connectors they operate, asked by others.
     // Only the connectors this person reads are asked of the database.
@@ -68,13 +69,13 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<serde_json::
         .list_changes(&ChangeFilter { state: Some(ChangeState::Failed), within, limit: 500, ..Default::default() })
         .await?
         .len();
-    Ok(json!({
-        "connectors": rows,
-        "principals": principals,
-        "grants": grants,
-        "awaiting_me": change_rows(store, &for_me).await?,
-        "failed": failed,
-        "changes": change_rows(store, &recent).await?,
-        "reads_directory": !connectors.is_empty(),
-    }))
+    Ok(Dashboard {
+        connectors: rows,
+        principals,
+        grants,
+        awaiting_me: change_rows(store, &for_me).await?,
+        failed: failed as u64,
+        changes: change_rows(store, &recent).await?,
+        reads_directory: !connectors.is_empty(),
+    })
 }

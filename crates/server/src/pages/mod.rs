@@ -1,9 +1,10 @@
 //! Server-rendered pages: tera templates from `templates/web`, compiled into the binary. Every
 //! page works without JavaScript; forms post back and redirect to what they changed.
 //!
-//! Each module gathers a page's data as JSON (the same data the JSON API serves, see
-//! [`crate::api`]) and renders it with the layout's frame: who is signed in, their roles, and
-//! the CSRF token their forms carry.
+//! Each module gathers a page's data as the JSON API's own types ([`crate::api_model`]), adds
+//! what only the page needs ([`with`]: links, the side panel's state) and renders it with the
+//! layout's frame: who is signed in, their roles, and the CSRF token their forms carry. Times
+//! are RFC 3339 in the data; templates show them with the `when` filter.
 
 pub mod actions;
 pub mod audit;
@@ -40,6 +41,12 @@ fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::V
         base.extend(extra);
     }
     base
+}
+
+/// A page's context: `data` (an API answer), plus what only the page needs.
+pub fn with(data: &impl serde::Serialize, extra: serde_json::Value) -> Result<serde_json::Value, WebError> {
+    let data = serde_json::to_value(data).map_err(|e| WebError::Internal(format!("a page's data: {e}")))?;
+    Ok(merge(data, extra))
 }
 
 /// A time as pages show it.
