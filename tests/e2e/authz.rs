@@ -39,9 +39,9 @@ impl Examples {
 db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap();
-    let (groups, _) = store.search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let people = store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap();
+    let (groups, _) = store.directory().search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap();
     assert_eq!(people[0].data.kind, PrincipalKind::User);
     // A change nobody may act on without the role: revoking someone's sessions, awaiting approval.
     let change = NewChange {
@@ -53,7 +53,7 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         requested_by: "someone-else@contoso.com".into(),
         requested_by_id: None,
     };
-    let change = store.enqueue_change(change, true, SystemClock.now()).await.unwrap().change;
+    let change = store.changes().enqueue_change(change, true, SystemClock.now()).await.unwrap().change;
     // A mail in the outbox, for the outbox's pages.
     let mail = NewMail {
         idempotency_key: "authz-matrix".into(),
@@ -64,7 +64,7 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         html_body: "<p>html</p>".into(),
         keep: true,
     };
-    let mail = store.enqueue_mail(&mail, SystemClock.now()).await.unwrap();
+    let mail = store.outbox().enqueue_mail(&mail, SystemClock.now()).await.unwrap();
     let examples =
         Examples { principal: people[0].id.0, resource: groups[0].resource.id.0, change: change.id.0, mail: mail.id.0 };
 
@@ -123,10 +123,14 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
 db_test!(every_form_refuses_a_missing_or_wrong_csrf_token, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap();
-    let before =
-        store.list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() }).await.unwrap().len();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let people = store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap();
+    let before = store
+        .changes()
+        .list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() })
+        .await
+        .unwrap()
+        .len();
     for route in attest_server::route_table().iter().filter(|r| r.method == "POST") {
         let path = route.path.replace("{id}", &people[0].id.0.to_string()).replace("{name}", "contoso");
         let form = [("action", "revoke_sessions"), ("nonce", "0123456789abcdef0123")];
@@ -144,7 +148,12 @@ db_test!(every_form_refuses_a_missing_or_wrong_csrf_token, true, |db| {
     assert_eq!(odd.status().as_u16(), 400, "no action");
     // Nothing was queued and nobody was signed out by the refused posts.
     assert_eq!(
-        store.list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() }).await.unwrap().len(),
+        store
+            .changes()
+            .list_changes(&attest_store::ChangeFilter { limit: 10_000, ..Default::default() })
+            .await
+            .unwrap()
+            .len(),
         before
     );
     assert_eq!(web.get(Some(&web.admin), "/api/v1/me").await.0, 200);

@@ -49,6 +49,7 @@ db_test!(a_newer_schema_is_refused_in_one_line, true, |db| {
 db_test!(audit_verify_names_the_tampered_event, true, |db| {
     for n in 1..=5 {
         db.store
+            .audit()
             .append_audit_event(AuditEventDraft {
                 occurred_at: Utc.timestamp_opt(1_800_000_000 + n, 0).unwrap(),
                 actor: "ada@contoso.com".into(),

@@ -169,7 +169,7 @@ async fn set_mail_in_entra(web: &Web, db: &attest_store::testing::TestDb, object
 db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_approval, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     assert_eq!(connector.owner_ids, vec![web.owner.object_id.clone()], "the owner is who their address named");
     let upn = |object_id: &str| web.sim.sim.read(|t| t.live_user(object_id).unwrap().user_principal_name.clone());
 
@@ -177,12 +177,12 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
     set_mail_in_entra(&web, &db, &web.requester.object_id, &web.owner.email).await;
     let eve = crate::web::sign_in(&web.base, &web.requester.object_id, &upn(&web.requester.object_id)).await;
     assert!(eve.email.eq_ignore_ascii_case(&web.owner.email), "they now carry the owner's address: {eve:?}");
-    assert_eq!(store.list_connectors().await.unwrap()[0].owner_ids, vec![web.owner.object_id.clone()]);
+    assert_eq!(store.connectors().list_connectors().await.unwrap()[0].owner_ids, vec![web.owner.object_id.clone()]);
     let (_, me) = web.get(Some(&eve), "/api/v1/me").await;
     assert!(!me.contains("integration owner"), "{me}");
     assert_eq!(web.get(Some(&eve), "/people").await.0, 403);
     let target = web.admin.object_id.clone();
-    let principal = store.find_user(connector.id, &target).await.unwrap().unwrap();
+    let principal = store.principals().find_user(connector.id, &target).await.unwrap().unwrap();
     let path = format!("/principals/{}/actions", principal.id.0);
     let refused = web.post(&eve, &path, &[("action", "revoke_sessions"), ("nonce", "eve-nonce-0123456789")]).await;
     assert_eq!(refused.status().as_u16(), 403);
@@ -191,7 +191,7 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
 
     // (b) An administrator asks for a sensitive change, changes their own address, signs in
     // again and tries to approve it themselves.
-    let someone = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let someone = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let asked = web
         .post(
             &web.admin,
@@ -210,7 +210,7 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
     // Someone else may.
     let approved = web.post(&web.approver, &format!("/changes/{id}/approve"), &[]).await;
     assert_eq!(approved.status().as_u16(), 303);
-    let change = store.get_change(attest_domain::ChangeId(id)).await.unwrap();
+    let change = store.changes().get_change(attest_domain::ChangeId(id)).await.unwrap();
     let tenant = web.sim.tenant_id();
     assert_eq!(change.requested_by_id, Some(format!("{tenant}/{}", web.admin.object_id)));
     assert_eq!(change.approved_by_id, Some(format!("{tenant}/{}", web.approver.object_id)));
@@ -224,7 +224,7 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
 db_test!(someone_disabled_or_deleted_in_entra_is_signed_out_of_attest, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     assert_eq!(web.get(Some(&web.auditor), "/api/v1/me").await.0, 200);
     // Disabled in Entra: the next sync sees it, and the session is over.
     web.sim.sim.write(|t| {
@@ -241,9 +241,10 @@ db_test!(someone_disabled_or_deleted_in_entra_is_signed_out_of_attest, true, |db
     assert_eq!(web.get(Some(&web.auditor), "/api/v1/me").await.0, 401);
     assert_eq!(web.get(Some(&web.auditor), "/audit").await.0, 401);
     // Blocked through Attest itself (written through before any sync): refused at once.
-    let requester = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let requester = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 200);
     store
+        .principals()
         .set_principal_account_enabled(connector.id, &requester.data.external_id, false, SystemClock.now())
         .await
         .unwrap();
@@ -262,8 +263,8 @@ db_test!(an_audit_log_rewritten_with_database_access_but_not_the_key_is_caught, 
         crate::harness::attest(&full).await
     };
     // Something worth hiding: a sensitive change asked for by an administrator.
-    let connector = db.store.list_connectors().await.unwrap().remove(0);
-    let target = db.store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let connector = db.store.connectors().list_connectors().await.unwrap().remove(0);
+    let target = db.store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let path = format!("/principals/{}/actions", target.id.0);
     let asked = web.post(&web.admin, &path, &[("action", "block"), ("nonce", "audit-nonce-0123456789")]).await;
     assert_eq!(asked.status().as_u16(), 303);
@@ -274,7 +275,7 @@ db_test!(an_audit_log_rewritten_with_database_access_but_not_the_key_is_caught, 
     assert!(cli(&["audit", "verify", "--head", &anchored]).await.success);
 
     // The attacker rewrites who asked, and recomputes every hash after it (and the head).
-    let events = db.store.list_audit_events(0, 10_000).await.unwrap();
+    let events = db.store.audit().list_audit_events(0, 10_000).await.unwrap();
     let at = events.iter().position(|e| e.action == "change.requested").unwrap();
     let mut forged = events[at..].to_vec();
     forged[0].actor = "nobody@contoso.com".into();

@@ -45,17 +45,17 @@ async fn description(web: &Web, id: i64) -> String {
 
 /// The mail queued about changes, by key.
 async fn mail(store: &attest_store::Store, key: &str) -> Option<Mail> {
-    store.find_mail_by_key(key).await.unwrap()
+    store.outbox().find_mail_by_key(key).await.unwrap()
 }
 
 /// Blocks the requester's sign-in as the administrator: sensitive, so it awaits approval.
 async fn block_requester(web: &Web, store: &attest_store::Store) -> i64 {
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let actions = format!("/principals/{}/actions", target.id.0);
     let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-mail-block-0123")]).await;
     let id = change_id(&blocked);
-    assert_eq!(store.get_change(ChangeId(id)).await.unwrap().state, ChangeState::AwaitingApproval);
+    assert_eq!(store.changes().get_change(ChangeId(id)).await.unwrap().state, ChangeState::AwaitingApproval);
     id
 }
 
@@ -114,8 +114,8 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
 
     // A change that fails: adding someone to a dynamic group, which Graph refuses. Its
     // requester is told, with the reason and a link.
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let group = web
         .sim
         .sim
@@ -128,7 +128,7 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
         )
         .await;
     let failed = change_id(&added);
-    let change = store.get_change(ChangeId(failed)).await.unwrap();
+    let change = store.changes().get_change(ChangeId(failed)).await.unwrap();
     assert_eq!(change.state, ChangeState::Failed, "{change:?}");
     let messages = smtp.wait_until("a failure mail to the requester", |m| !to(m, &web.admin).is_empty()).await;
     let mine = to(&messages, &web.admin);
@@ -145,7 +145,7 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
         assert_eq!(to(&messages, who).len(), 1, "{}", who.email);
     }
     assert_eq!(messages.len(), 3, "{messages:#?}");
-    let all = store.list_mail(&MailFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let all = store.outbox().list_mail(&MailFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(all.len(), 3, "{all:#?}");
     web.stop().await;
 });

@@ -13,11 +13,11 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
     // Someone who holds access through a nested group.
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let people = store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
     let mut inherited = None;
     for p in &people {
-        let access = store.list_access_of_principal(p.id).await.unwrap();
+        let access = store.directory().list_access_of_principal(p.id).await.unwrap();
         if let Some(a) = access.iter().find(|a| a.grant.source == GrantSource::Inherited && a.via.is_some()) {
             inherited = Some((p.clone(), a.clone()));
             break;
@@ -65,12 +65,12 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
     }
     let (_, listed) = web.get(Some(&web.admin), "/api/v1/groups").await;
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
-    let real = store.search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap().1;
+    let real = store.directory().search_resources(ResourceKind::Group, "", None, 1, 0).await.unwrap().1;
     assert_eq!(listed["total"].as_u64(), Some(real));
 
     // The people search finds exactly those of whom every query word begins a word of their
     // name, user principal name or email, in name order.
-    let everyone = store.list_people_search_keys().await.unwrap();
+    let everyone = store.directory().list_people_search_keys().await.unwrap();
     let words = |text: &str| -> Vec<String> {
         text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
     };
@@ -115,8 +115,8 @@ db_test!(the_directory_shows_who_holds_what_and_why, true, |db| {
 db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_person, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let page_path = format!("/principals/{}", target.id.0);
     let actions = format!("{page_path}/actions");
     let (group_id, group_name) = web.group_to_join(&web.requester);
@@ -136,7 +136,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
         .await;
     assert_eq!(added.status().as_u16(), 303);
     let id = change_id(&added);
-    let change = store.get_change(ChangeId(id)).await.unwrap();
+    let change = store.changes().get_change(ChangeId(id)).await.unwrap();
     assert_eq!(change.state, ChangeState::Applied, "{change:?}");
     assert!(web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
     let (_, shown) = web.get(Some(&web.admin), &format!("/changes/{id}")).await;
@@ -161,7 +161,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     // The principal's page shows the membership as direct, with a Remove button that works.
     let (_, page) = web.get(Some(&web.admin), &page_path).await;
     assert!(page.contains(&group_name), "{page}");
-    let access = store.list_access_of_principal(target.id).await.unwrap();
+    let access = store.directory().list_access_of_principal(target.id).await.unwrap();
     let grant =
         access.iter().find(|a| a.resource.external_id == group_id && a.grant.source == GrantSource::Direct).unwrap();
     let grant_id = grant.grant.id.0.to_string();
@@ -173,7 +173,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
         )
         .await;
     assert_eq!(removed.status().as_u16(), 303, "the connector's owner removes it");
-    assert_eq!(store.get_change(ChangeId(change_id(&removed))).await.unwrap().state, ChangeState::Applied);
+    assert_eq!(store.changes().get_change(ChangeId(change_id(&removed))).await.unwrap().state, ChangeState::Applied);
     assert!(!web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
     // Bad input is refused with a reason, and nothing is queued.
     let unknown = web
@@ -196,7 +196,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     // Block sign-in is sensitive: it waits; its requester cannot approve it; another admin does.
     let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-block-0123456789")]).await;
     let block = change_id(&blocked);
-    assert_eq!(store.get_change(ChangeId(block)).await.unwrap().state, ChangeState::AwaitingApproval);
+    assert_eq!(store.changes().get_change(ChangeId(block)).await.unwrap().state, ChangeState::AwaitingApproval);
     let (_, waiting) = web.get(Some(&web.admin), &format!("/changes/{block}")).await;
     assert!(waiting.contains("a second person") && !waiting.contains("Approve and apply"), "{waiting}");
     let (_, dashboard) = web.get(Some(&web.approver), "/").await;
@@ -208,7 +208,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert_eq!(own.status().as_u16(), 409);
     let approved = web.post(&web.approver, &format!("/changes/{block}/approve"), &[]).await;
     assert_eq!(approved.status().as_u16(), 303);
-    let change = store.get_change(ChangeId(block)).await.unwrap();
+    let change = store.changes().get_change(ChangeId(block)).await.unwrap();
     assert_eq!(
         (change.state, change.approved_by.as_deref()),
         (ChangeState::Applied, Some(web.approver.email.as_str()))
@@ -236,7 +236,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
         web.post(&web.admin, &actions, &[("action", "revoke_sessions"), ("nonce", "nonce-revoke-0123456789")]).await;
     let revoke = change_id(&revoke);
     assert_eq!(web.post(&web.owner, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 303);
-    assert_eq!(store.get_change(ChangeId(revoke)).await.unwrap().state, ChangeState::Cancelled);
+    assert_eq!(store.changes().get_change(ChangeId(revoke)).await.unwrap().state, ChangeState::Cancelled);
     assert_eq!(web.post(&web.admin, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 409);
 
     // The queue, filtered.
@@ -255,23 +255,23 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
 db_test!(sync_runs_sync_now_and_the_audit_log_with_its_exports, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     let (status, syncs) = web.get(Some(&web.auditor), "/syncs").await;
     assert!(status == 200 && syncs.contains("full") && syncs.contains("schedule"), "{syncs}");
     assert!(!syncs.contains("Sync now"), "an auditor cannot sync");
 
     // "Sync now" from the integration owner: recorded, picked up, run.
-    let runs_before = store.list_sync_runs(connector.id, 100).await.unwrap().len();
+    let runs_before = store.syncs().list_sync_runs(connector.id, 100).await.unwrap().len();
     let asked = web.post(&web.owner, "/connectors/contoso/sync", &[("mode", "full")]).await;
     assert_eq!(asked.status().as_u16(), 303);
     let ran = eventually(Duration::from_secs(60), || {
         let store = store.clone();
         async move {
-            let runs = store.list_sync_runs(connector.id, 100).await.unwrap();
+            let runs = store.syncs().list_sync_runs(connector.id, 100).await.unwrap();
             runs.len() > runs_before
                 && runs[0].trigger == attest_domain::SyncTrigger::Manual
                 && runs[0].finished_at.is_some()
-                && store.find_sync_request(connector.id).await.unwrap().is_none()
+                && store.syncs().find_sync_request(connector.id).await.unwrap().is_none()
         }
     });
     assert!(ran.await, "the requested sync ran");
@@ -281,7 +281,7 @@ db_test!(sync_runs_sync_now_and_the_audit_log_with_its_exports, true, |db| {
     assert_eq!(web.post(&web.owner, "/connectors/contoso/sync", &[("mode", "sideways")]).await.status().as_u16(), 400);
 
     // Something in the log worth finding: a change, applied.
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let path = format!("/principals/{}/actions", target.id.0);
     let group = web.sim.sim.read(|t| {
         t.live_groups()
@@ -349,8 +349,8 @@ async fn browser_get(web: &Web, path: &str) -> (Option<String>, String) {
 db_test!(the_api_makes_the_same_changes_with_json_and_the_csrf_header, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let group = web.sim.sim.read(|t| {
         t.live_groups()
             .find(|g| g.accepts_membership_writes() && !g.members.contains(&web.requester.object_id))
@@ -516,13 +516,13 @@ db_test!(signing_in_from_a_link_lands_on_the_page_it_pointed_to_and_nowhere_else
 db_test!(a_person_s_page_shows_effective_and_ineffective_access_apart_with_what_a_revoke_changes, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let people = store.list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let people = store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
     // Someone listed through a nested group for an app role, and someone holding one as a
     // direct member of the group it is assigned to.
     let (mut listed, mut through_group) = (None, None);
     for p in &people {
-        for a in store.list_access_of_principal(p.id).await.unwrap() {
+        for a in store.directory().list_access_of_principal(p.id).await.unwrap() {
             let app_role = matches!(a.entitlement.id, attest_domain::EntitlementKey::AppRole(_));
             if app_role && a.grant.ineffective.is_some() && a.through.is_some() && listed.is_none() {
                 listed = Some((p.clone(), a.clone()));

@@ -11,7 +11,7 @@ use crate::web::{Web, change_id};
 db_test!(no_secret_or_token_reaches_the_logs_or_the_pages, true, |db| {
     let web = Web::boot(&db).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     let client_secret = web.sim.sim.client().client_secret.clone();
 
     // A sign-in whose authorization code and state we keep.
@@ -29,7 +29,7 @@ db_test!(no_secret_or_token_reaches_the_logs_or_the_pages, true, |db| {
     assert_eq!(used.status().as_u16(), 303);
 
     // A password reset, approved and shown once.
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let actions = format!("/principals/{}/actions", target.id.0);
     let asked =
         web.post(&web.admin, &actions, &[("action", "reset_password"), ("nonce", "nonce-secret-0123456789")]).await;
@@ -37,7 +37,7 @@ db_test!(no_secret_or_token_reaches_the_logs_or_the_pages, true, |db| {
     let shown = web.post(&web.approver, &format!("/changes/{id}/approve"), &[]).await.text().await.unwrap();
     let password = shown.split("id=\"secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
     assert!(password.len() >= 16);
-    assert!(store.get_change(ChangeId(id)).await.unwrap().result.is_some());
+    assert!(store.changes().get_change(ChangeId(id)).await.unwrap().result.is_some());
 
     let people = [&web.admin, &web.approver, &web.auditor, &web.owner, &web.requester];
     let mut secrets: Vec<(String, String)> = vec![

@@ -65,11 +65,11 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
     let store = db.store.clone();
     let synced = eventually(Duration::from_secs(30), || {
         let store = store.clone();
-        async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+        async move { store.connectors().list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
     })
     .await;
     assert!(synced, "the scheduled sync ran");
-    let connector = store.list_connectors().await.unwrap().remove(0);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
 
     // A queued change is applied by the background workers.
     let (group, user) = sim.sim.read(|t| {
@@ -86,10 +86,10 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
         requested_by: "ada@contoso.com".into(),
         requested_by_id: None,
     };
-    let id = store.enqueue_change(change, false, SystemClock.now()).await.unwrap().change.id;
+    let id = store.changes().enqueue_change(change, false, SystemClock.now()).await.unwrap().change.id;
     let applied = eventually(Duration::from_secs(30), || {
         let store = store.clone();
-        async move { store.get_change(id).await.unwrap().state == ChangeState::Applied }
+        async move { store.changes().get_change(id).await.unwrap().state == ChangeState::Applied }
     })
     .await;
     assert!(applied, "the worker applied the change");
@@ -211,7 +211,7 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     let store = db.store.clone();
     let synced = eventually(Duration::from_secs(30), || {
         let store = store.clone();
-        async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+        async move { store.connectors().list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
     });
     assert!(synced.await);
     let bad =
@@ -264,7 +264,7 @@ db_test!(people_sign_in_with_entra_and_sessions_and_csrf_hold, true, |db| {
     let store = db.store.clone();
     let synced = eventually(Duration::from_secs(30), || {
         let store = store.clone();
-        async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+        async move { store.connectors().list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
     });
     assert!(synced.await);
     let prefix: String = upn.chars().take(6).collect();

@@ -80,9 +80,9 @@ db_test!(a_person_signs_in_finds_a_user_and_adds_them_to_a_group_in_chromium, tr
     let profile = web.dir.join("chromium-profile");
     let browser = driver.browser(&profile).await;
     let store = db.store.clone();
-    let connector = store.list_connectors().await.unwrap().remove(0);
-    let admin = store.find_user(connector.id, &web.admin.object_id).await.unwrap().unwrap();
-    let target = store.find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let admin = store.principals().find_user(connector.id, &web.admin.object_id).await.unwrap().unwrap();
+    let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let (group_id, group_name) = web.group_to_join(&web.requester);
 
     // Sign in: the landing page, Microsoft's (the simulator's) sign-in page, back home.

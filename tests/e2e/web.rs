@@ -101,7 +101,7 @@ impl Web {
         let store = db.store.clone();
         let synced = eventually(Duration::from_secs(60), || {
             let store = store.clone();
-            async move { store.list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
+            async move { store.connectors().list_connectors().await.unwrap()[0].last_full_sync_at.is_some() }
         });
         assert!(synced.await, "the first sync ran");
         for (i, role) in [(0, "admin"), (1, "admin"), (2, "auditor")] {

@@ -32,7 +32,7 @@ pub async fn run_sync<C: Connector>(
     let mut mode = mode;
     let mut trigger = trigger;
     let mut fell_back = None;
-    if mode == SyncMode::Delta && store.list_sync_cursors(id).await?.is_empty() {
+    if mode == SyncMode::Delta && store.syncs().list_sync_cursors(id).await?.is_empty() {
         fell_back = Some("no delta state is stored yet, so this sync reads everything".to_owned());
         mode = SyncMode::Full;
     }
@@ -50,7 +50,7 @@ pub async fn run_sync<C: Connector>(
                 sink.note("falling back to a full sync");
                 sink.clear_cursors();
                 sink.fail(&SyncError::ResyncRequired(reason.clone()), clock.now()).await?;
-                store.replace_sync_cursors(id, &Default::default(), clock.now()).await?;
+                store.syncs().replace_sync_cursors(id, &Default::default(), clock.now()).await?;
                 fell_back = Some(reason);
                 mode = SyncMode::Full;
                 trigger = SyncTrigger::Fallback;

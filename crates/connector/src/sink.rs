@@ -80,18 +80,18 @@ impl SyncSink {
         trigger: SyncTrigger,
         now: DateTime<Utc>,
     ) -> Result<SyncSink, SyncError> {
-        let run = store.start_sync_run(connector, mode, trigger, now).await?;
+        let run = store.syncs().start_sync_run(connector, mode, trigger, now).await?;
         tracing::info!(connector = %connector, run = %run.id, mode = %mode, "sync started");
-        let last_synced = store.get_connector(connector).await?.last_synced_at();
+        let last_synced = store.connectors().get_connector(connector).await?.last_synced_at();
         Ok(SyncSink {
             // Lifecycle events describe changes in the directory. Until one sync has succeeded,
             // everything is new to Attest only, so none are written.
             store: if last_synced.is_some() { store.recording(run.id) } else { store.clone() },
             last_synced,
-            cursors: store.list_sync_cursors(connector).await?,
-            principals: store.principal_ids_by_external_id(connector).await?,
-            resources: store.resource_ids_by_external_id(connector).await?,
-            entitlements: store.entitlement_ids_by_key(connector).await?,
+            cursors: store.syncs().list_sync_cursors(connector).await?,
+            principals: store.principals().principal_ids_by_external_id(connector).await?,
+            resources: store.resources().resource_ids_by_external_id(connector).await?,
+            entitlements: store.resources().entitlement_ids_by_key(connector).await?,
             connector,
             run,
             now,
@@ -191,7 +191,7 @@ impl SyncSink {
     /// Upserts a batch of principals.
     pub async fn put_principals(&mut self, rows: &[PrincipalData]) -> Result<(), SyncError> {
         let started = Instant::now();
-        let upserted = self.store.upsert_principals(self.connector, rows, self.now).await?;
+        let upserted = self.store.principals().upsert_principals(self.connector, rows, self.now).await?;
         for (row, id) in rows.iter().zip(upserted.ids) {
             self.seen_principals.insert(id.0);
             self.principals.insert(row.external_id.clone(), id);
@@ -204,7 +204,7 @@ impl SyncSink {
     /// Upserts a batch of resources.
     pub async fn put_resources(&mut self, rows: &[ResourceData]) -> Result<(), SyncError> {
         let started = Instant::now();
-        let upserted = self.store.upsert_resources(self.connector, rows, self.now).await?;
+        let upserted = self.store.resources().upsert_resources(self.connector, rows, self.now).await?;
         for (row, id) in rows.iter().zip(upserted.ids) {
             self.seen_resources.insert(id.0);
             self.resources.insert((row.kind, row.external_id.clone()), id);
@@ -233,7 +233,7 @@ impl SyncSink {
                 description: row.description.clone(),
             });
         }
-        let upserted = self.store.upsert_entitlements(self.connector, &data, self.now).await?;
+        let upserted = self.store.resources().upsert_entitlements(self.connector, &data, self.now).await?;
         for (row, id) in data.into_iter().zip(upserted.ids) {
             self.seen_entitlements.insert(id.0);
             self.entitlements.insert((row.resource_id, row.key), id);
@@ -269,7 +269,7 @@ impl SyncSink {
         // Additions queued earlier in the run happened first.
         self.flush_grants().await?;
         let started = Instant::now();
-        let ended = self.store.end_grants_matching(&resolved, self.now, self.last_synced).await?;
+        let ended = self.store.grants().end_grants_matching(&resolved, self.now, self.last_synced).await?;
         self.counts.grants.removed += ended;
         self.time("grants", started);
         Ok(())
@@ -285,9 +285,9 @@ impl SyncSink {
         self.flush_grants().await?;
         let started = Instant::now();
         self.counts.principals.removed +=
-            self.store.mark_principals_deleted(self.connector, external_ids, self.now).await?;
+            self.store.principals().mark_principals_deleted(self.connector, external_ids, self.now).await?;
         self.counts.grants.removed +=
-            self.store.end_grants_involving(self.connector, &ids, &[], self.now, self.last_synced).await?;
+            self.store.grants().end_grants_involving(self.connector, &ids, &[], self.now, self.last_synced).await?;
         // Grants observed later in the run must not resolve to them (a group still listing a
         // guest the scope now leaves out).
         for external_id in external_ids {
@@ -308,9 +308,9 @@ impl SyncSink {
         self.flush_grants().await?;
         let started = Instant::now();
         self.counts.resources.removed +=
-            self.store.mark_resources_deleted(self.connector, kind, external_ids, self.now).await?;
+            self.store.syncs().mark_resources_deleted(self.connector, kind, external_ids, self.now).await?;
         self.counts.grants.removed +=
-            self.store.end_grants_involving(self.connector, &[], &ids, self.now, self.last_synced).await?;
+            self.store.grants().end_grants_involving(self.connector, &[], &ids, self.now, self.last_synced).await?;
         self.time("resources", started);
         Ok(())
     }
@@ -327,11 +327,12 @@ impl SyncSink {
             return Ok(());
         };
         self.flush_grants().await?;
-        let removed = self.store.mark_entitlements_deleted_except(resource, keys, self.now).await?;
+        let removed = self.store.syncs().mark_entitlements_deleted_except(resource, keys, self.now).await?;
         if removed > 0 {
             self.counts.entitlements.removed += removed;
             self.counts.grants.removed += self
                 .store
+                .grants()
                 .end_grants_of_deleted_entitlements(self.connector, resource, self.now, self.last_synced)
                 .await?;
         }
@@ -379,6 +380,7 @@ impl SyncSink {
         if let Some(keys) = keys {
             self.counts.grants.removed += self
                 .store
+                .grants()
                 .end_grants_not_seen(
                     self.connector,
                     &self.seen_grants,
@@ -408,7 +410,7 @@ impl SyncSink {
                 (SyncedTable::Resources, &self.seen_resources),
                 (SyncedTable::Entitlements, &self.seen_entitlements),
             ] {
-                let removed = self.store.mark_unseen_deleted(self.connector, table, seen, self.now).await?;
+                let removed = self.store.syncs().mark_unseen_deleted(self.connector, table, seen, self.now).await?;
                 match table {
                     SyncedTable::Principals => self.counts.principals.removed += removed,
                     SyncedTable::Resources => self.counts.resources.removed += removed,
@@ -419,14 +421,15 @@ impl SyncSink {
         self.time("sweep", started);
         if self.inherited_may_have_changed().await? {
             let started = Instant::now();
-            self.counts.inherited_grants = self.store.recompute_inherited_grants(self.connector, self.now).await?;
+            self.counts.inherited_grants =
+                self.store.grants().recompute_inherited_grants(self.connector, self.now).await?;
             self.time("inherited", started);
         }
         // Owners named by address become the users they name, once their directory is here.
-        self.store.resolve_connector_owners(self.connector).await?;
+        self.store.connectors().resolve_connector_owners(self.connector).await?;
         // Someone disabled or deleted in the directory is signed out of Attest too.
         if self.counts.principals.written() > 0 {
-            self.store.end_sessions_of_inactive_accounts().await?;
+            self.store.web().end_sessions_of_inactive_accounts().await?;
         }
         if self.unresolved > 0 {
             let examples = self.unresolved_examples.join("; ");
@@ -435,7 +438,7 @@ impl SyncSink {
                 self.unresolved
             ));
         }
-        self.store.replace_sync_cursors(self.connector, &self.cursors, self.now).await?;
+        self.store.syncs().replace_sync_cursors(self.connector, &self.cursors, self.now).await?;
         let finish = SyncRunFinish {
             counts: self.counts,
             requests: self.requests,
@@ -443,7 +446,7 @@ impl SyncSink {
             error: None,
             notes: std::mem::take(&mut self.notes),
         };
-        let run = self.store.finish_sync_run(self.run.id, finish, finished_at).await?;
+        let run = self.store.syncs().finish_sync_run(self.run.id, finish, finished_at).await?;
         tracing::info!(run = %run.id, counts = ?run.counts, "sync finished");
         Ok(SyncSummary { run, unresolved_grants: self.unresolved, timings: self.timings })
     }
@@ -459,7 +462,7 @@ impl SyncSink {
             notes: std::mem::take(&mut self.notes),
         };
         tracing::warn!(run = %self.run.id, %error, "sync failed");
-        Ok(self.store.finish_sync_run(self.run.id, finish, finished_at).await?)
+        Ok(self.store.syncs().finish_sync_run(self.run.id, finish, finished_at).await?)
     }
 
     async fn flush_grants(&mut self) -> Result<(), SyncError> {
@@ -468,7 +471,7 @@ impl SyncSink {
         }
         let started = Instant::now();
         let batch = std::mem::take(&mut self.pending_grants);
-        let upserted = self.store.upsert_grants(self.connector, &batch, self.now).await?;
+        let upserted = self.store.grants().upsert_grants(self.connector, &batch, self.now).await?;
         for id in &upserted.existing {
             self.seen_grants.insert(id.0);
         }
@@ -491,10 +494,10 @@ impl SyncSink {
             + c.resources.written()
             + c.entitlements.written()
             > 0;
-        if graph_changed || !self.store.inherited_rules_are_current(self.connector).await? {
+        if graph_changed || !self.store.grants().inherited_rules_are_current(self.connector).await? {
             return Ok(true);
         }
-        let runs = self.store.list_sync_runs(self.connector, 2).await?;
+        let runs = self.store.syncs().list_sync_runs(self.connector, 2).await?;
         let previous = runs.iter().find(|r| r.id != self.run.id);
         Ok(previous.is_none_or(|r| r.status != attest_domain::SyncStatus::Succeeded))
     }

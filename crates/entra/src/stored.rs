@@ -55,6 +55,7 @@ pub fn seal_credentials(
 /// The connector's credentials, decrypted.
 pub async fn credentials(store: &Store, key: &SecretKey, connector: &Connector) -> Result<Credentials, OpenError> {
     let sealed = store
+        .connectors()
         .find_connector_credentials(connector.id)
         .await?
         .ok_or_else(|| OpenError::NoCredentials(connector.name.clone()))?;

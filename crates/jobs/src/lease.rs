@@ -46,7 +46,7 @@ impl Lease {
         }
         let renewed = while_renewing(&self.clock, self.length, || self.take(), work).await;
         // Given back even when lost: the statement only deletes the row while it is ours.
-        if let Err(e) = self.store.release_job_lease(&self.name, &self.owner).await {
+        if let Err(e) = self.store.leases().release_job_lease(&self.name, &self.owner).await {
             tracing::warn!(lease = %self.name, error = %e, "a lease was not given back; it expires by itself");
         }
         renewed.map_err(|LeaseLost| LeaseError::Lost(self.name.clone()))
@@ -56,7 +56,7 @@ impl Lease {
     async fn take(&self) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let until = now + chrono::Duration::from_std(self.length).unwrap_or(chrono::Duration::hours(1));
-        self.store.acquire_job_lease(&self.name, &self.owner, until, now).await
+        self.store.leases().acquire_job_lease(&self.name, &self.owner, until, now).await
     }
 }
 

@@ -167,12 +167,16 @@ async fn leased_work_runs_on_one_replica_and_stops_when_its_lease_is_taken_over(
     }
     assert!(!dropped.load(Ordering::SeqCst), "renewed while working");
     let now = clock.now();
-    assert!(!store.acquire_job_lease("job:test", "b", now + chrono::Duration::seconds(60), now).await.unwrap());
+    assert!(
+        !store.leases().acquire_job_lease("job:test", "b", now + chrono::Duration::seconds(60), now).await.unwrap()
+    );
 
     // Replica "a" is presumed dead (its lease looked expired to "b") and "b" takes over: at
     // its next renewal "a" finds the lease gone and its work is stopped.
     let later = now + chrono::Duration::seconds(61);
-    assert!(store.acquire_job_lease("job:test", "b", later + chrono::Duration::seconds(60), later).await.unwrap());
+    assert!(
+        store.leases().acquire_job_lease("job:test", "b", later + chrono::Duration::seconds(60), later).await.unwrap()
+    );
     clock.advance(chrono::Duration::seconds(20));
     eventually("the work was stopped", || dropped.load(Ordering::SeqCst)).await;
     assert_eq!(started.load(Ordering::SeqCst), 1);

@@ -72,7 +72,7 @@ impl Outbox {
             html_body: html,
             keep: self.keep,
         };
-        let mail = self.store.enqueue_mail(&new, now).await?;
+        let mail = self.store.outbox().enqueue_mail(&new, now).await?;
         tracing::debug!(mail = mail.id.0, template = %mail.template, recipient = %mail.recipient, state = %mail.state, "mail queued");
         if let Some(waker) = &self.waker {
             waker.wake();

@@ -220,7 +220,9 @@ impl Sender {
                 break;
             }
             // One at a time: a claim covers one send, and nothing is left claimed when stopping.
-            let Some(mail) = inner.store.claim_mail(&inner.owner, clock(), inner.options.lease, 1).await?.pop() else {
+            let Some(mail) =
+                inner.store.outbox().claim_mail(&inner.owner, clock(), inner.options.lease, 1).await?.pop()
+            else {
                 break;
             };
             self.send_one(smtp, mail, &clock, &mut counts).await?;
@@ -243,7 +245,7 @@ impl Sender {
                 "gave up: {} attempts started and none finished (the senders stopped mid-send)",
                 mail.attempts - 1
             );
-            let recorded = inner.store.record_mail_failed(mail.id, &inner.owner, &error, None, clock()).await;
+            let recorded = inner.store.outbox().record_mail_failed(mail.id, &inner.owner, &error, None, clock()).await;
             return self.count(recorded, &mail, Some(&error), counts);
         }
         let failure = match self.message(&mail) {
@@ -266,18 +268,18 @@ impl Sender {
         };
         let now = clock();
         let recorded = match &failure {
-            None => inner.store.record_mail_sent(mail.id, &inner.owner, now).await,
+            None => inner.store.outbox().record_mail_sent(mail.id, &inner.owner, now).await,
             Some(f) if f.permanent => {
-                inner.store.record_mail_failed(mail.id, &inner.owner, &f.recorded, None, now).await
+                inner.store.outbox().record_mail_failed(mail.id, &inner.owner, &f.recorded, None, now).await
             }
             Some(f) if mail.attempts >= inner.max_attempts => {
                 let error = format!("gave up after {} attempts; the last said: {}", mail.attempts, f.recorded);
-                inner.store.record_mail_failed(mail.id, &inner.owner, &error, None, now).await
+                inner.store.outbox().record_mail_failed(mail.id, &inner.owner, &error, None, now).await
             }
             Some(f) => {
                 let delay = jittered(mail_retry_delay(mail.attempts), &mail);
                 let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
-                inner.store.record_mail_failed(mail.id, &inner.owner, &f.recorded, Some(next), now).await
+                inner.store.outbox().record_mail_failed(mail.id, &inner.owner, &f.recorded, Some(next), now).await
             }
         };
         self.count(recorded, &mail, failure.as_ref().map(|f| f.logged.as_str()), counts)

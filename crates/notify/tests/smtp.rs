@@ -77,7 +77,7 @@ store_test!(a_queued_mail_is_delivered_with_from_to_subject_and_both_parts, |sto
     assert!(decoded.contains("<strong>Grace Hopper</strong> asked for a change"), "{decoded}");
     assert!(decoded.contains(">Review change 42</a>"), "{decoded}");
 
-    let sent = store.get_mail(queued.id).await.unwrap();
+    let sent = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((sent.state, sent.attempts, sent.sent_at.is_some()), (MailState::Sent, 1, true));
     // The same key again queues nothing; nothing more is sent.
     let again = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(2)).await;
@@ -94,7 +94,7 @@ store_test!(an_unreachable_server_is_retried_and_the_mail_delivered_once_it_is_u
 
     // Nobody listens: the attempt fails transiently and is scheduled with backoff and jitter.
     assert_eq!(sender.send_due(t(0)).await.unwrap(), counts(0, 1, 0));
-    let waiting = store.get_mail(queued.id).await.unwrap();
+    let waiting = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((waiting.state, waiting.attempts, waiting.lease_owner.as_deref()), (MailState::Pending, 1, None));
     let delay = (waiting.next_attempt_at - t(0)).num_milliseconds();
     assert!((30_000..=37_600).contains(&delay), "30 s plus up to 25 %: {delay} ms");
@@ -106,7 +106,7 @@ store_test!(an_unreachable_server_is_retried_and_the_mail_delivered_once_it_is_u
     let server = SmtpServer::start(port, Handler::Maildir, ServerTls::None).await;
     assert_eq!(sender.send_due(waiting.next_attempt_at).await.unwrap(), counts(1, 0, 0));
     assert_eq!(server.wait_for(1).await.len(), 1);
-    let sent = store.get_mail(queued.id).await.unwrap();
+    let sent = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((sent.state, sent.attempts), (MailState::Sent, 2));
     assert_eq!(sent.last_error, Some(error), "the last failure stays on record");
 });
@@ -118,7 +118,7 @@ store_test!(a_mail_claimed_by_a_crashed_sender_is_sent_exactly_once_after_its_le
 
     // A sender claims the mail and dies before sending or recording anything.
     let lease = Duration::from_secs(300);
-    assert_eq!(store.claim_mail("crashed-sender", t(1), lease, 10).await.unwrap().len(), 1);
+    assert_eq!(store.outbox().claim_mail("crashed-sender", t(1), lease, 10).await.unwrap().len(), 1);
 
     let options = SenderOptions { lease, ..SenderOptions::default() };
     let sender = Sender::with_options(store.clone(), config, "test-sender", options).unwrap();
@@ -128,10 +128,10 @@ store_test!(a_mail_claimed_by_a_crashed_sender_is_sent_exactly_once_after_its_le
     assert_eq!(server.wait_for(1).await.len(), 1);
 
     // The crashed sender comes back: it can record nothing, and nothing is sent again.
-    let late = store.record_mail_sent(queued.id, "crashed-sender", t(303)).await.unwrap_err();
+    let late = store.outbox().record_mail_sent(queued.id, "crashed-sender", t(303)).await.unwrap_err();
     assert!(matches!(late, StoreError::LeaseLost { what: "mail", .. }), "{late}");
     assert_eq!(sender.send_due(t(10_000)).await.unwrap(), SendCounts::default());
-    let sent = store.get_mail(queued.id).await.unwrap();
+    let sent = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((sent.state, sent.attempts), (MailState::Sent, 2));
     assert_eq!(server.messages().len(), 1, "exactly once");
 });
@@ -141,12 +141,12 @@ store_test!(a_mail_whose_senders_keep_dying_is_given_up_not_claimed_forever, |st
     let config = MailConfig { max_attempts: 2, ..config(server.port) };
     let queued = queue(&store, &config, approval("approval:42:ada", "ada@contoso.com"), t(0)).await;
     let lease = Duration::from_secs(60);
-    assert_eq!(store.claim_mail("died-1", t(0), lease, 10).await.unwrap().len(), 1);
-    assert_eq!(store.claim_mail("died-2", t(61), lease, 10).await.unwrap().len(), 1);
+    assert_eq!(store.outbox().claim_mail("died-1", t(0), lease, 10).await.unwrap().len(), 1);
+    assert_eq!(store.outbox().claim_mail("died-2", t(61), lease, 10).await.unwrap().len(), 1);
     let options = SenderOptions { lease, ..SenderOptions::default() };
     let sender = Sender::with_options(store.clone(), config, "test-sender", options).unwrap();
     assert_eq!(sender.send_due(t(122)).await.unwrap(), counts(0, 0, 1));
-    let failed = store.get_mail(queued.id).await.unwrap();
+    let failed = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((failed.state, failed.attempts), (MailState::Failed, 3));
     assert!(failed.last_error.unwrap().contains("2 attempts started and none finished"));
     assert!(server.messages().is_empty());
@@ -164,8 +164,8 @@ store_test!(without_an_smtp_server_mail_is_kept_and_nothing_is_sent, |store| {
     let sender = Sender::new(store.clone(), config, "test-sender").unwrap();
     assert!(sender.keeps_mail());
     assert_eq!(sender.send_due(t(1)).await.unwrap(), SendCounts::default());
-    assert!(store.claim_mail("anyone", t(10_000), Duration::from_secs(60), 10).await.unwrap().is_empty());
-    let after = store.get_mail(kept.id).await.unwrap();
+    assert!(store.outbox().claim_mail("anyone", t(10_000), Duration::from_secs(60), 10).await.unwrap().is_empty());
+    let after = store.outbox().get_mail(kept.id).await.unwrap();
     assert_eq!((after.state, after.attempts, after.last_error), (MailState::Kept, 0, None));
 
     // Running, it waits for the stop and returns.
@@ -176,7 +176,7 @@ store_test!(without_an_smtp_server_mail_is_kept_and_nothing_is_sent, |store| {
     });
     stop.send(true).unwrap();
     tokio::time::timeout(DEADLINE, running).await.unwrap().unwrap();
-    assert_eq!(store.get_mail(kept.id).await.unwrap().state, MailState::Kept);
+    assert_eq!(store.outbox().get_mail(kept.id).await.unwrap().state, MailState::Kept);
 });
 
 store_test!(a_server_that_stays_down_fails_the_mail_after_max_attempts, |store| {
@@ -186,13 +186,13 @@ store_test!(a_server_that_stays_down_fails_the_mail_after_max_attempts, |store| 
     let mut at = t(0);
     for attempt in 1..=2 {
         assert_eq!(sender.send_due(at).await.unwrap(), counts(0, 1, 0), "attempt {attempt}");
-        let mail = store.get_mail(queued.id).await.unwrap();
+        let mail = store.outbox().get_mail(queued.id).await.unwrap();
         assert_eq!((mail.state, mail.attempts), (MailState::Pending, attempt));
         assert!(mail.next_attempt_at > at);
         at = mail.next_attempt_at;
     }
     assert_eq!(sender.send_due(at).await.unwrap(), counts(0, 0, 1));
-    let failed = store.get_mail(queued.id).await.unwrap();
+    let failed = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((failed.state, failed.attempts), (MailState::Failed, 3));
     let error = failed.last_error.unwrap();
     assert!(error.starts_with("gave up after 3 attempts; the last said: "), "{error}");
@@ -205,7 +205,7 @@ store_test!(a_permanent_rejection_fails_the_mail_at_once, |store| {
     let queued = queue(&store, &config, approval("approval:42:nobody", "nobody@contoso.com"), t(0)).await;
     let sender = Sender::new(store.clone(), config, "test-sender").unwrap();
     assert_eq!(sender.send_due(t(0)).await.unwrap(), counts(0, 0, 1));
-    let failed = store.get_mail(queued.id).await.unwrap();
+    let failed = store.outbox().get_mail(queued.id).await.unwrap();
     assert_eq!((failed.state, failed.attempts), (MailState::Failed, 1));
     let error = failed.last_error.unwrap();
     assert!(error.contains("550") && error.contains("no such user here"), "{error}");
@@ -223,7 +223,7 @@ store_test!(tls_is_used_and_checked_for_starttls_and_implicit_tls, |store| {
         // Not trusting the test CA, the certificate is refused and nothing is sent.
         let untrusting = Sender::new(store.clone(), config.clone(), "untrusting").unwrap();
         assert_eq!(untrusting.send_due(t(0)).await.unwrap(), counts(0, 1, 0));
-        let refused = store.get_mail(queued.id).await.unwrap();
+        let refused = store.outbox().get_mail(queued.id).await.unwrap();
         let error = refused.last_error.clone().unwrap();
         assert!(error.contains("tls") || error.contains("certificate"), "{error}");
         assert!(server.messages().is_empty());
@@ -250,7 +250,7 @@ store_test!(a_running_sender_sends_when_woken_and_stops_when_told, |store| {
     let queued = outbox.enqueue(approval("approval:42:ada", "ada@contoso.com"), SystemClock.now()).await.unwrap();
     assert_eq!(server.wait_for(1).await.len(), 1);
     let started = tokio::time::Instant::now();
-    while store.get_mail(queued.id).await.unwrap().state != MailState::Sent {
+    while store.outbox().get_mail(queued.id).await.unwrap().state != MailState::Sent {
         assert!(started.elapsed() < DEADLINE, "the sent mail is recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

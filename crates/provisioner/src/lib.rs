@@ -151,11 +151,11 @@ impl<D: Connectors> Provisioner<D> {
     /// Queues a change; sensitive ones (by policy) wait for approval.
     pub async fn enqueue(&self, new: NewChange, now: DateTime<Utc>) -> Result<Enqueued, ProvisionError> {
         let needs_approval = self.policy.is_sensitive(new.action.kind());
-        Ok(self.store.enqueue_change(new, needs_approval, now).await?)
+        Ok(self.store.changes().enqueue_change(new, needs_approval, now).await?)
     }
 
     /// Queues what a feature asks in the graph's terms (grant an entitlement, revoke a grant),
-    /// as the directory operation it comes to (`Store::resolve_command`): reviews, requests and
+    /// as the directory operation it comes to (`Grants::resolve_command`): reviews, requests and
     /// expiry never build a directory operation themselves. `origin` and `origin_ref` say what
     /// asked (a review item, a request); the same command from the same origin is queued once.
     pub async fn submit(
@@ -166,7 +166,7 @@ impl<D: Connectors> Provisioner<D> {
         requested_by: &str,
         now: DateTime<Utc>,
     ) -> Result<Enqueued, ProvisionError> {
-        let (connector_id, action) = self.store.resolve_command(command).await?;
+        let (connector_id, action) = self.store.grants().resolve_command(command).await?;
         let idempotency_key = format!("{origin}:{origin_ref}:{}", serde_json::to_string(&action).unwrap_or_default());
         let new = NewChange {
             connector_id,
@@ -186,11 +186,14 @@ impl<D: Connectors> Provisioner<D> {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::minutes(5));
         // Applied only in person, and unreadable afterwards: one cut off is nobody's to finish.
-        for id in self.store.mark_outcome_unknown(IN_PERSON_ONLY, now).await? {
+        for id in self.store.changes().mark_outcome_unknown(IN_PERSON_ONLY, now).await? {
             tracing::warn!(change = id.0, "a change was cut off while being applied; its outcome is unknown");
         }
-        let claimed =
-            self.store.claim_changes(&self.worker, self.policy.batch, lease_until, IN_PERSON_ONLY, now).await?;
+        let claimed = self
+            .store
+            .changes()
+            .claim_changes(&self.worker, self.policy.batch, lease_until, IN_PERSON_ONLY, now)
+            .await?;
         let count = claimed.len();
         if count == 0 {
             return Ok(0);
@@ -230,7 +233,7 @@ impl<D: Connectors> Provisioner<D> {
                 attest_jobs::sleep(clock.as_ref(), lease / 3).await;
                 let now = clock.now();
                 let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-                if let Err(e) = store.extend_leases(worker, until, now).await {
+                if let Err(e) = store.changes().extend_leases(worker, until, now).await {
                     tracing::warn!(%worker, error = %e, "could not extend leases");
                 }
             }
@@ -253,6 +256,7 @@ impl<D: Connectors> Provisioner<D> {
             }
             let open = self
                 .store
+                .changes()
                 .count_changes_by_state()
                 .await?
                 .into_iter()
@@ -280,8 +284,12 @@ impl<D: Connectors> Provisioner<D> {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::minutes(5));
         let worker = format!("{actor} (in person)");
-        let change =
-            self.store.claim_change(id, &worker, lease_until, now).await?.ok_or(ProvisionError::NotClaimable(id.0))?;
+        let change = self
+            .store
+            .changes()
+            .claim_change(id, &worker, lease_until, now)
+            .await?
+            .ok_or(ProvisionError::NotClaimable(id.0))?;
         let in_person = Provisioner { worker, ..self.clone() };
         let (change, secret) = in_person.renewing_claims(in_person.process(change)).await?;
         Ok(InPerson { change, secret })
@@ -348,7 +356,7 @@ impl<D: Connectors> Provisioner<D> {
             }
             Err(ApplyError::NotSupported(message)) => (settled_failure(ApplyResult::NotSupported, message, None), None),
         };
-        let recorded = self.store.record_attempt(change.id, &self.worker, record, self.clock.now()).await?;
+        let recorded = self.store.changes().record_attempt(change.id, &self.worker, record, self.clock.now()).await?;
         tracing::info!(
             change = recorded.id.0,
             kind = %recorded.kind,

@@ -70,23 +70,29 @@ pub async fn write_through(
         A::RemoveRoleEligibility { role, principal, scope } => {
             grant(DirectoryRole, role, EntitlementKey::Eligible, principal, scope, None, false)
         }
-        A::BlockSignIn { user } => return store.set_principal_account_enabled(connector, user, false, now).await,
-        A::UnblockSignIn { user } => return store.set_principal_account_enabled(connector, user, true, now).await,
+        A::BlockSignIn { user } => {
+            return store.principals().set_principal_account_enabled(connector, user, false, now).await;
+        }
+        A::UnblockSignIn { user } => {
+            return store.principals().set_principal_account_enabled(connector, user, true, now).await;
+        }
         A::DeleteUser { user } => {
-            let deleted = store.mark_principals_deleted(connector, std::slice::from_ref(user), now).await?;
-            if let Some(principal) = store.find_principal_by_external_id(connector, user).await? {
-                store.end_grants_involving(connector, &[principal.id], &[], now, None).await?;
+            let deleted =
+                store.principals().mark_principals_deleted(connector, std::slice::from_ref(user), now).await?;
+            if let Some(principal) = store.principals().find_principal_by_external_id(connector, user).await? {
+                store.grants().end_grants_involving(connector, &[principal.id], &[], now, None).await?;
             }
             return Ok(deleted > 0);
         }
         // Nothing in the graph records these; a restored user comes back with the next sync.
         A::RevokeSessions { .. } | A::ResetPassword { .. } | A::RestoreUser { .. } => return Ok(false),
     };
-    let Some(entitlement) = store.find_entitlement_id(connector, change.kind, change.resource, &change.key).await?
+    let Some(entitlement) =
+        store.resources().find_entitlement_id(connector, change.kind, change.resource, &change.key).await?
     else {
         return Ok(false);
     };
-    let Some(principal) = store.find_principal_by_external_id(connector, change.principal).await? else {
+    let Some(principal) = store.principals().find_principal_by_external_id(connector, change.principal).await? else {
         return Ok(false);
     };
     if principal.data.deleted_at.is_some() {
@@ -101,8 +107,8 @@ pub async fn write_through(
         expires_at: change.expires_at,
     };
     if change.begins {
-        Ok(store.upsert_grants(connector, &[row], now).await?.counts.added > 0)
+        Ok(store.grants().upsert_grants(connector, &[row], now).await?.counts.added > 0)
     } else {
-        Ok(store.end_grants_matching(&[row], now, None).await? > 0)
+        Ok(store.grants().end_grants_matching(&[row], now, None).await? > 0)
     }
 }

@@ -51,7 +51,7 @@ async fn setup(
     policy: Policy,
     worker: &str,
 ) -> (ConnectorId, Provisioner<Single<EntraConnector>>) {
-    let id = store.create_connector(NewConnector::entra("contoso"), SystemClock.now()).await.unwrap().id;
+    let id = store.connectors().create_connector(NewConnector::entra("contoso"), SystemClock.now()).await.unwrap().id;
     let c = connector(sim);
     let outcome: SyncOutcome =
         run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, &attest_domain::SystemClock, None)
@@ -129,24 +129,28 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
     assert!(queued.created && queued.change.state == ChangeState::Pending, "memberships are not sensitive by default");
     assert!(!p.enqueue(add, SystemClock.now()).await.unwrap().created, "the same key queues nothing new");
     assert_eq!(p.run_once().await.unwrap(), 1);
-    let done = store.get_change(queued.change.id).await.unwrap();
+    let done = store.changes().get_change(queued.change.id).await.unwrap();
     assert_eq!(
         (done.state, done.result, done.verified),
         (ChangeState::Applied, Some(ApplyResult::Applied), Some(true))
     );
     assert!(sim.sim.read(|t| t.group(&group).unwrap().members.contains(&user)), "the tenant has it");
     // Written through: the graph has the grant before any sync.
-    let entitlement =
-        store.find_entitlement_id(id, ResourceKind::Group, &group, &EntitlementKey::Member).await.unwrap().unwrap();
-    let principal = store.find_principal_by_external_id(id, &user).await.unwrap().unwrap();
-    assert!(store.find_current_grant(entitlement, principal.id, "").await.unwrap().is_some());
+    let entitlement = store
+        .resources()
+        .find_entitlement_id(id, ResourceKind::Group, &group, &EntitlementKey::Member)
+        .await
+        .unwrap()
+        .unwrap();
+    let principal = store.principals().find_principal_by_external_id(id, &user).await.unwrap().unwrap();
+    assert!(store.grants().find_current_grant(entitlement, principal.id, "").await.unwrap().is_some());
 
     // Reversed: removal applied and the grant ended.
     let remove = ChangeAction::RemoveGroupMember { group: group.clone(), member: user.clone() };
     let removal = p.enqueue(change(id, "remove-1", remove), SystemClock.now()).await.unwrap().change;
     p.run_once().await.unwrap();
-    assert_eq!(store.get_change(removal.id).await.unwrap().result, Some(ApplyResult::Applied));
-    assert!(store.find_current_grant(entitlement, principal.id, "").await.unwrap().is_none());
+    assert_eq!(store.changes().get_change(removal.id).await.unwrap().result, Some(ApplyResult::Applied));
+    assert!(store.grants().find_current_grant(entitlement, principal.id, "").await.unwrap().is_none());
 
     // Sensitive (a user action): waits for a second person, then applies and writes through.
     let block =
@@ -155,14 +159,14 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
     assert_eq!(block.state, ChangeState::AwaitingApproval);
     assert_eq!(p.run_once().await.unwrap(), 0, "nothing applies before approval");
     assert!(
-        store.approve_change(block.id, "ada@contoso.com", None, SystemClock.now()).await.is_err(),
+        store.changes().approve_change(block.id, "ada@contoso.com", None, SystemClock.now()).await.is_err(),
         "not by the requester"
     );
-    store.approve_change(block.id, "bob@contoso.com", None, SystemClock.now()).await.unwrap();
+    store.changes().approve_change(block.id, "bob@contoso.com", None, SystemClock.now()).await.unwrap();
     p.run_once().await.unwrap();
-    assert_eq!(store.get_change(block.id).await.unwrap().state, ChangeState::Applied);
+    assert_eq!(store.changes().get_change(block.id).await.unwrap().state, ChangeState::Applied);
     assert!(!sim.sim.read(|t| t.live_user(&user).unwrap().account_enabled), "blocked in the tenant");
-    let principal = store.find_principal_by_external_id(id, &user).await.unwrap().unwrap();
+    let principal = store.principals().find_principal_by_external_id(id, &user).await.unwrap().unwrap();
     assert_eq!(principal.data.account_enabled, Some(false), "written through");
 
     // A permanent refusal fails at once with what to do.
@@ -175,12 +179,12 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
     let refused = ChangeAction::AddGroupMember { group: dynamic, member: user.clone() };
     let refused = p.enqueue(change(id, "dynamic-1", refused), SystemClock.now()).await.unwrap().change;
     p.run_once().await.unwrap();
-    let refused = store.get_change(refused.id).await.unwrap();
+    let refused = store.changes().get_change(refused.id).await.unwrap();
     assert_eq!((refused.state, refused.attempts), (ChangeState::Failed, 1));
     assert!(refused.last_error.as_deref().unwrap().contains("dynamic group"), "{refused:?}");
 
     // The audit trail: requested, claimed, applied, with Graph's request id; the chain holds.
-    let events = store.list_audit_events(0, 1_000).await.unwrap();
+    let events = store.audit().list_audit_events(0, 1_000).await.unwrap();
     let of_first: Vec<&str> = events
         .iter()
         .filter(|e| e.target_id.as_deref() == Some(&queued.change.id.0.to_string()))
@@ -189,7 +193,7 @@ store_test!(changes_are_applied_read_back_written_through_and_audited, |store| {
     assert_eq!(of_first, vec!["change.requested", "change.claimed", "change.applied"]);
     let applied = events.iter().find(|e| e.action == "change.applied").unwrap();
     assert!(applied.details.contains("graph_request_id"), "{}", applied.details);
-    assert!(store.verify_audit_chain().await.unwrap().broken.is_none());
+    assert!(store.audit().verify_audit_chain().await.unwrap().broken.is_none());
 });
 
 store_test!(a_password_reset_is_applied_only_in_person_and_shown_once, |store| {
@@ -205,9 +209,9 @@ store_test!(a_password_reset_is_applied_only_in_person_and_shown_once, |store| {
     let password = done.secret.unwrap().expose().to_owned();
     assert!(sim.sim.read(|t| t.live_user(&user).unwrap().force_change_password_next_sign_in));
     // Never stored: not in the change, not in the audit log.
-    let stored = format!("{:?}", store.get_change(reset.id).await.unwrap());
+    let stored = format!("{:?}", store.changes().get_change(reset.id).await.unwrap());
     assert!(!stored.contains(&password));
-    let events = store.list_audit_events(0, 1_000).await.unwrap();
+    let events = store.audit().list_audit_events(0, 1_000).await.unwrap();
     assert!(events.iter().all(|e| !e.details.contains(&password)));
     assert!(p.apply_in_person(reset.id, "ada@contoso.com").await.is_err(), "applied once");
 });
@@ -222,7 +226,12 @@ store_test!(workers_killed_at_random_points_lose_nothing_and_apply_each_change_o
 async fn killed_workers_run(store: &Store, run: u64) {
     let options = SimOptions { latency: Duration::from_millis(3), ..SimOptions::default() };
     let sim = sim(43 + run, options).await;
-    let id = store.create_connector(NewConnector::entra(format!("killed-{run}")), SystemClock.now()).await.unwrap().id;
+    let id = store
+        .connectors()
+        .create_connector(NewConnector::entra(format!("killed-{run}")), SystemClock.now())
+        .await
+        .unwrap()
+        .id;
     let c = connector(&sim);
     run_sync(c.as_ref(), store, id, SyncMode::Full, SyncTrigger::Cli, &attest_domain::SystemClock, None).await.unwrap();
     let connectors = Arc::new(Single(c));
@@ -252,7 +261,7 @@ async fn killed_workers_run(store: &Store, run: u64) {
     tokio::time::sleep(Duration::from_millis(450)).await; // the killed workers' leases expire
     drain(&last).await;
     for id in &ids {
-        let c = store.get_change(*id).await.unwrap();
+        let c = store.changes().get_change(*id).await.unwrap();
         assert_eq!(c.state, ChangeState::Applied, "run {run}: {c:?}");
         assert!(matches!(c.result, Some(ApplyResult::Applied | ApplyResult::AlreadyInState)), "run {run}: {c:?}");
     }
@@ -264,7 +273,7 @@ async fn killed_workers_run(store: &Store, run: u64) {
         }
     });
     // Each change was settled exactly once in the audit log.
-    let events = store.list_audit_events(0, 1_000_000).await.unwrap();
+    let events = store.audit().list_audit_events(0, 1_000_000).await.unwrap();
     let mut applied: BTreeMap<String, usize> = BTreeMap::new();
     let mine: BTreeSet<String> = ids.iter().map(|id| id.0.to_string()).collect();
     for e in events.iter().filter(|e| e.action == "change.applied") {
@@ -296,7 +305,7 @@ store_test!(two_workers_share_one_queue_and_apply_each_change_once, |store| {
     for task in tasks {
         task.await.unwrap();
     }
-    let done = store.list_changes(&ChangeFilter { limit: 2_000, ..Default::default() }).await.unwrap();
+    let done = store.changes().list_changes(&ChangeFilter { limit: 2_000, ..Default::default() }).await.unwrap();
     assert_eq!(done.len(), 1_000);
     let odd: Vec<_> = done
         .iter()
@@ -305,6 +314,7 @@ store_test!(two_workers_share_one_queue_and_apply_each_change_once, |store| {
         .collect();
     assert!(odd.is_empty(), "{odd:#?}");
     let by_worker: BTreeSet<String> = store
+        .audit()
         .list_audit_events(0, 100_000)
         .await
         .unwrap()
@@ -339,7 +349,7 @@ store_test!(fault_plans_end_every_change_in_its_correct_final_state, |store| {
     for (i, (name, plan)) in plans.into_iter().enumerate() {
         let throttle = (i == 0).then(|| ThrottleConfig { quota: Some(200.0), window_secs: 1.0, ..Default::default() });
         let sim = sim(50 + i as u64, SimOptions { throttle, ..SimOptions::default() }).await;
-        let id = store.create_connector(NewConnector::entra(name), SystemClock.now()).await.unwrap().id;
+        let id = store.connectors().create_connector(NewConnector::entra(name), SystemClock.now()).await.unwrap().id;
         let c = connector(&sim);
         run_sync(c.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Cli, &attest_domain::SystemClock, None)
             .await
@@ -353,7 +363,7 @@ store_test!(fault_plans_end_every_change_in_its_correct_final_state, |store| {
         }
         drain(&p).await;
         for id in &ids {
-            let c = store.get_change(*id).await.unwrap();
+            let c = store.changes().get_change(*id).await.unwrap();
             // A dropped answer to a write that did land comes back as "already a member".
             assert_eq!(c.state, ChangeState::Applied, "{name}: {c:?}");
             assert!(matches!(c.result, Some(ApplyResult::Applied | ApplyResult::AlreadyInState)), "{name}: {c:?}");
@@ -372,9 +382,13 @@ store_test!(grant_and_revoke_commands_become_the_directorys_operations, |store| 
     let sim = sim(43, SimOptions::default()).await;
     let (id, p) = setup(&store, &sim, Policy::default(), "w1").await;
     let (_, group, user) = additions(&sim, id, 1).pop().unwrap();
-    let entitlement =
-        store.find_entitlement_id(id, ResourceKind::Group, &group, &EntitlementKey::Member).await.unwrap().unwrap();
-    let principal = store.find_principal_by_external_id(id, &user).await.unwrap().unwrap();
+    let entitlement = store
+        .resources()
+        .find_entitlement_id(id, ResourceKind::Group, &group, &EntitlementKey::Member)
+        .await
+        .unwrap()
+        .unwrap();
+    let principal = store.principals().find_principal_by_external_id(id, &user).await.unwrap().unwrap();
 
     // "Grant the membership to this person", in the graph's terms, as a request would ask.
     let grant = AccessCommand::Grant { principal: principal.id, entitlement, until: None };
@@ -388,7 +402,7 @@ store_test!(grant_and_revoke_commands_become_the_directorys_operations, |store| 
     assert!(!again.created, "the same command from the same origin is queued once");
     drain(&p).await;
     assert!(sim.sim.read(|t| t.group(&group).unwrap().members.contains(&user)), "the tenant has it");
-    let held = store.find_current_grant(entitlement, principal.id, "").await.unwrap().unwrap();
+    let held = store.grants().find_current_grant(entitlement, principal.id, "").await.unwrap().unwrap();
 
     // "Revoke this grant", as a review's decision would ask.
     let revoke = AccessCommand::Revoke { grant: held.id };

@@ -46,6 +46,7 @@ async fn open_session(state: &AppState, user: i64, to: &str) -> Result<Response,
     let lifetime = chrono::Duration::from_std(state.session_lifetime).unwrap_or(chrono::Duration::hours(12));
     state
         .store
+        .web()
         .create_web_session(&hash(&token), user, &csrf, now + lifetime, now)
         .await
         .map_err(|e| WebError::Unavailable(format!("a session could not be stored: {e}")))?;
@@ -84,6 +85,7 @@ pub async fn sign_in(
     let binding = random_token().map_err(WebError::Internal)?;
     state
         .store
+        .web()
         .save_sign_in_attempt(
             &attempt_key(&pending.state, &binding),
             &pending.nonce,
@@ -185,6 +187,7 @@ pub async fn callback(
     };
     let attempt = state
         .store
+        .web()
         .take_sign_in_attempt(&attempt_key(&returned_state, &binding), state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?
@@ -203,6 +206,7 @@ pub async fn callback(
     let email = identity.email.or(identity.username);
     let user = state
         .store
+        .web()
         .sign_in_web_user(&identity.tenant_id, &identity.object_id, &name, email.as_deref(), state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?;
@@ -226,7 +230,7 @@ pub async fn sign_out(
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        let _ = state.store.delete_web_session(&hash(&token)).await;
+        let _ = state.store.web().delete_web_session(&hash(&token)).await;
     }
     let cleared = session_cookie(&state, "", 0);
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cleared), (header::LOCATION, "/".to_owned())]).into_response()
@@ -238,11 +242,12 @@ pub async fn login_link(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
-    if !state.store.use_login_link(&hash(&token), state.now()).await.map_err(|e| unavailable(e.to_string()))? {
+    if !state.store.web().use_login_link(&hash(&token), state.now()).await.map_err(|e| unavailable(e.to_string()))? {
         return Err(WebError::Forbidden("this login link is unknown, expired or already used".into()));
     }
     let admin = state
         .store
+        .web()
         .set_web_user_roles(LOCAL_TENANT, BREAK_GLASS, "Break-glass administrator", &["admin".to_owned()], state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?;

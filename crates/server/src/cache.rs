@@ -62,7 +62,7 @@ impl Caches {
         {
             return Ok(cached.value.clone());
         }
-        let fresh = Arc::new(store.list_connectors().await?);
+        let fresh = Arc::new(store.connectors().list_connectors().await?);
         *self.connectors.write().await = Some(Timed { value: fresh.clone(), at: Instant::now() });
         Ok(fresh)
     }
@@ -75,7 +75,7 @@ impl Caches {
         {
             return Ok(cached.value);
         }
-        let fresh = store.sync_stamp().await?;
+        let fresh = store.directory().sync_stamp().await?;
         *stamp = Some(Timed { value: fresh, at: Instant::now() });
         Ok(fresh)
     }
@@ -102,7 +102,7 @@ impl Caches {
             return Ok(index.clone());
         }
         let started = Instant::now();
-        let index = Arc::new(PeopleIndex::build(store.list_people_search_keys().await?, stamp));
+        let index = Arc::new(PeopleIndex::build(store.directory().list_people_search_keys().await?, stamp));
         tracing::debug!(
             people = index.people.len(),
             words = index.words.len(),
@@ -149,8 +149,8 @@ impl Caches {
 async fn count(store: &Store, connectors: &[ConnectorId]) -> Result<(u64, u64), StoreError> {
     let (mut principals, mut grants) = (0, 0);
     for id in connectors {
-        principals += store.count_principals(*id).await?;
-        grants += store.count_current_grants(*id).await?.values().sum::<u64>();
+        principals += store.principals().count_principals(*id).await?;
+        grants += store.grants().count_current_grants(*id).await?.values().sum::<u64>();
     }
     Ok((principals, grants))
 }

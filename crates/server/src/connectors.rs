@@ -39,7 +39,7 @@ impl Connectors for StoredConnectors {
         if let Some(connector) = opened.get(&id) {
             return Ok(connector.clone());
         }
-        let row = self.store.get_connector(id).await.map_err(|e| e.to_string())?;
+        let row = self.store.connectors().get_connector(id).await.map_err(|e| e.to_string())?;
         let connector = attest_entra::stored::open(&self.store, &self.key, &row, http_client()?).await;
         let connector = Arc::new(connector.map_err(|e| e.to_string())?);
         opened.insert(id, connector.clone());

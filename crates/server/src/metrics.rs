@@ -41,14 +41,14 @@ pub async fn metrics(_: crate::roles::Anyone, State(state): State<AppState>) -> 
 }
 
 async fn gauges(store: &Store, now: DateTime<Utc>, out: &mut String) -> Result<(), attest_store::StoreError> {
-    let counts = store.count_changes_by_state().await?;
+    let counts = store.changes().count_changes_by_state().await?;
     let _ = writeln!(out, "# HELP attest_changes Changes in the queue by state.");
     let _ = writeln!(out, "# TYPE attest_changes gauge");
     for state in ChangeState::ALL {
         let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "attest_changes{{state=\"{state}\"}} {n}");
     }
-    let mail = store.count_mail_by_state().await?;
+    let mail = store.outbox().count_mail_by_state().await?;
     let _ = writeln!(out, "# HELP attest_mail Mail in the outbox by state (kept: held without an SMTP server).");
     let _ = writeln!(out, "# TYPE attest_mail gauge");
     for state in MailState::ALL {
@@ -60,7 +60,7 @@ async fn gauges(store: &Store, now: DateTime<Utc>, out: &mut String) -> Result<(
         "# HELP attest_connector_last_sync_age_seconds Seconds since the connector last synced successfully."
     );
     let _ = writeln!(out, "# TYPE attest_connector_last_sync_age_seconds gauge");
-    for connector in store.list_connectors().await? {
+    for connector in store.connectors().list_connectors().await? {
         if let Some(at) = connector.last_synced_at() {
             let age = (now - at).num_milliseconds() as f64 / 1000.0;
             let _ = writeln!(

@@ -124,8 +124,9 @@ impl Notifier {
     pub async fn scan(&self, now: DateTime<Utc>) -> Result<usize, NotifyJobError> {
         let store = &self.store;
         let newest = |state| ChangeFilter { state: Some(state), limit: SCAN_LIMIT, ..Default::default() };
-        let awaiting = store.list_changes(&newest(ChangeState::AwaitingApproval)).await?;
+        let awaiting = store.changes().list_changes(&newest(ChangeState::AwaitingApproval)).await?;
         let failed: Vec<Change> = store
+            .changes()
             .list_changes(&newest(ChangeState::Failed))
             .await?
             .into_iter()
@@ -138,9 +139,9 @@ impl Notifier {
 
         let mut planned = Vec::new();
         if changes.iter().any(|c| c.state == ChangeState::AwaitingApproval) {
-            let admins = store.list_web_users_with_role("admin").await?;
+            let admins = store.web().list_web_users_with_role("admin").await?;
             let owners: HashMap<ConnectorId, Vec<String>> =
-                store.list_connectors().await?.into_iter().map(|c| (c.id, c.owners)).collect();
+                store.connectors().list_connectors().await?.into_iter().map(|c| (c.id, c.owners)).collect();
             for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::AwaitingApproval) {
                 let owners = owners.get(&change.connector_id).map(Vec::as_slice).unwrap_or_default();
                 for to in approvers(change, &admins, owners) {
@@ -155,7 +156,7 @@ impl Notifier {
             }
         }
         let keys: Vec<String> = planned.iter().map(|p| p.key.clone()).collect();
-        let queued = store.list_mail_keys_among(&keys).await?;
+        let queued = store.outbox().list_mail_keys_among(&keys).await?;
         planned.retain(|p| !queued.contains(&p.key));
         if planned.is_empty() {
             return Ok(0);
@@ -166,7 +167,7 @@ impl Notifier {
         let described: Vec<Change> =
             changes.iter().enumerate().filter(|(i, _)| wanted.contains(i)).map(|(_, c)| c.clone()).collect();
         let descriptions: HashMap<i64, String> =
-            described.iter().map(|c| c.id.0).zip(store.describe_changes(&described).await?).collect();
+            described.iter().map(|c| c.id.0).zip(store.changes().describe_changes(&described).await?).collect();
 
         let mut new = 0;
         for p in planned {

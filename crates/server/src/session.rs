@@ -31,6 +31,7 @@ pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     state
         .store
+        .web()
         .find_web_session(&hash(&token), state.now())
         .await
         .map_err(|e| WebError::Unavailable(format!("sessions cannot be read: {e}")))

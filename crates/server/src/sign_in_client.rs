@@ -27,7 +27,7 @@ impl SignIn {
     pub(crate) async fn client(&self) -> Result<&OidcClient, String> {
         self.client
             .get_or_try_init(|| async {
-                let connectors = self.store.list_connectors().await.map_err(|e| e.to_string())?;
+                let connectors = self.store.connectors().list_connectors().await.map_err(|e| e.to_string())?;
                 let connector = match &self.connector {
                     Some(name) => connectors.into_iter().find(|c| &c.name == name),
                     None if connectors.len() == 1 => connectors.into_iter().next(),

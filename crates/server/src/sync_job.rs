@@ -91,10 +91,13 @@ impl Syncer {
         let now = clock.now();
         match &result {
             Ok(_) if connector.status != ConnectorStatus::Connected => {
-                store.set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
+                store.connectors().set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
             }
             Err(SyncError::Unauthorized(_)) => {
-                store.set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now).await?;
+                store
+                    .connectors()
+                    .set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now)
+                    .await?;
             }
             _ => {}
         }
@@ -147,8 +150,8 @@ impl Scheduler {
 
     async fn run_requested(&self) -> Result<(), attest_store::StoreError> {
         let store = &self.syncer.store;
-        for request in store.list_sync_requests().await? {
-            let connector = store.get_connector(request.connector_id).await?;
+        for request in store.syncs().list_sync_requests().await? {
+            let connector = store.connectors().get_connector(request.connector_id).await?;
             let started = self.syncer.clock.now();
             match self.syncer.sync(&connector, request.mode, SyncTrigger::Manual, None).await {
                 // Busy: another replica is syncing it; the request waits for the next look.
@@ -159,7 +162,7 @@ impl Scheduler {
                 Err(e) => tracing::warn!(connector = %connector.name, error = %e, "requested sync failed"),
             }
             // Served (the run is recorded, failed or not); a request made meanwhile stays.
-            store.complete_sync_request(connector.id, started).await?;
+            store.syncs().complete_sync_request(connector.id, started).await?;
         }
         Ok(())
     }
@@ -167,7 +170,7 @@ impl Scheduler {
     async fn run_due(&self) -> Result<(), attest_store::StoreError> {
         let store = &self.syncer.store;
         store.ensure_schema_current().await?;
-        for connector in store.list_connectors().await? {
+        for connector in store.connectors().list_connectors().await? {
             if matches!(
                 connector.status,
                 ConnectorStatus::AwaitingConsent

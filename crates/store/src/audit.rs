@@ -6,9 +6,10 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
+use crate::StoreError;
+use crate::areas::Audit;
 use crate::entity::audit_event::{self, Column};
 use crate::sql::Sql;
-use crate::{Store, StoreError};
 
 const PAGE: u64 = 5_000;
 
@@ -47,11 +48,11 @@ pub struct AuditVerification {
     pub broken: Option<ChainBreak>,
 }
 
-impl Store {
+impl Audit<'_> {
     /// Appends an event at the end of the chain. Appends are serialised through the chain head
     /// row (a row lock on PostgreSQL, the write lock on SQLite), so concurrent writers and
     /// replicas always produce one unbroken chain.
-    pub async fn append_audit_event(&self, draft: AuditEventDraft) -> Result<AuditEvent, StoreError> {
+    pub async fn append_audit_event(self, draft: AuditEventDraft) -> Result<AuditEvent, StoreError> {
         let txn = self.begin_write().await?;
         let event = self.append_audit_in(&txn, draft).await?;
         txn.commit().await?;
@@ -61,7 +62,7 @@ impl Store {
     /// Appends within the caller's transaction, so an event and the change it records commit
     /// together or not at all.
     pub(crate) async fn append_audit_in(
-        &self,
+        self,
         txn: &impl ConnectionTrait,
         draft: AuditEventDraft,
     ) -> Result<AuditEvent, StoreError> {
@@ -97,7 +98,7 @@ impl Store {
     }
 
     /// Up to `limit` events after sequence number `after`, oldest first.
-    pub async fn list_audit_events(&self, after: i64, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
+    pub async fn list_audit_events(self, after: i64, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(audit_event::Entity::find()
             .filter(Column::Seq.gt(after))
             .order_by_asc(Column::Seq)
@@ -111,7 +112,7 @@ impl Store {
 
     /// Up to `limit` events matching `filter`, from `page`.
     pub async fn list_audit_events_matching(
-        &self,
+        self,
         filter: &AuditFilter,
         page: AuditPage,
         limit: u64,
@@ -151,14 +152,14 @@ impl Store {
     }
 
     /// Recomputes every hash and link, in pages, and names the first broken event.
-    pub async fn verify_audit_chain(&self) -> Result<AuditVerification, StoreError> {
+    pub async fn verify_audit_chain(self) -> Result<AuditVerification, StoreError> {
         self.verify_audit_chain_against(None).await
     }
 
     /// The chain's head: the sequence number and hash of the last event appended. Kept
     /// somewhere else (printed by `attest audit head`), it lets a later check prove that the
     /// log up to it was not rewritten, even by someone who can write the database.
-    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+    pub async fn audit_head(self) -> Result<(i64, String), StoreError> {
         let head = self
             .db
             .query_one_raw(Sql::new(self.backend(), "SELECT seq, hash FROM audit_head WHERE id = 1").build())
@@ -169,10 +170,10 @@ impl Store {
         Ok((head.try_get_by_index(0)?, head.try_get_by_index(1)?))
     }
 
-    /// [`Store::verify_audit_chain`], also checking that event `anchor.0` is the one with hash
+    /// [`Audit::verify_audit_chain`], also checking that event `anchor.0` is the one with hash
     /// `anchor.1` (a head recorded earlier, elsewhere).
     pub async fn verify_audit_chain_against(
-        &self,
+        self,
         anchor: Option<(i64, String)>,
     ) -> Result<AuditVerification, StoreError> {
         let backend = self.backend();

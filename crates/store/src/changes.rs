@@ -23,10 +23,11 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::StoreError;
+use crate::areas::Changes;
 use crate::entity::change::{self, Column};
 use crate::queue::{self, Claim, Queue};
 use crate::sql::Sql;
-use crate::{Store, StoreError};
 
 /// Which changes to list.
 #[derive(Debug, Clone, Default)]
@@ -68,11 +69,11 @@ pub struct Enqueued {
     pub created: bool,
 }
 
-impl Store {
+impl Changes<'_> {
     /// Queues a change, or returns the one already queued under the same idempotency key.
     /// `needs_approval` puts it in `awaiting_approval` instead of `pending`.
     pub async fn enqueue_change(
-        &self,
+        self,
         new: NewChange,
         needs_approval: bool,
         now: DateTime<Utc>,
@@ -130,7 +131,7 @@ impl Store {
     /// `skip` are left for someone else (a password reset is applied only where someone is
     /// present to be shown the password).
     pub async fn claim_changes(
-        &self,
+        self,
         worker: &str,
         limit: u64,
         lease_until: DateTime<Utc>,
@@ -165,7 +166,7 @@ impl Store {
     /// not have taken effect. They become `outcome_unknown`, for a person to retry or cancel,
     /// instead of staying "in progress" for ever. Returns them.
     pub async fn mark_outcome_unknown(
-        &self,
+        self,
         kinds: &[ChangeKind],
         now: DateTime<Utc>,
     ) -> Result<Vec<ChangeId>, StoreError> {
@@ -196,7 +197,7 @@ impl Store {
     /// Claims one particular change for `worker` (an actor applying it in person, e.g. a
     /// password reset). `None` when it is not due or someone else holds it.
     pub async fn claim_change(
-        &self,
+        self,
         id: ChangeId,
         worker: &str,
         lease_until: DateTime<Utc>,
@@ -220,7 +221,7 @@ impl Store {
     /// Keeps `worker`'s claims alive until `until` while it is still working on them (a
     /// heartbeat): a change waiting out a long `Retry-After` is not taken over meanwhile.
     pub async fn extend_leases(
-        &self,
+        self,
         worker: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -233,7 +234,7 @@ impl Store {
 
     /// Records how an attempt ended. Refused unless `worker` still holds the change's lease.
     pub async fn record_attempt(
-        &self,
+        self,
         id: ChangeId,
         worker: &str,
         outcome: AttemptOutcome,
@@ -300,7 +301,7 @@ impl Store {
     /// approve their own change: `approver_id` (their `tenant/objectId`) is compared with the
     /// requester's, so a changed name or address does not make them someone else.
     pub async fn approve_change(
-        &self,
+        self,
         id: ChangeId,
         approver: &str,
         approver_id: Option<&str>,
@@ -312,7 +313,7 @@ impl Store {
 
     /// Withdraws a change that has not been applied (pending or awaiting approval).
     pub async fn cancel_change<'a>(
-        &self,
+        self,
         id: ChangeId,
         actor: impl Into<Actor<'a>>,
         now: DateTime<Utc>,
@@ -322,7 +323,7 @@ impl Store {
 
     /// Queues a failed change again, from a fresh count of attempts.
     pub async fn retry_change<'a>(
-        &self,
+        self,
         id: ChangeId,
         actor: impl Into<Actor<'a>>,
         now: DateTime<Utc>,
@@ -333,7 +334,7 @@ impl Store {
     /// Each change described in words, with the directory's names for the objects it touches
     /// ("add member Ada Lovelace to group Finance"), in the order given. An object the graph
     /// does not know keeps its id.
-    pub async fn describe_changes(&self, changes: &[Change]) -> Result<Vec<String>, StoreError> {
+    pub async fn describe_changes(self, changes: &[Change]) -> Result<Vec<String>, StoreError> {
         let mut by_connector: HashMap<ConnectorId, Vec<&str>> = HashMap::new();
         for c in changes {
             let ids = by_connector.entry(c.connector_id).or_default();
@@ -342,7 +343,7 @@ impl Store {
         }
         let mut names: HashMap<(ConnectorId, String), String> = HashMap::new();
         for (connector, ids) in by_connector {
-            for (id, name) in self.names_by_external_id(connector, &ids).await? {
+            for (id, name) in self.directory().names_by_external_id(connector, &ids).await? {
                 names.insert((connector, id), name);
             }
         }
@@ -361,12 +362,12 @@ impl Store {
     }
 
     /// The change with this id, or `NotFound`.
-    pub async fn get_change(&self, id: ChangeId) -> Result<Change, StoreError> {
+    pub async fn get_change(self, id: ChangeId) -> Result<Change, StoreError> {
         load(&self.db, id.0).await
     }
 
     /// Changes, newest first.
-    pub async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>, StoreError> {
+    pub async fn list_changes(self, filter: &ChangeFilter) -> Result<Vec<Change>, StoreError> {
         let mut query = change::Entity::find().order_by_desc(Column::Id).limit(filter.limit.max(1));
         if let Some(state) = filter.state {
             query = query.filter(Column::State.eq(state.as_str()));
@@ -393,12 +394,12 @@ impl Store {
     }
 
     /// How many changes are in each state (for `/metrics` and the dashboard).
-    pub async fn count_changes_by_state(&self) -> Result<Vec<(ChangeState, u64)>, StoreError> {
+    pub async fn count_changes_by_state(self) -> Result<Vec<(ChangeState, u64)>, StoreError> {
         crate::entity::count_by::<change::Entity, _>(&self.db, "changes", Column::State).await
     }
 
     async fn transition(
-        &self,
+        self,
         id: ChangeId,
         actor: Actor<'_>,
         action: &str,
@@ -448,7 +449,7 @@ impl Store {
     }
 
     async fn audit_change(
-        &self,
+        self,
         txn: &impl ConnectionTrait,
         id: i64,
         actor: &str,
@@ -464,7 +465,7 @@ impl Store {
             target_id: Some(id.to_string()),
             details,
         };
-        self.append_audit_in(txn, draft).await?;
+        self.audit().append_audit_in(txn, draft).await?;
         Ok(())
     }
 }

@@ -6,19 +6,20 @@ use attest_domain::command::{AccessCommand, CommandError, GrantTarget, RevokeTar
 use attest_domain::{ChangeAction, ConnectorId, GrantId};
 use sea_orm::EntityTrait;
 
+use crate::StoreError;
+use crate::areas::Grants;
 use crate::entity::grant;
-use crate::{Store, StoreError};
 
-impl Store {
+impl Grants<'_> {
     /// The connector and directory operation that carry out `command`. Refused (with the
     /// reason) when the graph says it cannot be done: an inherited, ineffective or already
     /// ended grant, a deleted resource, an entitlement nothing can give.
-    pub async fn resolve_command(&self, command: &AccessCommand) -> Result<(ConnectorId, ChangeAction), StoreError> {
+    pub async fn resolve_command(self, command: &AccessCommand) -> Result<(ConnectorId, ChangeAction), StoreError> {
         match command {
             AccessCommand::Grant { principal, entitlement, until } => {
-                let principal = self.get_principal(*principal).await?;
-                let entitlement = self.get_entitlement(*entitlement).await?;
-                let resource = self.get_resource(entitlement.data.resource_id).await?;
+                let principal = self.principals().get_principal(*principal).await?;
+                let entitlement = self.resources().get_entitlement(*entitlement).await?;
+                let resource = self.resources().get_resource(entitlement.data.resource_id).await?;
                 if principal.connector_id != resource.connector_id {
                     return Err(StoreError::Invalid(format!(
                         "'{}' and '{}' are in different tenants",
@@ -40,9 +41,9 @@ impl Store {
                 if held.ended_at.is_some() {
                     return Err(CommandError::Ended.into());
                 }
-                let principal = self.get_principal(held.principal_id).await?;
-                let entitlement = self.get_entitlement(held.entitlement_id).await?;
-                let resource = self.get_resource(entitlement.data.resource_id).await?;
+                let principal = self.principals().get_principal(held.principal_id).await?;
+                let entitlement = self.resources().get_entitlement(held.entitlement_id).await?;
+                let resource = self.resources().get_resource(entitlement.data.resource_id).await?;
                 let target = RevokeTarget {
                     principal: &principal.data.external_id,
                     resource_kind: resource.data.kind,
@@ -61,7 +62,7 @@ impl Store {
     }
 
     /// The grant with this id (current or ended), or `NotFound`.
-    pub async fn get_grant(&self, id: GrantId) -> Result<attest_domain::Grant, StoreError> {
+    pub async fn get_grant(self, id: GrantId) -> Result<attest_domain::Grant, StoreError> {
         let model = grant::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?

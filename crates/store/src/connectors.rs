@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::StoreError;
+use crate::areas::Connectors;
 use crate::entity::{connector, connector_owner};
 use crate::sql::{Sql, select_json};
-use crate::{Store, StoreError};
 
 /// What is needed to create a connector.
 #[derive(Debug, Clone)]
@@ -35,9 +36,9 @@ impl NewConnector {
     }
 }
 
-impl Store {
+impl Connectors<'_> {
     /// Creates a connector; a duplicate name is a `Conflict`.
-    pub async fn create_connector(&self, new: NewConnector, now: DateTime<Utc>) -> Result<Connector, StoreError> {
+    pub async fn create_connector(self, new: NewConnector, now: DateTime<Utc>) -> Result<Connector, StoreError> {
         if new.name.trim().is_empty() {
             return Err(StoreError::Invalid("a connector needs a name".into()));
         }
@@ -83,7 +84,7 @@ impl Store {
     }
 
     /// The connector with this id, or `NotFound`.
-    pub async fn get_connector(&self, id: ConnectorId) -> Result<Connector, StoreError> {
+    pub async fn get_connector(self, id: ConnectorId) -> Result<Connector, StoreError> {
         let model = connector::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
@@ -92,7 +93,7 @@ impl Store {
     }
 
     /// The connector with this name, if any.
-    pub async fn find_connector_by_name(&self, name: &str) -> Result<Option<Connector>, StoreError> {
+    pub async fn find_connector_by_name(self, name: &str) -> Result<Option<Connector>, StoreError> {
         match connector::Entity::find().filter(connector::Column::Name.eq(name)).one(&self.db).await? {
             Some(model) => self.with_owners(model).await.map(Some),
             None => Ok(None),
@@ -100,7 +101,7 @@ impl Store {
     }
 
     /// All connectors, by name.
-    pub async fn list_connectors(&self) -> Result<Vec<Connector>, StoreError> {
+    pub async fn list_connectors(self) -> Result<Vec<Connector>, StoreError> {
         let models = connector::Entity::find().order_by_asc(connector::Column::Name).all(&self.db).await?;
         let mut connectors = Vec::with_capacity(models.len());
         for model in models {
@@ -112,7 +113,7 @@ impl Store {
     /// Stores a connector's sealed credentials (the store never sees them in clear), or
     /// removes them with `None`.
     pub async fn set_connector_credentials(
-        &self,
+        self,
         id: ConnectorId,
         sealed: Option<Vec<u8>>,
         now: DateTime<Utc>,
@@ -130,7 +131,7 @@ impl Store {
     }
 
     /// A connector's sealed credentials, if any were stored.
-    pub async fn find_connector_credentials(&self, id: ConnectorId) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn find_connector_credentials(self, id: ConnectorId) -> Result<Option<Vec<u8>>, StoreError> {
         let model = connector::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
@@ -140,7 +141,7 @@ impl Store {
 
     /// Replaces a connector's settings (scope, base URLs), as its connector type defines them.
     pub async fn set_connector_settings(
-        &self,
+        self,
         id: ConnectorId,
         settings: &serde_json::Value,
         now: DateTime<Utc>,
@@ -159,7 +160,7 @@ impl Store {
 
     /// Records where a connector stands (after a readiness check or a sync's outcome).
     pub async fn set_connector_status(
-        &self,
+        self,
         id: ConnectorId,
         status: ConnectorStatus,
         now: DateTime<Utc>,
@@ -177,7 +178,7 @@ impl Store {
 
     /// Records that a sync of `mode` observed the directory as of `at`.
     pub(crate) async fn mark_connector_synced(
-        &self,
+        self,
         txn: &impl sea_orm::ConnectionTrait,
         id: ConnectorId,
         mode: SyncMode,
@@ -192,7 +193,7 @@ impl Store {
         Ok(())
     }
 
-    async fn with_owners(&self, model: connector::Model) -> Result<Connector, StoreError> {
+    async fn with_owners(self, model: connector::Model) -> Result<Connector, StoreError> {
         let rows = connector_owner::Entity::find()
             .filter(connector_owner::Column::ConnectorId.eq(model.id))
             .order_by_asc(connector_owner::Column::Email)
@@ -206,7 +207,7 @@ impl Store {
     /// user principal name (unique in a tenant), else by a work email exactly one live user
     /// has. A resolved owner keeps their identity; an address nobody (or several) holds stays
     /// unresolved and grants nothing. Returns how many were resolved now.
-    pub async fn resolve_connector_owners(&self, connector: ConnectorId) -> Result<u64, StoreError> {
+    pub async fn resolve_connector_owners(self, connector: ConnectorId) -> Result<u64, StoreError> {
         let backend = self.backend();
         let mut resolved = 0;
         for (column, unique) in [("user_principal_name", false), ("email", true)] {

@@ -14,9 +14,10 @@ use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
+use crate::StoreError;
+use crate::areas::Directory;
 use crate::entity::{grant, principal, resource};
 use crate::sql::Sql;
-use crate::{Store, StoreError};
 
 /// One current grant of a principal, with what it is to and, for an inherited grant, the group
 /// it flows from: what a principal's page shows, read in one round trip.
@@ -113,7 +114,7 @@ pub struct PersonRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A row of [`Store::list_access_of_principal`]'s query, in column order.
+/// A row of [`Directory::list_access_of_principal`]'s query, in column order.
 #[derive(serde::Deserialize)]
 struct AccessRow {
     grant_id: i64,
@@ -217,11 +218,11 @@ fn holder_kind(key: &str) -> &str {
     if key.starts_with("role:") { "assigned" } else { key }
 }
 
-impl Store {
+impl Directory<'_> {
     /// Live resources of `kind` whose name contains `query` (case-insensitive; all when empty),
     /// by name, a page at a time, with their holder counts; and how many match in all.
     pub async fn search_resources(
-        &self,
+        self,
         kind: ResourceKind,
         query: &str,
         scope: ConnectorScope<'_>,
@@ -265,7 +266,7 @@ impl Store {
 
     /// Current grants per resource and holder kind.
     async fn count_holders(
-        &self,
+        self,
         resources: &[ResourceId],
     ) -> Result<HashMap<ResourceId, HashMap<String, u64>>, StoreError> {
         let mut counts: HashMap<ResourceId, HashMap<String, u64>> = HashMap::new();
@@ -292,7 +293,7 @@ impl Store {
     /// A principal's current access (direct, JIT and inherited), by resource and entitlement
     /// name, each with the group it is inherited through; inherited rows Entra does not honour
     /// come too, marked ineffective, with the nested group they are listed through.
-    pub async fn list_access_of_principal(&self, principal: PrincipalId) -> Result<Vec<AccessView>, StoreError> {
+    pub async fn list_access_of_principal(self, principal: PrincipalId) -> Result<Vec<AccessView>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT g.id AS grant_id, g.entitlement_id AS entitlement_id, g.source AS source, \
@@ -318,9 +319,9 @@ impl Store {
     }
 
     /// A resource's current holders, by holder name, a page at a time; and how many in all.
-    /// Only access Entra gives: see [`Store::list_ineffective_holders_of_resource`] for the rest.
+    /// Only access Entra gives: see [`Directory::list_ineffective_holders_of_resource`] for the rest.
     pub async fn list_holders_of_resource(
-        &self,
+        self,
         resource: ResourceId,
         limit: u64,
         offset: u64,
@@ -331,7 +332,7 @@ impl Store {
     /// Those listed through a group as holding a resource's entitlement whom Entra does not
     /// give it (nested members of a group assigned an app role...), a page at a time.
     pub async fn list_ineffective_holders_of_resource(
-        &self,
+        self,
         resource: ResourceId,
         limit: u64,
         offset: u64,
@@ -340,14 +341,14 @@ impl Store {
     }
 
     async fn holders_of_resource(
-        &self,
+        self,
         resource: ResourceId,
         ineffective: bool,
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<HolderView>, u64), StoreError> {
         let entitlements: HashMap<EntitlementId, Entitlement> =
-            self.list_entitlements(resource).await?.into_iter().map(|e| (e.id, e)).collect();
+            self.resources().list_entitlements(resource).await?.into_iter().map(|e| (e.id, e)).collect();
         if entitlements.is_empty() {
             return Ok((Vec::new(), 0));
         }
@@ -376,7 +377,7 @@ impl Store {
         }
         let models = grant::Entity::find().filter(grant::Column::Id.is_in(order.clone())).all(&self.db).await?;
         let mut grants: HashMap<GrantId, Grant> =
-            self.grants_into_domain(models).await?.into_iter().map(|g| (g.id, g)).collect();
+            self.grants().grants_into_domain(models).await?.into_iter().map(|g| (g.id, g)).collect();
         let wanted: Vec<PrincipalId> = grants
             .values()
             .flat_map(|g| [Some(g.principal_id), g.via_principal_id, g.through_principal_id])
@@ -403,7 +404,7 @@ impl Store {
     /// upwards (cycle-safe), the membership's own group marked `first`: which memberships an
     /// inherited grant flows through, for "what a revoke changes".
     pub async fn list_membership_paths(
-        &self,
+        self,
         principal: PrincipalId,
     ) -> Result<Vec<MembershipPath<PrincipalId>>, StoreError> {
         // A current direct membership edge: `g` makes `g.principal_id` a member of group `gp`.
@@ -432,12 +433,12 @@ impl Store {
             .collect())
     }
 
-    /// For each of a principal's grants (`access`, as [`Store::list_access_of_principal`] reads
+    /// For each of a principal's grants (`access`, as [`Directory::list_access_of_principal`] reads
     /// it), what revoking it takes and changes: the direct grants of theirs to remove, whether
     /// they then lose the entitlement, and what else goes with it. The rules are the domain's
     /// (`attest_domain::inheritance`); this reads the membership paths they need.
     pub async fn revoke_impacts(
-        &self,
+        self,
         principal: PrincipalId,
         access: &[AccessView],
     ) -> Result<std::collections::BTreeMap<GrantId, RevokeImpact>, StoreError> {
@@ -460,15 +461,15 @@ impl Store {
     }
 
     /// The group principal that is this group resource (groups hold access too), if synced.
-    pub async fn find_principal_of_group(&self, group: &Resource) -> Result<Option<Principal>, StoreError> {
+    pub async fn find_principal_of_group(self, group: &Resource) -> Result<Option<Principal>, StoreError> {
         if group.data.kind != ResourceKind::Group {
             return Ok(None);
         }
-        self.find_principal_by_external_id(group.connector_id, &group.data.external_id).await
+        self.principals().find_principal_by_external_id(group.connector_id, &group.data.external_id).await
     }
 
     /// The group resource that is this group principal, if synced.
-    pub async fn find_resource_of_group(&self, group: &Principal) -> Result<Option<Resource>, StoreError> {
+    pub async fn find_resource_of_group(self, group: &Principal) -> Result<Option<Resource>, StoreError> {
         if group.data.kind != PrincipalKind::Group {
             return Ok(None);
         }
@@ -485,7 +486,7 @@ impl Store {
     /// Live resources of `kind` in a connector named exactly `name` (case-insensitive) or with
     /// this directory object id: what a form naming a group or application resolves to.
     pub async fn find_resources_named(
-        &self,
+        self,
         connector: ConnectorId,
         kind: ResourceKind,
         name: &str,
@@ -510,7 +511,7 @@ impl Store {
             .collect()
     }
 
-    async fn principals_by_id(&self, ids: Vec<PrincipalId>) -> Result<HashMap<PrincipalId, Principal>, StoreError> {
+    async fn principals_by_id(self, ids: Vec<PrincipalId>) -> Result<HashMap<PrincipalId, Principal>, StoreError> {
         let ids: Vec<i64> = unique(ids.into_iter().map(|i| i.0));
         let mut found = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
@@ -535,11 +536,11 @@ fn unique(ids: impl Iterator<Item = i64>) -> Vec<i64> {
     ids
 }
 
-impl Store {
+impl Directory<'_> {
     /// Display names of a connector's principals and resources by directory object id, for
     /// saying "add Ada Lovelace to Finance" instead of two GUIDs. Unknown ids are left out.
     pub async fn names_by_external_id(
-        &self,
+        self,
         connector: ConnectorId,
         ids: &[&str],
     ) -> Result<HashMap<String, String>, StoreError> {
@@ -577,10 +578,10 @@ impl Store {
 /// principal name, email.
 pub type PersonKeys = (i64, i64, String, Option<String>, Option<String>);
 
-impl Store {
+impl Directory<'_> {
     /// Every user's search keys, for an in-memory people index (one value from the database,
     /// see `select_json`: 100,000 users come back in a fraction of a second).
-    pub async fn list_people_search_keys(&self) -> Result<Vec<PersonKeys>, StoreError> {
+    pub async fn list_people_search_keys(self) -> Result<Vec<PersonKeys>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT id, connector_id, display_name, user_principal_name, email FROM principals WHERE kind = ",
@@ -592,7 +593,7 @@ impl Store {
 
     /// Something that changes whenever a sync finishes: how many runs finished, and the last
     /// finish. What caches of synced data compare to know they are stale.
-    pub async fn sync_stamp(&self) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+    pub async fn sync_stamp(self) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
         let sql = Sql::new(
             self.backend(),
             "SELECT COUNT(*) AS n, MAX(finished_at) AS last FROM sync_runs WHERE finished_at IS NOT NULL",
@@ -605,7 +606,7 @@ impl Store {
     /// A principal and their manager (by id and name, when synced), in one round trip: what a
     /// principal's page starts from.
     pub async fn find_principal_with_manager(
-        &self,
+        self,
         id: PrincipalId,
     ) -> Result<Option<(Principal, Option<Named<PrincipalId>>)>, StoreError> {
         let columns: Vec<String> = principal::COLUMNS.iter().map(|c| format!("p.{c} AS {c}")).collect();
@@ -637,7 +638,7 @@ impl Store {
 
     /// People by id for a listing, in the order asked (ids not found are left out): the few
     /// columns a list shows, in one round trip.
-    pub async fn list_people_rows(&self, ids: &[PrincipalId]) -> Result<Vec<PersonRow>, StoreError> {
+    pub async fn list_people_rows(self, ids: &[PrincipalId]) -> Result<Vec<PersonRow>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

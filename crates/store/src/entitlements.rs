@@ -9,16 +9,17 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::areas::Resources;
 use crate::entity::entitlement::{self, Column};
 use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
-use crate::{Store, StoreError, Upserted};
+use crate::{StoreError, Upserted};
 
-impl Store {
+impl Resources<'_> {
     /// Inserts new entitlements and renames changed ones, keyed by resource and key. An
     /// entitlement that had been marked deleted and is seen again is restored.
     pub async fn upsert_entitlements(
-        &self,
+        self,
         connector: ConnectorId,
         rows: &[EntitlementData],
         now: DateTime<Utc>,
@@ -96,7 +97,7 @@ impl Store {
     }
 
     /// The entitlement with this id, or `NotFound`.
-    pub async fn get_entitlement(&self, id: EntitlementId) -> Result<Entitlement, StoreError> {
+    pub async fn get_entitlement(self, id: EntitlementId) -> Result<Entitlement, StoreError> {
         entitlement::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
@@ -105,7 +106,7 @@ impl Store {
     }
 
     /// A resource's entitlements, by key.
-    pub async fn list_entitlements(&self, resource: ResourceId) -> Result<Vec<Entitlement>, StoreError> {
+    pub async fn list_entitlements(self, resource: ResourceId) -> Result<Vec<Entitlement>, StoreError> {
         entitlement::Entity::find()
             .filter(Column::ResourceId.eq(resource.0))
             .order_by_asc(Column::Key)
@@ -117,7 +118,7 @@ impl Store {
     }
 
     /// Every entitlement of a connector, by id.
-    pub async fn list_connector_entitlements(&self, connector: ConnectorId) -> Result<Vec<Entitlement>, StoreError> {
+    pub async fn list_connector_entitlements(self, connector: ConnectorId) -> Result<Vec<Entitlement>, StoreError> {
         entitlement::Entity::find()
             .filter(Column::ConnectorId.eq(connector.0))
             .order_by_asc(Column::Id)
@@ -131,7 +132,7 @@ impl Store {
     /// The live entitlement `key` of the connector's resource of `kind` with `external_id`, if the
     /// graph has it (what a provisioned change writes through to).
     pub async fn find_entitlement_id(
-        &self,
+        self,
         connector: ConnectorId,
         kind: ResourceKind,
         external_id: &str,
@@ -150,7 +151,7 @@ impl Store {
 
     /// (resource id, key) → entitlement id for a whole connector.
     pub async fn entitlement_ids_by_key(
-        &self,
+        self,
         connector: ConnectorId,
     ) -> Result<HashMap<(ResourceId, EntitlementKey), EntitlementId>, StoreError> {
         let rows: Vec<(i64, i64, String)> = entitlement::Entity::find()

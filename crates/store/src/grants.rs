@@ -19,11 +19,12 @@ use attest_domain::{ConnectorId, EntitlementId, Grant, GrantData, GrantId, Grant
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Value};
 
+use crate::areas::Grants;
 use crate::entity::grant::{self, Column};
 use crate::lifecycle::returning_ids;
 use crate::sql::{JsonRows, Sql, json, rows_per_statement, select_json, timestamp_text};
 use crate::upsert::dedupe;
-use crate::{IdSet, Store, StoreError};
+use crate::{IdSet, StoreError};
 
 /// Rows per statement for the JSON-batched paths.
 const BATCH: usize = 5_000;
@@ -36,7 +37,7 @@ const SCAN_PAGE: u64 = 100_000;
 pub struct GrantUpsert {
     pub counts: KindCounts,
     /// Ids of grants that already existed and were seen again (new rows are known by their
-    /// `first_seen_at`, see [`Store::end_grants_not_seen`]).
+    /// `first_seen_at`, see [`Grants::end_grants_not_seen`]).
     pub existing: Vec<GrantId>,
 }
 
@@ -58,11 +59,11 @@ fn key(g: &GrantData) -> Key {
     (g.entitlement_id.0, g.principal_id.0, g.scope.clone())
 }
 
-impl Store {
+impl Grants<'_> {
     /// Upserts direct grants observed in the directory. A grant Attest provisioned just in time
     /// keeps its `jit` source and its own expiry.
     pub async fn upsert_grants(
-        &self,
+        self,
         connector: ConnectorId,
         rows: &[GrantData],
         now: DateTime<Utc>,
@@ -103,7 +104,7 @@ impl Store {
                 let sql = insert_direct(backend, connector, &insert, now)?;
                 if self.recording.is_some() {
                     let added = returning_ids(&txn, sql).await?;
-                    self.append_grant_events(&txn, true, &added, now).await?;
+                    self.lifecycle().append_grant_events(&txn, true, &added, now).await?;
                 } else {
                     txn.execute_raw(sql.build()).await?;
                 }
@@ -124,7 +125,7 @@ impl Store {
     /// sync re-reads some kinds of assignment completely (Graph has no delta for them) and
     /// sweeps just those; a full sync that could not read a kind leaves it alone.
     pub async fn end_grants_not_seen(
-        &self,
+        self,
         connector: ConnectorId,
         seen: &IdSet,
         snapshot_started_at: DateTime<Utc>,
@@ -158,7 +159,7 @@ impl Store {
 
     /// Ends the given grants (a delta saw them removed). Already-ended grants are left alone.
     pub async fn end_grants(
-        &self,
+        self,
         ids: &[GrantId],
         now: DateTime<Utc>,
         last_seen_at: Option<DateTime<Utc>>,
@@ -175,7 +176,7 @@ impl Store {
             sql.tuple(chunk.iter().map(|id| Value::from(id.0)));
             if self.recording.is_some() {
                 let removed = returning_ids(&txn, sql).await?;
-                self.append_grant_events(&txn, false, &removed, now).await?;
+                self.lifecycle().append_grant_events(&txn, false, &removed, now).await?;
                 ended += removed.len() as u64;
             } else {
                 ended += txn.execute_raw(sql.build()).await?.rows_affected();
@@ -188,7 +189,7 @@ impl Store {
     /// Ends the current direct or JIT grants with the keys (entitlement, principal, scope) of
     /// `rows`: a delta saw them removed. Keys with no current grant are ignored (replays).
     pub async fn end_grants_matching(
-        &self,
+        self,
         rows: &[GrantData],
         now: DateTime<Utc>,
         last_seen_at: Option<DateTime<Utc>>,
@@ -206,7 +207,7 @@ impl Store {
     /// Ends every current direct or JIT grant held by one of `principals` or on an entitlement
     /// of one of `resources`: the objects were deleted in the directory.
     pub async fn end_grants_involving(
-        &self,
+        self,
         connector: ConnectorId,
         principals: &[PrincipalId],
         resources: &[attest_domain::ResourceId],
@@ -243,7 +244,7 @@ impl Store {
 
     /// Ends the current grants of a resource's entitlements that are marked deleted.
     pub async fn end_grants_of_deleted_entitlements(
-        &self,
+        self,
         connector: ConnectorId,
         resource: attest_domain::ResourceId,
         now: DateTime<Utc>,
@@ -263,7 +264,7 @@ impl Store {
     /// Calls `each` with every current grant of the connector (direct, JIT and inherited), in
     /// id order, reading in pages so memory stays flat: exports and consistency checks.
     pub async fn scan_current_grants(
-        &self,
+        self,
         connector: ConnectorId,
         mut each: impl FnMut(GrantRow),
     ) -> Result<(), StoreError> {
@@ -283,7 +284,7 @@ impl Store {
     /// Benchmarks only: deletes every grant row, history included, and gives the space back,
     /// so the next load starts from an empty table. Never called by the product.
     #[cfg(feature = "bench")]
-    pub async fn purge_grants_for_benchmark(&self) -> Result<(), StoreError> {
+    pub async fn purge_grants_for_benchmark(self) -> Result<(), StoreError> {
         let backend = self.backend();
         match backend {
             DbBackend::Postgres => {
@@ -300,7 +301,7 @@ impl Store {
 
     /// The current direct or JIT grant of `entitlement` to `principal` at `scope`, if any.
     pub async fn find_current_grant(
-        &self,
+        self,
         entitlement: EntitlementId,
         principal: PrincipalId,
         scope: &str,
@@ -321,7 +322,7 @@ impl Store {
 
     /// A principal's grants (direct, JIT and inherited), current only unless `include_ended`.
     pub async fn list_grants_for_principal(
-        &self,
+        self,
         principal: PrincipalId,
         include_ended: bool,
     ) -> Result<Vec<Grant>, StoreError> {
@@ -334,7 +335,7 @@ impl Store {
 
     /// An entitlement's holders, current only unless `include_ended`.
     pub async fn list_grants_for_entitlement(
-        &self,
+        self,
         entitlement: EntitlementId,
         include_ended: bool,
     ) -> Result<Vec<Grant>, StoreError> {
@@ -347,7 +348,7 @@ impl Store {
 
     /// Current grants that expire at or before `cutoff`, soonest first: the expiry sweeper's queue.
     pub async fn list_grants_expiring_before(
-        &self,
+        self,
         cutoff: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<Grant>, StoreError> {
@@ -365,7 +366,7 @@ impl Store {
 
     /// How many current grants a connector has, per source: access Entra gives, so inherited
     /// rows listed as ineffective are not counted.
-    pub async fn count_current_grants(&self, connector: ConnectorId) -> Result<HashMap<GrantSource, u64>, StoreError> {
+    pub async fn count_current_grants(self, connector: ConnectorId) -> Result<HashMap<GrantSource, u64>, StoreError> {
         let backend = self.backend();
         let mut sql = Sql::new(
             backend,
@@ -381,14 +382,14 @@ impl Store {
         Ok(counts)
     }
 
-    pub(crate) async fn grants_into_domain(&self, models: Vec<grant::Model>) -> Result<Vec<Grant>, StoreError> {
+    pub(crate) async fn grants_into_domain(self, models: Vec<grant::Model>) -> Result<Vec<Grant>, StoreError> {
         let mut synced: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
         let mut grants = Vec::with_capacity(models.len());
         for model in models {
             let last_synced = match synced.get(&model.connector_id) {
                 Some(at) => *at,
                 None => {
-                    let at = self.get_connector(ConnectorId(model.connector_id)).await?.last_synced_at();
+                    let at = self.connectors().get_connector(ConnectorId(model.connector_id)).await?.last_synced_at();
                     synced.insert(model.connector_id, at);
                     at
                 }

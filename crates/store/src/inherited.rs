@@ -18,9 +18,10 @@ use attest_domain::{ConnectorId, EntitlementKey, GrantId, GrantSource, Ineffecti
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
+use crate::StoreError;
+use crate::areas::Grants;
 use crate::grants::scan_current;
 use crate::sql::{JsonRows, Sql, json, select_json, timestamp_text};
-use crate::{Store, StoreError};
 
 type Expiry = Option<DateTime<Utc>>;
 
@@ -31,10 +32,10 @@ type Derived = (Expiry, Option<IneffectiveReason>, Option<i64>);
 /// Rows per insert statement.
 const BATCH: usize = 5_000;
 
-impl Store {
+impl Grants<'_> {
     /// Brings a connector's inherited grants in line with its current direct and JIT grants.
     pub async fn recompute_inherited_grants(
-        &self,
+        self,
         connector: ConnectorId,
         now: DateTime<Utc>,
     ) -> Result<KindCounts, StoreError> {
@@ -217,7 +218,7 @@ impl Store {
         txn.execute_raw(sql.build()).await?;
         txn.commit().await?;
         self.statistics.record(&self.db, "grants", inserted as u64).await?;
-        let last_synced = self.get_connector(connector).await?.last_synced_at();
+        let last_synced = self.connectors().get_connector(connector).await?.last_synced_at();
         counts.added = inserted as u64;
         counts.changed = to_update.len() as u64;
         counts.removed = self.end_grants(&to_end, now, last_synced).await?;
@@ -225,10 +226,10 @@ impl Store {
     }
 }
 
-impl Store {
+impl Grants<'_> {
     /// Whether the connector's inherited grants were derived by this build's rules (an upgrade
     /// that changed them derives them again at the next sync).
-    pub async fn inherited_rules_are_current(&self, connector: ConnectorId) -> Result<bool, StoreError> {
+    pub async fn inherited_rules_are_current(self, connector: ConnectorId) -> Result<bool, StoreError> {
         let mut sql = Sql::new(self.backend(), "SELECT inherited_rules FROM connectors WHERE id = ");
         sql.value(connector.0);
         let rows: Vec<(i32,)> = select_json(&self.db, sql, &["inherited_rules"]).await?;
@@ -266,10 +267,10 @@ fn insert_inherited(
     sql.build()
 }
 
-impl Store {
+impl Grants<'_> {
     /// Forgets which rules derived the connector's inherited grants, so the next sync derives
     /// them again whatever else it finds (what an upgrade that changes the rules amounts to).
-    pub async fn forget_inherited_rules(&self, connector: ConnectorId) -> Result<(), StoreError> {
+    pub async fn forget_inherited_rules(self, connector: ConnectorId) -> Result<(), StoreError> {
         let mut sql = Sql::new(self.backend(), "UPDATE connectors SET inherited_rules = 0 WHERE id = ");
         sql.value(connector.0);
         self.db.execute_raw(sql.build()).await?;

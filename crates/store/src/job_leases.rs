@@ -6,14 +6,15 @@ use attest_domain::time::micros;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
+use crate::StoreError;
+use crate::areas::Leases;
 use crate::sql::Sql;
-use crate::{Store, StoreError};
 
-impl Store {
+impl Leases<'_> {
     /// Takes (or renews) the lease on `job` for `owner` until `until`, unless another owner
     /// holds it unexpired. Returns whether `owner` holds it now.
     pub async fn acquire_job_lease(
-        &self,
+        self,
         job: &str,
         owner: &str,
         until: DateTime<Utc>,
@@ -31,7 +32,7 @@ impl Store {
     }
 
     /// Gives the lease back early (the job finished), if `owner` still holds it.
-    pub async fn release_job_lease(&self, job: &str, owner: &str) -> Result<(), StoreError> {
+    pub async fn release_job_lease(self, job: &str, owner: &str) -> Result<(), StoreError> {
         let mut sql = Sql::new(self.backend(), "DELETE FROM job_leases WHERE name = ");
         sql.value(job.to_owned()).push(" AND owner = ").value(owner.to_owned());
         self.db.execute_raw(sql.build()).await?;

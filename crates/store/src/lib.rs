@@ -1,10 +1,13 @@
 //! Attest's storage: the entitlement graph, sync runs, lifecycle events and the audit chain, on SQLite or
 //! PostgreSQL through sea-orm. This is the only crate that writes SQL.
 //!
-//! Functions follow one naming rule: `get_*` returns an item or `NotFound`, `find_*` an
+//! Methods are grouped by area (`store.changes()`, `store.outbox()`, `store.directory()`…, see
+//! [`areas`]); `Store` itself connects, migrates and reports the schema. Functions follow one
+//! naming rule: `get_*` returns an item or `NotFound`, `find_*` an
 //! `Option`, `list_*` a page or collection, `upsert_*` takes a batch. Nothing here reads the
 //! clock: callers pass `now`.
 
+pub mod areas;
 mod audit;
 mod changes;
 mod commands;
@@ -37,6 +40,9 @@ use std::time::Duration;
 use attest_config::{DatabaseBackend, DatabaseConfig, DatabaseUrl};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
+pub use areas::{
+    Audit, Changes, Connectors, Directory, Grants, Leases, Lifecycle, Outbox, Principals, Resources, Syncs, Web,
+};
 pub use audit::{AuditFilter, AuditPage, AuditVerification};
 pub use changes::{AttemptOutcome, ChangeFilter, Enqueued};
 pub use connectors::NewConnector;

@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::Store;
+use crate::StoreError;
+use crate::areas::Lifecycle;
 use crate::sql::{Sql, rows_per_statement, select_json};
-use crate::{Store, StoreError};
 
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
@@ -61,16 +63,9 @@ struct ViewRow(
     Option<String>,
 );
 
-impl Store {
-    /// A handle that appends lifecycle events, attributed to `run`, for every principal and grant
-    /// change it writes. A connector's first sync uses the plain handle: all of it is new to
-    /// Attest, not to the directory.
-    pub fn recording(&self, run: SyncRunId) -> Store {
-        Store { recording: Some(run), ..self.clone() }
-    }
-
+impl Lifecycle<'_> {
     /// Events in id order (the order they were appended).
-    pub async fn list_lifecycle_events(&self, filter: &LifecycleFilter) -> Result<Vec<LifecycleEventView>, StoreError> {
+    pub async fn list_lifecycle_events(self, filter: &LifecycleFilter) -> Result<Vec<LifecycleEventView>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT l.id, l.connector_id, l.sync_run_id, l.kind, l.principal_id, l.entitlement_id, l.grant_id, \
@@ -139,7 +134,7 @@ impl Store {
 
     /// Appends `kind` for each of the principals, when this handle records.
     pub(crate) async fn append_principal_events(
-        &self,
+        self,
         txn: &impl ConnectionTrait,
         kind: LifecycleEventKind,
         principals: &[i64],
@@ -163,7 +158,7 @@ impl Store {
     /// Appends a membership or assignment event for each of the grants (inherited ones are
     /// skipped), when this handle records: `added`, or ended.
     pub(crate) async fn append_grant_events(
-        &self,
+        self,
         txn: &impl ConnectionTrait,
         added: bool,
         grants: &[i64],
@@ -199,4 +194,13 @@ pub(crate) async fn returning_ids(txn: &impl ConnectionTrait, mut sql: Sql) -> R
     sql.push(" RETURNING id");
     let rows = txn.query_all_raw(sql.build()).await?;
     rows.iter().map(|row| row.try_get_by_index::<i64>(0).map_err(StoreError::from)).collect()
+}
+
+impl Store {
+    /// A handle that appends lifecycle events, attributed to `run`, for every principal and grant
+    /// change it writes. A connector's first sync uses the plain handle: all of it is new to
+    /// Attest, not to the directory.
+    pub fn recording(&self, run: SyncRunId) -> Store {
+        Store { recording: Some(run), ..self.clone() }
+    }
 }

@@ -11,10 +11,11 @@ use attest_domain::{Mail, MailId, MailState, NewMail};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::StoreError;
+use crate::areas::Outbox;
 use crate::entity::mail::{self, Column};
 use crate::queue::{self, Claim, Queue};
 use crate::sql::Sql;
-use crate::{Store, StoreError};
 
 /// Which mails to list, newest first.
 #[derive(Debug, Clone, Default)]
@@ -26,11 +27,11 @@ pub struct MailFilter {
     pub offset: u64,
 }
 
-impl Store {
+impl Outbox<'_> {
     /// Queues a rendered mail (`pending`, due now), or holds it (`kept`) when `new.keep` says
     /// so. A second call with the same idempotency key returns the mail already queued under
     /// it, unchanged: nothing is queued twice.
-    pub async fn enqueue_mail(&self, new: &NewMail, now: DateTime<Utc>) -> Result<Mail, StoreError> {
+    pub async fn enqueue_mail(self, new: &NewMail, now: DateTime<Utc>) -> Result<Mail, StoreError> {
         if new.idempotency_key.trim().is_empty() {
             return Err(StoreError::Invalid("a mail needs an idempotency key".into()));
         }
@@ -61,7 +62,7 @@ impl Store {
     /// and ones being sent whose lease expired (their sender died). Each claim counts as an
     /// attempt.
     pub async fn claim_mail(
-        &self,
+        self,
         owner: &str,
         now: DateTime<Utc>,
         lease: std::time::Duration,
@@ -84,7 +85,7 @@ impl Store {
     }
 
     /// Records that the SMTP server accepted the mail. Refused unless `owner` still holds it.
-    pub async fn record_mail_sent(&self, id: MailId, owner: &str, now: DateTime<Utc>) -> Result<Mail, StoreError> {
+    pub async fn record_mail_sent(self, id: MailId, owner: &str, now: DateTime<Utc>) -> Result<Mail, StoreError> {
         let now = micros(now);
         let update = mail::Entity::update_many()
             .col_expr(Column::State, MailState::Sent.as_str().into())
@@ -98,7 +99,7 @@ impl Store {
     /// Records a failed attempt: tried again at `next_attempt_at`, or, with `None`, given up
     /// (`failed`) for good. Refused unless `owner` still holds the mail.
     pub async fn record_mail_failed(
-        &self,
+        self,
         id: MailId,
         owner: &str,
         error: &str,
@@ -121,7 +122,7 @@ impl Store {
 
     /// Applies `update` to a mail `owner` holds, in one statement fenced by the lease.
     async fn settle(
-        &self,
+        self,
         id: MailId,
         owner: &str,
         update: sea_orm::UpdateMany<mail::Entity>,
@@ -144,12 +145,12 @@ impl Store {
     }
 
     /// The mail with this id, or `NotFound`.
-    pub async fn get_mail(&self, id: MailId) -> Result<Mail, StoreError> {
+    pub async fn get_mail(self, id: MailId) -> Result<Mail, StoreError> {
         load(&self.db, id.0).await
     }
 
     /// The mail queued under this idempotency key, if any.
-    pub async fn find_mail_by_key(&self, key: &str) -> Result<Option<Mail>, StoreError> {
+    pub async fn find_mail_by_key(self, key: &str) -> Result<Option<Mail>, StoreError> {
         mail::Entity::find()
             .filter(Column::IdempotencyKey.eq(key))
             .one(&self.db)
@@ -159,7 +160,7 @@ impl Store {
     }
 
     /// Which of `keys` a mail is queued under already (to skip rendering what is not new).
-    pub async fn list_mail_keys_among(&self, keys: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+    pub async fn list_mail_keys_among(self, keys: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut found = std::collections::HashSet::new();
         for chunk in keys.chunks(500) {
             let rows: Vec<String> = mail::Entity::find()
@@ -175,7 +176,7 @@ impl Store {
     }
 
     /// Mails, newest first.
-    pub async fn list_mail(&self, filter: &MailFilter) -> Result<Vec<Mail>, StoreError> {
+    pub async fn list_mail(self, filter: &MailFilter) -> Result<Vec<Mail>, StoreError> {
         let mut query = mail::Entity::find().order_by_desc(Column::Id).limit(filter.limit.max(1)).offset(filter.offset);
         if let Some(state) = filter.state {
             query = query.filter(Column::State.eq(state.as_str()));
@@ -188,7 +189,7 @@ impl Store {
     }
 
     /// How many mails are in each state (for `/metrics` and the dashboard).
-    pub async fn count_mail_by_state(&self) -> Result<Vec<(MailState, u64)>, StoreError> {
+    pub async fn count_mail_by_state(self) -> Result<Vec<(MailState, u64)>, StoreError> {
         crate::entity::count_by::<mail::Entity, _>(&self.db, "mail_outbox", Column::State).await
     }
 }
@@ -231,51 +232,55 @@ mod tests {
     const LEASE: Duration = Duration::from_secs(60);
 
     store_test!(mail_is_queued_once_per_key_and_listed, |store| {
-        let first = store.enqueue_mail(&mail("k1", "Ada@Contoso.com"), t(0)).await.unwrap();
+        let first = store.outbox().enqueue_mail(&mail("k1", "Ada@Contoso.com"), t(0)).await.unwrap();
         assert_eq!((first.state, first.attempts, first.next_attempt_at), (MailState::Pending, 0, t(0)));
         let changed = NewMail { subject: "another subject".into(), ..mail("k1", "Ada@Contoso.com") };
-        let again = store.enqueue_mail(&changed, t(5)).await.unwrap();
+        let again = store.outbox().enqueue_mail(&changed, t(5)).await.unwrap();
         assert_eq!(again, first, "the same key returns the mail already queued, unchanged");
-        assert_eq!(store.get_mail(first.id).await.unwrap(), first);
-        assert_eq!(store.find_mail_by_key("k1").await.unwrap(), Some(first.clone()));
-        assert_eq!(store.find_mail_by_key("nope").await.unwrap(), None);
+        assert_eq!(store.outbox().get_mail(first.id).await.unwrap(), first);
+        assert_eq!(store.outbox().find_mail_by_key("k1").await.unwrap(), Some(first.clone()));
+        assert_eq!(store.outbox().find_mail_by_key("nope").await.unwrap(), None);
         let keys: Vec<String> = (0..1200).map(|i| format!("k{i}")).chain(["nope".to_owned()]).collect();
-        let known = store.list_mail_keys_among(&keys).await.unwrap();
+        let known = store.outbox().list_mail_keys_among(&keys).await.unwrap();
         assert_eq!(known, ["k1".to_owned()].into_iter().collect(), "found among many keys, in chunks");
-        assert!(matches!(store.get_mail(MailId(999)).await, Err(StoreError::NotFound { what: "mail", .. })));
-        assert!(matches!(store.enqueue_mail(&mail(" ", "a@b.c"), t(0)).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(store.outbox().get_mail(MailId(999)).await, Err(StoreError::NotFound { what: "mail", .. })));
+        assert!(matches!(store.outbox().enqueue_mail(&mail(" ", "a@b.c"), t(0)).await, Err(StoreError::Invalid(_))));
 
-        let kept = store.enqueue_mail(&NewMail { keep: true, ..mail("k2", "bob@contoso.com") }, t(1)).await.unwrap();
+        let kept =
+            store.outbox().enqueue_mail(&NewMail { keep: true, ..mail("k2", "bob@contoso.com") }, t(1)).await.unwrap();
         assert_eq!(kept.state, MailState::Kept);
-        store.enqueue_mail(&mail("k3", "bob@contoso.com"), t(2)).await.unwrap();
+        store.outbox().enqueue_mail(&mail("k3", "bob@contoso.com"), t(2)).await.unwrap();
 
-        let all = store.list_mail(&MailFilter { limit: 10, ..Default::default() }).await.unwrap();
+        let all = store.outbox().list_mail(&MailFilter { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(all.iter().map(|m| m.idempotency_key.as_str()).collect::<Vec<_>>(), vec!["k3", "k2", "k1"]);
-        let page = store.list_mail(&MailFilter { limit: 1, offset: 1, ..Default::default() }).await.unwrap();
+        let page = store.outbox().list_mail(&MailFilter { limit: 1, offset: 1, ..Default::default() }).await.unwrap();
         assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), vec![kept.id]);
         let to_ada = MailFilter { recipient: Some("ada@contoso.COM".into()), limit: 10, ..Default::default() };
-        assert_eq!(store.list_mail(&to_ada).await.unwrap().len(), 1);
+        assert_eq!(store.outbox().list_mail(&to_ada).await.unwrap().len(), 1);
         let kept_only = MailFilter { state: Some(MailState::Kept), limit: 10, ..Default::default() };
-        assert_eq!(store.list_mail(&kept_only).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![kept.id]);
-        let mut counts = store.count_mail_by_state().await.unwrap();
+        assert_eq!(
+            store.outbox().list_mail(&kept_only).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![kept.id]
+        );
+        let mut counts = store.outbox().count_mail_by_state().await.unwrap();
         counts.sort();
         assert_eq!(counts, vec![(MailState::Pending, 2), (MailState::Kept, 1)]);
 
         // Kept mail is never claimed.
-        let claimed = store.claim_mail("s1", t(10), LEASE, 10).await.unwrap();
+        let claimed = store.outbox().claim_mail("s1", t(10), LEASE, 10).await.unwrap();
         assert_eq!(claimed.iter().map(|m| m.idempotency_key.as_str()).collect::<Vec<_>>(), vec!["k1", "k3"]);
     });
 
     store_test!(two_senders_never_claim_the_same_mail, |store| {
         for i in 0..40 {
-            store.enqueue_mail(&mail(&format!("k{i}"), "ada@contoso.com"), t(i)).await.unwrap();
+            store.outbox().enqueue_mail(&mail(&format!("k{i}"), "ada@contoso.com"), t(i)).await.unwrap();
         }
         let claim_all = |owner: &'static str| {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = store.claim_mail(owner, t(100), LEASE, 3).await.unwrap();
+                    let batch = store.outbox().claim_mail(owner, t(100), LEASE, 3).await.unwrap();
                     if batch.is_empty() {
                         return mine;
                     }
@@ -292,36 +297,37 @@ mod tests {
     });
 
     store_test!(a_lost_lease_cannot_record_and_an_expired_lease_is_reclaimed, |store| {
-        let queued = store.enqueue_mail(&mail("k1", "ada@contoso.com"), t(0)).await.unwrap();
+        let queued = store.outbox().enqueue_mail(&mail("k1", "ada@contoso.com"), t(0)).await.unwrap();
         // s1 claims it and "crashes": the mail is not lost, it waits for the lease to expire.
-        let claimed = store.claim_mail("s1", t(1), LEASE, 10).await.unwrap();
+        let claimed = store.outbox().claim_mail("s1", t(1), LEASE, 10).await.unwrap();
         assert_eq!(claimed[0].state, MailState::Sending);
         assert_eq!(claimed[0].lease_expires_at, Some(t(61)));
-        assert!(store.claim_mail("s2", t(30), LEASE, 10).await.unwrap().is_empty(), "held by s1");
-        let taken = store.claim_mail("s2", t(62), LEASE, 10).await.unwrap();
+        assert!(store.outbox().claim_mail("s2", t(30), LEASE, 10).await.unwrap().is_empty(), "held by s1");
+        let taken = store.outbox().claim_mail("s2", t(62), LEASE, 10).await.unwrap();
         assert_eq!((taken.len(), taken[0].attempts, taken[0].lease_owner.as_deref()), (1, 2, Some("s2")));
 
         // s1 wakes up: it can record nothing.
-        let late = store.record_mail_sent(queued.id, "s1", t(63)).await.unwrap_err();
+        let late = store.outbox().record_mail_sent(queued.id, "s1", t(63)).await.unwrap_err();
         assert!(late.to_string().contains("no longer held by s1") && late.to_string().contains("held by s2"), "{late}");
-        assert!(store.record_mail_failed(queued.id, "s1", "timeout", None, t(63)).await.is_err());
+        assert!(store.outbox().record_mail_failed(queued.id, "s1", "timeout", None, t(63)).await.is_err());
 
         // s2 fails transiently: retried later, not before.
-        let retry = store.record_mail_failed(queued.id, "s2", "421 try later", Some(t(120)), t(64)).await.unwrap();
+        let retry =
+            store.outbox().record_mail_failed(queued.id, "s2", "421 try later", Some(t(120)), t(64)).await.unwrap();
         assert_eq!((retry.state, retry.next_attempt_at), (MailState::Pending, t(120)));
         assert_eq!((retry.last_error.as_deref(), retry.lease_owner), (Some("421 try later"), None));
-        assert!(store.record_mail_sent(queued.id, "s2", t(65)).await.is_err(), "not held after recording");
-        assert!(store.claim_mail("s1", t(119), LEASE, 10).await.unwrap().is_empty(), "not due yet");
-        assert_eq!(store.claim_mail("s1", t(120), LEASE, 10).await.unwrap()[0].attempts, 3);
-        let sent = store.record_mail_sent(queued.id, "s1", t(121)).await.unwrap();
+        assert!(store.outbox().record_mail_sent(queued.id, "s2", t(65)).await.is_err(), "not held after recording");
+        assert!(store.outbox().claim_mail("s1", t(119), LEASE, 10).await.unwrap().is_empty(), "not due yet");
+        assert_eq!(store.outbox().claim_mail("s1", t(120), LEASE, 10).await.unwrap()[0].attempts, 3);
+        let sent = store.outbox().record_mail_sent(queued.id, "s1", t(121)).await.unwrap();
         assert_eq!((sent.state, sent.sent_at, sent.lease_expires_at), (MailState::Sent, Some(t(121)), None));
-        assert!(store.claim_mail("s2", t(1000), LEASE, 10).await.unwrap().is_empty(), "sent once");
+        assert!(store.outbox().claim_mail("s2", t(1000), LEASE, 10).await.unwrap().is_empty(), "sent once");
 
         // A permanent failure is final.
-        let other = store.enqueue_mail(&mail("k2", "bob@contoso.com"), t(200)).await.unwrap();
-        store.claim_mail("s1", t(200), LEASE, 10).await.unwrap();
-        let failed = store.record_mail_failed(other.id, "s1", "550 no such user", None, t(201)).await.unwrap();
+        let other = store.outbox().enqueue_mail(&mail("k2", "bob@contoso.com"), t(200)).await.unwrap();
+        store.outbox().claim_mail("s1", t(200), LEASE, 10).await.unwrap();
+        let failed = store.outbox().record_mail_failed(other.id, "s1", "550 no such user", None, t(201)).await.unwrap();
         assert_eq!((failed.state, failed.updated_at), (MailState::Failed, t(201)));
-        assert!(store.claim_mail("s2", t(5000), LEASE, 10).await.unwrap().is_empty());
+        assert!(store.outbox().claim_mail("s2", t(5000), LEASE, 10).await.unwrap().is_empty());
     });
 }

@@ -11,11 +11,12 @@ use sea_orm::{
     QuerySelect, Value,
 };
 
+use crate::areas::Principals;
 use crate::entity::principal::{self, Column};
 use crate::lifecycle::returning_ids;
 use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
-use crate::{Store, StoreError, Upserted};
+use crate::{StoreError, Upserted};
 
 /// Timestamps as the databases keep them (microseconds), so stored and observed rows compare equal.
 fn normalized(data: &PrincipalData) -> PrincipalData {
@@ -82,11 +83,11 @@ fn active_model(connector: ConnectorId, data: &PrincipalData, now: DateTime<Utc>
     }
 }
 
-impl Store {
+impl Principals<'_> {
     /// Inserts new principals and updates changed ones, keyed by external id; identical rows
     /// are not written at all. Returns the id of every input row, in order.
     pub async fn upsert_principals(
-        &self,
+        self,
         connector: ConnectorId,
         rows: &[PrincipalData],
         now: DateTime<Utc>,
@@ -119,7 +120,9 @@ impl Store {
                         .exec_with_returning(&txn)
                         .await?;
                 let created: Vec<i64> = inserted.iter().map(|m| m.id).collect();
-                self.append_principal_events(&txn, LifecycleEventKind::PrincipalCreated, &created, now).await?;
+                self.lifecycle()
+                    .append_principal_events(&txn, LifecycleEventKind::PrincipalCreated, &created, now)
+                    .await?;
                 for model in inserted {
                     plan.ids.insert(model.external_id, model.id);
                 }
@@ -132,7 +135,7 @@ impl Store {
             }
             for kind in TRANSITIONS {
                 let ids: Vec<i64> = transitions.iter().filter(|(k, _)| *k == kind).map(|(_, id)| *id).collect();
-                self.append_principal_events(&txn, kind, &ids, now).await?;
+                self.lifecycle().append_principal_events(&txn, kind, &ids, now).await?;
             }
             out.counts.absorb(plan.counts);
             ids.extend(plan.ids);
@@ -151,7 +154,7 @@ impl Store {
 
     /// Marks principals as deleted in the directory (e.g. `@removed` in a delta).
     pub async fn mark_principals_deleted(
-        &self,
+        self,
         connector: ConnectorId,
         external_ids: &[String],
         now: DateTime<Utc>,
@@ -165,7 +168,7 @@ impl Store {
             sql.push(" WHERE deleted_at IS NULL AND connector_id = ").value(connector.0).push(" AND external_id IN ");
             sql.tuple(chunk.iter().map(|id| Value::from(id.clone())));
             let deleted = returning_ids(&txn, sql).await?;
-            self.append_principal_events(&txn, LifecycleEventKind::PrincipalDeleted, &deleted, now).await?;
+            self.lifecycle().append_principal_events(&txn, LifecycleEventKind::PrincipalDeleted, &deleted, now).await?;
             marked += deleted.len() as u64;
         }
         txn.commit().await?;
@@ -174,7 +177,7 @@ impl Store {
 
     /// A user of the connector by object id or user principal name (case-insensitive), deleted
     /// ones included (they can be restored).
-    pub async fn find_user(&self, connector: ConnectorId, id_or_upn: &str) -> Result<Option<Principal>, StoreError> {
+    pub async fn find_user(self, connector: ConnectorId, id_or_upn: &str) -> Result<Option<Principal>, StoreError> {
         use sea_orm::sea_query::{Expr, ExprTrait, Func};
         let text = id_or_upn.trim();
         let upn = Expr::expr(Func::lower(Expr::col(Column::UserPrincipalName))).eq(text.to_lowercase());
@@ -195,7 +198,7 @@ impl Store {
     /// Records a principal's `accountEnabled` as Attest just set it in the directory
     /// (write-through; the next sync confirms it). Returns whether a live principal was updated.
     pub async fn set_principal_account_enabled(
-        &self,
+        self,
         connector: ConnectorId,
         external_id: &str,
         enabled: bool,
@@ -210,7 +213,7 @@ impl Store {
     }
 
     /// The principal with this id, or `NotFound`.
-    pub async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError> {
+    pub async fn get_principal(self, id: PrincipalId) -> Result<Principal, StoreError> {
         principal::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
@@ -220,7 +223,7 @@ impl Store {
 
     /// The principal with this directory object id, if synced.
     pub async fn find_principal_by_external_id(
-        &self,
+        self,
         connector: ConnectorId,
         external_id: &str,
     ) -> Result<Option<Principal>, StoreError> {
@@ -234,7 +237,7 @@ impl Store {
     }
 
     /// Principals whose work email is `email` (case-insensitive), across connectors.
-    pub async fn list_principals_by_email(&self, email: &str) -> Result<Vec<Principal>, StoreError> {
+    pub async fn list_principals_by_email(self, email: &str) -> Result<Vec<Principal>, StoreError> {
         principal::Entity::find()
             .filter(Column::Email.eq(email.trim().to_lowercase()))
             .order_by_asc(Column::Id)
@@ -247,7 +250,7 @@ impl Store {
 
     /// One page of a connector's principals of `kind` (all kinds when `None`), by id.
     pub async fn list_principals(
-        &self,
+        self,
         connector: ConnectorId,
         kind: Option<PrincipalKind>,
         page: u64,
@@ -268,7 +271,7 @@ impl Store {
     }
 
     /// How many principals a connector has.
-    pub async fn count_principals(&self, connector: ConnectorId) -> Result<u64, StoreError> {
+    pub async fn count_principals(self, connector: ConnectorId) -> Result<u64, StoreError> {
         Ok(principal::Entity::find().filter(Column::ConnectorId.eq(connector.0)).count(&self.db).await?)
     }
 
@@ -276,7 +279,7 @@ impl Store {
     /// with. Deleted ones are left out, so a grant to a principal that was deleted (or left the
     /// sync's scope) is not resolved to it.
     pub async fn principal_ids_by_external_id(
-        &self,
+        self,
         connector: ConnectorId,
     ) -> Result<HashMap<String, PrincipalId>, StoreError> {
         let rows: Vec<(i64, String)> = principal::Entity::find()

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::areas::Resources;
 use crate::entity::resource::{self, Column};
 use crate::sql::{JsonRows, Sql, json, rows_per_statement};
 use crate::upsert::{dedupe, plan};
-use crate::{Store, StoreError, Upserted};
+use crate::{StoreError, Upserted};
 
 fn active_model(connector: ConnectorId, data: &ResourceData, now: DateTime<Utc>) -> resource::ActiveModel {
     resource::ActiveModel {
@@ -28,10 +29,10 @@ fn active_model(connector: ConnectorId, data: &ResourceData, now: DateTime<Utc>)
     }
 }
 
-impl Store {
+impl Resources<'_> {
     /// Inserts new resources and updates changed ones, keyed by kind and external id.
     pub async fn upsert_resources(
-        &self,
+        self,
         connector: ConnectorId,
         rows: &[ResourceData],
         now: DateTime<Utc>,
@@ -94,7 +95,7 @@ impl Store {
     }
 
     /// The resource with this id, or `NotFound`.
-    pub async fn get_resource(&self, id: ResourceId) -> Result<Resource, StoreError> {
+    pub async fn get_resource(self, id: ResourceId) -> Result<Resource, StoreError> {
         resource::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
@@ -104,7 +105,7 @@ impl Store {
 
     /// A connector's resources of `kind` (all kinds when `None`), by id.
     pub async fn list_resources(
-        &self,
+        self,
         connector: ConnectorId,
         kind: Option<ResourceKind>,
     ) -> Result<Vec<Resource>, StoreError> {
@@ -117,7 +118,7 @@ impl Store {
 
     /// (kind, external id) → resource id for a whole connector.
     pub async fn resource_ids_by_external_id(
-        &self,
+        self,
         connector: ConnectorId,
     ) -> Result<HashMap<(ResourceKind, String), ResourceId>, StoreError> {
         let rows: Vec<(i64, String, String)> = resource::Entity::find()

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
+use crate::StoreError;
+use crate::areas::Syncs;
 use crate::sql::{Sql, select_json};
-use crate::{Store, StoreError};
 
 /// A sync somebody asked for that has not run yet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,10 +21,10 @@ pub struct SyncRequest {
     pub requested_at: DateTime<Utc>,
 }
 
-impl Store {
+impl Syncs<'_> {
     /// Asks for a sync of `connector`.
     pub async fn request_sync(
-        &self,
+        self,
         connector: ConnectorId,
         mode: SyncMode,
         requested_by: &str,
@@ -44,12 +45,12 @@ impl Store {
     }
 
     /// The waiting request for `connector`, if any.
-    pub async fn find_sync_request(&self, connector: ConnectorId) -> Result<Option<SyncRequest>, StoreError> {
+    pub async fn find_sync_request(self, connector: ConnectorId) -> Result<Option<SyncRequest>, StoreError> {
         Ok(self.list_sync_requests().await?.into_iter().find(|r| r.connector_id == connector))
     }
 
     /// Every waiting request, oldest first.
-    pub async fn list_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+    pub async fn list_sync_requests(self) -> Result<Vec<SyncRequest>, StoreError> {
         let sql = Sql::new(
             self.backend(),
             "SELECT connector_id, mode, requested_by, requested_at FROM sync_requests ORDER BY requested_at",
@@ -71,7 +72,7 @@ impl Store {
     /// Removes `connector`'s request if it was made at or before `started_at` (the sync that
     /// served it started after it); a request made while that sync ran stays for the next.
     pub async fn complete_sync_request(
-        &self,
+        self,
         connector: ConnectorId,
         started_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {

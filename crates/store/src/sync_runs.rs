@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::StoreError;
+use crate::areas::Syncs;
 use crate::entity::sync_run::{self, Column};
-use crate::{Store, StoreError};
 
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
@@ -22,12 +23,12 @@ pub struct SyncRunFinish {
 /// The error recorded on a run found still running when the next one starts.
 pub const INTERRUPTED: &str = "interrupted: the process stopped before this run finished; what it had written stays, and the next run re-reads the rest";
 
-impl Store {
+impl Syncs<'_> {
     /// Records the start of a run. A run of the same connector still marked running was cut
     /// short (the process stopped or the task was cancelled) and is recorded as failed, so the
     /// history never shows a run that will not finish.
     pub async fn start_sync_run(
-        &self,
+        self,
         connector: ConnectorId,
         mode: SyncMode,
         trigger: SyncTrigger,
@@ -66,7 +67,7 @@ impl Store {
     /// Records the end of a run. A successful run also records, on the connector, that the
     /// directory was observed as of the run's start.
     pub async fn finish_sync_run(
-        &self,
+        self,
         id: SyncRunId,
         finish: SyncRunFinish,
         now: DateTime<Utc>,
@@ -88,14 +89,14 @@ impl Store {
         .update(&txn)
         .await?;
         if status == SyncStatus::Succeeded {
-            self.mark_connector_synced(&txn, run.connector_id, run.mode, run.started_at).await?;
+            self.connectors().mark_connector_synced(&txn, run.connector_id, run.mode, run.started_at).await?;
         }
         txn.commit().await?;
         model.into_domain()
     }
 
     /// The run with this id, or `NotFound`.
-    pub async fn get_sync_run(&self, id: SyncRunId) -> Result<SyncRun, StoreError> {
+    pub async fn get_sync_run(self, id: SyncRunId) -> Result<SyncRun, StoreError> {
         sync_run::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
@@ -104,7 +105,7 @@ impl Store {
     }
 
     /// A connector's most recent runs, newest first.
-    pub async fn list_sync_runs(&self, connector: ConnectorId, limit: u64) -> Result<Vec<SyncRun>, StoreError> {
+    pub async fn list_sync_runs(self, connector: ConnectorId, limit: u64) -> Result<Vec<SyncRun>, StoreError> {
         sync_run::Entity::find()
             .filter(Column::ConnectorId.eq(connector.0))
             .order_by_desc(Column::Id)

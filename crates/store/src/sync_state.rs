@@ -9,10 +9,11 @@ use attest_domain::{ConnectorId, EntitlementKey, LifecycleEventKind, PrincipalDa
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 
+use crate::areas::Syncs;
 use crate::entity::principal;
 use crate::lifecycle::returning_ids;
 use crate::sql::{JsonRows, Sql, json, rows_per_statement, select_json};
-use crate::{IdSet, Store, StoreError};
+use crate::{IdSet, StoreError};
 
 /// The tables whose rows a sync marks deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +33,9 @@ impl SyncedTable {
     }
 }
 
-impl Store {
+impl Syncs<'_> {
     /// The connector's delta cursors, by object type (`users`, `groups`...).
-    pub async fn list_sync_cursors(&self, connector: ConnectorId) -> Result<BTreeMap<String, String>, StoreError> {
+    pub async fn list_sync_cursors(self, connector: ConnectorId) -> Result<BTreeMap<String, String>, StoreError> {
         let mut sql = Sql::new(self.backend(), "SELECT object_type, cursor FROM sync_cursors WHERE connector_id = ");
         sql.value(connector.0);
         let rows: Vec<(String, String)> = select_json(&self.db, sql, &["object_type", "cursor"]).await?;
@@ -43,7 +44,7 @@ impl Store {
 
     /// Replaces all of the connector's delta cursors at once (an empty map forgets them).
     pub async fn replace_sync_cursors(
-        &self,
+        self,
         connector: ConnectorId,
         cursors: &BTreeMap<String, String>,
         now: DateTime<Utc>,
@@ -71,7 +72,7 @@ impl Store {
     /// Marks every live row of `table` for the connector that is not in `seen` as deleted:
     /// the end of a full snapshot. Returns how many were marked.
     pub async fn mark_unseen_deleted(
-        &self,
+        self,
         connector: ConnectorId,
         table: SyncedTable,
         seen: &IdSet,
@@ -89,7 +90,7 @@ impl Store {
 
     /// Marks resources deleted by external id (a delta reported them removed).
     pub async fn mark_resources_deleted(
-        &self,
+        self,
         connector: ConnectorId,
         kind: ResourceKind,
         external_ids: &[String],
@@ -110,7 +111,7 @@ impl Store {
     /// Marks a resource's live entitlements whose key is not in `keep` as deleted (an app role
     /// was removed from its application). Returns how many were marked.
     pub async fn mark_entitlements_deleted_except(
-        &self,
+        self,
         resource: ResourceId,
         keep: &[EntitlementKey],
         now: DateTime<Utc>,
@@ -126,7 +127,7 @@ impl Store {
 
     /// The stored attributes of the given principals, by external id (absent ones are left out).
     pub async fn find_principals_by_external_ids(
-        &self,
+        self,
         connector: ConnectorId,
         external_ids: &[String],
     ) -> Result<HashMap<String, PrincipalData>, StoreError> {
@@ -145,7 +146,7 @@ impl Store {
         Ok(found)
     }
 
-    async fn mark_deleted(&self, table: SyncedTable, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn mark_deleted(self, table: SyncedTable, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = micros(now);
         let txn = self.begin_write().await?;
         let mut marked = 0;
@@ -155,7 +156,9 @@ impl Store {
             sql.tuple(chunk.iter().map(|id| Value::from(*id)));
             if table == SyncedTable::Principals {
                 let deleted = returning_ids(&txn, sql).await?;
-                self.append_principal_events(&txn, LifecycleEventKind::PrincipalDeleted, &deleted, now).await?;
+                self.lifecycle()
+                    .append_principal_events(&txn, LifecycleEventKind::PrincipalDeleted, &deleted, now)
+                    .await?;
                 marked += deleted.len() as u64;
             } else {
                 marked += txn.execute_raw(sql.build()).await?.rows_affected();

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 
+use crate::StoreError;
+use crate::areas::Web;
 use crate::sql::{Sql, select_json};
-use crate::{Store, StoreError};
 
 /// Someone who can sign in to the web application.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,10 +54,10 @@ const INACTIVE_ACCOUNT: &str = "SELECT 1 FROM principals p JOIN connectors c ON 
      WHERE c.tenant_id = u.tenant_id AND p.external_id = u.object_id AND p.kind = 'user' \
      AND (p.deleted_at IS NOT NULL OR p.account_enabled = FALSE)";
 
-impl Store {
+impl Web<'_> {
     /// Records a sign-in: the user is created on first sign-in, their name and email refreshed.
     pub async fn sign_in_web_user(
-        &self,
+        self,
         tenant_id: &str,
         object_id: &str,
         display_name: &str,
@@ -80,7 +81,7 @@ impl Store {
     }
 
     /// The user with this identity, if they ever signed in (or were granted a role).
-    pub async fn find_web_user(&self, tenant_id: &str, object_id: &str) -> Result<Option<WebUser>, StoreError> {
+    pub async fn find_web_user(self, tenant_id: &str, object_id: &str) -> Result<Option<WebUser>, StoreError> {
         let mut sql =
             Sql::new(self.backend(), &format!("SELECT {} FROM web_users WHERE tenant_id = ", USER_COLUMNS.join(", ")));
         sql.value(tenant_id.to_owned()).push(" AND object_id = ").value(object_id.to_owned());
@@ -91,7 +92,7 @@ impl Store {
     /// Sets the roles granted explicitly to a user, creating the user (not yet signed in) when
     /// needed.
     pub async fn set_web_user_roles(
-        &self,
+        self,
         tenant_id: &str,
         object_id: &str,
         display_name: &str,
@@ -114,7 +115,7 @@ impl Store {
     }
 
     /// The users granted `role` who have an email address, oldest first.
-    pub async fn list_web_users_with_role(&self, role: &str) -> Result<Vec<WebUser>, StoreError> {
+    pub async fn list_web_users_with_role(self, role: &str) -> Result<Vec<WebUser>, StoreError> {
         // Roles are a JSON array of strings: narrow in SQL, decide on the parsed list.
         let quoted = serde_json::Value::from(role).to_string();
         let escaped = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -132,7 +133,7 @@ impl Store {
 
     /// Opens a session for `user` until `expires_at`, under the hash of its token.
     pub async fn create_web_session(
-        &self,
+        self,
         token_hash: &str,
         user: i64,
         csrf_token: &str,
@@ -151,7 +152,7 @@ impl Store {
 
     /// The session with this token hash, unless it expired.
     pub async fn find_web_session(
-        &self,
+        self,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<WebSession>, StoreError> {
@@ -172,7 +173,7 @@ impl Store {
 
     /// Ends every session of someone whose account the directory has disabled or deleted (as a
     /// sync has just seen it). Sessions of such accounts are refused anyway; this removes them.
-    pub async fn end_sessions_of_inactive_accounts(&self) -> Result<u64, StoreError> {
+    pub async fn end_sessions_of_inactive_accounts(self) -> Result<u64, StoreError> {
         let sql = Sql::new(
             self.backend(),
             &format!(
@@ -184,7 +185,7 @@ impl Store {
     }
 
     /// Ends a session (sign-out).
-    pub async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError> {
+    pub async fn delete_web_session(self, token_hash: &str) -> Result<(), StoreError> {
         let mut sql = Sql::new(self.backend(), "DELETE FROM web_sessions WHERE token_hash = ");
         sql.value(token_hash.to_owned());
         self.db.execute_raw(sql.build()).await?;
@@ -193,7 +194,7 @@ impl Store {
 
     /// Remembers a sign-in in progress under the hash of its `state`.
     pub async fn save_sign_in_attempt(
-        &self,
+        self,
         state_hash: &str,
         nonce: &str,
         verifier: &str,
@@ -225,7 +226,7 @@ impl Store {
     }
 
     /// How many sign-in attempts are in progress (started, not yet back from Microsoft).
-    pub async fn count_sign_in_attempts(&self) -> Result<u64, StoreError> {
+    pub async fn count_sign_in_attempts(self) -> Result<u64, StoreError> {
         let count: Vec<(i64,)> = crate::sql::select_json(
             &self.db,
             Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM sign_in_attempts"),
@@ -238,7 +239,7 @@ impl Store {
     /// Takes (once) the sign-in in progress with this state hash: its nonce and PKCE verifier,
     /// unless it expired. Expired attempts are cleared along the way.
     pub async fn take_sign_in_attempt(
-        &self,
+        self,
         state_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(String, String)>, StoreError> {
@@ -257,7 +258,7 @@ impl Store {
 
     /// Stores a one-time login link (its token's hash) valid until `expires_at`.
     pub async fn create_login_link(
-        &self,
+        self,
         token_hash: &str,
         created_by: &str,
         expires_at: DateTime<Utc>,
@@ -270,7 +271,7 @@ impl Store {
     }
 
     /// Uses a login link: true once, if it exists and has not expired.
-    pub async fn use_login_link(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn use_login_link(self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let now = micros(now);
         let mut sql = Sql::new(self.backend(), "UPDATE login_links SET used_at = ");
         sql.value(now).push(" WHERE used_at IS NULL AND token_hash = ").value(token_hash.to_owned());

@@ -57,7 +57,7 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
         "bench ingest: {} users, {} groups, {} grants (seed {}) into {url}",
         args.principals, args.groups, args.grants, args.seed
     )?;
-    let connector = store.create_connector(NewConnector::entra("bench"), crate::now()).await?.id;
+    let connector = store.connectors().create_connector(NewConnector::entra("bench"), crate::now()).await?.id;
     let mut rows = Vec::new();
 
     // 1. Principals, resources, entitlements: first load.
@@ -100,7 +100,7 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
             None => writeln!(out, "(bulk loader not installed: skipping the comparison)")?,
         }
         let _ = std::fs::remove_file(&csv);
-        store.purge_grants_for_benchmark().await?;
+        store.grants().purge_grants_for_benchmark().await?;
     }
 
     // 3. Grants through the sync sink: first load, then the same snapshot unchanged.
@@ -216,9 +216,9 @@ async fn write_csv(
     connector: attest_domain::ConnectorId,
     synth: &Synth,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let principals = store.principal_ids_by_external_id(connector).await?;
-    let resources = store.resource_ids_by_external_id(connector).await?;
-    let entitlements = store.entitlement_ids_by_key(connector).await?;
+    let principals = store.principals().principal_ids_by_external_id(connector).await?;
+    let resources = store.resources().resource_ids_by_external_id(connector).await?;
+    let entitlements = store.resources().entitlement_ids_by_key(connector).await?;
     let path = std::env::temp_dir().join(format!("attest-bench-grants-{}.csv", std::process::id()));
     let mut out = BufWriter::new(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?);
     out.write_all(loader::csv_header().as_bytes())?;

@@ -57,7 +57,7 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed).with_provisioning(), options).await?;
     let connector = Arc::new(EntraConnector::new(client_for(&sim)?, EntraSettings::default()));
     let name = format!("bench-provision-{}", crate::now().timestamp_millis());
-    let id = store.create_connector(NewConnector::entra(&name), crate::now()).await?.id;
+    let id = store.connectors().create_connector(NewConnector::entra(&name), crate::now()).await?.id;
     let started = Instant::now();
     run_sync(connector.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Bench, &attest_domain::SystemClock, None)
         .await?;
@@ -181,13 +181,15 @@ fn is_write(method: &str, uri: &str) -> bool {
 }
 
 async fn tally(store: &Store) -> anyhow::Result<(String, String)> {
-    let states = store.count_changes_by_state().await?;
+    let states = store.changes().count_changes_by_state().await?;
     let states = states.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ");
     let mut results: std::collections::BTreeMap<ApplyResult, u64> = Default::default();
     let mut before = None;
     loop {
-        let page =
-            store.list_changes(&attest_store::ChangeFilter { before, limit: 5_000, ..Default::default() }).await?;
+        let page = store
+            .changes()
+            .list_changes(&attest_store::ChangeFilter { before, limit: 5_000, ..Default::default() })
+            .await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id);
         for change in &page {

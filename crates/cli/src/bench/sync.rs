@@ -75,7 +75,7 @@ pub async fn run(context: &Context, args: SyncBenchArgs, out: &mut dyn Write) ->
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(listener, tenant, ClientApp::attest(args.seed), options).await?;
     let name = format!("bench-{}", crate::now().timestamp_millis());
-    let id = store.create_connector(NewConnector::entra(&name), crate::now()).await?.id;
+    let id = store.connectors().create_connector(NewConnector::entra(&name), crate::now()).await?.id;
     let connector = connector_for(&sim)?;
 
     // The simulator holds the whole tenant in this process; measure the sync's peak on top of it.

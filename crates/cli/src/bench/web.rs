@@ -55,13 +55,13 @@ pub struct WebBenchArgs {
 pub async fn run(context: &Context, args: WebBenchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let store = context.connect().await?;
     store.migrate_up(None).await?;
-    let existing = store.find_connector_by_name(CONNECTOR).await?;
+    let existing = store.connectors().find_connector_by_name(CONNECTOR).await?;
     let connector = match existing {
         Some(c) if args.reuse && c.last_full_sync_at.is_some() => {
             writeln!(
                 out,
                 "bench web: reusing connector {CONNECTOR} ({} principals)",
-                store.count_principals(c.id).await?
+                store.principals().count_principals(c.id).await?
             )?;
             c
         }
@@ -86,7 +86,7 @@ pub async fn run(context: &Context, args: WebBenchArgs, out: &mut dyn Write) -> 
     let mut people = Vec::new();
     let mut page = 0;
     while people.len() < 2_000 {
-        let batch = store.list_principals(connector.id, Some(PrincipalKind::User), page, 1_000).await?;
+        let batch = store.principals().list_principals(connector.id, Some(PrincipalKind::User), page, 1_000).await?;
         if batch.is_empty() {
             break;
         }
@@ -170,7 +170,7 @@ async fn sync_tenant(
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed), SimOptions::default()).await?;
-    let connector = store.create_connector(NewConnector::entra(CONNECTOR), crate::now()).await?;
+    let connector = store.connectors().create_connector(NewConnector::entra(CONNECTOR), crate::now()).await?;
     let entra = EntraConnector::new(client_for(&sim)?, EntraSettings::default());
     let started = Instant::now();
     let outcome =
@@ -186,14 +186,14 @@ async fn sync_tenant(
         outcome.summary.run.counts.grants.written()
     )?;
     sim.shutdown().await;
-    Ok(store.get_connector(connector.id).await?)
+    Ok(store.connectors().get_connector(connector.id).await?)
 }
 
 /// A session for the break-glass administrator, through a one-time login link.
 async fn sign_in_administrator(store: &Store, base: &str) -> anyhow::Result<String> {
     let token = attest_server::session::random_token().map_err(|e| anyhow::anyhow!(e))?;
     let expires = crate::now() + chrono::Duration::minutes(5);
-    store.create_login_link(&attest_server::session::hash(&token), "bench", expires).await?;
+    store.web().create_login_link(&attest_server::session::hash(&token), "bench", expires).await?;
     let client = attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let response = client.get(format!("{base}/auth/link/{token}")).send().await?;
     let cookie = response

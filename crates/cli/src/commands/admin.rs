@@ -46,7 +46,7 @@ pub async fn run(context: &Context, command: AdminCommand, out: &mut dyn Write) 
     let store = context.store().await?;
     let token = attest_server::session::random_token().map_err(anyhow::Error::msg)?;
     let expires = crate::now() + chrono::Duration::from_std(lifetime)?;
-    store.create_login_link(&attest_server::session::hash(&token), "cli", expires).await?;
+    store.web().create_login_link(&attest_server::session::hash(&token), "cli", expires).await?;
     writeln!(out, "{}/auth/link/{token}", context.config.server.public_url)?;
     writeln!(
         out,
@@ -73,7 +73,7 @@ async fn set_roles(
     let connector = match connector {
         Some(name) => super::connector::find(&store, &name).await?,
         None => {
-            let mut all = store.list_connectors().await?;
+            let mut all = store.connectors().list_connectors().await?;
             if all.len() != 1 {
                 anyhow::bail!("name the connector the user was synced by with --connector");
             }
@@ -84,10 +84,11 @@ async fn set_roles(
         .tenant_id
         .clone()
         .ok_or_else(|| anyhow::anyhow!("connector '{}' has no tenant id yet", connector.name))?;
-    let principal = store.find_user(connector.id, user).await?.ok_or_else(|| {
+    let principal = store.principals().find_user(connector.id, user).await?.ok_or_else(|| {
         anyhow::anyhow!("no user '{user}' in connector '{}'; run `attest sync` if they are new", connector.name)
     })?;
     let granted = store
+        .web()
         .set_web_user_roles(&tenant, &principal.data.external_id, &principal.data.display_name, &roles, crate::now())
         .await?;
     let draft = attest_domain::AuditEventDraft {
@@ -98,7 +99,7 @@ async fn set_roles(
         target_id: Some(granted.id.to_string()),
         details: serde_json::json!({"tenant_id": tenant, "object_id": granted.object_id, "roles": granted.roles}),
     };
-    store.append_audit_event(draft).await?;
+    store.audit().append_audit_event(draft).await?;
     let shown = if granted.roles.is_empty() { "no roles".to_owned() } else { granted.roles.join(", ") };
     writeln!(
         out,

@@ -33,7 +33,7 @@ pub enum AuditCommand {
 pub async fn run(context: &Context, command: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Head { json } => {
-            let (seq, hash) = context.store().await?.audit_head().await?;
+            let (seq, hash) = context.store().await?.audit().audit_head().await?;
             if json {
                 writeln!(out, "{}", serde_json::json!({"seq": seq, "hash": hash}))?;
             } else {
@@ -50,7 +50,7 @@ pub async fn run(context: &Context, command: AuditCommand, out: &mut dyn Write) 
                 Some(_) => anyhow::bail!("--head: expected SEQ:HASH as `attest audit head` prints it"),
             };
             let store = context.store().await?;
-            let result = store.verify_audit_chain_against(anchor).await?;
+            let result = store.audit().verify_audit_chain_against(anchor).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?;
             } else {

@@ -103,7 +103,8 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
                 Some(name) => Some(find(&store, &name).await?.id),
                 None => None,
             };
-            let changes = store.list_changes(&ChangeFilter { state, connector, limit, ..Default::default() }).await?;
+            let changes =
+                store.changes().list_changes(&ChangeFilter { state, connector, limit, ..Default::default() }).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&changes)?)?;
             } else if changes.is_empty() {
@@ -116,7 +117,7 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             Ok(ExitCode::SUCCESS)
         }
         ChangeCommand::Show { id, json } => {
-            let change = store.get_change(ChangeId(id)).await?;
+            let change = store.changes().get_change(ChangeId(id)).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&change)?)?;
             } else {
@@ -125,19 +126,19 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             Ok(ExitCode::SUCCESS)
         }
         ChangeCommand::Approve { id, actor } => {
-            let change = store.get_change(ChangeId(id)).await?;
-            let connector = store.get_connector(change.connector_id).await?;
+            let change = store.changes().get_change(ChangeId(id)).await?;
+            let connector = store.connectors().get_connector(change.connector_id).await?;
             let (name, identity) = person(&store, &connector, &actor).await?;
-            store.approve_change(ChangeId(id), &name, Some(&identity), crate::now()).await?;
+            store.changes().approve_change(ChangeId(id), &name, Some(&identity), crate::now()).await?;
             writeln!(out, "change {id} approved by {name}")?;
             apply_now(context, &store, ChangeId(id), &name, out).await
         }
         ChangeCommand::Retry { id, actor } => {
-            store.retry_change(ChangeId(id), &actor, crate::now()).await?;
+            store.changes().retry_change(ChangeId(id), &actor, crate::now()).await?;
             apply_now(context, &store, ChangeId(id), &actor, out).await
         }
         ChangeCommand::Cancel { id, actor } => {
-            let change = store.cancel_change(ChangeId(id), &actor, crate::now()).await?;
+            let change = store.changes().cancel_change(ChangeId(id), &actor, crate::now()).await?;
             writeln!(out, "{}", line(&change))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -151,7 +152,7 @@ pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) ->
         Some(name) => find(&store, name).await?,
         None => only_connector(&store).await?,
     };
-    let user = store.find_user(connector.id, &args.user).await?.ok_or_else(|| {
+    let user = store.principals().find_user(connector.id, &args.user).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "no user '{}' in connector '{}' (by user principal name or object id); run `attest sync` if they are new",
             args.user,
@@ -195,7 +196,7 @@ pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) ->
 /// make changes in it (an administrator, or one of its owners). Returns how the audit log names
 /// them (saying it came from the command line) and their identity (`tenant/objectId`).
 async fn person(store: &Store, connector: &Connector, who: &str) -> anyhow::Result<(String, String)> {
-    let user = store.find_user(connector.id, who).await?.filter(|u| u.data.deleted_at.is_none()).ok_or_else(|| {
+    let user = store.principals().find_user(connector.id, who).await?.filter(|u| u.data.deleted_at.is_none()).ok_or_else(|| {
         anyhow::anyhow!(
             "--as {who}: nobody of that user principal name or object id in connector '{}'; name a person who may make changes",
             connector.name
@@ -208,7 +209,7 @@ async fn person(store: &Store, connector: &Connector, who: &str) -> anyhow::Resu
     let object_id = user.data.external_id.clone();
     // Their roles as the web application sees them; someone who never signed in has none of
     // their own but may still be an owner.
-    let web_user = store.find_web_user(&tenant, &object_id).await?.unwrap_or(attest_store::WebUser {
+    let web_user = store.web().find_web_user(&tenant, &object_id).await?.unwrap_or(attest_store::WebUser {
         id: 0,
         tenant_id: tenant.clone(),
         object_id: object_id.clone(),
@@ -268,7 +269,7 @@ fn finish(done: InPerson, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 }
 
 async fn only_connector(store: &Store) -> anyhow::Result<Connector> {
-    let mut all = store.list_connectors().await?;
+    let mut all = store.connectors().list_connectors().await?;
     match all.len() {
         1 => Ok(all.remove(0)),
         0 => anyhow::bail!("there are no connectors: add one with `attest connector add entra`"),

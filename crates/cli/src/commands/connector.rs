@@ -100,7 +100,7 @@ pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Wri
     match command {
         ConnectorCommand::Add(AddCommand::Entra(args)) => add_entra(context, &store, args, out).await,
         ConnectorCommand::List { json } => {
-            let connectors = store.list_connectors().await?;
+            let connectors = store.connectors().list_connectors().await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&connectors)?)?;
             } else if connectors.is_empty() {
@@ -137,7 +137,7 @@ pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Wri
             if let Some(minutes) = args.app_assignments_refresh_minutes {
                 settings.app_assignments_refresh_minutes = minutes;
             }
-            store.set_connector_settings(connector.id, &settings.to_json(), crate::now()).await?;
+            store.connectors().set_connector_settings(connector.id, &settings.to_json(), crate::now()).await?;
             writeln!(out, "{}", serde_json::to_string_pretty(&settings.to_json())?)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -156,10 +156,10 @@ pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Wri
 
 /// The connector named `name`, or an error listing the ones that exist.
 pub async fn find(store: &Store, name: &str) -> anyhow::Result<Connector> {
-    if let Some(connector) = store.find_connector_by_name(name).await? {
+    if let Some(connector) = store.connectors().find_connector_by_name(name).await? {
         return Ok(connector);
     }
-    let names: Vec<String> = store.list_connectors().await?.into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = store.connectors().list_connectors().await?.into_iter().map(|c| c.name).collect();
     if names.is_empty() {
         anyhow::bail!(
             "there is no connector named '{name}' (none exist yet: add one with `attest connector add entra`)"
@@ -202,9 +202,9 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
         owners: args.owners.clone(),
         ..NewConnector::entra(args.name.trim())
     };
-    let connector = store.create_connector(new, now).await?;
+    let connector = store.connectors().create_connector(new, now).await?;
     let sealed = stored::seal_credentials(&key, connector.id, args.client_id.trim(), secret)?;
-    store.set_connector_credentials(connector.id, Some(sealed), now).await?;
+    store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
     writeln!(out, "connector '{}' added; its client secret is stored encrypted", connector.name)?;
     if args.no_check {
         return Ok(ExitCode::SUCCESS);
@@ -228,7 +228,7 @@ async fn check(context: &Context, store: &Store, connector: &Connector) -> anyho
     } else {
         ConnectorStatus::NeedsReauthorization
     };
-    store.set_connector_status(connector.id, status, crate::now()).await?;
+    store.connectors().set_connector_status(connector.id, status, crate::now()).await?;
     Ok(report)
 }
 

@@ -109,9 +109,9 @@ pub async fn demo(
         owners,
         ..NewConnector::entra("demo")
     };
-    let connector = store.create_connector(new, now).await?;
+    let connector = store.connectors().create_connector(new, now).await?;
     let sealed = attest_entra::stored::seal_credentials(&key, connector.id, &app.client_id, &app.client_secret)?;
-    store.set_connector_credentials(connector.id, Some(sealed), now).await?;
+    store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
     writeln!(out, "attest demo: a tenant of {} users in the built-in Entra simulator; syncing it…", args.users)?;
     out.flush()?;
     let syncer = attest_server::sync_job::Syncer {
@@ -130,7 +130,7 @@ pub async fn demo(
         run.finished_at.map_or(0.0, |f| (f - run.started_at).num_milliseconds() as f64 / 1000.0)
     )?;
     for (id, _, name, _) in &admins {
-        store.set_web_user_roles(&sim.tenant_id(), id, name, &["admin".to_owned()], now).await?;
+        store.web().set_web_user_roles(&sim.tenant_id(), id, name, &["admin".to_owned()], now).await?;
     }
     match admins.as_slice() {
         [] => writeln!(out, "open {base} and sign in as any demo user")?,

@@ -43,7 +43,7 @@ pub async fn run(context: &Context, args: EventsArgs, out: &mut dyn Write) -> an
         principal: None,
         limit: args.limit,
     };
-    let events = store.list_lifecycle_events(&filter).await?;
+    let events = store.lifecycle().list_lifecycle_events(&filter).await?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;
     } else if events.is_empty() {

@@ -55,7 +55,7 @@ pub async fn run(context: &Context, command: GraphCommand, out: &mut dyn Write) 
     let store = context.store().await?;
     let connectors = match connector {
         Some(name) => vec![find(&store, &name).await?],
-        None => store.list_connectors().await?,
+        None => store.connectors().list_connectors().await?,
     };
     let mut file;
     let mut stdout_buffer;
@@ -86,7 +86,7 @@ async fn all_principals(
 ) -> anyhow::Result<()> {
     let mut page = 0;
     loop {
-        let batch = store.list_principals(connector.id, None, page, 10_000).await?;
+        let batch = store.principals().list_principals(connector.id, None, page, 10_000).await?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -123,14 +123,14 @@ async fn export_json(store: &Store, connectors: &[Connector], out: &mut dyn Writ
     out.write_all(b"],\n\"resources\": [\n")?;
     let mut first = true;
     for c in connectors {
-        for r in store.list_resources(c.id, None).await? {
+        for r in store.resources().list_resources(c.id, None).await? {
             element(out, &mut first, &r)?;
         }
     }
     out.write_all(b"],\n\"entitlements\": [\n")?;
     let mut first = true;
     for c in connectors {
-        for e in store.list_connector_entitlements(c.id).await? {
+        for e in store.resources().list_connector_entitlements(c.id).await? {
             element(out, &mut first, &e)?;
         }
     }
@@ -139,6 +139,7 @@ async fn export_json(store: &Store, connectors: &[Connector], out: &mut dyn Writ
     for c in connectors {
         let mut failed = None;
         store
+            .grants()
             .scan_current_grants(c.id, |g| {
                 if failed.is_none()
                     && let Err(e) = element(out, &mut first, &json!({"connector_id": c.id, "grant": grant_json(&g)}))
@@ -196,11 +197,12 @@ async fn export_csv(store: &Store, connectors: &[Connector], out: &mut dyn Write
         })
         .await?;
         let resources: HashMap<i64, Resource> =
-            store.list_resources(c.id, None).await?.into_iter().map(|r| (r.id.0, r)).collect();
+            store.resources().list_resources(c.id, None).await?.into_iter().map(|r| (r.id.0, r)).collect();
         let entitlements: HashMap<i64, Entitlement> =
-            store.list_connector_entitlements(c.id).await?.into_iter().map(|e| (e.id.0, e)).collect();
+            store.resources().list_connector_entitlements(c.id).await?.into_iter().map(|e| (e.id.0, e)).collect();
         let mut failed = None;
         store
+            .grants()
             .scan_current_grants(c.id, |g| {
                 let (Some(p), Some(e)) = (principals.get(&g.principal_id), entitlements.get(&g.entitlement_id)) else {
                     return;

@@ -30,7 +30,7 @@ pub async fn run(context: &Context, args: SyncArgs, out: &mut dyn Write) -> anyh
     let store = context.store().await?;
     let connectors = match &args.name {
         Some(name) => vec![find(&store, name).await?],
-        None => store.list_connectors().await?,
+        None => store.connectors().list_connectors().await?,
     };
     if connectors.is_empty() {
         anyhow::bail!("there are no connectors to sync: add one with `attest connector add entra`");

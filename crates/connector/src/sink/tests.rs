@@ -9,7 +9,7 @@ fn t(secs: i64) -> DateTime<Utc> {
 }
 
 async fn connector(store: &Store) -> ConnectorId {
-    store.create_connector(NewConnector::entra("contoso"), t(0)).await.unwrap().id
+    store.connectors().create_connector(NewConnector::entra("contoso"), t(0)).await.unwrap().id
 }
 
 fn membership(group: &str, user: &str) -> ObservedGrant {
@@ -76,10 +76,10 @@ store_test!(a_full_snapshot_is_exact_and_idempotent, |store| {
     // u1 leaves g1, u0 leaves g0: both direct grants end, and so does u1's inherited one.
     let third = snapshot(&store, c, 30, 25_000, &grants[2..]).await;
     assert_eq!((third.run.counts.grants.removed, third.run.counts.inherited_grants.removed), (2, 1));
-    let counts = store.count_current_grants(c).await.unwrap();
+    let counts = store.grants().count_current_grants(c).await.unwrap();
     assert_eq!(counts.get(&GrantSource::Direct), Some(&24_999));
     assert_eq!(counts.get(&GrantSource::Inherited), Some(&12_499));
-    assert_eq!(store.get_connector(c).await.unwrap().last_full_sync_at, Some(t(30)));
+    assert_eq!(store.connectors().get_connector(c).await.unwrap().last_full_sync_at, Some(t(30)));
 });
 
 store_test!(inherited_grants_are_derived_again_when_the_rules_that_derived_them_changed, |store| {
@@ -90,11 +90,11 @@ store_test!(inherited_grants_are_derived_again_when_the_rules_that_derived_them_
     // Nothing changed: not derived again.
     assert_eq!(snapshot(&store, c, 20, 10, &grants).await.run.counts.inherited_grants, KindCounts::default());
     // Derived by other rules (an upgrade): derived again although nothing else changed.
-    store.forget_inherited_rules(c).await.unwrap();
-    assert!(!store.inherited_rules_are_current(c).await.unwrap());
+    store.grants().forget_inherited_rules(c).await.unwrap();
+    assert!(!store.grants().inherited_rules_are_current(c).await.unwrap());
     let upgraded = snapshot(&store, c, 30, 10, &grants).await.run.counts.inherited_grants;
     assert_eq!((upgraded.unchanged, upgraded.written()), (10, 0));
-    assert!(store.inherited_rules_are_current(c).await.unwrap());
+    assert!(store.grants().inherited_rules_are_current(c).await.unwrap());
 });
 
 store_test!(a_failed_sync_sweeps_nothing, |store| {
@@ -106,6 +106,6 @@ store_test!(a_failed_sync_sweeps_nothing, |store| {
     let run = sink.fail(&SyncError::Directory("connection reset".into()), t(21)).await.unwrap();
     assert_eq!(run.status, SyncStatus::Failed);
     assert_eq!(run.error.as_deref(), Some("the directory could not be read: connection reset"));
-    assert_eq!(store.count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&10));
-    assert_eq!(store.get_connector(c).await.unwrap().last_full_sync_at, Some(t(10)));
+    assert_eq!(store.grants().count_current_grants(c).await.unwrap().get(&GrantSource::Direct), Some(&10));
+    assert_eq!(store.connectors().get_connector(c).await.unwrap().last_full_sync_at, Some(t(10)));
 });

@@ -15,7 +15,7 @@ pub async fn canonical_lines(
     let mut principals: HashMap<i64, Principal> = HashMap::new();
     let mut page = 0;
     loop {
-        let batch = store.list_principals(connector, None, page, 10_000).await?;
+        let batch = store.principals().list_principals(connector, None, page, 10_000).await?;
         if batch.is_empty() {
             break;
         }
@@ -23,12 +23,14 @@ pub async fn canonical_lines(
         page += 1;
     }
     let resources: HashMap<i64, (ResourceKind, String)> = store
+        .resources()
         .list_resources(connector, None)
         .await?
         .into_iter()
         .map(|r| (r.id.0, (r.data.kind, r.data.external_id)))
         .collect();
     let entitlements: HashMap<i64, (i64, EntitlementKey)> = store
+        .resources()
         .entitlement_ids_by_key(connector)
         .await?
         .into_iter()
@@ -70,7 +72,7 @@ pub async fn canonical_lines(
         }
     }
     let mut grants = Vec::new();
-    store.scan_current_grants(connector, |g| grants.push(g)).await?;
+    store.grants().scan_current_grants(connector, |g| grants.push(g)).await?;
     for g in grants {
         if g.source == GrantSource::Inherited.as_str() {
             continue;

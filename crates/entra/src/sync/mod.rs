@@ -192,7 +192,7 @@ impl EntraConnector {
             let need_stored = !full || sign_ins.is_none();
             let stored = if need_stored {
                 let ids: Vec<String> = rows.iter().map(|(p, _)| p.external_id.clone()).collect();
-                sink.store().find_principals_by_external_ids(sink.connector(), &ids).await?
+                sink.store().syncs().find_principals_by_external_ids(sink.connector(), &ids).await?
             } else {
                 HashMap::new()
             };
@@ -337,6 +337,7 @@ impl EntraConnector {
         }
         let apps: Vec<String> = sink
             .store()
+            .resources()
             .list_resources(sink.connector(), Some(ResourceKind::Application))
             .await?
             .into_iter()

@@ -39,7 +39,7 @@ fn settings() -> EntraSettings {
 }
 
 async fn new_connector(store: &Store) -> ConnectorId {
-    store.create_connector(NewConnector::entra("contoso"), SystemClock.now()).await.unwrap().id
+    store.connectors().create_connector(NewConnector::entra("contoso"), SystemClock.now()).await.unwrap().id
 }
 
 async fn sync(c: &EntraConnector, store: &Store, id: ConnectorId, mode: SyncMode) -> SyncOutcome {
@@ -110,7 +110,7 @@ store_test!(an_expired_delta_link_falls_back_to_a_full_sync, |store| {
     assert!(outcome.fell_back.is_some(), "{outcome:?}");
     assert_eq!((outcome.summary.run.mode, outcome.summary.run.trigger), (SyncMode::Full, SyncTrigger::Fallback));
     assert!(outcome.summary.run.notes.iter().any(|n| n.contains("full sync instead of delta")), "{outcome:?}");
-    let runs = store.list_sync_runs(id, 5).await.unwrap();
+    let runs = store.syncs().list_sync_runs(id, 5).await.unwrap();
     let failed = runs.iter().find(|r| r.status == SyncStatus::Failed).expect("the delta run is recorded");
     assert!(failed.error.as_deref().unwrap_or_default().contains("delta state"), "{failed:?}");
     assert_matches_truth(&sim, &store, id, "after the fallback").await;
@@ -223,7 +223,10 @@ store_test!(lifecycle_events_say_exactly_what_changed_in_the_tenant, |store| {
     let c = connector_for(&sim, settings());
     sync(&c, &store, id, SyncMode::Full).await;
     let filter = LifecycleFilter { connector: Some(id), limit: 1_000_000, ..LifecycleFilter::default() };
-    assert!(store.list_lifecycle_events(&filter).await.unwrap().is_empty(), "a first sync appends no events");
+    assert!(
+        store.lifecycle().list_lifecycle_events(&filter).await.unwrap().is_empty(),
+        "a first sync appends no events"
+    );
     let mut happened: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (round, mode) in [(0, SyncMode::Delta), (1, SyncMode::Full), (2, SyncMode::Delta)] {
         let before = sim.sim.read(Truth::lines);
@@ -231,6 +234,7 @@ store_test!(lifecycle_events_say_exactly_what_changed_in_the_tenant, |store| {
         let after = sim.sim.read(Truth::lines);
         let run = sync(&c, &store, id, mode).await.summary.run;
         let events: Vec<LifecycleEventView> = store
+            .lifecycle()
             .list_lifecycle_events(&filter)
             .await
             .unwrap()
@@ -270,11 +274,13 @@ store_test!(narrowing_the_scope_ends_what_left_it, |store| {
         let run = sync(&connector_for(&sim, narrow.clone()), &store, id, mode).await.summary.run;
         // No current grant is held by a guest, and no guest is live.
         let mut held_by_guests = 0;
-        let principals = store.list_principals(id, Some(attest_domain::PrincipalKind::User), 1, 100_000).await.unwrap();
+        let principals =
+            store.principals().list_principals(id, Some(attest_domain::PrincipalKind::User), 1, 100_000).await.unwrap();
         let guest_ids: BTreeSet<i64> =
             principals.iter().filter(|p| guests.contains(&p.data.external_id)).map(|p| p.id.0).collect();
         assert!(principals.iter().filter(|p| guest_ids.contains(&p.id.0)).all(|p| p.data.deleted_at.is_some()));
         store
+            .grants()
             .scan_current_grants(id, |g| held_by_guests += usize::from(guest_ids.contains(&g.principal_id)))
             .await
             .unwrap();
@@ -282,6 +288,7 @@ store_test!(narrowing_the_scope_ends_what_left_it, |store| {
     }
     // The narrowing appended deletions and removals only: nothing was re-added to a guest.
     let events = store
+        .lifecycle()
         .list_lifecycle_events(&LifecycleFilter { connector: Some(id), limit: 100_000, ..Default::default() })
         .await
         .unwrap();
@@ -340,7 +347,7 @@ store_test!(a_sync_cut_short_at_any_point_leaves_a_graph_the_next_run_makes_exac
             .enumerate()
     {
         let before = sim.sim.read(Truth::lines);
-        let seen_events = store.list_lifecycle_events(&filter).await.unwrap().len();
+        let seen_events = store.lifecycle().list_lifecycle_events(&filter).await.unwrap().len();
         if round > 0 {
             sim.mutate(40 + round as u64, 4);
         }
@@ -352,13 +359,13 @@ store_test!(a_sync_cut_short_at_any_point_leaves_a_graph_the_next_run_makes_exac
             .await;
         // Events across the cut run and the rerun: each change once, none lost.
         if round > 0 {
-            let events = store.list_lifecycle_events(&filter).await.unwrap().split_off(seen_events);
+            let events = store.lifecycle().list_lifecycle_events(&filter).await.unwrap().split_off(seen_events);
             assert_eq!(actual_events(&events), expected_events(&before, &after), "round {round}");
         }
     }
     assert!(cuts >= 4, "most runs were really cut short ({cuts})");
     // The cut runs are recorded as interrupted, not left running.
-    let runs = store.list_sync_runs(id, 100).await.unwrap();
+    let runs = store.syncs().list_sync_runs(id, 100).await.unwrap();
     assert!(runs.iter().all(|r| r.status != SyncStatus::Running), "{runs:?}");
     let interrupted = runs.iter().filter(|r| r.error.as_deref().is_some_and(|e| e.starts_with("interrupted"))).count();
     assert_eq!(interrupted, cuts);
@@ -383,7 +390,7 @@ store_test!(named_fault_plans_leave_the_result_exact_and_the_run_says_what_happe
     ];
     for (seed, (name, plan, said)) in plans.into_iter().enumerate() {
         let sim = sim(spec(50 + seed as u64), SimOptions { faults: plan, ..SimOptions::default() }).await;
-        let id = store.create_connector(NewConnector::entra(name), SystemClock.now()).await.unwrap().id;
+        let id = store.connectors().create_connector(NewConnector::entra(name), SystemClock.now()).await.unwrap().id;
         let c = connector_for(&sim, settings());
         // A small tenant syncs in a few dozen requests: rounds of changes and deltas continue
         // until the plan has struck a few times, each round checked.
@@ -407,14 +414,19 @@ store_test!(named_fault_plans_leave_the_result_exact_and_the_run_says_what_happe
     // An expired delta token in the middle of a delta (users read, groups refused): that run is
     // recorded as failed with the reason, a full sync follows, and the result is exact.
     let sim = sim(spec(60), SimOptions::default()).await;
-    let id = store.create_connector(NewConnector::entra("expired delta token"), SystemClock.now()).await.unwrap().id;
+    let id = store
+        .connectors()
+        .create_connector(NewConnector::entra("expired delta token"), SystemClock.now())
+        .await
+        .unwrap()
+        .id;
     let c = connector_for(&sim, settings());
     sync(&c, &store, id, SyncMode::Full).await;
     sim.mutate(9, 4);
     sim.inject(FaultRule::on("/v1.0/groups/delta", Fault::DeltaTokenExpired));
     let outcome = sync(&c, &store, id, SyncMode::Delta).await;
     assert_eq!((outcome.summary.run.mode, outcome.summary.run.trigger), (SyncMode::Full, SyncTrigger::Fallback));
-    let runs = store.list_sync_runs(id, 5).await.unwrap();
+    let runs = store.syncs().list_sync_runs(id, 5).await.unwrap();
     let failed = runs.iter().find(|r| r.mode == SyncMode::Delta).unwrap();
     assert_eq!(failed.status, SyncStatus::Failed);
     assert!(failed.error.as_deref().unwrap().contains("delta state"), "{failed:?}");
@@ -428,7 +440,8 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
     for seed in 0..8u64 {
         let tenant = TenantSpec { users: 150, groups: 20, apps: 4, assignments_per_app: 8, seed: 100 + seed };
         let sim = sim(tenant, SimOptions::default()).await;
-        let kept = store.create_connector(NewConnector::entra(format!("kept-{seed}")), SystemClock.now()).await;
+        let kept =
+            store.connectors().create_connector(NewConnector::entra(format!("kept-{seed}")), SystemClock.now()).await;
         let kept = kept.unwrap().id;
         let c = connector_for(&sim, settings());
         sync(&c, &store, kept, SyncMode::Full).await;
@@ -437,7 +450,8 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
             let outcome = sync(&c, &store, kept, SyncMode::Delta).await;
             assert_eq!(outcome.fell_back, None, "seed {seed} round {round}");
         }
-        let fresh = store.create_connector(NewConnector::entra(format!("fresh-{seed}")), SystemClock.now()).await;
+        let fresh =
+            store.connectors().create_connector(NewConnector::entra(format!("fresh-{seed}")), SystemClock.now()).await;
         let fresh = fresh.unwrap().id;
         sync(&c, &store, fresh, SyncMode::Full).await;
         let (kept_lines, fresh_lines) =
@@ -459,15 +473,22 @@ store_test!(over_many_seeds_deltas_after_mutations_equal_a_fresh_full_sync, |sto
 async fn stored_inherited(store: &Store, id: ConnectorId) -> BTreeSet<(String, String, String, String, bool)> {
     let mut principals: BTreeMap<i64, String> = BTreeMap::new();
     for page in 0.. {
-        let batch = store.list_principals(id, None, page, 10_000).await.unwrap();
+        let batch = store.principals().list_principals(id, None, page, 10_000).await.unwrap();
         if batch.is_empty() {
             break;
         }
         principals.extend(batch.into_iter().map(|p| (p.id.0, p.data.external_id)));
     }
-    let resources: BTreeMap<i64, String> =
-        store.list_resources(id, None).await.unwrap().into_iter().map(|r| (r.id.0, r.data.external_id)).collect();
+    let resources: BTreeMap<i64, String> = store
+        .resources()
+        .list_resources(id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.0, r.data.external_id))
+        .collect();
     let entitlements: BTreeMap<i64, (String, String)> = store
+        .resources()
         .entitlement_ids_by_key(id)
         .await
         .unwrap()
@@ -475,7 +496,7 @@ async fn stored_inherited(store: &Store, id: ConnectorId) -> BTreeSet<(String, S
         .map(|((resource, key), e)| (e.0, (resources[&resource.0].clone(), key.to_string())))
         .collect();
     let mut rows = Vec::new();
-    store.scan_current_grants(id, |g| rows.push(g)).await.unwrap();
+    store.grants().scan_current_grants(id, |g| rows.push(g)).await.unwrap();
     rows.into_iter()
         .filter(|g| g.source == "inherited")
         .filter_map(|g| {

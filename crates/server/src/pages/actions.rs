@@ -80,7 +80,7 @@ pub async fn act(state: &AppState, viewer: &Viewer, id: i64, form: &ActionForm) 
         Ok(done) => Ok(done),
         // A worker claimed it first: the change shows how it went.
         Err(attest_provisioner::ProvisionError::NotClaimable(_)) => {
-            Ok(InPerson { change: state.store.get_change(change.id).await?, secret: None })
+            Ok(InPerson { change: state.store.changes().get_change(change.id).await?, secret: None })
         }
         Err(e) => Err(provision_error(e)),
     }
@@ -113,7 +113,7 @@ async fn action_for(state: &AppState, principal: &Principal, form: &ActionForm) 
         "remove_grant" => {
             let grant: i64 =
                 form.grant.trim().parse().map_err(|_| WebError::BadRequest("no grant was chosen".into()))?;
-            let access = state.store.list_access_of_principal(principal.id).await?;
+            let access = state.store.directory().list_access_of_principal(principal.id).await?;
             let held = access
                 .iter()
                 .find(|a| a.grant.id.0 == grant)
@@ -147,7 +147,7 @@ async fn resolve(
     if name.trim().is_empty() {
         return Err(WebError::BadRequest(format!("name the {what}")));
     }
-    let mut found = state.store.find_resources_named(principal.connector_id, kind, name).await?;
+    let mut found = state.store.directory().find_resources_named(principal.connector_id, kind, name).await?;
     match found.len() {
         0 => Err(WebError::BadRequest(format!(
             "no {what} is named '{}' (by display name or object id); run a sync if it is new",
@@ -167,6 +167,7 @@ async fn resolve(
 async fn app_role(state: &AppState, app: &attest_domain::Resource, wanted: &str) -> Result<String, WebError> {
     let roles: Vec<(String, String)> = state
         .store
+        .resources()
         .list_entitlements(app.id)
         .await?
         .into_iter()

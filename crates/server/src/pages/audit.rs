@@ -86,7 +86,7 @@ impl AuditQuery {
 
 /// The chain's status, recomputed from every row.
 async fn chain_status(state: &AppState) -> Result<ChainStatus, WebError> {
-    let v = state.store.verify_audit_chain().await?;
+    let v = state.store.audit().verify_audit_chain().await?;
     Ok(ChainStatus {
         intact: v.broken.is_none(),
         checked: v.checked,
@@ -98,8 +98,11 @@ async fn chain_status(state: &AppState) -> Result<ChainStatus, WebError> {
 /// One page of the log, newest first, and the chain's status (also `GET /api/v1/audit`).
 pub async fn audit_data(state: &AppState, query: &AuditQuery) -> Result<AuditList, WebError> {
     let filter = query.filter()?;
-    let events =
-        state.store.list_audit_events_matching(&filter, AuditPage::NewestBefore(query.before), PAGE_SIZE).await?;
+    let events = state
+        .store
+        .audit()
+        .list_audit_events_matching(&filter, AuditPage::NewestBefore(query.before), PAGE_SIZE)
+        .await?;
     let next_before = (events.len() as u64 == PAGE_SIZE).then(|| events.last().map(|e| e.seq)).flatten();
     Ok(AuditList {
         events: events.iter().map(ApiAuditEvent::new).collect(),
@@ -148,7 +151,8 @@ async fn export_events(
     let mut events = Vec::new();
     let mut after = 0;
     loop {
-        let batch = state.store.list_audit_events_matching(&filter, AuditPage::OldestAfter(after), EXPORT_PAGE).await?;
+        let batch =
+            state.store.audit().list_audit_events_matching(&filter, AuditPage::OldestAfter(after), EXPORT_PAGE).await?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         let full = batch.len() as u64 == EXPORT_PAGE;
@@ -159,6 +163,7 @@ async fn export_events(
     }
     state
         .store
+        .audit()
         .append_audit_event(AuditEventDraft {
             occurred_at: state.now(),
             actor: viewer.actor(),

@@ -22,7 +22,7 @@ use crate::roles::{Allowed, Viewer, rule};
 /// Changes as the API answers and the pages show them, described with names ("add member Ada
 /// Lovelace to group Finance") where the directory objects are synced.
 pub async fn change_rows(store: &Store, changes: &[Change]) -> Result<Vec<ApiChange>, WebError> {
-    let descriptions = store.describe_changes(changes).await?;
+    let descriptions = store.changes().describe_changes(changes).await?;
     Ok(changes.iter().zip(descriptions).map(|(c, d)| ApiChange::new(c, d)).collect())
 }
 
@@ -52,7 +52,8 @@ pub async fn find_changes(state: &AppState, viewer: &Viewer, query: &ChangesQuer
         "" => None,
         s => Some(s.parse::<ChangeState>().map_err(|e| WebError::BadRequest(e.to_string()))?),
     };
-    let connectors: Vec<_> = store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)).collect();
+    let connectors: Vec<_> =
+        store.connectors().list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)).collect();
     let connector = match query.connector.as_str() {
         "" => None,
         name => Some(
@@ -72,7 +73,7 @@ pub async fn find_changes(state: &AppState, viewer: &Viewer, query: &ChangesQuer
         limit: PAGE_SIZE,
         ..Default::default()
     };
-    let changes = store.list_changes(&filter).await?;
+    let changes = store.changes().list_changes(&filter).await?;
     let next_before = (changes.len() as u64 == PAGE_SIZE).then(|| changes.last().map(|c| c.id.0)).flatten();
     Ok(ChangesFound { changes, connectors: connectors.into_iter().map(|c| c.name).collect(), next_before })
 }
@@ -102,7 +103,7 @@ pub async fn changes(
 
 pub async fn readable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
     let not_found = || WebError::NotFound(format!("change {id} not found"));
-    let change = state.store.get_change(ChangeId(id)).await.map_err(|_| not_found())?;
+    let change = state.store.changes().get_change(ChangeId(id)).await.map_err(|_| not_found())?;
     if !viewer.can_read(change.connector_id) {
         return Err(not_found());
     }
@@ -181,7 +182,7 @@ pub fn applied_page(viewer: &Viewer, done: attest_provisioner::InPerson) -> Resu
 pub async fn approve_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<attest_provisioner::InPerson, WebError> {
     operable_change(state, viewer, id).await?;
     let actor = viewer.actor();
-    state.store.approve_change(ChangeId(id), &actor, Some(&viewer.actor_id()), state.now()).await?;
+    state.store.changes().approve_change(ChangeId(id), &actor, Some(&viewer.actor_id()), state.now()).await?;
     state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)
 }
 
@@ -190,7 +191,7 @@ pub async fn retry_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Cha
     operable_change(state, viewer, id).await?;
     let (name, actor_id) = (viewer.actor(), viewer.actor_id());
     let actor = attest_domain::Actor { name: &name, id: Some(&actor_id) };
-    Ok(state.store.retry_change(ChangeId(id), actor, state.now()).await?)
+    Ok(state.store.changes().retry_change(ChangeId(id), actor, state.now()).await?)
 }
 
 /// Withdraws a change that has not been applied.
@@ -198,7 +199,7 @@ pub async fn cancel_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Ch
     operable_change(state, viewer, id).await?;
     let (name, actor_id) = (viewer.actor(), viewer.actor_id());
     let actor = attest_domain::Actor { name: &name, id: Some(&actor_id) };
-    Ok(state.store.cancel_change(ChangeId(id), actor, state.now()).await?)
+    Ok(state.store.changes().cancel_change(ChangeId(id), actor, state.now()).await?)
 }
 
 /// `POST /changes/{id}/approve`: approves and applies at once, in person.

@@ -34,7 +34,7 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
     let (principals, grants) = if ids.is_empty() { (0, 0) } else { state.caches.totals(store, &ids).await? };
     let mut rows = Vec::new();
     for c in &connectors {
-        let last = store.list_sync_runs(c.id, 1).await?.into_iter().next();
+        let last = store.syncs().list_sync_runs(c.id, 1).await?.into_iter().next();
         rows.push(DashboardConnector {
             id: c.id.0,
             name: c.name.clone(),
@@ -42,7 +42,7 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
             last_full_sync_at: c.last_full_sync_at,
             last_delta_sync_at: c.last_delta_sync_at,
             last_run: last.map(|r| LastRun { mode: r.mode.to_string(), status: r.status.to_string(), error: r.error }),
-            sync_requested: store.find_sync_request(c.id).await?.is_some(),
+            sync_requested: store.syncs().find_sync_request(c.id).await?.is_some(),
             can_sync: viewer.can_operate(c.id),
         });
     }
@@ -50,6 +50,7 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
     // Only the connectors this person reads are asked of the database.
     let within = viewer.read_scope().map(<[_]>::to_vec);
     let awaiting = store
+        .changes()
         .list_changes(&ChangeFilter {
             state: Some(ChangeState::AwaitingApproval),
             within: within.clone(),
@@ -61,11 +62,15 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
     let for_me: Vec<_> = awaiting.into_iter().filter(|c| viewer.may_approve(c)).take(20).collect();
     let recent = if connectors.is_empty() {
         // Requesters see what they asked for.
-        store.list_changes(&ChangeFilter { requested_by: Some(actor), limit: 10, ..Default::default() }).await?
+        store
+            .changes()
+            .list_changes(&ChangeFilter { requested_by: Some(actor), limit: 10, ..Default::default() })
+            .await?
     } else {
-        store.list_changes(&ChangeFilter { within: within.clone(), limit: 10, ..Default::default() }).await?
+        store.changes().list_changes(&ChangeFilter { within: within.clone(), limit: 10, ..Default::default() }).await?
     };
     let failed = store
+        .changes()
         .list_changes(&ChangeFilter { state: Some(ChangeState::Failed), within, limit: 500, ..Default::default() })
         .await?
         .len();

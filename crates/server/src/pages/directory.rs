@@ -35,7 +35,7 @@ pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -
         std::future::ready(Ok::<_, WebError>(found))
     })
     .await?;
-    let people = state.store.list_people_rows(&ids).await?;
+    let people = state.store.directory().list_people_rows(&ids).await?;
     Ok(PeopleList { people: people.iter().map(PersonListed::new).collect(), total, page: page_no, pages, q })
 }
 
@@ -58,9 +58,10 @@ pub async fn resources_data(
     query: &ListQuery,
 ) -> Result<ResourceList, WebError> {
     let q = search_text(&query.q);
-    let Paged { items: found, total, page: page_no, pages } =
-        fetch_page(query.page, |offset| state.store.search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, offset))
-            .await?;
+    let Paged { items: found, total, page: page_no, pages } = fetch_page(query.page, |offset| {
+        state.store.directory().search_resources(kind, &q, viewer.read_scope(), PAGE_SIZE, offset)
+    })
+    .await?;
     Ok(ResourceList { resources: found.iter().map(ResourceListed::new).collect(), total, page: page_no, pages, q })
 }
 
@@ -119,7 +120,7 @@ async fn readable_principal_with_manager(
     id: i64,
 ) -> Result<(Principal, Option<attest_store::Named<PrincipalId>>), WebError> {
     let not_found = || WebError::NotFound(format!("principal {id} not found"));
-    let found = state.store.find_principal_with_manager(PrincipalId(id)).await?.ok_or_else(not_found)?;
+    let found = state.store.directory().find_principal_with_manager(PrincipalId(id)).await?.ok_or_else(not_found)?;
     if !viewer.can_read(found.0.connector_id) {
         return Err(not_found());
     }
@@ -139,16 +140,17 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
     let connector = match connectors.iter().find(|c| c.id == principal.connector_id) {
         Some(c) => c.clone(),
         // Added since the cache was filled.
-        None => store.get_connector(principal.connector_id).await?,
+        None => store.connectors().get_connector(principal.connector_id).await?,
     };
     let operate = viewer.can_operate(principal.connector_id) && principal.data.deleted_at.is_none();
-    let access = store.list_access_of_principal(principal.id).await?;
-    let impacts = store.revoke_impacts(principal.id, &access).await?;
+    let access = store.directory().list_access_of_principal(principal.id).await?;
+    let impacts = store.directory().revoke_impacts(principal.id, &access).await?;
     let index = AccessIndex::new(&access);
     let row =
         |a: &AccessView| ApiAccess::new(a, impacts.get(&a.grant.id), &index, operate && removal(a, &principal).is_ok());
-    let group = store.find_resource_of_group(&principal).await?;
+    let group = store.directory().find_resource_of_group(&principal).await?;
     let changes = store
+        .changes()
         .list_changes(&ChangeFilter {
             involving: Some(principal.data.external_id.clone()),
             limit: 20,
@@ -194,17 +196,18 @@ pub async fn resource_data(
 ) -> Result<ResourceDetail, WebError> {
     let store = &state.store;
     let not_found = || WebError::NotFound(format!("resource {id} not found"));
-    let resource = store.get_resource(ResourceId(id)).await.map_err(|_| not_found())?;
+    let resource = store.resources().get_resource(ResourceId(id)).await.map_err(|_| not_found())?;
     if !viewer.can_read(resource.connector_id) {
         return Err(not_found());
     }
     let Paged { items: holders, total, page: page_no, pages } =
-        fetch_page(page_no, |offset| store.list_holders_of_resource(resource.id, PAGE_SIZE, offset)).await?;
+        fetch_page(page_no, |offset| store.directory().list_holders_of_resource(resource.id, PAGE_SIZE, offset))
+            .await?;
     // Listed through a group but not given by Entra: shown apart, the first page only.
     let (ineffective, ineffective_total) =
-        store.list_ineffective_holders_of_resource(resource.id, PAGE_SIZE, 0).await?;
-    let entitlements = store.list_entitlements(resource.id).await?;
-    let as_principal = store.find_principal_of_group(&resource).await?;
+        store.directory().list_ineffective_holders_of_resource(resource.id, PAGE_SIZE, 0).await?;
+    let entitlements = store.resources().list_entitlements(resource.id).await?;
+    let as_principal = store.directory().find_principal_of_group(&resource).await?;
     Ok(ResourceDetail {
         resource: ApiResource::new(&resource),
         attributes: resource.data.attributes.clone(),

@@ -68,10 +68,10 @@ pub async fn outbox(
         limit: PAGE_SIZE + 1,
         offset: (page_no - 1) * PAGE_SIZE,
     };
-    let mut mails = store.list_mail(&filter).await?;
+    let mut mails = store.outbox().list_mail(&filter).await?;
     let more = mails.len() as u64 > PAGE_SIZE;
     mails.truncate(PAGE_SIZE as usize);
-    let counts = store.count_mail_by_state().await?;
+    let counts = store.outbox().count_mail_by_state().await?;
     let states: Vec<_> = MailState::ALL
         .iter()
         .map(|s| {
@@ -99,7 +99,7 @@ pub async fn mail(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let mail = state.store.get_mail(MailId(id)).await?;
+    let mail = state.store.outbox().get_mail(MailId(id)).await?;
     let domain = state.mail_from.rsplit('@').next().unwrap_or_default().trim_end_matches('>').trim();
     let headers = [
         ("From", state.mail_from.to_string()),

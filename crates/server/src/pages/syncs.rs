@@ -48,9 +48,9 @@ pub struct ConnectorRuns {
 pub async fn find_runs(state: &AppState, viewer: &Viewer) -> Result<Vec<ConnectorRuns>, WebError> {
     let store = &state.store;
     let mut found = Vec::new();
-    for connector in store.list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)) {
-        let runs = store.list_sync_runs(connector.id, RUNS_SHOWN).await?;
-        let requested = store.find_sync_request(connector.id).await?;
+    for connector in store.connectors().list_connectors().await?.into_iter().filter(|c| viewer.can_read(c.id)) {
+        let runs = store.syncs().list_sync_runs(connector.id, RUNS_SHOWN).await?;
+        let requested = store.syncs().find_sync_request(connector.id).await?;
         found.push(ConnectorRuns { connector, runs, requested });
     }
     Ok(found)
@@ -105,7 +105,7 @@ pub async fn sync_now(
 /// Asks for a sync of connector `name` and wakes this replica's scheduler.
 pub async fn request(state: &AppState, viewer: &Viewer, name: &str, form: &SyncForm) -> Result<SyncRequest, WebError> {
     let not_found = || WebError::NotFound(format!("no connector named '{name}'"));
-    let connector = state.store.find_connector_by_name(name).await?.ok_or_else(not_found)?;
+    let connector = state.store.connectors().find_connector_by_name(name).await?.ok_or_else(not_found)?;
     if !viewer.can_read(connector.id) {
         return Err(not_found());
     }
@@ -117,7 +117,7 @@ pub async fn request(state: &AppState, viewer: &Viewer, name: &str, form: &SyncF
         "full" => SyncMode::Full,
         other => return Err(WebError::BadRequest(format!("sync mode '{other}' is not delta or full"))),
     };
-    let requested = state.store.request_sync(connector.id, mode, &viewer.actor(), state.now()).await?;
+    let requested = state.store.syncs().request_sync(connector.id, mode, &viewer.actor(), state.now()).await?;
     state.sync_wake.notify_one();
     Ok(requested)
 }

@@ -7,7 +7,7 @@ pub struct Model {
     pub connector_id: i64,
     #[sea_orm(primary_key, auto_increment = false)]
     pub email: String,
-    /// The directory object id the owner resolved to (see `Store::resolve_connector_owners`).
+    /// The directory object id the owner resolved to (see `Connectors::resolve_connector_owners`).
     pub object_id: Option<String>,
 }
 
