@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use attest_config::MailConfig;
-use attest_domain::{ChangeId, ChangeState, Mail, MailState};
+use attest_domain::{ChangeId, ChangeState, Mail, MailState, PrincipalKind};
 use attest_domain::{Clock as _, SystemClock};
 use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, free_port, header};
 use attest_notify::{Outbox, message_id};
@@ -225,5 +225,32 @@ db_test!(without_smtp_mail_is_kept_and_administrators_read_it_at_admin_mail, tru
     assert!(auditor_changes.contains("href=\"/admin/mail\""));
     let (_, owner_changes) = web.get(Some(&web.owner), "/changes").await;
     assert!(!owner_changes.contains("href=\"/admin/mail\""));
+    web.stop().await;
+});
+
+db_test!(an_administrator_who_never_signed_in_is_asked_to_approve_at_their_directory_address, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    // Someone synced with a work address, made an administrator from the command line, who has
+    // never signed in to Attest.
+    let people = store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 500).await.unwrap();
+    let known = [&web.admin, &web.approver, &web.owner, &web.requester, &web.auditor].map(|p| p.object_id.clone());
+    let newcomer = people
+        .iter()
+        .find(|p| p.data.email.is_some() && p.data.deleted_at.is_none() && !known.contains(&p.data.external_id))
+        .expect("someone synced who has not signed in");
+    let tenant = connector.tenant_id.clone().unwrap();
+    let (id, name) = (&newcomer.data.external_id, &newcomer.data.display_name);
+    store.web().set_web_user_roles(&tenant, id, name, &["admin".to_owned()], SystemClock.now()).await.unwrap();
+    assert_eq!(store.web().find_web_user(&tenant, id).await.unwrap().unwrap().email, None, "not signed in");
+
+    let block = block_requester(&web, &store).await;
+    let key = approval_key(ChangeId(block), newcomer.data.email.as_deref().unwrap());
+    let queued = eventually(DEADLINE, || {
+        let (store, key) = (store.clone(), key.clone());
+        async move { mail(&store, &key).await.is_some() }
+    });
+    assert!(queued.await, "mailed at the directory's address from the start");
     web.stop().await;
 });

@@ -199,6 +199,13 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert_eq!(store.changes().get_change(ChangeId(block)).await.unwrap().state, ChangeState::AwaitingApproval);
     let (_, waiting) = web.get(Some(&web.admin), &format!("/changes/{block}")).await;
     assert!(waiting.contains("a second person") && !waiting.contains("Approve and apply"), "{waiting}");
+    // A second click (a new form, a new nonce) returns the same change; the panel says it is
+    // already asked for, with a link.
+    let again = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-block-again-0123456789")]).await;
+    assert_eq!(change_id(&again), block, "asked twice, queued once");
+    let (_, panel) = web.get(Some(&web.owner), &page_path).await;
+    let open = panel.split("id=\"open-changes\"").nth(1).expect("the panel lists what is already asked for");
+    assert!(open.contains(&format!("href=\"/changes/{block}\"")) && open.contains("awaiting approval"), "{open}");
     let (_, dashboard) = web.get(Some(&web.approver), "/").await;
     assert!(
         dashboard.contains("Awaiting your approval") && dashboard.contains(&format!("/changes/{block}")),
@@ -591,4 +598,135 @@ db_test!(a_person_s_page_shows_effective_and_ineffective_access_apart_with_what_
     assert!(api["ineffective_total"].as_u64().unwrap() >= 1, "{api}");
     assert!(api["holders"].as_array().unwrap().iter().all(|h| h["effective"] == true));
     let _ = holders;
+});
+
+db_test!(every_error_is_a_page_in_the_layout_or_a_json_error_and_forms_opened_again_go_back, true, |db| {
+    let web = Web::boot(&db).await;
+    // An address that names nothing: a page in the layout, with the person's navigation, what
+    // happened, where to go next and the request's reference.
+    let (status, page) = web.get(Some(&web.admin), "/nowhere/at/all").await;
+    assert_eq!(status, 404);
+    for part in [
+        "<header>",
+        "href=\"/people\"",
+        "Sign out",
+        "There is nothing at this address",
+        "Where next",
+        "id=\"reference\"",
+    ] {
+        assert!(page.contains(part), "{part}: {page}");
+    }
+    let (status, page) = web.get(None, "/nowhere").await;
+    assert!(status == 404 && page.contains("<header>") && !page.contains("Sign out"), "{page}");
+    // Under the API: the JSON error body.
+    for path in ["/api/v1/nowhere", "/api/v1/principals/1/nothing"] {
+        let (status, body) = web.get(Some(&web.admin), path).await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{path}: {body}");
+    }
+    // A malformed id or query value is said in plain words, never a deserializer's.
+    for path in ["/principals/abc", "/changes?before=abc", "/api/v1/principals/abc", "/audit?before=x"] {
+        let who = if path.starts_with("/audit") { &web.auditor } else { &web.admin };
+        let (status, body) = web.get(Some(who), path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        for machine in ["Cannot parse", "i64", "Failed to deserialize", "invalid digit"] {
+            assert!(!body.contains(machine), "{path} says {machine}: {body}");
+        }
+        if path.starts_with("/api/") {
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"], "bad_request");
+        } else {
+            assert!(body.contains("<header>") && body.contains("Sign out"), "{path}: {body}");
+        }
+    }
+    assert!(web.get(Some(&web.admin), "/changes?before=abc").await.1.contains("&#x27;before&#x27;"));
+    // A hand-edited page number shows the list.
+    for path in ["/people?page=-1", "/people?page=abc", "/groups?page=0", "/api/v1/people?page=-5"] {
+        assert_eq!(web.get(Some(&web.admin), path).await.0, 200, "{path}");
+    }
+    // A form's address opened again (back, refresh) goes to the page it belongs to.
+    let store = db.store.clone();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let person =
+        store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 1).await.unwrap().remove(0);
+    let id = person.id.0;
+    for (form, page) in [
+        (format!("/changes/{id}/approve"), format!("/changes/{id}")),
+        (format!("/principals/{id}/actions"), format!("/principals/{id}")),
+        ("/connectors/contoso/sync".to_owned(), "/".to_owned()),
+        ("/auth/sign-out".to_owned(), "/".to_owned()),
+    ] {
+        let response = crate::harness::browser()
+            .get(format!("{}{form}", web.base))
+            .header("cookie", &web.admin.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((response.status().as_u16(), crate::harness::location(&response)), (303, page), "{form}");
+    }
+    // A method a route does not take: 405, in the route's surface.
+    let response = crate::harness::browser()
+        .get(format!("{}/api/v1/changes/1/approve", web.base))
+        .header("cookie", &web.admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let response = crate::harness::browser()
+        .delete(format!("{}/people", web.base))
+        .header("cookie", &web.admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert!(response.text().await.unwrap().contains("<header>"));
+    // A refusal names what the page is for, not another page.
+    let (status, page) = web.get(Some(&web.owner), "/admin/mail").await;
+    assert!(status == 403 && !page.contains("audit log is for"), "{page}");
+    let (status, page) = web.get(None, "/people").await;
+    assert_eq!(status, 401);
+    let main = page.split("<main>").nth(1).unwrap();
+    assert_eq!(main.to_lowercase().matches("sign in first").count(), 1, "said once: {page}");
+    web.stop().await;
+});
+
+db_test!(pages_count_in_words_and_say_each_thing_once, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    // Counts agree with their nouns: "1 member", "2 members".
+    let (_, groups) = web.get(Some(&web.admin), "/groups").await;
+    let words: Vec<&str> = groups.split(|c: char| c.is_whitespace() || c == '<' || c == '>').collect();
+    let mut counted = 0;
+    for pair in words.windows(2) {
+        if let (Ok(n), noun) = (pair[0].parse::<u64>(), pair[1])
+            && (noun.starts_with("member") || noun.starts_with("owner"))
+        {
+            assert_eq!(noun.ends_with('s'), n != 1, "{n} {noun}");
+            counted += 1;
+        }
+    }
+    assert!(counted > 0, "{groups}");
+    // A group has no sign-in to speak of.
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let group =
+        store.principals().list_principals(connector.id, Some(PrincipalKind::Group), 0, 1).await.unwrap().remove(0);
+    let (_, page) = web.get(Some(&web.admin), &format!("/principals/{}", group.id.0)).await;
+    assert!(!page.contains("Sign-in"), "{page}");
+    // A change applied says so once.
+    let person = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let added = web
+        .post(
+            &web.admin,
+            &format!("/principals/{}/actions", person.id.0),
+            &[("action", "revoke_sessions"), ("nonce", "nonce-wording-0123456789")],
+        )
+        .await;
+    let id = change_id(&added);
+    let (_, dashboard) = web.get(Some(&web.approver), "/").await;
+    assert!(dashboard.contains("1</div><div class=\"muted\">change awaiting your approval"), "{dashboard}");
+    assert_eq!(web.post(&web.approver, &format!("/changes/{id}/approve"), &[]).await.status().as_u16(), 303);
+    let (_, change) = web.get(Some(&web.approver), &format!("/changes/{id}")).await;
+    assert!(change.contains("class=\"state-applied\">applied</dd>"), "said once: {change}");
+    web.stop().await;
 });

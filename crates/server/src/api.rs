@@ -6,7 +6,7 @@
 //! schema generated from the type, and the e2e tests validate responses against the document.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -18,6 +18,7 @@ use crate::api_model::{
 };
 use crate::error::ApiError;
 use crate::error::WebError;
+use crate::extract::{Id, Query};
 use crate::forms::Submitted;
 use crate::pages::actions::{self, ActionForm};
 use crate::pages::audit::{AuditQuery, audit_data};
@@ -92,7 +93,7 @@ pub async fn roles(
 pub async fn principal(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<PrincipalDetail> {
     Ok(Json(principal_data(&state, &viewer, id).await?))
 }
@@ -101,7 +102,7 @@ pub async fn principal(
 pub async fn resource(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<ResourceDetail> {
     Ok(Json(resource_data(&state, &viewer, id, query.page).await?))
@@ -121,7 +122,7 @@ pub async fn changes(
 pub async fn change(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> Result<Json<ChangeDetail>, ApiError> {
     let change = readable_change(&state, &viewer, id).await?;
     let api = change_rows(&state.store, std::slice::from_ref(&change)).await?.pop();
@@ -186,7 +187,7 @@ async fn applied(state: &AppState, done: attest_provisioner::InPerson) -> Result
 pub async fn act(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, ApiError> {
     let done = actions::act(&state, &viewer, id, &form).await?;
@@ -197,7 +198,7 @@ pub async fn act(
 pub async fn approve(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(_): Submitted<Value>,
 ) -> Result<Response, ApiError> {
     let done = approve_now(&state, &viewer, id).await?;
@@ -208,7 +209,7 @@ pub async fn approve(
 pub async fn retry(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(_): Submitted<Value>,
 ) -> Result<Response, ApiError> {
     let change = retry_now(&state, &viewer, id).await?;
@@ -219,7 +220,7 @@ pub async fn retry(
 pub async fn cancel(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(_): Submitted<Value>,
 ) -> Result<Response, ApiError> {
     let change = cancel_now(&state, &viewer, id).await?;

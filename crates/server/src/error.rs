@@ -21,7 +21,7 @@ pub enum Surface {
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     /// Not signed in; `next` is where to come back to after signing in (a page asked for).
-    #[error("sign in first")]
+    #[error("You are not signed in, or your session has ended.")]
     SignedOut { next: Option<String> },
     #[error("{0}")]
     Forbidden(String),
@@ -42,6 +42,9 @@ pub enum WebError {
     /// scripts: `change_own_approval`, `change_not_retryable`, ...).
     #[error("{message}")]
     Refused { reason: &'static str, message: String },
+    /// A method the address does not take.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Unavailable(String),
     /// Something broke; the details are logged, not shown.
@@ -57,6 +60,7 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) | WebError::Refused { .. } => StatusCode::CONFLICT,
+            WebError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,6 +76,7 @@ impl WebError {
             WebError::NotFound(_) => "not_found",
             WebError::BadRequest(_) => "bad_request",
             WebError::Conflict(_) | WebError::Refused { .. } => "conflict",
+            WebError::MethodNotAllowed(_) => "method_not_allowed",
             WebError::Unavailable(_) => "unavailable",
             WebError::Internal(_) => "internal",
         }
@@ -85,6 +90,7 @@ impl WebError {
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) => "That did not work",
             WebError::Conflict(_) | WebError::Refused { .. } => "Not now",
+            WebError::MethodNotAllowed(_) => "Not here",
             WebError::Unavailable(_) => "Unavailable",
             WebError::Internal(_) => "Something went wrong",
         }
@@ -171,6 +177,7 @@ impl IntoResponse for WebError {
             "message": self.message(),
             "signed_out": matches!(self, WebError::SignedOut { .. }),
             "sign_in_again": matches!(self, WebError::SignInFailed(_)),
+            "request_id": crate::request_id::current(),
             "sign_in": match &self {
                 WebError::SignedOut { next: Some(next) } => {
                     format!("/auth/sign-in?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>())
@@ -178,11 +185,19 @@ impl IntoResponse for WebError {
                 _ => "/auth/sign-in".to_owned(),
             },
         });
-        let html = crate::render::render_html("error.html", context)
+        let html = crate::render::render_html("error.html", context.clone())
             .unwrap_or_else(|_| format!("<!doctype html><title>{status}</title><p>{status}</p>"));
-        (status, Html(html)).into_response()
+        let mut response = (status, Html(html)).into_response();
+        // Drawn again in the layout, with the person's navigation (`error_pages::framed`).
+        response.extensions_mut().insert(ErrorPage(context));
+        response
     }
 }
+
+/// An error page's context, kept on its response so the layout can be drawn around it for
+/// whoever is signed in (see `crate::error_pages::framed`).
+#[derive(Debug, Clone)]
+pub struct ErrorPage(pub serde_json::Value);
 
 impl From<StoreError> for WebError {
     fn from(error: StoreError) -> Self {

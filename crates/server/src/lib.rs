@@ -15,6 +15,8 @@ pub mod auth;
 mod cache;
 pub mod connectors;
 pub mod error;
+mod error_pages;
+mod extract;
 mod forms;
 mod http_metrics;
 mod metrics;

@@ -75,6 +75,26 @@ pub fn approvers(change: &Change, admins: &[WebUser], owners: &[String]) -> Vec<
     to
 }
 
+/// `users` with an address each where the directory has one: a user granted a role before
+/// their first sign-in has none in Attest yet, but is a synced principal of their tenant, so
+/// they are mailed from the start (an address known from signing in is kept).
+async fn with_directory_addresses(
+    store: &Store,
+    connectors: &[attest_domain::Connector],
+    mut users: Vec<WebUser>,
+) -> Result<Vec<WebUser>, StoreError> {
+    for user in users.iter_mut().filter(|u| u.email.is_none()) {
+        for connector in connectors.iter().filter(|c| c.tenant_id.as_deref() == Some(user.tenant_id.as_str())) {
+            let found = store.principals().find_principal_by_external_id(connector.id, &user.object_id).await?;
+            if let Some(email) = found.filter(|p| p.data.deleted_at.is_none()).and_then(|p| p.data.email) {
+                user.email = Some(email);
+                break;
+            }
+        }
+    }
+    Ok(users)
+}
+
 /// A mail the scan would queue, before it is rendered.
 struct Planned {
     key: String,
@@ -139,9 +159,11 @@ impl Notifier {
 
         let mut planned = Vec::new();
         if changes.iter().any(|c| c.state == ChangeState::AwaitingApproval) {
-            let admins = store.web().list_web_users_with_role("admin").await?;
-            let owners: HashMap<ConnectorId, Vec<String>> =
-                store.connectors().list_connectors().await?.into_iter().map(|c| (c.id, c.owners)).collect();
+            let connectors = store.connectors().list_connectors().await?;
+            let admins =
+                with_directory_addresses(store, &connectors, store.web().list_web_users_with_role("admin").await?)
+                    .await?;
+            let owners: HashMap<ConnectorId, Vec<String>> = connectors.into_iter().map(|c| (c.id, c.owners)).collect();
             for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::AwaitingApproval) {
                 let owners = owners.get(&change.connector_id).map(Vec::as_slice).unwrap_or_default();
                 for to in approvers(change, &admins, owners) {

@@ -65,7 +65,7 @@ impl Access {
             Access::Public | Access::SignedIn => "",
             Access::DirectoryReader => "This is for administrators, auditors and integration owners.",
             Access::Operator => "Only administrators and integration owners make changes.",
-            Access::AuditReader => "The audit log is for administrators and auditors.",
+            Access::AuditReader => "This is for administrators and auditors.",
             Access::Admin => "This is for administrators.",
         }
     }

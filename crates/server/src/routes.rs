@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::Surface;
 use crate::roles::{Access, Guarded};
-use crate::{AppState, api, auth, metrics, pages};
+use crate::{AppState, api, auth, error_pages, metrics, pages};
 
 /// One route: method, path template, the access it requires and its surface.
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +41,8 @@ impl Table {
 
     fn add<T: Guarded>(mut self, method: &'static str, path: &'static str, route: MethodRouter<AppState>) -> Self {
         self.routes.push(RouteInfo { method, path, access: T::ACCESS, surface: self.surface });
-        // The surface travels with the request, for the guard and the form reader.
+        let route = route.fallback(error_pages::wrong_method);
+        // The surface travels with the request, for the guard, the form reader and the errors.
         self.router = self.router.route(path, route.layer(Extension(self.surface)));
         self
     }
@@ -51,7 +52,9 @@ impl Table {
     }
 
     fn post<H: Handler<T, AppState>, T: Guarded + 'static>(self, path: &'static str, handler: H) -> Self {
-        self.add::<T>("POST", path, post(handler))
+        // A form's address opened with GET (back, refresh) goes to the page it belongs to.
+        let route = if self.surface == Surface::Page { post(handler).get(error_pages::back) } else { post(handler) };
+        self.add::<T>("POST", path, route)
     }
 }
 
@@ -121,6 +124,9 @@ pub fn router(state: AppState) -> Router {
     routes()
         .router
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // An address no route names.
+        .fallback(error_pages::unknown)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages::framed))
         // Outside the routes, so unknown paths and refusals carry the headers too.
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::security::headers))
         .layer(axum::middleware::from_fn(crate::request_id::tag))

@@ -16,7 +16,9 @@ const PAGE: u64 = 5_000;
 /// Which events a reader wants; every field narrows, `None` does not.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditFilter {
-    /// Exactly this actor (case-insensitive).
+    /// Actors with a word beginning with this (case-insensitive): `ada` finds
+    /// `ada@contoso.com`, `ada@contoso.com (in person)` and `ada@contoso.com (command line)`;
+    /// `in person` finds every approval applied in person.
     pub actor: Option<String>,
     /// Actions starting with this (`change.` for every change event).
     pub action: Option<String>,
@@ -120,7 +122,13 @@ impl Audit<'_> {
         use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
         let mut query = audit_event::Entity::find();
         if let Some(actor) = filter.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-            query = query.filter(Expr::expr(Func::lower(Expr::col(Column::Actor))).eq(actor.to_lowercase()));
+            let escaped = actor.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let lower = || Expr::expr(Func::lower(Expr::col(Column::Actor)));
+            // From the start, or from a word's start (after a space or an opening bracket).
+            let starts = lower().like(LikeExpr::new(format!("{escaped}%")).escape('\\'));
+            let word = lower().like(LikeExpr::new(format!("% {escaped}%")).escape('\\'));
+            let bracketed = lower().like(LikeExpr::new(format!("%({escaped}%")).escape('\\'));
+            query = query.filter(starts.or(word).or(bracketed));
         }
         if let Some(action) = filter.action.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             let escaped = action.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");

@@ -70,8 +70,10 @@ pub struct Enqueued {
 }
 
 impl Changes<'_> {
-    /// Queues a change, or returns the one already queued under the same idempotency key.
-    /// `needs_approval` puts it in `awaiting_approval` instead of `pending`.
+    /// Queues a change, or returns the one already queued under the same idempotency key, or
+    /// the same operation still open (pending, awaiting approval or in progress) in the same
+    /// connector: asking twice for one thing (a second click on "Block sign-in") queues it
+    /// once. `needs_approval` puts it in `awaiting_approval` instead of `pending`.
     pub async fn enqueue_change(
         self,
         new: NewChange,
@@ -83,6 +85,19 @@ impl Changes<'_> {
         let action = serde_json::to_string(&new.action)
             .map_err(|e| StoreError::Internal(format!("a change cannot be encoded: {e}")))?;
         let txn = self.begin_write().await?;
+        let open = [ChangeState::Pending, ChangeState::AwaitingApproval, ChangeState::InProgress].map(|s| s.as_str());
+        let same = change::Entity::find()
+            .filter(Column::ConnectorId.eq(new.connector_id.0))
+            .filter(Column::Action.eq(action.clone()))
+            .filter(Column::State.is_in(open))
+            .order_by_asc(Column::Id)
+            .one(&txn)
+            .await?;
+        if let Some(same) = same {
+            let change = load(&txn, same.id).await?;
+            txn.commit().await?;
+            return Ok(Enqueued { change, created: false });
+        }
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO changes (connector_id, kind, action, target_object, principal_object, idempotency_key, \

@@ -595,6 +595,39 @@ fn draft(n: i64) -> AuditEventDraft {
     }
 }
 
+store_test!(the_audit_log_finds_an_actor_by_the_start_of_any_word_in_any_case, |store| {
+    use crate::{AuditFilter, AuditPage};
+    for (n, actor) in [
+        "ada@contoso.com",
+        "Ada@Contoso.com (in person)",
+        "ada@contoso.com (command line)",
+        "bob@contoso.com",
+        "worker-1",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store.audit().append_audit_event(AuditEventDraft { actor: actor.into(), ..draft(n as i64 + 1) }).await.unwrap();
+    }
+    let found = |actor: &str| {
+        let filter = AuditFilter { actor: Some(actor.into()), ..Default::default() };
+        let store = store.clone();
+        async move {
+            let events = store.audit().list_audit_events_matching(&filter, AuditPage::NewestBefore(None), 50).await;
+            let mut seqs: Vec<i64> = events.unwrap().iter().map(|e| e.seq).collect();
+            seqs.sort();
+            seqs
+        }
+    };
+    assert_eq!(found("ada").await, vec![1, 2, 3], "every form the actor takes");
+    assert_eq!(found("ADA@CONTOSO.COM").await, vec![1, 2, 3]);
+    assert_eq!(found("in person").await, vec![2]);
+    assert_eq!(found("command").await, vec![3]);
+    assert_eq!(found("contoso").await, Vec::<i64>::new(), "the start of a word, not any part");
+    assert_eq!(found("worker").await, vec![5]);
+    assert_eq!(found("%").await, Vec::<i64>::new(), "LIKE wildcards are literal");
+});
+
 store_test!(the_audit_chain_verifies_and_pinpoints_tampering, |store| {
     let empty = store.audit().verify_audit_chain().await.unwrap();
     assert_eq!((empty.checked, empty.broken.clone()), (0, None));
@@ -766,6 +799,29 @@ store_test!(changes_are_listed_within_a_readers_connectors_by_the_database, |sto
     assert_eq!(listed(Some(vec![a]), 3).await, vec![a, a, a]);
     assert_eq!(listed(Some(vec![]), 10).await, Vec::<ConnectorId>::new(), "no connectors, no changes");
     assert_eq!(listed(None, 10).await.len(), 6);
+});
+
+store_test!(the_same_operation_asked_twice_while_open_is_queued_once, |store| {
+    let c = connector(&store, "contoso").await.id;
+    let block = |key: &str| NewChange {
+        action: ChangeAction::BlockSignIn { user: "u-1".into() },
+        ..member_change(c, key, "ada@contoso.com")
+    };
+    let first = store.changes().enqueue_change(block("click-1"), true, t(0)).await.unwrap();
+    assert!(first.created && first.change.state == ChangeState::AwaitingApproval);
+    let second = store.changes().enqueue_change(block("click-2"), true, t(1)).await.unwrap();
+    assert!(!second.created && second.change.id == first.change.id, "a second click returns the first");
+    // Another connector's, or another operation, is its own change.
+    let other = connector(&store, "fabrikam").await.id;
+    let elsewhere = NewChange { connector_id: other, ..block("click-3") };
+    assert!(store.changes().enqueue_change(elsewhere, true, t(2)).await.unwrap().created);
+    assert!(
+        store.changes().enqueue_change(member_change(c, "k", "ada@contoso.com"), true, t(2)).await.unwrap().created
+    );
+    // Once it is closed, asking again queues a new one.
+    store.changes().cancel_change(first.change.id, "ada@contoso.com", t(3)).await.unwrap();
+    let again = store.changes().enqueue_change(block("click-4"), true, t(4)).await.unwrap();
+    assert!(again.created && again.change.id != first.change.id);
 });
 
 store_test!(changes_queue_once_per_key_and_move_through_their_states_with_audit, |store| {
@@ -999,7 +1055,8 @@ store_test!(web_users_by_role_for_notifications, |store| {
     let roles = |names: &[&str]| names.iter().map(|r| r.to_string()).collect::<Vec<_>>();
     store.web().sign_in_web_user("t1", "oid-ada", "Ada", Some("ada@contoso.com"), t(0)).await.unwrap();
     store.web().set_web_user_roles("t1", "oid-ada", "Ada", &roles(&["auditor", "admin"]), t(1)).await.unwrap();
-    // An administrator who never signed in has no email yet: left out.
+    // An administrator who never signed in: listed, with no address yet (the notifications job
+    // finds it in the directory).
     store.web().set_web_user_roles("t1", "oid-bob", "Bob", &roles(&["admin"]), t(2)).await.unwrap();
     // Signed in, no role; an auditor; a role whose name merely contains "admin".
     store.web().sign_in_web_user("t1", "oid-cy", "Cy", Some("cy@contoso.com"), t(3)).await.unwrap();
@@ -1016,6 +1073,11 @@ store_test!(web_users_by_role_for_notifications, |store| {
     assert_eq!(
         emails(store.web().list_web_users_with_role("admin").await.unwrap()),
         vec!["ada@contoso.com", "ADA@contoso.com", "fay@contoso.com"]
+    );
+    let admins = store.web().list_web_users_with_role("admin").await.unwrap();
+    assert_eq!(
+        admins.iter().map(|u| (u.object_id.as_str(), u.email.is_some())).collect::<Vec<_>>(),
+        vec![("oid-ada", true), ("oid-bob", false), ("oid-ada2", true), ("oid-fay", true)]
     );
     assert_eq!(
         emails(store.web().list_web_users_with_role("auditor").await.unwrap()),
@@ -1107,10 +1169,12 @@ async fn a_new_sqlite_database_and_its_wal_are_private_to_their_owner() {
 
 store_test!(a_reset_cut_off_mid_way_becomes_outcome_unknown_for_a_person_to_retry_or_cancel, |store| {
     let c = connector(&store, "contoso").await.id;
-    let reset =
-        |token: &str| NewChange::manual(c, ChangeAction::ResetPassword { user: "u1".into() }, "ada@contoso.com", token);
-    let first = store.changes().enqueue_change(reset("reset-token-1"), false, t(0)).await.unwrap().change;
-    let second = store.changes().enqueue_change(reset("reset-token-2"), false, t(0)).await.unwrap().change;
+    // Two users' resets (one user's second reset while the first is open would be the first).
+    let reset = |user: &str, token: &str| {
+        NewChange::manual(c, ChangeAction::ResetPassword { user: user.into() }, "ada@contoso.com", token)
+    };
+    let first = store.changes().enqueue_change(reset("u1", "reset-token-1"), false, t(0)).await.unwrap().change;
+    let second = store.changes().enqueue_change(reset("u2", "reset-token-2"), false, t(0)).await.unwrap().change;
     // Both claimed in person; then the process dies, and their leases run out at t(60).
     for id in [first.id, second.id] {
         store.changes().claim_change(id, "ada (in person)", t(60), t(1)).await.unwrap().unwrap();

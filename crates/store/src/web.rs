@@ -114,15 +114,14 @@ impl Web<'_> {
             .ok_or_else(|| StoreError::Internal(format!("user {tenant_id}/{object_id} vanished")))
     }
 
-    /// The users granted `role` who have an email address, oldest first.
+    /// The users granted `role`, oldest first. One granted a role before signing in has no
+    /// address here yet (see their synced principal for it).
     pub async fn list_web_users_with_role(self, role: &str) -> Result<Vec<WebUser>, StoreError> {
         // Roles are a JSON array of strings: narrow in SQL, decide on the parsed list.
         let quoted = serde_json::Value::from(role).to_string();
         let escaped = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        let mut sql = Sql::new(
-            self.backend(),
-            &format!("SELECT {} FROM web_users WHERE email IS NOT NULL AND roles LIKE ", USER_COLUMNS.join(", ")),
-        );
+        let mut sql =
+            Sql::new(self.backend(), &format!("SELECT {} FROM web_users WHERE roles LIKE ", USER_COLUMNS.join(", ")));
         sql.value(format!("%{escaped}%")).push(" ESCAPE '\\'");
         let rows: Vec<UserRow> = select_json(&self.db, sql, USER_COLUMNS).await?;
         let mut users = rows.into_iter().map(user).collect::<Result<Vec<_>, _>>()?;

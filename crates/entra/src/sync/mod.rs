@@ -332,6 +332,7 @@ impl EntraConnector {
         let last_read = sink.cursor(APP_ASSIGNMENTS_READ).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
         if !full && let Some(last) = last_read.filter(|last| now - last.with_timezone(&Utc) < interval) {
             let due = last.with_timezone(&Utc) + interval;
+            let due = due.format("%Y-%m-%d %H:%M UTC");
             sink.note(format!("application role assignments were not re-read (next read due after {due})"));
             return Ok(());
         }

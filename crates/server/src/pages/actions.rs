@@ -10,7 +10,7 @@
 
 use attest_domain::{ChangeAction, ChangeState, EntitlementKey, NewChange, Principal, PrincipalKind, ResourceKind};
 use attest_provisioner::InPerson;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -18,6 +18,7 @@ use super::changes::{applied_page, provision_error};
 use super::directory::{readable_principal, removal};
 use crate::AppState;
 use crate::error::WebError;
+use crate::extract::Id;
 use crate::forms::Submitted;
 use crate::roles::{Allowed, Viewer, rule};
 
@@ -49,7 +50,7 @@ pub struct ActionForm {
 pub async fn submit(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {
     let done = act(&state, &viewer, id, &form).await?;

@@ -6,7 +6,7 @@ use attest_domain::{AuditEvent, AuditEventDraft};
 
 use crate::api_model::{ApiAuditEvent, AuditList, ChainStatus};
 use attest_store::{AuditFilter, AuditPage};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -17,6 +17,7 @@ use serde_json::json;
 use super::{PAGE_SIZE, page, url_encode, with};
 use crate::AppState;
 use crate::error::WebError;
+use crate::extract::Query;
 use crate::roles::{Allowed, Viewer, rule};
 
 /// Events per database read while exporting.

@@ -6,7 +6,7 @@
 
 use attest_domain::{Change, ChangeId, ChangeState};
 use attest_store::{ChangeFilter, Store};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use super::{PAGE_SIZE, page};
 use crate::AppState;
 use crate::api_model::{ApiChange, ChangePermissions};
 use crate::error::WebError;
+use crate::extract::{Id, Query};
 use crate::forms::Submitted;
 use crate::roles::{Allowed, Viewer, rule};
 
@@ -148,7 +149,7 @@ async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde
 pub async fn change(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> Result<Html<String>, WebError> {
     let data = change_data(&state, &viewer, id).await?;
     page(&viewer, "change.html", data)
@@ -206,7 +207,7 @@ pub async fn cancel_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Ch
 pub async fn approve(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     let done = approve_now(&state, &viewer, id).await?;
@@ -217,7 +218,7 @@ pub async fn approve(
 pub async fn retry(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     retry_now(&state, &viewer, id).await?;
@@ -228,7 +229,7 @@ pub async fn retry(
 pub async fn cancel(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     cancel_now(&state, &viewer, id).await?;

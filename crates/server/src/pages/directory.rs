@@ -5,7 +5,7 @@
 use attest_domain::command::{CommandError, revoke_action};
 use attest_domain::{ChangeAction, Principal, PrincipalId, PrincipalKind, ResourceId, ResourceKind};
 use attest_store::{AccessView, ChangeFilter};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Html;
 use serde::Deserialize;
 use serde_json::json;
@@ -17,12 +17,14 @@ use crate::api_model::{
     PrincipalDetail, Ref, ResourceDetail, ResourceList, ResourceListed,
 };
 use crate::error::WebError;
+use crate::extract::{Id, Query};
 use crate::roles::{Allowed, Viewer, rule};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     pub q: String,
+    #[serde(default, deserialize_with = "crate::extract::lenient_page")]
     pub page: Option<u64>,
 }
 
@@ -173,10 +175,18 @@ pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Resul
 pub async fn principal(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> Result<Html<String>, WebError> {
     let data = principal_data(&state, &viewer, id).await?;
-    let panel = json!({"panel": {
+    // What is already asked for them and not done: the panel links to it rather than invite a
+    // second request (asking again returns the same change).
+    let open: Vec<_> = data
+        .changes
+        .iter()
+        .filter(|c| ["pending", "awaiting_approval", "in_progress"].contains(&c.state.as_str()))
+        .map(|c| json!({"id": c.id, "description": c.description, "state": c.state}))
+        .collect();
+    let panel = json!({"open_changes": open, "panel": {
         "show": data.can_act,
         "user_actions": data.principal.kind == PrincipalKind::User.to_string(),
         "deleted": data.principal.deleted,
@@ -231,6 +241,7 @@ pub async fn resource_data(
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
+    #[serde(default, deserialize_with = "crate::extract::lenient_page")]
     pub page: Option<u64>,
 }
 
@@ -238,7 +249,7 @@ pub struct PageQuery {
 pub async fn resource(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(query): Query<PageQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = resource_data(&state, &viewer, id, query.page).await?;

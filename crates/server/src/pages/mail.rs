@@ -8,7 +8,7 @@
 
 use attest_domain::{Mail, MailId, MailState};
 use attest_store::MailFilter;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use serde_json::json;
 use super::{PAGE_SIZE, page, search_text, url_encode, when};
 use crate::AppState;
 use crate::error::WebError;
+use crate::extract::{Id, Query};
 use crate::roles::{Allowed, rule};
 
 /// What a mail page may load: its own styles and images inline, nothing else, no scripts.
@@ -97,7 +98,7 @@ pub async fn outbox(
 pub async fn mail(
     viewer: Allowed<rule::AuditReader>,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> Result<Response, WebError> {
     let mail = state.store.outbox().get_mail(MailId(id)).await?;
     let domain = state.mail_from.rsplit('@').next().unwrap_or_default().trim_end_matches('>').trim();
