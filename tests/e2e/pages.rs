@@ -730,3 +730,94 @@ db_test!(pages_count_in_words_and_say_each_thing_once, true, |db| {
     assert!(change.contains("class=\"state-applied\">applied</dd>"), "said once: {change}");
     web.stop().await;
 });
+
+db_test!(groups_graph_cannot_change_are_refused_before_queueing_and_say_why, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    // A distribution list in Entra, synced.
+    web.sim.sim.write(|t| {
+        let mut list = t.groups.iter().find(|g| g.deleted.is_none()).unwrap().clone();
+        (list.id, list.display_name) = ("00000000-0000-4000-8000-00000000d157".into(), "All Staff (list)".into());
+        (list.group_types, list.mail_enabled, list.security_enabled) = (vec![], true, false);
+        (list.membership_rule, list.is_assignable_to_role) = (None, None);
+        list.mail = Some("allstaff@contoso.com".into());
+        t.add_group(list);
+    });
+    let config = web.dir.join("attest.toml").display().to_string();
+    let synced =
+        crate::harness::attest(&["--config", &config, "--database-url", db.url.expose(), "sync", "contoso"]).await;
+    assert!(synced.success, "{:?}\n{}", synced.error, synced.stdout);
+    let (groups, _) = store.directory().search_resources(ResourceKind::Group, "", None, 1000, 0).await.unwrap();
+    let flag = |g: &&attest_store::ResourceSummary, name: &str| g.resource.data.attributes[name] == true;
+    let dynamic = groups.iter().find(|g| flag(g, "dynamic")).expect("the tenant has a dynamic group");
+    let exchange = groups
+        .iter()
+        .find(|g| flag(g, "distribution") || flag(g, "mailEnabledSecurity"))
+        .expect("and a distribution list");
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let person = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let actions = format!("/principals/{}/actions", person.id.0);
+    let before = store
+        .changes()
+        .list_changes(&attest_store::ChangeFilter { limit: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .len();
+    for (group, relation, why) in [
+        (dynamic, "member", "dynamic membership rule"),
+        (exchange, "member", "Exchange Online"),
+        (exchange, "owner", "Exchange Online"),
+    ] {
+        let id = group.resource.data.external_id.as_str();
+        let nonce = format!("nonce-locked-{relation}-{id}");
+        let refused = web
+            .post(
+                &web.admin,
+                &actions,
+                &[("action", "add_to_group"), ("group", id), ("relation", relation), ("nonce", &nonce)],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 409, "{relation} of {id}");
+        let page = refused.text().await.unwrap();
+        assert!(page.contains(why) && page.contains("<header>"), "{page}");
+    }
+    // A dynamic group's owners are not ruled: that is queued.
+    let owner = web
+        .post(
+            &web.admin,
+            &actions,
+            &[
+                ("action", "add_to_group"),
+                ("group", &dynamic.resource.data.external_id),
+                ("relation", "owner"),
+                ("nonce", "nonce-dynamic-owner-0123"),
+            ],
+        )
+        .await;
+    assert_eq!(owner.status().as_u16(), 303);
+    let after = store
+        .changes()
+        .list_changes(&attest_store::ChangeFilter { limit: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 1, "nothing queued for the refused ones");
+    // The group's page says what it is and why its members are not changed here.
+    let (_, page) = web.get(Some(&web.admin), &format!("/resources/{}", dynamic.resource.id.0)).await;
+    let kind = page.split("id=\"group-type\">").nth(1).unwrap();
+    assert!(kind.starts_with("security · dynamic") || kind.starts_with("Microsoft 365 · dynamic"), "{kind}");
+    assert!(page.contains("id=\"managed-elsewhere\"") && page.contains("Membership rule"), "{page}");
+    // Someone in the dynamic group is offered no Remove for that membership, and the API says so.
+    let holders = store.directory().list_holders_of_resource(dynamic.resource.id, 50, 0).await.unwrap().0;
+    let member = holders
+        .iter()
+        .find(|h| {
+            h.entitlement.data.key == attest_domain::EntitlementKey::Member && h.grant.source == GrantSource::Direct
+        })
+        .expect("a direct member");
+    let (_, api) = web.get(Some(&web.admin), &format!("/api/v1/principals/{}", member.principal.id.0)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let row = api["access"].as_array().unwrap().iter().find(|a| a["grant_id"] == member.grant.id.0).unwrap();
+    assert_eq!(row["removable"], false, "{row}");
+    web.stop().await;
+});

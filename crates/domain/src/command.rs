@@ -30,6 +30,8 @@ pub struct GrantTarget<'a> {
     pub resource_deleted: bool,
     pub entitlement: &'a EntitlementKey,
     pub until: Option<DateTime<Utc>>,
+    /// Why the directory's API cannot change this (see `resource::group_managed_elsewhere`).
+    pub managed_elsewhere: Option<&'static str>,
 }
 
 /// A held grant to take away, with what resolving it needs from the graph.
@@ -48,6 +50,8 @@ pub struct RevokeTarget<'a> {
     pub external_ref: Option<&'a str>,
     pub expires_at: Option<DateTime<Utc>>,
     pub ineffective: Option<IneffectiveReason>,
+    /// Why the directory's API cannot change this (see `resource::group_managed_elsewhere`).
+    pub managed_elsewhere: Option<&'static str>,
 }
 
 /// Why a command cannot become a change.
@@ -69,6 +73,10 @@ pub enum CommandError {
     /// which Attest enforces itself by revoking on time).
     #[error("{0}")]
     NotSupported(String),
+    /// The group is managed elsewhere (Exchange, a dynamic rule, on-premises): the directory's
+    /// API refuses the change.
+    #[error("this group cannot be changed through Microsoft Graph: {0}")]
+    ManagedElsewhere(&'static str),
 }
 
 impl CommandError {
@@ -80,6 +88,7 @@ impl CommandError {
             CommandError::ResourceDeleted(_) => "resource_deleted",
             CommandError::Ended => "grant_ended",
             CommandError::NotSupported(_) => "not_supported",
+            CommandError::ManagedElsewhere(_) => "group_managed_elsewhere",
         }
     }
 }
@@ -101,6 +110,9 @@ const TENANT_SCOPE: &str = "/";
 pub fn grant_action(target: &GrantTarget) -> Result<ChangeAction, CommandError> {
     if target.resource_deleted {
         return Err(CommandError::ResourceDeleted(noun(target.resource_kind)));
+    }
+    if let Some(why) = target.managed_elsewhere {
+        return Err(CommandError::ManagedElsewhere(why));
     }
     let (resource, principal) = (target.resource.to_owned(), target.principal.to_owned());
     let scope = TENANT_SCOPE.to_owned();
@@ -141,6 +153,9 @@ pub fn revoke_action(target: &RevokeTarget) -> Result<ChangeAction, CommandError
     }
     if target.resource_deleted {
         return Err(CommandError::ResourceDeleted(noun(target.resource_kind)));
+    }
+    if let Some(why) = target.managed_elsewhere {
+        return Err(CommandError::ManagedElsewhere(why));
     }
     let (resource, principal) = (target.resource.to_owned(), target.principal.to_owned());
     let scope = target.scope.to_owned();
@@ -191,6 +206,7 @@ mod tests {
             external_ref: Some("a1"),
             expires_at: None,
             ineffective: None,
+            managed_elsewhere: None,
         }
     }
 
@@ -256,6 +272,7 @@ mod tests {
             resource_deleted: false,
             entitlement: key,
             until: Some(until),
+            managed_elsewhere: None,
         };
         assert_eq!(
             grant_action(&grant(ResourceKind::DirectoryRole, &EntitlementKey::Active)),
@@ -282,5 +299,13 @@ mod tests {
         );
         let gone = GrantTarget { resource_deleted: true, ..grant(ResourceKind::Group, &EntitlementKey::Member) };
         assert_eq!(grant_action(&gone), Err(CommandError::ResourceDeleted("group")));
+        // A group Graph cannot change: refused, with why, both ways.
+        let why = "its members come from its dynamic membership rule";
+        let dynamic =
+            GrantTarget { managed_elsewhere: Some(why), ..grant(ResourceKind::Group, &EntitlementKey::Member) };
+        assert_eq!(grant_action(&dynamic), Err(CommandError::ManagedElsewhere(why)));
+        let member = EntitlementKey::Member;
+        let held = RevokeTarget { managed_elsewhere: Some(why), ..revoke(ResourceKind::Group, &member) };
+        assert_eq!(revoke_action(&held).map_err(|e| e.code()), Err("group_managed_elsewhere"));
     }
 }

@@ -33,6 +33,7 @@ impl Grants<'_> {
                     resource_deleted: resource.data.deleted_at.is_some(),
                     entitlement: &entitlement.data.key,
                     until: *until,
+                    managed_elsewhere: managed_elsewhere(&resource, &entitlement.data.key),
                 };
                 Ok((resource.connector_id, grant_action(&target)?))
             }
@@ -55,6 +56,7 @@ impl Grants<'_> {
                     external_ref: held.external_ref.as_deref(),
                     expires_at: held.expires_at,
                     ineffective: held.ineffective,
+                    managed_elsewhere: managed_elsewhere(&resource, &entitlement.data.key),
                 };
                 Ok((held.connector_id, revoke_action(&target)?))
             }
@@ -69,4 +71,11 @@ impl Grants<'_> {
             .ok_or_else(|| StoreError::NotFound { what: "grant", key: id.0.to_string() })?;
         Ok(self.grants_into_domain(vec![model]).await?.remove(0))
     }
+}
+
+/// Why Graph cannot change who holds `key` on `resource` (a group managed elsewhere).
+fn managed_elsewhere(resource: &attest_domain::Resource, key: &attest_domain::EntitlementKey) -> Option<&'static str> {
+    (resource.data.kind == attest_domain::ResourceKind::Group)
+        .then(|| attest_domain::resource::group_managed_elsewhere(&resource.data.attributes, key))
+        .flatten()
 }

@@ -46,6 +46,7 @@ impl AccessView {
             external_ref: self.grant.external_ref.as_deref(),
             expires_at: self.grant.expires_at,
             ineffective: self.grant.ineffective,
+            managed_elsewhere: self.resource.managed_elsewhere,
         }
     }
 }
@@ -79,6 +80,8 @@ pub struct ResourceRef {
     pub external_id: String,
     pub display_name: String,
     pub deleted: bool,
+    /// Why Graph cannot change who holds this entitlement (a group managed elsewhere).
+    pub managed_elsewhere: Option<&'static str>,
 }
 
 /// One current holder of a resource's entitlement.
@@ -132,6 +135,8 @@ struct AccessRow {
     resource_external_id: String,
     resource_name: String,
     resource_deleted_at: Option<DateTime<Utc>>,
+    /// A group's attributes (its type flags); `null` for other kinds.
+    resource_attributes: Option<String>,
     via_id: Option<i64>,
     via_name: Option<String>,
     through_id: Option<i64>,
@@ -155,6 +160,7 @@ impl AccessRow {
         "resource_external_id",
         "resource_name",
         "resource_deleted_at",
+        "resource_attributes",
         "via_id",
         "via_name",
         "through_id",
@@ -192,6 +198,13 @@ impl AccessRow {
                 external_id: self.resource_external_id,
                 display_name: self.resource_name,
                 deleted: self.resource_deleted_at.is_some(),
+                managed_elsewhere: match &self.resource_attributes {
+                    Some(text) => attest_domain::resource::group_managed_elsewhere(
+                        &crate::entity::parse_json(T, id, text)?,
+                        &crate::entity::parse_column(T, id, &self.entitlement_key)?,
+                    ),
+                    None => None,
+                },
             },
             via: named(self.via_id, self.via_name),
             through: named(self.through_id, self.through_name),
@@ -301,6 +314,7 @@ impl Directory<'_> {
              g.first_seen_at AS first_seen_at, g.expires_at AS expires_at, e.key AS entitlement_key, \
              e.display_name AS entitlement_name, r.id AS resource_id, r.kind AS resource_kind, \
              r.external_id AS resource_external_id, r.display_name AS resource_name, r.deleted_at AS resource_deleted_at, \
+             CASE WHEN r.kind = 'group' THEN r.attributes END AS resource_attributes, \
              v.id AS via_id, v.display_name AS via_name, t.id AS through_id, t.display_name AS through_name \
              FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
              LEFT JOIN principals v ON v.id = g.via_principal_id LEFT JOIN principals t ON t.id = g.through_principal_id \

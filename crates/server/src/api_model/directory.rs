@@ -439,4 +439,7 @@ pub struct ResourceDetail {
     pub ineffective_total: u64,
     /// For a group: its id as a principal (what the group itself holds).
     pub principal_id: Option<i64>,
+    /// For a group Graph cannot change the members of (Exchange-managed, dynamic,
+    /// on-premises): why. Attest refuses to add or remove its members.
+    pub members_managed_elsewhere: Option<String>,
 }

@@ -8,6 +8,8 @@
 //! comes from the URL, a grant to remove from the stored graph, a group or application from
 //! its name or object id within the principal's connector.
 
+use attest_domain::command::CommandError;
+use attest_domain::resource::group_managed_elsewhere;
 use attest_domain::{ChangeAction, ChangeState, EntitlementKey, NewChange, Principal, PrincipalKind, ResourceKind};
 use attest_provisioner::InPerson;
 use axum::extract::State;
@@ -100,10 +102,20 @@ async fn action_for(state: &AppState, principal: &Principal, form: &ActionForm) 
     Ok(match form.action.as_str() {
         "add_to_group" => {
             let group = resolve(state, principal, ResourceKind::Group, &form.group).await?;
-            match form.relation.as_str() {
-                "" | "member" => ChangeAction::AddGroupMember { group: group.data.external_id, member: who },
-                "owner" => ChangeAction::AddGroupOwner { group: group.data.external_id, owner: who },
+            let key = match form.relation.as_str() {
+                "" | "member" => EntitlementKey::Member,
+                "owner" => EntitlementKey::Owner,
                 other => return Err(WebError::BadRequest(format!("relation '{other}' is not member or owner"))),
+            };
+            // Refused here, not queued to fail in Graph.
+            if let Some(why) = group_managed_elsewhere(&group.data.attributes, &key) {
+                let refusal = CommandError::ManagedElsewhere(why);
+                let message = format!("{} is not changed here: {refusal}", group.data.display_name);
+                return Err(WebError::Refused { reason: refusal.code(), message });
+            }
+            match key {
+                EntitlementKey::Owner => ChangeAction::AddGroupOwner { group: group.data.external_id, owner: who },
+                _ => ChangeAction::AddGroupMember { group: group.data.external_id, member: who },
             }
         }
         "assign_app" => {

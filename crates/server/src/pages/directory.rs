@@ -3,7 +3,8 @@
 //! which group) plus the side panel of actions; a resource's page with its holders.
 
 use attest_domain::command::{CommandError, revoke_action};
-use attest_domain::{ChangeAction, Principal, PrincipalId, PrincipalKind, ResourceId, ResourceKind};
+use attest_domain::resource::group_managed_elsewhere;
+use attest_domain::{ChangeAction, EntitlementKey, Principal, PrincipalId, PrincipalKind, ResourceId, ResourceKind};
 use attest_store::{AccessView, ChangeFilter};
 use axum::extract::State;
 use axum::response::Html;
@@ -236,6 +237,10 @@ pub async fn resource_data(
         ineffective_holders: ineffective.iter().map(ApiHolder::new).collect(),
         ineffective_total,
         principal_id: as_principal.map(|p| p.id.0),
+        members_managed_elsewhere: (resource.data.kind == ResourceKind::Group)
+            .then(|| group_managed_elsewhere(&resource.data.attributes, &EntitlementKey::Member))
+            .flatten()
+            .map(str::to_owned),
     })
 }
 
