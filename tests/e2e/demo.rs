@@ -76,6 +76,23 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         assert!(dashboard.contains("href=\"/admin/mail\""), "the administrator's menu links the outbox");
         let outbox = page("/admin/mail").await;
         assert!(outbox.contains("<h1>Mail</h1>") && outbox.contains("id=\"mail-kept\""), "{outbox}");
+        // Commands work on the demo with the attest.toml it wrote (absolute paths, its port).
+        let config = dir.join("attest.toml");
+        assert!(
+            out.text().contains(&format!("--config {}", config.canonicalize().unwrap().display())),
+            "{}",
+            out.text()
+        );
+        let config = config.display().to_string();
+        let listed = crate::harness::attest(&["--config", &config, "connector", "list"]).await;
+        assert!(listed.success && listed.stdout.contains("demo"), "{:?}\n{}", listed.error, listed.stdout);
+        let link = crate::harness::attest(&["--config", &config, "admin", "create-login-link"]).await;
+        assert!(
+            link.success && link.stdout.starts_with(&format!("{base}/auth/link/")),
+            "{:?}\n{}",
+            link.error,
+            link.stdout
+        );
         stop.send(()).unwrap();
     };
     let (result, ()) = tokio::join!(demo, visit);

@@ -112,14 +112,26 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
         assert_eq!(notifier.scan(SystemClock.now()).await.unwrap(), 0, "every mail is queued already");
     }
 
-    // A change that fails: adding someone to a dynamic group, which Graph refuses. Its
-    // requester is told, with the reason and a link.
+    // A change that fails: adding someone to a group made dynamic in Entra since the last sync
+    // (Attest refuses groups it knows are dynamic), which Graph refuses. Its requester is told,
+    // with the reason and a link.
     let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
-    let group = web
-        .sim
-        .sim
-        .read(|t| t.live_groups().find(|g| g.is_dynamic()).expect("the tenant has a dynamic group").id.clone());
+    let group = web.sim.sim.write(|t| {
+        let group = t
+            .groups
+            .iter_mut()
+            .find(|g| {
+                g.deleted.is_none()
+                    && !g.mail_enabled
+                    && g.group_types.is_empty()
+                    && g.is_assignable_to_role != Some(true)
+            })
+            .expect("the tenant has a security group");
+        group.group_types = vec!["DynamicMembership".into()];
+        group.membership_rule = Some("user.department -eq \"Sales\"".into());
+        group.id.clone()
+    });
     let added = web
         .post(
             &web.admin,

@@ -238,9 +238,14 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert!(!later.contains(&secret), "shown once only");
     assert!(web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().force_change_password_next_sign_in));
 
+    // Revoking sessions is an incident response: applied at once, no second person.
+    let sessions =
+        web.post(&web.admin, &actions, &[("action", "revoke_sessions"), ("nonce", "nonce-sessions-0123456789")]).await;
+    let sessions = change_id(&sessions);
+    assert_eq!(store.changes().get_change(ChangeId(sessions)).await.unwrap().state, ChangeState::Applied);
+
     // A pending sensitive change can be cancelled, once.
-    let revoke =
-        web.post(&web.admin, &actions, &[("action", "revoke_sessions"), ("nonce", "nonce-revoke-0123456789")]).await;
+    let revoke = web.post(&web.admin, &actions, &[("action", "unblock"), ("nonce", "nonce-revoke-0123456789")]).await;
     let revoke = change_id(&revoke);
     assert_eq!(web.post(&web.owner, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 303);
     assert_eq!(store.changes().get_change(ChangeId(revoke)).await.unwrap().state, ChangeState::Cancelled);
@@ -719,7 +724,7 @@ db_test!(pages_count_in_words_and_say_each_thing_once, true, |db| {
         .post(
             &web.admin,
             &format!("/principals/{}/actions", person.id.0),
-            &[("action", "revoke_sessions"), ("nonce", "nonce-wording-0123456789")],
+            &[("action", "block"), ("nonce", "nonce-wording-0123456789")],
         )
         .await;
     let id = change_id(&added);

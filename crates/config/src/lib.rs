@@ -115,7 +115,8 @@ impl Default for RawServer {
 }
 
 /// The classes of change a sensitivity policy can name.
-pub const CHANGE_CLASSES: &[&str] = &["memberships", "owners", "app_roles", "directory_roles", "user_actions"];
+pub const CHANGE_CLASSES: &[&str] =
+    &["memberships", "owners", "app_roles", "directory_roles", "user_actions", "sessions"];
 
 /// `[provisioning]`
 #[derive(Debug, Clone, Serialize, Deserialize)]

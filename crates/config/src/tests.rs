@@ -141,6 +141,9 @@ fn the_sensitivity_policy_is_a_checked_list_settable_from_the_environment() {
     assert_eq!(narrowed.provisioning.sensitive, vec!["user_actions", "memberships"]);
     let none = Config::load(None, env(&[("ATTEST_PROVISIONING_SENSITIVE", "")])).unwrap();
     assert!(none.provisioning.sensitive.is_empty());
+    // Revoking sessions is its own class, sensitive only when asked for.
+    let sessions = Config::load(None, env(&[("ATTEST_PROVISIONING_SENSITIVE", "sessions")])).unwrap();
+    assert_eq!(sessions.provisioning.sensitive, vec!["sessions"]);
     let f = file("[provisioning]\nsensitive = [\"user_actions\", \"groups\"]\n");
     let err = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
     assert!(err.contains("provisioning.sensitive") && err.contains("groups") && err.contains("user_actions"), "{err}");

@@ -148,6 +148,9 @@ pub enum ChangeClass {
     AppRole,
     DirectoryRole,
     UserAction,
+    /// Revoking a user's sign-in sessions: an incident response that cannot lock anyone out
+    /// (it only makes them sign in again), so not sensitive by default.
+    Sessions,
 }
 
 impl ChangeKind {
@@ -163,9 +166,8 @@ impl ChangeKind {
             | RemoveRoleEligibility
             | AddTimeBoundRoleAssignment
             | RemoveTimeBoundRoleAssignment => ChangeClass::DirectoryRole,
-            RevokeSessions | BlockSignIn | UnblockSignIn | ResetPassword | DeleteUser | RestoreUser => {
-                ChangeClass::UserAction
-            }
+            RevokeSessions => ChangeClass::Sessions,
+            BlockSignIn | UnblockSignIn | ResetPassword | DeleteUser | RestoreUser => ChangeClass::UserAction,
         }
     }
 

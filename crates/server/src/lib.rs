@@ -63,6 +63,7 @@ pub fn provisioning_policy(config: &Config) -> Policy {
             "app_roles" => Some(ChangeClass::AppRole),
             "directory_roles" => Some(ChangeClass::DirectoryRole),
             "user_actions" => Some(ChangeClass::UserAction),
+            "sessions" => Some(ChangeClass::Sessions),
             _ => None,
         })
         .collect();

@@ -105,14 +105,20 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             };
             let changes =
                 store.changes().list_changes(&ChangeFilter { state, connector, limit, ..Default::default() }).await?;
+            // Described with the directory's names ("add Grace Hopper to Finance Team 5").
+            let described = store.changes().describe_changes(&changes).await?;
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&changes)?)?;
+                let mut rows = Vec::new();
+                for (change, description) in changes.iter().zip(&described) {
+                    let mut row = serde_json::to_value(change)?;
+                    row["description"] = serde_json::Value::String(description.clone());
+                    rows.push(row);
+                }
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else if changes.is_empty() {
                 writeln!(out, "no changes")?;
             } else {
-                for c in &changes {
-                    writeln!(out, "{}", line(c))?;
-                }
+                table(&changes, &described, out)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -278,12 +284,51 @@ async fn only_connector(store: &Store) -> anyhow::Result<Connector> {
 }
 
 /// `#12  applied (already_in_state)  block sign-in of …  by ada@contoso.com`
+/// A change's state, with how applying it ended when that says more ("applied",
+/// "failed (target_not_found)").
+fn state_code(c: &Change) -> String {
+    match c.result.map(|r| r.to_string()) {
+        Some(result) if result != c.state.to_string() => format!("{} ({result})", c.state),
+        _ => c.state.to_string(),
+    }
+}
+
+/// The same in words, for people ("awaiting approval").
+fn state_words(c: &Change) -> String {
+    state_code(c).replace('_', " ")
+}
+
 fn line(c: &Change) -> String {
-    let state = match c.result {
-        Some(result) => format!("{} ({result})", c.state),
-        None => c.state.to_string(),
-    };
-    format!("#{}  {state}  {}  requested by {}", c.id.0, c.action.describe(), c.requested_by)
+    format!("#{}  {}  {}  requested by {}", c.id.0, state_code(c), c.action.describe(), c.requested_by)
+}
+
+/// Changes as aligned columns, one a line.
+fn table(changes: &[Change], described: &[String], out: &mut dyn Write) -> std::io::Result<()> {
+    let rows: Vec<[String; 5]> = changes
+        .iter()
+        .zip(described)
+        .map(|(c, description)| {
+            [
+                format!("#{}", c.id.0),
+                state_words(c),
+                description.clone(),
+                c.requested_by.clone(),
+                c.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ]
+        })
+        .collect();
+    let header = ["ID", "STATE", "CHANGE", "REQUESTED BY", "REQUESTED"].map(str::to_owned);
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
 }
 
 fn show(c: &Change, out: &mut dyn Write) -> std::io::Result<()> {

@@ -80,6 +80,7 @@ pub async fn demo(
     // No SMTP server: mail is kept in the outbox and read at /admin/mail, never sent.
     raw.mail.smtp_host = None;
     let config = Config::check(raw, None)?;
+    let config_file = write_config(&args.dir, &base)?;
     let key = Arc::new(SecretKey::load_or_create(&config.secret_key_file)?);
     let store = Store::connect(&config.database)
         .await?
@@ -146,6 +147,11 @@ pub async fn demo(
     }
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
     writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
+    writeln!(
+        out,
+        "commands work on the demo from its folder, or with --config: attest --config {} change list",
+        config_file.display()
+    )?;
     out.flush()?;
     drop(store);
     let sim = Arc::new(sim);
@@ -154,4 +160,23 @@ pub async fn demo(
         sim.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `attest.toml` in the demo's folder, naming its database, key and address with
+/// absolute paths: a command run in that folder (or given `--config` with it) works on the
+/// demo, and `admin create-login-link` links to the demo's port.
+fn write_config(dir: &std::path::Path, base: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let quoted = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+    let text = format!(
+        "# Written by `attest demo` (replaced at its next start): commands run in this folder, or\n\
+         # with --config naming this file, work on the demo.\n\n\
+         [database]\nurl = {}\n\n[secrets]\nkey_file = {}\n\n[server]\npublic_url = {}\n",
+        quoted(&format!("sqlite://{}/attest.db?mode=rwc", dir.display())),
+        quoted(&dir.join("secret.key").display().to_string()),
+        quoted(base),
+    );
+    let file = dir.join("attest.toml");
+    std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(file)
 }
