@@ -196,6 +196,24 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     // Block sign-in is sensitive: it waits; its requester cannot approve it; another admin does.
     let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-block-0123456789")]).await;
     let block = change_id(&blocked);
+    // The change's page then says, once, what was done, with a way back to the person.
+    let flash = blocked.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = format!("{}; {flash}", web.admin.cookie);
+    let shown = crate::harness::browser()
+        .get(format!("{}/changes/{block}", web.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(shown.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "said once");
+    let shown = shown.text().await.unwrap();
+    let said = shown.split("id=\"flash\"").nth(1).expect("a flash");
+    assert!(
+        said.contains(&format!("Change #{block} asked for"))
+            && said.contains(&format!("href=\"{}\"", page_path.replace('/', "&#x2F;"))),
+        "{said}"
+    );
+    assert!(!web.get(Some(&web.admin), &format!("/changes/{block}")).await.1.contains("id=\"flash\""));
     assert_eq!(store.changes().get_change(ChangeId(block)).await.unwrap().state, ChangeState::AwaitingApproval);
     let (_, waiting) = web.get(Some(&web.admin), &format!("/changes/{block}")).await;
     assert!(waiting.contains("a second person") && !waiting.contains("Approve and apply"), "{waiting}");
@@ -243,6 +261,13 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
         web.post(&web.admin, &actions, &[("action", "revoke_sessions"), ("nonce", "nonce-sessions-0123456789")]).await;
     let sessions = change_id(&sessions);
     assert_eq!(store.changes().get_change(ChangeId(sessions)).await.unwrap().state, ChangeState::Applied);
+    // The panel marks what waits for a second person, by the policy.
+    let (_, panel) = web.get(Some(&web.admin), &page_path).await;
+    let marked = |label: &str| {
+        let after = panel.split(&format!(">{label}</button>")).nth(1).unwrap();
+        after.trim_start().starts_with("<span class=\"muted second\">needs a second person")
+    };
+    assert!(marked("Reset password") && !marked("Revoke sessions") && !marked("Add"), "{panel}");
 
     // A pending sensitive change can be cancelled, once.
     let revoke = web.post(&web.admin, &actions, &[("action", "unblock"), ("nonce", "nonce-revoke-0123456789")]).await;
@@ -824,5 +849,34 @@ db_test!(groups_graph_cannot_change_are_refused_before_queueing_and_say_why, tru
     let api: serde_json::Value = serde_json::from_str(&api).unwrap();
     let row = api["access"].as_array().unwrap().iter().find(|a| a["grant_id"] == member.grant.id.0).unwrap();
     assert_eq!(row["removable"], false, "{row}");
+    web.stop().await;
+});
+
+db_test!(everyone_reads_their_own_access_and_why, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let me = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let held = store.directory().list_access_of_principal(me.id).await.unwrap();
+    let effective: Vec<_> = held.iter().filter(|a| a.grant.ineffective.is_none()).collect();
+    assert!(!effective.is_empty(), "the requester holds something");
+    // An ordinary user, with no role, finds it from their dashboard.
+    let (_, home) = web.get(Some(&web.requester), "/").await;
+    assert!(home.contains("href=\"/access\""), "{home}");
+    let (status, page) = web.get(Some(&web.requester), "/access").await;
+    assert_eq!(status, 200);
+    for a in &effective {
+        assert!(page.contains(&a.resource.display_name), "{} on their page: {page}", a.resource.display_name);
+    }
+    // Their own only, and no links into pages that are not theirs to read.
+    assert!(!page.contains("href=\"/resources/") && !page.contains("href=\"/principals/"), "{page}");
+    let (_, api) = web.get(Some(&web.requester), "/api/v1/me/access").await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let (_, doc) = web.get(None, "/api/v1/openapi.json").await;
+    conforms(&serde_json::from_str(&doc).unwrap(), "MyAccess", &api);
+    let rows = api["directories"][0]["access"].as_array().unwrap();
+    assert_eq!(rows.len(), effective.len());
+    assert!(rows.iter().all(|r| r["removable"] == false), "nothing to act on");
+    assert_eq!(api["directories"][0]["principal"]["external_id"], web.requester.object_id.as_str());
     web.stop().await;
 });

@@ -14,7 +14,9 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
             anyhow::anyhow!("log.filter: expected a log filter such as 'info', got '{}' ({e})", config.filter)
         })?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal, never in a file or a pipe.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     let result = match config.format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -447,7 +447,7 @@ impl SyncSink {
             notes: std::mem::take(&mut self.notes),
         };
         let run = self.store.syncs().finish_sync_run(self.run.id, finish, finished_at).await?;
-        tracing::info!(run = %run.id, counts = ?run.counts, "sync finished");
+        tracing::info!(run = %run.id, counts = %run.counts, "sync finished");
         Ok(SyncSummary { run, unresolved_grants: self.unresolved, timings: self.timings })
     }
 

@@ -87,6 +87,26 @@ impl SyncCounts {
     }
 }
 
+/// For people (log lines, the command line): "principals +3 ~1 -0, grants +10 ~0 -2, …"
+/// (added, changed, removed), kinds with nothing written left out.
+impl std::fmt::Display for SyncCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds = [
+            ("principals", self.principals),
+            ("resources", self.resources),
+            ("entitlements", self.entitlements),
+            ("grants", self.grants),
+            ("inherited grants", self.inherited_grants),
+        ];
+        let written: Vec<String> = kinds
+            .iter()
+            .filter(|(_, c)| c.written() > 0)
+            .map(|(name, c)| format!("{name} +{} ~{} -{}", c.added, c.changed, c.removed))
+            .collect();
+        if written.is_empty() { f.write_str("nothing changed") } else { f.write_str(&written.join(", ")) }
+    }
+}
+
 /// One sync run, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncRun {
@@ -106,4 +126,20 @@ pub struct SyncRun {
     pub error: Option<String>,
     /// Things worth knowing that were not failures (fallbacks, skipped features).
     pub notes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KindCounts, SyncCounts};
+
+    #[test]
+    fn counts_read_as_words_not_structs() {
+        let counts = SyncCounts {
+            principals: KindCounts { added: 3, changed: 1, removed: 0, unchanged: 9 },
+            grants: KindCounts { added: 10, changed: 0, removed: 2, unchanged: 0 },
+            ..SyncCounts::default()
+        };
+        assert_eq!(counts.to_string(), "principals +3 ~1 -0, grants +10 ~0 -2");
+        assert_eq!(SyncCounts::default().to_string(), "nothing changed");
+    }
 }

@@ -361,7 +361,7 @@ impl<D: Connectors> Provisioner<D> {
             change = recorded.id.0,
             kind = %recorded.kind,
             state = %recorded.state,
-            result = ?recorded.result,
+            result = recorded.result.map_or("none", |r| r.as_str()),
             "change processed"
         );
         Ok((recorded, secret))

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api_model::{
-    ApiSyncRun, Applied, AuditList, ChangeDetail, ChangeList, ConnectorSyncs, Dashboard, PeopleList, PrincipalDetail,
-    ResourceDetail, ResourceList, SyncAsked, SyncOverview, SyncRequested,
+    ApiSyncRun, Applied, AuditList, ChangeDetail, ChangeList, ConnectorSyncs, Dashboard, MyAccess, PeopleList,
+    PrincipalDetail, ResourceDetail, ResourceList, SyncAsked, SyncOverview, SyncRequested,
 };
 use crate::error::ApiError;
 use crate::error::WebError;
@@ -51,6 +51,11 @@ pub async fn openapi(_: Anyone) -> Result<Response, ApiError> {
 /// `GET /api/v1/dashboard`
 pub async fn dashboard(viewer: Allowed<rule::SignedIn>, State(state): State<AppState>) -> ApiResult<Dashboard> {
     Ok(Json(dashboard_data(&state, &viewer).await?))
+}
+
+/// `GET /api/v1/me/access`: the signed-in person's own access.
+pub async fn my_access(viewer: Allowed<rule::SignedIn>, State(state): State<AppState>) -> ApiResult<MyAccess> {
+    Ok(Json(crate::pages::me::my_access_data(&state, &viewer).await?))
 }
 
 /// `GET /api/v1/people`

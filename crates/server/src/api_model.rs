@@ -249,6 +249,7 @@ pub struct SyncAsked {
     ApiAccess,
     AccessResource,
     PrincipalDetail,
+    MyAccess,
     ApiHolder,
     ApiEntitlement,
     ResourceDetail,

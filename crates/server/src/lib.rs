@@ -17,6 +17,7 @@ pub mod connectors;
 pub mod error;
 mod error_pages;
 mod extract;
+mod flash;
 mod forms;
 mod http_metrics;
 mod metrics;

@@ -63,6 +63,7 @@ fn routes() -> Table {
     Table { router: Router::new(), routes: Vec::new(), surface: Page }
         .surface(Page)
         .get("/", pages::dashboard::home)
+        .get("/access", pages::me::my_access)
         .get("/people", pages::directory::people)
         .get("/groups", pages::directory::groups)
         .get("/applications", pages::directory::applications)
@@ -96,6 +97,7 @@ fn routes() -> Table {
         .surface(Api)
         .get("/api/v1/openapi.json", api::openapi)
         .get("/api/v1/me", auth::me)
+        .get("/api/v1/me/access", api::my_access)
         .get("/api/v1/dashboard", api::dashboard)
         .get("/api/v1/people", api::people)
         .get("/api/v1/groups", api::groups)

@@ -443,3 +443,9 @@ pub struct ResourceDetail {
     /// on-premises): why. Attest refuses to add or remove its members.
     pub members_managed_elsewhere: Option<String>,
 }
+
+/// The signed-in person's own access (`GET /access`), in each directory that has synced them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyAccess {
+    pub directories: Vec<PrincipalDetail>,
+}

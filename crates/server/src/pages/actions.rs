@@ -56,7 +56,7 @@ pub async fn submit(
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {
     let done = act(&state, &viewer, id, &form).await?;
-    applied_page(&viewer, done)
+    applied_page(&viewer, done, Some(format!("/principals/{id}")))
 }
 
 /// Queues the change a form asks for on principal `id` and, unless it waits for approval,

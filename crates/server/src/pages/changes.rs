@@ -145,14 +145,23 @@ async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde
     }))
 }
 
-/// `GET /changes/{id}`
+/// `GET /changes/{id}`: the change, and once after an action on it, what was just done.
 pub async fn change(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
     Id(id): Id,
-) -> Result<Html<String>, WebError> {
-    let data = change_data(&state, &viewer, id).await?;
-    page(&viewer, "change.html", data)
+    headers: axum::http::HeaderMap,
+) -> Result<Response, WebError> {
+    let mut data = change_data(&state, &viewer, id).await?;
+    let flash = crate::flash::of(&headers);
+    if let Some(flash) = flash.as_ref().filter(|f| f.change == id) {
+        data["flash"] = json!({"back": flash.back});
+    }
+    let mut response = page(&viewer, "change.html", data)?.into_response();
+    if flash.is_some() {
+        crate::flash::clear(&mut response);
+    }
+    Ok(response)
 }
 
 /// A change this viewer may change, or 404 / 403.
@@ -164,10 +173,23 @@ async fn operable_change(state: &AppState, viewer: &Viewer, id: i64) -> Result<C
     Ok(change)
 }
 
-/// What an approver sees once: the change as applied, and a secret if it made one.
-pub fn applied_page(viewer: &Viewer, done: attest_provisioner::InPerson) -> Result<Response, WebError> {
+/// The change's page, which then says (once) what was just done to it; `back` is the page the
+/// action was taken from.
+pub fn to_change(id: i64, back: Option<String>) -> Response {
+    let mut response = Redirect::to(&format!("/changes/{id}")).into_response();
+    crate::flash::set(&mut response, &crate::flash::Flash { change: id, back });
+    response
+}
+
+/// What an approver sees once: the change as applied, and a secret if it made one; otherwise
+/// the change's page. `back` is the page the action was taken from.
+pub fn applied_page(
+    viewer: &Viewer,
+    done: attest_provisioner::InPerson,
+    back: Option<String>,
+) -> Result<Response, WebError> {
     let Some(secret) = done.secret else {
-        return Ok(Redirect::to(&format!("/changes/{}", done.change.id.0)).into_response());
+        return Ok(to_change(done.change.id.0, back));
     };
     let data = json!({
         "change_id": done.change.id.0,
@@ -211,7 +233,7 @@ pub async fn approve(
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     let done = approve_now(&state, &viewer, id).await?;
-    applied_page(&viewer, done)
+    applied_page(&viewer, done, None)
 }
 
 /// `POST /changes/{id}/retry`
@@ -222,7 +244,7 @@ pub async fn retry(
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     retry_now(&state, &viewer, id).await?;
-    Ok(Redirect::to(&format!("/changes/{id}")).into_response())
+    Ok(to_change(id, None))
 }
 
 /// `POST /changes/{id}/cancel`
@@ -233,7 +255,7 @@ pub async fn cancel(
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     cancel_now(&state, &viewer, id).await?;
-    Ok(Redirect::to(&format!("/changes/{id}")).into_response())
+    Ok(to_change(id, None))
 }
 
 pub fn provision_error(e: attest_provisioner::ProvisionError) -> WebError {

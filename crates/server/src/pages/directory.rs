@@ -4,7 +4,9 @@
 
 use attest_domain::command::{CommandError, revoke_action};
 use attest_domain::resource::group_managed_elsewhere;
-use attest_domain::{ChangeAction, EntitlementKey, Principal, PrincipalId, PrincipalKind, ResourceId, ResourceKind};
+use attest_domain::{
+    ChangeAction, ChangeKind, EntitlementKey, Principal, PrincipalId, PrincipalKind, ResourceId, ResourceKind,
+};
 use attest_store::{AccessView, ChangeFilter};
 use axum::extract::State;
 use axum::response::Html;
@@ -137,8 +139,19 @@ pub fn removal(access: &AccessView, principal: &Principal) -> Result<ChangeActio
 
 /// A principal's page data (also `GET /api/v1/principals/{id}`).
 pub async fn principal_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<PrincipalDetail, WebError> {
-    let store = &state.store;
     let (principal, manager) = readable_principal_with_manager(state, viewer, id).await?;
+    principal_detail(state, viewer, principal, manager).await
+}
+
+/// A principal's access and why, what revoking each takes, and the changes involving them, as
+/// `viewer` may act on them. The caller has checked the viewer may see this principal.
+pub async fn principal_detail(
+    state: &AppState,
+    viewer: &Viewer,
+    principal: Principal,
+    manager: Option<attest_store::Named<PrincipalId>>,
+) -> Result<PrincipalDetail, WebError> {
+    let store = &state.store;
     let connectors = state.caches.connectors(store).await?;
     let connector = match connectors.iter().find(|c| c.id == principal.connector_id) {
         Some(c) => c.clone(),
@@ -187,7 +200,22 @@ pub async fn principal(
         .filter(|c| ["pending", "awaiting_approval", "in_progress"].contains(&c.state.as_str()))
         .map(|c| json!({"id": c.id, "description": c.description, "state": c.state}))
         .collect();
-    let panel = json!({"open_changes": open, "panel": {
+    // Which of the panel's actions wait for a second person, by the configured policy.
+    let policy = state.provisioner.policy();
+    let second: serde_json::Map<String, serde_json::Value> = [
+        ("add_to_group", ChangeKind::AddGroupMember),
+        ("assign_app", ChangeKind::AssignAppRole),
+        ("revoke_sessions", ChangeKind::RevokeSessions),
+        ("block", ChangeKind::BlockSignIn),
+        ("unblock", ChangeKind::UnblockSignIn),
+        ("reset_password", ChangeKind::ResetPassword),
+        ("delete", ChangeKind::DeleteUser),
+        ("restore", ChangeKind::RestoreUser),
+    ]
+    .into_iter()
+    .map(|(action, kind)| (action.to_owned(), policy.is_sensitive(kind).into()))
+    .collect();
+    let panel = json!({"open_changes": open, "second_person": second, "panel": {
         "show": data.can_act,
         "user_actions": data.principal.kind == PrincipalKind::User.to_string(),
         "deleted": data.principal.deleted,

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod dashboard;
 pub mod directory;
 pub mod mail;
+pub mod me;
 pub mod syncs;
 
 use axum::response::Html;
