@@ -121,3 +121,135 @@ db_test!(a_person_signs_in_finds_a_user_and_adds_them_to_a_group_in_chromium, tr
     drop(driver);
     web.stop().await;
 });
+
+/// axe-core's script (the `axe-core` package from npm): `ATTEST_AXE`, else where `.ci/run`
+/// installs it. `None` (the check skipped) outside CI when it is not installed.
+fn axe_source() -> Option<String> {
+    let path = std::env::var("ATTEST_AXE").ok().map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        std::path::Path::new(&home).join(".cache/attest-axe/node_modules/axe-core/axe.min.js")
+    });
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(_) => {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must have axe-core at {}", path.display());
+            eprintln!("skipping the accessibility check: no axe-core at {} (npm install axe-core)", path.display());
+            None
+        }
+    }
+}
+
+/// The serious and critical accessibility violations axe-core finds on the open page.
+async fn violations(browser: &fantoccini::Client, axe: &str) -> Vec<String> {
+    browser.execute(axe, vec![]).await.unwrap();
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')
+               .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' +
+                 v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Whether the open page fits its window's width (no sideways scrolling of the page itself).
+async fn fits(browser: &fantoccini::Client) -> bool {
+    let fits =
+        browser.execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", vec![]).await.unwrap();
+    fits == serde_json::Value::Bool(true)
+}
+
+db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
+    let Some(driver) = Driver::start().await else { return };
+    let Some(axe) = axe_source() else { return };
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let profile = web.dir.join("chromium-axe-profile");
+    let browser = driver.browser(&profile).await;
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let admin = store.principals().find_user(connector.id, &web.admin.object_id).await.unwrap().unwrap();
+    let person = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let (groups, _) =
+        store.directory().search_resources(attest_domain::ResourceKind::Group, "", None, 1, 0).await.unwrap();
+    // A change and a mail, for their pages.
+    let actions = format!("/principals/{}/actions", person.id.0);
+    let asked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-axe-0123456789")]).await;
+    let change = crate::web::change_id(&asked);
+    let queued = eventually(Duration::from_secs(15), || {
+        let store = store.clone();
+        async move {
+            !store
+                .outbox()
+                .list_mail(&attest_store::MailFilter { limit: 1, ..Default::default() })
+                .await
+                .unwrap()
+                .is_empty()
+        }
+    });
+    assert!(queued.await, "the approval mail, for the outbox's pages");
+    let mail = store.outbox().list_mail(&attest_store::MailFilter { limit: 1, ..Default::default() }).await.unwrap();
+
+    // Signed out: the landing page and an error page.
+    let mut report = Vec::new();
+    for path in ["/", "/nowhere"] {
+        browser.goto(&format!("{}{path}", web.base)).await.unwrap();
+        report.extend(violations(&browser, &axe).await.into_iter().map(|v| format!("signed out {path}: {v}")));
+    }
+    // Signed in as an administrator, who sees every page.
+    browser.goto(&web.base).await.unwrap();
+    browser.find(Locator::LinkText("Sign in with Microsoft")).await.unwrap().click().await.unwrap();
+    let login = browser.wait().for_element(Locator::Id("login")).await.unwrap();
+    login.send_keys(admin.data.user_principal_name.as_deref().unwrap()).await.unwrap();
+    browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("main h1")).await.unwrap();
+    let pages: Vec<String> = attest_server::route_table()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.surface == attest_server::error::Surface::Page)
+        .filter(|r| {
+            !["/auth/", "/audit/export", "/healthz", "/readyz", "/metrics", "/assets/"]
+                .iter()
+                .any(|p| r.path.starts_with(p))
+        })
+        .map(|r| {
+            r.path
+                .replace("/principals/{id}", &format!("/principals/{}", person.id.0))
+                .replace("/resources/{id}", &format!("/resources/{}", groups[0].resource.id.0))
+                .replace("/changes/{id}", &format!("/changes/{change}"))
+                .replace("/admin/mail/{id}", &format!("/admin/mail/{}", mail.first().map_or(0, |m| m.id.0)))
+        })
+        .chain(["/nowhere".to_owned()])
+        .collect();
+    assert!(pages.len() >= 14, "{pages:?}");
+    for path in &pages {
+        browser.goto(&format!("{}{path}", web.base)).await.unwrap();
+        report.extend(violations(&browser, &axe).await.into_iter().map(|v| format!("{path}: {v}")));
+    }
+    assert!(report.is_empty(), "serious or critical accessibility violations:\n{}", report.join("\n"));
+
+    // Screenshots at a phone's width and a desktop's, for a reviewer to look at, and no page
+    // scrolls sideways on the phone.
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shown = [
+        ("dashboard", "/".to_owned()),
+        ("person", format!("/principals/{}", person.id.0)),
+        ("changes", "/changes".to_owned()),
+        ("error", "/nowhere".to_owned()),
+    ];
+    for width in [390u32, 1400] {
+        browser.set_window_size(width, 900).await.unwrap();
+        for (name, path) in &shown {
+            browser.goto(&format!("{}{path}", web.base)).await.unwrap();
+            let png = browser.screenshot().await.unwrap();
+            std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
+            assert!(fits(&browser).await, "{path} scrolls sideways at {width} px");
+        }
+    }
+    browser.close().await.unwrap();
+    drop(driver);
+    web.stop().await;
+});
