@@ -716,7 +716,7 @@ db_test!(every_error_is_a_page_in_the_layout_or_a_json_error_and_forms_opened_ag
     assert!(status == 403 && !page.contains("audit log is for"), "{page}");
     let (status, page) = web.get(None, "/people").await;
     assert_eq!(status, 401);
-    let main = page.split("<main>").nth(1).unwrap();
+    let main = page.split("<main id=\"main\">").nth(1).unwrap();
     assert_eq!(main.to_lowercase().matches("sign in first").count(), 1, "said once: {page}");
     web.stop().await;
 });
@@ -755,6 +755,12 @@ db_test!(pages_count_in_words_and_say_each_thing_once, true, |db| {
     let id = change_id(&added);
     let (_, dashboard) = web.get(Some(&web.approver), "/").await;
     assert!(dashboard.contains("1</div><div class=\"muted\">change awaiting your approval"), "{dashboard}");
+    // The navigation marks where you are, and a skip link leads past it.
+    assert!(dashboard.contains("<a href=\"/\" aria-current=\"page\">Dashboard</a>"), "{dashboard}");
+    assert!(dashboard.contains("href=\"#main\"") && dashboard.contains("<main id=\"main\">"));
+    let (_, people) = web.get(Some(&web.admin), "/people").await;
+    assert!(people.contains("aria-current=\"page\">People<") && people.matches("aria-current").count() == 1);
+    assert!(people.contains("<thead><tr><th scope=\"col\">Name</th>"), "{people}");
     assert_eq!(web.post(&web.approver, &format!("/changes/{id}/approve"), &[]).await.status().as_u16(), 303);
     let (_, change) = web.get(Some(&web.approver), &format!("/changes/{id}")).await;
     assert!(change.contains("class=\"state-applied\">applied</dd>"), "said once: {change}");

@@ -25,7 +25,21 @@ use crate::roles::{Access, Viewer};
 
 /// Renders a signed-in page: `context` plus the layout's frame.
 pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Result<Html<String>, WebError> {
+    // The navigation's entry this page is (`aria-current`).
+    let current = match template {
+        "dashboard.html" => "/",
+        "my_access.html" => "/access",
+        "people.html" => "/people",
+        "resources.html" => context["path"].as_str().unwrap_or_default(),
+        "changes.html" => "/changes",
+        "syncs.html" => "/syncs",
+        "audit.html" => "/audit",
+        "outbox.html" => "/admin/mail",
+        _ => "",
+    }
+    .to_owned();
     let frame = json!({
+        "current": current,
         "user": viewer.user(),
         "csrf": viewer.session.csrf_token,
         "roles": viewer.roles.names(),
