@@ -184,7 +184,24 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
         )
         .await;
     assert_eq!(unknown.status().as_u16(), 400);
-    assert!(unknown.text().await.unwrap().contains("no group is named"));
+    // The person's page again: the form as typed, what is wrong beside the field.
+    let again = unknown.text().await.unwrap();
+    assert!(again.contains("no group is named") && again.contains("id=\"group-error\""), "{again}");
+    assert!(again.contains("id=\"actions\"") && again.contains("aria-invalid=\"true\""), "{again}");
+    // A name typed short: the groups it may have meant, each one click away.
+    let typed: String = group_name.chars().take(group_name.len() - 1).collect();
+    let short = web
+        .post(
+            &web.admin,
+            &actions,
+            &[("action", "add_to_group"), ("nonce", "nonce-short-0123456789"), ("group", &typed)],
+        )
+        .await;
+    assert_eq!(short.status().as_u16(), 400);
+    let short = short.text().await.unwrap();
+    let offered = short.split("id=\"group-candidates\"").nth(1).expect("candidates");
+    assert!(offered.contains(&format!(">{group_name}</button>")), "{offered}");
+    assert!(short.contains(&format!("value=\"{}\"", typed.trim())), "the form keeps what was typed");
     let unconfirmed = web.post(&web.admin, &actions, &[("action", "delete"), ("nonce", "nonce-del-0123456789")]).await;
     assert_eq!(unconfirmed.status().as_u16(), 400);
     // The auditor and the requester cannot act.

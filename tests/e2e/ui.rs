@@ -179,7 +179,7 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
     let actions = format!("/principals/{}/actions", person.id.0);
     let asked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-axe-0123456789")]).await;
     let change = crate::web::change_id(&asked);
-    let queued = eventually(Duration::from_secs(15), || {
+    let queued = eventually(Duration::from_secs(30), || {
         let store = store.clone();
         async move {
             !store

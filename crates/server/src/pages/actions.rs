@@ -13,7 +13,7 @@ use attest_domain::resource::group_managed_elsewhere;
 use attest_domain::{ChangeAction, ChangeState, EntitlementKey, NewChange, Principal, PrincipalKind, ResourceKind};
 use attest_provisioner::InPerson;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::changes::{applied_page, provision_error};
@@ -55,8 +55,61 @@ pub async fn submit(
     Id(id): Id,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {
-    let done = act(&state, &viewer, id, &form).await?;
-    applied_page(&viewer, done, Some(format!("/principals/{id}")))
+    match act(&state, &viewer, id, &form).await {
+        Ok(done) => applied_page(&viewer, done, Some(format!("/principals/{id}"))),
+        // A group or application the form named wrongly: the page again, the form filled in,
+        // what is wrong beside the field, and what was probably meant.
+        Err(error @ (WebError::BadRequest(_) | WebError::Refused { .. }))
+            if matches!(form.action.as_str(), "add_to_group" | "assign_app") =>
+        {
+            shown_again(&state, &viewer, id, &form, error).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The person's page with the side panel's form as it was sent, `error` beside the field, and
+/// the groups or applications it may have meant (those of the same name, or whose names begin
+/// with what was typed). Answered with the error's status.
+async fn shown_again(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    form: &ActionForm,
+    error: WebError,
+) -> Result<Response, WebError> {
+    let principal = readable_principal(state, viewer, id).await?;
+    let (kind, typed, key) = match form.action.as_str() {
+        "add_to_group" => (ResourceKind::Group, form.group.trim(), "group_error"),
+        _ => (ResourceKind::Application, form.app.trim(), "app_error"),
+    };
+    let directory = state.store.directory();
+    let mut meant = directory.find_resources_named(principal.connector_id, kind, typed).await?;
+    if meant.len() < 2 && !typed.is_empty() {
+        let scope = [principal.connector_id];
+        let (found, _) = directory.search_resources(kind, typed, Some(&scope), 5, 0).await?;
+        meant = found.into_iter().map(|s| s.resource).filter(|r| r.data.deleted_at.is_none()).collect();
+    }
+    // Those Graph cannot change are not offered.
+    let key_wanted = if form.relation == "owner" { EntitlementKey::Owner } else { EntitlementKey::Member };
+    meant.retain(|r| kind != ResourceKind::Group || group_managed_elsewhere(&r.data.attributes, &key_wanted).is_none());
+    let candidates: Vec<_> = meant
+        .iter()
+        .take(10)
+        .map(|r| serde_json::json!({"id": r.data.external_id, "display_name": r.data.display_name, "description": r.data.description}))
+        .collect();
+    let shown = serde_json::json!({
+        "message": error.to_string(),
+        "value": typed,
+        "relation": form.relation,
+        "app_role": form.app_role,
+        "candidates": candidates,
+    });
+    let mut extra = serde_json::json!({"group_error": null, "app_error": null});
+    extra[key] = shown;
+    let status = error.status();
+    let html = super::directory::principal_page(state, viewer, id, extra).await?;
+    Ok((status, html).into_response())
 }
 
 /// Queues the change a form asks for on principal `id` and, unless it waits for approval,

@@ -191,7 +191,18 @@ pub async fn principal(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> Result<Html<String>, WebError> {
-    let data = principal_data(&state, &viewer, id).await?;
+    principal_page(&state, &viewer, id, json!({"group_error": null, "app_error": null})).await
+}
+
+/// A principal's page with its side panel; `extra` adds to it (a side-panel form shown again
+/// with what went wrong).
+pub async fn principal_page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    extra: serde_json::Value,
+) -> Result<Html<String>, WebError> {
+    let data = principal_data(state, viewer, id).await?;
     // What is already asked for them and not done: the panel links to it rather than invite a
     // second request (asking again returns the same change).
     let open: Vec<_> = data
@@ -215,7 +226,7 @@ pub async fn principal(
     .into_iter()
     .map(|(action, kind)| (action.to_owned(), policy.is_sensitive(kind).into()))
     .collect();
-    let panel = json!({"open_changes": open, "second_person": second, "panel": {
+    let mut panel = json!({"open_changes": open, "second_person": second, "panel": {
         "show": data.can_act,
         "user_actions": data.principal.kind == PrincipalKind::User.to_string(),
         "deleted": data.principal.deleted,
@@ -223,7 +234,10 @@ pub async fn principal(
         // A fresh token per rendering: submitting the same form twice queues one change.
         "nonce": crate::session::random_token().map_err(WebError::Internal)?,
     }});
-    page(&viewer, "principal.html", with(&data, panel)?)
+    if let (Some(panel), serde_json::Value::Object(extra)) = (panel.as_object_mut(), extra) {
+        panel.extend(extra);
+    }
+    page(viewer, "principal.html", with(&data, panel)?)
 }
 
 /// A resource's page data (also `GET /api/v1/resources/{id}`).
