@@ -903,3 +903,29 @@ db_test!(everyone_reads_their_own_access_and_why, true, |db| {
     assert_eq!(api["directories"][0]["principal"]["external_id"], web.requester.object_id.as_str());
     web.stop().await;
 });
+
+db_test!(service_principals_have_their_own_listing_and_empty_searches_say_so, true, |db| {
+    let web = Web::boot(&db).await;
+    let (status, page) = web.get(Some(&web.auditor), "/service-principals").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("aria-current=\"page\">Service principals<"), "{page}");
+    let (_, api) = web.get(Some(&web.auditor), "/api/v1/service-principals").await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let (_, doc) = web.get(None, "/api/v1/openapi.json").await;
+    conforms(&serde_json::from_str(&doc).unwrap(), "ServicePrincipalList", &api);
+    let listed = api["principals"].as_array().unwrap();
+    assert!(!listed.is_empty(), "{api}");
+    assert!(listed.iter().all(|p| ["service_principal", "managed_identity"].contains(&p["kind"].as_str().unwrap())));
+    assert!(page.contains(listed[0]["display_name"].as_str().unwrap()), "{page}");
+    // Searching narrows; a search that finds nothing says so.
+    let name = listed[0]["display_name"].as_str().unwrap();
+    let (_, found) =
+        web.get(Some(&web.auditor), &format!("/api/v1/service-principals?q={}", name.replace(' ', "+"))).await;
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    assert!(found["total"].as_u64().unwrap() >= 1 && found["total"].as_u64() <= api["total"].as_u64(), "{found}");
+    for path in ["/service-principals?q=zzz-nothing", "/people?q=zzz-nothing", "/groups?q=zzz-nothing"] {
+        let (_, page) = web.get(Some(&web.auditor), path).await;
+        assert!(page.contains("Nothing matches “zzz-nothing”"), "{path}: {page}");
+    }
+    web.stop().await;
+});

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::api_model::{
     ApiSyncRun, Applied, AuditList, ChangeDetail, ChangeList, ConnectorSyncs, Dashboard, MyAccess, PeopleList,
-    PrincipalDetail, ResourceDetail, ResourceList, SyncAsked, SyncOverview, SyncRequested,
+    PrincipalDetail, ResourceDetail, ResourceList, ServicePrincipalList, SyncAsked, SyncOverview, SyncRequested,
 };
 use crate::error::ApiError;
 use crate::error::WebError;
@@ -92,6 +92,15 @@ pub async fn roles(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<ResourceList> {
     Ok(Json(resources_data(&state, &viewer, ResourceKind::DirectoryRole, &query).await?))
+}
+
+/// `GET /api/v1/service-principals`
+pub async fn service_principals(
+    viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<ServicePrincipalList> {
+    Ok(Json(crate::pages::directory::service_principals_data(&state, &viewer, &query).await?))
 }
 
 /// `GET /api/v1/principals/{id}`

@@ -250,6 +250,7 @@ pub struct SyncAsked {
     AccessResource,
     PrincipalDetail,
     MyAccess,
+    ServicePrincipalList,
     ApiHolder,
     ApiEntitlement,
     ResourceDetail,

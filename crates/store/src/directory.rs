@@ -277,6 +277,40 @@ impl Directory<'_> {
         Ok((summaries, total))
     }
 
+    /// Service principals and managed identities (the non-human principals, which hold access
+    /// too) whose display name contains `query`, by name, a page at a time, with the total.
+    pub async fn search_service_principals(
+        self,
+        query: &str,
+        scope: ConnectorScope<'_>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<Principal>, u64), StoreError> {
+        use crate::entity::principal::{self, Column};
+        let kinds = [PrincipalKind::ServicePrincipal.as_str(), PrincipalKind::ManagedIdentity.as_str()];
+        let mut select =
+            principal::Entity::find().filter(Column::Kind.is_in(kinds)).filter(Column::DeletedAt.is_null());
+        if let Some(scope) = scope {
+            select = select.filter(Column::ConnectorId.is_in(scope.iter().map(|c| c.0)));
+        }
+        let query = query.trim().to_lowercase();
+        if !query.is_empty() {
+            select = select.filter(lower_contains(Column::DisplayName, &query));
+        }
+        let total = select.clone().count(&self.db).await?;
+        let found = select
+            .order_by_asc(Column::DisplayName)
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(principal::Model::into_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((found, total))
+    }
+
     /// Current grants per resource and holder kind.
     async fn count_holders(
         self,

@@ -449,3 +449,13 @@ pub struct ResourceDetail {
 pub struct MyAccess {
     pub directories: Vec<PrincipalDetail>,
 }
+
+/// One page of service principals and managed identities matching `q`, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServicePrincipalList {
+    pub principals: Vec<ApiPrincipal>,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+    pub q: String,
+}

@@ -17,7 +17,7 @@ use super::{PAGE_SIZE, Paged, fetch_page, page, search_text, url_encode, with};
 use crate::AppState;
 use crate::api_model::{
     AccessIndex, ApiAccess, ApiEntitlement, ApiHolder, ApiPrincipal, ApiResource, PeopleList, PersonListed,
-    PrincipalDetail, Ref, ResourceDetail, ResourceList, ResourceListed,
+    PrincipalDetail, Ref, ResourceDetail, ResourceList, ResourceListed, ServicePrincipalList,
 };
 use crate::error::WebError;
 use crate::extract::{Id, Query};
@@ -111,6 +111,38 @@ pub async fn roles(
     Query(query): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     resources_page(state, viewer, ResourceKind::DirectoryRole, query).await
+}
+
+/// Service principals and managed identities (also `GET /api/v1/service-principals`).
+pub async fn service_principals_data(
+    state: &AppState,
+    viewer: &Viewer,
+    query: &ListQuery,
+) -> Result<ServicePrincipalList, WebError> {
+    let q = search_text(&query.q);
+    let directory = state.store.directory();
+    let Paged { items: found, total, page: page_no, pages } = fetch_page(query.page, |offset| {
+        directory.search_service_principals(&q, viewer.read_scope(), PAGE_SIZE, offset)
+    })
+    .await?;
+    Ok(ServicePrincipalList {
+        principals: found.iter().map(ApiPrincipal::new).collect(),
+        total,
+        page: page_no,
+        pages,
+        q,
+    })
+}
+
+/// `GET /service-principals`
+pub async fn service_principals(
+    viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, WebError> {
+    let data = service_principals_data(&state, &viewer, &query).await?;
+    let q_encoded = url_encode(&data.q);
+    page(&viewer, "service_principals.html", with(&data, json!({"q_encoded": q_encoded}))?)
 }
 
 /// A principal this viewer may read, or 404 (not 403: whether it exists is not theirs to know).

@@ -30,6 +30,7 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "dashboard.html" => "/",
         "my_access.html" => "/access",
         "people.html" => "/people",
+        "service_principals.html" => "/service-principals",
         "resources.html" => context["path"].as_str().unwrap_or_default(),
         "changes.html" => "/changes",
         "syncs.html" => "/syncs",
