@@ -335,12 +335,28 @@ fn issue_code(sim: &Sim, checked: &Checked<'_>, user: &str) -> Response {
     redirect_with(checked, vec![("code", code)])
 }
 
-/// The sign-in page: admins first, then other enabled users, or the matches of a search.
+/// The sign-in page: the featured users (the demo's Attest administrators, so labelled),
+/// then holders of a directory role (labelled with its name), then other enabled users; or the
+/// matches of a search.
 fn sign_in_page(sim: &Sim, tenant: &str, params: &AuthorizeParams, error: Option<&str>) -> Response {
     let query = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_lowercase);
-    let users: Vec<(String, String, bool)> = sim.read(|t| {
-        // Administrators first: the users a demo most often wants.
-        let is_admin = |u: &User| t.can_grant_consent(&u.id);
+    let featured: Vec<(String, String)> = sim.featured.lock().map(|f| f.clone()).unwrap_or_default();
+    let users: Vec<(String, String, String)> = sim.read(|t| {
+        // What a user is called here: the embedding application's label, else the names of
+        // the directory roles they hold.
+        let label = |u: &User| -> String {
+            if let Some((_, label)) = featured.iter().find(|(id, _)| *id == u.id) {
+                return label.clone();
+            }
+            let roles: Vec<&str> = t
+                .role_assignments
+                .iter()
+                .filter(|a| a.principal_id == u.id)
+                .filter_map(|a| t.role_definitions.iter().find(|d| d.id == a.role_definition_id))
+                .map(|d| d.display_name.as_str())
+                .collect();
+            roles.join(", ")
+        };
         let candidates = t.live_users().filter(|u| u.account_enabled);
         let mut picked: Vec<&User> = match &query {
             Some(q) => candidates
@@ -350,14 +366,25 @@ fn sign_in_page(sim: &Sim, tenant: &str, params: &AuthorizeParams, error: Option
                 .take(50)
                 .collect(),
             None => {
-                let mut admins: Vec<&User> =
-                    t.live_users().filter(|u| u.account_enabled && is_admin(u)).take(10).collect();
-                admins.extend(candidates.filter(|u| !is_admin(u) && u.user_type == "Member").take(20));
-                admins
+                let mut first: Vec<&User> =
+                    featured.iter().filter_map(|(id, _)| t.live_user(id)).filter(|u| u.account_enabled).collect();
+                let is_featured = |u: &User| featured.iter().any(|(id, _)| *id == u.id);
+                let role_holders = t
+                    .live_users()
+                    .filter(|u| {
+                        u.account_enabled
+                            && !is_featured(u)
+                            && t.role_assignments.iter().any(|a| a.principal_id == u.id)
+                    })
+                    .take(10);
+                first.extend(role_holders);
+                let listed: Vec<String> = first.iter().map(|u| u.id.clone()).collect();
+                first.extend(candidates.filter(|u| !listed.contains(&u.id) && u.user_type == "Member").take(20));
+                first
             }
         };
         picked.dedup_by(|a, b| a.id == b.id);
-        picked.iter().map(|u| (u.user_principal_name.clone(), u.display_name.clone(), is_admin(u))).collect()
+        picked.iter().map(|u| (u.user_principal_name.clone(), u.display_name.clone(), label(u))).collect()
     });
     let carried = hidden(&[
         ("client_id", params.client_id.as_deref()),
@@ -389,8 +416,8 @@ fn sign_in_page(sim: &Sim, tenant: &str, params: &AuthorizeParams, error: Option
     body.push_str(&format!(
         "<form method=\"post\" action=\"{action}\">{carried}<ul id=\"users\" style=\"list-style:none;padding:0\">"
     ));
-    for (upn, name, admin) in &users {
-        let badge = if *admin { " <small>(administrator)</small>" } else { "" };
+    for (upn, name, label) in &users {
+        let badge = if label.is_empty() { String::new() } else { format!(" <small>({})</small>", escape(label)) };
         body.push_str(&format!(
             "<li><button type=\"submit\" name=\"login\" value=\"{upn}\" data-upn=\"{upn}\">{}{badge}<br><small>{upn}</small></button></li>",
             escape(name),

@@ -42,6 +42,9 @@ pub struct Sim {
     pub(crate) retry_windows: Mutex<HashMap<String, RetryWindow>>,
     pub(crate) faults: Mutex<Injector>,
     pub(crate) log: Mutex<VecDeque<LoggedRequest>>,
+    /// Users the sign-in page lists first, each with what to call them there (the demo's
+    /// Attest administrators): a label of the embedding application, not of Entra.
+    pub(crate) featured: Mutex<Vec<(String, String)>>,
 }
 
 /// Requests and resource units, per route (method and path template).
@@ -113,6 +116,7 @@ impl Sim {
             retry_windows: Mutex::new(HashMap::new()),
             faults: Mutex::new(Injector::new(options.faults)),
             log: Mutex::new(VecDeque::new()),
+            featured: Mutex::new(Vec::new()),
             consent: Mutex::new(consent),
             keys: SigningKey::builtin(),
             grants: Mutex::new(Grants::default()),
@@ -124,6 +128,15 @@ impl Sim {
             clock: Mutex::new(now),
             started: std::time::Instant::now(),
             stats: Mutex::new(Stats::default()),
+        }
+    }
+
+    /// Lists these users (object ids) first on the sign-in page, each labelled (`"Attest
+    /// administrator"`); the rest follow as before.
+    pub fn feature_on_sign_in(&self, users: Vec<(String, String)>) {
+        match self.featured.lock() {
+            Ok(mut featured) => *featured = users,
+            Err(poisoned) => *poisoned.into_inner() = users,
         }
     }
 

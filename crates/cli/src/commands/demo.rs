@@ -133,6 +133,8 @@ pub async fn demo(
     for (id, _, name, _) in &admins {
         store.web().set_web_user_roles(&sim.tenant_id(), id, name, &["admin".to_owned()], now).await?;
     }
+    // The sign-in page lists the demo's Attest administrators first, as such.
+    sim.sim.feature_on_sign_in(admins.iter().map(|(id, ..)| (id.clone(), "Attest administrator".to_owned())).collect());
     match admins.as_slice() {
         [] => writeln!(out, "open {base} and sign in as any demo user")?,
         [(_, upn, _, _), rest @ ..] => {

@@ -147,12 +147,28 @@ async fn discovery_and_keys() {
 #[tokio::test]
 async fn code_flow_with_pkce_then_refresh_until_sessions_are_revoked() {
     let f = fixture(SimOptions::default()).await;
-    // The sign-in page lists users, administrators first, and carries the request through.
+    // The sign-in page lists users, directory role holders first labelled with their role's
+    // name (never a vague "administrator"), and carries the request through.
     let params = authorize_params("v".repeat(43).as_str(), &[]);
     let page = browser().get(login(&f, "oauth2/v2.0/authorize")).query(&params).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("(administrator)") && html.contains("name=\"code_challenge\""), "{html}");
+    let roles: Vec<String> = f.sim.sim.read(|t| t.role_definitions.iter().map(|d| d.display_name.clone()).collect());
+    let first_label = html.split("id=\"users\"").nth(1).unwrap().split("<small>(").nth(1).unwrap();
+    assert!(roles.iter().any(|r| first_label.starts_with(r.as_str())), "{first_label}");
+    assert!(html.contains("name=\"code_challenge\""), "{html}");
+    assert!(!html.contains("(administrator)"), "{html}");
+    // An embedding application's own people (the demo's Attest administrators) come first, so
+    // labelled.
+    let (id, upn) = f.sim.sim.read(|t| {
+        let u = t.live_users().filter(|u| u.account_enabled && u.user_type == "Member").last().unwrap();
+        (u.id.clone(), u.user_principal_name.clone())
+    });
+    f.sim.sim.feature_on_sign_in(vec![(id, "Attest administrator".into())]);
+    let page = browser().get(login(&f, "oauth2/v2.0/authorize")).query(&params).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let first = html.split("data-upn=\"").nth(1).unwrap();
+    assert!(first.starts_with(&format!("{upn}\"")) && first.contains("(Attest administrator)"), "{html}");
 
     let user = f.sim.sim.read(|t| {
         t.live_users().find(|u| u.account_enabled && u.user_type == "Member" && u.mail.is_some()).unwrap().clone()
