@@ -31,6 +31,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "FORMAT", value_parser = ["pretty", "json"])]
     log_format: Option<String>,
 
+    /// More log lines on stderr: -v what the command does, -vv everything. A command other
+    /// than serve and demo logs only warnings and errors by default.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -122,7 +127,8 @@ where
 async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     let context =
         commands::Context::load(cli.config.as_deref(), cli.database_url.as_deref(), cli.log_format.as_deref())?;
-    logging::init(&context.config.log)?;
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
+    logging::init(&context.config.log, logging::Verbosity { verbose: cli.verbose, long_running })?;
     match cli.command {
         Command::Serve(args) => commands::serve::run(&context, args, out).await,
         Command::Demo(args) => commands::demo::run(&context, args, out).await,

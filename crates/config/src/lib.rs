@@ -115,6 +115,9 @@ impl Default for RawServer {
 }
 
 /// The classes of change a sensitivity policy can name.
+/// `log.filter` unless set: what the server logs.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+
 pub const CHANGE_CLASSES: &[&str] =
     &["memberships", "owners", "app_roles", "directory_roles", "user_actions", "sessions"];
 
@@ -183,7 +186,7 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { format: "pretty".into(), filter: "info,sqlx=warn".into() }
+        RawLog { format: "pretty".into(), filter: DEFAULT_LOG_FILTER.into() }
     }
 }
 
