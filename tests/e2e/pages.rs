@@ -929,3 +929,39 @@ db_test!(service_principals_have_their_own_listing_and_empty_searches_say_so, tr
     }
     web.stop().await;
 });
+
+db_test!(an_app_role_is_named_by_its_name_not_its_id, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let (apps, _) = store.directory().search_resources(ResourceKind::Application, "", None, 100, 0).await.unwrap();
+    let mut found = None;
+    for app in &apps {
+        for e in store.resources().list_entitlements(app.resource.id).await.unwrap() {
+            if let attest_domain::EntitlementKey::AppRole(id) = &e.data.key
+                && !id.starts_with("00000000")
+            {
+                found = Some((app.resource.clone(), id.clone(), e.data.display_name.clone()));
+            }
+        }
+    }
+    let (app, role_id, role_name) = found.expect("an application with a named role");
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let person = store.principals().find_user(connector.id, &web.auditor.object_id).await.unwrap().unwrap();
+    let assigned = web
+        .post(
+            &web.admin,
+            &format!("/principals/{}/actions", person.id.0),
+            &[
+                ("action", "assign_app"),
+                ("app", &app.data.external_id),
+                ("app_role", &role_name),
+                ("nonce", "nonce-role-0123456789"),
+            ],
+        )
+        .await;
+    let id = change_id(&assigned);
+    let (_, page) = web.get(Some(&web.admin), &format!("/changes/{id}")).await;
+    assert!(page.contains(&format!("app role {role_name} of {}", app.data.display_name)), "{page}");
+    assert!(!page.contains(&format!("app role {role_id}")), "{page}");
+    web.stop().await;
+});

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use attest_domain::change_flow::{self, ChangeRefusal, ChangeStep, Person};
 use attest_domain::time::micros;
 use attest_domain::{
-    Actor, ApplyResult, AuditEventDraft, Change, ChangeId, ChangeKind, ChangeState, ConnectorId, NewChange,
+    Actor, ApplyResult, AuditEventDraft, Change, ChangeAction, ChangeId, ChangeKind, ChangeState, ConnectorId,
+    NewChange,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
@@ -362,10 +363,31 @@ impl Changes<'_> {
                 names.insert((connector, id), name);
             }
         }
+        // App roles by their names, not their ids.
+        let mut roles: HashMap<ConnectorId, Vec<(&str, &str)>> = HashMap::new();
+        for c in changes {
+            if let ChangeAction::AssignAppRole { app, app_role, .. }
+            | ChangeAction::RemoveAppRoleAssignment { app, app_role, .. } = &c.action
+            {
+                roles.entry(c.connector_id).or_default().push((app.as_str(), app_role.as_str()));
+            }
+        }
+        let mut role_names: HashMap<(ConnectorId, String, String), String> = HashMap::new();
+        for (connector, wanted) in roles {
+            for ((app, role), name) in self.directory().app_role_names(connector, &wanted).await? {
+                role_names.insert((connector, app, role), name);
+            }
+        }
         Ok(changes
             .iter()
             .map(|c| {
                 let mut description = c.action.describe();
+                if let ChangeAction::AssignAppRole { app, app_role, .. }
+                | ChangeAction::RemoveAppRoleAssignment { app, app_role, .. } = &c.action
+                    && let Some(name) = role_names.get(&(c.connector_id, app.clone(), app_role.clone()))
+                {
+                    description = description.replace(&format!("app role {app_role}"), &format!("app role {name}"));
+                }
                 for id in [Some(c.action.target()), c.action.principal()].into_iter().flatten() {
                     if let Some(name) = names.get(&(c.connector_id, id.to_owned())) {
                         description = description.replace(id, name);

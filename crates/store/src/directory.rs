@@ -585,6 +585,35 @@ fn unique(ids: impl Iterator<Item = i64>) -> Vec<i64> {
 }
 
 impl Directory<'_> {
+    /// The names of app roles, by (the application's object id, the role's id), for saying
+    /// "assign Reader of Payroll" instead of a GUID. Unknown roles are left out.
+    pub async fn app_role_names(
+        self,
+        connector: ConnectorId,
+        roles: &[(&str, &str)],
+    ) -> Result<HashMap<(String, String), String>, StoreError> {
+        let mut names = HashMap::new();
+        if roles.is_empty() {
+            return Ok(names);
+        }
+        let keys: Vec<sea_orm::Value> =
+            roles.iter().map(|(_, role)| EntitlementKey::AppRole((*role).to_owned()).to_string().into()).collect();
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT r.external_id, e.key, e.display_name FROM entitlements e JOIN resources r ON r.id = e.resource_id \
+             WHERE r.connector_id = ",
+        );
+        sql.value(connector.0).push(" AND e.key IN ").tuple(keys);
+        for row in self.db.query_all_raw(sql.build()).await? {
+            let (app, key, name): (String, String, String) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?);
+            if let Ok(EntitlementKey::AppRole(role)) = key.parse::<EntitlementKey>() {
+                names.insert((app, role), name);
+            }
+        }
+        Ok(names)
+    }
+
     /// Display names of a connector's principals and resources by directory object id, for
     /// saying "add Ada Lovelace to Finance" instead of two GUIDs. Unknown ids are left out.
     pub async fn names_by_external_id(
