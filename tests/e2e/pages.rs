@@ -963,5 +963,8 @@ db_test!(an_app_role_is_named_by_its_name_not_its_id, true, |db| {
     let (_, page) = web.get(Some(&web.admin), &format!("/changes/{id}")).await;
     assert!(page.contains(&format!("app role {role_name} of {}", app.data.display_name)), "{page}");
     assert!(!page.contains(&format!("app role {role_id}")), "{page}");
+    // The change links to the person and the application.
+    assert!(page.contains(&format!("<dt>Who</dt><dd><a href=\"/principals/{}\">", person.id.0)), "{page}");
+    assert!(page.contains(&format!("<dt>What</dt><dd><a href=\"/resources/{}\">", app.id.0)), "{page}");
     web.stop().await;
 });

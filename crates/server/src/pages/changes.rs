@@ -136,13 +136,47 @@ pub fn password_unknown(change: &Change) -> bool {
 async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde_json::Value, WebError> {
     let change = readable_change(state, viewer, id).await?;
     let row = change_rows(&state.store, std::slice::from_ref(&change)).await?.pop();
+    let (who, what) = linked(state, &change).await?;
     Ok(json!({
+        "who": who,
+        "what": what,
         "change": row,
         "action": change.action,
         "idempotency_key": change.idempotency_key,
         "password_unknown": password_unknown(&change),
         "can": permissions(viewer, &change),
     }))
+}
+
+/// Who a change is about and the group, application or role it touches, as synced (for
+/// links to their pages); `null` for what is not synced (yet, or any more).
+async fn linked(state: &AppState, change: &Change) -> Result<(serde_json::Value, serde_json::Value), WebError> {
+    use attest_domain::{ChangeClass, ChangeKind, ResourceKind};
+    let store = &state.store;
+    let action = &change.action;
+    let who_id = action.principal().unwrap_or(action.target());
+    let who = store.principals().find_principal_by_external_id(change.connector_id, who_id).await?;
+    let who = who.map(|p| json!({"id": p.id.0, "display_name": p.data.display_name}));
+    let kind = match change.kind.class() {
+        ChangeClass::Membership => Some(ResourceKind::Group),
+        ChangeClass::Ownership if matches!(change.kind, ChangeKind::AddGroupOwner | ChangeKind::RemoveGroupOwner) => {
+            Some(ResourceKind::Group)
+        }
+        ChangeClass::Ownership | ChangeClass::AppRole => Some(ResourceKind::Application),
+        ChangeClass::DirectoryRole => Some(ResourceKind::DirectoryRole),
+        ChangeClass::UserAction | ChangeClass::Sessions => None,
+    };
+    let what = match kind {
+        Some(kind) => store
+            .directory()
+            .find_resources_named(change.connector_id, kind, action.target())
+            .await?
+            .into_iter()
+            .find(|r| r.data.external_id == action.target())
+            .map(|r| json!({"id": r.id.0, "display_name": r.data.display_name, "kind": r.data.kind})),
+        None => None,
+    };
+    Ok((who.unwrap_or_default(), what.unwrap_or_default()))
 }
 
 /// `GET /changes/{id}`: the change, and once after an action on it, what was just done.
