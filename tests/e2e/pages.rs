@@ -268,6 +268,9 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert_eq!(shown.headers()["cache-control"], "no-store");
     let body = shown.text().await.unwrap();
     let secret = body.split("id=\"secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    // Whose password it is, named.
+    let whose = body.split("id=\"whose\">").nth(1).unwrap();
+    assert!(whose.starts_with(&format!("{}'s (", target.data.display_name)), "{whose}");
     assert!(secret.len() >= 16, "{body}");
     let (_, later) = web.get(Some(&web.approver), &format!("/changes/{reset}")).await;
     assert!(!later.contains(&secret), "shown once only");

@@ -56,7 +56,7 @@ pub async fn submit(
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {
     match act(&state, &viewer, id, &form).await {
-        Ok(done) => applied_page(&viewer, done, Some(format!("/principals/{id}"))),
+        Ok(done) => applied_page(&state, &viewer, done, Some(format!("/principals/{id}"))).await,
         // A group or application the form named wrongly: the page again, the form filled in,
         // what is wrong beside the field, and what was probably meant.
         Err(error @ (WebError::BadRequest(_) | WebError::Refused { .. }))

@@ -217,7 +217,8 @@ pub fn to_change(id: i64, back: Option<String>) -> Response {
 
 /// What an approver sees once: the change as applied, and a secret if it made one; otherwise
 /// the change's page. `back` is the page the action was taken from.
-pub fn applied_page(
+pub async fn applied_page(
+    state: &AppState,
     viewer: &Viewer,
     done: attest_provisioner::InPerson,
     back: Option<String>,
@@ -225,9 +226,14 @@ pub fn applied_page(
     let Some(secret) = done.secret else {
         return Ok(to_change(done.change.id.0, back));
     };
+    // Whose password it is, by name and sign-in name, so it reaches the right person.
+    let user = done.change.action.target();
+    let whose = state.store.principals().find_principal_by_external_id(done.change.connector_id, user).await?;
     let data = json!({
         "change_id": done.change.id.0,
         "secret_value": secret.expose(),
+        "whose": whose.as_ref().map(|p| &p.data.display_name),
+        "whose_upn": whose.as_ref().and_then(|p| p.data.user_principal_name.as_ref()),
     });
     let mut response = page(viewer, "change.html", json!({"secret": data}))?.into_response();
     // Shown once: never cached, never restored from history.
@@ -267,7 +273,7 @@ pub async fn approve(
     Submitted(_): Submitted<serde_json::Value>,
 ) -> Result<Response, WebError> {
     let done = approve_now(&state, &viewer, id).await?;
-    applied_page(&viewer, done, None)
+    applied_page(&state, &viewer, done, None).await
 }
 
 /// `POST /changes/{id}/retry`
