@@ -156,3 +156,17 @@ async fn the_example_configuration_is_valid_and_matches_the_defaults() {
     let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
     assert_eq!(body(&with_example.stdout), body(&defaults.stdout));
 }
+
+#[tokio::test]
+async fn a_command_that_finds_no_database_says_where_it_looked_and_creates_nothing() {
+    let dir = std::env::temp_dir().join(format!("attest-no-db-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("missing.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let out = attest(&["--database-url", &url, "change", "list"]).await;
+    let error = out.error.unwrap_or_default();
+    assert!(!out.success && error.contains(&format!("no database at {}", db.display())), "{error}");
+    assert!(error.contains("attest migrate"), "{error}");
+    assert!(!db.exists(), "nothing was created");
+    let _ = std::fs::remove_dir_all(&dir);
+}

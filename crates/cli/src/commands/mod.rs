@@ -48,6 +48,17 @@ impl Context {
     /// Opens the database and checks its schema is exactly what this build expects. The audit
     /// events it appends are signed with the key beside the secrets key (created on first use).
     pub async fn store(&self) -> anyhow::Result<Store> {
+        // A SQLite file that is not there is a wrong path, not a database to create: only
+        // `attest migrate` creates one.
+        if let Some(path) = self.config.database.url.sqlite_path().filter(|p| !p.exists()) {
+            let here = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            anyhow::bail!(
+                "no database at {} (looked from {here}, as database.url says, or --database-url); \
+                 create one with `attest migrate`, or point --config or --database-url at an existing one \
+                 (`attest demo` writes an attest.toml for its database in its folder)",
+                path.display()
+            );
+        }
         let store = self.connect().await?;
         store.ensure_schema_current().await.with_context(|| format!("database {}", self.config.database.url))?;
         let key = attest_config::secrets::SecretKey::load_or_create(&self.config.secret_key_file)?;
