@@ -971,3 +971,51 @@ db_test!(an_app_role_is_named_by_its_name_not_its_id, true, |db| {
     assert!(page.contains(&format!("<dt>What</dt><dd><a href=\"/resources/{}\">", app.id.0)), "{page}");
     web.stop().await;
 });
+
+db_test!(people_are_filtered_by_department_type_and_blocked_and_sorted_by_name, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let users = store.principals().list_principals(connector.id, Some(PrincipalKind::User), 0, 10_000).await.unwrap();
+    let by_id: std::collections::HashMap<i64, &attest_domain::Principal> = users.iter().map(|p| (p.id.0, p)).collect();
+    let get =
+        async |path: &str| serde_json::from_str::<serde_json::Value>(&web.get(Some(&web.admin), path).await.1).unwrap();
+    let ids = |list: &serde_json::Value| -> Vec<i64> {
+        list["people"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect()
+    };
+    let all = get("/api/v1/people").await;
+    let department = all["departments"][0].as_str().expect("departments to choose from").to_owned();
+    let in_department = get(&format!("/api/v1/people?department={}", department.replace(' ', "+"))).await;
+    let expected =
+        users.iter().filter(|u| u.data.department.as_deref().map(str::trim) == Some(department.as_str())).count();
+    assert_eq!(in_department["total"].as_u64(), Some(expected as u64), "{department}");
+    let guests = get("/api/v1/people?type=guest").await;
+    assert!(ids(&guests).iter().all(|id| by_id[id].data.user_type == Some(attest_domain::UserType::Guest)), "{guests}");
+    let members = get("/api/v1/people?type=member").await;
+    assert_eq!(
+        guests["total"].as_u64().unwrap() + members["total"].as_u64().unwrap(),
+        all["total"].as_u64().unwrap(),
+        "everyone is a member or a guest"
+    );
+    let blocked = get("/api/v1/people?blocked=yes").await;
+    assert!(ids(&blocked).iter().all(|id| by_id[id].data.account_enabled == Some(false)), "{blocked}");
+    // Z to A is A to Z backwards.
+    let total = all["total"].as_u64().unwrap() as usize;
+    let last_page = total.div_ceil(50);
+    let mut forwards = Vec::new();
+    for page in 1..=last_page {
+        forwards.extend(ids(&get(&format!("/api/v1/people?page={page}")).await));
+    }
+    let backwards = ids(&get("/api/v1/people?sort=-name").await);
+    assert_eq!(backwards, forwards.iter().rev().take(50).copied().collect::<Vec<_>>());
+    assert_eq!(web.get(Some(&web.admin), "/api/v1/people?type=alien").await.0, 400);
+    let (_, doc) = web.get(None, "/api/v1/openapi.json").await;
+    conforms(&serde_json::from_str(&doc).unwrap(), "PeopleList", &guests);
+    // The page keeps the filter in its controls and its pager.
+    let (_, page) = web.get(Some(&web.admin), "/people?type=guest&sort=-name").await;
+    assert!(
+        page.contains("<option value=\"guest\" selected>") && page.contains("<option value=\"-name\" selected>"),
+        "{page}"
+    );
+    web.stop().await;
+});

@@ -102,7 +102,9 @@ impl Caches {
             return Ok(index.clone());
         }
         let started = Instant::now();
-        let index = Arc::new(PeopleIndex::build(store.directory().list_people_search_keys().await?, stamp));
+        let directory = store.directory();
+        let (keys, facets) = (directory.list_people_search_keys().await?, directory.list_people_facets().await?);
+        let index = Arc::new(PeopleIndex::build(keys, stamp).with_facets(facets));
         tracing::debug!(
             people = index.people.len(),
             words = index.words.len(),
@@ -166,10 +168,35 @@ pub struct PeopleIndex {
     stamp: Stamp,
     /// People in name order (position = rank in the listing).
     people: Vec<(PrincipalId, ConnectorId)>,
+    /// What the listing filters on, by position (see [`PeopleFilter`]).
+    facets: Vec<Facets>,
+    /// Every department, once, in order (the filter's choices).
+    departments: Vec<String>,
     /// Every word of every person, concatenated; [`Word`]s point into it.
     text: String,
     /// Sorted by their text.
     words: Vec<Word>,
+}
+
+/// A person's department (lowercase), whether they are a guest, whether sign-in is blocked.
+#[derive(Clone, Default)]
+struct Facets {
+    department: Option<Box<str>>,
+    guest: bool,
+    blocked: bool,
+}
+
+/// Narrowing the people listing, and its order.
+#[derive(Debug, Clone, Default)]
+pub struct PeopleFilter {
+    /// Exactly this department (any case).
+    pub department: Option<String>,
+    /// `Some(true)`: guests only; `Some(false)`: members only.
+    pub guests: Option<bool>,
+    /// `Some(true)`: only those whose sign-in is blocked.
+    pub blocked: Option<bool>,
+    /// Names Z to A.
+    pub descending: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -212,7 +239,42 @@ impl PeopleIndex {
         }
         let slice = |w: &Word| &text[w.start as usize..(w.start + w.len) as usize];
         words.sort_unstable_by(|a, b| slice(a).cmp(slice(b)).then(a.person.cmp(&b.person)));
-        PeopleIndex { stamp, people, text, words }
+        let facets = vec![Facets::default(); people.len()];
+        PeopleIndex { stamp, people, facets, departments: Vec::new(), text, words }
+    }
+
+    /// The index with what its listing filters on.
+    fn with_facets(mut self, facets: Vec<attest_store::PersonFacets>) -> PeopleIndex {
+        let position: std::collections::HashMap<i64, usize> =
+            self.people.iter().enumerate().map(|(i, (id, _))| (id.0, i)).collect();
+        // One choice per department whatever its case, as first seen.
+        let mut departments = std::collections::BTreeMap::new();
+        for f in facets {
+            let Some(&i) = position.get(&f.id) else { continue };
+            let department = f.department.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
+            if let Some(d) = &department {
+                departments.entry(d.to_lowercase()).or_insert_with(|| d.clone());
+            }
+            self.facets[i] = Facets {
+                department: department.map(|d| d.to_lowercase().into_boxed_str()),
+                guest: f.user_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("guest")),
+                blocked: f.account_enabled == Some(false),
+            };
+        }
+        self.departments = departments.into_values().collect();
+        self
+    }
+
+    /// Every department, once, in order.
+    pub fn departments(&self) -> &[String] {
+        &self.departments
+    }
+
+    fn passes(&self, position: usize, filter: &PeopleFilter) -> bool {
+        let Some(f) = self.facets.get(position) else { return true };
+        filter.department.as_deref().is_none_or(|d| f.department.as_deref() == Some(d.trim().to_lowercase().as_str()))
+            && filter.guests.is_none_or(|g| f.guest == g)
+            && filter.blocked.is_none_or(|b| f.blocked == b)
     }
 
     fn word(&self, w: &Word) -> &str {
@@ -230,11 +292,13 @@ impl PeopleIndex {
     }
 
     /// The ids of people matching `query` (everyone when it is empty) in the connectors
-    /// `scope` allows, `limit` from `offset`, in name order; and how many match in all.
+    /// `scope` allows and passing `filter`, `limit` from `offset`, in the filter's name order;
+    /// and how many match in all.
     pub fn search(
         &self,
         query: &str,
         scope: Option<&[ConnectorId]>,
+        filter: &PeopleFilter,
         limit: usize,
         offset: usize,
     ) -> (Vec<PrincipalId>, u64) {
@@ -254,11 +318,13 @@ impl PeopleIndex {
                 Box::new(found.into_iter())
             }
         };
+        let positions: Box<dyn Iterator<Item = u32>> =
+            if filter.descending { Box::new(positions.collect::<Vec<_>>().into_iter().rev()) } else { positions };
         let mut total = 0u64;
         let mut page = Vec::with_capacity(limit);
         for position in positions {
             let (id, connector) = self.people[position as usize];
-            if scope.is_some_and(|s| !s.contains(&connector)) {
+            if scope.is_some_and(|s| !s.contains(&connector)) || !self.passes(position as usize, filter) {
                 continue;
             }
             if total >= offset as u64 && page.len() < limit {
@@ -283,15 +349,59 @@ mod tests {
         ];
         let index = PeopleIndex::build(keys, (0, None));
         let ids = |found: (Vec<PrincipalId>, u64)| (found.0.iter().map(|p| p.0).collect::<Vec<_>>(), found.1);
-        assert_eq!(ids(index.search("", None, 10, 0)), (vec![1, 2, 3], 3));
-        assert_eq!(ids(index.search("  LOVE ", None, 10, 0)), (vec![1], 1), "the start of a word, any case");
-        assert_eq!(ids(index.search("ovelace", None, 10, 0)), (vec![], 0), "not the middle of one");
-        assert_eq!(ids(index.search("contoso", None, 10, 0)), (vec![1, 3], 2), "by user principal name");
-        assert_eq!(ids(index.search("ada.l@", None, 10, 0)), (vec![1], 1), "by email");
-        assert_eq!(ids(index.search("turing alan", None, 10, 0)), (vec![2], 1), "every word, any order");
-        assert_eq!(ids(index.search("alan contoso", None, 10, 0)), (vec![], 0), "every word must match");
-        assert_eq!(ids(index.search("a", Some(&[ConnectorId(1)]), 10, 0)), (vec![1], 1), "scoped");
-        assert_eq!(ids(index.search("", None, 1, 1)), (vec![2], 3), "paged, with the total");
-        assert_eq!(ids(index.search("%", None, 10, 0)), (vec![], 0), "no wildcards");
+        assert_eq!(ids(index.search("", None, &PeopleFilter::default(), 10, 0)), (vec![1, 2, 3], 3));
+        assert_eq!(
+            ids(index.search("  LOVE ", None, &PeopleFilter::default(), 10, 0)),
+            (vec![1], 1),
+            "the start of a word, any case"
+        );
+        assert_eq!(
+            ids(index.search("ovelace", None, &PeopleFilter::default(), 10, 0)),
+            (vec![], 0),
+            "not the middle of one"
+        );
+        assert_eq!(
+            ids(index.search("contoso", None, &PeopleFilter::default(), 10, 0)),
+            (vec![1, 3], 2),
+            "by user principal name"
+        );
+        assert_eq!(ids(index.search("ada.l@", None, &PeopleFilter::default(), 10, 0)), (vec![1], 1), "by email");
+        assert_eq!(
+            ids(index.search("turing alan", None, &PeopleFilter::default(), 10, 0)),
+            (vec![2], 1),
+            "every word, any order"
+        );
+        assert_eq!(
+            ids(index.search("alan contoso", None, &PeopleFilter::default(), 10, 0)),
+            (vec![], 0),
+            "every word must match"
+        );
+        assert_eq!(
+            ids(index.search("a", Some(&[ConnectorId(1)]), &PeopleFilter::default(), 10, 0)),
+            (vec![1], 1),
+            "scoped"
+        );
+        assert_eq!(ids(index.search("", None, &PeopleFilter::default(), 1, 1)), (vec![2], 3), "paged, with the total");
+        assert_eq!(ids(index.search("%", None, &PeopleFilter::default(), 10, 0)), (vec![], 0), "no wildcards");
+        // Filters and order.
+        let facet = |id, department: &str, user_type: &str, enabled| attest_store::PersonFacets {
+            id,
+            department: Some(department.to_owned()),
+            user_type: Some(user_type.to_owned()),
+            account_enabled: Some(enabled),
+        };
+        let index = index.with_facets(vec![
+            facet(1, "Research", "Member", true),
+            facet(2, "research ", "Guest", true),
+            facet(3, "Finance", "Member", false),
+        ]);
+        assert_eq!(index.departments(), ["Finance", "Research"]);
+        let filtered = |filter: PeopleFilter| ids(index.search("", None, &filter, 10, 0));
+        let research = PeopleFilter { department: Some("RESEARCH".into()), ..Default::default() };
+        assert_eq!(filtered(research), (vec![1, 2], 2), "a department, any case");
+        assert_eq!(filtered(PeopleFilter { guests: Some(true), ..Default::default() }), (vec![2], 1));
+        assert_eq!(filtered(PeopleFilter { guests: Some(false), ..Default::default() }), (vec![1, 3], 2));
+        assert_eq!(filtered(PeopleFilter { blocked: Some(true), ..Default::default() }), (vec![3], 1));
+        assert_eq!(filtered(PeopleFilter { descending: true, ..Default::default() }), (vec![3, 2, 1], 3), "Z to A");
     }
 }

@@ -655,9 +655,37 @@ impl Directory<'_> {
 /// principal name, email.
 pub type PersonKeys = (i64, i64, String, Option<String>, Option<String>);
 
+/// What the people listing filters on, per user: department, `userType`, sign-in enabled.
+#[derive(Debug, Clone)]
+pub struct PersonFacets {
+    pub id: i64,
+    pub department: Option<String>,
+    pub user_type: Option<String>,
+    pub account_enabled: Option<bool>,
+}
+
 impl Directory<'_> {
     /// Every user's search keys, for an in-memory people index (one value from the database,
     /// see `select_json`: 100,000 users come back in a fraction of a second).
+    pub async fn list_people_facets(self) -> Result<Vec<PersonFacets>, StoreError> {
+        let mut sql =
+            Sql::new(self.backend(), "SELECT id, department, user_type, account_enabled FROM principals WHERE kind = ");
+        sql.value(PrincipalKind::User.as_str());
+        let rows: Vec<(i64, Option<String>, Option<String>, serde_json::Value)> =
+            crate::sql::select_json(&self.db, sql, &["id", "department", "user_type", "account_enabled"]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, department, user_type, enabled)| PersonFacets {
+                id,
+                department,
+                user_type,
+                account_enabled: enabled.as_bool().or_else(|| enabled.as_i64().map(|n| n != 0)),
+            })
+            .collect())
+    }
+
+    /// Every user's search keys, for an in-memory people index (see `list_people_facets` for
+    /// what it filters on).
     pub async fn list_people_search_keys(self) -> Result<Vec<PersonKeys>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),

@@ -47,7 +47,8 @@ pub use audit::{AuditFilter, AuditPage, AuditVerification};
 pub use changes::{AttemptOutcome, ChangeFilter, Enqueued};
 pub use connectors::NewConnector;
 pub use directory::{
-    AccessView, ConnectorScope, HeldGrant, HolderView, Named, PersonKeys, PersonRow, ResourceRef, ResourceSummary,
+    AccessView, ConnectorScope, HeldGrant, HolderView, Named, PersonFacets, PersonKeys, PersonRow, ResourceRef,
+    ResourceSummary,
 };
 pub use error::StoreError;
 pub use grants::{GrantRow, GrantUpsert, KeyFilter};

@@ -117,6 +117,8 @@ pub struct PeopleList {
     pub pages: u64,
     /// The search as applied (trimmed).
     pub q: String,
+    /// Every department among the people, for the `department` filter.
+    pub departments: Vec<String>,
 }
 
 /// A group, application or directory role.

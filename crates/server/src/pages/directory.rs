@@ -19,6 +19,7 @@ use crate::api_model::{
     AccessIndex, ApiAccess, ApiEntitlement, ApiHolder, ApiPrincipal, ApiResource, PeopleList, PersonListed,
     PrincipalDetail, Ref, ResourceDetail, ResourceList, ResourceListed, ServicePrincipalList,
 };
+use crate::cache::PeopleFilter;
 use crate::error::WebError;
 use crate::extract::{Id, Query};
 use crate::roles::{Allowed, Viewer, rule};
@@ -27,6 +28,18 @@ use crate::roles::{Allowed, Viewer, rule};
 pub struct ListQuery {
     #[serde(default)]
     pub q: String,
+    /// People only: exactly this department.
+    #[serde(default)]
+    pub department: String,
+    /// People only: `member` or `guest`.
+    #[serde(default, rename = "type")]
+    pub user_type: String,
+    /// People only: `yes` for those whose sign-in is blocked.
+    #[serde(default)]
+    pub blocked: String,
+    /// People only: `name` (A to Z, the default) or `-name`.
+    #[serde(default)]
+    pub sort: String,
     #[serde(default, deserialize_with = "crate::extract::lenient_page")]
     pub page: Option<u64>,
 }
@@ -34,14 +47,36 @@ pub struct ListQuery {
 /// The people directory's data (also `GET /api/v1/people`).
 pub async fn people_data(state: &AppState, viewer: &Viewer, query: &ListQuery) -> Result<PeopleList, WebError> {
     let q = search_text(&query.q);
+    let filter = PeopleFilter {
+        department: Some(search_text(&query.department)).filter(|d| !d.is_empty()),
+        guests: match query.user_type.as_str() {
+            "" => None,
+            "guest" => Some(true),
+            "member" => Some(false),
+            other => return Err(WebError::BadRequest(format!("type: member or guest, not '{other}'"))),
+        },
+        blocked: (query.blocked == "yes").then_some(true),
+        descending: match query.sort.as_str() {
+            "" | "name" => false,
+            "-name" => true,
+            other => return Err(WebError::BadRequest(format!("sort: name or -name, not '{other}'"))),
+        },
+    };
     let index = state.caches.people(&state.store).await?;
     let Paged { items: ids, total, page: page_no, pages } = fetch_page(query.page, |offset| {
-        let found = index.search(&q, viewer.read_scope(), PAGE_SIZE as usize, offset as usize);
+        let found = index.search(&q, viewer.read_scope(), &filter, PAGE_SIZE as usize, offset as usize);
         std::future::ready(Ok::<_, WebError>(found))
     })
     .await?;
     let people = state.store.directory().list_people_rows(&ids).await?;
-    Ok(PeopleList { people: people.iter().map(PersonListed::new).collect(), total, page: page_no, pages, q })
+    Ok(PeopleList {
+        people: people.iter().map(PersonListed::new).collect(),
+        total,
+        page: page_no,
+        pages,
+        q,
+        departments: index.departments().to_vec(),
+    })
 }
 
 /// `GET /people`
@@ -51,8 +86,23 @@ pub async fn people(
     Query(query): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = people_data(&state, &viewer, &query).await?;
-    let q_encoded = url_encode(&data.q);
-    page(&viewer, "people.html", with(&data, json!({"q_encoded": q_encoded}))?)
+    // The filter as a query string, for the pager's links.
+    let filters: String = [
+        ("department", &query.department),
+        ("type", &query.user_type),
+        ("blocked", &query.blocked),
+        ("sort", &query.sort),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.trim().is_empty())
+    .map(|(k, v)| format!("{k}={}&", url_encode(v.trim())))
+    .collect();
+    let extra = json!({
+        "q_encoded": url_encode(&data.q),
+        "filters": filters,
+        "filter": {"department": query.department.trim(), "type": query.user_type, "blocked": query.blocked == "yes", "sort": query.sort},
+    });
+    page(&viewer, "people.html", with(&data, extra)?)
 }
 
 /// Groups, applications or directory roles (also `GET /api/v1/{groups,applications,roles}`).
