@@ -221,6 +221,29 @@ fn contains_pattern(query: &str) -> LikeExpr {
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
+/// A listing's page: the rows of `select` whose `name` contains `query` (any case), by name
+/// then id, `limit` from `offset`; and how many match in all.
+async fn by_name<E>(
+    db: &sea_orm::DatabaseConnection,
+    mut select: sea_orm::Select<E>,
+    (name, id): (E::Column, E::Column),
+    query: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<E::Model>, u64), StoreError>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let query = query.trim().to_lowercase();
+    if !query.is_empty() {
+        select = select.filter(lower_contains(name, &query));
+    }
+    let total = select.clone().count(db).await?;
+    let rows = select.order_by_asc(name).order_by_asc(id).limit(limit).offset(offset).all(db).await?;
+    Ok((rows, total))
+}
+
 /// `lower(column) LIKE %query%`.
 fn lower_contains(column: impl sea_orm::sea_query::IntoColumnRef, query: &str) -> sea_orm::sea_query::SimpleExpr {
     Expr::expr(Func::lower(Expr::col(column))).like(contains_pattern(query))
@@ -248,21 +271,9 @@ impl Directory<'_> {
         if let Some(scope) = scope {
             select = select.filter(Column::ConnectorId.is_in(scope.iter().map(|c| c.0)));
         }
-        let query = query.trim().to_lowercase();
-        if !query.is_empty() {
-            select = select.filter(lower_contains(Column::DisplayName, &query));
-        }
-        let total = select.clone().count(&self.db).await?;
-        let resources = select
-            .order_by_asc(Column::DisplayName)
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .offset(offset)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(resource::Model::into_domain)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (models, total) =
+            by_name(&self.db, select, (Column::DisplayName, Column::Id), query, limit, offset).await?;
+        let resources = models.into_iter().map(resource::Model::into_domain).collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<ResourceId> = resources.iter().map(|r| r.id).collect();
         let mut counts = self.count_holders(&ids).await?;
         let summaries = resources
@@ -293,22 +304,9 @@ impl Directory<'_> {
         if let Some(scope) = scope {
             select = select.filter(Column::ConnectorId.is_in(scope.iter().map(|c| c.0)));
         }
-        let query = query.trim().to_lowercase();
-        if !query.is_empty() {
-            select = select.filter(lower_contains(Column::DisplayName, &query));
-        }
-        let total = select.clone().count(&self.db).await?;
-        let found = select
-            .order_by_asc(Column::DisplayName)
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .offset(offset)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(principal::Model::into_domain)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((found, total))
+        let (models, total) =
+            by_name(&self.db, select, (Column::DisplayName, Column::Id), query, limit, offset).await?;
+        Ok((models.into_iter().map(principal::Model::into_domain).collect::<Result<Vec<_>, _>>()?, total))
     }
 
     /// Current grants per resource and holder kind.
