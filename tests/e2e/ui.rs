@@ -107,6 +107,10 @@ db_test!(a_person_signs_in_finds_a_user_and_adds_them_to_a_group_in_chromium, tr
     // The side panel: add them to the group; the change's page says it was applied.
     let panel = browser.find(Locator::Css("#actions input[name=group]")).await.unwrap();
     panel.send_keys(&group_name).await.unwrap();
+    // As they type, the groups of that name are suggested (asked of the API by the page's
+    // one script).
+    let suggested = format!("#group-options option[value=\"{group_name}\"]");
+    browser.wait().for_element(Locator::Css(&suggested)).await.unwrap();
     browser.find(Locator::Css("#actions input[name=group] ~ button")).await.unwrap().click().await.unwrap();
     let state = browser.wait().for_element(Locator::Id("change-state")).await.unwrap();
     assert!(state.text().await.unwrap().starts_with("applied"), "{}", browser.source().await.unwrap());

@@ -91,6 +91,7 @@ fn routes() -> Table {
         .get("/auth/link/{token}", auth::login_link)
         // Operations.
         .get("/assets/attest.css", crate::security::stylesheet)
+        .get("/assets/attest.js", crate::security::script)
         .get("/healthz", crate::healthz)
         .get("/readyz", crate::readyz)
         .get("/metrics", metrics::metrics)

@@ -48,6 +48,15 @@ pub async fn stylesheet(_: crate::roles::Anyone) -> Response {
     (headers, CSS).into_response()
 }
 
+/// `GET /assets/attest.js`: the one script (suggestions as you type; every page works
+/// without it).
+pub async fn script(_: crate::roles::Anyone) -> Response {
+    const JS: &str = include_str!("../../../templates/web/attest.js");
+    let headers: [(HeaderName, &str); 2] =
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")];
+    (headers, JS).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
