@@ -171,6 +171,23 @@ impl ChangeKind {
         }
     }
 
+    /// The kind of resource the change's target is (`None`: it acts on a user).
+    pub fn resource_kind(self) -> Option<crate::ResourceKind> {
+        use crate::ResourceKind as R;
+        use ChangeKind::*;
+        match self {
+            AddGroupMember | RemoveGroupMember | AddGroupOwner | RemoveGroupOwner => Some(R::Group),
+            AddAppOwner | RemoveAppOwner | AssignAppRole | RemoveAppRoleAssignment => Some(R::Application),
+            AddRoleAssignment
+            | RemoveRoleAssignment
+            | AddRoleEligibility
+            | RemoveRoleEligibility
+            | AddTimeBoundRoleAssignment
+            | RemoveTimeBoundRoleAssignment => Some(R::DirectoryRole),
+            RevokeSessions | BlockSignIn | UnblockSignIn | ResetPassword | DeleteUser | RestoreUser => None,
+        }
+    }
+
     /// Whether the change gives access (as opposed to taking it away or acting on a user).
     pub fn grants_access(self) -> bool {
         use ChangeKind::*;
@@ -501,6 +518,16 @@ mod tests {
         assert_eq!((action.target(), action.principal()), ("sp", Some("u")));
         assert!(!action.kind().grants_access());
         assert_eq!(ChangeKind::ResetPassword.class(), ChangeClass::UserAction);
+    }
+
+    #[test]
+    fn a_change_touches_a_resource_of_its_kind_or_acts_on_a_user() {
+        use crate::ResourceKind;
+        assert_eq!(ChangeKind::AddGroupOwner.resource_kind(), Some(ResourceKind::Group));
+        assert_eq!(ChangeKind::AddAppOwner.resource_kind(), Some(ResourceKind::Application));
+        assert_eq!(ChangeKind::RemoveAppRoleAssignment.resource_kind(), Some(ResourceKind::Application));
+        assert_eq!(ChangeKind::AddRoleEligibility.resource_kind(), Some(ResourceKind::DirectoryRole));
+        assert_eq!(ChangeKind::BlockSignIn.resource_kind(), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{PAGE_SIZE, page, url_encode, with};
+use super::{PAGE_SIZE, page, with};
 use crate::AppState;
 use crate::error::WebError;
 use crate::extract::Query;
@@ -69,19 +69,14 @@ impl AuditQuery {
 
     /// The filter as a query string, for links to the next page and the exports.
     fn query_string(&self) -> String {
-        [
+        super::query_string(&[
             ("actor", &self.actor),
             ("action", &self.action),
             ("target_kind", &self.target_kind),
             ("target_id", &self.target_id),
             ("since", &self.since),
             ("until", &self.until),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| format!("{k}={}", url_encode(v.trim())))
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 

@@ -151,21 +151,12 @@ async fn change_data(state: &AppState, viewer: &Viewer, id: i64) -> Result<serde
 /// Who a change is about and the group, application or role it touches, as synced (for
 /// links to their pages); `null` for what is not synced (yet, or any more).
 async fn linked(state: &AppState, change: &Change) -> Result<(serde_json::Value, serde_json::Value), WebError> {
-    use attest_domain::{ChangeClass, ChangeKind, ResourceKind};
     let store = &state.store;
     let action = &change.action;
     let who_id = action.principal().unwrap_or(action.target());
     let who = store.principals().find_principal_by_external_id(change.connector_id, who_id).await?;
     let who = who.map(|p| json!({"id": p.id.0, "display_name": p.data.display_name}));
-    let kind = match change.kind.class() {
-        ChangeClass::Membership => Some(ResourceKind::Group),
-        ChangeClass::Ownership if matches!(change.kind, ChangeKind::AddGroupOwner | ChangeKind::RemoveGroupOwner) => {
-            Some(ResourceKind::Group)
-        }
-        ChangeClass::Ownership | ChangeClass::AppRole => Some(ResourceKind::Application),
-        ChangeClass::DirectoryRole => Some(ResourceKind::DirectoryRole),
-        ChangeClass::UserAction | ChangeClass::Sessions => None,
-    };
+    let kind = change.kind.resource_kind();
     let what = match kind {
         Some(kind) => store
             .directory()

@@ -87,16 +87,13 @@ pub async fn people(
 ) -> Result<Html<String>, WebError> {
     let data = people_data(&state, &viewer, &query).await?;
     // The filter as a query string, for the pager's links.
-    let filters: String = [
+    let filters = super::query_string(&[
         ("department", &query.department),
         ("type", &query.user_type),
         ("blocked", &query.blocked),
         ("sort", &query.sort),
-    ]
-    .iter()
-    .filter(|(_, v)| !v.trim().is_empty())
-    .map(|(k, v)| format!("{k}={}&", url_encode(v.trim())))
-    .collect();
+    ]);
+    let filters = if filters.is_empty() { filters } else { format!("{filters}&") };
     let extra = json!({
         "q_encoded": url_encode(&data.q),
         "filters": filters,

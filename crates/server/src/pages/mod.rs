@@ -110,6 +110,17 @@ pub fn search_text(q: &str) -> String {
     q.trim().chars().take(200).collect()
 }
 
+/// The non-empty values of `pairs` as a query string (`a=1&b=2`, trimmed and encoded), for
+/// links that keep a page's filter.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", url_encode(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// `text` for a query string.
 pub fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
