@@ -17,6 +17,7 @@ mod m20261123_000003_change_subjects;
 mod m20261203_000001_effective_access;
 mod m20261203_000002_identity_by_object_id;
 mod m20261203_000003_keyed_audit_chain;
+mod m20261204_000001_change_reasons;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_effective_access::Migration),
             Box::new(m20261203_000002_identity_by_object_id::Migration),
             Box::new(m20261203_000003_keyed_audit_chain::Migration),
+            Box::new(m20261204_000001_change_reasons::Migration),
         ]
     }
 }

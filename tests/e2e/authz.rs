@@ -52,6 +52,7 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         origin_ref: None,
         requested_by: "someone-else@contoso.com".into(),
         requested_by_id: None,
+        reason: None,
     };
     let change = store.changes().enqueue_change(change, true, SystemClock.now()).await.unwrap().change;
     // A mail in the outbox, for the outbox's pages.

@@ -77,6 +77,25 @@ db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, tru
         shown.stdout
     );
 
+    // A second person may deny instead, saying why; the requester's reason and the denial show.
+    let asked =
+        run(config.clone(), vec!["action", "delete", "--user", &upn, "--as", &ada, "--reason", "left the company"])
+            .await;
+    assert!(asked.success, "{:?}", asked.error);
+    let delete = asked.stdout.split_whitespace().next().unwrap().trim_start_matches('#').to_owned();
+    let own = run(config.clone(), vec!["change", "deny", &delete, "--as", &ada, "--reason", "oops"]).await;
+    assert!(!own.success && own.error.as_deref().unwrap().contains("cancel instead"), "{:?}", own.error);
+    let denied = run(config.clone(), vec!["change", "deny", &delete, "--as", &bob, "--reason", "legal hold"]).await;
+    assert!(denied.success && denied.stdout.contains(" denied "), "{:?}\n{}", denied.error, denied.stdout);
+    let shown = run(config.clone(), vec!["change", "show", &delete]).await;
+    assert!(
+        shown.stdout.contains("reason         left the company")
+            && shown.stdout.contains(&format!("denied by      {} (command line): legal hold", members[2].2)),
+        "{}",
+        shown.stdout
+    );
+    assert!(sim.sim.read(|t| t.live_user(&user).is_some()), "not deleted");
+
     // With no sensitive classes configured, an action applies at once; a password is shown once.
     let open_config = dir.join("open.toml");
     std::fs::write(
@@ -111,7 +130,7 @@ db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, tru
     assert!(cancelled.success && cancelled.stdout.contains("cancelled"), "{}", cancelled.stdout);
     let list = run(config.clone(), vec!["change", "list", "--json"]).await;
     let changes: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    assert_eq!(changes.as_array().unwrap().len(), 5);
+    assert_eq!(changes.as_array().unwrap().len(), 6);
     assert!(!list.stdout.contains(&password));
     // Described with names, in the JSON and in aligned columns.
     let name = sim.sim.read(|t| t.live_user(&user).unwrap().display_name.clone());
@@ -121,7 +140,7 @@ db_test!(user_actions_go_through_the_queue_with_approval_and_apply_in_entra, tru
     );
     let list = run(config.clone(), vec!["change", "list"]).await;
     let lines: Vec<&str> = list.stdout.lines().collect();
-    assert!(lines[0].starts_with("ID ") && lines[0].contains("STATE") && lines.len() == 6, "{}", list.stdout);
+    assert!(lines[0].starts_with("ID ") && lines[0].contains("STATE") && lines.len() == 7, "{}", list.stdout);
     let column = lines[0].find("CHANGE").unwrap();
     assert!(lines[1..].iter().all(|l| l.chars().nth(column - 1) == Some(' ')), "aligned: {}", list.stdout);
     assert!(list.stdout.contains(&name), "{}", list.stdout);

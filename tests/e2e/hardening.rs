@@ -198,7 +198,7 @@ db_test!(an_address_borrowed_in_entra_gives_neither_ownership_nor_a_second_appro
         .post(
             &web.admin,
             &format!("/principals/{}/actions", someone.id.0),
-            &[("action", "block"), ("nonce", "block-nonce-0123456789")],
+            &[("action", "block"), ("nonce", "block-nonce-0123456789"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(asked.status().as_u16(), 303);
@@ -268,7 +268,9 @@ db_test!(an_audit_log_rewritten_with_database_access_but_not_the_key_is_caught, 
     let connector = db.store.connectors().list_connectors().await.unwrap().remove(0);
     let target = db.store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let path = format!("/principals/{}/actions", target.id.0);
-    let asked = web.post(&web.admin, &path, &[("action", "block"), ("nonce", "audit-nonce-0123456789")]).await;
+    let asked = web
+        .post(&web.admin, &path, &[("action", "block"), ("nonce", "audit-nonce-0123456789"), ("confirm", "yes")])
+        .await;
     assert_eq!(asked.status().as_u16(), 303);
     let head = cli(&["audit", "head"]).await;
     assert!(head.success, "{:?}", head.error);

@@ -10,7 +10,7 @@ use attest_domain::{ChangeId, ChangeState, Mail, MailState, PrincipalKind};
 use attest_domain::{Clock as _, SystemClock};
 use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, free_port, header};
 use attest_notify::{Outbox, message_id};
-use attest_server::notify_job::{Notifier, approval_key, failure_key};
+use attest_server::notify_job::{Notifier, approval_key, denial_key, failure_key};
 use attest_store::{MailFilter, db_test};
 
 use crate::harness::browser;
@@ -53,7 +53,9 @@ async fn block_requester(web: &Web, store: &attest_store::Store) -> i64 {
     let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     let target = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
     let actions = format!("/principals/{}/actions", target.id.0);
-    let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-mail-block-0123")]).await;
+    let blocked = web
+        .post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-mail-block-0123"), ("confirm", "yes")])
+        .await;
     let id = change_id(&blocked);
     assert_eq!(store.changes().get_change(ChangeId(id)).await.unwrap().state, ChangeState::AwaitingApproval);
     id
@@ -151,14 +153,24 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
     assert!(body.contains("dynamic group"), "the reason: {body}");
     assert!(body.contains(&format!("{}/changes/{failed}", web.base)), "{body}");
 
-    // Still one approval mail each, long after the job first queued them; three mails in all.
+    // The second administrator denies the block, saying why: its requester is told, once.
+    let denied =
+        web.post(&web.approver, &format!("/changes/{block}/deny"), &[("reason", "wait for HR to confirm")]).await;
+    assert_eq!(denied.status().as_u16(), 303);
+    let messages = smtp.wait_until("a denial mail to the requester", |m| to(m, &web.admin).len() == 2).await;
+    let queued = mail(&store, &denial_key(ChangeId(block))).await.expect("the denial mail");
+    assert_eq!(queued.subject, format!("Change {block} denied: {}", description(&web, block).await));
+    let body = decode_quoted_printable(to(&messages, &web.admin).iter().find(|m| m.contains("denied")).unwrap());
+    assert!(body.contains("wait for HR to confirm") && body.contains(&web.approver.email), "{body}");
+
+    // Still one approval mail each, long after the job first queued them; four mails in all.
     let messages = smtp.messages();
     for who in approvers {
         assert_eq!(to(&messages, who).len(), 1, "{}", who.email);
     }
-    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert_eq!(messages.len(), 4, "{messages:#?}");
     let all = store.outbox().list_mail(&MailFilter { limit: 100, ..Default::default() }).await.unwrap();
-    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(all.len(), 4, "{all:#?}");
     web.stop().await;
 });
 

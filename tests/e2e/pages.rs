@@ -165,14 +165,29 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     let grant =
         access.iter().find(|a| a.resource.external_id == group_id && a.grant.source == GrantSource::Direct).unwrap();
     let grant_id = grant.grant.id.0.to_string();
-    let removed = web
-        .post(
-            &web.owner,
-            &actions,
-            &[("action", "remove_grant"), ("nonce", "nonce-remove-0123456789"), ("grant", &grant_id)],
-        )
-        .await;
+    // Removing asks first, on a page that says what will happen; nothing is queued until then.
+    let form = [("action", "remove_grant"), ("nonce", "nonce-remove-0123456789"), ("grant", grant_id.as_str())];
+    let queued_before =
+        store.changes().list_changes(&attest_store::ChangeFilter { limit: 1000, ..Default::default() }).await.unwrap();
+    let asked = web.post(&web.owner, &actions, &form).await;
+    assert_eq!(asked.status().as_u16(), 200);
+    let asked = asked.text().await.unwrap();
+    let what = asked.split("id=\"confirm-what\">").nth(1).expect("the confirmation page").split("</p>").next().unwrap();
+    assert!(what.contains(&format!("remove member {} from group {group_name}", target.data.display_name)), "{what}");
+    assert!(
+        asked.contains("id=\"confirm-consequence\">They stop being a member")
+            && asked.contains("applied in Entra as soon as you confirm"),
+        "{asked}"
+    );
+    assert!(asked.contains("name=\"confirm\" value=\"yes\"") && asked.contains("name=\"reason\""), "{asked}");
+    let queued_after =
+        store.changes().list_changes(&attest_store::ChangeFilter { limit: 1000, ..Default::default() }).await.unwrap();
+    assert_eq!(queued_before.len(), queued_after.len(), "asking to confirm queues nothing");
+    let confirmed = [&form[..], &[("confirm", "yes"), ("reason", "moved to Sales")]].concat();
+    let removed = web.post(&web.owner, &actions, &confirmed).await;
     assert_eq!(removed.status().as_u16(), 303, "the connector's owner removes it");
+    let removal = store.changes().get_change(ChangeId(change_id(&removed))).await.unwrap();
+    assert_eq!(removal.reason.as_deref(), Some("moved to Sales"), "the reason is kept with the change");
     assert_eq!(store.changes().get_change(ChangeId(change_id(&removed))).await.unwrap().state, ChangeState::Applied);
     assert!(!web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
     // Bad input is refused with a reason, and nothing is queued.
@@ -203,7 +218,14 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert!(offered.contains(&format!(">{group_name}</button>")), "{offered}");
     assert!(short.contains(&format!("value=\"{}\"", typed.trim())), "the form keeps what was typed");
     let unconfirmed = web.post(&web.admin, &actions, &[("action", "delete"), ("nonce", "nonce-del-0123456789")]).await;
-    assert_eq!(unconfirmed.status().as_u16(), 400);
+    assert_eq!(unconfirmed.status().as_u16(), 200);
+    let unconfirmed = unconfirmed.text().await.unwrap();
+    assert!(
+        unconfirmed.contains("<h1>Delete user?</h1>")
+            && unconfirmed.contains("restored for 30 days")
+            && unconfirmed.contains("waits for a second person"),
+        "{unconfirmed}"
+    );
     // The auditor and the requester cannot act.
     for who in [&web.auditor, &web.requester] {
         let refused = web.post(who, &actions, &[("action", "block"), ("nonce", "nonce-nope-0123456789")]).await;
@@ -211,7 +233,18 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     }
 
     // Block sign-in is sensitive: it waits; its requester cannot approve it; another admin does.
-    let blocked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-block-0123456789")]).await;
+    let blocked = web
+        .post(
+            &web.admin,
+            &actions,
+            &[
+                ("action", "block"),
+                ("nonce", "nonce-block-0123456789"),
+                ("confirm", "yes"),
+                ("reason", "laptop reported stolen"),
+            ],
+        )
+        .await;
     let block = change_id(&blocked);
     // The change's page then says, once, what was done, with a way back to the person.
     let flash = blocked.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
@@ -234,9 +267,25 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert_eq!(store.changes().get_change(ChangeId(block)).await.unwrap().state, ChangeState::AwaitingApproval);
     let (_, waiting) = web.get(Some(&web.admin), &format!("/changes/{block}")).await;
     assert!(waiting.contains("a second person") && !waiting.contains("Approve and apply"), "{waiting}");
+    // The approver sees who asked and why, with approve and deny.
+    let (_, deciding) = web.get(Some(&web.approver), &format!("/changes/{block}")).await;
+    let decide = deciding.split("id=\"decide\"").nth(1).expect("the approver's decision");
+    assert!(
+        decide.contains(&web.admin.email)
+            && decide.contains("laptop reported stolen")
+            && decide.contains("Approve and apply")
+            && decide.contains(&format!("action=\"/changes/{block}/deny\"")),
+        "{decide}"
+    );
     // A second click (a new form, a new nonce) returns the same change; the panel says it is
     // already asked for, with a link.
-    let again = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-block-again-0123456789")]).await;
+    let again = web
+        .post(
+            &web.admin,
+            &actions,
+            &[("action", "block"), ("nonce", "nonce-block-again-0123456789"), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(change_id(&again), block, "asked twice, queued once");
     let (_, panel) = web.get(Some(&web.owner), &page_path).await;
     let open = panel.split("id=\"open-changes\"").nth(1).expect("the panel lists what is already asked for");
@@ -295,6 +344,39 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     assert_eq!(web.post(&web.owner, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 303);
     assert_eq!(store.changes().get_change(ChangeId(revoke)).await.unwrap().state, ChangeState::Cancelled);
     assert_eq!(web.post(&web.admin, &format!("/changes/{revoke}/cancel"), &[]).await.status().as_u16(), 409);
+
+    // A second person may deny a sensitive change instead, saying why; it is never applied.
+    let unblock = web
+        .post(
+            &web.admin,
+            &actions,
+            &[("action", "unblock"), ("nonce", "nonce-unblock-0123456789"), ("reason", "they are back")],
+        )
+        .await;
+    let unblock = change_id(&unblock);
+    let deny = format!("/changes/{unblock}/deny");
+    assert_eq!(web.post(&web.admin, &deny, &[("reason", "never mind")]).await.status().as_u16(), 409, "not their own");
+    assert_eq!(web.post(&web.approver, &deny, &[("reason", "  ")]).await.status().as_u16(), 400, "a reason is needed");
+    assert_eq!(web.post(&web.auditor, &deny, &[("reason", "no")]).await.status().as_u16(), 403);
+    let denied = web.post(&web.approver, &deny, &[("reason", "the investigation is still open")]).await;
+    assert_eq!(denied.status().as_u16(), 303);
+    let change = store.changes().get_change(ChangeId(unblock)).await.unwrap();
+    assert_eq!(
+        (change.state, change.denied_by.as_deref(), change.denial_reason.as_deref(), change.attempts),
+        (ChangeState::Denied, Some(web.approver.email.as_str()), Some("the investigation is still open"), 0)
+    );
+    assert!(!web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().account_enabled), "still blocked");
+    let (_, shown) = web.get(Some(&web.admin), &format!("/changes/{unblock}")).await;
+    assert!(
+        shown.contains("id=\"change-denied\"")
+            && shown.contains("the investigation is still open")
+            && shown.contains("they are back"),
+        "{shown}"
+    );
+    assert_eq!(web.post(&web.approver, &format!("/changes/{unblock}/approve"), &[]).await.status().as_u16(), 409);
+    let audit = store.audit().list_audit_events(0, 100_000).await.unwrap();
+    let event = audit.iter().find(|e| e.action == "change.denied").expect("the denial is audited");
+    assert!(event.details.contains("\"reason\":\"the investigation is still open\""), "{}", event.details);
 
     // The queue, filtered.
     let (_, applied) = web.get(Some(&web.auditor), "/changes?state=applied").await;
@@ -457,6 +539,27 @@ db_test!(the_api_makes_the_same_changes_with_json_and_the_csrf_header, true, |db
     assert_eq!((status, cache.as_deref()), (200, Some("no-store")));
     assert!(approved["temporary_password"].as_str().unwrap().len() >= 16, "{approved}");
     assert_eq!(approved["change"]["state"], "applied");
+    // Denying through the API: a reason is required; the answer is the change, denied.
+    let block = serde_json::json!({"action": "block", "nonce": "api-block-0123456789", "reason": "offboarding"});
+    let (_, _, waiting) = post(&web.admin, &actions, block, Some(web.admin.csrf.clone())).await;
+    assert_eq!(
+        (waiting["change"]["state"].as_str(), waiting["change"]["reason"].as_str()),
+        (Some("awaiting_approval"), Some("offboarding"))
+    );
+    let deny = format!("/api/v1/changes/{}/deny", waiting["change"]["id"]);
+    let (status, _, blank) = post(&web.approver, &deny, serde_json::json!({}), Some(web.approver.csrf.clone())).await;
+    assert_eq!((status, blank["error"]["code"].as_str()), (400, Some("bad_request")), "{blank}");
+    let (status, _, denied) =
+        post(&web.approver, &deny, serde_json::json!({"reason": "not yet"}), Some(web.approver.csrf.clone())).await;
+    assert_eq!(status, 200, "{denied}");
+    assert_eq!(
+        (
+            denied["change"]["state"].as_str(),
+            denied["change"]["denied_by"].as_str(),
+            denied["change"]["denial_reason"].as_str()
+        ),
+        (Some("denied"), Some(web.approver.email.as_str()), Some("not yet"))
+    );
 
     // Sync now, and a cancel that is too late.
     let (status, _, sync) = post(
@@ -485,6 +588,7 @@ db_test!(the_api_makes_the_same_changes_with_json_and_the_csrf_header, true, |db
     conforms(&doc, "ChangeDetail", &serde_json::from_str(&one).unwrap());
     conforms(&doc, "Applied", &approved);
     conforms(&doc, "Applied", &body);
+    conforms(&doc, "Applied", &denied);
     conforms(&doc, "Error", &late);
     conforms(&doc, "Error", &own);
     let (_, me) = web.get(Some(&web.owner), "/api/v1/me").await;
@@ -769,7 +873,7 @@ db_test!(pages_count_in_words_and_say_each_thing_once, true, |db| {
         .post(
             &web.admin,
             &format!("/principals/{}/actions", person.id.0),
-            &[("action", "block"), ("nonce", "nonce-wording-0123456789")],
+            &[("action", "block"), ("nonce", "nonce-wording-0123456789"), ("confirm", "yes")],
         )
         .await;
     let id = change_id(&added);

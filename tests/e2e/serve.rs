@@ -85,6 +85,7 @@ db_test!(serve_syncs_on_schedule_applies_changes_and_reports_health_and_metrics,
         origin_ref: None,
         requested_by: "ada@contoso.com".into(),
         requested_by_id: None,
+        reason: None,
     };
     let id = store.changes().enqueue_change(change, false, SystemClock.now()).await.unwrap().change.id;
     let applied = eventually(Duration::from_secs(30), || {

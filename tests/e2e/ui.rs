@@ -181,7 +181,9 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
         store.directory().search_resources(attest_domain::ResourceKind::Group, "", None, 1, 0).await.unwrap();
     // A change and a mail, for their pages.
     let actions = format!("/principals/{}/actions", person.id.0);
-    let asked = web.post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-axe-0123456789")]).await;
+    let asked = web
+        .post(&web.admin, &actions, &[("action", "block"), ("nonce", "nonce-axe-0123456789"), ("confirm", "yes")])
+        .await;
     let change = crate::web::change_id(&asked);
     let queued = eventually(Duration::from_secs(30), || {
         let store = store.clone();
@@ -232,6 +234,13 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
         browser.goto(&format!("{}{path}", web.base)).await.unwrap();
         report.extend(violations(&browser, &axe).await.into_iter().map(|v| format!("{path}: {v}")));
     }
+    // The confirmation a destructive action asks for, reached as a person reaches it: a click.
+    browser.set_window_size(360, 900).await.unwrap();
+    browser.goto(&format!("{}/principals/{}", web.base, person.id.0)).await.unwrap();
+    browser.find(Locator::Css("button[value=delete]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("confirm")).await.unwrap();
+    report.extend(violations(&browser, &axe).await.into_iter().map(|v| format!("confirming a deletion: {v}")));
+    assert!(fits(&browser).await, "the confirmation scrolls sideways at 360 px");
     assert!(report.is_empty(), "serious or critical accessibility violations:\n{}", report.join("\n"));
 
     // Screenshots at a phone's width and a desktop's, for a reviewer to look at, and no page

@@ -189,6 +189,36 @@ impl ChangeKind {
     }
 
     /// Whether the change gives access (as opposed to taking it away or acting on a user).
+    /// What taking this action does beyond its description, for the page that asks to confirm
+    /// it (removals, blocking and deleting); `None` where the description says it all.
+    pub fn consequence(self) -> Option<&'static str> {
+        use ChangeKind::*;
+        Some(match self {
+            RemoveGroupMember => {
+                "They stop being a member of the group in Entra and lose every access that comes through it: \
+                 its app roles, its directory roles, and the groups it is nested in."
+            }
+            RemoveGroupOwner => "They can no longer manage the group's members or settings.",
+            RemoveAppRoleAssignment => {
+                "They lose the app role; the application stops granting it at their next sign-in or token refresh."
+            }
+            RemoveAppOwner => "They can no longer manage the application's settings, credentials or assignments.",
+            RemoveRoleAssignment | RemoveTimeBoundRoleAssignment => {
+                "They lose the directory role's permissions in Entra at once."
+            }
+            RemoveRoleEligibility => "They can no longer activate the directory role.",
+            BlockSignIn => {
+                "They cannot sign in to anything that uses Entra until sign-in is unblocked. Sessions already \
+                 open last until their tokens expire: revoke their sessions too to end them now."
+            }
+            DeleteUser => {
+                "The account goes to Entra's deleted items with its group memberships and app assignments; \
+                 it can be restored for 30 days, then it is gone for good."
+            }
+            _ => return None,
+        })
+    }
+
     pub fn grants_access(self) -> bool {
         use ChangeKind::*;
         matches!(
@@ -339,6 +369,8 @@ string_enum! {
         Failed => "failed",
         /// Withdrawn before it was applied.
         Cancelled => "cancelled",
+        /// Sensitive, and refused by a second person (`denial_reason` says why); never applied.
+        Denied => "denied",
         /// Whoever was applying it stopped (a crash, a lost connection) and its effect cannot be
         /// read back (a password reset): it may or may not have happened. A person retries it
         /// (a new reset) or cancels it.
@@ -351,7 +383,11 @@ impl ChangeState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            ChangeState::Applied | ChangeState::Failed | ChangeState::Cancelled | ChangeState::OutcomeUnknown
+            ChangeState::Applied
+                | ChangeState::Failed
+                | ChangeState::Cancelled
+                | ChangeState::Denied
+                | ChangeState::OutcomeUnknown
         )
     }
 }
@@ -405,6 +441,9 @@ pub struct NewChange {
     /// Who asked, as an identity (`tenant/objectId` of the signed-in person), when a person did:
     /// what the second-person rule compares, as names can change.
     pub requested_by_id: Option<String>,
+    /// Why it was asked for, in the requester's words (shown to the approver, kept in the
+    /// audit log).
+    pub reason: Option<String>,
 }
 
 impl NewChange {
@@ -419,7 +458,14 @@ impl NewChange {
             origin_ref: None,
             requested_by: requested_by.to_owned(),
             requested_by_id: None,
+            reason: None,
         }
+    }
+
+    /// The same, with the requester's reason (blank is none; see [`reason_given`]).
+    pub fn because(mut self, reason: Option<&str>) -> NewChange {
+        self.reason = reason.and_then(reason_given);
+        self
     }
 
     /// The same, naming who asked by their identity too (see [`Change::requested_by_id`]).
@@ -427,6 +473,15 @@ impl NewChange {
         self.requested_by_id = requested_by_id;
         self
     }
+}
+
+/// Longest reason kept, in characters: a sentence or two, not a document.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// A reason as typed, trimmed and capped at [`MAX_REASON_CHARS`]; `None` when blank.
+pub fn reason_given(typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    (!typed.is_empty()).then(|| typed.chars().take(MAX_REASON_CHARS).collect())
 }
 
 /// The second-person rule: whether the approver is the person who asked. Identities
@@ -464,6 +519,12 @@ pub struct Change {
     pub verified: Option<bool>,
     pub approved_by: Option<String>,
     pub approved_by_id: Option<String>,
+    /// Why it was asked for, when the requester said.
+    pub reason: Option<String>,
+    /// Who refused it (a denied change), by name and identity, and why.
+    pub denied_by: Option<String>,
+    pub denied_by_id: Option<String>,
+    pub denial_reason: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,

@@ -17,6 +17,8 @@ pub struct Person<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum ChangeStep<'a> {
     Approve(Person<'a>),
+    /// A second person refuses a sensitive change, saying why.
+    Deny(Person<'a>, &'a str),
     Cancel,
     Retry,
 }
@@ -29,6 +31,16 @@ pub struct Transition {
     pub approved_by: Option<(String, Option<String>)>,
     /// Attempts start again from nothing (a retry).
     pub reset: bool,
+    /// Who denied it, by name and identity, and why, for a denial.
+    pub denied: Option<Denial>,
+}
+
+/// A second person's refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub by: String,
+    pub by_id: Option<String>,
+    pub reason: String,
 }
 
 /// Why a step was refused; each has a stable [`code`](ChangeRefusal::code) for the API.
@@ -38,6 +50,12 @@ pub enum ChangeRefusal {
     NotAwaitingApproval { id: i64, state: ChangeState },
     #[error("change {id} was requested by you; a second person must approve it")]
     OwnChange { id: i64 },
+    #[error("change {id} is {state}; only changes awaiting approval can be denied")]
+    NotDeniable { id: i64, state: ChangeState },
+    #[error("change {id} was requested by you; withdraw it with cancel instead of denying it")]
+    OwnDenial { id: i64 },
+    #[error("say why change {id} is denied: the requester and the audit log are told")]
+    DenialWithoutReason { id: i64 },
     #[error("change {id} is being applied right now; wait for it to finish (then reverse it with a new change)")]
     BeingApplied { id: i64 },
     #[error("change {id} is already {state}; only pending changes can be cancelled")]
@@ -54,6 +72,9 @@ impl ChangeRefusal {
         match self {
             ChangeRefusal::NotAwaitingApproval { .. } => "change_not_awaiting_approval",
             ChangeRefusal::OwnChange { .. } => "change_own_approval",
+            ChangeRefusal::NotDeniable { .. } => "change_not_deniable",
+            ChangeRefusal::OwnDenial { .. } => "change_own_denial",
+            ChangeRefusal::DenialWithoutReason { .. } => "change_denial_reason_missing",
             ChangeRefusal::BeingApplied { .. } => "change_being_applied",
             ChangeRefusal::NotCancellable { .. } => "change_not_cancellable",
             ChangeRefusal::NotRetryable { .. } => "change_not_retryable",
@@ -65,7 +86,7 @@ impl ChangeRefusal {
 /// Where `step` takes `change`, or why it cannot.
 pub fn step(change: &Change, step: ChangeStep) -> Result<Transition, ChangeRefusal> {
     let (id, state) = (change.id.0, change.state);
-    let to = |state| Transition { state, approved_by: None, reset: false };
+    let to = |state| Transition { state, approved_by: None, reset: false, denied: None };
     match step {
         ChangeStep::Approve(_) if state != ChangeState::AwaitingApproval => {
             Err(ChangeRefusal::NotAwaitingApproval { id, state })
@@ -75,6 +96,15 @@ pub fn step(change: &Change, step: ChangeStep) -> Result<Transition, ChangeRefus
             approved_by: Some((approver.name.to_owned(), approver.id.map(str::to_owned))),
             ..to(ChangeState::Pending)
         }),
+        ChangeStep::Deny(_, _) if state != ChangeState::AwaitingApproval => {
+            Err(ChangeRefusal::NotDeniable { id, state })
+        }
+        ChangeStep::Deny(denier, _) if asked_for(change, denier) => Err(ChangeRefusal::OwnDenial { id }),
+        ChangeStep::Deny(denier, reason) => {
+            let reason = crate::change::reason_given(reason).ok_or(ChangeRefusal::DenialWithoutReason { id })?;
+            let denial = Denial { by: denier.name.to_owned(), by_id: denier.id.map(str::to_owned), reason };
+            Ok(Transition { denied: Some(denial), ..to(ChangeState::Denied) })
+        }
         ChangeStep::Cancel => match state {
             ChangeState::Pending | ChangeState::AwaitingApproval | ChangeState::OutcomeUnknown => {
                 Ok(to(ChangeState::Cancelled))
@@ -130,6 +160,10 @@ mod tests {
             verified: None,
             approved_by: None,
             approved_by_id: None,
+            reason: None,
+            denied_by: None,
+            denied_by_id: None,
+            denial_reason: None,
             lease_owner: None,
             lease_expires_at: None,
             created_at: now,
@@ -152,6 +186,26 @@ mod tests {
         let pending = change(ChangeState::Pending);
         let refused = step(&pending, ChangeStep::Approve(BOB)).unwrap_err();
         assert_eq!(refused.code(), "change_not_awaiting_approval");
+    }
+
+    #[test]
+    fn a_denial_is_a_second_persons_decision_with_a_reason() {
+        let awaiting = change(ChangeState::AwaitingApproval);
+        let denied = step(&awaiting, ChangeStep::Deny(BOB, "  not during the freeze ")).unwrap();
+        assert_eq!(denied.state, ChangeState::Denied);
+        assert!(denied.state.is_final());
+        let denial = denied.denied.unwrap();
+        assert_eq!((denial.by.as_str(), denial.reason.as_str()), ("bob@contoso.com", "not during the freeze"));
+        assert_eq!(step(&awaiting, ChangeStep::Deny(BOB, " ")), Err(ChangeRefusal::DenialWithoutReason { id: 7 }));
+        // The requester withdraws their own request; they do not deny it.
+        let ada = Person { name: "ada@contoso.com", id: Some("t/ada") };
+        assert_eq!(step(&awaiting, ChangeStep::Deny(ada, "oops")), Err(ChangeRefusal::OwnDenial { id: 7 }));
+        let refused = step(&change(ChangeState::Pending), ChangeStep::Deny(BOB, "no")).unwrap_err();
+        assert_eq!(refused.code(), "change_not_deniable");
+        assert!(matches!(
+            step(&change(ChangeState::Denied), ChangeStep::Cancel),
+            Err(ChangeRefusal::NotCancellable { .. })
+        ));
     }
 
     #[test]

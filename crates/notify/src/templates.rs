@@ -18,8 +18,20 @@ pub enum Template {
         description: String,
         /// Who asked for it (a display name or email).
         requested_by: String,
-        /// Where to approve or cancel it.
+        /// Why, in their words, when they said.
+        reason: Option<String>,
+        /// Where to approve or deny it.
         approve_url: String,
+    },
+    /// A second person refused a sensitive change (told to whoever asked for it).
+    ChangeDenied {
+        change_id: ChangeId,
+        description: String,
+        /// Who denied it.
+        denied_by: String,
+        /// Why, in their words.
+        reason: String,
+        change_url: String,
     },
     /// A change could not be applied.
     ChangeFailed {
@@ -33,7 +45,7 @@ pub enum Template {
 }
 
 /// Every template's name, each a directory under `templates/mail`.
-pub const TEMPLATE_NAMES: &[&str] = &["change_awaiting_approval", "change_failed"];
+pub const TEMPLATE_NAMES: &[&str] = &["change_awaiting_approval", "change_failed", "change_denied"];
 
 impl Template {
     /// The template's name: its directory, and what the outbox records.
@@ -41,6 +53,7 @@ impl Template {
         match self {
             Template::ChangeAwaitingApproval { .. } => "change_awaiting_approval",
             Template::ChangeFailed { .. } => "change_failed",
+            Template::ChangeDenied { .. } => "change_denied",
         }
     }
 }
@@ -82,7 +95,7 @@ impl Templates {
     /// Compiles every template (tera escapes `.html` templates and leaves `.txt` ones alone).
     pub fn new() -> Result<Templates, NotifyError> {
         let mut tera = tera::Tera::default();
-        tera.add_raw_templates(mail_templates!("change_awaiting_approval", "change_failed"))
+        tera.add_raw_templates(mail_templates!("change_awaiting_approval", "change_failed", "change_denied"))
             .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
         Ok(Templates { tera })
     }
@@ -123,6 +136,7 @@ mod tests {
                 change_id: ChangeId(42),
                 description: "Add Ada Lovelace to group Finance".into(),
                 requested_by: name.into(),
+                reason: Some(format!("{name} starts in Finance on Monday")),
                 approve_url: "https://attest.example.com/changes/42".into(),
             },
             Template::ChangeFailed {
@@ -130,6 +144,13 @@ mod tests {
                 description: "Remove Bob from group Finance".into(),
                 error: format!("{name} is not allowed: missing permission GroupMember.ReadWrite.All"),
                 change_url: "https://attest.example.com/changes/7".into(),
+            },
+            Template::ChangeDenied {
+                change_id: ChangeId(9),
+                description: "Block sign-in of Bob".into(),
+                denied_by: "ciso@contoso.com".into(),
+                reason: format!("{name} is on call this week"),
+                change_url: "https://attest.example.com/changes/9".into(),
             },
         ]
     }
@@ -155,6 +176,15 @@ mod tests {
         let failed = templates.render(&all[1]).unwrap();
         assert_eq!(failed.subject, "Change 7 failed: Remove Bob from group Finance");
         assert!(failed.text.contains("missing permission GroupMember.ReadWrite.All"), "{}", failed.text);
+        assert!(
+            approval.text.contains("Their reason:\n\n    Grace Hopper starts in Finance on Monday"),
+            "{}",
+            approval.text
+        );
+        let denied = templates.render(&all[2]).unwrap();
+        assert_eq!(denied.subject, "Change 9 denied: Block sign-in of Bob");
+        assert!(denied.text.contains("ciso@contoso.com denied the change you asked for"), "{}", denied.text);
+        assert!(denied.html.contains("Grace Hopper is on call this week"), "{}", denied.html);
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn approval(key: &str, to: &str) -> Email {
             change_id: ChangeId(42),
             description: "Add Ada Lovelace to group Finance".into(),
             requested_by: "Grace Hopper".into(),
+            reason: None,
             approve_url: "https://attest.example.com/changes/42".into(),
         },
     }

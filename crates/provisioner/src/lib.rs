@@ -176,6 +176,7 @@ impl<D: Connectors> Provisioner<D> {
             origin_ref: Some(origin_ref.to_owned()),
             requested_by: requested_by.to_owned(),
             requested_by_id: None,
+            reason: None,
         };
         self.enqueue(new, now).await
     }

@@ -82,6 +82,7 @@ fn change(connector: ConnectorId, key: &str, action: ChangeAction) -> NewChange 
         origin_ref: None,
         requested_by: "ada@contoso.com".into(),
         requested_by_id: None,
+        reason: None,
     }
 }
 

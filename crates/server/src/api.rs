@@ -23,8 +23,8 @@ use crate::forms::Submitted;
 use crate::pages::actions::{self, ActionForm};
 use crate::pages::audit::{AuditQuery, audit_data};
 use crate::pages::changes::{
-    ChangesQuery, approve_now, cancel_now, change_rows, find_changes, password_unknown, permissions, readable_change,
-    retry_now,
+    ChangesQuery, DenyForm, approve_now, cancel_now, change_rows, deny_now, find_changes, password_unknown,
+    permissions, readable_change, retry_now,
 };
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
@@ -217,6 +217,17 @@ pub async fn approve(
 ) -> Result<Response, ApiError> {
     let done = approve_now(&state, &viewer, id).await?;
     applied(&state, done).await
+}
+
+/// `POST /api/v1/changes/{id}/deny`: `{"reason": "..."}`.
+pub async fn deny(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Id(id): Id,
+    Submitted(form): Submitted<DenyForm>,
+) -> Result<Response, ApiError> {
+    let change = deny_now(&state, &viewer, id, &form.reason).await?;
+    applied(&state, attest_provisioner::InPerson { change, secret: None }).await
 }
 
 /// `POST /api/v1/changes/{id}/retry`

@@ -23,8 +23,8 @@ pub struct ApiChange {
     pub kind: String,
     /// In words, with the directory's names ("add member Ada Lovelace to group Finance").
     pub description: String,
-    /// `pending`, `awaiting_approval`, `in_progress`, `applied`, `failed`, `cancelled` or
-    /// `outcome_unknown`.
+    /// `pending`, `awaiting_approval`, `in_progress`, `applied`, `failed`, `cancelled`,
+    /// `denied` or `outcome_unknown`.
     pub state: String,
     /// How applying it ended, once it has: `applied`, `already_in_state`, `target_not_found`,
     /// `failed`, `not_supported`.
@@ -32,7 +32,12 @@ pub struct ApiChange {
     /// What asked for it: `manual`, `review_item`, `access_request`, `expiry`, `workflow`.
     pub origin: String,
     pub requested_by: String,
+    /// Why it was asked for, in the requester's words.
+    pub reason: Option<String>,
     pub approved_by: Option<String>,
+    /// Who denied it (a `denied` change) and why.
+    pub denied_by: Option<String>,
+    pub denial_reason: Option<String>,
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Whether reading it back showed it in effect (`null`: not checked).
@@ -55,7 +60,10 @@ impl ApiChange {
             result: change.result.map(|r| r.to_string()),
             origin: change.origin.to_string(),
             requested_by: change.requested_by.clone(),
+            reason: change.reason.clone(),
             approved_by: change.approved_by.clone(),
+            denied_by: change.denied_by.clone(),
+            denial_reason: change.denial_reason.clone(),
             attempts: change.attempts,
             last_error: change.last_error.clone(),
             verified: change.verified,
@@ -79,6 +87,8 @@ pub struct ChangeList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChangePermissions {
     pub approve: bool,
+    /// Refuse it, saying why (whoever may approve it may deny it).
+    pub deny: bool,
     /// The viewer asked for it and it awaits someone else's approval.
     pub own_awaiting: bool,
     pub retry: bool,

@@ -1,13 +1,14 @@
 //! Mail about changes, queued by a background job: a change waiting for a second person's
-//! approval is mailed to everyone who can approve it, and a change that failed to whoever asked
-//! for it.
+//! approval is mailed to everyone who can approve it, and a change that failed or was denied
+//! to whoever asked for it.
 //!
 //! The job looks at the change queue every few seconds rather than being called where changes
 //! move, so every way a change gets there (the web, the command line, a worker's last attempt,
 //! another replica) is covered by one piece of code. Each mail has an idempotency key
-//! (`change-awaiting-approval:{change}:{recipient}`, `change-failed:{change}`), so scanning
+//! (`change-awaiting-approval:{change}:{recipient}`, `change-failed:{change}`,
+//! `change-denied:{change}`), so scanning
 //! again, or on several replicas at once, queues every mail once. The scan stays cheap: the
-//! newest changes in the two states only, one query for which of their mails exist, and only
+//! newest changes in the three states only, one query for which of their mails exist, and only
 //! the new ones are described and rendered.
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,7 @@ pub const NOTIFY_TICK: Duration = Duration::from_secs(2);
 /// Changes looked at per state, newest first: enough for every change still worth a mail.
 const SCAN_LIMIT: u64 = 500;
 
-/// A failed change older than this is not mailed about any more (e.g. when mail is first set
+/// A failed or denied change older than this is not mailed about any more (e.g. when mail is first set
 /// up on an install with a long history).
 const FAILED_LOOKBACK: chrono::Duration = chrono::Duration::days(7);
 
@@ -49,6 +50,11 @@ pub fn approval_key(change: ChangeId, recipient: &str) -> String {
 /// The idempotency key of the mail telling a change's requester that it failed.
 pub fn failure_key(change: ChangeId) -> String {
     format!("change-failed:{}", change.0)
+}
+
+/// The idempotency key of the mail telling a change's requester that it was denied.
+pub fn denial_key(change: ChangeId) -> String {
+    format!("change-denied:{}", change.0)
 }
 
 /// Who is mailed to approve `change`: the administrators and the owners of its connector
@@ -100,7 +106,6 @@ struct Planned {
     key: String,
     to: String,
     change: usize,
-    approval: bool,
 }
 
 /// The job. Cheap to clone.
@@ -145,17 +150,21 @@ impl Notifier {
         let store = &self.store;
         let newest = |state| ChangeFilter { state: Some(state), limit: SCAN_LIMIT, ..Default::default() };
         let awaiting = store.changes().list_changes(&newest(ChangeState::AwaitingApproval)).await?;
-        let failed: Vec<Change> = store
-            .changes()
-            .list_changes(&newest(ChangeState::Failed))
-            .await?
-            .into_iter()
-            .filter(|c| c.finished_at.unwrap_or(c.updated_at) >= now - FAILED_LOOKBACK)
-            .collect();
-        if awaiting.is_empty() && failed.is_empty() {
+        let mut ended = Vec::new();
+        for state in [ChangeState::Failed, ChangeState::Denied] {
+            ended.extend(
+                store
+                    .changes()
+                    .list_changes(&newest(state))
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.finished_at.unwrap_or(c.updated_at) >= now - FAILED_LOOKBACK),
+            );
+        }
+        if awaiting.is_empty() && ended.is_empty() {
             return Ok(0);
         }
-        let changes: Vec<Change> = awaiting.into_iter().chain(failed).collect();
+        let changes: Vec<Change> = awaiting.into_iter().chain(ended).collect();
 
         let mut planned = Vec::new();
         if changes.iter().any(|c| c.state == ChangeState::AwaitingApproval) {
@@ -167,14 +176,18 @@ impl Notifier {
             for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::AwaitingApproval) {
                 let owners = owners.get(&change.connector_id).map(Vec::as_slice).unwrap_or_default();
                 for to in approvers(change, &admins, owners) {
-                    planned.push(Planned { key: approval_key(change.id, &to), to, change: i, approval: true });
+                    planned.push(Planned { key: approval_key(change.id, &to), to, change: i });
                 }
             }
         }
-        for (i, change) in changes.iter().enumerate().filter(|(_, c)| c.state == ChangeState::Failed) {
+        for (i, change) in changes.iter().enumerate() {
+            let key = match change.state {
+                ChangeState::Failed => failure_key(change.id),
+                ChangeState::Denied => denial_key(change.id),
+                _ => continue,
+            };
             if is_email_address(&change.requested_by) {
-                let to = change.requested_by.trim().to_owned();
-                planned.push(Planned { key: failure_key(change.id), to, change: i, approval: false });
+                planned.push(Planned { key, to: change.requested_by.trim().to_owned(), change: i });
             }
         }
         let keys: Vec<String> = planned.iter().map(|p| p.key.clone()).collect();
@@ -196,20 +209,27 @@ impl Notifier {
             let change = &changes[p.change];
             let description = descriptions.get(&change.id.0).cloned().unwrap_or_else(|| change.action.describe());
             let url = format!("{}/changes/{}", self.public_url, change.id.0);
-            let template = if p.approval {
-                Template::ChangeAwaitingApproval {
+            let template = match change.state {
+                ChangeState::AwaitingApproval => Template::ChangeAwaitingApproval {
                     change_id: change.id,
                     description,
                     requested_by: change.requested_by.clone(),
+                    reason: change.reason.clone(),
                     approve_url: url,
-                }
-            } else {
-                Template::ChangeFailed {
+                },
+                ChangeState::Denied => Template::ChangeDenied {
+                    change_id: change.id,
+                    description,
+                    denied_by: change.denied_by.clone().unwrap_or_else(|| "an approver".into()),
+                    reason: change.denial_reason.clone().unwrap_or_default(),
+                    change_url: url,
+                },
+                _ => Template::ChangeFailed {
                     change_id: change.id,
                     description,
                     error: change.last_error.clone().unwrap_or_else(|| "no error was recorded".into()),
                     change_url: url,
-                }
+                },
             };
             let mail = self.outbox.enqueue(Email { key: p.key, to: p.to, template }, now).await?;
             tracing::debug!(change = change.id.0, mail = mail.id.0, template = %mail.template, "change notification queued");
@@ -246,6 +266,10 @@ mod tests {
             verified: None,
             approved_by: None,
             approved_by_id: None,
+            reason: None,
+            denied_by: None,
+            denied_by_id: None,
+            denial_reason: None,
             lease_owner: None,
             lease_expires_at: None,
             created_at: now,

@@ -26,6 +26,7 @@ static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
         ("my_access.html", include_str!("../../../templates/web/my_access.html")),
         ("service_principals.html", include_str!("../../../templates/web/service_principals.html")),
         ("error.html", include_str!("../../../templates/web/error.html")),
+        ("confirm.html", include_str!("../../../templates/web/confirm.html")),
     ])
     .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;
     Ok(tera)

@@ -102,14 +102,14 @@ impl Changes<'_> {
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO changes (connector_id, kind, action, target_object, principal_object, idempotency_key, \
-             origin, origin_ref, requested_by, requested_by_id, state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
+             origin, origin_ref, requested_by, requested_by_id, reason, state, attempts, next_attempt_at, created_at, updated_at) VALUES (",
         );
         sql.value(new.connector_id.0).push(", ").value(new.action.kind().as_str()).push(", ").value(action);
         sql.push(", ").value(new.action.target().to_owned());
         sql.push(", ").value(new.action.principal().map(str::to_owned));
         sql.push(", ").value(new.idempotency_key.clone()).push(", ").value(new.origin.as_str());
         sql.push(", ").value(new.origin_ref.clone()).push(", ").value(new.requested_by.clone());
-        sql.push(", ").value(new.requested_by_id.clone());
+        sql.push(", ").value(new.requested_by_id.clone()).push(", ").value(new.reason.clone());
         sql.push(", ").value(state.as_str()).push(", 0, ").value(now).push(", ").value(now).push(", ").value(now);
         sql.push(") ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
         let inserted = txn.query_one_raw(sql.build()).await?;
@@ -134,6 +134,7 @@ impl Changes<'_> {
                 "connector_id": new.connector_id,
                 "state": state,
                 "requested_by_id": new.requested_by_id,
+                "reason": new.reason,
             });
             self.audit_change(&txn, id, &new.requested_by, "change.requested", details, now).await?;
         }
@@ -327,6 +328,21 @@ impl Changes<'_> {
         self.transition(id, Actor::from(approver), "change.approved", now, ChangeStep::Approve(person)).await
     }
 
+    /// A second person refuses a sensitive change, saying why: it ends `denied`, never applied.
+    /// The requester cannot deny their own (they cancel it).
+    pub async fn deny_change(
+        self,
+        id: ChangeId,
+        denier: &str,
+        denier_id: Option<&str>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
+        let person = Person { name: denier, id: denier_id };
+        let actor = Actor { name: denier, id: denier_id };
+        self.transition(id, actor, "change.denied", now, ChangeStep::Deny(person, reason)).await
+    }
+
     /// Withdraws a change that has not been applied (pending or awaiting approval).
     pub async fn cancel_change<'a>(
         self,
@@ -351,11 +367,17 @@ impl Changes<'_> {
     /// ("add member Ada Lovelace to group Finance"), in the order given. An object the graph
     /// does not know keeps its id.
     pub async fn describe_changes(self, changes: &[Change]) -> Result<Vec<String>, StoreError> {
+        let actions: Vec<_> = changes.iter().map(|c| (c.connector_id, &c.action)).collect();
+        self.describe_actions(&actions).await
+    }
+
+    /// The same for operations not queued (yet): what a confirmation page asks about.
+    pub async fn describe_actions(self, actions: &[(ConnectorId, &ChangeAction)]) -> Result<Vec<String>, StoreError> {
         let mut by_connector: HashMap<ConnectorId, Vec<&str>> = HashMap::new();
-        for c in changes {
-            let ids = by_connector.entry(c.connector_id).or_default();
-            ids.push(c.action.target());
-            ids.extend(c.action.principal());
+        for (connector, action) in actions {
+            let ids = by_connector.entry(*connector).or_default();
+            ids.push(action.target());
+            ids.extend(action.principal());
         }
         let mut names: HashMap<(ConnectorId, String), String> = HashMap::new();
         for (connector, ids) in by_connector {
@@ -365,11 +387,11 @@ impl Changes<'_> {
         }
         // App roles by their names, not their ids.
         let mut roles: HashMap<ConnectorId, Vec<(&str, &str)>> = HashMap::new();
-        for c in changes {
+        for (connector, action) in actions {
             if let ChangeAction::AssignAppRole { app, app_role, .. }
-            | ChangeAction::RemoveAppRoleAssignment { app, app_role, .. } = &c.action
+            | ChangeAction::RemoveAppRoleAssignment { app, app_role, .. } = action
             {
-                roles.entry(c.connector_id).or_default().push((app.as_str(), app_role.as_str()));
+                roles.entry(*connector).or_default().push((app.as_str(), app_role.as_str()));
             }
         }
         let mut role_names: HashMap<(ConnectorId, String, String), String> = HashMap::new();
@@ -378,18 +400,18 @@ impl Changes<'_> {
                 role_names.insert((connector, app, role), name);
             }
         }
-        Ok(changes
+        Ok(actions
             .iter()
-            .map(|c| {
-                let mut description = c.action.describe();
+            .map(|(connector, action)| {
+                let mut description = action.describe();
                 if let ChangeAction::AssignAppRole { app, app_role, .. }
-                | ChangeAction::RemoveAppRoleAssignment { app, app_role, .. } = &c.action
-                    && let Some(name) = role_names.get(&(c.connector_id, app.clone(), app_role.clone()))
+                | ChangeAction::RemoveAppRoleAssignment { app, app_role, .. } = action
+                    && let Some(name) = role_names.get(&(*connector, app.clone(), app_role.clone()))
                 {
                     description = description.replace(&format!("app role {app_role}"), &format!("app role {name}"));
                 }
-                for id in [Some(c.action.target()), c.action.principal()].into_iter().flatten() {
-                    if let Some(name) = names.get(&(c.connector_id, id.to_owned())) {
+                for id in [Some(action.target()), action.principal()].into_iter().flatten() {
+                    if let Some(name) = names.get(&(*connector, id.to_owned())) {
                         description = description.replace(id, name);
                     }
                 }
@@ -459,7 +481,13 @@ impl Changes<'_> {
                 .col_expr(Column::ApprovedBy, approver.clone().into())
                 .col_expr(Column::ApprovedById, approver_id.clone().into());
         }
-        if to.state == ChangeState::Cancelled {
+        if let Some(denial) = &to.denied {
+            update = update
+                .col_expr(Column::DeniedBy, denial.by.clone().into())
+                .col_expr(Column::DeniedById, denial.by_id.clone().into())
+                .col_expr(Column::DenialReason, denial.reason.clone().into());
+        }
+        if to.state.is_final() {
             update = update.col_expr(Column::FinishedAt, now.into());
         }
         if to.reset {
@@ -475,6 +503,9 @@ impl Changes<'_> {
         let mut details = json!({"before": {"state": before.state}, "after": {"state": to.state}});
         if let Some((_, Some(approver_id))) = &to.approved_by {
             details["approved_by_id"] = json!(approver_id);
+        }
+        if let Some(denial) = &to.denied {
+            details["reason"] = json!(denial.reason);
         }
         if let Some(actor_id) = actor.id {
             details["actor_id"] = json!(actor_id);

@@ -168,6 +168,7 @@ fn plan(sim: &SimHandle, connector: ConnectorId, n: usize, seed: u64) -> Vec<New
                     origin_ref: None,
                     requested_by: "bench".into(),
                     requested_by_id: None,
+                    reason: None,
                 });
             }
         }

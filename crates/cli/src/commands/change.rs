@@ -1,4 +1,4 @@
-//! `attest change list|show|approve|retry|cancel` and `attest action …`: the change queue from
+//! `attest change list|show|approve|deny|retry|cancel` and `attest action …`: the change queue from
 //! the command line.
 //!
 //! Until `attest serve` runs background workers, the command that makes a change pending
@@ -45,6 +45,16 @@ pub enum ChangeCommand {
         #[arg(long = "as", value_name = "EMAIL")]
         actor: String,
     },
+    /// Refuse a change awaiting approval (not your own), saying why; its requester is mailed.
+    Deny {
+        id: i64,
+        /// Who denies (an email or user principal name of an administrator or owner).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+        /// Why: the requester is told, and the audit log keeps it.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
     /// Queue a failed change again and apply it.
     Retry {
         id: i64,
@@ -81,6 +91,9 @@ pub struct ActionArgs {
     /// Who asks (an email); recorded in the audit log.
     #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
     actor: String,
+    /// Why: shown to the approver and kept in the audit log.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 async fn provisioner(context: &Context, store: &Store) -> anyhow::Result<Provisioner<StoredConnectors>> {
@@ -139,6 +152,15 @@ pub async fn run(context: &Context, command: ChangeCommand, out: &mut dyn Write)
             writeln!(out, "change {id} approved by {name}")?;
             apply_now(context, &store, ChangeId(id), &name, out).await
         }
+        ChangeCommand::Deny { id, actor, reason } => {
+            let change = store.changes().get_change(ChangeId(id)).await?;
+            let connector = store.connectors().get_connector(change.connector_id).await?;
+            let (name, identity) = person(&store, &connector, &actor).await?;
+            let change =
+                store.changes().deny_change(ChangeId(id), &name, Some(&identity), &reason, crate::now()).await?;
+            writeln!(out, "{}", line(&change))?;
+            Ok(ExitCode::SUCCESS)
+        }
         ChangeCommand::Retry { id, actor } => {
             store.changes().retry_change(ChangeId(id), &actor, crate::now()).await?;
             apply_now(context, &store, ChangeId(id), &actor, out).await
@@ -183,7 +205,7 @@ pub async fn action(context: &Context, args: ActionArgs, out: &mut dyn Write) ->
         "cli" => ("cli".to_owned(), None),
         named => person(&store, &connector, named).await.map(|(name, id)| (name, Some(id)))?,
     };
-    let new = NewChange::manual(connector.id, action, &actor, &token).by(identity);
+    let new = NewChange::manual(connector.id, action, &actor, &token).by(identity).because(args.reason.as_deref());
     let queued = provisioner.enqueue(new, crate::now());
     let change = queued.await?.change;
     if change.state == ChangeState::AwaitingApproval {
@@ -348,8 +370,14 @@ fn show(c: &Change, out: &mut dyn Write) -> std::io::Result<()> {
         c.origin_ref.as_deref().map(|r| format!(" {r}")).unwrap_or_default()
     )?;
     writeln!(out, "  requested by   {} at {}", c.requested_by, c.created_at.to_rfc3339())?;
+    if let Some(reason) = &c.reason {
+        writeln!(out, "  reason         {reason}")?;
+    }
     if let Some(approver) = &c.approved_by {
         writeln!(out, "  approved by    {approver}")?;
+    }
+    if let Some(denier) = &c.denied_by {
+        writeln!(out, "  denied by      {denier}: {}", c.denial_reason.as_deref().unwrap_or_default())?;
     }
     writeln!(out, "  attempts       {}", c.attempts)?;
     if c.state == ChangeState::Pending {

@@ -27,7 +27,7 @@ use crate::roles::{Allowed, Viewer, rule};
 /// The default-access app role (assigning an app without a specific role).
 const DEFAULT_ACCESS: &str = EntitlementKey::DEFAULT_ACCESS_ROLE_ID;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct ActionForm {
     pub action: String,
     /// The token the page was rendered with: the same form submitted twice queues one change.
@@ -43,9 +43,20 @@ pub struct ActionForm {
     pub app_role: String,
     #[serde(default)]
     pub grant: String,
-    /// `yes` to confirm deleting a user.
+    /// `yes`: a destructive action (remove, block, delete) was confirmed. The API needs it
+    /// for deleting a user; the pages ask on a page that says what will happen.
     #[serde(default)]
     pub confirm: String,
+    /// Why, in the requester's words (optional): shown to the approver, kept in the audit log.
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl ActionForm {
+    /// Removing access, blocking sign-in or deleting a user: asked again before it is done.
+    fn destructive(&self) -> bool {
+        matches!(self.action.as_str(), "remove_grant" | "block" | "delete")
+    }
 }
 
 /// `POST /principals/{id}/actions`
@@ -55,6 +66,9 @@ pub async fn submit(
     Id(id): Id,
     Submitted(form): Submitted<ActionForm>,
 ) -> Result<Response, WebError> {
+    if form.destructive() && form.confirm != "yes" {
+        return confirm_page(&state, &viewer, id, &form).await;
+    }
     match act(&state, &viewer, id, &form).await {
         Ok(done) => applied_page(&state, &viewer, done, Some(format!("/principals/{id}"))).await,
         // A group or application the form named wrongly: the page again, the form filled in,
@@ -66,6 +80,38 @@ pub async fn submit(
         }
         Err(error) => Err(error),
     }
+}
+
+/// Asks before a destructive action: what exactly will happen, whether a second person must
+/// approve it, and an optional reason; confirming sends the same form with `confirm=yes`.
+async fn confirm_page(state: &AppState, viewer: &Viewer, id: i64, form: &ActionForm) -> Result<Response, WebError> {
+    let principal = readable_principal(state, viewer, id).await?;
+    if !viewer.can_operate(principal.connector_id) {
+        return Err(WebError::Forbidden("only administrators and this connector's owners make changes in it".into()));
+    }
+    let confirmed = ActionForm { confirm: "yes".into(), ..form.clone() };
+    let action = action_for(state, &principal, &confirmed).await?;
+    let kind = action.kind();
+    let description = state
+        .store
+        .changes()
+        .describe_actions(&[(principal.connector_id, &action)])
+        .await?
+        .pop()
+        .unwrap_or_else(|| action.describe());
+    let data = serde_json::json!({
+        "principal": {"id": principal.id.0, "display_name": principal.data.display_name},
+        "description": description,
+        "consequence": kind.consequence(),
+        "second_person": state.provisioner.policy().is_sensitive(kind),
+        "form": confirmed,
+        "verb": match form.action.as_str() {
+            "block" => "Block sign-in",
+            "delete" => "Delete user",
+            _ => "Remove",
+        },
+    });
+    Ok(super::page(viewer, "confirm.html", data)?.into_response())
 }
 
 /// The person's page with the side panel's form as it was sent, `error` beside the field, and
@@ -127,7 +173,9 @@ pub async fn act(state: &AppState, viewer: &Viewer, id: i64, form: &ActionForm) 
     }
     let action = action_for(state, &principal, form).await?;
     let actor = viewer.actor();
-    let new = NewChange::manual(principal.connector_id, action, &actor, nonce).by(Some(viewer.actor_id()));
+    let new = NewChange::manual(principal.connector_id, action, &actor, nonce)
+        .by(Some(viewer.actor_id()))
+        .because(Some(&form.reason));
     let change = state.provisioner.enqueue(new, state.now()).await.map_err(provision_error)?.change;
     if change.state != ChangeState::Pending {
         return Ok(InPerson { change, secret: None });

@@ -1,5 +1,6 @@
 //! The changes queue: every change Attest made or will make in Entra, filterable by state and
-//! connector; a change's page with its attempts' outcome; approve, retry and cancel.
+//! connector; a change's page with its attempts' outcome; approve, deny (with a reason), retry
+//! and cancel.
 //!
 //! Approving applies the change at once, in person (as `attest change approve` does), so a
 //! password reset's temporary password is shown to the approver and to nobody else.
@@ -87,7 +88,7 @@ async fn changes_data(state: &AppState, viewer: &Viewer, query: &ChangesQuery) -
         "state": query.state,
         "connector": query.connector,
         "connectors": found.connectors,
-        "states": ["pending", "awaiting_approval", "in_progress", "applied", "failed", "cancelled"],
+        "states": ["pending", "awaiting_approval", "in_progress", "applied", "failed", "cancelled", "denied"],
         "next_before": found.next_before,
     }))
 }
@@ -115,8 +116,10 @@ pub async fn readable_change(state: &AppState, viewer: &Viewer, id: i64) -> Resu
 pub fn permissions(viewer: &Viewer, change: &Change) -> ChangePermissions {
     let operate = viewer.can_operate(change.connector_id);
     let own = viewer.asked_for(change);
+    let approve = viewer.may_approve(change) && change.state == ChangeState::AwaitingApproval;
     ChangePermissions {
-        approve: viewer.may_approve(change) && change.state == ChangeState::AwaitingApproval,
+        approve,
+        deny: approve,
         own_awaiting: own && change.state == ChangeState::AwaitingApproval,
         retry: operate && matches!(change.state, ChangeState::Failed | ChangeState::OutcomeUnknown),
         cancel: operate
@@ -240,6 +243,18 @@ pub async fn approve_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<a
     state.provisioner.apply_in_person(ChangeId(id), &actor).await.map_err(provision_error)
 }
 
+/// Denies change `id` as the viewer, saying why.
+pub async fn deny_now(state: &AppState, viewer: &Viewer, id: i64, reason: &str) -> Result<Change, WebError> {
+    let change = operable_change(state, viewer, id).await?;
+    if change.state == ChangeState::AwaitingApproval && reason.trim().is_empty() {
+        return Err(WebError::BadRequest(
+            "say why you deny it: the requester is told, and the audit log keeps it".into(),
+        ));
+    }
+    let (name, actor_id) = (viewer.actor(), viewer.actor_id());
+    Ok(state.store.changes().deny_change(ChangeId(id), &name, Some(&actor_id), reason, state.now()).await?)
+}
+
 /// Puts a failed change back in the queue.
 pub async fn retry_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Change, WebError> {
     operable_change(state, viewer, id).await?;
@@ -265,6 +280,24 @@ pub async fn approve(
 ) -> Result<Response, WebError> {
     let done = approve_now(&state, &viewer, id).await?;
     applied_page(&state, &viewer, done, None).await
+}
+
+/// What an approver says when denying.
+#[derive(Debug, Deserialize)]
+pub struct DenyForm {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /changes/{id}/deny`: refused, with the reason; the change's page says so.
+pub async fn deny(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Id(id): Id,
+    Submitted(form): Submitted<DenyForm>,
+) -> Result<Response, WebError> {
+    deny_now(&state, &viewer, id, &form.reason).await?;
+    Ok(to_change(id, None))
 }
 
 /// `POST /changes/{id}/retry`
