@@ -18,6 +18,7 @@ mod m20261203_000001_effective_access;
 mod m20261203_000002_identity_by_object_id;
 mod m20261203_000003_keyed_audit_chain;
 mod m20261204_000001_change_reasons;
+mod m20261204_000002_access_reviews;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_identity_by_object_id::Migration),
             Box::new(m20261203_000003_keyed_audit_chain::Migration),
             Box::new(m20261204_000001_change_reasons::Migration),
+            Box::new(m20261204_000002_access_reviews::Migration),
         ]
     }
 }

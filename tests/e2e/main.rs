@@ -13,6 +13,7 @@ mod hardening;
 mod harness;
 mod mail;
 mod pages;
+mod reviews;
 mod secrets;
 mod serve;
 mod sync;

@@ -74,6 +74,9 @@ enum Command {
     Change(commands::change::ChangeCommand),
     /// Act on a user in the directory: revoke-sessions, block, unblock, reset-password, delete, restore.
     Action(commands::change::ActionArgs),
+    /// Access review campaigns: create, start, decide, close, apply, export.
+    #[command(subcommand)]
+    Campaign(commands::campaign::CampaignCommand),
     /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
     /// print its URLs and client credentials.
     Sim(commands::sim::SimArgs),
@@ -142,6 +145,8 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Events(args) => commands::events::run(&context, args, out).await,
         Command::Change(command) => commands::change::run(&context, command, out).await,
         Command::Action(args) => commands::change::action(&context, args, out).await,
+        // Boxed: its future is large, and the others' stay on the stack.
+        Command::Campaign(command) => Box::pin(commands::campaign::run(&context, command, out)).await,
         Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod principal;
 pub mod resource;
+pub mod review;
 pub mod roles;
 pub mod sync;
 pub mod time;

@@ -206,6 +206,9 @@ impl From<StoreError> for WebError {
             StoreError::ChangeRefused(refusal) => {
                 WebError::Refused { reason: refusal.code(), message: refusal.to_string() }
             }
+            StoreError::ReviewRefused(refusal) => {
+                WebError::Refused { reason: refusal.code(), message: refusal.to_string() }
+            }
             StoreError::CommandRefused(refusal) => {
                 WebError::Refused { reason: refusal.code(), message: refusal.to_string() }
             }

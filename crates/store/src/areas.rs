@@ -62,4 +62,6 @@ areas! {
     lifecycle => Lifecycle;
     /// Leases background jobs hold so one replica runs each.
     leases => Leases;
+    /// Access review campaigns, their instances, items and reviewers.
+    reviews => Reviews;
 }

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A change's rules do not allow this now (see `attest_domain::change_flow`).
     #[error(transparent)]
     ChangeRefused(#[from] attest_domain::change_flow::ChangeRefusal),
+    /// A review decision is not allowed (see `attest_domain::review::may_decide`).
+    #[error(transparent)]
+    ReviewRefused(#[from] attest_domain::review::DecisionRefusal),
     /// A grant or revoke cannot be carried out (see `attest_domain::command`).
     #[error(transparent)]
     CommandRefused(#[from] attest_domain::command::CommandError),

@@ -25,6 +25,7 @@ mod mail;
 mod principals;
 mod queue;
 mod resources;
+mod reviews;
 mod schema;
 mod sql;
 mod sync_requests;
@@ -41,7 +42,8 @@ use attest_config::{DatabaseBackend, DatabaseConfig, DatabaseUrl};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use areas::{
-    Audit, Changes, Connectors, Directory, Grants, Leases, Lifecycle, Outbox, Principals, Resources, Syncs, Web,
+    Audit, Changes, Connectors, Directory, Grants, Leases, Lifecycle, Outbox, Principals, Resources, Reviews, Syncs,
+    Web,
 };
 pub use audit::{AuditFilter, AuditPage, AuditVerification};
 pub use changes::{AttemptOutcome, ChangeFilter, Enqueued};
@@ -55,6 +57,7 @@ pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
+pub use reviews::{Campaign, Decided, GrantScope, Instance, Item, ItemFilter, NewItem, Progress, ScopedGrant};
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_requests::SyncRequest;
 pub use sync_runs::{INTERRUPTED, SyncRunFinish};

@@ -102,6 +102,11 @@ pub(crate) fn optional_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -
     }))
 }
 
+/// A boolean column that is never null, as [`optional_bool`] reads it.
+pub(crate) fn required_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    optional_bool(deserializer)?.ok_or_else(|| serde::de::Error::custom("a boolean was null"))
+}
+
 /// `FROM <rows of the JSON array bound here> AS j` plus accessors for its elements, per backend.
 ///
 /// Join it with `CROSS JOIN <table> WHERE <key columns> = <elements>`: SQLite then keeps the

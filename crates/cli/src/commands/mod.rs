@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod campaign;
 pub mod change;
 pub mod config;
 pub mod connector;

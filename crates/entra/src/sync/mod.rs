@@ -158,11 +158,17 @@ impl EntraConnector {
         match result {
             Ok(_) => Ok(Some(last)),
             Err(e) if e.kind() == Some(ApiErrorKind::LicenceRequired) => {
-                sink.note("sign-in activity skipped: the tenant has no Microsoft Entra ID P1 or P2 licence");
+                sink.note(format!(
+                    "{}: the tenant has no Microsoft Entra ID P1 or P2 licence",
+                    attest_domain::sync::SIGN_IN_ACTIVITY_SKIPPED
+                ));
                 Ok(None)
             }
             Err(e) if e.kind() == Some(ApiErrorKind::Denied) => {
-                sink.note(format!("sign-in activity skipped: the app lacks the AuditLog.Read.All permission ({e})"));
+                sink.note(format!(
+                    "{}: the app lacks the AuditLog.Read.All permission ({e})",
+                    attest_domain::sync::SIGN_IN_ACTIVITY_SKIPPED
+                ));
                 Ok(None)
             }
             Err(e) => Err(sync_error(e, "users' sign-in activity")),

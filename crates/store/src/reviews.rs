@@ -1,0 +1,1007 @@
+//! Access reviews: campaigns, their instances, the items an instance snapshots and who reviews
+//! each. The rules (scope, reviewers, recommendations, who may decide) are in
+//! `attest_domain::review` and applied by `attest-review`; this keeps them.
+//!
+//! Starting an instance writes up to millions of items: they go in as multi-row inserts inside
+//! one transaction, each batch's ids read back by grant (one item per grant in an instance), so
+//! the reviewers are written beside them without a read per item.
+
+use std::collections::HashMap;
+
+use attest_domain::review::{ApplyOutcome, CampaignState, Decision, DecisionRefusal, Person, Recommendation};
+use attest_domain::time::micros;
+use attest_domain::{AuditEventDraft, ConnectorId};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::StoreError;
+use crate::areas::Reviews;
+use crate::sql::{Sql, optional_bool, rows_per_statement, select_json};
+
+/// A campaign: its definition (JSON of `CampaignDefinition`) and where its latest instance is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub connector_id: ConnectorId,
+    pub definition: serde_json::Value,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub next_start_at: Option<DateTime<Utc>>,
+    /// The latest instance, if it was ever started.
+    pub instance: Option<Instance>,
+}
+
+/// One run of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub number: i32,
+    pub state: CampaignState,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::sql::required_bool")]
+    pub sign_ins_known: bool,
+    pub midpoint_reminded_at: Option<DateTime<Utc>>,
+    pub final_reminded_at: Option<DateTime<Utc>>,
+}
+
+const INSTANCE_COLUMNS: &str = "id, campaign_id, number, state, started_by, started_at, due_at, closed_by, closed_at, \
+     sign_ins_known, midpoint_reminded_at, final_reminded_at";
+
+/// A current, effective grant in a campaign's scope, with what reviewing it needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ScopedGrant {
+    pub grant_id: i64,
+    pub principal_id: i64,
+    pub principal_object: String,
+    pub principal_name: String,
+    pub principal_upn: Option<String>,
+    pub principal_email: Option<String>,
+    pub principal_kind: String,
+    pub user_type: Option<String>,
+    #[serde(deserialize_with = "optional_bool")]
+    pub account_enabled: Option<bool>,
+    pub department: Option<String>,
+    pub manager_object: Option<String>,
+    pub created_in_source_at: Option<DateTime<Utc>>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub resource_id: i64,
+    pub resource_object: String,
+    pub resource_name: String,
+    pub resource_kind: String,
+    pub resource_attributes: String,
+    pub entitlement_id: i64,
+    pub entitlement_key: String,
+    pub entitlement_name: String,
+    pub source: String,
+    pub scope: String,
+    pub external_ref: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub via_object: Option<String>,
+    pub via_name: Option<String>,
+}
+
+/// What scanning a connector's grants for a campaign reads.
+#[derive(Debug, Clone, Default)]
+pub struct GrantScope<'a> {
+    pub resource_kinds: &'a [&'a str],
+    /// Only these resources (ids); `None`: all of those kinds.
+    pub resources: Option<&'a [i64]>,
+    pub include_inherited: bool,
+}
+
+/// An item to write when an instance starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewItem {
+    pub grant_id: i64,
+    pub principal_id: i64,
+    pub principal_object: String,
+    pub principal_name: String,
+    pub principal_upn: Option<String>,
+    pub principal_kind: String,
+    pub resource_id: i64,
+    pub resource_object: String,
+    pub resource_name: String,
+    pub resource_kind: String,
+    pub entitlement_key: String,
+    pub entitlement_name: String,
+    pub held_as: String,
+    pub via_name: Option<String>,
+    /// The change a revoke makes (JSON of `ChangeAction`).
+    pub revoke_action: Option<String>,
+    /// Why a revoke cannot be applied through Graph.
+    pub revoke_blocked: Option<String>,
+    pub recommendation: Recommendation,
+    pub recommendation_reason: String,
+    pub reviewers: Vec<Person>,
+}
+
+/// A review item as stored, with its reviewers and, once revoked and queued, its change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: i64,
+    pub instance_id: i64,
+    pub principal_id: i64,
+    pub principal_object: String,
+    pub principal_name: String,
+    pub principal_upn: Option<String>,
+    pub principal_kind: String,
+    pub resource_id: i64,
+    pub resource_object: String,
+    pub resource_name: String,
+    pub resource_kind: String,
+    pub entitlement_key: String,
+    pub entitlement_name: String,
+    pub grant_id: Option<i64>,
+    pub held_as: String,
+    pub via_name: Option<String>,
+    pub revoke_action: Option<String>,
+    pub revoke_blocked: Option<String>,
+    pub recommendation: Recommendation,
+    pub recommendation_reason: String,
+    pub decision: Decision,
+    pub justification: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_by_id: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_recommendation: Option<Recommendation>,
+    pub decision_audit_seq: Option<i64>,
+    pub change_id: Option<i64>,
+    pub apply_result: Option<ApplyOutcome>,
+    pub apply_error: Option<String>,
+    /// The change's state and result, when there is one (the outcome follows the queue).
+    pub change_state: Option<String>,
+    pub change_result: Option<String>,
+    pub change_error: Option<String>,
+    /// Reviewers as `object id\tname\temail` joined by newlines (see [`Item::reviewers`]).
+    #[serde(default)]
+    pub reviewer_list: Option<String>,
+}
+
+impl Item {
+    /// The item's reviewers.
+    pub fn reviewers(&self) -> Vec<Person> {
+        self.reviewer_list
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split('\t');
+                let object_id = parts.next()?.to_owned();
+                let name = parts.next().unwrap_or_default().to_owned();
+                let email = parts.next().filter(|e| !e.is_empty()).map(str::to_owned);
+                Some(Person { object_id, name, email })
+            })
+            .collect()
+    }
+
+    /// How its revocation ended (or stands), once it was decided revoke and the instance closed.
+    pub fn outcome(&self) -> Option<ApplyOutcome> {
+        if let Some(outcome) = self.apply_result {
+            return Some(outcome);
+        }
+        let state = self.change_state.as_deref()?.parse().ok()?;
+        let result = self.change_result.as_deref().and_then(|r| r.parse().ok());
+        Some(ApplyOutcome::of_change(state, result))
+    }
+
+    /// Why its revocation failed, when it did.
+    pub fn outcome_error(&self) -> Option<&str> {
+        self.apply_error.as_deref().or(self.change_error.as_deref())
+    }
+}
+
+const ITEM_COLUMNS: &[&str] = &[
+    "i.id",
+    "i.instance_id",
+    "i.principal_id",
+    "i.principal_object",
+    "i.principal_name",
+    "i.principal_upn",
+    "i.principal_kind",
+    "i.resource_id",
+    "i.resource_object",
+    "i.resource_name",
+    "i.resource_kind",
+    "i.entitlement_key",
+    "i.entitlement_name",
+    "i.grant_id",
+    "i.held_as",
+    "i.via_name",
+    "i.revoke_action",
+    "i.revoke_blocked",
+    "i.recommendation",
+    "i.recommendation_reason",
+    "i.decision",
+    "i.justification",
+    "i.decided_by",
+    "i.decided_by_id",
+    "i.decided_at",
+    "i.decided_recommendation",
+    "i.decision_audit_seq",
+    "i.change_id",
+    "i.apply_result",
+    "i.apply_error",
+    "c.state",
+    "c.result",
+    "c.last_error",
+];
+
+/// Which items to list.
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    /// Items of this instance; `None`: every running instance (a reviewer's inbox).
+    pub instance: Option<i64>,
+    /// Assigned to this reviewer (object id).
+    pub reviewer: Option<String>,
+    pub decision: Option<Decision>,
+    pub recommendation: Option<Recommendation>,
+    pub resource_kind: Option<String>,
+    /// Only these items.
+    pub ids: Option<Vec<i64>>,
+    /// Items after this id (the next page).
+    pub after: Option<i64>,
+    pub limit: u64,
+}
+
+/// How many items of an instance stand where.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub items: u64,
+    pub pending: u64,
+    pub approved: u64,
+    pub revoked: u64,
+}
+
+/// A decision on some items.
+#[derive(Debug, Clone)]
+pub struct Decided<'a> {
+    pub items: &'a [i64],
+    pub decision: Decision,
+    pub justification: Option<&'a str>,
+    /// Who, for reading, and as `tenant/objectId`.
+    pub by: &'a str,
+    pub by_id: Option<&'a str>,
+    /// How it was made: `reviewer`, `bulk`, `accept_recommendations`, `default_decision`.
+    pub how: &'a str,
+}
+
+impl Reviews<'_> {
+    /// Saves a new campaign (never started).
+    pub async fn create_campaign(
+        self,
+        name: &str,
+        description: &str,
+        connector: ConnectorId,
+        definition: &serde_json::Value,
+        created_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO campaigns (name, description, connector_id, definition, created_by, created_at, updated_at) VALUES ",
+        );
+        sql.tuple([
+            name.into(),
+            description.into(),
+            connector.0.into(),
+            definition.to_string().into(),
+            created_by.into(),
+            now.into(),
+            now.into(),
+        ]);
+        sql.push(" RETURNING id");
+        let row = txn.query_one_raw(sql.build()).await?.ok_or_else(|| StoreError::Internal("no id".into()))?;
+        let id: i64 = row.try_get_by_index(0)?;
+        let details = json!({"name": name, "connector_id": connector.0, "definition": definition});
+        audit(self, &txn, created_by, "campaign.created", id, details, now).await?;
+        txn.commit().await?;
+        self.get_campaign(id).await
+    }
+
+    /// The campaign with its latest instance, or `NotFound`.
+    pub async fn get_campaign(self, id: i64) -> Result<Campaign, StoreError> {
+        self.list_campaigns(Some(id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound { what: "campaign", key: id.to_string() })
+    }
+
+    /// Every campaign (or one), newest first, each with its latest instance.
+    pub async fn list_campaigns(self, only: Option<i64>) -> Result<Vec<Campaign>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT id, name, description, connector_id, definition, created_by, created_at, next_start_at FROM campaigns",
+        );
+        if let Some(id) = only {
+            sql.push(" WHERE id = ").value(id);
+        }
+        sql.push(" ORDER BY id DESC");
+        type Row = (i64, String, String, i64, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = select_json(
+            &self.db,
+            sql,
+            &["id", "name", "description", "connector_id", "definition", "created_by", "created_at", "next_start_at"],
+        )
+        .await?;
+        let mut latest: HashMap<i64, Instance> = HashMap::new();
+        for instance in self.list_instances(only).await? {
+            let keep = latest.get(&instance.campaign_id).is_none_or(|i| i.number < instance.number);
+            if keep {
+                latest.insert(instance.campaign_id, instance);
+            }
+        }
+        rows.into_iter()
+            .map(|(id, name, description, connector, definition, created_by, created_at, next_start_at)| {
+                Ok(Campaign {
+                    id,
+                    name,
+                    description,
+                    connector_id: ConnectorId(connector),
+                    definition: serde_json::from_str(&definition)
+                        .map_err(|e| StoreError::Internal(format!("campaign {id}: unreadable definition: {e}")))?,
+                    created_by,
+                    created_at,
+                    next_start_at,
+                    instance: latest.remove(&id),
+                })
+            })
+            .collect()
+    }
+
+    /// Instances, of one campaign or all, oldest first.
+    pub async fn list_instances(self, campaign: Option<i64>) -> Result<Vec<Instance>, StoreError> {
+        let mut sql = Sql::new(self.backend(), &format!("SELECT {INSTANCE_COLUMNS} FROM campaign_instances"));
+        if let Some(id) = campaign {
+            sql.push(" WHERE campaign_id = ").value(id);
+        }
+        sql.push(" ORDER BY id");
+        let columns: Vec<&str> = INSTANCE_COLUMNS.split(", ").collect();
+        select_json(&self.db, sql, &columns).await
+    }
+
+    /// Running instances whose deadline or reminders are due by `now` (the scheduler's scan),
+    /// and every running one for reminders.
+    pub async fn list_running_instances(self) -> Result<Vec<Instance>, StoreError> {
+        let mut sql =
+            Sql::new(self.backend(), &format!("SELECT {INSTANCE_COLUMNS} FROM campaign_instances WHERE state = "));
+        sql.value(CampaignState::Running.as_str()).push(" ORDER BY id");
+        let columns: Vec<&str> = INSTANCE_COLUMNS.split(", ").collect();
+        select_json(&self.db, sql, &columns).await
+    }
+
+    /// The connector's current, effective grants in `scope`, principals and resources live,
+    /// in pages of `limit` after grant id `after`.
+    pub async fn scan_scope(
+        self,
+        connector: ConnectorId,
+        scope: &GrantScope<'_>,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<ScopedGrant>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT g.id AS grant_id, p.id AS principal_id, p.external_id AS principal_object, \
+             p.display_name AS principal_name, p.user_principal_name AS principal_upn, p.email AS principal_email, \
+             p.kind AS principal_kind, p.user_type AS user_type, p.account_enabled AS account_enabled, \
+             p.department AS department, p.manager_external_id AS manager_object, \
+             p.created_in_source_at AS created_in_source_at, p.last_sign_in_at AS last_sign_in_at, \
+             r.id AS resource_id, r.external_id AS resource_object, r.display_name AS resource_name, \
+             r.kind AS resource_kind, r.attributes AS resource_attributes, e.id AS entitlement_id, \
+             e.key AS entitlement_key, e.display_name AS entitlement_name, g.source AS source, g.scope AS scope, \
+             g.external_ref AS external_ref, g.expires_at AS expires_at, v.external_id AS via_object, \
+             v.display_name AS via_name \
+             FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
+             JOIN principals p ON p.id = g.principal_id LEFT JOIN principals v ON v.id = g.via_principal_id \
+             WHERE g.connector_id = ",
+        );
+        sql.value(connector.0).push(" AND g.id > ").value(after);
+        sql.push(" AND g.ended_at IS NULL AND g.ineffective_reason IS NULL AND r.deleted_at IS NULL AND p.deleted_at IS NULL");
+        sql.push(" AND p.kind <> 'group'");
+        if !scope.include_inherited {
+            sql.push(" AND g.source <> 'inherited'");
+        }
+        sql.push(" AND r.kind IN ").tuple(scope.resource_kinds.iter().map(|k| Value::from(*k)));
+        if let Some(resources) = scope.resources {
+            if resources.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND r.id IN ").tuple(resources.iter().map(|r| Value::from(*r)));
+        }
+        sql.push(" ORDER BY g.id LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
+        select_json(
+            &self.db,
+            sql,
+            &[
+                "grant_id",
+                "principal_id",
+                "principal_object",
+                "principal_name",
+                "principal_upn",
+                "principal_email",
+                "principal_kind",
+                "user_type",
+                "account_enabled",
+                "department",
+                "manager_object",
+                "created_in_source_at",
+                "last_sign_in_at",
+                "resource_id",
+                "resource_object",
+                "resource_name",
+                "resource_kind",
+                "resource_attributes",
+                "entitlement_id",
+                "entitlement_key",
+                "entitlement_name",
+                "source",
+                "scope",
+                "external_ref",
+                "expires_at",
+                "via_object",
+                "via_name",
+            ],
+        )
+        .await
+    }
+
+    /// Live users of the connector by object id, as people who can review.
+    pub async fn people(self, connector: ConnectorId, object_ids: &[String]) -> Result<Vec<Person>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in object_ids.chunks(5_000) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT external_id, display_name, COALESCE(email, user_principal_name) AS address FROM principals \
+                 WHERE kind = 'user' AND deleted_at IS NULL AND connector_id = ",
+            );
+            sql.value(connector.0).push(" AND external_id IN ").tuple(chunk.iter().map(|i| Value::from(i.clone())));
+            let rows: Vec<(String, String, Option<String>)> =
+                select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
+            found.extend(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }));
+        }
+        Ok(found)
+    }
+
+    /// Live users of the connector by address (mail or user principal name, any case) or
+    /// object id.
+    pub async fn people_named(self, connector: ConnectorId, names: &[String]) -> Result<Vec<Person>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lowered: Vec<Value> = names.iter().map(|n| Value::from(n.trim().to_lowercase())).collect();
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT external_id, display_name, COALESCE(email, user_principal_name) AS address FROM principals \
+             WHERE kind = 'user' AND deleted_at IS NULL AND connector_id = ",
+        );
+        sql.value(connector.0).push(" AND (lower(email) IN ").tuple(lowered.clone());
+        sql.push(" OR lower(user_principal_name) IN ").tuple(lowered.clone());
+        sql.push(" OR lower(external_id) IN ").tuple(lowered).push(")");
+        let rows: Vec<(String, String, Option<String>)> =
+            select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
+        Ok(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }).collect())
+    }
+
+    /// The users who are direct members of the groups with these object ids (named reviewers
+    /// given as groups).
+    pub async fn group_members(self, connector: ConnectorId, groups: &[String]) -> Result<Vec<Person>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT DISTINCT p.external_id, p.display_name, COALESCE(p.email, p.user_principal_name) AS address \
+             FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
+             JOIN principals p ON p.id = g.principal_id WHERE e.key = 'member' AND r.kind = 'group' \
+             AND g.source <> 'inherited' AND g.ended_at IS NULL AND p.kind = 'user' AND p.deleted_at IS NULL AND g.connector_id = ",
+        );
+        sql.value(connector.0).push(" AND r.external_id IN ").tuple(groups.iter().map(|g| Value::from(g.clone())));
+        let rows: Vec<(String, String, Option<String>)> =
+            select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
+        Ok(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }).collect())
+    }
+
+    /// Each resource's owners who are people (group and application owners).
+    pub async fn resource_owners(self, connector: ConnectorId) -> Result<HashMap<i64, Vec<Person>>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT e.resource_id, p.external_id, p.display_name, COALESCE(p.email, p.user_principal_name) AS address \
+             FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN principals p ON p.id = g.principal_id \
+             WHERE e.key = 'owner' AND g.ended_at IS NULL AND p.kind = 'user' AND p.deleted_at IS NULL AND g.connector_id = ",
+        );
+        sql.value(connector.0);
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            select_json(&self.db, sql, &["resource_id", "external_id", "display_name", "address"]).await?;
+        let mut owners: HashMap<i64, Vec<Person>> = HashMap::new();
+        for (resource, object_id, name, email) in rows {
+            owners.entry(resource).or_default().push(Person { object_id, name, email });
+        }
+        Ok(owners)
+    }
+
+    /// Which principals hold which resources as owners (service principals with an owner).
+    pub async fn owned_principals(self, connector: ConnectorId) -> Result<Vec<String>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT DISTINCT r.external_id FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
+             JOIN resources r ON r.id = e.resource_id WHERE e.key = 'owner' AND r.kind = 'application' \
+             AND g.ended_at IS NULL AND g.connector_id = ",
+        );
+        sql.value(connector.0);
+        let rows: Vec<(String,)> = select_json(&self.db, sql, &["external_id"]).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// People per department (live users), for the peer comparison.
+    pub async fn department_sizes(self, connector: ConnectorId) -> Result<HashMap<String, u64>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT department, COUNT(*) AS n FROM principals WHERE kind = 'user' AND deleted_at IS NULL \
+             AND department IS NOT NULL AND connector_id = ",
+        );
+        sql.value(connector.0).push(" GROUP BY department");
+        let rows: Vec<(String, i64)> = select_json(&self.db, sql, &["department", "n"]).await?;
+        Ok(rows.into_iter().map(|(d, n)| (d, u64::try_from(n).unwrap_or_default())).collect())
+    }
+
+    /// Whether a principal is a direct member of a group, for each (principal id, group object
+    /// id) asked: what an inherited item's revoke would remove.
+    pub async fn direct_memberships(
+        self,
+        connector: ConnectorId,
+        principals: &[i64],
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in principals.chunks(5_000) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT g.principal_id, r.external_id FROM grants g JOIN entitlements e ON e.id = g.entitlement_id \
+                 JOIN resources r ON r.id = e.resource_id WHERE e.key = 'member' AND r.kind = 'group' \
+                 AND g.source = 'direct' AND g.ended_at IS NULL AND g.connector_id = ",
+            );
+            sql.value(connector.0).push(" AND g.principal_id IN ").tuple(chunk.iter().map(|p| Value::from(*p)));
+            found.extend(select_json::<(i64, String)>(&self.db, sql, &["principal_id", "external_id"]).await?);
+        }
+        Ok(found)
+    }
+
+    /// Starts instance `number` of a campaign with its items and their reviewers, in one
+    /// transaction: all of it, or (on any error) nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_instance(
+        self,
+        campaign: i64,
+        number: i32,
+        started_by: &str,
+        due_at: DateTime<Utc>,
+        sign_ins_known: bool,
+        items: &[NewItem],
+        next_start_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Instance, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO campaign_instances (campaign_id, number, state, started_by, started_at, due_at, sign_ins_known) VALUES ",
+        );
+        sql.tuple([
+            campaign.into(),
+            number.into(),
+            CampaignState::Running.as_str().into(),
+            started_by.into(),
+            now.into(),
+            micros(due_at).into(),
+            sign_ins_known.into(),
+        ]);
+        sql.push(" RETURNING id");
+        let row = txn.query_one_raw(sql.build()).await?.ok_or_else(|| StoreError::Internal("no id".into()))?;
+        let instance: i64 = row.try_get_by_index(0)?;
+        const COLUMNS: usize = 21;
+        for batch in items.chunks(rows_per_statement(COLUMNS)) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "INSERT INTO review_items (instance_id, grant_id, principal_id, principal_object, principal_name, \
+                 principal_upn, principal_kind, resource_id, resource_object, resource_name, resource_kind, \
+                 entitlement_key, entitlement_name, held_as, via_name, revoke_action, revoke_blocked, recommendation, \
+                 recommendation_reason, decision, decided_recommendation) VALUES ",
+            );
+            for (i, item) in batch.iter().enumerate() {
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.tuple([
+                    instance.into(),
+                    item.grant_id.into(),
+                    item.principal_id.into(),
+                    item.principal_object.clone().into(),
+                    item.principal_name.clone().into(),
+                    item.principal_upn.clone().into(),
+                    item.principal_kind.clone().into(),
+                    item.resource_id.into(),
+                    item.resource_object.clone().into(),
+                    item.resource_name.clone().into(),
+                    item.resource_kind.clone().into(),
+                    item.entitlement_key.clone().into(),
+                    item.entitlement_name.clone().into(),
+                    item.held_as.clone().into(),
+                    item.via_name.clone().into(),
+                    item.revoke_action.clone().into(),
+                    item.revoke_blocked.clone().into(),
+                    item.recommendation.as_str().into(),
+                    item.recommendation_reason.clone().into(),
+                    Decision::Pending.as_str().into(),
+                    Option::<String>::None.into(),
+                ]);
+            }
+            sql.push(" RETURNING id, grant_id");
+            let ids: HashMap<i64, i64> = txn
+                .query_all_raw(sql.build())
+                .await?
+                .into_iter()
+                .map(|row| Ok((row.try_get_by_index::<i64>(1)?, row.try_get_by_index::<i64>(0)?)))
+                .collect::<Result<_, sea_orm::DbErr>>()?;
+            let assignments: Vec<(i64, &Person)> = batch
+                .iter()
+                .filter_map(|item| ids.get(&item.grant_id).map(|id| (*id, item)))
+                .flat_map(|(id, item)| item.reviewers.iter().map(move |r| (id, r)))
+                .collect();
+            for chunk in assignments.chunks(rows_per_statement(5)) {
+                let mut sql = Sql::new(
+                    self.backend(),
+                    "INSERT INTO review_assignments (item_id, instance_id, reviewer_object, reviewer_name, reviewer_email) VALUES ",
+                );
+                for (i, (item, reviewer)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(",");
+                    }
+                    sql.tuple([
+                        (*item).into(),
+                        instance.into(),
+                        reviewer.object_id.to_lowercase().into(),
+                        reviewer.name.clone().into(),
+                        reviewer.email.clone().into(),
+                    ]);
+                }
+                txn.execute_raw(sql.build()).await?;
+            }
+        }
+        let mut sql = Sql::new(self.backend(), "UPDATE campaigns SET updated_at = ");
+        sql.value(now).push(", next_start_at = ").value(next_start_at.map(micros)).push(" WHERE id = ").value(campaign);
+        txn.execute_raw(sql.build()).await?;
+        let details = json!({"instance": number, "instance_id": instance, "items": items.len(), "due_at": due_at,
+            "sign_ins_known": sign_ins_known});
+        audit(self, &txn, started_by, "campaign.started", campaign, details, now).await?;
+        txn.commit().await?;
+        self.statistics.record(&self.db, "review_items", items.len() as u64).await?;
+        self.get_instance(instance).await
+    }
+
+    pub async fn get_instance(self, id: i64) -> Result<Instance, StoreError> {
+        let mut sql =
+            Sql::new(self.backend(), &format!("SELECT {INSTANCE_COLUMNS} FROM campaign_instances WHERE id = "));
+        sql.value(id);
+        let columns: Vec<&str> = INSTANCE_COLUMNS.split(", ").collect();
+        select_json::<Instance>(&self.db, sql, &columns)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound { what: "campaign instance", key: id.to_string() })
+    }
+
+    /// Items, ordered by id, with their reviewers and their change's state.
+    pub async fn list_items(self, filter: &ItemFilter) -> Result<Vec<Item>, StoreError> {
+        let reviewers = match self.backend() {
+            sea_orm::DbBackend::Postgres => {
+                "(SELECT string_agg(a.reviewer_object || chr(9) || a.reviewer_name || chr(9) || COALESCE(a.reviewer_email, ''), chr(10) \
+                 ORDER BY a.reviewer_object) FROM review_assignments a WHERE a.item_id = i.id)"
+            }
+            _ => {
+                "(SELECT group_concat(a.reviewer_object || char(9) || a.reviewer_name || char(9) || COALESCE(a.reviewer_email, ''), char(10)) \
+                 FROM review_assignments a WHERE a.item_id = i.id)"
+            }
+        };
+        let mut columns: Vec<String> = ITEM_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+        columns.push(reviewers.to_owned());
+        let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+        let select: Vec<String> = columns.iter().zip(&aliases).map(|(c, a)| format!("{c} AS {a}")).collect();
+        let mut sql = Sql::new(self.backend(), &format!("SELECT {} FROM review_items i", select.join(", ")));
+        if let Some(reviewer) = &filter.reviewer {
+            sql.push(" JOIN review_assignments ra ON ra.item_id = i.id AND ra.reviewer_object = ")
+                .value(reviewer.to_lowercase());
+        }
+        sql.push(" LEFT JOIN changes c ON c.id = i.change_id WHERE 1 = 1");
+        match filter.instance {
+            Some(instance) => {
+                sql.push(" AND i.instance_id = ").value(instance);
+            }
+            None => {
+                sql.push(" AND i.instance_id IN (SELECT id FROM campaign_instances WHERE state = ")
+                    .value(CampaignState::Running.as_str())
+                    .push(")");
+            }
+        }
+        if let Some(decision) = filter.decision {
+            sql.push(" AND i.decision = ").value(decision.as_str());
+        }
+        if let Some(recommendation) = filter.recommendation {
+            sql.push(" AND i.recommendation = ").value(recommendation.as_str());
+        }
+        if let Some(kind) = &filter.resource_kind {
+            sql.push(" AND i.resource_kind = ").value(kind.clone());
+        }
+        if let Some(ids) = &filter.ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND i.id IN ").tuple(ids.iter().map(|i| Value::from(*i)));
+        }
+        if let Some(after) = filter.after {
+            sql.push(" AND i.id > ").value(after);
+        }
+        sql.push(" ORDER BY i.id LIMIT ").value(i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX));
+        let aliases: Vec<&str> = aliases.iter().map(String::as_str).collect();
+        select_json(&self.db, sql, &aliases).await
+    }
+
+    /// Every item of an instance, in pages (exports, closing).
+    pub async fn all_items(self, instance: i64) -> Result<Vec<Item>, StoreError> {
+        let mut all = Vec::new();
+        loop {
+            let filter = ItemFilter {
+                instance: Some(instance),
+                after: all.last().map(|i: &Item| i.id),
+                limit: 20_000,
+                ..Default::default()
+            };
+            let page = self.list_items(&filter).await?;
+            let done = (page.len() as u64) < filter.limit;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// How many items stand where.
+    pub async fn progress(self, instance: i64) -> Result<Progress, StoreError> {
+        let mut sql = Sql::new(self.backend(), "SELECT decision, COUNT(*) AS n FROM review_items WHERE instance_id = ");
+        sql.value(instance).push(" GROUP BY decision");
+        let rows: Vec<(String, i64)> = select_json(&self.db, sql, &["decision", "n"]).await?;
+        let mut progress = Progress::default();
+        for (decision, n) in rows {
+            let n = u64::try_from(n).unwrap_or_default();
+            progress.items += n;
+            match decision.parse() {
+                Ok(Decision::Pending) => progress.pending += n,
+                Ok(Decision::Approve) => progress.approved += n,
+                Ok(Decision::Revoke) => progress.revoked += n,
+                Err(_) => {}
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Pending items per reviewer of an instance: `(object id, name, email, pending)`.
+    pub async fn pending_by_reviewer(
+        self,
+        instance: i64,
+    ) -> Result<Vec<(String, String, Option<String>, i64)>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT a.reviewer_object, MIN(a.reviewer_name) AS name, MIN(a.reviewer_email) AS email, \
+             SUM(CASE WHEN i.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
+             FROM review_assignments a JOIN review_items i ON i.id = a.item_id WHERE a.instance_id = ",
+        );
+        sql.value(instance).push(" GROUP BY a.reviewer_object ORDER BY a.reviewer_object");
+        select_json(&self.db, sql, &["reviewer_object", "name", "email", "pending"]).await
+    }
+
+    /// Records a decision on items of a running instance, with one audit event for all of
+    /// them (its chain position is kept on each item as evidence). Returns how many changed.
+    /// Whether the decider may is the caller's rule (`attest_domain::review::may_decide`).
+    pub async fn decide(self, instance: i64, decided: &Decided<'_>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let state = instance_state(self, &txn, instance).await?;
+        if state != CampaignState::Running {
+            return Err(DecisionRefusal::NotRunning { state }.into());
+        }
+        let details = json!({
+            "instance_id": instance,
+            "items": decided.items,
+            "decision": decided.decision,
+            "justification": decided.justification,
+            "by_id": decided.by_id,
+            "how": decided.how,
+        });
+        let draft = AuditEventDraft {
+            occurred_at: now,
+            actor: decided.by.to_owned(),
+            action: "review.decided".to_owned(),
+            target_kind: Some("campaign_instance".to_owned()),
+            target_id: Some(instance.to_string()),
+            details,
+        };
+        let event = self.audit().append_audit_in(&txn, draft).await?;
+        let mut changed = 0;
+        for chunk in decided.items.chunks(5_000) {
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET decision = ");
+            sql.value(decided.decision.as_str());
+            sql.push(", justification = ").value(decided.justification.map(str::to_owned));
+            sql.push(", decided_by = ").value(decided.by);
+            sql.push(", decided_by_id = ").value(decided.by_id.map(str::to_owned));
+            sql.push(", decided_at = ").value(now);
+            sql.push(", decided_recommendation = recommendation, decision_audit_seq = ").value(event.seq);
+            sql.push(" WHERE instance_id = ").value(instance);
+            sql.push(" AND id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
+            changed += txn.execute_raw(sql.build()).await?.rows_affected();
+        }
+        txn.commit().await?;
+        Ok(changed)
+    }
+
+    /// Gives an item to another reviewer (replacing `from`), audited.
+    pub async fn reassign(
+        self,
+        item: i64,
+        from: &str,
+        to: &Person,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(self.backend(), "DELETE FROM review_assignments WHERE item_id = ");
+        sql.value(item).push(" AND reviewer_object = ").value(from.to_lowercase());
+        if txn.execute_raw(sql.build()).await?.rows_affected() != 1 {
+            return Err(StoreError::NotFound { what: "review assignment", key: format!("{item}/{from}") });
+        }
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO review_assignments (item_id, instance_id, reviewer_object, reviewer_name, reviewer_email) \
+             SELECT id, instance_id, ",
+        );
+        sql.value(to.object_id.to_lowercase()).push(", ").value(to.name.clone()).push(", ").value(to.email.clone());
+        sql.push(" FROM review_items WHERE id = ").value(item);
+        sql.push(" ON CONFLICT (item_id, reviewer_object) DO NOTHING");
+        txn.execute_raw(sql.build()).await?;
+        let details = json!({"item": item, "from": from, "to": to.object_id, "to_name": to.name});
+        audit(self, &txn, by, "review.reassigned", item, details, now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Closes a running instance: the undecided items given in `defaults` take their default
+    /// decision (recorded as such), and the instance is final.
+    pub async fn close_instance(
+        self,
+        instance: i64,
+        closed_by: &str,
+        defaults: &[(i64, Decision)],
+        now: DateTime<Utc>,
+    ) -> Result<Instance, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let state = instance_state(self, &txn, instance).await?;
+        if state != CampaignState::Running {
+            return Err(DecisionRefusal::NotRunning { state }.into());
+        }
+        for decision in [Decision::Approve, Decision::Revoke] {
+            let ids: Vec<i64> = defaults.iter().filter(|(_, d)| *d == decision).map(|(i, _)| *i).collect();
+            for chunk in ids.chunks(5_000) {
+                let mut sql = Sql::new(self.backend(), "UPDATE review_items SET decision = ");
+                sql.value(decision.as_str()).push(", decided_by = 'default decision', decided_at = ").value(now);
+                sql.push(", decided_recommendation = recommendation WHERE decision = 'pending' AND instance_id = ");
+                sql.value(instance).push(" AND id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
+                txn.execute_raw(sql.build()).await?;
+            }
+        }
+        let mut sql = Sql::new(self.backend(), "UPDATE campaign_instances SET state = ");
+        sql.value(CampaignState::Closed.as_str()).push(", closed_by = ").value(closed_by);
+        sql.push(", closed_at = ").value(now).push(" WHERE id = ").value(instance);
+        txn.execute_raw(sql.build()).await?;
+        let details = json!({"instance_id": instance, "default_decisions": defaults.len()});
+        audit(self, &txn, closed_by, "campaign.closed", instance, details, now).await?;
+        txn.commit().await?;
+        self.get_instance(instance).await
+    }
+
+    /// Records the change queued for each revoked item.
+    pub async fn set_item_changes(self, changes: &[(i64, i64)]) -> Result<(), StoreError> {
+        let txn = self.begin_write().await?;
+        for (item, change) in changes {
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET change_id = ");
+            sql.value(*change).push(" WHERE id = ").value(*item);
+            txn.execute_raw(sql.build()).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Records how a revoked item ended when no change was queued for it.
+    pub async fn set_item_outcomes(self, outcomes: &[(i64, ApplyOutcome, Option<String>)]) -> Result<(), StoreError> {
+        let txn = self.begin_write().await?;
+        for (item, outcome, error) in outcomes {
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET apply_result = ");
+            sql.value(outcome.as_str()).push(", apply_error = ").value(error.clone());
+            sql.push(" WHERE id = ").value(*item);
+            txn.execute_raw(sql.build()).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Which of these grants have ended since (expired, removed in Entra).
+    pub async fn ended_grants(self, grants: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let mut ended = Vec::new();
+        for chunk in grants.chunks(5_000) {
+            let mut sql = Sql::new(self.backend(), "SELECT id FROM grants WHERE ended_at IS NOT NULL AND id IN ");
+            sql.tuple(chunk.iter().map(|g| Value::from(*g)));
+            ended.extend(select_json::<(i64,)>(&self.db, sql, &["id"]).await?.into_iter().map(|(id,)| id));
+        }
+        Ok(ended)
+    }
+
+    /// Marks a reminder as sent (`midpoint` or `final`), once: false if it already was.
+    pub async fn mark_reminded(self, instance: i64, which: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let column = match which {
+            "midpoint" => "midpoint_reminded_at",
+            _ => "final_reminded_at",
+        };
+        let mut sql = Sql::new(self.backend(), &format!("UPDATE campaign_instances SET {column} = "));
+        sql.value(micros(now)).push(&format!(" WHERE {column} IS NULL AND id = ")).value(instance);
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected() == 1)
+    }
+}
+
+async fn instance_state(
+    reviews: Reviews<'_>,
+    txn: &impl ConnectionTrait,
+    instance: i64,
+) -> Result<CampaignState, StoreError> {
+    let mut sql = Sql::new(reviews.backend(), "SELECT state FROM campaign_instances WHERE id = ");
+    sql.value(instance);
+    let row = txn
+        .query_one_raw(sql.build())
+        .await?
+        .ok_or_else(|| StoreError::NotFound { what: "campaign instance", key: instance.to_string() })?;
+    let state: String = row.try_get_by_index(0)?;
+    state.parse().map_err(|e| StoreError::Internal(format!("campaign instance {instance}: {e}")))
+}
+
+async fn audit(
+    reviews: Reviews<'_>,
+    txn: &impl ConnectionTrait,
+    actor: &str,
+    action: &str,
+    target: i64,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // What the event is about: an item, an instance, or the campaign.
+    let target_kind = match action {
+        "review.reassigned" => "review_item",
+        "campaign.closed" => "campaign_instance",
+        _ => "campaign",
+    };
+    let draft = AuditEventDraft {
+        occurred_at: now,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target_kind: Some(target_kind.to_owned()),
+        target_id: Some(target.to_string()),
+        details,
+    };
+    reviews.audit().append_audit_in(txn, draft).await?;
+    Ok(())
+}
