@@ -128,6 +128,10 @@ pub struct SyncRun {
     pub notes: Vec<String>,
 }
 
+/// How a sync run's note begins when it could not read sign-in activity (no P1/P2 licence, or
+/// no `AuditLog.Read.All`): whatever relies on last sign-ins then says they are unknown.
+pub const SIGN_IN_ACTIVITY_SKIPPED: &str = "sign-in activity skipped";
+
 #[cfg(test)]
 mod tests {
     use super::{KindCounts, SyncCounts};
@@ -143,7 +147,3 @@ mod tests {
         assert_eq!(SyncCounts::default().to_string(), "nothing changed");
     }
 }
-
-/// How a sync run's note begins when it could not read sign-in activity (no P1/P2 licence, or
-/// no `AuditLog.Read.All`): whatever relies on last sign-ins then says they are unknown.
-pub const SIGN_IN_ACTIVITY_SKIPPED: &str = "sign-in activity skipped";
