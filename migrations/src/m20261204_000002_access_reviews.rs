@@ -38,8 +38,12 @@ enum CampaignInstances {
     ClosedAt,
     /// Sign-in activity was synced when the instance started (recommendations used it).
     SignInsKnown,
+    /// Reviewers were mailed that it started.
+    AnnouncedAt,
     MidpointRemindedAt,
     FinalRemindedAt,
+    /// Owners were mailed the summary after it closed.
+    SummarizedAt,
 }
 
 #[derive(DeriveIden)]
@@ -134,8 +138,10 @@ impl MigrationTrait for Migration {
                     .col(string_null(CampaignInstances::ClosedBy))
                     .col(timestamp_with_time_zone_null(CampaignInstances::ClosedAt))
                     .col(boolean(CampaignInstances::SignInsKnown))
+                    .col(timestamp_with_time_zone_null(CampaignInstances::AnnouncedAt))
                     .col(timestamp_with_time_zone_null(CampaignInstances::MidpointRemindedAt))
                     .col(timestamp_with_time_zone_null(CampaignInstances::FinalRemindedAt))
+                    .col(timestamp_with_time_zone_null(CampaignInstances::SummarizedAt))
                     .foreign_key(
                         ForeignKey::create()
                             .from(CampaignInstances::Table, CampaignInstances::CampaignId)

@@ -48,7 +48,8 @@ pub async fn attest(args: &[&str]) -> Outcome {
     capture_logs();
     let mut out = Vec::new();
     let argv = std::iter::once("attest").chain(args.iter().copied());
-    let result = attest_cli::run_with(argv, &mut out).await;
+    // Boxed: the command line's future is large, and a test thread's stack is not.
+    let result = Box::pin(attest_cli::run_with(argv, &mut out)).await;
     let stdout = String::from_utf8(out).unwrap();
     match result {
         Ok(code) => Outcome { success: code == ExitCode::SUCCESS, stdout, error: None },

@@ -18,8 +18,7 @@ db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, 
     let run = |args: Vec<&str>| {
         let mut full = vec!["--config".to_owned(), config.clone(), "--database-url".to_owned(), url.clone()];
         full.extend(args.into_iter().map(str::to_owned));
-        // Boxed: the command line's future is large for a test thread's stack.
-        async move { Box::pin(attest(&full.iter().map(String::as_str).collect::<Vec<_>>())).await }
+        async move { attest(&full.iter().map(String::as_str).collect::<Vec<_>>()).await }
     };
     let secret_file = dir.join("client-secret");
     std::fs::write(&secret_file, &sim.sim.client().client_secret).unwrap();
@@ -186,5 +185,136 @@ db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, 
         assert!(audit.iter().any(|e| e.action == action), "{action} is audited");
     }
     assert!(run(vec!["audit", "verify"]).await.success);
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, true, |db| {
+    let sim = sim(ClientApp::attest(21).with_provisioning()).await;
+    let (dir, config) = scratch();
+    let url = db.url.expose().to_owned();
+    let run = |args: Vec<&str>| {
+        let mut full = vec!["--config".to_owned(), config.clone(), "--database-url".to_owned(), url.clone()];
+        full.extend(args.into_iter().map(str::to_owned));
+        async move { attest(&full.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&secret_file, &sim.sim.client().client_secret).unwrap();
+    assert!(run(add_entra(&sim, "contoso", &secret_file).iter().map(String::as_str).collect()).await.success);
+    // Two members of a group, reviewed by two named people: each reviews both.
+    let (group, users) = sim.sim.write(|t| {
+        let users: Vec<(String, String, String)> = t
+            .live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member" && u.mail.is_some())
+            .take(5)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone(), u.mail.clone().unwrap()))
+            .collect();
+        let group = t.groups.iter_mut().find(|g| g.deleted.is_none() && g.accepts_membership_writes()).unwrap();
+        group.members = vec![users[0].0.clone(), users[1].0.clone()];
+        (group.id.clone(), users)
+    });
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let (ada, bob, owner) = (&users[2], &users[3], &users[4]);
+    let definition = format!(
+        "name = \"Weekly check\"\nowners = [\"{}\"]\n[scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\n\
+         resources = [\"{group}\"]\nentitlements = [\"member\"]\n[reviewers]\nmode = \"named\"\nnamed = [\"{}\", \"{}\"]\n\
+         [schedule]\nduration = \"4d\"\nrecurrence = \"weekly\"\nends_after = 2\n[settings]\ndefault_decision = \"approve\"\n",
+        owner.2, ada.1, bob.1
+    );
+    let file = dir.join("weekly.toml");
+    std::fs::write(&file, definition).unwrap();
+    assert!(run(vec!["campaign", "create", "--file", &file.display().to_string()]).await.success);
+    let started = run(vec!["campaign", "start", "1"]).await;
+    assert!(
+        started.success && started.stdout.contains("2 items for 2 reviewers"),
+        "{:?}\n{}",
+        started.error,
+        started.stdout
+    );
+
+    let store = db.store.clone();
+    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
+    let scheduler = attest_server::review_job::ReviewScheduler::new(
+        store.clone(),
+        outbox,
+        "https://attest.example.com",
+        attest_domain::clock::system(),
+        "test",
+    );
+    let instance = store.reviews().get_campaign(1).await.unwrap().instance.unwrap();
+    let at = |hours: i64| instance.started_at + chrono::Duration::hours(hours);
+    let mails = || async {
+        let all =
+            store.outbox().list_mail(&attest_store::MailFilter { limit: 100, ..Default::default() }).await.unwrap();
+        all.into_iter().map(|m| (m.template, m.recipient.to_lowercase())).collect::<Vec<_>>()
+    };
+
+    // At the start: one mail per reviewer, with their count; scanning again sends nothing.
+    let first = scheduler.scan(at(0)).await.unwrap();
+    assert_eq!(first.mails, 2);
+    assert_eq!(scheduler.scan(at(1)).await.unwrap(), Default::default());
+    let sent = mails().await;
+    for who in [ada, bob] {
+        assert!(sent.contains(&("review_started".into(), who.2.to_lowercase())), "{sent:?}");
+    }
+    // Ada decides everything; at the midpoint only Bob is reminded, once.
+    let items = run(vec!["campaign", "items", "1", "--json"]).await;
+    let items: Vec<serde_json::Value> = serde_json::from_str(&items.stdout).unwrap();
+    let ids: Vec<String> = items.iter().map(|i| i["id"].to_string()).collect();
+    let decided = run(vec![
+        "campaign",
+        "decide",
+        "1",
+        "--item",
+        &ids[0],
+        "--item",
+        &ids[1],
+        "--decision",
+        "approve",
+        "--as",
+        &ada.1,
+    ])
+    .await;
+    assert!(decided.success, "{:?}", decided.error);
+    // Items reviewed by several: one decision settles them, so nobody has pending items left.
+    assert_eq!(scheduler.scan(at(48)).await.unwrap().mails, 0, "nothing pending, nobody reminded");
+    let sent = mails().await;
+    assert_eq!(sent.iter().filter(|(t, _)| t == "review_reminder").count(), 0, "{sent:?}");
+
+    // A restart long after the deadline: the first scan closes it and the owner gets the summary.
+    let late = scheduler.scan(at(24 * 5)).await.unwrap();
+    assert_eq!((late.closed, late.mails), (1, 1));
+    assert_eq!(scheduler.scan(at(24 * 5)).await.unwrap(), Default::default(), "summarized once");
+    assert!(mails().await.contains(&("campaign_closed".into(), owner.2.to_lowercase())));
+    // Weekly: the second instance starts a week after the first, with its reviewers mailed; it
+    // is the last (ends_after = 2).
+    assert_eq!(scheduler.scan(at(24 * 6)).await.unwrap().started, 0, "not yet");
+    let next = scheduler.scan(at(24 * 7)).await.unwrap();
+    assert_eq!(next.started, 1);
+    let campaign = store.reviews().get_campaign(1).await.unwrap();
+    let second = campaign.instance.clone().unwrap();
+    assert_eq!((second.number, campaign.next_start_at), (2, None));
+    // One item is decided, one left pending: the day-before reminder reaches its reviewers
+    // once (the midpoint one, missed while down, is not sent on top of it).
+    assert_eq!(scheduler.scan(at(24 * 7)).await.unwrap().mails, 2, "instance 2 announced");
+    let items = run(vec!["campaign", "items", "1", "--json"]).await;
+    let items: Vec<serde_json::Value> = serde_json::from_str(&items.stdout).unwrap();
+    let first_item = items[0]["id"].to_string();
+    assert!(
+        run(vec!["campaign", "decide", "1", "--item", &first_item, "--decision", "approve", "--as", &ada.1])
+            .await
+            .success
+    );
+    let day_before = second.due_at - chrono::Duration::hours(12);
+    assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 2, "both reviewers of the pending item");
+    assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 0, "once");
+    let reminders: Vec<_> = mails().await.into_iter().filter(|(t, _)| t == "review_reminder").collect();
+    assert_eq!(reminders.len(), 2, "{reminders:?}");
+    // The deadline: the undecided item is approved by default; no third instance.
+    assert_eq!(scheduler.scan(second.due_at).await.unwrap().closed, 1);
+    let pending = run(vec!["campaign", "items", "1", "--state", "pending", "--json"]).await;
+    assert_eq!(pending.stdout.trim(), "[]");
+    let defaulted = run(vec!["campaign", "items", "1", "--state", "approved", "--json"]).await;
+    assert!(defaulted.stdout.contains("\"decided_by\": \"default decision\""), "{}", defaulted.stdout);
+    assert_eq!(scheduler.scan(second.due_at + chrono::Duration::days(30)).await.unwrap().started, 0);
     let _ = std::fs::remove_dir_all(&dir);
 });

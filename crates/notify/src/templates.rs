@@ -23,6 +23,41 @@ pub enum Template {
         /// Where to approve or deny it.
         approve_url: String,
     },
+    /// An access review started: a reviewer's items await them.
+    ReviewStarted {
+        campaign: String,
+        description: String,
+        /// The reviewer's items.
+        items: u64,
+        /// The deadline, in words ("on 18 December 2026 at 09:00 UTC").
+        due: String,
+        /// Their inbox, filtered to this campaign.
+        inbox_url: String,
+    },
+    /// A reviewer's items are still pending (at the midpoint, and a day before the deadline).
+    ReviewReminder {
+        campaign: String,
+        pending: u64,
+        due: String,
+        /// The day-before reminder (else the midpoint).
+        last: bool,
+        /// What undecided items become ("approved", "revoked", "decided as recommended"), if anything.
+        default_decision: Option<String>,
+        inbox_url: String,
+    },
+    /// An instance closed: its owners get the outcome.
+    CampaignClosed {
+        campaign: String,
+        instance: i32,
+        closed: String,
+        items: u64,
+        approved: u64,
+        revoked: u64,
+        undecided: u64,
+        /// What happened to the revocations, in a sentence.
+        applied: String,
+        campaign_url: String,
+    },
     /// A second person refused a sensitive change (told to whoever asked for it).
     ChangeDenied {
         change_id: ChangeId,
@@ -45,7 +80,14 @@ pub enum Template {
 }
 
 /// Every template's name, each a directory under `templates/mail`.
-pub const TEMPLATE_NAMES: &[&str] = &["change_awaiting_approval", "change_failed", "change_denied"];
+pub const TEMPLATE_NAMES: &[&str] = &[
+    "change_awaiting_approval",
+    "change_failed",
+    "change_denied",
+    "review_started",
+    "review_reminder",
+    "campaign_closed",
+];
 
 impl Template {
     /// The template's name: its directory, and what the outbox records.
@@ -54,6 +96,9 @@ impl Template {
             Template::ChangeAwaitingApproval { .. } => "change_awaiting_approval",
             Template::ChangeFailed { .. } => "change_failed",
             Template::ChangeDenied { .. } => "change_denied",
+            Template::ReviewStarted { .. } => "review_started",
+            Template::ReviewReminder { .. } => "review_reminder",
+            Template::CampaignClosed { .. } => "campaign_closed",
         }
     }
 }
@@ -95,8 +140,15 @@ impl Templates {
     /// Compiles every template (tera escapes `.html` templates and leaves `.txt` ones alone).
     pub fn new() -> Result<Templates, NotifyError> {
         let mut tera = tera::Tera::default();
-        tera.add_raw_templates(mail_templates!("change_awaiting_approval", "change_failed", "change_denied"))
-            .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
+        tera.add_raw_templates(mail_templates!(
+            "change_awaiting_approval",
+            "change_failed",
+            "change_denied",
+            "review_started",
+            "review_reminder",
+            "campaign_closed"
+        ))
+        .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
         Ok(Templates { tera })
     }
 
@@ -152,6 +204,32 @@ mod tests {
                 reason: format!("{name} is on call this week"),
                 change_url: "https://attest.example.com/changes/9".into(),
             },
+            Template::ReviewStarted {
+                campaign: format!("Q1 review: {name}"),
+                description: "Does each member still need it?".into(),
+                items: 12,
+                due: "on 18 December 2026 at 09:00 UTC".into(),
+                inbox_url: "https://attest.example.com/reviews?campaign=3".into(),
+            },
+            Template::ReviewReminder {
+                campaign: format!("Q1 review: {name}"),
+                pending: 1,
+                due: "on 18 December 2026 at 09:00 UTC".into(),
+                last: true,
+                default_decision: Some("revoked".into()),
+                inbox_url: "https://attest.example.com/reviews?campaign=3".into(),
+            },
+            Template::CampaignClosed {
+                campaign: format!("Q1 review: {name}"),
+                instance: 1,
+                closed: "on 18 December 2026 at 09:00 UTC".into(),
+                items: 12,
+                approved: 9,
+                revoked: 2,
+                undecided: 1,
+                applied: "2 revocations queued in Entra".into(),
+                campaign_url: "https://attest.example.com/campaigns/3".into(),
+            },
         ]
     }
 
@@ -185,6 +263,22 @@ mod tests {
         assert_eq!(denied.subject, "Change 9 denied: Block sign-in of Bob");
         assert!(denied.text.contains("ciso@contoso.com denied the change you asked for"), "{}", denied.text);
         assert!(denied.html.contains("Grace Hopper is on call this week"), "{}", denied.html);
+        let started = templates.render(&all[3]).unwrap();
+        assert_eq!(started.subject, "Access review: 12 items for you to review in Q1 review: Grace Hopper");
+        assert!(started.text.contains("https://attest.example.com/reviews?campaign=3\n"), "{}", started.text);
+        let reminder = templates.render(&all[4]).unwrap();
+        assert_eq!(
+            reminder.subject,
+            "Reminder: 1 access review item due on 18 December 2026 at 09:00 UTC (Q1 review: Grace Hopper)"
+        );
+        assert!(
+            reminder.text.contains("closes on 18 December") && reminder.text.contains("1 item is still waiting"),
+            "{}",
+            reminder.text
+        );
+        assert!(reminder.text.contains("Undecided items will be revoked"), "{}", reminder.text);
+        let closed = templates.render(&all[5]).unwrap();
+        assert!(closed.subject.ends_with("(9 approved, 2 revoked, 1 undecided)"), "{}", closed.subject);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod oidc;
 mod pages;
 mod render;
 mod request_id;
+pub mod review_job;
 pub mod roles;
 mod routes;
 mod security;
@@ -121,8 +122,11 @@ pub async fn run(
     let mail_kept = outbox.keeps_mail();
     let sender_stop = jobs_stop.clone();
     jobs.spawn(async move { sender.run(sender_stop).await });
-    let notifier = notify_job::Notifier::new(store.clone(), outbox, &config.server.public_url, clock.clone());
+    let notifier = notify_job::Notifier::new(store.clone(), outbox.clone(), &config.server.public_url, clock.clone());
     jobs.spawn(notifier.run(jobs_stop.clone()));
+    let reviews =
+        review_job::ReviewScheduler::new(store.clone(), outbox, &config.server.public_url, clock.clone(), &instance);
+    jobs.spawn(reviews.run(jobs_stop.clone()));
 
     let sign_in = sign_in_client::SignIn::new(
         store.clone(),

@@ -57,7 +57,9 @@ pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
-pub use reviews::{Campaign, Decided, GrantScope, Instance, Item, ItemFilter, NewItem, Progress, ScopedGrant};
+pub use reviews::{
+    Campaign, Decided, GrantScope, Instance, InstanceMail, Item, ItemFilter, NewItem, Progress, ScopedGrant,
+};
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_requests::SyncRequest;
 pub use sync_runs::{INTERRUPTED, SyncRunFinish};

@@ -49,12 +49,38 @@ pub struct Instance {
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "crate::sql::required_bool")]
     pub sign_ins_known: bool,
+    pub announced_at: Option<DateTime<Utc>>,
     pub midpoint_reminded_at: Option<DateTime<Utc>>,
     pub final_reminded_at: Option<DateTime<Utc>>,
+    pub summarized_at: Option<DateTime<Utc>>,
+}
+
+/// Mail about an instance, each sent once (see [`Reviews::mark_mailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceMail {
+    /// Reviewers told it started.
+    Announced,
+    /// Reviewers with pending items reminded at the midpoint.
+    Midpoint,
+    /// The same a day before the deadline.
+    Final,
+    /// Owners sent the summary after it closed.
+    Summarized,
+}
+
+impl InstanceMail {
+    fn column(self) -> &'static str {
+        match self {
+            InstanceMail::Announced => "announced_at",
+            InstanceMail::Midpoint => "midpoint_reminded_at",
+            InstanceMail::Final => "final_reminded_at",
+            InstanceMail::Summarized => "summarized_at",
+        }
+    }
 }
 
 const INSTANCE_COLUMNS: &str = "id, campaign_id, number, state, started_by, started_at, due_at, closed_by, closed_at, \
-     sign_ins_known, midpoint_reminded_at, final_reminded_at";
+     sign_ins_known, announced_at, midpoint_reminded_at, final_reminded_at, summarized_at";
 
 /// A current, effective grant in a campaign's scope, with what reviewing it needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -370,8 +396,41 @@ impl Reviews<'_> {
         select_json(&self.db, sql, &columns).await
     }
 
-    /// Running instances whose deadline or reminders are due by `now` (the scheduler's scan),
-    /// and every running one for reminders.
+    /// Closed instances whose owners have not had the summary yet.
+    pub async fn list_unsummarized_instances(self) -> Result<Vec<Instance>, StoreError> {
+        let mut sql =
+            Sql::new(self.backend(), &format!("SELECT {INSTANCE_COLUMNS} FROM campaign_instances WHERE state = "));
+        sql.value(CampaignState::Closed.as_str()).push(" AND summarized_at IS NULL ORDER BY id");
+        let columns: Vec<&str> = INSTANCE_COLUMNS.split(", ").collect();
+        select_json(&self.db, sql, &columns).await
+    }
+
+    /// Campaigns whose next instance is due to start by `now`.
+    pub async fn list_campaigns_due(self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let mut sql = Sql::new(self.backend(), "SELECT id FROM campaigns WHERE next_start_at <= ");
+        sql.value(micros(now)).push(" ORDER BY id");
+        Ok(select_json::<(i64,)>(&self.db, sql, &["id"]).await?.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Ends a campaign's recurrence (its next instance could not start), saying why.
+    pub async fn stop_recurrence(
+        self,
+        campaign: i64,
+        by: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(self.backend(), "UPDATE campaigns SET next_start_at = NULL, updated_at = ");
+        sql.value(now).push(" WHERE id = ").value(campaign);
+        txn.execute_raw(sql.build()).await?;
+        audit(self, &txn, by, "campaign.recurrence_stopped", campaign, json!({"why": why}), now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Every running instance (the scheduler's scan: deadlines and reminders).
     pub async fn list_running_instances(self) -> Result<Vec<Instance>, StoreError> {
         let mut sql =
             Sql::new(self.backend(), &format!("SELECT {INSTANCE_COLUMNS} FROM campaign_instances WHERE state = "));
@@ -952,12 +1011,10 @@ impl Reviews<'_> {
         Ok(ended)
     }
 
-    /// Marks a reminder as sent (`midpoint` or `final`), once: false if it already was.
-    pub async fn mark_reminded(self, instance: i64, which: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let column = match which {
-            "midpoint" => "midpoint_reminded_at",
-            _ => "final_reminded_at",
-        };
+    /// Claims an instance's mail of kind `which`: true for the one caller (of any replica)
+    /// that marks it first, who then queues it.
+    pub async fn mark_mailed(self, instance: i64, which: InstanceMail, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let column = which.column();
         let mut sql = Sql::new(self.backend(), &format!("UPDATE campaign_instances SET {column} = "));
         sql.value(micros(now)).push(&format!(" WHERE {column} IS NULL AND id = ")).value(instance);
         Ok(self.db.execute_raw(sql.build()).await?.rows_affected() == 1)
