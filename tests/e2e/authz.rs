@@ -19,6 +19,7 @@ struct Examples {
     resource: i64,
     change: i64,
     mail: i64,
+    campaign: i64,
 }
 
 impl Examples {
@@ -29,6 +30,8 @@ impl Examples {
             self.resource
         } else if template.contains("/admin/mail/") {
             self.mail
+        } else if template.contains("/campaigns/") {
+            self.campaign
         } else {
             self.change
         };
@@ -66,8 +69,16 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
         keep: true,
     };
     let mail = store.outbox().enqueue_mail(&mail, SystemClock.now()).await.unwrap();
-    let examples =
-        Examples { principal: people[0].id.0, resource: groups[0].resource.id.0, change: change.id.0, mail: mail.id.0 };
+    // A running campaign the requester reviews in, owned by the integration owner (so the
+    // matrix's integration owner runs it, and its auditor and requester do not).
+    let campaign = web.campaign(&store, &groups[0].resource.data.external_id, &web.requester).await;
+    let examples = Examples {
+        principal: people[0].id.0,
+        resource: groups[0].resource.id.0,
+        change: change.id.0,
+        mail: mail.id.0,
+        campaign,
+    };
 
     let mut table = attest_server::route_table();
     // Signing out ends the session the rest of the matrix uses: last.
@@ -75,8 +86,8 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
     assert!(table.len() >= 30, "the table lists every route: {}", table.len());
     let roles: [Caller; 5] = [
         ("nobody", None, |a| a == Access::Public),
-        ("requester", Some(&web.requester), |a| matches!(a, Access::Public | Access::SignedIn)),
-        ("auditor", Some(&web.auditor), |a| !matches!(a, Access::Operator | Access::Admin)),
+        ("requester", Some(&web.requester), |a| matches!(a, Access::Public | Access::SignedIn | Access::Reviewer)),
+        ("auditor", Some(&web.auditor), |a| !matches!(a, Access::Operator | Access::Admin | Access::CampaignOwner)),
         ("integration owner", Some(&web.owner), |a| !matches!(a, Access::AuditReader | Access::Admin)),
         ("admin", Some(&web.admin), |_| true),
     ];

@@ -4,12 +4,14 @@
 //! Entra by the provisioner and its outcome on the item, and the evidence exported.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use attest_entra_sim::ClientApp;
 use attest_store::db_test;
 
 use crate::harness::attest;
 use crate::sync::{add_entra, scratch, sim};
+use crate::web::eventually;
 
 db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, |db| {
     let sim = sim(ClientApp::attest(21).with_provisioning()).await;
@@ -317,4 +319,133 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
     assert!(defaulted.stdout.contains("\"decided_by\": \"default decision\""), "{}", defaulted.stdout);
     assert_eq!(scheduler.scan(second.due_at + chrono::Duration::days(30)).await.unwrap().started, 0);
     let _ = std::fs::remove_dir_all(&dir);
+});
+
+db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners_run_the_campaign, true, |db| {
+    let web = crate::web::Web::boot(&db).await;
+    let store = db.store.clone();
+    // A group with users in it, none of them the reviewer.
+    let (group, members) = web.sim.sim.read(|t| {
+        let group = t
+            .live_groups()
+            .find(|g| {
+                let users = g.members.iter().filter(|m| t.live_user(m).is_some()).count();
+                g.accepts_membership_writes() && users >= 3 && !g.members.contains(&web.requester.object_id)
+            })
+            .expect("a group with members");
+        let members: Vec<String> = group.members.iter().filter(|m| t.live_user(m).is_some()).cloned().collect();
+        (group.id.clone(), members)
+    });
+    let definition = format!(
+        "name = \"Finance review\"\nowners = [\"{}\"]\n[scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\n\
+         resources = [\"{group}\"]\nentitlements = [\"member\"]\nprincipals = \"users\"\n[reviewers]\nmode = \"named\"\n\
+         named = [\"{}\"]\nfallback = [\"{}\"]\n[settings]\nauto_apply = true\n",
+        web.owner.email, web.requester.email, web.approver.email
+    );
+    // Only administrators create campaigns.
+    let refused = web.post(&web.owner, "/campaigns/new", &[("definition", definition.as_str())]).await;
+    assert_eq!(refused.status().as_u16(), 403);
+    let bad = web.post(&web.admin, "/campaigns/new", &[("definition", "name = \"x\"\nflavour = 1\n")]).await;
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.unwrap().contains("unknown field"), "the form says which key");
+    let created = web.post(&web.admin, "/campaigns/new", &[("definition", definition.as_str())]).await;
+    assert_eq!(created.status().as_u16(), 303);
+    let path = created.headers()["location"].to_str().unwrap().to_owned();
+    let id: i64 = path.trim_start_matches("/campaigns/").parse().unwrap();
+    // The campaign's owner (an integration owner, named in the definition) starts it.
+    assert_eq!(web.post(&web.owner, &format!("{path}/start"), &[]).await.status().as_u16(), 303);
+    let (_, shown) = web.get(Some(&web.owner), &path).await;
+    assert!(shown.contains(&format!("{} items", members.len())) && shown.contains("Close now"), "{shown}");
+    // Auditors read it; others do not see it at all.
+    let (status, audited) = web.get(Some(&web.auditor), &path).await;
+    assert!(status == 200 && !audited.contains("Close now"), "{audited}");
+    assert_eq!(web.get(Some(&web.requester), &path).await.0, 404);
+    assert_eq!(web.post(&web.requester, &format!("{path}/close"), &[]).await.status().as_u16(), 403);
+    assert_eq!(web.post(&web.auditor, &format!("{path}/close"), &[]).await.status().as_u16(), 403);
+
+    // The reviewer's inbox: every member's item, with recommendations and reasons.
+    let (status, inbox) = web.get(Some(&web.requester), "/reviews").await;
+    assert_eq!(status, 200);
+    assert!(inbox.contains("Finance review") && inbox.contains("Accept recommendations"), "{inbox}");
+    let (_, api) = web.get(Some(&web.requester), "/api/v1/reviews").await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let items: Vec<i64> = api["items"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert_eq!((api["total"].as_u64(), items.len()), (Some(members.len() as u64), members.len().min(50)));
+    // Somebody else has nothing to review and cannot decide these.
+    let (_, empty) = web.get(Some(&web.auditor), "/reviews").await;
+    assert!(empty.contains("id=\"no-reviews\""), "{empty}");
+    let first = items[0].to_string();
+    let theirs = web.post(&web.auditor, "/reviews/decide", &[("item", &first), ("decision", "approve")]).await;
+    assert_eq!(theirs.status().as_u16(), 404);
+    let json = |body: serde_json::Value, who: &crate::web::Person| {
+        let request = crate::harness::browser()
+            .post(format!("{}/api/v1/reviews/decide", web.base))
+            .header("cookie", &who.cookie)
+            .header("x-csrf-token", &who.csrf)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, refused) = json(serde_json::json!({"items": [items[0]], "decision": "approve"}), &web.auditor).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (404, Some("not_found")), "{refused}");
+
+    // Bulk revoke needs a justification, said on the page; then both are revoked at once.
+    let (a, b) = (items[0].to_string(), items[1].to_string());
+    let bare = web.post(&web.requester, "/reviews/decide", &[("item", &a), ("item", &b), ("decision", "revoke")]).await;
+    assert_eq!(bare.status().as_u16(), 400);
+    assert!(bare.text().await.unwrap().contains("justification is required"));
+    let bulk = web
+        .post(
+            &web.requester,
+            "/reviews/decide",
+            &[("item", &a), ("item", &b), ("decision", "revoke"), ("justification", "left the team")],
+        )
+        .await;
+    assert_eq!(bulk.status().as_u16(), 303);
+    // One row's own button approves one item.
+    let one = format!("{}:approve", items[2]);
+    assert_eq!(web.post(&web.requester, "/reviews/decide", &[("one", &one)]).await.status().as_u16(), 303);
+    let (status, decided) =
+        json(serde_json::json!({"items": [items[2]], "decision": "revoke", "justification": "no"}), &web.requester)
+            .await;
+    assert_eq!((status, decided["decided"].as_u64()), (200, Some(1)), "a decision changes until the close");
+    let (status, _) = json(serde_json::json!({"items": [items[2]], "decision": "approve"}), &web.requester).await;
+    assert_eq!(status, 200);
+
+    // The owner closes: the revocations are applied in Entra by the workers, and the items say so.
+    assert_eq!(web.post(&web.owner, &format!("{path}/close"), &[]).await.status().as_u16(), 303);
+    let revoked: Vec<String> = api["items"].as_array().unwrap()[..2]
+        .iter()
+        .map(|i| i["principal"]["object_id"].as_str().unwrap().to_owned())
+        .collect();
+    let gone = eventually(Duration::from_secs(60), || {
+        let (sim, revoked, group) = (web.sim.sim.clone(), revoked.clone(), group.clone());
+        async move { sim.read(|t| revoked.iter().all(|r| !t.group(&group).unwrap().members.contains(r))) }
+    });
+    assert!(gone.await, "the revoked memberships are removed in Entra");
+    let applied = eventually(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move {
+            let filter = attest_store::ItemFilter {
+                decision: Some(attest_domain::review::Decision::Revoke),
+                instance: store.reviews().get_campaign(id).await.unwrap().instance.map(|i| i.id),
+                limit: 10,
+                ..Default::default()
+            };
+            let items = store.reviews().list_items(&filter).await.unwrap();
+            items.len() == 2 && items.iter().all(|i| i.outcome() == Some(attest_domain::review::ApplyOutcome::Applied))
+        }
+    });
+    assert!(applied.await, "each revoked item shows its result");
+    let (status, csv) = web.get(Some(&web.auditor), &format!("{path}/export.csv")).await;
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count(), members.len() + 1, "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",revoke,left the team,") && l.contains(",applied,")).count(),
+        2,
+        "{csv}"
+    );
+    web.stop().await;
 });

@@ -217,3 +217,21 @@ pub fn change_id(response: &reqwest::Response) -> i64 {
     let to = location(response);
     to.strip_prefix("/changes/").unwrap_or_else(|| panic!("not a change: {to}")).parse().unwrap()
 }
+
+impl Web {
+    /// Creates and starts a campaign over the members of `group` (object id), reviewed by
+    /// `reviewer` (named), the approver as fallback, owned by the integration owner: its id.
+    pub async fn campaign(&self, store: &attest_store::Store, group: &str, reviewer: &Person) -> i64 {
+        let definition = format!(
+            "name = \"Quarterly review\"\ndescription = \"Does each member still need it?\"\nowners = [\"{}\"]\n\
+             [scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\nresources = [\"{group}\"]\n\
+             entitlements = [\"member\"]\n[reviewers]\nmode = \"named\"\nnamed = [\"{}\"]\nfallback = [\"{}\"]\n",
+            self.owner.email, reviewer.email, self.approver.email
+        );
+        let definition = attest_review::parse_definition(&definition).unwrap();
+        let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+        let campaign = attest_review::create(store, &definition, "test", now).await.unwrap();
+        attest_review::start(store, campaign.id, "test", now).await.unwrap();
+        campaign.id
+    }
+}

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api_model::{
-    ApiSyncRun, Applied, AuditList, ChangeDetail, ChangeList, ConnectorSyncs, Dashboard, MyAccess, PeopleList,
-    PrincipalDetail, ResourceDetail, ResourceList, ServicePrincipalList, SyncAsked, SyncOverview, SyncRequested,
+    ApiSyncRun, Applied, AuditList, CampaignDetail, CampaignList, CampaignSummary, ChangeDetail, ChangeList,
+    ConnectorSyncs, Dashboard, MyAccess, PeopleList, PrincipalDetail, ResourceDetail, ResourceList, ReviewDecided,
+    ReviewInbox, ServicePrincipalList, SyncAsked, SyncOverview, SyncRequested,
 };
 use crate::error::ApiError;
 use crate::error::WebError;
@@ -22,12 +23,16 @@ use crate::extract::{Id, Query};
 use crate::forms::Submitted;
 use crate::pages::actions::{self, ActionForm};
 use crate::pages::audit::{AuditQuery, audit_data};
+use crate::pages::campaigns::{
+    CampaignQuery, apply_now, campaign_data, campaigns_data, close_now, create_now, start_now,
+};
 use crate::pages::changes::{
     ChangesQuery, DenyForm, approve_now, cancel_now, change_rows, deny_now, find_changes, password_unknown,
     permissions, readable_change, retry_now,
 };
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
+use crate::pages::reviews::{AcceptForm, ApiDecide, InboxQuery, accept_now, decide_now, inbox_data};
 use crate::pages::syncs::find_runs;
 use crate::pages::syncs::{self, SyncForm};
 use crate::roles::{Allowed, Anyone, rule};
@@ -250,6 +255,92 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let change = cancel_now(&state, &viewer, id).await?;
     applied(&state, attest_provisioner::InPerson { change, secret: None }).await
+}
+
+/// `GET /api/v1/reviews`: the viewer's items to review, across running campaigns.
+pub async fn reviews(
+    viewer: Allowed<rule::Reviewer>,
+    State(state): State<AppState>,
+    Query(query): Query<InboxQuery>,
+) -> ApiResult<ReviewInbox> {
+    Ok(Json(inbox_data(&state, &viewer, &query).await?))
+}
+
+/// `POST /api/v1/reviews/decide`: `{"items": [..], "decision": "approve"|"revoke", "justification": ".."}`.
+pub async fn decide(
+    viewer: Allowed<rule::Reviewer>,
+    State(state): State<AppState>,
+    Submitted(form): Submitted<ApiDecide>,
+) -> ApiResult<ReviewDecided> {
+    let how = if form.items.len() > 1 { "bulk" } else { "reviewer" };
+    let decided = decide_now(&state, &viewer, &form.items, &form.decision, &form.justification, how).await?;
+    Ok(Json(ReviewDecided { decided }))
+}
+
+/// `POST /api/v1/reviews/accept`: `{"campaign": ID}`.
+pub async fn accept(
+    viewer: Allowed<rule::Reviewer>,
+    State(state): State<AppState>,
+    Submitted(form): Submitted<AcceptForm>,
+) -> ApiResult<ReviewDecided> {
+    Ok(Json(ReviewDecided { decided: accept_now(&state, &viewer, form.campaign).await? }))
+}
+
+/// `GET /api/v1/campaigns`
+pub async fn campaigns(viewer: Allowed<rule::SignedIn>, State(state): State<AppState>) -> ApiResult<CampaignList> {
+    Ok(Json(campaigns_data(&state, &viewer).await?))
+}
+
+/// `POST /api/v1/campaigns`: a definition, as JSON with the TOML file's fields.
+pub async fn create_campaign(
+    viewer: Allowed<rule::Admin>,
+    State(state): State<AppState>,
+    Submitted(definition): Submitted<Value>,
+) -> ApiResult<CampaignSummary> {
+    let definition: attest_domain::review::CampaignDefinition = serde_json::from_value(definition)
+        .map_err(|e| WebError::BadRequest(format!("the definition is not valid: {e}")))?;
+    let campaign = create_now(&state, &viewer, &definition).await?;
+    Ok(Json(CampaignSummary::new(&campaign, None)))
+}
+
+/// `GET /api/v1/campaigns/{id}`
+pub async fn campaign(
+    viewer: Allowed<rule::SignedIn>,
+    State(state): State<AppState>,
+    Id(id): Id,
+    Query(query): Query<CampaignQuery>,
+) -> ApiResult<CampaignDetail> {
+    Ok(Json(campaign_data(&state, &viewer, id, &query).await?))
+}
+
+/// `POST /api/v1/campaigns/{id}/start`
+pub async fn start_campaign(
+    viewer: Allowed<rule::CampaignOwner>,
+    State(state): State<AppState>,
+    Id(id): Id,
+    Submitted(_): Submitted<Value>,
+) -> ApiResult<CampaignSummary> {
+    Ok(Json(start_now(&state, &viewer, id).await?))
+}
+
+/// `POST /api/v1/campaigns/{id}/close`
+pub async fn close_campaign(
+    viewer: Allowed<rule::CampaignOwner>,
+    State(state): State<AppState>,
+    Id(id): Id,
+    Submitted(_): Submitted<Value>,
+) -> ApiResult<CampaignSummary> {
+    Ok(Json(close_now(&state, &viewer, id).await?))
+}
+
+/// `POST /api/v1/campaigns/{id}/apply`
+pub async fn apply_campaign(
+    viewer: Allowed<rule::CampaignOwner>,
+    State(state): State<AppState>,
+    Id(id): Id,
+    Submitted(_): Submitted<Value>,
+) -> ApiResult<CampaignSummary> {
+    Ok(Json(apply_now(&state, &viewer, id).await?))
 }
 
 /// `POST /api/v1/connectors/{name}/sync`: "Sync now".

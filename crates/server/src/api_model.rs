@@ -5,9 +5,11 @@
 
 mod directory;
 mod overview;
+mod reviews;
 
 pub use directory::*;
 pub use overview::*;
+pub use reviews::*;
 
 use attest_domain::Change;
 use chrono::{DateTime, Utc};
@@ -269,7 +271,21 @@ pub struct SyncAsked {
     LastRun,
     AuditList,
     ApiAuditEvent,
-    ChainStatus
+    ChainStatus,
+    ApiReviewer,
+    ReviewPrincipal,
+    ReviewResource,
+    ReviewItem,
+    ApiInstance,
+    ApiProgress,
+    CampaignSummary,
+    CampaignList,
+    ReviewerProgress,
+    CampaignPermissions,
+    CampaignDetail,
+    InboxCampaign,
+    ReviewInbox,
+    ReviewDecided
 )))]
 struct Schemas;
 

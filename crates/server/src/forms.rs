@@ -67,8 +67,40 @@ async fn read<F: DeserializeOwned>(request: Request, state: &AppState) -> Result
 /// Decodes an `application/x-www-form-urlencoded` body as axum's `Form` does.
 fn serde_urlencoded_from<F: DeserializeOwned>(body: &[u8]) -> Result<F, WebError> {
     let pairs = url::form_urlencoded::parse(body).into_owned().collect::<Vec<(String, String)>>();
-    let object: serde_json::Map<String, serde_json::Value> =
-        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+    // A name sent more than once (ticked checkboxes) becomes a list; see [`one_or_many`].
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for (k, v) in pairs {
+        match object.get_mut(&k) {
+            Some(serde_json::Value::Array(list)) => list.push(serde_json::Value::String(v)),
+            Some(first) => *first = serde_json::Value::Array(vec![first.take(), serde_json::Value::String(v)]),
+            None => {
+                object.insert(k, serde_json::Value::String(v));
+            }
+        }
+    }
     serde_json::from_value(serde_json::Value::Object(object))
         .map_err(|e| WebError::BadRequest(format!("the form is not what this page sends: {e}")))
+}
+
+/// A form field that may be sent once or several times (checkboxes), or as a JSON list.
+pub fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Number(i64),
+        Many(Vec<serde_json::Value>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(one)) => vec![one],
+        Some(OneOrMany::Number(n)) => vec![n.to_string()],
+        Some(OneOrMany::Many(many)) => many
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+    })
 }

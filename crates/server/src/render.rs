@@ -27,6 +27,9 @@ static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
         ("service_principals.html", include_str!("../../../templates/web/service_principals.html")),
         ("error.html", include_str!("../../../templates/web/error.html")),
         ("confirm.html", include_str!("../../../templates/web/confirm.html")),
+        ("reviews.html", include_str!("../../../templates/web/reviews.html")),
+        ("campaigns.html", include_str!("../../../templates/web/campaigns.html")),
+        ("campaign.html", include_str!("../../../templates/web/campaign.html")),
     ])
     .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;
     Ok(tera)

@@ -35,6 +35,12 @@ pub enum Access {
     Public,
     /// Anyone signed in.
     SignedIn,
+    /// Reviewing access: anyone signed in, who sees and decides only the items assigned to
+    /// them (never their own access, outside a self review).
+    Reviewer,
+    /// Running a campaign (start, close, apply): administrators and the campaign's owners, who
+    /// may be anyone signed in; the handler checks the campaign (403 for everyone else).
+    CampaignOwner,
     /// Reading the directory, changes and syncs: administrators, auditors, integration owners
     /// (their connectors).
     DirectoryReader,
@@ -52,7 +58,7 @@ impl Access {
         let (admin, auditor, owner) =
             (roles.has(Role::Admin), roles.has(Role::Auditor), roles.has(Role::IntegrationOwner));
         match self {
-            Access::Public | Access::SignedIn => true,
+            Access::Public | Access::SignedIn | Access::Reviewer | Access::CampaignOwner => true,
             Access::DirectoryReader => admin || auditor || owner,
             Access::Operator => admin || owner,
             Access::AuditReader => admin || auditor,
@@ -62,7 +68,7 @@ impl Access {
 
     fn refusal(self) -> &'static str {
         match self {
-            Access::Public | Access::SignedIn => "",
+            Access::Public | Access::SignedIn | Access::Reviewer | Access::CampaignOwner => "",
             Access::DirectoryReader => "This is for administrators, auditors and integration owners.",
             Access::Operator => "Only administrators and integration owners make changes.",
             Access::AuditReader => "This is for administrators and auditors.",
@@ -81,6 +87,8 @@ pub mod rule {
     use super::{Access, Rule};
 
     pub struct SignedIn;
+    pub struct Reviewer;
+    pub struct CampaignOwner;
     pub struct DirectoryReader;
     pub struct Operator;
     pub struct AuditReader;
@@ -88,6 +96,12 @@ pub mod rule {
 
     impl Rule for SignedIn {
         const ACCESS: Access = Access::SignedIn;
+    }
+    impl Rule for Reviewer {
+        const ACCESS: Access = Access::Reviewer;
+    }
+    impl Rule for CampaignOwner {
+        const ACCESS: Access = Access::CampaignOwner;
     }
     impl Rule for DirectoryReader {
         const ACCESS: Access = Access::DirectoryReader;

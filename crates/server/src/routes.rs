@@ -26,7 +26,8 @@ pub struct RouteInfo {
 }
 
 struct Table {
-    router: Router<AppState>,
+    /// Each path's methods so far, and its surface; made routes by [`Table::router`].
+    paths: Vec<(&'static str, MethodRouter<AppState>, Surface)>,
     routes: Vec<RouteInfo>,
     /// The surface of the routes added next.
     surface: Surface,
@@ -41,10 +42,20 @@ impl Table {
 
     fn add<T: Guarded>(mut self, method: &'static str, path: &'static str, route: MethodRouter<AppState>) -> Self {
         self.routes.push(RouteInfo { method, path, access: T::ACCESS, surface: self.surface });
-        let route = route.fallback(error_pages::wrong_method);
-        // The surface travels with the request, for the guard, the form reader and the errors.
-        self.router = self.router.route(path, route.layer(Extension(self.surface)));
+        // A path with several methods (`GET` and `POST /api/v1/campaigns`) is one route.
+        match self.paths.iter_mut().find(|(p, _, _)| *p == path) {
+            Some((_, methods, _)) => *methods = std::mem::take(methods).merge(route),
+            None => self.paths.push((path, route, self.surface)),
+        }
         self
+    }
+
+    /// The router: each path's methods, a 405 for the others, and its surface, which travels
+    /// with the request for the guard, the form reader and the errors.
+    fn router(self) -> Router<AppState> {
+        self.paths.into_iter().fold(Router::new(), |router, (path, methods, surface)| {
+            router.route(path, methods.fallback(error_pages::wrong_method).layer(Extension(surface)))
+        })
     }
 
     fn get<H: Handler<T, AppState>, T: Guarded + 'static>(self, path: &'static str, handler: H) -> Self {
@@ -60,7 +71,7 @@ impl Table {
 
 fn routes() -> Table {
     use Surface::*;
-    Table { router: Router::new(), routes: Vec::new(), surface: Page }
+    Table { paths: Vec::new(), routes: Vec::new(), surface: Page }
         .surface(Page)
         .get("/", pages::dashboard::home)
         .get("/access", pages::me::my_access)
@@ -78,6 +89,17 @@ fn routes() -> Table {
         .post("/changes/{id}/deny", pages::changes::deny)
         .post("/changes/{id}/retry", pages::changes::retry)
         .post("/changes/{id}/cancel", pages::changes::cancel)
+        .get("/reviews", pages::reviews::inbox)
+        .post("/reviews/decide", pages::reviews::decide)
+        .post("/reviews/accept", pages::reviews::accept)
+        .get("/campaigns", pages::campaigns::campaigns)
+        .post("/campaigns/new", pages::campaigns::create)
+        .get("/campaigns/{id}", pages::campaigns::campaign)
+        .post("/campaigns/{id}/start", pages::campaigns::start)
+        .post("/campaigns/{id}/close", pages::campaigns::close)
+        .post("/campaigns/{id}/apply", pages::campaigns::apply)
+        .get("/campaigns/{id}/export.csv", pages::campaigns::export_csv)
+        .get("/campaigns/{id}/export.json", pages::campaigns::export_json)
         .get("/syncs", pages::syncs::syncs)
         .post("/connectors/{name}/sync", pages::syncs::sync_now)
         .get("/audit", pages::audit::audit)
@@ -114,6 +136,15 @@ fn routes() -> Table {
         .get("/api/v1/syncs", api::syncs)
         .get("/api/v1/audit", api::audit)
         .post("/api/v1/principals/{id}/actions", api::act)
+        .get("/api/v1/reviews", api::reviews)
+        .post("/api/v1/reviews/decide", api::decide)
+        .post("/api/v1/reviews/accept", api::accept)
+        .get("/api/v1/campaigns", api::campaigns)
+        .post("/api/v1/campaigns", api::create_campaign)
+        .get("/api/v1/campaigns/{id}", api::campaign)
+        .post("/api/v1/campaigns/{id}/start", api::start_campaign)
+        .post("/api/v1/campaigns/{id}/close", api::close_campaign)
+        .post("/api/v1/campaigns/{id}/apply", api::apply_campaign)
         .post("/api/v1/changes/{id}/approve", api::approve)
         .post("/api/v1/changes/{id}/deny", api::deny)
         .post("/api/v1/changes/{id}/retry", api::retry)
@@ -129,7 +160,7 @@ pub fn route_table() -> Vec<RouteInfo> {
 /// The application's router.
 pub fn router(state: AppState) -> Router {
     routes()
-        .router
+        .router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         // An address no route names.
         .fallback(error_pages::unknown)

@@ -58,7 +58,7 @@ pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
 pub use reviews::{
-    Campaign, Decided, GrantScope, Instance, InstanceMail, Item, ItemFilter, NewItem, Progress, ScopedGrant,
+    Campaign, Decided, GrantScope, Instance, InstanceMail, Item, ItemFilter, ItemOrder, NewItem, Progress, ScopedGrant,
 };
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_requests::SyncRequest;

@@ -273,9 +273,24 @@ pub struct ItemFilter {
     pub resource_kind: Option<String>,
     /// Only these items.
     pub ids: Option<Vec<i64>>,
-    /// Items after this id (the next page).
+    /// Items after this id (the next page, in id order).
     pub after: Option<i64>,
+    /// Rows to skip (a numbered page, in any order).
+    pub offset: u64,
+    pub order: ItemOrder,
     pub limit: u64,
+}
+
+/// How items are listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ItemOrder {
+    /// By campaign instance, then as snapshotted.
+    #[default]
+    Snapshot,
+    /// By resource name (all of a group's members together).
+    Resource,
+    /// By person (all of someone's access together).
+    Person,
 }
 
 /// How many items of an instance stand where.
@@ -774,6 +789,32 @@ impl Reviews<'_> {
         let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
         let select: Vec<String> = columns.iter().zip(&aliases).map(|(c, a)| format!("{c} AS {a}")).collect();
         let mut sql = Sql::new(self.backend(), &format!("SELECT {} FROM review_items i", select.join(", ")));
+        if !self.filtered(&mut sql, filter) {
+            return Ok(Vec::new());
+        }
+        let order = match filter.order {
+            ItemOrder::Snapshot => "i.instance_id, i.id",
+            ItemOrder::Resource => "i.resource_name, i.principal_name, i.id",
+            ItemOrder::Person => "i.principal_name, i.resource_name, i.id",
+        };
+        sql.push(&format!(" ORDER BY {order} LIMIT ")).value(i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX));
+        sql.push(" OFFSET ").value(i64::try_from(filter.offset).unwrap_or(i64::MAX));
+        let aliases: Vec<&str> = aliases.iter().map(String::as_str).collect();
+        select_json(&self.db, sql, &aliases).await
+    }
+
+    /// How many items match `filter` (its paging aside).
+    pub async fn count_items(self, filter: &ItemFilter) -> Result<u64, StoreError> {
+        let mut sql = Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM review_items i");
+        if !self.filtered(&mut sql, filter) {
+            return Ok(0);
+        }
+        let rows: Vec<(i64,)> = select_json(&self.db, sql, &["n"]).await?;
+        Ok(rows.first().map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0)))
+    }
+
+    /// Joins and conditions for `filter`; false when nothing can match.
+    fn filtered(self, sql: &mut Sql, filter: &ItemFilter) -> bool {
         if let Some(reviewer) = &filter.reviewer {
             sql.push(" JOIN review_assignments ra ON ra.item_id = i.id AND ra.reviewer_object = ")
                 .value(reviewer.to_lowercase());
@@ -800,16 +841,33 @@ impl Reviews<'_> {
         }
         if let Some(ids) = &filter.ids {
             if ids.is_empty() {
-                return Ok(Vec::new());
+                return false;
             }
             sql.push(" AND i.id IN ").tuple(ids.iter().map(|i| Value::from(*i)));
         }
         if let Some(after) = filter.after {
             sql.push(" AND i.id > ").value(after);
         }
-        sql.push(" ORDER BY i.id LIMIT ").value(i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX));
-        let aliases: Vec<&str> = aliases.iter().map(String::as_str).collect();
-        select_json(&self.db, sql, &aliases).await
+        true
+    }
+
+    /// The running instances where `reviewer` has items, with their pending count:
+    /// `(campaign id, name, description, instance id, due, pending)`.
+    pub async fn inbox_campaigns(
+        self,
+        reviewer: &str,
+    ) -> Result<Vec<(i64, String, String, i64, DateTime<Utc>, i64)>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at, \
+             SUM(CASE WHEN i.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
+             FROM review_assignments a JOIN review_items i ON i.id = a.item_id \
+             JOIN campaign_instances ci ON ci.id = a.instance_id JOIN campaigns c ON c.id = ci.campaign_id \
+             WHERE ci.state = ",
+        );
+        sql.value(CampaignState::Running.as_str()).push(" AND a.reviewer_object = ").value(reviewer.to_lowercase());
+        sql.push(" GROUP BY c.id, c.name, c.description, ci.id, ci.due_at ORDER BY ci.due_at, c.id");
+        select_json(&self.db, sql, &["id", "name", "description", "instance_id", "due_at", "pending"]).await
     }
 
     /// Every item of an instance, in pages (exports, closing).
@@ -848,6 +906,18 @@ impl Reviews<'_> {
             }
         }
         Ok(progress)
+    }
+
+    /// Revoked items whose revocation is neither queued nor settled.
+    pub async fn count_unapplied(self, instance: i64) -> Result<u64, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT COUNT(*) AS n FROM review_items WHERE decision = 'revoke' AND change_id IS NULL \
+             AND apply_result IS NULL AND instance_id = ",
+        );
+        sql.value(instance);
+        let rows: Vec<(i64,)> = select_json(&self.db, sql, &["n"]).await?;
+        Ok(rows.first().map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0)))
     }
 
     /// Pending items per reviewer of an instance: `(object id, name, email, pending)`.

@@ -177,7 +177,7 @@ async fn export_events(
     Ok(events)
 }
 
-fn download(body: String, content_type: &'static str, name: &str) -> Response {
+pub(crate) fn download(body: String, content_type: &'static str, name: &str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

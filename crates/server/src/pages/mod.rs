@@ -8,11 +8,13 @@
 
 pub mod actions;
 pub mod audit;
+pub mod campaigns;
 pub mod changes;
 pub mod dashboard;
 pub mod directory;
 pub mod mail;
 pub mod me;
+pub mod reviews;
 pub mod syncs;
 
 use axum::response::Html;
@@ -36,6 +38,8 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "syncs.html" => "/syncs",
         "audit.html" => "/audit",
         "outbox.html" => "/admin/mail",
+        "reviews.html" => "/reviews",
+        "campaigns.html" | "campaign.html" => "/campaigns",
         _ => "",
     }
     .to_owned();
@@ -47,6 +51,8 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "nav": {
             "directory": Access::DirectoryReader.allows(&viewer.roles),
             "audit": Access::AuditReader.allows(&viewer.roles),
+            // Campaign owners reach theirs from the mail and the dashboard.
+            "campaigns": Access::AuditReader.allows(&viewer.roles),
         },
     });
     Ok(Html(render_html(template, merge(frame, context))?))
