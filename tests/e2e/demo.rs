@@ -69,6 +69,14 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         let dashboard = page("/").await;
         assert!(dashboard.contains("<h1>Dashboard</h1>") && dashboard.contains(">demo<"), "{dashboard}");
         assert!(dashboard.contains("(admin"), "the administrator's role is shown");
+        // A running access review with items for the administrators, linked from the dashboard.
+        assert!(out.text().contains("an access review is running"), "{}", out.text());
+        assert!(
+            dashboard.contains("id=\"reviews-waiting\"") && dashboard.contains("Quarterly access review"),
+            "{dashboard}"
+        );
+        let reviews = page("/reviews").await;
+        assert!(reviews.contains("id=\"review-items\"") && reviews.contains("Accept recommendations"), "{reviews}");
         let people = page("/people").await;
         assert!(people.contains(&admin) && people.contains("matches"), "{people}");
         // Mail is kept, not sent, and the demo says where to read it.

@@ -133,6 +133,8 @@ pub async fn demo(
     for (id, _, name, _) in &admins {
         store.web().set_web_user_roles(&sim.tenant_id(), id, name, &["admin".to_owned()], now).await?;
     }
+    // A running access review: the members of three groups, reviewed by both administrators.
+    let review = seed_review(&store, &sim, &admins, now).await?;
     // The sign-in page lists the demo's Attest administrators first, as such.
     sim.sim.feature_on_sign_in(admins.iter().map(|(id, ..)| (id.clone(), "Attest administrator".to_owned())).collect());
     match admins.as_slice() {
@@ -146,6 +148,12 @@ pub async fn demo(
                 )?;
             }
         }
+    }
+    if let Some((name, items)) = &review {
+        writeln!(
+            out,
+            "an access review is running, \"{name}\": {items} items for the administrators to decide at {base}/reviews"
+        )?;
     }
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
     writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
@@ -162,6 +170,44 @@ pub async fn demo(
         sim.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts a campaign over the members of three groups Graph can change, reviewed by the demo's
+/// administrators (each sees every item; one decision settles one), owned by the first: its
+/// name and how many items it has. `None` when the tenant is too small to have such groups.
+async fn seed_review(
+    store: &Store,
+    sim: &attest_entra_sim::SimHandle,
+    admins: &[(String, String, String, Option<String>)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<(String, usize)>> {
+    let groups: Vec<String> = sim.sim.read(|t| {
+        let mut groups: Vec<_> = t
+            .live_groups()
+            .filter(|g| g.accepts_membership_writes() && g.members.iter().any(|m| t.live_user(m).is_some()))
+            .collect();
+        groups.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+        groups.iter().take(3).map(|g| g.id.clone()).collect()
+    });
+    let reviewers: Vec<&String> = admins.iter().map(|(_, upn, _, _)| upn).collect();
+    let (Some(first), false) = (reviewers.first(), groups.is_empty()) else { return Ok(None) };
+    let quoted = |items: &[&String]| items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "name = \"Quarterly access review: project groups\"\n\
+         description = \"Does each member still need to be in the group? Revoke what is no longer needed.\"\n\
+         owners = [\"{first}\"]\n\
+         [scope]\nconnector = \"demo\"\nresource_kinds = [\"group\"]\nresources = [{}]\nentitlements = [\"member\"]\n\
+         principals = \"users\"\n\
+         [reviewers]\nmode = \"named\"\nnamed = [{}]\nfallback = [\"{first}\"]\n\
+         [schedule]\nduration = \"14d\"\nrecurrence = \"quarterly\"\n\
+         [settings]\njustification_required = \"revoke\"\n",
+        quoted(&groups.iter().collect::<Vec<_>>()),
+        quoted(&reviewers)
+    );
+    let definition = attest_review::parse_definition(&text)?;
+    let campaign = attest_review::create(store, &definition, "demo", now).await?;
+    let started = attest_review::start(store, campaign.id, "demo", now).await?;
+    Ok(Some((campaign.name, started.items)))
 }
 
 /// Writes `attest.toml` in the demo's folder, naming its database, key and address with

@@ -24,6 +24,8 @@ pub struct Dashboard {
     pub changes: Vec<ApiChange>,
     /// Whether they read any connector's directory.
     pub reads_directory: bool,
+    /// The access reviews waiting for this person (running campaigns where they have items).
+    pub reviews: Vec<super::InboxCampaign>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

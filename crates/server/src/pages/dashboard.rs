@@ -74,7 +74,9 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
         .list_changes(&ChangeFilter { state: Some(ChangeState::Failed), within, limit: 500, ..Default::default() })
         .await?
         .len();
+    let reviews = crate::pages::reviews::inbox_campaigns(state, viewer).await?;
     Ok(Dashboard {
+        reviews: reviews.into_iter().filter(|c| c.pending > 0).collect(),
         connectors: rows,
         principals,
         grants,

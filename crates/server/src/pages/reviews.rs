@@ -59,13 +59,12 @@ pub fn reviewer(viewer: &Viewer) -> Reviewer {
     Reviewer { object_id: viewer.user().object_id.clone(), name: viewer.actor(), identity: Some(viewer.actor_id()) }
 }
 
-/// The inbox for `query` (the page and `GET /api/v1/reviews`).
-pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Result<ReviewInbox, WebError> {
-    let me = &viewer.user().object_id;
-    let campaigns: Vec<InboxCampaign> = state
+/// The running campaigns where the viewer has items, with how many wait for them.
+pub async fn inbox_campaigns(state: &AppState, viewer: &Viewer) -> Result<Vec<InboxCampaign>, WebError> {
+    Ok(state
         .store
         .reviews()
-        .inbox_campaigns(me)
+        .inbox_campaigns(&viewer.user().object_id)
         .await?
         .into_iter()
         .map(|(id, name, description, instance_id, due_at, pending)| InboxCampaign {
@@ -76,7 +75,13 @@ pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -
             due_at,
             pending: u64::try_from(pending).unwrap_or(0),
         })
-        .collect();
+        .collect())
+}
+
+/// The inbox for `query` (the page and `GET /api/v1/reviews`).
+pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Result<ReviewInbox, WebError> {
+    let me = &viewer.user().object_id;
+    let campaigns = inbox_campaigns(state, viewer).await?;
     let bad = |what: &str, value: &str| WebError::BadRequest(format!("{what} '{value}' is not one this page offers"));
     let decision = match query.state.as_str() {
         "" | "pending" => Some(Decision::Pending),
