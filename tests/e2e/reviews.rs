@@ -449,3 +449,36 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
     );
     web.stop().await;
 });
+
+db_test!(bench_review_prints_every_figure, true, |db| {
+    let outcome = crate::harness::attest_on(
+        &db,
+        &[
+            "bench",
+            "review",
+            "--users",
+            "600",
+            "--groups",
+            "40",
+            "--grants",
+            "4000",
+            "--inbox-items",
+            "50",
+            "--bulk",
+            "50",
+            "--revocations",
+            "300",
+            "--seconds",
+            "1",
+            "--connections",
+            "4",
+        ],
+    )
+    .await;
+    assert!(outcome.success, "{:?}\n{}", outcome.error, outcome.stdout);
+    for figure in
+        ["start (snapshot", "inbox, first page", "bulk decision: 50 items", "revocations queued: 300", "write quota"]
+    {
+        assert!(outcome.stdout.contains(figure), "{figure}: {}", outcome.stdout);
+    }
+});

@@ -286,7 +286,8 @@ pub async fn apply_revocations(
         let grants: Vec<i64> = open.iter().filter_map(|i| i.grant_id).collect();
         let ended: std::collections::HashSet<i64> = store.reviews().ended_grants(&grants).await?.into_iter().collect();
         let mut outcomes = Vec::new();
-        let mut changes = Vec::new();
+        let mut queued = Vec::new();
+        let mut news = Vec::new();
         for item in &open {
             if item.grant_id.is_some_and(|g| ended.contains(&g)) {
                 outcomes.push((item.id, ApplyOutcome::AlreadyRemoved, None));
@@ -303,7 +304,8 @@ pub async fn apply_revocations(
                 done.failed += 1;
                 continue;
             };
-            let new = NewChange {
+            queued.push(item.id);
+            news.push(NewChange {
                 connector_id: campaign.connector_id,
                 action,
                 idempotency_key: format!("review-item:{}", item.id),
@@ -318,12 +320,13 @@ pub async fn apply_revocations(
                     item.decided_by.as_deref().unwrap_or("the default decision"),
                     item.justification.as_deref().map(|j| format!(": {j}")).unwrap_or_default()
                 )),
-            };
-            // The reviewer's decision is the approval: no second person is asked again.
-            let change = store.changes().enqueue_change(new, false, now).await?.change;
-            changes.push((item.id, change.id.0));
-            done.queued += 1;
+            });
         }
+        // The reviewers' decisions are the approval: no second person is asked again. One
+        // transaction per page, each change audited as requested.
+        let ids = store.changes().enqueue_changes(&news, now).await?;
+        let changes: Vec<(i64, i64)> = queued.into_iter().zip(ids).map(|(item, id)| (item, id.0)).collect();
+        done.queued += changes.len();
         store.reviews().set_item_outcomes(&outcomes).await?;
         store.reviews().set_item_changes(&changes).await?;
     }

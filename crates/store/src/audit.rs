@@ -99,6 +99,67 @@ impl Audit<'_> {
         Ok(event)
     }
 
+    /// Appends many events in the caller's transaction, in order, as [`Self::append_audit_in`]
+    /// would one by one: one move of the head, one multi-row insert per batch. For bulk work
+    /// (a campaign's revocations queued at once) whose every step must still be in the chain.
+    pub(crate) async fn append_audit_batch_in(
+        self,
+        txn: &impl ConnectionTrait,
+        drafts: Vec<AuditEventDraft>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.backend();
+        let count = i64::try_from(drafts.len()).unwrap_or(i64::MAX);
+        // Writing first takes the lock before anything is read.
+        let mut sql = Sql::new(backend, "UPDATE audit_head SET seq = seq + ");
+        sql.value(count).push(" WHERE id = 1");
+        txn.execute_raw(sql.build()).await?;
+        let head = txn
+            .query_one_raw(Sql::new(backend, "SELECT seq, hash FROM audit_head WHERE id = 1").build())
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal("the audit chain head is missing; was the database migrated?".into())
+            })?;
+        let last: i64 = head.try_get_by_index(0)?;
+        let mut prev_hash: String = head.try_get_by_index(1)?;
+        let mut events = Vec::with_capacity(drafts.len());
+        for (i, draft) in drafts.into_iter().enumerate() {
+            let seq = last - count + 1 + i64::try_from(i).unwrap_or(0);
+            let event = AuditEvent::seal(draft, seq, &prev_hash, self.audit_key.as_ref());
+            prev_hash = event.hash.clone();
+            events.push(event);
+        }
+        for chunk in events.chunks(crate::sql::rows_per_statement(9)) {
+            let mut sql = Sql::new(
+                backend,
+                "INSERT INTO audit_events (seq, occurred_at, actor, action, target_kind, target_id, details, prev_hash, hash) VALUES ",
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.tuple([
+                    e.seq.into(),
+                    e.occurred_at.into(),
+                    e.actor.clone().into(),
+                    e.action.clone().into(),
+                    e.target_kind.clone().into(),
+                    e.target_id.clone().into(),
+                    e.details.clone().into(),
+                    e.prev_hash.clone().into(),
+                    e.hash.clone().into(),
+                ]);
+            }
+            txn.execute_raw(sql.build()).await?;
+        }
+        let mut sql = Sql::new(backend, "UPDATE audit_head SET hash = ");
+        sql.value(prev_hash).push(" WHERE id = 1");
+        txn.execute_raw(sql.build()).await?;
+        Ok(events)
+    }
+
     /// Up to `limit` events after sequence number `after`, oldest first.
     pub async fn list_audit_events(self, after: i64, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(audit_event::Entity::find()

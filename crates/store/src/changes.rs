@@ -143,6 +143,121 @@ impl Changes<'_> {
         Ok(Enqueued { change, created })
     }
 
+    /// Queues many changes at once (pending: already approved by whatever asked for them, such
+    /// as a campaign's reviewers), as [`Self::enqueue_change`] would one by one: the same key
+    /// or the same open operation gives the change already queued, and each new one is audited
+    /// as requested. Returns each one's change id, in order.
+    pub async fn enqueue_changes(self, news: &[NewChange], now: DateTime<Utc>) -> Result<Vec<ChangeId>, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut ids = Vec::with_capacity(news.len());
+        let mut drafts = Vec::new();
+        let open = [ChangeState::Pending, ChangeState::AwaitingApproval, ChangeState::InProgress].map(|s| s.as_str());
+        for chunk in news.chunks(1_000) {
+            let actions: Vec<String> = chunk
+                .iter()
+                .map(|n| serde_json::to_string(&n.action))
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError::Internal(format!("a change cannot be encoded: {e}")))?;
+            // What is already there: by key, or as the same open operation in the connector.
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT id, idempotency_key, connector_id, action, state FROM changes WHERE idempotency_key IN ",
+            );
+            sql.tuple(chunk.iter().map(|n| n.idempotency_key.clone().into()));
+            sql.push(" OR (state IN ").tuple(open.iter().map(|s| (*s).into()));
+            sql.push(" AND action IN ").tuple(actions.iter().map(|a| a.clone().into())).push(")");
+            let rows: Vec<(i64, String, i64, String, String)> =
+                crate::sql::select_json(&txn, sql, &["id", "idempotency_key", "connector_id", "action", "state"])
+                    .await?;
+            let by_key: HashMap<&str, i64> = rows.iter().map(|r| (r.1.as_str(), r.0)).collect();
+            let by_action: HashMap<(i64, &str), i64> =
+                rows.iter().filter(|r| open.contains(&r.4.as_str())).map(|r| ((r.2, r.3.as_str()), r.0)).collect();
+            let mut found: Vec<Option<i64>> = chunk
+                .iter()
+                .zip(&actions)
+                .map(|(n, a)| {
+                    by_key
+                        .get(n.idempotency_key.as_str())
+                        .or_else(|| by_action.get(&(n.connector_id.0, a.as_str())))
+                        .copied()
+                })
+                .collect();
+            let fresh: Vec<usize> = (0..chunk.len()).filter(|i| found[*i].is_none()).collect();
+            if !fresh.is_empty() {
+                let mut sql = Sql::new(
+                    self.backend(),
+                    "INSERT INTO changes (connector_id, kind, action, target_object, principal_object, idempotency_key, \
+                     origin, origin_ref, requested_by, requested_by_id, reason, state, attempts, next_attempt_at, created_at, updated_at) VALUES ",
+                );
+                for (k, i) in fresh.iter().enumerate() {
+                    let n = &chunk[*i];
+                    if k > 0 {
+                        sql.push(",");
+                    }
+                    sql.tuple([
+                        n.connector_id.0.into(),
+                        n.action.kind().as_str().into(),
+                        actions[*i].clone().into(),
+                        n.action.target().to_owned().into(),
+                        n.action.principal().map(str::to_owned).into(),
+                        n.idempotency_key.clone().into(),
+                        n.origin.as_str().into(),
+                        n.origin_ref.clone().into(),
+                        n.requested_by.clone().into(),
+                        n.requested_by_id.clone().into(),
+                        n.reason.clone().into(),
+                        ChangeState::Pending.as_str().into(),
+                        0i32.into(),
+                        now.into(),
+                        now.into(),
+                        now.into(),
+                    ]);
+                }
+                sql.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key");
+                let inserted: HashMap<String, i64> = txn
+                    .query_all_raw(sql.build())
+                    .await?
+                    .into_iter()
+                    .map(|row| Ok((row.try_get_by_index::<String>(1)?, row.try_get_by_index::<i64>(0)?)))
+                    .collect::<Result<_, sea_orm::DbErr>>()?;
+                for i in fresh {
+                    let n = &chunk[i];
+                    let Some(id) = inserted.get(&n.idempotency_key).copied() else { continue };
+                    found[i] = Some(id);
+                    drafts.push(AuditEventDraft {
+                        occurred_at: now,
+                        actor: n.requested_by.clone(),
+                        action: "change.requested".to_owned(),
+                        target_kind: Some("change".to_owned()),
+                        target_id: Some(id.to_string()),
+                        details: json!({
+                            "kind": n.action.kind(),
+                            "action": n.action,
+                            "description": n.action.describe(),
+                            "origin": n.origin,
+                            "origin_ref": n.origin_ref,
+                            "connector_id": n.connector_id,
+                            "state": ChangeState::Pending,
+                            "requested_by_id": n.requested_by_id,
+                            "reason": n.reason,
+                        }),
+                    });
+                }
+            }
+            for (i, id) in found.into_iter().enumerate() {
+                let id = id.ok_or_else(|| {
+                    StoreError::Internal(format!("change {} vanished while being enqueued", chunk[i].idempotency_key))
+                })?;
+                ids.push(ChangeId(id));
+            }
+        }
+        self.audit().append_audit_batch_in(&txn, drafts).await?;
+        txn.commit().await?;
+        self.statistics.record(&self.db, "changes", ids.len() as u64).await?;
+        Ok(ids)
+    }
+
     /// Claims up to `limit` due changes for `worker` until `lease_until`: pending ones whose
     /// time has come, and in-progress ones whose lease expired (their worker died). Kinds in
     /// `skip` are left for someone else (a password reset is applied only where someone is

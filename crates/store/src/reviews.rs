@@ -1048,9 +1048,13 @@ impl Reviews<'_> {
     /// Records the change queued for each revoked item.
     pub async fn set_item_changes(self, changes: &[(i64, i64)]) -> Result<(), StoreError> {
         let txn = self.begin_write().await?;
-        for (item, change) in changes {
-            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET change_id = ");
-            sql.value(*change).push(" WHERE id = ").value(*item);
+        // One statement per batch: `CASE id WHEN … THEN … END`.
+        for chunk in changes.chunks(500) {
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET change_id = CASE id");
+            for (item, change) in chunk {
+                sql.push(" WHEN ").value(*item).push(" THEN ").value(*change);
+            }
+            sql.push(" END WHERE id IN ").tuple(chunk.iter().map(|(i, _)| Value::from(*i)));
             txn.execute_raw(sql.build()).await?;
         }
         txn.commit().await?;
@@ -1060,10 +1064,16 @@ impl Reviews<'_> {
     /// Records how a revoked item ended when no change was queued for it.
     pub async fn set_item_outcomes(self, outcomes: &[(i64, ApplyOutcome, Option<String>)]) -> Result<(), StoreError> {
         let txn = self.begin_write().await?;
-        for (item, outcome, error) in outcomes {
-            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET apply_result = ");
-            sql.value(outcome.as_str()).push(", apply_error = ").value(error.clone());
-            sql.push(" WHERE id = ").value(*item);
+        for chunk in outcomes.chunks(500) {
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET apply_result = CASE id");
+            for (item, outcome, _) in chunk {
+                sql.push(" WHEN ").value(*item).push(" THEN ").value(outcome.as_str());
+            }
+            sql.push(" END, apply_error = CASE id");
+            for (item, _, error) in chunk {
+                sql.push(" WHEN ").value(*item).push(" THEN ").value(error.clone());
+            }
+            sql.push(" END WHERE id IN ").tuple(chunk.iter().map(|(i, _, _)| Value::from(*i)));
             txn.execute_raw(sql.build()).await?;
         }
         txn.commit().await?;

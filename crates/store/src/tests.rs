@@ -1210,3 +1210,29 @@ store_test!(a_reset_cut_off_mid_way_becomes_outcome_unknown_for_a_person_to_retr
         .unwrap();
     assert_eq!(events.len(), 2, "each is in the audit log");
 });
+
+store_test!(many_changes_are_queued_at_once_as_one_by_one_and_each_is_audited, |store| {
+    let a = store.connectors().create_connector(NewConnector::entra("a"), t(0)).await.unwrap().id;
+    // One already queued by key, one already open as the same operation under another key.
+    let first = store.changes().enqueue_change(member_change(a, "k0", "ada@contoso.com"), false, t(0)).await.unwrap();
+    let mut same = member_change(a, "other-key", "ada@contoso.com");
+    same.action = ChangeAction::AddGroupMember { group: "g1".into(), member: "u-k1".into() };
+    let open = store.changes().enqueue_change(same, false, t(0)).await.unwrap();
+    let before = store.audit().list_audit_events(0, 10_000).await.unwrap().len();
+    let news: Vec<NewChange> = (0..2_500).map(|i| member_change(a, &format!("k{i}"), "review")).collect();
+    let ids = store.changes().enqueue_changes(&news, t(1)).await.unwrap();
+    assert_eq!(ids.len(), 2_500);
+    assert_eq!((ids[0], ids[1]), (first.change.id, open.change.id), "the same key, the same open operation");
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 2_500);
+    let queued = store.changes().get_change(ids[2_499]).await.unwrap();
+    assert_eq!((queued.state, queued.idempotency_key.as_str()), (ChangeState::Pending, "k2499"));
+    // Each new change is in the chain as requested, and the chain holds.
+    let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
+    assert_eq!(events.len() - before, 2_498);
+    assert!(events.iter().rev().take(2_498).all(|e| e.action == "change.requested"));
+    assert!(store.audit().verify_audit_chain().await.unwrap().broken.is_none());
+    // Again: nothing new.
+    assert_eq!(store.changes().enqueue_changes(&news, t(2)).await.unwrap(), ids);
+    assert_eq!(store.audit().list_audit_events(0, 10_000).await.unwrap().len(), events.len());
+});

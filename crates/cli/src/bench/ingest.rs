@@ -172,14 +172,14 @@ pub async fn run(context: &Context, args: IngestArgs, out: &mut dyn Write) -> an
     Ok(ExitCode::SUCCESS)
 }
 
-struct GrantTimings {
+pub(super) struct GrantTimings {
     principals: f64,
     grants: f64,
     finish: f64,
 }
 
 /// One full snapshot through the sink; the grants are streamed in batches.
-async fn load_grants(
+pub(super) async fn load_grants(
     store: &Store,
     connector: attest_domain::ConnectorId,
     synth: &Synth,

@@ -3,6 +3,7 @@
 mod ingest;
 mod loader;
 mod provision;
+mod review;
 mod rss;
 mod sim;
 mod sync;
@@ -39,6 +40,11 @@ pub enum BenchCommand {
     /// with a generated tenant synced: p50/p95/p99 latency and requests per second per page.
     /// Uses --database-url (migrating it) and a connector named bench-web (--reuse keeps it).
     Web(web::WebBenchArgs),
+    /// An access review at scale: a synthetic graph (100,000 users, about a million
+    /// memberships) loaded, a campaign over every membership started, a reviewer's inbox under
+    /// load (50 requests in flight), a bulk decision, and closing with 100,000 revocations
+    /// queued. Uses --database-url (migrating it) and adds a connector named bench-review-<time>.
+    Review(review::ReviewBenchArgs),
 }
 
 pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -48,5 +54,6 @@ pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) 
         BenchCommand::Sync(args) => sync::run(context, args, out).await,
         BenchCommand::Provision(args) => provision::run(context, args, out).await,
         BenchCommand::Web(args) => web::run(context, args, out).await,
+        BenchCommand::Review(args) => Box::pin(review::run(context, args, out)).await,
     }
 }

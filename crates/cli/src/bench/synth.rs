@@ -88,6 +88,13 @@ impl Synth {
             p.account_enabled = Some(rng.random_bool(0.97));
             p.user_type = Some(if rng.random_bool(0.05) { UserType::Guest } else { UserType::Member });
             p.manager_external_id = (i > 0).then(|| user_id(rng.random_range(0..i)));
+            // Nine in ten signed in within the last two months; the rest never did.
+            p.last_sign_in_at = rng
+                .random_bool(0.9)
+                .then(|| {
+                    chrono::DateTime::<chrono::Utc>::from_timestamp(1_796_000_000 - rng.random_range(0..60 * 86_400), 0)
+                })
+                .flatten();
             out.push(p);
         }
         for g in 0..self.groups {

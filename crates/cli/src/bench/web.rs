@@ -225,13 +225,13 @@ async fn first_request(base: &str, cookie: &str, path: &str) -> anyhow::Result<f
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
-struct Figures {
-    requests: u64,
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    errors: u64,
-    elapsed: f64,
+pub(super) struct Figures {
+    pub requests: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub errors: u64,
+    pub elapsed: f64,
 }
 
 /// The `p` quantile of sorted latencies (nearest rank).
@@ -291,7 +291,7 @@ end
 }
 
 /// Keeps `connections` requests in flight over `paths` (round robin) for `duration`.
-async fn drive(
+pub(super) async fn drive(
     base: &str,
     cookie: &str,
     paths: &[String],
