@@ -276,3 +276,94 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
     drop(driver);
     web.stop().await;
 });
+
+db_test!(a_reviewer_follows_the_mail_link_and_bulk_revokes_in_chromium, true, |db| {
+    let Some(driver) = Driver::start().await else { return };
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    // A group with members, reviewed by an ordinary user.
+    let group = web.sim.sim.read(|t| {
+        t.live_groups()
+            .find(|g| {
+                g.accepts_membership_writes()
+                    && g.members.iter().filter(|m| t.live_user(m).is_some()).count() >= 2
+                    && !g.members.contains(&web.requester.object_id)
+            })
+            .unwrap()
+            .id
+            .clone()
+    });
+    let id = web.campaign(&store, &group, &web.requester).await;
+    // The review job mails the reviewer (kept in the outbox here): the link is in the mail.
+    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
+    let scheduler = attest_server::review_job::ReviewScheduler::new(
+        store.clone(),
+        outbox,
+        &web.base,
+        attest_domain::clock::system(),
+        "test",
+    );
+    scheduler.scan(attest_domain::Clock::now(&attest_domain::SystemClock)).await.unwrap();
+    let filter =
+        attest_store::MailFilter { recipient: Some(web.requester.email.clone()), limit: 10, ..Default::default() };
+    let mail = store.outbox().list_mail(&filter).await.unwrap();
+    let mail = mail.iter().find(|m| m.template == "review_started").expect("the reviewer's mail");
+    let link = mail.text_body.lines().find(|l| l.starts_with(&web.base)).expect("a link").trim().to_owned();
+    assert!(link.ends_with(&format!("/reviews?campaign={id}")), "{link}");
+
+    // Signed out, the link asks to sign in, then lands on the inbox.
+    let profile = web.dir.join("chromium-review-profile");
+    let browser = driver.browser(&profile).await;
+    browser.goto(&link).await.unwrap();
+    browser.find(Locator::LinkText("Sign in with Microsoft")).await.unwrap().click().await.unwrap();
+    let login = browser.wait().for_element(Locator::Id("login")).await.unwrap();
+    let upn = web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().user_principal_name.clone());
+    login.send_keys(&upn).await.unwrap();
+    browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("review-items")).await.unwrap();
+    assert_eq!(browser.current_url().await.unwrap().as_str(), link);
+
+    // Tick the first two, say why, revoke them together.
+    let boxes = browser.find_all(Locator::Css("#review-items input[type=checkbox]")).await.unwrap();
+    let mut picked = Vec::new();
+    for b in boxes.iter().take(2) {
+        picked.push(b.attr("value").await.unwrap().unwrap());
+        b.click().await.unwrap();
+    }
+    browser.find(Locator::Id("justification")).await.unwrap().send_keys("moved to another project").await.unwrap();
+    browser.find(Locator::Css("button[name=decision][value=revoke]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("review-items")).await.unwrap();
+    // The inbox shows what is still pending: the two are gone from it.
+    let source = browser.source().await.unwrap();
+    for item in &picked {
+        assert!(!source.contains(&format!("id=\"item-{item}\"")), "{item} decided");
+    }
+    browser.close().await.unwrap();
+    drop(driver);
+
+    // The owner closes; the workers remove the access in Entra; the evidence lists it.
+    let items = store
+        .reviews()
+        .list_items(&attest_store::ItemFilter {
+            ids: Some(picked.iter().map(|p| p.parse().unwrap()).collect()),
+            limit: 2,
+            instance: store.reviews().get_campaign(id).await.unwrap().instance.map(|i| i.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(items.iter().all(|i| i.decision == attest_domain::review::Decision::Revoke
+        && i.justification.as_deref() == Some("moved to another project")));
+    let members: Vec<String> = items.iter().map(|i| i.principal_object.clone()).collect();
+    assert_eq!(web.post(&web.owner, &format!("/campaigns/{id}/close"), &[]).await.status().as_u16(), 303);
+    assert_eq!(web.post(&web.owner, &format!("/campaigns/{id}/apply"), &[]).await.status().as_u16(), 303);
+    let gone = eventually(Duration::from_secs(60), || {
+        let (sim, members, group) = (web.sim.sim.clone(), members.clone(), group.clone());
+        async move { sim.read(|t| members.iter().all(|m| !t.group(&group).unwrap().members.contains(m))) }
+    });
+    assert!(gone.await, "the access is gone in Entra");
+    let (_, csv) = web.get(Some(&web.owner), &format!("/campaigns/{id}/export.csv")).await;
+    let revoked = csv.lines().filter(|l| l.contains(",revoke,moved to another project,")).count();
+    assert_eq!(revoked, 2, "{csv}");
+    web.stop().await;
+});
