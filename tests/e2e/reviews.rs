@@ -414,6 +414,31 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
     let (status, _) = json(serde_json::json!({"items": [items[2]], "decision": "approve"}), &web.requester).await;
     assert_eq!(status, 200);
 
+    // Reassigning: to someone else, who then has it; never to the person whose access it is.
+    let given = items[3].to_string();
+    let handed = web
+        .post(
+            &web.requester,
+            "/reviews/decide",
+            &[("item", &given), ("decision", "reassign"), ("to", &web.auditor.email)],
+        )
+        .await;
+    assert_eq!(handed.status().as_u16(), 303);
+    let (_, theirs) = web.get(Some(&web.auditor), "/api/v1/reviews").await;
+    let theirs: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+    assert_eq!(theirs["items"][0]["id"].as_i64(), Some(items[3]));
+    let own = api["items"][4]["principal"]["upn"].as_str().unwrap().to_owned();
+    let selfish = web
+        .post(
+            &web.requester,
+            "/reviews/decide",
+            &[("item", &items[4].to_string()), ("decision", "reassign"), ("to", &own)],
+        )
+        .await;
+    assert_eq!(selfish.status().as_u16(), 403);
+    let audit = store.audit().list_audit_events(0, 100_000).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "review.reassigned"), "reassigning is audited");
+
     // The owner closes: the revocations are applied in Entra by the workers, and the items say so.
     assert_eq!(web.post(&web.owner, &format!("{path}/close"), &[]).await.status().as_u16(), 303);
     let revoked: Vec<String> = api["items"].as_array().unwrap()[..2]

@@ -196,6 +196,46 @@ pub async fn accept_recommendations(
     Ok(decided)
 }
 
+/// Gives a running instance's item from reviewer `from` (object id) to another person of the
+/// campaign's tenant (`to`: email, user principal name or object id), audited as done by `by`.
+/// Nobody is given their own access to review (outside a self review). Returns who has it now.
+pub async fn reassign(
+    store: &Store,
+    item: i64,
+    from: &str,
+    to: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Person, ReviewError> {
+    // Items of running instances only.
+    let filter = ItemFilter { ids: Some(vec![item]), limit: 1, ..Default::default() };
+    let found = store
+        .reviews()
+        .list_items(&filter)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound { what: "review item", key: item.to_string() })?;
+    let instance = store.reviews().get_instance(found.instance_id).await?;
+    let campaign = store.reviews().get_campaign(instance.campaign_id).await?;
+    let definition = definition_of(&campaign)?;
+    if !found.reviewers().iter().any(|r| r.object_id.eq_ignore_ascii_case(from)) {
+        return Err(DecisionRefusal::NotYours { item }.into());
+    }
+    let person = store
+        .reviews()
+        .people_named(campaign.connector_id, &[to.to_owned()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound { what: "person", key: to.to_owned() })?;
+    let own = person.object_id.eq_ignore_ascii_case(&found.principal_object);
+    if own && definition.reviewers.mode != attest_domain::review::ReviewerMode::SelfReview {
+        return Err(DecisionRefusal::OwnAccess { item }.into());
+    }
+    store.reviews().reassign(item, from, &person, by, now).await?;
+    Ok(person)
+}
+
 /// What closing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
@@ -217,20 +257,24 @@ pub async fn close(store: &Store, instance: i64, closed_by: &str, now: DateTime<
     let definition = definition_of(&campaign)?;
     let mut defaults = Vec::new();
     let mut after = None;
-    loop {
-        let filter = ItemFilter {
-            instance: Some(instance),
-            decision: Some(Decision::Pending),
-            after,
-            limit: 20_000,
-            ..Default::default()
-        };
-        let page = store.reviews().list_items(&filter).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        defaults.extend(page.iter().filter_map(|i| {
-            default_outcome(definition.settings.default_decision, i.recommendation).map(|d| (i.id, d))
-        }));
+    // Without a default decision nothing is read: the undecided stay undecided.
+    let decides = definition.settings.default_decision != attest_domain::review::DefaultDecision::None;
+    if decides {
+        loop {
+            let filter = ItemFilter {
+                instance: Some(instance),
+                decision: Some(Decision::Pending),
+                after,
+                limit: 20_000,
+                ..Default::default()
+            };
+            let page = store.reviews().list_items(&filter).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            defaults.extend(page.iter().filter_map(|i| {
+                default_outcome(definition.settings.default_decision, i.recommendation).map(|d| (i.id, d))
+            }));
+        }
     }
     store.reviews().close_instance(instance, closed_by, &defaults, now).await?;
     let applied = if definition.settings.auto_apply {

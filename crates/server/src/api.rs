@@ -32,7 +32,9 @@ use crate::pages::changes::{
 };
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
-use crate::pages::reviews::{AcceptForm, ApiDecide, InboxQuery, accept_now, decide_now, inbox_data};
+use crate::pages::reviews::{
+    AcceptForm, ApiDecide, ApiReassign, InboxQuery, accept_now, decide_now, inbox_data, reassign_now,
+};
 use crate::pages::syncs::find_runs;
 use crate::pages::syncs::{self, SyncForm};
 use crate::roles::{Allowed, Anyone, rule};
@@ -275,6 +277,15 @@ pub async fn decide(
     let how = if form.items.len() > 1 { "bulk" } else { "reviewer" };
     let decided = decide_now(&state, &viewer, &form.items, &form.decision, &form.justification, how).await?;
     Ok(Json(ReviewDecided { decided }))
+}
+
+/// `POST /api/v1/reviews/reassign`: `{"items": [..], "to": "someone@contoso.com"}`.
+pub async fn reassign(
+    viewer: Allowed<rule::Reviewer>,
+    State(state): State<AppState>,
+    Submitted(form): Submitted<ApiReassign>,
+) -> ApiResult<ReviewDecided> {
+    Ok(Json(ReviewDecided { decided: reassign_now(&state, &viewer, &form.items, &form.to).await? }))
 }
 
 /// `POST /api/v1/reviews/accept`: `{"campaign": ID}`.

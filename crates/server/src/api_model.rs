@@ -282,6 +282,8 @@ pub struct SyncAsked {
     CampaignList,
     ReviewerProgress,
     CampaignPermissions,
+    DeciderCount,
+    DayCount,
     CampaignDetail,
     InboxCampaign,
     ReviewInbox,

@@ -139,6 +139,7 @@ fn routes() -> Table {
         .get("/api/v1/reviews", api::reviews)
         .post("/api/v1/reviews/decide", api::decide)
         .post("/api/v1/reviews/accept", api::accept)
+        .post("/api/v1/reviews/reassign", api::reassign)
         .get("/api/v1/campaigns", api::campaigns)
         .post("/api/v1/campaigns", api::create_campaign)
         .get("/api/v1/campaigns/{id}", api::campaign)

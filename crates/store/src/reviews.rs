@@ -788,24 +788,34 @@ impl Reviews<'_> {
         columns.push(reviewers.to_owned());
         let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
         let select: Vec<String> = columns.iter().zip(&aliases).map(|(c, a)| format!("{c} AS {a}")).collect();
-        let mut sql = Sql::new(self.backend(), &format!("SELECT {} FROM review_items i", select.join(", ")));
-        if !self.filtered(&mut sql, filter) {
-            return Ok(Vec::new());
-        }
         let order = match filter.order {
             ItemOrder::Snapshot => "i.instance_id, i.id",
             ItemOrder::Resource => "i.resource_name, i.principal_name, i.id",
             ItemOrder::Person => "i.principal_name, i.resource_name, i.id",
         };
+        // The page's ids first (a reviewer's items found through their assignments, sorted on
+        // a few columns), then those rows with everything shown: the reviewers' list is built
+        // for the page only.
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!(
+                "SELECT {} FROM review_items i LEFT JOIN changes c ON c.id = i.change_id WHERE i.id IN (SELECT i.id",
+                select.join(", ")
+            ),
+        );
+        if !self.filtered(&mut sql, filter) {
+            return Ok(Vec::new());
+        }
         sql.push(&format!(" ORDER BY {order} LIMIT ")).value(i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX));
         sql.push(" OFFSET ").value(i64::try_from(filter.offset).unwrap_or(i64::MAX));
+        sql.push(&format!(") ORDER BY {order}"));
         let aliases: Vec<&str> = aliases.iter().map(String::as_str).collect();
         select_json(&self.db, sql, &aliases).await
     }
 
     /// How many items match `filter` (its paging aside).
     pub async fn count_items(self, filter: &ItemFilter) -> Result<u64, StoreError> {
-        let mut sql = Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM review_items i");
+        let mut sql = Sql::new(self.backend(), "SELECT COUNT(*) AS n");
         if !self.filtered(&mut sql, filter) {
             return Ok(0);
         }
@@ -813,13 +823,20 @@ impl Reviews<'_> {
         Ok(rows.first().map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0)))
     }
 
-    /// Joins and conditions for `filter`; false when nothing can match.
+    /// `FROM` and `WHERE` for `filter` over items `i`; false when nothing can match. A
+    /// reviewer's items are found from their assignments (an index on the reviewer), never by
+    /// scanning an instance's items: the `CROSS JOIN` keeps that order on SQLite, and
+    /// PostgreSQL plans it as the join it is.
     fn filtered(self, sql: &mut Sql, filter: &ItemFilter) -> bool {
-        if let Some(reviewer) = &filter.reviewer {
-            sql.push(" JOIN review_assignments ra ON ra.item_id = i.id AND ra.reviewer_object = ")
-                .value(reviewer.to_lowercase());
+        match &filter.reviewer {
+            Some(reviewer) => {
+                sql.push(" FROM review_assignments ra CROSS JOIN review_items i WHERE i.id = ra.item_id AND ra.reviewer_object = ")
+                    .value(reviewer.to_lowercase());
+            }
+            None => {
+                sql.push(" FROM review_items i WHERE 1 = 1");
+            }
         }
-        sql.push(" LEFT JOIN changes c ON c.id = i.change_id WHERE 1 = 1");
         match filter.instance {
             Some(instance) => {
                 sql.push(" AND i.instance_id = ").value(instance);
@@ -861,9 +878,8 @@ impl Reviews<'_> {
             self.backend(),
             "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at, \
              SUM(CASE WHEN i.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
-             FROM review_assignments a JOIN review_items i ON i.id = a.item_id \
-             JOIN campaign_instances ci ON ci.id = a.instance_id JOIN campaigns c ON c.id = ci.campaign_id \
-             WHERE ci.state = ",
+             FROM review_assignments a CROSS JOIN review_items i CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
+             WHERE i.id = a.item_id AND ci.id = a.instance_id AND c.id = ci.campaign_id AND ci.state = ",
         );
         sql.value(CampaignState::Running.as_str()).push(" AND a.reviewer_object = ").value(reviewer.to_lowercase());
         sql.push(" GROUP BY c.id, c.name, c.description, ci.id, ci.due_at ORDER BY ci.due_at, c.id");
@@ -918,6 +934,35 @@ impl Reviews<'_> {
         sql.value(instance);
         let rows: Vec<(i64,)> = select_json(&self.db, sql, &["n"]).await?;
         Ok(rows.first().map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0)))
+    }
+
+    /// Who decided how much: `(decided by, approved, revoked)`, the most active first; the
+    /// default decision counts as its own decider.
+    pub async fn decisions_by_decider(self, instance: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT decided_by, SUM(CASE WHEN decision = 'approve' THEN 1 ELSE 0 END) AS approved, \
+             SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) AS revoked FROM review_items \
+             WHERE decided_by IS NOT NULL AND instance_id = ",
+        );
+        sql.value(instance).push(" GROUP BY decided_by ORDER BY COUNT(*) DESC, decided_by LIMIT 200");
+        select_json(&self.db, sql, &["decided_by", "approved", "revoked"]).await
+    }
+
+    /// Decisions per day (UTC), oldest first: `(YYYY-MM-DD, count)`.
+    pub async fn decisions_by_day(self, instance: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let day = match self.backend() {
+            sea_orm::DbBackend::Postgres => "to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            _ => "substr(decided_at, 1, 10)",
+        };
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!(
+                "SELECT {day} AS day, COUNT(*) AS n FROM review_items WHERE decided_at IS NOT NULL AND instance_id = "
+            ),
+        );
+        sql.value(instance).push(" GROUP BY 1 ORDER BY 1");
+        select_json(&self.db, sql, &["day", "n"]).await
     }
 
     /// Pending items per reviewer of an instance: `(object id, name, email, pending)`.

@@ -288,8 +288,7 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
         CampaignCommand::Reassign { id, item, from, to, actor } => {
             let (campaign, _) = latest(&store, id).await?;
             let from = person(&store, &campaign, &from).await?;
-            let to = person(&store, &campaign, &to).await?;
-            store.reviews().reassign(item, &from.object_id, &to, &actor, now).await?;
+            let to = attest_review::reassign(&store, item, &from.object_id, &to, &actor, now).await?;
             writeln!(out, "item {item} reassigned from {} to {}", from.name, to.name)?;
         }
         CampaignCommand::Close { id, actor, json } => {

@@ -204,6 +204,22 @@ pub struct ReviewerProgress {
     pub pending: i64,
 }
 
+/// What one person (or the default decision) decided.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeciderCount {
+    pub decided_by: String,
+    pub approved: i64,
+    pub revoked: i64,
+}
+
+/// Decisions made on one day (UTC).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub decisions: i64,
+}
+
 /// What the viewer may do with a campaign now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CampaignPermissions {
@@ -221,6 +237,10 @@ pub struct CampaignDetail {
     #[schema(value_type = Object)]
     pub definition: serde_json::Value,
     pub reviewers: Vec<ReviewerProgress>,
+    /// Decisions by who made them.
+    pub deciders: Vec<DeciderCount>,
+    /// Decisions day by day: progress over time.
+    pub timeline: Vec<DayCount>,
     /// Revoked items whose revocation is not queued yet.
     pub unapplied: u64,
     /// A page of the items (`?page=`, `?state=`).

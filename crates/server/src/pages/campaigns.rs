@@ -17,7 +17,8 @@ use super::reviews::review_error;
 use super::{PAGE_SIZE, fetch_page, page, with};
 use crate::AppState;
 use crate::api_model::{
-    CampaignDetail, CampaignList, CampaignPermissions, CampaignSummary, ReviewItem, ReviewerProgress,
+    CampaignDetail, CampaignList, CampaignPermissions, CampaignSummary, DayCount, DeciderCount, ReviewItem,
+    ReviewerProgress,
 };
 use crate::error::WebError;
 use crate::extract::{Id, Query};
@@ -191,6 +192,23 @@ pub async fn campaign_data(
     let reviews = state.store.reviews();
     let runs = standing == Standing::Runs;
     let definition = attest_review::definition_of(&campaign).map_err(review_error)?;
+    let (deciders, timeline) = match &campaign.instance {
+        Some(instance) => (
+            reviews
+                .decisions_by_decider(instance.id)
+                .await?
+                .into_iter()
+                .map(|(decided_by, approved, revoked)| DeciderCount { decided_by, approved, revoked })
+                .collect(),
+            reviews
+                .decisions_by_day(instance.id)
+                .await?
+                .into_iter()
+                .map(|(day, decisions)| DayCount { day, decisions })
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let (reviewers, items, unapplied) = match &campaign.instance {
         Some(instance) => {
             let reviewers = reviews
@@ -231,6 +249,8 @@ pub async fn campaign_data(
         campaign: summary(state, &campaign).await?,
         definition: serde_json::to_value(&definition).unwrap_or_default(),
         reviewers,
+        deciders,
+        timeline,
         unapplied,
         items,
         can,

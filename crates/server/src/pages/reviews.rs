@@ -176,6 +176,9 @@ pub struct DecideForm {
     pub one: String,
     #[serde(default)]
     pub justification: String,
+    /// With `decision=reassign`: who gets the ticked items (email, UPN or object id).
+    #[serde(default)]
+    pub to: String,
     /// The inbox as it was (its filter), to return to.
     #[serde(default)]
     pub back: String,
@@ -238,6 +241,42 @@ pub async fn decide_now(
     Ok(decided)
 }
 
+/// What the API takes to reassign.
+#[derive(Debug, Deserialize)]
+pub struct ApiReassign {
+    pub items: Vec<i64>,
+    /// Who gets them: an email, user principal name or object id.
+    pub to: String,
+}
+
+/// Gives the viewer's `items` to `to` (audited); returns how many.
+pub async fn reassign_now(state: &AppState, viewer: &Viewer, items: &[i64], to: &str) -> Result<u64, WebError> {
+    if to.trim().is_empty() {
+        return Err(WebError::BadRequest("say who gets them: an email or user principal name".into()));
+    }
+    if items.is_empty() {
+        return Err(WebError::BadRequest("tick the items to reassign".into()));
+    }
+    let me = reviewer(viewer);
+    let mut done = 0;
+    for item in items {
+        match attest_review::reassign(&state.store, *item, &me.object_id, to.trim(), &me.name, state.now()).await {
+            Ok(_) => done += 1,
+            // Someone the tenant does not know is the reviewer's to fix.
+            Err(ReviewError::Store(attest_store::StoreError::NotFound { what: "person", key })) => {
+                return Err(WebError::BadRequest(format!(
+                    "nobody is '{key}' (by email, user principal name or object id)"
+                )));
+            }
+            Err(ReviewError::Store(attest_store::StoreError::NotFound { .. })) => {
+                return Err(WebError::NotFound(format!("item {item} is not among your reviews")));
+            }
+            Err(e) => return Err(review_error(e)),
+        }
+    }
+    Ok(done)
+}
+
 /// A review error as the web answers it: what the person must fix is a bad request.
 pub fn review_error(e: ReviewError) -> WebError {
     match e {
@@ -273,7 +312,12 @@ pub async fn decide(
         .map(|i| i.trim().parse().map_err(|_| WebError::BadRequest(format!("'{i}' is not an item"))))
         .collect::<Result<_, _>>()?;
     let back = back_to(&form.back);
-    match decide_now(&state, &viewer, &ids, &decision, &form.justification, how).await {
+    let done = if decision == "reassign" {
+        reassign_now(&state, &viewer, &ids, &form.to).await
+    } else {
+        decide_now(&state, &viewer, &ids, &decision, &form.justification, how).await
+    };
+    match done {
         Ok(_) => Ok(Redirect::to(&back).into_response()),
         // What the reviewer must fix: the inbox again, saying what.
         Err(WebError::BadRequest(message)) => {
