@@ -91,6 +91,9 @@ enum ReviewAssignments {
     ReviewerObject,
     ReviewerName,
     ReviewerEmail,
+    /// The item's decision, kept beside each of its reviewers: an inbox's counts and pages
+    /// are read from this index alone.
+    Decision,
 }
 
 #[derive(DeriveIden)]
@@ -226,6 +229,7 @@ impl MigrationTrait for Migration {
                     .col(string(ReviewAssignments::ReviewerObject))
                     .col(string(ReviewAssignments::ReviewerName))
                     .col(string_null(ReviewAssignments::ReviewerEmail))
+                    .col(string(ReviewAssignments::Decision).default("pending"))
                     .primary_key(Index::create().col(ReviewAssignments::ItemId).col(ReviewAssignments::ReviewerObject))
                     .foreign_key(
                         ForeignKey::create()
@@ -236,13 +240,15 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // A reviewer's inbox: their items, across campaigns.
+        // A reviewer's inbox: their items across campaigns, by decision, in snapshot order.
         manager
             .create_index(
                 Index::create()
                     .name("ix_review_assignments_reviewer")
                     .table(ReviewAssignments::Table)
                     .col(ReviewAssignments::ReviewerObject)
+                    .col(ReviewAssignments::Decision)
+                    .col(ReviewAssignments::InstanceId)
                     .col(ReviewAssignments::ItemId)
                     .to_owned(),
             )

@@ -793,20 +793,27 @@ impl Reviews<'_> {
             ItemOrder::Resource => "i.resource_name, i.principal_name, i.id",
             ItemOrder::Person => "i.principal_name, i.resource_name, i.id",
         };
+        // The page's ids in snapshot order come straight off the reviewer's index.
+        let inner_order = match (filter.order, filter.reviewer.is_some()) {
+            (ItemOrder::Snapshot, true) => "ra.instance_id, ra.item_id",
+            _ => order,
+        };
         // The page's ids first (a reviewer's items found through their assignments, sorted on
         // a few columns), then those rows with everything shown: the reviewers' list is built
         // for the page only.
         let mut sql = Sql::new(
             self.backend(),
             &format!(
-                "SELECT {} FROM review_items i LEFT JOIN changes c ON c.id = i.change_id WHERE i.id IN (SELECT i.id",
-                select.join(", ")
+                "SELECT {} FROM review_items i LEFT JOIN changes c ON c.id = i.change_id WHERE i.id IN (SELECT {}",
+                select.join(", "),
+                if filter.reviewer.is_some() { "ra.item_id" } else { "i.id" }
             ),
         );
         if !self.filtered(&mut sql, filter) {
             return Ok(Vec::new());
         }
-        sql.push(&format!(" ORDER BY {order} LIMIT ")).value(i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX));
+        sql.push(&format!(" ORDER BY {inner_order} LIMIT "))
+            .value(i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX));
         sql.push(" OFFSET ").value(i64::try_from(filter.offset).unwrap_or(i64::MAX));
         sql.push(&format!(") ORDER BY {order}"));
         let aliases: Vec<&str> = aliases.iter().map(String::as_str).collect();
@@ -828,27 +835,38 @@ impl Reviews<'_> {
     /// scanning an instance's items: the `CROSS JOIN` keeps that order on SQLite, and
     /// PostgreSQL plans it as the join it is.
     fn filtered(self, sql: &mut Sql, filter: &ItemFilter) -> bool {
-        match &filter.reviewer {
-            Some(reviewer) => {
+        // Through a reviewer's assignments, their decision and instance are read from the
+        // assignment itself (see the migration): no item is read for those.
+        // Items are joined only when the filter or the order needs their other columns.
+        let needs_items =
+            filter.recommendation.is_some() || filter.resource_kind.is_some() || filter.order != ItemOrder::Snapshot;
+        let from = match &filter.reviewer {
+            Some(reviewer) if needs_items => {
                 sql.push(" FROM review_assignments ra CROSS JOIN review_items i WHERE i.id = ra.item_id AND ra.reviewer_object = ")
                     .value(reviewer.to_lowercase());
+                "ra"
+            }
+            Some(reviewer) => {
+                sql.push(" FROM review_assignments ra WHERE ra.reviewer_object = ").value(reviewer.to_lowercase());
+                "ra"
             }
             None => {
                 sql.push(" FROM review_items i WHERE 1 = 1");
+                "i"
             }
-        }
+        };
         match filter.instance {
             Some(instance) => {
-                sql.push(" AND i.instance_id = ").value(instance);
+                sql.push(&format!(" AND {from}.instance_id = ")).value(instance);
             }
             None => {
-                sql.push(" AND i.instance_id IN (SELECT id FROM campaign_instances WHERE state = ")
+                sql.push(&format!(" AND {from}.instance_id IN (SELECT id FROM campaign_instances WHERE state = "))
                     .value(CampaignState::Running.as_str())
                     .push(")");
             }
         }
         if let Some(decision) = filter.decision {
-            sql.push(" AND i.decision = ").value(decision.as_str());
+            sql.push(&format!(" AND {from}.decision = ")).value(decision.as_str());
         }
         if let Some(recommendation) = filter.recommendation {
             sql.push(" AND i.recommendation = ").value(recommendation.as_str());
@@ -860,10 +878,12 @@ impl Reviews<'_> {
             if ids.is_empty() {
                 return false;
             }
-            sql.push(" AND i.id IN ").tuple(ids.iter().map(|i| Value::from(*i)));
+            let id = if from == "ra" { "ra.item_id" } else { "i.id" };
+            sql.push(&format!(" AND {id} IN ")).tuple(ids.iter().map(|i| Value::from(*i)));
         }
         if let Some(after) = filter.after {
-            sql.push(" AND i.id > ").value(after);
+            let id = if from == "ra" { "ra.item_id" } else { "i.id" };
+            sql.push(&format!(" AND {id} > ")).value(after);
         }
         true
     }
@@ -877,9 +897,9 @@ impl Reviews<'_> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at, \
-             SUM(CASE WHEN i.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
-             FROM review_assignments a CROSS JOIN review_items i CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
-             WHERE i.id = a.item_id AND ci.id = a.instance_id AND c.id = ci.campaign_id AND ci.state = ",
+             SUM(CASE WHEN a.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
+             FROM review_assignments a CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
+             WHERE ci.id = a.instance_id AND c.id = ci.campaign_id AND ci.state = ",
         );
         sql.value(CampaignState::Running.as_str()).push(" AND a.reviewer_object = ").value(reviewer.to_lowercase());
         sql.push(" GROUP BY c.id, c.name, c.description, ci.id, ci.due_at ORDER BY ci.due_at, c.id");
@@ -973,8 +993,8 @@ impl Reviews<'_> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT a.reviewer_object, MIN(a.reviewer_name) AS name, MIN(a.reviewer_email) AS email, \
-             SUM(CASE WHEN i.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
-             FROM review_assignments a JOIN review_items i ON i.id = a.item_id WHERE a.instance_id = ",
+             SUM(CASE WHEN a.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
+             FROM review_assignments a WHERE a.instance_id = ",
         );
         sql.value(instance).push(" GROUP BY a.reviewer_object ORDER BY a.reviewer_object");
         select_json(&self.db, sql, &["reviewer_object", "name", "email", "pending"]).await
@@ -1019,6 +1039,10 @@ impl Reviews<'_> {
             sql.push(" WHERE instance_id = ").value(instance);
             sql.push(" AND id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
             changed += txn.execute_raw(sql.build()).await?.rows_affected();
+            let mut sql = Sql::new(self.backend(), "UPDATE review_assignments SET decision = ");
+            sql.value(decided.decision.as_str()).push(" WHERE instance_id = ").value(instance);
+            sql.push(" AND item_id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
+            txn.execute_raw(sql.build()).await?;
         }
         txn.commit().await?;
         Ok(changed)
@@ -1042,11 +1066,11 @@ impl Reviews<'_> {
         }
         let mut sql = Sql::new(
             self.backend(),
-            "INSERT INTO review_assignments (item_id, instance_id, reviewer_object, reviewer_name, reviewer_email) \
+            "INSERT INTO review_assignments (item_id, instance_id, reviewer_object, reviewer_name, reviewer_email, decision) \
              SELECT id, instance_id, ",
         );
         sql.value(to.object_id.to_lowercase()).push(", ").value(to.name.clone()).push(", ").value(to.email.clone());
-        sql.push(" FROM review_items WHERE id = ").value(item);
+        sql.push(", decision FROM review_items WHERE id = ").value(item);
         sql.push(" ON CONFLICT (item_id, reviewer_object) DO NOTHING");
         txn.execute_raw(sql.build()).await?;
         let details = json!({"item": item, "from": from, "to": to.object_id, "to_name": to.name});
@@ -1077,6 +1101,10 @@ impl Reviews<'_> {
                 sql.value(decision.as_str()).push(", decided_by = 'default decision', decided_at = ").value(now);
                 sql.push(", decided_recommendation = recommendation WHERE decision = 'pending' AND instance_id = ");
                 sql.value(instance).push(" AND id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
+                txn.execute_raw(sql.build()).await?;
+                let mut sql = Sql::new(self.backend(), "UPDATE review_assignments SET decision = ");
+                sql.value(decision.as_str()).push(" WHERE instance_id = ").value(instance);
+                sql.push(" AND item_id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
                 txn.execute_raw(sql.build()).await?;
             }
         }
