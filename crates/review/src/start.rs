@@ -16,9 +16,6 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{ReviewError, definition_of};
 
-/// Grants read per page while snapshotting.
-const PAGE: u64 = 50_000;
-
 /// What starting did.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -61,22 +58,17 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         resources: resources.as_deref(),
         include_inherited: scope.include_inherited,
     };
-    let mut rows: Vec<ScopedGrant> = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.reviews().scan_scope(connector, &grant_scope, after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.grant_id;
-        let done = (page.len() as u64) < PAGE;
-        rows.extend(page.into_iter().filter(|g| {
+    let rows: Vec<ScopedGrant> = store
+        .reviews()
+        .scope_snapshot(connector, &grant_scope)
+        .await?
+        .into_iter()
+        .filter(|g| {
             g.entitlement_key
                 .parse::<EntitlementKey>()
                 .is_ok_and(|key| scope.entitlements.contains(&EntitlementKind::of(&key)))
-        }));
-        if done {
-            break;
-        }
-    }
+        })
+        .collect();
 
     // Peers: who in each department holds each entitlement (before the principal filter, so a
     // guests-only review still compares with everyone).

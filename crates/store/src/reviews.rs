@@ -83,7 +83,7 @@ const INSTANCE_COLUMNS: &str = "id, campaign_id, number, state, started_by, star
      sign_ins_known, announced_at, midpoint_reminded_at, final_reminded_at, summarized_at";
 
 /// A current, effective grant in a campaign's scope, with what reviewing it needs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScopedGrant {
     pub grant_id: i64,
     pub principal_id: i64,
@@ -93,7 +93,6 @@ pub struct ScopedGrant {
     pub principal_email: Option<String>,
     pub principal_kind: String,
     pub user_type: Option<String>,
-    #[serde(deserialize_with = "optional_bool")]
     pub account_enabled: Option<bool>,
     pub department: Option<String>,
     pub manager_object: Option<String>,
@@ -455,78 +454,170 @@ impl Reviews<'_> {
     }
 
     /// The connector's current, effective grants in `scope`, principals and resources live,
-    /// in pages of `limit` after grant id `after`.
-    pub async fn scan_scope(
+    /// each with what reviewing it needs. The grants travel as ids (in pages); the principals,
+    /// resources and entitlements they name are read once each and joined here, so a million
+    /// grants do not carry a million copies of the same names across.
+    pub async fn scope_snapshot(
         self,
         connector: ConnectorId,
         scope: &GrantScope<'_>,
-        after: i64,
-        limit: u64,
     ) -> Result<Vec<ScopedGrant>, StoreError> {
+        if scope.resources.is_some_and(<[i64]>::is_empty) || scope.resource_kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Everyone who can hold or pass on access (groups too: inherited access names them).
+        #[derive(Deserialize)]
+        struct P {
+            id: i64,
+            object: String,
+            name: String,
+            upn: Option<String>,
+            email: Option<String>,
+            kind: String,
+            user_type: Option<String>,
+            #[serde(deserialize_with = "optional_bool")]
+            enabled: Option<bool>,
+            department: Option<String>,
+            manager: Option<String>,
+            created: Option<DateTime<Utc>>,
+            last_sign_in: Option<DateTime<Utc>>,
+        }
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT g.id AS grant_id, p.id AS principal_id, p.external_id AS principal_object, \
-             p.display_name AS principal_name, p.user_principal_name AS principal_upn, p.email AS principal_email, \
-             p.kind AS principal_kind, p.user_type AS user_type, p.account_enabled AS account_enabled, \
-             p.department AS department, p.manager_external_id AS manager_object, \
-             p.created_in_source_at AS created_in_source_at, p.last_sign_in_at AS last_sign_in_at, \
-             r.id AS resource_id, r.external_id AS resource_object, r.display_name AS resource_name, \
-             r.kind AS resource_kind, r.attributes AS resource_attributes, e.id AS entitlement_id, \
-             e.key AS entitlement_key, e.display_name AS entitlement_name, g.source AS source, g.scope AS scope, \
-             g.external_ref AS external_ref, g.expires_at AS expires_at, v.external_id AS via_object, \
-             v.display_name AS via_name \
-             FROM grants g JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
-             JOIN principals p ON p.id = g.principal_id LEFT JOIN principals v ON v.id = g.via_principal_id \
-             WHERE g.connector_id = ",
+            "SELECT id, external_id, display_name, user_principal_name, email, kind, user_type, account_enabled, \
+             department, manager_external_id, created_in_source_at, last_sign_in_at FROM principals \
+             WHERE deleted_at IS NULL AND connector_id = ",
         );
-        sql.value(connector.0).push(" AND g.id > ").value(after);
-        sql.push(" AND g.ended_at IS NULL AND g.ineffective_reason IS NULL AND r.deleted_at IS NULL AND p.deleted_at IS NULL");
-        sql.push(" AND p.kind <> 'group'");
-        if !scope.include_inherited {
-            sql.push(" AND g.source <> 'inherited'");
-        }
-        sql.push(" AND r.kind IN ").tuple(scope.resource_kinds.iter().map(|k| Value::from(*k)));
-        if let Some(resources) = scope.resources {
-            if resources.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push(" AND r.id IN ").tuple(resources.iter().map(|r| Value::from(*r)));
-        }
-        sql.push(" ORDER BY g.id LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
-        select_json(
+        sql.value(connector.0);
+        let principals: HashMap<i64, P> = select_json::<P>(
             &self.db,
             sql,
             &[
-                "grant_id",
-                "principal_id",
-                "principal_object",
-                "principal_name",
-                "principal_upn",
-                "principal_email",
-                "principal_kind",
+                "id",
+                "external_id",
+                "display_name",
+                "user_principal_name",
+                "email",
+                "kind",
                 "user_type",
                 "account_enabled",
                 "department",
-                "manager_object",
+                "manager_external_id",
                 "created_in_source_at",
                 "last_sign_in_at",
-                "resource_id",
-                "resource_object",
-                "resource_name",
-                "resource_kind",
-                "resource_attributes",
-                "entitlement_id",
-                "entitlement_key",
-                "entitlement_name",
-                "source",
-                "scope",
-                "external_ref",
-                "expires_at",
-                "via_object",
-                "via_name",
             ],
         )
-        .await
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+        #[derive(Deserialize)]
+        struct E {
+            id: i64,
+            key: String,
+            name: String,
+            resource: i64,
+            object: String,
+            resource_name: String,
+            kind: String,
+            attributes: String,
+        }
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT e.id, e.key, e.display_name, r.id AS resource, r.external_id, r.display_name AS resource_name, \
+             r.kind, r.attributes FROM entitlements e JOIN resources r ON r.id = e.resource_id \
+             WHERE r.deleted_at IS NULL AND e.connector_id = ",
+        );
+        sql.value(connector.0).push(" AND r.kind IN ").tuple(scope.resource_kinds.iter().map(|k| Value::from(*k)));
+        if let Some(resources) = scope.resources {
+            sql.push(" AND r.id IN ").tuple(resources.iter().map(|r| Value::from(*r)));
+        }
+        let entitlements: HashMap<i64, E> = select_json::<E>(
+            &self.db,
+            sql,
+            &["id", "key", "display_name", "resource", "external_id", "resource_name", "kind", "attributes"],
+        )
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+
+        let mut found = Vec::new();
+        let mut after = 0i64;
+        const PAGE: i64 = 100_000;
+        loop {
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT id, principal_id, entitlement_id, source, scope, external_ref, expires_at, via_principal_id \
+                 FROM grants WHERE ended_at IS NULL AND ineffective_reason IS NULL AND connector_id = ",
+            );
+            sql.value(connector.0).push(" AND id > ").value(after);
+            if !scope.include_inherited {
+                sql.push(" AND source <> 'inherited'");
+            }
+            sql.push(" ORDER BY id LIMIT ").value(PAGE);
+            type G = (i64, i64, i64, String, String, Option<String>, Option<DateTime<Utc>>, Option<i64>);
+            let page: Vec<G> = select_json(
+                &self.db,
+                sql,
+                &[
+                    "id",
+                    "principal_id",
+                    "entitlement_id",
+                    "source",
+                    "scope",
+                    "external_ref",
+                    "expires_at",
+                    "via_principal_id",
+                ],
+            )
+            .await?;
+            let Some(last) = page.last() else { break };
+            after = last.0;
+            let done = (page.len() as i64) < PAGE;
+            for (grant_id, principal_id, entitlement_id, source, scope, external_ref, expires_at, via) in page {
+                let (Some(p), Some(e)) = (principals.get(&principal_id), entitlements.get(&entitlement_id)) else {
+                    continue;
+                };
+                if p.kind == "group" {
+                    continue;
+                }
+                let via = via.and_then(|v| principals.get(&v));
+                found.push(ScopedGrant {
+                    grant_id,
+                    principal_id,
+                    principal_object: p.object.clone(),
+                    principal_name: p.name.clone(),
+                    principal_upn: p.upn.clone(),
+                    principal_email: p.email.clone(),
+                    principal_kind: p.kind.clone(),
+                    user_type: p.user_type.clone(),
+                    account_enabled: p.enabled,
+                    department: p.department.clone(),
+                    manager_object: p.manager.clone(),
+                    created_in_source_at: p.created,
+                    last_sign_in_at: p.last_sign_in,
+                    resource_id: e.resource,
+                    resource_object: e.object.clone(),
+                    resource_name: e.resource_name.clone(),
+                    resource_kind: e.kind.clone(),
+                    resource_attributes: e.attributes.clone(),
+                    entitlement_id,
+                    entitlement_key: e.key.clone(),
+                    entitlement_name: e.name.clone(),
+                    source,
+                    scope,
+                    external_ref,
+                    expires_at,
+                    via_object: via.map(|v| v.object.clone()),
+                    via_name: via.map(|v| v.name.clone()),
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     /// Live users of the connector by object id, as people who can review.
@@ -757,7 +848,10 @@ impl Reviews<'_> {
             "sign_ins_known": sign_ins_known});
         audit(self, &txn, started_by, "campaign.started", campaign, details, now).await?;
         txn.commit().await?;
+        // PostgreSQL plans the first inbox from these: a million new rows must not look empty.
         self.statistics.record(&self.db, "review_items", items.len() as u64).await?;
+        let assignments: usize = items.iter().map(|i| i.reviewers.len()).sum();
+        self.statistics.record(&self.db, "review_assignments", assignments as u64).await?;
         self.get_instance(instance).await
     }
 
