@@ -97,6 +97,17 @@ enum ReviewAssignments {
 }
 
 #[derive(DeriveIden)]
+enum ReviewComments {
+    Table,
+    Id,
+    ItemId,
+    Author,
+    AuthorId,
+    Body,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
 enum Connectors {
     Table,
     Id,
@@ -253,11 +264,52 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A campaign's progress per reviewer.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_review_assignments_instance")
+                    .table(ReviewAssignments::Table)
+                    .col(ReviewAssignments::InstanceId)
+                    .col(ReviewAssignments::ReviewerObject)
+                    .to_owned(),
+            )
+            .await?;
+        // What reviewers and owners say about an item.
+        manager
+            .create_table(
+                Table::create()
+                    .table(ReviewComments::Table)
+                    .col(big_pk_auto(ReviewComments::Id))
+                    .col(big_integer(ReviewComments::ItemId))
+                    .col(string(ReviewComments::Author))
+                    .col(string_null(ReviewComments::AuthorId))
+                    .col(text(ReviewComments::Body))
+                    .col(timestamp_with_time_zone(ReviewComments::CreatedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(ReviewComments::Table, ReviewComments::ItemId)
+                            .to(ReviewItems::Table, ReviewItems::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_review_comments_item")
+                    .table(ReviewComments::Table)
+                    .col(ReviewComments::ItemId)
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            ReviewComments::Table.into_iden(),
             ReviewAssignments::Table.into_iden(),
             ReviewItems::Table.into_iden(),
             CampaignInstances::Table.into_iden(),

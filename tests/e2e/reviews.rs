@@ -438,6 +438,20 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
     assert_eq!(selfish.status().as_u16(), 403);
     let audit = store.audit().list_audit_events(0, 100_000).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "review.reassigned"), "reassigning is audited");
+    // Comments: on one's own items, shown with the item, kept in the evidence; not on others'.
+    let noted = web
+        .post(
+            &web.requester,
+            "/reviews/decide",
+            &[("item", &a), ("decision", "comment"), ("comment", "asked HR first")],
+        )
+        .await;
+    assert_eq!(noted.status().as_u16(), 303);
+    let (_, shown) = web.get(Some(&web.requester), "/reviews?state=revoke").await;
+    assert!(shown.contains(&format!("{}: asked HR first", web.requester.email)), "{shown}");
+    let meddling =
+        web.post(&web.auditor, "/reviews/decide", &[("item", &b), ("decision", "comment"), ("comment", "hm")]).await;
+    assert_eq!(meddling.status().as_u16(), 404);
 
     // The owner closes: the revocations are applied in Entra by the workers, and the items say so.
     assert_eq!(web.post(&web.owner, &format!("{path}/close"), &[]).await.status().as_u16(), 303);
@@ -472,6 +486,7 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
         2,
         "{csv}"
     );
+    assert!(csv.lines().any(|l| l.ends_with(&format!("{}: asked HR first", web.requester.email))), "{csv}");
     web.stop().await;
 });
 

@@ -57,9 +57,11 @@ pub struct EvidenceRow {
     pub change_id: Option<i64>,
     /// Position of the decision's event in the audit chain.
     pub audit_seq: Option<i64>,
+    /// Comments, `author: text`, joined by ` | `.
+    pub comments: String,
 }
 
-const HEADER: [&str; 23] = [
+const HEADER: [&str; 24] = [
     "campaign",
     "instance",
     "item",
@@ -83,13 +85,14 @@ const HEADER: [&str; 23] = [
     "apply_error",
     "change_id",
     "audit_seq",
+    "comments",
 ];
 
 fn time(at: Option<DateTime<Utc>>) -> Option<String> {
     at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-fn row(campaign: &str, instance: i32, item: &Item) -> EvidenceRow {
+fn row(campaign: &str, instance: i32, item: &Item, comments: &[String]) -> EvidenceRow {
     let held = match (&item.via_name, item.held_as.as_str()) {
         (Some(via), "inherited") => format!("inherited via {via}"),
         (_, held) => held.to_owned(),
@@ -126,6 +129,7 @@ fn row(campaign: &str, instance: i32, item: &Item) -> EvidenceRow {
         apply_error: item.outcome_error().map(str::to_owned),
         change_id: item.change_id,
         audit_seq: item.decision_audit_seq,
+        comments: comments.join(" | "),
     }
 }
 
@@ -141,7 +145,14 @@ pub async fn export(
     let found = store.reviews().get_instance(instance).await?;
     let campaign = store.reviews().get_campaign(found.campaign_id).await?;
     let items = store.reviews().all_items(instance).await?;
-    let rows: Vec<EvidenceRow> = items.iter().map(|i| row(&campaign.name, found.number, i)).collect();
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let mut comments: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    for (item, author, body, _) in store.reviews().comments_on(&ids).await? {
+        comments.entry(item).or_default().push(format!("{author}: {body}"));
+    }
+    let none = Vec::new();
+    let rows: Vec<EvidenceRow> =
+        items.iter().map(|i| row(&campaign.name, found.number, i, comments.get(&i.id).unwrap_or(&none))).collect();
     let text = match format {
         ExportFormat::Json => {
             serde_json::to_string_pretty(&rows).map_err(|e| ReviewError::Definition(e.to_string()))?

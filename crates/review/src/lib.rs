@@ -236,6 +236,41 @@ pub async fn reassign(
     Ok(person)
 }
 
+/// Longest comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2_000;
+
+/// Comments on items of a running instance, as someone who reviews each of them (`runs`: or
+/// who runs the campaign, who may comment on any). Audited.
+pub async fn comment(
+    store: &Store,
+    items: &[i64],
+    reviewer: &Reviewer,
+    runs: bool,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, ReviewError> {
+    let body = body.trim();
+    if body.is_empty() || body.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ReviewError::Definition(format!("a comment is 1 to {MAX_COMMENT_CHARS} characters")));
+    }
+    // Items of running instances only.
+    let filter = ItemFilter { ids: Some(items.to_vec()), limit: items.len() as u64, ..Default::default() };
+    let found = store.reviews().list_items(&filter).await?;
+    if found.len() != items.len() {
+        return Err(StoreError::NotFound { what: "review item", key: format!("{items:?}") }.into());
+    }
+    for item in &found {
+        let assigned = item.reviewers().iter().any(|r| r.object_id.eq_ignore_ascii_case(&reviewer.object_id));
+        if !assigned && !runs {
+            return Err(DecisionRefusal::NotYours { item: item.id }.into());
+        }
+    }
+    for item in &found {
+        store.reviews().add_comment(item.id, &reviewer.name, reviewer.identity.as_deref(), body, now).await?;
+    }
+    Ok(found.len() as u64)
+}
+
 /// What closing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {

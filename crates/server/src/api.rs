@@ -33,7 +33,8 @@ use crate::pages::changes::{
 use crate::pages::dashboard::dashboard as dashboard_data;
 use crate::pages::directory::{ListQuery, PageQuery, people_data, principal_data, resource_data, resources_data};
 use crate::pages::reviews::{
-    AcceptForm, ApiDecide, ApiReassign, InboxQuery, accept_now, decide_now, inbox_data, reassign_now,
+    AcceptForm, ApiComment as ApiCommentForm, ApiDecide, ApiReassign, InboxQuery, accept_now, comment_now, decide_now,
+    inbox_data, reassign_now,
 };
 use crate::pages::syncs::find_runs;
 use crate::pages::syncs::{self, SyncForm};
@@ -286,6 +287,15 @@ pub async fn reassign(
     Submitted(form): Submitted<ApiReassign>,
 ) -> ApiResult<ReviewDecided> {
     Ok(Json(ReviewDecided { decided: reassign_now(&state, &viewer, &form.items, &form.to).await? }))
+}
+
+/// `POST /api/v1/reviews/comment`: `{"items": [..], "comment": "…"}`.
+pub async fn comment(
+    viewer: Allowed<rule::Reviewer>,
+    State(state): State<AppState>,
+    Submitted(form): Submitted<ApiCommentForm>,
+) -> ApiResult<ReviewDecided> {
+    Ok(Json(ReviewDecided { decided: comment_now(&state, &viewer, &form.items, &form.comment).await? }))
 }
 
 /// `POST /api/v1/reviews/accept`: `{"campaign": ID}`.

@@ -275,6 +275,7 @@ pub struct SyncAsked {
     ApiReviewer,
     ReviewPrincipal,
     ReviewResource,
+    ApiComment,
     ReviewItem,
     ApiInstance,
     ApiProgress,

@@ -140,6 +140,7 @@ fn routes() -> Table {
         .post("/api/v1/reviews/decide", api::decide)
         .post("/api/v1/reviews/accept", api::accept)
         .post("/api/v1/reviews/reassign", api::reassign)
+        .post("/api/v1/reviews/comment", api::comment)
         .get("/api/v1/campaigns", api::campaigns)
         .post("/api/v1/campaigns", api::create_campaign)
         .get("/api/v1/campaigns/{id}", api::campaign)

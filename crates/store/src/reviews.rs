@@ -1142,6 +1142,43 @@ impl Reviews<'_> {
         Ok(changed)
     }
 
+    /// Adds a comment to an item, audited.
+    pub async fn add_comment(
+        self,
+        item: i64,
+        author: &str,
+        author_id: Option<&str>,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO review_comments (item_id, author, author_id, body, created_at) VALUES ",
+        );
+        sql.tuple([item.into(), author.into(), author_id.map(str::to_owned).into(), body.into(), now.into()]);
+        txn.execute_raw(sql.build()).await?;
+        let details = json!({"item": item, "comment": body, "author_id": author_id});
+        audit(self, &txn, author, "review.commented", item, details, now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The comments on these items, oldest first: `(item, author, body, when)`.
+    pub async fn comments_on(self, items: &[i64]) -> Result<Vec<(i64, String, String, DateTime<Utc>)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in items.chunks(5_000) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT item_id, author, body, created_at FROM review_comments WHERE item_id IN ",
+            );
+            sql.tuple(chunk.iter().map(|i| Value::from(*i))).push(" ORDER BY id");
+            found.extend(select_json(&self.db, sql, &["item_id", "author", "body", "created_at"]).await?);
+        }
+        Ok(found)
+    }
+
     /// Gives an item to another reviewer (replacing `from`), audited.
     pub async fn reassign(
         self,
@@ -1294,7 +1331,7 @@ async fn audit(
 ) -> Result<(), StoreError> {
     // What the event is about: an item, an instance, or the campaign.
     let target_kind = match action {
-        "review.reassigned" => "review_item",
+        "review.reassigned" | "review.commented" => "review_item",
         "campaign.closed" => "campaign_instance",
         _ => "campaign",
     };

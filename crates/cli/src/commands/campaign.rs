@@ -82,6 +82,16 @@ pub enum CampaignCommand {
         #[arg(long = "as", value_name = "EMAIL")]
         actor: String,
     },
+    /// Comment on items as their reviewer.
+    Comment {
+        id: i64,
+        #[arg(long = "item", value_name = "N", required = true)]
+        items: Vec<i64>,
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+        #[arg(long, value_name = "TEXT")]
+        text: String,
+    },
     /// Give an item to another reviewer.
     Reassign {
         id: i64,
@@ -284,6 +294,12 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
             let reviewer = reviewer(&store, &campaign, &actor).await?;
             let decided = attest_review::accept_recommendations(&store, instance.id, &reviewer, now).await?;
             writeln!(out, "{decided} item(s) decided as recommended by {}", reviewer.name)?;
+        }
+        CampaignCommand::Comment { id, items, actor, text } => {
+            let (campaign, _) = latest(&store, id).await?;
+            let reviewer = reviewer(&store, &campaign, &actor).await?;
+            let done = attest_review::comment(&store, &items, &reviewer, false, &text, now).await?;
+            writeln!(out, "{done} item(s) commented on by {}", reviewer.name)?;
         }
         CampaignCommand::Reassign { id, item, from, to, actor } => {
             let (campaign, _) = latest(&store, id).await?;

@@ -37,6 +37,14 @@ pub struct ReviewResource {
     pub kind: String,
 }
 
+/// A comment on an item.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiComment {
+    pub author: String,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
 /// One access to review, as snapshotted when the instance started.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReviewItem {
@@ -66,9 +74,24 @@ pub struct ReviewItem {
     /// `queued`, `applied`, `already_removed`, `not_found` or `failed`.
     pub applied: Option<String>,
     pub apply_error: Option<String>,
+    /// What reviewers and owners said about it, oldest first.
+    pub comments: Vec<ApiComment>,
 }
 
 impl ReviewItem {
+    /// These items with their comments.
+    pub async fn all(store: &attest_store::Store, items: &[Item]) -> Result<Vec<ReviewItem>, attest_store::StoreError> {
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        let mut comments: std::collections::HashMap<i64, Vec<ApiComment>> = std::collections::HashMap::new();
+        for (item, author, body, at) in store.reviews().comments_on(&ids).await? {
+            comments.entry(item).or_default().push(ApiComment { author, body, at });
+        }
+        Ok(items
+            .iter()
+            .map(|i| ReviewItem { comments: comments.remove(&i.id).unwrap_or_default(), ..ReviewItem::new(i) })
+            .collect())
+    }
+
     pub fn new(i: &Item) -> ReviewItem {
         ReviewItem {
             id: i.id,
@@ -104,6 +127,7 @@ impl ReviewItem {
             change_id: i.change_id,
             applied: i.outcome().map(|o| o.to_string()),
             apply_error: i.outcome_error().map(str::to_owned),
+            comments: Vec::new(),
         }
     }
 }

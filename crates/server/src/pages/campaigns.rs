@@ -234,7 +234,7 @@ pub async fn campaign_data(
             .await?;
             let unapplied =
                 if instance.state == CampaignState::Closed { reviews.count_unapplied(instance.id).await? } else { 0 };
-            (reviewers, paged.items.iter().map(ReviewItem::new).collect(), unapplied)
+            (reviewers, ReviewItem::all(&state.store, &paged.items).await?, unapplied)
         }
         None => (Vec::new(), Vec::new(), 0),
     };

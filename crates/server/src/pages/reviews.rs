@@ -123,7 +123,7 @@ pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -
     .await?;
     Ok(ReviewInbox {
         campaigns,
-        items: paged.items.iter().map(ReviewItem::new).collect(),
+        items: ReviewItem::all(&state.store, &paged.items).await?,
         total,
         page: paged.page,
         pages: paged.pages,
@@ -179,6 +179,9 @@ pub struct DecideForm {
     /// With `decision=reassign`: who gets the ticked items (email, UPN or object id).
     #[serde(default)]
     pub to: String,
+    /// With `decision=comment`: what to say about the ticked items.
+    #[serde(default)]
+    pub comment: String,
     /// The inbox as it was (its filter), to return to.
     #[serde(default)]
     pub back: String,
@@ -239,6 +242,29 @@ pub async fn decide_now(
         decided += attest_review::decide(&state.store, instance, &me, &act, state.now()).await.map_err(review_error)?;
     }
     Ok(decided)
+}
+
+/// What the API takes to comment.
+#[derive(Debug, Deserialize)]
+pub struct ApiComment {
+    pub items: Vec<i64>,
+    pub comment: String,
+}
+
+/// Comments on the viewer's `items` (theirs to review); returns how many.
+pub async fn comment_now(state: &AppState, viewer: &Viewer, items: &[i64], comment: &str) -> Result<u64, WebError> {
+    if items.is_empty() {
+        return Err(WebError::BadRequest("tick the items to comment on".into()));
+    }
+    let me = reviewer(viewer);
+    match attest_review::comment(&state.store, items, &me, false, comment, state.now()).await {
+        Ok(done) => Ok(done),
+        Err(ReviewError::Store(attest_store::StoreError::NotFound { .. }))
+        | Err(ReviewError::Refused(DecisionRefusal::NotYours { .. })) => {
+            Err(WebError::NotFound("one of these items is not among your reviews (or its campaign has closed)".into()))
+        }
+        Err(e) => Err(review_error(e)),
+    }
 }
 
 /// What the API takes to reassign.
@@ -314,6 +340,8 @@ pub async fn decide(
     let back = back_to(&form.back);
     let done = if decision == "reassign" {
         reassign_now(&state, &viewer, &ids, &form.to).await
+    } else if decision == "comment" {
+        comment_now(&state, &viewer, &ids, &form.comment).await
     } else {
         decide_now(&state, &viewer, &ids, &decision, &form.justification, how).await
     };
