@@ -620,6 +620,13 @@ impl Reviews<'_> {
         Ok(found)
     }
 
+    /// People from a query selecting `external_id, display_name, address`.
+    async fn select_people(self, sql: Sql) -> Result<Vec<Person>, StoreError> {
+        let rows: Vec<(String, String, Option<String>)> =
+            select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
+        Ok(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }).collect())
+    }
+
     /// Live users of the connector by object id, as people who can review.
     pub async fn people(self, connector: ConnectorId, object_ids: &[String]) -> Result<Vec<Person>, StoreError> {
         let mut found = Vec::new();
@@ -630,9 +637,7 @@ impl Reviews<'_> {
                  WHERE kind = 'user' AND deleted_at IS NULL AND connector_id = ",
             );
             sql.value(connector.0).push(" AND external_id IN ").tuple(chunk.iter().map(|i| Value::from(i.clone())));
-            let rows: Vec<(String, String, Option<String>)> =
-                select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
-            found.extend(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }));
+            found.extend(self.select_people(sql).await?);
         }
         Ok(found)
     }
@@ -652,9 +657,7 @@ impl Reviews<'_> {
         sql.value(connector.0).push(" AND (lower(email) IN ").tuple(lowered.clone());
         sql.push(" OR lower(user_principal_name) IN ").tuple(lowered.clone());
         sql.push(" OR lower(external_id) IN ").tuple(lowered).push(")");
-        let rows: Vec<(String, String, Option<String>)> =
-            select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
-        Ok(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }).collect())
+        self.select_people(sql).await
     }
 
     /// The users who are direct members of the groups with these object ids (named reviewers
@@ -671,9 +674,7 @@ impl Reviews<'_> {
              AND g.source <> 'inherited' AND g.ended_at IS NULL AND p.kind = 'user' AND p.deleted_at IS NULL AND g.connector_id = ",
         );
         sql.value(connector.0).push(" AND r.external_id IN ").tuple(groups.iter().map(|g| Value::from(g.clone())));
-        let rows: Vec<(String, String, Option<String>)> =
-            select_json(&self.db, sql, &["external_id", "display_name", "address"]).await?;
-        Ok(rows.into_iter().map(|(object_id, name, email)| Person { object_id, name, email }).collect())
+        self.select_people(sql).await
     }
 
     /// Each resource's owners who are people (group and application owners).
