@@ -19,6 +19,7 @@ mod m20261203_000002_identity_by_object_id;
 mod m20261203_000003_keyed_audit_chain;
 mod m20261204_000001_change_reasons;
 mod m20261204_000002_access_reviews;
+mod m20261204_000003_review_stages;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_keyed_audit_chain::Migration),
             Box::new(m20261204_000001_change_reasons::Migration),
             Box::new(m20261204_000002_access_reviews::Migration),
+            Box::new(m20261204_000003_review_stages::Migration),
         ]
     }
 }

@@ -59,9 +59,13 @@ pub struct EvidenceRow {
     pub audit_seq: Option<i64>,
     /// Comments, `author: text`, joined by ` | `.
     pub comments: String,
+    /// The last stage the item reached (multi-stage reviews).
+    pub stage: i32,
+    /// What earlier stages decided: `stage 1: approve by … (why) [reviewers: …]`, `; `-joined.
+    pub earlier_stages: String,
 }
 
-const HEADER: [&str; 24] = [
+const HEADER: [&str; 26] = [
     "campaign",
     "instance",
     "item",
@@ -86,13 +90,15 @@ const HEADER: [&str; 24] = [
     "change_id",
     "audit_seq",
     "comments",
+    "stage",
+    "earlier_stages",
 ];
 
 fn time(at: Option<DateTime<Utc>>) -> Option<String> {
     at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-fn row(campaign: &str, instance: i32, item: &Item, comments: &[String]) -> EvidenceRow {
+fn row(campaign: &str, instance: i32, item: &Item, comments: &[String], stages: &[String]) -> EvidenceRow {
     let held = match (&item.via_name, item.held_as.as_str()) {
         (Some(via), "inherited") => format!("inherited via {via}"),
         (_, held) => held.to_owned(),
@@ -130,6 +136,8 @@ fn row(campaign: &str, instance: i32, item: &Item, comments: &[String]) -> Evide
         change_id: item.change_id,
         audit_seq: item.decision_audit_seq,
         comments: comments.join(" | "),
+        stage: item.stage,
+        earlier_stages: stages.join("; "),
     }
 }
 
@@ -150,9 +158,26 @@ pub async fn export(
     for (item, author, body, _) in store.reviews().comments_on(&ids).await? {
         comments.entry(item).or_default().push(format!("{author}: {body}"));
     }
+    let mut stages: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    if found.stages > 1 {
+        for d in store.reviews().stage_decisions_on(&ids).await? {
+            let by = d.decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+            let why = d.justification.as_deref().map(|j| format!(" ({j})")).unwrap_or_default();
+            let at = time(d.decided_at).map(|t| format!(" at {t}")).unwrap_or_default();
+            stages
+                .entry(d.item_id)
+                .or_default()
+                .push(format!("stage {}: {}{by}{at}{why} [reviewers: {}]", d.stage, d.decision, d.reviewers));
+        }
+    }
     let none = Vec::new();
-    let rows: Vec<EvidenceRow> =
-        items.iter().map(|i| row(&campaign.name, found.number, i, comments.get(&i.id).unwrap_or(&none))).collect();
+    let rows: Vec<EvidenceRow> = items
+        .iter()
+        .map(|i| {
+            let comments = comments.get(&i.id).unwrap_or(&none);
+            row(&campaign.name, found.number, i, comments, stages.get(&i.id).unwrap_or(&none))
+        })
+        .collect();
     let text = match format {
         ExportFormat::Json => {
             serde_json::to_string_pretty(&rows).map_err(|e| ReviewError::Definition(e.to_string()))?

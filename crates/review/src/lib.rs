@@ -77,6 +77,11 @@ pub async fn create(
         .await?)
 }
 
+/// How the stage an instance is in chooses its reviewers.
+fn stage_mode(definition: &CampaignDefinition, instance: &Instance) -> attest_domain::review::ReviewerMode {
+    definition.stage_reviewers(u8::try_from(instance.stage).unwrap_or(1)).mode
+}
+
 /// Someone deciding: who they are in the tenant, and how the audit log names them.
 #[derive(Debug, Clone)]
 pub struct Reviewer {
@@ -133,7 +138,7 @@ pub async fn decide(
         may_decide(
             item.id,
             instance.state,
-            definition.reviewers.mode,
+            stage_mode(&definition, &instance),
             assigned,
             own,
             decide.decision,
@@ -229,7 +234,7 @@ pub async fn reassign(
         .next()
         .ok_or_else(|| StoreError::NotFound { what: "person", key: to.to_owned() })?;
     let own = person.object_id.eq_ignore_ascii_case(&found.principal_object);
-    if own && definition.reviewers.mode != attest_domain::review::ReviewerMode::SelfReview {
+    if own && stage_mode(&definition, &instance) != attest_domain::review::ReviewerMode::SelfReview {
         return Err(DecisionRefusal::OwnAccess { item }.into());
     }
     store.reviews().reassign(item, from, &person, by, now).await?;
@@ -277,6 +282,8 @@ pub struct Closed {
     pub instance: i64,
     /// Undecided items given the default decision.
     pub defaulted: usize,
+    /// Undecided items that kept an earlier stage's approval (`one_revoke_revokes`).
+    pub kept_approvals: usize,
     /// Revocations queued (with `auto_apply`).
     pub applied: Option<Applied>,
 }
@@ -311,13 +318,70 @@ pub async fn close(store: &Store, instance: i64, closed_by: &str, now: DateTime<
             }));
         }
     }
-    store.reviews().close_instance(instance, closed_by, &defaults, now).await?;
+    let keep = found.stages > 1 && definition.settings.stage_rule.keeps_earlier_approval();
+    let closed = store.reviews().close_instance(instance, closed_by, keep, &defaults, now).await?;
     let applied = if definition.settings.auto_apply {
         Some(apply_revocations(store, instance, closed_by, now).await?)
     } else {
         None
     };
-    Ok(Closed { instance, defaulted: defaults.len(), applied })
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok(Closed { instance, defaulted: count(closed.defaulted), kept_approvals: count(closed.kept), applied })
+}
+
+/// What ending a running instance's stage did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageEnded {
+    /// A later stage started with the items the stage let through.
+    Advanced {
+        instance: i64,
+        /// The stage that ended, and the one that started.
+        closed_stage: i32,
+        stage: i32,
+        /// Items the ended stage had, and those gone on.
+        reviewed: u64,
+        advanced: u64,
+        stage_due_at: DateTime<Utc>,
+    },
+    /// It was the last stage: the instance closed.
+    Closed(Closed),
+}
+
+/// Ends the stage an instance is in (an owner's "close", or its deadline): in a multi-stage
+/// review, what the stage decided is kept and the items its rule lets through go on to the
+/// next stage's reviewers, who get the rest of the schedule; the last stage closes the instance.
+pub async fn end_stage(
+    store: &Store,
+    instance: i64,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<StageEnded, ReviewError> {
+    let found = store.reviews().get_instance(instance).await?;
+    if found.state != CampaignState::Running {
+        return Err(DecisionRefusal::NotRunning { state: found.state }.into());
+    }
+    if !found.stages_left() {
+        return Ok(StageEnded::Closed(close(store, instance, by, now).await?));
+    }
+    let campaign = store.reviews().get_campaign(found.campaign_id).await?;
+    let definition = definition_of(&campaign)?;
+    let rule = definition.settings.stage_rule;
+    let going_on: Vec<Decision> =
+        [Decision::Pending, Decision::Approve, Decision::Revoke].into_iter().filter(|d| rule.goes_on(*d)).collect();
+    // The next stage runs for its own length from now; the instance ends after the stages left.
+    let durations = definition.stage_durations()?;
+    let next = usize::try_from(found.stage).unwrap_or(1);
+    let stage_due_at = now + durations.get(next).copied().unwrap_or_else(|| chrono::Duration::days(14));
+    let due_at = durations.iter().skip(next + 1).fold(stage_due_at, |due, d| due + *d);
+    let advanced = store.reviews().advance_stage(instance, &going_on, stage_due_at, due_at, by, now).await?;
+    Ok(StageEnded::Advanced {
+        instance,
+        closed_stage: advanced.closed_stage,
+        stage: advanced.instance.stage,
+        reviewed: advanced.reviewed,
+        advanced: advanced.advanced,
+        stage_due_at,
+    })
 }
 
 /// What applying an instance's revocations did.

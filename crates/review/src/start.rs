@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use attest_domain::command::{RevokeTarget, revoke_action};
 use attest_domain::resource::group_managed_elsewhere;
 use attest_domain::review::{
-    CampaignState, EntitlementKind, Facts, PeerFacts, Person, PrincipalScope, ReviewerChoice, ReviewerMode,
+    CampaignState, EntitlementKind, Facts, PeerFacts, Person, PrincipalScope, ReviewerChoice, ReviewerMode, Reviewers,
     choose_reviewers, recommend,
 };
 use attest_domain::{ChangeAction, ConnectorId, EntitlementKey, GrantSource, PrincipalKind, ResourceKind, UserType};
@@ -103,22 +103,29 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         ));
     }
 
-    // Reviewers, resolved now.
-    let reviewers = &definition.reviewers;
-    let managers: HashMap<String, Person> = if reviewers.mode == ReviewerMode::Manager {
+    // Reviewers, resolved now: every stage's (a later stage reviews what the one before lets
+    // through, but who that would be is fixed at start like the rest of the snapshot).
+    let stages: Vec<Reviewers> = (1..=definition.settings.stages).map(|s| definition.stage_reviewers(s)).collect();
+    let any_stage = |mode: ReviewerMode| stages.iter().any(|r| r.mode == mode);
+    let managers: HashMap<String, Person> = if any_stage(ReviewerMode::Manager) {
         let ids: Vec<String> =
             rows.iter().filter_map(|g| g.manager_object.clone()).collect::<HashSet<_>>().into_iter().collect();
         store.reviews().people(connector, &ids).await?.into_iter().map(|p| (p.object_id.clone(), p)).collect()
     } else {
         HashMap::new()
     };
-    let owners = if reviewers.mode == ReviewerMode::ResourceOwner {
+    let owners = if any_stage(ReviewerMode::ResourceOwner) {
         store.reviews().resource_owners(connector).await?
     } else {
         HashMap::new()
     };
-    let named = people_or_groups(store, connector, &reviewers.named, "reviewers.named").await?;
-    let fallback = people_or_groups(store, connector, &reviewers.fallback, "reviewers.fallback").await?;
+    let mut people = Vec::with_capacity(stages.len());
+    for (i, reviewers) in stages.iter().enumerate() {
+        let field = if i == 0 { "reviewers" } else { "later_stages" };
+        let named = people_or_groups(store, connector, &reviewers.named, &format!("{field}.named")).await?;
+        let fallback = people_or_groups(store, connector, &reviewers.fallback, &format!("{field}.fallback")).await?;
+        people.push((named, fallback));
+    }
     let owned_apps: HashSet<String> = store.reviews().owned_principals(connector).await?.into_iter().collect();
     let inherited: Vec<i64> = rows.iter().filter(|g| g.source == "inherited").map(|g| g.principal_id).collect();
     let direct: HashSet<(i64, String)> = if inherited.is_empty() {
@@ -137,19 +144,34 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
             name: g.principal_name.clone(),
             email: g.principal_email.clone().or(g.principal_upn.clone()),
         });
-        let choice = ReviewerChoice {
-            mode: reviewers.mode,
-            principal: &g.principal_object,
-            manager: g.manager_object.as_ref().and_then(|m| managers.get(m)),
-            owners: owners.get(&g.resource_id).unwrap_or(&no_owners),
-            named: &named,
-            themselves: themselves.as_ref(),
-            fallback: &fallback,
-        };
-        let Ok(chosen) = choose_reviewers(&choice) else {
-            unresolved.push(format!("{} on {} ({})", g.principal_name, g.resource_name, g.entitlement_name));
+        let mut chosen = Vec::with_capacity(stages.len());
+        for (stage, (reviewers, (named, fallback))) in stages.iter().zip(&people).enumerate() {
+            let choice = ReviewerChoice {
+                mode: reviewers.mode,
+                principal: &g.principal_object,
+                manager: g.manager_object.as_ref().and_then(|m| managers.get(m)),
+                owners: owners.get(&g.resource_id).unwrap_or(&no_owners),
+                named,
+                themselves: themselves.as_ref(),
+                fallback,
+            };
+            match choose_reviewers(&choice) {
+                Ok(found) => chosen.push(found),
+                Err(_) => {
+                    let which = if stages.len() > 1 { format!(" in stage {}", stage + 1) } else { String::new() };
+                    unresolved.push(format!(
+                        "{} on {} ({}){which}",
+                        g.principal_name, g.resource_name, g.entitlement_name
+                    ));
+                    break;
+                }
+            }
+        }
+        if chosen.len() < stages.len() {
             continue;
-        };
+        }
+        let later_reviewers = chosen.split_off(1);
+        let chosen = chosen.pop().unwrap_or_default();
         let peers = g.department.as_deref().and_then(|d| {
             let size = *departments.get(d)?;
             let holding = holders.get(&(g.entitlement_id, d.to_owned())).map_or(0, HashSet::len) as u64;
@@ -190,6 +212,7 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
             recommendation,
             recommendation_reason: reason,
             reviewers: chosen,
+            later_reviewers,
         });
     }
     if !unresolved.is_empty() {
@@ -204,7 +227,8 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         )));
     }
 
-    let due_at = now + definition.duration()?;
+    let stage_due_at = now + definition.duration()?;
+    let due_at = now + definition.total_duration()?;
     let last = definition.schedule.ends_after.is_some_and(|n| u32::try_from(number).unwrap_or(u32::MAX) >= n);
     let next_start = if last { None } else { definition.schedule.recurrence.next_start(now) };
     let reviewer_count =
@@ -213,7 +237,18 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         items.iter().filter(|i| i.recommendation == attest_domain::review::Recommendation::Revoke).count();
     let instance = store
         .reviews()
-        .start_instance(campaign.id, number, started_by, due_at, sign_ins_known, &items, next_start, now)
+        .start_instance(
+            campaign.id,
+            number,
+            started_by,
+            i32::from(definition.settings.stages),
+            stage_due_at,
+            due_at,
+            sign_ins_known,
+            &items,
+            next_start,
+            now,
+        )
         .await?;
     Ok(Started { instance, items: items.len(), reviewers: reviewer_count, recommended_revoke })
 }

@@ -276,6 +276,7 @@ pub struct SyncAsked {
     ReviewPrincipal,
     ReviewResource,
     ApiComment,
+    ApiStageDecision,
     ReviewItem,
     ApiInstance,
     ApiProgress,

@@ -40,6 +40,8 @@ pub enum ReviewJobError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scanned {
     pub mails: usize,
+    /// Stages ended with a later one started.
+    pub stages: usize,
     pub closed: usize,
     pub started: usize,
 }
@@ -89,7 +91,13 @@ impl ReviewScheduler {
             .run(shutdown, |now| async move {
                 let done = this.scan(now).await?;
                 if done != Scanned::default() {
-                    tracing::info!(mails = done.mails, closed = done.closed, started = done.started, "access reviews");
+                    tracing::info!(
+                        mails = done.mails,
+                        stages = done.stages,
+                        closed = done.closed,
+                        started = done.started,
+                        "access reviews"
+                    );
                 }
                 Ok::<_, ReviewJobError>(Ran::Idle)
             })
@@ -100,9 +108,20 @@ impl ReviewScheduler {
     pub async fn scan(&self, now: DateTime<Utc>) -> Result<Scanned, ReviewJobError> {
         let mut done = Scanned::default();
         let reviews = self.store.reviews();
-        for instance in reviews.list_running_instances().await? {
-            if now >= instance.due_at {
-                attest_review::close(&self.store, instance.id, SCHEDULER, now).await?;
+        for mut instance in reviews.list_running_instances().await? {
+            // A stage past its deadline ends; a later one starts (and is announced below), the
+            // last closes the instance. After downtime, stages overdue end one after another.
+            let mut closed = false;
+            while !closed && now >= instance.stage_due() {
+                match attest_review::end_stage(&self.store, instance.id, SCHEDULER, now).await? {
+                    attest_review::StageEnded::Closed(_) => closed = true,
+                    attest_review::StageEnded::Advanced { .. } => {
+                        done.stages += 1;
+                        instance = reviews.get_instance(instance.id).await?;
+                    }
+                }
+            }
+            if closed {
                 done.closed += 1;
                 continue;
             }
@@ -110,8 +129,10 @@ impl ReviewScheduler {
             {
                 done.mails += self.announce(&instance, now).await?;
             }
-            let midpoint = instance.started_at + (instance.due_at - instance.started_at) / 2;
-            let last_day = instance.due_at - chrono::Duration::days(1);
+            // Reminders are per stage: its reviewers, its deadline.
+            let (began, due) = (instance.stage_started(), instance.stage_due());
+            let midpoint = began + (due - began) / 2;
+            let last_day = due - chrono::Duration::days(1);
             // The day-before reminder replaces a midpoint one not sent yet (a short campaign,
             // or downtime across both).
             if now >= last_day && instance.final_reminded_at.is_none() {
@@ -163,7 +184,7 @@ impl ReviewScheduler {
                 campaign: campaign.name.clone(),
                 description: campaign.description.clone(),
                 items: pending,
-                due: when(instance.due_at),
+                due: when(instance.stage_due()),
                 inbox_url: self.inbox(campaign.id),
             };
             let key = format!("review-started:{}:{}", instance.id, reviewer.object_id.to_lowercase());
@@ -189,7 +210,7 @@ impl ReviewScheduler {
             let template = Template::ReviewReminder {
                 campaign: campaign.name.clone(),
                 pending,
-                due: when(instance.due_at),
+                due: when(instance.stage_due()),
                 last,
                 default_decision: default_decision.clone(),
                 inbox_url: self.inbox(campaign.id),

@@ -53,6 +53,91 @@ pub struct Instance {
     pub midpoint_reminded_at: Option<DateTime<Utc>>,
     pub final_reminded_at: Option<DateTime<Utc>>,
     pub summarized_at: Option<DateTime<Utc>>,
+    /// The stage running now (or the last one run), of `stages`.
+    pub stage: i32,
+    pub stages: i32,
+    pub stage_started_at: Option<DateTime<Utc>>,
+    pub stage_due_at: Option<DateTime<Utc>>,
+}
+
+impl Instance {
+    /// When the stage running now started.
+    pub fn stage_started(&self) -> DateTime<Utc> {
+        self.stage_started_at.unwrap_or(self.started_at)
+    }
+
+    /// When the stage running now ends (the instance's deadline in its last stage).
+    pub fn stage_due(&self) -> DateTime<Utc> {
+        self.stage_due_at.unwrap_or(self.due_at)
+    }
+
+    /// Whether a stage comes after this one.
+    pub fn stages_left(&self) -> bool {
+        self.stage < self.stages
+    }
+}
+
+/// A running campaign in a reviewer's inbox, with their items in it by decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InboxCounts {
+    pub campaign_id: i64,
+    pub name: String,
+    pub description: String,
+    pub instance_id: i64,
+    pub due_at: DateTime<Utc>,
+    pub pending: u64,
+    pub approved: u64,
+    pub revoked: u64,
+}
+
+impl InboxCounts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.approved + self.revoked
+    }
+
+    /// Their items with `decision` (all of them for `None`).
+    pub fn with(&self, decision: Option<Decision>) -> u64 {
+        match decision {
+            None => self.total(),
+            Some(Decision::Pending) => self.pending,
+            Some(Decision::Approve) => self.approved,
+            Some(Decision::Revoke) => self.revoked,
+        }
+    }
+}
+
+/// What closing an instance did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedInstance {
+    pub instance: Instance,
+    /// Undecided items given the default decision.
+    pub defaulted: u64,
+    /// Undecided items that kept an earlier stage's approval.
+    pub kept: u64,
+}
+
+/// What ending a stage did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvancedStage {
+    pub instance: Instance,
+    pub closed_stage: i32,
+    /// Items the closed stage had.
+    pub reviewed: u64,
+    /// Items gone on to the next stage.
+    pub advanced: u64,
+}
+
+/// What a closed stage decided about an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageDecision {
+    pub item_id: i64,
+    pub stage: i32,
+    /// Who could decide it in that stage, by name.
+    pub reviewers: String,
+    pub decision: Decision,
+    pub justification: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 /// Mail about an instance, each sent once (see [`Reviews::mark_mailed`]).
@@ -80,7 +165,8 @@ impl InstanceMail {
 }
 
 const INSTANCE_COLUMNS: &str = "id, campaign_id, number, state, started_by, started_at, due_at, closed_by, closed_at, \
-     sign_ins_known, announced_at, midpoint_reminded_at, final_reminded_at, summarized_at";
+     sign_ins_known, announced_at, midpoint_reminded_at, final_reminded_at, summarized_at, stage, stages, \
+     stage_started_at, stage_due_at";
 
 /// A current, effective grant in a campaign's scope, with what reviewing it needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +233,8 @@ pub struct NewItem {
     pub recommendation: Recommendation,
     pub recommendation_reason: String,
     pub reviewers: Vec<Person>,
+    /// Who reviews in stages 2 and 3, when there are such stages.
+    pub later_reviewers: Vec<Vec<Person>>,
 }
 
 /// A review item as stored, with its reviewers and, once revoked and queued, its change.
@@ -182,6 +270,8 @@ pub struct Item {
     pub change_id: Option<i64>,
     pub apply_result: Option<ApplyOutcome>,
     pub apply_error: Option<String>,
+    /// The last stage the item reached.
+    pub stage: i32,
     /// The change's state and result, when there is one (the outcome follows the queue).
     pub change_state: Option<String>,
     pub change_result: Option<String>,
@@ -255,6 +345,7 @@ const ITEM_COLUMNS: &[&str] = &[
     "i.change_id",
     "i.apply_result",
     "i.apply_error",
+    "i.stage",
     "c.state",
     "c.result",
     "c.last_error",
@@ -749,6 +840,8 @@ impl Reviews<'_> {
         campaign: i64,
         number: i32,
         started_by: &str,
+        stages: i32,
+        stage_due_at: DateTime<Utc>,
         due_at: DateTime<Utc>,
         sign_ins_known: bool,
         items: &[NewItem],
@@ -759,7 +852,8 @@ impl Reviews<'_> {
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(
             self.backend(),
-            "INSERT INTO campaign_instances (campaign_id, number, state, started_by, started_at, due_at, sign_ins_known) VALUES ",
+            "INSERT INTO campaign_instances (campaign_id, number, state, started_by, started_at, due_at, sign_ins_known, \
+             stage, stages, stage_started_at, stage_due_at) VALUES ",
         );
         sql.tuple([
             campaign.into(),
@@ -769,6 +863,10 @@ impl Reviews<'_> {
             now.into(),
             micros(due_at).into(),
             sign_ins_known.into(),
+            1i32.into(),
+            stages.into(),
+            now.into(),
+            micros(stage_due_at).into(),
         ]);
         sql.push(" RETURNING id");
         let row = txn.query_one_raw(sql.build()).await?.ok_or_else(|| StoreError::Internal("no id".into()))?;
@@ -839,6 +937,38 @@ impl Reviews<'_> {
                         reviewer.email.clone().into(),
                     ]);
                 }
+                txn.execute_raw(sql.build()).await?;
+            }
+            // Later stages' reviewers wait until the stage before lets the item through.
+            let later: Vec<(i64, i32, &Person)> = batch
+                .iter()
+                .filter_map(|item| ids.get(&item.grant_id).map(|id| (*id, item)))
+                .flat_map(|(id, item)| {
+                    item.later_reviewers.iter().zip(2i32..).flat_map(move |(people, stage)| {
+                        people.iter().map(move |person| (id, stage, person))
+                    })
+                })
+                .collect();
+            for chunk in later.chunks(rows_per_statement(6)) {
+                let mut sql = Sql::new(
+                    self.backend(),
+                    "INSERT INTO review_stage_reviewers (instance_id, stage, item_id, reviewer_object, reviewer_name, \
+                     reviewer_email) VALUES ",
+                );
+                for (i, (item, stage, reviewer)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(",");
+                    }
+                    sql.tuple([
+                        instance.into(),
+                        (*stage).into(),
+                        (*item).into(),
+                        reviewer.object_id.to_lowercase().into(),
+                        reviewer.name.clone().into(),
+                        reviewer.email.clone().into(),
+                    ]);
+                }
+                sql.push(" ON CONFLICT DO NOTHING");
                 txn.execute_raw(sql.build()).await?;
             }
         }
@@ -983,22 +1113,44 @@ impl Reviews<'_> {
         true
     }
 
-    /// The running instances where `reviewer` has items, with their pending count:
-    /// `(campaign id, name, description, instance id, due, pending)`.
-    pub async fn inbox_campaigns(
-        self,
-        reviewer: &str,
-    ) -> Result<Vec<(i64, String, String, i64, DateTime<Utc>, i64)>, StoreError> {
+    /// The running instances where `reviewer` has items, with their items counted by decision.
+    /// The instances are read first (few), then the reviewer's counts in each from the
+    /// `(instance, reviewer, decision)` index alone: no item is read, and closed campaigns'
+    /// assignments are never scanned.
+    pub async fn inbox_campaigns(self, reviewer: &str) -> Result<Vec<InboxCounts>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at, \
-             SUM(CASE WHEN a.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
-             FROM review_assignments a CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
-             WHERE ci.id = a.instance_id AND c.id = ci.campaign_id AND ci.state = ",
+            "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at FROM campaign_instances ci \
+             JOIN campaigns c ON c.id = ci.campaign_id WHERE ci.state = ",
         );
-        sql.value(CampaignState::Running.as_str()).push(" AND a.reviewer_object = ").value(reviewer.to_lowercase());
-        sql.push(" GROUP BY c.id, c.name, c.description, ci.id, ci.due_at ORDER BY ci.due_at, c.id");
-        select_json(&self.db, sql, &["id", "name", "description", "instance_id", "due_at", "pending"]).await
+        sql.value(CampaignState::Running.as_str()).push(" ORDER BY ci.due_at, c.id");
+        let running: Vec<(i64, String, String, i64, DateTime<Utc>)> =
+            select_json(&self.db, sql, &["id", "name", "description", "instance_id", "due_at"]).await?;
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT instance_id, decision, COUNT(*) AS n FROM review_assignments WHERE instance_id IN ",
+        );
+        sql.tuple(running.iter().map(|r| Value::from(r.3)));
+        sql.push(" AND reviewer_object = ").value(reviewer.to_lowercase()).push(" GROUP BY instance_id, decision");
+        let counts: Vec<(i64, Decision, i64)> = select_json(&self.db, sql, &["instance_id", "decision", "n"]).await?;
+        Ok(running
+            .into_iter()
+            .filter_map(|(campaign_id, name, description, instance_id, due_at)| {
+                let mut found = InboxCounts { campaign_id, name, description, instance_id, due_at, ..Default::default() };
+                for (_, decision, n) in counts.iter().filter(|c| c.0 == instance_id) {
+                    let n = u64::try_from(*n).unwrap_or(0);
+                    match decision {
+                        Decision::Pending => found.pending = n,
+                        Decision::Approve => found.approved = n,
+                        Decision::Revoke => found.revoked = n,
+                    }
+                }
+                (found.total() > 0).then_some(found)
+            })
+            .collect())
     }
 
     /// Every item of an instance, in pages (exports, closing).
@@ -1211,21 +1363,47 @@ impl Reviews<'_> {
         Ok(())
     }
 
-    /// Closes a running instance: the undecided items given in `defaults` take their default
-    /// decision (recorded as such), and the instance is final.
+    /// Closes a running instance: with `keep_earlier_approvals` an item its last stage left
+    /// undecided keeps the latest approval an earlier stage gave it; the undecided items given in
+    /// `defaults` then take their default decision (recorded as such), and the instance is
+    /// final. Returns the instance and how many items took each kind of decision there.
     pub async fn close_instance(
         self,
         instance: i64,
         closed_by: &str,
+        keep_earlier_approvals: bool,
         defaults: &[(i64, Decision)],
         now: DateTime<Utc>,
-    ) -> Result<Instance, StoreError> {
+    ) -> Result<ClosedInstance, StoreError> {
         let now = micros(now);
         let txn = self.begin_write().await?;
         let state = instance_state(self, &txn, instance).await?;
         if state != CampaignState::Running {
             return Err(DecisionRefusal::NotRunning { state }.into());
         }
+        let mut kept = 0;
+        if keep_earlier_approvals {
+            // The approval, its justification, who gave it and its audit event, as the stage
+            // that gave it recorded them.
+            let latest = |column: &str| {
+                format!(
+                    "(SELECT d.{column} FROM review_stage_decisions d WHERE d.item_id = review_items.id \
+                     AND d.decision = 'approve' ORDER BY d.stage DESC LIMIT 1)"
+                )
+            };
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET decision = 'approve'");
+            for column in ["justification", "decided_by", "decided_by_id", "decided_at", "decided_recommendation", "decision_audit_seq"]
+            {
+                sql.push(&format!(", {column} = {}", latest(column)));
+            }
+            sql.push(" WHERE decision = 'pending' AND stage > 1 AND instance_id = ").value(instance);
+            sql.push(
+                " AND EXISTS (SELECT 1 FROM review_stage_decisions d WHERE d.item_id = review_items.id \
+                 AND d.decision = 'approve')",
+            );
+            kept = txn.execute_raw(sql.build()).await?.rows_affected();
+        }
+        let mut defaulted = 0;
         for decision in [Decision::Approve, Decision::Revoke] {
             let ids: Vec<i64> = defaults.iter().filter(|(_, d)| *d == decision).map(|(i, _)| *i).collect();
             for chunk in ids.chunks(5_000) {
@@ -1233,7 +1411,7 @@ impl Reviews<'_> {
                 sql.value(decision.as_str()).push(", decided_by = 'default decision', decided_at = ").value(now);
                 sql.push(", decided_recommendation = recommendation WHERE decision = 'pending' AND instance_id = ");
                 sql.value(instance).push(" AND id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
-                txn.execute_raw(sql.build()).await?;
+                defaulted += txn.execute_raw(sql.build()).await?.rows_affected();
                 let mut sql = Sql::new(self.backend(), "UPDATE review_assignments SET decision = ");
                 sql.value(decision.as_str()).push(" WHERE instance_id = ").value(instance);
                 sql.push(" AND item_id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
@@ -1244,10 +1422,126 @@ impl Reviews<'_> {
         sql.value(CampaignState::Closed.as_str()).push(", closed_by = ").value(closed_by);
         sql.push(", closed_at = ").value(now).push(" WHERE id = ").value(instance);
         txn.execute_raw(sql.build()).await?;
-        let details = json!({"instance_id": instance, "default_decisions": defaults.len()});
+        let details = json!({"instance_id": instance, "default_decisions": defaulted,
+            "earlier_approvals_kept": kept});
         audit(self, &txn, closed_by, "campaign.closed", instance, details, now).await?;
         txn.commit().await?;
-        self.get_instance(instance).await
+        Ok(ClosedInstance { instance: self.get_instance(instance).await?, defaulted, kept })
+    }
+
+    /// Ends a running instance's stage and starts the next: what the stage decided about each
+    /// of its items is kept (with who could decide it); the items whose decision is in
+    /// `going_on` go on, undecided, to the next stage's reviewers (resolved at start), the rest
+    /// stop where they are; the stage's reviewers can no longer decide. One transaction.
+    pub async fn advance_stage(
+        self,
+        instance: i64,
+        going_on: &[Decision],
+        stage_due_at: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AdvancedStage, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new(self.backend(), "SELECT state, stage, stages FROM campaign_instances WHERE id = ");
+        sql.value(instance);
+        let row = txn
+            .query_one_raw(sql.build())
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "campaign instance", key: instance.to_string() })?;
+        let state: CampaignState = row
+            .try_get_by_index::<String>(0)?
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("campaign instance {instance}: {e}")))?;
+        let (stage, stages): (i32, i32) = (row.try_get_by_index(1)?, row.try_get_by_index(2)?);
+        if state != CampaignState::Running {
+            return Err(DecisionRefusal::NotRunning { state }.into());
+        }
+        if stage >= stages {
+            return Err(DecisionRefusal::LastStage { stage }.into());
+        }
+        let next = stage + 1;
+        let names = match self.backend() {
+            sea_orm::DbBackend::Postgres => {
+                "COALESCE((SELECT string_agg(a.reviewer_name, ', ' ORDER BY a.reviewer_name) \
+                 FROM review_assignments a WHERE a.item_id = i.id), '')"
+            }
+            _ => {
+                "COALESCE((SELECT group_concat(a.reviewer_name, ', ') FROM review_assignments a \
+                 WHERE a.item_id = i.id), '')"
+            }
+        };
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!(
+                "INSERT INTO review_stage_decisions (item_id, instance_id, stage, reviewers, decision, justification, \
+                 decided_by, decided_by_id, decided_at, decided_recommendation, decision_audit_seq) \
+                 SELECT i.id, i.instance_id, i.stage, {names}, i.decision, i.justification, i.decided_by, \
+                 i.decided_by_id, i.decided_at, i.decided_recommendation, i.decision_audit_seq \
+                 FROM review_items i WHERE i.instance_id = "
+            ),
+        );
+        sql.value(instance).push(" AND i.stage = ").value(stage);
+        let reviewed = txn.execute_raw(sql.build()).await?.rows_affected();
+        let mut sql = Sql::new(self.backend(), "DELETE FROM review_assignments WHERE instance_id = ");
+        sql.value(instance);
+        txn.execute_raw(sql.build()).await?;
+        let advanced = if going_on.is_empty() {
+            0
+        } else {
+            let mut sql = Sql::new(self.backend(), "UPDATE review_items SET stage = ");
+            sql.value(next).push(", decision = 'pending'");
+            for column in ["justification", "decided_by", "decided_by_id", "decided_at", "decided_recommendation", "decision_audit_seq"]
+            {
+                sql.push(&format!(", {column} = NULL"));
+            }
+            sql.push(" WHERE instance_id = ").value(instance).push(" AND stage = ").value(stage);
+            sql.push(" AND decision IN ").tuple(going_on.iter().map(|d| Value::from(d.as_str())));
+            txn.execute_raw(sql.build()).await?.rows_affected()
+        };
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO review_assignments (item_id, instance_id, reviewer_object, reviewer_name, reviewer_email, decision) \
+             SELECT r.item_id, r.instance_id, r.reviewer_object, r.reviewer_name, r.reviewer_email, 'pending' \
+             FROM review_stage_reviewers r CROSS JOIN review_items i WHERE i.id = r.item_id AND r.instance_id = ",
+        );
+        sql.value(instance).push(" AND r.stage = ").value(next).push(" AND i.stage = ").value(next);
+        txn.execute_raw(sql.build()).await?;
+        // The next stage's reviewers are told, and reminded, afresh.
+        let mut sql = Sql::new(self.backend(), "UPDATE campaign_instances SET stage = ");
+        sql.value(next).push(", stage_started_at = ").value(now);
+        sql.push(", stage_due_at = ").value(micros(stage_due_at)).push(", due_at = ").value(micros(due_at));
+        sql.push(", announced_at = NULL, midpoint_reminded_at = NULL, final_reminded_at = NULL WHERE id = ");
+        sql.value(instance);
+        txn.execute_raw(sql.build()).await?;
+        let details = json!({"instance_id": instance, "stage": stage, "next_stage": next, "items": reviewed,
+            "going_on": advanced, "stage_due_at": stage_due_at});
+        audit(self, &txn, by, "campaign.stage_closed", instance, details, now).await?;
+        txn.commit().await?;
+        Ok(AdvancedStage { instance: self.get_instance(instance).await?, closed_stage: stage, reviewed, advanced })
+    }
+
+    /// What earlier stages decided about `items`: `(item, stage decision)`, by stage.
+    pub async fn stage_decisions_on(self, items: &[i64]) -> Result<Vec<StageDecision>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in items.chunks(5_000) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT item_id, stage, reviewers, decision, justification, decided_by, decided_at \
+                 FROM review_stage_decisions WHERE item_id IN ",
+            );
+            sql.tuple(chunk.iter().map(|i| Value::from(*i))).push(" ORDER BY item_id, stage");
+            found.extend(
+                select_json::<StageDecision>(
+                    &self.db,
+                    sql,
+                    &["item_id", "stage", "reviewers", "decision", "justification", "decided_by", "decided_at"],
+                )
+                .await?,
+            );
+        }
+        Ok(found)
     }
 
     /// Records the change queued for each revoked item.
@@ -1333,7 +1627,7 @@ async fn audit(
     // What the event is about: an item, an instance, or the campaign.
     let target_kind = match action {
         "review.reassigned" | "review.commented" => "review_item",
-        "campaign.closed" => "campaign_instance",
+        "campaign.closed" | "campaign.stage_closed" => "campaign_instance",
         _ => "campaign",
     };
     let draft = AuditEventDraft {

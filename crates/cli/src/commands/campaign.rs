@@ -263,7 +263,17 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
             };
             let items = store.reviews().list_items(&filter).await?;
             if json {
-                let rows: Vec<_> = items.iter().map(item_json).collect();
+                // What earlier stages decided, for the items past their first.
+                let later: Vec<i64> = items.iter().filter(|i| i.stage > 1).map(|i| i.id).collect();
+                let mut stages: std::collections::HashMap<i64, Vec<attest_store::StageDecision>> =
+                    std::collections::HashMap::new();
+                if !later.is_empty() {
+                    for d in store.reviews().stage_decisions_on(&later).await? {
+                        stages.entry(d.item_id).or_default().push(d);
+                    }
+                }
+                let rows: Vec<_> =
+                    items.iter().map(|i| item_json(i, stages.get(&i.id).map(Vec::as_slice).unwrap_or_default())).collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else if items.is_empty() {
                 writeln!(out, "no items")?;
@@ -309,14 +319,38 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
         }
         CampaignCommand::Close { id, actor, json } => {
             let (_, instance) = latest(&store, id).await?;
-            let closed = attest_review::close(&store, instance.id, &actor, now).await?;
+            let closed = match attest_review::end_stage(&store, instance.id, &actor, now).await? {
+                attest_review::StageEnded::Closed(closed) => closed,
+                attest_review::StageEnded::Advanced { closed_stage, stage, reviewed, advanced, stage_due_at, .. } => {
+                    if json {
+                        writeln!(
+                            out,
+                            "{}",
+                            json!({"instance": instance.number, "closed_stage": closed_stage, "stage": stage,
+                                "stages": instance.stages, "reviewed": reviewed, "going_on": advanced,
+                                "stage_due_at": stage_due_at})
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "campaign {id} instance {}: stage {closed_stage} of {} closed; {advanced} of its {reviewed} item(s) \
+                             go on to stage {stage}, due {}",
+                            instance.number,
+                            instance.stages,
+                            stage_due_at.format("%Y-%m-%d %H:%M UTC")
+                        )?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
             let progress = store.reviews().progress(instance.id).await?;
             if json {
                 let applied = closed.applied.as_ref().map(applied_json);
                 writeln!(
                     out,
                     "{}",
-                    json!({"instance": instance.number, "defaulted": closed.defaulted, "progress": progress, "applied": applied})
+                    json!({"instance": instance.number, "defaulted": closed.defaulted,
+                        "kept_approvals": closed.kept_approvals, "progress": progress, "applied": applied})
                 )?;
             } else {
                 writeln!(
@@ -420,7 +454,7 @@ fn summary(row: &serde_json::Value) -> String {
     format!("#{}  {}  {state}{due}{counts}", row["id"], row["name"].as_str().unwrap_or(""))
 }
 
-fn item_json(i: &Item) -> serde_json::Value {
+fn item_json(i: &Item, earlier_stages: &[attest_store::StageDecision]) -> serde_json::Value {
     json!({
         "id": i.id,
         "principal": {"id": i.principal_id, "object_id": i.principal_object, "name": i.principal_name, "upn": i.principal_upn, "kind": i.principal_kind},
@@ -439,6 +473,8 @@ fn item_json(i: &Item) -> serde_json::Value {
         "change_id": i.change_id,
         "applied": i.outcome(),
         "apply_error": i.outcome_error(),
+        "stage": i.stage,
+        "earlier_stages": earlier_stages,
     })
 }
 

@@ -4,7 +4,7 @@
 use crate::macros::string_enum;
 use crate::{ApplyResult, ChangeState};
 
-use super::definition::{DefaultDecision, JustificationRequired, ReviewerMode};
+use super::definition::{DefaultDecision, JustificationRequired, ReviewerMode, StageRule};
 use super::recommend::Recommendation;
 
 string_enum! {
@@ -59,6 +59,24 @@ impl ApplyOutcome {
     }
 }
 
+impl StageRule {
+    /// Whether an item its stage closed with `decision` goes on to the next stage (see the
+    /// rules' own words): a revoke never does; under `all_must_approve` only an approval does.
+    pub fn goes_on(self, decision: Decision) -> bool {
+        match (self, decision) {
+            (_, Decision::Revoke) => false,
+            (StageRule::OneRevokeRevokes, _) => true,
+            (StageRule::AllMustApprove, decision) => decision == Decision::Approve,
+        }
+    }
+
+    /// At the last close, whether an item the last stage left undecided keeps an earlier
+    /// stage's approval (rather than taking the default decision).
+    pub fn keeps_earlier_approval(self) -> bool {
+        self == StageRule::OneRevokeRevokes
+    }
+}
+
 /// Why a decision was refused; each has a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecisionRefusal {
@@ -72,6 +90,8 @@ pub enum DecisionRefusal {
     JustificationNeeded { decision: Decision },
     #[error("decide approve or revoke")]
     NoDecision,
+    #[error("stage {stage} is the campaign's last: closing it closes the campaign")]
+    LastStage { stage: i32 },
 }
 
 impl DecisionRefusal {
@@ -82,6 +102,7 @@ impl DecisionRefusal {
             DecisionRefusal::NotRunning { .. } => "review_not_running",
             DecisionRefusal::JustificationNeeded { .. } => "review_justification_required",
             DecisionRefusal::NoDecision => "review_no_decision",
+            DecisionRefusal::LastStage { .. } => "review_last_stage",
         }
     }
 }
@@ -139,6 +160,17 @@ pub fn default_outcome(default: DefaultDecision, recommendation: Recommendation)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_rules_say_what_goes_on_and_what_an_earlier_approval_is_worth() {
+        use Decision::*;
+        let rule = StageRule::OneRevokeRevokes;
+        assert_eq!([Pending, Approve, Revoke].map(|d| rule.goes_on(d)), [true, true, false]);
+        assert!(rule.keeps_earlier_approval());
+        let rule = StageRule::AllMustApprove;
+        assert_eq!([Pending, Approve, Revoke].map(|d| rule.goes_on(d)), [false, true, false]);
+        assert!(!rule.keeps_earlier_approval());
+    }
 
     #[test]
     fn who_may_decide_and_what_a_decision_needs() {

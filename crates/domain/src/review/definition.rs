@@ -20,11 +20,30 @@ pub struct CampaignDefinition {
     #[serde(default)]
     pub owners: Vec<String>,
     pub scope: Scope,
+    /// Who reviews in the first stage (the only one, unless `settings.stages` says more).
     pub reviewers: Reviewers,
     #[serde(default)]
     pub schedule: Schedule,
     #[serde(default)]
     pub settings: Settings,
+    /// Stages 2 and 3, in order (one each when `settings.stages` is 2 or 3): who reviews what
+    /// the stage before let through, and for how long.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later_stages: Vec<LaterStage>,
+}
+
+/// A stage after the first: its reviewers (as `[reviewers]` names them) and its length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaterStage {
+    pub mode: ReviewerMode,
+    #[serde(default)]
+    pub named: Vec<String>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// `14d`, `2w`, `36h`; none: `schedule.duration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +221,7 @@ pub struct Settings {
     /// Up to 3; later stages see earlier decisions.
     #[serde(default = "one")]
     pub stages: u8,
+    /// How stages combine (see [`StageRule`]).
     #[serde(default)]
     pub stage_rule: StageRule,
     #[serde(default = "thirty")]
@@ -259,13 +279,16 @@ string_enum! {
 }
 
 string_enum! {
-    /// How the stages of a multi-stage review combine.
+    /// How the stages of a multi-stage review combine. Either way a revoke is final (the
+    /// item goes no further) and later stages see what earlier ones decided.
     #[derive(Default)]
     pub enum StageRule as "stage_rule" {
-        /// Any stage revoking revokes.
+        /// Approved and undecided items go on to the next stage; an item nobody revoked keeps
+        /// the last approval it got, and only what no stage decided takes the default decision.
         #[default]
         OneRevokeRevokes => "one_revoke_revokes",
-        /// Every stage must approve, else revoked.
+        /// Only approved items go on: access is approved only when every stage approves it.
+        /// An item a stage leaves undecided stops there and takes the default decision at close.
         AllMustApprove => "all_must_approve",
     }
 }
@@ -332,34 +355,32 @@ impl CampaignDefinition {
             (_, Some(_)) => return Err(bad("scope.inactive_days", "only with principals = \"inactive\"")),
             _ => {}
         }
-        match self.reviewers.mode {
-            ReviewerMode::Named if self.reviewers.named.is_empty() => {
-                return Err(bad(
-                    "reviewers.named",
-                    "name the reviewers (emails, or group object ids) for mode = \"named\"",
-                ));
-            }
-            ReviewerMode::Manager | ReviewerMode::ResourceOwner if self.reviewers.fallback.is_empty() => {
-                return Err(bad(
-                    "reviewers.fallback",
-                    "required with mode = \"manager\" or \"resource_owner\": someone reviews when the manager or owner is missing",
-                ));
-            }
-            _ => {}
+        check_reviewers(&self.reviewers, "reviewers.named", "reviewers.fallback", "")?;
+        if !(1..=3).contains(&self.settings.stages) {
+            return Err(bad("settings.stages", "1, 2 or 3"));
         }
-        self.duration()?;
+        let later = usize::from(self.settings.stages) - 1;
+        if self.later_stages.len() != later {
+            return Err(bad(
+                "later_stages",
+                format!(
+                    "settings.stages = {} needs {later} [[later_stages]] table(s), one per stage after the first, \
+                     each naming its reviewers; found {}",
+                    self.settings.stages,
+                    self.later_stages.len()
+                ),
+            ));
+        }
+        for (i, stage) in self.later_stages.iter().enumerate() {
+            let which = format!(" (stage {})", i + 2);
+            check_reviewers(&stage.reviewers(), "later_stages.named", "later_stages.fallback", &which)?;
+        }
+        self.stage_durations()?;
         if self.schedule.ends_after == Some(0) {
             return Err(bad("schedule.ends_after", "at least 1 instance"));
         }
         if self.schedule.ends_after.is_some() && self.schedule.recurrence == Recurrence::None {
             return Err(bad("schedule.ends_after", "only with a recurrence"));
-        }
-        if self.settings.stages != 1 {
-            // The definition has one set of reviewers; stages each need their own.
-            return Err(bad(
-                "settings.stages",
-                "only 1 is supported yet: a multi-stage review needs reviewers per stage, which a definition cannot name yet",
-            ));
         }
         if !(1..=180).contains(&self.settings.recommendation_lookback_days) {
             return Err(bad("settings.recommendation_lookback_days", "between 1 and 180 days"));
@@ -380,24 +401,83 @@ impl CampaignDefinition {
             && matches!(self.settings.default_decision, DefaultDecision::Revoke | DefaultDecision::Recommendation)
     }
 
-    /// How long an instance runs.
+    /// How long the first stage runs (the whole instance, with one stage).
     pub fn duration(&self) -> Result<Duration, DefinitionError> {
-        let text = self.schedule.duration.trim();
-        let expected = "a duration such as 14d, 2w or 36h, from 1 hour to 180 days";
-        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| bad("schedule.duration", expected))?;
-        let (number, unit) = text.split_at(split);
-        let number: i64 = number.parse().map_err(|_| bad("schedule.duration", expected))?;
-        let hours = match unit {
-            "h" => number,
-            "d" => number.saturating_mul(24),
-            "w" => number.saturating_mul(24 * 7),
-            _ => return Err(bad("schedule.duration", expected)),
-        };
-        if !(1..=180 * 24).contains(&hours) {
-            return Err(bad("schedule.duration", expected));
-        }
-        Ok(Duration::hours(hours))
+        parse_duration(&self.schedule.duration, "schedule.duration")
     }
+
+    /// How long each stage runs, first to last.
+    pub fn stage_durations(&self) -> Result<Vec<Duration>, DefinitionError> {
+        let mut durations = vec![self.duration()?];
+        for stage in &self.later_stages {
+            durations.push(match &stage.duration {
+                Some(text) => parse_duration(text, "later_stages.duration")?,
+                None => self.duration()?,
+            });
+        }
+        Ok(durations)
+    }
+
+    /// How long an instance runs: its stages one after the other.
+    pub fn total_duration(&self) -> Result<Duration, DefinitionError> {
+        Ok(self.stage_durations()?.into_iter().fold(Duration::zero(), |sum, d| sum + d))
+    }
+
+    /// Who reviews in `stage` (1-based); the first stage's for a stage the definition lacks.
+    pub fn stage_reviewers(&self, stage: u8) -> Reviewers {
+        match usize::from(stage).checked_sub(2).and_then(|i| self.later_stages.get(i)) {
+            Some(later) => later.reviewers(),
+            None => self.reviewers.clone(),
+        }
+    }
+}
+
+impl LaterStage {
+    pub fn reviewers(&self) -> Reviewers {
+        Reviewers { mode: self.mode, named: self.named.clone(), fallback: self.fallback.clone() }
+    }
+}
+
+/// A stage's reviewers need names in `named` mode and a fallback where the manager or owner
+/// may be missing.
+fn check_reviewers(
+    reviewers: &Reviewers,
+    named: &'static str,
+    fallback: &'static str,
+    which: &str,
+) -> Result<(), DefinitionError> {
+    match reviewers.mode {
+        ReviewerMode::Named if reviewers.named.is_empty() => Err(bad(
+            named,
+            format!("name the reviewers (emails, or group object ids) for mode = \"named\"{which}"),
+        )),
+        ReviewerMode::Manager | ReviewerMode::ResourceOwner if reviewers.fallback.is_empty() => Err(bad(
+            fallback,
+            format!(
+                "required with mode = \"manager\" or \"resource_owner\"{which}: someone reviews when the manager or owner is missing"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `14d`, `2w`, `36h`: from an hour to 180 days.
+fn parse_duration(text: &str, field: &'static str) -> Result<Duration, DefinitionError> {
+    let text = text.trim();
+    let expected = "a duration such as 14d, 2w or 36h, from 1 hour to 180 days";
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| bad(field, expected))?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| bad(field, expected))?;
+    let hours = match unit {
+        "h" => number,
+        "d" => number.saturating_mul(24),
+        "w" => number.saturating_mul(24 * 7),
+        _ => return Err(bad(field, expected)),
+    };
+    if !(1..=180 * 24).contains(&hours) {
+        return Err(bad(field, expected));
+    }
+    Ok(Duration::hours(hours))
 }
 
 #[cfg(test)]
@@ -426,6 +506,7 @@ mod tests {
             },
             schedule: Schedule::default(),
             settings: Settings::default(),
+            later_stages: vec![],
         }
     }
 
@@ -459,6 +540,31 @@ mod tests {
         assert_eq!(d.check().unwrap_err().field, "schedule.ends_after");
         d.schedule.recurrence = Recurrence::Quarterly;
         assert_eq!(d.check(), Ok(()));
+    }
+
+    #[test]
+    fn later_stages_each_name_their_reviewers_and_add_their_length() {
+        let mut d = definition();
+        d.settings.stages = 2;
+        assert_eq!(d.check().unwrap_err().field, "later_stages");
+        d.later_stages.push(LaterStage { mode: ReviewerMode::Named, named: vec![], fallback: vec![], duration: None });
+        let refused = d.check().unwrap_err();
+        assert_eq!(refused.field, "later_stages.named");
+        assert!(refused.message.contains("(stage 2)"), "{refused}");
+        d.later_stages[0].named.push("ciso@contoso.com".into());
+        d.later_stages[0].duration = Some("3d".into());
+        assert_eq!(d.check(), Ok(()));
+        assert_eq!(d.stage_durations().unwrap(), vec![Duration::days(14), Duration::days(3)]);
+        assert_eq!(d.total_duration().unwrap(), Duration::days(17));
+        assert_eq!(d.stage_reviewers(2).mode, ReviewerMode::Named);
+        assert_eq!(d.stage_reviewers(1).mode, ReviewerMode::Manager);
+        d.later_stages[0].duration = Some("a while".into());
+        assert_eq!(d.check().unwrap_err().field, "later_stages.duration");
+        d.settings.stages = 4;
+        assert_eq!(d.check().unwrap_err().field, "settings.stages");
+        let mut d = definition();
+        d.later_stages.push(LaterStage { mode: ReviewerMode::SelfReview, named: vec![], fallback: vec![], duration: None });
+        assert_eq!(d.check().unwrap_err().field, "later_stages");
     }
 
     #[test]

@@ -76,6 +76,23 @@ pub struct ReviewItem {
     pub apply_error: Option<String>,
     /// What reviewers and owners said about it, oldest first.
     pub comments: Vec<ApiComment>,
+    /// The last stage it reached (1 in a single-stage review).
+    pub stage: i32,
+    /// What earlier stages decided about it, first stage first.
+    pub earlier_stages: Vec<ApiStageDecision>,
+}
+
+/// What an earlier stage decided about an item, shown to the later stages' reviewers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiStageDecision {
+    pub stage: i32,
+    /// Who could decide it then, by name.
+    pub reviewers: String,
+    /// `pending` (nobody decided), `approve` or `revoke`.
+    pub decision: String,
+    pub justification: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 impl ReviewItem {
@@ -86,9 +103,28 @@ impl ReviewItem {
         for (item, author, body, at) in store.reviews().comments_on(&ids).await? {
             comments.entry(item).or_default().push(ApiComment { author, body, at });
         }
+        // Only items past their first stage have earlier decisions.
+        let later: Vec<i64> = items.iter().filter(|i| i.stage > 1).map(|i| i.id).collect();
+        let mut stages: std::collections::HashMap<i64, Vec<ApiStageDecision>> = std::collections::HashMap::new();
+        if !later.is_empty() {
+            for d in store.reviews().stage_decisions_on(&later).await? {
+                stages.entry(d.item_id).or_default().push(ApiStageDecision {
+                    stage: d.stage,
+                    reviewers: d.reviewers,
+                    decision: d.decision.to_string(),
+                    justification: d.justification,
+                    decided_by: d.decided_by,
+                    decided_at: d.decided_at,
+                });
+            }
+        }
         Ok(items
             .iter()
-            .map(|i| ReviewItem { comments: comments.remove(&i.id).unwrap_or_default(), ..ReviewItem::new(i) })
+            .map(|i| ReviewItem {
+                comments: comments.remove(&i.id).unwrap_or_default(),
+                earlier_stages: stages.remove(&i.id).unwrap_or_default(),
+                ..ReviewItem::new(i)
+            })
             .collect())
     }
 
@@ -128,6 +164,8 @@ impl ReviewItem {
             applied: i.outcome().map(|o| o.to_string()),
             apply_error: i.outcome_error().map(str::to_owned),
             comments: Vec::new(),
+            stage: i.stage,
+            earlier_stages: Vec::new(),
         }
     }
 }
@@ -146,6 +184,11 @@ pub struct ApiInstance {
     pub closed_at: Option<DateTime<Utc>>,
     /// Whether sign-in activity was synced when it started (recommendations used it).
     pub sign_ins_known: bool,
+    /// The stage running now (or the last one run), of `stages`.
+    pub stage: i32,
+    pub stages: i32,
+    /// When the stage running now ends (`due_at` in the last stage).
+    pub stage_due_at: DateTime<Utc>,
 }
 
 impl ApiInstance {
@@ -160,6 +203,9 @@ impl ApiInstance {
             closed_by: i.closed_by.clone(),
             closed_at: i.closed_at,
             sign_ins_known: i.sign_ins_known,
+            stage: i.stage,
+            stages: i.stages,
+            stage_due_at: i.stage_due(),
         }
     }
 }
@@ -282,6 +328,22 @@ pub struct InboxCampaign {
     pub due_at: DateTime<Utc>,
     /// The reviewer's pending items in it.
     pub pending: u64,
+    /// All the reviewer's items in it, decided or not.
+    pub total: u64,
+}
+
+impl InboxCampaign {
+    pub fn new(c: &attest_store::InboxCounts) -> InboxCampaign {
+        InboxCampaign {
+            id: c.campaign_id,
+            name: c.name.clone(),
+            description: c.description.clone(),
+            instance_id: c.instance_id,
+            due_at: c.due_at,
+            pending: c.pending,
+            total: c.total(),
+        }
+    }
 }
 
 /// A reviewer's items across running campaigns.

@@ -293,11 +293,22 @@ pub async fn campaign(
         "pages": pages,
         "settings": definition.settings,
         "scope": definition.scope,
-        "reviewer_mode": definition.reviewers.mode,
+        "reviewer_mode": reviewer_modes(&definition),
         "owners": definition.owners,
         "schedule": definition.schedule,
     });
     Ok(page(&viewer, "campaign.html", with(&data, extra)?)?.into_response())
+}
+
+/// Who reviews: the mode, or each stage's in a multi-stage review.
+fn reviewer_modes(definition: &attest_domain::review::CampaignDefinition) -> String {
+    if definition.settings.stages <= 1 {
+        return definition.reviewers.mode.to_string();
+    }
+    (1..=definition.settings.stages)
+        .map(|s| format!("stage {s}: {}", definition.stage_reviewers(s).mode))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Starts the campaign's next instance, as the viewer.
@@ -307,11 +318,11 @@ pub async fn start_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<Cam
     summary(state, &state.store.reviews().get_campaign(id).await?).await
 }
 
-/// Closes the running instance, as the viewer.
+/// Closes the running instance's stage, as the viewer: the last stage closes the instance.
 pub async fn close_now(state: &AppState, viewer: &Viewer, id: i64) -> Result<CampaignSummary, WebError> {
     let campaign = run_by(state, viewer, id).await?;
     let instance = campaign.instance.ok_or_else(|| WebError::Conflict("the campaign has not started".into()))?;
-    attest_review::close(&state.store, instance.id, &viewer.actor(), state.now()).await.map_err(review_error)?;
+    attest_review::end_stage(&state.store, instance.id, &viewer.actor(), state.now()).await.map_err(review_error)?;
     summary(state, &state.store.reviews().get_campaign(id).await?).await
 }
 

@@ -76,7 +76,7 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
         .len();
     let reviews = crate::pages::reviews::inbox_campaigns(state, viewer).await?;
     Ok(Dashboard {
-        reviews: reviews.into_iter().filter(|c| c.pending > 0).collect(),
+        reviews: reviews.iter().filter(|c| c.pending > 0).map(crate::api_model::InboxCampaign::new).collect(),
         connectors: rows,
         principals,
         grants,

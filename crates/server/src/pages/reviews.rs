@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use attest_domain::review::{Decision, DecisionRefusal, Recommendation};
 use attest_review::{Decide, ReviewError, Reviewer};
-use attest_store::{ItemFilter, ItemOrder};
+use attest_store::{InboxCounts, ItemFilter, ItemOrder};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -60,28 +60,14 @@ pub fn reviewer(viewer: &Viewer) -> Reviewer {
 }
 
 /// The running campaigns where the viewer has items, with how many wait for them.
-pub async fn inbox_campaigns(state: &AppState, viewer: &Viewer) -> Result<Vec<InboxCampaign>, WebError> {
-    Ok(state
-        .store
-        .reviews()
-        .inbox_campaigns(&viewer.user().object_id)
-        .await?
-        .into_iter()
-        .map(|(id, name, description, instance_id, due_at, pending)| InboxCampaign {
-            id,
-            name,
-            description,
-            instance_id,
-            due_at,
-            pending: u64::try_from(pending).unwrap_or(0),
-        })
-        .collect())
+pub async fn inbox_campaigns(state: &AppState, viewer: &Viewer) -> Result<Vec<InboxCounts>, WebError> {
+    Ok(state.store.reviews().inbox_campaigns(&viewer.user().object_id).await?)
 }
 
 /// The inbox for `query` (the page and `GET /api/v1/reviews`).
 pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Result<ReviewInbox, WebError> {
     let me = &viewer.user().object_id;
-    let campaigns = inbox_campaigns(state, viewer).await?;
+    let counts = inbox_campaigns(state, viewer).await?;
     let bad = |what: &str, value: &str| WebError::BadRequest(format!("{what} '{value}' is not one this page offers"));
     let decision = match query.state.as_str() {
         "" | "pending" => Some(Decision::Pending),
@@ -103,7 +89,8 @@ pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -
         other => return Err(bad("order", other)),
     };
     // A campaign the viewer reviews nothing in shows nothing.
-    let instance = query.campaign.map(|id| campaigns.iter().find(|c| c.id == id).map_or(-1, |c| c.instance_id));
+    let instance =
+        query.campaign.map(|id| counts.iter().find(|c| c.campaign_id == id).map_or(-1, |c| c.instance_id));
     let filter = ItemFilter {
         instance,
         reviewer: Some(me.clone()),
@@ -115,14 +102,19 @@ pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -
         ..Default::default()
     };
     let reviews = state.store.reviews();
-    let total = reviews.count_items(&filter).await?;
+    // By decision alone, the campaigns' counts say how many match; other filters count.
+    let total = if filter.recommendation.is_none() && filter.resource_kind.is_none() {
+        counts.iter().filter(|c| instance.is_none_or(|i| i == c.instance_id)).map(|c| c.with(decision)).sum()
+    } else {
+        reviews.count_items(&filter).await?
+    };
     let paged = fetch_page(query.page, |offset| {
         let filter = ItemFilter { offset, ..filter.clone() };
         async move { Ok::<_, WebError>((reviews.list_items(&filter).await?, total)) }
     })
     .await?;
     Ok(ReviewInbox {
-        campaigns,
+        campaigns: counts.iter().map(InboxCampaign::new).collect(),
         items: ReviewItem::all(&state.store, &paged.items).await?,
         total,
         page: paged.page,
@@ -388,8 +380,8 @@ pub async fn accept_now(state: &AppState, viewer: &Viewer, campaign: i64) -> Res
         .inbox_campaigns(&me.object_id)
         .await?
         .into_iter()
-        .find(|c| c.0 == campaign)
-        .map(|c| c.3)
+        .find(|c| c.campaign_id == campaign)
+        .map(|c| c.instance_id)
         .ok_or_else(|| WebError::NotFound(format!("you review nothing in campaign {campaign}")))?;
     attest_review::accept_recommendations(&state.store, instance, &me, state.now()).await.map_err(review_error)
 }

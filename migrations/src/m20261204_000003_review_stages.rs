@@ -1,0 +1,184 @@
+//! Multi-stage reviews, and a reviewer's counts read from one index range per campaign.
+//!
+//! An instance runs its stages one after the other (`stage` of `stages`, each with its own
+//! start and deadline). Every stage's reviewers are resolved when the instance starts: the
+//! first stage's become assignments at once, later stages' wait in `review_stage_reviewers`
+//! until the stage before closes and lets an item through. What a closed stage decided about
+//! an item, and who could decide it, is kept in `review_stage_decisions` (evidence, and what
+//! later reviewers see). An item's `stage` is the last stage it reached.
+//!
+//! `ix_review_assignments_progress` replaces `ix_review_assignments_instance` with the decision added, so a reviewer's pending, approved and
+//! revoked counts in a running campaign come from the index alone.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum CampaignInstances {
+    Table,
+    Stage,
+    Stages,
+    StageStartedAt,
+    StageDueAt,
+}
+
+#[derive(DeriveIden)]
+enum ReviewItems {
+    Table,
+    Id,
+    Stage,
+}
+
+#[derive(DeriveIden)]
+enum ReviewAssignments {
+    Table,
+    InstanceId,
+    ReviewerObject,
+    Decision,
+}
+
+#[derive(DeriveIden)]
+enum ReviewStageReviewers {
+    Table,
+    ItemId,
+    InstanceId,
+    Stage,
+    ReviewerObject,
+    ReviewerName,
+    ReviewerEmail,
+}
+
+#[derive(DeriveIden)]
+enum ReviewStageDecisions {
+    Table,
+    ItemId,
+    InstanceId,
+    Stage,
+    Reviewers,
+    Decision,
+    Justification,
+    DecidedBy,
+    DecidedById,
+    DecidedAt,
+    DecidedRecommendation,
+    DecisionAuditSeq,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            ColumnDef::new(CampaignInstances::Stage).integer().not_null().default(1).to_owned(),
+            ColumnDef::new(CampaignInstances::Stages).integer().not_null().default(1).to_owned(),
+            ColumnDef::new(CampaignInstances::StageStartedAt).timestamp_with_time_zone().null().to_owned(),
+            ColumnDef::new(CampaignInstances::StageDueAt).timestamp_with_time_zone().null().to_owned(),
+        ] {
+            manager.alter_table(Table::alter().table(CampaignInstances::Table).add_column(column).to_owned()).await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ReviewItems::Table)
+                    .add_column(ColumnDef::new(ReviewItems::Stage).integer().not_null().default(1))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ReviewStageReviewers::Table)
+                    .col(big_integer(ReviewStageReviewers::InstanceId))
+                    .col(integer(ReviewStageReviewers::Stage))
+                    .col(big_integer(ReviewStageReviewers::ItemId))
+                    .col(string(ReviewStageReviewers::ReviewerObject))
+                    .col(string(ReviewStageReviewers::ReviewerName))
+                    .col(string_null(ReviewStageReviewers::ReviewerEmail))
+                    .primary_key(
+                        Index::create()
+                            .col(ReviewStageReviewers::InstanceId)
+                            .col(ReviewStageReviewers::Stage)
+                            .col(ReviewStageReviewers::ItemId)
+                            .col(ReviewStageReviewers::ReviewerObject),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(ReviewStageReviewers::Table, ReviewStageReviewers::ItemId)
+                            .to(ReviewItems::Table, ReviewItems::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ReviewStageDecisions::Table)
+                    .col(big_integer(ReviewStageDecisions::ItemId))
+                    .col(big_integer(ReviewStageDecisions::InstanceId))
+                    .col(integer(ReviewStageDecisions::Stage))
+                    .col(text(ReviewStageDecisions::Reviewers))
+                    .col(string(ReviewStageDecisions::Decision))
+                    .col(text_null(ReviewStageDecisions::Justification))
+                    .col(string_null(ReviewStageDecisions::DecidedBy))
+                    .col(string_null(ReviewStageDecisions::DecidedById))
+                    .col(timestamp_with_time_zone_null(ReviewStageDecisions::DecidedAt))
+                    .col(string_null(ReviewStageDecisions::DecidedRecommendation))
+                    .col(big_integer_null(ReviewStageDecisions::DecisionAuditSeq))
+                    .primary_key(Index::create().col(ReviewStageDecisions::ItemId).col(ReviewStageDecisions::Stage))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(ReviewStageDecisions::Table, ReviewStageDecisions::ItemId)
+                            .to(ReviewItems::Table, ReviewItems::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // Plain SQL: the same statement on both databases.
+        manager.get_connection().execute_unprepared("DROP INDEX IF EXISTS ix_review_assignments_instance").await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_review_assignments_progress")
+                    .table(ReviewAssignments::Table)
+                    .col(ReviewAssignments::InstanceId)
+                    .col(ReviewAssignments::ReviewerObject)
+                    .col(ReviewAssignments::Decision)
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared("DROP INDEX IF EXISTS ix_review_assignments_progress").await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_review_assignments_instance")
+                    .table(ReviewAssignments::Table)
+                    .col(ReviewAssignments::InstanceId)
+                    .col(ReviewAssignments::ReviewerObject)
+                    .to_owned(),
+            )
+            .await?;
+        for table in [ReviewStageDecisions::Table.into_iden(), ReviewStageReviewers::Table.into_iden()] {
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        manager
+            .alter_table(Table::alter().table(ReviewItems::Table).drop_column(ReviewItems::Stage).to_owned())
+            .await?;
+        for column in [
+            CampaignInstances::Stage,
+            CampaignInstances::Stages,
+            CampaignInstances::StageStartedAt,
+            CampaignInstances::StageDueAt,
+        ] {
+            manager.alter_table(Table::alter().table(CampaignInstances::Table).drop_column(column).to_owned()).await?;
+        }
+        Ok(())
+    }
+}
