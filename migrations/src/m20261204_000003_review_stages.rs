@@ -7,7 +7,8 @@
 //! an item, and who could decide it, is kept in `review_stage_decisions` (evidence, and what
 //! later reviewers see). An item's `stage` is the last stage it reached.
 //!
-//! `ix_review_assignments_progress` replaces `ix_review_assignments_instance` with the decision added, so a reviewer's pending, approved and
+//! `review_inbox_counts` keeps each reviewer's pending, approved and revoked counts per
+//! instance, so an inbox never counts assignments. `ix_review_assignments_progress` replaces `ix_review_assignments_instance` with the decision added, so a reviewer's pending, approved and
 //! revoked counts in a running campaign come from the index alone.
 
 use sea_orm_migration::prelude::*;
@@ -38,6 +39,16 @@ enum ReviewAssignments {
     InstanceId,
     ReviewerObject,
     Decision,
+}
+
+#[derive(DeriveIden)]
+enum ReviewInboxCounts {
+    Table,
+    ReviewerObject,
+    InstanceId,
+    Pending,
+    Approved,
+    Revoked,
 }
 
 #[derive(DeriveIden)]
@@ -150,6 +161,34 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A reviewer's counts per instance, kept in step with their assignments by every write
+        // that changes them (start, decisions, reassignment, a stage's end): the inbox reads one
+        // row per campaign instead of counting thousands of assignments per request.
+        manager
+            .create_table(
+                Table::create()
+                    .table(ReviewInboxCounts::Table)
+                    .col(string(ReviewInboxCounts::ReviewerObject))
+                    .col(big_integer(ReviewInboxCounts::InstanceId))
+                    .col(big_integer(ReviewInboxCounts::Pending))
+                    .col(big_integer(ReviewInboxCounts::Approved))
+                    .col(big_integer(ReviewInboxCounts::Revoked))
+                    .primary_key(
+                        Index::create().col(ReviewInboxCounts::ReviewerObject).col(ReviewInboxCounts::InstanceId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // Existing running instances' counts (none before this release, but exact either way).
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, pending, approved, revoked) \
+                 SELECT reviewer_object, instance_id, SUM(CASE WHEN decision = 'pending' THEN 1 ELSE 0 END), \
+                 SUM(CASE WHEN decision = 'approve' THEN 1 ELSE 0 END), SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) \
+                 FROM review_assignments GROUP BY reviewer_object, instance_id",
+            )
+            .await?;
         Ok(())
     }
 
@@ -165,7 +204,11 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for table in [ReviewStageDecisions::Table.into_iden(), ReviewStageReviewers::Table.into_iden()] {
+        for table in [
+            ReviewInboxCounts::Table.into_iden(),
+            ReviewStageDecisions::Table.into_iden(),
+            ReviewStageReviewers::Table.into_iden(),
+        ] {
             manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         manager

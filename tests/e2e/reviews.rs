@@ -422,6 +422,17 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
     // Stage 2: revoke 0 (a revoke wins over the earlier approval), approve 2, leave 3.
     assert!(decide("1", item(0), "revoke", second.1.clone()).await.success);
     assert!(decide("1", item(2), "approve", second.1.clone()).await.success);
+    // The inbox counts follow: stage 1's reviewer has nothing left in campaign 1, stage 2's
+    // has one of each.
+    let inbox = |who: String| {
+        let store = db.store.clone();
+        async move {
+            let found = store.reviews().inbox_campaigns(&who).await.unwrap();
+            found.into_iter().find(|c| c.campaign_id == 1).map(|c| (c.pending, c.approved, c.revoked))
+        }
+    };
+    assert_eq!(inbox(first.0.clone()).await, None);
+    assert_eq!(inbox(second.0.clone()).await, Some((1, 1, 1)));
     let done = run(vec!["campaign", "close", "1", "--json"]).await;
     assert!(done.success, "{:?}", done.error);
     let done: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
@@ -467,8 +478,7 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
     let advanced = scheduler.scan(at(24 * 4)).await.unwrap();
     assert_eq!((advanced.stages, advanced.closed, advanced.mails), (1, 0, 1), "{advanced:?}");
     assert_eq!(scheduler.scan(at(24 * 4 + 1)).await.unwrap().mails, 0);
-    let mails =
-        store.outbox().list_mail(&attest_store::MailFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let mails = store.outbox().list_mail(&attest_store::MailFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert!(
         mails.iter().any(|m| m.template == "review_started" && m.recipient.eq_ignore_ascii_case(&second.2)),
         "the second stage's reviewer is told"

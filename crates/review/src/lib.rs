@@ -19,7 +19,7 @@ use attest_store::{Campaign, Decided, Instance, ItemFilter, Store, StoreError};
 use chrono::{DateTime, Utc};
 
 pub use export::{ExportFormat, export};
-pub use start::{Started, start};
+pub use start::{StartTimings, Started, start};
 
 /// Why a campaign operation could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -350,12 +350,7 @@ pub enum StageEnded {
 /// Ends the stage an instance is in (an owner's "close", or its deadline): in a multi-stage
 /// review, what the stage decided is kept and the items its rule lets through go on to the
 /// next stage's reviewers, who get the rest of the schedule; the last stage closes the instance.
-pub async fn end_stage(
-    store: &Store,
-    instance: i64,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<StageEnded, ReviewError> {
+pub async fn end_stage(store: &Store, instance: i64, by: &str, now: DateTime<Utc>) -> Result<StageEnded, ReviewError> {
     let found = store.reviews().get_instance(instance).await?;
     if found.state != CampaignState::Running {
         return Err(DecisionRefusal::NotRunning { state: found.state }.into());

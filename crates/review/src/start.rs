@@ -26,6 +26,17 @@ pub struct Started {
     /// Items Attest recommends revoking (what a default decision of "recommendation" would
     /// remove).
     pub recommended_revoke: usize,
+    /// Where the time went: reading the grants in scope, resolving reviewers and
+    /// recommendations, writing the items.
+    pub took: StartTimings,
+}
+
+/// How long each part of a start took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartTimings {
+    pub read: std::time::Duration,
+    pub resolve: std::time::Duration,
+    pub write: std::time::Duration,
 }
 
 /// Starts the next instance of campaign `id`.
@@ -51,6 +62,8 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         ));
     }
 
+    let clock = std::time::Instant::now();
+    let mut took = StartTimings::default();
     let kinds: Vec<&str> = scope.resource_kinds.iter().map(|k| k.as_str()).collect();
     let resources = resolve_resources(store, connector, &scope.resource_kinds, &scope.resources).await?;
     let grant_scope = GrantScope {
@@ -70,6 +83,7 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         })
         .collect();
 
+    took.read = clock.elapsed();
     // Peers: who in each department holds each entitlement (before the principal filter, so a
     // guests-only review still compares with everyone).
     let departments = store.reviews().department_sizes(connector).await?;
@@ -159,10 +173,8 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
                 Ok(found) => chosen.push(found),
                 Err(_) => {
                     let which = if stages.len() > 1 { format!(" in stage {}", stage + 1) } else { String::new() };
-                    unresolved.push(format!(
-                        "{} on {} ({}){which}",
-                        g.principal_name, g.resource_name, g.entitlement_name
-                    ));
+                    unresolved
+                        .push(format!("{} on {} ({}){which}", g.principal_name, g.resource_name, g.entitlement_name));
                     break;
                 }
             }
@@ -235,6 +247,7 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         items.iter().flat_map(|i| i.reviewers.iter().map(|r| r.object_id.to_lowercase())).collect::<HashSet<_>>().len();
     let recommended_revoke =
         items.iter().filter(|i| i.recommendation == attest_domain::review::Recommendation::Revoke).count();
+    took.resolve = clock.elapsed() - took.read;
     let instance = store
         .reviews()
         .start_instance(
@@ -250,7 +263,16 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
             now,
         )
         .await?;
-    Ok(Started { instance, items: items.len(), reviewers: reviewer_count, recommended_revoke })
+    took.write = clock.elapsed() - took.read - took.resolve;
+    tracing::info!(
+        campaign = campaign.id,
+        items = items.len(),
+        read_ms = took.read.as_millis() as u64,
+        resolve_ms = took.resolve.as_millis() as u64,
+        write_ms = took.write.as_millis() as u64,
+        "campaign instance started"
+    );
+    Ok(Started { instance, items: items.len(), reviewers: reviewer_count, recommended_revoke, took })
 }
 
 /// Whether the connector's latest finished sync read sign-in activity.

@@ -58,8 +58,8 @@ pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
 pub use reviews::{
-    AdvancedStage, Campaign, ClosedInstance, Decided, GrantScope, InboxCounts, Instance, InstanceMail, Item, ItemFilter,
-    ItemOrder, NewItem, Progress, ScopedGrant, StageDecision,
+    AdvancedStage, Campaign, ClosedInstance, Decided, GrantScope, InboxCounts, Instance, InstanceMail, Item,
+    ItemFilter, ItemOrder, NewItem, Progress, ScopedGrant, StageDecision,
 };
 pub use schema::{MigrationState, SchemaStatus};
 pub use sync_requests::SyncRequest;

@@ -944,9 +944,10 @@ impl Reviews<'_> {
                 .iter()
                 .filter_map(|item| ids.get(&item.grant_id).map(|id| (*id, item)))
                 .flat_map(|(id, item)| {
-                    item.later_reviewers.iter().zip(2i32..).flat_map(move |(people, stage)| {
-                        people.iter().map(move |person| (id, stage, person))
-                    })
+                    item.later_reviewers
+                        .iter()
+                        .zip(2i32..)
+                        .flat_map(move |(people, stage)| people.iter().map(move |person| (id, stage, person)))
                 })
                 .collect();
             for chunk in later.chunks(rows_per_statement(6)) {
@@ -971,6 +972,28 @@ impl Reviews<'_> {
                 sql.push(" ON CONFLICT DO NOTHING");
                 txn.execute_raw(sql.build()).await?;
             }
+        }
+        // Each reviewer's count, from the items in hand rather than by reading back what was
+        // just written.
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for item in items {
+            for reviewer in &item.reviewers {
+                *counts.entry(reviewer.object_id.to_lowercase()).or_default() += 1;
+            }
+        }
+        let counts: Vec<(String, i64)> = counts.into_iter().collect();
+        for chunk in counts.chunks(rows_per_statement(5)) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, pending, approved, revoked) VALUES ",
+            );
+            for (i, (reviewer, n)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.tuple([reviewer.clone().into(), instance.into(), (*n).into(), 0i64.into(), 0i64.into()]);
+            }
+            txn.execute_raw(sql.build()).await?;
         }
         let mut sql = Sql::new(self.backend(), "UPDATE campaigns SET updated_at = ");
         sql.value(now).push(", next_start_at = ").value(next_start_at.map(micros)).push(" WHERE id = ").value(campaign);
@@ -1113,44 +1136,96 @@ impl Reviews<'_> {
         true
     }
 
-    /// The running instances where `reviewer` has items, with their items counted by decision.
-    /// The instances are read first (few), then the reviewer's counts in each from the
-    /// `(instance, reviewer, decision)` index alone: no item is read, and closed campaigns'
-    /// assignments are never scanned.
+    /// The running instances where `reviewer` has items, with their items counted by decision:
+    /// one row per instance from `review_inbox_counts` (kept in step by the writes), never a
+    /// count of their assignments.
     pub async fn inbox_campaigns(self, reviewer: &str) -> Result<Vec<InboxCounts>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at FROM campaign_instances ci \
-             JOIN campaigns c ON c.id = ci.campaign_id WHERE ci.state = ",
+            "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at, n.pending, n.approved, n.revoked \
+             FROM review_inbox_counts n CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
+             WHERE ci.id = n.instance_id AND c.id = ci.campaign_id AND n.reviewer_object = ",
         );
-        sql.value(CampaignState::Running.as_str()).push(" ORDER BY ci.due_at, c.id");
-        let running: Vec<(i64, String, String, i64, DateTime<Utc>)> =
-            select_json(&self.db, sql, &["id", "name", "description", "instance_id", "due_at"]).await?;
-        if running.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut sql = Sql::new(
-            self.backend(),
-            "SELECT instance_id, decision, COUNT(*) AS n FROM review_assignments WHERE instance_id IN ",
-        );
-        sql.tuple(running.iter().map(|r| Value::from(r.3)));
-        sql.push(" AND reviewer_object = ").value(reviewer.to_lowercase()).push(" GROUP BY instance_id, decision");
-        let counts: Vec<(i64, Decision, i64)> = select_json(&self.db, sql, &["instance_id", "decision", "n"]).await?;
-        Ok(running
+        sql.value(reviewer.to_lowercase()).push(" AND ci.state = ").value(CampaignState::Running.as_str());
+        sql.push(" AND n.pending + n.approved + n.revoked > 0 ORDER BY ci.due_at, c.id");
+        let rows: Vec<(i64, String, String, i64, DateTime<Utc>, i64, i64, i64)> = select_json(
+            &self.db,
+            sql,
+            &["id", "name", "description", "instance_id", "due_at", "pending", "approved", "revoked"],
+        )
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(rows
             .into_iter()
-            .filter_map(|(campaign_id, name, description, instance_id, due_at)| {
-                let mut found = InboxCounts { campaign_id, name, description, instance_id, due_at, ..Default::default() };
-                for (_, decision, n) in counts.iter().filter(|c| c.0 == instance_id) {
-                    let n = u64::try_from(*n).unwrap_or(0);
-                    match decision {
-                        Decision::Pending => found.pending = n,
-                        Decision::Approve => found.approved = n,
-                        Decision::Revoke => found.revoked = n,
-                    }
-                }
-                (found.total() > 0).then_some(found)
+            .map(|(campaign_id, name, description, instance_id, due_at, pending, approved, revoked)| InboxCounts {
+                campaign_id,
+                name,
+                description,
+                instance_id,
+                due_at,
+                pending: count(pending),
+                approved: count(approved),
+                revoked: count(revoked),
             })
             .collect())
+    }
+
+    /// Counts `reviewers`' items in a running instance afresh (every reviewer's for `None`),
+    /// inside the write that changed their assignments.
+    async fn recount(
+        self,
+        txn: &impl ConnectionTrait,
+        instance: i64,
+        reviewers: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let groups: Vec<Option<&[String]>> = match reviewers {
+            None => vec![None],
+            Some(list) if list.is_empty() => return Ok(()),
+            Some(list) => list.chunks(500).map(Some).collect(),
+        };
+        for group in groups {
+            let mut sql = Sql::new(self.backend(), "DELETE FROM review_inbox_counts WHERE instance_id = ");
+            sql.value(instance);
+            if let Some(group) = group {
+                sql.push(" AND reviewer_object IN ").tuple(group.iter().map(|r| Value::from(r.to_lowercase())));
+            }
+            txn.execute_raw(sql.build()).await?;
+            let mut sql = Sql::new(
+                self.backend(),
+                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, pending, approved, revoked) \
+                 SELECT reviewer_object, instance_id, SUM(CASE WHEN decision = 'pending' THEN 1 ELSE 0 END), \
+                 SUM(CASE WHEN decision = 'approve' THEN 1 ELSE 0 END), \
+                 SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) FROM review_assignments WHERE instance_id = ",
+            );
+            sql.value(instance);
+            if let Some(group) = group {
+                sql.push(" AND reviewer_object IN ").tuple(group.iter().map(|r| Value::from(r.to_lowercase())));
+            }
+            sql.push(" GROUP BY reviewer_object, instance_id");
+            txn.execute_raw(sql.build()).await?;
+        }
+        Ok(())
+    }
+
+    /// The reviewers assigned any of `items` of an instance.
+    async fn reviewers_of(
+        self,
+        txn: &impl ConnectionTrait,
+        instance: i64,
+        items: &[i64],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = std::collections::BTreeSet::new();
+        for chunk in items.chunks(5_000) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT DISTINCT reviewer_object FROM review_assignments WHERE instance_id = ",
+            );
+            sql.value(instance).push(" AND item_id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
+            for row in txn.query_all_raw(sql.build()).await? {
+                found.insert(row.try_get_by_index::<String>(0)?);
+            }
+        }
+        Ok(found.into_iter().collect())
     }
 
     /// Every item of an instance, in pages (exports, closing).
@@ -1274,6 +1349,7 @@ impl Reviews<'_> {
             details,
         };
         let event = self.audit().append_audit_in(&txn, draft).await?;
+        let reviewers = self.reviewers_of(&txn, instance, decided.items).await?;
         let mut changed = 0;
         for chunk in decided.items.chunks(5_000) {
             let mut sql = Sql::new(self.backend(), "UPDATE review_items SET decision = ");
@@ -1291,6 +1367,7 @@ impl Reviews<'_> {
             sql.push(" AND item_id IN ").tuple(chunk.iter().map(|i| Value::from(*i)));
             txn.execute_raw(sql.build()).await?;
         }
+        self.recount(&txn, instance, Some(&reviewers)).await?;
         txn.commit().await?;
         Ok(changed)
     }
@@ -1357,6 +1434,12 @@ impl Reviews<'_> {
         sql.push(", decision FROM review_items WHERE id = ").value(item);
         sql.push(" ON CONFLICT (item_id, reviewer_object) DO NOTHING");
         txn.execute_raw(sql.build()).await?;
+        let mut sql = Sql::new(self.backend(), "SELECT instance_id FROM review_items WHERE id = ");
+        sql.value(item);
+        if let Some(row) = txn.query_one_raw(sql.build()).await? {
+            let instance: i64 = row.try_get_by_index(0)?;
+            self.recount(&txn, instance, Some(&[from.to_owned(), to.object_id.clone()])).await?;
+        }
         let details = json!({"item": item, "from": from, "to": to.object_id, "to_name": to.name});
         audit(self, &txn, by, "review.reassigned", item, details, now).await?;
         txn.commit().await?;
@@ -1392,8 +1475,14 @@ impl Reviews<'_> {
                 )
             };
             let mut sql = Sql::new(self.backend(), "UPDATE review_items SET decision = 'approve'");
-            for column in ["justification", "decided_by", "decided_by_id", "decided_at", "decided_recommendation", "decision_audit_seq"]
-            {
+            for column in [
+                "justification",
+                "decided_by",
+                "decided_by_id",
+                "decided_at",
+                "decided_recommendation",
+                "decision_audit_seq",
+            ] {
                 sql.push(&format!(", {column} = {}", latest(column)));
             }
             sql.push(" WHERE decision = 'pending' AND stage > 1 AND instance_id = ").value(instance);
@@ -1492,8 +1581,14 @@ impl Reviews<'_> {
         } else {
             let mut sql = Sql::new(self.backend(), "UPDATE review_items SET stage = ");
             sql.value(next).push(", decision = 'pending'");
-            for column in ["justification", "decided_by", "decided_by_id", "decided_at", "decided_recommendation", "decision_audit_seq"]
-            {
+            for column in [
+                "justification",
+                "decided_by",
+                "decided_by_id",
+                "decided_at",
+                "decided_recommendation",
+                "decision_audit_seq",
+            ] {
                 sql.push(&format!(", {column} = NULL"));
             }
             sql.push(" WHERE instance_id = ").value(instance).push(" AND stage = ").value(stage);
@@ -1508,6 +1603,7 @@ impl Reviews<'_> {
         );
         sql.value(instance).push(" AND r.stage = ").value(next).push(" AND i.stage = ").value(next);
         txn.execute_raw(sql.build()).await?;
+        self.recount(&txn, instance, None).await?;
         // The next stage's reviewers are told, and reminded, afresh.
         let mut sql = Sql::new(self.backend(), "UPDATE campaign_instances SET stage = ");
         sql.value(next).push(", stage_started_at = ").value(now);

@@ -80,6 +80,13 @@ pub async fn run(context: &Context, args: ReviewBenchArgs, out: &mut dyn Write) 
         "  start (snapshot + reviewers + recommendations): {} items, {} reviewers, {} recommended for revocation in {start_secs:.1} s (target < 30 s)",
         begun.items, begun.reviewers, begun.recommended_revoke
     )?;
+    writeln!(
+        out,
+        "    of which: reading the grants in scope {:.1} s, reviewers and recommendations {:.1} s, writing the items {:.1} s",
+        begun.took.read.as_secs_f64(),
+        begun.took.resolve.as_secs_f64(),
+        begun.took.write.as_secs_f64()
+    )?;
     let instance = begun.instance.id;
 
     // The reviewer whose pending count is nearest the asked size.

@@ -272,8 +272,10 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
                         stages.entry(d.item_id).or_default().push(d);
                     }
                 }
-                let rows: Vec<_> =
-                    items.iter().map(|i| item_json(i, stages.get(&i.id).map(Vec::as_slice).unwrap_or_default())).collect();
+                let rows: Vec<_> = items
+                    .iter()
+                    .map(|i| item_json(i, stages.get(&i.id).map(Vec::as_slice).unwrap_or_default()))
+                    .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else if items.is_empty() {
                 writeln!(out, "no items")?;
@@ -321,7 +323,9 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
             let (_, instance) = latest(&store, id).await?;
             let closed = match attest_review::end_stage(&store, instance.id, &actor, now).await? {
                 attest_review::StageEnded::Closed(closed) => closed,
-                attest_review::StageEnded::Advanced { closed_stage, stage, reviewed, advanced, stage_due_at, .. } => {
+                attest_review::StageEnded::Advanced {
+                    closed_stage, stage, reviewed, advanced, stage_due_at, ..
+                } => {
                     if json {
                         writeln!(
                             out,

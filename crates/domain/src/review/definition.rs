@@ -447,10 +447,9 @@ fn check_reviewers(
     which: &str,
 ) -> Result<(), DefinitionError> {
     match reviewers.mode {
-        ReviewerMode::Named if reviewers.named.is_empty() => Err(bad(
-            named,
-            format!("name the reviewers (emails, or group object ids) for mode = \"named\"{which}"),
-        )),
+        ReviewerMode::Named if reviewers.named.is_empty() => {
+            Err(bad(named, format!("name the reviewers (emails, or group object ids) for mode = \"named\"{which}")))
+        }
         ReviewerMode::Manager | ReviewerMode::ResourceOwner if reviewers.fallback.is_empty() => Err(bad(
             fallback,
             format!(
@@ -563,7 +562,12 @@ mod tests {
         d.settings.stages = 4;
         assert_eq!(d.check().unwrap_err().field, "settings.stages");
         let mut d = definition();
-        d.later_stages.push(LaterStage { mode: ReviewerMode::SelfReview, named: vec![], fallback: vec![], duration: None });
+        d.later_stages.push(LaterStage {
+            mode: ReviewerMode::SelfReview,
+            named: vec![],
+            fallback: vec![],
+            duration: None,
+        });
         assert_eq!(d.check().unwrap_err().field, "later_stages");
     }
 

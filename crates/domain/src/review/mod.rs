@@ -9,8 +9,8 @@ pub mod reviewers;
 
 pub use decision::{ApplyOutcome, CampaignState, Decision, DecisionRefusal, default_outcome, may_decide};
 pub use definition::{
-    CampaignDefinition, DefaultDecision, DefinitionError, EntitlementKind, JustificationRequired, LaterStage, PrincipalScope,
-    Recurrence, ReviewerMode, Reviewers, Schedule, Scope, Settings, StageRule,
+    CampaignDefinition, DefaultDecision, DefinitionError, EntitlementKind, JustificationRequired, LaterStage,
+    PrincipalScope, Recurrence, ReviewerMode, Reviewers, Schedule, Scope, Settings, StageRule,
 };
 pub use recommend::{Facts, PeerFacts, Recommendation, recommend};
 pub use reviewers::{Person, ReviewerChoice, Unresolved, choose_reviewers};

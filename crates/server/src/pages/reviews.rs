@@ -89,8 +89,7 @@ pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -
         other => return Err(bad("order", other)),
     };
     // A campaign the viewer reviews nothing in shows nothing.
-    let instance =
-        query.campaign.map(|id| counts.iter().find(|c| c.campaign_id == id).map_or(-1, |c| c.instance_id));
+    let instance = query.campaign.map(|id| counts.iter().find(|c| c.campaign_id == id).map_or(-1, |c| c.instance_id));
     let filter = ItemFilter {
         instance,
         reviewer: Some(me.clone()),
