@@ -208,7 +208,7 @@ db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, 
         assert!(audit.iter().any(|e| e.action == action), "{action} is audited");
     }
     assert!(run(vec!["audit", "verify"]).await.success);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 });
 
 db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, true, |db| {
@@ -331,7 +331,7 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
     let defaulted = run(vec!["campaign", "items", "1", "--state", "approved", "--json"]).await;
     assert!(defaulted.stdout.contains("\"decided_by\": \"default decision\""), "{}", defaulted.stdout);
     assert_eq!(scheduler.scan(second.due_at + chrono::Duration::days(30)).await.unwrap().started, 0);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 });
 
 db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_see_earlier_decisions, true, |db| {
@@ -415,7 +415,7 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
     assert!(!late.success && late.error.as_deref().unwrap().contains("not yours"), "{:?}", late.error);
     let pending = items("1", Some("pending")).await;
     assert_eq!(pending.len(), 3);
-    let seen = pending.iter().find(|i| i["id"].to_string() == item(0)).unwrap();
+    let seen = pending.iter().find(|i| i["id"] == item(0).parse::<i64>().unwrap()).unwrap();
     assert_eq!(seen["stage"], 2);
     assert_eq!(seen["earlier_stages"][0]["decision"], "approve", "{seen}");
     assert_eq!(seen["earlier_stages"][0]["stage"], 1, "{seen}");

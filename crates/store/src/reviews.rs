@@ -78,7 +78,7 @@ impl Instance {
 }
 
 /// A running campaign in a reviewer's inbox, with their items in it by decision.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct InboxCounts {
     pub campaign_id: i64,
     pub name: String,
@@ -1142,32 +1142,18 @@ impl Reviews<'_> {
     pub async fn inbox_campaigns(self, reviewer: &str) -> Result<Vec<InboxCounts>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT c.id, c.name, c.description, ci.id AS instance_id, ci.due_at, n.pending, n.approved, n.revoked \
+            "SELECT c.id AS campaign_id, c.name, c.description, ci.id AS instance_id, ci.due_at, n.pending, n.approved, n.revoked \
              FROM review_inbox_counts n CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
              WHERE ci.id = n.instance_id AND c.id = ci.campaign_id AND n.reviewer_object = ",
         );
         sql.value(reviewer.to_lowercase()).push(" AND ci.state = ").value(CampaignState::Running.as_str());
         sql.push(" AND n.pending + n.approved + n.revoked > 0 ORDER BY ci.due_at, c.id");
-        let rows: Vec<(i64, String, String, i64, DateTime<Utc>, i64, i64, i64)> = select_json(
+        select_json(
             &self.db,
             sql,
-            &["id", "name", "description", "instance_id", "due_at", "pending", "approved", "revoked"],
+            &["campaign_id", "name", "description", "instance_id", "due_at", "pending", "approved", "revoked"],
         )
-        .await?;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(rows
-            .into_iter()
-            .map(|(campaign_id, name, description, instance_id, due_at, pending, approved, revoked)| InboxCounts {
-                campaign_id,
-                name,
-                description,
-                instance_id,
-                due_at,
-                pending: count(pending),
-                approved: count(approved),
-                revoked: count(revoked),
-            })
-            .collect())
+        .await
     }
 
     /// Counts `reviewers`' items in a running instance afresh (every reviewer's for `None`),
@@ -1180,7 +1166,7 @@ impl Reviews<'_> {
     ) -> Result<(), StoreError> {
         let groups: Vec<Option<&[String]>> = match reviewers {
             None => vec![None],
-            Some(list) if list.is_empty() => return Ok(()),
+            Some([]) => return Ok(()),
             Some(list) => list.chunks(500).map(Some).collect(),
         };
         for group in groups {
