@@ -279,6 +279,10 @@ pub struct Item {
     /// Reviewers as `object id\tname\temail` joined by newlines (see [`Item::reviewers`]).
     #[serde(default)]
     pub reviewer_list: Option<String>,
+    /// Comments as a JSON array of `[author, body, at]`, oldest first (see [`Item::comments`]);
+    /// text or JSON, as each database hands a nested aggregate over.
+    #[serde(default)]
+    pub comment_list: Option<serde_json::Value>,
 }
 
 impl Item {
@@ -296,6 +300,16 @@ impl Item {
                 Some(Person { object_id, name, email })
             })
             .collect()
+    }
+
+    /// Comments on the item: `(author, body, when)`, oldest first.
+    pub fn comments(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        let list = match &self.comment_list {
+            Some(serde_json::Value::String(text)) => serde_json::from_str(text).unwrap_or_default(),
+            Some(value) => value.clone(),
+            None => return Vec::new(),
+        };
+        serde_json::from_value::<Vec<(String, String, DateTime<Utc>)>>(list).unwrap_or_default()
     }
 
     /// How its revocation ended (or stands), once it was decided revoke and the instance closed.
@@ -1034,6 +1048,20 @@ impl Reviews<'_> {
         };
         let mut columns: Vec<String> = ITEM_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
         columns.push(reviewers.to_owned());
+        // The page's comments come with its rows (one query for the page, not two).
+        columns.push(
+            match self.backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "(SELECT json_agg(json_build_array(m.author, m.body, m.created_at) ORDER BY m.id)::text \
+                     FROM review_comments m WHERE m.item_id = i.id)"
+                }
+                _ => {
+                    "(SELECT json_group_array(json_array(m.author, m.body, m.created_at) ORDER BY m.id) \
+                     FROM review_comments m WHERE m.item_id = i.id)"
+                }
+            }
+            .to_owned(),
+        );
         let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
         let select: Vec<String> = columns.iter().zip(&aliases).map(|(c, a)| format!("{c} AS {a}")).collect();
         let order = match filter.order {

@@ -98,11 +98,6 @@ pub struct ApiStageDecision {
 impl ReviewItem {
     /// These items with their comments.
     pub async fn all(store: &attest_store::Store, items: &[Item]) -> Result<Vec<ReviewItem>, attest_store::StoreError> {
-        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-        let mut comments: std::collections::HashMap<i64, Vec<ApiComment>> = std::collections::HashMap::new();
-        for (item, author, body, at) in store.reviews().comments_on(&ids).await? {
-            comments.entry(item).or_default().push(ApiComment { author, body, at });
-        }
         // Only items past their first stage have earlier decisions.
         let later: Vec<i64> = items.iter().filter(|i| i.stage > 1).map(|i| i.id).collect();
         let mut stages: std::collections::HashMap<i64, Vec<ApiStageDecision>> = std::collections::HashMap::new();
@@ -121,7 +116,7 @@ impl ReviewItem {
         Ok(items
             .iter()
             .map(|i| ReviewItem {
-                comments: comments.remove(&i.id).unwrap_or_default(),
+                comments: i.comments().into_iter().map(|(author, body, at)| ApiComment { author, body, at }).collect(),
                 earlier_stages: stages.remove(&i.id).unwrap_or_default(),
                 ..ReviewItem::new(i)
             })
