@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::StoreError;
 use crate::areas::Reviews;
-use crate::sql::{Sql, optional_bool, rows_per_statement, select_json};
+use crate::sql::{JsonRows, Sql, json, optional_bool, rows_per_statement, select_json};
 
 /// A campaign: its definition (JSON of `CampaignDefinition`) and where its latest instance is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -235,6 +235,64 @@ pub struct NewItem {
     pub reviewers: Vec<Person>,
     /// Who reviews in stages 2 and 3, when there are such stages.
     pub later_reviewers: Vec<Vec<Person>>,
+}
+
+/// A new item as its batch's JSON carries it (the columns of `start_instance`'s insert).
+#[derive(Serialize)]
+struct ItemRow<'a>(
+    i64,
+    i64,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    i64,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+);
+
+impl<'a> ItemRow<'a> {
+    fn of(item: &'a NewItem) -> ItemRow<'a> {
+        ItemRow(
+            item.grant_id,
+            item.principal_id,
+            &item.principal_object,
+            &item.principal_name,
+            item.principal_upn.as_deref(),
+            &item.principal_kind,
+            item.resource_id,
+            &item.resource_object,
+            &item.resource_name,
+            &item.resource_kind,
+            &item.entitlement_key,
+            &item.entitlement_name,
+            &item.held_as,
+            item.via_name.as_deref(),
+            item.revoke_action.as_deref(),
+            item.revoke_blocked.as_deref(),
+            item.recommendation.as_str(),
+            &item.recommendation_reason,
+        )
+    }
+}
+
+/// A reviewer of an item in a stage, as a batch's JSON carries it.
+#[derive(Serialize)]
+struct AssignmentRow<'a>(i64, i32, String, &'a str, Option<&'a str>);
+
+impl<'a> AssignmentRow<'a> {
+    fn of(item: i64, stage: i32, reviewer: &'a Person) -> AssignmentRow<'a> {
+        AssignmentRow(item, stage, reviewer.object_id.to_lowercase(), &reviewer.name, reviewer.email.as_deref())
+    }
 }
 
 /// A review item as stored, with its reviewers and, once revoked and queued, its change.
@@ -864,6 +922,13 @@ impl Reviews<'_> {
     ) -> Result<Instance, StoreError> {
         let now = micros(now);
         let txn = self.begin_write().await?;
+        // SQLite: a million rows go into indexes in random order (by reviewer); with the
+        // connection's usual 32 MiB of page cache most inserts re-read a page, with 256 MiB
+        // for this transaction they stay in memory. Set back before the connection is reused.
+        let sqlite = self.backend() == sea_orm::DbBackend::Sqlite;
+        if sqlite {
+            txn.execute_unprepared("PRAGMA cache_size = -262144").await?;
+        }
         let mut sql = Sql::new(
             self.backend(),
             "INSERT INTO campaign_instances (campaign_id, number, state, started_by, started_at, due_at, sign_ins_known, \
@@ -885,43 +950,28 @@ impl Reviews<'_> {
         sql.push(" RETURNING id");
         let row = txn.query_one_raw(sql.build()).await?.ok_or_else(|| StoreError::Internal("no id".into()))?;
         let instance: i64 = row.try_get_by_index(0)?;
-        const COLUMNS: usize = 21;
-        for batch in items.chunks(rows_per_statement(COLUMNS)) {
+        // Rows travel as one JSON parameter per batch (`JsonRows`): binding a million rows'
+        // twenty columns one value at a time is most of what a start would cost.
+        let j = JsonRows::new(self.backend());
+        for batch in items.chunks(10_000) {
+            let rows: Vec<ItemRow> = batch.iter().map(ItemRow::of).collect();
             let mut sql = Sql::new(
                 self.backend(),
                 "INSERT INTO review_items (instance_id, grant_id, principal_id, principal_object, principal_name, \
                  principal_upn, principal_kind, resource_id, resource_object, resource_name, resource_kind, \
                  entitlement_key, entitlement_name, held_as, via_name, revoke_action, revoke_blocked, recommendation, \
-                 recommendation_reason, decision, decided_recommendation) VALUES ",
+                 recommendation_reason, decision) SELECT ",
             );
-            for (i, item) in batch.iter().enumerate() {
-                if i > 0 {
-                    sql.push(",");
-                }
-                sql.tuple([
-                    instance.into(),
-                    item.grant_id.into(),
-                    item.principal_id.into(),
-                    item.principal_object.clone().into(),
-                    item.principal_name.clone().into(),
-                    item.principal_upn.clone().into(),
-                    item.principal_kind.clone().into(),
-                    item.resource_id.into(),
-                    item.resource_object.clone().into(),
-                    item.resource_name.clone().into(),
-                    item.resource_kind.clone().into(),
-                    item.entitlement_key.clone().into(),
-                    item.entitlement_name.clone().into(),
-                    item.held_as.clone().into(),
-                    item.via_name.clone().into(),
-                    item.revoke_action.clone().into(),
-                    item.revoke_blocked.clone().into(),
-                    item.recommendation.as_str().into(),
-                    item.recommendation_reason.clone().into(),
-                    Decision::Pending.as_str().into(),
-                    Option::<String>::None.into(),
-                ]);
+            sql.value(instance);
+            let types = [
+                "bigint", "bigint", "text", "text", "text", "text", "bigint", "text", "text", "text", "text", "text",
+                "text", "text", "text", "text", "text", "text",
+            ];
+            for (i, ty) in types.iter().enumerate() {
+                sql.push(&format!(", {}", j.get(i, ty)));
             }
+            sql.push(", 'pending' FROM ");
+            j.from(&mut sql, json(&rows)?);
             sql.push(" RETURNING id, grant_id");
             let ids: HashMap<i64, i64> = txn
                 .query_all_raw(sql.build())
@@ -929,83 +979,73 @@ impl Reviews<'_> {
                 .into_iter()
                 .map(|row| Ok((row.try_get_by_index::<i64>(1)?, row.try_get_by_index::<i64>(0)?)))
                 .collect::<Result<_, sea_orm::DbErr>>()?;
-            let assignments: Vec<(i64, &Person)> = batch
-                .iter()
-                .filter_map(|item| ids.get(&item.grant_id).map(|id| (*id, item)))
-                .flat_map(|(id, item)| item.reviewers.iter().map(move |r| (id, r)))
-                .collect();
-            for chunk in assignments.chunks(rows_per_statement(5)) {
-                let mut sql = Sql::new(
-                    self.backend(),
-                    "INSERT INTO review_assignments (item_id, instance_id, reviewer_object, reviewer_name, reviewer_email) VALUES ",
-                );
-                for (i, (item, reviewer)) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(",");
-                    }
-                    sql.tuple([
-                        (*item).into(),
-                        instance.into(),
-                        reviewer.object_id.to_lowercase().into(),
-                        reviewer.name.clone().into(),
-                        reviewer.email.clone().into(),
-                    ]);
+            // Reviewers, stage 1 at once (`AssignmentRow` with stage 1), later stages waiting until
+            // the stage before lets the item through.
+            let mut now_rows: Vec<AssignmentRow> = Vec::new();
+            let mut later_rows: Vec<AssignmentRow> = Vec::new();
+            for item in batch {
+                let Some(id) = ids.get(&item.grant_id).copied() else { continue };
+                now_rows.extend(item.reviewers.iter().map(|r| AssignmentRow::of(id, 1, r)));
+                for (people, stage) in item.later_reviewers.iter().zip(2i32..) {
+                    later_rows.extend(people.iter().map(|r| AssignmentRow::of(id, stage, r)));
                 }
-                txn.execute_raw(sql.build()).await?;
             }
-            // Later stages' reviewers wait until the stage before lets the item through.
-            let later: Vec<(i64, i32, &Person)> = batch
-                .iter()
-                .filter_map(|item| ids.get(&item.grant_id).map(|id| (*id, item)))
-                .flat_map(|(id, item)| {
-                    item.later_reviewers
-                        .iter()
-                        .zip(2i32..)
-                        .flat_map(move |(people, stage)| people.iter().map(move |person| (id, stage, person)))
-                })
-                .collect();
-            for chunk in later.chunks(rows_per_statement(6)) {
-                let mut sql = Sql::new(
-                    self.backend(),
-                    "INSERT INTO review_stage_reviewers (instance_id, stage, item_id, reviewer_object, reviewer_name, \
-                     reviewer_email) VALUES ",
-                );
-                for (i, (item, stage, reviewer)) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(",");
+            for (table, rows) in [("review_assignments", now_rows), ("review_stage_reviewers", later_rows)] {
+                for chunk in rows.chunks(20_000) {
+                    let stage = if table == "review_assignments" { "" } else { "stage, " };
+                    let mut sql = Sql::new(
+                        self.backend(),
+                        &format!(
+                            "INSERT INTO {table} (instance_id, {stage}item_id, reviewer_object, reviewer_name, \
+                             reviewer_email) SELECT "
+                        ),
+                    );
+                    sql.value(instance);
+                    if table != "review_assignments" {
+                        sql.push(&format!(", {}", j.get(1, "integer")));
                     }
-                    sql.tuple([
-                        instance.into(),
-                        (*stage).into(),
-                        (*item).into(),
-                        reviewer.object_id.to_lowercase().into(),
-                        reviewer.name.clone().into(),
-                        reviewer.email.clone().into(),
-                    ]);
+                    sql.push(&format!(
+                        ", {}, {}, {}, {} FROM ",
+                        j.get(0, "bigint"),
+                        j.get(2, "text"),
+                        j.get(3, "text"),
+                        j.get(4, "text")
+                    ));
+                    j.from(&mut sql, json(chunk)?);
+                    // `WHERE true`: SQLite's upsert after a SELECT needs a WHERE to parse.
+                    sql.push(" WHERE true ON CONFLICT DO NOTHING");
+                    txn.execute_raw(sql.build()).await?;
                 }
-                sql.push(" ON CONFLICT DO NOTHING");
-                txn.execute_raw(sql.build()).await?;
             }
         }
         // Each reviewer's count, from the items in hand rather than by reading back what was
         // just written.
-        let mut counts: HashMap<String, i64> = HashMap::new();
+        let mut counts: HashMap<String, (&Person, i64)> = HashMap::new();
         for item in items {
             for reviewer in &item.reviewers {
-                *counts.entry(reviewer.object_id.to_lowercase()).or_default() += 1;
+                counts.entry(reviewer.object_id.to_lowercase()).or_insert((reviewer, 0)).1 += 1;
             }
         }
-        let counts: Vec<(String, i64)> = counts.into_iter().collect();
-        for chunk in counts.chunks(rows_per_statement(5)) {
+        let counts: Vec<(String, (&Person, i64))> = counts.into_iter().collect();
+        for chunk in counts.chunks(rows_per_statement(7)) {
             let mut sql = Sql::new(
                 self.backend(),
-                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, pending, approved, revoked) VALUES ",
+                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, reviewer_name, reviewer_email, pending, \
+                 approved, revoked) VALUES ",
             );
-            for (i, (reviewer, n)) in chunk.iter().enumerate() {
+            for (i, (reviewer, (person, n))) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(",");
                 }
-                sql.tuple([reviewer.clone().into(), instance.into(), (*n).into(), 0i64.into(), 0i64.into()]);
+                sql.tuple([
+                    reviewer.clone().into(),
+                    instance.into(),
+                    person.name.clone().into(),
+                    person.email.clone().into(),
+                    (*n).into(),
+                    0i64.into(),
+                    0i64.into(),
+                ]);
             }
             txn.execute_raw(sql.build()).await?;
         }
@@ -1015,6 +1055,9 @@ impl Reviews<'_> {
         let details = json!({"instance": number, "instance_id": instance, "items": items.len(), "due_at": due_at,
             "sign_ins_known": sign_ins_known});
         audit(self, &txn, started_by, "campaign.started", campaign, details, now).await?;
+        if sqlite {
+            txn.execute_unprepared("PRAGMA cache_size = -32768").await?;
+        }
         txn.commit().await?;
         // PostgreSQL plans the first inbox from these: a million new rows must not look empty.
         self.statistics.record(&self.db, "review_items", items.len() as u64).await?;
@@ -1206,14 +1249,22 @@ impl Reviews<'_> {
             txn.execute_raw(sql.build()).await?;
             let mut sql = Sql::new(
                 self.backend(),
-                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, pending, approved, revoked) \
-                 SELECT reviewer_object, instance_id, SUM(CASE WHEN decision = 'pending' THEN 1 ELSE 0 END), \
+                "INSERT INTO review_inbox_counts (reviewer_object, instance_id, reviewer_name, reviewer_email, pending, \
+                 approved, revoked) SELECT reviewer_object, instance_id, MIN(reviewer_name), MIN(reviewer_email), \
+                 SUM(CASE WHEN decision = 'pending' THEN 1 ELSE 0 END), \
                  SUM(CASE WHEN decision = 'approve' THEN 1 ELSE 0 END), \
-                 SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) FROM review_assignments WHERE instance_id = ",
+                 SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) FROM review_assignments WHERE ",
             );
-            sql.value(instance);
-            if let Some(group) = group {
-                sql.push(" AND reviewer_object IN ").tuple(group.iter().map(|r| Value::from(r.to_lowercase())));
+            match group {
+                // A few reviewers: through the reviewer index.
+                Some(group) => {
+                    sql.push("instance_id = ").value(instance);
+                    sql.push(" AND reviewer_object IN ").tuple(group.iter().map(|r| Value::from(r.to_lowercase())));
+                }
+                // Everyone: the instance's items, then their assignments by item.
+                None => {
+                    sql.push("item_id IN (SELECT id FROM review_items WHERE instance_id = ").value(instance).push(")");
+                }
             }
             sql.push(" GROUP BY reviewer_object, instance_id");
             txn.execute_raw(sql.build()).await?;
@@ -1328,12 +1379,10 @@ impl Reviews<'_> {
     ) -> Result<Vec<(String, String, Option<String>, i64)>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT a.reviewer_object, MIN(a.reviewer_name) AS name, MIN(a.reviewer_email) AS email, \
-             SUM(CASE WHEN a.decision = 'pending' THEN 1 ELSE 0 END) AS pending \
-             FROM review_assignments a WHERE a.instance_id = ",
+            "SELECT reviewer_object, reviewer_name, reviewer_email, pending FROM review_inbox_counts WHERE instance_id = ",
         );
-        sql.value(instance).push(" GROUP BY a.reviewer_object ORDER BY a.reviewer_object");
-        select_json(&self.db, sql, &["reviewer_object", "name", "email", "pending"]).await
+        sql.value(instance).push(" ORDER BY reviewer_object");
+        select_json(&self.db, sql, &["reviewer_object", "reviewer_name", "reviewer_email", "pending"]).await
     }
 
     /// Records a decision on items of a running instance, with one audit event for all of
@@ -1525,6 +1574,11 @@ impl Reviews<'_> {
         sql.value(CampaignState::Closed.as_str()).push(", closed_by = ").value(closed_by);
         sql.push(", closed_at = ").value(now).push(" WHERE id = ").value(instance);
         txn.execute_raw(sql.build()).await?;
+        if defaulted + kept > 0 {
+            // The reviewers' counts follow the decisions the close made (the campaign page
+            // shows them afterwards).
+            self.recount(&txn, instance, None).await?;
+        }
         let details = json!({"instance_id": instance, "default_decisions": defaulted,
             "earlier_approvals_kept": kept});
         audit(self, &txn, closed_by, "campaign.closed", instance, details, now).await?;
@@ -1587,8 +1641,11 @@ impl Reviews<'_> {
         );
         sql.value(instance).push(" AND i.stage = ").value(stage);
         let reviewed = txn.execute_raw(sql.build()).await?.rows_affected();
-        let mut sql = Sql::new(self.backend(), "DELETE FROM review_assignments WHERE instance_id = ");
-        sql.value(instance);
+        let mut sql = Sql::new(
+            self.backend(),
+            "DELETE FROM review_assignments WHERE item_id IN (SELECT id FROM review_items WHERE instance_id = ",
+        );
+        sql.value(instance).push(")");
         txn.execute_raw(sql.build()).await?;
         let advanced = if going_on.is_empty() {
             0
