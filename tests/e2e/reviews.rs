@@ -704,13 +704,26 @@ db_test!(bench_review_prints_every_figure, true, |db| {
             "1",
             "--connections",
             "4",
+            "--apply",
+            "40",
+            "--apply-users",
+            "300",
+            "--latency-ms",
+            "0",
         ],
     )
     .await;
     assert!(outcome.success, "{:?}\n{}", outcome.error, outcome.stdout);
-    for figure in
-        ["start (snapshot", "inbox, first page", "bulk decision: 50 items", "revocations queued: 300", "write quota"]
-    {
+    for figure in [
+        "start (snapshot",
+        "of which: reading",
+        "inbox, first page",
+        "bulk decision: 50 items",
+        "revocations queued: 300",
+        "write quota",
+        "40 revocations in",
+        "the items say: applied 40",
+    ] {
         assert!(outcome.stdout.contains(figure), "{figure}: {}", outcome.stdout);
     }
 });
