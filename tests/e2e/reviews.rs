@@ -375,6 +375,18 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
         let started = run(vec!["campaign", "start", id]).await;
         assert!(started.success && started.stdout.contains("4 items for 1 reviewer"), "{}", started.stdout);
     }
+    // A campaign that would leave an item with nobody to review it refuses to start, names it,
+    // and writes nothing: the member named as the only reviewer cannot review their own access.
+    let nobody = definition("Nobody for one", "one_revoke_revokes", "none").replace(
+        &format!("named = [\"{}\"]\n[schedule]", first.1),
+        &format!("named = [\"{}\"]\n[schedule]", users[0].1),
+    );
+    std::fs::write(&file, nobody).unwrap();
+    assert!(run(vec!["campaign", "create", "--file", &path]).await.success);
+    let refused = run(vec!["campaign", "start", "3"]).await;
+    let error = refused.error.clone().unwrap_or_default();
+    assert!(!refused.success && error.contains("1 item(s) would have no reviewer"), "{error}");
+    assert!(db.store.reviews().get_campaign(3).await.unwrap().instance.is_none(), "nothing was written");
     let items = |id: &'static str, state: Option<&'static str>| {
         let run = &run;
         async move {

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use attest_domain::command::{RevokeTarget, revoke_action};
 use attest_domain::resource::group_managed_elsewhere;
 use attest_domain::review::{
-    CampaignState, EntitlementKind, Facts, PeerFacts, Person, PrincipalScope, ReviewerChoice, ReviewerMode, Reviewers,
-    choose_reviewers, recommend,
+    CampaignState, EntitlementKind, Facts, PeerFacts, Person, PrincipalScope, Recommendation, ReviewerChoice,
+    ReviewerMode, Reviewers, choose_reviewers, recommend,
 };
 use attest_domain::{ChangeAction, ConnectorId, EntitlementKey, GrantSource, PrincipalKind, ResourceKind, UserType};
 use attest_store::{GrantScope, Instance, NewItem, ScopedGrant, Store};
@@ -83,7 +83,6 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         })
         .collect();
 
-    took.read = clock.elapsed();
     // Peers: who in each department holds each entitlement (before the principal filter, so a
     // guests-only review still compares with everyone).
     let departments = store.reviews().department_sizes(connector).await?;
@@ -148,107 +147,31 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         store.reviews().direct_memberships(connector, &inherited).await?.into_iter().collect()
     };
 
-    let mut items = Vec::with_capacity(rows.len());
-    let mut unresolved = Vec::new();
-    let no_owners = Vec::new();
-    for g in &rows {
-        let kind: PrincipalKind = g.principal_kind.parse().unwrap_or(PrincipalKind::User);
-        let themselves = (kind == PrincipalKind::User).then(|| Person {
-            object_id: g.principal_object.clone(),
-            name: g.principal_name.clone(),
-            email: g.principal_email.clone().or(g.principal_upn.clone()),
-        });
-        let mut chosen = Vec::with_capacity(stages.len());
-        for (stage, (reviewers, (named, fallback))) in stages.iter().zip(&people).enumerate() {
-            let choice = ReviewerChoice {
-                mode: reviewers.mode,
-                principal: &g.principal_object,
-                manager: g.manager_object.as_ref().and_then(|m| managers.get(m)),
-                owners: owners.get(&g.resource_id).unwrap_or(&no_owners),
-                named,
-                themselves: themselves.as_ref(),
-                fallback,
-            };
-            match choose_reviewers(&choice) {
-                Ok(found) => chosen.push(found),
-                Err(_) => {
-                    let which = if stages.len() > 1 { format!(" in stage {}", stage + 1) } else { String::new() };
-                    unresolved
-                        .push(format!("{} on {} ({}){which}", g.principal_name, g.resource_name, g.entitlement_name));
-                    break;
-                }
-            }
-        }
-        if chosen.len() < stages.len() {
-            continue;
-        }
-        let later_reviewers = chosen.split_off(1);
-        let chosen = chosen.pop().unwrap_or_default();
-        let peers = g.department.as_deref().and_then(|d| {
-            let size = *departments.get(d)?;
-            let holding = holders.get(&(g.entitlement_id, d.to_owned())).map_or(0, HashSet::len) as u64;
-            Some(PeerFacts { department: d, department_size: size, holders: holding })
-        });
-        let facts = Facts {
-            kind,
-            user_type: g.user_type.as_deref().and_then(|t| t.parse().ok()),
-            account_enabled: g.account_enabled,
-            // Sign-ins are read for users; applications' sign-ins are not synced.
-            sign_ins_known: sign_ins_known && kind == PrincipalKind::User,
-            last_sign_in: g.last_sign_in_at,
-            created: g.created_in_source_at,
-            has_owner: owned_apps.contains(&g.principal_object),
-            peers,
-            now,
-            lookback_days: definition.settings.recommendation_lookback_days,
-        };
-        let (recommendation, reason) = recommend(&facts);
-        let (revoke, blocked) = revocation(g, &direct);
-        items.push(NewItem {
-            grant_id: g.grant_id,
-            principal_id: g.principal_id,
-            principal_object: g.principal_object.clone(),
-            principal_name: g.principal_name.clone(),
-            principal_upn: g.principal_upn.clone(),
-            principal_kind: g.principal_kind.clone(),
-            resource_id: g.resource_id,
-            resource_object: g.resource_object.clone(),
-            resource_name: g.resource_name.clone(),
-            resource_kind: g.resource_kind.clone(),
-            entitlement_key: g.entitlement_key.clone(),
-            entitlement_name: g.entitlement_name.clone(),
-            held_as: g.source.clone(),
-            via_name: g.via_name.clone(),
-            revoke_action: revoke.map(|a| serde_json::to_string(&a).unwrap_or_default()),
-            revoke_blocked: blocked,
-            recommendation,
-            recommendation_reason: reason,
-            reviewers: chosen,
-            later_reviewers,
-        });
-    }
-    if !unresolved.is_empty() {
-        let shown: Vec<&str> = unresolved.iter().take(5).map(String::as_str).collect();
-        let more = unresolved.len().saturating_sub(shown.len());
-        return Err(ReviewError::NotStartable(format!(
-            "{} item(s) would have no reviewer (the person reviewed cannot review themselves, and the fallback \
-             names nobody else): {}{}; add a fallback reviewer",
-            unresolved.len(),
-            shown.join("; "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
-        )));
-    }
-
     let stage_due_at = now + definition.duration()?;
     let due_at = now + definition.total_duration()?;
     let last = definition.schedule.ends_after.is_some_and(|n| u32::try_from(number).unwrap_or(u32::MAX) >= n);
     let next_start = if last { None } else { definition.schedule.recurrence.next_start(now) };
-    let reviewer_count =
-        items.iter().flat_map(|i| i.reviewers.iter().map(|r| r.object_id.to_lowercase())).collect::<HashSet<_>>().len();
-    let recommended_revoke =
-        items.iter().filter(|i| i.recommendation == attest_domain::review::Recommendation::Revoke).count();
-    took.resolve = clock.elapsed() - took.read;
-    let instance = store
+    took.read = clock.elapsed();
+
+    // Reviewers and recommendations are worked out on a thread of their own while the store
+    // writes the batches already done: the two overlap instead of adding up. An item nobody
+    // may review stops the writing, and the transaction is rolled back.
+    let resolver = Resolver {
+        stages,
+        people,
+        managers,
+        owners,
+        departments,
+        holders,
+        owned_apps,
+        direct,
+        sign_ins_known,
+        now,
+        lookback_days: definition.settings.recommendation_lookback_days,
+    };
+    let (batches, mut received) = tokio::sync::mpsc::channel::<Result<Vec<NewItem>, String>>(2);
+    let producer = tokio::task::spawn_blocking(move || resolver.run(rows, &batches));
+    let stored = store
         .reviews()
         .start_instance(
             campaign.id,
@@ -258,21 +181,197 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
             stage_due_at,
             due_at,
             sign_ins_known,
-            &items,
+            &mut received,
             next_start,
             now,
         )
-        .await?;
-    took.write = clock.elapsed() - took.read - took.resolve;
+        .await;
+    drop(received);
+    let resolved = producer.await.map_err(|e| ReviewError::NotStartable(format!("resolving reviewers failed: {e}")))?;
+    let resolved = resolved.map_err(ReviewError::NotStartable)?;
+    let instance = stored?;
+    took.resolve = resolved.busy;
+    took.write = clock.elapsed() - took.read;
     tracing::info!(
         campaign = campaign.id,
-        items = items.len(),
+        items = resolved.items,
         read_ms = took.read.as_millis() as u64,
         resolve_ms = took.resolve.as_millis() as u64,
         write_ms = took.write.as_millis() as u64,
         "campaign instance started"
     );
-    Ok(Started { instance, items: items.len(), reviewers: reviewer_count, recommended_revoke, took })
+    Ok(Started {
+        instance,
+        items: resolved.items,
+        reviewers: resolved.reviewers,
+        recommended_revoke: resolved.recommended_revoke,
+        took,
+    })
+}
+
+/// Items per batch handed to the store.
+const BATCH: usize = 10_000;
+
+/// Everything resolving an item needs, read once at start.
+struct Resolver {
+    stages: Vec<Reviewers>,
+    /// Each stage's named people and fallback.
+    people: Vec<(Vec<Person>, Vec<Person>)>,
+    managers: HashMap<String, Person>,
+    owners: HashMap<i64, Vec<Person>>,
+    departments: HashMap<String, u64>,
+    holders: HashMap<(i64, String), HashSet<i64>>,
+    owned_apps: HashSet<String>,
+    direct: HashSet<(i64, String)>,
+    sign_ins_known: bool,
+    now: DateTime<Utc>,
+    lookback_days: u32,
+}
+
+/// What resolving found, besides the items it handed over.
+struct Resolved {
+    items: usize,
+    reviewers: usize,
+    recommended_revoke: usize,
+    /// Time spent resolving (it ran alongside the writing).
+    busy: std::time::Duration,
+}
+
+impl Resolver {
+    /// Resolves every grant into an item, handing them over in batches; an error (sent, and
+    /// returned) says which items would have no reviewer.
+    fn run(
+        self,
+        rows: Vec<ScopedGrant>,
+        batches: &tokio::sync::mpsc::Sender<Result<Vec<NewItem>, String>>,
+    ) -> Result<Resolved, String> {
+        let started = std::time::Instant::now();
+        // Time spent waiting for the store to take a batch is not resolving.
+        let mut waiting = std::time::Duration::ZERO;
+        let mut unresolved = Vec::new();
+        let mut reviewers = HashSet::new();
+        let (mut items, mut recommended_revoke) = (0, 0);
+        let mut batch = Vec::with_capacity(BATCH);
+        for g in rows {
+            match self.item(g) {
+                Ok(item) => {
+                    items += 1;
+                    recommended_revoke += usize::from(item.recommendation == Recommendation::Revoke);
+                    for r in &item.reviewers {
+                        if !reviewers.contains(&r.object_id) {
+                            reviewers.insert(r.object_id.to_lowercase());
+                        }
+                    }
+                    batch.push(item);
+                }
+                Err(what) => unresolved.push(what),
+            }
+            if batch.len() == BATCH && unresolved.is_empty() {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let handed = std::time::Instant::now();
+                if batches.blocking_send(Ok(full)).is_err() {
+                    // The store stopped (it failed, and says why): nothing more to hand over.
+                    let busy = started.elapsed().saturating_sub(waiting);
+                    return Ok(Resolved { items, reviewers: reviewers.len(), recommended_revoke, busy });
+                }
+                waiting += handed.elapsed();
+            }
+        }
+        if !unresolved.is_empty() {
+            let shown: Vec<&str> = unresolved.iter().take(5).map(String::as_str).collect();
+            let more = unresolved.len().saturating_sub(shown.len());
+            let message = format!(
+                "{} item(s) would have no reviewer (the person reviewed cannot review themselves, and the fallback \
+                 names nobody else): {}{}; add a fallback reviewer",
+                unresolved.len(),
+                shown.join("; "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            );
+            let _ = batches.blocking_send(Err(message.clone()));
+            return Err(message);
+        }
+        let busy = started.elapsed().saturating_sub(waiting);
+        if !batch.is_empty() {
+            let _ = batches.blocking_send(Ok(batch));
+        }
+        // The end: the store commits only on this.
+        let _ = batches.blocking_send(Ok(Vec::new()));
+        Ok(Resolved { items, reviewers: reviewers.len(), recommended_revoke, busy })
+    }
+
+    /// One grant's item, or which item would have no reviewer.
+    fn item(&self, g: ScopedGrant) -> Result<NewItem, String> {
+        let kind: PrincipalKind = g.principal_kind.parse().unwrap_or(PrincipalKind::User);
+        let themselves = (kind == PrincipalKind::User).then(|| Person {
+            object_id: g.principal_object.clone(),
+            name: g.principal_name.clone(),
+            email: g.principal_email.clone().or(g.principal_upn.clone()),
+        });
+        let no_owners = Vec::new();
+        let mut chosen = Vec::with_capacity(self.stages.len());
+        for (stage, (reviewers, (named, fallback))) in self.stages.iter().zip(&self.people).enumerate() {
+            let choice = ReviewerChoice {
+                mode: reviewers.mode,
+                principal: &g.principal_object,
+                manager: g.manager_object.as_ref().and_then(|m| self.managers.get(m)),
+                owners: self.owners.get(&g.resource_id).unwrap_or(&no_owners),
+                named,
+                themselves: themselves.as_ref(),
+                fallback,
+            };
+            match choose_reviewers(&choice) {
+                Ok(found) => chosen.push(found),
+                Err(_) => {
+                    let which = if self.stages.len() > 1 { format!(" in stage {}", stage + 1) } else { String::new() };
+                    return Err(format!("{} on {} ({}){which}", g.principal_name, g.resource_name, g.entitlement_name));
+                }
+            }
+        }
+        let later_reviewers = chosen.split_off(1);
+        let chosen = chosen.pop().unwrap_or_default();
+        let peers = g.department.as_deref().and_then(|d| {
+            let size = *self.departments.get(d)?;
+            let holding = self.holders.get(&(g.entitlement_id, d.to_owned())).map_or(0, HashSet::len) as u64;
+            Some(PeerFacts { department: d, department_size: size, holders: holding })
+        });
+        let facts = Facts {
+            kind,
+            user_type: g.user_type.as_deref().and_then(|t| t.parse().ok()),
+            account_enabled: g.account_enabled,
+            // Sign-ins are read for users; applications' sign-ins are not synced.
+            sign_ins_known: self.sign_ins_known && kind == PrincipalKind::User,
+            last_sign_in: g.last_sign_in_at,
+            created: g.created_in_source_at,
+            has_owner: self.owned_apps.contains(&g.principal_object),
+            peers,
+            now: self.now,
+            lookback_days: self.lookback_days,
+        };
+        let (recommendation, reason) = recommend(&facts);
+        let (revoke, blocked) = revocation(&g, &self.direct);
+        Ok(NewItem {
+            grant_id: g.grant_id,
+            principal_id: g.principal_id,
+            principal_object: g.principal_object,
+            principal_name: g.principal_name,
+            principal_upn: g.principal_upn,
+            principal_kind: g.principal_kind,
+            resource_id: g.resource_id,
+            resource_object: g.resource_object,
+            resource_name: g.resource_name,
+            resource_kind: g.resource_kind,
+            entitlement_key: g.entitlement_key,
+            entitlement_name: g.entitlement_name,
+            held_as: g.source,
+            via_name: g.via_name,
+            revoke_action: revoke.map(|a| serde_json::to_string(&a).unwrap_or_default()),
+            revoke_blocked: blocked,
+            recommendation,
+            recommendation_reason: reason,
+            reviewers: chosen,
+            later_reviewers,
+        })
+    }
 }
 
 /// Whether the connector's latest finished sync read sign-in activity.

@@ -905,7 +905,9 @@ impl Reviews<'_> {
     }
 
     /// Starts instance `number` of a campaign with its items and their reviewers, in one
-    /// transaction: all of it, or (on any error) nothing.
+    /// transaction: all of it, or (on any error) nothing. The items arrive in batches while
+    /// their producer works out the next ones, and an empty batch says they are all there; an
+    /// `Err` from the producer, or the batches stopping without that end, rolls it all back.
     #[allow(clippy::too_many_arguments)]
     pub async fn start_instance(
         self,
@@ -916,7 +918,7 @@ impl Reviews<'_> {
         stage_due_at: DateTime<Utc>,
         due_at: DateTime<Utc>,
         sign_ins_known: bool,
-        items: &[NewItem],
+        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<NewItem>, String>>,
         next_start_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Instance, StoreError> {
@@ -953,7 +955,22 @@ impl Reviews<'_> {
         // Rows travel as one JSON parameter per batch (`JsonRows`): binding a million rows'
         // twenty columns one value at a time is most of what a start would cost.
         let j = JsonRows::new(self.backend());
-        for batch in items.chunks(10_000) {
+        let mut counts: HashMap<String, (Person, i64)> = HashMap::new();
+        let (mut written, mut assigned) = (0usize, 0usize);
+        let mut complete = false;
+        while let Some(batch) = batches.recv().await {
+            let batch = batch.map_err(StoreError::Invalid)?;
+            if batch.is_empty() {
+                complete = true;
+                break;
+            }
+            written += batch.len();
+            for item in &batch {
+                assigned += item.reviewers.len();
+                for reviewer in &item.reviewers {
+                    counts.entry(reviewer.object_id.to_lowercase()).or_insert_with(|| (reviewer.clone(), 0)).1 += 1;
+                }
+            }
             let rows: Vec<ItemRow> = batch.iter().map(ItemRow::of).collect();
             let mut sql = Sql::new(
                 self.backend(),
@@ -983,7 +1000,7 @@ impl Reviews<'_> {
             // the stage before lets the item through.
             let mut now_rows: Vec<AssignmentRow> = Vec::new();
             let mut later_rows: Vec<AssignmentRow> = Vec::new();
-            for item in batch {
+            for item in &batch {
                 let Some(id) = ids.get(&item.grant_id).copied() else { continue };
                 now_rows.extend(item.reviewers.iter().map(|r| AssignmentRow::of(id, 1, r)));
                 for (people, stage) in item.later_reviewers.iter().zip(2i32..) {
@@ -1018,15 +1035,12 @@ impl Reviews<'_> {
                 }
             }
         }
-        // Each reviewer's count, from the items in hand rather than by reading back what was
-        // just written.
-        let mut counts: HashMap<String, (&Person, i64)> = HashMap::new();
-        for item in items {
-            for reviewer in &item.reviewers {
-                counts.entry(reviewer.object_id.to_lowercase()).or_insert((reviewer, 0)).1 += 1;
-            }
+        if !complete {
+            return Err(StoreError::Internal("the campaign's items stopped coming before the last".into()));
         }
-        let counts: Vec<(String, (&Person, i64))> = counts.into_iter().collect();
+        // Each reviewer's count, from the items as they went by rather than by reading back
+        // what was just written.
+        let counts: Vec<(String, (Person, i64))> = counts.into_iter().collect();
         for chunk in counts.chunks(rows_per_statement(7)) {
             let mut sql = Sql::new(
                 self.backend(),
@@ -1052,7 +1066,7 @@ impl Reviews<'_> {
         let mut sql = Sql::new(self.backend(), "UPDATE campaigns SET updated_at = ");
         sql.value(now).push(", next_start_at = ").value(next_start_at.map(micros)).push(" WHERE id = ").value(campaign);
         txn.execute_raw(sql.build()).await?;
-        let details = json!({"instance": number, "instance_id": instance, "items": items.len(), "due_at": due_at,
+        let details = json!({"instance": number, "instance_id": instance, "items": written, "due_at": due_at,
             "sign_ins_known": sign_ins_known});
         audit(self, &txn, started_by, "campaign.started", campaign, details, now).await?;
         if sqlite {
@@ -1060,9 +1074,8 @@ impl Reviews<'_> {
         }
         txn.commit().await?;
         // PostgreSQL plans the first inbox from these: a million new rows must not look empty.
-        self.statistics.record(&self.db, "review_items", items.len() as u64).await?;
-        let assignments: usize = items.iter().map(|i| i.reviewers.len()).sum();
-        self.statistics.record(&self.db, "review_assignments", assignments as u64).await?;
+        self.statistics.record(&self.db, "review_items", written as u64).await?;
+        self.statistics.record(&self.db, "review_assignments", assigned as u64).await?;
         self.get_instance(instance).await
     }
 

@@ -106,22 +106,13 @@ pub async fn run(context: &Context, args: WebBenchArgs, out: &mut dyn Write) -> 
         (0..500).map(|_| format!("/principals/{}", people[rng.random_range(0..people.len())].id.0)).collect();
     let dashboard = vec!["/".to_owned()];
 
-    let driver = match args.driver.as_deref() {
-        Some("wrk") => Driver::Wrk,
-        Some("rust") => Driver::Rust,
-        Some(other) => anyhow::bail!("--driver: expected wrk or rust, got '{other}'"),
-        None if which_wrk().is_some() => Driver::Wrk,
-        None => Driver::Rust,
-    };
+    let driver = Driver::choose(args.driver.as_deref())?;
     writeln!(
         out,
         "load: {} requests in flight, {} s per page, on {base}, driven by {}",
         args.connections,
         args.seconds,
-        match driver {
-            Driver::Wrk => "wrk",
-            Driver::Rust => "a reqwest client in this process",
-        }
+        driver.name()
     )?;
     writeln!(
         out,
@@ -133,10 +124,7 @@ pub async fn run(context: &Context, args: WebBenchArgs, out: &mut dyn Write) -> 
         // on its own, then the page is measured warm.
         let first = first_request(&base, &cookie, &paths[0]).await?;
         let duration = Duration::from_secs(args.seconds);
-        let figures = match driver {
-            Driver::Rust => drive(&base, &cookie, paths, args.connections, duration).await?,
-            Driver::Wrk => drive_wrk(&base, &cookie, paths, args.connections, duration).await?,
-        };
+        let figures = driver.drive(&base, &cookie, paths, args.connections, duration).await?;
         writeln!(
             out,
             "{name:<22} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>7} {:>14.0}",
@@ -205,9 +193,46 @@ async fn sign_in_administrator(store: &Store, base: &str) -> anyhow::Result<Stri
     Ok(cookie.to_owned())
 }
 
-enum Driver {
+/// The load generator of the benches that drive pages.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Driver {
     Wrk,
     Rust,
+}
+
+impl Driver {
+    /// `--driver wrk|rust`; by default wrk when installed.
+    pub(super) fn choose(asked: Option<&str>) -> anyhow::Result<Driver> {
+        Ok(match asked {
+            Some("wrk") => Driver::Wrk,
+            Some("rust") => Driver::Rust,
+            Some(other) => anyhow::bail!("--driver: expected wrk or rust, got '{other}'"),
+            None if which_wrk().is_some() => Driver::Wrk,
+            None => Driver::Rust,
+        })
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Driver::Wrk => "wrk",
+            Driver::Rust => "a reqwest client in this process",
+        }
+    }
+
+    /// `connections` requests in flight over `paths` for `duration`.
+    pub(super) async fn drive(
+        self,
+        base: &str,
+        cookie: &str,
+        paths: &[String],
+        connections: usize,
+        duration: Duration,
+    ) -> anyhow::Result<Figures> {
+        match self {
+            Driver::Rust => drive(base, cookie, paths, connections, duration).await,
+            Driver::Wrk => drive_wrk(base, cookie, paths, connections, duration).await,
+        }
+    }
 }
 
 fn which_wrk() -> Option<&'static str> {
