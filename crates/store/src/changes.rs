@@ -71,6 +71,18 @@ pub struct Enqueued {
 }
 
 impl Changes<'_> {
+    /// Benchmarks only: cancels a connector's changes still waiting, so workers started later
+    /// (for another connector) do not take them. Never called by the product.
+    #[cfg(feature = "bench")]
+    pub async fn cancel_waiting_for_benchmark(self, connector: ConnectorId) -> Result<u64, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "UPDATE changes SET state = 'cancelled' WHERE state = 'pending' AND connector_id = ",
+        );
+        sql.value(connector.0);
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected())
+    }
+
     /// Queues a change, or returns the one already queued under the same idempotency key, or
     /// the same operation still open (pending, awaiting approval or in progress) in the same
     /// connector: asking twice for one thing (a second click on "Block sign-in") queues it

@@ -246,6 +246,8 @@ pub async fn run(context: &Context, args: ReviewBenchArgs, out: &mut dyn Write) 
         bound,
         bound / 3600.0
     )?;
+    // The synthetic tenant cannot apply them; the workers below must not take them either.
+    store.changes().cancel_waiting_for_benchmark(connector).await?;
     if args.apply > 0 {
         apply_in_entra(&store, &args, out).await?;
     }
