@@ -659,6 +659,12 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
 
     // The owner closes: the revocations are applied in Entra by the workers, and the items say so.
     assert_eq!(web.post(&web.owner, &format!("{path}/close"), &[]).await.status().as_u16(), 303);
+    // The report: decisions by who made them, and progress over time drawn as well as listed.
+    let (_, report) = web.get(Some(&web.owner), &path).await;
+    assert!(
+        report.contains("id=\"campaign-progress-chart\"") && report.contains("Decisions by who made them"),
+        "{report}"
+    );
     let revoked: Vec<String> = api["items"].as_array().unwrap()[..2]
         .iter()
         .map(|i| i["principal"]["object_id"].as_str().unwrap().to_owned())
