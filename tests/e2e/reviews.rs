@@ -375,6 +375,8 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
         let started = run(vec!["campaign", "start", id]).await;
         assert!(started.success && started.stdout.contains("4 items for 1 reviewer"), "{}", started.stdout);
     }
+    let listed = run(vec!["campaign", "list"]).await;
+    assert!(listed.stdout.contains("stage 1 of 2, this stage due"), "{}", listed.stdout);
     // A campaign that would leave an item with nobody to review it refuses to start, names it,
     // and writes nothing: the member named as the only reviewer cannot review their own access.
     let nobody = definition("Nobody for one", "one_revoke_revokes", "none").replace(

@@ -455,7 +455,14 @@ fn summary(row: &serde_json::Value) -> String {
         )
     };
     let due = row["instance"]["due_at"].as_str().map(|d| format!("  due {d}")).unwrap_or_default();
-    format!("#{}  {}  {state}{due}{counts}", row["id"], row["name"].as_str().unwrap_or(""))
+    let stages = row["instance"]["stages"].as_i64().unwrap_or(1);
+    let stage = if stages > 1 {
+        let due = row["instance"]["stage_due_at"].as_str().map(|d| format!(", this stage due {d}")).unwrap_or_default();
+        format!("  stage {} of {stages}{due}", row["instance"]["stage"])
+    } else {
+        String::new()
+    };
+    format!("#{}  {}  {state}{stage}{due}{counts}", row["id"], row["name"].as_str().unwrap_or(""))
 }
 
 fn item_json(i: &Item, earlier_stages: &[attest_store::StageDecision]) -> serde_json::Value {
