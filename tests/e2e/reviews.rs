@@ -22,6 +22,18 @@ struct Tenant {
     url: String,
 }
 
+/// The review job of `attest serve`, scanned by hand at whatever time a test says.
+fn scheduler(store: &attest_store::Store) -> attest_server::review_job::ReviewScheduler {
+    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
+    attest_server::review_job::ReviewScheduler::new(
+        store.clone(),
+        outbox,
+        "https://attest.example.com",
+        attest_domain::clock::system(),
+        "test",
+    )
+}
+
 impl Tenant {
     async fn connect(db: &attest_store::testing::TestDb) -> Tenant {
         let sim = sim(ClientApp::attest(21).with_provisioning()).await;
@@ -247,14 +259,7 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
     );
 
     let store = db.store.clone();
-    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
-    let scheduler = attest_server::review_job::ReviewScheduler::new(
-        store.clone(),
-        outbox,
-        "https://attest.example.com",
-        attest_domain::clock::system(),
-        "test",
-    );
+    let scheduler = scheduler(&store);
     let instance = store.reviews().get_campaign(1).await.unwrap().instance.unwrap();
     let at = |hours: i64| instance.started_at + chrono::Duration::hours(hours);
     let mails = || async {
@@ -451,6 +456,10 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
     assert!(done.success, "{:?}", done.error);
     let done: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
     assert_eq!((done["kept_approvals"].as_u64(), done["defaulted"].as_u64()), (Some(1), Some(0)), "{done}");
+    // The kept approval counts as a decision: nobody is left with anything pending.
+    let first_instance = db.store.reviews().get_campaign(1).await.unwrap().instance.unwrap().id;
+    let waiting = db.store.reviews().pending_by_reviewer(first_instance).await.unwrap();
+    assert!(waiting.iter().all(|r| r.3 == 0), "{waiting:?}");
     let finals = items("1", None).await;
     let final_of = |who: usize| {
         let found = finals.iter().find(|i| i["principal"]["object_id"] == users[who].0.as_str()).unwrap();
@@ -467,14 +476,7 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
 
     // all_must_approve, run by the schedule: stage 1 approves 0 and 1, revokes 2, leaves 3.
     let store = db.store.clone();
-    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
-    let scheduler = attest_server::review_job::ReviewScheduler::new(
-        store.clone(),
-        outbox,
-        "https://attest.example.com",
-        attest_domain::clock::system(),
-        "test",
-    );
+    let scheduler = scheduler(&store);
     let instance = store.reviews().get_campaign(2).await.unwrap().instance.unwrap();
     assert_eq!((instance.stage, instance.stages), (1, 2));
     assert_eq!(instance.due_at - instance.started_at, chrono::Duration::days(6), "4 days, then 2");

@@ -140,6 +140,32 @@ pub struct StageDecision {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
+/// Each running campaign's count of the reviewer's items matching `filter`, by instance id,
+/// when the counts can say (the decision alone filters, in snapshot order); `None` otherwise.
+fn inbox_shares(counts: &[InboxCounts], filter: &ItemFilter) -> Option<Vec<(i64, u64)>> {
+    let by_counts = filter.reviewer.is_some()
+        && filter.recommendation.is_none()
+        && filter.resource_kind.is_none()
+        && filter.ids.is_none()
+        && filter.after.is_none()
+        && filter.order == ItemOrder::Snapshot;
+    if !by_counts {
+        return None;
+    }
+    let mut shares: Vec<(i64, u64)> = counts
+        .iter()
+        .filter(|c| filter.instance.is_none_or(|i| i == c.instance_id))
+        .map(|c| (c.instance_id, c.with(filter.decision)))
+        .collect();
+    shares.sort_unstable();
+    Some(shares)
+}
+
+/// What an item's decision carries besides the decision: kept from the stage that gave an
+/// approval, cleared when an item goes on to a new stage.
+const DECISION_COLUMNS: [&str; 6] =
+    ["justification", "decided_by", "decided_by_id", "decided_at", "decided_recommendation", "decision_audit_seq"];
+
 /// Mail about an instance, each sent once (see [`Reviews::mark_mailed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceMail {
@@ -1240,6 +1266,40 @@ impl Reviews<'_> {
         .await
     }
 
+    /// How many of a reviewer's items match `filter` (its `reviewer`), `counts` being their
+    /// running campaigns as [`Reviews::inbox_campaigns`] gave them: by decision alone, the
+    /// counts say; other filters count items.
+    pub async fn count_inbox(self, counts: &[InboxCounts], filter: &ItemFilter) -> Result<u64, StoreError> {
+        match inbox_shares(counts, filter) {
+            Some(shares) => Ok(shares.iter().map(|(_, n)| n).sum()),
+            None => self.count_items(filter).await,
+        }
+    }
+
+    /// A page of a reviewer's items (`filter.offset`, `filter.limit`), `counts` as for
+    /// [`Reviews::count_inbox`]. In snapshot order and by decision alone, each campaign's share
+    /// of the page is read on its own in the reviewer index's order, the counts saying where
+    /// the page starts: one query over several running campaigns would sort all the
+    /// reviewer's items in them (PostgreSQL's generic plan does) for every page.
+    pub async fn list_inbox(self, counts: &[InboxCounts], filter: &ItemFilter) -> Result<Vec<Item>, StoreError> {
+        let Some(shares) = inbox_shares(counts, filter) else { return self.list_items(filter).await };
+        let (mut skip, mut items) = (filter.offset, Vec::new());
+        for (instance, n) in shares {
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+            let limit = filter.limit.saturating_sub(items.len() as u64);
+            let part = ItemFilter { instance: Some(instance), offset: skip, limit, ..filter.clone() };
+            items.extend(self.list_items(&part).await?);
+            skip = 0;
+            if items.len() as u64 >= filter.limit {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
     /// Counts `reviewers`' items in a running instance afresh (every reviewer's for `None`),
     /// inside the write that changed their assignments.
     async fn recount(
@@ -1551,14 +1611,7 @@ impl Reviews<'_> {
                 )
             };
             let mut sql = Sql::new(self.backend(), "UPDATE review_items SET decision = 'approve'");
-            for column in [
-                "justification",
-                "decided_by",
-                "decided_by_id",
-                "decided_at",
-                "decided_recommendation",
-                "decision_audit_seq",
-            ] {
+            for column in DECISION_COLUMNS {
                 sql.push(&format!(", {column} = {}", latest(column)));
             }
             sql.push(" WHERE decision = 'pending' AND stage > 1 AND instance_id = ").value(instance);
@@ -1567,6 +1620,16 @@ impl Reviews<'_> {
                  AND d.decision = 'approve')",
             );
             kept = txn.execute_raw(sql.build()).await?.rows_affected();
+            if kept > 0 {
+                // The assignments carry their item's decision (the counts are made from them).
+                let mut sql = Sql::new(
+                    self.backend(),
+                    "UPDATE review_assignments SET decision = 'approve' WHERE item_id IN \
+                     (SELECT id FROM review_items WHERE decision = 'approve' AND stage > 1 AND instance_id = ",
+                );
+                sql.value(instance).push(")");
+                txn.execute_raw(sql.build()).await?;
+            }
         }
         let mut defaulted = 0;
         for decision in [Decision::Approve, Decision::Revoke] {
@@ -1665,14 +1728,7 @@ impl Reviews<'_> {
         } else {
             let mut sql = Sql::new(self.backend(), "UPDATE review_items SET stage = ");
             sql.value(next).push(", decision = 'pending'");
-            for column in [
-                "justification",
-                "decided_by",
-                "decided_by_id",
-                "decided_at",
-                "decided_recommendation",
-                "decision_audit_seq",
-            ] {
+            for column in DECISION_COLUMNS {
                 sql.push(&format!(", {column} = NULL"));
             }
             sql.push(" WHERE instance_id = ").value(instance).push(" AND stage = ").value(stage);

@@ -46,21 +46,10 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     store.migrate_up(None).await?;
     let spec =
         TenantSpec { users: args.users, groups: args.groups, apps: 200, assignments_per_app: 20, seed: args.seed };
-    let throttle = ThrottleConfig::default();
-    let (write_quota, write_window) = (throttle.write_quota, throttle.write_window_secs);
-    let options = SimOptions {
-        latency: Duration::from_millis(args.latency_ms),
-        throttle: Some(throttle),
-        ..SimOptions::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed).with_provisioning(), options).await?;
-    let connector = Arc::new(EntraConnector::new(client_for(&sim)?, EntraSettings::default()));
-    let name = format!("bench-provision-{}", crate::now().timestamp_millis());
-    let id = store.connectors().create_connector(NewConnector::entra(&name), crate::now()).await?.id;
     let started = Instant::now();
-    run_sync(connector.as_ref(), &store, id, SyncMode::Full, SyncTrigger::Bench, &attest_domain::SystemClock, None)
-        .await?;
+    let Throttled { sim, connector, id, throttle, .. } =
+        throttled_tenant(&store, spec, args.latency_ms, "bench-provision").await?;
+    let (write_quota, write_window) = (throttle.write_quota, throttle.write_window_secs);
     writeln!(
         out,
         "bench provision: {} changes by {} worker(s) × {} at a time, {} ms latency, write quota {write_quota} per {write_window} s; tenant synced in {:.1} s into {}",
@@ -76,26 +65,16 @@ pub async fn run(context: &Context, args: ProvisionBenchArgs, out: &mut dyn Writ
     let before = sim.sim.stats();
     let started = Instant::now();
     let policy = Policy { sensitive: Vec::new(), concurrency: args.concurrency, ..Policy::default() };
-    let connectors = Arc::new(Single(connector));
-    let first = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), "bench-0");
+    let first = Provisioner::new(store.clone(), Arc::new(Single(connector.clone())), policy, "bench-0");
     for change in changes {
         first.enqueue(change, crate::now()).await?;
     }
     let enqueued = started.elapsed().as_secs_f64();
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..args.workers.max(1) {
-        let worker = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), format!("bench-{w}"));
-        tasks.spawn(async move { worker.run_until_idle().await });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
+    apply_queue(&store, &connector, args.workers, args.concurrency).await?;
     let total = started.elapsed().as_secs_f64();
     let after = sim.sim.stats();
     let (states, results) = tally(&store).await?;
-    let writes = sim.sim.requests().iter().filter(|r| is_write(&r.method, &r.uri) && r.status != 429).count();
-    // The quota starts full and refills at quota/window per second: the fastest any client can go.
-    let bound = ((writes as f64 - write_quota).max(0.0)) / (write_quota / write_window);
+    let (writes, bound) = quota_bound(&sim, &throttle);
     writeln!(out, "queued in {enqueued:.1} s; applied in {total:.1} s: {:.1} changes/s", args.changes as f64 / total)?;
     writeln!(out, "  states: {states}; results: {results}")?;
     writeln!(
@@ -174,6 +153,69 @@ fn plan(sim: &SimHandle, connector: ConnectorId, n: usize, seed: u64) -> Vec<New
         }
         out
     })
+}
+
+/// A simulated tenant throttled as Graph throttles, synced into a connector of its own.
+pub(super) struct Throttled {
+    pub sim: SimHandle,
+    pub connector: Arc<EntraConnector>,
+    pub id: ConnectorId,
+    /// The connector's name (what a campaign's scope names).
+    pub name: String,
+    pub throttle: ThrottleConfig,
+}
+
+/// Spawns the simulator for `spec` with Graph's throttling (write quota included) and
+/// `latency_ms` on every request, and syncs it in full into a new connector named after
+/// `prefix`.
+pub(super) async fn throttled_tenant(
+    store: &Store,
+    spec: TenantSpec,
+    latency_ms: u64,
+    prefix: &str,
+) -> anyhow::Result<Throttled> {
+    let throttle = ThrottleConfig::default();
+    let options =
+        SimOptions { latency: Duration::from_millis(latency_ms), throttle: Some(throttle), ..SimOptions::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let seed = spec.seed;
+    let sim = spawn_with(listener, generate(spec), ClientApp::attest(seed).with_provisioning(), options).await?;
+    let connector = Arc::new(EntraConnector::new(client_for(&sim)?, EntraSettings::default()));
+    let name = format!("{prefix}-{}", crate::now().timestamp_millis());
+    let id = store.connectors().create_connector(NewConnector::entra(&name), crate::now()).await?.id;
+    run_sync(connector.as_ref(), store, id, SyncMode::Full, SyncTrigger::Bench, &attest_domain::SystemClock, None)
+        .await?;
+    Ok(Throttled { sim, connector, id, name, throttle })
+}
+
+/// Runs `workers` provisioner workers, each applying `concurrency` changes at a time, until the
+/// queue is empty (as replicas sharing it would).
+pub(super) async fn apply_queue(
+    store: &Store,
+    connector: &Arc<EntraConnector>,
+    workers: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let policy = Policy { sensitive: Vec::new(), concurrency, ..Policy::default() };
+    let connectors = Arc::new(Single(connector.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..workers.max(1) {
+        let worker = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), format!("bench-{w}"));
+        tasks.spawn(async move { worker.run_until_idle().await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// The Graph writes the simulator accepted, and the least time the write quota allows for
+/// them in seconds: it starts full and refills at quota/window per second, the fastest any
+/// client can go.
+pub(super) fn quota_bound(sim: &SimHandle, throttle: &ThrottleConfig) -> (usize, f64) {
+    let writes = sim.sim.requests().iter().filter(|r| is_write(&r.method, &r.uri) && r.status != 429).count();
+    let bound = (writes as f64 - throttle.write_quota).max(0.0) / (throttle.write_quota / throttle.write_window_secs);
+    (writes, bound)
 }
 
 /// A Graph write: not a read, not a token request, not the sync's `$batch` of reads.

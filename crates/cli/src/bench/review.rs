@@ -10,18 +10,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use attest_connector::run_sync;
 use attest_domain::review::Decision;
-use attest_domain::{SyncMode, SyncTrigger};
-use attest_entra::{EntraConnector, EntraSettings};
-use attest_entra_sim::{ClientApp, SimOptions, TenantSpec, ThrottleConfig, generate, spawn_with};
-use attest_provisioner::{Policy, Provisioner, Single};
+use attest_entra_sim::TenantSpec;
 use attest_store::{Decided, ItemFilter, NewConnector, Store};
 use clap::Args;
 
-use super::sync::client_for;
+use super::provision::{Throttled, apply_queue, quota_bound, throttled_tenant};
 
 use super::ingest::load_grants;
 use super::synth::Synth;
@@ -193,30 +187,9 @@ pub async fn run(context: &Context, args: ReviewBenchArgs, out: &mut dyn Write) 
 
     // Closing with many revocations: the other reviewers' decisions are recorded as theirs
     // would be (the store's decision), then close and apply queue one change per item.
-    let mut revoke: Vec<i64> = Vec::new();
-    let mut after = None;
-    while revoke.len() + items.len() < args.revocations {
-        let page = ItemFilter {
-            instance: Some(instance),
-            decision: Some(Decision::Pending),
-            after,
-            limit: 20_000,
-            ..Default::default()
-        };
-        let page = store.reviews().list_items(&page).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        revoke.extend(page.iter().map(|i| i.id).take(args.revocations - revoke.len() - items.len()));
-    }
-    let decided = Decided {
-        items: &revoke,
-        decision: Decision::Revoke,
-        justification: Some("bench"),
-        by: "bench reviewers",
-        by_id: None,
-        how: "bulk",
-    };
-    store.reviews().decide(instance, &decided, crate::now()).await?;
+    let pending = ItemFilter { instance: Some(instance), decision: Some(Decision::Pending), ..Default::default() };
+    let revoke = first_items(&store, pending, args.revocations.saturating_sub(items.len()), |_| true).await?;
+    revoke_as_reviewers(&store, instance, &revoke).await?;
     let clock = Instant::now();
     let closed = attest_review::close(&store, instance, "bench", crate::now()).await?;
     let close_secs = clock.elapsed().as_secs_f64();
@@ -267,20 +240,9 @@ async fn apply_in_entra(store: &Store, args: &ReviewBenchArgs, out: &mut dyn Wri
         assignments_per_app: 10,
         seed: args.seed,
     };
-    let throttle = ThrottleConfig::default();
+    let Throttled { sim, connector, name, throttle, .. } =
+        throttled_tenant(store, spec, args.latency_ms, "bench-review-apply").await?;
     let (write_quota, write_window) = (throttle.write_quota, throttle.write_window_secs);
-    let options = SimOptions {
-        latency: Duration::from_millis(args.latency_ms),
-        throttle: Some(throttle),
-        ..SimOptions::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed).with_provisioning(), options).await?;
-    let connector = Arc::new(EntraConnector::new(client_for(&sim)?, EntraSettings::default()));
-    let name = format!("bench-review-apply-{}", crate::now().timestamp_millis());
-    let id = store.connectors().create_connector(NewConnector::entra(&name), crate::now()).await?.id;
-    run_sync(connector.as_ref(), store, id, SyncMode::Full, SyncTrigger::Bench, &attest_domain::SystemClock, None)
-        .await?;
     let (reviewer, fallback) = sim.sim.read(|t| {
         let mut users = t.live_users().filter(|u| u.account_enabled).map(|u| u.user_principal_name.clone());
         (users.next().unwrap_or_default(), users.next().unwrap_or_default())
@@ -295,47 +257,17 @@ async fn apply_in_entra(store: &Store, args: &ReviewBenchArgs, out: &mut dyn Wri
     let campaign = attest_review::create(store, &definition, "bench", crate::now()).await?;
     let instance = attest_review::start(store, campaign.id, "bench", crate::now()).await?.instance.id;
     // Revocations Graph can make (not dynamic or on-premises groups), as many as asked.
-    let mut revoke = Vec::new();
-    let mut after = None;
-    while revoke.len() < args.apply {
-        let filter = ItemFilter { instance: Some(instance), after, limit: 5_000, ..Default::default() };
-        let page = store.reviews().list_items(&filter).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        revoke.extend(page.iter().filter(|i| i.revoke_blocked.is_none()).map(|i| i.id).take(args.apply - revoke.len()));
-    }
-    let decided = Decided {
-        items: &revoke,
-        decision: Decision::Revoke,
-        justification: Some("bench"),
-        by: "bench reviewers",
-        by_id: None,
-        how: "bulk",
-    };
-    store.reviews().decide(instance, &decided, crate::now()).await?;
+    let any = ItemFilter { instance: Some(instance), ..Default::default() };
+    let revoke = first_items(store, any, args.apply, |i| i.revoke_blocked.is_none()).await?;
+    revoke_as_reviewers(store, instance, &revoke).await?;
     attest_review::close(store, instance, "bench", crate::now()).await?;
     let before = sim.sim.stats();
     let clock = Instant::now();
     let queued = attest_review::apply_revocations(store, instance, "bench", crate::now()).await?;
-    let policy = Policy { sensitive: Vec::new(), concurrency: 8, ..Policy::default() };
-    let connectors = Arc::new(Single(connector));
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..2 {
-        let worker = Provisioner::new(store.clone(), connectors.clone(), policy.clone(), format!("bench-review-{w}"));
-        tasks.spawn(async move { worker.run_until_idle().await });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
+    apply_queue(store, &connector, 2, 8).await?;
     let took = clock.elapsed().as_secs_f64();
     let after_stats = sim.sim.stats();
-    let writes = sim
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET" && r.uri.contains("/v1.0/") && !r.uri.contains("$batch") && r.status != 429)
-        .count();
-    let bound = ((writes as f64 - write_quota).max(0.0)) / (write_quota / write_window);
+    let (writes, bound) = quota_bound(&sim, &throttle);
     let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
     for item in store.reviews().all_items(instance).await? {
         if let Some(outcome) = item.outcome() {
@@ -354,5 +286,37 @@ async fn apply_in_entra(store: &Store, args: &ReviewBenchArgs, out: &mut dyn Wri
     )?;
     writeln!(out, "    the items say: {}", outcomes.join(", "))?;
     sim.shutdown().await;
+    Ok(())
+}
+
+/// The first `n` items matching `filter` that `keep` keeps, in id order, read in pages.
+async fn first_items(
+    store: &Store,
+    filter: ItemFilter,
+    n: usize,
+    keep: impl Fn(&attest_store::Item) -> bool,
+) -> anyhow::Result<Vec<i64>> {
+    let mut found = Vec::new();
+    let mut after = None;
+    while found.len() < n {
+        let page = store.reviews().list_items(&ItemFilter { after, limit: 20_000, ..filter.clone() }).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        found.extend(page.iter().filter(|i| keep(i)).map(|i| i.id).take(n - found.len()));
+    }
+    Ok(found)
+}
+
+/// Records `items` as revoked, as their reviewers would (the store's decision, in bulk).
+async fn revoke_as_reviewers(store: &Store, instance: i64, items: &[i64]) -> anyhow::Result<()> {
+    let decided = Decided {
+        items,
+        decision: Decision::Revoke,
+        justification: Some("bench"),
+        by: "bench reviewers",
+        by_id: None,
+        how: "bulk",
+    };
+    store.reviews().decide(instance, &decided, crate::now()).await?;
     Ok(())
 }

@@ -101,39 +101,10 @@ pub async fn inbox_data(state: &AppState, viewer: &Viewer, query: &InboxQuery) -
         ..Default::default()
     };
     let reviews = state.store.reviews();
-    // By decision alone, the campaigns' counts say how many match, and where a page starts:
-    // each campaign's share is read from the reviewer's index in its order, one campaign at a
-    // time (a query over several running campaigns at once would sort all their items).
-    let by_counts = filter.recommendation.is_none() && filter.resource_kind.is_none() && order == ItemOrder::Snapshot;
-    let mut shares: Vec<(i64, u64)> = counts
-        .iter()
-        .filter(|c| instance.is_none_or(|i| i == c.instance_id))
-        .map(|c| (c.instance_id, c.with(decision)))
-        .collect();
-    shares.sort_unstable();
-    let total = if by_counts { shares.iter().map(|(_, n)| n).sum() } else { reviews.count_items(&filter).await? };
+    let total = reviews.count_inbox(&counts, &filter).await?;
     let paged = fetch_page(query.page, |offset| {
-        let (filter, shares) = (filter.clone(), &shares);
-        async move {
-            if !by_counts {
-                return Ok::<_, WebError>((reviews.list_items(&ItemFilter { offset, ..filter }).await?, total));
-            }
-            let (mut skip, mut items) = (offset, Vec::new());
-            for (instance, n) in shares {
-                if skip >= *n {
-                    skip -= n;
-                    continue;
-                }
-                let limit = filter.limit - items.len() as u64;
-                let part = ItemFilter { instance: Some(*instance), offset: skip, limit, ..filter.clone() };
-                items.extend(reviews.list_items(&part).await?);
-                skip = 0;
-                if items.len() as u64 >= filter.limit {
-                    break;
-                }
-            }
-            Ok((items, total))
-        }
+        let (filter, counts) = (ItemFilter { offset, ..filter.clone() }, &counts);
+        async move { Ok::<_, WebError>((reviews.list_inbox(counts, &filter).await?, total)) }
     })
     .await?;
     Ok(ReviewInbox {
