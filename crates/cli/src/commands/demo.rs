@@ -173,8 +173,8 @@ pub async fn demo(
 }
 
 /// Starts a campaign over the members of three groups Graph can change, reviewed by the demo's
-/// administrators (each sees every item; one decision settles one), owned by the first: its
-/// name and how many items it has. `None` when the tenant is too small to have such groups.
+/// administrators (each sees every item; one decision settles one), then signed off in a second
+/// stage by the first, who owns it: its name and how many items it has. `None` when the tenant is too small to have such groups.
 async fn seed_review(
     store: &Store,
     sim: &attest_entra_sim::SimHandle,
@@ -200,8 +200,10 @@ async fn seed_review(
          principals = \"users\"\n\
          [reviewers]\nmode = \"named\"\nnamed = [{}]\nfallback = [\"{first}\"]\n\
          [schedule]\nduration = \"14d\"\nrecurrence = \"quarterly\"\n\
-         [settings]\njustification_required = \"revoke\"\n",
+         [settings]\njustification_required = \"revoke\"\nstages = 2\n\
+         [[later_stages]]\nmode = \"named\"\nnamed = [\"{first}\"]\nfallback = [{}]\nduration = \"7d\"\n",
         quoted(&groups.iter().collect::<Vec<_>>()),
+        quoted(&reviewers),
         quoted(&reviewers)
     );
     let definition = attest_review::parse_definition(&text)?;
