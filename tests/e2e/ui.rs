@@ -332,9 +332,18 @@ db_test!(a_reviewer_follows_the_mail_link_and_bulk_revokes_in_chromium, true, |d
     }
     browser.find(Locator::Id("justification")).await.unwrap().send_keys("moved to another project").await.unwrap();
     browser.find(Locator::Css("button[name=decision][value=revoke]")).await.unwrap().click().await.unwrap();
-    browser.wait().for_element(Locator::Id("review-items")).await.unwrap();
-    // The inbox shows what is still pending: the two are gone from it.
-    let source = browser.source().await.unwrap();
+    // The inbox shows what is still pending: the two are gone from it. (The old page can still
+    // be the one shown for a moment after the click, so the new one is waited for.)
+    let mut source = String::new();
+    for _ in 0..50 {
+        source = browser.source().await.unwrap();
+        if source.contains("id=\"review-items\"")
+            && !picked.iter().any(|i| source.contains(&format!("id=\"item-{i}\"")))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     for item in &picked {
         assert!(!source.contains(&format!("id=\"item-{item}\"")), "{item} decided");
     }
