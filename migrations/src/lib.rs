@@ -20,6 +20,7 @@ mod m20261203_000003_keyed_audit_chain;
 mod m20261204_000001_change_reasons;
 mod m20261204_000002_access_reviews;
 mod m20261204_000003_review_stages;
+mod m20261204_000004_access_requests;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_change_reasons::Migration),
             Box::new(m20261204_000002_access_reviews::Migration),
             Box::new(m20261204_000003_review_stages::Migration),
+            Box::new(m20261204_000004_access_requests::Migration),
         ]
     }
 }

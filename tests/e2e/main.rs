@@ -5,6 +5,7 @@
 // Everything in this binary is test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod authz;
 mod changes;
 mod cli;

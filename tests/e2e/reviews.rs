@@ -15,9 +15,9 @@ use crate::web::eventually;
 
 /// A simulated tenant connected as "contoso" (Graph writes allowed), and `attest` run with its
 /// own config against the test database.
-struct Tenant {
-    sim: attest_entra_sim::SimHandle,
-    dir: std::path::PathBuf,
+pub(crate) struct Tenant {
+    pub(crate) sim: attest_entra_sim::SimHandle,
+    pub(crate) dir: std::path::PathBuf,
     config: String,
     url: String,
 }
@@ -35,7 +35,7 @@ fn scheduler(store: &attest_store::Store) -> attest_server::review_job::ReviewSc
 }
 
 impl Tenant {
-    async fn connect(db: &attest_store::testing::TestDb) -> Tenant {
+    pub(crate) async fn connect(db: &attest_store::testing::TestDb) -> Tenant {
         let sim = sim(ClientApp::attest(21).with_provisioning()).await;
         let (dir, config) = scratch();
         let tenant = Tenant { sim, dir, config, url: db.url.expose().to_owned() };
@@ -47,7 +47,7 @@ impl Tenant {
     }
 
     /// `attest --config … --database-url … ARGS`.
-    fn run(&self, args: Vec<&str>) -> impl std::future::Future<Output = Outcome> + use<> {
+    pub(crate) fn run(&self, args: Vec<&str>) -> impl std::future::Future<Output = Outcome> + use<> {
         let mut full = vec!["--config".to_owned(), self.config.clone(), "--database-url".to_owned(), self.url.clone()];
         full.extend(args.into_iter().map(str::to_owned));
         async move { attest(&full.iter().map(String::as_str).collect::<Vec<_>>()).await }

@@ -77,6 +77,13 @@ enum Command {
     /// Access review campaigns: create, start, decide, close, apply, export.
     #[command(subcommand)]
     Campaign(commands::campaign::CampaignCommand),
+    /// Just-in-time access requests: create (or --dry-run), list, show, approve, deny, cancel,
+    /// revoke, extend.
+    #[command(subcommand)]
+    Request(commands::request::RequestCommand),
+    /// Request policies of entitlements: set, show.
+    #[command(subcommand)]
+    Policy(commands::request::PolicyCommand),
     /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
     /// print its URLs and client credentials.
     Sim(commands::sim::SimArgs),
@@ -147,6 +154,8 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Action(args) => commands::change::action(&context, args, out).await,
         // Boxed: its future is large, and the others' stay on the stack.
         Command::Campaign(command) => Box::pin(commands::campaign::run(&context, command, out)).await,
+        Command::Request(command) => Box::pin(commands::request::run(&context, command, out)).await,
+        Command::Policy(command) => commands::request::policy(&context, command, out).await,
         Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }

@@ -6,6 +6,7 @@
 
 mod macros;
 
+pub mod access;
 pub mod audit;
 pub mod change;
 pub mod change_flow;

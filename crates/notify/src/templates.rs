@@ -68,6 +68,32 @@ pub enum Template {
         reason: String,
         change_url: String,
     },
+    /// An access request waits for an approver's answer.
+    AccessApprovalNeeded {
+        request_id: i64,
+        requester: String,
+        /// What is asked for, in words ("Member of Finance (group)").
+        access: String,
+        /// "8 hours", "no end".
+        duration: String,
+        justification: String,
+        ticket: Option<String>,
+        stage: u32,
+        stages: u32,
+        /// When it is denied unanswered, in words.
+        due: String,
+        approve_url: String,
+    },
+    /// The requester learns how their request ended: `approved` (and given), `denied`, `failed`.
+    AccessDecided {
+        request_id: i64,
+        access: String,
+        outcome: String,
+        decided_by: Option<String>,
+        reason: Option<String>,
+        until: Option<String>,
+        request_url: String,
+    },
     /// A change could not be applied.
     ChangeFailed {
         change_id: ChangeId,
@@ -87,6 +113,8 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "review_started",
     "review_reminder",
     "campaign_closed",
+    "access_approval_needed",
+    "access_decided",
 ];
 
 impl Template {
@@ -99,6 +127,8 @@ impl Template {
             Template::ReviewStarted { .. } => "review_started",
             Template::ReviewReminder { .. } => "review_reminder",
             Template::CampaignClosed { .. } => "campaign_closed",
+            Template::AccessApprovalNeeded { .. } => "access_approval_needed",
+            Template::AccessDecided { .. } => "access_decided",
         }
     }
 }
@@ -146,7 +176,9 @@ impl Templates {
             "change_denied",
             "review_started",
             "review_reminder",
-            "campaign_closed"
+            "campaign_closed",
+            "access_approval_needed",
+            "access_decided"
         ))
         .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
         Ok(Templates { tera })
@@ -230,6 +262,27 @@ mod tests {
                 applied: "2 revocations queued in Entra".into(),
                 campaign_url: "https://attest.example.com/campaigns/3".into(),
             },
+            Template::AccessApprovalNeeded {
+                request_id: 5,
+                requester: name.into(),
+                access: "Member of Finance (group)".into(),
+                duration: "8 hours".into(),
+                justification: format!("{name} closes the quarter"),
+                ticket: Some("FIN-12".into()),
+                stage: 1,
+                stages: 2,
+                due: "on 11 December 2026 at 09:00 UTC".into(),
+                approve_url: "https://attest.example.com/requests/5".into(),
+            },
+            Template::AccessDecided {
+                request_id: 5,
+                access: "Member of Finance (group)".into(),
+                outcome: "denied".into(),
+                decided_by: Some("ciso@contoso.com".into()),
+                reason: Some(format!("{name} is not in Finance")),
+                until: None,
+                request_url: "https://attest.example.com/requests/5".into(),
+            },
         ]
     }
 
@@ -277,6 +330,19 @@ mod tests {
             reminder.text
         );
         assert!(reminder.text.contains("Undecided items will be revoked"), "{}", reminder.text);
+        let asked = templates.render(&all[6]).unwrap();
+        assert_eq!(
+            asked.subject,
+            "Approval needed: Grace Hopper asks for Member of Finance (group) for 8 hours (request 5)"
+        );
+        assert!(
+            asked.text.contains("(approval stage 1 of 2)") && asked.text.contains("Ticket: FIN-12"),
+            "{}",
+            asked.text
+        );
+        let decided = templates.render(&all[7]).unwrap();
+        assert_eq!(decided.subject, "Request 5 denied: Member of Finance (group)");
+        assert!(decided.text.contains("was denied by ciso@contoso.com"), "{}", decided.text);
         let closed = templates.render(&all[5]).unwrap();
         assert!(closed.subject.ends_with("(9 approved, 2 revoked, 1 undecided)"), "{}", closed.subject);
     }

@@ -212,6 +212,7 @@ impl From<StoreError> for WebError {
             StoreError::CommandRefused(refusal) => {
                 WebError::Refused { reason: refusal.code(), message: refusal.to_string() }
             }
+            StoreError::AccessRefused(refusal) => WebError::from(refusal),
             StoreError::LeaseLost { .. } => WebError::Refused { reason: "lease_lost", message: error.to_string() },
             StoreError::Invalid(message) => WebError::BadRequest(message),
             // A unique key taken at the same moment: the driver's words name tables and
@@ -227,6 +228,18 @@ impl From<StoreError> for WebError {
             | StoreError::Corrupt { .. }
             | StoreError::MissingReference(_)
             | StoreError::Database(_) => WebError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<attest_domain::access::AccessRefusal> for WebError {
+    /// Someone acting on a request that is not theirs to act on is forbidden (403); a rule
+    /// about the request itself is a refusal (409) with its reason.
+    fn from(refusal: attest_domain::access::AccessRefusal) -> Self {
+        use attest_domain::access::AccessRefusal as R;
+        match refusal {
+            R::OwnRequest | R::NotAnApprover(_) | R::NotRequester(_) => WebError::Forbidden(refusal.to_string()),
+            _ => WebError::Refused { reason: refusal.code(), message: refusal.to_string() },
         }
     }
 }

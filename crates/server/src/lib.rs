@@ -9,6 +9,7 @@
 //! ([`notify_job`]). On shutdown it stops accepting requests, lets
 //! in-flight ones finish, and waits for the jobs to finish the work in hand.
 
+pub mod access_job;
 mod api;
 mod api_model;
 pub mod auth;
@@ -124,9 +125,17 @@ pub async fn run(
     jobs.spawn(async move { sender.run(sender_stop).await });
     let notifier = notify_job::Notifier::new(store.clone(), outbox.clone(), &config.server.public_url, clock.clone());
     jobs.spawn(notifier.run(jobs_stop.clone()));
-    let reviews =
-        review_job::ReviewScheduler::new(store.clone(), outbox, &config.server.public_url, clock.clone(), &instance);
+    let reviews = review_job::ReviewScheduler::new(
+        store.clone(),
+        outbox.clone(),
+        &config.server.public_url,
+        clock.clone(),
+        &instance,
+    );
     jobs.spawn(reviews.run(jobs_stop.clone()));
+    let access =
+        access_job::AccessSweeper::new(store.clone(), outbox, &config.server.public_url, clock.clone(), &instance);
+    jobs.spawn(access.run(jobs_stop.clone()));
 
     let sign_in = sign_in_client::SignIn::new(
         store.clone(),

@@ -64,4 +64,6 @@ areas! {
     leases => Leases;
     /// Access review campaigns, their instances, items and reviewers.
     reviews => Reviews;
+    /// Just-in-time access: request policies, requests, their approvers and votes.
+    requests => Requests;
 }

@@ -39,6 +39,9 @@ pub enum StoreError {
     /// A review decision is not allowed (see `attest_domain::review::may_decide`).
     #[error(transparent)]
     ReviewRefused(#[from] attest_domain::review::DecisionRefusal),
+    /// An access request, or a step on one, is not allowed (see `attest_domain::access`).
+    #[error(transparent)]
+    AccessRefused(#[from] attest_domain::access::AccessRefusal),
     /// A grant or revoke cannot be carried out (see `attest_domain::command`).
     #[error(transparent)]
     CommandRefused(#[from] attest_domain::command::CommandError),

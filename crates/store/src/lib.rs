@@ -24,6 +24,7 @@ mod lifecycle;
 mod mail;
 mod principals;
 mod queue;
+mod requests;
 mod resources;
 mod reviews;
 mod schema;
@@ -57,11 +58,14 @@ pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
+pub use requests::{CatalogEntry, DueRequest, NewRequest, PolicyScope, Request, RequestApprover, RequestFilter, Voted};
 pub use reviews::{
     AdvancedStage, Campaign, ClosedInstance, Decided, GrantScope, InboxCounts, Instance, InstanceMail, Item,
     ItemFilter, ItemOrder, NewItem, Progress, ScopedGrant, StageDecision,
 };
 pub use schema::{MigrationState, SchemaStatus};
+/// A column's new value in a request's step (`Requests::step`).
+pub use sea_orm::Value as SetValue;
 pub use sync_requests::SyncRequest;
 pub use sync_runs::{INTERRUPTED, SyncRunFinish};
 pub use sync_state::SyncedTable;

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod events;
 pub mod graph;
 pub mod migrate;
+pub mod request;
 pub mod serve;
 pub mod sim;
 pub mod sync;

@@ -1,0 +1,162 @@
+//! Just-in-time access on time, a background job of `attest serve`: every few seconds it
+//! sweeps requests (`attest_access::sweep`: gives approved access through the queue, marks it
+//! active when Entra has it, queues its removal at `expires_at`, ends it when removed, denies
+//! requests nobody answered in time), then mails what is owed: each approval stage's approvers
+//! when it opens, and the requester when their request is decided.
+//!
+//! It runs under a lease (one replica at a time) and looks at the state rather than being
+//! told, so after downtime its first sweep removes everything that expired meanwhile, once.
+//! Each mail is claimed on its request before it is queued, and keyed.
+
+use std::time::Duration;
+
+use attest_access::{AccessError, Swept};
+use attest_domain::SharedClock;
+use attest_domain::access::{RequestState, Span};
+use attest_jobs::{Lease, Ran, Runner};
+use attest_notify::{Email, NotifyError, Outbox, Template, is_email_address};
+use attest_store::{Request, Store, StoreError};
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+/// How often the job looks: removals are queued within this of `expires_at`, and the
+/// provisioner applies them within seconds (the bound is 60 s).
+pub const ACCESS_TICK: Duration = Duration::from_secs(5);
+
+/// How long the job's lease lasts at a time (renewed while a sweep runs).
+const LEASE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessJobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+}
+
+/// The job. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AccessSweeper {
+    store: Store,
+    outbox: Outbox,
+    public_url: String,
+    tick: Duration,
+    clock: SharedClock,
+    owner: String,
+}
+
+impl AccessSweeper {
+    pub fn new(store: Store, outbox: Outbox, public_url: &str, clock: SharedClock, owner: &str) -> AccessSweeper {
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        AccessSweeper { store, outbox, public_url, tick: ACCESS_TICK, clock, owner: owner.to_owned() }
+    }
+
+    pub fn with_tick(self, tick: Duration) -> AccessSweeper {
+        AccessSweeper { tick, ..self }
+    }
+
+    /// Sweeps every tick until `shutdown` says stop.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let this = &self;
+        let lease = Lease {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            name: "access".to_owned(),
+            owner: self.owner.clone(),
+            length: LEASE,
+        };
+        Runner::new("access", self.clock.clone(), self.tick)
+            .leased(lease)
+            .run(shutdown, |now| async move {
+                let (swept, mails) = this.once(now).await?;
+                if swept != (Swept { looked_at: swept.looked_at, ..Swept::default() }) || mails > 0 {
+                    tracing::info!(?swept, mails, "just-in-time access");
+                }
+                Ok::<_, AccessJobError>(if swept.looked_at as u64 >= attest_access::BATCH {
+                    Ran::More
+                } else {
+                    Ran::Idle
+                })
+            })
+            .await;
+    }
+
+    /// Does what is due at `now`: the sweep, then the mail it made owed.
+    pub async fn once(&self, now: DateTime<Utc>) -> Result<(Swept, usize), AccessJobError> {
+        let swept = attest_access::sweep(&self.store, now).await?;
+        let mails = self.mail(now).await?;
+        Ok((swept, mails))
+    }
+
+    fn request_url(&self, id: i64) -> String {
+        format!("{}/requests/{id}", self.public_url)
+    }
+
+    async fn mail(&self, now: DateTime<Utc>) -> Result<usize, AccessJobError> {
+        let mut sent = 0;
+        for request in self.store.requests().mail_owed(500).await? {
+            if request.state == RequestState::Pending {
+                if self.store.requests().claim_approver_mail(request.id, request.stage).await? {
+                    sent += self.ask_approvers(&request, now).await?;
+                }
+            } else if self.store.requests().claim_decision_mail(request.id, now).await? {
+                sent += self.tell_requester(&request, now).await?;
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn ask_approvers(&self, request: &Request, now: DateTime<Utc>) -> Result<usize, AccessJobError> {
+        let mut sent = 0;
+        for approver in self.store.requests().approvers(request.id).await? {
+            if approver.stage != request.stage || approver.approve.is_some() {
+                continue;
+            }
+            let Some(to) = approver.email.filter(|e| is_email_address(e)) else { continue };
+            let template = Template::AccessApprovalNeeded {
+                request_id: request.id,
+                requester: request.requester_name.clone(),
+                access: request.describe(),
+                duration: length(request),
+                justification: request.justification.clone(),
+                ticket: request.ticket.clone(),
+                stage: request.stage,
+                stages: request.stages,
+                due: crate::review_job::when(request.approval_due_at),
+                approve_url: self.request_url(request.id),
+            };
+            let key = format!("access-approval:{}:{}:{}", request.id, request.stage, approver.object_id.to_lowercase());
+            self.outbox.enqueue(Email { key, to, template }, now).await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    async fn tell_requester(&self, request: &Request, now: DateTime<Utc>) -> Result<usize, AccessJobError> {
+        let Some(to) = request.requester_email.clone().filter(|e| is_email_address(e)) else { return Ok(0) };
+        let outcome = match request.state {
+            RequestState::Active => "approved",
+            RequestState::Denied => "denied",
+            _ => "failed",
+        };
+        let template = Template::AccessDecided {
+            request_id: request.id,
+            access: request.describe(),
+            outcome: outcome.to_owned(),
+            decided_by: (request.state == RequestState::Denied).then(|| request.ended_by.clone()).flatten(),
+            reason: request.end_reason.clone(),
+            until: request.expires_at.map(attest_access::when),
+            request_url: self.request_url(request.id),
+        };
+        let key = format!("access-decided:{}", request.id);
+        self.outbox.enqueue(Email { key, to, template }, now).await?;
+        Ok(1)
+    }
+}
+
+/// "8 hours", or "no end".
+pub fn length(request: &Request) -> String {
+    request.duration_minutes.map(|m| Span::minutes(m).words()).unwrap_or_else(|| "no end".to_owned())
+}
