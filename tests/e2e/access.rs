@@ -311,3 +311,128 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     let verified = run(vec!["audit", "verify"]).await;
     assert!(verified.success, "{:?}", verified.error);
 });
+
+db_test!(requests_through_the_pages_and_api_are_decided_only_by_their_approvers, true, |db| {
+    use std::time::Duration as Wait;
+
+    use crate::harness::location;
+    use crate::web::{Web, eventually, sign_in};
+
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let (group, group_name) = web.group_to_join(&web.requester);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let name: attest_domain::access::EntitlementRef = format!("group:{group}:member").parse().unwrap();
+    let (entitlement, resource) = attest_access::resolve(&store, Some(connector.id), &name).await.unwrap();
+    let policy = attest_domain::access::AccessPolicy {
+        requestable: true,
+        max_duration: Some(attest_domain::access::Span::days(1)),
+        approvers: vec![attest_domain::access::Approver::Person(web.owner.email.clone())],
+        ..Default::default()
+    };
+    let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+    attest_access::set_policy(&store, &entitlement, &resource, &policy, "test", now).await.unwrap();
+    // Someone with no role and no part in the request.
+    let stranger = web.sim.sim.read(|t| {
+        t.live_users()
+            .filter(|u| u.user_type == "Member" && u.account_enabled && u.mail.is_some())
+            .nth(6)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+            .unwrap()
+    });
+    let stranger = sign_in(&web.base, &stranger.0, &stranger.1).await;
+
+    // The catalog and the form.
+    let (status, catalog) =
+        web.get(Some(&web.requester), &format!("/catalog?q={}", group_name.replace(' ', "+"))).await;
+    assert!(status == 200 && catalog.contains(&format!("/requests/new?entitlement={}", entitlement.id.0)), "{status}");
+    let (status, form) =
+        web.get(Some(&web.requester), &format!("/requests/new?entitlement={}", entitlement.id.0)).await;
+    assert!(status == 200 && form.contains("value=\"8h\""), "{status}");
+    let id_field = entitlement.id.0.to_string();
+    let too_long = web
+        .post(
+            &web.requester,
+            "/requests/ask",
+            &[("entitlement_id", &id_field), ("duration", "other"), ("other", "3d"), ("justification", "audit")],
+        )
+        .await;
+    assert_eq!(too_long.status().as_u16(), 400);
+    let page = too_long.text().await.unwrap();
+    assert!(
+        page.contains("at most 1 day") && page.contains(">audit</textarea>"),
+        "the form keeps what was typed: {page}"
+    );
+    let asked = web
+        .post(
+            &web.requester,
+            "/requests/ask",
+            &[("entitlement_id", &id_field), ("duration", "8h"), ("justification", "quarter close")],
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 303);
+    let path = location(&asked);
+    let id: i64 = path.strip_prefix("/requests/").unwrap().parse().unwrap();
+
+    // Who sees it, and who may decide it.
+    assert_eq!(web.get(Some(&stranger), &path).await.0, 404, "someone it does not concern");
+    assert_eq!(web.get(Some(&stranger), &format!("/api/v1/requests/{id}")).await.0, 404);
+    assert_eq!(web.get(Some(&web.auditor), &path).await.0, 200, "an auditor reads it");
+    let api = |who: &crate::web::Person, act: &str, body: serde_json::Value| {
+        let request = crate::harness::browser()
+            .post(format!("{}/api/v1/requests/{id}/{act}", web.base))
+            .header("cookie", &who.cookie)
+            .header("x-csrf-token", &who.csrf)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, own) = api(&web.requester, "approve", serde_json::json!({})).await;
+    assert_eq!((status, own["error"]["code"].as_str()), (403, Some("forbidden")), "{own}");
+    let (status, admin) = api(&web.admin, "approve", serde_json::json!({})).await;
+    assert_eq!(status, 403, "an administrator who is not an approver: {admin}");
+    let (status, _) = api(&stranger, "deny", serde_json::json!({"reason": "no"})).await;
+    assert_eq!(status, 404);
+    assert_eq!(web.post(&web.auditor, &format!("/requests/{id}/approve"), &[]).await.status().as_u16(), 403);
+    let (status, blank) = api(&web.owner, "deny", serde_json::json!({})).await;
+    assert_eq!((status, blank["error"]["code"].as_str()), (400, Some("bad_request")), "{blank}");
+
+    // The approver finds it waiting, approves on the page; `attest serve` gives it in Entra.
+    let (_, approvals) = web.get(Some(&web.owner), "/approvals").await;
+    assert!(approvals.contains(&format!("/requests/{id}")), "the approvals inbox lists it");
+    let (_, dashboard) = web.get(Some(&web.owner), "/api/v1/dashboard").await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&dashboard).unwrap()["access_requests_awaiting"], 1);
+    let approved = web.post(&web.owner, &format!("/requests/{id}/approve"), &[]).await;
+    assert_eq!((approved.status().as_u16(), location(&approved)), (303, path.clone()));
+    let member = |yes: bool| {
+        let held = web.sim.sim.read(|t| t.group(&group).unwrap().members.contains(&web.requester.object_id));
+        async move { held == yes }
+    };
+    assert!(eventually(Wait::from_secs(30), || member(true)).await, "given in Entra");
+    let state = |want: &'static str| {
+        let (base, cookie) = (web.base.clone(), web.requester.cookie.clone());
+        async move {
+            let response = crate::harness::browser()
+                .get(format!("{base}/api/v1/requests/{id}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            response.json::<serde_json::Value>().await.unwrap()["state"] == want
+        }
+    };
+    assert!(eventually(Wait::from_secs(30), || state("active")).await, "active");
+    let (_, mine) = web.get(Some(&web.requester), "/requests").await;
+    assert!(mine.contains("Give up") && mine.contains("left)"), "my time-bound access shows its time left");
+
+    // The holder gives it up: removed in Entra, the request ends revoked.
+    let (status, given_up) = api(&web.requester, "revoke", serde_json::json!({})).await;
+    assert_eq!(status, 200, "{given_up}");
+    assert!(eventually(Wait::from_secs(30), || member(false)).await, "removed in Entra");
+    assert!(eventually(Wait::from_secs(30), || state("revoked")).await, "revoked");
+    let (_, detail) = web.get(Some(&web.requester), &path).await;
+    assert!(detail.contains("given in Entra") && detail.contains("ended early by"), "the timeline");
+    web.stop().await;
+});

@@ -82,6 +82,19 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         assert!(reviews.contains("id=\"review-items\"") && reviews.contains("Accept recommendations"), "{reviews}");
         let people = page("/people").await;
         assert!(people.contains(&admin) && people.contains("matches"), "{people}");
+        // A request waits for the administrators' approval, and the catalog offers access.
+        assert!(out.text().contains("waits for an administrator's approval"), "{}", out.text());
+        assert!(dashboard.contains("id=\"requests-waiting\""), "{dashboard}");
+        let approvals = page("/approvals").await;
+        assert!(approvals.contains("Covering the on-call rota") && approvals.contains("OPS-1042"), "{approvals}");
+        let catalog = page("/catalog").await;
+        assert!(catalog.contains("nobody: given at once") && catalog.contains("30 days"), "{catalog}");
+        // The approvers' mail is in the outbox once the access job has run.
+        let mailed = crate::web::eventually(std::time::Duration::from_secs(20), || {
+            let page = &page;
+            async move { page("/admin/mail").await.contains("Approval needed:") }
+        });
+        assert!(mailed.await, "the approvers are mailed");
         // Mail is kept, not sent, and the demo says where to read it.
         assert!(out.text().contains(&format!("{base}/admin/mail")), "{}", out.text());
         assert!(dashboard.contains("href=\"/admin/mail\""), "the administrator's menu links the outbox");

@@ -104,3 +104,40 @@ pub fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<
             .collect(),
     })
 }
+
+/// A number a form sends as text (or JSON as a number); empty is none.
+pub fn optional_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom("not a whole number"))
+        }
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(serde_json::Value::String(s)) => {
+            s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("'{s}' is not a number")))
+        }
+        Some(other) => Err(serde::de::Error::custom(format!("{other} is not a number"))),
+    }
+}
+
+/// A yes/no a form sends as text (`true`, `on`, `1`) or JSON as a boolean.
+pub fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(deserializer)? {
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(serde_json::Value::String(s)) => matches!(s.trim(), "true" | "on" | "1" | "yes"),
+        _ => false,
+    })
+}
+
+/// A time a form sends as RFC 3339 text; empty is none.
+pub fn optional_time<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => s.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("'{s}' is not a time (RFC 3339, e.g. 2026-12-24T08:00:00Z)"))
+        }),
+    }
+}

@@ -135,6 +135,8 @@ pub async fn demo(
     }
     // A running access review: the members of three groups, reviewed by both administrators.
     let review = seed_review(&store, &sim, &admins, now).await?;
+    // Requestable access, and a request waiting for the administrators' approval.
+    let request = seed_requests(&store, &sim, connector.id, &admins, now).await?;
     // The sign-in page lists the demo's Attest administrators first, as such.
     sim.sim.feature_on_sign_in(admins.iter().map(|(id, ..)| (id.clone(), "Attest administrator".to_owned())).collect());
     match admins.as_slice() {
@@ -153,6 +155,12 @@ pub async fn demo(
         writeln!(
             out,
             "an access review is running, \"{name}\": {items} items for the administrators to decide at {base}/reviews"
+        )?;
+    }
+    if let Some((id, who, what)) = &request {
+        writeln!(
+            out,
+            "{who} asked for {what}: request {id} waits for an administrator's approval at {base}/approvals"
         )?;
     }
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
@@ -210,6 +218,64 @@ async fn seed_review(
     let campaign = attest_review::create(store, &definition, "demo", now).await?;
     let started = attest_review::start(store, campaign.id, "demo", now).await?;
     Ok(Some((campaign.name, started.items)))
+}
+
+/// Makes the membership of two groups Graph can change requestable (one approved by the
+/// administrators, up to 30 days; one given at once, up to 8 hours), and has a user who is not
+/// an administrator ask for the first: the request's id, who asked, and for what. `None` when
+/// the tenant is too small.
+async fn seed_requests(
+    store: &Store,
+    sim: &attest_entra_sim::SimHandle,
+    connector: attest_domain::ConnectorId,
+    admins: &[(String, String, String, Option<String>)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<(i64, String, String)>> {
+    use attest_domain::access::{AccessPolicy, Approver, EntitlementRef, Length, Span};
+    let found: Option<(Vec<String>, String)> = sim.sim.read(|t| {
+        let mut groups: Vec<_> = t.live_groups().filter(|g| g.accepts_membership_writes()).collect();
+        groups.sort_by(|a, b| b.display_name.cmp(&a.display_name));
+        let groups: Vec<_> = groups.into_iter().take(2).collect();
+        let first = groups.first()?;
+        let asker = t
+            .live_users()
+            .filter(|u| u.user_type == "Member" && u.account_enabled && u.mail.is_some())
+            .filter(|u| !admins.iter().any(|(id, ..)| id == &u.id) && !first.members.contains(&u.id))
+            .min_by(|a, b| a.user_principal_name.cmp(&b.user_principal_name))?;
+        Some((groups.iter().map(|g| g.id.clone()).collect(), asker.id.clone()))
+    });
+    let Some((groups, asker)) = found else { return Ok(None) };
+    let approvers: Vec<Approver> = admins.iter().map(|(_, upn, _, _)| Approver::Person(upn.clone())).collect();
+    let policies = [
+        AccessPolicy { requestable: true, max_duration: Some(Span::days(30)), approvers, ..AccessPolicy::default() },
+        AccessPolicy {
+            requestable: true,
+            max_duration: Some(Span::hours(8)),
+            auto_approve: true,
+            justification_required: false,
+            ..AccessPolicy::default()
+        },
+    ];
+    let mut first = None;
+    for (group, policy) in groups.iter().zip(policies) {
+        let name: EntitlementRef = format!("group:{group}:member").parse()?;
+        let (entitlement, resource) = attest_access::resolve(store, Some(connector), &name).await?;
+        attest_access::set_policy(store, &entitlement, &resource, &policy, "demo", now).await?;
+        first.get_or_insert((entitlement, resource));
+    }
+    let Some((entitlement, resource)) = first else { return Ok(None) };
+    let requester =
+        attest_access::requester(store, connector, &asker, |p| p.email.clone().unwrap_or(p.name.clone())).await?;
+    let ask = attest_access::Ask {
+        entitlement: entitlement.id,
+        length: Length::For(Span::days(7)),
+        justification: "Covering the on-call rota next week".into(),
+        ticket: Some("OPS-1042".into()),
+        starts_at: None,
+    };
+    let request = attest_access::request(store, &requester, &ask, now).await?;
+    let what = format!("{} of {} for 7 days", entitlement.data.display_name, resource.data.display_name);
+    Ok(Some((request.id, requester.actor.person.name, what)))
 }
 
 /// Writes `attest.toml` in the demo's folder, naming its database, key and address with

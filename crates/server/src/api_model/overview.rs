@@ -26,6 +26,10 @@ pub struct Dashboard {
     pub reads_directory: bool,
     /// The access reviews waiting for this person (running campaigns where they have items).
     pub reviews: Vec<super::InboxCampaign>,
+    /// Access requests waiting for this person's approval.
+    pub access_requests_awaiting: u64,
+    /// Access this person holds for a time through a request (active).
+    pub access_held: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -84,5 +84,16 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
         failed: failed as u64,
         changes: change_rows(store, &recent).await?,
         reads_directory: !connectors.is_empty(),
+        access_requests_awaiting: store.requests().count_awaiting(&viewer.user().object_id).await?,
+        access_held: store
+            .requests()
+            .list_requests(&attest_store::RequestFilter {
+                requester: Some(viewer.user().object_id.clone()),
+                state: Some(attest_domain::access::RequestState::Active),
+                limit: 500,
+                ..Default::default()
+            })
+            .await?
+            .len() as u64,
     })
 }

@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod mail;
 pub mod me;
+pub mod requests;
 pub mod reviews;
 pub mod syncs;
 
@@ -39,6 +40,9 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "audit.html" => "/audit",
         "outbox.html" => "/admin/mail",
         "reviews.html" => "/reviews",
+        "catalog.html" | "request_form.html" => "/catalog",
+        "requests.html" | "request.html" => "/requests",
+        "approvals.html" => "/approvals",
         "campaigns.html" | "campaign.html" => "/campaigns",
         _ => "",
     }
