@@ -307,6 +307,47 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     assert!(!members().contains(&users[1].0));
     assert!(run(vec!["request", "show", &given_up, "--json"]).await.stdout.contains("\"revoked\""));
 
+    // Expiry notices: a week before and a day before, each once.
+    assert!(run(vec!["policy", "set", &ent, "--max-duration", "30d"]).await.success);
+    let long = ask("10d").await;
+    assert!(run(vec!["request", "approve", &long, "--as", owner]).await.success);
+    let t = clock.shared().now();
+    job.once(t).await.unwrap();
+    provisioner.run_until_idle().await.unwrap();
+    job.once(t).await.unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(vec!["request", "show", &long, "--json"]).await.stdout).unwrap();
+    let end: chrono::DateTime<chrono::Utc> = shown["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(job.once(end - Duration::days(7) + Duration::minutes(1)).await.unwrap().1, 1, "a week before");
+    assert_eq!(job.once(end - Duration::days(6)).await.unwrap().1, 0, "once");
+    assert_eq!(job.once(end - Duration::hours(23)).await.unwrap().1, 1, "a day before");
+    assert_eq!(job.once(end - Duration::hours(22)).await.unwrap().1, 0, "once");
+    let mail = store.outbox().list_mail(&MailFilter { limit: 200, ..Default::default() }).await.unwrap();
+    let notices: Vec<&str> =
+        mail.iter().filter(|m| m.template == "access_expiring").map(|m| m.subject.as_str()).collect();
+    assert!(notices.len() == 2 && notices.iter().any(|s| s.starts_with("Your access ends in 7 days")), "{notices:?}");
+
+    // A default for every group: the shorter maximum wins over the entitlement's own.
+    let default = run(vec!["policy", "default", "group", "--max-duration", "4h", "--json"]).await;
+    assert!(default.success, "{:?}", default.error);
+    let shown = run(vec!["policy", "show", &ent, "--json"]).await;
+    let policy: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(policy["max_duration"], "4h", "{policy}");
+    let long = run(vec![
+        "request",
+        "create",
+        "--as",
+        asker,
+        "--entitlement",
+        &ent,
+        "--duration",
+        "8h",
+        "--justification",
+        "x",
+    ])
+    .await;
+    assert!(!long.success && long.error.as_deref().unwrap().contains("at most 4 hours"), "{:?}", long.error);
+
     // Every step is in the audit log.
     let verified = run(vec!["audit", "verify"]).await;
     assert!(verified.success, "{:?}", verified.error);

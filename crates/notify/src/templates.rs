@@ -94,6 +94,16 @@ pub enum Template {
         until: Option<String>,
         request_url: String,
     },
+    /// Time-bound access ends soon (a week, then a day, before).
+    AccessExpiring {
+        request_id: i64,
+        access: String,
+        /// The end, in words.
+        ends: String,
+        /// "7 days", "1 day".
+        left: String,
+        request_url: String,
+    },
     /// A change could not be applied.
     ChangeFailed {
         change_id: ChangeId,
@@ -115,6 +125,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "campaign_closed",
     "access_approval_needed",
     "access_decided",
+    "access_expiring",
 ];
 
 impl Template {
@@ -129,6 +140,7 @@ impl Template {
             Template::CampaignClosed { .. } => "campaign_closed",
             Template::AccessApprovalNeeded { .. } => "access_approval_needed",
             Template::AccessDecided { .. } => "access_decided",
+            Template::AccessExpiring { .. } => "access_expiring",
         }
     }
 }
@@ -178,7 +190,8 @@ impl Templates {
             "review_reminder",
             "campaign_closed",
             "access_approval_needed",
-            "access_decided"
+            "access_decided",
+            "access_expiring"
         ))
         .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
         Ok(Templates { tera })
@@ -281,6 +294,13 @@ mod tests {
                 decided_by: Some("ciso@contoso.com".into()),
                 reason: Some(format!("{name} is not in Finance")),
                 until: None,
+                request_url: "https://attest.example.com/requests/5".into(),
+            },
+            Template::AccessExpiring {
+                request_id: 5,
+                access: format!("Member of {name} (group)"),
+                ends: "on 11 December 2026 at 09:00 UTC".into(),
+                left: "1 day".into(),
                 request_url: "https://attest.example.com/requests/5".into(),
             },
         ]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use attest_access::{AccessError, Swept};
 use attest_domain::SharedClock;
-use attest_domain::access::{RequestState, Span};
+use attest_domain::access::{Notice, RequestState, Span, expiry_notice};
 use attest_jobs::{Lease, Ran, Runner};
 use attest_notify::{Email, NotifyError, Outbox, Template, is_email_address};
 use attest_store::{Request, Store, StoreError};
@@ -95,7 +95,7 @@ impl AccessSweeper {
     }
 
     async fn mail(&self, now: DateTime<Utc>) -> Result<usize, AccessJobError> {
-        let mut sent = 0;
+        let mut sent = self.expiry_notices(now).await?;
         for request in self.store.requests().mail_owed(500).await? {
             if request.state == RequestState::Pending {
                 if self.store.requests().claim_approver_mail(request.id, request.stage).await? {
@@ -104,6 +104,35 @@ impl AccessSweeper {
             } else if self.store.requests().claim_decision_mail(request.id, now).await? {
                 sent += self.tell_requester(&request, now).await?;
             }
+        }
+        Ok(sent)
+    }
+
+    /// Tells holders their access ends soon: a week and a day before (see
+    /// `attest_domain::access::expiry_notice`), each claimed before it is queued.
+    async fn expiry_notices(&self, now: DateTime<Utc>) -> Result<usize, AccessJobError> {
+        let mut sent = 0;
+        for request in self.store.requests().ending_within_a_week(now, 1_000).await? {
+            let (Some(from), Some(end)) = (request.activated_at, request.expires_at) else { continue };
+            let Some(notice) = expiry_notice(from, end, request.expiry_notice_at, now) else { continue };
+            let (since, left) = match notice {
+                Notice::Week => (None, "7 days"),
+                Notice::Day => (Some(end - chrono::Duration::days(1)), "1 day"),
+            };
+            if !self.store.requests().claim_expiry_notice(request.id, since, now).await? {
+                continue;
+            }
+            let Some(to) = request.requester_email.clone().filter(|e| is_email_address(e)) else { continue };
+            let template = Template::AccessExpiring {
+                request_id: request.id,
+                access: request.describe(),
+                ends: crate::review_job::when(end),
+                left: left.to_owned(),
+                request_url: self.request_url(request.id),
+            };
+            let key = format!("access-expiring:{}:{left}", request.id);
+            self.outbox.enqueue(Email { key, to, template }, now).await?;
+            sent += 1;
         }
         Ok(sent)
     }

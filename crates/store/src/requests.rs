@@ -352,7 +352,8 @@ impl Requests<'_> {
             self.backend(),
             "SELECT e.id AS entitlement_id, e.connector_id, r.id AS resource_id, r.kind AS resource_kind, \
              r.display_name AS resource_name, r.external_id AS resource_object, e.key AS entitlement_key, \
-             e.display_name AS entitlement_name, COALESCE(e.description, r.description) AS description, p.policy \
+             e.display_name AS entitlement_name, COALESCE(e.description, r.description) AS description, p.policy, \
+             r.attributes \
              FROM entitlements e JOIN resources r ON r.id = e.resource_id \
              LEFT JOIN access_policies p ON p.connector_id = e.connector_id AND p.entitlement_id = e.id \
              WHERE e.deleted_at IS NULL AND r.deleted_at IS NULL AND (e.requestable",
@@ -385,6 +386,7 @@ impl Requests<'_> {
             entitlement_name: String,
             description: Option<String>,
             policy: Option<String>,
+            attributes: Option<String>,
         }
         let rows: Vec<Row> = select_json(
             &self.db,
@@ -400,11 +402,21 @@ impl Requests<'_> {
                 "entitlement_name",
                 "description",
                 "policy",
+                "attributes",
             ],
         )
         .await?;
         Ok(rows
             .into_iter()
+            // A group Graph cannot change (dynamic, distribution, mail-enabled, on-premises)
+            // is never offered, whatever a default says.
+            .filter(|row| {
+                let attributes: serde_json::Value =
+                    row.attributes.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+                let key = row.entitlement_key.parse::<attest_domain::EntitlementKey>();
+                row.resource_kind != ResourceKind::Group
+                    || key.is_ok_and(|k| attest_domain::resource::group_managed_elsewhere(&attributes, &k).is_none())
+            })
             .map(|row| {
                 let own = row.policy.as_deref().and_then(|t| serde_json::from_str::<AccessPolicy>(t).ok());
                 let default = defaults.get(&(row.connector_id, row.resource_kind.as_str().to_owned()));
@@ -855,6 +867,93 @@ impl Requests<'_> {
         sql.push(" AND p.external_id = ").value(person.to_owned());
         let row = self.db.query_one_raw(sql.build()).await?;
         Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    /// Benchmarks only: records requests that are already active, for grants the directory
+    /// already has (`(entitlement, principal, principal's object id)`), ending at
+    /// `expires_at[i]`. Never called by the product.
+    #[cfg(feature = "bench")]
+    pub async fn insert_active_for_benchmark(
+        self,
+        connector: ConnectorId,
+        rows: &[(i64, i64, String)],
+        expires_at: &[DateTime<Utc>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = micros(now);
+        let policy = serde_json::to_string(&AccessPolicy { requestable: true, ..Default::default() })
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        for (chunk, ends) in rows.chunks(500).zip(expires_at.chunks(500)) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "INSERT INTO access_requests (connector_id, entitlement_id, principal_id, requester_object, requester_name, \
+                 asked_by, duration_minutes, justification, state, stage, stages, quorum, policy, approval_due_at, created_at, \
+                 updated_at, decided_at, activated_at, expires_at, approvers_mailed_stage, decision_mailed_at) VALUES ",
+            );
+            for (n, ((entitlement, principal, object), end)) in chunk.iter().zip(ends).enumerate() {
+                if n > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(").value(connector.0).push(", ").value(*entitlement).push(", ").value(*principal);
+                sql.push(", ").value(object.clone()).push(", 'bench', 'bench', 60, 'bench', 'active', 0, 0, 1, ");
+                sql.value(policy.clone()).push(", ").value(now).push(", ").value(now).push(", ").value(now);
+                sql.push(", ").value(now).push(", ").value(now).push(", ").value(micros(*end)).push(", 0, ");
+                sql.value(now).push(")");
+            }
+            self.db.execute_raw(sql.build()).await?;
+        }
+        Ok(())
+    }
+
+    /// Benchmarks only: each ended request's delay from `expires_at` to its removal's change
+    /// finishing, in milliseconds, and how many have not ended yet.
+    #[cfg(feature = "bench")]
+    pub async fn expiry_delays_for_benchmark(self) -> Result<(Vec<i64>, u64), StoreError> {
+        let sql = Sql::new(
+            self.backend(),
+            "SELECT q.state, q.expires_at, c.finished_at FROM access_requests q LEFT JOIN changes c ON c.id = q.revoke_change_id",
+        );
+        type Row = (RequestState, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = select_json(&self.db, sql, &["state", "expires_at", "finished_at"]).await?;
+        let mut delays = Vec::new();
+        let mut open = 0;
+        for (state, expires, finished) in rows {
+            match (state, expires, finished) {
+                (RequestState::Expired, Some(e), Some(f)) => delays.push((f - e).num_milliseconds()),
+                (RequestState::Expired, _, _) => {}
+                _ => open += 1,
+            }
+        }
+        Ok((delays, open))
+    }
+
+    /// Active time-bound access ending within a week of `now` (not being removed): the
+    /// candidates for an expiry notice.
+    pub async fn ending_within_a_week(self, now: DateTime<Utc>, limit: u64) -> Result<Vec<Request>, StoreError> {
+        let mut sql = select_requests(self.backend());
+        sql.push(
+            " WHERE q.state = 'active' AND q.revoke_change_id IS NULL AND q.ended_by IS NULL AND q.expires_at <= ",
+        );
+        sql.value(micros(now + chrono::Duration::days(7))).push(" AND q.expires_at > ").value(micros(now));
+        sql.push(" ORDER BY q.expires_at LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
+        select_json(&self.db, sql, REQUEST_COLUMNS).await
+    }
+
+    /// Claims sending an expiry notice: true when no notice went since `since` (or ever, for
+    /// `None`), and records it as sent now.
+    pub async fn claim_expiry_notice(
+        self,
+        request: i64,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE access_requests SET expiry_notice_at = ");
+        sql.value(micros(now)).push(" WHERE id = ").value(request).push(" AND (expiry_notice_at IS NULL");
+        if let Some(since) = since {
+            sql.push(" OR expiry_notice_at < ").value(micros(since));
+        }
+        sql.push(")");
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected() > 0)
     }
 
     async fn update(

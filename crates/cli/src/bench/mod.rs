@@ -1,5 +1,6 @@
 //! Benchmark scenarios: binaries that print figures, not timed tests.
 
+mod expiry;
 mod ingest;
 mod loader;
 mod provision;
@@ -45,6 +46,11 @@ pub enum BenchCommand {
     /// load (50 requests in flight), a bulk decision, and closing with 100,000 revocations
     /// queued. Uses --database-url (migrating it) and adds a connector named bench-review-<time>.
     Review(review::ReviewBenchArgs),
+    /// Just-in-time grants (10,000 by default) ending in the same minute, removed in the
+    /// simulator (20 ms latency, Graph's write quota) by the access sweep and two workers: the
+    /// delay from expires_at to removal confirmed (median, p99, max) beside the quota's bound.
+    /// Uses --database-url (migrating it) and adds a connector named bench-expiry-<time>.
+    Expiry(expiry::ExpiryBenchArgs),
 }
 
 pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -55,5 +61,6 @@ pub async fn run(context: &Context, command: BenchCommand, out: &mut dyn Write) 
         BenchCommand::Provision(args) => provision::run(context, args, out).await,
         BenchCommand::Web(args) => web::run(context, args, out).await,
         BenchCommand::Review(args) => Box::pin(review::run(context, args, out)).await,
+        BenchCommand::Expiry(args) => Box::pin(expiry::run(context, args, out)).await,
     }
 }

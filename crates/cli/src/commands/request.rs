@@ -121,42 +121,20 @@ pub enum PolicyCommand {
     Set {
         /// The entitlement, named as for `attest request create`.
         entitlement: String,
-        #[arg(long, value_name = "D")]
-        max_duration: Option<String>,
-        /// manager, owners, people's emails, group:NAME; comma separated.
-        #[arg(long, value_name = "LIST")]
-        approvers: Option<String>,
-        /// A second approval stage's approvers (empty: one stage).
-        #[arg(long, value_name = "LIST")]
-        second_stage: Option<String>,
-        /// Approvals each stage needs.
-        #[arg(long, value_name = "N")]
-        quorum: Option<u32>,
-        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-        auto_approve: Option<bool>,
-        #[arg(long, value_name = "BOOL")]
-        requestable: Option<bool>,
-        #[arg(long, value_name = "BOOL")]
-        permanent_allowed: Option<bool>,
-        #[arg(long, value_name = "BOOL")]
-        justification_required: Option<bool>,
-        #[arg(long, value_name = "BOOL")]
-        ticket_required: Option<bool>,
-        /// Shortcuts offered in the request form, comma separated (8h,1d,7d).
-        #[arg(long, value_name = "LIST")]
-        presets: Option<String>,
-        /// Denied when unanswered for this long (default 7d).
-        #[arg(long, value_name = "D")]
-        approval_timeout: Option<String>,
-        /// Only members of this group may ask (`everyone` for all).
-        #[arg(long, value_name = "GROUP")]
-        requesters: Option<String>,
-        #[arg(long, value_name = "BOOL")]
-        guests_allowed: Option<bool>,
-        #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
-        actor: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        flags: PolicyFlags,
+    },
+    /// Set the default policy of a kind of resource (group, application, directory_role) in a
+    /// connector: entitlements without their own policy follow it, and the shorter maximum of
+    /// the two wins for those with one.
+    Default {
+        #[arg(value_name = "KIND")]
+        kind: attest_domain::ResourceKind,
+        /// The connector (by name); needed when there are several.
+        #[arg(long, value_name = "NAME")]
+        connector: Option<String>,
+        #[command(flatten)]
+        flags: PolicyFlags,
     },
     /// The policy that applies to an entitlement.
     Show {
@@ -164,6 +142,97 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A policy's settings on the command line; unset ones keep their value.
+#[derive(Debug, clap::Args)]
+pub struct PolicyFlags {
+    #[arg(long, value_name = "D")]
+    max_duration: Option<String>,
+    /// manager, owners, people's emails, group:NAME; comma separated.
+    #[arg(long, value_name = "LIST")]
+    approvers: Option<String>,
+    /// A second approval stage's approvers (empty: one stage).
+    #[arg(long, value_name = "LIST")]
+    second_stage: Option<String>,
+    /// Approvals each stage needs.
+    #[arg(long, value_name = "N")]
+    quorum: Option<u32>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    auto_approve: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    requestable: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    permanent_allowed: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    justification_required: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    ticket_required: Option<bool>,
+    /// Shortcuts offered in the request form, comma separated (8h,1d,7d).
+    #[arg(long, value_name = "LIST")]
+    presets: Option<String>,
+    /// Denied when unanswered for this long (default 7d).
+    #[arg(long, value_name = "D")]
+    approval_timeout: Option<String>,
+    /// Only members of this group may ask (`everyone` for all).
+    #[arg(long, value_name = "GROUP")]
+    requesters: Option<String>,
+    #[arg(long, value_name = "BOOL")]
+    guests_allowed: Option<bool>,
+    #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
+    actor: String,
+    #[arg(long)]
+    json: bool,
+}
+
+impl PolicyFlags {
+    /// `policy` with these flags applied.
+    fn apply(&self, mut policy: AccessPolicy) -> anyhow::Result<AccessPolicy> {
+        if let Some(d) = &self.max_duration {
+            policy.max_duration = Some(d.parse()?);
+        }
+        if let Some(list) = &self.approvers {
+            policy.approvers = approver_list(list);
+        }
+        if let Some(list) = &self.second_stage {
+            policy.second_stage = approver_list(list);
+        }
+        if let Some(n) = self.quorum {
+            policy.quorum = n;
+        }
+        if let Some(v) = self.auto_approve {
+            policy.auto_approve = v;
+        }
+        if let Some(v) = self.requestable {
+            policy.requestable = v;
+        }
+        if let Some(v) = self.permanent_allowed {
+            policy.permanent_allowed = v;
+        }
+        if let Some(v) = self.justification_required {
+            policy.justification_required = v;
+        }
+        if let Some(v) = self.ticket_required {
+            policy.ticket_required = v;
+        }
+        if let Some(list) = &self.presets {
+            policy.presets =
+                list.split(',').filter(|p| !p.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+        }
+        if let Some(d) = &self.approval_timeout {
+            policy.approval_timeout = d.parse()?;
+        }
+        if let Some(group) = &self.requesters {
+            policy.requesters = match group.trim() {
+                "" | "everyone" => attest_domain::access::Requesters::Everyone,
+                group => attest_domain::access::Requesters::GroupMembers(group.to_owned()),
+            };
+        }
+        if let Some(v) = self.guests_allowed {
+            policy.guests_allowed = v;
+        }
+        Ok(policy)
+    }
 }
 
 pub async fn run(context: &Context, command: RequestCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -282,79 +351,47 @@ pub async fn policy(context: &Context, command: PolicyCommand, out: &mut dyn Wri
             let name: EntitlementRef = entitlement.parse()?;
             let (entitlement, resource) = attest_access::resolve(&store, None, &name).await?;
             let policy = attest_access::policy_of(&store, &entitlement, &resource).await?;
-            print_policy(out, &name, &policy, json)?;
+            print_policy(out, &name.to_string(), &policy, json)?;
         }
-        PolicyCommand::Set {
-            entitlement,
-            max_duration,
-            approvers,
-            second_stage,
-            quorum,
-            auto_approve,
-            requestable,
-            permanent_allowed,
-            justification_required,
-            ticket_required,
-            presets,
-            approval_timeout,
-            requesters,
-            guests_allowed,
-            actor,
-            json,
-        } => {
+        PolicyCommand::Set { entitlement, flags } => {
             let name: EntitlementRef = entitlement.parse()?;
             let (entitlement, resource) = attest_access::resolve(&store, None, &name).await?;
-            let mut policy = store
+            let current = store
                 .requests()
                 .policy(entitlement.connector_id, attest_store::PolicyScope::Entitlement(entitlement.id))
                 .await?
                 .unwrap_or_else(|| AccessPolicy { requestable: true, ..Default::default() });
-            if let Some(d) = max_duration {
-                policy.max_duration = Some(d.parse()?);
-            }
-            if let Some(list) = approvers {
-                policy.approvers = approver_list(&list);
-            }
-            if let Some(list) = second_stage {
-                policy.second_stage = approver_list(&list);
-            }
-            if let Some(n) = quorum {
-                policy.quorum = n;
-            }
-            if let Some(v) = auto_approve {
-                policy.auto_approve = v;
-            }
-            if let Some(v) = requestable {
-                policy.requestable = v;
-            }
-            if let Some(v) = permanent_allowed {
-                policy.permanent_allowed = v;
-            }
-            if let Some(v) = justification_required {
-                policy.justification_required = v;
-            }
-            if let Some(v) = ticket_required {
-                policy.ticket_required = v;
-            }
-            if let Some(list) = presets {
-                policy.presets =
-                    list.split(',').filter(|p| !p.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
-            }
-            if let Some(d) = approval_timeout {
-                policy.approval_timeout = d.parse()?;
-            }
-            if let Some(group) = requesters {
-                policy.requesters = match group.trim() {
-                    "" | "everyone" => attest_domain::access::Requesters::Everyone,
-                    group => attest_domain::access::Requesters::GroupMembers(group.to_owned()),
-                };
-            }
-            if let Some(v) = guests_allowed {
-                policy.guests_allowed = v;
-            }
-            attest_access::set_policy(&store, &entitlement, &resource, &policy, &actor, now).await?;
+            let policy = flags.apply(current)?;
+            attest_access::set_policy(&store, &entitlement, &resource, &policy, &flags.actor, now).await?;
             let effective = attest_access::policy_of(&store, &entitlement, &resource).await?;
-            print_policy(out, &name, &effective, json)?;
+            print_policy(out, &name.to_string(), &effective, flags.json)?;
+        }
+        PolicyCommand::Default { kind, connector, flags } => {
+            let connectors = store.connectors().list_connectors().await?;
+            let chosen = match &connector {
+                Some(name) => connectors.iter().find(|c| &c.name == name),
+                None if connectors.len() == 1 => connectors.first(),
+                None => anyhow::bail!(
+                    "--connector: name one of {}",
+                    connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+            .ok_or_else(|| anyhow::anyhow!("no connector named {}", connector.unwrap_or_default()))?;
+            let scope = attest_store::PolicyScope::Kind(kind);
+            let current = store
+                .requests()
+                .policy(chosen.id, scope)
+                .await?
+                .unwrap_or_else(|| AccessPolicy { requestable: true, ..Default::default() });
+            let policy = flags.apply(current)?;
+            policy.check()?;
+            store.requests().set_policy(chosen.id, scope, &policy, &flags.actor, now).await?;
+            print_policy(
+                out,
+                &format!("every {} in {}", kind.as_str().replace('_', " "), chosen.name),
+                &policy,
+                flags.json,
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -364,10 +401,10 @@ fn approver_list(list: &str) -> Vec<Approver> {
     list.split(',').filter_map(Approver::parse).collect()
 }
 
-fn print_policy(out: &mut dyn Write, name: &EntitlementRef, policy: &AccessPolicy, json: bool) -> anyhow::Result<()> {
+fn print_policy(out: &mut dyn Write, name: &str, policy: &AccessPolicy, json: bool) -> anyhow::Result<()> {
     if json {
         let mut row = serde_json::to_value(policy)?;
-        row["entitlement"] = json!(name.to_string());
+        row["entitlement"] = json!(name);
         row["effective_max_duration"] = json!(policy.cap());
         row["offered_presets"] = json!(policy.offered_presets());
         writeln!(out, "{}", serde_json::to_string_pretty(&row)?)?;

@@ -8,7 +8,7 @@ pub mod span;
 
 pub use policy::{AccessPolicy, Approver, PolicyError, Requesters};
 pub use request::{
-    AccessRefusal, Asking, BadEntitlementRef, EntitlementRef, RequestState, Right, Tally, check_approvers,
-    check_asking, expiry, tally,
+    AccessRefusal, Asking, BadEntitlementRef, EntitlementRef, Notice, RequestState, Right, Tally, check_approvers,
+    check_asking, expiry, expiry_notice, tally,
 };
 pub use span::{BadSpan, Length, Span};

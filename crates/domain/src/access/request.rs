@@ -324,6 +324,37 @@ pub fn expiry(from: DateTime<Utc>, length: Option<Span>) -> Option<DateTime<Utc>
     length.map(|span| from + span.duration())
 }
 
+/// Which expiry notice is owed to a holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A week before the end.
+    Week,
+    /// A day before the end (or the one notice, when both fall close together).
+    Day,
+}
+
+/// The notice owed at `now` for access given at `from`, ending at `end`, whose last notice (if
+/// any) went at `last`: a week before and a day before the end; none for access shorter than a
+/// day; only the day-before one when the week-before one would fall within a day of the start
+/// or of the day-before one (one mail, not two at once).
+pub fn expiry_notice(
+    from: DateTime<Utc>,
+    end: DateTime<Utc>,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Notice> {
+    let day = chrono::Duration::days(1);
+    if end - from < day || now >= end {
+        return None;
+    }
+    let (week_before, day_before) = (end - chrono::Duration::days(7), end - day);
+    if now >= day_before {
+        return last.is_none_or(|l| l < day_before).then_some(Notice::Day);
+    }
+    let week_applies = week_before >= from + day && day_before - week_before >= day;
+    (now >= week_before && week_applies && last.is_none()).then_some(Notice::Week)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +450,29 @@ mod tests {
         assert_eq!(tally(1, 1, 2, 1, 0), Tally::Waiting { have: 1, need: 2 });
         assert_eq!(tally(2, 2, 2, 2, 0), Tally::Approved);
         assert_eq!(tally(1, 1, 2, 1, 1), Tally::Denied);
+    }
+
+    #[test]
+    fn notices_go_a_week_and_a_day_before_merged_when_close_and_never_for_short_access() {
+        let d = chrono::Duration::days;
+        let from = now();
+        let end = from + d(30);
+        assert_eq!(expiry_notice(from, end, None, from + d(1)), None);
+        assert_eq!(expiry_notice(from, end, None, end - d(7)), Some(Notice::Week));
+        let week_sent = Some(end - d(7));
+        assert_eq!(expiry_notice(from, end, week_sent, end - d(3)), None, "once");
+        assert_eq!(expiry_notice(from, end, week_sent, end - d(1)), Some(Notice::Day));
+        assert_eq!(expiry_notice(from, end, Some(end - d(1)), end - chrono::Duration::hours(2)), None, "once");
+        // Downtime across both: one mail, the day-before one.
+        assert_eq!(expiry_notice(from, end, None, end - chrono::Duration::hours(5)), Some(Notice::Day));
+        // Three days long: the week-before notice would fall at the start; only the day-before.
+        let short_end = from + d(3);
+        assert_eq!(expiry_notice(from, short_end, None, from + chrono::Duration::hours(1)), None);
+        assert_eq!(expiry_notice(from, short_end, None, short_end - d(1)), Some(Notice::Day));
+        // Shorter than a day: none.
+        let hours = from + chrono::Duration::hours(8);
+        assert_eq!(expiry_notice(from, hours, None, hours - chrono::Duration::hours(1)), None);
+        assert_eq!(expiry_notice(from, end, None, end), None, "ended");
     }
 
     #[test]
