@@ -11,6 +11,40 @@ use chrono::Duration;
 
 use crate::reviews::Tenant;
 
+/// Makes the membership of a group the requester is not in requestable (up to a day,
+/// approved by `approver`): the entitlement's id.
+pub(crate) async fn requestable(web: &crate::web::Web, store: &attest_store::Store, approver: &str) -> i64 {
+    let (group, _) = web.group_to_join(&web.requester);
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let name: attest_domain::access::EntitlementRef = format!("group:{group}:member").parse().unwrap();
+    let (entitlement, resource) = attest_access::resolve(store, Some(connector.id), &name).await.unwrap();
+    let policy = attest_domain::access::AccessPolicy {
+        requestable: true,
+        max_duration: Some(attest_domain::access::Span::days(1)),
+        approvers: vec![attest_domain::access::Approver::Person(approver.to_owned())],
+        ..Default::default()
+    };
+    let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+    attest_access::set_policy(store, &entitlement, &resource, &policy, "test", now).await.unwrap();
+    entitlement.id.0
+}
+
+/// The requester asks for `entitlement` for 8 hours: the request's id.
+pub(crate) async fn ask_for(web: &crate::web::Web, store: &attest_store::Store, entitlement: i64) -> i64 {
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+    let asker =
+        attest_access::requester(store, connector.id, &web.requester.object_id, |p| p.name.clone()).await.unwrap();
+    let ask = attest_access::Ask {
+        entitlement: attest_domain::EntitlementId(entitlement),
+        length: attest_domain::access::Length::For(attest_domain::access::Span::hours(8)),
+        justification: "on call".into(),
+        ticket: None,
+        starts_at: None,
+    };
+    attest_access::request(store, &asker, &ask, now).await.unwrap().id
+}
+
 db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, |db| {
     let tenant = Tenant::connect(&db).await;
     let (sim, dir) = (&tenant.sim, &tenant.dir);

@@ -181,6 +181,9 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
         store.directory().search_resources(attest_domain::ResourceKind::Group, "", None, 1, 0).await.unwrap();
     // A campaign the administrator reviews in, for the inbox and the campaign's pages.
     let campaign = web.campaign(&store, &groups[0].resource.data.external_id, &web.admin).await;
+    // A requestable group and a request the administrator approves, for those pages.
+    let entitlement = crate::access::requestable(&web, &store, &web.admin.email).await;
+    let request = crate::access::ask_for(&web, &store, entitlement).await;
     // A change and a mail, for their pages.
     let actions = format!("/principals/{}/actions", person.id.0);
     let asked = web
@@ -230,6 +233,8 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
                 .replace("/changes/{id}", &format!("/changes/{change}"))
                 .replace("/admin/mail/{id}", &format!("/admin/mail/{}", mail.first().map_or(0, |m| m.id.0)))
                 .replace("/campaigns/{id}", &format!("/campaigns/{campaign}"))
+                .replace("/requests/new", &format!("/requests/new?entitlement={entitlement}"))
+                .replace("/requests/{id}", &format!("/requests/{request}"))
         })
         .chain(["/nowhere".to_owned()])
         .collect();
@@ -374,5 +379,94 @@ db_test!(a_reviewer_follows_the_mail_link_and_bulk_revokes_in_chromium, true, |d
     let (_, csv) = web.get(Some(&web.owner), &format!("/campaigns/{id}/export.csv")).await;
     let revoked = csv.lines().filter(|l| l.contains(",revoke,moved to another project,")).count();
     assert_eq!(revoked, 2, "{csv}");
+    web.stop().await;
+});
+
+db_test!(a_person_asks_for_access_an_approver_approves_and_it_ends_on_time_in_chromium, true, |db| {
+    let Some(driver) = Driver::start().await else { return };
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let entitlement = crate::access::requestable(&web, &store, &web.owner.email).await;
+    let group = store.resources().get_entitlement(attest_domain::EntitlementId(entitlement)).await.unwrap();
+    let group = store.resources().get_resource(group.data.resource_id).await.unwrap();
+    let in_group = |yes: bool| {
+        let held =
+            web.sim.sim.read(|t| t.group(&group.data.external_id).unwrap().members.contains(&web.requester.object_id));
+        async move { held == yes }
+    };
+    let sign_in_as = |object_id: &str, profile: &str| {
+        let upn = web.sim.sim.read(|t| t.live_user(object_id).unwrap().user_principal_name.clone());
+        let profile = web.dir.join(profile);
+        let (driver, base) = (&driver, web.base.clone());
+        async move {
+            let browser = driver.browser(&profile).await;
+            browser.goto(&base).await.unwrap();
+            browser.find(Locator::LinkText("Sign in with Microsoft")).await.unwrap().click().await.unwrap();
+            browser.wait().for_element(Locator::Id("login")).await.unwrap().send_keys(&upn).await.unwrap();
+            browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+            browser.wait().for_element(Locator::Css("main h1")).await.unwrap();
+            browser
+        }
+    };
+
+    // The requester finds it in the catalog and asks for a minute.
+    let requester = sign_in_as(&web.requester.object_id, "chromium-requester").await;
+    requester.find(Locator::LinkText("Request access")).await.unwrap().click().await.unwrap();
+    let ask = format!("a[href='/requests/new?entitlement={entitlement}']");
+    requester.wait().for_element(Locator::Css(&ask)).await.unwrap().click().await.unwrap();
+    requester
+        .wait()
+        .for_element(Locator::Css("input[name=duration][value=other]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    requester.find(Locator::Id("request-other")).await.unwrap().send_keys("1m").await.unwrap();
+    requester.find(Locator::Id("request-justification")).await.unwrap().send_keys("fix the build").await.unwrap();
+    requester
+        .find(Locator::Css("form[action='/requests/ask'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state = requester.wait().for_element(Locator::Id("request-state")).await.unwrap();
+    assert_eq!(state.text().await.unwrap(), "pending");
+    let path = requester.current_url().await.unwrap().path().to_owned();
+
+    // The approver finds it in their approvals and approves.
+    let approver = sign_in_as(&web.owner.object_id, "chromium-approver").await;
+    approver.find(Locator::LinkText("Approvals")).await.unwrap().click().await.unwrap();
+    let id = path.trim_start_matches("/requests/");
+    let approve = format!("button[aria-label='Approve request {id}']");
+    approver.wait().for_element(Locator::Css(&approve)).await.unwrap().click().await.unwrap();
+    approver.wait().for_element(Locator::Id("timeline")).await.unwrap();
+    approver.close().await.unwrap();
+
+    // `attest serve` gives it in Entra; the requester's page says active; a minute later it is
+    // removed by itself.
+    assert!(eventually(Duration::from_secs(30), || in_group(true)).await, "given in Entra");
+    let active = eventually(Duration::from_secs(30), || {
+        let requester = &requester;
+        let url = format!("{}{path}", web.base);
+        async move {
+            requester.goto(&url).await.unwrap();
+            requester.find(Locator::Id("request-state")).await.unwrap().text().await.unwrap().starts_with("active")
+        }
+    });
+    assert!(active.await, "active");
+    assert!(eventually(Duration::from_secs(100), || in_group(false)).await, "removed in Entra when it ended");
+    let expired = eventually(Duration::from_secs(30), || {
+        let requester = &requester;
+        let url = format!("{}{path}", web.base);
+        async move {
+            requester.goto(&url).await.unwrap();
+            requester.find(Locator::Id("request-state")).await.unwrap().text().await.unwrap() == "expired"
+        }
+    });
+    assert!(expired.await, "expired");
+    requester.close().await.unwrap();
+    drop(driver);
     web.stop().await;
 });

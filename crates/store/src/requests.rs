@@ -689,9 +689,15 @@ impl Requests<'_> {
              q.revoke_change_id, rc.state AS revoke_change_state, rc.result AS revoke_change_result, \
              rc.last_error AS revoke_change_error, rc.finished_at AS revoke_change_finished_at, q.end_reason, q.ended_by \
              FROM access_requests q LEFT JOIN changes gc ON gc.id = q.grant_change_id \
-             LEFT JOIN changes rc ON rc.id = q.revoke_change_id WHERE q.state IN ('approved', 'provisioning') \
-             OR (q.state = 'active' AND (rc.state IS NULL OR rc.state IN ('pending', 'awaiting_approval', 'in_progress', 'applied')) \
-             AND (q.revoke_change_id IS NOT NULL OR q.ended_by IS NOT NULL OR q.expires_at <= ",
+             LEFT JOIN changes rc ON rc.id = q.revoke_change_id \
+             WHERE (q.state = 'approved' AND (q.starts_at IS NULL OR q.starts_at <= ",
+        );
+        // Only what needs a step now: a change still in the queue needs nothing until it ends,
+        // so thousands waiting on the write quota never crowd out what is due.
+        sql.value(now).push(
+            ")) OR (q.state = 'provisioning' AND gc.state IN ('applied', 'failed', 'cancelled', 'denied', 'outcome_unknown')) \
+             OR (q.state = 'active' AND rc.state = 'applied') \
+             OR (q.state = 'active' AND q.revoke_change_id IS NULL AND (q.ended_by IS NOT NULL OR q.expires_at <= ",
         );
         sql.value(now).push(")) OR (q.state = 'pending' AND q.approval_due_at <= ").value(now);
         sql.push(") ORDER BY q.id LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
