@@ -44,6 +44,9 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Swept, AccessErr
     let mut done = Swept::default();
     let due = store.requests().due(now, BATCH).await?;
     done.looked_at = due.len();
+    // Removals are queued together (one transaction for the changes, one for the requests):
+    // ten thousand ending in one minute must not wait on each other's transactions.
+    let mut removals = Vec::new();
     for row in due {
         match row.state {
             RequestState::Pending if row.approval_due_at <= now => time_out(store, &row, now, &mut done).await?,
@@ -54,10 +57,26 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Swept, AccessErr
             RequestState::Active if row.revoke_change_id.is_some() => settle_taken(store, &row, now, &mut done).await?,
             // Expired, or ended early by someone.
             RequestState::Active if row.ended_by.is_some() || row.expires_at.is_some_and(|e| e <= now) => {
-                take_away(store, &row, now, &mut done).await?
+                if let Some(removal) = removal(store, &row, now, &mut done).await? {
+                    removals.push(removal);
+                }
             }
             _ => {}
         }
+    }
+    if !removals.is_empty() {
+        let news: Vec<NewChange> = removals.iter().map(|(_, new)| new.clone()).collect();
+        let changes = store.changes().enqueue_changes(&news, now).await?;
+        let marks: Vec<(i64, i64, &str)> = removals
+            .iter()
+            .zip(&changes)
+            .map(|((row, new), change)| {
+                let action =
+                    if new.origin == ChangeOrigin::Expiry { "access.expiring" } else { "access.removal_queued" };
+                (row.id, change.0, action)
+            })
+            .collect();
+        done.removing += store.requests().mark_removals(&marks, SWEEPER, now).await?;
     }
     Ok(done)
 }
@@ -223,48 +242,45 @@ async fn settle_given(
     Ok(())
 }
 
-/// Queues the removal of access that has expired or was ended early.
-async fn take_away(store: &Store, row: &DueRequest, now: DateTime<Utc>, done: &mut Swept) -> Result<(), AccessError> {
-    let request = store.requests().get_request(row.id).await?;
-    let early = request.ended_by.is_some();
-    let held =
-        store.requests().held_grant(EntitlementId(request.entitlement_id), PrincipalId(request.principal_id)).await?;
-    let Some((grant, _)) = held else {
+/// The change that removes access that has expired or was ended early, to be queued with the
+/// others; `None` when there is nothing to remove (the request is ended, or failed, here).
+async fn removal(
+    store: &Store,
+    row: &DueRequest,
+    now: DateTime<Utc>,
+    done: &mut Swept,
+) -> Result<Option<(DueRequest, NewChange)>, AccessError> {
+    let (entitlement, principal) = (EntitlementId(row.entitlement_id), PrincipalId(row.principal_id));
+    let Some((grant, _)) = store.requests().held_grant(entitlement, principal).await? else {
         // Gone from Entra already (removed by hand, or its PIM schedule ended it).
-        return end(store, &request, now, "it was already gone from Entra", done).await;
+        let request = store.requests().get_request(row.id).await?;
+        end(store, &request, now, "it was already gone from Entra", done).await?;
+        return Ok(None);
     };
     let (connector, action) = match store.grants().resolve_command(&AccessCommand::Revoke { grant }).await {
         Ok(found) => found,
         Err(e) => {
-            return fail(store, &request, RequestState::Active, &format!("it cannot be removed: {e}"), now, done).await;
+            let request = store.requests().get_request(row.id).await?;
+            fail(store, &request, RequestState::Active, &format!("it cannot be removed: {e}"), now, done).await?;
+            return Ok(None);
         }
     };
-    let reason = match (&request.ended_by, &request.end_reason) {
-        (Some(by), Some(why)) => format!("access request {} ended early by {by}: {why}", request.id),
-        _ => format!(
-            "access request {} expired at {}",
-            request.id,
-            request.expires_at.map(crate::when).unwrap_or_default()
-        ),
+    let early = row.ended_by.is_some();
+    let reason = match (&row.ended_by, &row.end_reason) {
+        (Some(by), Some(why)) => format!("access request {} ended early by {by}: {why}", row.id),
+        _ => format!("access request {} expired at {}", row.id, row.expires_at.map(crate::when).unwrap_or_default()),
     };
     let new = NewChange {
         connector_id: connector,
         action,
-        idempotency_key: format!("access-request:{}:end", request.id),
+        idempotency_key: format!("access-request:{}:end", row.id),
         origin: if early { ChangeOrigin::AccessRequest } else { ChangeOrigin::Expiry },
-        origin_ref: Some(request.id.to_string()),
-        requested_by: request.ended_by.clone().unwrap_or_else(|| SWEEPER.to_owned()),
+        origin_ref: Some(row.id.to_string()),
+        requested_by: row.ended_by.clone().unwrap_or_else(|| SWEEPER.to_owned()),
         requested_by_id: None,
         reason: Some(reason),
     };
-    let change = store.changes().enqueue_change(new, false, now).await?.change;
-    let sets = [("revoke_change_id", Value::from(change.id.0))];
-    let action = if early { "access.removal_queued" } else { "access.expiring" };
-    let details = json!({"change": change.id.0, "expires_at": request.expires_at});
-    if store.requests().step(row.id, &[RequestState::Active], &sets, SWEEPER, action, details, now).await?.is_some() {
-        done.removing += 1;
-    }
-    Ok(())
+    Ok(Some((row.clone(), new)))
 }
 
 /// The removal has been applied: the request ends.

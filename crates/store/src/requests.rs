@@ -225,6 +225,8 @@ pub struct Voted {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct DueRequest {
     pub id: i64,
+    pub entitlement_id: i64,
+    pub principal_id: i64,
     pub state: RequestState,
     pub starts_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -684,7 +686,7 @@ impl Requests<'_> {
         let now = micros(now);
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT q.id, q.state, q.starts_at, q.expires_at, q.approval_due_at, q.grant_change_id, \
+            "SELECT q.id, q.entitlement_id, q.principal_id, q.state, q.starts_at, q.expires_at, q.approval_due_at, q.grant_change_id, \
              gc.state AS grant_change_state, gc.last_error AS grant_change_error, gc.finished_at AS grant_change_finished_at, \
              q.revoke_change_id, rc.state AS revoke_change_state, rc.result AS revoke_change_result, \
              rc.last_error AS revoke_change_error, rc.finished_at AS revoke_change_finished_at, q.end_reason, q.ended_by \
@@ -706,6 +708,8 @@ impl Requests<'_> {
             sql,
             &[
                 "id",
+                "entitlement_id",
+                "principal_id",
                 "state",
                 "starts_at",
                 "expires_at",
@@ -960,6 +964,31 @@ impl Requests<'_> {
         }
         sql.push(")");
         Ok(self.db.execute_raw(sql.build()).await?.rows_affected() > 0)
+    }
+
+    /// Records the removals queued for active requests (`(request, change, audit action)`),
+    /// in one transaction with each one's audit event; a request no longer active without a
+    /// removal is left alone. Returns how many were recorded.
+    pub async fn mark_removals(
+        self,
+        removals: &[(i64, i64, &str)],
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let now = micros(now);
+        let txn = self.begin_write().await?;
+        let mut done = 0;
+        for (request, change, action) in removals {
+            let mut sql = Sql::new(self.backend(), "UPDATE access_requests SET revoke_change_id = ");
+            sql.value(*change).push(", updated_at = ").value(now).push(" WHERE id = ").value(*request);
+            sql.push(" AND state = 'active' AND revoke_change_id IS NULL");
+            if txn.execute_raw(sql.build()).await?.rows_affected() > 0 {
+                audit(&txn, self, by, action, *request, json!({"change": change}), now).await?;
+                done += 1;
+            }
+        }
+        txn.commit().await?;
+        Ok(done)
     }
 
     async fn update(
