@@ -267,8 +267,19 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     // provisioner removes it; the next sweep ends the request.
     let later = new_end + Duration::seconds(5);
     clock.set(later);
-    let (swept, _) = job.once(later).await.unwrap();
-    assert_eq!(swept.removing, 1, "{swept:?}");
+    // Two replicas on one database sweep at the same moment: one removal between them.
+    let other = attest_store::Store::connect_url(&db.url, 5, std::time::Duration::from_secs(30)).await.unwrap();
+    let other_outbox = attest_notify::Outbox::new(other.clone(), &attest_config::MailConfig::default()).unwrap();
+    let replica = attest_server::access_job::AccessSweeper::new(
+        other,
+        other_outbox,
+        "https://attest.example.com",
+        clock.shared(),
+        "replica",
+    );
+    let (mine, theirs) = tokio::join!(job.once(later), replica.once(later));
+    let swept = (mine.unwrap().0, theirs.unwrap().0);
+    assert_eq!(swept.0.removing + swept.1.removing, 1, "{swept:?}");
     let (swept, _) = job.once(later).await.unwrap();
     assert_eq!(swept.removing, 0, "queued once");
     provisioner.run_until_idle().await.unwrap();
