@@ -268,7 +268,12 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     let later = new_end + Duration::seconds(5);
     clock.set(later);
     // Two replicas on one database sweep at the same moment: one removal between them.
-    let other = attest_store::Store::connect_url(&db.url, 5, std::time::Duration::from_secs(30)).await.unwrap();
+    // The replica signs its audit events with the same key, as `attest serve` would.
+    let replica_key = attest_config::secrets::SecretKey::load(&dir.join("secret.key")).unwrap();
+    let other = attest_store::Store::connect_url(&db.url, 5, std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .with_audit_key(attest_domain::audit::ChainKey::new(&replica_key.audit_chain_key()));
     let other_outbox = attest_notify::Outbox::new(other.clone(), &attest_config::MailConfig::default()).unwrap();
     let replica = attest_server::access_job::AccessSweeper::new(
         other,

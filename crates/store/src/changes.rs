@@ -257,6 +257,24 @@ impl Changes<'_> {
                     });
                 }
             }
+            // A key another transaction inserted meanwhile (a second replica queueing the same
+            // change) conflicted: that change is the one, read now that it has committed.
+            let raced: Vec<Value> = (0..chunk.len())
+                .filter(|i| found[*i].is_none())
+                .map(|i| chunk[i].idempotency_key.clone().into())
+                .collect();
+            if !raced.is_empty() {
+                let mut sql =
+                    Sql::new(self.backend(), "SELECT id, idempotency_key FROM changes WHERE idempotency_key IN ");
+                sql.tuple(raced);
+                let rows: Vec<(i64, String)> = crate::sql::select_json(&txn, sql, &["id", "idempotency_key"]).await?;
+                let by_key: HashMap<&str, i64> = rows.iter().map(|r| (r.1.as_str(), r.0)).collect();
+                for (i, n) in chunk.iter().enumerate() {
+                    if found[i].is_none() {
+                        found[i] = by_key.get(n.idempotency_key.as_str()).copied();
+                    }
+                }
+            }
             for (i, id) in found.into_iter().enumerate() {
                 let id = id.ok_or_else(|| {
                     StoreError::Internal(format!("change {} vanished while being enqueued", chunk[i].idempotency_key))
