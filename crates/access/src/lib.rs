@@ -90,6 +90,9 @@ pub struct Plan {
     pub permanent_allowed: bool,
     /// When it would end if given now.
     pub would_end_at: Option<DateTime<Utc>>,
+    /// The policy it was checked against (what a request records).
+    #[serde(skip)]
+    pub policy: AccessPolicy,
 }
 
 /// A live user of `connector`, by email, user principal name or object id.
@@ -237,6 +240,7 @@ pub async fn plan(store: &Store, asker: &Requester, ask: &Ask, now: DateTime<Utc
         presets: policy.offered_presets(),
         permanent_allowed: policy.permanent_allowed,
         would_end_at: attest_domain::access::expiry(begins, ask.length.span()),
+        policy,
     })
 }
 
@@ -290,9 +294,6 @@ pub async fn request(store: &Store, asker: &Requester, ask: &Ask, now: DateTime<
         }
         .into());
     }
-    let entitlement = store.resources().get_entitlement(ask.entitlement).await?;
-    let resource = store.resources().get_resource(entitlement.data.resource_id).await?;
-    let policy = policy_of(store, &entitlement, &resource).await?;
     let new = NewRequest {
         connector_id: asker.connector,
         entitlement_id: ask.entitlement,
@@ -302,7 +303,7 @@ pub async fn request(store: &Store, asker: &Requester, ask: &Ask, now: DateTime<
         duration_minutes: ask.length.span().map(Span::as_minutes),
         justification: ask.justification.trim().to_owned(),
         ticket: ask.ticket.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned),
-        policy,
+        policy: plan.policy,
         starts_at: ask.starts_at,
         extends: None,
         approvers: plan.stages,
@@ -353,8 +354,6 @@ pub async fn extend(
     {
         return Err(AccessRefusal::AlreadyAsked(waiting.id).into());
     }
-    let entitlement = store.resources().get_entitlement(ask.entitlement).await?;
-    let resource = store.resources().get_resource(entitlement.data.resource_id).await?;
     let new = NewRequest {
         connector_id: asker.connector,
         entitlement_id: ask.entitlement,
@@ -364,7 +363,7 @@ pub async fn extend(
         duration_minutes: Some(length.as_minutes()),
         justification: ask.justification.trim().to_owned(),
         ticket: ask.ticket.clone(),
-        policy: policy_of(store, &entitlement, &resource).await?,
+        policy: plan.policy,
         starts_at: None,
         extends: Some(id),
         approvers: plan.stages,

@@ -2,6 +2,7 @@
 
 use attest_domain::audit::BreakReason;
 use attest_domain::{AuditEvent, AuditEventDraft, ChainBreak, ChainVerifier};
+use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
@@ -59,6 +60,30 @@ impl Audit<'_> {
         let event = self.append_audit_in(&txn, draft).await?;
         txn.commit().await?;
         Ok(event)
+    }
+
+    /// Appends, within the caller's transaction, that `actor` did `action` to the `kind` row
+    /// `id`: how every area records its own steps.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_in(
+        self,
+        txn: &impl ConnectionTrait,
+        actor: &str,
+        action: &str,
+        kind: &str,
+        id: i64,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<AuditEvent, StoreError> {
+        let draft = AuditEventDraft {
+            occurred_at: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target_kind: Some(kind.to_owned()),
+            target_id: Some(id.to_string()),
+            details,
+        };
+        self.append_audit_in(txn, draft).await
     }
 
     /// Appends within the caller's transaction, so an event and the change it records commit

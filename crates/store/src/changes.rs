@@ -670,15 +670,7 @@ impl Changes<'_> {
         details: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let draft = AuditEventDraft {
-            occurred_at: now,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target_kind: Some("change".to_owned()),
-            target_id: Some(id.to_string()),
-            details,
-        };
-        self.audit().append_audit_in(txn, draft).await?;
+        self.audit().record_in(txn, actor, action, "change", id, details, now).await?;
         Ok(())
     }
 }

@@ -1027,14 +1027,6 @@ async fn audit(
     details: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let draft = AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target_kind: Some("access_request".to_owned()),
-        target_id: Some(request.to_string()),
-        details,
-    };
-    requests.audit().append_audit_in(txn, draft).await?;
+    requests.audit().record_in(txn, actor, action, "access_request", request, details, now).await?;
     Ok(())
 }

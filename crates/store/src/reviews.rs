@@ -1866,14 +1866,6 @@ async fn audit(
         "campaign.closed" | "campaign.stage_closed" => "campaign_instance",
         _ => "campaign",
     };
-    let draft = AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target_kind: Some(target_kind.to_owned()),
-        target_id: Some(target.to_string()),
-        details,
-    };
-    reviews.audit().append_audit_in(txn, draft).await?;
+    reviews.audit().record_in(txn, actor, action, target_kind, target, details, now).await?;
     Ok(())
 }
