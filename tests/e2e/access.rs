@@ -69,21 +69,26 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     let (owner, asker, outsider) = (&users[0].1, &users[1].1, &users[2].1);
     let ent = format!("group:{group}:member");
     let members = || sim.sim.read(|t| t.group(&group).unwrap().members.clone());
+    // `attest request create` as the requester for `ent`, with `more` arguments after these.
+    let create = |duration: &str, justification: &str, more: &[&str]| {
+        let mut args = vec![
+            "request",
+            "create",
+            "--as",
+            asker,
+            "--entitlement",
+            &ent,
+            "--duration",
+            duration,
+            "--justification",
+            justification,
+        ];
+        args.extend_from_slice(more);
+        run(args)
+    };
 
     // Not requestable until a policy says so.
-    let closed = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "8h",
-        "--justification",
-        "x",
-    ])
-    .await;
+    let closed = create("8h", "x", &[]).await;
     assert!(!closed.success && closed.error.as_deref().unwrap().contains("cannot be requested"), "{:?}", closed.error);
     let set = run(vec!["policy", "set", &ent, "--max-duration", "1d", "--approvers", "owners", "--json"]).await;
     assert!(set.success, "{:?}", set.error);
@@ -96,74 +101,23 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     assert_eq!(policy["offered_presets"], serde_json::json!(["1h", "8h", "1d"]));
 
     // Checked against the policy: too long, no reason; a dry run says who approves.
-    let long = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "2d",
-        "--justification",
-        "x",
-    ])
-    .await;
+    let long = create("2d", "x", &[]).await;
     assert!(!long.success && long.error.as_deref().unwrap().contains("at most 1 day"), "{:?}", long.error);
     let silent = run(vec!["request", "create", "--as", asker, "--entitlement", &ent, "--duration", "8h"]).await;
     assert!(!silent.success && silent.error.as_deref().unwrap().contains("justification"), "{:?}", silent.error);
-    let dry = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "8h",
-        "--justification",
-        "x",
-        "--dry-run",
-        "--json",
-    ])
-    .await;
+    let dry = create("8h", "x", &["--dry-run", "--json"]).await;
     let plan: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
     assert_eq!(plan["stages"][0][0]["object_id"].as_str().unwrap().to_lowercase(), users[0].0.to_lowercase(), "{plan}");
     assert!(run(vec!["request", "list", "--json"]).await.stdout.trim() == "[]", "a dry run records nothing");
 
-    let created = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "8h",
-        "--justification",
-        "quarter close",
-        "--json",
-    ])
-    .await;
+    let created = create("8h", "quarter close", &["--json"]).await;
     assert!(created.success, "{:?}", created.error);
     let request: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
     assert_eq!(
         (request["id"].as_i64(), request["state"].as_str(), request["duration"].as_str()),
         (Some(1), Some("pending"), Some("8h"))
     );
-    let twice = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "1h",
-        "--justification",
-        "again",
-    ])
-    .await;
+    let twice = create("1h", "again", &[]).await;
     assert!(!twice.success && twice.error.as_deref().unwrap().contains("already asked"), "{:?}", twice.error);
 
     // The job of `attest serve`, run by hand at the times the test says: it mails the approvers.
@@ -227,19 +181,7 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
         .unwrap();
     assert_eq!(grant_source.map(|(_, end)| end), Some(Some(expires)), "the grant carries its end");
     // Holding it for a time, asking again is answered with an extension.
-    let held = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "1h",
-        "--justification",
-        "again",
-    ])
-    .await;
+    let held = create("1h", "again", &[]).await;
     assert!(!held.success && held.error.as_deref().unwrap().contains("extend"), "{:?}", held.error);
 
     // Mail: the owner was asked, the requester told.
@@ -383,19 +325,7 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     let shown = run(vec!["policy", "show", &ent, "--json"]).await;
     let policy: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(policy["max_duration"], "4h", "{policy}");
-    let long = run(vec![
-        "request",
-        "create",
-        "--as",
-        asker,
-        "--entitlement",
-        &ent,
-        "--duration",
-        "8h",
-        "--justification",
-        "x",
-    ])
-    .await;
+    let long = create("8h", "x", &[]).await;
     assert!(!long.success && long.error.as_deref().unwrap().contains("at most 4 hours"), "{:?}", long.error);
 
     // Every step is in the audit log.
