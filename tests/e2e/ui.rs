@@ -266,6 +266,11 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
         ("people", "/people".to_owned()),
         ("reviews", "/reviews".to_owned()),
         ("campaign", format!("/campaigns/{campaign}")),
+        ("catalog", "/catalog".to_owned()),
+        ("request-form", format!("/requests/new?entitlement={entitlement}")),
+        ("requests", "/requests".to_owned()),
+        ("approvals", "/approvals".to_owned()),
+        ("request", format!("/requests/{request}")),
     ];
     // 360 px: the narrowest phone the layout is made for.
     for width in [360u32, 390, 1400] {
