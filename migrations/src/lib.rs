@@ -21,6 +21,7 @@ mod m20261204_000001_change_reasons;
 mod m20261204_000002_access_reviews;
 mod m20261204_000003_review_stages;
 mod m20261204_000004_access_requests;
+mod m20261205_000001_connector_setup;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_access_reviews::Migration),
             Box::new(m20261204_000003_review_stages::Migration),
             Box::new(m20261204_000004_access_requests::Migration),
+            Box::new(m20261205_000001_connector_setup::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ mod pages;
 mod reviews;
 mod secrets;
 mod serve;
+mod setup;
 mod sync;
 mod ui;
 mod web;

@@ -806,7 +806,7 @@ db_test!(every_error_is_a_page_in_the_layout_or_a_json_error_and_forms_opened_ag
     for (form, page) in [
         (format!("/changes/{id}/approve"), format!("/changes/{id}")),
         (format!("/principals/{id}/actions"), format!("/principals/{id}")),
-        ("/connectors/contoso/sync".to_owned(), "/".to_owned()),
+        ("/connectors/contoso/sync".to_owned(), "/connectors/contoso".to_owned()),
         ("/auth/sign-out".to_owned(), "/".to_owned()),
     ] {
         let response = crate::harness::browser()

@@ -77,8 +77,9 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
         assert!(!bytes.windows(app.client_secret.len()).any(|w| w == app.client_secret.as_bytes()));
     }
 
+    // Set up for provisioning too, it needs its owners to grant more; it still syncs.
     let list = run(args(&["connector", "list"])).await;
-    assert!(list.stdout.contains("contoso\tentra") && list.stdout.contains("connected"), "{}", list.stdout);
+    assert!(list.stdout.contains("contoso\tentra") && list.stdout.contains("needs_reauthorization"), "{}", list.stdout);
 
     let first = run(args(&["sync", "contoso"])).await;
     assert!(first.success, "{:?}\n{}", first.error, first.stdout);
@@ -183,6 +184,13 @@ db_test!(connect_check_sync_and_export_a_tenant, true, |db| {
         ineffective.len()
     );
 
+    // Set up for read-only features, the same app is connected.
+    let mut read_only = add_entra(&sim, "contoso-read", &secret_file);
+    read_only.extend(args(&["--features", "sync,sign-in-activity,pim"]));
+    let added = run(read_only).await;
+    assert!(added.success, "{:?}\n{}", added.error, added.stdout);
+    let list = run(args(&["connector", "list"])).await;
+    assert!(list.stdout.contains("contoso-read\tentra") && list.stdout.contains("\tconnected\t"), "{}", list.stdout);
     let _ = std::fs::remove_dir_all(&dir);
 });
 

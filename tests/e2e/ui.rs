@@ -160,6 +160,13 @@ async fn violations(browser: &fantoccini::Client, axe: &str) -> Vec<String> {
     serde_json::from_value(found).unwrap()
 }
 
+/// The elements of the open page whose content spills out of them unclipped (a long word, a
+/// wide table outside a scrolling box), to say what made a page scroll sideways.
+async fn overflowing(browser: &fantoccini::Client) -> String {
+    let script = "return Array.from(document.querySelectorAll('main *')).filter(e => e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 && getComputedStyle(e).overflowX === 'visible').slice(0, 5).map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + (e.textContent || '').slice(0, 60)).join(' | ');";
+    browser.execute(script, vec![]).await.map(|v| v.to_string()).unwrap_or_default()
+}
+
 /// Whether the open page fits its window's width (no sideways scrolling of the page itself).
 async fn fits(browser: &fantoccini::Client) -> bool {
     let fits =
@@ -235,6 +242,7 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
                 .replace("/campaigns/{id}", &format!("/campaigns/{campaign}"))
                 .replace("/requests/new", &format!("/requests/new?entitlement={entitlement}"))
                 .replace("/requests/{id}", &format!("/requests/{request}"))
+                .replace("/connectors/{name}", "/connectors/contoso")
         })
         .chain(["/nowhere".to_owned()])
         .collect();
@@ -271,6 +279,9 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
         ("requests", "/requests".to_owned()),
         ("approvals", "/approvals".to_owned()),
         ("request", format!("/requests/{request}")),
+        ("connectors", "/connectors".to_owned()),
+        ("connector", "/connectors/contoso".to_owned()),
+        ("connector-form", "/connectors/new".to_owned()),
     ];
     // 360 px: the narrowest phone the layout is made for.
     for width in [360u32, 390, 1400] {
@@ -279,7 +290,7 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
             browser.goto(&format!("{}{path}", web.base)).await.unwrap();
             let png = browser.screenshot().await.unwrap();
             std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
-            assert!(fits(&browser).await, "{path} scrolls sideways at {width} px");
+            assert!(fits(&browser).await, "{path} scrolls sideways at {width} px: {}", overflowing(&browser).await);
         }
     }
     browser.close().await.unwrap();
@@ -473,5 +484,92 @@ db_test!(a_person_asks_for_access_an_approver_approves_and_it_ends_on_time_in_ch
     assert!(expired.await, "expired");
     requester.close().await.unwrap();
     drop(driver);
+    web.stop().await;
+});
+
+/// Signs `upn` in through the simulator's sign-in page in a fresh browser.
+async fn signed_in(driver: &Driver, web: &Web, upn: &str, profile: &str) -> fantoccini::Client {
+    let browser = driver.browser(&web.dir.join(profile)).await;
+    browser.goto(&web.base).await.unwrap();
+    browser.find(Locator::LinkText("Sign in with Microsoft")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("login")).await.unwrap().send_keys(upn).await.unwrap();
+    browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("main h1")).await.unwrap();
+    browser
+}
+
+db_test!(an_admin_connects_a_tenant_and_its_owner_finishes_from_the_mail_in_chromium, true, |db| {
+    use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, free_port, header};
+    let Some(driver) = Driver::start().await else { return };
+    let smtp = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
+    let mail_config = format!(
+        "[mail]\nfrom = \"Attest <attest@example.com>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\n",
+        smtp.port
+    );
+    let web = Web::boot_with(&db, &mail_config).await;
+    let store = db.store.clone();
+    let fabrikam = crate::setup::subsidiary(&web.base).await;
+    let domain = fabrikam.sim.read(|t| t.domain.clone());
+    let upn = |id: &str| web.sim.sim.read(|t| t.live_user(id).unwrap().user_principal_name.clone());
+
+    // The administrator connects the tenant from the web, naming the owner.
+    let admin = signed_in(&driver, &web, &upn(&web.admin.object_id), "chromium-setup-admin").await;
+    admin.find(Locator::LinkText("Connectors")).await.unwrap().click().await.unwrap();
+    admin.wait().for_element(Locator::LinkText("Connect a tenant")).await.unwrap().click().await.unwrap();
+    admin.wait().for_element(Locator::Id("connector-name")).await.unwrap().send_keys("fabrikam").await.unwrap();
+    admin.find(Locator::Id("connector-tenant")).await.unwrap().send_keys(&domain).await.unwrap();
+    admin.find(Locator::Css("input[name=cloud][value=custom]")).await.unwrap().click().await.unwrap();
+    admin.find(Locator::Id("connector-graph")).await.unwrap().send_keys(&fabrikam.graph_url).await.unwrap();
+    admin.find(Locator::Id("connector-login")).await.unwrap().send_keys(&fabrikam.login_url).await.unwrap();
+    admin.find(Locator::Id("connector-owners")).await.unwrap().send_keys(&web.requester.email).await.unwrap();
+    admin
+        .find(Locator::Css("form[action='/connectors/add'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let status = admin.wait().for_element(Locator::Id("connector-status")).await.unwrap();
+    assert!(status.text().await.unwrap().starts_with("Awaiting consent"), "{}", admin.source().await.unwrap());
+    assert!(admin.current_url().await.unwrap().path().ends_with("/connectors/fabrikam"));
+
+    // The owner's mail arrives at the SMTP server with their link.
+    let messages = smtp
+        .wait_until("the owner's setup mail", |m| {
+            m.iter().any(|m| header(m, "To").is_some_and(|to| to.contains(&web.requester.email)))
+        })
+        .await;
+    let message =
+        messages.iter().find(|m| header(m, "To").is_some_and(|to| to.contains(&web.requester.email))).unwrap();
+    let body = decode_quoted_printable(message);
+    let at = body.find(&format!("{}/setup/", web.base)).unwrap();
+    let link: String = body[at..].chars().take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<').collect();
+    assert!(body.contains("GroupMember.ReadWrite.All"), "{body}");
+
+    // The owner follows it, signs in, and accepts on Microsoft's (the simulator's) page as the
+    // tenant's administrator: the permissions are verified and the first sync runs.
+    let owner = signed_in(&driver, &web, &upn(&web.requester.object_id), "chromium-setup-owner").await;
+    owner.goto(&link).await.unwrap();
+    owner.wait().for_element(Locator::Id("continue-to-microsoft")).await.unwrap().click().await.unwrap();
+    owner.wait().for_element(Locator::Id("accept")).await.unwrap().click().await.unwrap();
+    let status = owner.wait().for_element(Locator::Id("connector-status")).await.unwrap();
+    assert!(status.text().await.unwrap().starts_with("Connected"), "{}", owner.source().await.unwrap());
+    let checklist = owner.find(Locator::Css("#checklist + p + div table")).await.unwrap().text().await.unwrap();
+    assert!(checklist.contains("granted") && !checklist.contains("missing"), "{checklist}");
+    let synced = eventually(Duration::from_secs(60), || {
+        let (owner, url) = (&owner, format!("{}/connectors/fabrikam", web.base));
+        async move {
+            owner.goto(&url).await.unwrap();
+            let sync = owner.find(Locator::Id("connector-sync")).await.unwrap().text().await.unwrap();
+            sync.contains("succeeded")
+        }
+    });
+    assert!(synced.await, "the first sync completes: {}", owner.source().await.unwrap());
+    let connector = store.connectors().find_connector_by_name("fabrikam").await.unwrap().unwrap();
+    assert_eq!(connector.status, attest_domain::ConnectorStatus::Connected);
+    owner.close().await.unwrap();
+    admin.close().await.unwrap();
+    drop(driver);
+    fabrikam.shutdown().await;
     web.stop().await;
 });

@@ -60,8 +60,7 @@ impl Web {
         crate::harness::capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let sim =
-            sim(ClientApp::attest(21).with_provisioning().with_redirect_uri(&format!("{base}/auth/callback"))).await;
+        let sim = sim(Web::client_app(&base)).await;
         let (dir, config_file) = scratch();
         let mut text = std::fs::read_to_string(&config_file).unwrap();
         text.push_str(&format!("[server]\npublic_url = \"{base}\"\n{extra}"));
@@ -129,6 +128,15 @@ impl Web {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The app registration the tests' tenants know (one multi-tenant app): its redirect URIs
+    /// for sign-in and admin consent at `base`.
+    pub fn client_app(base: &str) -> ClientApp {
+        ClientApp::attest(21)
+            .with_provisioning()
+            .with_redirect_uri(&format!("{base}/auth/callback"))
+            .with_redirect_uri(&format!("{base}/setup/callback"))
     }
 
     /// `GET path` as `who` (nobody when `None`): status and body.

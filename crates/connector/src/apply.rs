@@ -48,4 +48,8 @@ pub enum ApplyError {
     /// The tenant cannot do this (e.g. PIM without the licence).
     #[error("{0}")]
     NotSupported(String),
+    /// The directory refused the app itself (consent revoked, secret expired, app disabled,
+    /// Conditional Access): nothing changed, an owner must act, and the change waits for them.
+    #[error("{0}")]
+    Unauthorized(String),
 }

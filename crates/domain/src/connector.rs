@@ -16,6 +16,10 @@ string_enum! {
 
 string_enum! {
     /// Where a connector stands in its lifecycle; drives what the setup pages ask for.
+    ///
+    /// `not_connected → awaiting_consent → connected`; from `connected`, trouble the sync or
+    /// the provisioner meets leads to `needs_reauthorization` (an owner must act in Entra) or
+    /// `error` (anything else), and a successful check leads back.
     pub enum ConnectorStatus as "connector status" {
         /// Created, no credentials yet.
         NotConnected => "not_connected",
@@ -27,6 +31,13 @@ string_enum! {
         NeedsReauthorization => "needs_reauthorization",
         /// The last attempt to reach the directory failed for another reason.
         Error => "error",
+    }
+}
+
+impl ConnectorStatus {
+    /// An episode of trouble someone must fix: the owners are told once when it begins.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, ConnectorStatus::NeedsReauthorization | ConnectorStatus::Error)
     }
 }
 
@@ -50,6 +61,18 @@ pub struct Connector {
     /// named by email or UPN is resolved once, from the synced directory, and keeps that
     /// identity whatever later happens to the address.
     pub owner_ids: Vec<String>,
+    /// Owners who sign in to Attest from another tenant than the connector's (the parent
+    /// company's, for a subsidiary's tenant), as `tenant/objectId`: bound when they accepted
+    /// their invitation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_owner_ids: Vec<String>,
+    /// Why the connector is where it is, in words an owner acts on (`needs_reauthorization`:
+    /// "the client secret has expired…"; a partial consent: the permissions missing).
+    pub status_reason: Option<String>,
+    /// When its permissions were first verified after an administrator's consent.
+    pub connected_at: Option<DateTime<Utc>>,
+    /// Whose consent connected it (who finished the setup).
+    pub connected_by: Option<String>,
     pub last_full_sync_at: Option<DateTime<Utc>>,
     pub last_delta_sync_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -59,7 +82,13 @@ pub struct Connector {
 impl Connector {
     /// Whether the person signed in as `object_id` of `tenant_id` is one of its owners.
     pub fn is_owned_by(&self, tenant_id: &str, object_id: &str) -> bool {
-        self.tenant_id.as_deref() == Some(tenant_id) && self.owner_ids.iter().any(|o| o.eq_ignore_ascii_case(object_id))
+        let own_tenant = self.tenant_id.as_deref() == Some(tenant_id)
+            && self.owner_ids.iter().any(|o| o.eq_ignore_ascii_case(object_id));
+        own_tenant
+            || self
+                .foreign_owner_ids
+                .iter()
+                .any(|o| o.split_once('/').is_some_and(|(t, id)| t == tenant_id && id.eq_ignore_ascii_case(object_id)))
     }
 
     /// The last time the connector observed the directory, by either kind of sync.

@@ -24,6 +24,7 @@ pub mod principal;
 pub mod resource;
 pub mod review;
 pub mod roles;
+pub mod setup;
 pub mod sync;
 pub mod time;
 

@@ -26,11 +26,14 @@ pub(crate) struct Consent {
     pub disabled: bool,
     /// The client secret passed its end date (AADSTS7000222).
     pub secret_expired: bool,
+    /// What the app registration lists, when not every permission the app asks for: an
+    /// administrator's consent (with `/.default`) grants exactly these.
+    pub registered: Option<Vec<String>>,
 }
 
 impl Consent {
     pub(crate) fn new(granted: Option<Vec<String>>) -> Consent {
-        Consent { granted, disabled: false, secret_expired: false }
+        Consent { granted, disabled: false, secret_expired: false, registered: None }
     }
 }
 
@@ -43,10 +46,20 @@ impl Sim {
         self.consent.lock().ok().map(|c| c.clone())
     }
 
-    /// An administrator consents to everything the app asks for (its registered permissions).
+    /// An administrator consents to everything the app registration lists.
     pub fn grant_consent(&self) {
         let roles = self.client.roles.clone();
-        self.consent_mut(|c| c.granted = Some(roles));
+        self.consent_mut(|c| c.granted = Some(c.registered.clone().unwrap_or(roles)));
+    }
+
+    /// The app registration lists only `roles` (an administrator forgot some): consent grants
+    /// those, and the consent page shows those.
+    pub fn register_only(&self, roles: &[&str]) {
+        self.consent_mut(|c| c.registered = Some(roles.iter().map(|r| (*r).to_owned()).collect()));
+    }
+
+    fn registered(&self) -> Vec<String> {
+        self.consent_state().and_then(|c| c.registered).unwrap_or_else(|| self.client.roles.clone())
     }
 
     /// An administrator grants only `roles` (a partial consent, or permissions removed later).
@@ -200,7 +213,7 @@ fn submit(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool) -> Resp
         vec![("tenant", tenant_id), ("admin_consent", "True".to_owned())]
     } else {
         let scope =
-            sim.client.roles.iter().map(|r| format!("https://graph.microsoft.com/{r}")).collect::<Vec<_>>().join(" ");
+            sim.registered().iter().map(|r| format!("https://graph.microsoft.com/{r}")).collect::<Vec<_>>().join(" ");
         vec![("admin_consent", "True".to_owned()), ("tenant", tenant_id), ("scope", scope)]
     };
     consent_redirect(&redirect_uri, values, state)
@@ -223,7 +236,7 @@ fn consent_page(sim: &Sim, tenant: &str, params: &ConsentParams, legacy: bool, e
         "<p><strong>{}</strong> wants these application permissions in your organisation:</p><ul id=\"permissions\">",
         escape(&sim.client.display_name)
     ));
-    for role in &sim.client.roles {
+    for role in &sim.registered() {
         body.push_str(&format!("<li>{}</li>", escape(role)));
     }
     body.push_str("</ul>");

@@ -146,7 +146,7 @@ pub(crate) async fn token(
         }
     };
     let consent = sim.consent_state().filter(|_| client_id == sim.client.client_id);
-    let Some(Consent { granted: Some(granted), disabled, secret_expired }) = consent else {
+    let Some(Consent { granted: Some(granted), disabled, secret_expired, .. }) = consent else {
         // An unknown app, one never consented in this tenant, or one whose enterprise app was
         // removed: the same answer.
         return aadsts(

@@ -410,6 +410,7 @@ fn transient(error: &GraphError) -> Option<ApplyError> {
     match error {
         GraphError::Exhausted { .. } | GraphError::Malformed(_) => Some(ApplyError::Transient(error.to_string())),
         GraphError::Auth(auth) if auth.is_transient() => Some(ApplyError::Transient(error.to_string())),
+        GraphError::Auth(auth) if auth.owner_must_act() => Some(ApplyError::Unauthorized(error.to_string())),
         _ => None,
     }
 }

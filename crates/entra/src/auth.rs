@@ -67,6 +67,19 @@ impl AuthError {
         matches!(self, AuthError::Unreachable(_))
             || matches!(self, AuthError::Refused { error, .. } if error == "temporarily_unavailable")
     }
+
+    /// Whether an owner must act in Entra before the app can sign in again: consent, the
+    /// enterprise app, the secret, or a Conditional Access policy (AADSTS53003) blocking it.
+    pub fn owner_must_act(&self) -> bool {
+        match self {
+            AuthError::NotConsented { .. }
+            | AuthError::AppDisabled
+            | AuthError::InvalidSecret
+            | AuthError::SecretExpired => true,
+            AuthError::Refused { code, .. } => matches!(code, 53003 | 53000 | 53001 | 65001 | 500011),
+            AuthError::TenantNotFound(_) | AuthError::Unreachable(_) => false,
+        }
+    }
 }
 
 /// A token and what it allows.

@@ -4,8 +4,11 @@
 
 use serde::Serialize;
 
+use attest_domain::ConnectorStatus;
+
 use crate::auth::AuthError;
 use crate::graph::{ApiErrorKind, GraphClient, GraphError};
+use crate::sync::settings::Features;
 
 /// One permission requirement: any of these grants it; the first is the least privileged,
 /// the one to ask an administrator for.
@@ -68,6 +71,60 @@ const FEATURES: &[Feature] = &[
     },
 ];
 
+/// What Attest does with each permission it asks for, in the words the setup mail, the setup
+/// page and the administrator guide use.
+pub const PURPOSES: &[(&str, &str)] = &[
+    ("User.Read.All", "read users: names, work email, manager, department, whether they are enabled or guests"),
+    ("GroupMember.Read.All", "read groups, their members and owners"),
+    ("Application.Read.All", "read enterprise applications, their app roles and who is assigned to them"),
+    ("RoleManagement.Read.Directory", "read directory roles and who holds them"),
+    (
+        "RoleEligibilitySchedule.Read.Directory",
+        "read who is eligible for directory roles in Privileged Identity Management",
+    ),
+    ("AuditLog.Read.All", "read each user's last sign-in, so reviewers see unused access"),
+    ("GroupMember.ReadWrite.All", "add and remove group members: revocations from reviews, granted requests"),
+    ("Group.ReadWrite.All", "add and remove group owners"),
+    ("AppRoleAssignment.ReadWrite.All", "assign and remove application roles"),
+    ("RoleManagement.ReadWrite.Directory", "assign and remove directory roles"),
+    (
+        "RoleAssignmentSchedule.ReadWrite.Directory",
+        "time-bound directory role assignments in Privileged Identity Management",
+    ),
+    ("RoleEligibilitySchedule.ReadWrite.Directory", "add and remove eligibility for directory roles"),
+    ("User.EnableDisableAccount.All", "block and unblock a user's sign-in"),
+    ("User-PasswordProfile.ReadWrite.All", "reset a user's password"),
+    ("User.RevokeSessions.All", "sign a user out everywhere"),
+    ("Application.ReadWrite.All", "add and remove enterprise application owners"),
+    ("User.ReadWrite.All", "delete and restore users"),
+];
+
+/// What Attest does with `permission`.
+pub fn purpose(permission: &str) -> &'static str {
+    PURPOSES.iter().find(|(p, _)| p.eq_ignore_ascii_case(permission)).map_or("", |(_, what)| *what)
+}
+
+/// The least-privileged application permissions `features` need: the read-only set (sync,
+/// sign-in activity, PIM) and the provisioning set, each without repeats.
+pub fn permissions(features: &Features) -> (Vec<&'static str>, Vec<&'static str>) {
+    let enabled = features.names();
+    let (mut read, mut write) = (Vec::new(), Vec::new());
+    for feature in FEATURES.iter().filter(|f| enabled.contains(&f.name)) {
+        let set = if feature.name == "provisioning" { &mut write } else { &mut read };
+        for any in feature.needs {
+            if !set.contains(&any[0]) {
+                set.push(any[0]);
+            }
+        }
+    }
+    (read, write)
+}
+
+/// The least-privileged permissions feature `name` needs (one per requirement).
+pub fn needs(name: &str) -> Vec<&'static str> {
+    FEATURES.iter().filter(|f| f.name == name).flat_map(|f| f.needs.iter().map(|any| any[0])).collect()
+}
+
 /// The readiness of one feature.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureReadiness {
@@ -87,6 +144,10 @@ pub struct Readiness {
     pub problem: Option<String>,
     /// Whether consent must be given (again) by an administrator.
     pub needs_consent: bool,
+    /// Whether an owner must act in Entra for the app to sign in (consent, a disabled app,
+    /// a wrong or expired secret, Conditional Access), as opposed to a passing or unknown failure.
+    #[serde(skip)]
+    pub owner_must_act: bool,
     /// Permissions the token carries.
     pub granted: Vec<String>,
     pub features: Vec<FeatureReadiness>,
@@ -96,6 +157,39 @@ impl Readiness {
     /// Whether the features the connector cannot work without (sign-in and sync) are ready.
     pub fn can_sync(&self) -> bool {
         self.signed_in && self.features.iter().any(|f| f.feature == "sync" && f.ready)
+    }
+
+    /// Where a connector set up for `features` stands after this check, and why (in words an
+    /// owner acts on). `connected_before`: an app that cannot sign in because consent is
+    /// missing was connected once (consent revoked: reauthorization) or never was (awaiting
+    /// consent).
+    pub fn status(&self, features: &Features, connected_before: bool) -> (ConnectorStatus, Option<String>) {
+        if !self.signed_in {
+            let status = match (self.needs_consent, connected_before, self.owner_must_act) {
+                (true, false, _) => ConnectorStatus::AwaitingConsent,
+                (_, _, true) => ConnectorStatus::NeedsReauthorization,
+                _ => ConnectorStatus::Error,
+            };
+            return (status, self.problem.clone());
+        }
+        let enabled = features.names();
+        let mut missing = Vec::new();
+        let mut problems = Vec::new();
+        for feature in self.features.iter().filter(|f| enabled.contains(&f.feature)) {
+            for permission in &feature.missing_permissions {
+                missing.push(format!("{permission} ({})", feature.feature));
+            }
+            problems.extend(feature.problems.iter().map(|p| format!("{}: {p}", feature.feature)));
+        }
+        if !missing.is_empty() {
+            let reason = format!(
+                "the app lacks {} application permission(s) an administrator must grant, then consent again: {}",
+                missing.len(),
+                missing.join(", ")
+            );
+            return (ConnectorStatus::NeedsReauthorization, Some(reason));
+        }
+        (ConnectorStatus::Connected, (!problems.is_empty()).then(|| problems.join("; ")))
     }
 }
 
@@ -111,6 +205,7 @@ pub async fn check(client: &GraphClient) -> Readiness {
                 signed_in: false,
                 problem: Some(e.to_string()),
                 needs_consent,
+                owner_must_act: e.owner_must_act(),
                 granted: Vec::new(),
                 features: Vec::new(),
             };
@@ -139,7 +234,7 @@ pub async fn check(client: &GraphClient) -> Readiness {
             report.problems.push(licence_problem(&e, feature));
         }
     }
-    Readiness { signed_in: true, problem: None, needs_consent: false, granted, features }
+    Readiness { signed_in: true, problem: None, needs_consent: false, owner_must_act: false, granted, features }
 }
 
 fn licence_problem(e: &GraphError, feature: &str) -> String {

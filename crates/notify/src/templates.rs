@@ -104,6 +104,33 @@ pub enum Template {
         left: String,
         request_url: String,
     },
+    /// An integration owner is asked to finish connecting a tenant (`reminder`: again, after
+    /// three days, with a fresh link).
+    ConnectorSetup {
+        connector: String,
+        /// The tenant id.
+        tenant: String,
+        invited_by: String,
+        /// What Attest will do, in words.
+        features: Vec<String>,
+        read_permissions: Vec<PermissionLine>,
+        write_permissions: Vec<PermissionLine>,
+        setup_url: String,
+        /// When the link stops working, in words.
+        expires: String,
+        reminder: bool,
+    },
+    /// Whoever invited the owners learns the tenant is connected.
+    ConnectorConnected { connector: String, tenant: String, connected_by: Option<String>, connector_url: String },
+    /// A connector's owners learn it needs them (once per episode).
+    ConnectorAttention {
+        connector: String,
+        tenant: String,
+        /// "needs reauthorization", "has an error".
+        status: String,
+        reason: String,
+        connector_url: String,
+    },
     /// A change could not be applied.
     ChangeFailed {
         change_id: ChangeId,
@@ -113,6 +140,13 @@ pub enum Template {
         /// Where to see, retry or cancel it.
         change_url: String,
     },
+}
+
+/// A Graph permission and what Attest does with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PermissionLine {
+    pub name: String,
+    pub purpose: String,
 }
 
 /// Every template's name, each a directory under `templates/mail`.
@@ -126,6 +160,9 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "access_approval_needed",
     "access_decided",
     "access_expiring",
+    "connector_setup",
+    "connector_connected",
+    "connector_attention",
 ];
 
 impl Template {
@@ -141,6 +178,9 @@ impl Template {
             Template::AccessApprovalNeeded { .. } => "access_approval_needed",
             Template::AccessDecided { .. } => "access_decided",
             Template::AccessExpiring { .. } => "access_expiring",
+            Template::ConnectorSetup { .. } => "connector_setup",
+            Template::ConnectorConnected { .. } => "connector_connected",
+            Template::ConnectorAttention { .. } => "connector_attention",
         }
     }
 }
@@ -191,7 +231,10 @@ impl Templates {
             "campaign_closed",
             "access_approval_needed",
             "access_decided",
-            "access_expiring"
+            "access_expiring",
+            "connector_setup",
+            "connector_connected",
+            "connector_attention"
         ))
         .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
         Ok(Templates { tera })
@@ -302,6 +345,36 @@ mod tests {
                 ends: "on 11 December 2026 at 09:00 UTC".into(),
                 left: "1 day".into(),
                 request_url: "https://attest.example.com/requests/5".into(),
+            },
+            Template::ConnectorSetup {
+                connector: format!("{name}-emea"),
+                tenant: "3f2a0c1e-0000-4000-8000-000000000001".into(),
+                invited_by: name.into(),
+                features: vec!["read-only sync".into(), "provisioning".into()],
+                read_permissions: vec![PermissionLine {
+                    name: "User.Read.All".into(),
+                    purpose: format!("read {name}"),
+                }],
+                write_permissions: vec![PermissionLine {
+                    name: "GroupMember.ReadWrite.All".into(),
+                    purpose: "add and remove group members".into(),
+                }],
+                setup_url: "https://attest.example.com/setup/abc".into(),
+                expires: "12 December 2026 at 09:00 UTC".into(),
+                reminder: true,
+            },
+            Template::ConnectorConnected {
+                connector: format!("{name}-emea"),
+                tenant: "3f2a0c1e-0000-4000-8000-000000000001".into(),
+                connected_by: Some(name.into()),
+                connector_url: "https://attest.example.com/connectors/emea".into(),
+            },
+            Template::ConnectorAttention {
+                connector: format!("{name}-emea"),
+                tenant: "3f2a0c1e-0000-4000-8000-000000000001".into(),
+                status: "needs reauthorization".into(),
+                reason: format!("the client secret of {name} has expired (AADSTS7000222)"),
+                connector_url: "https://attest.example.com/connectors/emea".into(),
             },
         ]
     }

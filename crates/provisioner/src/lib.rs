@@ -356,6 +356,26 @@ impl<D: Connectors> Provisioner<D> {
                 (settled_failure(ApplyResult::Failed, message, request_id), None)
             }
             Err(ApplyError::NotSupported(message)) => (settled_failure(ApplyResult::NotSupported, message, None), None),
+            // The app itself was refused: the connector needs its owners (recorded, so the
+            // page, the metrics and the owners' mail say so), and the change waits for the fix
+            // as a transient failure would, until its attempts run out.
+            Err(ApplyError::Unauthorized(error)) => {
+                let status = attest_domain::ConnectorStatus::NeedsReauthorization;
+                if let Err(e) =
+                    self.store.setup().set_status(change.connector_id, status, Some(&error), "system", now).await
+                {
+                    tracing::warn!(change = change.id.0, error = %e, "the connector's status was not recorded");
+                }
+                if change.attempts >= self.policy.max_attempts {
+                    let error = format!("gave up after {} attempts; the last said: {error}", change.attempts);
+                    (settled_failure(ApplyResult::Failed, error, None), None)
+                } else {
+                    let delay = jittered(retry_delay(change.attempts.saturating_sub(1), None), change.id, now);
+                    let next_attempt_at =
+                        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(5));
+                    (AttemptOutcome::Retry { error, next_attempt_at }, None)
+                }
+            }
         };
         let recorded = self.store.changes().record_attempt(change.id, &self.worker, record, self.clock.now()).await?;
         tracing::info!(

@@ -67,6 +67,12 @@ impl Caches {
         Ok(fresh)
     }
 
+    /// Forgets the connectors read, so the next request sees a change at once (an owner bound,
+    /// a connector added).
+    pub async fn forget_connectors(&self) {
+        *self.connectors.write().await = None;
+    }
+
     /// The sync stamp, as of at most [`STAMP_TTL`] ago.
     async fn stamp(&self, store: &Store) -> Result<Stamp, StoreError> {
         let mut stamp = self.stamp.lock().await;

@@ -88,7 +88,7 @@ mod tests {
     fn a_forms_address_belongs_to_the_page_above_it() {
         assert_eq!(super::page_of("/changes/12/approve"), "/changes/12");
         assert_eq!(super::page_of("/principals/7/actions"), "/principals/7");
-        assert_eq!(super::page_of("/connectors/contoso/sync"), "/");
+        assert_eq!(super::page_of("/connectors/contoso/sync"), "/connectors/contoso");
         assert_eq!(super::page_of("/auth/sign-out"), "/");
         assert!(super::names("/changes/{id}", "/changes/12"));
         assert!(!super::names("/changes/{id}", "/changes/"));

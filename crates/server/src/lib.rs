@@ -32,6 +32,8 @@ pub mod roles;
 mod routes;
 mod security;
 pub mod session;
+pub mod setup;
+pub mod setup_job;
 mod sign_in_client;
 mod state;
 pub mod sync_job;
@@ -133,13 +135,21 @@ pub async fn run(
         &instance,
     );
     jobs.spawn(reviews.run(jobs_stop.clone()));
-    let access =
-        access_job::AccessSweeper::new(store.clone(), outbox, &config.server.public_url, clock.clone(), &instance);
+    let access = access_job::AccessSweeper::new(
+        store.clone(),
+        outbox.clone(),
+        &config.server.public_url,
+        clock.clone(),
+        &instance,
+    );
     jobs.spawn(access.run(jobs_stop.clone()));
+    let setup =
+        setup_job::SetupMailer::new(store.clone(), outbox.clone(), &config.server.public_url, clock.clone(), &instance);
+    jobs.spawn(setup.run(jobs_stop.clone()));
 
     let sign_in = sign_in_client::SignIn::new(
         store.clone(),
-        key,
+        key.clone(),
         config.server.sign_in_connector.clone(),
         &config.server.public_url,
     );
@@ -155,6 +165,8 @@ pub async fn run(
         sync_wake,
         caches: Arc::default(),
         clock,
+        key,
+        outbox,
     };
     let app = routes::router(state);
     tracing::info!(address = %listener.local_addr()?, %instance, "attest is serving");

@@ -60,12 +60,27 @@ async fn gauges(store: &Store, now: DateTime<Utc>, out: &mut String) -> Result<(
         "# HELP attest_connector_last_sync_age_seconds Seconds since the connector last synced successfully."
     );
     let _ = writeln!(out, "# TYPE attest_connector_last_sync_age_seconds gauge");
-    for connector in store.connectors().list_connectors().await? {
+    let connectors = store.connectors().list_connectors().await?;
+    for connector in &connectors {
         if let Some(at) = connector.last_synced_at() {
             let age = (now - at).num_milliseconds() as f64 / 1000.0;
             let _ = writeln!(
                 out,
                 "attest_connector_last_sync_age_seconds{{connector=\"{}\"}} {age}",
+                escape(&connector.name)
+            );
+        }
+    }
+    // One series per connector and status, 1 for the status it is in: an alert on
+    // `attest_connector_status{status="needs_reauthorization"} == 1` needs no other query.
+    let _ = writeln!(out, "# HELP attest_connector_status Where each connector stands (1 for its current status).");
+    let _ = writeln!(out, "# TYPE attest_connector_status gauge");
+    for connector in &connectors {
+        for status in ["not_connected", "awaiting_consent", "connected", "needs_reauthorization", "error"] {
+            let on = u8::from(connector.status.as_str() == status);
+            let _ = writeln!(
+                out,
+                "attest_connector_status{{connector=\"{}\",status=\"{status}\"}} {on}",
                 escape(&connector.name)
             );
         }

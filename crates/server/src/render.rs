@@ -35,6 +35,11 @@ static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
         ("reviews.html", include_str!("../../../templates/web/reviews.html")),
         ("campaigns.html", include_str!("../../../templates/web/campaigns.html")),
         ("campaign.html", include_str!("../../../templates/web/campaign.html")),
+        ("connectors.html", include_str!("../../../templates/web/connectors.html")),
+        ("connector.html", include_str!("../../../templates/web/connector.html")),
+        ("connector_form.html", include_str!("../../../templates/web/connector_form.html")),
+        ("setup.html", include_str!("../../../templates/web/setup.html")),
+        ("setup_result.html", include_str!("../../../templates/web/setup_result.html")),
     ])
     .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;
     Ok(tera)

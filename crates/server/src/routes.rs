@@ -113,6 +113,20 @@ fn routes() -> Table {
         .get("/campaigns/{id}/export.json", pages::campaigns::export_json)
         .get("/syncs", pages::syncs::syncs)
         .post("/connectors/{name}/sync", pages::syncs::sync_now)
+        .get("/connectors", pages::connectors::connectors)
+        .get("/connectors/new", pages::connectors::new_connector)
+        .post("/connectors/add", pages::connectors::add)
+        .get("/connectors/{name}", pages::connectors::connector)
+        .post("/connectors/{name}/check", pages::connectors::check)
+        .post("/connectors/{name}/invite", pages::connectors::invite)
+        .post("/connectors/{name}/credentials", pages::connectors::credentials)
+        // GETs that only set off for Microsoft (as `/auth/sign-in` does): a form could not,
+        // as the pages' `form-action 'self'` forbids a form's redirect to another site.
+        .get("/connectors/{name}/consent", pages::connectors::consent)
+        // An integration owner finishing a tenant's setup from their mail.
+        .get("/setup/callback", pages::connectors::callback)
+        .get("/setup/{token}", pages::connectors::setup_page)
+        .get("/setup/{token}/consent", pages::connectors::setup_consent)
         .get("/audit", pages::audit::audit)
         .get("/audit/export.csv", pages::audit::export_csv)
         .get("/audit/export.json", pages::audit::export_json)
@@ -172,6 +186,11 @@ fn routes() -> Table {
         .post("/api/v1/changes/{id}/retry", api::retry)
         .post("/api/v1/changes/{id}/cancel", api::cancel)
         .post("/api/v1/connectors/{name}/sync", api::sync_now)
+        .get("/api/v1/connectors", pages::connectors::api_list)
+        .post("/api/v1/connectors", pages::connectors::api_add)
+        .get("/api/v1/connectors/{name}", pages::connectors::api_connector)
+        .post("/api/v1/connectors/{name}/check", pages::connectors::api_check)
+        .post("/api/v1/connectors/{name}/invite", pages::connectors::api_invite)
 }
 
 /// Every route and the access it requires.

@@ -28,14 +28,15 @@ impl SignIn {
         self.client
             .get_or_try_init(|| async {
                 let connectors = self.store.connectors().list_connectors().await.map_err(|e| e.to_string())?;
+                // Unnamed, it is the first connector added: connecting more tenants later (a
+                // subsidiary's, from the web) does not move sign-in.
                 let connector = match &self.connector {
                     Some(name) => connectors.into_iter().find(|c| &c.name == name),
-                    None if connectors.len() == 1 => connectors.into_iter().next(),
-                    None => None,
+                    None => connectors.into_iter().min_by_key(|c| c.id),
                 }
                 .ok_or_else(|| match &self.connector {
                     Some(name) => format!("the sign-in connector '{name}' does not exist"),
-                    None => "sign-in needs exactly one connector, or server.sign_in_connector naming one".to_owned(),
+                    None => "sign-in needs a connector: add one with `attest connector add entra`".to_owned(),
                 })?;
                 let credentials = attest_entra::stored::credentials(&self.store, &self.key, &connector)
                     .await

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use attest_config::secrets::SecretKey;
 use attest_domain::SharedClock;
 use attest_provisioner::Provisioner;
 use attest_store::Store;
@@ -31,6 +32,10 @@ pub struct AppState {
     pub(crate) caches: Arc<cache::Caches>,
     /// The one clock of this process: every page and job tells the time by it.
     pub(crate) clock: SharedClock,
+    /// Where mail is queued from a request (a setup link: only the mail ever holds it).
+    pub(crate) outbox: attest_notify::Outbox,
+    /// Seals and opens connector credentials (adding a connector, checking it).
+    pub(crate) key: Arc<SecretKey>,
 }
 
 impl AppState {

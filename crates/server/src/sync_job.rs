@@ -88,18 +88,19 @@ impl Syncer {
             .await
             .map_err(|e| SyncJobError::Open(e.to_string()))?;
         let result = run_sync(&entra, store, connector.id, mode, trigger, clock.as_ref(), progress).await;
-        let now = clock.now();
-        match &result {
-            Ok(_) if connector.status != ConnectorStatus::Connected => {
-                store.connectors().set_connector_status(connector.id, ConnectorStatus::Connected, now).await?;
+        // A sync that worked for a connector not marked connected, or that the directory
+        // refused: the readiness check says exactly where it stands and why (and a change of
+        // status is audited and, for trouble, mailed to the owners once).
+        let recheck = match &result {
+            Ok(_) => connector.status != ConnectorStatus::Connected,
+            Err(SyncError::Unauthorized(_)) => true,
+            Err(_) => false,
+        };
+        if recheck {
+            let fresh = store.connectors().get_connector(connector.id).await?;
+            if let Err(e) = crate::setup::assess(store, &self.key, &fresh, "system", clock.now()).await {
+                tracing::warn!(connector = %connector.name, error = %e, "the readiness check after a sync failed");
             }
-            Err(SyncError::Unauthorized(_)) => {
-                store
-                    .connectors()
-                    .set_connector_status(connector.id, ConnectorStatus::NeedsReauthorization, now)
-                    .await?;
-            }
-            _ => {}
         }
         Ok(result?)
     }
@@ -148,6 +149,25 @@ impl Scheduler {
             .await;
     }
 
+    /// Whether the schedule syncs `connector`: connected, or in trouble that does not stop
+    /// reading (its last check signed in and found sync's permissions granted: a partial
+    /// consent that lacks only, say, provisioning's). Waiting for consent, or unable to sign
+    /// in, syncing would only fail again.
+    async fn schedulable(&self, connector: &Connector) -> Result<bool, attest_store::StoreError> {
+        Ok(match connector.status {
+            ConnectorStatus::Connected => true,
+            ConnectorStatus::AwaitingConsent | ConnectorStatus::NotConnected => false,
+            ConnectorStatus::NeedsReauthorization | ConnectorStatus::Error => {
+                self.syncer.store.setup().last_check(connector.id).await?.is_some_and(|(report, _)| {
+                    report["signed_in"] == true
+                        && report["features"]
+                            .as_array()
+                            .is_some_and(|f| f.iter().any(|f| f["feature"] == "sync" && f["ready"] == true))
+                })
+            }
+        })
+    }
+
     async fn run_requested(&self) -> Result<(), attest_store::StoreError> {
         let store = &self.syncer.store;
         for request in store.syncs().list_sync_requests().await? {
@@ -171,12 +191,7 @@ impl Scheduler {
         let store = &self.syncer.store;
         store.ensure_schema_current().await?;
         for connector in store.connectors().list_connectors().await? {
-            if matches!(
-                connector.status,
-                ConnectorStatus::AwaitingConsent
-                    | ConnectorStatus::NeedsReauthorization
-                    | ConnectorStatus::NotConnected
-            ) {
+            if !self.schedulable(&connector).await? {
                 continue;
             }
             let Some(mode) = due(&connector, self.every, self.full_every, self.syncer.clock.now()) else { continue };
@@ -213,6 +228,10 @@ mod tests {
             settings: serde_json::json!({}),
             owners: Vec::new(),
             owner_ids: Vec::new(),
+            foreign_owner_ids: Vec::new(),
+            status_reason: None,
+            connected_at: None,
+            connected_by: None,
             last_full_sync_at: full.map(at),
             last_delta_sync_at: delta.map(at),
             created_at: now(),

@@ -66,4 +66,6 @@ areas! {
     reviews => Reviews;
     /// Just-in-time access: request policies, requests, their approvers and votes.
     requests => Requests;
+    /// Connecting a tenant: connector status, owners' invitations, the consent round trip.
+    setup => Setup;
 }

@@ -55,6 +55,14 @@ impl Connectors<'_> {
             last_delta_sync_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            status_reason: Set(None),
+            status_changed_at: Set(Some(now)),
+            connected_at: Set(None),
+            connected_by: Set(None),
+            attention_mailed_at: Set(None),
+            connected_notified_at: Set(None),
+            last_check: Set(None),
+            last_checked_at: Set(None),
         }
         .insert(&txn)
         .await
@@ -75,12 +83,13 @@ impl Connectors<'_> {
                 connector_id: Set(model.id),
                 email: Set(email.clone()),
                 object_id: Set(object_id),
+                tenant_id: Set(None),
             }
             .insert(&txn)
             .await?;
         }
         txn.commit().await?;
-        model.into_domain(owners, owner_ids)
+        model.into_domain(owners, owner_ids, Vec::new())
     }
 
     /// The connector with this id, or `NotFound`.
@@ -158,24 +167,6 @@ impl Connectors<'_> {
         Ok(())
     }
 
-    /// Records where a connector stands (after a readiness check or a sync's outcome).
-    pub async fn set_connector_status(
-        self,
-        id: ConnectorId,
-        status: ConnectorStatus,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        connector::ActiveModel {
-            id: Unchanged(id.0),
-            status: Set(status.as_str().to_owned()),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .update(&self.db)
-        .await?;
-        Ok(())
-    }
-
     /// Records that a sync of `mode` observed the directory as of `at`.
     pub(crate) async fn mark_connector_synced(
         self,
@@ -199,8 +190,10 @@ impl Connectors<'_> {
             .order_by_asc(connector_owner::Column::Email)
             .all(&self.db)
             .await?;
-        let owner_ids = rows.iter().filter_map(|o| o.object_id.clone()).collect();
-        model.into_domain(rows.into_iter().map(|o| o.email).collect(), owner_ids)
+        let owner_ids = rows.iter().filter(|o| o.tenant_id.is_none()).filter_map(|o| o.object_id.clone()).collect();
+        let foreign =
+            rows.iter().filter_map(|o| Some(format!("{}/{}", o.tenant_id.as_ref()?, o.object_id.as_ref()?))).collect();
+        model.into_domain(rows.into_iter().map(|o| o.email).collect(), owner_ids, foreign)
     }
 
     /// Resolves the connector's owners named by address to the directory's users, once: by

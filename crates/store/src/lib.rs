@@ -28,6 +28,7 @@ mod requests;
 mod resources;
 mod reviews;
 mod schema;
+mod setup;
 mod sql;
 mod sync_requests;
 mod sync_runs;
@@ -66,6 +67,7 @@ pub use reviews::{
 pub use schema::{MigrationState, SchemaStatus};
 /// A column's new value in a request's step (`Requests::step`).
 pub use sea_orm::Value as SetValue;
+pub use setup::ConsentAttempt;
 pub use sync_requests::SyncRequest;
 pub use sync_runs::{INTERRUPTED, SyncRunFinish};
 pub use sync_state::SyncedTable;

@@ -36,8 +36,11 @@ impl Syncs<'_> {
         );
         sql.value(connector.0).push(", ").value(mode.as_str()).push(", ").value(requested_by.to_owned());
         sql.push(", ").value(micros(now));
+        // A request made while an earlier one is being served is newer than that sync's start,
+        // so the sync does not complete it: it is served by the next sync, which sees what
+        // changed since (consent revoked meanwhile, say).
         sql.push(") ON CONFLICT (connector_id) DO UPDATE SET mode = CASE WHEN excluded.mode = 'full' ");
-        sql.push("THEN 'full' ELSE sync_requests.mode END");
+        sql.push("THEN 'full' ELSE sync_requests.mode END, requested_at = excluded.requested_at");
         self.db.execute_raw(sql.build()).await?;
         self.find_sync_request(connector)
             .await?

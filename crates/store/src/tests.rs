@@ -45,27 +45,33 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261204_000004_access_requests".to_owned()]);
+    assert_eq!(newest, vec!["m20261205_000001_connector_setup".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
+    assert!(store.db.execute_raw(select("connector_invitations")).await.is_err());
+    assert!(store.db.execute_raw(select("connectors WHERE status_reason IS NULL")).await.is_err());
+    assert!(store.db.execute_raw(select("access_requests")).await.is_ok());
+    assert!(store.migrate_up(None).await.is_ok());
+    assert!(store.db.execute_raw(select("consent_attempts")).await.is_ok());
+    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
     assert!(store.db.execute_raw(select("access_requests")).await.is_err());
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("access_request_votes")).await.is_ok());
-    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
+    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_err());
     assert!(store.db.execute_raw(select("review_items WHERE stage = 1")).await.is_err());
     assert!(store.db.execute_raw(select("review_items")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_stage_decisions")).await.is_ok());
-    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
+    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
     assert!(store.db.execute_raw(select("review_items")).await.is_err());
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_assignments")).await.is_ok());
-    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
+    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_err());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
+    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
     assert!(store.db.execute_raw(select("changes WHERE requested_by_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_owners WHERE object_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_ok());
@@ -73,7 +79,7 @@ store_test!(migrations_roll_back_and_forward, |store| {
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
     let rest = store.migrate_down(all).await.unwrap();
-    assert_eq!(rest.len(), status.migrations.len() - 6);
+    assert_eq!(rest.len(), status.migrations.len() - 7);
     assert!(store.db.execute_raw(select("grants")).await.is_err());
     let applied = store.migrate_up(None).await.unwrap();
     assert_eq!(applied, status.migrations.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
@@ -93,7 +99,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261204_000004_access_requests"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261205_000001_connector_setup"),
             "{text}"
         );
     }
@@ -1111,21 +1117,20 @@ store_test!(sync_requests_wait_until_a_sync_that_started_after_them_serves_them,
         (first.mode, first.requested_by.as_str(), first.requested_at),
         (SyncMode::Delta, "ada@contoso.com", t(10))
     );
-    // Asking again keeps the first asker and time, and a full request upgrades the mode.
+    // Asking again keeps the first asker, a full request upgrades the mode, and the request
+    // dates from the last asking: a sync already running when it came does not serve it.
     let again = store.syncs().request_sync(c.id, SyncMode::Full, "bob@contoso.com", t(20)).await.unwrap();
     assert_eq!(
         (again.mode, again.requested_by.as_str(), again.requested_at),
-        (SyncMode::Full, "ada@contoso.com", t(10))
+        (SyncMode::Full, "ada@contoso.com", t(20))
     );
-    assert_eq!(
-        store.syncs().request_sync(c.id, SyncMode::Delta, "bob@contoso.com", t(30)).await.unwrap().mode,
-        SyncMode::Full
-    );
-    assert_eq!(store.syncs().list_sync_requests().await.unwrap(), vec![again.clone()]);
+    let last = store.syncs().request_sync(c.id, SyncMode::Delta, "bob@contoso.com", t(30)).await.unwrap();
+    assert_eq!((last.mode, last.requested_at), (SyncMode::Full, t(30)));
+    assert_eq!(store.syncs().list_sync_requests().await.unwrap(), vec![last.clone()]);
     // A sync that started before the request does not serve it; one that started after does.
-    store.syncs().complete_sync_request(c.id, t(5)).await.unwrap();
+    store.syncs().complete_sync_request(c.id, t(25)).await.unwrap();
     assert!(store.syncs().find_sync_request(c.id).await.unwrap().is_some());
-    store.syncs().complete_sync_request(c.id, t(10)).await.unwrap();
+    store.syncs().complete_sync_request(c.id, t(30)).await.unwrap();
     assert!(store.syncs().list_sync_requests().await.unwrap().is_empty());
 });
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use attest_config::secrets::SecretKey;
-use attest_domain::{Connector, ConnectorStatus};
+use attest_domain::Connector;
 use attest_entra::sync::EntraSettings;
 use attest_entra::{Readiness, stored};
 use attest_store::{NewConnector, Store};
@@ -93,6 +93,27 @@ pub struct AddEntra {
     /// Store the connector without checking the credentials against the tenant.
     #[arg(long)]
     no_check: bool,
+    /// What the connector is for, comma-separated: `sync` (always on), `sign-in-activity`,
+    /// `pim`, `provisioning`. Its owners are asked for these features' permissions, and the
+    /// check requires them.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "sync,sign-in-activity,pim,provisioning")]
+    features: Vec<String>,
+}
+
+/// The features named on the command line.
+fn features(names: &[String]) -> anyhow::Result<attest_entra::sync::settings::Features> {
+    let mut features =
+        attest_entra::sync::settings::Features { provisioning: false, sign_in_activity: false, pim: false };
+    for name in names.iter().map(|n| n.trim().to_lowercase()) {
+        match name.as_str() {
+            "" | "sync" => {}
+            "sign-in-activity" => features.sign_in_activity = true,
+            "pim" => features.pim = true,
+            "provisioning" => features.provisioning = true,
+            other => anyhow::bail!("--features: '{other}' is not sync, sign-in-activity, pim or provisioning"),
+        }
+    }
+    Ok(features)
 }
 
 pub async fn run(context: &Context, command: ConnectorCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -193,6 +214,7 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
     let settings = EntraSettings {
         graph_url: args.graph_url.trim_end_matches('/').to_owned(),
         login_url: args.login_url.trim_end_matches('/').to_owned(),
+        features: features(&args.features)?,
         ..EntraSettings::default()
     };
     let now = crate::now();
@@ -217,18 +239,9 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
 /// Runs the readiness check and records the connector's status from it.
 async fn check(context: &Context, store: &Store, connector: &Connector) -> anyhow::Result<Readiness> {
     let key = SecretKey::load(&context.config.secret_key_file)?;
-    let entra = stored::open(store, &key, connector, http_client()?).await?;
-    let report = attest_entra::readiness::check(entra.client()).await;
-    let status = if report.needs_consent {
-        ConnectorStatus::AwaitingConsent
-    } else if !report.signed_in {
-        ConnectorStatus::Error
-    } else if report.can_sync() {
-        ConnectorStatus::Connected
-    } else {
-        ConnectorStatus::NeedsReauthorization
-    };
-    store.connectors().set_connector_status(connector.id, status, crate::now()).await?;
+    let (report, _) = attest_server::setup::assess(store, &key, connector, "cli", crate::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(report)
 }
 

@@ -69,9 +69,23 @@ pub async fn demo(
         assignments_per_app: (args.users / 20).max(3),
         seed: 7,
     };
-    let app = ClientApp::attest(7).with_provisioning().with_redirect_uri(&format!("{base}/auth/callback"));
+    let app = ClientApp::attest(7)
+        .with_provisioning()
+        .with_redirect_uri(&format!("{base}/auth/callback"))
+        .with_redirect_uri(&attest_server::setup::redirect_uri(&base));
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(sim_listener, generate(spec), app.clone(), SimOptions::default()).await?;
+    // A second tenant (a subsidiary) the same multi-tenant app is not yet consented in: its
+    // integration owner has a setup mail waiting.
+    let subsidiary_spec = TenantSpec { users: 40, groups: 6, apps: 3, assignments_per_app: 4, seed: 8 };
+    let subsidiary_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let subsidiary = spawn_with(
+        subsidiary_listener,
+        generate(subsidiary_spec),
+        app.clone(),
+        SimOptions { consented: false, ..SimOptions::default() },
+    )
+    .await?;
 
     let mut raw = RawConfig::default();
     raw.database.url = Some(format!("sqlite://{}/attest.db?mode=rwc", args.dir.display()));
@@ -137,6 +151,8 @@ pub async fn demo(
     let review = seed_review(&store, &sim, &admins, now).await?;
     // Requestable access, and a request waiting for the administrators' approval.
     let request = seed_requests(&store, &sim, connector.id, &admins, now).await?;
+    // A tenant waiting for its integration owner to finish the setup.
+    let setup = seed_setup(&store, &key, &config, &subsidiary, &app, &admins, &base, now).await?;
     // The sign-in page lists the demo's Attest administrators first, as such.
     sim.sim.feature_on_sign_in(admins.iter().map(|(id, ..)| (id.clone(), "Attest administrator".to_owned())).collect());
     match admins.as_slice() {
@@ -163,6 +179,12 @@ pub async fn demo(
             "{who} asked for {what}: request {id} waits for an administrator's approval at {base}/approvals"
         )?;
     }
+    if let Some((connector, owner)) = &setup {
+        writeln!(
+            out,
+            "the tenant \"{connector}\" waits for its integration owner {owner}: their setup mail is at {base}/admin/mail"
+        )?;
+    }
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
     writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
     writeln!(
@@ -177,7 +199,55 @@ pub async fn demo(
     if let Ok(sim) = Arc::try_unwrap(sim) {
         sim.shutdown().await;
     }
+    subsidiary.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the subsidiary's tenant as connector `emea` (the same app registration as the demo's),
+/// awaiting consent, and mails its integration owner (a demo user who is not an administrator)
+/// the setup link: the connector's name and the owner's address.
+#[allow(clippy::too_many_arguments)]
+async fn seed_setup(
+    store: &Store,
+    key: &SecretKey,
+    config: &Config,
+    subsidiary: &attest_entra_sim::SimHandle,
+    app: &ClientApp,
+    admins: &[(String, String, String, Option<String>)],
+    base: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<(String, String)>> {
+    let admin_ids: Vec<&str> = admins.iter().map(|(id, ..)| id.as_str()).collect();
+    let Some((_, _, _, Some(admin_mail))) = admins.first() else { return Ok(None) };
+    let owner = store
+        .principals()
+        .list_principals(attest_domain::ConnectorId(1), Some(attest_domain::PrincipalKind::User), 0, 50)
+        .await?
+        .into_iter()
+        .filter(|p| !admin_ids.contains(&p.data.external_id.as_str()) && p.data.account_enabled == Some(true))
+        .find_map(|p| p.data.email.filter(|e| !e.contains("#EXT#")));
+    let Some(owner) = owner else { return Ok(None) };
+    let settings = EntraSettings {
+        graph_url: subsidiary.graph_url.clone(),
+        login_url: subsidiary.login_url.clone(),
+        ..EntraSettings::default()
+    };
+    let new = NewConnector {
+        tenant_id: Some(subsidiary.tenant_id()),
+        settings: settings.to_json(),
+        ..NewConnector::entra("emea")
+    };
+    let connector = store.connectors().create_connector(new, now).await?;
+    let sealed = attest_entra::stored::seal_credentials(key, connector.id, &app.client_id, &app.client_secret)?;
+    store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
+    let outbox = attest_notify::Outbox::new(store.clone(), &config.mail)?;
+    let connector = store.connectors().get_connector(connector.id).await?;
+    attest_server::setup::invite_with(store, &outbox, base, &connector, &owner, admin_mail, Some(admin_mail), now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let connector = store.connectors().get_connector(connector.id).await?;
+    attest_server::setup::assess(store, key, &connector, admin_mail, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some((connector.name, owner)))
 }
 
 /// Starts a campaign over the members of three groups Graph can change, reviewed by the demo's

@@ -25,7 +25,7 @@
 
 mod canonical;
 mod objects;
-mod settings;
+pub mod settings;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

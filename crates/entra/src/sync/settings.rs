@@ -22,6 +22,42 @@ pub struct EntraSettings {
     /// How often a delta sync also re-reads every application's role assignments, which Graph
     /// offers no delta for (one request per application): 0 re-reads them on every delta.
     pub app_assignments_refresh_minutes: u32,
+    /// What the connector is used for, beyond read-only sync: it decides which permissions
+    /// its owners are asked to grant and which the readiness check requires.
+    pub features: Features,
+}
+
+/// The features a connector is set up for. Sync (read-only) is always on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Features {
+    /// Changes in the tenant: revocations, granted requests, user actions.
+    pub provisioning: bool,
+    /// Each user's last sign-in (needs Entra ID P1 or P2).
+    pub sign_in_activity: bool,
+    /// Privileged Identity Management: eligible directory roles (needs Entra ID P2).
+    pub pim: bool,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features { provisioning: true, sign_in_activity: true, pim: true }
+    }
+}
+
+impl Features {
+    /// The readiness check's names of the features enabled, sync first.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = vec!["sync"];
+        for (on, name) in
+            [(self.sign_in_activity, "sign-in activity"), (self.pim, "PIM"), (self.provisioning, "provisioning")]
+        {
+            if on {
+                names.push(name);
+            }
+        }
+        names
+    }
 }
 
 impl Default for EntraSettings {
@@ -31,6 +67,7 @@ impl Default for EntraSettings {
             login_url: "https://login.microsoftonline.com".into(),
             scope: Scope::default(),
             app_assignments_refresh_minutes: 60,
+            features: Features::default(),
         }
     }
 }

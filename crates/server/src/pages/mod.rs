@@ -10,6 +10,7 @@ pub mod actions;
 pub mod audit;
 pub mod campaigns;
 pub mod changes;
+pub mod connectors;
 pub mod dashboard;
 pub mod directory;
 pub mod mail;
@@ -37,6 +38,7 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "resources.html" => context["path"].as_str().unwrap_or_default(),
         "changes.html" => "/changes",
         "syncs.html" => "/syncs",
+        "connectors.html" | "connector.html" | "connector_form.html" => "/connectors",
         "audit.html" => "/audit",
         "outbox.html" => "/admin/mail",
         "reviews.html" => "/reviews",

@@ -19,6 +19,14 @@ pub struct Model {
     pub last_delta_sync_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub status_reason: Option<String>,
+    pub status_changed_at: Option<DateTimeUtc>,
+    pub connected_at: Option<DateTimeUtc>,
+    pub connected_by: Option<String>,
+    pub attention_mailed_at: Option<DateTimeUtc>,
+    pub connected_notified_at: Option<DateTimeUtc>,
+    pub last_check: Option<String>,
+    pub last_checked_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -27,7 +35,12 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub(crate) fn into_domain(self, owners: Vec<String>, owner_ids: Vec<String>) -> Result<Connector, StoreError> {
+    pub(crate) fn into_domain(
+        self,
+        owners: Vec<String>,
+        owner_ids: Vec<String>,
+        foreign_owner_ids: Vec<String>,
+    ) -> Result<Connector, StoreError> {
         const T: &str = "connectors";
         Ok(Connector {
             id: ConnectorId(self.id),
@@ -38,6 +51,10 @@ impl Model {
             tenant_id: self.tenant_id,
             owners,
             owner_ids,
+            foreign_owner_ids,
+            status_reason: self.status_reason,
+            connected_at: self.connected_at,
+            connected_by: self.connected_by,
             last_full_sync_at: self.last_full_sync_at,
             last_delta_sync_at: self.last_delta_sync_at,
             created_at: self.created_at,

@@ -9,6 +9,8 @@ pub struct Model {
     pub email: String,
     /// The directory object id the owner resolved to (see `Connectors::resolve_connector_owners`).
     pub object_id: Option<String>,
+    /// The tenant the owner signs in from, when not the connector's own.
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
