@@ -232,6 +232,10 @@ db_test!(an_owner_connects_a_tenant_from_their_mail_and_breakage_is_explained_on
     assert!(synced.await, "the first sync ran");
     let (_, page) = web.get(Some(&owner), "/connectors/fabrikam").await;
     assert!(page.contains("Connected</strong>: connected on") && !page.contains("missing: blocks"), "{page}");
+    // Troubleshooting names the groups Graph cannot change, by why.
+    if fabrikam.sim.read(|t| t.live_groups().any(|g| !g.accepts_membership_writes())) {
+        assert!(page.contains("id=\"unmanaged-groups\""), "{page}");
+    }
     mailer.once(SystemClock.now()).await.unwrap();
     assert_eq!(mails(&store, &web.admin.email, "connector_connected").await, 1);
 
@@ -255,6 +259,11 @@ db_test!(an_owner_connects_a_tenant_from_their_mail_and_breakage_is_explained_on
             == ConnectorStatus::NeedsReauthorization
     };
     assert!(eventually(Duration::from_secs(60), || reauthorize(store.clone())).await, "the provisioner notices");
+    let retried = eventually(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move { store.changes().get_change(change.id).await.unwrap().last_error.is_some() }
+    });
+    assert!(retried.await, "the attempt is recorded");
     let waiting = store.changes().get_change(change.id).await.unwrap();
     assert!(waiting.last_error.as_deref().unwrap().contains("AADSTS700016"), "{waiting:?}");
     assert_ne!(waiting.state, attest_domain::ChangeState::Failed, "it waits for the fix");
@@ -296,6 +305,19 @@ db_test!(an_owner_connects_a_tenant_from_their_mail_and_breakage_is_explained_on
     assert!(checked["status_reason"].as_str().unwrap().contains("AADSTS7000222"), "{checked}");
     mailer.once(SystemClock.now()).await.unwrap();
     assert_eq!(mails(&store, &owner.email, "connector_attention").await, 4);
+    // Renewed, then a Conditional Access policy blocks the app: said, and mailed once more.
+    fabrikam.sim.set_secret_expired(false);
+    fabrikam.sim.set_conditional_access_block(true);
+    assert_eq!(web.post(&owner, "/connectors/fabrikam/check", &[]).await.status().as_u16(), 303);
+    let connector = store.connectors().find_connector_by_name("fabrikam").await.unwrap().unwrap();
+    assert_eq!(connector.status, ConnectorStatus::NeedsReauthorization);
+    assert!(connector.status_reason.as_deref().unwrap().contains("AADSTS53003"), "{:?}", connector.status_reason);
+    fabrikam.sim.set_conditional_access_block(false);
+    assert_eq!(web.post(&owner, "/connectors/fabrikam/check", &[]).await.status().as_u16(), 303);
+    fabrikam.sim.set_conditional_access_block(true);
+    assert_eq!(web.post(&owner, "/connectors/fabrikam/check", &[]).await.status().as_u16(), 303);
+    mailer.once(SystemClock.now()).await.unwrap();
+    assert_eq!(mails(&store, &owner.email, "connector_attention").await, 5);
     // Monitoring sees it too.
     let (_, metrics) = web.get(None, "/metrics").await;
     assert!(

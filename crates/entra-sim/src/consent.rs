@@ -29,11 +29,19 @@ pub(crate) struct Consent {
     /// What the app registration lists, when not every permission the app asks for: an
     /// administrator's consent (with `/.default`) grants exactly these.
     pub registered: Option<Vec<String>>,
+    /// A Conditional Access policy for workload identities blocks the app's tokens (AADSTS53003).
+    pub blocked_by_conditional_access: bool,
 }
 
 impl Consent {
     pub(crate) fn new(granted: Option<Vec<String>>) -> Consent {
-        Consent { granted, disabled: false, secret_expired: false, registered: None }
+        Consent {
+            granted,
+            disabled: false,
+            secret_expired: false,
+            registered: None,
+            blocked_by_conditional_access: false,
+        }
     }
 }
 
@@ -81,6 +89,11 @@ impl Sim {
     /// An administrator disables (or re-enables) the enterprise app.
     pub fn set_app_disabled(&self, disabled: bool) {
         self.consent_mut(|c| c.disabled = disabled);
+    }
+
+    /// A Conditional Access policy starts (or stops) blocking the app's tokens.
+    pub fn set_conditional_access_block(&self, blocked: bool) {
+        self.consent_mut(|c| c.blocked_by_conditional_access = blocked);
     }
 
     /// The client secret expires (or is renewed).

@@ -192,6 +192,17 @@ pub(crate) async fn token(
         }
         Some(_) => {}
     }
+    if grant == Grant::ClientCredentials && sim.consent_state().is_some_and(|c| c.blocked_by_conditional_access) {
+        // [INFER] the shape of a workload identity blocked by Conditional Access: `invalid_grant`
+        // with AADSTS53003 (BlockedByConditionalAccess), as for users.
+        return aadsts(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            53003,
+            "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
+        );
+    }
     match grant {
         Grant::AuthorizationCode => return crate::signin::redeem_code(&sim, &form, &tenant_id),
         Grant::RefreshToken => return crate::signin::redeem_refresh_token(&sim, &form, &tenant_id),

@@ -120,6 +120,27 @@ pub fn permissions(features: &Features) -> (Vec<&'static str>, Vec<&'static str>
     (read, write)
 }
 
+/// The least-privileged permission a change of `kind` (`add_group_member`…) needs: what to
+/// grant when Graph refused one for want of it.
+pub fn permission_for(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "add_group_member" | "remove_group_member" => "GroupMember.ReadWrite.All",
+        "add_group_owner" | "remove_group_owner" => "Group.ReadWrite.All",
+        "assign_app_role" | "remove_app_role_assignment" => "AppRoleAssignment.ReadWrite.All",
+        "add_app_owner" | "remove_app_owner" => "Application.ReadWrite.All",
+        "add_role_assignment" | "remove_role_assignment" => "RoleManagement.ReadWrite.Directory",
+        "add_role_eligibility" | "remove_role_eligibility" => "RoleEligibilitySchedule.ReadWrite.Directory",
+        "add_time_bound_role_assignment" | "remove_time_bound_role_assignment" => {
+            "RoleAssignmentSchedule.ReadWrite.Directory"
+        }
+        "revoke_sessions" => "User.RevokeSessions.All",
+        "block_sign_in" | "unblock_sign_in" => "User.EnableDisableAccount.All",
+        "reset_password" => "User-PasswordProfile.ReadWrite.All",
+        "delete_user" | "restore_user" => "User.ReadWrite.All",
+        _ => return None,
+    })
+}
+
 /// The least-privileged permissions feature `name` needs (one per requirement).
 pub fn needs(name: &str) -> Vec<&'static str> {
     FEATURES.iter().filter(|f| f.name == name).flat_map(|f| f.needs.iter().map(|any| any[0])).collect()

@@ -340,6 +340,17 @@ impl Setup<'_> {
         Ok(rows.into_iter().map(|(id,)| ConnectorId(id)).collect())
     }
 
+    /// The connector's live groups and their attributes (id, name, attributes as JSON text), for
+    /// telling apart those Microsoft Graph cannot change.
+    pub async fn group_attributes(self, id: ConnectorId) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT id, display_name, attributes FROM resources WHERE kind = 'group' AND deleted_at IS NULL AND connector_id = ",
+        );
+        sql.value(id.0).push(" ORDER BY display_name");
+        select_json(&self.db, sql, &["id", "display_name", "attributes"]).await
+    }
+
     /// Marks connector `id`'s first connection announced (`connected`) or its trouble mailed.
     pub async fn mark_connector_mailed(
         self,

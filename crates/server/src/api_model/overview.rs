@@ -38,6 +38,8 @@ pub struct DashboardConnector {
     pub name: String,
     /// `not_connected`, `awaiting_consent`, `connected`, `needs_reauthorization`, `error`.
     pub status: String,
+    /// Why, in words an owner acts on (what is missing, what Entra refused).
+    pub status_reason: Option<String>,
     pub last_full_sync_at: Option<DateTime<Utc>>,
     pub last_delta_sync_at: Option<DateTime<Utc>>,
     pub last_run: Option<LastRun>,

@@ -158,6 +158,55 @@ fn checklist(report: &Value, features: &Features) -> Value {
     json!(rows)
 }
 
+/// What the troubleshooting section knows of this connector: the changes Graph refused for a
+/// missing permission (with the permission and the feature it belongs to), and the groups
+/// Graph cannot change, by why.
+async fn troubles(state: &AppState, connector: &Connector) -> Result<Value, WebError> {
+    let filter = attest_store::ChangeFilter {
+        state: Some(attest_domain::ChangeState::Failed),
+        connector: Some(connector.id),
+        limit: 200,
+        ..Default::default()
+    };
+    let refused: Vec<Value> = state
+        .store
+        .changes()
+        .list_changes(&filter)
+        .await?
+        .into_iter()
+        .filter(|c| c.last_error.as_deref().is_some_and(|e| e.contains("lacks the permission")))
+        .take(10)
+        .map(|c| {
+            let permission = readiness::permission_for(c.kind.as_str());
+            json!({
+                "id": c.id.0,
+                "description": c.action.describe(),
+                "permission": permission,
+                "purpose": permission.map(readiness::purpose),
+            })
+        })
+        .collect();
+    let mut elsewhere: Vec<(String, Vec<Value>)> = Vec::new();
+    for (id, name, attributes) in state.store.setup().group_attributes(connector.id).await? {
+        let attributes: Value = serde_json::from_str(&attributes).unwrap_or_default();
+        let Some(why) =
+            attest_domain::resource::group_managed_elsewhere(&attributes, &attest_domain::EntitlementKey::Member)
+        else {
+            continue;
+        };
+        let group = json!({"id": id, "name": name});
+        match elsewhere.iter_mut().find(|(w, _)| w == why) {
+            Some((_, groups)) => groups.push(group),
+            None => elsewhere.push((why.to_owned(), vec![group])),
+        }
+    }
+    let unmanaged: Vec<Value> = elsewhere
+        .into_iter()
+        .map(|(why, groups)| json!({"why": why, "count": groups.len(), "examples": groups.into_iter().take(5).collect::<Vec<_>>()}))
+        .collect();
+    Ok(json!({"refused_changes": refused, "unmanaged_groups": unmanaged}))
+}
+
 /// A connector as the API and its page show it.
 pub async fn detail(state: &AppState, viewer: &Viewer, connector: &Connector) -> Result<Value, WebError> {
     let store = &state.store;
@@ -203,6 +252,7 @@ pub async fn detail(state: &AppState, viewer: &Viewer, connector: &Connector) ->
         "last_delta_sync_at": connector.last_delta_sync_at,
         "can_operate": viewer.can_operate(connector.id),
         "redirect_uri": setup::redirect_uri(&state.public_url),
+        "troubleshooting": troubles(state, connector).await?,
     }))
 }
 

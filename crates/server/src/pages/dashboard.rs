@@ -39,6 +39,7 @@ pub async fn dashboard(state: &AppState, viewer: &Viewer) -> Result<Dashboard, W
             id: c.id.0,
             name: c.name.clone(),
             status: c.status.to_string(),
+            status_reason: c.status_reason.clone(),
             last_full_sync_at: c.last_full_sync_at,
             last_delta_sync_at: c.last_delta_sync_at,
             last_run: last.map(|r| LastRun { mode: r.mode.to_string(), status: r.status.to_string(), error: r.error }),
