@@ -63,11 +63,7 @@ async fn block_requester(web: &Web, store: &attest_store::Store) -> i64 {
 
 db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true, |db| {
     let smtp = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
-    let mail_config = format!(
-        "[mail]\nfrom = \"Attest <attest@example.com>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\n",
-        smtp.port
-    );
-    let web = Web::boot_with(&db, &mail_config).await;
+    let web = Web::boot_with(&db, &crate::web::smtp_config(smtp.port)).await;
     let store = db.store.clone();
 
     // A sensitive change: everyone who can approve it is asked to, by mail; its requester is not.

@@ -74,6 +74,18 @@ async fn answer(consent: &str, login: Option<&str>, base: &str) -> String {
     location(&answered).strip_prefix(base).unwrap().to_owned()
 }
 
+/// `POST path` to the API as `who` with a JSON `body` (and their CSRF token).
+async fn post_json(web: &Web, who: &Person, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    browser()
+        .post(format!("{}{path}", web.base))
+        .header("cookie", &who.cookie)
+        .header("x-csrf-token", &who.csrf)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn mailer(store: &Store) -> SetupMailer {
     let outbox = Outbox::new(store.clone(), &MailConfig::default()).unwrap();
     SetupMailer::new(store.clone(), outbox, "http://attest.test", attest_domain::clock::system(), "test")
@@ -94,14 +106,7 @@ db_test!(an_owner_connects_a_tenant_from_their_mail_and_breakage_is_explained_on
 
     // Bad input is refused with what to fix, and nothing is created.
     let bad = serde_json::json!({"name": "Fab Rikam!", "tenant": domain, "cloud": "custom"});
-    let refused = browser()
-        .post(format!("{}/api/v1/connectors", web.base))
-        .header("cookie", &web.admin.cookie)
-        .header("x-csrf-token", &web.admin.csrf)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+    let refused = post_json(&web, &web.admin, "/api/v1/connectors", &bad).await;
     assert_eq!(refused.status().as_u16(), 400);
     assert!(refused.text().await.unwrap().contains("lowercase"));
 
@@ -113,24 +118,10 @@ db_test!(an_owner_connects_a_tenant_from_their_mail_and_breakage_is_explained_on
         "owners": [owner.email], "credentials": "same_as", "same_as": "contoso",
     });
     for who in [&web.owner, &web.auditor] {
-        let response = browser()
-            .post(format!("{}/api/v1/connectors", web.base))
-            .header("cookie", &who.cookie)
-            .header("x-csrf-token", &who.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = post_json(&web, who, "/api/v1/connectors", &body).await;
         assert_eq!(response.status().as_u16(), 403);
     }
-    let added = browser()
-        .post(format!("{}/api/v1/connectors", web.base))
-        .header("cookie", &web.admin.cookie)
-        .header("x-csrf-token", &web.admin.csrf)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let added = post_json(&web, &web.admin, "/api/v1/connectors", &body).await;
     assert_eq!(added.status().as_u16(), 201);
     let added: serde_json::Value = added.json().await.unwrap();
     assert_eq!(added["tenant_id"], fabrikam.tenant_id().as_str(), "the domain is resolved to the id: {added}");
@@ -293,13 +284,7 @@ db_test!(an_owner_connects_a_tenant_from_their_mail_and_breakage_is_explained_on
     let connector = store.connectors().find_connector_by_name("fabrikam").await.unwrap().unwrap();
     assert_eq!(connector.status, ConnectorStatus::Connected);
     fabrikam.sim.set_secret_expired(true);
-    let checked = browser()
-        .post(format!("{}/api/v1/connectors/fabrikam/check", web.base))
-        .header("cookie", &owner.cookie)
-        .header("x-csrf-token", &owner.csrf)
-        .send()
-        .await
-        .unwrap();
+    let checked = post_json(&web, &owner, "/api/v1/connectors/fabrikam/check", &serde_json::json!({})).await;
     let checked: serde_json::Value = checked.json().await.unwrap();
     assert_eq!(checked["status"], "needs_reauthorization", "{checked}");
     assert!(checked["status_reason"].as_str().unwrap().contains("AADSTS7000222"), "{checked}");

@@ -410,23 +410,10 @@ db_test!(a_person_asks_for_access_an_approver_approves_and_it_ends_on_time_in_ch
             web.sim.sim.read(|t| t.group(&group.data.external_id).unwrap().members.contains(&web.requester.object_id));
         async move { held == yes }
     };
-    let sign_in_as = |object_id: &str, profile: &str| {
-        let upn = web.sim.sim.read(|t| t.live_user(object_id).unwrap().user_principal_name.clone());
-        let profile = web.dir.join(profile);
-        let (driver, base) = (&driver, web.base.clone());
-        async move {
-            let browser = driver.browser(&profile).await;
-            browser.goto(&base).await.unwrap();
-            browser.find(Locator::LinkText("Sign in with Microsoft")).await.unwrap().click().await.unwrap();
-            browser.wait().for_element(Locator::Id("login")).await.unwrap().send_keys(&upn).await.unwrap();
-            browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
-            browser.wait().for_element(Locator::Css("main h1")).await.unwrap();
-            browser
-        }
-    };
+    let upn = |id: &str| web.sim.sim.read(|t| t.live_user(id).unwrap().user_principal_name.clone());
 
     // The requester finds it in the catalog and asks for a minute.
-    let requester = sign_in_as(&web.requester.object_id, "chromium-requester").await;
+    let requester = signed_in(&driver, &web, &upn(&web.requester.object_id), "chromium-requester").await;
     requester.find(Locator::LinkText("Request access")).await.unwrap().click().await.unwrap();
     let ask = format!("a[href='/requests/new?entitlement={entitlement}']");
     requester.wait().for_element(Locator::Css(&ask)).await.unwrap().click().await.unwrap();
@@ -452,7 +439,7 @@ db_test!(a_person_asks_for_access_an_approver_approves_and_it_ends_on_time_in_ch
     let path = requester.current_url().await.unwrap().path().to_owned();
 
     // The approver finds it in their approvals and approves.
-    let approver = sign_in_as(&web.owner.object_id, "chromium-approver").await;
+    let approver = signed_in(&driver, &web, &upn(&web.owner.object_id), "chromium-approver").await;
     approver.find(Locator::LinkText("Approvals")).await.unwrap().click().await.unwrap();
     let id = path.trim_start_matches("/requests/");
     let approve = format!("button[aria-label='Approve request {id}']");
@@ -502,11 +489,7 @@ db_test!(an_admin_connects_a_tenant_and_its_owner_finishes_from_the_mail_in_chro
     use attest_notify::test_smtp::{Handler, ServerTls, SmtpServer, decode_quoted_printable, free_port, header};
     let Some(driver) = Driver::start().await else { return };
     let smtp = SmtpServer::start(free_port(), Handler::Maildir, ServerTls::None).await;
-    let mail_config = format!(
-        "[mail]\nfrom = \"Attest <attest@example.com>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\n",
-        smtp.port
-    );
-    let web = Web::boot_with(&db, &mail_config).await;
+    let web = Web::boot_with(&db, &crate::web::smtp_config(smtp.port)).await;
     let store = db.store.clone();
     let fabrikam = crate::setup::subsidiary(&web.base).await;
     let domain = fabrikam.sim.read(|t| t.domain.clone());

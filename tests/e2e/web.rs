@@ -38,6 +38,13 @@ pub struct Web {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The configuration sending Attest's mail to a test SMTP server on `port`.
+pub fn smtp_config(port: u16) -> String {
+    format!(
+        "[mail]\nfrom = \"Attest <attest@example.com>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_security = \"plain\"\n"
+    )
+}
+
 /// Polls `check` every 50 ms for up to `limit`.
 pub async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
     let started = Instant::now();
