@@ -363,3 +363,90 @@ db_test!(setup_links_are_reminded_once_with_a_fresh_link_and_expire, true, |db| 
     fabrikam.shutdown().await;
     web.stop().await;
 });
+
+db_test!(a_tenant_is_connected_with_a_certificate_instead_of_a_secret, true, |db| {
+    const CERT: &str = include_str!("../../crates/entra-sim/keys/client-cert.pem");
+    const KEY: &str = include_str!("../../crates/entra-sim/keys/client-key.pem");
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    // The certificate is uploaded to the registration, and the tenant has consented.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let spec = TenantSpec { users: 40, groups: 5, apps: 2, assignments_per_app: 3, seed: 32 };
+    let app = Web::client_app(&web.base).with_certificate(CERT).unwrap();
+    let client_id = app.client_id.clone();
+    let fabrikam = spawn_with(listener, generate(spec), app, SimOptions::default()).await.unwrap();
+    let body = |key: &str| {
+        serde_json::json!({
+            "name": "fabrikam", "tenant": fabrikam.tenant_id(), "cloud": "custom", "graph_url": fabrikam.graph_url,
+            "login_url": fabrikam.login_url, "credentials": "certificate", "client_id": client_id,
+            "certificate": CERT, "private_key": key,
+        })
+    };
+    // A key that is not the certificate's is refused before anything is stored.
+    let wrong = post_json(&web, &web.admin, "/api/v1/connectors", &body(CERT)).await;
+    assert_eq!(wrong.status().as_u16(), 400);
+    assert!(wrong.text().await.unwrap().contains("certificate:"));
+    assert!(store.connectors().find_connector_by_name("fabrikam").await.unwrap().is_none());
+    // The pair: a token comes with a signed assertion, the checklist is green, the first sync runs.
+    let added = post_json(&web, &web.admin, "/api/v1/connectors", &body(KEY)).await;
+    assert_eq!(added.status().as_u16(), 201);
+    let added: serde_json::Value = added.json().await.unwrap();
+    assert_eq!(added["status"], "connected", "{added}");
+    let thumbprint = added["certificate"]["thumbprint"].as_str().unwrap().to_owned();
+    assert_eq!(thumbprint.len(), 40);
+    assert!(added["certificate"]["pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let (_, page) = web.get(Some(&web.admin), "/connectors/fabrikam").await;
+    assert!(page.contains(&thumbprint) && !page.contains("PRIVATE KEY"), "the certificate is shown, never its key");
+    let synced = eventually(Duration::from_secs(60), || {
+        let store = store.clone();
+        async move {
+            store.connectors().find_connector_by_name("fabrikam").await.unwrap().unwrap().last_full_sync_at.is_some()
+        }
+    });
+    assert!(synced.await, "the first sync ran with certificate credentials");
+    // The key is sealed: not in the database file in clear.
+    if let Some(path) = db.url.sqlite_path() {
+        let bytes = std::fs::read(path).unwrap();
+        let marker = KEY.lines().nth(1).unwrap().as_bytes();
+        assert!(!bytes.windows(marker.len()).any(|w| w == marker), "the private key is stored encrypted");
+    }
+    // The same from the command line.
+    let (cert_file, key_file) = (web.dir.join("cert.pem"), web.dir.join("key.pem"));
+    std::fs::write(&cert_file, CERT).unwrap();
+    std::fs::write(&key_file, KEY).unwrap();
+    let config = web.dir.join("attest.toml").display().to_string();
+    let tenant = fabrikam.tenant_id();
+    let args = [
+        "--config",
+        &config,
+        "--database-url",
+        db.url.expose(),
+        "connector",
+        "add",
+        "entra",
+        "--name",
+        "fabrikam-cli",
+        "--tenant-id",
+        &tenant,
+        "--client-id",
+        &client_id,
+        "--certificate-file",
+        cert_file.to_str().unwrap(),
+        "--private-key-file",
+        key_file.to_str().unwrap(),
+        "--graph-url",
+        &fabrikam.graph_url,
+        "--login-url",
+        &fabrikam.login_url,
+    ];
+    let added = crate::harness::attest(&args).await;
+    assert!(added.success, "{:?}\n{}", added.error, added.stdout);
+    assert!(
+        added.stdout.contains("certificate's private key is stored encrypted")
+            && added.stdout.contains("sync              ready"),
+        "{}",
+        added.stdout
+    );
+    fabrikam.shutdown().await;
+    web.stop().await;
+});

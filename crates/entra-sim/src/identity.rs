@@ -37,6 +37,8 @@ pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
     scope: Option<String>,
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
@@ -168,29 +170,52 @@ pub(crate) async fn token(
             &format!("Application '{client_id}'({}) is disabled.", sim.client.display_name),
         );
     }
-    match secret {
-        None => {
+    // Certificate credentials: a signed assertion instead of a secret.
+    if let Some(assertion) = form.client_assertion.as_deref() {
+        if form.client_assertion_type.as_deref() != Some(crate::assertion::JWT_BEARER) {
             return aadsts(
                 &sim,
                 StatusCode::BAD_REQUEST,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                "invalid_request",
+                700025,
+                "The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
             );
         }
-        Some(secret) if secret != sim.client.client_secret => {
-            let message = format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-            );
-            return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &message);
+        let login = sim.login_url();
+        let audiences: Vec<String> = [tenant.as_str(), tenant_id.as_str(), domain.as_str()]
+            .iter()
+            .map(|t| format!("{login}/{t}/oauth2/v2.0/token"))
+            .collect();
+        if let Err((code, message)) =
+            crate::assertion::check(assertion, &client_id, &audiences, &sim.client.certificates, sim.now())
+        {
+            return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", code, &message);
         }
-        Some(_) if secret_expired => {
-            let message = format!(
-                "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
-            );
-            return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000222, &message);
+    } else {
+        match secret {
+            None => {
+                return aadsts(
+                    &sim,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                );
+            }
+            Some(secret) if secret != sim.client.client_secret => {
+                let message = format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                );
+                return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &message);
+            }
+            Some(_) if secret_expired => {
+                let message = format!(
+                    "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+                );
+                return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", 7000222, &message);
+            }
+            Some(_) => {}
         }
-        Some(_) => {}
     }
     if grant == Grant::ClientCredentials && sim.consent_state().is_some_and(|c| c.blocked_by_conditional_access) {
         // [INFER] the shape of a workload identity blocked by Conditional Access: `invalid_grant`

@@ -8,6 +8,7 @@
 //! A client only swaps its Graph and login base URLs.
 
 mod apps;
+pub mod assertion;
 mod batch;
 mod changes;
 mod consent;
@@ -87,6 +88,9 @@ pub struct ClientApp {
     pub roles: Vec<String>,
     /// Registered redirect URIs; sign-in and admin consent accept exactly these.
     pub redirect_uris: Vec<String>,
+    /// Certificates uploaded to the registration: a client assertion signed with one's key is
+    /// accepted instead of the secret.
+    pub certificates: Vec<assertion::UploadedCertificate>,
 }
 
 impl ClientApp {
@@ -104,7 +108,15 @@ impl ClientApp {
             display_name: "Attest".into(),
             roles: ATTEST_PERMISSIONS.iter().map(|s| (*s).to_owned()).collect(),
             redirect_uris: Vec::new(),
+            certificates: Vec::new(),
         }
+    }
+
+    /// The same client with the certificate `pem` uploaded. `None` when it is not an RSA
+    /// certificate in PEM.
+    pub fn with_certificate(mut self, pem: &str) -> Option<ClientApp> {
+        self.certificates.push(assertion::UploadedCertificate::from_pem(pem)?);
+        Some(self)
     }
 
     /// The same client with `uri` registered as a redirect URI.

@@ -23,7 +23,10 @@ pub struct Credentials {
     pub graph_url: String,
     pub tenant_id: String,
     pub client_id: String,
+    /// Empty when the app proves itself with a certificate.
     pub client_secret: String,
+    /// Certificate credentials: assertions signed with its key replace the secret.
+    pub certificate: Option<std::sync::Arc<crate::certificate::ClientCertificate>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -53,6 +56,10 @@ pub enum AuthError {
     InvalidSecret,
     #[error("the client secret has expired (AADSTS7000222): create a new secret and update the connector")]
     SecretExpired,
+    #[error(
+        "Entra refused the certificate (AADSTS{0}): upload the certificate shown on the connector page to the app registration (Certificates & secrets), or replace an expired one"
+    )]
+    CertificateRefused(u32),
     #[error("tenant {0} does not exist in this cloud (AADSTS90002): check the tenant id and the login URL")]
     TenantNotFound(String),
     #[error("the identity platform refused the token request: {error} (AADSTS{code}): {description}")]
@@ -75,7 +82,8 @@ impl AuthError {
             AuthError::NotConsented { .. }
             | AuthError::AppDisabled
             | AuthError::InvalidSecret
-            | AuthError::SecretExpired => true,
+            | AuthError::SecretExpired
+            | AuthError::CertificateRefused(_) => true,
             AuthError::Refused { code, .. } => matches!(code, 53003 | 53000 | 53001 | 65001 | 500011),
             AuthError::TenantNotFound(_) | AuthError::Unreachable(_) => false,
         }
@@ -145,12 +153,20 @@ impl TokenSource {
         let c = &self.credentials;
         let url = format!("{}/{}/oauth2/v2.0/token", c.login_url.trim_end_matches('/'), c.tenant_id);
         let scope = format!("{}/.default", c.graph_url.trim_end_matches('/'));
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", c.client_id.as_str()),
-            ("client_secret", c.client_secret.as_str()),
-            ("scope", scope.as_str()),
-        ];
+        let mut form =
+            vec![("grant_type", "client_credentials".to_owned()), ("client_id", c.client_id.clone()), ("scope", scope)];
+        match &c.certificate {
+            Some(certificate) => {
+                // The identity platform checks the assertion against its own clock, so it is
+                // dated by the system's, not the (testable) clock of Attest's jobs.
+                #[allow(clippy::disallowed_methods)]
+                let now = chrono::Utc::now().timestamp();
+                let assertion = certificate.assertion(&c.client_id, &url, now).map_err(AuthError::Unreachable)?;
+                form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                form.push(("client_assertion", assertion));
+            }
+            None => form.push(("client_secret", c.client_secret.clone())),
+        }
         let asked = Instant::now();
         let response =
             self.http.post(url).form(&form).send().await.map_err(|e| AuthError::Unreachable(e.to_string()))?;
@@ -173,6 +189,7 @@ impl TokenSource {
             7000112 => AuthError::AppDisabled,
             7000215 => AuthError::InvalidSecret,
             7000222 => AuthError::SecretExpired,
+            700027 | 700021 | 700023 => AuthError::CertificateRefused(code),
             90002 => AuthError::TenantNotFound(c.tenant_id.clone()),
             _ => AuthError::Refused {
                 error: refused.error,

@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod certificate;
 pub mod graph;
 pub mod readiness;
 pub mod stored;

@@ -8,6 +8,7 @@ use attest_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Credentials;
+use crate::certificate::ClientCertificate;
 use crate::graph::{GraphClient, RetryPolicy};
 use crate::sync::{EntraConnector, EntraSettings};
 
@@ -15,7 +16,13 @@ use crate::sync::{EntraConnector, EntraSettings};
 #[derive(Serialize, Deserialize)]
 struct StoredCredentials {
     client_id: String,
+    /// Empty with a certificate.
     client_secret: String,
+    /// Certificate credentials: the certificate and its private key, as PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    private_key: Option<String>,
 }
 
 /// Why a stored connector cannot be opened.
@@ -44,11 +51,40 @@ pub fn seal_credentials(
     client_id: &str,
     client_secret: &str,
 ) -> Result<Vec<u8>, SecretError> {
-    let plain = serde_json::to_vec(&StoredCredentials {
+    seal(
+        key,
+        id,
+        &StoredCredentials {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            certificate: None,
+            private_key: None,
+        },
+    )
+}
+
+/// Seals an app's client id and certificate credentials (the certificate and its private key,
+/// PEM) for the connector `id`, once they are checked to belong together.
+pub fn seal_certificate(
+    key: &SecretKey,
+    id: ConnectorId,
+    client_id: &str,
+    certificate: &str,
+    private_key: &str,
+) -> Result<Vec<u8>, OpenError> {
+    ClientCertificate::from_pem(certificate, private_key)
+        .map_err(|message| OpenError::Invalid { name: format!("#{}", id.0), message })?;
+    let stored = StoredCredentials {
         client_id: client_id.to_owned(),
-        client_secret: client_secret.to_owned(),
-    })
-    .map_err(|_| SecretError::Undecryptable)?;
+        client_secret: String::new(),
+        certificate: Some(certificate.to_owned()),
+        private_key: Some(private_key.to_owned()),
+    };
+    Ok(seal(key, id, &stored)?)
+}
+
+fn seal(key: &SecretKey, id: ConnectorId, stored: &StoredCredentials) -> Result<Vec<u8>, SecretError> {
+    let plain = serde_json::to_vec(stored).map_err(|_| SecretError::Undecryptable)?;
     key.seal(&plain, &context(id))
 }
 
@@ -63,12 +99,20 @@ pub async fn credentials(store: &Store, key: &SecretKey, connector: &Connector) 
     let stored: StoredCredentials = serde_json::from_slice(&plain).map_err(|_| SecretError::Undecryptable)?;
     let settings = EntraSettings::from_json(&connector.settings)
         .map_err(|message| OpenError::Invalid { name: connector.name.clone(), message })?;
+    let certificate = match (&stored.certificate, &stored.private_key) {
+        (Some(certificate), Some(private_key)) => Some(std::sync::Arc::new(
+            ClientCertificate::from_pem(certificate, private_key)
+                .map_err(|message| OpenError::Invalid { name: connector.name.clone(), message })?,
+        )),
+        _ => None,
+    };
     Ok(Credentials {
         login_url: settings.login_url,
         graph_url: settings.graph_url,
         tenant_id: connector.tenant_id.clone().ok_or_else(|| OpenError::NoTenant(connector.name.clone()))?,
         client_id: stored.client_id,
         client_secret: stored.client_secret,
+        certificate,
     })
 }
 

@@ -38,6 +38,7 @@ pub(crate) fn sim_credentials(sim: &SimHandle) -> Credentials {
         tenant_id: sim.tenant_id(),
         client_id: app.client_id,
         client_secret: app.client_secret,
+        certificate: None,
     }
 }
 
@@ -144,6 +145,7 @@ fn credentials_never_print_the_secret() {
         tenant_id: "t".into(),
         client_id: "c".into(),
         client_secret: "hunter2".into(),
+        certificate: None,
     };
     assert!(!format!("{credentials:?}").contains("hunter2"));
 }
@@ -185,4 +187,29 @@ async fn readiness_names_each_missing_permission_and_the_feature_it_blocks() {
     let report = crate::readiness::check(&client(&sim)).await;
     assert!(!report.signed_in && report.needs_consent, "{report:?}");
     assert!(report.problem.unwrap().contains("admin consent"));
+}
+
+#[tokio::test]
+async fn a_certificate_gets_tokens_with_a_signed_assertion_and_an_unknown_one_is_refused() {
+    const CERT: &str = include_str!("../../entra-sim/keys/client-cert.pem");
+    const KEY: &str = include_str!("../../entra-sim/keys/client-key.pem");
+    let certificate = std::sync::Arc::new(crate::certificate::ClientCertificate::from_pem(CERT, KEY).unwrap());
+    // Uploaded to the registration: tokens come, and Graph answers; no secret is sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = ClientApp::attest(3).with_certificate(CERT).unwrap();
+    let sim = spawn_with(listener, generate(spec()), app, SimOptions::default()).await.unwrap();
+    let credentials =
+        Credentials { client_secret: String::new(), certificate: Some(certificate.clone()), ..sim_credentials(&sim) };
+    let client = GraphClient::connect(attest_http::client().unwrap(), credentials.clone(), policy());
+    assert_eq!(count_users(&client).await.unwrap(), sim.sim.read(|t| t.live_users().count()));
+    // Not uploaded: refused, in words that say what to do.
+    let bare = sim_credentials(&sim).client_id;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = spawn_with(listener, generate(spec()), ClientApp::attest(3), SimOptions::default()).await.unwrap();
+    let credentials =
+        Credentials { client_secret: String::new(), certificate: Some(certificate), ..sim_credentials(&other) };
+    assert_eq!(credentials.client_id, bare);
+    let refused = crate::TokenSource::new(attest_http::client().unwrap(), credentials).token().await.unwrap_err();
+    assert_eq!(refused, AuthError::CertificateRefused(700027));
+    assert!(refused.owner_must_act() && refused.to_string().contains("upload the certificate"), "{refused}");
 }

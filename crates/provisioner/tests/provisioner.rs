@@ -33,6 +33,7 @@ fn connector(sim: &SimHandle) -> Arc<EntraConnector> {
         tenant_id: sim.tenant_id(),
         client_id: app.client_id,
         client_secret: app.client_secret,
+        certificate: None,
     };
     let policy = RetryPolicy {
         attempts: 3,

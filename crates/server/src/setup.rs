@@ -34,8 +34,8 @@ pub const CLOUDS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// What an administrator gives to add a connector.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// What an administrator gives to add a connector. No `Debug`: it holds a secret.
+#[derive(Clone, Default, serde::Deserialize)]
 pub struct NewConnection {
     pub name: String,
     /// The tenant's id, or one of its verified domains (resolved to the id).
@@ -55,8 +55,8 @@ pub struct NewConnection {
     pub credentials: NewCredentials,
 }
 
-/// Where a new connector's credentials come from.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// Where a new connector's credentials come from. No `Debug`: it holds a secret.
+#[derive(Clone, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NewCredentials {
     /// The app registration another connector uses (its secret is copied, never shown).
@@ -64,6 +64,12 @@ pub enum NewCredentials {
     Secret {
         client_id: String,
         client_secret: String,
+    },
+    /// A certificate uploaded to the registration and its private key (PEM), which Attest keeps.
+    Certificate {
+        client_id: String,
+        certificate: String,
+        private_key: String,
     },
 }
 
@@ -191,19 +197,28 @@ pub async fn add(
     let name = check_name(&new.name)?;
     let (graph_url, login_url) = cloud_urls(&new.cloud, &new.graph_url, &new.login_url)?;
     let owners = check_owners(&new.owners)?;
-    let (client_id, client_secret) = match &new.credentials {
-        NewCredentials::Secret { client_id, client_secret } => {
-            let (client_id, client_secret) = (client_id.trim(), client_secret.trim());
+    let client_id = match &new.credentials {
+        NewCredentials::Secret { client_id, .. } | NewCredentials::Certificate { client_id, .. } => {
+            let client_id = client_id.trim();
             if !attest_domain::is_object_id(client_id) {
                 return Err(WebError::BadRequest(
                     "client_id: the app registration's Application (client) ID, a GUID".into(),
                 ));
             }
-            if client_secret.is_empty() {
-                return Err(WebError::BadRequest("client_secret: the secret's value (not its id)".into()));
-            }
-            (client_id.to_owned(), client_secret.to_owned())
+            Some(client_id.to_owned())
         }
+        NewCredentials::SameAs(_) => None,
+    };
+    if let NewCredentials::Secret { client_secret, .. } = &new.credentials
+        && client_secret.trim().is_empty()
+    {
+        return Err(WebError::BadRequest("client_secret: the secret's value (not its id)".into()));
+    }
+    if let NewCredentials::Certificate { certificate, private_key, .. } = &new.credentials {
+        attest_entra::certificate::ClientCertificate::from_pem(certificate, private_key)
+            .map_err(|e| WebError::BadRequest(format!("certificate: {e}")))?;
+    }
+    let shared = match &new.credentials {
         NewCredentials::SameAs(other) => {
             let source = store.connectors().find_connector_by_name(other.trim()).await?.ok_or_else(|| {
                 WebError::BadRequest(format!(
@@ -211,11 +226,13 @@ pub async fn add(
                     other.trim()
                 ))
             })?;
-            let credentials = stored::credentials(store, key, &source)
-                .await
-                .map_err(|e| WebError::BadRequest(format!("connector '{}': {e}", source.name)))?;
-            (credentials.client_id, credentials.client_secret)
+            Some(
+                stored::credentials(store, key, &source)
+                    .await
+                    .map_err(|e| WebError::BadRequest(format!("connector '{}': {e}", source.name)))?,
+            )
         }
+        _ => None,
     };
     let tenant_id = resolve_tenant(&login_url, &new.tenant).await?;
     let settings = EntraSettings { graph_url, login_url, features: new.features, ..EntraSettings::default() };
@@ -229,8 +246,20 @@ pub async fn add(
         attest_store::StoreError::Conflict { what } => WebError::Conflict(format!("{what} already exists")),
         other => other.into(),
     })?;
-    let sealed = stored::seal_credentials(key, connector.id, &client_id, &client_secret)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let sealed = match (&new.credentials, shared) {
+        (NewCredentials::Certificate { certificate, private_key, .. }, _) => {
+            let client_id = client_id.clone().unwrap_or_default();
+            stored::seal_certificate(key, connector.id, &client_id, certificate, private_key)
+                .map_err(|e| WebError::Internal(e.to_string()))?
+        }
+        (NewCredentials::Secret { client_secret, .. }, _) => {
+            let client_id = client_id.clone().unwrap_or_default();
+            stored::seal_credentials(key, connector.id, &client_id, client_secret.trim())
+                .map_err(|e| WebError::Internal(e.to_string()))?
+        }
+        (NewCredentials::SameAs(_), Some(shared)) => seal_like(key, connector.id, &shared)?,
+        (NewCredentials::SameAs(_), None) => return Err(WebError::Internal("no credentials to share".into())),
+    };
     store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
     for owner in &owners {
         invite(state, &connector, owner, actor, actor_email).await?;
@@ -240,20 +269,35 @@ pub async fn add(
     Ok((store.connectors().get_connector(connector.id).await?, report))
 }
 
-/// Replaces a connector's client secret (and client id), then checks it.
+/// Seals for connector `id` the same credentials as `shared` (another connector's app).
+fn seal_like(
+    key: &SecretKey,
+    id: attest_domain::ConnectorId,
+    shared: &attest_entra::Credentials,
+) -> Result<Vec<u8>, WebError> {
+    match &shared.certificate {
+        Some(certificate) => Err(WebError::BadRequest(format!(
+            "the app registration shared uses a certificate (thumbprint {}): give the certificate and its key again",
+            certificate.thumbprint()
+        ))),
+        None => stored::seal_credentials(key, id, &shared.client_id, &shared.client_secret)
+            .map_err(|e| WebError::Internal(e.to_string())),
+    }
+}
+
+/// Replaces a connector's credentials, then checks it: a new client secret, or a new
+/// certificate and its key (`certificate` not empty); the client id stays unless given.
+#[allow(clippy::too_many_arguments)]
 pub async fn rotate(
     store: &Store,
     key: &SecretKey,
     connector: &Connector,
     client_id: &str,
     client_secret: &str,
+    certificate: (&str, &str),
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Readiness, WebError> {
-    let client_secret = client_secret.trim();
-    if client_secret.is_empty() {
-        return Err(WebError::BadRequest("client_secret: the new secret's value (not its id)".into()));
-    }
     let client_id = match client_id.trim() {
         "" => {
             stored::credentials(store, key, connector).await.map_err(|e| WebError::BadRequest(e.to_string()))?.client_id
@@ -261,8 +305,19 @@ pub async fn rotate(
         id if attest_domain::is_object_id(id) => id.to_owned(),
         _ => return Err(WebError::BadRequest("client_id: the Application (client) ID, a GUID".into())),
     };
-    let sealed = stored::seal_credentials(key, connector.id, &client_id, client_secret)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let sealed = match (certificate, client_secret.trim()) {
+        ((certificate, private_key), _) if !certificate.trim().is_empty() => {
+            stored::seal_certificate(key, connector.id, &client_id, certificate, private_key)
+                .map_err(|e| WebError::BadRequest(format!("certificate: {e}")))?
+        }
+        (_, "") => {
+            return Err(WebError::BadRequest(
+                "client_secret: the new secret's value (not its id), or a certificate and its private key".into(),
+            ));
+        }
+        (_, secret) => stored::seal_credentials(key, connector.id, &client_id, secret)
+            .map_err(|e| WebError::Internal(e.to_string()))?,
+    };
     store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
     let draft = attest_domain::AuditEventDraft {
         occurred_at: now,

@@ -51,6 +51,7 @@ impl SignIn {
                     &self.redirect_uri,
                 )
                 .await
+                .map(|client| client.with_certificate(credentials.certificate.clone()))
                 .map_err(|e| e.to_string())
             })
             .await

@@ -129,6 +129,7 @@ pub(super) fn client_for(sim: &SimHandle) -> anyhow::Result<GraphClient> {
         tenant_id: sim.tenant_id(),
         client_id: app.client_id,
         client_secret: app.client_secret,
+        certificate: None,
     };
     Ok(GraphClient::connect(crate::commands::connector::http_client()?, credentials, RetryPolicy::default()))
 }

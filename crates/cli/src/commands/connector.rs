@@ -79,8 +79,20 @@ pub struct AddEntra {
     #[arg(long)]
     client_id: String,
     /// A file holding the client secret's value (not its id); `-` reads standard input.
-    #[arg(long, value_name = "FILE")]
-    client_secret_file: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "certificate_file",
+        conflicts_with = "certificate_file"
+    )]
+    client_secret_file: Option<PathBuf>,
+    /// Certificate credentials instead of a secret: the certificate uploaded to the app
+    /// registration (PEM), with `--private-key-file`.
+    #[arg(long, value_name = "FILE", requires = "private_key_file")]
+    certificate_file: Option<PathBuf>,
+    /// The certificate's private key (unencrypted PKCS#8 PEM); stored encrypted.
+    #[arg(long, value_name = "FILE", requires = "certificate_file")]
+    private_key_file: Option<PathBuf>,
     /// Microsoft Graph's base URL (national clouds differ).
     #[arg(long, value_name = "URL", default_value = "https://graph.microsoft.com")]
     graph_url: String,
@@ -195,18 +207,35 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let secret = if args.client_secret_file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_line(&mut text).context("cannot read the client secret from standard input")?;
-        text
-    } else {
-        std::fs::read_to_string(&args.client_secret_file)
-            .with_context(|| format!("cannot read the client secret file {}", args.client_secret_file.display()))?
+    let read = |path: &PathBuf, what: &str| -> anyhow::Result<String> {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_line(&mut text)
+                .with_context(|| format!("cannot read the {what} from standard input"))?;
+            Ok(text)
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
+        }
     };
-    let secret = secret.trim();
-    if secret.is_empty() {
-        anyhow::bail!("the client secret file is empty");
-    }
+    // The secret, or the certificate and its key (clap makes sure it is one of the two).
+    let credentials = match (&args.client_secret_file, &args.certificate_file, &args.private_key_file) {
+        (Some(secret_file), _, _) => {
+            let secret = read(secret_file, "client secret")?.trim().to_owned();
+            if secret.is_empty() {
+                anyhow::bail!("the client secret file is empty");
+            }
+            Ok(secret)
+        }
+        (None, Some(certificate), Some(key)) => {
+            let (certificate, key) = (read(certificate, "certificate")?, read(key, "private key")?);
+            // Checked before anything is stored, so a refused pair leaves nothing half-made.
+            attest_entra::certificate::ClientCertificate::from_pem(&certificate, &key)
+                .map_err(|e| anyhow::anyhow!("--certificate-file / --private-key-file: {e}"))?;
+            Err((certificate, key))
+        }
+        _ => anyhow::bail!("give --client-secret-file, or --certificate-file with --private-key-file"),
+    };
     for (flag, url) in [("--graph-url", &args.graph_url), ("--login-url", &args.login_url)] {
         url::Url::parse(url).with_context(|| format!("{flag}: not a URL: {url}"))?;
     }
@@ -225,9 +254,15 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
         ..NewConnector::entra(args.name.trim())
     };
     let connector = store.connectors().create_connector(new, now).await?;
-    let sealed = stored::seal_credentials(&key, connector.id, args.client_id.trim(), secret)?;
+    let (sealed, what) = match &credentials {
+        Ok(secret) => (stored::seal_credentials(&key, connector.id, args.client_id.trim(), secret)?, "client secret"),
+        Err((certificate, private_key)) => (
+            stored::seal_certificate(&key, connector.id, args.client_id.trim(), certificate, private_key)?,
+            "certificate's private key",
+        ),
+    };
     store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
-    writeln!(out, "connector '{}' added; its client secret is stored encrypted", connector.name)?;
+    writeln!(out, "connector '{}' added; its {what} is stored encrypted", connector.name)?;
     if args.no_check {
         return Ok(ExitCode::SUCCESS);
     }

@@ -25,8 +25,8 @@ use crate::roles::{Allowed, Role, Viewer, rule};
 use crate::session::hash;
 use crate::setup::{self, NewConnection, NewCredentials};
 
-/// The "Add a connector" form, and `POST /api/v1/connectors`.
-#[derive(Debug, Default, Deserialize)]
+/// The "Add a connector" form, and `POST /api/v1/connectors`. No `Debug`: it holds a secret.
+#[derive(Default, Deserialize)]
 pub struct AddForm {
     #[serde(default)]
     pub name: String,
@@ -56,6 +56,12 @@ pub struct AddForm {
     pub client_id: String,
     #[serde(default)]
     pub client_secret: String,
+    /// With `credentials = certificate`: the certificate uploaded to the registration and its
+    /// private key, PEM.
+    #[serde(default)]
+    pub certificate: String,
+    #[serde(default)]
+    pub private_key: String,
 }
 
 impl AddForm {
@@ -63,6 +69,12 @@ impl AddForm {
         let credentials = if self.credentials == "same_as" || (self.credentials.is_empty() && !self.same_as.is_empty())
         {
             NewCredentials::SameAs(self.same_as.clone())
+        } else if self.credentials == "certificate" {
+            NewCredentials::Certificate {
+                client_id: self.client_id.clone(),
+                certificate: self.certificate.clone(),
+                private_key: self.private_key.clone(),
+            }
         } else {
             NewCredentials::Secret { client_id: self.client_id.clone(), client_secret: self.client_secret.clone() }
         };
@@ -218,8 +230,15 @@ pub async fn detail(state: &AppState, viewer: &Viewer, connector: &Connector) ->
     let requested = store.syncs().find_sync_request(connector.id).await?;
     let bound = |email: &str| invitations.iter().any(|i| i.email == email && i.used_at.is_some());
     let (read, write) = readiness::permissions(&settings.features);
+    // The certificate to upload to the registration (public), when the app uses one.
+    let certificate = attest_entra::stored::credentials(store, &state.key, connector)
+        .await
+        .ok()
+        .and_then(|c| c.certificate)
+        .map(|c| json!({"thumbprint": c.thumbprint(), "pem": c.certificate_pem()}));
     Ok(json!({
         "name": connector.name,
+        "certificate": certificate,
         "kind": connector.kind,
         "tenant_id": connector.tenant_id,
         "status": connector.status,
@@ -348,6 +367,7 @@ pub async fn add(
     match setup::add(&state, &form.connection(), &viewer.actor(), viewer.user().email.as_deref()).await {
         Ok((connector, _)) => {
             state.caches.forget_connectors().await;
+            state.sync_wake.notify_one();
             Ok(Redirect::to(&format!("/connectors/{}", url_encode(&connector.name))).into_response())
         }
         Err(e @ (WebError::BadRequest(_) | WebError::Conflict(_))) => {
@@ -412,15 +432,21 @@ async fn invite_owner(
     setup::invite(state, connector, &owner, &viewer.actor(), viewer.user().email.as_deref()).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// No `Debug`: it holds a secret.
+#[derive(Default, Deserialize)]
 pub struct CredentialsForm {
     #[serde(default)]
     pub client_id: String,
     #[serde(default)]
     pub client_secret: String,
+    #[serde(default)]
+    pub certificate: String,
+    #[serde(default)]
+    pub private_key: String,
 }
 
-/// `POST /connectors/{name}/credentials`: a new client secret (rotation), then a check.
+/// `POST /connectors/{name}/credentials`: a new client secret or certificate (rotation), then a
+/// check.
 pub async fn credentials(
     viewer: Allowed<rule::Operator>,
     State(state): State<AppState>,
@@ -429,8 +455,9 @@ pub async fn credentials(
 ) -> Result<Response, WebError> {
     let connector = operable(&state, &viewer, &name).await?;
     let actor = viewer.actor();
-    setup::rotate(&state.store, &state.key, &connector, &form.client_id, &form.client_secret, &actor, state.now())
-        .await?;
+    let certificate = (form.certificate.as_str(), form.private_key.as_str());
+    let (id, secret) = (&form.client_id, &form.client_secret);
+    setup::rotate(&state.store, &state.key, &connector, id, secret, certificate, &actor, state.now()).await?;
     state.sync_wake.notify_one();
     Ok(Redirect::to(&format!("/connectors/{}#checklist", url_encode(&connector.name))).into_response())
 }
@@ -623,6 +650,7 @@ pub async fn api_add(
     let (connector, _) =
         setup::add(&state, &form.connection(), &viewer.actor(), viewer.user().email.as_deref()).await?;
     state.caches.forget_connectors().await;
+    state.sync_wake.notify_one();
     Ok((StatusCode::CREATED, Json(detail(&state, &viewer, &connector).await?)).into_response())
 }
 
