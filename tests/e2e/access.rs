@@ -375,14 +375,22 @@ db_test!(requests_through_the_pages_and_api_are_decided_only_by_their_approvers,
         .post(
             &web.requester,
             "/requests/ask",
-            &[("entitlement_id", &id_field), ("duration", "other"), ("other", "3d"), ("justification", "audit")],
+            &[
+                ("entitlement_id", &id_field),
+                ("duration", "other"),
+                ("other", "3d"),
+                ("justification", "audit"),
+                ("starts_at", "2031-01-02T03:04"),
+            ],
         )
         .await;
     assert_eq!(too_long.status().as_u16(), 400);
     let page = too_long.text().await.unwrap();
     assert!(
-        page.contains("at most 1 day") && page.contains(">audit</textarea>"),
-        "the form keeps what was typed: {page}"
+        page.contains("at most 1 day")
+            && page.contains(">audit</textarea>")
+            && page.contains("value=\"2031-01-02T03:04\""),
+        "the form keeps what was typed, the start too: {page}"
     );
     let asked = web
         .post(
@@ -455,5 +463,78 @@ db_test!(requests_through_the_pages_and_api_are_decided_only_by_their_approvers,
     assert!(eventually(Wait::from_secs(30), || state("revoked")).await, "revoked");
     let (_, detail) = web.get(Some(&web.requester), &path).await;
     assert!(detail.contains("given in Entra") && detail.contains("ended early by"), "the timeline");
+    web.stop().await;
+});
+
+db_test!(resource_owners_get_a_weekly_digest_of_the_time_bound_access_that_ends, true, |db| {
+    let web = crate::web::Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    // A group with an owner who has a work email, and the requester's membership of it, given
+    // for a time that ends in three days.
+    let (groups, _) =
+        store.directory().search_resources(attest_domain::ResourceKind::Group, "", None, 500, 0).await.unwrap();
+    let mut found = None;
+    for group in &groups {
+        let owners = store.requests().owners_of(group.resource.id).await.unwrap();
+        if let Some(owner) = owners.into_iter().find(|o| o.email.is_some()) {
+            found = Some((group.resource.id, owner));
+            break;
+        }
+    }
+    let (resource, owner) = found.expect("a group with an owner");
+    let member = store
+        .resources()
+        .list_entitlements(resource)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.data.key == attest_domain::EntitlementKey::Member)
+        .unwrap();
+    let requester = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    // Noon on the coming Monday: the digest's week is the same for a few days either side, and
+    // nothing the server's own sweeper does now touches access ending after it.
+    let today = attest_domain::Clock::now(&attest_domain::SystemClock);
+    let days = 7 - i64::from(chrono::Datelike::weekday(&today).num_days_from_monday());
+    let now = (today + Duration::days(days)).date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let rows = [(member.id.0, requester.id.0, web.requester.object_id.clone())];
+    store.requests().insert_active_for_benchmark(connector.id, &rows, &[now + Duration::days(3)], now).await.unwrap();
+
+    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
+    let job = |clock_now| {
+        let sweeper = attest_server::access_job::AccessSweeper::new(
+            store.clone(),
+            outbox.clone(),
+            "http://attest.test",
+            attest_domain::clock::system(),
+            "test",
+        );
+        async move { sweeper.owner_digests(clock_now).await.unwrap() }
+    };
+    // One digest per owner of the group who has an address.
+    let owners = store.requests().owners_of(resource).await.unwrap().into_iter().filter(|o| o.email.is_some()).count();
+    assert_eq!(job(now).await, owners, "the owners' digests");
+    let to = owner.email.clone().unwrap();
+    let filter = MailFilter { recipient: Some(to.clone()), limit: 10, ..Default::default() };
+    let digest =
+        store.outbox().list_mail(&filter).await.unwrap().into_iter().find(|m| m.template == "access_digest").unwrap();
+    let group = store.resources().get_resource(resource).await.unwrap().data.display_name;
+    assert!(
+        digest.text_body.contains(&format!("Member of {group} (group), ends on"))
+            && digest.text_body.contains("/requests/"),
+        "{}",
+        digest.text_body
+    );
+    // Once a week: again this week, nothing; next week, another.
+    assert_eq!(job(now + Duration::hours(2)).await, 0);
+    assert_eq!(job(now + Duration::days(1)).await, 0);
+    let next_week = now + Duration::days(7);
+    assert_eq!(job(next_week).await, 0, "nothing ends in the week after: no empty digest");
+    store
+        .requests()
+        .insert_active_for_benchmark(connector.id, &rows, &[next_week + Duration::days(2)], now)
+        .await
+        .unwrap();
+    assert_eq!(job(next_week).await, owners);
     web.stop().await;
 });

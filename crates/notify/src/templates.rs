@@ -131,6 +131,14 @@ pub enum Template {
         reason: String,
         connector_url: String,
     },
+    /// A resource owner's weekly digest: the time-bound access to their resources that ends in
+    /// the coming week.
+    AccessDigest {
+        owner: String,
+        /// The ISO week, `2026-W49`.
+        week: String,
+        items: Vec<DigestLine>,
+    },
     /// A change could not be applied.
     ChangeFailed {
         change_id: ChangeId,
@@ -140,6 +148,17 @@ pub enum Template {
         /// Where to see, retry or cancel it.
         change_url: String,
     },
+}
+
+/// One line of an owner's digest: who holds what until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigestLine {
+    pub who: String,
+    /// "Member of Finance (group)".
+    pub access: String,
+    /// The end, in words.
+    pub ends: String,
+    pub request_url: String,
 }
 
 /// A Graph permission and what Attest does with it.
@@ -160,6 +179,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "access_approval_needed",
     "access_decided",
     "access_expiring",
+    "access_digest",
     "connector_setup",
     "connector_connected",
     "connector_attention",
@@ -178,6 +198,7 @@ impl Template {
             Template::AccessApprovalNeeded { .. } => "access_approval_needed",
             Template::AccessDecided { .. } => "access_decided",
             Template::AccessExpiring { .. } => "access_expiring",
+            Template::AccessDigest { .. } => "access_digest",
             Template::ConnectorSetup { .. } => "connector_setup",
             Template::ConnectorConnected { .. } => "connector_connected",
             Template::ConnectorAttention { .. } => "connector_attention",
@@ -232,6 +253,7 @@ impl Templates {
             "access_approval_needed",
             "access_decided",
             "access_expiring",
+            "access_digest",
             "connector_setup",
             "connector_connected",
             "connector_attention"
@@ -345,6 +367,16 @@ mod tests {
                 ends: "on 11 December 2026 at 09:00 UTC".into(),
                 left: "1 day".into(),
                 request_url: "https://attest.example.com/requests/5".into(),
+            },
+            Template::AccessDigest {
+                owner: name.into(),
+                week: "2026-W49".into(),
+                items: vec![DigestLine {
+                    who: format!("{name} Lovelace"),
+                    access: "Member of Finance (group)".into(),
+                    ends: "on 11 December 2026 at 09:00 UTC".into(),
+                    request_url: "https://attest.example.com/requests/5".into(),
+                }],
             },
             Template::ConnectorSetup {
                 connector: format!("{name}-emea"),

@@ -16,7 +16,7 @@ use attest_domain::access::{Notice, RequestState, Span, expiry_notice};
 use attest_jobs::{Lease, Ran, Runner};
 use attest_notify::{Email, NotifyError, Outbox, Template, is_email_address};
 use attest_store::{Request, Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use tokio::sync::watch;
 
 /// How often the job looks: removals are queued within this of `expires_at`, and the
@@ -45,12 +45,16 @@ pub struct AccessSweeper {
     tick: Duration,
     clock: SharedClock,
     owner: String,
+    /// When the owners' weekly digests were last looked at (hourly is enough: each is keyed by
+    /// its week, so looking again sends nothing twice).
+    digests_checked: std::sync::Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl AccessSweeper {
     pub fn new(store: Store, outbox: Outbox, public_url: &str, clock: SharedClock, owner: &str) -> AccessSweeper {
         let public_url = public_url.trim_end_matches('/').to_owned();
-        AccessSweeper { store, outbox, public_url, tick: ACCESS_TICK, clock, owner: owner.to_owned() }
+        let digests_checked = std::sync::Arc::default();
+        AccessSweeper { store, outbox, public_url, tick: ACCESS_TICK, clock, owner: owner.to_owned(), digests_checked }
     }
 
     pub fn with_tick(self, tick: Duration) -> AccessSweeper {
@@ -71,6 +75,7 @@ impl AccessSweeper {
             .leased(lease)
             .run(shutdown, |now| async move {
                 let (swept, mails) = this.once(now).await?;
+                let mails = mails + this.owner_digests(now).await?;
                 if swept != (Swept { looked_at: swept.looked_at, ..Swept::default() }) || mails > 0 {
                     tracing::info!(?swept, mails, "just-in-time access");
                 }
@@ -133,6 +138,48 @@ impl AccessSweeper {
             let key = format!("access-expiring:{}:{left}", request.id);
             self.outbox.enqueue(Email { key, to, template }, now).await?;
             sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Once a week, each resource owner's digest of the time-bound access to their resources
+    /// that ends in the coming seven days (who, what, when), so nothing they own lapses or
+    /// lingers unnoticed. Keyed by the ISO week: looked at hourly and after a restart, sent once.
+    pub async fn owner_digests(&self, now: DateTime<Utc>) -> Result<usize, AccessJobError> {
+        {
+            let Ok(mut checked) = self.digests_checked.lock() else { return Ok(0) };
+            if checked.is_some_and(|at| now - at < chrono::Duration::hours(1) && now >= at) {
+                return Ok(0);
+            }
+            *checked = Some(now);
+        }
+        let week = now.iso_week();
+        let week = format!("{}-W{:02}", week.year(), week.week());
+        let mut owners: std::collections::HashMap<i64, Vec<attest_domain::review::Person>> = Default::default();
+        let mut digests: std::collections::BTreeMap<String, (String, Vec<attest_notify::DigestLine>)> =
+            Default::default();
+        for request in self.store.requests().ending_within_a_week(now, 5_000).await? {
+            let Some(end) = request.expires_at else { continue };
+            if let std::collections::hash_map::Entry::Vacant(entry) = owners.entry(request.resource_id) {
+                entry.insert(self.store.requests().owners_of(attest_domain::ResourceId(request.resource_id)).await?);
+            }
+            for owner in owners.get(&request.resource_id).into_iter().flatten() {
+                let Some(email) = owner.email.clone().filter(|e| is_email_address(e)) else { continue };
+                let entry = digests.entry(email.to_lowercase()).or_insert_with(|| (owner.name.clone(), Vec::new()));
+                entry.1.push(attest_notify::DigestLine {
+                    who: request.requester_name.clone(),
+                    access: request.describe(),
+                    ends: crate::review_job::when(end),
+                    request_url: self.request_url(request.id),
+                });
+            }
+        }
+        let mut sent = 0;
+        for (to, (name, items)) in digests {
+            let key = format!("access-digest:{week}:{to}");
+            let template = Template::AccessDigest { owner: name, week: week.clone(), items };
+            let mail = self.outbox.enqueue(Email { key, to, template }, now).await?;
+            sent += usize::from(mail.created_at == now);
         }
         Ok(sent)
     }

@@ -129,15 +129,46 @@ pub fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D
     })
 }
 
-/// A time a form sends as RFC 3339 text; empty is none.
+/// A time a form sends as RFC 3339 text, or as a `datetime-local` field sends it
+/// (`2026-12-24T08:00`, read as UTC, which the field's label says); empty is none.
 pub fn optional_time<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => s.trim().parse().map(Some).map_err(|_| {
-            serde::de::Error::custom(format!("'{s}' is not a time (RFC 3339, e.g. 2026-12-24T08:00:00Z)"))
-        }),
+        Some(s) => {
+            let text = s.trim();
+            let local = || {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                    .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+                    .map(|t| t.and_utc())
+            };
+            text.parse().or_else(|_| local()).map(Some).map_err(|_| {
+                serde::de::Error::custom(format!("'{s}' is not a time (RFC 3339, e.g. 2026-12-24T08:00:00Z)"))
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[derive(serde::Deserialize)]
+    struct Form {
+        #[serde(default, deserialize_with = "super::optional_time")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn times_come_as_rfc_3339_or_as_a_datetime_local_field_in_utc() {
+        let read = |text: &str| serde_json::from_value::<Form>(serde_json::json!({"at": text})).map(|f| f.at);
+        let at = |s: &str| Some(s.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(read("2026-12-24T08:00:00Z").unwrap(), at("2026-12-24T08:00:00Z"));
+        assert_eq!(read("2026-12-24T09:00:00+01:00").unwrap(), at("2026-12-24T08:00:00Z"));
+        assert_eq!(read("2026-12-24T08:00").unwrap(), at("2026-12-24T08:00:00Z"));
+        assert_eq!(read(" ").unwrap(), None);
+        assert!(read("next tuesday").is_err());
     }
 }

@@ -298,7 +298,11 @@ async fn form_page(
         "max": entry.policy.cap().words(),
         "presets": presets,
         "chosen": chosen,
-        "form": {"other": form.other, "justification": form.justification, "ticket": form.ticket},
+        "form": {
+            "other": form.other, "justification": form.justification, "ticket": form.ticket,
+            // As a `datetime-local` field shows it (UTC, to the minute).
+            "starts_at": form.starts_at.map(|t| t.format("%Y-%m-%dT%H:%M").to_string()),
+        },
         "error": error,
     });
     let status = if context["error"].is_null() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
