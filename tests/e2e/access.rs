@@ -538,3 +538,77 @@ db_test!(resource_owners_get_a_weekly_digest_of_the_time_bound_access_that_ends,
     assert_eq!(job(next_week).await, owners);
     web.stop().await;
 });
+
+db_test!(time_bound_access_back_in_entra_is_shown_and_removed_again_when_authoritative, true, |db| {
+    let web = crate::web::Web::boot(&db).await;
+    let store = db.store.clone();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let (group_id, group_name) = web.group_to_join(&web.requester);
+    let (found, _) =
+        store.directory().search_resources(attest_domain::ResourceKind::Group, &group_name, None, 10, 0).await.unwrap();
+    let resource = found.into_iter().find(|r| r.resource.data.external_id == group_id).unwrap().resource;
+    let member = store
+        .resources()
+        .list_entitlements(resource.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.data.key == attest_domain::EntitlementKey::Member)
+        .unwrap();
+    let requester = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    // Time-bound membership that ended a minute ago: the server's sweeper ends the request.
+    let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+    let rows = [(member.id.0, requester.id.0, web.requester.object_id.clone())];
+    store
+        .requests()
+        .insert_active_for_benchmark(connector.id, &rows, &[now - Duration::minutes(1)], now - Duration::hours(1))
+        .await
+        .unwrap();
+    let filter = attest_store::RequestFilter { requester: Some(web.requester.object_id.clone()), ..Default::default() };
+    let ended = crate::web::eventually(std::time::Duration::from_secs(30), || {
+        let (store, filter) = (store.clone(), filter.clone());
+        async move { store.requests().list_requests(&filter).await.unwrap().first().is_some_and(|r| r.ended_at.is_some()) }
+    });
+    assert!(ended.await, "the request ended");
+    let request = store.requests().list_requests(&filter).await.unwrap().remove(0);
+
+    // Someone gives it again in Entra, outside Attest; the next sync finds it back.
+    web.sim
+        .sim
+        .write(|t| t.add_group_link(&group_id, attest_entra_sim::journal::Relation::Members, &web.requester.object_id))
+        .unwrap();
+    assert_eq!(web.post(&web.admin, "/connectors/contoso/sync", &[("mode", "full")]).await.status().as_u16(), 303);
+    let shown = crate::web::eventually(std::time::Duration::from_secs(60), || {
+        let store = store.clone();
+        async move { !store.requests().drifted(None, None, 10).await.unwrap().is_empty() }
+    });
+    assert!(shown.await, "the access back in Entra is noticed");
+    let (status, api) = web.get(Some(&web.auditor), "/api/v1/requests/out-of-band").await;
+    assert_eq!(status, 200);
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["out_of_band"][0]["request_id"], request.id, "{api}");
+    assert_eq!(api["out_of_band"][0]["authoritative"], false);
+    let (_, page) = web.get(Some(&web.admin), "/requests/out-of-band").await;
+    assert!(page.contains(&format!("request {}", request.id)) && page.contains("shown only"), "{page}");
+    let (_, page) = web.get(Some(&web.admin), &format!("/resources/{}", resource.id.0)).await;
+    assert!(page.contains("Back in Entra outside Attest"), "{page}");
+    assert_eq!(web.get(Some(&web.requester), "/requests/out-of-band").await.0, 403);
+    // Not authoritative: left alone.
+    assert!(web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
+
+    // Under an authoritative policy, Attest removes it again, once, audited.
+    let mut policy = request.policy();
+    policy.authoritative = true;
+    let policy = serde_json::to_string(&policy).unwrap();
+    crate::harness::raw_sql(&db, &format!("UPDATE access_requests SET policy = '{policy}' WHERE id = {}", request.id))
+        .await;
+    let removed = crate::web::eventually(std::time::Duration::from_secs(60), || {
+        let sim = web.sim.sim.clone();
+        let (group_id, object_id) = (group_id.clone(), web.requester.object_id.clone());
+        async move { sim.read(|t| !t.group(&group_id).unwrap().members.contains(&object_id)) }
+    });
+    assert!(removed.await, "removed again in Entra");
+    let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "access.drift_reverted").count(), 1);
+    web.stop().await;
+});

@@ -35,6 +35,9 @@ pub struct Swept {
     pub failed: usize,
     /// Denied for want of an answer.
     pub timed_out: usize,
+    /// Access back in Entra after its request ended, queued for removal again (authoritative
+    /// policies only).
+    pub reverted: usize,
     /// Rows looked at (a full batch: sweep again at once).
     pub looked_at: usize,
 }
@@ -78,7 +81,49 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Swept, AccessErr
             .collect();
         done.removing += store.requests().mark_removals(&marks, SWEEPER, now).await?;
     }
+    revert_drift(store, now, &mut done).await?;
     Ok(done)
+}
+
+/// Access that came back in Entra after its request ended, under an authoritative policy: its
+/// removal is queued again (keyed by the request and the grant that came back, so once per
+/// return) and audited. Under other policies it is only shown (`Requests::drifted`).
+async fn revert_drift(store: &Store, now: DateTime<Utc>, done: &mut Swept) -> Result<(), AccessError> {
+    for drift in store.requests().drifted(None, None, BATCH).await?.into_iter().filter(|d| d.authoritative()) {
+        let grant = attest_domain::GrantId(drift.grant_id);
+        let Ok((connector, action)) = store.grants().resolve_command(&AccessCommand::Revoke { grant }).await else {
+            continue;
+        };
+        let reason = format!(
+            "access request {} ended at {}; the access came back in Entra outside Attest, and its policy is authoritative",
+            drift.request_id,
+            crate::when(drift.ended_at)
+        );
+        let new = NewChange {
+            connector_id: connector,
+            action,
+            idempotency_key: format!("access-request:{}:drift:{}", drift.request_id, drift.grant_id),
+            origin: ChangeOrigin::AccessRequest,
+            origin_ref: Some(drift.request_id.to_string()),
+            requested_by: SWEEPER.to_owned(),
+            requested_by_id: None,
+            reason: Some(reason.clone()),
+        };
+        let queued = store.changes().enqueue_change(new, false, now).await?;
+        if queued.created {
+            let draft = attest_domain::AuditEventDraft {
+                occurred_at: now,
+                actor: SWEEPER.to_owned(),
+                action: "access.drift_reverted".into(),
+                target_kind: Some("access_request".into()),
+                target_id: Some(drift.request_id.to_string()),
+                details: json!({"grant": drift.grant_id, "change": queued.change.id.0, "seen_at": drift.seen_at, "reason": reason}),
+            };
+            store.audit().append_audit_event(draft).await?;
+            done.reverted += 1;
+        }
+    }
+    Ok(())
 }
 
 async fn time_out(store: &Store, row: &DueRequest, now: DateTime<Utc>, done: &mut Swept) -> Result<(), AccessError> {

@@ -40,6 +40,7 @@ static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
         ("connector_form.html", include_str!("../../../templates/web/connector_form.html")),
         ("setup.html", include_str!("../../../templates/web/setup.html")),
         ("setup_result.html", include_str!("../../../templates/web/setup_result.html")),
+        ("out_of_band.html", include_str!("../../../templates/web/out_of_band.html")),
     ])
     .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?;
     Ok(tera)

@@ -59,7 +59,9 @@ pub use grants::{GrantRow, GrantUpsert, KeyFilter};
 pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
-pub use requests::{CatalogEntry, DueRequest, NewRequest, PolicyScope, Request, RequestApprover, RequestFilter, Voted};
+pub use requests::{
+    CatalogEntry, Drift, DueRequest, NewRequest, PolicyScope, Request, RequestApprover, RequestFilter, Voted,
+};
 pub use reviews::{
     AdvancedStage, Campaign, ClosedInstance, Decided, GrantScope, InboxCounts, Instance, InstanceMail, Item,
     ItemFilter, ItemOrder, NewItem, Progress, ScopedGrant, StageDecision,

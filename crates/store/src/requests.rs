@@ -71,6 +71,52 @@ pub struct NewRequest {
     pub approvers: Vec<Vec<Person>>,
 }
 
+/// Time-bound access back in the directory after its request ended (see `Requests::drifted`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub request_id: i64,
+    pub connector_id: i64,
+    pub entitlement_id: i64,
+    pub principal_id: i64,
+    /// The grant that came back.
+    pub grant_id: i64,
+    pub requester_name: String,
+    pub resource_id: i64,
+    pub resource_kind: ResourceKind,
+    pub resource_name: String,
+    pub entitlement_name: String,
+    /// When Attest ended the access.
+    pub ended_at: DateTime<Utc>,
+    /// When a sync found it back.
+    pub seen_at: DateTime<Utc>,
+    /// The policy the request was asked under (JSON): `authoritative` says whether Attest
+    /// removes it again.
+    pub policy: String,
+}
+
+impl Drift {
+    /// Whether Attest removes it again by itself (the request's policy is authoritative).
+    pub fn authoritative(&self) -> bool {
+        serde_json::from_str::<AccessPolicy>(&self.policy).is_ok_and(|p| p.authoritative)
+    }
+}
+
+const DRIFT_COLUMNS: &[&str] = &[
+    "request_id",
+    "connector_id",
+    "entitlement_id",
+    "principal_id",
+    "grant_id",
+    "requester_name",
+    "resource_id",
+    "resource_kind",
+    "resource_name",
+    "entitlement_name",
+    "ended_at",
+    "seen_at",
+    "policy",
+];
+
 /// A request as it stands, with what it is for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -947,6 +993,40 @@ impl Requests<'_> {
         sql.value(micros(now + chrono::Duration::days(7))).push(" AND q.expires_at > ").value(micros(now));
         sql.push(" ORDER BY q.expires_at LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
         select_json(&self.db, sql, REQUEST_COLUMNS).await
+    }
+
+    /// Time-bound access that is back in the directory outside Attest: requests that ended
+    /// (expired or revoked, so Attest removed the access) whose holder has the entitlement
+    /// again from a grant first seen after the end, with no newer request for it. Newest
+    /// first; within `within` connectors and on `resource` when given.
+    pub async fn drifted(
+        self,
+        within: Option<&[ConnectorId]>,
+        resource: Option<attest_domain::ResourceId>,
+        limit: u64,
+    ) -> Result<Vec<Drift>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT q.id AS request_id, q.connector_id AS connector_id, q.entitlement_id AS entitlement_id, \
+             q.principal_id AS principal_id, g.id AS grant_id, q.requester_name AS requester_name, r.id AS resource_id, \
+             r.kind AS resource_kind, r.display_name AS resource_name, e.display_name AS entitlement_name, \
+             q.ended_at AS ended_at, g.first_seen_at AS seen_at, q.policy AS policy \
+             FROM access_requests q \
+             JOIN grants g ON g.entitlement_id = q.entitlement_id AND g.principal_id = q.principal_id \
+             AND g.ended_at IS NULL AND g.first_seen_at > q.ended_at \
+             JOIN entitlements e ON e.id = q.entitlement_id JOIN resources r ON r.id = e.resource_id \
+             WHERE q.state IN ('expired', 'revoked') AND q.ended_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM access_requests n WHERE n.entitlement_id = q.entitlement_id \
+             AND n.principal_id = q.principal_id AND n.id > q.id)",
+        );
+        if let Some(within) = within {
+            sql.push(" AND q.connector_id IN ").tuple(within.iter().map(|c| Value::from(c.0)));
+        }
+        if let Some(resource) = resource {
+            sql.push(" AND r.id = ").value(resource.0);
+        }
+        sql.push(" ORDER BY g.first_seen_at DESC LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
+        select_json(&self.db, sql, DRIFT_COLUMNS).await
     }
 
     /// Claims sending an expiry notice: true when no notice went since `since` (or ever, for

@@ -379,5 +379,8 @@ pub async fn resource(
     Query(query): Query<PageQuery>,
 ) -> Result<Html<String>, WebError> {
     let data = resource_data(&state, &viewer, id, query.page).await?;
-    page(&viewer, "resource.html", with(&data, json!({}))?)
+    // Time-bound access to it that came back in Entra after Attest ended it.
+    let drifted = state.store.requests().drifted(viewer.read_scope(), Some(attest_domain::ResourceId(id)), 50).await?;
+    let out_of_band = super::requests::drift_json(&drifted);
+    page(&viewer, "resource.html", with(&data, json!({"out_of_band": out_of_band}))?)
 }

@@ -43,7 +43,7 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "outbox.html" => "/admin/mail",
         "reviews.html" => "/reviews",
         "catalog.html" | "request_form.html" => "/catalog",
-        "requests.html" | "request.html" => "/requests",
+        "requests.html" | "request.html" | "out_of_band.html" => "/requests",
         "approvals.html" => "/approvals",
         "campaigns.html" | "campaign.html" => "/campaigns",
         _ => "",

@@ -14,7 +14,7 @@ use attest_store::{CatalogEntry, Request, RequestApprover, RequestFilter};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -571,4 +571,48 @@ pub async fn api_create(
         Some(request) => (StatusCode::CREATED, Json(RequestView::new(request, state.now()))).into_response(),
         None => Json(plan).into_response(),
     })
+}
+
+/// Time-bound access back in Entra after Attest ended it, as the pages and the API show it.
+pub fn drift_json(drifted: &[attest_store::Drift]) -> Vec<serde_json::Value> {
+    drifted
+        .iter()
+        .map(|d| {
+            json!({
+                "request_id": d.request_id,
+                "request_url": format!("/requests/{}", d.request_id),
+                "holder": d.requester_name,
+                "principal_id": d.principal_id,
+                "resource_id": d.resource_id,
+                "resource_name": d.resource_name,
+                "resource_kind": d.resource_kind,
+                "entitlement": d.entitlement_name,
+                "ended_at": d.ended_at,
+                "seen_at": d.seen_at,
+                "authoritative": d.authoritative(),
+            })
+        })
+        .collect()
+}
+
+async fn drift_data(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
+    let drifted = state.store.requests().drifted(viewer.read_scope(), None, 500).await?;
+    Ok(json!({"out_of_band": drift_json(&drifted)}))
+}
+
+/// `GET /requests/out-of-band`: time-bound access that came back in Entra after it ended.
+pub async fn out_of_band(
+    viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
+) -> Result<Html<String>, WebError> {
+    let data = drift_data(&state, &viewer).await?;
+    page(&viewer, "out_of_band.html", data)
+}
+
+/// `GET /api/v1/requests/out-of-band`
+pub async fn api_out_of_band(
+    viewer: Allowed<rule::DirectoryReader>,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(drift_data(&state, &viewer).await?))
 }
