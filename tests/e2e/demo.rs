@@ -100,6 +100,53 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         assert!(dashboard.contains("href=\"/admin/mail\""), "the administrator's menu links the outbox");
         let outbox = page("/admin/mail").await;
         assert!(outbox.contains("<h1>Mail</h1>") && outbox.contains("id=\"mail-kept\""), "{outbox}");
+        // A second tenant waits for its integration owner, whose setup mail is in the outbox: they
+        // sign in, follow it, and the tenant's administrator accepts on Microsoft's (the
+        // simulator's) page; the tenant is connected.
+        let text = out.text();
+        let line =
+            text.lines().find(|l| l.contains("waits for its integration owner")).unwrap_or_else(|| panic!("{text}"));
+        let owner_upn = line.split("who signs in as ").nth(1).and_then(|r| r.split(')').next()).unwrap().to_owned();
+        let connectors = page("/connectors").await;
+        assert!(connectors.contains(">emea<") && connectors.contains("awaiting consent"), "{connectors}");
+        let mail_id = outbox
+            .split("href=\"/admin/mail/")
+            .skip(1)
+            .find(|rest| rest.split("</tr>").next().is_some_and(|row| row.contains("asks you to connect the tenant")))
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("the setup mail is in the outbox: {outbox}"))
+            .to_owned();
+        // The page escapes the text as HTML, `/` included.
+        let mail = page(&format!("/admin/mail/{mail_id}")).await.replace("&#x2F;", "/");
+        let at = mail.find("/setup/").unwrap_or_else(|| panic!("mail {mail_id}: {mail}"));
+        let link: String = mail[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "/-_".contains(*c)).collect();
+        let (_, callback, binding) = sign_in_through_simulator(&base, &owner_upn).await;
+        let landed = browser().get(&callback).header("cookie", binding).send().await.unwrap();
+        let owner = landed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let as_owner = |path: String| {
+            let owner = owner.clone();
+            async move { browser().get(path).header("cookie", owner).send().await.unwrap() }
+        };
+        let setup = as_owner(format!("{base}{link}")).await.text().await.unwrap();
+        assert!(setup.contains("Continue to Microsoft"), "{setup}");
+        let consent = crate::harness::location(&as_owner(format!("{base}{link}/consent")).await);
+        let consent_page = browser().get(&consent).send().await.unwrap().text().await.unwrap();
+        let admin_login = consent_page
+            .split("id=\"login\"")
+            .nth(1)
+            .and_then(|r| r.split("value=\"").nth(1))
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_owned();
+        let (endpoint, query) = consent.split_once('?').unwrap();
+        let mut form: Vec<(String, String)> =
+            url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        form.extend([("login".to_owned(), admin_login), ("accept".to_owned(), "1".to_owned())]);
+        let answered = browser().post(endpoint).form(&form).send().await.unwrap();
+        let back = as_owner(crate::harness::location(&answered)).await;
+        assert_eq!(crate::harness::location(&back), "/connectors/emea#checklist");
+        let emea = as_owner(format!("{base}/connectors/emea")).await.text().await.unwrap();
+        assert!(emea.contains("Connected</strong>: connected on"), "{emea}");
         // Commands work on the demo with the attest.toml it wrote (absolute paths, its port).
         let config = dir.join("attest.toml");
         assert!(

@@ -179,10 +179,10 @@ pub async fn demo(
             "{who} asked for {what}: request {id} waits for an administrator's approval at {base}/approvals"
         )?;
     }
-    if let Some((connector, owner)) = &setup {
+    if let Some((connector, owner, upn)) = &setup {
         writeln!(
             out,
-            "the tenant \"{connector}\" waits for its integration owner {owner}: their setup mail is at {base}/admin/mail"
+            "the tenant \"{connector}\" waits for its integration owner {owner} (who signs in as {upn}): their setup mail is at {base}/admin/mail"
         )?;
     }
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
@@ -205,7 +205,7 @@ pub async fn demo(
 
 /// Adds the subsidiary's tenant as connector `emea` (the same app registration as the demo's),
 /// awaiting consent, and mails its integration owner (a demo user who is not an administrator)
-/// the setup link: the connector's name and the owner's address.
+/// the setup link: the connector's name, the owner's address and the name they sign in with.
 #[allow(clippy::too_many_arguments)]
 async fn seed_setup(
     store: &Store,
@@ -216,7 +216,7 @@ async fn seed_setup(
     admins: &[(String, String, String, Option<String>)],
     base: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<Option<(String, String)>> {
+) -> anyhow::Result<Option<(String, String, String)>> {
     let admin_ids: Vec<&str> = admins.iter().map(|(id, ..)| id.as_str()).collect();
     let Some((_, _, _, Some(admin_mail))) = admins.first() else { return Ok(None) };
     let owner = store
@@ -225,8 +225,8 @@ async fn seed_setup(
         .await?
         .into_iter()
         .filter(|p| !admin_ids.contains(&p.data.external_id.as_str()) && p.data.account_enabled == Some(true))
-        .find_map(|p| p.data.email.filter(|e| !e.contains("#EXT#")));
-    let Some(owner) = owner else { return Ok(None) };
+        .find_map(|p| Some((p.data.email.filter(|e| !e.contains("#EXT#"))?, p.data.user_principal_name?)));
+    let Some((owner, upn)) = owner else { return Ok(None) };
     let settings = EntraSettings {
         graph_url: subsidiary.graph_url.clone(),
         login_url: subsidiary.login_url.clone(),
@@ -247,7 +247,7 @@ async fn seed_setup(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let connector = store.connectors().get_connector(connector.id).await?;
     attest_server::setup::assess(store, key, &connector, admin_mail, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Some((connector.name, owner)))
+    Ok(Some((connector.name, owner, upn)))
 }
 
 /// Starts a campaign over the members of three groups Graph can change, reviewed by the demo's
