@@ -397,6 +397,14 @@ db_test!(a_tenant_is_connected_with_a_certificate_instead_of_a_secret, true, |db
     assert!(added["certificate"]["pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
     let (_, page) = web.get(Some(&web.admin), "/connectors/fabrikam").await;
     assert!(page.contains(&thumbprint) && !page.contains("PRIVATE KEY"), "the certificate is shown, never its key");
+    // Its app cannot be shared by name (the key is never opened as PEM again): refused, and
+    // nothing is left half-made.
+    let shared = serde_json::json!({"name": "fabrikam-2", "tenant": fabrikam.tenant_id(), "cloud": "custom",
+        "graph_url": fabrikam.graph_url, "login_url": fabrikam.login_url, "credentials": "same_as", "same_as": "fabrikam"});
+    let refused = post_json(&web, &web.admin, "/api/v1/connectors", &shared).await;
+    assert_eq!(refused.status().as_u16(), 400);
+    assert!(refused.text().await.unwrap().contains("give the certificate and its key again"));
+    assert!(store.connectors().find_connector_by_name("fabrikam-2").await.unwrap().is_none());
     let synced = eventually(Duration::from_secs(60), || {
         let store = store.clone();
         async move {

@@ -123,16 +123,39 @@ fn attempt_key(state: &str, binding: &str) -> String {
     hash(&format!("{state}.{binding}"))
 }
 
-/// What a refused sign-in says, in Attest's own words: Microsoft's `error_description` is text
-/// anyone can put in a link to Attest, so it is never shown; only the error code is, and an
-/// `AADSTS` number read from the description (digits only).
+/// An error Microsoft sent back to a redirect URI, as far as Attest trusts it: the error code,
+/// cleaned to letters, digits and `_`, and an `AADSTS` number read from the description (digits
+/// only). The description itself is text anyone can put in a link to Attest, so it is never
+/// shown. Sign-in and admin consent read their answers through this.
+pub(crate) struct MicrosoftError {
+    pub code: String,
+    /// `65004`, without the `AADSTS` prefix.
+    pub aadsts: Option<String>,
+}
+
+impl MicrosoftError {
+    pub fn read(error: &str, description: &str) -> MicrosoftError {
+        let aadsts = description
+            .find("AADSTS")
+            .map(|at| description[at + 6..].chars().take_while(char::is_ascii_digit).take(8).collect());
+        let code = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+        MicrosoftError { code, aadsts }
+    }
+
+    /// `error access_denied, AADSTS65004`, to put after Attest's own words.
+    pub fn said(&self) -> String {
+        match &self.aadsts {
+            Some(aadsts) => format!("error {}, AADSTS{aadsts}", self.code),
+            None => format!("error {}", self.code),
+        }
+    }
+}
+
+/// What a refused sign-in says, in Attest's own words (see [`MicrosoftError`]).
 fn refusal(error: &str, description: &str) -> String {
-    let aadsts: Option<String> = description.find("AADSTS").map(|at| {
-        let digits: String = description[at + 6..].chars().take_while(char::is_ascii_digit).take(8).collect();
-        format!("AADSTS{digits}")
-    });
-    let words = match (error, aadsts.as_deref()) {
-        (_, Some("AADSTS65004")) | ("access_denied", _) => "The sign-in was cancelled, or consent was declined.",
+    let said = MicrosoftError::read(error, description);
+    let words = match (error, said.aadsts.as_deref()) {
+        (_, Some("65004")) | ("access_denied", _) => "The sign-in was cancelled, or consent was declined.",
         ("consent_required" | "interaction_required", _) => {
             "Your organisation has not approved Attest for sign-in yet: an administrator must grant it consent."
         }
@@ -150,11 +173,7 @@ fn refusal(error: &str, description: &str) -> String {
         ) => "Attest's sign-in is not set up correctly with Microsoft; tell an administrator.",
         _ => "Microsoft refused the sign-in.",
     };
-    let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-    match aadsts {
-        Some(aadsts) => format!("{words} (error {code}, {aadsts})"),
-        None => format!("{words} (error {code})"),
-    }
+    format!("{words} ({})", said.said())
 }
 
 #[derive(Deserialize)]

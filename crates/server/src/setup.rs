@@ -197,43 +197,8 @@ pub async fn add(
     let name = check_name(&new.name)?;
     let (graph_url, login_url) = cloud_urls(&new.cloud, &new.graph_url, &new.login_url)?;
     let owners = check_owners(&new.owners)?;
-    let client_id = match &new.credentials {
-        NewCredentials::Secret { client_id, .. } | NewCredentials::Certificate { client_id, .. } => {
-            let client_id = client_id.trim();
-            if !attest_domain::is_object_id(client_id) {
-                return Err(WebError::BadRequest(
-                    "client_id: the app registration's Application (client) ID, a GUID".into(),
-                ));
-            }
-            Some(client_id.to_owned())
-        }
-        NewCredentials::SameAs(_) => None,
-    };
-    if let NewCredentials::Secret { client_secret, .. } = &new.credentials
-        && client_secret.trim().is_empty()
-    {
-        return Err(WebError::BadRequest("client_secret: the secret's value (not its id)".into()));
-    }
-    if let NewCredentials::Certificate { certificate, private_key, .. } = &new.credentials {
-        attest_entra::certificate::ClientCertificate::from_pem(certificate, private_key)
-            .map_err(|e| WebError::BadRequest(format!("certificate: {e}")))?;
-    }
-    let shared = match &new.credentials {
-        NewCredentials::SameAs(other) => {
-            let source = store.connectors().find_connector_by_name(other.trim()).await?.ok_or_else(|| {
-                WebError::BadRequest(format!(
-                    "there is no connector named '{}' to share an app registration with",
-                    other.trim()
-                ))
-            })?;
-            Some(
-                stored::credentials(store, key, &source)
-                    .await
-                    .map_err(|e| WebError::BadRequest(format!("connector '{}': {e}", source.name)))?,
-            )
-        }
-        _ => None,
-    };
+    // Everything is checked before the connector is stored, so a refusal leaves nothing behind.
+    let credentials = resolve_credentials(store, key, &new.credentials).await?;
     let tenant_id = resolve_tenant(&login_url, &new.tenant).await?;
     let settings = EntraSettings { graph_url, login_url, features: new.features, ..EntraSettings::default() };
     let create = NewConnector {
@@ -246,20 +211,7 @@ pub async fn add(
         attest_store::StoreError::Conflict { what } => WebError::Conflict(format!("{what} already exists")),
         other => other.into(),
     })?;
-    let sealed = match (&new.credentials, shared) {
-        (NewCredentials::Certificate { certificate, private_key, .. }, _) => {
-            let client_id = client_id.clone().unwrap_or_default();
-            stored::seal_certificate(key, connector.id, &client_id, certificate, private_key)
-                .map_err(|e| WebError::Internal(e.to_string()))?
-        }
-        (NewCredentials::Secret { client_secret, .. }, _) => {
-            let client_id = client_id.clone().unwrap_or_default();
-            stored::seal_credentials(key, connector.id, &client_id, client_secret.trim())
-                .map_err(|e| WebError::Internal(e.to_string()))?
-        }
-        (NewCredentials::SameAs(_), Some(shared)) => seal_like(key, connector.id, &shared)?,
-        (NewCredentials::SameAs(_), None) => return Err(WebError::Internal("no credentials to share".into())),
-    };
+    let sealed = credentials.seal(key, connector.id)?;
     store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
     for owner in &owners {
         invite(state, &connector, owner, actor, actor_email).await?;
@@ -269,19 +221,72 @@ pub async fn add(
     Ok((store.connectors().get_connector(connector.id).await?, report))
 }
 
-/// Seals for connector `id` the same credentials as `shared` (another connector's app).
-fn seal_like(
-    key: &SecretKey,
-    id: attest_domain::ConnectorId,
-    shared: &attest_entra::Credentials,
-) -> Result<Vec<u8>, WebError> {
-    match &shared.certificate {
-        Some(certificate) => Err(WebError::BadRequest(format!(
-            "the app registration shared uses a certificate (thumbprint {}): give the certificate and its key again",
-            certificate.thumbprint()
-        ))),
-        None => stored::seal_credentials(key, id, &shared.client_id, &shared.client_secret)
-            .map_err(|e| WebError::Internal(e.to_string())),
+/// A new connector's credentials, checked: what is sealed once the connector exists.
+enum Checked {
+    Secret { client_id: String, secret: String },
+    Certificate { client_id: String, certificate: String, private_key: String },
+}
+
+impl Checked {
+    fn seal(&self, key: &SecretKey, id: attest_domain::ConnectorId) -> Result<Vec<u8>, WebError> {
+        match self {
+            Checked::Secret { client_id, secret } => {
+                stored::seal_credentials(key, id, client_id, secret).map_err(|e| WebError::Internal(e.to_string()))
+            }
+            Checked::Certificate { client_id, certificate, private_key } => {
+                stored::seal_certificate(key, id, client_id, certificate, private_key)
+                    .map_err(|e| WebError::Internal(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Checks what an administrator gave as credentials: a client id that is a GUID, a secret
+/// that is not empty, a certificate whose key is its own, or a connector whose app (with a
+/// secret) to share.
+async fn resolve_credentials(store: &Store, key: &SecretKey, given: &NewCredentials) -> Result<Checked, WebError> {
+    let client_id = |id: &str| {
+        let id = id.trim();
+        if attest_domain::is_object_id(id) {
+            Ok(id.to_owned())
+        } else {
+            Err(WebError::BadRequest("client_id: the app registration's Application (client) ID, a GUID".into()))
+        }
+    };
+    match given {
+        NewCredentials::Secret { client_id: id, client_secret } => {
+            let secret = client_secret.trim();
+            if secret.is_empty() {
+                return Err(WebError::BadRequest("client_secret: the secret's value (not its id)".into()));
+            }
+            Ok(Checked::Secret { client_id: client_id(id)?, secret: secret.to_owned() })
+        }
+        NewCredentials::Certificate { client_id: id, certificate, private_key } => {
+            attest_entra::certificate::ClientCertificate::from_pem(certificate, private_key)
+                .map_err(|e| WebError::BadRequest(format!("certificate: {e}")))?;
+            Ok(Checked::Certificate {
+                client_id: client_id(id)?,
+                certificate: certificate.clone(),
+                private_key: private_key.clone(),
+            })
+        }
+        NewCredentials::SameAs(other) => {
+            let other = other.trim();
+            let source = store.connectors().find_connector_by_name(other).await?.ok_or_else(|| {
+                WebError::BadRequest(format!("there is no connector named '{other}' to share an app registration with"))
+            })?;
+            let shared = stored::credentials(store, key, &source)
+                .await
+                .map_err(|e| WebError::BadRequest(format!("connector '{}': {e}", source.name)))?;
+            if let Some(certificate) = &shared.certificate {
+                // Its key is sealed to that connector and never opened as PEM again.
+                return Err(WebError::BadRequest(format!(
+                    "connector '{other}' proves itself with a certificate (thumbprint {}): give the certificate and its key again",
+                    certificate.thumbprint()
+                )));
+            }
+            Ok(Checked::Secret { client_id: shared.client_id, secret: shared.client_secret })
+        }
     }
 }
 
@@ -442,14 +447,11 @@ pub fn redirect_uri(public_url: &str) -> String {
     format!("{}/setup/callback", public_url.trim_end_matches('/'))
 }
 
-/// What a consent that Microsoft refused means, in Attest's words (Microsoft's description
-/// is text anyone can put in a link, so only its error code and AADSTS number are read).
+/// What a consent that Microsoft refused means, in Attest's words (only the error code and
+/// AADSTS number are read: see `auth::MicrosoftError`).
 pub fn consent_refusal(error: &str, description: &str) -> (&'static str, String) {
-    let aadsts: String = description
-        .find("AADSTS")
-        .map(|at| description[at + 6..].chars().take_while(char::is_ascii_digit).take(8).collect())
-        .unwrap_or_default();
-    let (title, what) = match (error, aadsts.as_str()) {
+    let said = crate::auth::MicrosoftError::read(error, description);
+    let (title, what) = match (error, said.aadsts.as_deref().unwrap_or_default()) {
         (_, "65004") | ("consent_required", _) => (
             "Consent was declined",
             "The administrator on Microsoft's page declined (or cancelled) the consent, so Attest has no access to the tenant. \
@@ -479,9 +481,7 @@ pub fn consent_refusal(error: &str, description: &str) -> (&'static str, String)
             "Microsoft did not grant consent. Try again; if it keeps failing, tell an Attest administrator.",
         ),
     };
-    let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-    let said = if aadsts.is_empty() { format!("error {code}") } else { format!("error {code}, AADSTS{aadsts}") };
-    (title, format!("{what} ({said})"))
+    (title, format!("{what} ({})", said.said()))
 }
 
 /// The mail asking `invitation`'s owner to finish `connector`'s setup through `token`'s link

@@ -42,10 +42,6 @@ impl SetupMailer {
         SetupMailer { store, outbox, public_url, tick: SETUP_TICK, clock, owner: owner.to_owned() }
     }
 
-    pub fn with_tick(self, tick: Duration) -> SetupMailer {
-        SetupMailer { tick, ..self }
-    }
-
     /// Looks every tick until `shutdown` says stop.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let this = &self;

@@ -95,6 +95,13 @@ impl AddForm {
     }
 }
 
+/// After a connector was added, checked or connected: this replica's scheduler looks for the
+/// sync that may have been asked for at once, and roles are read afresh (an owner bound).
+async fn changed(state: &AppState) {
+    state.sync_wake.notify_one();
+    state.caches.forget_connectors().await;
+}
+
 /// The connector named `name`, if this viewer reads it (404 otherwise: its existence is not
 /// theirs to learn).
 async fn readable(state: &AppState, viewer: &Viewer, name: &str) -> Result<Connector, WebError> {
@@ -186,6 +193,8 @@ async fn troubles(state: &AppState, connector: &Connector) -> Result<Value, WebE
         .list_changes(&filter)
         .await?
         .into_iter()
+        // The words `attest_entra::apply` gives a 403 refusal (a change records its error as
+        // text only).
         .filter(|c| c.last_error.as_deref().is_some_and(|e| e.contains("lacks the permission")))
         .take(10)
         .map(|c| {
@@ -317,10 +326,11 @@ async fn form_page(
     form: &AddForm,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let connectors: Vec<String> =
-        state.store.connectors().list_connectors().await?.into_iter().map(|c| c.name).collect();
+    let all = state.store.connectors().list_connectors().await?;
+    let connectors: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
     let mut people = Vec::new();
-    if let Some(first) = state.store.connectors().list_connectors().await?.first() {
+    // The people to pick owners from: the first connector's (the sign-in tenant's).
+    if let Some(first) = all.iter().min_by_key(|c| c.id) {
         for p in
             state.store.principals().list_principals(first.id, Some(attest_domain::PrincipalKind::User), 0, 500).await?
         {
@@ -366,8 +376,7 @@ pub async fn add(
 ) -> Result<Response, WebError> {
     match setup::add(&state, &form.connection(), &viewer.actor(), viewer.user().email.as_deref()).await {
         Ok((connector, _)) => {
-            state.caches.forget_connectors().await;
-            state.sync_wake.notify_one();
+            changed(&state).await;
             Ok(Redirect::to(&format!("/connectors/{}", url_encode(&connector.name))).into_response())
         }
         Err(e @ (WebError::BadRequest(_) | WebError::Conflict(_))) => {
@@ -397,8 +406,7 @@ pub async fn check(
 ) -> Result<Response, WebError> {
     let connector = operable(&state, &viewer, &name).await?;
     setup::check(&state.store, &state.key, &connector, &viewer.actor(), state.now()).await?;
-    state.sync_wake.notify_one();
-    state.caches.forget_connectors().await;
+    changed(&state).await;
     Ok(Redirect::to(&format!("/connectors/{}#checklist", url_encode(&connector.name))).into_response())
 }
 
@@ -458,7 +466,7 @@ pub async fn credentials(
     let certificate = (form.certificate.as_str(), form.private_key.as_str());
     let (id, secret) = (&form.client_id, &form.client_secret);
     setup::rotate(&state.store, &state.key, &connector, id, secret, certificate, &actor, state.now()).await?;
-    state.sync_wake.notify_one();
+    changed(&state).await;
     Ok(Redirect::to(&format!("/connectors/{}#checklist", url_encode(&connector.name))).into_response())
 }
 
@@ -606,8 +614,7 @@ pub async fn callback(
             .await?;
     }
     let report = setup::check(&state.store, &state.key, &connector, &actor, now).await?;
-    state.sync_wake.notify_one();
-    state.caches.forget_connectors().await;
+    changed(&state).await;
     let elsewhere = answer
         .tenant
         .as_deref()
@@ -649,8 +656,7 @@ pub async fn api_add(
 ) -> Result<Response, ApiError> {
     let (connector, _) =
         setup::add(&state, &form.connection(), &viewer.actor(), viewer.user().email.as_deref()).await?;
-    state.caches.forget_connectors().await;
-    state.sync_wake.notify_one();
+    changed(&state).await;
     Ok((StatusCode::CREATED, Json(detail(&state, &viewer, &connector).await?)).into_response())
 }
 
@@ -673,8 +679,7 @@ pub async fn api_check(
 ) -> Result<Json<Value>, ApiError> {
     let connector = operable(&state, &viewer, &name).await?;
     setup::check(&state.store, &state.key, &connector, &viewer.actor(), state.now()).await?;
-    state.sync_wake.notify_one();
-    state.caches.forget_connectors().await;
+    changed(&state).await;
     let connector = state.store.connectors().get_connector(connector.id).await?;
     Ok(Json(detail(&state, &viewer, &connector).await?))
 }
