@@ -458,3 +458,113 @@ db_test!(a_tenant_is_connected_with_a_certificate_instead_of_a_secret, true, |db
     fabrikam.shutdown().await;
     web.stop().await;
 });
+
+db_test!(a_certificate_attest_generates_is_uploaded_then_rotated_without_downtime, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let spec = TenantSpec { users: 40, groups: 5, apps: 2, assignments_per_app: 3, seed: 33 };
+    let app = Web::client_app(&web.base);
+    let client_id = app.client_id.clone();
+    let fabrikam = spawn_with(listener, generate(spec), app, SimOptions::default()).await.unwrap();
+    let add = serde_json::json!({
+        "name": "fabrikam", "tenant": fabrikam.tenant_id(), "cloud": "custom", "graph_url": fabrikam.graph_url,
+        "login_url": fabrikam.login_url, "credentials": "generate", "client_id": client_id,
+    });
+    let added = post_json(&web, &web.admin, "/api/v1/connectors", &add).await;
+    assert_eq!(added.status().as_u16(), 201);
+    let added: serde_json::Value = added.json().await.unwrap();
+    // Not uploaded yet: Entra refuses the assertion, and the reason says what to do.
+    assert_eq!(added["status"], "needs_reauthorization", "{added}");
+    assert!(added["status_reason"].as_str().unwrap().contains("AADSTS700027"), "{added}");
+    let first = added["certificate"]["pem"].as_str().unwrap().to_owned();
+    let first_thumbprint = added["certificate"]["thumbprint"].as_str().unwrap().to_owned();
+    let (_, page) = web.get(Some(&web.admin), "/connectors/fabrikam").await;
+    assert!(page.contains(&first_thumbprint) && !page.contains("PRIVATE KEY"), "the certificate, never its key");
+    // The administrator uploads it; "Check again" connects.
+    assert!(fabrikam.sim.upload_certificate(&first));
+    let checked: serde_json::Value =
+        post_json(&web, &web.admin, "/api/v1/connectors/fabrikam/check", &serde_json::json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(checked["status"], "connected", "{checked}");
+
+    // Rotation, step 1: a new certificate is generated and kept aside.
+    let rotate = "/api/v1/connectors/fabrikam/certificate";
+    let nobody = post_json(&web, &web.requester, rotate, &serde_json::json!({})).await;
+    assert!(matches!(nobody.status().as_u16(), 403 | 404), "{}", nobody.status());
+    let pending: serde_json::Value =
+        post_json(&web, &web.admin, rotate, &serde_json::json!({})).await.json().await.unwrap();
+    let second = pending["pending_certificate"]["pem"].as_str().unwrap().to_owned();
+    let second_thumbprint = pending["pending_certificate"]["thumbprint"].as_str().unwrap().to_owned();
+    assert_ne!(second_thumbprint, first_thumbprint);
+    assert_eq!(pending["certificate"]["thumbprint"], first_thumbprint.as_str(), "the old one is still in use");
+    // Switching before the upload is refused, and nothing changes: the connector keeps working.
+    let early = post_json(&web, &web.admin, &format!("{rotate}/switch"), &serde_json::json!({})).await;
+    assert_eq!(early.status().as_u16(), 400);
+    let text = early.text().await.unwrap();
+    assert!(text.contains("not accepted yet") && text.contains("AADSTS700027"), "{text}");
+    let still: serde_json::Value =
+        serde_json::from_str(&web.get(Some(&web.admin), "/api/v1/connectors/fabrikam").await.1).unwrap();
+    assert_eq!(
+        (still["status"].as_str(), still["certificate"]["thumbprint"].as_str()),
+        (Some("connected"), Some(first_thumbprint.as_str()))
+    );
+    // Step 2, after the upload: switched, checked, and audited (thumbprints, never keys).
+    assert!(fabrikam.sim.upload_certificate(&second));
+    let switched: serde_json::Value =
+        post_json(&web, &web.admin, &format!("{rotate}/switch"), &serde_json::json!({})).await.json().await.unwrap();
+    assert_eq!(switched["certificate"]["thumbprint"], second_thumbprint.as_str(), "{switched}");
+    assert!(switched["pending_certificate"].is_null());
+    assert_eq!(switched["status"], "connected");
+    let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"connector.certificate_generated") && actions.contains(&"connector.credentials_replaced")
+    );
+    assert!(events.iter().all(|e| !e.details.contains("PRIVATE")));
+    // A certificate generated and not wanted is discarded from the page.
+    post_json(&web, &web.admin, rotate, &serde_json::json!({})).await;
+    let page_form = web.post(&web.admin, "/connectors/fabrikam/certificate/discard", &[]).await;
+    assert!(page_form.status().is_redirection(), "{}", page_form.status());
+    let after: serde_json::Value =
+        serde_json::from_str(&web.get(Some(&web.admin), "/api/v1/connectors/fabrikam").await.1).unwrap();
+    assert!(after["pending_certificate"].is_null() && after["certificate"]["thumbprint"] == second_thumbprint.as_str());
+    // The same from the command line: the certificate is printed to upload, the key kept.
+    let config = web.dir.join("attest.toml").display().to_string();
+    let tenant = fabrikam.tenant_id();
+    let args = [
+        "--config",
+        &config,
+        "--database-url",
+        db.url.expose(),
+        "connector",
+        "add",
+        "entra",
+        "--name",
+        "fabrikam-cli",
+        "--tenant-id",
+        &tenant,
+        "--client-id",
+        &client_id,
+        "--generate-certificate",
+        "--graph-url",
+        &fabrikam.graph_url,
+        "--login-url",
+        &fabrikam.login_url,
+    ];
+    let added = crate::harness::attest(&args).await;
+    assert!(!added.success, "not uploaded yet, so the check fails: {}", added.stdout);
+    assert!(
+        added.stdout.contains("generated a certificate (thumbprint")
+            && added.stdout.contains("-----BEGIN CERTIFICATE-----")
+            && !added.stdout.contains("PRIVATE KEY")
+            && added.stdout.contains("AADSTS700027"),
+        "{}",
+        added.stdout
+    );
+    fabrikam.shutdown().await;
+    web.stop().await;
+});

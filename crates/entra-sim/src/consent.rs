@@ -31,6 +31,9 @@ pub(crate) struct Consent {
     pub registered: Option<Vec<String>>,
     /// A Conditional Access policy for workload identities blocks the app's tokens (AADSTS53003).
     pub blocked_by_conditional_access: bool,
+    /// Certificates uploaded to the app registration while the simulator runs (beside those
+    /// it started with): an administrator uploading the one Attest generated.
+    pub uploaded_certificates: Vec<crate::assertion::UploadedCertificate>,
 }
 
 impl Consent {
@@ -41,6 +44,7 @@ impl Consent {
             secret_expired: false,
             registered: None,
             blocked_by_conditional_access: false,
+            uploaded_certificates: Vec::new(),
         }
     }
 }
@@ -94,6 +98,21 @@ impl Sim {
     /// A Conditional Access policy starts (or stops) blocking the app's tokens.
     pub fn set_conditional_access_block(&self, blocked: bool) {
         self.consent_mut(|c| c.blocked_by_conditional_access = blocked);
+    }
+
+    /// An administrator uploads the certificate `pem` to the app registration (Certificates &
+    /// secrets): client assertions signed with its key are accepted from then on. `false` when
+    /// it is not an RSA certificate in PEM.
+    pub fn upload_certificate(&self, pem: &str) -> bool {
+        let Some(certificate) = crate::assertion::UploadedCertificate::from_pem(pem) else { return false };
+        self.consent_mut(|c| c.uploaded_certificates.push(certificate)).is_some()
+    }
+
+    /// Every certificate the app registration holds.
+    pub(crate) fn client_certificates(&self) -> Vec<crate::assertion::UploadedCertificate> {
+        let mut all = self.client.certificates.clone();
+        all.extend(self.consent_state().map(|c| c.uploaded_certificates).unwrap_or_default());
+        all
     }
 
     /// The client secret expires (or is renewed).

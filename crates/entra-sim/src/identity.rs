@@ -187,7 +187,7 @@ pub(crate) async fn token(
             .map(|t| format!("{login}/{t}/oauth2/v2.0/token"))
             .collect();
         if let Err((code, message)) =
-            crate::assertion::check(assertion, &client_id, &audiences, &sim.client.certificates, sim.now())
+            crate::assertion::check(assertion, &client_id, &audiences, &sim.client_certificates(), sim.now())
         {
             return aadsts(&sim, StatusCode::UNAUTHORIZED, "invalid_client", code, &message);
         }

@@ -12,6 +12,9 @@ use serde_json::json;
 /// How long an assertion is valid: Entra needs it only for the one token request.
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 
+/// A generated certificate's key size: Entra accepts RSA keys of 2048 bits or more.
+const GENERATED_KEY_BITS: usize = 2048;
+
 /// A certificate and its private key, ready to sign assertions.
 pub struct ClientCertificate {
     pair: RsaKeyPair,
@@ -39,6 +42,13 @@ fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
     STANDARD.decode(body).ok().filter(|der| !der.is_empty())
 }
 
+/// `der` as a PEM block labelled `label`, in lines of 64 characters.
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
 impl ClientCertificate {
     /// The certificate (`-----BEGIN CERTIFICATE-----`) and its RSA private key (PKCS#8,
     /// `-----BEGIN PRIVATE KEY-----`, as `openssl req -x509 -newkey rsa:2048 -nodes` writes it).
@@ -58,10 +68,44 @@ impl ClientCertificate {
         if !der.windows(modulus.len()).any(|w| w == modulus) {
             return Err("the private key does not belong to the certificate".into());
         }
-        let body = STANDARD.encode(&der);
-        let lines: Vec<&str> = body.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
-        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
+        let pem = pem("CERTIFICATE", &der);
         Ok(ClientCertificate { pair, der, pem })
+    }
+
+    /// A new RSA key pair and a self-signed certificate for it, named `common_name`, valid
+    /// from `today` for `days` (Entra accepts self-signed certificates for client assertions):
+    /// the certificate to upload to the app registration, and the private key as PKCS#8 PEM,
+    /// for Attest to seal. The key never leaves Attest.
+    pub fn generate(
+        common_name: &str,
+        today: chrono::NaiveDate,
+        days: u32,
+    ) -> Result<(ClientCertificate, String), String> {
+        use chrono::Datelike;
+        use rsa::pkcs8::EncodePrivateKey;
+
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, GENERATED_KEY_BITS)
+            .map_err(|e| format!("no RSA key could be generated ({e})"))?;
+        let key_der = key.to_pkcs8_der().map_err(|e| format!("the new key could not be encoded ({e})"))?;
+        let signer = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls_pki_types::PrivatePkcs8KeyDer::from(key_der.as_bytes()),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(|e| format!("the new key cannot sign ({e})"))?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|e| format!("the certificate cannot be described ({e})"))?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        let date = |d: chrono::NaiveDate| {
+            // Months and days always fit a u8.
+            rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+        };
+        params.not_before = date(today);
+        params.not_after = date(today + chrono::Days::new(u64::from(days)));
+        let certificate =
+            params.self_signed(&signer).map_err(|e| format!("the certificate could not be signed ({e})"))?;
+        let key_pem = pem("PRIVATE KEY", key_der.as_bytes());
+        Ok((ClientCertificate::from_pem(&certificate.pem(), &key_pem)?, key_pem))
     }
 
     /// The certificate as PEM, to upload to the app registration.
@@ -118,6 +162,27 @@ mod tests {
 
     const CERT: &str = include_str!("../../entra-sim/keys/client-cert.pem");
     const KEY: &str = include_str!("../../entra-sim/keys/client-key.pem");
+
+    #[test]
+    fn a_generated_certificate_holds_its_own_new_key_and_its_dates() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        let (certificate, key) = ClientCertificate::generate("Attest contoso", today, 730).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        // What Attest seals opens again as the same certificate.
+        let again = ClientCertificate::from_pem(certificate.certificate_pem(), &key).unwrap();
+        assert_eq!(again.thumbprint(), certificate.thumbprint());
+        // Another generation is another key.
+        let (other, other_key) = ClientCertificate::generate("Attest contoso", today, 730).unwrap();
+        assert_ne!(other.thumbprint(), certificate.thumbprint());
+        assert!(ClientCertificate::from_pem(certificate.certificate_pem(), &other_key).is_err());
+        // The name and validity are in the certificate (UTCTime; 730 days span a leap day).
+        let der = STANDARD
+            .decode(certificate.certificate_pem().lines().filter(|l| !l.starts_with("-----")).collect::<String>())
+            .unwrap();
+        let text = String::from_utf8_lossy(&der);
+        assert!(text.contains("Attest contoso"));
+        assert!(text.contains("261204000000Z") && text.contains("281203000000Z"));
+    }
 
     #[test]
     fn a_certificate_and_its_key_sign_assertions_and_strangers_are_refused() {

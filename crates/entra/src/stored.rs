@@ -95,7 +95,24 @@ pub async fn credentials(store: &Store, key: &SecretKey, connector: &Connector) 
         .find_connector_credentials(connector.id)
         .await?
         .ok_or_else(|| OpenError::NoCredentials(connector.name.clone()))?;
-    let plain = key.open(&sealed, &context(connector.id))?;
+    unseal(key, connector, &sealed)
+}
+
+/// The credentials the connector will switch to once proven (a new certificate waiting to be
+/// uploaded), decrypted; `None` when there are none.
+pub async fn pending_credentials(
+    store: &Store,
+    key: &SecretKey,
+    connector: &Connector,
+) -> Result<Option<Credentials>, OpenError> {
+    match store.connectors().find_pending_credentials(connector.id).await? {
+        Some(sealed) => Ok(Some(unseal(key, connector, &sealed)?)),
+        None => Ok(None),
+    }
+}
+
+fn unseal(key: &SecretKey, connector: &Connector, sealed: &[u8]) -> Result<Credentials, OpenError> {
+    let plain = key.open(sealed, &context(connector.id))?;
     let stored: StoredCredentials = serde_json::from_slice(&plain).map_err(|_| SecretError::Undecryptable)?;
     let settings = EntraSettings::from_json(&connector.settings)
         .map_err(|message| OpenError::Invalid { name: connector.name.clone(), message })?;

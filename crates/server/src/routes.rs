@@ -121,6 +121,9 @@ fn routes() -> Table {
         .post("/connectors/{name}/check", pages::connectors::check)
         .post("/connectors/{name}/invite", pages::connectors::invite)
         .post("/connectors/{name}/credentials", pages::connectors::credentials)
+        .post("/connectors/{name}/certificate", pages::connectors::generate_certificate)
+        .post("/connectors/{name}/certificate/switch", pages::connectors::switch_certificate)
+        .post("/connectors/{name}/certificate/discard", pages::connectors::discard_certificate)
         // GETs that only set off for Microsoft (as `/auth/sign-in` does): a form could not,
         // as the pages' `form-action 'self'` forbids a form's redirect to another site.
         .get("/connectors/{name}/consent", pages::connectors::consent)
@@ -193,6 +196,9 @@ fn routes() -> Table {
         .get("/api/v1/connectors/{name}", pages::connectors::api_connector)
         .post("/api/v1/connectors/{name}/check", pages::connectors::api_check)
         .post("/api/v1/connectors/{name}/invite", pages::connectors::api_invite)
+        .post("/api/v1/connectors/{name}/certificate", pages::connectors::api_generate_certificate)
+        .post("/api/v1/connectors/{name}/certificate/switch", pages::connectors::api_switch_certificate)
+        .post("/api/v1/connectors/{name}/certificate/discard", pages::connectors::api_discard_certificate)
 }
 
 /// Every route and the access it requires.

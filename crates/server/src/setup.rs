@@ -10,6 +10,7 @@
 use attest_config::secrets::SecretKey;
 use attest_domain::setup::{CONSENT_WINDOW, INVITATION_LIFETIME, Invitation};
 use attest_domain::{Connector, ConnectorStatus, SyncMode};
+use attest_entra::certificate::ClientCertificate;
 use attest_entra::readiness::{self, Readiness};
 use attest_entra::stored;
 use attest_entra::sync::settings::Features;
@@ -70,6 +71,11 @@ pub enum NewCredentials {
         client_id: String,
         certificate: String,
         private_key: String,
+    },
+    /// A certificate Attest generates: the key never leaves Attest, and the certificate is
+    /// shown on the connector page (and returned by the API) for upload to the registration.
+    Generate {
+        client_id: String,
     },
 }
 
@@ -198,7 +204,7 @@ pub async fn add(
     let (graph_url, login_url) = cloud_urls(&new.cloud, &new.graph_url, &new.login_url)?;
     let owners = check_owners(&new.owners)?;
     // Everything is checked before the connector is stored, so a refusal leaves nothing behind.
-    let credentials = resolve_credentials(store, key, &new.credentials).await?;
+    let credentials = resolve_credentials(store, key, &name, &new.credentials, now).await?;
     let tenant_id = resolve_tenant(&login_url, &new.tenant).await?;
     let settings = EntraSettings { graph_url, login_url, features: new.features, ..EntraSettings::default() };
     let create = NewConnector {
@@ -244,7 +250,13 @@ impl Checked {
 /// Checks what an administrator gave as credentials: a client id that is a GUID, a secret
 /// that is not empty, a certificate whose key is its own, or a connector whose app (with a
 /// secret) to share.
-async fn resolve_credentials(store: &Store, key: &SecretKey, given: &NewCredentials) -> Result<Checked, WebError> {
+async fn resolve_credentials(
+    store: &Store,
+    key: &SecretKey,
+    name: &str,
+    given: &NewCredentials,
+    now: DateTime<Utc>,
+) -> Result<Checked, WebError> {
     let client_id = |id: &str| {
         let id = id.trim();
         if attest_domain::is_object_id(id) {
@@ -270,6 +282,11 @@ async fn resolve_credentials(store: &Store, key: &SecretKey, given: &NewCredenti
                 private_key: private_key.clone(),
             })
         }
+        NewCredentials::Generate { client_id: id } => {
+            let client_id = client_id(id)?;
+            let (certificate, private_key) = generate_certificate(name, now)?;
+            Ok(Checked::Certificate { client_id, certificate: certificate.certificate_pem().to_owned(), private_key })
+        }
         NewCredentials::SameAs(other) => {
             let other = other.trim();
             let source = store.connectors().find_connector_by_name(other).await?.ok_or_else(|| {
@@ -288,6 +305,111 @@ async fn resolve_credentials(store: &Store, key: &SecretKey, given: &NewCredenti
             Ok(Checked::Secret { client_id: shared.client_id, secret: shared.client_secret })
         }
     }
+}
+
+/// How long a certificate Attest generates is valid: two years, as Entra's longest
+/// recommended secret, so rotation stays a habit.
+const GENERATED_CERTIFICATE_DAYS: u32 = 730;
+
+/// A new certificate and private key (PEM) for the connector `name`.
+fn generate_certificate(name: &str, now: DateTime<Utc>) -> Result<(ClientCertificate, String), WebError> {
+    ClientCertificate::generate(&format!("Attest {name}"), now.date_naive(), GENERATED_CERTIFICATE_DAYS)
+        .map_err(WebError::Internal)
+}
+
+/// Starts a certificate rotation without downtime: a new key pair is generated and kept aside
+/// (sealed) while the connector goes on with its current credentials; the certificate is
+/// returned, to upload to the app registration before [`switch_certificate`]. A second call
+/// replaces a certificate not switched to yet.
+pub async fn prepare_certificate(
+    store: &Store,
+    key: &SecretKey,
+    connector: &Connector,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<ClientCertificate, WebError> {
+    let current = stored::credentials(store, key, connector).await.map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let (certificate, private_key) = generate_certificate(&connector.name, now)?;
+    let sealed =
+        stored::seal_certificate(key, connector.id, &current.client_id, certificate.certificate_pem(), &private_key)
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+    store.connectors().set_pending_credentials(connector.id, Some(sealed), now).await?;
+    let details = certificate_details(&current.client_id, &certificate);
+    audit_connector(store, connector, actor, "connector.certificate_generated", details, now).await?;
+    Ok(certificate)
+}
+
+/// Finishes a rotation: the certificate from [`prepare_certificate`] replaces the credentials
+/// only once Entra gives a token for it (so it is uploaded), then the connector is checked.
+/// Refused, with Entra's reason in Attest's words, while it is not.
+pub async fn switch_certificate(
+    store: &Store,
+    key: &SecretKey,
+    connector: &Connector,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Readiness, WebError> {
+    let pending = stored::pending_credentials(store, key, connector)
+        .await
+        .map_err(|e| WebError::BadRequest(e.to_string()))?
+        .ok_or_else(|| WebError::BadRequest("there is no new certificate to switch to: generate one first".into()))?;
+    let certificate = pending
+        .certificate
+        .clone()
+        .ok_or_else(|| WebError::Internal("pending credentials hold no certificate".into()))?;
+    let client_id = pending.client_id.clone();
+    let http = crate::http_client().map_err(WebError::Internal)?;
+    let client = GraphClient::connect(http, pending, RetryPolicy::default());
+    if let Err(e) = client.tokens().token().await {
+        return Err(WebError::BadRequest(format!(
+            "the new certificate (thumbprint {}) is not accepted yet, so the connector keeps its current credentials: {e}",
+            certificate.thumbprint()
+        )));
+    }
+    let sealed = store.connectors().find_pending_credentials(connector.id).await?;
+    store.connectors().set_connector_credentials(connector.id, sealed, now).await?;
+    store.connectors().set_pending_credentials(connector.id, None, now).await?;
+    let details = certificate_details(&client_id, &certificate);
+    audit_connector(store, connector, actor, "connector.credentials_replaced", details, now).await?;
+    check(store, key, connector, actor, now).await
+}
+
+/// Forgets a certificate generated for rotation and never switched to.
+pub async fn discard_certificate(
+    store: &Store,
+    connector: &Connector,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WebError> {
+    store.connectors().set_pending_credentials(connector.id, None, now).await?;
+    audit_connector(store, connector, actor, "connector.certificate_discarded", serde_json::json!({}), now).await
+}
+
+/// Audits what was done to a connector's credentials: which app and which certificate, never a
+/// secret or a key.
+async fn audit_connector(
+    store: &Store,
+    connector: &Connector,
+    actor: &str,
+    action: &str,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), WebError> {
+    let draft = attest_domain::AuditEventDraft {
+        occurred_at: now,
+        actor: actor.to_owned(),
+        action: action.into(),
+        target_kind: Some("connector".into()),
+        target_id: Some(connector.id.0.to_string()),
+        details,
+    };
+    store.audit().append_audit_event(draft).await?;
+    Ok(())
+}
+
+/// The audit details naming a certificate.
+fn certificate_details(client_id: &str, certificate: &ClientCertificate) -> serde_json::Value {
+    serde_json::json!({"client_id": client_id, "thumbprint": certificate.thumbprint()})
 }
 
 /// Replaces a connector's credentials, then checks it: a new client secret, or a new
@@ -324,16 +446,9 @@ pub async fn rotate(
             .map_err(|e| WebError::Internal(e.to_string()))?,
     };
     store.connectors().set_connector_credentials(connector.id, Some(sealed), now).await?;
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: "connector.credentials_replaced".into(),
-        target_kind: Some("connector".into()),
-        target_id: Some(connector.id.0.to_string()),
-        // Which app, never the secret.
-        details: serde_json::json!({"client_id": client_id}),
-    };
-    store.audit().append_audit_event(draft).await?;
+    // Which app, never the secret.
+    let details = serde_json::json!({"client_id": client_id});
+    audit_connector(store, connector, actor, "connector.credentials_replaced", details, now).await?;
     check(store, key, connector, actor, now).await
 }
 

@@ -63,6 +63,7 @@ impl Connectors<'_> {
             connected_notified_at: Set(None),
             last_check: Set(None),
             last_checked_at: Set(None),
+            pending_credentials: Set(None),
         }
         .insert(&txn)
         .await
@@ -137,6 +138,32 @@ impl Connectors<'_> {
         .update(&self.db)
         .await?;
         Ok(())
+    }
+
+    /// Sets (or clears) the credentials a connector will switch to once they are proven: a new
+    /// certificate waiting to be uploaded to the app registration. Sealed like the credentials.
+    pub async fn set_pending_credentials(
+        self,
+        id: ConnectorId,
+        sealed: Option<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.get_connector(id).await?;
+        connector::ActiveModel {
+            id: Unchanged(id.0),
+            pending_credentials: Set(sealed),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A connector's pending credentials (see `set_pending_credentials`), if any.
+    pub async fn find_pending_credentials(self, id: ConnectorId) -> Result<Option<Vec<u8>>, StoreError> {
+        let model = connector::Entity::find_by_id(id.0).one(&self.db).await?;
+        Ok(model.and_then(|m| m.pending_credentials))
     }
 
     /// A connector's sealed credentials, if any were stored.

@@ -82,10 +82,14 @@ pub struct AddEntra {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "certificate_file",
-        conflicts_with = "certificate_file"
+        required_unless_present_any = ["certificate_file", "generate_certificate"],
+        conflicts_with_all = ["certificate_file", "generate_certificate"]
     )]
     client_secret_file: Option<PathBuf>,
+    /// Certificate credentials Attest generates: an RSA key kept (encrypted) by Attest and a
+    /// self-signed certificate valid two years, printed to upload to the app registration.
+    #[arg(long, conflicts_with = "certificate_file")]
+    generate_certificate: bool,
     /// Certificate credentials instead of a secret: the certificate uploaded to the app
     /// registration (PEM), with `--private-key-file`.
     #[arg(long, value_name = "FILE", requires = "private_key_file")]
@@ -206,6 +210,13 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
     attest_server::http_client().map_err(anyhow::Error::msg)
 }
 
+/// The credentials given to `connector add entra`. No `Debug`: they hold a secret.
+enum Given {
+    Secret(String),
+    /// A certificate and its private key, PEM.
+    Certificate(String, String),
+}
+
 async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let read = |path: &PathBuf, what: &str| -> anyhow::Result<String> {
         if path.as_os_str() == "-" {
@@ -218,23 +229,38 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
             std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
         }
     };
-    // The secret, or the certificate and its key (clap makes sure it is one of the two).
+    // The secret, or the certificate and its key (clap makes sure it is one of them).
     let credentials = match (&args.client_secret_file, &args.certificate_file, &args.private_key_file) {
         (Some(secret_file), _, _) => {
             let secret = read(secret_file, "client secret")?.trim().to_owned();
             if secret.is_empty() {
                 anyhow::bail!("the client secret file is empty");
             }
-            Ok(secret)
+            Given::Secret(secret)
         }
         (None, Some(certificate), Some(key)) => {
             let (certificate, key) = (read(certificate, "certificate")?, read(key, "private key")?);
             // Checked before anything is stored, so a refused pair leaves nothing half-made.
             attest_entra::certificate::ClientCertificate::from_pem(&certificate, &key)
                 .map_err(|e| anyhow::anyhow!("--certificate-file / --private-key-file: {e}"))?;
-            Err((certificate, key))
+            Given::Certificate(certificate, key)
         }
-        _ => anyhow::bail!("give --client-secret-file, or --certificate-file with --private-key-file"),
+        (None, None, None) if args.generate_certificate => {
+            let name = format!("Attest {}", args.name.trim());
+            let (certificate, key) =
+                attest_entra::certificate::ClientCertificate::generate(&name, crate::now().date_naive(), 730)
+                    .map_err(anyhow::Error::msg)?;
+            writeln!(
+                out,
+                "generated a certificate (thumbprint {}): upload it to the app registration (Certificates & secrets):\n{}",
+                certificate.thumbprint(),
+                certificate.certificate_pem()
+            )?;
+            Given::Certificate(certificate.certificate_pem().to_owned(), key)
+        }
+        _ => anyhow::bail!(
+            "give --client-secret-file, --certificate-file with --private-key-file, or --generate-certificate"
+        ),
     };
     for (flag, url) in [("--graph-url", &args.graph_url), ("--login-url", &args.login_url)] {
         url::Url::parse(url).with_context(|| format!("{flag}: not a URL: {url}"))?;
@@ -255,8 +281,10 @@ async fn add_entra(context: &Context, store: &Store, args: AddEntra, out: &mut d
     };
     let connector = store.connectors().create_connector(new, now).await?;
     let (sealed, what) = match &credentials {
-        Ok(secret) => (stored::seal_credentials(&key, connector.id, args.client_id.trim(), secret)?, "client secret"),
-        Err((certificate, private_key)) => (
+        Given::Secret(secret) => {
+            (stored::seal_credentials(&key, connector.id, args.client_id.trim(), secret)?, "client secret")
+        }
+        Given::Certificate(certificate, private_key) => (
             stored::seal_certificate(&key, connector.id, args.client_id.trim(), certificate, private_key)?,
             "certificate's private key",
         ),

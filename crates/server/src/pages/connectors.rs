@@ -47,7 +47,8 @@ pub struct AddForm {
     /// Email addresses (a list, or one text with commas or lines).
     #[serde(default, deserialize_with = "one_or_many")]
     pub owners: Vec<String>,
-    /// `same_as` (another connector's app registration) or `secret`.
+    /// `same_as` (another connector's app registration), `secret`, `certificate` (one given)
+    /// or `generate` (one Attest makes).
     #[serde(default)]
     pub credentials: String,
     #[serde(default)]
@@ -69,6 +70,8 @@ impl AddForm {
         let credentials = if self.credentials == "same_as" || (self.credentials.is_empty() && !self.same_as.is_empty())
         {
             NewCredentials::SameAs(self.same_as.clone())
+        } else if self.credentials == "generate" {
+            NewCredentials::Generate { client_id: self.client_id.clone() }
         } else if self.credentials == "certificate" {
             NewCredentials::Certificate {
                 client_id: self.client_id.clone(),
@@ -228,6 +231,11 @@ async fn troubles(state: &AppState, connector: &Connector) -> Result<Value, WebE
     Ok(json!({"refused_changes": refused, "unmanaged_groups": unmanaged}))
 }
 
+/// A certificate as the API and the connector page show it (public: no key).
+fn certificate_json(certificate: &attest_entra::certificate::ClientCertificate) -> Value {
+    json!({"thumbprint": certificate.thumbprint(), "pem": certificate.certificate_pem()})
+}
+
 /// A connector as the API and its page show it.
 pub async fn detail(state: &AppState, viewer: &Viewer, connector: &Connector) -> Result<Value, WebError> {
     let store = &state.store;
@@ -244,10 +252,18 @@ pub async fn detail(state: &AppState, viewer: &Viewer, connector: &Connector) ->
         .await
         .ok()
         .and_then(|c| c.certificate)
-        .map(|c| json!({"thumbprint": c.thumbprint(), "pem": c.certificate_pem()}));
+        .map(|c| certificate_json(&c));
+    // A certificate generated for rotation, waiting to be uploaded.
+    let pending_certificate = attest_entra::stored::pending_credentials(store, &state.key, connector)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.certificate)
+        .map(|c| certificate_json(&c));
     Ok(json!({
         "name": connector.name,
         "certificate": certificate,
+        "pending_certificate": pending_certificate,
         "kind": connector.kind,
         "tenant_id": connector.tenant_id,
         "status": connector.status,
@@ -468,6 +484,110 @@ pub async fn credentials(
     setup::rotate(&state.store, &state.key, &connector, id, secret, certificate, &actor, state.now()).await?;
     changed(&state).await;
     Ok(Redirect::to(&format!("/connectors/{}#checklist", url_encode(&connector.name))).into_response())
+}
+
+/// What to do with a rotation's certificate: generate it, switch to it, or forget it.
+#[derive(Clone, Copy)]
+enum CertificateStep {
+    Generate,
+    Switch,
+    Discard,
+}
+
+async fn certificate_step(
+    state: &AppState,
+    viewer: &Viewer,
+    name: &str,
+    step: CertificateStep,
+) -> Result<Connector, WebError> {
+    let connector = operable(state, viewer, name).await?;
+    let (store, key, actor, now) = (&state.store, state.key.as_ref(), viewer.actor(), state.now());
+    match step {
+        CertificateStep::Generate => {
+            setup::prepare_certificate(store, key, &connector, &actor, now).await?;
+        }
+        CertificateStep::Switch => {
+            setup::switch_certificate(store, key, &connector, &actor, now).await?;
+            changed(state).await;
+        }
+        CertificateStep::Discard => setup::discard_certificate(store, &connector, &actor, now).await?,
+    }
+    Ok(store.connectors().get_connector(connector.id).await?)
+}
+
+/// `POST /connectors/{name}/certificate`: rotation, step 1 (a new certificate to upload).
+pub async fn generate_certificate(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, WebError> {
+    let connector = certificate_step(&state, &viewer, &name, CertificateStep::Generate).await?;
+    Ok(Redirect::to(&format!("/connectors/{}#certificate", url_encode(&connector.name))).into_response())
+}
+
+/// `POST /connectors/{name}/certificate/switch`: rotation, step 2 (once uploaded).
+pub async fn switch_certificate(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, WebError> {
+    let connector = certificate_step(&state, &viewer, &name, CertificateStep::Switch).await?;
+    Ok(Redirect::to(&format!("/connectors/{}#checklist", url_encode(&connector.name))).into_response())
+}
+
+/// `POST /connectors/{name}/certificate/discard`
+pub async fn discard_certificate(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, WebError> {
+    let connector = certificate_step(&state, &viewer, &name, CertificateStep::Discard).await?;
+    Ok(Redirect::to(&format!("/connectors/{}#certificate", url_encode(&connector.name))).into_response())
+}
+
+/// `POST /api/v1/connectors/{name}/certificate`, `.../certificate/switch` and
+/// `.../certificate/discard`: the connector afterwards.
+async fn api_certificate_step(
+    state: &AppState,
+    viewer: &Viewer,
+    name: &str,
+    step: CertificateStep,
+) -> Result<Json<Value>, ApiError> {
+    let connector = certificate_step(state, viewer, name, step).await?;
+    Ok(Json(detail(state, viewer, &connector).await?))
+}
+
+/// `POST /api/v1/connectors/{name}/certificate`
+pub async fn api_generate_certificate(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Json<Value>, ApiError> {
+    api_certificate_step(&state, &viewer, &name, CertificateStep::Generate).await
+}
+
+/// `POST /api/v1/connectors/{name}/certificate/switch`
+pub async fn api_switch_certificate(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Json<Value>, ApiError> {
+    api_certificate_step(&state, &viewer, &name, CertificateStep::Switch).await
+}
+
+/// `POST /api/v1/connectors/{name}/certificate/discard`
+pub async fn api_discard_certificate(
+    viewer: Allowed<rule::Operator>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Json<Value>, ApiError> {
+    api_certificate_step(&state, &viewer, &name, CertificateStep::Discard).await
 }
 
 /// `GET /connectors/{name}/consent`: an owner or administrator grants (again) admin consent.

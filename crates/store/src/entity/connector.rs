@@ -27,6 +27,7 @@ pub struct Model {
     pub connected_notified_at: Option<DateTimeUtc>,
     pub last_check: Option<String>,
     pub last_checked_at: Option<DateTimeUtc>,
+    pub pending_credentials: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
