@@ -97,6 +97,15 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
             let path = examples.path(route.path);
             let (status, body) = match route.method {
                 "GET" => web.get(who, &path).await,
+                "PUT" | "PATCH" | "DELETE" => {
+                    let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+                    let mut request = crate::harness::browser().request(method, format!("{}{path}", web.base));
+                    if let Some(who) = who {
+                        request = request.header("cookie", &who.cookie);
+                    }
+                    let response = request.send().await.unwrap();
+                    (response.status().as_u16(), response.text().await.unwrap())
+                }
                 _ => {
                     let csrf = who.map(|p| p.csrf.as_str());
                     let response = web.post_with(who, &path, &[("action", "nothing"), ("nonce", "x")], csrf).await;
@@ -111,11 +120,19 @@ db_test!(every_route_answers_every_role_as_the_route_table_says, true, |db| {
                         "{role} {} {path}: {body}",
                         route.method
                     ),
-                    _ => assert!(body.contains("<html"), "{role} {} {path}: {body}", route.method),
+                    Surface::Scim => assert!(
+                        serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|b| b["status"] == "401"),
+                        "{role} {} {path}: {body}",
+                        route.method
+                    ),
+                    Surface::Page => assert!(body.contains("<html"), "{role} {} {path}: {body}", route.method),
                 }
             }
             let expected_allowed = allowed(route.access);
-            if route.access == Access::Public {
+            if route.access == Access::ScimClient {
+                // Only a SCIM bearer token opens it: no session, whatever its roles.
+                assert_eq!(status, 401, "{role} {} {path}: {body}", route.method);
+            } else if route.access == Access::Public {
                 // No guard: answered the same for everyone (a login link that does not exist is 403).
                 assert_ne!(status, 401, "{role} {} {path}", route.method);
             } else if expected_allowed {
@@ -143,7 +160,8 @@ db_test!(every_form_refuses_a_missing_or_wrong_csrf_token, true, |db| {
         .await
         .unwrap()
         .len();
-    for route in attest_server::route_table().iter().filter(|r| r.method == "POST") {
+    // SCIM takes no session, so no CSRF token either: its bearer token is checked instead.
+    for route in attest_server::route_table().iter().filter(|r| r.method == "POST" && r.surface != Surface::Scim) {
         let path = route.path.replace("{id}", &people[0].id.0.to_string()).replace("{name}", "contoso");
         let form = [("action", "revoke_sessions"), ("nonce", "0123456789abcdef0123")];
         for csrf in [None, Some("wrong"), Some(web.requester.csrf.as_str())] {

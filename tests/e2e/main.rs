@@ -15,6 +15,7 @@ mod harness;
 mod mail;
 mod pages;
 mod reviews;
+mod scim;
 mod secrets;
 mod serve;
 mod setup;

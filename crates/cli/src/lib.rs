@@ -84,6 +84,9 @@ enum Command {
     /// Request policies of entitlements: set, show.
     #[command(subcommand)]
     Policy(commands::request::PolicyCommand),
+    /// Entra's provisioning of Attest's accounts over SCIM 2.0: its bearer tokens.
+    #[command(subcommand)]
+    Scim(commands::scim::ScimCommand),
     /// Run the Entra simulator (a stand-in for Microsoft Graph and the identity platform) and
     /// print its URLs and client credentials.
     Sim(commands::sim::SimArgs),
@@ -156,6 +159,7 @@ async fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode>
         Command::Campaign(command) => Box::pin(commands::campaign::run(&context, command, out)).await,
         Command::Request(command) => Box::pin(commands::request::run(&context, command, out)).await,
         Command::Policy(command) => commands::request::policy(&context, command, out).await,
+        Command::Scim(command) => commands::scim::run(&context, command, out).await,
         Command::Sim(args) => commands::sim::run(args, out).await,
         Command::Bench(command) => bench::run(&context, command, out).await,
     }

@@ -222,6 +222,14 @@ pub async fn callback(
         WebError::Forbidden(e.to_string())
     })?;
     let name = identity.name.or(identity.username.clone()).unwrap_or_else(|| identity.object_id.clone());
+    if let Some(username) = &identity.username {
+        state
+            .store
+            .web()
+            .adopt_provisioned_account(&identity.tenant_id, &identity.object_id, username)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+    }
     let email = identity.email.or(identity.username);
     let user = state
         .store
@@ -229,6 +237,12 @@ pub async fn callback(
         .sign_in_web_user(&identity.tenant_id, &identity.object_id, &name, email.as_deref(), state.now())
         .await
         .map_err(|e| unavailable(e.to_string()))?;
+    if state.store.web().is_disabled(user.id).await.map_err(|e| unavailable(e.to_string()))? {
+        return Err(WebError::Forbidden(
+            "Your Attest account is deactivated (Entra's provisioning turned it off, or an administrator did): ask your administrator."
+                .into(),
+        ));
+    }
     let back = cookie(&headers, RETURN_COOKIE).map(|v| {
         url::form_urlencoded::parse(format!("v={v}").as_bytes()).map(|(_, v)| v.into_owned()).collect::<String>()
     });

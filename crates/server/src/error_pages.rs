@@ -38,7 +38,14 @@ pub async fn framed(State(state): State<AppState>, request: Request, next: Next)
 
 /// An address no route names: a 404 page, or a JSON error under `/api/`.
 pub async fn unknown(request: Request) -> Response {
-    let surface = if request.uri().path().starts_with("/api/") { Surface::Api } else { Surface::Page };
+    let path = request.uri().path();
+    let surface = if path.starts_with("/api/") {
+        Surface::Api
+    } else if path.starts_with("/scim/") {
+        Surface::Scim
+    } else {
+        Surface::Page
+    };
     WebError::NotFound("There is nothing at this address. Check the link, or start again from the dashboard.".into())
         .answer(surface)
 }

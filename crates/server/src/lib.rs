@@ -30,6 +30,7 @@ mod request_id;
 pub mod review_job;
 pub mod roles;
 mod routes;
+pub mod scim;
 mod security;
 pub mod session;
 pub mod setup;

@@ -51,6 +51,9 @@ pub enum Access {
     AuditReader,
     /// Administration: administrators.
     Admin,
+    /// Entra's provisioning service with a SCIM bearer token: no session, whatever its roles,
+    /// counts.
+    ScimClient,
 }
 
 impl Access {
@@ -63,6 +66,7 @@ impl Access {
             Access::Operator => admin || owner,
             Access::AuditReader => admin || auditor,
             Access::Admin => admin,
+            Access::ScimClient => false,
         }
     }
 
@@ -73,6 +77,7 @@ impl Access {
             Access::Operator => "Only administrators and integration owners make changes.",
             Access::AuditReader => "This is for administrators and auditors.",
             Access::Admin => "This is for administrators.",
+            Access::ScimClient => "This is for Entra's provisioning service, with a SCIM token.",
         }
     }
 }

@@ -8,7 +8,7 @@
 //! refusals included, are answered in.
 
 use axum::handler::Handler;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 
@@ -60,6 +60,19 @@ impl Table {
 
     fn get<H: Handler<T, AppState>, T: Guarded + 'static>(self, path: &'static str, handler: H) -> Self {
         self.add::<T>("GET", path, get(handler))
+    }
+
+    /// `handler` for each of `methods` (the SCIM endpoint's one dispatcher).
+    fn methods<H: Handler<T, AppState> + Clone, T: Guarded + 'static>(
+        mut self,
+        methods: &[(&'static str, MethodFilter)],
+        path: &'static str,
+        handler: H,
+    ) -> Self {
+        for (name, filter) in methods {
+            self = self.add::<T>(name, path, on(*filter, handler.clone()));
+        }
+        self
     }
 
     fn post<H: Handler<T, AppState>, T: Guarded + 'static>(self, path: &'static str, handler: H) -> Self {
@@ -199,6 +212,20 @@ fn routes() -> Table {
         .post("/api/v1/connectors/{name}/certificate", pages::connectors::api_generate_certificate)
         .post("/api/v1/connectors/{name}/certificate/switch", pages::connectors::api_switch_certificate)
         .post("/api/v1/connectors/{name}/certificate/discard", pages::connectors::api_discard_certificate)
+        // SCIM 2.0 for Entra's provisioning service: one dispatcher, as resource names are
+        // matched case-insensitively.
+        .surface(Scim)
+        .methods(
+            &[
+                ("GET", MethodFilter::GET),
+                ("POST", MethodFilter::POST),
+                ("PUT", MethodFilter::PUT),
+                ("PATCH", MethodFilter::PATCH),
+                ("DELETE", MethodFilter::DELETE),
+            ],
+            "/scim/v2/{*rest}",
+            crate::scim::dispatch,
+        )
 }
 
 /// Every route and the access it requires.

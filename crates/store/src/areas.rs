@@ -68,4 +68,6 @@ areas! {
     requests => Requests;
     /// Connecting a tenant: connector status, owners' invitations, the consent round trip.
     setup => Setup;
+    /// Accounts pushed by Entra over SCIM: tokens, users, groups and their members.
+    scim => Scim;
 }

@@ -28,6 +28,7 @@ mod requests;
 mod resources;
 mod reviews;
 mod schema;
+mod scim;
 mod setup;
 mod sql;
 mod sync_requests;
@@ -67,6 +68,10 @@ pub use reviews::{
     ItemFilter, ItemOrder, NewItem, Progress, ScopedGrant, StageDecision,
 };
 pub use schema::{MigrationState, SchemaStatus};
+pub use scim::{
+    ScimAccount, ScimGroup, ScimGroupEdit, ScimMatch, ScimMember, ScimPage, ScimToken, ScimUser, ScimUserWrite,
+    ScimWriteError,
+};
 /// A column's new value in a request's step (`Requests::step`).
 pub use sea_orm::Value as SetValue;
 pub use setup::ConsentAttempt;

@@ -85,6 +85,35 @@ impl Web<'_> {
             .ok_or_else(|| StoreError::Internal(format!("user {tenant_id}/{object_id} vanished while signing in")))
     }
 
+    /// Whether account `id` is deactivated (by Entra's provisioning, or by an administrator):
+    /// it may not sign in.
+    pub async fn is_disabled(self, id: i64) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.backend(), "SELECT id FROM web_users WHERE disabled_at IS NOT NULL AND id = ");
+        sql.value(id);
+        let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Before a first sign-in as `(tenant_id, object_id)`: an account Entra provisioned over
+    /// SCIM for the same person without knowing their object id (its `externalId` was not
+    /// mapped to it) becomes theirs, matched by sign-in name (`userName` is the UPN). So the
+    /// same person is one account. Nothing happens when the identity already has an account.
+    pub async fn adopt_provisioned_account(
+        self,
+        tenant_id: &str,
+        object_id: &str,
+        user_name: &str,
+    ) -> Result<bool, StoreError> {
+        if self.find_web_user(tenant_id, object_id).await?.is_some() {
+            return Ok(false);
+        }
+        let mut sql = Sql::new(self.backend(), "UPDATE web_users SET object_id = ");
+        sql.value(object_id.to_owned()).push(" WHERE tenant_id = ").value(tenant_id.to_owned());
+        sql.push(" AND source = 'scim' AND object_id LIKE 'scim:%' AND id IN (SELECT web_user_id FROM scim_users WHERE user_name_key = ");
+        sql.value(user_name.to_lowercase()).push(")");
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected() > 0)
+    }
+
     /// The user with this identity, if they ever signed in (or were granted a role).
     pub async fn find_web_user(self, tenant_id: &str, object_id: &str) -> Result<Option<WebUser>, StoreError> {
         let mut sql =
@@ -168,7 +197,7 @@ impl Web<'_> {
              FROM web_sessions s JOIN web_users u ON u.id = s.user_id WHERE s.token_hash = ",
         );
         sql.value(token_hash.to_owned()).push(" AND s.expires_at > ").value(micros(now));
-        sql.push(&format!(" AND NOT EXISTS ({INACTIVE_ACCOUNT})"));
+        sql.push(&format!(" AND u.disabled_at IS NULL AND NOT EXISTS ({INACTIVE_ACCOUNT})"));
         type Row = (i64, String, String, String, Option<String>, String, String, DateTime<Utc>);
         let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
         let Some(r) = rows.into_iter().next() else { return Ok(None) };

@@ -11,6 +11,7 @@ pub mod events;
 pub mod graph;
 pub mod migrate;
 pub mod request;
+pub mod scim;
 pub mod serve;
 pub mod sim;
 pub mod sync;
