@@ -24,6 +24,7 @@ mod keys;
 pub mod mutate;
 pub mod odata;
 mod pages;
+pub mod provision;
 mod roles;
 mod server;
 mod signin;
