@@ -353,3 +353,77 @@ db_test!(a_deprovisioned_person_loses_access_at_once, true, |db| {
     assert!(db.store.web().find_web_user(&web.sim.tenant_id(), &person.object_id).await.unwrap().is_none());
     web.stop().await;
 });
+
+db_test!(entras_provisioning_client_fills_attest_and_a_mapped_group_gives_a_role, true, |db| {
+    use attest_entra_sim::provision::{ProvisioningClient, RequestForm, Scope};
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    // The administrator makes a token on the accounts page: shown once, kept as a hash.
+    let (status, page) = web.get(Some(&web.admin), "/admin/accounts").await;
+    assert_eq!(status, 200);
+    // (Tera writes `/` as `&#x2F;`.)
+    let endpoint = format!("{}/scim/v2", web.base).replace('/', "&#x2F;");
+    assert!(page.contains(&endpoint), "the Tenant URL to give Entra");
+    assert_eq!(web.get(Some(&web.requester), "/admin/accounts").await.0, 403);
+    let made = web.post(&web.admin, "/admin/accounts/tokens", &[("name", "Entra ID")]).await.text().await.unwrap();
+    let token = made.split("id=\"new-token-value\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(token.starts_with("attest-scim-"), "{token}");
+    let (_, again) = web.get(Some(&web.admin), "/admin/accounts").await;
+    assert!(!again.contains(&token), "shown only once");
+
+    // Entra's provisioning service: Test Connection, then the initial cycle of the whole tenant.
+    let mut client = ProvisioningClient::new(
+        crate::harness::browser(),
+        &format!("{}/scim/v2", web.base),
+        &token,
+        RequestForm::Default,
+        Scope::AllUsersAndGroups,
+    );
+    client.test_connection().await.unwrap();
+    let report = client.initial_cycle(&web.sim.sim).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.created_users > 10 && report.created_groups > 0, "{report}");
+    let scim = Scim { base: format!("{}/scim/v2", web.base), token: token.clone() };
+    let (_, users) = scim.get("/Users?count=0").await;
+    let (_, groups) = scim.get("/Groups?count=0").await;
+    assert_eq!(users["totalResults"].as_u64(), Some(report.created_users));
+    assert_eq!(groups["totalResults"].as_u64(), Some(report.created_groups));
+    // The requester was pushed, linked to their synced self: the same account, not a second.
+    let requester_id = client.target_id(&web.requester.object_id).unwrap().to_owned();
+    let tenant = web.sim.tenant_id();
+    let account = store.web().find_web_user(&tenant, &web.requester.object_id).await.unwrap().unwrap();
+    let pushed = store.scim().get_user(&requester_id).await.unwrap().unwrap();
+    assert_eq!(pushed.web_user_id, Some(account.id));
+
+    // A pushed group holding the requester is mapped to auditor: from their next request, the
+    // audit log opens; out of the group, it closes again.
+    assert_eq!(web.get(Some(&web.requester), "/audit").await.0, 403);
+    let (_, holding) = scim.get(&format!("/Groups?filter=members+eq+%22{requester_id}%22")).await;
+    let group = holding["Resources"][0]["id"].as_str().expect("the requester is in some group").to_owned();
+    let mapped = web
+        .post(&web.admin, "/admin/accounts/mappings", &[("group", &format!("scim:{group}")), ("role", "auditor")])
+        .await;
+    assert!(mapped.status().is_redirection(), "{}", mapped.status());
+    assert_eq!(web.get(Some(&web.requester), "/audit").await.0, 200);
+    let (_, listed) = web.get(Some(&web.admin), "/admin/accounts").await;
+    assert!(listed.contains("auditor <span class=\"muted\">(member of pushed group"), "where the role comes from");
+    let leave = patch(json!([{"op": "Remove", "path": "members", "value": [{"value": requester_id}]}]));
+    assert_eq!(scim.send(Method::PATCH, &format!("/Groups/{group}"), leave).await.0, 204);
+    assert_eq!(web.get(Some(&web.requester), "/audit").await.0, 403);
+    // A role nobody may map, or a group that is not one: refused.
+    let refused = web
+        .post(&web.admin, "/admin/accounts/mappings", &[("group", &format!("scim:{group}")), ("role", "owner")])
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+
+    // Entra disables the requester in the tenant: the next cycle deactivates them, and their
+    // session is refused at once.
+    web.sim.sim.write(|t| {
+        let i = t.users.iter().position(|u| u.id == web.requester.object_id).unwrap();
+        t.users[i].account_enabled = false;
+    });
+    let report = client.incremental_cycle(&web.sim.sim).await;
+    assert!(report.errors.is_empty() && report.disabled_users >= 1, "{report}");
+    assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 401);
+    web.stop().await;
+});

@@ -22,6 +22,7 @@ static TEMPLATES: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
         ("syncs.html", include_str!("../../../templates/web/syncs.html")),
         ("audit.html", include_str!("../../../templates/web/audit.html")),
         ("outbox.html", include_str!("../../../templates/web/outbox.html")),
+        ("accounts.html", include_str!("../../../templates/web/accounts.html")),
         ("mail.html", include_str!("../../../templates/web/mail.html")),
         ("my_access.html", include_str!("../../../templates/web/my_access.html")),
         ("catalog.html", include_str!("../../../templates/web/catalog.html")),

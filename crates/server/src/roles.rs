@@ -127,6 +127,9 @@ pub mod rule {
 pub struct Viewer {
     pub session: WebSession,
     pub roles: Roles,
+    /// The roles held through groups mapped to them (pushed over SCIM or synced from Entra),
+    /// and through which group: read on every request, so a membership change counts at once.
+    pub mapped: Vec<attest_store::MappedRole>,
 }
 
 impl Viewer {
@@ -135,8 +138,11 @@ impl Viewer {
         let Some(session) = crate::session::session_of(state, headers).await? else { return Ok(None) };
         let connectors = state.caches.connectors(&state.store).await?;
         let user = &session.user;
-        let roles = Roles::of(&connectors, &user.roles, &user.tenant_id, &user.object_id);
-        Ok(Some(Viewer { session, roles }))
+        let mapped = state.store.scim().mapped_roles(user.id, &user.tenant_id, &user.object_id).await?;
+        let mut given = user.roles.clone();
+        given.extend(mapped.iter().map(|m| m.role.clone()));
+        let roles = Roles::of(&connectors, &given, &user.tenant_id, &user.object_id);
+        Ok(Some(Viewer { session, roles, mapped }))
     }
 
     pub fn user(&self) -> &WebUser {

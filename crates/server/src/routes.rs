@@ -149,6 +149,11 @@ fn routes() -> Table {
         .get("/audit/export.json", pages::audit::export_json)
         .get("/admin/mail", pages::mail::outbox)
         .get("/admin/mail/{id}", pages::mail::mail)
+        .get("/admin/accounts", pages::accounts::accounts)
+        .post("/admin/accounts/tokens", pages::accounts::create_token)
+        .post("/admin/accounts/tokens/{id}/revoke", pages::accounts::revoke_token)
+        .post("/admin/accounts/mappings", pages::accounts::add_mapping)
+        .post("/admin/accounts/mappings/{id}/remove", pages::accounts::remove_mapping)
         // Signing in and out.
         .get("/auth/sign-in", auth::sign_in)
         .get("/auth/callback", auth::callback)

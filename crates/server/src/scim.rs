@@ -302,16 +302,41 @@ impl Scim<'_> {
         })
     }
 
-    /// What the store keeps of `user`, and the account it is.
-    fn write(&self, user: &User) -> ScimUserWrite {
+    /// The account `user` is: keyed by the Entra object id its `externalId` carries, else by
+    /// the synced user of the token's tenant with its `userName` as sign-in name (so the same
+    /// person is one account), else by its `userName` until its owner first signs in.
+    async fn account(&self, user: &User, display_name: String) -> Result<ScimAccount, ScimResponse> {
         let tenant_id = self.client.token.tenant_id.clone().unwrap_or_else(|| NO_TENANT.to_owned());
-        let object_id = user
+        let mut object_id = user
             .external_id
             .as_deref()
             .map(str::trim)
             .filter(|e| attest_domain::is_object_id(e))
-            .map(str::to_lowercase)
-            .unwrap_or_else(|| format!("scim:{}", user.user_name.to_lowercase()));
+            .map(str::to_lowercase);
+        if object_id.is_none() {
+            let connectors = self
+                .state
+                .caches
+                .connectors(&self.state.store)
+                .await
+                .map_err(|e| ScimResponse::from(attest_store::StoreError::Internal(format!("connectors: {e}"))))?;
+            for connector in connectors.iter().filter(|c| c.tenant_id.as_deref() == Some(tenant_id.as_str())) {
+                if let Some(principal) = self.state.store.principals().find_user(connector.id, &user.user_name).await? {
+                    object_id = Some(principal.data.external_id);
+                    break;
+                }
+            }
+        }
+        Ok(ScimAccount {
+            tenant_id,
+            object_id: object_id.unwrap_or_else(|| format!("scim:{}", user.user_name.to_lowercase())),
+            display_name,
+            email: user.work_email().map(str::to_owned),
+        })
+    }
+
+    /// What the store keeps of `user`, and the account it is.
+    async fn write(&self, user: &User) -> Result<ScimUserWrite, ScimResponse> {
         let display_name = user
             .display_name
             .clone()
@@ -324,15 +349,15 @@ impl Scim<'_> {
             .unwrap_or_else(|| user.user_name.clone());
         // What is kept is the resource as sent, laid out by the protocol (id and meta apart).
         let resource = user.to_json("", &Meta::default()).to_string();
-        ScimUserWrite {
+        Ok(ScimUserWrite {
             user_name: user.user_name.clone(),
             external_id: user.external_id.clone(),
             display_name: user.display_name.clone(),
             work_email: user.work_email().map(str::to_owned),
             active: user.active,
             resource,
-            account: ScimAccount { tenant_id, object_id, display_name, email: user.work_email().map(str::to_owned) },
-        }
+            account: self.account(user, display_name).await?,
+        })
     }
 
     async fn audit(&self, action: &str, kind: &str, id: &str, details: Value) -> Result<(), ScimResponse> {
@@ -370,7 +395,7 @@ impl Scim<'_> {
     async fn create_user(&self, body: &Value) -> Answer {
         let user = User::from_json(body)?;
         let id = new_id();
-        let kept = self.state.store.scim().create_user(&id, &self.write(&user), self.state.now()).await?;
+        let kept = self.state.store.scim().create_user(&id, &self.write(&user).await?, self.state.now()).await?;
         self.audit("scim.user_created", "scim_user", &id, json!({"user_name": kept.user_name, "active": kept.active}))
             .await?;
         let location = format!("{}/Users/{id}", self.base);
@@ -380,12 +405,9 @@ impl Scim<'_> {
     /// Stores `user` as user `id`'s new state (read at `version`), auditing a change of
     /// `active`; `None` when another write came first.
     async fn save_user(&self, current: &ScimUser, user: &User) -> Result<Option<ScimUser>, ScimResponse> {
-        let saved = self
-            .state
-            .store
-            .scim()
-            .replace_user(&current.id, current.version, &self.write(user), self.state.now())
-            .await?;
+        let write = self.write(user).await?;
+        let saved =
+            self.state.store.scim().replace_user(&current.id, current.version, &write, self.state.now()).await?;
         if let Some(saved) = saved.as_ref().filter(|s| s.active != current.active) {
             let action = if saved.active { "scim.user_activated" } else { "scim.user_deactivated" };
             self.audit(action, "scim_user", &saved.id, json!({"user_name": saved.user_name})).await?;

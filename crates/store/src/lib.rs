@@ -69,8 +69,8 @@ pub use reviews::{
 };
 pub use schema::{MigrationState, SchemaStatus};
 pub use scim::{
-    ScimAccount, ScimGroup, ScimGroupEdit, ScimMatch, ScimMember, ScimPage, ScimToken, ScimUser, ScimUserWrite,
-    ScimWriteError,
+    Account, MappedRole, RoleMapping, ScimAccount, ScimGroup, ScimGroupEdit, ScimMatch, ScimMember, ScimPage,
+    ScimToken, ScimUser, ScimUserWrite, ScimWriteError,
 };
 /// A column's new value in a request's step (`Requests::step`).
 pub use sea_orm::Value as SetValue;

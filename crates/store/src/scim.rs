@@ -724,3 +724,167 @@ async fn upsert_account(
     }
     Ok(id)
 }
+
+/// A group whose members hold an Attest role: one pushed over SCIM (`scim`, by SCIM id) or one
+/// synced from Entra (`entra`, by its resource id in the graph).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleMapping {
+    pub id: i64,
+    pub group_kind: String,
+    pub group_id: String,
+    pub group_name: String,
+    pub role: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const MAPPING_COLUMNS: &[&str] = &["id", "group_kind", "group_id", "group_name", "role", "created_by", "created_at"];
+type MappingRow = (i64, String, String, String, String, String, DateTime<Utc>);
+
+/// A role an account holds through a mapped group, and which group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MappedRole {
+    pub role: String,
+    pub group_kind: String,
+    pub group_name: String,
+}
+
+/// An Attest account as administrators list it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Account {
+    pub id: i64,
+    pub tenant_id: String,
+    pub object_id: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// `sign_in`, `scim` or `import`.
+    pub source: String,
+    pub roles: Vec<String>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+/// The mapped roles of an account: its pushed user's active memberships, and its synced
+/// principal's current memberships, in mapped groups.
+const MAPPED_ROLES: &str = "SELECT rm.role AS role, rm.group_kind AS group_kind, rm.group_name AS group_name \
+     FROM role_mappings rm WHERE (rm.group_kind = 'scim' AND EXISTS (SELECT 1 FROM scim_group_members m \
+     JOIN scim_users su ON su.id = m.user_id WHERE m.group_id = rm.group_id AND su.active = TRUE AND su.web_user_id = ";
+
+impl Scim<'_> {
+    /// Every role mapping, by group name.
+    pub async fn list_role_mappings(self) -> Result<Vec<RoleMapping>, StoreError> {
+        let sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {} FROM role_mappings ORDER BY group_name, role", MAPPING_COLUMNS.join(", ")),
+        );
+        let rows: Vec<MappingRow> = select_json(&self.db, sql, MAPPING_COLUMNS).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RoleMapping {
+                id: r.0,
+                group_kind: r.1,
+                group_id: r.2,
+                group_name: r.3,
+                role: r.4,
+                created_by: r.5,
+                created_at: r.6,
+            })
+            .collect())
+    }
+
+    /// Maps group `(kind, id)`, named `name`, to `role` (once: mapping it again changes nothing).
+    pub async fn add_role_mapping(
+        self,
+        kind: &str,
+        group_id: &str,
+        name: &str,
+        role: &str,
+        created_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO role_mappings (group_kind, group_id, group_name, role, created_by, created_at) VALUES (",
+        );
+        sql.value(kind.to_owned()).push(", ").value(group_id.to_owned()).push(", ").value(name.to_owned());
+        sql.push(", ").value(role.to_owned()).push(", ").value(created_by.to_owned()).push(", ").value(micros(now));
+        sql.push(") ON CONFLICT (group_kind, group_id, role) DO NOTHING");
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+
+    /// Removes mapping `id`; what it was, if it was.
+    pub async fn remove_role_mapping(self, id: i64) -> Result<Option<RoleMapping>, StoreError> {
+        let found = self.list_role_mappings().await?.into_iter().find(|m| m.id == id);
+        if found.is_some() {
+            let mut sql = Sql::new(self.backend(), "DELETE FROM role_mappings WHERE id = ");
+            sql.value(id);
+            self.db.execute_raw(sql.build()).await?;
+        }
+        Ok(found)
+    }
+
+    /// The roles account `web_user` (of `tenant_id`, `object_id`) holds through mapped groups.
+    /// Read on every request, so a membership change takes effect on the next one.
+    pub async fn mapped_roles(
+        self,
+        web_user: i64,
+        tenant_id: &str,
+        object_id: &str,
+    ) -> Result<Vec<MappedRole>, StoreError> {
+        let mut sql = Sql::new(self.backend(), MAPPED_ROLES);
+        sql.value(web_user);
+        sql.push(
+            ")) OR (rm.group_kind = 'entra' AND EXISTS (SELECT 1 FROM grants g \
+             JOIN entitlements e ON e.id = g.entitlement_id JOIN principals p ON p.id = g.principal_id \
+             JOIN connectors c ON c.id = p.connector_id WHERE CAST(e.resource_id AS TEXT) = rm.group_id \
+             AND e.key = 'member' AND g.ended_at IS NULL AND p.external_id = ",
+        );
+        sql.value(object_id.to_owned()).push(" AND c.tenant_id = ").value(tenant_id.to_owned());
+        sql.push(")) ORDER BY role");
+        select_json(&self.db, sql, &["role", "group_kind", "group_name"]).await.map(
+            |rows: Vec<(String, String, String)>| {
+                rows.into_iter()
+                    .map(|(role, group_kind, group_name)| MappedRole { role, group_kind, group_name })
+                    .collect()
+            },
+        )
+    }
+
+    /// Every account, by name.
+    pub async fn list_accounts(self) -> Result<Vec<Account>, StoreError> {
+        let columns = [
+            "id",
+            "tenant_id",
+            "object_id",
+            "display_name",
+            "email",
+            "source",
+            "roles",
+            "disabled_at",
+            "last_sign_in_at",
+        ];
+        let sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {} FROM web_users ORDER BY display_name, id", columns.join(", ")),
+        );
+        type Row =
+            (i64, String, String, String, Option<String>, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Account {
+                    roles: crate::entity::parse_json("web_users", r.0, &r.6)?,
+                    id: r.0,
+                    tenant_id: r.1,
+                    object_id: r.2,
+                    display_name: r.3,
+                    email: r.4,
+                    source: r.5,
+                    disabled_at: r.7,
+                    last_sign_in_at: r.8,
+                })
+            })
+            .collect()
+    }
+}

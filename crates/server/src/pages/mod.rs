@@ -6,6 +6,7 @@
 //! layout's frame: who is signed in, their roles, and the CSRF token their forms carry. Times
 //! are RFC 3339 in the data; templates show them with the `when` filter.
 
+pub mod accounts;
 pub mod actions;
 pub mod audit;
 pub mod campaigns;
@@ -41,6 +42,7 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
         "connectors.html" | "connector.html" | "connector_form.html" => "/connectors",
         "audit.html" => "/audit",
         "outbox.html" => "/admin/mail",
+        "accounts.html" => "/admin/accounts",
         "reviews.html" => "/reviews",
         "catalog.html" | "request_form.html" => "/catalog",
         "requests.html" | "request.html" | "out_of_band.html" => "/requests",
@@ -59,6 +61,7 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
             "audit": Access::AuditReader.allows(&viewer.roles),
             // Campaign owners reach theirs from the mail and the dashboard.
             "campaigns": Access::AuditReader.allows(&viewer.roles),
+            "accounts": Access::Admin.allows(&viewer.roles),
         },
     });
     Ok(Html(render_html(template, merge(frame, context))?))
