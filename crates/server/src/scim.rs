@@ -360,19 +360,6 @@ impl Scim<'_> {
         })
     }
 
-    async fn audit(&self, action: &str, kind: &str, id: &str, details: Value) -> Result<(), ScimResponse> {
-        let draft = attest_domain::AuditEventDraft {
-            occurred_at: self.state.now(),
-            actor: self.client.actor(),
-            action: action.to_owned(),
-            target_kind: Some(kind.to_owned()),
-            target_id: Some(id.to_owned()),
-            details,
-        };
-        self.state.store.audit().append_audit_event(draft).await?;
-        Ok(())
-    }
-
     async fn list_users(&self, params: &[(String, String)]) -> Answer {
         let query = attest_scim::parse_list_query(attest_scim::Resource::Users, params)?;
         let found =
@@ -395,24 +382,18 @@ impl Scim<'_> {
     async fn create_user(&self, body: &Value) -> Answer {
         let user = User::from_json(body)?;
         let id = new_id();
-        let kept = self.state.store.scim().create_user(&id, &self.write(&user).await?, self.state.now()).await?;
-        self.audit("scim.user_created", "scim_user", &id, json!({"user_name": kept.user_name, "active": kept.active}))
-            .await?;
+        let write = self.write(&user).await?;
+        let kept = self.state.store.scim().create_user(&id, &write, &self.client.actor(), self.state.now()).await?;
         let location = format!("{}/Users/{id}", self.base);
         Ok(ScimResponse::created(self.user_json(&kept)?, location))
     }
 
-    /// Stores `user` as user `id`'s new state (read at `version`), auditing a change of
-    /// `active`; `None` when another write came first.
+    /// Stores `user` as user `id`'s new state (read at `version`; a change of `active` is
+    /// audited with it); `None` when another write came first.
     async fn save_user(&self, current: &ScimUser, user: &User) -> Result<Option<ScimUser>, ScimResponse> {
         let write = self.write(user).await?;
-        let saved =
-            self.state.store.scim().replace_user(&current.id, current.version, &write, self.state.now()).await?;
-        if let Some(saved) = saved.as_ref().filter(|s| s.active != current.active) {
-            let action = if saved.active { "scim.user_activated" } else { "scim.user_deactivated" };
-            self.audit(action, "scim_user", &saved.id, json!({"user_name": saved.user_name})).await?;
-        }
-        Ok(saved)
+        let (actor, now) = (self.client.actor(), self.state.now());
+        Ok(self.state.store.scim().replace_user(&current.id, current.version, &write, &actor, now).await?)
     }
 
     async fn replace_user(&self, id: &str, body: &Value) -> Answer {
@@ -441,10 +422,9 @@ impl Scim<'_> {
     }
 
     async fn delete_user(&self, id: &str) -> Answer {
-        if !self.state.store.scim().delete_user(id).await? {
+        if !self.state.store.scim().delete_user(id, &self.client.actor(), self.state.now()).await? {
             return Err(not_found("user", id));
         }
-        self.audit("scim.user_deleted", "scim_user", id, json!({})).await?;
         Ok(ScimResponse::no_content())
     }
 
@@ -504,19 +484,10 @@ impl Scim<'_> {
         let (group, members) = attest_scim::Group::from_json(body)?;
         let id = new_id();
         let now = self.state.now();
-        let kept = self
-            .state
-            .store
-            .scim()
-            .create_group(&id, &group.display_name, group.external_id.as_deref(), &members, now)
-            .await?;
-        self.audit(
-            "scim.group_created",
-            "scim_group",
-            &id,
-            json!({"display_name": kept.display_name, "members": members.len()}),
-        )
-        .await?;
+        let actor = self.client.actor();
+        let external = group.external_id.as_deref();
+        let kept =
+            self.state.store.scim().create_group(&id, &group.display_name, external, &members, &actor, now).await?;
         let query = attest_scim::ListQuery::default();
         let mut json = self.groups_json(std::slice::from_ref(&kept), &query).await?;
         Ok(ScimResponse::created(json.pop().unwrap_or_default(), format!("{}/Groups/{id}", self.base)))
@@ -529,8 +500,7 @@ impl Scim<'_> {
             ScimGroupEdit::SetExternalId(group.external_id.clone()),
             ScimGroupEdit::Replace(members),
         ];
-        let kept = self.state.store.scim().edit_group(id, &edits, self.state.now()).await?;
-        self.audit_group_edits(id, &edits).await?;
+        let kept = self.state.store.scim().edit_group(id, &edits, &self.client.actor(), self.state.now()).await?;
         let mut json = self.groups_json(std::slice::from_ref(&kept), &attest_scim::ListQuery::default()).await?;
         Ok(ScimResponse::ok(json.pop().unwrap_or_default()))
     }
@@ -548,39 +518,14 @@ impl Scim<'_> {
                 GroupChange::RemoveAllMembers => ScimGroupEdit::RemoveAll,
             })
             .collect();
-        self.state.store.scim().edit_group(id, &edits, self.state.now()).await?;
-        self.audit_group_edits(id, &edits).await?;
+        self.state.store.scim().edit_group(id, &edits, &self.client.actor(), self.state.now()).await?;
         Ok(ScimResponse::no_content())
     }
 
-    /// One audit event per request that changed a group: who was added and removed (members
-    /// of a group mapped to a role gain or lose it).
-    async fn audit_group_edits(&self, id: &str, edits: &[ScimGroupEdit]) -> Result<(), ScimResponse> {
-        let (mut added, mut removed, mut replaced, mut renamed) = (Vec::new(), Vec::new(), None, None);
-        for edit in edits {
-            match edit {
-                ScimGroupEdit::Add(m) => added.extend(m.iter().cloned()),
-                ScimGroupEdit::Remove(m) => removed.extend(m.iter().cloned()),
-                ScimGroupEdit::Replace(m) => replaced = Some(m.len()),
-                ScimGroupEdit::RemoveAll => replaced = Some(0),
-                ScimGroupEdit::Rename(name) => renamed = Some(name.clone()),
-                ScimGroupEdit::SetExternalId(_) => {}
-            }
-        }
-        // The first hundred ids: enough to follow a change, not a megabyte per batch.
-        let details = json!({
-            "added": added.len(), "removed": removed.len(), "members_now": replaced, "renamed_to": renamed,
-            "added_ids": added.iter().take(100).collect::<Vec<_>>(),
-            "removed_ids": removed.iter().take(100).collect::<Vec<_>>(),
-        });
-        self.audit("scim.group_changed", "scim_group", id, details).await
-    }
-
     async fn delete_group(&self, id: &str) -> Answer {
-        if !self.state.store.scim().delete_group(id).await? {
+        if !self.state.store.scim().delete_group(id, &self.client.actor(), self.state.now()).await? {
             return Err(not_found("group", id));
         }
-        self.audit("scim.group_deleted", "scim_group", id, json!({})).await?;
         Ok(ScimResponse::no_content())
     }
 }

@@ -99,6 +99,10 @@ pub struct Store {
     /// Signs the audit events this handle appends, and checks signed ones (see
     /// `attest_domain::audit`). Without it events get a plain hash.
     audit_key: Option<attest_domain::audit::ChainKey>,
+    /// Lets one of this process's hot-path writers (SCIM) at a time ask SQLite for its write
+    /// lock: writers that find it taken are put to sleep by SQLite's busy handler in steps of up
+    /// to 100 ms, which is what a request's p99 then measures; queueing here costs none of that.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -153,7 +157,13 @@ impl Store {
         let db = Database::connect(options)
             .await
             .map_err(|e| StoreError::Connect { url: url.redacted(), message: error::describe_connect_error(&e) })?;
-        Ok(Store { db, statistics: Default::default(), recording: None, audit_key: None })
+        Ok(Store {
+            db,
+            statistics: Default::default(),
+            recording: None,
+            audit_key: None,
+            write_gate: Default::default(),
+        })
     }
 
     /// Starts a transaction that writes. On SQLite it takes the write lock at `BEGIN`
@@ -167,6 +177,14 @@ impl Store {
             ..TransactionOptions::default()
         };
         self.db.begin_with_options(options).await
+    }
+
+    /// On SQLite, this process's turn to write (see `write_gate`); PostgreSQL needs none.
+    pub(crate) async fn sqlite_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend() {
+            DbBackend::Sqlite => Some(self.write_gate.lock().await),
+            _ => None,
+        }
     }
 
     /// Which SQL dialect the database speaks.

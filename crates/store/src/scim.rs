@@ -4,10 +4,12 @@
 //! `attest-scim`'s; this keeps rows. Every write is one transaction, so a request that fails
 //! changes nothing, and two requests for the same resource cannot interleave.
 
+use attest_domain::AuditEventDraft;
 use attest_domain::time::micros;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::StoreError;
 use crate::areas::Scim;
@@ -199,6 +201,47 @@ impl From<sea_orm::DbErr> for ScimWriteError {
     }
 }
 
+/// What a SCIM write records in the audit log, in its own transaction.
+fn draft(
+    actor: &str,
+    action: &str,
+    kind: &str,
+    id: &str,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> AuditEventDraft {
+    AuditEventDraft {
+        occurred_at: now,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target_kind: Some(kind.to_owned()),
+        target_id: Some(id.to_owned()),
+        details,
+    }
+}
+
+/// The audit details of a group's edits: how many added and removed (members of a group mapped
+/// to a role gain or lose it), and the first hundred ids of each, enough to follow a change
+/// without a megabyte per batch.
+fn group_edit_details(edits: &[ScimGroupEdit]) -> serde_json::Value {
+    let (mut added, mut removed, mut members_now, mut renamed_to) = (Vec::new(), Vec::new(), None, None);
+    for edit in edits {
+        match edit {
+            ScimGroupEdit::Add(m) => added.extend(m.iter()),
+            ScimGroupEdit::Remove(m) => removed.extend(m.iter()),
+            ScimGroupEdit::Replace(m) => members_now = Some(m.len()),
+            ScimGroupEdit::RemoveAll => members_now = Some(0),
+            ScimGroupEdit::Rename(name) => renamed_to = Some(name.clone()),
+            ScimGroupEdit::SetExternalId(_) => {}
+        }
+    }
+    json!({
+        "added": added.len(), "removed": removed.len(), "members_now": members_now, "renamed_to": renamed_to,
+        "added_ids": added.iter().take(100).collect::<Vec<_>>(),
+        "removed_ids": removed.iter().take(100).collect::<Vec<_>>(),
+    })
+}
+
 /// Ids per `IN (...)` list.
 const IN_CHUNK: usize = 1_000;
 
@@ -291,18 +334,24 @@ impl Scim<'_> {
         start: u64,
         count: u64,
     ) -> Result<ScimPage<ScimUser>, StoreError> {
+        let items: Vec<ScimUser> = if count == 0 {
+            Vec::new()
+        } else {
+            let mut sql = Sql::new(self.backend(), &format!("{} WHERE 1 = 1", user_select()));
+            user_conditions(&mut sql, matches);
+            page(&mut sql, "created_at, id", start, count);
+            let rows: Vec<UserRow> = select_json(&self.db, sql, USER_COLUMNS).await?;
+            rows.into_iter().map(user).collect()
+        };
+        // A first page that is not full is everything (a find by userName, most requests):
+        // no count needed.
+        if let Some(total) = whole(start, count, items.len()) {
+            return Ok(ScimPage { total, items });
+        }
         let mut total = Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM scim_users WHERE 1 = 1");
         user_conditions(&mut total, matches);
         let counted: Vec<(i64,)> = select_json(&self.db, total, &["n"]).await?;
-        let total = counted.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0));
-        if count == 0 {
-            return Ok(ScimPage { total, items: Vec::new() });
-        }
-        let mut sql = Sql::new(self.backend(), &format!("{} WHERE 1 = 1", user_select()));
-        user_conditions(&mut sql, matches);
-        page(&mut sql, "created_at, id", start, count);
-        let rows: Vec<UserRow> = select_json(&self.db, sql, USER_COLUMNS).await?;
-        Ok(ScimPage { total, items: rows.into_iter().map(user).collect() })
+        Ok(ScimPage { total: counted.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0)), items })
     }
 
     /// Creates a user with SCIM id `id`, and the account it is (a sign-in's account with the
@@ -311,8 +360,10 @@ impl Scim<'_> {
         self,
         id: &str,
         write: &ScimUserWrite,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<ScimUser, ScimWriteError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         if user_name_taken(&txn, self.backend(), &write.user_name, None).await? {
             return Err(ScimWriteError::Duplicate(format!("userName '{}' is already taken", write.user_name)));
@@ -332,6 +383,8 @@ impl Scim<'_> {
             }
             other => other.into(),
         })?;
+        let details = json!({"user_name": write.user_name, "active": write.active});
+        self.audit().append_audit_in(&txn, draft(actor, "scim.user_created", "scim_user", id, details, now)).await?;
         txn.commit().await?;
         self.get_user(id).await?.ok_or_else(|| ScimWriteError::NotFound(format!("user {id} vanished")))
     }
@@ -344,22 +397,29 @@ impl Scim<'_> {
         id: &str,
         expected: i64,
         write: &ScimUserWrite,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<ScimUser>, ScimWriteError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         if user_name_taken(&txn, self.backend(), &write.user_name, Some(id)).await? {
             return Err(ScimWriteError::Duplicate(format!("userName '{}' is already taken", write.user_name)));
         }
         // The account stays the one the user was created as; its name, address and state follow.
-        let mut current = Sql::new(self.backend(), "SELECT web_user_id FROM scim_users WHERE id = ");
+        let mut current = Sql::new(
+            self.backend(),
+            "SELECT web_user_id, CASE WHEN active THEN 1 ELSE 0 END AS active FROM scim_users WHERE id = ",
+        );
         current.value(id.to_owned());
-        let rows: Vec<(Option<i64>,)> = select_json(&txn, current, &["web_user_id"]).await?;
-        let web_user = match rows.first() {
-            None => return Err(ScimWriteError::NotFound(format!("user {id} not found"))),
-            Some((Some(existing),)) => {
-                refresh_account(&txn, self.backend(), *existing, &write.account, write.active, now).await?
+        let rows: Vec<(Option<i64>, i64)> = select_json(&txn, current, &["web_user_id", "active"]).await?;
+        let Some((existing, was_active)) = rows.first().copied() else {
+            return Err(ScimWriteError::NotFound(format!("user {id} not found")));
+        };
+        let web_user = match existing {
+            Some(existing) => {
+                refresh_account(&txn, self.backend(), existing, &write.account, write.active, now).await?
             }
-            Some((None,)) => upsert_account(&txn, self.backend(), &write.account, write.active, now).await?,
+            None => upsert_account(&txn, self.backend(), &write.account, write.active, now).await?,
         };
         let mut sql = Sql::new(self.backend(), "UPDATE scim_users SET user_name = ");
         sql.value(write.user_name.clone()).push(", user_name_key = ").value(write.user_name.to_lowercase());
@@ -373,13 +433,19 @@ impl Scim<'_> {
         if changed == 0 {
             return Ok(None);
         }
+        if write.active != (was_active != 0) {
+            let action = if write.active { "scim.user_activated" } else { "scim.user_deactivated" };
+            let details = json!({"user_name": write.user_name});
+            self.audit().append_audit_in(&txn, draft(actor, action, "scim_user", id, details, now)).await?;
+        }
         txn.commit().await?;
         Ok(self.get_user(id).await?)
     }
 
     /// Deletes user `id`, its memberships, and its account with the account's sessions: it
     /// can no longer sign in, and an open session is refused on its next request.
-    pub async fn delete_user(self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_user(self, id: &str, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         let mut read = Sql::new(self.backend(), "SELECT web_user_id FROM scim_users WHERE id = ");
         read.value(id.to_owned());
@@ -397,6 +463,7 @@ impl Scim<'_> {
                 txn.execute_raw(sql.build()).await?;
             }
         }
+        self.audit().append_audit_in(&txn, draft(actor, "scim.user_deleted", "scim_user", id, json!({}), now)).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -419,20 +486,24 @@ impl Scim<'_> {
         start: u64,
         count: u64,
     ) -> Result<ScimPage<ScimGroup>, StoreError> {
+        let items: Vec<ScimGroup> = if count == 0 {
+            Vec::new()
+        } else {
+            let columns: Vec<String> = GROUP_COLUMNS.iter().map(|c| format!("g.{c} AS {c}")).collect();
+            let mut sql =
+                Sql::new(self.backend(), &format!("SELECT {} FROM scim_groups g WHERE 1 = 1", columns.join(", ")));
+            group_conditions(&mut sql, matches);
+            page(&mut sql, "g.created_at, g.id", start, count);
+            let rows: Vec<GroupRow> = select_json(&self.db, sql, GROUP_COLUMNS).await?;
+            rows.into_iter().map(group).collect()
+        };
+        if let Some(total) = whole(start, count, items.len()) {
+            return Ok(ScimPage { total, items });
+        }
         let mut total = Sql::new(self.backend(), "SELECT COUNT(*) AS n FROM scim_groups g WHERE 1 = 1");
         group_conditions(&mut total, matches);
         let counted: Vec<(i64,)> = select_json(&self.db, total, &["n"]).await?;
-        let total = counted.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0));
-        if count == 0 {
-            return Ok(ScimPage { total, items: Vec::new() });
-        }
-        let columns: Vec<String> = GROUP_COLUMNS.iter().map(|c| format!("g.{c} AS {c}")).collect();
-        let mut sql =
-            Sql::new(self.backend(), &format!("SELECT {} FROM scim_groups g WHERE 1 = 1", columns.join(", ")));
-        group_conditions(&mut sql, matches);
-        page(&mut sql, "g.created_at, g.id", start, count);
-        let rows: Vec<GroupRow> = select_json(&self.db, sql, GROUP_COLUMNS).await?;
-        Ok(ScimPage { total, items: rows.into_iter().map(group).collect() })
+        Ok(ScimPage { total: counted.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0)), items })
     }
 
     /// The members of groups `ids`, by group, each ordered by user name.
@@ -460,8 +531,10 @@ impl Scim<'_> {
         display_name: &str,
         external_id: Option<&str>,
         members: &[String],
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<ScimGroup, ScimWriteError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         if group_name_taken(&txn, self.backend(), display_name, None).await? {
             return Err(ScimWriteError::Duplicate(format!("a group named '{display_name}' already exists")));
@@ -475,6 +548,8 @@ impl Scim<'_> {
         sql.push(", 1, ").value(micros(now)).push(", ").value(micros(now)).push(")");
         txn.execute_raw(sql.build()).await?;
         add_members(&txn, self.backend(), id, members).await?;
+        let details = json!({"display_name": display_name, "members": members.len()});
+        self.audit().append_audit_in(&txn, draft(actor, "scim.group_created", "scim_group", id, details, now)).await?;
         txn.commit().await?;
         self.get_group(id).await?.ok_or_else(|| ScimWriteError::NotFound(format!("group {id} vanished")))
     }
@@ -484,8 +559,10 @@ impl Scim<'_> {
         self,
         id: &str,
         edits: &[ScimGroupEdit],
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<ScimGroup, ScimWriteError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         let backend = self.backend();
         let mut exists = Sql::new(backend, "SELECT id FROM scim_groups WHERE id = ");
@@ -535,12 +612,15 @@ impl Scim<'_> {
         let mut sql = Sql::new(backend, "UPDATE scim_groups SET version = version + 1, updated_at = ");
         sql.value(micros(now)).push(" WHERE id = ").value(id.to_owned());
         txn.execute_raw(sql.build()).await?;
+        let details = group_edit_details(edits);
+        self.audit().append_audit_in(&txn, draft(actor, "scim.group_changed", "scim_group", id, details, now)).await?;
         txn.commit().await?;
         self.get_group(id).await?.ok_or_else(|| ScimWriteError::NotFound(format!("group {id} vanished")))
     }
 
     /// Deletes group `id` and its memberships.
-    pub async fn delete_group(self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_group(self, id: &str, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         let mut sql = Sql::new(self.backend(), "DELETE FROM scim_group_members WHERE group_id = ");
         sql.value(id.to_owned());
@@ -548,9 +628,20 @@ impl Scim<'_> {
         let mut sql = Sql::new(self.backend(), "DELETE FROM scim_groups WHERE id = ");
         sql.value(id.to_owned());
         let deleted = txn.execute_raw(sql.build()).await?.rows_affected() > 0;
+        if deleted {
+            self.audit()
+                .append_audit_in(&txn, draft(actor, "scim.group_deleted", "scim_group", id, json!({}), now))
+                .await?;
+        }
         txn.commit().await?;
         Ok(deleted)
     }
+}
+
+/// The total of a listing, when its page shows it: the first page, not full.
+fn whole(start: u64, count: u64, got: usize) -> Option<u64> {
+    let got = u64::try_from(got).unwrap_or(u64::MAX);
+    (start <= 1 && count > 0 && got < count).then_some(got)
 }
 
 /// `LIMIT count OFFSET start - 1`, ordered by `order`.
