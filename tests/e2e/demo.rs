@@ -95,6 +95,13 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
             async move { page("/admin/mail").await.contains("Approval needed:") }
         });
         assert!(mailed.await, "the approvers are mailed");
+        // Entra's provisioning service (simulated) pushes the tenant over SCIM: accounts arrive.
+        assert!(out.text().contains(&format!("{base}/admin/accounts")), "{}", out.text());
+        let provisioned = crate::web::eventually(std::time::Duration::from_secs(60), || {
+            let page = &page;
+            async move { page("/admin/accounts").await.contains("provisioned by Entra") }
+        });
+        assert!(provisioned.await, "the demo's accounts arrive over SCIM");
         // Mail is kept, not sent, and the demo says where to read it.
         assert!(out.text().contains(&format!("{base}/admin/mail")), "{}", out.text());
         assert!(dashboard.contains("href=\"/admin/mail\""), "the administrator's menu links the outbox");

@@ -427,3 +427,51 @@ db_test!(entras_provisioning_client_fills_attest_and_a_mapped_group_gives_a_role
     assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 401);
     web.stop().await;
 });
+
+db_test!(scim_tokens_from_the_command_line_are_shown_once_listed_and_revoked, true, |db| {
+    let web = Web::boot(&db).await;
+    let config = web.dir.join("attest.toml").display().to_string();
+    let cli = |args: &'static [&'static str]| {
+        let config = config.clone();
+        let url = db.url.expose().to_owned();
+        async move {
+            let mut full = vec!["--config", config.as_str(), "--database-url", url.as_str()];
+            full.extend_from_slice(args);
+            crate::harness::attest(&full).await
+        }
+    };
+    let made = cli(&["scim", "token", "create", "--name", "Entra ID", "--json"]).await;
+    assert!(made.success, "{:?}", made.error);
+    let made: Value = serde_json::from_str(made.stdout.trim()).unwrap();
+    let (id, token) = (made["id"].as_i64().unwrap(), made["token"].as_str().unwrap().to_owned());
+    assert_eq!(made["name"], "Entra ID");
+    let scim = Scim { base: format!("{}/scim/v2", web.base), token: token.clone() };
+    assert_eq!(scim.get("/Users").await.0, 200);
+    // Listed without the token itself; used, so "last used" is set.
+    let listed = cli(&["scim", "token", "list", "--json"]).await;
+    assert!(!listed.stdout.contains(&token), "the token is shown only when made");
+    let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let entry = listed.as_array().unwrap().iter().find(|t| t["id"] == id).unwrap();
+    assert!(entry["last_used_at"].is_string() && entry["revoked_at"].is_null(), "{entry}");
+    let table = cli(&["scim", "token", "list"]).await;
+    assert!(table.stdout.contains("Entra ID") && table.stdout.contains("live"), "{}", table.stdout);
+    // Revoked: refused at once.
+    let revoked = crate::harness::attest(&[
+        "--config",
+        &config,
+        "--database-url",
+        db.url.expose(),
+        "scim",
+        "token",
+        "revoke",
+        &id.to_string(),
+    ])
+    .await;
+    assert!(revoked.success && revoked.stdout.contains("revoked"), "{}", revoked.stdout);
+    assert_eq!(scim.get("/Users").await.0, 401);
+    let unknown = cli(&["scim", "token", "revoke", "999999"]).await;
+    assert!(!unknown.success && unknown.error.unwrap_or_default().contains("no SCIM token 999999"));
+    let nameless = cli(&["scim", "token", "create", "--name", " "]).await;
+    assert!(!nameless.success);
+    web.stop().await;
+});

@@ -153,6 +153,11 @@ pub async fn demo(
     let request = seed_requests(&store, &sim, connector.id, &admins, now).await?;
     // A tenant waiting for its integration owner to finish the setup.
     let setup = seed_setup(&store, &key, &config, &subsidiary, &app, &admins, &base, now).await?;
+    // Entra's provisioning service pushes the tenant's people and groups to Attest over SCIM.
+    let (_, scim_token) =
+        attest_server::scim::create_token(&store, "Entra ID (demo)", Some(&sim.tenant_id()), "demo", now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The sign-in page lists the demo's Attest administrators first, as such.
     sim.sim.feature_on_sign_in(admins.iter().map(|(id, ..)| (id.clone(), "Attest administrator".to_owned())).collect());
     match admins.as_slice() {
@@ -185,6 +190,10 @@ pub async fn demo(
             "the tenant \"{connector}\" waits for its integration owner {owner} (who signs in as {upn}): their setup mail is at {base}/admin/mail"
         )?;
     }
+    writeln!(
+        out,
+        "Entra's provisioning service (simulated) pushes the tenant's people and groups over SCIM, as on a real tenant: watch the accounts arrive at {base}/admin/accounts"
+    )?;
     writeln!(out, "mail is kept, not sent: an administrator reads it at {base}/admin/mail")?;
     writeln!(out, "data in {} (emptied on the next start); Ctrl-C stops the demo", args.dir.display())?;
     writeln!(
@@ -195,7 +204,11 @@ pub async fn demo(
     out.flush()?;
     drop(store);
     let sim = Arc::new(sim);
+    let provisioning = tokio::spawn(provision(Arc::clone(&sim), format!("{base}/scim/v2"), scim_token));
     attest_server::run(config, attest_domain::clock::system(), listener, shutdown).await?;
+    provisioning.abort();
+    // Its handle on the simulator is dropped once the task is.
+    let _ = provisioning.await;
     if let Ok(sim) = Arc::try_unwrap(sim) {
         sim.shutdown().await;
     }
@@ -207,6 +220,37 @@ pub async fn demo(
 /// awaiting consent, and mails its integration owner (a demo user who is not an administrator)
 /// the setup link: the connector's name, the owner's address and the name they sign in with.
 #[allow(clippy::too_many_arguments)]
+/// How often the demo's provisioning runs an incremental cycle (Entra: about 40 minutes).
+const DEMO_PROVISIONING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Entra's provisioning service for the demo: once the server answers, Test Connection and the
+/// initial cycle, then an incremental cycle every minute. Its figures go to the log.
+async fn provision(sim: Arc<attest_entra_sim::SimHandle>, url: String, token: String) {
+    use attest_entra_sim::provision::{ProvisioningClient, RequestForm, Scope};
+    let Ok(http) = attest_http::client_builder().build() else { return };
+    let mut client = ProvisioningClient::new(http, &url, &token, RequestForm::Default, Scope::AllUsersAndGroups);
+    // The server starts listening as this task starts: Test Connection until it answers.
+    let mut connected = false;
+    for _ in 0..100 {
+        if client.test_connection().await.is_ok() {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !connected {
+        tracing::warn!("the demo's SCIM provisioning could not reach Attest");
+        return;
+    }
+    let report = client.initial_cycle(&sim.sim).await;
+    tracing::info!(%report, "demo provisioning: initial cycle");
+    loop {
+        tokio::time::sleep(DEMO_PROVISIONING_EVERY).await;
+        let report = client.incremental_cycle(&sim.sim).await;
+        tracing::info!(%report, "demo provisioning: incremental cycle");
+    }
+}
+
 async fn seed_setup(
     store: &Store,
     key: &SecretKey,
