@@ -216,10 +216,6 @@ pub async fn demo(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Adds the subsidiary's tenant as connector `emea` (the same app registration as the demo's),
-/// awaiting consent, and mails its integration owner (a demo user who is not an administrator)
-/// the setup link: the connector's name, the owner's address and the name they sign in with.
-#[allow(clippy::too_many_arguments)]
 /// How often the demo's provisioning runs an incremental cycle (Entra: about 40 minutes).
 const DEMO_PROVISIONING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -251,6 +247,10 @@ async fn provision(sim: Arc<attest_entra_sim::SimHandle>, url: String, token: St
     }
 }
 
+/// Adds the subsidiary's tenant as connector `emea` (the same app registration as the demo's),
+/// awaiting consent, and mails its integration owner (a demo user who is not an administrator)
+/// the setup link: the connector's name, the owner's address and the name they sign in with.
+#[allow(clippy::too_many_arguments)]
 async fn seed_setup(
     store: &Store,
     key: &SecretKey,
