@@ -109,7 +109,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261206_000001_certificate_rotation"),
+            text.contains("m20991231_000001_from_the_future") && text.contains("m20261206_000002_scim_accounts"),
             "{text}"
         );
     }
