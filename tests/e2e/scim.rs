@@ -475,3 +475,135 @@ db_test!(scim_tokens_from_the_command_line_are_shown_once_listed_and_revoked, tr
     assert!(!nameless.success);
     web.stop().await;
 });
+
+db_test!(an_administrator_imports_people_with_a_role_and_each_is_mailed, true, |db| {
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let tenant = web.sim.tenant_id();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    // Two people of the directory who never signed in.
+    let mut chosen = Vec::new();
+    for p in store
+        .principals()
+        .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 200)
+        .await
+        .unwrap()
+    {
+        let fresh = store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none();
+        if fresh && p.data.deleted_at.is_none() && p.data.email.is_some() && chosen.len() < 2 {
+            chosen.push(p);
+        }
+    }
+    assert_eq!(chosen.len(), 2);
+    // Found by the page's search.
+    let word = chosen[0].data.display_name.split_whitespace().last().unwrap().to_owned();
+    let (status, page) = web.get(Some(&web.admin), &format!("/admin/accounts?q={word}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("name=\"people\" value=\"{}\"", chosen[0].id.0)), "{word}");
+    // Imported as auditors in one step.
+    let (a, b) = (chosen[0].id.0.to_string(), chosen[1].id.0.to_string());
+    let imported =
+        web.post(&web.admin, "/admin/accounts/import", &[("people", &a), ("people", &b), ("role", "auditor")]).await;
+    assert!(imported.status().is_redirection(), "{}", imported.status());
+    for p in &chosen {
+        let account = store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().unwrap();
+        assert_eq!(account.roles, vec!["auditor".to_owned()]);
+        let to = p.data.email.clone().unwrap();
+        let filter = attest_store::MailFilter { recipient: Some(to.clone()), limit: 10, ..Default::default() };
+        let mails = store.outbox().list_mail(&filter).await.unwrap();
+        assert!(mails.iter().any(|m| m.template == "account_invitation" && m.subject.contains("auditor")), "{to}");
+    }
+    let accounts = store.scim().list_accounts().await.unwrap();
+    assert!(accounts.iter().filter(|a| a.source == "import").count() >= 2);
+    let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "account.imported").count(), 2);
+    // Again, as administrator: roles add up; the account stays one.
+    web.post(&web.admin, "/admin/accounts/import", &[("people", &a), ("role", "admin")]).await;
+    let account = store.web().find_web_user(&tenant, &chosen[0].data.external_id).await.unwrap().unwrap();
+    assert_eq!(account.roles, vec!["auditor".to_owned(), "admin".to_owned()]);
+    // Disabled in the directory: "sync profile" (and each sync) marks the account inactive;
+    // enabled again, it comes back.
+    let second = store.web().find_web_user(&tenant, &chosen[1].data.external_id).await.unwrap().unwrap();
+    let now = SystemClock.now();
+    store
+        .principals()
+        .set_principal_account_enabled(connector.id, &chosen[1].data.external_id, false, now)
+        .await
+        .unwrap();
+    let synced = web.post(&web.admin, "/admin/accounts/sync-profiles", &[]).await;
+    assert!(synced.status().is_redirection(), "{}", synced.status());
+    assert!(store.web().is_disabled(second.id).await.unwrap());
+    let (_, listed) = web.get(Some(&web.admin), "/admin/accounts").await;
+    assert!(listed.contains("<strong>deactivated</strong>"));
+    store
+        .principals()
+        .set_principal_account_enabled(connector.id, &chosen[1].data.external_id, true, now)
+        .await
+        .unwrap();
+    web.post(&web.admin, "/admin/accounts/sync-profiles", &[]).await;
+    assert!(!store.web().is_disabled(second.id).await.unwrap());
+    let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
+    assert!(events.iter().any(|e| e.action == "account.profiles_synced" && e.details.contains("\"deactivated\":1")));
+    // The break-glass administrator's account linked to a directory person: signing in as them
+    // is that account, with its roles. A person who has an account already is refused.
+    let local = store
+        .web()
+        .set_web_user_roles(
+            attest_store::LOCAL_TENANT,
+            "break-glass",
+            "Break-glass administrator",
+            &["admin".to_owned()],
+            now,
+        )
+        .await
+        .unwrap();
+    let (_, page) = web.get(Some(&web.admin), &format!("/admin/accounts?q={word}")).await;
+    assert!(page.contains("Or link the account"), "offered once people are found");
+    let requester = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap();
+    let taken = web
+        .post(
+            &web.admin,
+            "/admin/accounts/link",
+            &[("account", &local.id.to_string()), ("person", &requester.id.0.to_string())],
+        )
+        .await;
+    assert_eq!(taken.status().as_u16(), 409);
+    let person = store
+        .principals()
+        .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 400)
+        .await
+        .unwrap();
+    let mut free = None;
+    for p in person {
+        if p.data.deleted_at.is_none()
+            && store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none()
+        {
+            free = Some(p);
+            break;
+        }
+    }
+    let free = free.unwrap();
+    let linked = web
+        .post(
+            &web.admin,
+            "/admin/accounts/link",
+            &[("account", &local.id.to_string()), ("person", &free.id.0.to_string())],
+        )
+        .await;
+    assert!(linked.status().is_redirection(), "{}", linked.status());
+    let account = store.web().find_web_user(&tenant, &free.data.external_id).await.unwrap().unwrap();
+    assert_eq!((account.id, account.roles.clone()), (local.id, vec!["admin".to_owned()]));
+    let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
+    assert!(events.iter().any(|e| e.action == "account.linked"));
+    // Refused: a role nobody may give, someone not in the directory, nobody at all.
+    for form in [
+        vec![("people", a.as_str()), ("role", "owner")],
+        vec![("people", "not-a-person"), ("role", "")],
+        vec![("people", "99999999"), ("role", "")],
+        vec![("role", "auditor")],
+    ] {
+        let refused = web.post(&web.admin, "/admin/accounts/import", &form).await;
+        assert_eq!(refused.status().as_u16(), 400, "{form:?}");
+    }
+    web.stop().await;
+});

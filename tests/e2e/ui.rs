@@ -556,3 +556,79 @@ db_test!(an_admin_connects_a_tenant_and_its_owner_finishes_from_the_mail_in_chro
     fabrikam.shutdown().await;
     web.stop().await;
 });
+
+db_test!(an_admin_imports_people_with_a_role_and_links_the_break_glass_account_in_chromium, true, |db| {
+    let Some(driver) = Driver::start().await else { return };
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let tenant = web.sim.tenant_id();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    // Two people who never signed in, with a surname to search by.
+    let mut fresh = Vec::new();
+    for p in store
+        .principals()
+        .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 300)
+        .await
+        .unwrap()
+    {
+        if p.data.deleted_at.is_none()
+            && p.data.email.is_some()
+            && store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none()
+        {
+            fresh.push(p);
+        }
+    }
+    let person = fresh.remove(0);
+    let surname = person.data.display_name.split_whitespace().last().unwrap().to_owned();
+    let local = store
+        .web()
+        .set_web_user_roles(
+            attest_store::LOCAL_TENANT,
+            "break-glass",
+            "Break-glass administrator",
+            &["admin".to_owned()],
+            attest_domain::Clock::now(&attest_domain::SystemClock),
+        )
+        .await
+        .unwrap();
+    let upn = web.sim.sim.read(|t| t.live_user(&web.admin.object_id).unwrap().user_principal_name.clone());
+    let admin = signed_in(&driver, &web, &upn, "chromium-accounts-admin").await;
+    admin.find(Locator::LinkText("Accounts")).await.unwrap().click().await.unwrap();
+    admin.wait().for_element(Locator::Id("import-q")).await.unwrap().send_keys(&surname).await.unwrap();
+    admin.find(Locator::Css("form[action='/admin/accounts#import'] button")).await.unwrap().click().await.unwrap();
+    let checkbox = format!("input[name=people][value='{}']", person.id.0);
+    admin.wait().for_element(Locator::Css(&checkbox)).await.unwrap().click().await.unwrap();
+    admin.find(Locator::Css("#import-role option[value=auditor]")).await.unwrap().click().await.unwrap();
+    admin.find(Locator::Css("form[action='/admin/accounts/import'] button")).await.unwrap().click().await.unwrap();
+    let list = admin.wait().for_element(Locator::Id("account-list")).await.unwrap().text().await.unwrap();
+    assert!(list.contains(&person.data.display_name) && list.contains("imported"), "{list}");
+    let account = store.web().find_web_user(&tenant, &person.data.external_id).await.unwrap().unwrap();
+    assert_eq!(account.roles, vec!["auditor".to_owned()]);
+    // The break-glass account, linked to another person found by the search.
+    let other =
+        fresh.into_iter().find(|p| p.data.display_name.split_whitespace().last() != Some(surname.as_str())).unwrap();
+    let other_surname = other.data.display_name.split_whitespace().last().unwrap().to_owned();
+    admin.goto(&format!("{}/admin/accounts?q={}", web.base, other_surname)).await.unwrap();
+    admin
+        .wait()
+        .for_element(Locator::Css(&format!("#link-account option[value='{}']", local.id)))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    admin
+        .find(Locator::Css(&format!("#link-person option[value='{}']", other.id.0)))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    admin.find(Locator::Css("form[action='/admin/accounts/link'] button")).await.unwrap().click().await.unwrap();
+    admin.wait().for_element(Locator::Id("account-list")).await.unwrap();
+    let linked = store.web().find_web_user(&tenant, &other.data.external_id).await.unwrap().unwrap();
+    assert_eq!(linked.id, local.id, "the break-glass account is now that person's");
+    admin.close().await.unwrap();
+    drop(driver);
+    web.stop().await;
+});

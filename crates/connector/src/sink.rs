@@ -427,9 +427,10 @@ impl SyncSink {
         }
         // Owners named by address become the users they name, once their directory is here.
         self.store.connectors().resolve_connector_owners(self.connector).await?;
-        // Someone disabled or deleted in the directory is signed out of Attest too.
+        // Someone disabled or deleted in the directory is signed out of Attest too, and their
+        // account marked inactive; names and addresses follow the directory.
         if self.counts.principals.written() > 0 {
-            self.store.web().end_sessions_of_inactive_accounts().await?;
+            self.store.web().sync_profiles(self.now).await?;
         }
         if self.unresolved > 0 {
             let examples = self.unresolved_examples.join("; ");

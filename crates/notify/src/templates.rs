@@ -122,6 +122,8 @@ pub enum Template {
     },
     /// Whoever invited the owners learns the tenant is connected.
     ConnectorConnected { connector: String, tenant: String, connected_by: Option<String>, connector_url: String },
+    /// Someone an administrator imported from the directory learns they have an account.
+    AccountInvitation { name: String, invited_by: String, role: Option<String>, sign_in_url: String },
     /// A connector's owners learn it needs them (once per episode).
     ConnectorAttention {
         connector: String,
@@ -183,6 +185,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "connector_setup",
     "connector_connected",
     "connector_attention",
+    "account_invitation",
 ];
 
 impl Template {
@@ -202,6 +205,7 @@ impl Template {
             Template::ConnectorSetup { .. } => "connector_setup",
             Template::ConnectorConnected { .. } => "connector_connected",
             Template::ConnectorAttention { .. } => "connector_attention",
+            Template::AccountInvitation { .. } => "account_invitation",
         }
     }
 }
@@ -256,7 +260,8 @@ impl Templates {
             "access_digest",
             "connector_setup",
             "connector_connected",
-            "connector_attention"
+            "connector_attention",
+            "account_invitation"
         ))
         .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
         Ok(Templates { tera })
@@ -407,6 +412,12 @@ mod tests {
                 status: "needs reauthorization".into(),
                 reason: format!("the client secret of {name} has expired (AADSTS7000222)"),
                 connector_url: "https://attest.example.com/connectors/emea".into(),
+            },
+            Template::AccountInvitation {
+                name: name.into(),
+                invited_by: format!("{name}'s administrator"),
+                role: Some("auditor".into()),
+                sign_in_url: "https://attest.example.com/auth/sign-in".into(),
             },
         ]
     }

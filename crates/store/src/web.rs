@@ -164,6 +164,45 @@ impl Web<'_> {
         Ok(users)
     }
 
+    /// An account for a person of the directory an administrator imports before they sign in
+    /// (source `import`), with `roles` added to any they hold: the account, and whether it is
+    /// new. An account that exists keeps where it came from.
+    pub async fn import_web_user(
+        self,
+        tenant_id: &str,
+        object_id: &str,
+        display_name: &str,
+        email: Option<&str>,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(WebUser, bool), StoreError> {
+        let existing = self.find_web_user(tenant_id, object_id).await?;
+        let created = existing.is_none();
+        let mut merged = existing.as_ref().map(|u| u.roles.clone()).unwrap_or_default();
+        for role in roles {
+            if !merged.contains(role) {
+                merged.push(role.clone());
+            }
+        }
+        let encoded = serde_json::to_string(&merged)
+            .map_err(|e| StoreError::Internal(format!("roles cannot be encoded: {e}")))?;
+        let mut sql = Sql::new(
+            self.backend(),
+            "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at, source) VALUES (",
+        );
+        sql.value(tenant_id.to_owned()).push(", ").value(object_id.to_owned()).push(", ");
+        sql.value(display_name.to_owned()).push(", ").value(email.map(str::to_owned)).push(", ");
+        sql.value(encoded).push(", ").value(micros(now)).push(", 'import'");
+        sql.push(") ON CONFLICT (tenant_id, object_id) DO UPDATE SET roles = excluded.roles, ");
+        sql.push("email = COALESCE(web_users.email, excluded.email)");
+        self.db.execute_raw(sql.build()).await?;
+        let user = self
+            .find_web_user(tenant_id, object_id)
+            .await?
+            .ok_or_else(|| StoreError::Internal(format!("user {tenant_id}/{object_id} vanished")))?;
+        Ok((user, created))
+    }
+
     /// Opens a session for `user` until `expires_at`, under the hash of its token.
     pub async fn create_web_session(
         self,
@@ -215,6 +254,68 @@ impl Web<'_> {
             ),
         );
         Ok(self.db.execute_raw(sql.build()).await?.rows_affected())
+    }
+
+    /// Links account `id` (the break-glass administrator, or one pushed before its owner's object
+    /// id was known) to a directory user: from now on signing in as them is this account, with
+    /// its roles and history. Refused (`Conflict`) when that user already has an account.
+    pub async fn link_web_user(
+        self,
+        id: i64,
+        tenant_id: &str,
+        object_id: &str,
+        display_name: &str,
+        email: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE web_users SET tenant_id = ");
+        sql.value(tenant_id.to_owned()).push(", object_id = ").value(object_id.to_owned());
+        sql.push(", display_name = ").value(display_name.to_owned()).push(", email = COALESCE(");
+        sql.value(email.map(str::to_owned)).push(", email) WHERE id = ").value(id);
+        let changed = self.db.execute_raw(sql.build()).await.map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict { .. } => {
+                StoreError::Conflict { what: format!("an account for {tenant_id}/{object_id}") }
+            }
+            other => other,
+        })?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "account", key: id.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Refreshes every account from its synced directory user ("sync profile"): name and
+    /// address follow the directory, and an account whose user is disabled or deleted there is
+    /// marked inactive (`disabled_at`), which also ends its sessions. An account marked inactive
+    /// this way comes back when its user does; one Entra deactivated over SCIM stays so until
+    /// Entra says otherwise. Returns how many were refreshed and how many marked inactive.
+    pub async fn sync_profiles(self, now: DateTime<Utc>) -> Result<(u64, u64), StoreError> {
+        let person = "FROM principals p JOIN connectors c ON c.id = p.connector_id WHERE c.tenant_id = web_users.tenant_id \
+                      AND p.external_id = web_users.object_id AND p.kind = 'user' AND p.deleted_at IS NULL";
+        let sql = Sql::new(
+            self.backend(),
+            &format!(
+                "UPDATE web_users SET display_name = (SELECT p.display_name {person} ORDER BY p.id LIMIT 1), \
+                 email = COALESCE((SELECT COALESCE(p.email, p.user_principal_name) {person} ORDER BY p.id LIMIT 1), email) \
+                 WHERE EXISTS (SELECT 1 {person})"
+            ),
+        );
+        let refreshed = self.db.execute_raw(sql.build()).await?.rows_affected();
+        let inactive = INACTIVE_ACCOUNT.replace("u.", "web_users.");
+        let mut sql = Sql::new(self.backend(), "UPDATE web_users SET disabled_at = ");
+        sql.value(micros(now))
+            .push(&format!(" WHERE disabled_at IS NULL AND source <> 'scim' AND EXISTS ({inactive})"));
+        let deactivated = self.db.execute_raw(sql.build()).await?.rows_affected();
+        // Back in the directory: active again (SCIM's own deactivations are Entra's to undo).
+        let sql = Sql::new(
+            self.backend(),
+            &format!(
+                "UPDATE web_users SET disabled_at = NULL WHERE disabled_at IS NOT NULL AND source <> 'scim' \
+                 AND NOT EXISTS ({inactive}) AND EXISTS (SELECT 1 {person})"
+            ),
+        );
+        self.db.execute_raw(sql.build()).await?;
+        self.end_sessions_of_inactive_accounts().await?;
+        Ok((refreshed, deactivated))
     }
 
     /// Ends a session (sign-out).

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{page, when};
 use crate::AppState;
 use crate::error::WebError;
-use crate::extract::Id;
+use crate::extract::{Id, Query};
 use crate::forms::Submitted;
 use crate::roles::{Allowed, Viewer, rule};
 
@@ -22,9 +22,22 @@ const MAPPABLE_ROLES: &[&str] = &["admin", "auditor"];
 /// Accounts listed on the page (the newest sign-ins and pushes are a search away in Entra).
 const LISTED_ACCOUNTS: usize = 200;
 
-/// The page, with `new_token` (the secret just made, shown this once) when there is one.
-async fn accounts_page(state: &AppState, viewer: &Viewer, new_token: Option<Value>) -> Result<Response, WebError> {
+/// The page, with `new_token` (the secret just made, shown this once) when there is one, and
+/// the directory's people matching `search` to import.
+async fn accounts_page(
+    state: &AppState,
+    viewer: &Viewer,
+    new_token: Option<Value>,
+    search: &super::directory::ListQuery,
+) -> Result<Response, WebError> {
     let store = &state.store;
+    let searched = !search.q.trim().is_empty() || !search.department.trim().is_empty();
+    let candidates = if searched {
+        serde_json::to_value(super::directory::people_data(state, viewer, search).await?.people)
+            .map_err(|e| WebError::Internal(e.to_string()))?
+    } else {
+        Value::Array(Vec::new())
+    };
     let tokens: Vec<Value> = store
         .scim()
         .list_tokens()
@@ -50,6 +63,11 @@ async fn accounts_page(state: &AppState, viewer: &Viewer, new_token: Option<Valu
     }));
     let all = store.scim().list_accounts().await?;
     let total = all.len();
+    let unlinked_accounts: Vec<Value> = all
+        .iter()
+        .filter(|a| unlinked(a))
+        .map(|a| json!({"id": a.id, "name": a.display_name, "email": a.email}))
+        .collect();
     let mut accounts = Vec::new();
     for account in all.into_iter().take(LISTED_ACCOUNTS) {
         let mapped = store.scim().mapped_roles(account.id, &account.tenant_id, &account.object_id).await?;
@@ -76,13 +94,197 @@ async fn accounts_page(state: &AppState, viewer: &Viewer, new_token: Option<Valu
         "roles": MAPPABLE_ROLES,
         "accounts": accounts,
         "accounts_total": total,
+        "unlinked": unlinked_accounts,
+        "q": search.q,
+        "searched": searched,
+        "candidates": candidates,
     });
     Ok(page(viewer, "accounts.html", context)?.into_response())
 }
 
-/// `GET /admin/accounts`
-pub async fn accounts(viewer: Allowed<rule::Admin>, State(state): State<AppState>) -> Result<Response, WebError> {
-    accounts_page(&state, &viewer, None).await
+/// `GET /admin/accounts` (`?q=` searches the directory for people to import)
+pub async fn accounts(
+    viewer: Allowed<rule::Admin>,
+    State(state): State<AppState>,
+    Query(search): Query<super::directory::ListQuery>,
+) -> Result<Response, WebError> {
+    accounts_page(&state, &viewer, None, &search).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LinkForm {
+    /// The account (its id on this page).
+    #[serde(default)]
+    pub account: String,
+    /// The directory person (principal id).
+    #[serde(default)]
+    pub person: String,
+}
+
+/// `POST /admin/accounts/link`: an account not yet bound to a directory user (the
+/// break-glass administrator; one pushed before its object id was known) becomes that user's.
+/// Audited.
+pub async fn link(
+    viewer: Allowed<rule::Admin>,
+    State(state): State<AppState>,
+    Submitted(form): Submitted<LinkForm>,
+) -> Result<Response, WebError> {
+    let store = &state.store;
+    let bad = |what: &str| WebError::BadRequest(format!("{what}: pick one from the lists"));
+    let account_id: i64 = form.account.trim().parse().map_err(|_| bad("account"))?;
+    let person_id: i64 = form.person.trim().parse().map_err(|_| bad("person"))?;
+    let account = store
+        .scim()
+        .list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.id == account_id && unlinked(a))
+        .ok_or_else(|| bad("account"))?;
+    let person =
+        store.principals().get_principal(attest_domain::PrincipalId(person_id)).await.map_err(|_| bad("person"))?;
+    let connectors = state.caches.connectors(store).await?;
+    let tenant = connectors
+        .iter()
+        .find(|c| c.id == person.connector_id)
+        .and_then(|c| c.tenant_id.clone())
+        .filter(|_| person.data.kind == attest_domain::PrincipalKind::User && person.data.deleted_at.is_none())
+        .ok_or_else(|| bad("person"))?;
+    let email = person.data.email.clone().or_else(|| person.data.user_principal_name.clone());
+    store
+        .web()
+        .link_web_user(account.id, &tenant, &person.data.external_id, &person.data.display_name, email.as_deref())
+        .await
+        .map_err(|e| match e {
+            attest_store::StoreError::Conflict { .. } => WebError::Conflict(format!(
+                "{} already has an Attest account: give that account the roles instead",
+                person.data.display_name
+            )),
+            other => other.into(),
+        })?;
+    let draft = attest_domain::AuditEventDraft {
+        occurred_at: state.now(),
+        actor: viewer.actor(),
+        action: "account.linked".into(),
+        target_kind: Some("account".into()),
+        target_id: Some(account.id.to_string()),
+        details: json!({"from": format!("{}/{}", account.tenant_id, account.object_id),
+            "to": format!("{tenant}/{}", person.data.external_id), "name": person.data.display_name}),
+    };
+    store.audit().append_audit_event(draft).await?;
+    state.caches.forget_connectors().await;
+    Ok(Redirect::to("/admin/accounts#accounts").into_response())
+}
+
+/// An account no directory user is bound to: the break-glass administrator, or one pushed
+/// over SCIM whose owner's object id is not known yet.
+fn unlinked(account: &attest_store::Account) -> bool {
+    account.tenant_id == attest_store::LOCAL_TENANT || account.object_id.starts_with("scim:")
+}
+
+/// `POST /admin/accounts/sync-profiles`: names and addresses from the directory; accounts whose
+/// directory user is disabled or deleted marked inactive (each sync does the same). Audited.
+pub async fn sync_profiles(
+    viewer: Allowed<rule::Admin>,
+    State(state): State<AppState>,
+    Submitted(_): Submitted<Value>,
+) -> Result<Response, WebError> {
+    let now = state.now();
+    let (refreshed, deactivated) = state.store.web().sync_profiles(now).await?;
+    let draft = attest_domain::AuditEventDraft {
+        occurred_at: now,
+        actor: viewer.actor(),
+        action: "account.profiles_synced".into(),
+        target_kind: None,
+        target_id: None,
+        details: json!({"refreshed": refreshed, "deactivated": deactivated}),
+    };
+    state.store.audit().append_audit_event(draft).await?;
+    Ok(Redirect::to("/admin/accounts#accounts").into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ImportForm {
+    /// Directory people (principal ids), one or many.
+    #[serde(default, deserialize_with = "crate::forms::one_or_many")]
+    pub people: Vec<String>,
+    /// `admin`, `auditor`, or empty for none beyond reviewing and requesting.
+    #[serde(default)]
+    pub role: String,
+}
+
+/// The most people imported in one step.
+const MAX_IMPORT: usize = 500;
+
+/// `POST /admin/accounts/import`: accounts for people of the directory before they sign in,
+/// with a role, each mailed that they have one. Audited.
+pub async fn import(
+    viewer: Allowed<rule::Admin>,
+    State(state): State<AppState>,
+    Submitted(form): Submitted<ImportForm>,
+) -> Result<Response, WebError> {
+    let store = &state.store;
+    let role = form.role.trim();
+    if !role.is_empty() && !MAPPABLE_ROLES.contains(&role) {
+        return Err(WebError::BadRequest(format!("role: none, or one of {}", MAPPABLE_ROLES.join(", "))));
+    }
+    if form.people.is_empty() || form.people.len() > MAX_IMPORT {
+        return Err(WebError::BadRequest(format!("people: pick 1 to {MAX_IMPORT} people from the search")));
+    }
+    let roles: Vec<String> = (!role.is_empty()).then(|| role.to_owned()).into_iter().collect();
+    let connectors = state.caches.connectors(store).await?;
+    let (now, actor) = (state.now(), viewer.actor());
+    for id in &form.people {
+        let unknown = || WebError::BadRequest(format!("people: {id} is not a person of the directory"));
+        let id: i64 = id.trim().parse().map_err(|_| unknown())?;
+        let person = store.principals().get_principal(attest_domain::PrincipalId(id)).await.map_err(|_| unknown())?;
+        let tenant = connectors
+            .iter()
+            .find(|c| c.id == person.connector_id)
+            .and_then(|c| c.tenant_id.clone())
+            .ok_or_else(unknown)?;
+        if person.data.kind != attest_domain::PrincipalKind::User || person.data.deleted_at.is_some() {
+            return Err(unknown());
+        }
+        let email = person.data.email.clone().or_else(|| person.data.user_principal_name.clone());
+        let (account, created) = store
+            .web()
+            .import_web_user(
+                &tenant,
+                &person.data.external_id,
+                &person.data.display_name,
+                email.as_deref(),
+                &roles,
+                now,
+            )
+            .await?;
+        let draft = attest_domain::AuditEventDraft {
+            occurred_at: now,
+            actor: actor.clone(),
+            action: "account.imported".into(),
+            target_kind: Some("account".into()),
+            target_id: Some(account.id.to_string()),
+            details: json!({"tenant_id": tenant, "object_id": account.object_id, "name": account.display_name,
+                "roles_added": roles, "new": created}),
+        };
+        store.audit().append_audit_event(draft).await?;
+        if let Some(to) = email.filter(|e| attest_notify::is_email_address(e)) {
+            let template = attest_notify::Template::AccountInvitation {
+                name: account.display_name.clone(),
+                invited_by: actor.clone(),
+                role: roles.first().cloned(),
+                sign_in_url: format!("{}/auth/sign-in", state.public_url),
+            };
+            // Once per account and role: importing again with another role says so.
+            let key = format!("account-invitation:{}:{}", account.id, roles.first().map_or("none", String::as_str));
+            state
+                .outbox
+                .enqueue(attest_notify::Email { key, to, template }, now)
+                .await
+                .map_err(|e| WebError::Unavailable(format!("the invitation could not be queued: {e}")))?;
+        }
+    }
+    state.caches.forget_connectors().await;
+    Ok(Redirect::to("/admin/accounts#accounts").into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,7 +301,8 @@ pub async fn create_token(
 ) -> Result<Response, WebError> {
     let (token, secret) =
         crate::scim::create_token(&state.store, &form.name, None, &viewer.actor(), state.now()).await?;
-    accounts_page(&state, &viewer, Some(json!({"id": token.id, "name": token.name, "token": secret}))).await
+    let new_token = Some(json!({"id": token.id, "name": token.name, "token": secret}));
+    accounts_page(&state, &viewer, new_token, &Default::default()).await
 }
 
 /// `POST /admin/accounts/tokens/{id}/revoke`
