@@ -1,5 +1,5 @@
 //! `attest bench scim`: Entra's provisioning service filling Attest over SCIM. A tenant is
-//! generated in the simulator (10,000 users and 1,000 groups by default), `attest serve` is
+//! generated in the simulator (10,000 users, 1,000 groups and 100,000 memberships by default), `attest serve` is
 //! booted on the database through the same `run` function, and the simulator's provisioning
 //! client runs an initial cycle (Test Connection, a find then a create per user, manager links,
 //! groups created empty, members added in batches), then an incremental cycle after churn.
@@ -23,8 +23,13 @@ pub struct ScimBenchArgs {
     users: usize,
     #[arg(long, default_value_t = 1_000)]
     groups: usize,
-    /// Requests the client keeps in flight.
-    #[arg(long, default_value_t = 16)]
+    /// Group memberships in all: the generated tenant's power-law groups are topped up with
+    /// random members to reach it.
+    #[arg(long, default_value_t = 100_000)]
+    memberships: usize,
+    /// Requests the client keeps in flight (Entra's service sends several at once; past 8, on
+    /// two cores shared with the client, latency grows faster than throughput).
+    #[arg(long, default_value_t = 8)]
     concurrency: usize,
     /// Members per PATCH.
     #[arg(long, default_value_t = 100)]
@@ -55,7 +60,7 @@ pub async fn run(context: &Context, args: ScimBenchArgs, out: &mut dyn Write) ->
     let spec = TenantSpec { users: args.users, groups: args.groups, apps: 0, assignments_per_app: 0, seed: args.seed };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = spawn_with(listener, generate(spec), ClientApp::attest(args.seed), SimOptions::default()).await?;
-    let memberships: usize = sim.sim.read(|t| t.groups.iter().map(|g| g.members.len()).sum());
+    let memberships = top_up(&sim, args.memberships, args.seed);
 
     // Serve, exactly as `attest serve` does.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -107,6 +112,35 @@ pub async fn run(context: &Context, args: ScimBenchArgs, out: &mut dyn Write) ->
         writeln!(out, "error: {error}")?;
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Adds random users to random groups until the tenant holds `target` memberships; how many
+/// it holds.
+fn top_up(sim: &attest_entra_sim::SimHandle, target: usize, seed: u64) -> usize {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = SmallRng::seed_from_u64(seed);
+    sim.sim.write(|t| {
+        let users: Vec<String> = t.users.iter().filter(|u| u.deleted.is_none()).map(|u| u.id.clone()).collect();
+        let groups: Vec<usize> = (0..t.groups.len()).filter(|&i| t.groups[i].deleted.is_none()).collect();
+        let mut held: std::collections::HashSet<(usize, String)> = std::collections::HashSet::new();
+        for &g in &groups {
+            held.extend(t.groups[g].members.iter().map(|m| (g, m.clone())));
+        }
+        let mut count = held.len();
+        // Bounded: a tenant too small for the target stops short of it.
+        let mut tries = target.saturating_mul(4);
+        while count < target && tries > 0 && !users.is_empty() && !groups.is_empty() {
+            tries -= 1;
+            let g = groups[rng.random_range(0..groups.len())];
+            let u = &users[rng.random_range(0..users.len())];
+            if held.insert((g, u.clone())) {
+                t.groups[g].members.push(u.clone());
+                count += 1;
+            }
+        }
+        t.groups.iter().map(|g| g.members.len()).sum()
+    })
 }
 
 fn print_cycle(out: &mut dyn Write, name: &str, report: &CycleReport) -> std::io::Result<()> {
