@@ -500,6 +500,13 @@ db_test!(an_administrator_imports_people_with_a_role_and_each_is_mailed, true, |
     let (status, page) = web.get(Some(&web.admin), &format!("/admin/accounts?q={word}")).await;
     assert_eq!(status, 200);
     assert!(page.contains(&format!("name=\"people\" value=\"{}\"", chosen[0].id.0)), "{word}");
+    // Or by the directory's filters: a department, members or guests.
+    if let Some(department) = chosen[0].data.department.clone() {
+        let query: String =
+            url::form_urlencoded::Serializer::new(String::new()).append_pair("department", &department).finish();
+        let (_, page) = web.get(Some(&web.admin), &format!("/admin/accounts?{query}&type=member")).await;
+        assert!(page.contains(&format!("name=\"people\" value=\"{}\"", chosen[0].id.0)), "{department}");
+    }
     // Imported as auditors in one step.
     let (a, b) = (chosen[0].id.0.to_string(), chosen[1].id.0.to_string());
     let imported =

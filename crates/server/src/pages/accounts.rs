@@ -31,7 +31,9 @@ async fn accounts_page(
     search: &super::directory::ListQuery,
 ) -> Result<Response, WebError> {
     let store = &state.store;
-    let searched = !search.q.trim().is_empty() || !search.department.trim().is_empty();
+    let searched =
+        [&search.q, &search.department, &search.user_type, &search.blocked].iter().any(|f| !f.trim().is_empty());
+    let departments = state.caches.people(store).await?.departments().to_vec();
     let candidates = if searched {
         serde_json::to_value(super::directory::people_data(state, viewer, search).await?.people)
             .map_err(|e| WebError::Internal(e.to_string()))?
@@ -96,6 +98,9 @@ async fn accounts_page(
         "accounts_total": total,
         "unlinked": unlinked_accounts,
         "q": search.q,
+        "department": search.department,
+        "user_type": search.user_type,
+        "departments": departments,
         "searched": searched,
         "candidates": candidates,
     });
