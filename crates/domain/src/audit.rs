@@ -85,6 +85,27 @@ pub struct AuditEventDraft {
     pub details: serde_json::Value,
 }
 
+impl AuditEventDraft {
+    /// That `actor` did `action` to the `kind` thing `id`, at `now`.
+    pub fn about(
+        actor: &str,
+        action: &str,
+        kind: &str,
+        id: impl ToString,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> AuditEventDraft {
+        AuditEventDraft {
+            occurred_at: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target_kind: Some(kind.to_owned()),
+            target_id: Some(id.to_string()),
+            details,
+        }
+    }
+}
+
 /// An event as stored in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {

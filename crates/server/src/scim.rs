@@ -555,14 +555,14 @@ pub async fn create_token(
     };
     let secret = format!("attest-scim-{}", crate::session::random_token().map_err(WebError::Internal)?);
     let token = store.scim().create_token(name, &hash(&secret), tenant_id.as_deref(), actor, now).await?;
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: "scim.token_created".into(),
-        target_kind: Some("scim_token".into()),
-        target_id: Some(token.id.to_string()),
-        details: json!({"name": token.name, "tenant_id": token.tenant_id}),
-    };
+    let draft = attest_domain::AuditEventDraft::about(
+        actor,
+        "scim.token_created",
+        "scim_token",
+        token.id,
+        json!({"name": token.name, "tenant_id": token.tenant_id}),
+        now,
+    );
     store.audit().append_audit_event(draft).await?;
     Ok((token, secret))
 }
@@ -579,14 +579,14 @@ pub async fn revoke_token(
         .revoke_token(id, now)
         .await?
         .ok_or_else(|| crate::error::WebError::NotFound(format!("no SCIM token {id}")))?;
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: "scim.token_revoked".into(),
-        target_kind: Some("scim_token".into()),
-        target_id: Some(token.id.to_string()),
-        details: json!({"name": token.name}),
-    };
+    let draft = attest_domain::AuditEventDraft::about(
+        actor,
+        "scim.token_revoked",
+        "scim_token",
+        token.id,
+        json!({"name": token.name}),
+        now,
+    );
     store.audit().append_audit_event(draft).await?;
     Ok(token)
 }

@@ -395,14 +395,7 @@ async fn audit_connector(
     details: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), WebError> {
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: action.into(),
-        target_kind: Some("connector".into()),
-        target_id: Some(connector.id.0.to_string()),
-        details,
-    };
+    let draft = attest_domain::AuditEventDraft::about(actor, action, "connector", connector.id.0, details, now);
     store.audit().append_audit_event(draft).await?;
     Ok(())
 }

@@ -75,15 +75,7 @@ impl Audit<'_> {
         details: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<AuditEvent, StoreError> {
-        let draft = AuditEventDraft {
-            occurred_at: now,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target_kind: Some(kind.to_owned()),
-            target_id: Some(id.to_string()),
-            details,
-        };
-        self.append_audit_in(txn, draft).await
+        self.append_audit_in(txn, AuditEventDraft::about(actor, action, kind, id, details, now)).await
     }
 
     /// Appends within the caller's transaction, so an event and the change it records commit

@@ -201,25 +201,6 @@ impl From<sea_orm::DbErr> for ScimWriteError {
     }
 }
 
-/// What a SCIM write records in the audit log, in its own transaction.
-fn draft(
-    actor: &str,
-    action: &str,
-    kind: &str,
-    id: &str,
-    details: serde_json::Value,
-    now: DateTime<Utc>,
-) -> AuditEventDraft {
-    AuditEventDraft {
-        occurred_at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target_kind: Some(kind.to_owned()),
-        target_id: Some(id.to_owned()),
-        details,
-    }
-}
-
 /// The audit details of a group's edits: how many added and removed (members of a group mapped
 /// to a role gain or lose it), and the first hundred ids of each, enough to follow a change
 /// without a megabyte per batch.
@@ -384,7 +365,9 @@ impl Scim<'_> {
             other => other.into(),
         })?;
         let details = json!({"user_name": write.user_name, "active": write.active});
-        self.audit().append_audit_in(&txn, draft(actor, "scim.user_created", "scim_user", id, details, now)).await?;
+        self.audit()
+            .append_audit_in(&txn, AuditEventDraft::about(actor, "scim.user_created", "scim_user", id, details, now))
+            .await?;
         txn.commit().await?;
         self.get_user(id).await?.ok_or_else(|| ScimWriteError::NotFound(format!("user {id} vanished")))
     }
@@ -436,7 +419,9 @@ impl Scim<'_> {
         if write.active != (was_active != 0) {
             let action = if write.active { "scim.user_activated" } else { "scim.user_deactivated" };
             let details = json!({"user_name": write.user_name});
-            self.audit().append_audit_in(&txn, draft(actor, action, "scim_user", id, details, now)).await?;
+            self.audit()
+                .append_audit_in(&txn, AuditEventDraft::about(actor, action, "scim_user", id, details, now))
+                .await?;
         }
         txn.commit().await?;
         Ok(self.get_user(id).await?)
@@ -463,7 +448,9 @@ impl Scim<'_> {
                 txn.execute_raw(sql.build()).await?;
             }
         }
-        self.audit().append_audit_in(&txn, draft(actor, "scim.user_deleted", "scim_user", id, json!({}), now)).await?;
+        self.audit()
+            .append_audit_in(&txn, AuditEventDraft::about(actor, "scim.user_deleted", "scim_user", id, json!({}), now))
+            .await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -549,7 +536,9 @@ impl Scim<'_> {
         txn.execute_raw(sql.build()).await?;
         add_members(&txn, self.backend(), id, members).await?;
         let details = json!({"display_name": display_name, "members": members.len()});
-        self.audit().append_audit_in(&txn, draft(actor, "scim.group_created", "scim_group", id, details, now)).await?;
+        self.audit()
+            .append_audit_in(&txn, AuditEventDraft::about(actor, "scim.group_created", "scim_group", id, details, now))
+            .await?;
         txn.commit().await?;
         self.get_group(id).await?.ok_or_else(|| ScimWriteError::NotFound(format!("group {id} vanished")))
     }
@@ -613,7 +602,9 @@ impl Scim<'_> {
         sql.value(micros(now)).push(" WHERE id = ").value(id.to_owned());
         txn.execute_raw(sql.build()).await?;
         let details = group_edit_details(edits);
-        self.audit().append_audit_in(&txn, draft(actor, "scim.group_changed", "scim_group", id, details, now)).await?;
+        self.audit()
+            .append_audit_in(&txn, AuditEventDraft::about(actor, "scim.group_changed", "scim_group", id, details, now))
+            .await?;
         txn.commit().await?;
         self.get_group(id).await?.ok_or_else(|| ScimWriteError::NotFound(format!("group {id} vanished")))
     }
@@ -630,7 +621,10 @@ impl Scim<'_> {
         let deleted = txn.execute_raw(sql.build()).await?.rows_affected() > 0;
         if deleted {
             self.audit()
-                .append_audit_in(&txn, draft(actor, "scim.group_deleted", "scim_group", id, json!({}), now))
+                .append_audit_in(
+                    &txn,
+                    AuditEventDraft::about(actor, "scim.group_deleted", "scim_group", id, json!({}), now),
+                )
                 .await?;
         }
         txn.commit().await?;

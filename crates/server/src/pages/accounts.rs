@@ -166,15 +166,15 @@ pub async fn link(
             )),
             other => other.into(),
         })?;
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: state.now(),
-        actor: viewer.actor(),
-        action: "account.linked".into(),
-        target_kind: Some("account".into()),
-        target_id: Some(account.id.to_string()),
-        details: json!({"from": format!("{}/{}", account.tenant_id, account.object_id),
+    let draft = attest_domain::AuditEventDraft::about(
+        &viewer.actor(),
+        "account.linked",
+        "account",
+        account.id,
+        json!({"from": format!("{}/{}", account.tenant_id, account.object_id),
             "to": format!("{tenant}/{}", person.data.external_id), "name": person.data.display_name}),
-    };
+        state.now(),
+    );
     store.audit().append_audit_event(draft).await?;
     state.caches.forget_connectors().await;
     Ok(Redirect::to("/admin/accounts#accounts").into_response())
@@ -262,15 +262,15 @@ pub async fn import(
                 now,
             )
             .await?;
-        let draft = attest_domain::AuditEventDraft {
-            occurred_at: now,
-            actor: actor.clone(),
-            action: "account.imported".into(),
-            target_kind: Some("account".into()),
-            target_id: Some(account.id.to_string()),
-            details: json!({"tenant_id": tenant, "object_id": account.object_id, "name": account.display_name,
+        let draft = attest_domain::AuditEventDraft::about(
+            &actor,
+            "account.imported",
+            "account",
+            account.id,
+            json!({"tenant_id": tenant, "object_id": account.object_id, "name": account.display_name,
                 "roles_added": roles, "new": created}),
-        };
+            now,
+        );
         store.audit().append_audit_event(draft).await?;
         if let Some(to) = email.filter(|e| attest_notify::is_email_address(e)) {
             let template = attest_notify::Template::AccountInvitation {
@@ -359,14 +359,14 @@ pub async fn add_mapping(
     };
     let now = state.now();
     store.scim().add_role_mapping(kind, &id, &name, &form.role, &viewer.actor(), now).await?;
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: now,
-        actor: viewer.actor(),
-        action: "account.role_mapped".into(),
-        target_kind: Some(format!("{kind}_group")),
-        target_id: Some(id),
-        details: json!({"group": name, "role": form.role}),
-    };
+    let draft = attest_domain::AuditEventDraft::about(
+        &viewer.actor(),
+        "account.role_mapped",
+        &format!("{kind}_group"),
+        id,
+        json!({"group": name, "role": form.role}),
+        now,
+    );
     store.audit().append_audit_event(draft).await?;
     Ok(Redirect::to("/admin/accounts#mappings").into_response())
 }
@@ -384,14 +384,14 @@ pub async fn remove_mapping(
         .remove_role_mapping(id)
         .await?
         .ok_or_else(|| WebError::NotFound(format!("no role mapping {id}")))?;
-    let draft = attest_domain::AuditEventDraft {
-        occurred_at: state.now(),
-        actor: viewer.actor(),
-        action: "account.role_unmapped".into(),
-        target_kind: Some(format!("{}_group", removed.group_kind)),
-        target_id: Some(removed.group_id),
-        details: json!({"group": removed.group_name, "role": removed.role}),
-    };
+    let draft = attest_domain::AuditEventDraft::about(
+        &viewer.actor(),
+        "account.role_unmapped",
+        &format!("{}_group", removed.group_kind),
+        removed.group_id,
+        json!({"group": removed.group_name, "role": removed.role}),
+        state.now(),
+    );
     state.store.audit().append_audit_event(draft).await?;
     Ok(Redirect::to("/admin/accounts#mappings").into_response())
 }
