@@ -24,6 +24,7 @@ mod m20261204_000004_access_requests;
 mod m20261205_000001_connector_setup;
 mod m20261206_000001_certificate_rotation;
 mod m20261206_000002_scim_accounts;
+mod m20261207_000001_account_phone;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_connector_setup::Migration),
             Box::new(m20261206_000001_certificate_rotation::Migration),
             Box::new(m20261206_000002_scim_accounts::Migration),
+            Box::new(m20261207_000001_account_phone::Migration),
         ]
     }
 }

@@ -2,13 +2,15 @@
 //! graph-facts §10 in both of its forms (the default job and `aadOptscim062020`), hostile
 //! input, and what a pushed user means for Attest (deactivated: refused at once; deleted: gone).
 
+use std::time::Duration;
+
 use attest_domain::{Clock as _, SystemClock};
 use attest_store::db_test;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::browser;
-use crate::web::Web;
+use crate::web::{Web, eventually};
 
 /// A client of `/scim/v2` with a bearer token.
 struct Scim {
@@ -394,6 +396,14 @@ db_test!(entras_provisioning_client_fills_attest_and_a_mapped_group_gives_a_role
     let account = store.web().find_web_user(&tenant, &web.requester.object_id).await.unwrap().unwrap();
     let pushed = store.scim().get_user(&requester_id).await.unwrap().unwrap();
     assert_eq!(pushed.web_user_id, Some(account.id));
+    let phone = |id: i64| {
+        let store = store.clone();
+        async move { store.scim().list_accounts().await.unwrap().into_iter().find(|a| a.id == id).unwrap().phone }
+    };
+    let business_phone =
+        web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().business_phones.first().cloned());
+    assert!(business_phone.is_some());
+    assert_eq!(phone(account.id).await, business_phone, "Entra's telephoneNumber, pushed as the work phone");
 
     // A pushed group holding the requester is mapped to auditor: from their next request, the
     // audit log opens; out of the group, it closes again.
@@ -421,9 +431,11 @@ db_test!(entras_provisioning_client_fills_attest_and_a_mapped_group_gives_a_role
     web.sim.sim.write(|t| {
         let i = t.users.iter().position(|u| u.id == web.requester.object_id).unwrap();
         t.users[i].account_enabled = false;
+        t.users[i].business_phones = vec!["+1 425 555 0199".into()];
     });
     let report = client.incremental_cycle(&web.sim.sim).await;
     assert!(report.errors.is_empty() && report.disabled_users >= 1, "{report}");
+    assert_eq!(phone(account.id).await.as_deref(), Some("+1 425 555 0199"), "a changed number follows");
     assert_eq!(web.get(Some(&web.requester), "/api/v1/me").await.0, 401);
     web.stop().await;
 });
@@ -528,6 +540,38 @@ db_test!(an_administrator_imports_people_with_a_role_and_each_is_mailed, true, |
     web.post(&web.admin, "/admin/accounts/import", &[("people", &a), ("role", "admin")]).await;
     let account = store.web().find_web_user(&tenant, &chosen[0].data.external_id).await.unwrap().unwrap();
     assert_eq!(account.roles, vec!["auditor".to_owned(), "admin".to_owned()]);
+    // The profile came with the import, phone included; a number changed in Entra follows on
+    // the next sync (each sync refreshes profiles, as "sync profile" does).
+    let phone_of = |object_id: String| {
+        let store = store.clone();
+        async move {
+            let accounts = store.scim().list_accounts().await.unwrap();
+            accounts.into_iter().find(|a| a.object_id == object_id).and_then(|a| a.phone)
+        }
+    };
+    let first = chosen[0].data.external_id.clone();
+    let directory_phone = attest_store::Profile::of(&chosen[0].data).phone;
+    assert!(directory_phone.is_some(), "members of the generated tenant have a business phone");
+    assert_eq!(phone_of(first.clone()).await, directory_phone);
+    web.sim.sim.write(|t| {
+        t.update_user(&first, |u| {
+            u.business_phones = Vec::new();
+            u.mobile_phone = Some("+1 206 555 0142".into());
+            vec!["businessPhones", "mobilePhone"]
+        })
+        .unwrap()
+    });
+    let asked = web.post(&web.admin, "/connectors/contoso/sync", &[("mode", "delta")]).await;
+    assert!(asked.status().is_redirection(), "{}", asked.status());
+    let followed = eventually(Duration::from_secs(60), || {
+        let phone = phone_of(first.clone());
+        async move { phone.await.as_deref() == Some("+1 206 555 0142") }
+    });
+    assert!(followed.await, "the mobile number, once the business number is gone");
+    let (_, listed) = web.get(Some(&web.admin), "/admin/accounts").await;
+    assert!(listed.contains("+1 206 555 0142"), "shown on the accounts page");
+    let (_, person) = web.get(Some(&web.admin), &format!("/principals/{}", chosen[0].id.0)).await;
+    assert!(person.contains("Mobile phone") && !person.contains("Business phone"), "and on the person's page");
     // Disabled in the directory: "sync profile" (and each sync) marks the account inactive;
     // enabled again, it comes back.
     let second = store.web().find_web_user(&tenant, &chosen[1].data.external_id).await.unwrap().unwrap();

@@ -58,6 +58,16 @@ pub struct PrincipalData {
 }
 
 impl PrincipalData {
+    /// The attribute holding a user's business phone (Graph's first `businessPhones`).
+    pub const PHONE: &'static str = "phone";
+    /// The attribute holding a user's mobile phone (Graph's `mobilePhone`).
+    pub const MOBILE_PHONE: &'static str = "mobilePhone";
+
+    /// A text attribute (`PHONE`, `MOBILE_PHONE`, …), if set.
+    pub fn text_attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).and_then(serde_json::Value::as_str)
+    }
+
     /// A principal with only the required fields set; the rest default to unknown.
     pub fn new(external_id: impl Into<String>, kind: PrincipalKind, display_name: impl Into<String>) -> Self {
         PrincipalData {

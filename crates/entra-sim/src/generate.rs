@@ -200,6 +200,9 @@ pub fn generate(spec: TenantSpec) -> Tenant {
             surname: Some(last.to_owned()),
             user_principal_name: upn,
             mail,
+            // From the position, not the generator: seeded tenants stay as they were.
+            business_phones: if guest { Vec::new() } else { vec![format!("+1 425 555 {:04}", i % 10_000)] },
+            mobile_phone: (!guest && i % 3 == 0).then(|| format!("+1 206 555 {:04}", i % 10_000)),
             job_title: (!guest).then(|| g.pick(TITLES).to_owned()),
             department: (!guest).then(|| g.pick(DEPARTMENTS).to_owned()),
             office_location: (!guest).then(|| g.pick(OFFICES).to_owned()),

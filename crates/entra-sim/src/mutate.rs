@@ -103,6 +103,8 @@ fn apply_one(
                 surname: Some(format!("Hire {n}")),
                 user_principal_name: format!("new.hire{n}@{}", t.domain),
                 mail: Some(format!("new.hire{n}@{}", t.domain)),
+                business_phones: Vec::new(),
+                mobile_phone: None,
                 job_title: Some("Associate".into()),
                 department: Some("Operations".into()),
                 office_location: None,

@@ -44,7 +44,7 @@ const SNIPPET_CHARS: usize = 200;
 
 /// The user attributes Entra maps by default (graph-facts §10, mapping table), as PATCH paths,
 /// in the order it sends them. `active` is kept apart: its value changes type between forms.
-const USER_PATHS: [&str; 10] = [
+const USER_PATHS: [&str; 12] = [
     "externalId",
     "userName",
     "emails[type eq \"work\"].value",
@@ -55,6 +55,8 @@ const USER_PATHS: [&str; 10] = [
     "title",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+    "phoneNumbers[type eq \"work\"].value",
+    "phoneNumbers[type eq \"mobile\"].value",
 ];
 const EXTERNAL_ID: usize = 0;
 const USER_NAME: usize = 1;
@@ -66,6 +68,8 @@ const DISPLAY_NAME: usize = 6;
 const TITLE: usize = 7;
 const DEPARTMENT: usize = 8;
 const EMPLOYEE_NUMBER: usize = 9;
+const WORK_PHONE: usize = 10;
+const MOBILE_PHONE: usize = 11;
 
 /// How Entra words its requests: the documented default of a `scim` job, or the SCIM-compliant
 /// form a job gets when `aadOptscim062020` is appended to the Tenant URL.
@@ -176,7 +180,7 @@ impl fmt::Display for CycleReport {
 #[derive(Debug, Clone, PartialEq, Default)]
 struct UserState {
     /// Aligned with [`USER_PATHS`] (boxed: jobs and cache entries carry these by value).
-    values: Box<[Option<String>; 10]>,
+    values: Box<[Option<String>; USER_PATHS.len()]>,
     active: bool,
 }
 
@@ -184,7 +188,7 @@ impl UserState {
     /// Entra's default mappings applied to `user`. `in_scope`: still assigned (or "all").
     fn of(user: &User, in_scope: bool) -> UserState {
         let upn = &user.user_principal_name;
-        let mut values: Box<[Option<String>; 10]> = Box::default();
+        let mut values: Box<[Option<String>; USER_PATHS.len()]> = Box::default();
         // The simulated user has no mailNickname; Entra's own default for it is the UPN prefix.
         values[EXTERNAL_ID] = Some(upn.split('@').next().unwrap_or(upn).to_owned());
         values[USER_NAME] = Some(upn.clone());
@@ -198,6 +202,9 @@ impl UserState {
         values[TITLE] = user.job_title.clone();
         values[DEPARTMENT] = user.department.clone();
         values[EMPLOYEE_NUMBER] = user.employee_id.clone();
+        // Entra's telephoneNumber is Graph's first business phone; mobile is mobilePhone.
+        values[WORK_PHONE] = user.business_phones.first().cloned();
+        values[MOBILE_PHONE] = user.mobile_phone.clone();
         // IsSoftDeleted is true for soft-deleted, blocked and unassigned users alike.
         let active = in_scope && user.account_enabled && user.deleted.is_none();
         UserState { values, active }
@@ -206,13 +213,18 @@ impl UserState {
     /// What a target resource holds, and the manager id it points at.
     fn of_resource(resource: &Value) -> (UserState, Option<String>) {
         let text = |v: &Value| v.as_str().map(str::to_owned);
-        let mut values: Box<[Option<String>; 10]> = Box::default();
+        let mut values: Box<[Option<String>; USER_PATHS.len()]> = Box::default();
         values[EXTERNAL_ID] = text(&resource["externalId"]);
         values[USER_NAME] = text(&resource["userName"]);
-        values[EMAIL] = resource["emails"]
-            .as_array()
-            .and_then(|emails| emails.iter().find(|e| e["type"] == "work"))
-            .and_then(|e| text(&e["value"]));
+        let typed = |attribute: &str, kind: &str| {
+            resource[attribute]
+                .as_array()
+                .and_then(|values| values.iter().find(|e| e["type"] == kind))
+                .and_then(|e| text(&e["value"]))
+        };
+        values[EMAIL] = typed("emails", "work");
+        values[WORK_PHONE] = typed("phoneNumbers", "work");
+        values[MOBILE_PHONE] = typed("phoneNumbers", "mobile");
         values[GIVEN_NAME] = text(&resource["name"]["givenName"]);
         values[FAMILY_NAME] = text(&resource["name"]["familyName"]);
         values[FORMATTED] = text(&resource["name"]["formatted"]);
@@ -248,6 +260,13 @@ impl UserState {
         body.insert("active".into(), self.active.into());
         if let Some(mail) = v(EMAIL) {
             body.insert("emails".into(), json!([{"primary": true, "type": "work", "value": mail}]));
+        }
+        let phones: Vec<Value> = [("work", WORK_PHONE), ("mobile", MOBILE_PHONE)]
+            .into_iter()
+            .filter_map(|(kind, i)| v(i).map(|number| json!({"type": kind, "value": number})))
+            .collect();
+        if !phones.is_empty() {
+            body.insert("phoneNumbers".into(), phones.into());
         }
         body.insert("meta".into(), json!({"resourceType": "User"}));
         let mut name = Map::new();

@@ -29,6 +29,9 @@ pub struct User {
     pub surname: Option<String>,
     pub user_principal_name: String,
     pub mail: Option<String>,
+    /// Graph's `businessPhones`: a collection, of which Graph lets only one number be set.
+    pub business_phones: Vec<String>,
+    pub mobile_phone: Option<String>,
     pub job_title: Option<String>,
     pub department: Option<String>,
     pub office_location: Option<String>,
@@ -364,13 +367,13 @@ impl User {
         });
         let value = json!({
             "id": self.id,
-            "businessPhones": [],
+            "businessPhones": self.business_phones,
             "displayName": self.display_name,
             "givenName": self.given_name,
             "surname": self.surname,
             "jobTitle": self.job_title,
             "mail": self.mail,
-            "mobilePhone": null,
+            "mobilePhone": self.mobile_phone,
             "officeLocation": self.office_location,
             "preferredLanguage": null,
             "userPrincipalName": self.user_principal_name,

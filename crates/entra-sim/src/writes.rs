@@ -457,6 +457,7 @@ fn patch_string(user: &mut User, name: &str, value: Option<String>) -> Option<&'
         "usageLocation" => (&mut user.usage_location, "usageLocation"),
         "employeeId" => (&mut user.employee_id, "employeeId"),
         "mail" => (&mut user.mail, "mail"),
+        "mobilePhone" => (&mut user.mobile_phone, "mobilePhone"),
         _ => return None,
     };
     let changed = *field != value;
@@ -476,6 +477,8 @@ const PATCHABLE: &[&str] = &[
     "usageLocation",
     "employeeId",
     "mail",
+    "mobilePhone",
+    "businessPhones",
 ];
 
 /// Entra's password complexity: at least 8 characters and 3 of lower, upper, digit, symbol.
@@ -533,9 +536,25 @@ pub(crate) async fn patch_user(
         }
         Some(_) => return Err(GraphError::bad_request("Property 'passwordProfile' must be an object.")),
     };
+    // A string collection of which Graph lets one number be set (user resource: "Only one
+    // number can be set for this property"). [INFER] the wording of the refusal.
+    let business_phones = match body.get("businessPhones") {
+        None => None,
+        Some(Value::Array(numbers)) if numbers.len() <= 1 => {
+            Some(
+                numbers.iter().map(|n| n.as_str().map(str::to_owned)).collect::<Option<Vec<String>>>().ok_or_else(
+                    || GraphError::bad_request("Property 'businessPhones' must be a collection of strings."),
+                )?,
+            )
+        }
+        Some(Value::Array(_)) => {
+            return Err(GraphError::bad_request("Only one number can be set for the property 'businessPhones'."));
+        }
+        Some(_) => return Err(GraphError::bad_request("Property 'businessPhones' must be a collection of strings.")),
+    };
     let mut strings = Vec::new();
     for (key, value) in &body {
-        if key == "accountEnabled" || key == "passwordProfile" {
+        if key == "accountEnabled" || key == "passwordProfile" || key == "businessPhones" {
             continue;
         }
         match value {
@@ -558,6 +577,12 @@ pub(crate) async fn patch_user(
                 // The password itself is never kept: only that it changed.
                 user.password_changed = Some(now);
                 user.force_change_password_next_sign_in = force;
+            }
+            if let Some(numbers) = business_phones
+                && user.business_phones != numbers
+            {
+                user.business_phones = numbers;
+                changed.push("businessPhones");
             }
             for (key, value) in strings {
                 changed.extend(patch_string(user, &key, value));

@@ -143,6 +143,19 @@ impl User {
             .map(|email| email.value.as_str())
     }
 
+    /// The number to reach the user on: the `work` phone, else the `mobile` one, else the
+    /// primary one, else the first (as Entra maps telephoneNumber and mobile).
+    pub fn work_phone(&self) -> Option<&str> {
+        let phones = &self.phone_numbers;
+        phones
+            .iter()
+            .find(|phone| phone.is_kind("work"))
+            .or_else(|| phones.iter().find(|phone| phone.is_kind("mobile")))
+            .or_else(|| phones.iter().find(|phone| phone.primary))
+            .or_else(|| phones.first())
+            .map(|phone| phone.value.as_str())
+    }
+
     /// The full resource. The enterprise schema is listed in `schemas`, and its object present,
     /// only when one of its attributes is set (`schemas` names the schemas present, RFC 7643 §3).
     pub fn to_json(&self, id: &str, meta: &Meta) -> Value {
@@ -493,6 +506,25 @@ mod tests {
         assert_eq!(user.work_email(), Some("work"));
         user.emails = vec![email("first", None, false), email("second", None, false)];
         assert_eq!(user.work_email(), Some("first"));
+    }
+
+    #[test]
+    fn work_phone_prefers_work_then_mobile_then_primary_then_first() {
+        let phone = |value: &str, kind: Option<&str>, primary: bool| MultiValue {
+            value: value.to_owned(),
+            kind: kind.map(str::to_owned),
+            primary,
+        };
+        let mut user = User { user_name: "x".to_owned(), ..User::default() };
+        assert_eq!(user.work_phone(), None);
+        user.phone_numbers = vec![phone("fax", Some("fax"), false), phone("home", Some("home"), true)];
+        assert_eq!(user.work_phone(), Some("home"));
+        user.phone_numbers.push(phone("mobile", Some("Mobile"), false));
+        assert_eq!(user.work_phone(), Some("mobile"));
+        user.phone_numbers.push(phone("work", Some("WORK"), false));
+        assert_eq!(user.work_phone(), Some("work"));
+        user.phone_numbers = vec![phone("first", None, false)];
+        assert_eq!(user.work_phone(), Some("first"));
     }
 
     #[test]

@@ -332,6 +332,7 @@ impl Scim<'_> {
             object_id: object_id.unwrap_or_else(|| format!("scim:{}", user.user_name.to_lowercase())),
             display_name,
             email: user.work_email().map(str::to_owned),
+            phone: user.work_phone().map(str::to_owned),
         })
     }
 

@@ -78,7 +78,7 @@ pub use setup::ConsentAttempt;
 pub use sync_requests::SyncRequest;
 pub use sync_runs::{INTERRUPTED, SyncRunFinish};
 pub use sync_state::SyncedTable;
-pub use web::{LOCAL_TENANT, MAX_SIGN_INS_IN_PROGRESS, WebSession, WebUser};
+pub use web::{LOCAL_TENANT, MAX_SIGN_INS_IN_PROGRESS, Profile, WebSession, WebUser};
 
 /// Upserts report, per input row in order, the id of the stored row, and what was written.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -121,6 +121,7 @@ pub struct ScimAccount {
     pub object_id: String,
     pub display_name: String,
     pub email: Option<String>,
+    pub phone: Option<String>,
 }
 
 /// A condition on users or groups, as a filter names it (all AND-ed).
@@ -761,7 +762,8 @@ async fn refresh_account(
     let disabled_at = if active { None } else { Some(micros(now)) };
     let mut sql = Sql::new(backend, "UPDATE web_users SET display_name = ");
     sql.value(account.display_name.clone()).push(", email = COALESCE(").value(account.email.clone());
-    sql.push(", email), disabled_at = ").value(disabled_at).push(" WHERE id = ").value(id);
+    sql.push(", email), phone = ").value(account.phone.clone());
+    sql.push(", disabled_at = ").value(disabled_at).push(" WHERE id = ").value(id);
     if txn.execute_raw(sql.build()).await?.rows_affected() == 0 {
         return upsert_account(txn, backend, account, active, now).await;
     }
@@ -792,13 +794,15 @@ async fn upsert_account(
     let disabled_at = if active { None } else { Some(now) };
     let mut sql = Sql::new(
         backend,
-        "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at, source, disabled_at) VALUES (",
+        "INSERT INTO web_users (tenant_id, object_id, display_name, email, phone, roles, created_at, source, disabled_at) \
+         VALUES (",
     );
     sql.value(account.tenant_id.clone()).push(", ").value(account.object_id.clone()).push(", ");
-    sql.value(account.display_name.clone()).push(", ").value(account.email.clone()).push(", '[]', ");
-    sql.value(now).push(", 'scim', ").value(disabled_at);
+    sql.value(account.display_name.clone()).push(", ").value(account.email.clone()).push(", ");
+    sql.value(account.phone.clone()).push(", '[]', ").value(now).push(", 'scim', ").value(disabled_at);
     sql.push(") ON CONFLICT (tenant_id, object_id) DO UPDATE SET display_name = excluded.display_name, ");
-    sql.push("email = COALESCE(excluded.email, web_users.email), disabled_at = excluded.disabled_at");
+    sql.push("email = COALESCE(excluded.email, web_users.email), phone = excluded.phone, ");
+    sql.push("disabled_at = excluded.disabled_at");
     txn.execute_raw(sql.build()).await?;
     let mut read = Sql::new(backend, "SELECT id FROM web_users WHERE tenant_id = ");
     read.value(account.tenant_id.clone()).push(" AND object_id = ").value(account.object_id.clone());
@@ -842,6 +846,7 @@ pub struct Account {
     pub object_id: String,
     pub display_name: String,
     pub email: Option<String>,
+    pub phone: Option<String>,
     /// `sign_in`, `scim` or `import`.
     pub source: String,
     pub roles: Vec<String>,
@@ -948,13 +953,24 @@ impl Scim<'_> {
             "roles",
             "disabled_at",
             "last_sign_in_at",
+            "phone",
         ];
         let sql = Sql::new(
             self.backend(),
             &format!("SELECT {} FROM web_users ORDER BY display_name, id", columns.join(", ")),
         );
-        type Row =
-            (i64, String, String, String, Option<String>, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+        );
         let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
         rows.into_iter()
             .map(|r| {
@@ -968,6 +984,7 @@ impl Scim<'_> {
                     source: r.5,
                     disabled_at: r.7,
                     last_sign_in_at: r.8,
+                    phone: r.9,
                 })
             })
             .collect()

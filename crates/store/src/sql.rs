@@ -142,6 +142,16 @@ impl JsonRows {
     }
 }
 
+/// SQL for the text of field `key` of the JSON object in text column `column` (the graph's
+/// `attributes`), NULL when absent. `key` is a constant of ours, never user input.
+pub(crate) fn json_field(backend: DbBackend, column: &str, key: &str) -> String {
+    debug_assert!(key.chars().all(|c| c.is_ascii_alphanumeric()), "a constant key: {key}");
+    match backend {
+        DbBackend::Postgres => format!("(({column})::jsonb ->> '{key}')"),
+        _ => format!("json_extract({column}, '$.{key}')"),
+    }
+}
+
 /// Serialises a batch for [`JsonRows`].
 pub(crate) fn json<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String, crate::StoreError> {
     serde_json::to_string(rows).map_err(|e| crate::StoreError::Internal(format!("cannot encode a batch: {e}")))

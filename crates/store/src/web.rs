@@ -2,6 +2,7 @@
 //! sessions, sign-ins in progress, and one-time break-glass login links. Every token is stored
 //! as its SHA-256 hash only, so a copy of the database lets nobody in.
 
+use attest_domain::PrincipalData;
 use attest_domain::time::micros;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::areas::Web;
-use crate::sql::{Sql, select_json};
+use crate::sql::{Sql, json_field, select_json};
 
 /// Someone who can sign in to the web application.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,28 @@ pub struct WebUser {
     pub email: Option<String>,
     /// Roles granted explicitly (`admin`, `auditor`); the others follow from the graph.
     pub roles: Vec<String>,
+}
+
+/// What an account shows of its person, as the synced directory has them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Profile {
+    pub display_name: String,
+    /// The work email, else the sign-in name.
+    pub email: Option<String>,
+    /// The business phone, else the mobile phone.
+    pub phone: Option<String>,
+}
+
+impl Profile {
+    /// A directory user's profile ("sync profile" refreshes accounts the same way).
+    pub fn of(person: &PrincipalData) -> Profile {
+        let phone = person.text_attribute(PrincipalData::PHONE).or(person.text_attribute(PrincipalData::MOBILE_PHONE));
+        Profile {
+            display_name: person.display_name.clone(),
+            email: person.email.clone().or_else(|| person.user_principal_name.clone()),
+            phone: phone.map(str::to_owned),
+        }
+    }
 }
 
 /// A valid session and its user.
@@ -171,8 +194,7 @@ impl Web<'_> {
         self,
         tenant_id: &str,
         object_id: &str,
-        display_name: &str,
-        email: Option<&str>,
+        profile: &Profile,
         roles: &[String],
         now: DateTime<Utc>,
     ) -> Result<(WebUser, bool), StoreError> {
@@ -188,13 +210,15 @@ impl Web<'_> {
             .map_err(|e| StoreError::Internal(format!("roles cannot be encoded: {e}")))?;
         let mut sql = Sql::new(
             self.backend(),
-            "INSERT INTO web_users (tenant_id, object_id, display_name, email, roles, created_at, source) VALUES (",
+            "INSERT INTO web_users (tenant_id, object_id, display_name, email, phone, roles, created_at, source) VALUES (",
         );
         sql.value(tenant_id.to_owned()).push(", ").value(object_id.to_owned()).push(", ");
-        sql.value(display_name.to_owned()).push(", ").value(email.map(str::to_owned)).push(", ");
-        sql.value(encoded).push(", ").value(micros(now)).push(", 'import'");
+        sql.value(profile.display_name.clone()).push(", ").value(profile.email.clone()).push(", ");
+        sql.value(profile.phone.clone()).push(", ").value(encoded).push(", ").value(micros(now)).push(", 'import'");
         sql.push(") ON CONFLICT (tenant_id, object_id) DO UPDATE SET roles = excluded.roles, ");
-        sql.push("email = COALESCE(web_users.email, excluded.email)");
+        sql.push(
+            "email = COALESCE(web_users.email, excluded.email), phone = COALESCE(excluded.phone, web_users.phone)",
+        );
         self.db.execute_raw(sql.build()).await?;
         let user = self
             .find_web_user(tenant_id, object_id)
@@ -264,13 +288,13 @@ impl Web<'_> {
         id: i64,
         tenant_id: &str,
         object_id: &str,
-        display_name: &str,
-        email: Option<&str>,
+        profile: &Profile,
     ) -> Result<(), StoreError> {
         let mut sql = Sql::new(self.backend(), "UPDATE web_users SET tenant_id = ");
         sql.value(tenant_id.to_owned()).push(", object_id = ").value(object_id.to_owned());
-        sql.push(", display_name = ").value(display_name.to_owned()).push(", email = COALESCE(");
-        sql.value(email.map(str::to_owned)).push(", email) WHERE id = ").value(id);
+        sql.push(", display_name = ").value(profile.display_name.clone()).push(", email = COALESCE(");
+        sql.value(profile.email.clone()).push(", email), phone = COALESCE(").value(profile.phone.clone());
+        sql.push(", phone) WHERE id = ").value(id);
         let changed = self.db.execute_raw(sql.build()).await.map_err(|e| match StoreError::from(e) {
             StoreError::Conflict { .. } => {
                 StoreError::Conflict { what: format!("an account for {tenant_id}/{object_id}") }
@@ -283,8 +307,8 @@ impl Web<'_> {
         Ok(())
     }
 
-    /// Refreshes every account from its synced directory user ("sync profile"): name and
-    /// address follow the directory, and an account whose user is disabled or deleted there is
+    /// Refreshes every account from its synced directory user ("sync profile"): name, address
+    /// and phone (business, else mobile) follow the directory, and an account whose user is disabled or deleted there is
     /// marked inactive (`disabled_at`), which also ends its sessions. An account marked inactive
     /// this way comes back when its user does; one Entra deactivated over SCIM stays so until
     /// Entra says otherwise. Returns how many were refreshed and how many marked inactive.
@@ -295,8 +319,11 @@ impl Web<'_> {
             self.backend(),
             &format!(
                 "UPDATE web_users SET display_name = (SELECT p.display_name {person} ORDER BY p.id LIMIT 1), \
-                 email = COALESCE((SELECT COALESCE(p.email, p.user_principal_name) {person} ORDER BY p.id LIMIT 1), email) \
-                 WHERE EXISTS (SELECT 1 {person})"
+                 email = COALESCE((SELECT COALESCE(p.email, p.user_principal_name) {person} ORDER BY p.id LIMIT 1), email), \
+                 phone = (SELECT COALESCE({phone}, {mobile}) {person} ORDER BY p.id LIMIT 1) \
+                 WHERE EXISTS (SELECT 1 {person})",
+                phone = json_field(self.backend(), "p.attributes", PrincipalData::PHONE),
+                mobile = json_field(self.backend(), "p.attributes", PrincipalData::MOBILE_PHONE),
             ),
         );
         let refreshed = self.db.execute_raw(sql.build()).await?.rows_affected();

@@ -263,6 +263,19 @@ async fn user_actions_delete_and_restore() {
     let (status, _, _) = f.send(Method::PATCH, &path, Some(strong), &[]).await;
     assert_eq!(status, 204);
     assert!(f.sim.sim.read(|t| t.live_user(&user).unwrap().force_change_password_next_sign_in));
+    // Phones: one business number at most, a mobile number as a string.
+    let phones = json!({"businessPhones": ["+1 425 555 0199"], "mobilePhone": "+1 206 555 0142"});
+    let (status, _, _) = f.send(Method::PATCH, &path, Some(phones), &[]).await;
+    assert_eq!(status, 204);
+    let (_, _, body) = f.get(&format!("{path}?$select=businessPhones,mobilePhone"), &[]).await;
+    assert_eq!(
+        (&body["businessPhones"], &body["mobilePhone"]),
+        (&json!(["+1 425 555 0199"]), &json!("+1 206 555 0142"))
+    );
+    let two = json!({"businessPhones": ["+1 425 555 0199", "+1 425 555 0100"]});
+    let (status, _, body) = f.send(Method::PATCH, &path, Some(two), &[]).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("Only one number"));
     let (status, _, body) = f.send(Method::PATCH, &path, Some(json!({"favouriteColour": "blue"})), &[]).await;
     assert_eq!(status, 400);
     assert_eq!(

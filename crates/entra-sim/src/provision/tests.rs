@@ -377,6 +377,8 @@ fn person(id: &str, given: &str, surname: &str, title: &str, department: &str, n
         surname: Some(surname.into()),
         user_principal_name: upn.clone(),
         mail: Some(upn),
+        business_phones: Vec::new(),
+        mobile_phone: None,
         job_title: Some(title.into()),
         department: Some(department.into()),
         office_location: None,
@@ -438,13 +440,9 @@ fn sim() -> Sim {
     grace.account_enabled = false;
     let mut linus = person("u-linus", "Linus", "Torvalds", "Maintainer", "Kernel", 4);
     linus.deleted = Some(at());
-    let users = vec![
-        person("u-ada", "Ada", "Lovelace", "Engineer", "Research", 1),
-        alan,
-        grace,
-        linus,
-        person("u-ken", "Ken", "Thompson", "Hacker", "Unix", 5),
-    ];
+    let mut ada = person("u-ada", "Ada", "Lovelace", "Engineer", "Research", 1);
+    ada.business_phones = vec!["+44 20 7946 0001".into()];
+    let users = vec![ada, alan, grace, linus, person("u-ken", "Ken", "Thompson", "Hacker", "Unix", 5)];
     let groups = vec![
         group("g-eng", "Engineering", &["u-ada", "u-alan", "g-ops", "u-grace", "u-linus", "u-ken"]),
         group("g-ops", "Operations", &["u-ken"]),
@@ -487,6 +485,7 @@ fn ada_create_body() -> Value {
         "userName": "ada@contoso.com",
         "active": true,
         "emails": [{"primary": true, "type": "work", "value": "ada@contoso.com"}],
+        "phoneNumbers": [{"type": "work", "value": "+44 20 7946 0001"}],
         "meta": {"resourceType": "User"},
         "name": {"formatted": "Ada Lovelace", "familyName": "Lovelace", "givenName": "Ada"},
         "displayName": "Ada Lovelace",
@@ -725,8 +724,11 @@ async fn incremental(form: RequestForm) -> (Recorder, ProvisioningClient, Vec<Re
             u.job_title = Some("Principal Engineer".into());
             if form == RequestForm::Compliant {
                 u.mail = Some("ada.l@contoso.com".into());
+                u.business_phones = vec!["+44 20 7946 0100".into()];
+            } else {
+                u.mobile_phone = Some("+44 7700 900001".into());
             }
-            vec!["department", "jobTitle", "mail"]
+            vec!["department", "jobTitle", "mail", "businessPhones", "mobilePhone"]
         })
         .unwrap();
         t.update_user("u-alan", |u| {
@@ -797,6 +799,7 @@ async fn incremental_cycle_in_the_default_form() {
         patch(json!([
             {"op": "Replace", "path": "title", "value": "Principal Engineer"},
             {"op": "Replace", "path": DEPARTMENT_PATH, "value": "Compilers"},
+            {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+44 7700 900001"},
         ]))
     );
     assert_eq!(requests[1].body, patch(json!([{"op": "Replace", "path": "active", "value": "False"}])));
@@ -818,6 +821,7 @@ async fn incremental_cycle_in_the_compliant_form() {
         patch(json!([
             {"op": "replace", "value": {"title": "Principal Engineer", DEPARTMENT_PATH: "Compilers"}},
             {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "ada.l@contoso.com"},
+            {"op": "replace", "path": "phoneNumbers[type eq \"work\"].value", "value": "+44 20 7946 0100"},
         ]))
     );
     assert_eq!(requests[1].body, patch(json!([{"op": "replace", "path": "active", "value": false}])));

@@ -11,7 +11,7 @@ use super::settings::{FIRST_PARTY_TENANTS, Scope};
 
 /// User properties read (`manager` is tracked as a relationship by users/delta).
 pub const USER_SELECT: &str = "id,displayName,userPrincipalName,mail,jobTitle,department,officeLocation,usageLocation,\
-accountEnabled,userType,createdDateTime,employeeId,onPremisesSyncEnabled,manager";
+accountEnabled,userType,createdDateTime,employeeId,onPremisesSyncEnabled,businessPhones,mobilePhone,manager";
 
 /// Group properties read, with both relationships tracked by groups/delta.
 pub const GROUP_SELECT: &str = "id,displayName,description,groupTypes,mailEnabled,securityEnabled,isAssignableToRole,\
@@ -95,6 +95,14 @@ pub fn user(user: &Value, scope: &Scope) -> Option<PrincipalData> {
     }
     if flag(user, "onPremisesSyncEnabled") == Some(true) {
         attributes.insert("onPremisesSyncEnabled".into(), true.into());
+    }
+    // Graph lets one business number be set; the first is the one Entra calls telephoneNumber.
+    let business_phone = user.pointer("/businessPhones/0").and_then(Value::as_str).filter(|s| !s.is_empty());
+    if let Some(phone) = business_phone {
+        attributes.insert(PrincipalData::PHONE.into(), phone.into());
+    }
+    if let Some(mobile) = text(user, "mobilePhone") {
+        attributes.insert(PrincipalData::MOBILE_PHONE.into(), mobile.into());
     }
     data.attributes = Value::Object(attributes);
     Some(data)
@@ -303,6 +311,19 @@ mod tests {
         let removed = json!({"id": "u1", "manager@delta": [{"id": "m1", "@removed": {"reason": "deleted"}}]});
         assert_eq!(manager(&removed), Some(None), "a removed manager is cleared");
         assert_eq!(manager(&json!({"id": "u1"})), None, "no manager@delta: unchanged");
+    }
+
+    #[test]
+    fn users_keep_their_phones() {
+        let u = json!({"id": "u1", "businessPhones": ["+1 425 555 0100"], "mobilePhone": "+1 206 555 0142"});
+        let p = user(&u, &Scope::default()).unwrap();
+        assert_eq!(p.text_attribute(PrincipalData::PHONE), Some("+1 425 555 0100"));
+        assert_eq!(p.text_attribute(PrincipalData::MOBILE_PHONE), Some("+1 206 555 0142"));
+        let none = user(&json!({"id": "u2", "businessPhones": [], "mobilePhone": null}), &Scope::default()).unwrap();
+        assert_eq!(
+            (none.text_attribute(PrincipalData::PHONE), none.text_attribute(PrincipalData::MOBILE_PHONE)),
+            (None, None)
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use attest_domain::{EntitlementId, GrantId, GrantSource, IneffectiveReason, Principal, PrincipalId, RevokeImpact};
+use attest_domain::{
+    EntitlementId, GrantId, GrantSource, IneffectiveReason, Principal, PrincipalData, PrincipalId, RevokeImpact,
+};
 use attest_store::{AccessView, HolderView, Named, PersonRow, ResourceSummary};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -44,6 +46,10 @@ pub struct ApiPrincipal {
     pub job_title: Option<String>,
     pub department: Option<String>,
     pub office_location: Option<String>,
+    /// A user's business phone (Graph's first `businessPhones`).
+    pub business_phone: Option<String>,
+    /// A user's mobile phone (Graph's `mobilePhone`).
+    pub mobile_phone: Option<String>,
     /// `false`: sign-in blocked. `null` for kinds that do not sign in.
     pub account_enabled: Option<bool>,
     /// `member` or `guest`.
@@ -68,6 +74,8 @@ impl ApiPrincipal {
             job_title: p.data.job_title.clone(),
             department: p.data.department.clone(),
             office_location: p.data.office_location.clone(),
+            business_phone: p.data.text_attribute(PrincipalData::PHONE).map(str::to_owned),
+            mobile_phone: p.data.text_attribute(PrincipalData::MOBILE_PHONE).map(str::to_owned),
             account_enabled: p.data.account_enabled,
             user_type: p.data.user_type.map(|t| t.to_string()),
             deleted: p.data.deleted_at.is_some(),

@@ -80,7 +80,7 @@ async fn accounts_page(
             json!({"role": m.role, "from": format!("member of {kind} group {}", m.group_name)})
         }));
         accounts.push(json!({
-            "name": account.display_name, "email": account.email, "source": account.source,
+            "name": account.display_name, "email": account.email, "phone": account.phone, "source": account.source,
             "disabled": account.disabled_at.is_some(), "last_sign_in_at": when(account.last_sign_in_at), "roles": roles,
         }));
     }
@@ -154,10 +154,9 @@ pub async fn link(
         .and_then(|c| c.tenant_id.clone())
         .filter(|_| person.data.kind == attest_domain::PrincipalKind::User && person.data.deleted_at.is_none())
         .ok_or_else(|| bad("person"))?;
-    let email = person.data.email.clone().or_else(|| person.data.user_principal_name.clone());
     store
         .web()
-        .link_web_user(account.id, &tenant, &person.data.external_id, &person.data.display_name, email.as_deref())
+        .link_web_user(account.id, &tenant, &person.data.external_id, &attest_store::Profile::of(&person.data))
         .await
         .map_err(|e| match e {
             attest_store::StoreError::Conflict { .. } => WebError::Conflict(format!(
@@ -250,18 +249,9 @@ pub async fn import(
         if person.data.kind != attest_domain::PrincipalKind::User || person.data.deleted_at.is_some() {
             return Err(unknown());
         }
-        let email = person.data.email.clone().or_else(|| person.data.user_principal_name.clone());
-        let (account, created) = store
-            .web()
-            .import_web_user(
-                &tenant,
-                &person.data.external_id,
-                &person.data.display_name,
-                email.as_deref(),
-                &roles,
-                now,
-            )
-            .await?;
+        let profile = attest_store::Profile::of(&person.data);
+        let (account, created) =
+            store.web().import_web_user(&tenant, &person.data.external_id, &profile, &roles, now).await?;
         let draft = attest_domain::AuditEventDraft::about(
             &actor,
             "account.imported",
@@ -272,7 +262,7 @@ pub async fn import(
             now,
         );
         store.audit().append_audit_event(draft).await?;
-        if let Some(to) = email.filter(|e| attest_notify::is_email_address(e)) {
+        if let Some(to) = profile.email.filter(|e| attest_notify::is_email_address(e)) {
             let template = attest_notify::Template::AccountInvitation {
                 name: account.display_name.clone(),
                 invited_by: actor.clone(),
