@@ -417,6 +417,8 @@ db_test!(entras_provisioning_client_fills_attest_and_a_mapped_group_gives_a_role
     assert_eq!(web.get(Some(&web.requester), "/audit").await.0, 200);
     let (_, listed) = web.get(Some(&web.admin), "/admin/accounts").await;
     assert!(listed.contains("auditor <span class=\"muted\">(member of pushed group"), "where the role comes from");
+    let (_, own) = web.get(Some(&web.requester), "/access").await;
+    assert!(own.contains("auditor <span class=\"muted\">(member of pushed group"), "and on their own page");
     let leave = patch(json!([{"op": "Remove", "path": "members", "value": [{"value": requester_id}]}]));
     assert_eq!(scim.send(Method::PATCH, &format!("/Groups/{group}"), leave).await.0, 204);
     assert_eq!(web.get(Some(&web.requester), "/audit").await.0, 403);

@@ -73,12 +73,7 @@ async fn accounts_page(
     let mut accounts = Vec::new();
     for account in all.into_iter().take(LISTED_ACCOUNTS) {
         let mapped = store.scim().mapped_roles(account.id, &account.tenant_id, &account.object_id).await?;
-        let mut roles: Vec<Value> =
-            account.roles.iter().map(|r| json!({"role": r, "from": "granted explicitly"})).collect();
-        roles.extend(mapped.iter().map(|m| {
-            let kind = if m.group_kind == "scim" { "pushed" } else { "Entra" };
-            json!({"role": m.role, "from": format!("member of {kind} group {}", m.group_name)})
-        }));
+        let roles = role_sources(&account.roles, &mapped);
         accounts.push(json!({
             "name": account.display_name, "email": account.email, "phone": account.phone, "source": account.source,
             "disabled": account.disabled_at.is_some(), "last_sign_in_at": when(account.last_sign_in_at), "roles": roles,
@@ -214,6 +209,17 @@ pub struct ImportForm {
     /// `admin`, `auditor`, or empty for none beyond reviewing and requesting.
     #[serde(default)]
     pub role: String,
+}
+
+/// An account's roles, each with where it comes from: granted explicitly, or held through a
+/// mapped group (`{"role", "from"}`), as the accounts page and the person's own page say it.
+pub fn role_sources(explicit: &[String], mapped: &[attest_store::MappedRole]) -> Vec<Value> {
+    let mut roles: Vec<Value> = explicit.iter().map(|r| json!({"role": r, "from": "granted explicitly"})).collect();
+    roles.extend(mapped.iter().map(|m| {
+        let kind = if m.group_kind == "scim" { "pushed" } else { "Entra" };
+        json!({"role": m.role, "from": format!("member of {kind} group {}", m.group_name)})
+    }));
+    roles
 }
 
 /// The most people imported in one step.

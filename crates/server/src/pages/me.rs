@@ -39,5 +39,13 @@ pub async fn my_access(
     State(state): State<AppState>,
 ) -> Result<Html<String>, WebError> {
     let data = my_access_data(&state, &viewer).await?;
-    page(&viewer, "my_access.html", with(&data, json!({}))?)
+    let user = viewer.user();
+    let mut roles = super::accounts::role_sources(&user.roles, &viewer.mapped);
+    for connector in state.caches.connectors(&state.store).await?.iter() {
+        if connector.is_owned_by(&user.tenant_id, &user.object_id) {
+            let from = format!("named an owner of the connector {}", connector.name);
+            roles.push(json!({"role": "integration owner", "from": from}));
+        }
+    }
+    page(&viewer, "my_access.html", with(&data, json!({"attest_roles": roles}))?)
 }
