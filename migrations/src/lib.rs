@@ -25,6 +25,7 @@ mod m20261205_000001_connector_setup;
 mod m20261206_000001_certificate_rotation;
 mod m20261206_000002_scim_accounts;
 mod m20261207_000001_account_phone;
+mod m20261207_000002_grant_extended_in_directory;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_certificate_rotation::Migration),
             Box::new(m20261206_000002_scim_accounts::Migration),
             Box::new(m20261207_000001_account_phone::Migration),
+            Box::new(m20261207_000002_grant_extended_in_directory::Migration),
         ]
     }
 }

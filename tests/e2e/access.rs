@@ -179,7 +179,7 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
         )
         .await
         .unwrap();
-    assert_eq!(grant_source.map(|(_, end)| end), Some(Some(expires)), "the grant carries its end");
+    assert_eq!(grant_source.map(|held| held.expires_at), Some(Some(expires)), "the grant carries its end");
     // Holding it for a time, asking again is answered with an extension.
     let held = create("1h", "again", &[]).await;
     assert!(!held.success && held.error.as_deref().unwrap().contains("extend"), "{:?}", held.error);
@@ -591,7 +591,7 @@ db_test!(time_bound_access_back_in_entra_is_shown_and_removed_again_when_authori
     let (_, page) = web.get(Some(&web.admin), "/requests/out-of-band").await;
     assert!(page.contains(&format!("request {}", request.id)) && page.contains("shown only"), "{page}");
     let (_, page) = web.get(Some(&web.admin), &format!("/resources/{}", resource.id.0)).await;
-    assert!(page.contains("Back in Entra outside Attest"), "{page}");
+    assert!(page.contains("Changed in Entra outside Attest"), "{page}");
     assert_eq!(web.get(Some(&web.requester), "/requests/out-of-band").await.0, 403);
     // Not authoritative: left alone.
     assert!(web.sim.sim.read(|t| t.group(&group_id).unwrap().members.contains(&web.requester.object_id)));
@@ -611,4 +611,117 @@ db_test!(time_bound_access_back_in_entra_is_shown_and_removed_again_when_authori
     let events = store.audit().list_audit_events(0, 10_000).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.action == "access.drift_reverted").count(), 1);
     web.stop().await;
+});
+
+db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_removed_by_its_policy, true, |db| {
+    let tenant = Tenant::connect(&db).await;
+    let (sim, dir) = (&tenant.sim, &tenant.dir);
+    let run = |args: Vec<&str>| tenant.run(args);
+    let role = "Helpdesk Administrator";
+    let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    // Two members who hold the role in no way.
+    let users: Vec<(String, String)> = sim.sim.read(|t| {
+        t.live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member")
+            .filter(|u| !t.role_assignments.iter().any(|a| a.principal_id == u.id && a.role_definition_id == role_id))
+            .take(2)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+            .collect()
+    });
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let ent = format!("role:{role}:active");
+    let set = run(vec!["policy", "set", &ent, "--max-duration", "1d", "--auto-approve", "--json"]).await;
+    assert!(set.success, "{:?}", set.error);
+    let assignment_end = |who: &str| {
+        sim.sim.read(|t| {
+            t.role_assignments.iter().find(|a| a.principal_id == who && a.role_definition_id == role_id).map(|a| a.end)
+        })
+    };
+
+    // `attest serve`'s access job and provisioner, on a test clock.
+    let key = Arc::new(attest_config::secrets::SecretKey::load(&dir.join("secret.key")).unwrap());
+    let store = db.store.clone().with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
+    let connectors = Arc::new(attest_server::StoredConnectors::new(store.clone(), key));
+    let clock = attest_domain::TestClock::starting_now();
+    let provisioner = attest_provisioner::Provisioner::new(store.clone(), connectors, Default::default(), "test")
+        .with_clock(clock.shared());
+    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
+    let job = attest_server::access_job::AccessSweeper::new(
+        store.clone(),
+        outbox,
+        "https://attest.example.com",
+        clock.shared(),
+        "test",
+    );
+    // Each asks for 8 hours, approved at once; the sweep and the provisioner give it in Entra,
+    // as a PIM schedule that ends by itself.
+    let give = |upn: String| {
+        let (run, job, provisioner, clock) = (&run, &job, &provisioner, &clock);
+        let ent = ent.clone();
+        async move {
+            let args = vec!["request", "create", "--as", &upn, "--entitlement", &ent, "--duration", "8h"];
+            let mut args: Vec<&str> = args;
+            args.extend(["--justification", "incident", "--json"]);
+            let created = run(args).await;
+            assert!(created.success, "{:?}", created.error);
+            let request: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
+            let now = clock.shared().now();
+            job.once(now).await.unwrap();
+            provisioner.run_until_idle().await.unwrap();
+            job.once(now).await.unwrap();
+            let id = request["id"].as_i64().unwrap();
+            let shown = run(vec!["request", "show", &id.to_string(), "--json"]).await;
+            let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+            assert_eq!(shown["state"], "active", "{shown}");
+            id
+        }
+    };
+    let kept = give(users[0].1.clone()).await;
+    let removed = give(users[1].1.clone()).await;
+    assert!(assignment_end(&users[0].0).flatten().is_some(), "Entra holds it with an end");
+    // As given, nothing is out of band.
+    assert!(run(vec!["sync", "--full"]).await.success);
+    assert!(store.requests().drifted(None, None, 10).await.unwrap().is_empty());
+
+    // Someone in Entra makes both permanent; the next sync flags them, while they run.
+    sim.sim.write(|t| {
+        for a in t.role_assignments.iter_mut().filter(|a| a.role_definition_id == role_id) {
+            if users.iter().any(|(id, _)| *id == a.principal_id) {
+                a.end = None;
+            }
+        }
+    });
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let drifted = store.requests().drifted(None, None, 10).await.unwrap();
+    assert_eq!(drifted.len(), 2, "{drifted:?}");
+    assert!(drifted.iter().all(|d| d.kind == "extended"), "{drifted:?}");
+    assert!(drifted.iter().any(|d| d.request_id == kept));
+
+    // One request's policy is authoritative (as though asked under it).
+    let mut policy: attest_domain::access::AccessPolicy =
+        serde_json::from_str(&store.requests().get_request(removed).await.unwrap().policy).unwrap();
+    policy.authoritative = true;
+    let policy = serde_json::to_string(&policy).unwrap();
+    crate::harness::raw_sql(&db, &format!("UPDATE access_requests SET policy = '{policy}' WHERE id = {removed}")).await;
+
+    // Their end: the ordinary one is left to whoever made it permanent, and says so; the
+    // authoritative one is removed in Entra.
+    let later = clock.shared().now() + Duration::hours(8) + Duration::seconds(5);
+    clock.set(later);
+    job.once(later).await.unwrap();
+    provisioner.run_until_idle().await.unwrap();
+    job.once(later).await.unwrap();
+    let shown = run(vec!["request", "show", &kept.to_string(), "--json"]).await;
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["state"], "expired", "{shown}");
+    assert!(shown["end_reason"].as_str().unwrap().contains("left in place"), "{shown}");
+    assert_eq!(assignment_end(&users[0].0), Some(None), "still in Entra, permanent");
+    let shown = run(vec!["request", "show", &removed.to_string(), "--json"]).await;
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["state"], "expired", "{shown}");
+    assert_eq!(assignment_end(&users[1].0), None, "removed in Entra");
+    // Still listed after its end, until someone decides.
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let drifted = store.requests().drifted(None, None, 10).await.unwrap();
+    assert_eq!(drifted.iter().map(|d| d.request_id).collect::<Vec<_>>(), vec![kept], "{drifted:?}");
 });

@@ -287,7 +287,9 @@ pub async fn request(store: &Store, asker: &Requester, ask: &Ask, now: DateTime<
         }
         .into());
     }
-    if let Some((_, end)) = store.requests().held_grant(ask.entitlement, asker.principal.id).await? {
+    if let Some(attest_store::HeldAccess { expires_at: end, .. }) =
+        store.requests().held_grant(ask.entitlement, asker.principal.id).await?
+    {
         return Err(match end {
             None => AccessRefusal::AlreadyHeldPermanently,
             Some(until) => AccessRefusal::AlreadyHeldUntil { request: 0, until: when(until) },

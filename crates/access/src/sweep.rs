@@ -89,7 +89,10 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Swept, AccessErr
 /// removal is queued again (keyed by the request and the grant that came back, so once per
 /// return) and audited. Under other policies it is only shown (`Requests::drifted`).
 async fn revert_drift(store: &Store, now: DateTime<Utc>, done: &mut Swept) -> Result<(), AccessError> {
-    for drift in store.requests().drifted(None, None, BATCH).await?.into_iter().filter(|d| d.authoritative()) {
+    // Only access that came back: access extended in Entra ends at its request's end, where
+    // `removal` takes it away under an authoritative policy.
+    let returned = store.requests().drifted(None, None, BATCH).await?.into_iter().filter(|d| d.kind == "returned");
+    for drift in returned.filter(|d| d.authoritative()) {
         let grant = attest_domain::GrantId(drift.grant_id);
         let Ok((connector, action)) = store.grants().resolve_command(&AccessCommand::Revoke { grant }).await else {
             continue;
@@ -296,12 +299,28 @@ async fn removal(
     done: &mut Swept,
 ) -> Result<Option<(DueRequest, NewChange)>, AccessError> {
     let (entitlement, principal) = (EntitlementId(row.entitlement_id), PrincipalId(row.principal_id));
-    let Some((grant, _)) = store.requests().held_grant(entitlement, principal).await? else {
+    let Some(held) = store.requests().held_grant(entitlement, principal).await? else {
         // Gone from Entra already (removed by hand, or its PIM schedule ended it).
         let request = store.requests().get_request(row.id).await?;
         end(store, &request, now, "it was already gone from Entra", done).await?;
         return Ok(None);
     };
+    // Made permanent (or extended) in Entra by someone there: expiring, it is left to them
+    // unless the policy is authoritative. An early end by a person still removes it.
+    if let Some(found) = held.extended_in_directory_at
+        && row.ended_by.is_none()
+    {
+        let request = store.requests().get_request(row.id).await?;
+        if !request.policy().authoritative {
+            let note = format!(
+                "left in place: made permanent or extended in Entra (found {}), and the policy is not authoritative",
+                crate::when(found)
+            );
+            end(store, &request, now, &note, done).await?;
+            return Ok(None);
+        }
+    }
+    let grant = held.id;
     let (connector, action) = match store.grants().resolve_command(&AccessCommand::Revoke { grant }).await {
         Ok(found) => found,
         Err(e) => {

@@ -24,4 +24,6 @@ pub struct ObservedGrant {
     pub scope: String,
     pub external_ref: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The directory keeps the end itself (a PIM schedule): `expires_at: None` is permanent.
+    pub end_known: bool,
 }

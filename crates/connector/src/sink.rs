@@ -516,6 +516,7 @@ impl SyncSink {
             scope: row.scope.clone(),
             external_ref: row.external_ref.clone(),
             expires_at: row.expires_at,
+            end_known: row.end_known,
         })
     }
 

@@ -31,6 +31,10 @@ pub struct GrantData {
     pub external_ref: Option<String>,
     /// When the grant ends by itself (PIM schedule end, just-in-time expiry).
     pub expires_at: Option<DateTime<Utc>>,
+    /// The directory keeps this grant's end itself (a PIM schedule was read): `expires_at`
+    /// is then its word, `None` meaning permanent there. Memberships and app roles have no end
+    /// in the directory, so a sync says nothing of theirs.
+    pub end_known: bool,
 }
 
 /// A grant as stored. Grants are never deleted: one that disappears gets `ended_at`, so the

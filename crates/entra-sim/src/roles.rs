@@ -91,6 +91,39 @@ const ELIGIBILITIES: Collection = Collection {
     typed_items: false,
 };
 
+const ASSIGNMENT_SCHEDULE_READ: &[&str] = &[
+    "RoleAssignmentSchedule.Read.Directory",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.Read.All",
+    "RoleAssignmentSchedule.ReadWrite.Directory",
+    "RoleManagement.ReadWrite.Directory",
+];
+const ASSIGNMENT_SCHEDULE_PROPERTIES: &[&str] = &[
+    "id",
+    "principalId",
+    "roleDefinitionId",
+    "directoryScopeId",
+    "appScopeId",
+    "createdUsing",
+    "createdDateTime",
+    "modifiedDateTime",
+    "status",
+    "memberType",
+    "assignmentType",
+    "scheduleInfo",
+];
+const ASSIGNMENT_SCHEDULES: Collection = Collection {
+    entity: "unifiedRoleAssignmentSchedule",
+    context: "roleManagement/directory/roleAssignmentSchedules",
+    properties: ASSIGNMENT_SCHEDULE_PROPERTIES,
+    default_select: ASSIGNMENT_SCHEDULE_PROPERTIES,
+    filterable: &["id", "roleDefinitionId", "principalId", "directoryScopeId"],
+    default_page: 100,
+    max_page: 999,
+    single_entity_only: &[],
+    typed_items: false,
+};
+
 /// `GET /v1.0/roleManagement/directory/roleDefinitions`
 pub(crate) async fn list_role_definitions(
     State(sim): State<Arc<Sim>>,
@@ -133,6 +166,25 @@ pub(crate) async fn list_role_eligibility_schedules(
         let item = |i: usize| t.role_eligibilities.get(i).map(|r| r.to_json());
         let path = "/v1.0/roleManagement/directory/roleEligibilitySchedules";
         page(&sim, &query, &ELIGIBILITIES, path, t.role_eligibilities.len(), item)
+    })
+}
+
+/// `GET /v1.0/roleManagement/directory/roleAssignmentSchedules` (PIM: Entra ID P2): every
+/// active assignment as a schedule, with its end. [INFER] the permission list by analogy with
+/// roleEligibilitySchedules, whose include file lists the same family.
+pub(crate) async fn list_role_assignment_schedules(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let (_, query) = begin(&sim, &headers, raw.as_deref(), ASSIGNMENT_SCHEDULE_READ, &ASSIGNMENT_SCHEDULES)?;
+    if sim.read(|t| t.non_premium) {
+        return Err(pim_unlicensed());
+    }
+    sim.read(|t| {
+        let item = |i: usize| t.role_assignments.get(i).map(|r| r.schedule_json());
+        let path = "/v1.0/roleManagement/directory/roleAssignmentSchedules";
+        page(&sim, &query, &ASSIGNMENT_SCHEDULES, path, t.role_assignments.len(), item)
     })
 }
 

@@ -53,6 +53,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
             get(roles::list_role_assignments).post(writes::add_role_assignment),
         )
         .route("/v1.0/roleManagement/directory/roleEligibilitySchedules", get(roles::list_role_eligibility_schedules))
+        .route("/v1.0/roleManagement/directory/roleAssignmentSchedules", get(roles::list_role_assignment_schedules))
         .route("/v1.0/users/{id}", get(graph::get_user).patch(writes::patch_user).delete(writes::delete_user))
         .route("/v1.0/users/{id}/revokeSignInSessions", post(writes::revoke_sign_in_sessions))
         .route("/v1.0/groups/{id}/{relation}/$ref", post(writes::add_group_link))

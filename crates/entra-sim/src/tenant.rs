@@ -554,6 +554,30 @@ impl RoleAssignment {
             "condition": null,
         }))
     }
+
+    /// As a `unifiedRoleAssignmentSchedule` (PIM's view of every active assignment, with its
+    /// end): `assignmentType` `Assigned`, permanent ones `noExpiration`. The simulator keeps no
+    /// start for active assignments, so `startDateTime` is null.
+    pub fn schedule_json(&self) -> Map<String, Value> {
+        let expiration = match self.end {
+            Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
+            None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
+        };
+        object(json!({
+            "id": self.id,
+            "principalId": self.principal_id,
+            "roleDefinitionId": self.role_definition_id,
+            "directoryScopeId": self.directory_scope_id,
+            "appScopeId": null,
+            "createdUsing": self.id,
+            "createdDateTime": null,
+            "modifiedDateTime": null,
+            "status": "Provisioned",
+            "memberType": "Direct",
+            "assignmentType": "Assigned",
+            "scheduleInfo": {"startDateTime": null, "recurrence": null, "expiration": expiration},
+        }))
+    }
 }
 
 impl RoleEligibility {

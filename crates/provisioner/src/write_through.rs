@@ -105,6 +105,7 @@ pub async fn write_through(
         scope: change.scope.to_owned(),
         external_ref,
         expires_at: change.expires_at,
+        end_known: false,
     };
     if change.begins {
         Ok(store.grants().upsert_grants(connector, &[row], now).await?.counts.added > 0)

@@ -52,8 +52,30 @@ pub enum KeyFilter<'a> {
 
 type Key = (i64, i64, String);
 
-/// A stored current grant: id, entitlement, principal, scope, source, external ref, expiry.
-type StoredRow = (i64, i64, i64, String, String, Option<String>, Option<DateTime<Utc>>);
+/// A stored current grant: id, entitlement, principal, scope, source, external ref, expiry,
+/// and when the directory was found to hold it past that expiry.
+type StoredRow = (i64, i64, i64, String, String, Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// How far past Attest's end the directory's may lie before a just-in-time grant counts as
+/// extended there (the schedule's end is Attest's, rounded by Entra to the second or minute).
+const END_SLACK_SECS: i64 = 60;
+
+/// When a sync that read `observed` finds a just-in-time grant ending at `ours` extended in the
+/// directory: `now` when newly so, the earlier finding when still so, `None` when it is not
+/// (or the directory keeps no end for it to say).
+fn extended_in_directory(
+    observed: &GrantData,
+    ours: Option<DateTime<Utc>>,
+    found: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let ours = ours?;
+    if !observed.end_known {
+        return found;
+    }
+    let later = observed.expires_at.is_none_or(|theirs| theirs > ours + chrono::Duration::seconds(END_SLACK_SECS));
+    later.then(|| found.unwrap_or(now))
+}
 
 fn key(g: &GrantData) -> Key {
     (g.entitlement_id.0, g.principal_id.0, g.scope.clone())
@@ -83,16 +105,19 @@ impl Grants<'_> {
                     None => insert.push(*row),
                     Some(existing) => {
                         out.existing.push(GrantId(existing.0));
-                        let (id, source, external_ref, stored_expiry) =
-                            (existing.0, &existing.4, &existing.5, existing.6);
-                        // Attest owns the expiry of what it provisioned just in time.
-                        let expires_at =
-                            if source == GrantSource::Jit.as_str() { stored_expiry } else { row.expires_at };
-                        if *external_ref == row.external_ref && stored_expiry == expires_at {
+                        let (id, source, external_ref, stored_expiry, found) =
+                            (existing.0, &existing.4, &existing.5, existing.6, existing.7);
+                        // Attest owns the expiry of what it provisioned just in time; what the
+                        // directory says of its end only shows whether it was extended there.
+                        let jit = source == GrantSource::Jit.as_str();
+                        let expires_at = if jit { stored_expiry } else { row.expires_at };
+                        let extended = if jit { extended_in_directory(row, stored_expiry, found, now) } else { None };
+                        if *external_ref == row.external_ref && stored_expiry == expires_at && found == extended {
                             out.counts.unchanged += 1;
                         } else {
                             let mut sql = Sql::new(backend, "UPDATE grants SET external_ref = ");
                             sql.value(row.external_ref.clone()).push(", expires_at = ").value(expires_at);
+                            sql.push(", extended_in_directory_at = ").value(extended);
                             sql.push(" WHERE id = ").value(id);
                             txn.execute_raw(sql.build()).await?;
                             out.counts.changed += 1;
@@ -412,7 +437,8 @@ async fn lookup_current(
     let j = JsonRows::new(backend);
     let mut sql = Sql::new(
         backend,
-        "SELECT g.id, g.entitlement_id, g.principal_id, g.scope, g.source, g.external_ref, g.expires_at FROM ",
+        "SELECT g.id, g.entitlement_id, g.principal_id, g.scope, g.source, g.external_ref, g.expires_at, \
+         g.extended_in_directory_at FROM ",
     );
     j.from(&mut sql, json);
     sql.push(&format!(
@@ -425,7 +451,16 @@ async fn lookup_current(
     let rows: Vec<StoredRow> = select_json(
         txn,
         sql,
-        &["id", "entitlement_id", "principal_id", "scope", "source", "external_ref", "expires_at"],
+        &[
+            "id",
+            "entitlement_id",
+            "principal_id",
+            "scope",
+            "source",
+            "external_ref",
+            "expires_at",
+            "extended_in_directory_at",
+        ],
     )
     .await?;
     Ok(rows.into_iter().map(|row| ((row.1, row.2, row.3.clone()), row)).collect())
@@ -561,5 +596,41 @@ impl<B, C, D, E, F, G> FirstId for (i64, B, C, D, E, F, G) {
 impl<B, C, D, E> FirstId for (i64, B, C, D, E) {
     fn first_id(&self) -> i64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use attest_domain::{EntitlementId, PrincipalId};
+
+    use super::*;
+
+    fn observed(end_known: bool, expires_at: Option<DateTime<Utc>>) -> GrantData {
+        GrantData {
+            entitlement_id: EntitlementId(1),
+            principal_id: PrincipalId(1),
+            scope: "/".into(),
+            external_ref: None,
+            expires_at,
+            end_known,
+        }
+    }
+
+    #[test]
+    fn a_just_in_time_grant_is_extended_when_the_directory_keeps_a_later_end_or_none() {
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let ours = Some(t(0));
+        let now = t(100);
+        // The directory keeps no end here (a membership): whatever was found stays.
+        assert_eq!(extended_in_directory(&observed(false, None), ours, None, now), None);
+        assert_eq!(extended_in_directory(&observed(false, None), ours, Some(t(50)), now), Some(t(50)));
+        // Its end is ours, give or take the slack: not extended (and a finding is cleared).
+        assert_eq!(extended_in_directory(&observed(true, Some(t(END_SLACK_SECS))), ours, Some(t(50)), now), None);
+        // Permanent there, or later: extended, since the first finding.
+        assert_eq!(extended_in_directory(&observed(true, None), ours, None, now), Some(now));
+        assert_eq!(extended_in_directory(&observed(true, Some(t(3_600))), ours, Some(t(50)), now), Some(t(50)));
+        // Attest set no end (permanent access asked for): nothing to outlive.
+        assert_eq!(extended_in_directory(&observed(true, None), None, None, now), None);
     }
 }

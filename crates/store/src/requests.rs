@@ -71,7 +71,17 @@ pub struct NewRequest {
     pub approvers: Vec<Vec<Person>>,
 }
 
-/// Time-bound access back in the directory after its request ended (see `Requests::drifted`).
+/// A grant a person holds on an entitlement themselves (see `Requests::held_grant`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldAccess {
+    pub id: GrantId,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set when a sync found it made permanent, or extended, in the directory itself.
+    pub extended_in_directory_at: Option<DateTime<Utc>>,
+}
+
+/// Time-bound access changed in the directory behind Attest's back (see `Requests::drifted`):
+/// back after its request ended, or made permanent (or extended) there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Drift {
     pub request_id: i64,
@@ -85,9 +95,12 @@ pub struct Drift {
     pub resource_kind: ResourceKind,
     pub resource_name: String,
     pub entitlement_name: String,
-    /// When Attest ended the access.
+    /// `returned`: back in the directory after Attest ended it. `extended`: made permanent, or
+    /// given a later end, in the directory (a PIM schedule), before or after Attest's end.
+    pub kind: String,
+    /// When Attest ended the access, or (`extended`, still running) when it is to end.
     pub ended_at: DateTime<Utc>,
-    /// When a sync found it back.
+    /// When a sync found it back, or extended.
     pub seen_at: DateTime<Utc>,
     /// The policy the request was asked under (JSON): `authoritative` says whether Attest
     /// removes it again.
@@ -112,6 +125,7 @@ const DRIFT_COLUMNS: &[&str] = &[
     "resource_kind",
     "resource_name",
     "entitlement_name",
+    "kind",
     "ended_at",
     "seen_at",
     "policy",
@@ -789,20 +803,29 @@ impl Requests<'_> {
         Ok(select_json::<Request>(&self.db, sql, REQUEST_COLUMNS).await?.pop())
     }
 
-    /// The current grant a person holds on an entitlement themselves (not through a group):
-    /// its id and end, if they hold it.
+    /// The current grant a person holds on an entitlement themselves (not through a group),
+    /// if they hold it.
     pub async fn held_grant(
         self,
         entitlement: EntitlementId,
         principal: PrincipalId,
-    ) -> Result<Option<(GrantId, Option<DateTime<Utc>>)>, StoreError> {
+    ) -> Result<Option<HeldAccess>, StoreError> {
+        let columns = ["id", "expires_at", "extended_in_directory_at"];
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT id, expires_at FROM grants WHERE ended_at IS NULL AND source <> 'inherited' AND entitlement_id = ",
+            &format!(
+                "SELECT {} FROM grants WHERE ended_at IS NULL AND source <> 'inherited' AND entitlement_id = ",
+                columns.join(", ")
+            ),
         );
         sql.value(entitlement.0).push(" AND principal_id = ").value(principal.0).push(" ORDER BY id LIMIT 1");
-        let rows: Vec<(i64, Option<DateTime<Utc>>)> = select_json(&self.db, sql, &["id", "expires_at"]).await?;
-        Ok(rows.into_iter().next().map(|(id, end)| (GrantId(id), end)))
+        type Row = (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = select_json(&self.db, sql, &columns).await?;
+        Ok(rows.into_iter().next().map(|(id, expires_at, extended_in_directory_at)| HeldAccess {
+            id: GrantId(id),
+            expires_at,
+            extended_in_directory_at,
+        }))
     }
 
     /// Marks the grant a request gave as just in time, ending at `expires_at` (sync keeps
@@ -995,37 +1018,50 @@ impl Requests<'_> {
         select_json(&self.db, sql, REQUEST_COLUMNS).await
     }
 
-    /// Time-bound access that is back in the directory outside Attest: requests that ended
-    /// (expired or revoked, so Attest removed the access) whose holder has the entitlement
-    /// again from a grant first seen after the end, with no newer request for it. Newest
-    /// first; within `within` connectors and on `resource` when given.
+    /// Time-bound access changed in the directory outside Attest, with no newer request for
+    /// it: `returned`, requests that ended (expired or revoked, so Attest removed the access)
+    /// whose holder has the entitlement again from a grant first seen after the end; and
+    /// `extended`, just-in-time grants a sync found made permanent or given a later end there
+    /// (PIM schedules), whether their request still runs or ended and left them in place.
+    /// Newest first; within `within` connectors and on `resource` when given.
     pub async fn drifted(
         self,
         within: Option<&[ConnectorId]>,
         resource: Option<attest_domain::ResourceId>,
         limit: u64,
     ) -> Result<Vec<Drift>, StoreError> {
-        let mut sql = Sql::new(
-            self.backend(),
-            "SELECT q.id AS request_id, q.connector_id AS connector_id, q.entitlement_id AS entitlement_id, \
+        // Both kinds look at the person's latest request for the entitlement only: a newer one
+        // explains the access.
+        let (columns, latest) = (
+            "q.id AS request_id, q.connector_id AS connector_id, q.entitlement_id AS entitlement_id, \
              q.principal_id AS principal_id, g.id AS grant_id, q.requester_name AS requester_name, r.id AS resource_id, \
              r.kind AS resource_kind, r.display_name AS resource_name, e.display_name AS entitlement_name, \
-             q.ended_at AS ended_at, g.first_seen_at AS seen_at, q.policy AS policy \
-             FROM access_requests q \
-             JOIN grants g ON g.entitlement_id = q.entitlement_id AND g.principal_id = q.principal_id \
-             AND g.ended_at IS NULL AND g.first_seen_at > q.ended_at \
-             JOIN entitlements e ON e.id = q.entitlement_id JOIN resources r ON r.id = e.resource_id \
-             WHERE q.state IN ('expired', 'revoked') AND q.ended_at IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM access_requests n WHERE n.entitlement_id = q.entitlement_id \
+             q.policy AS policy",
+            "JOIN entitlements e ON e.id = q.entitlement_id JOIN resources r ON r.id = e.resource_id \
+             WHERE NOT EXISTS (SELECT 1 FROM access_requests n WHERE n.entitlement_id = q.entitlement_id \
              AND n.principal_id = q.principal_id AND n.id > q.id)",
         );
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!(
+                "SELECT * FROM (SELECT 'returned' AS kind, {columns}, q.ended_at AS ended_at, g.first_seen_at AS seen_at \
+                 FROM access_requests q JOIN grants g ON g.entitlement_id = q.entitlement_id \
+                 AND g.principal_id = q.principal_id AND g.ended_at IS NULL AND g.first_seen_at > q.ended_at {latest} \
+                 AND q.state IN ('expired', 'revoked') AND q.ended_at IS NOT NULL \
+                 UNION ALL SELECT 'extended' AS kind, {columns}, COALESCE(q.ended_at, q.expires_at) AS ended_at, \
+                 g.extended_in_directory_at AS seen_at FROM access_requests q JOIN grants g \
+                 ON g.entitlement_id = q.entitlement_id AND g.principal_id = q.principal_id AND g.ended_at IS NULL \
+                 AND g.source = 'jit' AND g.extended_in_directory_at IS NOT NULL {latest} \
+                 AND q.state IN ('active', 'expired', 'revoked') AND q.expires_at IS NOT NULL) d WHERE 1 = 1"
+            ),
+        );
         if let Some(within) = within {
-            sql.push(" AND q.connector_id IN ").tuple(within.iter().map(|c| Value::from(c.0)));
+            sql.push(" AND d.connector_id IN ").tuple(within.iter().map(|c| Value::from(c.0)));
         }
         if let Some(resource) = resource {
-            sql.push(" AND r.id = ").value(resource.0);
+            sql.push(" AND d.resource_id = ").value(resource.0);
         }
-        sql.push(" ORDER BY g.first_seen_at DESC LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
+        sql.push(" ORDER BY d.seen_at DESC LIMIT ").value(i64::try_from(limit).unwrap_or(i64::MAX));
         select_json(&self.db, sql, DRIFT_COLUMNS).await
     }
 

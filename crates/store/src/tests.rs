@@ -45,48 +45,52 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261207_000001_account_phone".to_owned()]);
+    assert_eq!(newest, vec!["m20261207_000002_grant_extended_in_directory".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
+    assert!(store.db.execute_raw(select("grants WHERE extended_in_directory_at IS NULL")).await.is_err());
+    assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_ok());
+    assert!(store.migrate_up(None).await.is_ok());
+    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("scim_users")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_ok());
-    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
+    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
     assert!(store.db.execute_raw(select("scim_users")).await.is_err());
     assert!(store.db.execute_raw(select("web_users WHERE disabled_at IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("role_mappings")).await.is_ok());
-    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
+    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_invitations")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
+    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
     assert!(store.db.execute_raw(select("connector_invitations")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE status_reason IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("access_requests")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("consent_attempts")).await.is_ok());
-    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
+    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
     assert!(store.db.execute_raw(select("access_requests")).await.is_err());
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("access_request_votes")).await.is_ok());
-    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
+    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_err());
     assert!(store.db.execute_raw(select("review_items WHERE stage = 1")).await.is_err());
     assert!(store.db.execute_raw(select("review_items")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_stage_decisions")).await.is_ok());
-    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
+    assert_eq!(store.migrate_down(8).await.unwrap().len(), 8);
     assert!(store.db.execute_raw(select("review_items")).await.is_err());
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_assignments")).await.is_ok());
-    assert_eq!(store.migrate_down(8).await.unwrap().len(), 8);
+    assert_eq!(store.migrate_down(9).await.unwrap().len(), 9);
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_err());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(10).await.unwrap().len(), 10);
+    assert_eq!(store.migrate_down(11).await.unwrap().len(), 11);
     assert!(store.db.execute_raw(select("changes WHERE requested_by_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_owners WHERE object_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_ok());
@@ -94,7 +98,7 @@ store_test!(migrations_roll_back_and_forward, |store| {
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
     let rest = store.migrate_down(all).await.unwrap();
-    assert_eq!(rest.len(), status.migrations.len() - 10);
+    assert_eq!(rest.len(), status.migrations.len() - 11);
     assert!(store.db.execute_raw(select("grants")).await.is_err());
     let applied = store.migrate_up(None).await.unwrap();
     assert_eq!(applied, status.migrations.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
@@ -114,7 +118,8 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         let text = err.to_string();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
-            text.contains("m20991231_000001_from_the_future") && text.contains("m20261207_000001_account_phone"),
+            text.contains("m20991231_000001_from_the_future")
+                && text.contains("m20261207_000002_grant_extended_in_directory"),
             "{text}"
         );
     }
@@ -212,7 +217,14 @@ async fn group(store: &Store, c: ConnectorId, ext: &str) -> (ResourceId, Entitle
 }
 
 fn grant(e: EntitlementId, p: PrincipalId) -> GrantData {
-    GrantData { entitlement_id: e, principal_id: p, scope: String::new(), external_ref: None, expires_at: None }
+    GrantData {
+        entitlement_id: e,
+        principal_id: p,
+        scope: String::new(),
+        external_ref: None,
+        expires_at: None,
+        end_known: false,
+    }
 }
 
 store_test!(resources_and_entitlements_upsert_and_restore, |store| {

@@ -153,6 +153,7 @@ impl Synth {
             scope: String::new(),
             external_ref: None,
             expires_at: None,
+            end_known: false,
         }
     }
 }

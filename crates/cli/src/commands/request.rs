@@ -179,6 +179,10 @@ pub struct PolicyFlags {
     requesters: Option<String>,
     #[arg(long, value_name = "BOOL")]
     guests_allowed: Option<bool>,
+    /// Access changed in Entra outside Attest (given again after its end, made permanent or
+    /// extended there) is removed again, not only shown.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    authoritative: Option<bool>,
     #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
     actor: String,
     #[arg(long)]
@@ -230,6 +234,9 @@ impl PolicyFlags {
         }
         if let Some(v) = self.guests_allowed {
             policy.guests_allowed = v;
+        }
+        if let Some(v) = self.authoritative {
+            policy.authoritative = v;
         }
         Ok(policy)
     }

@@ -21,6 +21,7 @@ fn membership(group: &str, user: &str) -> ObservedGrant {
         scope: String::new(),
         external_ref: None,
         expires_at: None,
+        end_known: false,
     }
 }
 

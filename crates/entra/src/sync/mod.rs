@@ -446,6 +446,7 @@ impl EntraConnector {
             .await;
         match read {
             Ok(_) => {
+                self.read_assignment_ends(sink, &mut grants).await?;
                 sink.put_grants(&grants).await?;
                 sink.snapshot_grants_of("active");
             }
@@ -485,6 +486,42 @@ impl EntraConnector {
             Err(e) => return Err(sync_error(e, "role eligibility schedules")),
         }
         Ok(())
+    }
+
+    /// PIM's schedules of the active assignments in `grants`: each one's end (none: permanent),
+    /// which makes a just-in-time role made permanent in Entra visible. Without PIM (no licence
+    /// or permission) the assignments keep no end here, as before.
+    async fn read_assignment_ends(&self, sink: &mut SyncSink, grants: &mut [ObservedGrant]) -> Result<(), SyncError> {
+        let mut ends = HashMap::new();
+        let read = self
+            .client
+            .pages(
+                "/roleManagement/directory/roleAssignmentSchedules?$select=id,principalId,roleDefinitionId,directoryScopeId,scheduleInfo&$top=999",
+                &[],
+                |items| {
+                    for g in items.iter().filter_map(|item| role_grant(item, EntitlementKey::Active)) {
+                        ends.insert((g.resource_external_id, g.principal_external_id, g.scope), g.expires_at);
+                    }
+                },
+            )
+            .await;
+        match read {
+            Ok(_) => {
+                for g in grants.iter_mut() {
+                    let key = (g.resource_external_id.clone(), g.principal_external_id.clone(), g.scope.clone());
+                    if let Some(end) = ends.get(&key) {
+                        g.expires_at = *end;
+                        g.end_known = true;
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), Some(ApiErrorKind::LicenceRequired | ApiErrorKind::Denied)) => {
+                sink.note(format!("ends of active role assignments not read (PIM unavailable: {e})"));
+                Ok(())
+            }
+            Err(e) => Err(sync_error(e, "role assignment schedules")),
+        }
     }
 }
 
@@ -526,6 +563,7 @@ fn grant(kind: ResourceKind, resource: &str, key: EntitlementKey, principal: Str
         scope: String::new(),
         external_ref: None,
         expires_at: None,
+        end_known: false,
     }
 }
 
@@ -535,6 +573,8 @@ fn role_grant(item: &Value, key: EntitlementKey) -> Option<ObservedGrant> {
     g.scope = text(item, "directoryScopeId").unwrap_or_else(|| "/".into());
     g.external_ref = text(item, "id");
     g.expires_at = objects::timestamp(item.pointer("/scheduleInfo/expiration/endDateTime"));
+    // A schedule says when it ends, or that it does not; a plain assignment says nothing.
+    g.end_known = item.get("scheduleInfo").is_some();
     Some(g)
 }
 

@@ -573,12 +573,14 @@ pub async fn api_create(
     })
 }
 
-/// Time-bound access back in Entra after Attest ended it, as the pages and the API show it.
+/// Time-bound access changed in Entra outside Attest (back after it ended, or made permanent
+/// or extended there), as the pages and the API show it.
 pub fn drift_json(drifted: &[attest_store::Drift]) -> Vec<serde_json::Value> {
     drifted
         .iter()
         .map(|d| {
             json!({
+                "kind": d.kind,
                 "request_id": d.request_id,
                 "request_url": format!("/requests/{}", d.request_id),
                 "holder": d.requester_name,
@@ -600,7 +602,8 @@ async fn drift_data(state: &AppState, viewer: &Viewer) -> Result<serde_json::Val
     Ok(json!({"out_of_band": drift_json(&drifted)}))
 }
 
-/// `GET /requests/out-of-band`: time-bound access that came back in Entra after it ended.
+/// `GET /requests/out-of-band`: time-bound access that came back in Entra after it ended, or
+/// was made permanent (or extended) there.
 pub async fn out_of_band(
     viewer: Allowed<rule::DirectoryReader>,
     State(state): State<AppState>,
