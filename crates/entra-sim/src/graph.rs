@@ -177,7 +177,22 @@ pub(crate) fn objects_page(
     path: &str,
     ids: &[String],
 ) -> Result<Json<Value>, GraphError> {
-    let item = |i: usize| ids.get(i).and_then(|m| t.directory_object(m)).map(|(_, o)| o);
+    // Reading a big group's members back is what a provisioner does after every write: with
+    // only `id` selected (and nothing to filter on), the object is not rendered whole just to
+    // be projected down to its id. The answer is the same either way.
+    let ids_only = query.filter.is_none()
+        && query.select.as_ref().is_some_and(|s| s.iter().all(|p| p.eq_ignore_ascii_case("id")));
+    let item = |i: usize| {
+        let id = ids.get(i)?;
+        if ids_only {
+            let kind = t.live_kind(id)?;
+            let mut object = Map::new();
+            object.insert("@odata.type".into(), kind.odata_type().into());
+            object.insert("id".into(), id.clone().into());
+            return Some(object);
+        }
+        t.directory_object(id).map(|(_, o)| o)
+    };
     page(sim, query, &DIRECTORY_OBJECTS, path, ids.len(), item)
 }
 

@@ -253,6 +253,17 @@ impl Tenant {
 
     /// Any directory object by id, rendered with its `@odata.type` (what relationship
     /// collections such as `members` return). Soft-deleted users are not returned.
+    /// The kind of a live (not soft-deleted) object, as [`Tenant::directory_object`] finds it.
+    pub fn live_kind(&self, id: &str) -> Option<Kind> {
+        let (kind, i) = self.locate(id)?;
+        let live = match kind {
+            Kind::User => self.users.get(i).is_some_and(|u| u.deleted.is_none()),
+            Kind::Group => self.groups.get(i).is_some_and(|g| g.deleted.is_none()),
+            Kind::ServicePrincipal => self.service_principals.get(i).is_some_and(|s| s.deleted.is_none()),
+        };
+        live.then_some(kind)
+    }
+
     pub fn directory_object(&self, id: &str) -> Option<(Kind, Map<String, Value>)> {
         let (kind, i) = self.locate(id)?;
         let mut object = match kind {
