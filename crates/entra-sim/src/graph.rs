@@ -180,8 +180,8 @@ pub(crate) fn objects_page(
     // Reading a big group's members back is what a provisioner does after every write: with
     // only `id` selected (and nothing to filter on), the object is not rendered whole just to
     // be projected down to its id. The answer is the same either way.
-    let ids_only = query.filter.is_none()
-        && query.select.as_ref().is_some_and(|s| s.iter().all(|p| p.eq_ignore_ascii_case("id")));
+    let ids_only =
+        query.filter.is_none() && query.select.as_ref().is_some_and(|s| s.iter().all(|p| p.eq_ignore_ascii_case("id")));
     let item = |i: usize| {
         let id = ids.get(i)?;
         if ids_only {

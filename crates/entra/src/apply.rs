@@ -42,18 +42,7 @@ impl GraphClient {
                 let path = format!("/servicePrincipals/{app}/owners/{owner}/$ref");
                 self.write(Method::DELETE, &path, None, "remove the application owner").await
             }
-            A::AddRoleAssignment { role, principal, scope } => {
-                let body = json!({
-                    "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
-                    "roleDefinitionId": role,
-                    "principalId": principal,
-                    "directoryScopeId": scope,
-                });
-                let path = "/roleManagement/directory/roleAssignments";
-                let mut applied = self.write(Method::POST, path, Some(&body), "assign the directory role").await?;
-                applied.details = json!({"assignment_id": applied.details["id"]});
-                Ok(applied)
-            }
+            A::AddRoleAssignment { role, principal, scope } => self.add_role_assignment(role, principal, scope).await,
             A::RemoveRoleAssignment { role, principal, scope, assignment_id } => {
                 self.remove_role_assignment(role, principal, scope, assignment_id.as_deref()).await
             }
@@ -65,13 +54,25 @@ impl GraphClient {
                 let request = ScheduleRequest { role, principal, scope, until: None, now };
                 self.schedule(Schedule::Eligibility, "adminRemove", request).await
             }
+            // Without PIM (no licence), Attest assigns the role itself and its access sweep
+            // removes it at the end: Entra then keeps no end of its own.
             A::AddTimeBoundRoleAssignment { role, principal, scope, until } => {
                 let request = ScheduleRequest { role, principal, scope, until: Some(*until), now };
-                self.schedule(Schedule::Assignment, "adminAssign", request).await
+                match self.schedule(Schedule::Assignment, "adminAssign", request).await {
+                    Err(ApplyError::NotSupported(_)) => {
+                        let mut done = self.add_role_assignment(role, principal, scope).await?;
+                        done.details["without_pim"] = true.into();
+                        Ok(done)
+                    }
+                    other => other,
+                }
             }
             A::RemoveTimeBoundRoleAssignment { role, principal, scope } => {
                 let request = ScheduleRequest { role, principal, scope, until: None, now };
-                self.schedule(Schedule::Assignment, "adminRemove", request).await
+                match self.schedule(Schedule::Assignment, "adminRemove", request).await {
+                    Err(ApplyError::NotSupported(_)) => self.remove_role_assignment(role, principal, scope, None).await,
+                    other => other,
+                }
             }
             A::RevokeSessions { user } => {
                 let path = format!("/users/{user}/revokeSignInSessions");
@@ -224,6 +225,20 @@ impl GraphClient {
             Err(e) if e.kind() == Some(ApiErrorKind::NotFound) => Ok(None),
             Err(e) => Err(classify(e, "list the application's role assignments")),
         }
+    }
+
+    /// A permanent active assignment (`POST roleAssignments`), its id in the details.
+    async fn add_role_assignment(&self, role: &str, principal: &str, scope: &str) -> Result<Applied, ApplyError> {
+        let body = json!({
+            "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+            "roleDefinitionId": role,
+            "principalId": principal,
+            "directoryScopeId": scope,
+        });
+        let path = "/roleManagement/directory/roleAssignments";
+        let mut applied = self.write(Method::POST, path, Some(&body), "assign the directory role").await?;
+        applied.details = json!({"assignment_id": applied.details["id"]});
+        Ok(applied)
     }
 
     async fn remove_role_assignment(

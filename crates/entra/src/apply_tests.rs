@@ -291,12 +291,42 @@ async fn refusals_say_what_to_do() {
     unlicensed.sim.write(|t| t.non_premium = true);
     let target = targets(&unlicensed);
     let c = client(&unlicensed);
-    let eligibility =
-        ChangeAction::AddRoleEligibility { role: target.role, principal: target.user, scope: "/".into(), until: None };
+    let eligibility = ChangeAction::AddRoleEligibility {
+        role: target.role.clone(),
+        principal: target.user.clone(),
+        scope: "/".into(),
+        until: None,
+    };
     match c.apply(&eligibility, SystemClock.now()).await {
         Err(ApplyError::NotSupported(message)) => assert!(message.contains("P2"), "{message}"),
         other => panic!("expected not supported, got {other:?}"),
     }
+    // A time-bound active role without PIM: Attest assigns it itself (Entra keeps no end, the
+    // access sweep removes it), and removes it as a plain assignment.
+    let now = SystemClock.now();
+    let (role, user) = (target.role.clone(), target.user.clone());
+    let held = |sim: &SimHandle| {
+        sim.sim.read(|t| {
+            t.role_assignments.iter().find(|a| a.role_definition_id == role && a.principal_id == user).map(|a| a.end)
+        })
+    };
+    let timed = ChangeAction::AddTimeBoundRoleAssignment {
+        role: target.role.clone(),
+        principal: target.user.clone(),
+        scope: "/".into(),
+        until: now + chrono::Duration::hours(8),
+    };
+    let done = c.apply(&timed, now).await.unwrap();
+    assert_eq!(done.details["without_pim"], true, "{:?}", done.details);
+    assert_eq!(held(&unlicensed), Some(None), "assigned, with no end in Entra");
+    assert_eq!(c.verify(&timed).await.unwrap(), Some(true));
+    let end = ChangeAction::RemoveTimeBoundRoleAssignment {
+        role: target.role.clone(),
+        principal: target.user.clone(),
+        scope: "/".into(),
+    };
+    c.apply(&end, now).await.unwrap();
+    assert_eq!(held(&unlicensed), None, "removed");
 }
 
 async fn sim_with_app(app: ClientApp) -> SimHandle {
