@@ -45,6 +45,36 @@ pub(crate) async fn ask_for(web: &crate::web::Web, store: &attest_store::Store, 
     attest_access::request(store, &asker, &ask, now).await.unwrap().id
 }
 
+/// The access job and the provisioner of `attest serve`, run by hand on one test clock: a
+/// removal queued "after downtime" is due at that time, and the provisioner must be there too
+/// to apply it. The store signs audit events with the tenant's key, as the server's does.
+pub(crate) struct Jobs {
+    pub store: attest_store::Store,
+    pub clock: attest_domain::TestClock,
+    pub provisioner: attest_provisioner::Provisioner<attest_server::StoredConnectors>,
+    pub job: attest_server::access_job::AccessSweeper,
+}
+
+impl Jobs {
+    pub(crate) fn new(db: &attest_store::testing::TestDb, dir: &std::path::Path) -> Jobs {
+        let key = Arc::new(attest_config::secrets::SecretKey::load(&dir.join("secret.key")).unwrap());
+        let store = db.store.clone().with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
+        let connectors = Arc::new(attest_server::StoredConnectors::new(store.clone(), key));
+        let clock = attest_domain::TestClock::starting_now();
+        let provisioner = attest_provisioner::Provisioner::new(store.clone(), connectors, Default::default(), "test")
+            .with_clock(clock.shared());
+        let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
+        let job = attest_server::access_job::AccessSweeper::new(
+            store.clone(),
+            outbox,
+            "https://attest.example.com",
+            clock.shared(),
+            "test",
+        );
+        Jobs { store, clock, provisioner, job }
+    }
+}
+
 db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, |db| {
     let tenant = Tenant::connect(&db).await;
     let (sim, dir) = (&tenant.sim, &tenant.dir);
@@ -121,22 +151,7 @@ db_test!(requested_access_is_approved_given_in_entra_and_removed_on_time, true, 
     assert!(!twice.success && twice.error.as_deref().unwrap().contains("already asked"), "{:?}", twice.error);
 
     // The job of `attest serve`, run by hand at the times the test says: it mails the approvers.
-    let key = Arc::new(attest_config::secrets::SecretKey::load(&dir.join("secret.key")).unwrap());
-    let store = db.store.clone().with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
-    let connectors = Arc::new(attest_server::StoredConnectors::new(store.clone(), key));
-    // One test clock for the job and the provisioner: a removal queued "after downtime" is due
-    // at that time, and the provisioner must be there too to apply it.
-    let clock = attest_domain::TestClock::starting_now();
-    let provisioner = attest_provisioner::Provisioner::new(store.clone(), connectors, Default::default(), "test")
-        .with_clock(clock.shared());
-    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
-    let job = attest_server::access_job::AccessSweeper::new(
-        store.clone(),
-        outbox,
-        "https://attest.example.com",
-        clock.shared(),
-        "test",
-    );
+    let Jobs { store, clock, provisioner, job } = Jobs::new(&db, dir);
     let now = clock.shared().now();
     let (_, mails) = job.once(now).await.unwrap();
     assert_eq!(mails, 1, "the owner is asked");
@@ -639,20 +654,7 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
     };
 
     // `attest serve`'s access job and provisioner, on a test clock.
-    let key = Arc::new(attest_config::secrets::SecretKey::load(&dir.join("secret.key")).unwrap());
-    let store = db.store.clone().with_audit_key(attest_domain::audit::ChainKey::new(&key.audit_chain_key()));
-    let connectors = Arc::new(attest_server::StoredConnectors::new(store.clone(), key));
-    let clock = attest_domain::TestClock::starting_now();
-    let provisioner = attest_provisioner::Provisioner::new(store.clone(), connectors, Default::default(), "test")
-        .with_clock(clock.shared());
-    let outbox = attest_notify::Outbox::new(store.clone(), &attest_config::MailConfig::default()).unwrap();
-    let job = attest_server::access_job::AccessSweeper::new(
-        store.clone(),
-        outbox,
-        "https://attest.example.com",
-        clock.shared(),
-        "test",
-    );
+    let Jobs { store, clock, provisioner, job } = Jobs::new(&db, dir);
     // Each asks for 8 hours, approved at once; the sweep and the provisioner give it in Entra,
     // as a PIM schedule that ends by itself.
     let give = |upn: String| {

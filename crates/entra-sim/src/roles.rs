@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::GraphError;
 use crate::graph::{begin, page};
@@ -158,14 +158,8 @@ pub(crate) async fn list_role_eligibility_schedules(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    let (_, query) = begin(&sim, &headers, raw.as_deref(), ELIGIBILITY_READ, &ELIGIBILITIES)?;
-    if sim.read(|t| t.non_premium) {
-        return Err(pim_unlicensed());
-    }
-    sim.read(|t| {
-        let item = |i: usize| t.role_eligibilities.get(i).map(|r| r.to_json());
-        let path = "/v1.0/roleManagement/directory/roleEligibilitySchedules";
-        page(&sim, &query, &ELIGIBILITIES, path, t.role_eligibilities.len(), item)
+    list_schedules(&sim, &headers, raw.as_deref(), ELIGIBILITY_READ, &ELIGIBILITIES, |t| {
+        t.role_eligibilities.iter().map(|r| r.to_json()).collect()
     })
 }
 
@@ -177,15 +171,27 @@ pub(crate) async fn list_role_assignment_schedules(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
-    let (_, query) = begin(&sim, &headers, raw.as_deref(), ASSIGNMENT_SCHEDULE_READ, &ASSIGNMENT_SCHEDULES)?;
+    list_schedules(&sim, &headers, raw.as_deref(), ASSIGNMENT_SCHEDULE_READ, &ASSIGNMENT_SCHEDULES, |t| {
+        t.role_assignments.iter().map(|r| r.schedule_json()).collect()
+    })
+}
+
+/// A PIM schedule collection (`schedules` of the tenant): P2 required, then paged.
+fn list_schedules(
+    sim: &Sim,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    accepted: &[&str],
+    collection: &Collection,
+    schedules: impl Fn(&crate::Tenant) -> Vec<Map<String, Value>>,
+) -> Result<Json<Value>, GraphError> {
+    let (_, query) = begin(sim, headers, raw, accepted, collection)?;
     if sim.read(|t| t.non_premium) {
         return Err(pim_unlicensed());
     }
-    sim.read(|t| {
-        let item = |i: usize| t.role_assignments.get(i).map(|r| r.schedule_json());
-        let path = "/v1.0/roleManagement/directory/roleAssignmentSchedules";
-        page(&sim, &query, &ASSIGNMENT_SCHEDULES, path, t.role_assignments.len(), item)
-    })
+    let all = sim.read(|t| schedules(t));
+    let path = format!("/v1.0/{}", collection.context);
+    page(sim, &query, collection, &path, all.len(), |i| all.get(i).cloned())
 }
 
 /// PIM needs Entra ID P2.

@@ -570,25 +570,39 @@ impl RoleAssignment {
     /// end): `assignmentType` `Assigned`, permanent ones `noExpiration`. The simulator keeps no
     /// start for active assignments, so `startDateTime` is null.
     pub fn schedule_json(&self) -> Map<String, Value> {
-        let expiration = match self.end {
-            Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
-            None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
-        };
-        object(json!({
-            "id": self.id,
-            "principalId": self.principal_id,
-            "roleDefinitionId": self.role_definition_id,
-            "directoryScopeId": self.directory_scope_id,
-            "appScopeId": null,
-            "createdUsing": self.id,
-            "createdDateTime": null,
-            "modifiedDateTime": null,
-            "status": "Provisioned",
-            "memberType": "Direct",
-            "assignmentType": "Assigned",
-            "scheduleInfo": {"startDateTime": null, "recurrence": null, "expiration": expiration},
-        }))
+        let mut schedule = schedule_json(self.key(), &self.id, None, self.end);
+        schedule.insert("assignmentType".into(), "Assigned".into());
+        schedule
     }
+}
+
+/// A PIM schedule (`unifiedRoleEligibilitySchedule` or `unifiedRoleAssignmentSchedule`): the
+/// role, principal and scope of `key`, from `start` (unknown: null) until `end` (none:
+/// `noExpiration`).
+fn schedule_json(
+    (role, principal, scope): RoleKey<'_>,
+    id: &str,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Map<String, Value> {
+    let expiration = match end {
+        Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
+        None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
+    };
+    let start = opt_ts(start);
+    object(json!({
+        "id": id,
+        "principalId": principal,
+        "roleDefinitionId": role,
+        "directoryScopeId": scope,
+        "appScopeId": null,
+        "createdUsing": id,
+        "createdDateTime": start,
+        "modifiedDateTime": null,
+        "status": "Provisioned",
+        "memberType": "Direct",
+        "scheduleInfo": {"startDateTime": start, "recurrence": null, "expiration": expiration},
+    }))
 }
 
 impl RoleEligibility {
@@ -597,23 +611,7 @@ impl RoleEligibility {
     }
 
     pub fn to_json(&self) -> Map<String, Value> {
-        let expiration = match self.end {
-            Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
-            None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
-        };
-        object(json!({
-            "id": self.id,
-            "principalId": self.principal_id,
-            "roleDefinitionId": self.role_definition_id,
-            "directoryScopeId": self.directory_scope_id,
-            "appScopeId": null,
-            "createdUsing": self.id,
-            "createdDateTime": ts(self.start),
-            "modifiedDateTime": null,
-            "status": "Provisioned",
-            "memberType": "Direct",
-            "scheduleInfo": {"startDateTime": ts(self.start), "recurrence": null, "expiration": expiration},
-        }))
+        schedule_json(self.key(), &self.id, Some(self.start), self.end)
     }
 }
 
