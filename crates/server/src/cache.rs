@@ -3,6 +3,8 @@
 //!
 //! - Connectors (every request needs them to know the viewer's roles): re-read every
 //!   [`CONNECTORS_TTL`].
+//! - Whether any group is mapped to a role: looked up as often. Without one (most of the
+//!   time), a request skips reading the viewer's mapped roles.
 //! - The people index: the words of every user's name, user principal name and email, sorted
 //!   ([`PeopleIndex`]). A search is a binary search instead of a `LIKE '%…%'` scan of the table
 //!   (over 100 ms at 100,000 users). It is rebuilt when a sync has finished since it was built
@@ -45,6 +47,7 @@ struct Timed<T> {
 #[derive(Default)]
 pub struct Caches {
     connectors: RwLock<Option<Timed<Arc<Vec<Connector>>>>>,
+    mapped: RwLock<Option<Timed<bool>>>,
     stamp: Mutex<Option<Timed<Stamp>>>,
     people: RwLock<Option<Arc<PeopleIndex>>>,
     /// Held while the people index is rebuilt, so one request rebuilds and the rest wait for it.
@@ -65,6 +68,25 @@ impl Caches {
         let fresh = Arc::new(store.connectors().list_connectors().await?);
         *self.connectors.write().await = Some(Timed { value: fresh.clone(), at: Instant::now() });
         Ok(fresh)
+    }
+
+    /// Whether any group is mapped to an Attest role, as of at most [`CONNECTORS_TTL`] ago
+    /// (at once on this replica after [`Caches::forget_role_mappings`]).
+    pub async fn any_role_mappings(&self, store: &Store) -> Result<bool, StoreError> {
+        if let Some(cached) = self.mapped.read().await.as_ref()
+            && cached.at.elapsed() < CONNECTORS_TTL
+        {
+            return Ok(cached.value);
+        }
+        let fresh = store.scim().has_role_mappings().await?;
+        *self.mapped.write().await = Some(Timed { value: fresh, at: Instant::now() });
+        Ok(fresh)
+    }
+
+    /// Forgets whether groups are mapped, so a mapping made or removed counts from the next
+    /// request.
+    pub async fn forget_role_mappings(&self) {
+        *self.mapped.write().await = None;
     }
 
     /// Forgets the connectors read, so the next request sees a change at once (an owner bound,

@@ -138,7 +138,11 @@ impl Viewer {
         let Some(session) = crate::session::session_of(state, headers).await? else { return Ok(None) };
         let connectors = state.caches.connectors(&state.store).await?;
         let user = &session.user;
-        let mapped = state.store.scim().mapped_roles(user.id, &user.tenant_id, &user.object_id).await?;
+        let mapped = if state.caches.any_role_mappings(&state.store).await? {
+            state.store.scim().mapped_roles(user.id, &user.tenant_id, &user.object_id).await?
+        } else {
+            Vec::new()
+        };
         let mut given = user.roles.clone();
         given.extend(mapped.iter().map(|m| m.role.clone()));
         let roles = Roles::of(&connectors, &given, &user.tenant_id, &user.object_id);

@@ -861,6 +861,13 @@ const MAPPED_ROLES: &str = "SELECT rm.role AS role, rm.group_kind AS group_kind,
      JOIN scim_users su ON su.id = m.user_id WHERE m.group_id = rm.group_id AND su.active = TRUE AND su.web_user_id = ";
 
 impl Scim<'_> {
+    /// Whether any group is mapped to a role.
+    pub async fn has_role_mappings(self) -> Result<bool, StoreError> {
+        let sql = Sql::new(self.backend(), "SELECT id FROM role_mappings LIMIT 1");
+        let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+        Ok(!rows.is_empty())
+    }
+
     /// Every role mapping, by group name.
     pub async fn list_role_mappings(self) -> Result<Vec<RoleMapping>, StoreError> {
         let sql = Sql::new(

@@ -355,6 +355,7 @@ pub async fn add_mapping(
     };
     let now = state.now();
     store.scim().add_role_mapping(kind, &id, &name, &form.role, &viewer.actor(), now).await?;
+    state.caches.forget_role_mappings().await;
     let draft = attest_domain::AuditEventDraft::about(
         &viewer.actor(),
         "account.role_mapped",
@@ -380,6 +381,7 @@ pub async fn remove_mapping(
         .remove_role_mapping(id)
         .await?
         .ok_or_else(|| WebError::NotFound(format!("no role mapping {id}")))?;
+    state.caches.forget_role_mappings().await;
     let draft = attest_domain::AuditEventDraft::about(
         &viewer.actor(),
         "account.role_unmapped",
