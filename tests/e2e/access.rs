@@ -595,7 +595,7 @@ db_test!(time_bound_access_back_in_entra_is_shown_and_removed_again_when_authori
     assert_eq!(web.post(&web.admin, "/connectors/contoso/sync", &[("mode", "full")]).await.status().as_u16(), 303);
     let shown = crate::web::eventually(std::time::Duration::from_secs(60), || {
         let store = store.clone();
-        async move { !store.requests().drifted(None, None, 10).await.unwrap().is_empty() }
+        async move { !store.requests().drifted(None, None, None, 10).await.unwrap().is_empty() }
     });
     assert!(shown.await, "the access back in Entra is noticed");
     let (status, api) = web.get(Some(&web.auditor), "/api/v1/requests/out-of-band").await;
@@ -683,7 +683,7 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
     assert!(assignment_end(&users[0].0).flatten().is_some(), "Entra holds it with an end");
     // As given, nothing is out of band.
     assert!(run(vec!["sync", "--full"]).await.success);
-    assert!(store.requests().drifted(None, None, 10).await.unwrap().is_empty());
+    assert!(store.requests().drifted(None, None, None, 10).await.unwrap().is_empty());
 
     // Someone in Entra makes both permanent; the next sync flags them, while they run.
     sim.sim.write(|t| {
@@ -694,7 +694,7 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
         }
     });
     assert!(run(vec!["sync", "--full"]).await.success);
-    let drifted = store.requests().drifted(None, None, 10).await.unwrap();
+    let drifted = store.requests().drifted(None, None, None, 10).await.unwrap();
     assert_eq!(drifted.len(), 2, "{drifted:?}");
     assert!(drifted.iter().all(|d| d.kind == "extended"), "{drifted:?}");
     assert!(drifted.iter().any(|d| d.request_id == kept));
@@ -722,8 +722,25 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
     let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(shown["state"], "expired", "{shown}");
     assert_eq!(assignment_end(&users[1].0), None, "removed in Entra");
-    // Still listed after its end, until someone decides.
+    // Left in place, it is ordinary access now: a direct grant with no end, as Entra holds it,
+    // and no longer out of band.
     assert!(run(vec!["sync", "--full"]).await.success);
-    let drifted = store.requests().drifted(None, None, 10).await.unwrap();
-    assert_eq!(drifted.iter().map(|d| d.request_id).collect::<Vec<_>>(), vec![kept], "{drifted:?}");
+    assert!(store.requests().drifted(None, None, None, 10).await.unwrap().is_empty());
+    let person = store.principals().find_user(connector_of(&store).await, &users[0].0).await.unwrap().unwrap();
+    let role_resource = store.resources().resource_ids_by_external_id(connector_of(&store).await).await.unwrap()
+        [&(attest_domain::ResourceKind::DirectoryRole, role_id.to_owned())];
+    let active = store
+        .resources()
+        .list_entitlements(role_resource)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.data.key == attest_domain::EntitlementKey::Active)
+        .unwrap();
+    let held = store.requests().held_grant(active.id, person.id).await.unwrap().unwrap();
+    assert_eq!(held.expires_at, None, "no past end left on it");
 });
+
+async fn connector_of(store: &attest_store::Store) -> attest_domain::ConnectorId {
+    store.connectors().list_connectors().await.unwrap().remove(0).id
+}

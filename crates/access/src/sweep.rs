@@ -91,8 +91,9 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Swept, AccessErr
 async fn revert_drift(store: &Store, now: DateTime<Utc>, done: &mut Swept) -> Result<(), AccessError> {
     // Only access that came back: access extended in Entra ends at its request's end, where
     // `removal` takes it away under an authoritative policy.
-    let returned = store.requests().drifted(None, None, BATCH).await?.into_iter().filter(|d| d.kind == "returned");
-    for drift in returned.filter(|d| d.authoritative()) {
+    for drift in
+        store.requests().drifted(Some("returned"), None, None, BATCH).await?.into_iter().filter(|d| d.authoritative())
+    {
         let grant = attest_domain::GrantId(drift.grant_id);
         let Ok((connector, action)) = store.grants().resolve_command(&AccessCommand::Revoke { grant }).await else {
             continue;
@@ -306,7 +307,8 @@ async fn removal(
         return Ok(None);
     };
     // Made permanent (or extended) in Entra by someone there: expiring, it is left to them
-    // unless the policy is authoritative. An early end by a person still removes it.
+    // unless the policy is authoritative, and becomes ordinary access (a direct grant with no
+    // end, as Entra holds it). An early end by a person still removes it.
     if let Some(found) = held.extended_in_directory_at
         && row.ended_by.is_none()
     {
@@ -316,6 +318,7 @@ async fn removal(
                 "left in place: made permanent or extended in Entra (found {}), and the policy is not authoritative",
                 crate::when(found)
             );
+            store.requests().release_grant(held.id).await?;
             end(store, &request, now, &note, done).await?;
             return Ok(None);
         }

@@ -243,16 +243,9 @@ impl Tenant {
 
     /// Whether a live directory object has this id.
     pub fn is_live(&self, id: &str) -> bool {
-        match self.locate(id) {
-            Some((Kind::User, i)) => self.users.get(i).is_some_and(|o| o.deleted.is_none()),
-            Some((Kind::Group, i)) => self.groups.get(i).is_some_and(|o| o.deleted.is_none()),
-            Some((Kind::ServicePrincipal, i)) => self.service_principals.get(i).is_some_and(|o| o.deleted.is_none()),
-            None => false,
-        }
+        self.live_kind(id).is_some()
     }
 
-    /// Any directory object by id, rendered with its `@odata.type` (what relationship
-    /// collections such as `members` return). Soft-deleted users are not returned.
     /// The kind of a live (not soft-deleted) object, as [`Tenant::directory_object`] finds it.
     pub fn live_kind(&self, id: &str) -> Option<Kind> {
         let (kind, i) = self.locate(id)?;
@@ -264,6 +257,8 @@ impl Tenant {
         live.then_some(kind)
     }
 
+    /// Any directory object by id, rendered with its `@odata.type` (what relationship
+    /// collections such as `members` return). Soft-deleted users are not returned.
     pub fn directory_object(&self, id: &str) -> Option<(Kind, Map<String, Value>)> {
         let (kind, i) = self.locate(id)?;
         let mut object = match kind {

@@ -53,28 +53,51 @@ pub enum KeyFilter<'a> {
 type Key = (i64, i64, String);
 
 /// A stored current grant: id, entitlement, principal, scope, source, external ref, expiry,
-/// and when the directory was found to hold it past that expiry.
-type StoredRow = (i64, i64, i64, String, String, Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// when the directory was found to hold it past that expiry, and when it was found keeping it.
+type StoredRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
 
 /// How far past Attest's end the directory's may lie before a just-in-time grant counts as
 /// extended there (the schedule's end is Attest's, rounded by Entra to the second or minute).
 const END_SLACK_SECS: i64 = 60;
 
-/// When a sync that read `observed` finds a just-in-time grant ending at `ours` extended in the
-/// directory: `now` when newly so, the earlier finding when still so, `None` when it is not
-/// (or the directory keeps no end for it to say).
-fn extended_in_directory(
+/// What the directory says of a just-in-time grant's end, as the syncs so far found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct DirectoryEnd {
+    /// When the directory was first found keeping Attest's end.
+    confirmed: Option<DateTime<Utc>>,
+    /// When it was found holding the grant past that end (permanent, or a later end).
+    extended: Option<DateTime<Utc>>,
+}
+
+/// The directory's word on a just-in-time grant ending at `ours`, after a sync read `observed`
+/// (`was`: what earlier syncs found). Only a grant whose end the directory once kept can be
+/// extended there: one it never kept (given without PIM) is Attest's to end.
+fn directory_end(
     observed: &GrantData,
     ours: Option<DateTime<Utc>>,
-    found: Option<DateTime<Utc>>,
+    was: DirectoryEnd,
     now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let ours = ours?;
+) -> DirectoryEnd {
+    let Some(ours) = ours else { return DirectoryEnd { confirmed: was.confirmed, extended: None } };
     if !observed.end_known {
-        return found;
+        return was;
     }
     let later = observed.expires_at.is_none_or(|theirs| theirs > ours + chrono::Duration::seconds(END_SLACK_SECS));
-    later.then(|| found.unwrap_or(now))
+    match (later, was.confirmed) {
+        (false, confirmed) => DirectoryEnd { confirmed: confirmed.or(Some(now)), extended: None },
+        (true, Some(confirmed)) => DirectoryEnd { confirmed: Some(confirmed), extended: was.extended.or(Some(now)) },
+        (true, None) => was,
+    }
 }
 
 fn key(g: &GrantData) -> Key {
@@ -105,19 +128,22 @@ impl Grants<'_> {
                     None => insert.push(*row),
                     Some(existing) => {
                         out.existing.push(GrantId(existing.0));
-                        let (id, source, external_ref, stored_expiry, found) =
-                            (existing.0, &existing.4, &existing.5, existing.6, existing.7);
+                        let (id, source, external_ref, stored_expiry) =
+                            (existing.0, &existing.4, &existing.5, existing.6);
+                        let was = DirectoryEnd { extended: existing.7, confirmed: existing.8 };
                         // Attest owns the expiry of what it provisioned just in time; what the
                         // directory says of its end only shows whether it was extended there.
                         let jit = source == GrantSource::Jit.as_str();
                         let expires_at = if jit { stored_expiry } else { row.expires_at };
-                        let extended = if jit { extended_in_directory(row, stored_expiry, found, now) } else { None };
-                        if *external_ref == row.external_ref && stored_expiry == expires_at && found == extended {
+                        let end =
+                            if jit { directory_end(row, stored_expiry, was, now) } else { DirectoryEnd::default() };
+                        if *external_ref == row.external_ref && stored_expiry == expires_at && was == end {
                             out.counts.unchanged += 1;
                         } else {
                             let mut sql = Sql::new(backend, "UPDATE grants SET external_ref = ");
                             sql.value(row.external_ref.clone()).push(", expires_at = ").value(expires_at);
-                            sql.push(", extended_in_directory_at = ").value(extended);
+                            sql.push(", extended_in_directory_at = ").value(end.extended);
+                            sql.push(", directory_end_confirmed_at = ").value(end.confirmed);
                             sql.push(" WHERE id = ").value(id);
                             txn.execute_raw(sql.build()).await?;
                             out.counts.changed += 1;
@@ -438,7 +464,7 @@ async fn lookup_current(
     let mut sql = Sql::new(
         backend,
         "SELECT g.id, g.entitlement_id, g.principal_id, g.scope, g.source, g.external_ref, g.expires_at, \
-         g.extended_in_directory_at FROM ",
+         g.extended_in_directory_at, g.directory_end_confirmed_at FROM ",
     );
     j.from(&mut sql, json);
     sql.push(&format!(
@@ -460,6 +486,7 @@ async fn lookup_current(
             "external_ref",
             "expires_at",
             "extended_in_directory_at",
+            "directory_end_confirmed_at",
         ],
     )
     .await?;
@@ -618,19 +645,25 @@ mod tests {
     }
 
     #[test]
-    fn a_just_in_time_grant_is_extended_when_the_directory_keeps_a_later_end_or_none() {
+    fn a_just_in_time_grant_is_extended_only_past_an_end_the_directory_once_kept() {
         let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
-        let ours = Some(t(0));
-        let now = t(100);
-        // The directory keeps no end here (a membership): whatever was found stays.
-        assert_eq!(extended_in_directory(&observed(false, None), ours, None, now), None);
-        assert_eq!(extended_in_directory(&observed(false, None), ours, Some(t(50)), now), Some(t(50)));
-        // Its end is ours, give or take the slack: not extended (and a finding is cleared).
-        assert_eq!(extended_in_directory(&observed(true, Some(t(END_SLACK_SECS))), ours, Some(t(50)), now), None);
-        // Permanent there, or later: extended, since the first finding.
-        assert_eq!(extended_in_directory(&observed(true, None), ours, None, now), Some(now));
-        assert_eq!(extended_in_directory(&observed(true, Some(t(3_600))), ours, Some(t(50)), now), Some(t(50)));
+        let (ours, now) = (Some(t(0)), t(100));
+        let none = DirectoryEnd::default();
+        let kept = DirectoryEnd { confirmed: Some(t(10)), extended: None };
+        let found = DirectoryEnd { confirmed: Some(t(10)), extended: Some(t(50)) };
+        // The directory keeps no end here (a membership): what was found stays.
+        assert_eq!(directory_end(&observed(false, None), ours, found, now), found);
+        // Its end is ours, give or take the slack: confirmed, and any finding cleared.
+        let within = observed(true, Some(t(END_SLACK_SECS)));
+        assert_eq!(directory_end(&within, ours, none, now), DirectoryEnd { confirmed: Some(now), extended: None });
+        assert_eq!(directory_end(&within, ours, found, now), kept);
+        // Permanent there, or later, after it kept ours: extended, since the first finding.
+        assert_eq!(directory_end(&observed(true, None), ours, kept, now), DirectoryEnd { extended: Some(now), ..kept });
+        assert_eq!(directory_end(&observed(true, Some(t(3_600))), ours, found, now), found);
+        // Never kept ours (given without PIM, so permanent there from the start): Attest's to end.
+        assert_eq!(directory_end(&observed(true, None), ours, none, now), none);
         // Attest set no end (permanent access asked for): nothing to outlive.
-        assert_eq!(extended_in_directory(&observed(true, None), None, None, now), None);
+        let permanent = directory_end(&observed(true, None), None, found, now);
+        assert_eq!(permanent, DirectoryEnd { confirmed: Some(t(10)), extended: None });
     }
 }

@@ -828,6 +828,18 @@ impl Requests<'_> {
         }))
     }
 
+    /// Lets go of a just-in-time grant someone made permanent in the directory: it becomes an
+    /// ordinary direct grant with no end, as the directory holds it.
+    pub async fn release_grant(self, grant: GrantId) -> Result<(), StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "UPDATE grants SET source = 'direct', expires_at = NULL, extended_in_directory_at = NULL WHERE id = ",
+        );
+        sql.value(grant.0).push(" AND source = 'jit'");
+        self.db.execute_raw(sql.build()).await?;
+        Ok(())
+    }
+
     /// Marks the grant a request gave as just in time, ending at `expires_at` (sync keeps
     /// both). Returns whether the graph had it yet (the provisioner writes it through).
     pub async fn mark_grant_jit(
@@ -1026,6 +1038,7 @@ impl Requests<'_> {
     /// Newest first; within `within` connectors and on `resource` when given.
     pub async fn drifted(
         self,
+        kind: Option<&str>,
         within: Option<&[ConnectorId]>,
         resource: Option<attest_domain::ResourceId>,
         limit: u64,
@@ -1055,6 +1068,9 @@ impl Requests<'_> {
                  AND q.state IN ('active', 'expired', 'revoked') AND q.expires_at IS NOT NULL) d WHERE 1 = 1"
             ),
         );
+        if let Some(kind) = kind {
+            sql.push(" AND d.kind = ").value(kind.to_owned());
+        }
         if let Some(within) = within {
             sql.push(" AND d.connector_id IN ").tuple(within.iter().map(|c| Value::from(c.0)));
         }

@@ -308,7 +308,8 @@ impl Web<'_> {
     }
 
     /// Refreshes every account from its synced directory user ("sync profile"): name, address
-    /// and phone (business, else mobile) follow the directory, and an account whose user is disabled or deleted there is
+    /// and phone (business, else mobile) follow the directory (a blank in the directory keeps
+    /// what the account has, as Entra's provisioning may have set it), and an account whose user is disabled or deleted there is
     /// marked inactive (`disabled_at`), which also ends its sessions. An account marked inactive
     /// this way comes back when its user does; one Entra deactivated over SCIM stays so until
     /// Entra says otherwise. Returns how many were refreshed and how many marked inactive.
@@ -320,7 +321,7 @@ impl Web<'_> {
             &format!(
                 "UPDATE web_users SET display_name = (SELECT p.display_name {person} ORDER BY p.id LIMIT 1), \
                  email = COALESCE((SELECT COALESCE(p.email, p.user_principal_name) {person} ORDER BY p.id LIMIT 1), email), \
-                 phone = (SELECT COALESCE({phone}, {mobile}) {person} ORDER BY p.id LIMIT 1) \
+                 phone = COALESCE((SELECT COALESCE({phone}, {mobile}) {person} ORDER BY p.id LIMIT 1), phone) \
                  WHERE EXISTS (SELECT 1 {person})",
                 phone = json_field(self.backend(), "p.attributes", PrincipalData::PHONE),
                 mobile = json_field(self.backend(), "p.attributes", PrincipalData::MOBILE_PHONE),

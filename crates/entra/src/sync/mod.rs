@@ -446,7 +446,7 @@ impl EntraConnector {
             .await;
         match read {
             Ok(_) => {
-                self.read_assignment_ends(sink, &mut grants).await?;
+                self.read_assignment_ends(sink, &mut grants).await;
                 sink.put_grants(&grants).await?;
                 sink.snapshot_grants_of("active");
             }
@@ -491,7 +491,7 @@ impl EntraConnector {
     /// PIM's schedules of the active assignments in `grants`: each one's end (none: permanent),
     /// which makes a just-in-time role made permanent in Entra visible. Without PIM (no licence
     /// or permission) the assignments keep no end here, as before.
-    async fn read_assignment_ends(&self, sink: &mut SyncSink, grants: &mut [ObservedGrant]) -> Result<(), SyncError> {
+    async fn read_assignment_ends(&self, sink: &mut SyncSink, grants: &mut [ObservedGrant]) {
         let mut ends = HashMap::new();
         let read = self
             .client
@@ -514,13 +514,11 @@ impl EntraConnector {
                         g.end_known = true;
                     }
                 }
-                Ok(())
             }
-            Err(e) if matches!(e.kind(), Some(ApiErrorKind::LicenceRequired | ApiErrorKind::Denied)) => {
-                sink.note(format!("ends of active role assignments not read (PIM unavailable: {e})"));
-                Ok(())
+            // Optional: without them the assignments are kept as before, with no end.
+            Err(e) => {
+                sink.note(format!("ends of active role assignments not read (PIM unavailable or unreadable: {e})"));
             }
-            Err(e) => Err(sync_error(e, "role assignment schedules")),
         }
     }
 }
@@ -573,8 +571,10 @@ fn role_grant(item: &Value, key: EntitlementKey) -> Option<ObservedGrant> {
     g.scope = text(item, "directoryScopeId").unwrap_or_else(|| "/".into());
     g.external_ref = text(item, "id");
     g.expires_at = objects::timestamp(item.pointer("/scheduleInfo/expiration/endDateTime"));
-    // A schedule says when it ends, or that it does not; a plain assignment says nothing.
-    g.end_known = item.get("scheduleInfo").is_some();
+    // A schedule says when it ends, or that it does not; a plain assignment says nothing, and
+    // an end this cannot read (a duration, a malformed date) is taken as unknown.
+    let expiration = item.pointer("/scheduleInfo/expiration/type").and_then(Value::as_str);
+    g.end_known = g.expires_at.is_some() || expiration.is_some_and(|t| t.eq_ignore_ascii_case("noExpiration"));
     Some(g)
 }
 

@@ -380,7 +380,8 @@ pub async fn resource(
 ) -> Result<Html<String>, WebError> {
     let data = resource_data(&state, &viewer, id, query.page).await?;
     // Time-bound access to it that came back in Entra after Attest ended it.
-    let drifted = state.store.requests().drifted(viewer.read_scope(), Some(attest_domain::ResourceId(id)), 50).await?;
+    let drifted =
+        state.store.requests().drifted(None, viewer.read_scope(), Some(attest_domain::ResourceId(id)), 50).await?;
     let out_of_band = super::requests::drift_json(&drifted);
     page(&viewer, "resource.html", with(&data, json!({"out_of_band": out_of_band}))?)
 }

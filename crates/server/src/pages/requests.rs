@@ -598,7 +598,7 @@ pub fn drift_json(drifted: &[attest_store::Drift]) -> Vec<serde_json::Value> {
 }
 
 async fn drift_data(state: &AppState, viewer: &Viewer) -> Result<serde_json::Value, WebError> {
-    let drifted = state.store.requests().drifted(viewer.read_scope(), None, 500).await?;
+    let drifted = state.store.requests().drifted(None, viewer.read_scope(), None, 500).await?;
     Ok(json!({"out_of_band": drift_json(&drifted)}))
 }
 
