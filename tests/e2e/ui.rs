@@ -475,6 +475,25 @@ db_test!(a_person_asks_for_access_an_approver_approves_and_it_ends_on_time_in_ch
 });
 
 /// Signs `upn` in through the simulator's sign-in page in a fresh browser.
+/// The text of the element with `id` once it contains `wanted` (within 10 s), else the last
+/// text read: right after a click the page may still be the one the click left, whose
+/// element goes stale as the next page loads.
+async fn text_when(browser: &fantoccini::Client, id: &str, wanted: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(element) = browser.find(Locator::Id(id)).await
+            && let Ok(text) = element.text().await
+        {
+            if text.contains(wanted) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
 async fn signed_in(driver: &Driver, web: &Web, upn: &str, profile: &str) -> fantoccini::Client {
     let browser = driver.browser(&web.dir.join(profile)).await;
     browser.goto(&web.base).await.unwrap();
@@ -600,7 +619,7 @@ db_test!(an_admin_imports_people_with_a_role_and_links_the_break_glass_account_i
     admin.wait().for_element(Locator::Css(&checkbox)).await.unwrap().click().await.unwrap();
     admin.find(Locator::Css("#import-role option[value=auditor]")).await.unwrap().click().await.unwrap();
     admin.find(Locator::Css("form[action='/admin/accounts/import'] button")).await.unwrap().click().await.unwrap();
-    let list = admin.wait().for_element(Locator::Id("account-list")).await.unwrap().text().await.unwrap();
+    let list = text_when(&admin, "account-list", &person.data.display_name).await;
     assert!(list.contains(&person.data.display_name) && list.contains("imported"), "{list}");
     let account = store.web().find_web_user(&tenant, &person.data.external_id).await.unwrap().unwrap();
     assert_eq!(account.roles, vec!["auditor".to_owned()]);
@@ -625,9 +644,11 @@ db_test!(an_admin_imports_people_with_a_role_and_links_the_break_glass_account_i
         .await
         .unwrap();
     admin.find(Locator::Css("form[action='/admin/accounts/link'] button")).await.unwrap().click().await.unwrap();
-    admin.wait().for_element(Locator::Id("account-list")).await.unwrap();
-    let linked = store.web().find_web_user(&tenant, &other.data.external_id).await.unwrap().unwrap();
-    assert_eq!(linked.id, local.id, "the break-glass account is now that person's");
+    let linked = crate::web::eventually(std::time::Duration::from_secs(10), || {
+        let (store, tenant, object_id) = (store.clone(), tenant.clone(), other.data.external_id.clone());
+        async move { store.web().find_web_user(&tenant, &object_id).await.unwrap().is_some_and(|u| u.id == local.id) }
+    });
+    assert!(linked.await, "the break-glass account is now that person's");
     admin.close().await.unwrap();
     drop(driver);
     web.stop().await;
