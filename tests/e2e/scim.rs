@@ -496,18 +496,7 @@ db_test!(an_administrator_imports_people_with_a_role_and_each_is_mailed, true, |
     let tenant = web.sim.tenant_id();
     let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     // Two people of the directory who never signed in.
-    let mut chosen = Vec::new();
-    for p in store
-        .principals()
-        .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 200)
-        .await
-        .unwrap()
-    {
-        let fresh = store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none();
-        if fresh && p.data.deleted_at.is_none() && p.data.email.is_some() && chosen.len() < 2 {
-            chosen.push(p);
-        }
-    }
+    let chosen = web.people_without_accounts(&store, 2).await;
     assert_eq!(chosen.len(), 2);
     // Found by the page's search.
     let word = chosen[0].data.display_name.split_whitespace().last().unwrap().to_owned();
@@ -521,8 +510,12 @@ db_test!(an_administrator_imports_people_with_a_role_and_each_is_mailed, true, |
         let (_, page) = web.get(Some(&web.admin), &format!("/admin/accounts?{query}&type=member")).await;
         assert!(page.contains(&format!("name=\"people\" value=\"{}\"", chosen[0].id.0)), "{department}");
     }
-    // Imported as auditors in one step.
     let (a, b) = (chosen[0].id.0.to_string(), chosen[1].id.0.to_string());
+    // A pick that is no person of the directory refuses the whole import: nobody is imported.
+    let bad = web.post(&web.admin, "/admin/accounts/import", &[("people", &a), ("people", "999999999")]).await;
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(store.web().find_web_user(&tenant, &chosen[0].data.external_id).await.unwrap().is_none());
+    // Imported as auditors in one step.
     let imported =
         web.post(&web.admin, "/admin/accounts/import", &[("people", &a), ("people", &b), ("role", "auditor")]).await;
     assert!(imported.status().is_redirection(), "{}", imported.status());
@@ -621,21 +614,7 @@ db_test!(an_administrator_imports_people_with_a_role_and_each_is_mailed, true, |
         )
         .await;
     assert_eq!(taken.status().as_u16(), 409);
-    let person = store
-        .principals()
-        .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 400)
-        .await
-        .unwrap();
-    let mut free = None;
-    for p in person {
-        if p.data.deleted_at.is_none()
-            && store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none()
-        {
-            free = Some(p);
-            break;
-        }
-    }
-    let free = free.unwrap();
+    let free = web.people_without_accounts(&store, 1).await.remove(0);
     let linked = web
         .post(
             &web.admin,

@@ -581,22 +581,8 @@ db_test!(an_admin_imports_people_with_a_role_and_links_the_break_glass_account_i
     let web = Web::boot(&db).await;
     let store = db.store.clone();
     let tenant = web.sim.tenant_id();
-    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
     // Two people who never signed in, with a surname to search by.
-    let mut fresh = Vec::new();
-    for p in store
-        .principals()
-        .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 300)
-        .await
-        .unwrap()
-    {
-        if p.data.deleted_at.is_none()
-            && p.data.email.is_some()
-            && store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none()
-        {
-            fresh.push(p);
-        }
-    }
+    let mut fresh = web.people_without_accounts(&store, 50).await;
     let person = fresh.remove(0);
     let surname = person.data.display_name.split_whitespace().last().unwrap().to_owned();
     let local = store

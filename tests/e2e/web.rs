@@ -137,6 +137,33 @@ impl Web {
         }
     }
 
+    /// Up to `n` live users of the synced directory with a work email and no Attest account
+    /// yet (people who never signed in), among its first 400.
+    pub async fn people_without_accounts(
+        &self,
+        store: &attest_store::Store,
+        n: usize,
+    ) -> Vec<attest_domain::Principal> {
+        let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+        let tenant = self.sim.tenant_id();
+        let users = store
+            .principals()
+            .list_principals(connector.id, Some(attest_domain::PrincipalKind::User), 0, 400)
+            .await
+            .unwrap();
+        let mut found = Vec::new();
+        for p in users {
+            if found.len() < n
+                && p.data.deleted_at.is_none()
+                && p.data.email.is_some()
+                && store.web().find_web_user(&tenant, &p.data.external_id).await.unwrap().is_none()
+            {
+                found.push(p);
+            }
+        }
+        found
+    }
+
     /// The app registration the tests' tenants know (one multi-tenant app): its redirect URIs
     /// for sign-in and admin consent at `base`.
     pub fn client_app(base: &str) -> ClientApp {

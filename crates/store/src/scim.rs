@@ -950,6 +950,16 @@ impl Scim<'_> {
 
     /// Every account, by name.
     pub async fn list_accounts(self) -> Result<Vec<Account>, StoreError> {
+        self.accounts("ORDER BY display_name, id", None).await
+    }
+
+    /// Account `id`, if there is one.
+    pub async fn get_account(self, id: i64) -> Result<Option<Account>, StoreError> {
+        Ok(self.accounts("WHERE id = ", Some(id)).await?.pop())
+    }
+
+    /// Accounts as `tail` (and `id`, bound after it) select and order them.
+    async fn accounts(self, tail: &str, id: Option<i64>) -> Result<Vec<Account>, StoreError> {
         let columns = [
             "id",
             "tenant_id",
@@ -962,10 +972,10 @@ impl Scim<'_> {
             "last_sign_in_at",
             "phone",
         ];
-        let sql = Sql::new(
-            self.backend(),
-            &format!("SELECT {} FROM web_users ORDER BY display_name, id", columns.join(", ")),
-        );
+        let mut sql = Sql::new(self.backend(), &format!("SELECT {} FROM web_users {tail}", columns.join(", ")));
+        if let Some(id) = id {
+            sql.value(id);
+        }
         type Row = (
             i64,
             String,

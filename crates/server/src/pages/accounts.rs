@@ -133,22 +133,8 @@ pub async fn link(
     let bad = |what: &str| WebError::BadRequest(format!("{what}: pick one from the lists"));
     let account_id: i64 = form.account.trim().parse().map_err(|_| bad("account"))?;
     let person_id: i64 = form.person.trim().parse().map_err(|_| bad("person"))?;
-    let account = store
-        .scim()
-        .list_accounts()
-        .await?
-        .into_iter()
-        .find(|a| a.id == account_id && unlinked(a))
-        .ok_or_else(|| bad("account"))?;
-    let person =
-        store.principals().get_principal(attest_domain::PrincipalId(person_id)).await.map_err(|_| bad("person"))?;
-    let connectors = state.caches.connectors(store).await?;
-    let tenant = connectors
-        .iter()
-        .find(|c| c.id == person.connector_id)
-        .and_then(|c| c.tenant_id.clone())
-        .filter(|_| person.data.kind == attest_domain::PrincipalKind::User && person.data.deleted_at.is_none())
-        .ok_or_else(|| bad("person"))?;
+    let account = store.scim().get_account(account_id).await?.filter(unlinked).ok_or_else(|| bad("account"))?;
+    let (person, tenant) = directory_user(&state, person_id).await?.ok_or_else(|| bad("person"))?;
     store
         .web()
         .link_web_user(account.id, &tenant, &person.data.external_id, &attest_store::Profile::of(&person.data))
@@ -176,11 +162,25 @@ pub async fn link(
 
 /// An account no directory user is bound to: the break-glass administrator, or one pushed
 /// over SCIM whose owner's object id is not known yet.
+/// A live user of a synced directory, by principal id, and its tenant: someone an account can
+/// be made for or linked to. `None` for any other id.
+async fn directory_user(state: &AppState, id: i64) -> Result<Option<(attest_domain::Principal, String)>, WebError> {
+    let Ok(person) = state.store.principals().get_principal(attest_domain::PrincipalId(id)).await else {
+        return Ok(None);
+    };
+    if person.data.kind != attest_domain::PrincipalKind::User || person.data.deleted_at.is_some() {
+        return Ok(None);
+    }
+    let connectors = state.caches.connectors(&state.store).await?;
+    let tenant = connectors.iter().find(|c| c.id == person.connector_id).and_then(|c| c.tenant_id.clone());
+    Ok(tenant.map(|tenant| (person, tenant)))
+}
+
 fn unlinked(account: &attest_store::Account) -> bool {
     account.tenant_id == attest_store::LOCAL_TENANT || account.object_id.starts_with("scim:")
 }
 
-/// `POST /admin/accounts/sync-profiles`: names and addresses from the directory; accounts whose
+/// `POST /admin/accounts/sync-profiles`: names, addresses and phones from the directory; accounts whose
 /// directory user is disabled or deleted marked inactive (each sync does the same). Audited.
 pub async fn sync_profiles(
     viewer: Allowed<rule::Admin>,
@@ -241,20 +241,15 @@ pub async fn import(
         return Err(WebError::BadRequest(format!("people: pick 1 to {MAX_IMPORT} people from the search")));
     }
     let roles: Vec<String> = (!role.is_empty()).then(|| role.to_owned()).into_iter().collect();
-    let connectors = state.caches.connectors(store).await?;
-    let (now, actor) = (state.now(), viewer.actor());
+    // Every pick is checked before any is imported: a bad one imports nobody.
+    let mut people = Vec::with_capacity(form.people.len());
     for id in &form.people {
         let unknown = || WebError::BadRequest(format!("people: {id} is not a person of the directory"));
         let id: i64 = id.trim().parse().map_err(|_| unknown())?;
-        let person = store.principals().get_principal(attest_domain::PrincipalId(id)).await.map_err(|_| unknown())?;
-        let tenant = connectors
-            .iter()
-            .find(|c| c.id == person.connector_id)
-            .and_then(|c| c.tenant_id.clone())
-            .ok_or_else(unknown)?;
-        if person.data.kind != attest_domain::PrincipalKind::User || person.data.deleted_at.is_some() {
-            return Err(unknown());
-        }
+        people.push(directory_user(&state, id).await?.ok_or_else(unknown)?);
+    }
+    let (now, actor) = (state.now(), viewer.actor());
+    for (person, tenant) in people {
         let profile = attest_store::Profile::of(&person.data);
         let (account, created) =
             store.web().import_web_user(&tenant, &person.data.external_id, &profile, &roles, now).await?;
