@@ -26,6 +26,7 @@ mod m20261206_000001_certificate_rotation;
 mod m20261206_000002_scim_accounts;
 mod m20261207_000001_account_phone;
 mod m20261207_000002_grant_extended_in_directory;
+mod m20261208_000001_review_bulk_foreign_keys;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_scim_accounts::Migration),
             Box::new(m20261207_000001_account_phone::Migration),
             Box::new(m20261207_000002_grant_extended_in_directory::Migration),
+            Box::new(m20261208_000001_review_bulk_foreign_keys::Migration),
         ]
     }
 }

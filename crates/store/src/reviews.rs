@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::StoreError;
 use crate::areas::Reviews;
-use crate::sql::{JsonRows, Sql, json, optional_bool, rows_per_statement, select_json};
+use crate::sql::{ArrayRows, JsonRows, Sql, json, optional_bool, rows_per_statement, select_json};
 
 /// A campaign: its definition (JSON of `CampaignDefinition`) and where its latest instance is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -309,6 +309,33 @@ impl<'a> ItemRow<'a> {
             &item.recommendation_reason,
         )
     }
+}
+
+/// The columns of [`ItemRow`].
+const ITEM_ROW_COLUMNS: usize = 18;
+
+/// A batch of items as [`ArrayRows`] (PostgreSQL), column for column as [`ItemRow`].
+fn item_arrays(batch: &[NewItem]) -> ArrayRows {
+    let mut a = ArrayRows::new();
+    a.bigint(batch.iter().map(|i| i.grant_id))
+        .bigint(batch.iter().map(|i| i.principal_id))
+        .text(batch.iter().map(|i| i.principal_object.as_str()))
+        .text(batch.iter().map(|i| i.principal_name.as_str()))
+        .optional_text(batch.iter().map(|i| i.principal_upn.as_deref()))
+        .text(batch.iter().map(|i| i.principal_kind.as_str()))
+        .bigint(batch.iter().map(|i| i.resource_id))
+        .text(batch.iter().map(|i| i.resource_object.as_str()))
+        .text(batch.iter().map(|i| i.resource_name.as_str()))
+        .text(batch.iter().map(|i| i.resource_kind.as_str()))
+        .text(batch.iter().map(|i| i.entitlement_key.as_str()))
+        .text(batch.iter().map(|i| i.entitlement_name.as_str()))
+        .text(batch.iter().map(|i| i.held_as.as_str()))
+        .optional_text(batch.iter().map(|i| i.via_name.as_deref()))
+        .optional_text(batch.iter().map(|i| i.revoke_action.as_deref()))
+        .optional_text(batch.iter().map(|i| i.revoke_blocked.as_deref()))
+        .text(batch.iter().map(|i| i.recommendation.as_str()))
+        .text(batch.iter().map(|i| i.recommendation_reason.as_str()));
+    a
 }
 
 /// A reviewer of an item in a stage, as a batch's JSON carries it.
@@ -954,6 +981,7 @@ impl Reviews<'_> {
         // connection's usual 32 MiB of page cache most inserts re-read a page, with 256 MiB
         // for this transaction they stay in memory. Set back before the connection is reused.
         let sqlite = self.backend() == sea_orm::DbBackend::Sqlite;
+        let postgres = self.backend() == sea_orm::DbBackend::Postgres;
         if sqlite {
             txn.execute_unprepared("PRAGMA cache_size = -262144").await?;
         }
@@ -997,7 +1025,6 @@ impl Reviews<'_> {
                     counts.entry(reviewer.object_id.to_lowercase()).or_insert_with(|| (reviewer.clone(), 0)).1 += 1;
                 }
             }
-            let rows: Vec<ItemRow> = batch.iter().map(ItemRow::of).collect();
             let mut sql = Sql::new(
                 self.backend(),
                 "INSERT INTO review_items (instance_id, grant_id, principal_id, principal_object, principal_name, \
@@ -1006,15 +1033,25 @@ impl Reviews<'_> {
                  recommendation_reason, decision) SELECT ",
             );
             sql.value(instance);
-            let types = [
-                "bigint", "bigint", "text", "text", "text", "text", "bigint", "text", "text", "text", "text", "text",
-                "text", "text", "text", "text", "text", "text",
-            ];
-            for (i, ty) in types.iter().enumerate() {
-                sql.push(&format!(", {}", j.get(i, ty)));
+            if postgres {
+                let a = item_arrays(&batch);
+                for i in 0..ITEM_ROW_COLUMNS {
+                    sql.push(&format!(", {}", a.get(i)));
+                }
+                sql.push(", 'pending' FROM ");
+                a.from(&mut sql);
+            } else {
+                let types = [
+                    "bigint", "bigint", "text", "text", "text", "text", "bigint", "text", "text", "text", "text",
+                    "text", "text", "text", "text", "text", "text", "text",
+                ];
+                for (i, ty) in types.iter().enumerate() {
+                    sql.push(&format!(", {}", j.get(i, ty)));
+                }
+                sql.push(", 'pending' FROM ");
+                let rows: Vec<ItemRow> = batch.iter().map(ItemRow::of).collect();
+                j.from(&mut sql, json(&rows)?);
             }
-            sql.push(", 'pending' FROM ");
-            j.from(&mut sql, json(&rows)?);
             sql.push(" RETURNING id, grant_id");
             let ids: HashMap<i64, i64> = txn
                 .query_all_raw(sql.build())
@@ -1044,17 +1081,31 @@ impl Reviews<'_> {
                         ),
                     );
                     sql.value(instance);
-                    if table != "review_assignments" {
-                        sql.push(&format!(", {}", j.get(1, "integer")));
+                    if postgres {
+                        let mut a = ArrayRows::new();
+                        a.bigint(chunk.iter().map(|r| r.0))
+                            .int(chunk.iter().map(|r| r.1))
+                            .text(chunk.iter().map(|r| r.2.as_str()))
+                            .text(chunk.iter().map(|r| r.3))
+                            .optional_text(chunk.iter().map(|r| r.4));
+                        if table != "review_assignments" {
+                            sql.push(&format!(", {}", a.get(1)));
+                        }
+                        sql.push(&format!(", {}, {}, {}, {} FROM ", a.get(0), a.get(2), a.get(3), a.get(4)));
+                        a.from(&mut sql);
+                    } else {
+                        if table != "review_assignments" {
+                            sql.push(&format!(", {}", j.get(1, "integer")));
+                        }
+                        sql.push(&format!(
+                            ", {}, {}, {}, {} FROM ",
+                            j.get(0, "bigint"),
+                            j.get(2, "text"),
+                            j.get(3, "text"),
+                            j.get(4, "text")
+                        ));
+                        j.from(&mut sql, json(chunk)?);
                     }
-                    sql.push(&format!(
-                        ", {}, {}, {}, {} FROM ",
-                        j.get(0, "bigint"),
-                        j.get(2, "text"),
-                        j.get(3, "text"),
-                        j.get(4, "text")
-                    ));
-                    j.from(&mut sql, json(chunk)?);
                     // `WHERE true`: SQLite's upsert after a SELECT needs a WHERE to parse.
                     sql.push(" WHERE true ON CONFLICT DO NOTHING");
                     txn.execute_raw(sql.build()).await?;

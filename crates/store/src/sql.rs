@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use sea_orm::sea_query::ArrayType;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 /// Largest number of bound values per statement we use: under SQLite's 32766 and
@@ -139,6 +140,66 @@ impl JsonRows {
             DbBackend::Postgres => format!("(j.v ->> {i})::{ty}"),
             _ => format!("j.value ->> {i}"),
         }
+    }
+}
+
+/// PostgreSQL only: a batch bound as one typed array per column and read back with `unnest`,
+/// where [`JsonRows`] makes the server parse JSON: about half the time of writing a campaign's
+/// million items. A bound text array cannot hold NULLs here, so a column that may be NULL
+/// travels with a one-character prefix, the empty string standing for NULL.
+pub(crate) struct ArrayRows {
+    columns: Vec<(Value, &'static str)>,
+}
+
+impl ArrayRows {
+    pub(crate) fn new() -> ArrayRows {
+        ArrayRows { columns: Vec::new() }
+    }
+
+    pub(crate) fn bigint(&mut self, values: impl Iterator<Item = i64>) -> &mut ArrayRows {
+        let values = values.map(Value::from).collect();
+        self.columns.push((Value::Array(ArrayType::BigInt, Some(Box::new(values))), "bigint"));
+        self
+    }
+
+    pub(crate) fn int(&mut self, values: impl Iterator<Item = i32>) -> &mut ArrayRows {
+        let values = values.map(Value::from).collect();
+        self.columns.push((Value::Array(ArrayType::Int, Some(Box::new(values))), "integer"));
+        self
+    }
+
+    pub(crate) fn text<'a>(&mut self, values: impl Iterator<Item = &'a str>) -> &mut ArrayRows {
+        let values = values.map(|v| Value::from(v.to_owned())).collect();
+        self.columns.push((Value::Array(ArrayType::String, Some(Box::new(values))), "text"));
+        self
+    }
+
+    pub(crate) fn optional_text<'a>(&mut self, values: impl Iterator<Item = Option<&'a str>>) -> &mut ArrayRows {
+        let values = values.map(|v| Value::from(v.map_or_else(String::new, |v| format!("={v}")))).collect();
+        self.columns.push((Value::Array(ArrayType::String, Some(Box::new(values))), "optional"));
+        self
+    }
+
+    /// Column `i` of the current row, as SQL.
+    pub(crate) fn get(&self, i: usize) -> String {
+        match self.columns.get(i).map(|(_, ty)| *ty) {
+            Some("optional") => format!("substr(NULLIF(j.c{i}, ''), 2)"),
+            _ => format!("j.c{i}"),
+        }
+    }
+
+    /// Appends the table-valued source `unnest(…) AS j(c0, c1, …)`.
+    pub(crate) fn from(self, sql: &mut Sql) {
+        let names: Vec<String> = (0..self.columns.len()).map(|i| format!("c{i}")).collect();
+        sql.push("unnest(");
+        for (i, (values, ty)) in self.columns.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let ty = if ty == "optional" { "text" } else { ty };
+            sql.push("CAST(").value(values).push(&format!(" AS {ty}[])"));
+        }
+        sql.push(&format!(") AS j({})", names.join(", ")));
     }
 }
 

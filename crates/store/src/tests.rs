@@ -2,7 +2,7 @@
 
 use attest_domain::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::{ChangeFilter, IdSet, MigrationState, NewConnector, Store, StoreError, SyncRunFinish, WebUser, store_test};
 use attest_domain::GrantId;
@@ -45,52 +45,62 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261207_000002_grant_extended_in_directory".to_owned()]);
+    assert_eq!(newest, vec!["m20261208_000001_review_bulk_foreign_keys".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
+    // PostgreSQL only: the review tables' foreign keys come back, and go again.
+    let keys = "pg_constraint WHERE conname IN ('review_items_instance_id_fkey', 'review_assignments_item_id_fkey')";
+    if store.backend() == DbBackend::Postgres {
+        assert_eq!(store.db.query_all_raw(select(keys)).await.unwrap().len(), 2);
+    }
+    assert!(store.migrate_up(None).await.is_ok());
+    if store.backend() == DbBackend::Postgres {
+        assert_eq!(store.db.query_all_raw(select(keys)).await.unwrap().len(), 0);
+    }
+    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
     assert!(store.db.execute_raw(select("grants WHERE extended_in_directory_at IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
+    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("scim_users")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_ok());
-    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
+    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
     assert!(store.db.execute_raw(select("scim_users")).await.is_err());
     assert!(store.db.execute_raw(select("web_users WHERE disabled_at IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("role_mappings")).await.is_ok());
-    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
+    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_invitations")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
+    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
     assert!(store.db.execute_raw(select("connector_invitations")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE status_reason IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("access_requests")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("consent_attempts")).await.is_ok());
-    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
+    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
     assert!(store.db.execute_raw(select("access_requests")).await.is_err());
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("access_request_votes")).await.is_ok());
-    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
+    assert_eq!(store.migrate_down(8).await.unwrap().len(), 8);
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_err());
     assert!(store.db.execute_raw(select("review_items WHERE stage = 1")).await.is_err());
     assert!(store.db.execute_raw(select("review_items")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_stage_decisions")).await.is_ok());
-    assert_eq!(store.migrate_down(8).await.unwrap().len(), 8);
+    assert_eq!(store.migrate_down(9).await.unwrap().len(), 9);
     assert!(store.db.execute_raw(select("review_items")).await.is_err());
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_assignments")).await.is_ok());
-    assert_eq!(store.migrate_down(9).await.unwrap().len(), 9);
+    assert_eq!(store.migrate_down(10).await.unwrap().len(), 10);
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_err());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(11).await.unwrap().len(), 11);
+    assert_eq!(store.migrate_down(12).await.unwrap().len(), 12);
     assert!(store.db.execute_raw(select("changes WHERE requested_by_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_owners WHERE object_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_ok());
@@ -98,7 +108,7 @@ store_test!(migrations_roll_back_and_forward, |store| {
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
     let rest = store.migrate_down(all).await.unwrap();
-    assert_eq!(rest.len(), status.migrations.len() - 11);
+    assert_eq!(rest.len(), status.migrations.len() - 12);
     assert!(store.db.execute_raw(select("grants")).await.is_err());
     let applied = store.migrate_up(None).await.unwrap();
     assert_eq!(applied, status.migrations.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
@@ -119,7 +129,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
             text.contains("m20991231_000001_from_the_future")
-                && text.contains("m20261207_000002_grant_extended_in_directory"),
+                && text.contains("m20261208_000001_review_bulk_foreign_keys"),
             "{text}"
         );
     }
@@ -1278,4 +1288,32 @@ store_test!(many_changes_are_queued_at_once_as_one_by_one_and_each_is_audited, |
     // Again: nothing new.
     assert_eq!(store.changes().enqueue_changes(&news, t(2)).await.unwrap(), ids);
     assert_eq!(store.audit().list_audit_events(0, 10_000).await.unwrap().len(), events.len());
+});
+
+store_test!(array_rows_carry_nulls_empty_text_and_numbers_through_unnest, |store| {
+    // PostgreSQL only: the bulk writes of a campaign's start bind their batches this way.
+    if store.backend() != DbBackend::Postgres {
+        return;
+    }
+    let texts = [None, Some(""), Some("a=b"), Some("=")];
+    let mut a = crate::sql::ArrayRows::new();
+    a.bigint([1i64, 2, 3, i64::MAX].into_iter())
+        .int([7i32, 8, 9, -1].into_iter())
+        .text(["x", "", "ä\tb", "'"].into_iter())
+        .optional_text(texts.into_iter());
+    let mut sql = crate::sql::Sql::new(store.backend(), "SELECT ");
+    let list: Vec<String> = (0..4).map(|i| format!("{} AS c{i}", a.get(i))).collect();
+    sql.push(&format!("{} FROM ", list.join(", ")));
+    a.from(&mut sql);
+    let rows: Vec<(i64, i32, String, Option<String>)> =
+        crate::sql::select_json(&store.db, sql, &["c0", "c1", "c2", "c3"]).await.unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, 7, "x".to_owned(), None),
+            (2, 8, String::new(), Some(String::new())),
+            (3, 9, "ä\tb".to_owned(), Some("a=b".to_owned())),
+            (i64::MAX, -1, "'".to_owned(), Some("=".to_owned())),
+        ]
+    );
 });
