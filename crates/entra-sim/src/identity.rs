@@ -30,6 +30,17 @@ pub(crate) struct IssuedToken {
     pub app_id: String,
     pub roles: Vec<String>,
     pub expires_at: DateTime<Utc>,
+    /// A delegated token's signed-in user (`idtyp` user): their object id, the token's `scp`
+    /// scopes, and whether its `amr` says the sign-in passed MFA.
+    pub user: Option<SignedInUser>,
+}
+
+/// The user a delegated token acts for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SignedInUser {
+    pub id: String,
+    pub scopes: Vec<String>,
+    pub mfa: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,13 +335,49 @@ pub(crate) fn issue_access_token(sim: &Sim, extra: serde_json::Value, roles: Vec
     };
     if let Ok(mut tokens) = sim.tokens.lock() {
         tokens.retain(|_, t| t.expires_at > now);
-        tokens.insert(access_token.clone(), IssuedToken { app_id: sim.client.client_id.clone(), roles, expires_at });
+        let user = (claims["idtyp"] == "user").then(|| SignedInUser {
+            id: claims["oid"].as_str().unwrap_or_default().to_owned(),
+            scopes: claims["scp"].as_str().unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+            mfa: claims["amr"].as_array().is_some_and(|amr| amr.iter().any(|m| m == "mfa")),
+        });
+        tokens.insert(
+            access_token.clone(),
+            IssuedToken { app_id: sim.client.client_id.clone(), roles, expires_at, user },
+        );
     }
     (access_token, lifetime)
 }
 
 /// Checks the bearer token and that it carries one of `accepted` application permissions.
 pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, accepted: &[&str]) -> Result<Vec<String>, GraphError> {
+    let issued = issued_token(sim, headers)?;
+    if !issued.roles.iter().any(|r| accepted.iter().any(|a| a.eq_ignore_ascii_case(r))) {
+        return Err(GraphError::denied());
+    }
+    Ok(issued.roles)
+}
+
+/// Checks the bearer token is a signed-in user's (delegated) and carries one of `accepted`
+/// delegated permissions; the user it acts for. An application's own token is refused: the
+/// self-service actions act as the signed-in user and have no application form.
+pub(crate) fn authorize_user(sim: &Sim, headers: &HeaderMap, accepted: &[&str]) -> Result<SignedInUser, GraphError> {
+    let issued = issued_token(sim, headers)?;
+    let Some(user) = issued.user else {
+        // [INFER] code and wording: the docs say only that these actions need a signed-in user.
+        return Err(GraphError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "UnsupportedForAppOnly",
+            "This action acts as the signed-in user and needs a delegated (user) token, not an application's.",
+        ));
+    };
+    if !user.scopes.iter().any(|s| accepted.iter().any(|a| a.eq_ignore_ascii_case(s))) {
+        return Err(GraphError::denied());
+    }
+    Ok(user)
+}
+
+/// The token a request bears, if this service issued it and it has not expired.
+fn issued_token(sim: &Sim, headers: &HeaderMap) -> Result<IssuedToken, GraphError> {
     let Some(token) = crate::state::bearer(headers) else {
         return Err(GraphError::unauthenticated("Access token is empty."));
     };
@@ -345,8 +392,5 @@ pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, accepted: &[&str]) -> Re
             issued.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
         )));
     }
-    if !issued.roles.iter().any(|r| accepted.iter().any(|a| a.eq_ignore_ascii_case(r))) {
-        return Err(GraphError::denied());
-    }
-    Ok(issued.roles)
+    Ok(issued)
 }

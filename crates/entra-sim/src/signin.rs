@@ -46,6 +46,8 @@ struct CodeGrant {
     challenge: Option<(String, String)>,
     issued: DateTime<Utc>,
     redeemed: bool,
+    /// The user passed multi-factor authentication at this sign-in (see [`asks_for_mfa`]).
+    mfa: bool,
 }
 
 #[derive(Clone)]
@@ -54,6 +56,7 @@ struct RefreshGrant {
     scopes: Vec<String>,
     /// When the user signed in: sessions revoked after this end the grant.
     signed_in: DateTime<Utc>,
+    mfa: bool,
 }
 
 /// The authorization request's parameters, plus what the sign-in page posts back.
@@ -70,6 +73,8 @@ pub(crate) struct AuthorizeParams {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     login_hint: Option<String>,
+    /// `mfa` asks for a sign-in with multi-factor authentication (see [`asks_for_mfa`]).
+    amr_values: Option<String>,
     /// Sign-in page: the user picked (id or UPN), a search, or cancel.
     login: Option<String>,
     q: Option<String>,
@@ -259,7 +264,8 @@ pub(crate) async fn authorize_page(
     };
     match params.prompt.as_deref() {
         Some("none") => match session_user(&sim, &headers) {
-            Some(user) => issue_code(&sim, &checked, &user),
+            // A silent sign-in cannot ask for a second factor.
+            Some(user) => issue_code(&sim, &checked, &user, false),
             None => redirect_error(
                 &checked,
                 "login_required",
@@ -298,7 +304,7 @@ pub(crate) async fn authorize_submit(
         }
         Some((_, false)) => sign_in_page(&sim, &tenant, &params, Some("AADSTS50057: The user account is disabled.")),
         Some((user, true)) => {
-            let mut response = issue_code(&sim, &checked, &user);
+            let mut response = issue_code(&sim, &checked, &user, asks_for_mfa(&params));
             let cookie = format!(
                 "{SESSION_COOKIE}={user}.{}; Path=/login; HttpOnly; SameSite=Lax",
                 sim.now().timestamp_millis()
@@ -311,7 +317,15 @@ pub(crate) async fn authorize_submit(
     }
 }
 
-fn issue_code(sim: &Sim, checked: &Checked<'_>, user: &str) -> Response {
+/// Whether an interactive sign-in asked for a second factor: `amr_values=mfa` [INFER: Entra
+/// steps up to MFA when Conditional Access or PIM's role settings require it; this simulator has
+/// neither, so a client asks for it explicitly, and the sign-in page counts as passing it].
+/// The tokens then say `"amr": ["pwd", "mfa"]`, else `["pwd"]`.
+fn asks_for_mfa(params: &AuthorizeParams) -> bool {
+    params.amr_values.as_deref().is_some_and(|v| v.split_whitespace().any(|m| m.eq_ignore_ascii_case("mfa")))
+}
+
+fn issue_code(sim: &Sim, checked: &Checked<'_>, user: &str, mfa: bool) -> Response {
     let params = checked.params;
     let code = sim.random_token();
     let grant = CodeGrant {
@@ -325,6 +339,7 @@ fn issue_code(sim: &Sim, checked: &Checked<'_>, user: &str) -> Response {
             .map(|c| (c, params.code_challenge_method.clone().unwrap_or_else(|| "plain".into()))),
         issued: sim.now(),
         redeemed: false,
+        mfa,
     };
     if let Ok(mut grants) = sim.grants.lock() {
         let now = sim.now();
@@ -396,6 +411,7 @@ fn sign_in_page(sim: &Sim, tenant: &str, params: &AuthorizeParams, error: Option
         ("nonce", params.nonce.as_deref()),
         ("code_challenge", params.code_challenge.as_deref()),
         ("code_challenge_method", params.code_challenge_method.as_deref()),
+        ("amr_values", params.amr_values.as_deref()),
     ]);
     let action = format!("/login/{}/oauth2/v2.0/authorize", escape(tenant));
     let mut body = String::new();
@@ -502,7 +518,12 @@ fn check_code(
         }
     }
     grant.redeemed = true;
-    let refresh = RefreshGrant { user: grant.user.clone(), scopes: grant.scopes.clone(), signed_in: grant.issued };
+    let refresh = RefreshGrant {
+        user: grant.user.clone(),
+        scopes: grant.scopes.clone(),
+        signed_in: grant.issued,
+        mfa: grant.mfa,
+    };
     Ok((refresh, grant.nonce.clone()))
 }
 
@@ -567,6 +588,7 @@ fn user_tokens(sim: &Sim, tenant_id: &str, grant: RefreshGrant, nonce: Option<&s
     }
     let now = sim.now();
     let client_id = sim.client.client_id.clone();
+    let amr = if grant.mfa { json!(["pwd", "mfa"]) } else { json!(["pwd"]) };
     let (access_token, lifetime) = issue_access_token(
         sim,
         json!({
@@ -576,6 +598,7 @@ fn user_tokens(sim: &Sim, tenant_id: &str, grant: RefreshGrant, nonce: Option<&s
             "unique_name": user.user_principal_name,
             "name": user.display_name,
             "scp": scp.join(" "),
+            "amr": amr,
             "sub": pairwise_subject(&user.id, "graph"),
         }),
         Vec::new(),

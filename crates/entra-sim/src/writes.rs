@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::error::GraphError;
-use crate::identity::authorize;
+use crate::identity::{SignedInUser, authorize};
 use crate::journal::Relation;
 use crate::state::Sim;
 use crate::tenant::{Kind, RoleEligibility, User};
@@ -340,11 +340,26 @@ async fn schedule_request(
     schedule: Schedule,
 ) -> Result<Response, GraphError> {
     let accepted = if schedule == Schedule::Assignment { ROLE_SCHEDULES_WRITE } else { ROLE_ELIGIBILITY_WRITE };
-    authorize(&sim, &headers, accepted)?;
+    let body = body_object(&body);
+    // The self-service actions act as the signed-in user (a delegated token); the admin ones
+    // as the application.
+    let self_service = schedule == Schedule::Assignment
+        && body
+            .as_ref()
+            .ok()
+            .and_then(|b| b.get("action"))
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.starts_with("self"));
+    let user = if self_service {
+        Some(crate::identity::authorize_user(&sim, &headers, accepted)?)
+    } else {
+        authorize(&sim, &headers, accepted)?;
+        None
+    };
     if sim.read(|t| t.non_premium) {
         return Err(crate::roles::pim_unlicensed());
     }
-    let body = body_object(&body)?;
+    let body = body?;
     let action = string_field(&body, "action")?.to_owned();
     let role = string_field(&body, "roleDefinitionId")?.to_lowercase();
     let principal = string_field(&body, "principalId")?.to_lowercase();
@@ -352,13 +367,42 @@ async fn schedule_request(
     let now = sim.now();
     let (start, end) = schedule_of(&body, now)?;
     let request_id = sim.new_id();
-    let status = match (action.as_str(), schedule) {
-        ("adminAssign", Schedule::Assignment) => {
+    let status = match (action.as_str(), schedule, &user) {
+        ("selfActivate", Schedule::Assignment, Some(user)) => {
+            let justification = body.get("justification").and_then(Value::as_str).unwrap_or_default();
+            let (id, end) = (role_assignment_id(&sim), self_activation(user, &principal, justification, start, end)?);
+            sim.write(|t| {
+                // Only a role the user is eligible for, now, at this scope.
+                let eligible = t.role_eligibilities.iter().any(|e| {
+                    e.key() == (role.as_str(), principal.as_str(), scope.as_str())
+                        && e.start <= now
+                        && e.end.is_none_or(|e| e > now)
+                });
+                if !eligible {
+                    // [INFER] code and wording.
+                    return Err(GraphError::new(
+                        StatusCode::BAD_REQUEST,
+                        "RoleEligibilityScheduleNotFound",
+                        "The principal does not have an eligible role assignment to activate for this role and scope.",
+                    ));
+                }
+                t.add_role_assignment((&role, &principal, &scope), Some(end), id)
+            })?;
+            "Granted"
+        }
+        ("selfDeactivate", Schedule::Assignment, Some(user)) => {
+            if principal != user.id {
+                return Err(not_yours());
+            }
+            sim.write(|t| t.remove_role_assignment_for((&role, &principal, &scope)))?;
+            "Revoked"
+        }
+        ("adminAssign", Schedule::Assignment, None) => {
             let id = role_assignment_id(&sim);
             sim.write(|t| t.add_role_assignment((&role, &principal, &scope), end, id))?;
             "Provisioned"
         }
-        ("adminAssign", Schedule::Eligibility) => {
+        ("adminAssign", Schedule::Eligibility, None) => {
             let eligibility = RoleEligibility {
                 id: request_id.clone(),
                 role_definition_id: role.clone(),
@@ -370,18 +414,20 @@ async fn schedule_request(
             sim.write(|t| t.add_role_eligibility(eligibility))?;
             "Provisioned"
         }
-        ("adminRemove", Schedule::Assignment) => {
+        ("adminRemove", Schedule::Assignment, None) => {
             sim.write(|t| t.remove_role_assignment_for((&role, &principal, &scope)))?;
             "Revoked"
         }
-        ("adminRemove", Schedule::Eligibility) => {
+        ("adminRemove", Schedule::Eligibility, None) => {
             sim.write(|t| t.remove_role_eligibility((&role, &principal, &scope)))?;
             "Revoked"
         }
-        (other, _) => {
-            // [INFER] this simulator models the admin actions an application can take.
+        (other, _, _) => {
+            // [INFER] this simulator models the admin actions an application takes, and a
+            // user's own activation and deactivation of an active assignment.
             return Err(GraphError::bad_request(format!(
-                "The action '{other}' is not supported by this simulator; use adminAssign or adminRemove."
+                "The action '{other}' is not supported by this simulator; use adminAssign, adminRemove, \
+                 selfActivate or selfDeactivate."
             )));
         }
     };
@@ -410,7 +456,10 @@ async fn schedule_request(
         "isValidationOnly": false,
         "targetScheduleId": request_id,
         "justification": body.get("justification").cloned().unwrap_or(Value::Null),
-        "createdBy": {"application": {"id": sim.client().client_id, "displayName": sim.client().display_name}, "user": null},
+        "createdBy": match &user {
+            Some(user) => json!({"application": null, "user": {"id": user.id}}),
+            None => json!({"application": {"id": sim.client().client_id, "displayName": sim.client().display_name}, "user": null}),
+        },
         "scheduleInfo": {"startDateTime": ts(start), "recurrence": null, "expiration": expiration},
         "ticketInfo": body.get("ticketInfo").cloned().unwrap_or(json!({"ticketNumber": null, "ticketSystem": null})),
     });
@@ -421,6 +470,59 @@ async fn schedule_request(
     }
     Ok((StatusCode::CREATED, Json(request)).into_response())
 }
+
+/// [INFER] code and wording: a user activates or deactivates only their own assignment.
+fn not_yours() -> GraphError {
+    GraphError::new(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "A user can only activate or deactivate their own role assignments.",
+    )
+}
+
+/// PIM's checks on a self-activation (graph-facts §5), under the role settings every role has
+/// by default: the user's own assignment, a sign-in that passed MFA, a justification, and an
+/// end at most 8 hours after the start. The end it is given.
+fn self_activation(
+    user: &SignedInUser,
+    principal: &str,
+    justification: &str,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+) -> Result<DateTime<Utc>, GraphError> {
+    if principal != user.id {
+        return Err(not_yours());
+    }
+    if !user.mfa {
+        // [INFER] code and wording; graph-facts §5: selfActivate requires the user's session
+        // to have passed MFA.
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "RoleAssignmentRequestAcrsValidationFailed",
+            "The role requires multi-factor authentication on activation: sign in again with MFA.",
+        ));
+    }
+    if justification.trim().is_empty() {
+        // [INFER] code and wording for PIM's default "require justification on activation".
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "JustificationRule",
+            "The role's settings require a justification on activation.",
+        ));
+    }
+    match end {
+        // [INFER] code and wording; PIM's default maximum activation is 8 hours.
+        Some(end) if end > start && end - start <= Duration::hours(MAX_ACTIVATION_HOURS) => Ok(end),
+        _ => Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "ExpirationRule",
+            format!("An activation must end within {MAX_ACTIVATION_HOURS} hours of its start."),
+        )),
+    }
+}
+
+/// PIM's default "activation maximum duration" for a directory role.
+const MAX_ACTIVATION_HOURS: i64 = 8;
 
 /// `POST /v1.0/roleManagement/directory/roleAssignmentScheduleRequests`
 pub(crate) async fn role_assignment_schedule_request(

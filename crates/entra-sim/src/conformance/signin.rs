@@ -401,3 +401,100 @@ async fn admin_consent_puts_the_app_in_the_tenant() {
     assert!(param(&pairs, "scope").is_none() && param(&pairs, "tenant").is_some());
     sim.shutdown().await;
 }
+
+/// PIM self-activation (graph-facts §5): a user's own delegated token, a sign-in that passed
+/// MFA, a justification, an end within 8 hours, and an eligibility to activate; Entra then
+/// ends the activation by itself.
+#[tokio::test]
+async fn a_user_self_activates_an_eligible_role_with_their_own_token() {
+    use reqwest::Method;
+    let mut f = fixture(SimOptions::default()).await;
+    let helpdesk = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    let (user, other) = f.sim.sim.read(|t| {
+        let mut free = t.live_users().filter(|u| {
+            u.account_enabled && u.user_type == "Member" && !t.role_assignments.iter().any(|a| a.principal_id == u.id)
+        });
+        (free.next().unwrap().clone(), free.next().unwrap().id.clone())
+    });
+    let now = f.sim.sim.now();
+    f.sim
+        .sim
+        .write(|t| {
+            t.add_role_eligibility(crate::tenant::RoleEligibility {
+                id: "eligible-1".into(),
+                role_definition_id: helpdesk.into(),
+                principal_id: user.id.clone(),
+                directory_scope_id: "/".into(),
+                start: now - chrono::Duration::days(1),
+                end: None,
+            })
+        })
+        .unwrap();
+    let scope = "openid https://graph.microsoft.com/RoleAssignmentSchedule.ReadWrite.Directory";
+    let token_of = async |extra: &[(&str, &str)]| {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let mut extra = extra.to_vec();
+        extra.push(("scope", scope));
+        let response = sign_in(&f, verifier, &user.user_principal_name, &extra).await;
+        let code = param(&location(&response).1, "code").unwrap().to_owned();
+        let (status, tokens) = redeem(&f, &code, verifier).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_owned()
+    };
+    let without_mfa = token_of(&[]).await;
+    let with_mfa = token_of(&[("amr_values", "mfa")]).await;
+    assert_eq!(claims(&with_mfa)["amr"], serde_json::json!(["pwd", "mfa"]));
+    assert_eq!(claims(&without_mfa)["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(claims(&with_mfa)["scp"], "openid RoleAssignmentSchedule.ReadWrite.Directory");
+
+    let path = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests";
+    let activate = |principal: &str, role: &str, justification: &str, duration: &str| {
+        serde_json::json!({
+            "action": "selfActivate", "principalId": principal, "roleDefinitionId": role, "directoryScopeId": "/",
+            "justification": justification,
+            "scheduleInfo": {"startDateTime": now.to_rfc3339(), "expiration": {"type": "AfterDuration", "duration": duration}},
+        })
+    };
+    let app_token = f.token.clone();
+    let mut refused = Vec::new();
+    for (token, body) in [
+        (&app_token, activate(&user.id, helpdesk, "incident 7", "PT2H")),
+        (&without_mfa, activate(&user.id, helpdesk, "incident 7", "PT2H")),
+        (&with_mfa, activate(&user.id, helpdesk, " ", "PT2H")),
+        (&with_mfa, activate(&user.id, helpdesk, "incident 7", "PT9H")),
+        (&with_mfa, activate(&other, helpdesk, "incident 7", "PT2H")),
+        (&with_mfa, activate(&user.id, "62e90394-69f5-4237-9190-012177145e10", "incident 7", "PT2H")),
+    ] {
+        f.token = token.clone();
+        let (status, _, body) = f.send(Method::POST, path, Some(body), &[]).await;
+        refused.push((status, super::error_code(&body).to_owned()));
+    }
+    let codes: Vec<(u16, &str)> = refused.iter().map(|(s, c)| (*s, c.as_str())).collect();
+    assert_eq!(
+        codes,
+        vec![
+            (400, "UnsupportedForAppOnly"),
+            (400, "RoleAssignmentRequestAcrsValidationFailed"),
+            (400, "JustificationRule"),
+            (400, "ExpirationRule"),
+            (403, "Authorization_RequestDenied"),
+            (400, "RoleEligibilityScheduleNotFound"),
+        ]
+    );
+    assert!(f.sim.sim.read(|t| !t.role_assignments.iter().any(|a| a.principal_id == user.id)), "nothing was granted");
+
+    let (status, _, created) =
+        f.send(Method::POST, path, Some(activate(&user.id, helpdesk, "incident 7", "PT2H")), &[]).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "Granted");
+    assert_eq!(created["action"], "selfActivate");
+    assert_eq!(created["createdBy"]["user"]["id"], user.id);
+    assert_eq!(created["scheduleInfo"]["expiration"]["type"], "afterDateTime");
+    assert!(f.sim.sim.read(|t| t.role_assignments.iter().any(|a| a.principal_id == user.id)));
+    // Entra ends it at its end, whoever asked.
+    f.sim.advance(chrono::Duration::hours(2) + chrono::Duration::minutes(1));
+    f.token = f.fetch_token().await["access_token"].as_str().unwrap().to_owned();
+    let filter = format!("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{}'", user.id);
+    let (_, _, listed) = f.get(&filter, &[]).await;
+    assert_eq!(listed["value"], serde_json::json!([]), "ended at its end");
+}
