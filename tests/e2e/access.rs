@@ -744,3 +744,150 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
 async fn connector_of(store: &attest_store::Store) -> attest_domain::ConnectorId {
     store.connectors().list_connectors().await.unwrap().remove(0).id
 }
+
+db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa_and_entra_ends_it, true, |db| {
+    use std::time::Duration as Wait;
+
+    use crate::harness::{browser, location};
+    use crate::web::{Web, eventually};
+    use attest_domain::Clock;
+
+    let web = Web::boot(&db).await;
+    let store = db.store.clone();
+    let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    let upn = web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().user_principal_name.clone());
+    // The requester is eligible for Helpdesk Administrator in Entra (PIM), and the sync sees it.
+    let now = web.sim.sim.now();
+    web.sim
+        .sim
+        .write(|t| {
+            t.role_assignments
+                .retain(|a| !(a.principal_id == web.requester.object_id && a.role_definition_id == role_id));
+            t.add_role_eligibility(attest_entra_sim::RoleEligibility {
+                id: "eligible-requester".into(),
+                role_definition_id: role_id.into(),
+                principal_id: web.requester.object_id.clone(),
+                directory_scope_id: "/".into(),
+                start: now - Duration::days(1),
+                end: None,
+            })
+        })
+        .unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let name: attest_domain::access::EntitlementRef = "role:Helpdesk Administrator:active".parse().unwrap();
+    let (entitlement, resource) = attest_access::resolve(&store, Some(connector.id), &name).await.unwrap();
+    let holder = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap().id;
+    let asked = web.post(&web.admin, "/connectors/contoso/sync", &[("mode", "full")]).await;
+    assert!(asked.status().is_redirection(), "{}", asked.status());
+    let (store2, ent) = (store.clone(), entitlement.id);
+    let seen = eventually(Wait::from_secs(60), || {
+        let store = store2.clone();
+        async move { store.requests().holds_eligibility(ent, holder).await.unwrap() }
+    });
+    assert!(seen.await, "the sync found the eligibility");
+    // Only a role's active assignment can be activated by its holder.
+    let policy = attest_domain::access::AccessPolicy {
+        requestable: true,
+        max_duration: Some(attest_domain::access::Span::hours(8)),
+        approvers: vec![attest_domain::access::Approver::Person(web.approver.email.clone())],
+        self_activate: true,
+        ..Default::default()
+    };
+    let clock_now = attest_domain::SystemClock.now();
+    attest_access::set_policy(&store, &entitlement, &resource, &policy, "test", clock_now).await.unwrap();
+    let member: attest_domain::access::EntitlementRef = {
+        let (group, _) = web.group_to_join(&web.requester);
+        format!("group:{group}:member").parse().unwrap()
+    };
+    let (group_ent, group_res) = attest_access::resolve(&store, Some(connector.id), &member).await.unwrap();
+    let refused = attest_access::set_policy(&store, &group_ent, &group_res, &policy, "test", clock_now).await;
+    assert!(refused.unwrap_err().to_string().contains("self_activate"), "a group membership is not activated");
+
+    // Asked and approved, it waits for its requester: nothing is queued.
+    let id_field = entitlement.id.0.to_string();
+    let asked = web
+        .post(
+            &web.requester,
+            "/requests/ask",
+            &[("entitlement_id", &id_field), ("duration", "2h"), ("justification", "incident 4711")],
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 303);
+    let id: i64 = location(&asked).strip_prefix("/requests/").unwrap().parse().unwrap();
+    let approved = web.post(&web.approver, &format!("/requests/{id}/approve"), &[]).await;
+    assert_eq!(approved.status().as_u16(), 303);
+    let swept = attest_access::sweep(&store, attest_domain::SystemClock.now()).await.unwrap();
+    assert_eq!(swept.queued, 0, "{swept:?}");
+    let request = store.requests().get_request(id).await.unwrap();
+    assert_eq!((request.state, request.grant_change_id), (attest_domain::access::RequestState::Approved, None));
+    let (_, page) = web.get(Some(&web.requester), &format!("/requests/{id}")).await;
+    assert!(page.contains("Activate in Entra") && page.contains("multi-factor"), "{page}");
+    let (_, page) = web.get(Some(&web.approver), &format!("/requests/{id}")).await;
+    assert!(page.contains("waiting for") && !page.contains("Activate in Entra</button>"), "{page}");
+    let (_, api) = web.get(Some(&web.requester), &format!("/api/v1/requests/{id}")).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!((api["awaits_activation"].as_bool(), api["can"]["activate"].as_bool()), (Some(true), Some(true)));
+    // Nobody else activates it.
+    let other = web.post(&web.approver, &format!("/requests/{id}/activate"), &[]).await;
+    assert_eq!(other.status().as_u16(), 403);
+
+    // The requester goes to Microsoft: a fresh sign-in, with MFA, for the delegated permission.
+    let started = web.post(&web.requester, &format!("/requests/{id}/activate"), &[]).await;
+    assert_eq!(started.status().as_u16(), 303);
+    let cookies: Vec<String> = started
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert!(cookies.iter().any(|c| c == &format!("attest_activate={id}")), "{cookies:?}");
+    let authorize = location(&started);
+    assert!(authorize.contains("prompt=login") && authorize.contains("amr_values=mfa"), "{authorize}");
+    assert!(authorize.contains("RoleAssignmentSchedule.ReadWrite.Directory"), "{authorize}");
+    let (endpoint, query) = authorize.split_once('?').unwrap();
+    let mut form: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    form.push(("login".into(), upn.clone()));
+    let signed = browser().post(endpoint).form(&form).send().await.unwrap();
+    let callback = location(&signed);
+    let cookie = format!("{}; {}", web.requester.cookie, cookies.join("; "));
+    let back = browser().get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(back.status().as_u16(), 303, "{}", back.text().await.unwrap());
+    assert_eq!(location(&back), format!("/requests/{id}"));
+
+    // Active, in Entra as the requester's own activation, ending at the end asked.
+    let request = store.requests().get_request(id).await.unwrap();
+    assert_eq!(request.state, attest_domain::access::RequestState::Active);
+    let until = request.expires_at.unwrap();
+    let held = web.sim.sim.read(|t| {
+        t.role_assignments
+            .iter()
+            .find(|a| a.principal_id == web.requester.object_id && a.role_definition_id == role_id)
+            .map(|a| a.end)
+    });
+    let end = held.flatten().expect("Entra holds it with an end");
+    assert!((end - until).num_seconds().abs() <= 60, "{end} vs {until}");
+    let activation = web.sim.sim.read(|t| t.role_assignment_schedule_requests().last().cloned().unwrap());
+    assert_eq!(activation["action"], "selfActivate");
+    assert_eq!(activation["createdBy"]["user"]["id"], web.requester.object_id.as_str());
+    assert!(activation["justification"].as_str().unwrap().contains("incident 4711"), "{activation:?}");
+    let granted = store.requests().held_grant(entitlement.id, holder).await.unwrap().expect("in the graph at once");
+    assert_eq!(granted.expires_at, Some(until));
+    let (_, page) = web.get(Some(&web.requester), &format!("/requests/{id}")).await;
+    assert!(page.contains("activated in Entra by") && !page.contains("Ask to extend"), "{page}");
+    let events = store.audit().list_audit_events(0, 100_000).await.unwrap();
+    assert!(events.iter().any(|e| e.action == "access.activated"), "audited");
+    // The callback cannot be played again.
+    let again = browser().get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert!(again.status().is_client_error(), "{}", again.status());
+
+    // Entra ends it by itself at its end.
+    web.sim.advance(Duration::hours(2) + Duration::minutes(1));
+    let later = web.sim.sim.now();
+    let gone = web.sim.sim.write(|t| {
+        t.expire_schedules(later);
+        !t.role_assignments.iter().any(|a| a.principal_id == web.requester.object_id && a.role_definition_id == role_id)
+    });
+    assert!(gone, "ended in Entra");
+    web.stop().await;
+});

@@ -14,7 +14,9 @@ use attest_domain::access::{
     check_approvers, check_asking,
 };
 use attest_domain::review::Person;
-use attest_domain::{ConnectorId, Entitlement, EntitlementId, Principal, PrincipalKind, Resource, UserType};
+use attest_domain::{
+    ConnectorId, Entitlement, EntitlementId, Principal, PrincipalId, PrincipalKind, Resource, UserType,
+};
 use attest_store::SetValue as Value;
 use attest_store::{NewRequest, PolicyScope, Request, Store, StoreError, Voted};
 use chrono::{DateTime, Utc};
@@ -169,6 +171,14 @@ pub async fn set_policy(
     now: DateTime<Utc>,
 ) -> Result<(), AccessError> {
     policy.check().map_err(|e| AccessError::NotFound(e.to_string()))?;
+    if policy.self_activate
+        && (resource.data.kind != attest_domain::ResourceKind::DirectoryRole
+            || entitlement.data.key != attest_domain::EntitlementKey::Active)
+    {
+        return Err(AccessError::NotFound(
+            "self_activate: only a directory role's active assignment is activated in Entra by its holder".into(),
+        ));
+    }
     if policy.requestable
         && resource.data.kind == attest_domain::ResourceKind::Group
         && let Some(why) =
@@ -330,6 +340,11 @@ pub async fn extend(
     if held.state != RequestState::Active || held.expires_at.is_none() || held.revoke_change_id.is_some() {
         return Err(AccessRefusal::NotExtendable.into());
     }
+    // Activated in Entra by its holder: Entra ends it at the end it was given (PIM caps an
+    // activation), so it is activated again rather than extended.
+    if held.policy().self_activate && held.grant_change_id.is_none() {
+        return Err(AccessRefusal::NotExtendable.into());
+    }
     let ask = Ask {
         entitlement: EntitlementId(held.entitlement_id),
         length: Length::For(length),
@@ -393,6 +408,41 @@ pub async fn decide(
     }
     let reason = (!reason.is_empty()).then_some(reason);
     Ok(store.requests().vote(id, &approver.person, &approver.by, approve, reason, now).await?)
+}
+
+/// Whether an approved request waits for its requester to activate the role in Entra
+/// themselves (PIM's self-activation): its policy says so, it is not an extension, and they
+/// are eligible for the role. Otherwise Attest gives the access itself.
+pub async fn awaits_activation(store: &Store, request: &Request) -> Result<bool, AccessError> {
+    if request.state != RequestState::Approved || request.extends_id.is_some() || !request.policy().self_activate {
+        return Ok(false);
+    }
+    let (entitlement, principal) = (EntitlementId(request.entitlement_id), PrincipalId(request.principal_id));
+    Ok(store.requests().holds_eligibility(entitlement, principal).await?)
+}
+
+/// The requester activated the role in Entra themselves (`graph_request`: the id of Entra's
+/// schedule request), ending at `until`: the request is active from now. The caller writes the
+/// assignment into the graph (the provisioner's write-through) and marks it just in time.
+pub async fn activated(
+    store: &Store,
+    request: &Request,
+    graph_request: &str,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Request, AccessError> {
+    let sets = [
+        ("state", Value::from(RequestState::Active.as_str())),
+        ("activated_at", Value::from(now)),
+        ("expires_at", Value::from(until)),
+    ];
+    let details = json!({"activated_in_entra": graph_request, "until": until});
+    let done = store
+        .requests()
+        .step(request.id, &[RequestState::Approved], &sets, &request.requester_name, "access.activated", details, now)
+        .await?
+        .ok_or(AccessRefusal::WrongState(request.state, "activated"))?;
+    Ok(done)
 }
 
 /// The requester withdraws a request nobody has decided yet.

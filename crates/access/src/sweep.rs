@@ -158,6 +158,16 @@ async fn give(store: &Store, row: &DueRequest, now: DateTime<Utc>, done: &mut Sw
     if let Some(extended) = request.extends_id {
         return take_over(store, &request, extended, now, done).await;
     }
+    if crate::awaits_activation(store, &request).await? {
+        // Theirs to activate in Entra, from the request's page, within the approval window.
+        let window = request.policy().approval_timeout;
+        let approved = request.decided_at.unwrap_or(request.created_at);
+        if attest_domain::access::expiry(approved, Some(window)).is_some_and(|end| end <= now) {
+            let why = format!("not activated in Entra within {window} of its approval");
+            return fail(store, &request, RequestState::Approved, &why, now, done).await;
+        }
+        return Ok(());
+    }
     let span = request.duration_minutes.map(Span::minutes);
     let command = AccessCommand::Grant {
         principal: PrincipalId(request.principal_id),

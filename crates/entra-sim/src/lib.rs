@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 pub use faults::{Fault, FaultPlan, FaultRecord, FaultRule};
 pub use generate::{TenantSpec, generate};
 pub use state::{LoggedRequest, Sim, Stats};
-pub use tenant::Tenant;
+pub use tenant::{RoleEligibility, Tenant};
 pub use throttle::{RetryAfter, ThrottleConfig};
 pub use truth::Truth;
 

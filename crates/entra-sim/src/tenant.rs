@@ -194,6 +194,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// The role assignment schedule requests made so far (PIM), oldest first, as Graph lists them.
+    pub fn role_assignment_schedule_requests(&self) -> &[Map<String, Value>] {
+        &self.role_assignment_schedule_requests
+    }
+
     /// Rebuilds the id index; call after changing the object vectors.
     pub fn reindex(&mut self) {
         let mut index = HashMap::with_capacity(self.users.len() + self.groups.len() + self.service_principals.len());

@@ -56,11 +56,11 @@ async fn open_session(state: &AppState, user: i64, to: &str) -> Result<Response,
     Ok(response)
 }
 
-fn header_value(text: &str) -> Result<axum::http::HeaderValue, WebError> {
+pub(crate) fn header_value(text: &str) -> Result<axum::http::HeaderValue, WebError> {
     axum::http::HeaderValue::from_str(text).map_err(|e| WebError::Internal(e.to_string()))
 }
 
-fn unavailable(e: String) -> WebError {
+pub(crate) fn unavailable(e: String) -> WebError {
     WebError::Unavailable(format!("sign-in is not available: {e}"))
 }
 
@@ -78,31 +78,16 @@ pub async fn sign_in(
 ) -> Result<Response, WebError> {
     let client = state.sign_in.client().await.map_err(unavailable)?;
     let (url, pending) = client.begin().map_err(|e| WebError::Internal(e.to_string()))?;
-    let expires = state.now() + SIGN_IN_WINDOW;
     // The attempt is bound to this browser: it is found again only with the `state` Microsoft
     // returns *and* the binding cookie set here, so a callback link made in another browser
     // (an attacker's own sign-in, to log a victim into the attacker's account) finds nothing.
     let binding = random_token().map_err(WebError::Internal)?;
-    state
-        .store
-        .web()
-        .save_sign_in_attempt(
-            &attempt_key(&pending.state, &binding),
-            &pending.nonce,
-            &pending.verifier,
-            expires,
-            state.now(),
-            attest_store::MAX_SIGN_INS_IN_PROGRESS,
-        )
-        .await
-        .map_err(|e| WebError::Unavailable(format!("a sign-in could not be started: {e}")))?;
+    save_attempt(&state, &attempt_key(&pending.state, &binding), &pending).await?;
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
-    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
-    let bound = format!(
-        "{BINDING_COOKIE}={binding}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        SIGN_IN_WINDOW.num_seconds()
-    );
-    response.headers_mut().append(header::SET_COOKIE, header_value(&bound)?);
+    response.headers_mut().append(header::SET_COOKIE, short_cookie(&state, BINDING_COOKIE, &binding)?);
+    // A sign-in is not an activation begun earlier in this browser.
+    let cleared = format!("{}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0", crate::activation::ACTIVATION_COOKIE);
+    response.headers_mut().append(header::SET_COOKIE, header_value(&cleared)?);
     if let Some(next) = query.next.as_deref().and_then(safe_return) {
         let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
         let cookie = format!(
@@ -115,12 +100,39 @@ pub async fn sign_in(
 }
 
 /// The cookie binding a sign-in attempt to the browser that started it.
-const BINDING_COOKIE: &str = "attest_sign_in";
+pub(crate) const BINDING_COOKIE: &str = "attest_sign_in";
 
 /// What a sign-in attempt is stored under: the hash of the `state` sent to Microsoft together
 /// with the browser's binding value.
-fn attempt_key(state: &str, binding: &str) -> String {
+pub(crate) fn attempt_key(state: &str, binding: &str) -> String {
     hash(&format!("{state}.{binding}"))
+}
+
+/// Keeps a sign-in in progress (its nonce and PKCE verifier) under `key`, for ten minutes.
+pub(crate) async fn save_attempt(state: &AppState, key: &str, pending: &Pending) -> Result<(), WebError> {
+    let expires = state.now() + SIGN_IN_WINDOW;
+    state
+        .store
+        .web()
+        .save_sign_in_attempt(
+            key,
+            &pending.nonce,
+            &pending.verifier,
+            expires,
+            state.now(),
+            attest_store::MAX_SIGN_INS_IN_PROGRESS,
+        )
+        .await
+        .map_err(|e| WebError::Unavailable(format!("a sign-in could not be started: {e}")))
+}
+
+/// A cookie for the trip to Microsoft and back: `/auth` only, for the sign-in window.
+pub(crate) fn short_cookie(state: &AppState, name: &str, value: &str) -> Result<axum::http::HeaderValue, WebError> {
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    header_value(&format!(
+        "{name}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        SIGN_IN_WINDOW.num_seconds()
+    ))
 }
 
 /// An error Microsoft sent back to a redirect URI, as far as Attest trusts it: the error code,
@@ -204,6 +216,10 @@ pub async fn callback(
                 .into(),
         ));
     };
+    // Back from activating a role in Entra, not from signing in.
+    if let Some(request) = crate::activation::request_of(&headers) {
+        return crate::activation::finish(&state, &headers, request, &code, &returned_state, &binding).await;
+    }
     let attempt = state
         .store
         .web()

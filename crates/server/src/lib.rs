@@ -10,6 +10,7 @@
 //! in-flight ones finish, and waits for the jobs to finish the work in hand.
 
 pub mod access_job;
+mod activation;
 mod api;
 mod api_model;
 pub mod auth;

@@ -122,20 +122,34 @@ impl OidcClient {
 
     /// Starts a sign-in: the URL to send the browser to, and what the callback must match.
     pub fn begin(&self) -> Result<(String, Pending), OidcError> {
+        self.begin_with("openid profile email", &[])
+    }
+
+    /// Starts a sign-in asking for `scope`, with `extra` authorization parameters (a fresh
+    /// sign-in with MFA, who is expected).
+    pub fn begin_with(&self, scope: &str, extra: &[(&str, &str)]) -> Result<(String, Pending), OidcError> {
         let pending = Pending { state: random_token()?, nonce: random_token()?, verifier: random_token()? };
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(pending.verifier.as_bytes()));
-        let query = url::form_urlencoded::Serializer::new(String::new())
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query
             .append_pair("client_id", &self.client_id)
             .append_pair("response_type", "code")
             .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("response_mode", "query")
-            .append_pair("scope", "openid profile email")
+            .append_pair("scope", scope)
             .append_pair("state", &pending.state)
             .append_pair("nonce", &pending.nonce)
             .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .finish();
-        Ok((format!("{}?{query}", self.authorization_endpoint), pending))
+            .append_pair("code_challenge_method", "S256");
+        for (name, value) in extra {
+            query.append_pair(name, value);
+        }
+        Ok((format!("{}?{}", self.authorization_endpoint, query.finish()), pending))
+    }
+
+    /// The tenant this client signs people in to.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
     }
 
     /// Finishes a sign-in from the callback's `code` and `state`: checks the state, redeems the
@@ -147,6 +161,31 @@ impl OidcClient {
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<Identity, OidcError> {
+        Ok(self.redeem(pending, code, state, now).await?.0)
+    }
+
+    /// [`OidcClient::finish`], with the access token the code was redeemed for (the delegated
+    /// token of a sign-in begun with [`OidcClient::begin_with`] and an API's scope). Used once
+    /// and never stored.
+    pub async fn finish_with_access_token(
+        &self,
+        pending: &Pending,
+        code: &str,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Identity, String), OidcError> {
+        let (identity, body) = self.redeem(pending, code, state, now).await?;
+        let token = body["access_token"].as_str().ok_or(OidcError::InvalidToken("the answer has no access_token"))?;
+        Ok((identity, token.to_owned()))
+    }
+
+    async fn redeem(
+        &self,
+        pending: &Pending,
+        code: &str,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Identity, Value), OidcError> {
         if !constant_time_eq(state.as_bytes(), pending.state.as_bytes()) {
             return Err(OidcError::State);
         }
@@ -186,7 +225,8 @@ impl OidcClient {
             return Err(OidcError::Refused(first_line.to_owned()));
         }
         let token = body["id_token"].as_str().ok_or(OidcError::InvalidToken("the answer has no id_token"))?;
-        self.validate(token, &pending.nonce, now).await
+        let identity = self.validate(token, &pending.nonce, now).await?;
+        Ok((identity, body))
     }
 
     /// Validates an id_token for this app and tenant, issued for `nonce`.

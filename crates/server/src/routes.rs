@@ -116,6 +116,7 @@ fn routes() -> Table {
         .post("/requests/{id}/cancel", pages::requests::cancel)
         .post("/requests/{id}/revoke", pages::requests::revoke)
         .post("/requests/{id}/extend", pages::requests::extend)
+        .post("/requests/{id}/activate", crate::activation::activate)
         .get("/approvals", pages::requests::approvals)
         .get("/campaigns", pages::campaigns::campaigns)
         .post("/campaigns/new", pages::campaigns::create)

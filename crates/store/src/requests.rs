@@ -828,6 +828,20 @@ impl Requests<'_> {
         }))
     }
 
+    /// Whether `principal` is eligible, through a direct PIM eligibility, for the directory role
+    /// whose active assignment is `active` (what PIM's self-activation needs).
+    pub async fn holds_eligibility(self, active: EntitlementId, principal: PrincipalId) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT g.id AS id FROM grants g JOIN entitlements el ON el.id = g.entitlement_id \
+             JOIN entitlements ea ON ea.resource_id = el.resource_id WHERE el.key = 'eligible' \
+             AND g.ended_at IS NULL AND g.source <> 'inherited' AND ea.id = ",
+        );
+        sql.value(active.0).push(" AND g.principal_id = ").value(principal.0).push(" LIMIT 1");
+        let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
+        Ok(!rows.is_empty())
+    }
+
     /// Lets go of a just-in-time grant someone made permanent in the directory: it becomes an
     /// ordinary direct grant with no end, as the directory holds it.
     pub async fn release_grant(self, grant: GrantId) -> Result<(), StoreError> {

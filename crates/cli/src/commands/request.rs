@@ -183,6 +183,10 @@ pub struct PolicyFlags {
     /// extended there) is removed again, not only shown.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     authoritative: Option<bool>,
+    /// Directory roles' active assignment: an eligible requester activates it in Entra
+    /// themselves once approved (PIM), from the request's page.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    self_activate: Option<bool>,
     #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
     actor: String,
     #[arg(long)]
@@ -237,6 +241,9 @@ impl PolicyFlags {
         }
         if let Some(v) = self.authoritative {
             policy.authoritative = v;
+        }
+        if let Some(v) = self.self_activate {
+            policy.self_activate = v;
         }
         Ok(policy)
     }

@@ -112,6 +112,11 @@ pub struct AccessPolicy {
     pub guests_allowed: bool,
     /// Removed again through the queue when found put back, or made permanent, in Entra.
     pub authoritative: bool,
+    /// Directory roles' active assignment only: a requester who is eligible for the role
+    /// activates it themselves in Entra once approved (PIM's `selfActivate`, with their own
+    /// sign-in and MFA, so Entra records them as the one who activated it and ends it), instead
+    /// of Attest assigning it. Someone not eligible is assigned it by Attest as usual.
+    pub self_activate: bool,
 }
 
 impl Default for AccessPolicy {
@@ -131,6 +136,7 @@ impl Default for AccessPolicy {
             requesters: Requesters::Everyone,
             guests_allowed: false,
             authoritative: false,
+            self_activate: false,
         }
     }
 }

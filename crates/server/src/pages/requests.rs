@@ -77,6 +77,8 @@ pub struct RequestDetail {
     pub approvers: Vec<RequestApprover>,
     pub timeline: Vec<Moment>,
     pub can: Can,
+    /// Approved, and waiting for its requester to activate the role in Entra themselves.
+    pub awaits_activation: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -86,6 +88,8 @@ pub struct Can {
     pub revoke: bool,
     pub relinquish: bool,
     pub extend: bool,
+    /// Activate the role in Entra (the requester, once approved, when the policy says so).
+    pub activate: bool,
 }
 
 /// What `GET /api/v1/requests` and `/requests` answer.
@@ -382,6 +386,8 @@ pub async fn detail(state: &AppState, viewer: &Viewer, id: i64) -> Result<Reques
     }
     let now = state.now();
     let holds = request.state.holds() && request.ended_by.is_none() && request.revoke_change_id.is_none();
+    let awaits_activation = attest_access::awaits_activation(&state.store, &request).await.map_err(access_error)?;
+    let self_activated = request.policy().self_activate && request.grant_change_id.is_none();
     let can = Can {
         decide: request.state == RequestState::Pending
             && !mine
@@ -389,10 +395,15 @@ pub async fn detail(state: &AppState, viewer: &Viewer, id: i64) -> Result<Reques
         cancel: mine && request.state == RequestState::Pending,
         relinquish: mine && holds,
         revoke: !mine && holds && (approver || viewer.roles.has(Role::Admin)),
-        extend: mine && request.state == RequestState::Active && request.expires_at.is_some() && holds,
+        extend: mine
+            && request.state == RequestState::Active
+            && request.expires_at.is_some()
+            && holds
+            && !self_activated,
+        activate: mine && awaits_activation,
     };
     let timeline = timeline(&request, &approvers);
-    Ok(RequestDetail { view: RequestView::new(request, now), approvers, timeline, can })
+    Ok(RequestDetail { view: RequestView::new(request, now), approvers, timeline, can, awaits_activation })
 }
 
 /// What happened to a request, in order.
@@ -412,6 +423,9 @@ fn timeline(r: &Request, approvers: &[RequestApprover]) -> Vec<Moment> {
     if let Some(at) = r.activated_at {
         let what = match r.extends_id {
             Some(old) => format!("took over from request {old}"),
+            None if r.grant_change_id.is_none() && r.policy().self_activate => {
+                format!("activated in Entra by {} (Entra ends it by itself)", r.requester_name)
+            }
             None => "given in Entra".into(),
         };
         all.push(moment(at, what, r.grant_change_id));
