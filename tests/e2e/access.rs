@@ -788,7 +788,7 @@ db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa_a
     // Only a role's active assignment can be activated by its holder.
     let policy = attest_domain::access::AccessPolicy {
         requestable: true,
-        max_duration: Some(attest_domain::access::Span::hours(8)),
+        max_duration: Some(attest_domain::access::Span::days(1)),
         approvers: vec![attest_domain::access::Approver::Person(web.approver.email.clone())],
         self_activate: true,
         ..Default::default()
@@ -805,17 +805,59 @@ db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa_a
 
     // Asked and approved, it waits for its requester: nothing is queued.
     let id_field = entitlement.id.0.to_string();
-    let asked = web
-        .post(
-            &web.requester,
-            "/requests/ask",
-            &[("entitlement_id", &id_field), ("duration", "2h"), ("justification", "incident 4711")],
-        )
-        .await;
-    assert_eq!(asked.status().as_u16(), 303);
-    let id: i64 = location(&asked).strip_prefix("/requests/").unwrap().parse().unwrap();
-    let approved = web.post(&web.approver, &format!("/requests/{id}/approve"), &[]).await;
-    assert_eq!(approved.status().as_u16(), 303);
+    let ask_approved = |duration: &'static str| {
+        let (web, id_field) = (&web, &id_field);
+        async move {
+            let form =
+                [("entitlement_id", id_field.as_str()), ("duration", duration), ("justification", "incident 4711")];
+            let asked = web.post(&web.requester, "/requests/ask", &form).await;
+            assert_eq!(asked.status().as_u16(), 303);
+            let id: i64 = location(&asked).strip_prefix("/requests/").unwrap().parse().unwrap();
+            let approved = web.post(&web.approver, &format!("/requests/{id}/approve"), &[]).await;
+            assert_eq!(approved.status().as_u16(), 303);
+            id
+        }
+    };
+    // To Microsoft and back: a fresh sign-in, with MFA, for the delegated permission; the
+    // callback's address, the cookies it was called with, and its answer.
+    let activate = |id: i64| {
+        let (web, upn) = (&web, &upn);
+        async move {
+            let started = web.post(&web.requester, &format!("/requests/{id}/activate"), &[]).await;
+            assert_eq!(started.status().as_u16(), 303);
+            let cookies: Vec<String> = started
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+                .collect();
+            assert!(cookies.iter().any(|c| c == &format!("attest_activate={id}")), "{cookies:?}");
+            let authorize = location(&started);
+            assert!(authorize.contains("prompt=login") && authorize.contains("amr_values=mfa"), "{authorize}");
+            assert!(authorize.contains("RoleAssignmentSchedule.ReadWrite.Directory"), "{authorize}");
+            let (endpoint, query) = authorize.split_once('?').unwrap();
+            let mut form: Vec<(String, String)> =
+                url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            form.push(("login".into(), upn.clone()));
+            let signed = browser().post(endpoint).form(&form).send().await.unwrap();
+            let callback = location(&signed);
+            let cookie = format!("{}; {}", web.requester.cookie, cookies.join("; "));
+            let back = browser().get(&callback).header("cookie", &cookie).send().await.unwrap();
+            (callback, cookie, back)
+        }
+    };
+    // Longer than Entra's role settings allow (8 hours): Entra refuses and says why; the
+    // request still waits, and its holder gives it up to ask again.
+    let too_long = ask_approved("10h").await;
+    let (_, _, refused) = activate(too_long).await;
+    assert_eq!(refused.status().as_u16(), 400);
+    let said = refused.text().await.unwrap();
+    assert!(said.contains("Entra did not activate the role") && said.contains("ExpirationRule"), "{said}");
+    let state = store.requests().get_request(too_long).await.unwrap().state;
+    assert_eq!(state, attest_domain::access::RequestState::Approved);
+    let given_up = web.post(&web.requester, &format!("/requests/{too_long}/revoke"), &[]).await;
+    assert_eq!(given_up.status().as_u16(), 303);
+    let id = ask_approved("2h").await;
     let swept = attest_access::sweep(&store, attest_domain::SystemClock.now()).await.unwrap();
     assert_eq!(swept.queued, 0, "{swept:?}");
     let request = store.requests().get_request(id).await.unwrap();
@@ -831,27 +873,8 @@ db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa_a
     let other = web.post(&web.approver, &format!("/requests/{id}/activate"), &[]).await;
     assert_eq!(other.status().as_u16(), 403);
 
-    // The requester goes to Microsoft: a fresh sign-in, with MFA, for the delegated permission.
-    let started = web.post(&web.requester, &format!("/requests/{id}/activate"), &[]).await;
-    assert_eq!(started.status().as_u16(), 303);
-    let cookies: Vec<String> = started
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect();
-    assert!(cookies.iter().any(|c| c == &format!("attest_activate={id}")), "{cookies:?}");
-    let authorize = location(&started);
-    assert!(authorize.contains("prompt=login") && authorize.contains("amr_values=mfa"), "{authorize}");
-    assert!(authorize.contains("RoleAssignmentSchedule.ReadWrite.Directory"), "{authorize}");
-    let (endpoint, query) = authorize.split_once('?').unwrap();
-    let mut form: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    form.push(("login".into(), upn.clone()));
-    let signed = browser().post(endpoint).form(&form).send().await.unwrap();
-    let callback = location(&signed);
-    let cookie = format!("{}; {}", web.requester.cookie, cookies.join("; "));
-    let back = browser().get(&callback).header("cookie", &cookie).send().await.unwrap();
+    // The requester activates it.
+    let (callback, cookie, back) = activate(id).await;
     assert_eq!(back.status().as_u16(), 303, "{}", back.text().await.unwrap());
     assert_eq!(location(&back), format!("/requests/{id}"));
 
@@ -890,4 +913,89 @@ db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa_a
     });
     assert!(gone, "ended in Entra");
     web.stop().await;
+});
+
+db_test!(self_activation_waits_only_for_the_eligible_and_not_past_the_approval_timeout, true, |db| {
+    let tenant = Tenant::connect(&db).await;
+    let (sim, dir) = (&tenant.sim, &tenant.dir);
+    let run = |args: Vec<&str>| tenant.run(args);
+    let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    // Two members without the role: the first is eligible for it in Entra, the second not.
+    let users: Vec<(String, String)> = sim.sim.read(|t| {
+        t.live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member")
+            .filter(|u| !t.role_assignments.iter().any(|a| a.principal_id == u.id && a.role_definition_id == role_id))
+            .filter(|u| !t.role_eligibilities.iter().any(|e| e.principal_id == u.id && e.role_definition_id == role_id))
+            .take(2)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+            .collect()
+    });
+    let now = sim.sim.now();
+    sim.sim
+        .write(|t| {
+            t.add_role_eligibility(attest_entra_sim::RoleEligibility {
+                id: "eligible-first".into(),
+                role_definition_id: role_id.into(),
+                principal_id: users[0].0.clone(),
+                directory_scope_id: "/".into(),
+                start: now - Duration::days(1),
+                end: None,
+            })
+        })
+        .unwrap();
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let ent = "role:Helpdesk Administrator:active";
+    let set =
+        run(vec!["policy", "set", ent, "--max-duration", "8h", "--auto-approve", "--self-activate", "--json"]).await;
+    assert!(set.success, "{:?}", set.error);
+    let shown = run(vec!["policy", "show", ent, "--json"]).await;
+    assert!(shown.stdout.contains("\"self_activate\": true"), "{}", shown.stdout);
+    let refused = run(vec!["policy", "set", "role:Helpdesk Administrator:eligible", "--self-activate"]).await;
+    assert!(!refused.success && refused.error.unwrap().contains("self_activate"));
+
+    let Jobs { store, clock, provisioner, job } = Jobs::new(&db, dir);
+    let ask = |upn: String| {
+        let run = &run;
+        async move {
+            let args = vec!["request", "create", "--as", &upn, "--entitlement", ent, "--duration", "4h"];
+            let mut args: Vec<&str> = args;
+            args.extend(["--justification", "incident", "--json"]);
+            let created = run(args).await;
+            assert!(created.success, "{:?}", created.error);
+            serde_json::from_str::<serde_json::Value>(&created.stdout).unwrap()["id"].as_i64().unwrap()
+        }
+    };
+    let eligible = ask(users[0].1.clone()).await;
+    let not_eligible = ask(users[1].1.clone()).await;
+    let start = clock.shared().now();
+    job.once(start).await.unwrap();
+    provisioner.run_until_idle().await.unwrap();
+    job.once(start).await.unwrap();
+    // Someone not eligible is given it by Attest, as under any policy.
+    let given = store.requests().get_request(not_eligible).await.unwrap();
+    assert_eq!(given.state, attest_domain::access::RequestState::Active);
+    assert!(given.grant_change_id.is_some());
+    // The eligible one waits for them, nothing queued, until the approval timeout (7 days).
+    let waiting = store.requests().get_request(eligible).await.unwrap();
+    assert_eq!((waiting.state, waiting.grant_change_id), (attest_domain::access::RequestState::Approved, None));
+    let later = start + Duration::days(6);
+    clock.set(later);
+    job.once(later).await.unwrap();
+    assert_eq!(
+        store.requests().get_request(eligible).await.unwrap().state,
+        attest_domain::access::RequestState::Approved
+    );
+    let past = start + Duration::days(7) + Duration::minutes(1);
+    clock.set(past);
+    job.once(past).await.unwrap();
+    let ended = store.requests().get_request(eligible).await.unwrap();
+    assert_eq!(ended.state, attest_domain::access::RequestState::Failed);
+    assert!(ended.end_reason.unwrap().contains("not activated in Entra"), "says why");
+    assert!(
+        sim.sim.read(|t| !t
+            .role_assignments
+            .iter()
+            .any(|a| a.principal_id == users[0].0 && a.role_definition_id == role_id)),
+        "nothing was given to the eligible one by Attest"
+    );
 });
