@@ -87,6 +87,16 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         assert!(dashboard.contains("id=\"requests-waiting\""), "{dashboard}");
         let approvals = page("/approvals").await;
         assert!(approvals.contains("Covering the on-call rota") && approvals.contains("OPS-1042"), "{approvals}");
+        // The administrator may activate a directory role in Entra themselves (PIM): the demo
+        // says where, and the request's page offers it.
+        let text = out.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("waits for them to activate it in Entra"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.starts_with(&admin), "{line}");
+        let request = page(line.rsplit(base.as_str()).next().unwrap()).await;
+        assert!(request.contains("Activate in Entra") && request.contains("Helpdesk Administrator"), "{request}");
         let catalog = page("/catalog").await;
         assert!(catalog.contains("nobody: given at once") && catalog.contains("30 days"), "{catalog}");
         // The approvers' mail is in the outbox once the access job has run.

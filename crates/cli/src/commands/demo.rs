@@ -135,6 +135,8 @@ pub async fn demo(
         clock: attest_domain::clock::system(),
         owner: "demo".into(),
     };
+    // The first administrator is eligible for a directory role in PIM, to activate it themselves.
+    let eligible_role = make_eligible(&sim, &admins, now);
     let outcome = syncer.sync(&connector, SyncMode::Full, SyncTrigger::Manual, None).await?;
     let run = &outcome.summary.run;
     writeln!(
@@ -151,6 +153,11 @@ pub async fn demo(
     let review = seed_review(&store, &sim, &admins, now).await?;
     // Requestable access, and a request waiting for the administrators' approval.
     let request = seed_requests(&store, &sim, connector.id, &admins, now).await?;
+    // An approved request the first administrator activates in Entra themselves (PIM).
+    let activation = match &eligible_role {
+        Some(role) => seed_activation(&store, connector.id, &admins, role, now).await?,
+        None => None,
+    };
     // A tenant waiting for its integration owner to finish the setup.
     let setup = seed_setup(&store, &key, &config, &subsidiary, &app, &admins, &base, now).await?;
     // Entra's provisioning service pushes the tenant's people and groups to Attest over SCIM.
@@ -182,6 +189,12 @@ pub async fn demo(
         writeln!(
             out,
             "{who} asked for {what}: request {id} waits for an administrator's approval at {base}/approvals"
+        )?;
+    }
+    if let Some((id, who, role)) = &activation {
+        writeln!(
+            out,
+            "{who} is eligible for {role} in PIM: request {id} is approved and waits for them to activate it in Entra themselves, with MFA, at {base}/requests/{id}"
         )?;
     }
     if let Some((connector, owner, upn)) = &setup {
@@ -390,6 +403,67 @@ async fn seed_requests(
     let request = attest_access::request(store, &requester, &ask, now).await?;
     let what = format!("{} of {} for 7 days", entitlement.data.display_name, resource.data.display_name);
     Ok(Some((request.id, requester.actor.person.name, what)))
+}
+
+/// The directory role the first administrator is made eligible for in the simulator (and
+/// holds in no other way), before the first sync: its display name.
+fn make_eligible(
+    sim: &attest_entra_sim::SimHandle,
+    admins: &[(String, String, String, Option<String>)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    const HELPDESK_ADMINISTRATOR: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    let (admin, ..) = admins.first()?;
+    sim.sim.write(|t| {
+        let name = t.role_definitions.iter().find(|d| d.id == HELPDESK_ADMINISTRATOR)?.display_name.clone();
+        t.role_assignments.retain(|a| !(a.principal_id == *admin && a.role_definition_id == HELPDESK_ADMINISTRATOR));
+        t.role_eligibilities.retain(|e| !(e.principal_id == *admin && e.role_definition_id == HELPDESK_ADMINISTRATOR));
+        let eligibility = attest_entra_sim::RoleEligibility {
+            id: "demo-eligibility".into(),
+            role_definition_id: HELPDESK_ADMINISTRATOR.into(),
+            principal_id: admin.clone(),
+            directory_scope_id: "/".into(),
+            start: now - chrono::Duration::days(30),
+            end: None,
+        };
+        t.add_role_eligibility(eligibility).ok()?;
+        Some(name)
+    })
+}
+
+/// Makes `role`'s active assignment requestable for up to 8 hours, given at once and activated
+/// by its holder in Entra (PIM), and has the first administrator ask for an hour: the request's
+/// id, who asked, and the role.
+async fn seed_activation(
+    store: &Store,
+    connector: attest_domain::ConnectorId,
+    admins: &[(String, String, String, Option<String>)],
+    role: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<(i64, String, String)>> {
+    use attest_domain::access::{AccessPolicy, EntitlementRef, Length, Span};
+    let Some((admin, upn, ..)) = admins.first() else { return Ok(None) };
+    let name: EntitlementRef = format!("role:{role}:active").parse()?;
+    let (entitlement, resource) = attest_access::resolve(store, Some(connector), &name).await?;
+    let policy = AccessPolicy {
+        requestable: true,
+        max_duration: Some(Span::hours(8)),
+        auto_approve: true,
+        self_activate: true,
+        ..AccessPolicy::default()
+    };
+    attest_access::set_policy(store, &entitlement, &resource, &policy, "demo", now).await?;
+    let requester =
+        attest_access::requester(store, connector, admin, |p| p.email.clone().unwrap_or(p.name.clone())).await?;
+    let ask = attest_access::Ask {
+        entitlement: entitlement.id,
+        length: Length::For(Span::hours(1)),
+        justification: "Resetting a locked-out colleague's password".into(),
+        ticket: None,
+        starts_at: None,
+    };
+    let request = attest_access::request(store, &requester, &ask, now).await?;
+    Ok(Some((request.id, upn.clone(), role.to_owned())))
 }
 
 /// Writes `attest.toml` in the demo's folder, naming its database, key and address with
