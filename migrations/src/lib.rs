@@ -27,6 +27,7 @@ mod m20261206_000002_scim_accounts;
 mod m20261207_000001_account_phone;
 mod m20261207_000002_grant_extended_in_directory;
 mod m20261208_000001_review_bulk_foreign_keys;
+mod m20261208_000002_access_activation_due;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_account_phone::Migration),
             Box::new(m20261207_000002_grant_extended_in_directory::Migration),
             Box::new(m20261208_000001_review_bulk_foreign_keys::Migration),
+            Box::new(m20261208_000002_access_activation_due::Migration),
         ]
     }
 }

@@ -179,6 +179,16 @@ pub async fn set_policy(
             "self_activate: only a directory role's active assignment is activated in Entra by its holder".into(),
         ));
     }
+    // PIM activates for a bounded time only: 8 hours by default, never more than 24.
+    if policy.self_activate
+        && (policy.permanent_allowed || policy.max_duration.is_none_or(|d| d.duration() > chrono::Duration::hours(24)))
+    {
+        return Err(AccessError::NotFound(
+            "self_activate: Entra activates a role for at most 24 hours (8 by default): set --max-duration 24h or less, \
+             and no permanent access"
+                .into(),
+        ));
+    }
     if policy.requestable
         && resource.data.kind == attest_domain::ResourceKind::Group
         && let Some(why) =
@@ -411,19 +421,67 @@ pub async fn decide(
 }
 
 /// Whether an approved request waits for its requester to activate the role in Entra
-/// themselves (PIM's self-activation): its policy says so, it is not an extension, and they
-/// are eligible for the role. Otherwise Attest gives the access itself.
-pub async fn awaits_activation(store: &Store, request: &Request) -> Result<bool, AccessError> {
-    if request.state != RequestState::Approved || request.extends_id.is_some() || !request.policy().self_activate {
+/// themselves (PIM's self-activation) at `now`: its policy says so, it is not an extension, its
+/// start has come, it has an end, and they are eligible for the role now. Otherwise Attest
+/// gives the access itself.
+pub async fn awaits_activation(store: &Store, request: &Request, now: DateTime<Utc>) -> Result<bool, AccessError> {
+    if request.state != RequestState::Approved
+        || request.extends_id.is_some()
+        || request.ended_by.is_some()
+        || request.duration_minutes.is_none()
+        || request.starts_at.is_some_and(|s| s > now)
+        || !request.policy().self_activate
+    {
         return Ok(false);
     }
     let (entitlement, principal) = (EntitlementId(request.entitlement_id), PrincipalId(request.principal_id));
-    Ok(store.requests().holds_eligibility(entitlement, principal).await?)
+    Ok(store.requests().holds_eligibility(entitlement, principal, now).await?)
+}
+
+/// Until when a request waiting to be activated in Entra may wait: the policy's approval
+/// timeout, from its approval or its start, whichever is later.
+pub fn activation_due(request: &Request) -> DateTime<Utc> {
+    let from = request.decided_at.unwrap_or(request.created_at).max(request.starts_at.unwrap_or(request.created_at));
+    from + request.policy().approval_timeout.duration()
+}
+
+/// Claims a request waiting for activation for one attempt by its requester (`provisioning`,
+/// with no change of Attest's): the access job no longer gives or times it out, and a second
+/// attempt is refused, while Entra is asked. `None` when it no longer waits.
+pub async fn begin_activation(
+    store: &Store,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Option<Request>, AccessError> {
+    let sets = [("state", Value::from(RequestState::Provisioning.as_str()))];
+    let by = &request.requester_name;
+    Ok(store
+        .requests()
+        .step(request.id, &[RequestState::Approved], &sets, by, "access.activating", json!({}), now)
+        .await?)
+}
+
+/// Entra did not activate it (`why`): the request waits again, or ends if someone ended it
+/// meanwhile.
+pub async fn activation_refused(store: &Store, id: i64, why: &str, now: DateTime<Utc>) -> Result<(), AccessError> {
+    let request = store.requests().get_request(id).await?;
+    let mut sets = vec![("state", Value::from(RequestState::Approved.as_str()))];
+    if request.ended_by.is_some() {
+        sets = vec![("state", Value::from(RequestState::Revoked.as_str())), ("ended_at", Value::from(now))];
+    }
+    let details = json!({"reason": why});
+    let by = &request.requester_name;
+    store
+        .requests()
+        .step(id, &[RequestState::Provisioning], &sets, by, "access.activation_refused", details, now)
+        .await?;
+    Ok(())
 }
 
 /// The requester activated the role in Entra themselves (`graph_request`: the id of Entra's
-/// schedule request), ending at `until`: the request is active from now. The caller writes the
-/// assignment into the graph (the provisioner's write-through) and marks it just in time.
+/// schedule request), ending at `until`: the claimed request is active from now. The caller
+/// writes the assignment into the graph (the provisioner's write-through) and marks it just in
+/// time. Ended by someone meanwhile, the access job removes it at once.
 pub async fn activated(
     store: &Store,
     request: &Request,
@@ -437,9 +495,10 @@ pub async fn activated(
         ("expires_at", Value::from(until)),
     ];
     let details = json!({"activated_in_entra": graph_request, "until": until});
+    let by = &request.requester_name;
     let done = store
         .requests()
-        .step(request.id, &[RequestState::Approved], &sets, &request.requester_name, "access.activated", details, now)
+        .step(request.id, &[RequestState::Provisioning], &sets, by, "access.activated", details, now)
         .await?
         .ok_or(AccessRefusal::WrongState(request.state, "activated"))?;
     Ok(done)

@@ -38,6 +38,8 @@ pub struct Swept {
     /// Access back in Entra after its request ended, queued for removal again (authoritative
     /// policies only).
     pub reverted: usize,
+    /// Approved, now waiting for their requesters to activate them in Entra.
+    pub awaiting_activation: usize,
     /// Rows looked at (a full batch: sweep again at once).
     pub looked_at: usize,
 }
@@ -158,13 +160,17 @@ async fn give(store: &Store, row: &DueRequest, now: DateTime<Utc>, done: &mut Sw
     if let Some(extended) = request.extends_id {
         return take_over(store, &request, extended, now, done).await;
     }
-    if crate::awaits_activation(store, &request).await? {
-        // Theirs to activate in Entra, from the request's page, within the approval window.
-        let window = request.policy().approval_timeout;
-        let approved = request.decided_at.unwrap_or(request.created_at);
-        if attest_domain::access::expiry(approved, Some(window)).is_some_and(|end| end <= now) {
-            let why = format!("not activated in Entra within {window} of its approval");
+    if crate::awaits_activation(store, &request, now).await? {
+        // Theirs to activate in Entra, from the request's page, within the approval window;
+        // looked at again only at its end.
+        let due = crate::activation_due(&request);
+        if due <= now {
+            let why =
+                format!("not activated in Entra within {} of its approval", request.policy().approval_timeout.words());
             return fail(store, &request, RequestState::Approved, &why, now, done).await;
+        }
+        if store.requests().await_activation(request.id, due).await? {
+            done.awaiting_activation += 1;
         }
         return Ok(());
     }
@@ -285,6 +291,27 @@ async fn settle_given(
             {
                 let entitlement = EntitlementId(request.entitlement_id);
                 store.requests().mark_grant_jit(entitlement, PrincipalId(request.principal_id), until).await?;
+                done.activated += 1;
+            }
+        }
+        // An activation in Entra by its requester (no change of Attest's) that never came
+        // back: it may have happened, so it counts as given, removed at its end as any other.
+        None if row.grant_change_id.is_none() => {
+            let request = store.requests().get_request(row.id).await?;
+            let from = request.updated_at;
+            let until = attest_domain::access::expiry(from, request.duration_minutes.map(Span::minutes));
+            let sets = [
+                ("state", Value::from(RequestState::Active.as_str())),
+                ("activated_at", Value::from(from)),
+                ("expires_at", Value::from(until)),
+            ];
+            let details = json!({"activation_outcome_unknown": true, "until": until});
+            if store
+                .requests()
+                .step(row.id, &[RequestState::Provisioning], &sets, SWEEPER, "access.active", details, now)
+                .await?
+                .is_some()
+            {
                 done.activated += 1;
             }
         }

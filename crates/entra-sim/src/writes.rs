@@ -390,9 +390,26 @@ async fn schedule_request(
             })?;
             "Granted"
         }
+        // [INFER] a user deactivates only an activation (an assignment with an end), never a
+        // permanent assignment an administrator gave.
         ("selfDeactivate", Schedule::Assignment, Some(user)) => {
             if principal != user.id {
                 return Err(not_yours());
+            }
+            let activated = sim.read(|t| {
+                t.role_assignments.iter().any(|a| {
+                    a.role_definition_id == role
+                        && a.principal_id == principal
+                        && a.directory_scope_id == scope
+                        && a.end.is_some()
+                })
+            });
+            if !activated {
+                return Err(GraphError::new(
+                    StatusCode::BAD_REQUEST,
+                    "RoleAssignmentDoesNotExist",
+                    "The principal has no active (activated) assignment of this role to deactivate.",
+                ));
             }
             sim.write(|t| t.remove_role_assignment_for((&role, &principal, &scope)))?;
             "Revoked"
@@ -431,9 +448,20 @@ async fn schedule_request(
             )));
         }
     };
-    let expiration = match end {
-        Some(end) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
-        None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
+    // The request's own expiration, echoed in camelCase (graph-facts §5): a duration stays one.
+    let asked = body.get("scheduleInfo").and_then(|i| i.get("expiration"));
+    let duration = asked.and_then(|e| e.get("duration")).and_then(Value::as_str);
+    let expiration = match (end, duration) {
+        (Some(_), Some(duration))
+            if asked
+                .and_then(|e| e.get("type"))
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("afterDuration")) =>
+        {
+            json!({"type": "afterDuration", "endDateTime": null, "duration": duration})
+        }
+        (Some(end), _) => json!({"type": "afterDateTime", "endDateTime": ts(end), "duration": null}),
+        (None, _) => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
     };
     let collection = if schedule == Schedule::Assignment {
         "roleAssignmentScheduleRequests"

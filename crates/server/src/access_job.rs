@@ -215,7 +215,13 @@ impl AccessSweeper {
         let outcome = match request.state {
             RequestState::Active => "approved",
             RequestState::Denied => "denied",
+            RequestState::Approved => "approved, to activate",
             _ => "failed",
+        };
+        // Waiting for them to activate it in Entra: by when.
+        let until = match request.state {
+            RequestState::Approved => Some(attest_access::activation_due(request)),
+            _ => request.expires_at,
         };
         let template = Template::AccessDecided {
             request_id: request.id,
@@ -223,7 +229,7 @@ impl AccessSweeper {
             outcome: outcome.to_owned(),
             decided_by: (request.state == RequestState::Denied).then(|| request.ended_by.clone()).flatten(),
             reason: request.end_reason.clone(),
-            until: request.expires_at.map(attest_access::when),
+            until: until.map(attest_access::when),
             request_url: self.request_url(request.id),
         };
         let key = format!("access-decided:{}", request.id);

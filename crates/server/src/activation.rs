@@ -48,8 +48,9 @@ async fn waiting(state: &AppState, viewer: &Viewer, id: i64) -> Result<Request, 
     if request.requester_object != viewer.user().object_id {
         return Err(WebError::Forbidden("only the person who asked activates the role".into()));
     }
-    let waits =
-        attest_access::awaits_activation(&state.store, &request).await.map_err(crate::pages::requests::access_error)?;
+    let waits = attest_access::awaits_activation(&state.store, &request, state.now())
+        .await
+        .map_err(crate::pages::requests::access_error)?;
     if !waits {
         return Err(WebError::BadRequest(format!(
             "request {id} is {}, not approved and waiting to be activated in Entra",
@@ -91,15 +92,32 @@ pub async fn activate(
     Ok(response)
 }
 
-/// Back from Microsoft with a code for request `id`: activates the role with the person's own
-/// token and shows the request.
+/// The attempt an activation callback for request `id` was begun with (its nonce and PKCE
+/// verifier), taken once; `None` when there is none (then the callback is an ordinary sign-in's,
+/// whatever a leftover cookie says).
+pub(crate) async fn take_attempt(
+    state: &AppState,
+    id: i64,
+    returned_state: &str,
+    binding: &str,
+) -> Result<Option<(String, String)>, WebError> {
+    state
+        .store
+        .web()
+        .take_sign_in_attempt(&attempt_key(returned_state, binding, id), state.now())
+        .await
+        .map_err(|e| crate::auth::unavailable(e.to_string()))
+}
+
+/// Back from Microsoft with a code for request `id` (its `attempt` taken): activates the role
+/// with the person's own token and shows the request.
 pub(crate) async fn finish(
     state: &AppState,
     headers: &HeaderMap,
     id: i64,
+    attempt: (String, String),
     code: &str,
     returned_state: &str,
-    binding: &str,
 ) -> Result<Response, WebError> {
     let viewer = Viewer::of(state, headers).await?.ok_or_else(|| {
         WebError::SignInFailed(
@@ -107,15 +125,6 @@ pub(crate) async fn finish(
         )
     })?;
     let request = waiting(state, &viewer, id).await?;
-    let attempt = state
-        .store
-        .web()
-        .take_sign_in_attempt(&attempt_key(returned_state, binding, id), state.now())
-        .await
-        .map_err(|e| crate::auth::unavailable(e.to_string()))?
-        .ok_or_else(|| {
-            WebError::SignInFailed("This activation expired, was already used, or was started in another browser: start again from the request.".into())
-        })?;
     let client = state.sign_in.client().await.map_err(crate::auth::unavailable)?;
     let pending = Pending { state: returned_state.to_owned(), nonce: attempt.0, verifier: attempt.1 };
     let (identity, token) =
@@ -131,7 +140,8 @@ pub(crate) async fn finish(
             "You signed in at Microsoft as someone else: activate with the account you asked with.".into(),
         ));
     }
-    let now = state.now();
+    // Whole seconds, as Entra keeps its schedules.
+    let now = chrono::SubsecRound::trunc_subsecs(state.now(), 0);
     let (connector, action) = state
         .store
         .grants()
@@ -148,20 +158,40 @@ pub(crate) async fn finish(
         return Err(WebError::BadRequest("only a time-bound directory role is activated in Entra".into()));
     };
     let credentials = connector_credentials(state, connector).await?;
+    // Claimed before Entra is asked, so the access job neither gives nor times it out, and an
+    // early end waits for the answer, meanwhile.
+    let claimed = attest_access::begin_activation(&state.store, &request, now)
+        .await
+        .map_err(crate::pages::requests::access_error)?
+        .ok_or_else(|| WebError::BadRequest(format!("request {id} no longer waits to be activated")))?;
     let (graph_request, end) =
-        self_activate(&credentials.graph_url, &token, &request, (role, principal, scope), now, *until).await?;
-    attest_access::activated(&state.store, &request, &graph_request, end, now)
+        match self_activate(&credentials.graph_url, &token, &claimed, (role, principal, scope), now, *until).await {
+            Ok(done) => done,
+            Err(e) => {
+                attest_access::activation_refused(&state.store, id, &e.to_string(), now)
+                    .await
+                    .map_err(crate::pages::requests::access_error)?;
+                return Err(e);
+            }
+        };
+    attest_access::activated(&state.store, &claimed, &graph_request, end, now)
         .await
         .map_err(crate::pages::requests::access_error)?;
+    // Entra has it and the request says so: the graph follows at once (else at the next sync).
     let applied = attest_connector::Applied {
         result: attest_domain::ApplyResult::Applied,
         request_id: None,
         details: json!({"self_activated": graph_request}),
         secret: None,
     };
-    attest_provisioner::write_through(&state.store, connector, &action, &applied, now).await?;
     let (entitlement, holder) = (EntitlementId(request.entitlement_id), PrincipalId(request.principal_id));
-    state.store.requests().mark_grant_jit(entitlement, holder, Some(end)).await?;
+    let written = match attest_provisioner::write_through(&state.store, connector, &action, &applied, now).await {
+        Ok(_) => state.store.requests().mark_grant_jit(entitlement, holder, Some(end)).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::warn!(request = id, error = %e, "an activated role was not written into the graph; the next sync will");
+    }
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/requests/{id}"))]).into_response();
     for name in [crate::auth::BINDING_COOKIE, ACTIVATION_COOKIE] {
         let cleared = format!("{name}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");

@@ -216,9 +216,12 @@ pub async fn callback(
                 .into(),
         ));
     };
-    // Back from activating a role in Entra, not from signing in.
-    if let Some(request) = crate::activation::request_of(&headers) {
-        return crate::activation::finish(&state, &headers, request, &code, &returned_state, &binding).await;
+    // Back from activating a role in Entra, not from signing in: only if such an attempt was
+    // begun here, for that request (a leftover cookie leaves an ordinary sign-in alone).
+    if let Some(request) = crate::activation::request_of(&headers)
+        && let Some(attempt) = crate::activation::take_attempt(&state, request, &returned_state, &binding).await?
+    {
+        return crate::activation::finish(&state, &headers, request, attempt, &code, &returned_state).await;
     }
     let attempt = state
         .store

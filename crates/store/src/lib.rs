@@ -61,8 +61,8 @@ pub use id_set::IdSet;
 pub use lifecycle::{LifecycleEventView, LifecycleFilter};
 pub use mail::MailFilter;
 pub use requests::{
-    CatalogEntry, Drift, DueRequest, HeldAccess, NewRequest, PolicyScope, Request, RequestApprover, RequestFilter,
-    Voted,
+    ACTIVATION_UNKNOWN_AFTER_MINUTES, CatalogEntry, Drift, DueRequest, HeldAccess, NewRequest, PolicyScope, Request,
+    RequestApprover, RequestFilter, Voted,
 };
 pub use reviews::{
     AdvancedStage, Campaign, ClosedInstance, Decided, GrantScope, InboxCounts, Instance, InstanceMail, Item,

@@ -308,6 +308,10 @@ pub struct DueRequest {
 /// One column to set in a step: its name and value.
 pub type Set = (&'static str, Value);
 
+/// An activation in Entra (PIM self-activation) still under way after this long has an unknown
+/// outcome: the access job takes it as given, to be removed at its end.
+pub const ACTIVATION_UNKNOWN_AFTER_MINUTES: i64 = 10;
+
 impl Requests<'_> {
     /// The policies that bear on an entitlement: its own and its kind's default.
     pub async fn policies_for(
@@ -755,9 +759,16 @@ impl Requests<'_> {
              WHERE (q.state = 'approved' AND (q.starts_at IS NULL OR q.starts_at <= ",
         );
         // Only what needs a step now: a change still in the queue needs nothing until it ends,
-        // so thousands waiting on the write quota never crowd out what is due.
-        sql.value(now).push(
+        // so thousands waiting on the write quota never crowd out what is due; nor do requests
+        // waiting for their requester to activate them in Entra, until their deadline; nor an
+        // activation under way, unless it has been for ten minutes (its outcome is unknown).
+        sql.value(now).push(") AND (q.activation_due_at IS NULL OR q.activation_due_at <= ").value(now);
+        sql.push(
             ")) OR (q.state = 'provisioning' AND gc.state IN ('applied', 'failed', 'cancelled', 'denied', 'outcome_unknown')) \
+             OR (q.state = 'provisioning' AND q.grant_change_id IS NULL AND q.updated_at <= ",
+        );
+        sql.value(micros(now - chrono::Duration::minutes(ACTIVATION_UNKNOWN_AFTER_MINUTES))).push(
+            ") \
              OR (q.state = 'active' AND rc.state = 'applied') \
              OR (q.state = 'active' AND q.revoke_change_id IS NULL AND (q.ended_by IS NOT NULL OR q.expires_at <= ",
         );
@@ -828,18 +839,34 @@ impl Requests<'_> {
         }))
     }
 
-    /// Whether `principal` is eligible, through a direct PIM eligibility, for the directory role
-    /// whose active assignment is `active` (what PIM's self-activation needs).
-    pub async fn holds_eligibility(self, active: EntitlementId, principal: PrincipalId) -> Result<bool, StoreError> {
+    /// Whether `principal` is eligible now, through a direct PIM eligibility for the whole
+    /// directory (scope `/`), for the directory role whose active assignment is `active` (what
+    /// PIM's self-activation needs, and what Attest asks it for).
+    pub async fn holds_eligibility(
+        self,
+        active: EntitlementId,
+        principal: PrincipalId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT g.id AS id FROM grants g JOIN entitlements el ON el.id = g.entitlement_id \
              JOIN entitlements ea ON ea.resource_id = el.resource_id WHERE el.key = 'eligible' \
-             AND g.ended_at IS NULL AND g.source <> 'inherited' AND ea.id = ",
+             AND g.ended_at IS NULL AND g.source <> 'inherited' AND g.scope = '/' AND (g.expires_at IS NULL OR g.expires_at > ",
         );
+        sql.value(micros(now)).push(") AND ea.id = ");
         sql.value(active.0).push(" AND g.principal_id = ").value(principal.0).push(" LIMIT 1");
         let rows: Vec<(i64,)> = select_json(&self.db, sql, &["id"]).await?;
         Ok(!rows.is_empty())
+    }
+
+    /// Notes that approved request `id` waits for its requester to activate it in Entra, until
+    /// `due_at` (the access job looks at it again only then). Returns whether this is news (it
+    /// was not noted before).
+    pub async fn await_activation(self, id: i64, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE access_requests SET activation_due_at = ");
+        sql.value(micros(due_at)).push(" WHERE state = 'approved' AND activation_due_at IS NULL AND id = ").value(id);
+        Ok(self.db.execute_raw(sql.build()).await?.rows_affected() == 1)
     }
 
     /// Lets go of a just-in-time grant someone made permanent in the directory: it becomes an
@@ -885,12 +912,14 @@ impl Requests<'_> {
     }
 
     /// Requests with mail owed: pending ones whose current stage's approvers were not told,
-    /// and decided ones whose requester was not.
+    /// and decided ones (or approved ones waiting for their requester to activate them in
+    /// Entra) whose requester was not.
     pub async fn mail_owed(self, limit: u64) -> Result<Vec<Request>, StoreError> {
         let mut sql = select_requests(self.backend());
         sql.push(
             " WHERE (q.state = 'pending' AND q.approvers_mailed_stage < q.stage) \
              OR (q.decision_mailed_at IS NULL AND q.state IN ('denied', 'active', 'failed') AND q.stages > 0) \
+             OR (q.decision_mailed_at IS NULL AND q.state = 'approved' AND q.activation_due_at IS NOT NULL) \
              ORDER BY q.id LIMIT ",
         );
         sql.value(i64::try_from(limit).unwrap_or(i64::MAX));

@@ -489,7 +489,7 @@ async fn a_user_self_activates_an_eligible_role_with_their_own_token() {
     assert_eq!(created["status"], "Granted");
     assert_eq!(created["action"], "selfActivate");
     assert_eq!(created["createdBy"]["user"]["id"], user.id);
-    assert_eq!(created["scheduleInfo"]["expiration"]["type"], "afterDateTime");
+    assert_eq!(created["scheduleInfo"]["expiration"]["type"], "afterDuration");
     assert!(f.sim.sim.read(|t| t.role_assignments.iter().any(|a| a.principal_id == user.id)));
     // Entra ends it at its end, whoever asked.
     f.sim.advance(chrono::Duration::hours(2) + chrono::Duration::minutes(1));

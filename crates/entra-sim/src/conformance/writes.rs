@@ -211,7 +211,8 @@ async fn directory_roles_and_pim_requests() {
     let (status, _, created) = f.send(Method::POST, path, Some(request), &[]).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["status"], "Provisioned");
-    assert_eq!(created["scheduleInfo"]["expiration"]["type"], "afterDateTime");
+    assert_eq!(created["scheduleInfo"]["expiration"]["type"], "afterDuration", "echoed in camelCase");
+    assert_eq!(created["scheduleInfo"]["expiration"]["duration"], "PT2H");
     assert_eq!(created["ticketInfo"]["ticketNumber"], "CHG-1");
     let filter = format!("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{user}'");
     let (_, _, listed) = f.get(&filter, &[]).await;

@@ -386,7 +386,8 @@ pub async fn detail(state: &AppState, viewer: &Viewer, id: i64) -> Result<Reques
     }
     let now = state.now();
     let holds = request.state.holds() && request.ended_by.is_none() && request.revoke_change_id.is_none();
-    let awaits_activation = attest_access::awaits_activation(&state.store, &request).await.map_err(access_error)?;
+    let awaits_activation =
+        attest_access::awaits_activation(&state.store, &request, now).await.map_err(access_error)?;
     let self_activated = request.policy().self_activate && request.grant_change_id.is_none();
     let can = Can {
         decide: request.state == RequestState::Pending
