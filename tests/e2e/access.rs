@@ -1039,4 +1039,43 @@ db_test!(self_activation_waits_only_for_the_eligible_and_not_past_the_approval_t
             .any(|a| a.principal_id == users[0].0 && a.role_definition_id == role_id)),
         "nothing was given to the eligible one by Attest"
     );
+
+    // An activation that never came back (Attest stopped while Entra was asked) counts as
+    // given after ten minutes, and is removed at its end like any other.
+    // (Asked through the library on the test clock, which never goes back.)
+    let now = past + Duration::minutes(1);
+    clock.set(now);
+    let asker =
+        attest_access::requester(&store, connector_of(&store).await, &users[0].0, |p| p.name.clone()).await.unwrap();
+    let ask_again = attest_access::Ask {
+        entitlement: attest_domain::EntitlementId(ended.entitlement_id),
+        length: attest_domain::access::Length::For(attest_domain::access::Span::hours(4)),
+        justification: "incident".into(),
+        ticket: None,
+        starts_at: None,
+    };
+    let again = attest_access::request(&store, &asker, &ask_again, now).await.unwrap().id;
+    job.once(now).await.unwrap();
+    let waiting = store.requests().get_request(again).await.unwrap();
+    let claimed = attest_access::begin_activation(&store, &waiting, now).await.unwrap().expect("claimed");
+    assert_eq!(claimed.state, attest_domain::access::RequestState::Provisioning);
+    let soon = now + Duration::minutes(5);
+    clock.set(soon);
+    job.once(soon).await.unwrap();
+    assert_eq!(
+        store.requests().get_request(again).await.unwrap().state,
+        attest_domain::access::RequestState::Provisioning
+    );
+    let unknown = now + Duration::minutes(11);
+    clock.set(unknown);
+    job.once(unknown).await.unwrap();
+    let given = store.requests().get_request(again).await.unwrap();
+    assert_eq!(given.state, attest_domain::access::RequestState::Active);
+    assert_eq!(given.expires_at, Some(claimed.updated_at + Duration::hours(4)));
+    let end = given.expires_at.unwrap() + Duration::seconds(5);
+    clock.set(end);
+    job.once(end).await.unwrap();
+    provisioner.run_until_idle().await.unwrap();
+    job.once(end).await.unwrap();
+    assert_eq!(store.requests().get_request(again).await.unwrap().state, attest_domain::access::RequestState::Expired);
 });

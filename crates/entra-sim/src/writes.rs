@@ -379,12 +379,7 @@ async fn schedule_request(
                         && e.end.is_none_or(|e| e > now)
                 });
                 if !eligible {
-                    // [INFER] code and wording.
-                    return Err(GraphError::new(
-                        StatusCode::BAD_REQUEST,
-                        "RoleEligibilityScheduleNotFound",
-                        "The principal does not have an eligible role assignment to activate for this role and scope.",
-                    ));
+                    return Err(policy_rules_failed("EligibilityRule"));
                 }
                 t.add_role_assignment((&role, &principal, &scope), Some(end), id)
             })?;
@@ -522,31 +517,30 @@ fn self_activation(
         return Err(not_yours());
     }
     if !user.mfa {
-        // [INFER] code and wording; graph-facts §5: selfActivate requires the user's session
-        // to have passed MFA.
-        return Err(GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "RoleAssignmentRequestAcrsValidationFailed",
-            "The role requires multi-factor authentication on activation: sign in again with MFA.",
-        ));
+        // graph-facts §5: selfActivate requires the user's session to have passed MFA. [INFER]
+        // the rule's name.
+        return Err(policy_rules_failed("MfaRule"));
     }
     if justification.trim().is_empty() {
-        // [INFER] code and wording for PIM's default "require justification on activation".
-        return Err(GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "JustificationRule",
-            "The role's settings require a justification on activation.",
-        ));
+        return Err(policy_rules_failed("JustificationRule"));
     }
     match end {
-        // [INFER] code and wording; PIM's default maximum activation is 8 hours.
+        // PIM's default maximum activation is 8 hours.
         Some(end) if end > start && end - start <= Duration::hours(MAX_ACTIVATION_HOURS) => Ok(end),
-        _ => Err(GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "ExpirationRule",
-            format!("An activation must end within {MAX_ACTIVATION_HOURS} hours of its start."),
-        )),
+        _ => Err(policy_rules_failed("ExpirationRule")),
     }
+}
+
+/// PIM's refusal of a request its role settings do not allow, naming the rule: 400
+/// `RoleAssignmentRequestPolicyValidationFailed`, "The following policy rules failed:
+/// [\"ExpirationRule\"]" [OBS: as third-party PIM clients report it for `ExpirationRule` and
+/// `EligibilityRule`].
+fn policy_rules_failed(rule: &str) -> GraphError {
+    GraphError::new(
+        StatusCode::BAD_REQUEST,
+        "RoleAssignmentRequestPolicyValidationFailed",
+        format!("The following policy rules failed: [\"{rule}\"]"),
+    )
 }
 
 /// PIM's default "activation maximum duration" for a directory role.

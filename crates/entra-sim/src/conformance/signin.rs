@@ -467,18 +467,20 @@ async fn a_user_self_activates_an_eligible_role_with_their_own_token() {
     ] {
         f.token = token.clone();
         let (status, _, body) = f.send(Method::POST, path, Some(body), &[]).await;
-        refused.push((status, super::error_code(&body).to_owned()));
+        let rule =
+            body["error"]["message"].as_str().unwrap_or_default().split('"').nth(1).unwrap_or_default().to_owned();
+        refused.push((status, format!("{} {rule}", super::error_code(&body))));
     }
     let codes: Vec<(u16, &str)> = refused.iter().map(|(s, c)| (*s, c.as_str())).collect();
     assert_eq!(
         codes,
         vec![
-            (400, "UnsupportedForAppOnly"),
-            (400, "RoleAssignmentRequestAcrsValidationFailed"),
-            (400, "JustificationRule"),
-            (400, "ExpirationRule"),
-            (403, "Authorization_RequestDenied"),
-            (400, "RoleEligibilityScheduleNotFound"),
+            (400, "UnsupportedForAppOnly "),
+            (400, "RoleAssignmentRequestPolicyValidationFailed MfaRule"),
+            (400, "RoleAssignmentRequestPolicyValidationFailed JustificationRule"),
+            (400, "RoleAssignmentRequestPolicyValidationFailed ExpirationRule"),
+            (403, "Authorization_RequestDenied "),
+            (400, "RoleAssignmentRequestPolicyValidationFailed EligibilityRule"),
         ]
     );
     assert!(f.sim.sim.read(|t| !t.role_assignments.iter().any(|a| a.principal_id == user.id)), "nothing was granted");
