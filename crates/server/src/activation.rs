@@ -167,11 +167,21 @@ pub(crate) async fn finish(
     let (graph_request, end) =
         match self_activate(&credentials.graph_url, &token, &claimed, (role, principal, scope), now, *until).await {
             Ok(done) => done,
-            Err(e) => {
+            Err(NotActivated::Refused(e)) => {
                 attest_access::activation_refused(&state.store, id, &e.to_string(), now)
                     .await
                     .map_err(crate::pages::requests::access_error)?;
                 return Err(e);
+            }
+            // Sent, and no answer: Entra may have activated it, so the request stays claimed
+            // and counts as given after ten minutes (the access job), removed at its end.
+            Err(NotActivated::NoAnswer(e)) => {
+                tracing::warn!(request = id, error = %e, "an activation in Entra got no answer");
+                return Err(WebError::Unavailable(format!(
+                    "Microsoft Graph did not answer ({e}). Entra may have activated the role: Attest counts it as \
+                     given in {} minutes and removes it at its end.",
+                    attest_store::ACTIVATION_UNKNOWN_AFTER_MINUTES
+                )));
             }
         };
     attest_access::activated(&state.store, &claimed, &graph_request, end, now)
@@ -215,6 +225,14 @@ async fn connector_credentials(
         .map_err(|e| WebError::Unavailable(format!("the connector's credentials cannot be read: {e}")))
 }
 
+/// Why Entra did not activate a role.
+enum NotActivated {
+    /// Refused, or never sent: the request may wait again.
+    Refused(WebError),
+    /// Sent, and no answer came: Entra may have done it.
+    NoAnswer(String),
+}
+
 /// PIM's `selfActivate` for `request`, with the person's own `token`: Entra's schedule request
 /// id and the end Entra set. Entra's refusal (not eligible, MFA, its role settings' longest
 /// activation) is shown with its code.
@@ -225,7 +243,7 @@ async fn self_activate(
     (role, principal, scope): (&str, &str, &str),
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<(String, DateTime<Utc>), WebError> {
+) -> Result<(String, DateTime<Utc>), NotActivated> {
     let minutes = (until - now).num_minutes().max(1);
     let mut body = json!({
         "action": "selfActivate",
@@ -243,7 +261,7 @@ async fn self_activate(
     }
     let url =
         format!("{}/v1.0/roleManagement/directory/roleAssignmentScheduleRequests", graph_url.trim_end_matches('/'));
-    let http = crate::http_client().map_err(WebError::Internal)?;
+    let http = crate::http_client().map_err(|e| NotActivated::Refused(WebError::Internal(e)))?;
     let response = http
         .post(url)
         .bearer_auth(token)
@@ -251,14 +269,18 @@ async fn self_activate(
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| WebError::Unavailable(format!("Microsoft Graph cannot be reached: {e}")))?;
+        .map_err(|e| match e.is_connect() {
+            true => NotActivated::Refused(WebError::Unavailable(format!("Microsoft Graph cannot be reached: {e}"))),
+            false => NotActivated::NoAnswer(e.to_string()),
+        })?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         let code = answer["error"]["code"].as_str().unwrap_or("unknown");
         let message = answer["error"]["message"].as_str().unwrap_or("no message");
         let message: String = message.chars().take(300).collect();
-        return Err(WebError::BadRequest(format!("Entra did not activate the role ({status}, {code}): {message}")));
+        let said = format!("Entra did not activate the role ({status}, {code}): {message}");
+        return Err(NotActivated::Refused(WebError::BadRequest(said)));
     }
     let id = answer["id"].as_str().unwrap_or_default().to_owned();
     let end = answer["scheduleInfo"]["expiration"]["endDateTime"]

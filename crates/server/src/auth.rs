@@ -204,7 +204,18 @@ pub async fn callback(
     Query(callback): Query<Callback>,
 ) -> Result<Response, WebError> {
     if let Some(error) = callback.error {
-        return Err(WebError::SignInFailed(refusal(&error, callback.error_description.as_deref().unwrap_or_default())));
+        let description = callback.error_description.as_deref().unwrap_or_default();
+        // Back from activating a role (a fresh sign-in with the role permission), not from
+        // signing in to Attest.
+        if crate::activation::request_of(&headers).is_some() && !matches!(error.as_str(), "access_denied") {
+            return Err(WebError::SignInFailed(format!(
+                "Microsoft did not let you activate the role: an administrator may need to consent to Attest's \
+                 delegated permission RoleAssignmentSchedule.ReadWrite.Directory, or sign-in failed ({}). \
+                 Your request still waits; try again from it.",
+                MicrosoftError::read(&error, description).said()
+            )));
+        }
+        return Err(WebError::SignInFailed(refusal(&error, description)));
     }
     let (Some(code), Some(returned_state)) = (callback.code, callback.state) else {
         return Err(WebError::BadRequest("the sign-in response has no code or state".into()));
