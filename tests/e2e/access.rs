@@ -45,6 +45,80 @@ pub(crate) async fn ask_for(web: &crate::web::Web, store: &attest_store::Store, 
     attest_access::request(store, &asker, &ask, now).await.unwrap().id
 }
 
+/// Makes `who` eligible for Helpdesk Administrator in Entra (PIM, and holding it in no other
+/// way), and has the server sync until Attest sees it: the role's active assignment and the role.
+pub(crate) async fn eligible_for_helpdesk(
+    web: &crate::web::Web,
+    store: &attest_store::Store,
+    who: &crate::web::Person,
+) -> (attest_domain::Entitlement, attest_domain::Resource) {
+    let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+    let now = web.sim.sim.now();
+    web.sim
+        .sim
+        .write(|t| {
+            t.role_assignments.retain(|a| !(a.principal_id == who.object_id && a.role_definition_id == role_id));
+            t.role_eligibilities.retain(|e| !(e.principal_id == who.object_id && e.role_definition_id == role_id));
+            t.add_role_eligibility(attest_entra_sim::RoleEligibility {
+                id: format!("eligible-{}", who.object_id),
+                role_definition_id: role_id.into(),
+                principal_id: who.object_id.clone(),
+                directory_scope_id: "/".into(),
+                start: now - Duration::days(1),
+                end: None,
+            })
+        })
+        .unwrap();
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let name: attest_domain::access::EntitlementRef = "role:Helpdesk Administrator:active".parse().unwrap();
+    let (entitlement, resource) = attest_access::resolve(store, Some(connector.id), &name).await.unwrap();
+    let holder = store.principals().find_user(connector.id, &who.object_id).await.unwrap().unwrap().id;
+    let asked = web.post(&web.admin, "/connectors/contoso/sync", &[("mode", "full")]).await;
+    assert!(asked.status().is_redirection(), "{}", asked.status());
+    let seen = crate::web::eventually(std::time::Duration::from_secs(60), || {
+        let store = store.clone();
+        let ent = entitlement.id;
+        async move {
+            let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+            store.requests().holds_eligibility(ent, holder, now).await.unwrap()
+        }
+    });
+    assert!(seen.await, "the sync found the eligibility");
+    (entitlement, resource)
+}
+
+/// [`eligible_for_helpdesk`], the role's active assignment requestable up to a day, given at
+/// once and activated by its holder, and `who` asks for 2 hours: the request's id, approved
+/// and waiting for them to activate it.
+pub(crate) async fn awaiting_activation(
+    web: &crate::web::Web,
+    store: &attest_store::Store,
+    who: &crate::web::Person,
+) -> i64 {
+    let (entitlement, resource) = eligible_for_helpdesk(web, store, who).await;
+    let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+    let policy = attest_domain::access::AccessPolicy {
+        requestable: true,
+        max_duration: Some(attest_domain::access::Span::days(1)),
+        auto_approve: true,
+        self_activate: true,
+        ..Default::default()
+    };
+    let now = attest_domain::Clock::now(&attest_domain::SystemClock);
+    attest_access::set_policy(store, &entitlement, &resource, &policy, "test", now).await.unwrap();
+    let asker = attest_access::requester(store, connector.id, &who.object_id, |p| p.name.clone()).await.unwrap();
+    let ask = attest_access::Ask {
+        entitlement: entitlement.id,
+        length: attest_domain::access::Length::For(attest_domain::access::Span::hours(2)),
+        justification: "incident 4711".into(),
+        ticket: None,
+        starts_at: None,
+    };
+    let request = attest_access::request(store, &asker, &ask, now).await.unwrap();
+    assert!(attest_access::awaits_activation(store, &request, now).await.unwrap(), "it waits for them");
+    request.id
+}
+
 /// The access job and the provisioner of `attest serve`, run by hand on one test clock: a
 /// removal queued "after downtime" is due at that time, and the provisioner must be there too
 /// to apply it. The store signs audit events with the tenant's key, as the server's does.
@@ -635,14 +709,7 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
     let role = "Helpdesk Administrator";
     let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
     // Two members who hold the role in no way.
-    let users: Vec<(String, String)> = sim.sim.read(|t| {
-        t.live_users()
-            .filter(|u| u.account_enabled && u.user_type == "Member")
-            .filter(|u| !t.role_assignments.iter().any(|a| a.principal_id == u.id && a.role_definition_id == role_id))
-            .take(2)
-            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
-            .collect()
-    });
+    let users = members_without_role(sim, role_id, 2);
     assert!(run(vec!["sync", "--full"]).await.success);
     let ent = format!("role:{role}:active");
     let set = run(vec!["policy", "set", &ent, "--max-duration", "1d", "--auto-approve", "--json"]).await;
@@ -741,6 +808,22 @@ db_test!(a_time_bound_role_made_permanent_in_entra_is_flagged_then_left_or_remov
     assert_eq!(held.expires_at, None, "no past end left on it");
 });
 
+/// `n` enabled members who hold directory role `role_id` in no way (neither active nor
+/// eligible): their object ids and UPNs.
+fn members_without_role(sim: &attest_entra_sim::SimHandle, role_id: &str, n: usize) -> Vec<(String, String)> {
+    sim.sim.read(|t| {
+        let holds = |id: &str| {
+            t.role_assignments.iter().any(|a| a.principal_id == id && a.role_definition_id == role_id)
+                || t.role_eligibilities.iter().any(|e| e.principal_id == id && e.role_definition_id == role_id)
+        };
+        t.live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member" && !holds(&u.id))
+            .take(n)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+            .collect()
+    })
+}
+
 async fn connector_of(store: &attest_store::Store) -> attest_domain::ConnectorId {
     store.connectors().list_connectors().await.unwrap().remove(0).id
 }
@@ -757,34 +840,9 @@ db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa, 
     let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
     let upn = web.sim.sim.read(|t| t.live_user(&web.requester.object_id).unwrap().user_principal_name.clone());
     // The requester is eligible for Helpdesk Administrator in Entra (PIM), and the sync sees it.
-    let now = web.sim.sim.now();
-    web.sim
-        .sim
-        .write(|t| {
-            t.role_assignments
-                .retain(|a| !(a.principal_id == web.requester.object_id && a.role_definition_id == role_id));
-            t.add_role_eligibility(attest_entra_sim::RoleEligibility {
-                id: "eligible-requester".into(),
-                role_definition_id: role_id.into(),
-                principal_id: web.requester.object_id.clone(),
-                directory_scope_id: "/".into(),
-                start: now - Duration::days(1),
-                end: None,
-            })
-        })
-        .unwrap();
+    let (entitlement, resource) = eligible_for_helpdesk(&web, &store, &web.requester).await;
     let connector = store.connectors().list_connectors().await.unwrap().remove(0);
-    let name: attest_domain::access::EntitlementRef = "role:Helpdesk Administrator:active".parse().unwrap();
-    let (entitlement, resource) = attest_access::resolve(&store, Some(connector.id), &name).await.unwrap();
     let holder = store.principals().find_user(connector.id, &web.requester.object_id).await.unwrap().unwrap().id;
-    let asked = web.post(&web.admin, "/connectors/contoso/sync", &[("mode", "full")]).await;
-    assert!(asked.status().is_redirection(), "{}", asked.status());
-    let (store2, ent) = (store.clone(), entitlement.id);
-    let seen = eventually(Wait::from_secs(60), || {
-        let store = store2.clone();
-        async move { store.requests().holds_eligibility(ent, holder, attest_domain::SystemClock.now()).await.unwrap() }
-    });
-    assert!(seen.await, "the sync found the eligibility");
     // Only a role's active assignment can be activated by its holder.
     let policy = attest_domain::access::AccessPolicy {
         requestable: true,
@@ -826,22 +884,12 @@ db_test!(an_eligible_requester_activates_the_role_in_entra_themselves_with_mfa, 
         async move {
             let started = web.post(&web.requester, &format!("/requests/{id}/activate"), &[]).await;
             assert_eq!(started.status().as_u16(), 303);
-            let cookies: Vec<String> = started
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-                .collect();
+            let cookies = crate::harness::set_cookies(&started);
             assert!(cookies.iter().any(|c| c == &format!("attest_activate={id}")), "{cookies:?}");
             let authorize = location(&started);
             assert!(authorize.contains("prompt=login") && authorize.contains("amr_values=mfa"), "{authorize}");
             assert!(authorize.contains("RoleAssignmentSchedule.ReadWrite.Directory"), "{authorize}");
-            let (endpoint, query) = authorize.split_once('?').unwrap();
-            let mut form: Vec<(String, String)> =
-                url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-            form.push(("login".into(), login));
-            let signed = browser().post(endpoint).form(&form).send().await.unwrap();
-            let callback = location(&signed);
+            let callback = crate::harness::at_simulator(&authorize, &login).await;
             let cookie = format!("{session}; {}", cookies.join("; "));
             let back = browser().get(&callback).header("cookie", &cookie).send().await.unwrap();
             (callback, cookie, back)
@@ -954,15 +1002,7 @@ db_test!(self_activation_waits_only_for_the_eligible_and_not_past_the_approval_t
     let run = |args: Vec<&str>| tenant.run(args);
     let role_id = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
     // Two members without the role: the first is eligible for it in Entra, the second not.
-    let users: Vec<(String, String)> = sim.sim.read(|t| {
-        t.live_users()
-            .filter(|u| u.account_enabled && u.user_type == "Member")
-            .filter(|u| !t.role_assignments.iter().any(|a| a.principal_id == u.id && a.role_definition_id == role_id))
-            .filter(|u| !t.role_eligibilities.iter().any(|e| e.principal_id == u.id && e.role_definition_id == role_id))
-            .take(2)
-            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
-            .collect()
-    });
+    let users = members_without_role(sim, role_id, 2);
     let now = sim.sim.now();
     sim.sim
         .write(|t| {

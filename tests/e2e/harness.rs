@@ -97,20 +97,31 @@ pub async fn sign_in_through_simulator(base: &str, upn: &str) -> (String, String
 pub async fn sign_in_starting_at(base: &str, start: &str, upn: &str) -> (String, String, Option<String>, String) {
     let start = browser().get(format!("{base}{start}")).send().await.unwrap();
     assert_eq!(start.status().as_u16(), 303);
-    let set: Vec<String> = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect();
+    let set = set_cookies(&start);
     let remembered = set.iter().find(|c| c.starts_with("attest_return=")).cloned();
     let binding = set.iter().find(|c| c.starts_with("attest_sign_in=")).cloned().expect("the sign-in is bound");
     let authorize = location(&start);
+    let callback = at_simulator(&authorize, upn).await;
+    (authorize, callback, remembered, binding)
+}
+
+/// `upn` signs in on the simulator's page an authorization request (`authorize`, a URL)
+/// leads to: the callback Microsoft sends the browser back to.
+pub async fn at_simulator(authorize: &str, upn: &str) -> String {
     let (endpoint, query) = authorize.split_once('?').unwrap();
     let mut form: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     form.push(("login".into(), upn.to_owned()));
     let signed = browser().post(endpoint).form(&form).send().await.unwrap();
-    let callback = location(&signed);
-    (authorize, callback, remembered, binding)
+    location(&signed)
+}
+
+/// The cookies a response sets, as `name=value`.
+pub fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
 }

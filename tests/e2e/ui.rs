@@ -191,6 +191,9 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
     // A requestable group and a request the administrator approves, for those pages.
     let entitlement = crate::access::requestable(&web, &store, &web.admin.email).await;
     let request = crate::access::ask_for(&web, &store, entitlement).await;
+    // The administrator's own approved request for a role they activate in Entra themselves,
+    // for the request page's "Activate in Entra".
+    let activation = crate::access::awaiting_activation(&web, &store, &web.admin).await;
     // A change and a mail, for their pages.
     let actions = format!("/principals/{}/actions", person.id.0);
     let asked = web
@@ -244,7 +247,7 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
                 .replace("/requests/{id}", &format!("/requests/{request}"))
                 .replace("/connectors/{name}", "/connectors/contoso")
         })
-        .chain(["/nowhere".to_owned()])
+        .chain(["/nowhere".to_owned(), format!("/requests/{activation}")])
         .collect();
     assert!(pages.len() >= 14, "{pages:?}");
     for path in &pages {
@@ -279,6 +282,7 @@ db_test!(every_page_passes_axe_core_and_fits_a_phone_in_chromium, true, |db| {
         ("requests", "/requests".to_owned()),
         ("approvals", "/approvals".to_owned()),
         ("request", format!("/requests/{request}")),
+        ("request-activate", format!("/requests/{activation}")),
         ("connectors", "/connectors".to_owned()),
         ("connector", "/connectors/contoso".to_owned()),
         ("connector-form", "/connectors/new".to_owned()),

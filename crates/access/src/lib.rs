@@ -352,7 +352,7 @@ pub async fn extend(
     }
     // Activated in Entra by its holder: Entra ends it at the end it was given (PIM caps an
     // activation), so it is activated again rather than extended.
-    if held.policy().self_activate && held.grant_change_id.is_none() {
+    if held.activated_by_holder() {
         return Err(AccessRefusal::NotExtendable.into());
     }
     let ask = Ask {

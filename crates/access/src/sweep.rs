@@ -274,46 +274,14 @@ async fn settle_given(
 ) -> Result<(), AccessError> {
     match row.grant_change_state.as_deref() {
         Some("applied") => {
-            let request = store.requests().get_request(row.id).await?;
             let from = row.grant_change_finished_at.unwrap_or(now);
-            let until = attest_domain::access::expiry(from, request.duration_minutes.map(Span::minutes));
-            let sets = [
-                ("state", Value::from(RequestState::Active.as_str())),
-                ("activated_at", Value::from(from)),
-                ("expires_at", Value::from(until)),
-            ];
-            let details = json!({"change": row.grant_change_id, "until": until});
-            if store
-                .requests()
-                .step(row.id, &[RequestState::Provisioning], &sets, SWEEPER, "access.active", details, now)
-                .await?
-                .is_some()
-            {
-                let entitlement = EntitlementId(request.entitlement_id);
-                store.requests().mark_grant_jit(entitlement, PrincipalId(request.principal_id), until).await?;
-                done.activated += 1;
-            }
+            given_from(store, row.id, from, json!({"change": row.grant_change_id}), now, done).await?;
         }
         // An activation in Entra by its requester (no change of Attest's) that never came
         // back: it may have happened, so it counts as given, removed at its end as any other.
         None if row.grant_change_id.is_none() => {
-            let request = store.requests().get_request(row.id).await?;
-            let from = request.updated_at;
-            let until = attest_domain::access::expiry(from, request.duration_minutes.map(Span::minutes));
-            let sets = [
-                ("state", Value::from(RequestState::Active.as_str())),
-                ("activated_at", Value::from(from)),
-                ("expires_at", Value::from(until)),
-            ];
-            let details = json!({"activation_outcome_unknown": true, "until": until});
-            if store
-                .requests()
-                .step(row.id, &[RequestState::Provisioning], &sets, SWEEPER, "access.active", details, now)
-                .await?
-                .is_some()
-            {
-                done.activated += 1;
-            }
+            let from = store.requests().get_request(row.id).await?.updated_at;
+            given_from(store, row.id, from, json!({"activation_outcome_unknown": true}), now, done).await?;
         }
         Some("failed" | "cancelled" | "denied" | "outcome_unknown") => {
             let request = store.requests().get_request(row.id).await?;
@@ -324,6 +292,37 @@ async fn settle_given(
             fail(store, &request, RequestState::Provisioning, &why, now, done).await?;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Request `id`, being given, is active from `from` for the length asked (`details` say how it
+/// was given), and its grant just in time.
+async fn given_from(
+    store: &Store,
+    id: i64,
+    from: DateTime<Utc>,
+    mut details: serde_json::Value,
+    now: DateTime<Utc>,
+    done: &mut Swept,
+) -> Result<(), AccessError> {
+    let request = store.requests().get_request(id).await?;
+    let until = attest_domain::access::expiry(from, request.duration_minutes.map(Span::minutes));
+    let sets = [
+        ("state", Value::from(RequestState::Active.as_str())),
+        ("activated_at", Value::from(from)),
+        ("expires_at", Value::from(until)),
+    ];
+    details["until"] = json!(until);
+    if store
+        .requests()
+        .step(id, &[RequestState::Provisioning], &sets, SWEEPER, "access.active", details, now)
+        .await?
+        .is_some()
+    {
+        let entitlement = EntitlementId(request.entitlement_id);
+        store.requests().mark_grant_jit(entitlement, PrincipalId(request.principal_id), until).await?;
+        done.activated += 1;
     }
     Ok(())
 }

@@ -204,8 +204,7 @@ pub(crate) async fn finish(
     }
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/requests/{id}"))]).into_response();
     for name in [crate::auth::BINDING_COOKIE, ACTIVATION_COOKIE] {
-        let cleared = format!("{name}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");
-        response.headers_mut().append(header::SET_COOKIE, crate::auth::header_value(&cleared)?);
+        response.headers_mut().append(header::SET_COOKIE, crate::auth::cleared_cookie(name)?);
     }
     Ok(response)
 }

@@ -56,7 +56,7 @@ async fn open_session(state: &AppState, user: i64, to: &str) -> Result<Response,
     Ok(response)
 }
 
-pub(crate) fn header_value(text: &str) -> Result<axum::http::HeaderValue, WebError> {
+fn header_value(text: &str) -> Result<axum::http::HeaderValue, WebError> {
     axum::http::HeaderValue::from_str(text).map_err(|e| WebError::Internal(e.to_string()))
 }
 
@@ -86,15 +86,10 @@ pub async fn sign_in(
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
     response.headers_mut().append(header::SET_COOKIE, short_cookie(&state, BINDING_COOKIE, &binding)?);
     // A sign-in is not an activation begun earlier in this browser.
-    let cleared = format!("{}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0", crate::activation::ACTIVATION_COOKIE);
-    response.headers_mut().append(header::SET_COOKIE, header_value(&cleared)?);
+    response.headers_mut().append(header::SET_COOKIE, cleared_cookie(crate::activation::ACTIVATION_COOKIE)?);
     if let Some(next) = query.next.as_deref().and_then(safe_return) {
         let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-        let cookie = format!(
-            "{RETURN_COOKIE}={encoded}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={}",
-            SIGN_IN_WINDOW.num_seconds()
-        );
-        response.headers_mut().append(header::SET_COOKIE, header_value(&cookie)?);
+        response.headers_mut().append(header::SET_COOKIE, short_cookie(&state, RETURN_COOKIE, &encoded)?);
     }
     Ok(response)
 }
@@ -124,6 +119,11 @@ pub(crate) async fn save_attempt(state: &AppState, key: &str, pending: &Pending)
         )
         .await
         .map_err(|e| WebError::Unavailable(format!("a sign-in could not be started: {e}")))
+}
+
+/// Forgets one of the cookies of the trip to Microsoft ([`short_cookie`]).
+pub(crate) fn cleared_cookie(name: &str) -> Result<axum::http::HeaderValue, WebError> {
+    header_value(&format!("{name}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0"))
 }
 
 /// A cookie for the trip to Microsoft and back: `/auth` only, for the sign-in window.
@@ -279,8 +279,7 @@ pub async fn callback(
     let to = back.as_deref().and_then(safe_return).unwrap_or("/").to_owned();
     let mut response = open_session(&state, user.id, &to).await?;
     for name in [RETURN_COOKIE, BINDING_COOKIE] {
-        let cleared = format!("{name}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");
-        response.headers_mut().append(header::SET_COOKIE, header_value(&cleared)?);
+        response.headers_mut().append(header::SET_COOKIE, cleared_cookie(name)?);
     }
     Ok(response)
 }

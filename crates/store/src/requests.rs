@@ -186,6 +186,12 @@ impl Request {
         serde_json::from_str(&self.policy).unwrap_or_default()
     }
 
+    /// Whether its holder activated it in Entra themselves (PIM self-activation), rather than
+    /// Attest giving it through a change: such access is activated again, not extended.
+    pub fn activated_by_holder(&self) -> bool {
+        self.grant_change_id.is_none() && self.extends_id.is_none() && self.policy().self_activate
+    }
+
     /// What it is for, for people: "Member of Finance Team (group)".
     pub fn describe(&self) -> String {
         let kind = self.resource_kind.as_str().replace('_', " ");

@@ -388,7 +388,6 @@ pub async fn detail(state: &AppState, viewer: &Viewer, id: i64) -> Result<Reques
     let holds = request.state.holds() && request.ended_by.is_none() && request.revoke_change_id.is_none();
     let awaits_activation =
         attest_access::awaits_activation(&state.store, &request, now).await.map_err(access_error)?;
-    let self_activated = request.policy().self_activate && request.grant_change_id.is_none();
     let can = Can {
         decide: request.state == RequestState::Pending
             && !mine
@@ -400,7 +399,7 @@ pub async fn detail(state: &AppState, viewer: &Viewer, id: i64) -> Result<Reques
             && request.state == RequestState::Active
             && request.expires_at.is_some()
             && holds
-            && !self_activated,
+            && !request.activated_by_holder(),
         activate: mine && awaits_activation,
     };
     let timeline = timeline(&request, &approvers);
@@ -424,7 +423,7 @@ fn timeline(r: &Request, approvers: &[RequestApprover]) -> Vec<Moment> {
     if let Some(at) = r.activated_at {
         let what = match r.extends_id {
             Some(old) => format!("took over from request {old}"),
-            None if r.grant_change_id.is_none() && r.policy().self_activate => {
+            None if r.activated_by_holder() => {
                 format!("activated in Entra by {} (Entra ends it by itself)", r.requester_name)
             }
             None => "given in Entra".into(),
