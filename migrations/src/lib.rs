@@ -28,6 +28,7 @@ mod m20261207_000001_account_phone;
 mod m20261207_000002_grant_extended_in_directory;
 mod m20261208_000001_review_bulk_foreign_keys;
 mod m20261208_000002_access_activation_due;
+mod m20261209_000001_review_not_sure_counts;
 
 /// The ordered list of migrations this build knows.
 pub struct Migrator;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000002_grant_extended_in_directory::Migration),
             Box::new(m20261208_000001_review_bulk_foreign_keys::Migration),
             Box::new(m20261208_000002_access_activation_due::Migration),
+            Box::new(m20261209_000001_review_not_sure_counts::Migration),
         ]
     }
 }

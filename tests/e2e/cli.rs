@@ -27,7 +27,7 @@ db_test!(migrate_creates_rolls_back_and_reports, false, |db| {
     assert!(again.stdout.contains("schema is up to date"), "{}", again.stdout);
     let down = attest_on(&db, &["migrate", "down"]).await;
     assert!(
-        down.success && down.stdout.contains("rolled back m20261208_000002_access_activation_due"),
+        down.success && down.stdout.contains("rolled back m20261209_000001_review_not_sure_counts"),
         "{}",
         down.stdout
     );
@@ -43,7 +43,7 @@ db_test!(a_newer_schema_is_refused_in_one_line, true, |db| {
         let outcome = attest_on(&db, args).await;
         let error = outcome.error.unwrap();
         assert!(error.contains("database has migration m20990101_000001_future"), "{error}");
-        assert!(error.contains("this build knows up to m20261208_000002_access_activation_due"), "{error}");
+        assert!(error.contains("this build knows up to m20261209_000001_review_not_sure_counts"), "{error}");
         assert_eq!(error.lines().count(), 1);
     }
     let status = attest_on(&db, &["migrate", "status"]).await;

@@ -529,6 +529,117 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
     let _ = std::fs::remove_dir_all(&tenant.dir);
 });
 
+db_test!(not_sure_keeps_the_access_past_the_default_decision_and_goes_on_to_the_next_stage, true, |db| {
+    let tenant = Tenant::connect(&db).await;
+    let run = |args: Vec<&str>| tenant.run(args);
+    // Three members of a group, reviewed by one named person (a second one in stage 2).
+    let (group, users) = tenant.sim.sim.write(|t| {
+        let users: Vec<(String, String)> = t
+            .live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member" && u.mail.is_some())
+            .take(6)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+            .collect();
+        let group = t.groups.iter_mut().find(|g| g.deleted.is_none() && g.accepts_membership_writes()).unwrap();
+        group.members = users[..3].iter().map(|u| u.0.clone()).collect();
+        (group.id.clone(), users)
+    });
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let (first, second, owner) = (&users[3], &users[4], &users[5]);
+    let definition = |name: &str, stages: &str| {
+        format!(
+            "name = \"{name}\"\nowners = [\"{}\"]\n[scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\n\
+             resources = [\"{group}\"]\nentitlements = [\"member\"]\n[reviewers]\nmode = \"named\"\nnamed = [\"{}\"]\n\
+             [schedule]\nduration = \"4d\"\n[settings]\ndefault_decision = \"revoke\"\njustification_required = \"none\"\n{stages}",
+            owner.1, first.1
+        )
+    };
+    let file = tenant.dir.join("unsure.toml");
+    let path = file.display().to_string();
+    std::fs::write(&file, definition("One stage", "")).unwrap();
+    assert!(run(vec!["campaign", "create", "--file", &path]).await.success);
+    let later = format!(
+        "stages = 2\nstage_rule = \"all_must_approve\"\n[[later_stages]]\nmode = \"named\"\nnamed = [\"{}\"]\n",
+        second.1
+    );
+    std::fs::write(&file, definition("Two stages", &later)).unwrap();
+    assert!(run(vec!["campaign", "create", "--file", &path]).await.success);
+    for id in ["1", "2"] {
+        assert!(run(vec!["campaign", "start", id]).await.success);
+    }
+    let items = |id: &'static str, state: Option<&'static str>| {
+        let run = &run;
+        async move {
+            let mut args = vec!["campaign", "items", id, "--json"];
+            if let Some(state) = state {
+                args.extend(["--state", state]);
+            }
+            let out = run(args).await;
+            assert!(out.success, "{:?}", out.error);
+            serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+        }
+    };
+    let id_of = |list: &[serde_json::Value], who: usize| {
+        list.iter().find(|i| i["principal"]["object_id"] == users[who].0.as_str()).unwrap()["id"].to_string()
+    };
+    let decide = |id: &'static str, item: String, decision: &'static str, who: String| {
+        let run = &run;
+        async move { run(vec!["campaign", "decide", id, "--item", &item, "--decision", decision, "--as", &who]).await }
+    };
+
+    // One stage: member 0 "not sure", member 1 approved, member 2 left; the deadline's default
+    // is revoke.
+    let all = items("1", None).await;
+    let unsure = decide("1", id_of(&all, 0), "not_sure", first.1.clone()).await;
+    assert!(unsure.success && unsure.stdout.contains("decided not_sure"), "{:?} {}", unsure.error, unsure.stdout);
+    assert!(decide("1", id_of(&all, 1), "approve", first.1.clone()).await.success);
+    let listed = items("1", Some("not_sure")).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["decision"], "not_sure");
+    // The reviewer's inbox counts it on its own: answered, not waiting.
+    let counts = db.store.reviews().inbox_campaigns(&first.0).await.unwrap();
+    let mine = counts.iter().find(|c| c.campaign_id == 1).unwrap();
+    assert_eq!((mine.pending, mine.approved, mine.not_sure), (1, 1, 1));
+    let closed = run(vec!["campaign", "close", "1", "--json"]).await;
+    let closed: serde_json::Value = serde_json::from_str(&closed.stdout).unwrap();
+    assert_eq!(closed["defaulted"].as_u64(), Some(1), "only the undecided item takes the default: {closed}");
+    let finals = items("1", None).await;
+    let final_of = |who: usize| {
+        let found = finals.iter().find(|i| i["principal"]["object_id"] == users[who].0.as_str()).unwrap();
+        found["decision"].as_str().unwrap().to_owned()
+    };
+    assert_eq!([final_of(0), final_of(1), final_of(2)], ["not_sure", "approve", "revoke"]);
+    // Applying takes away only the revoked access: the "not sure" member keeps theirs.
+    let applied = run(vec!["campaign", "apply", "1", "--json"]).await;
+    let applied: serde_json::Value = serde_json::from_str(&applied.stdout).unwrap();
+    assert_eq!(applied["queued"].as_u64(), Some(1), "{applied}");
+    let instance = db.store.reviews().get_campaign(1).await.unwrap().instance.unwrap().id;
+    let progress = db.store.reviews().progress(instance).await.unwrap();
+    assert_eq!((progress.not_sure, progress.approved, progress.revoked, progress.pending), (1, 1, 1, 0));
+    let export = run(vec!["campaign", "export", "1", "--format", "csv"]).await;
+    assert!(export.success && export.stdout.contains(",not_sure,"), "{}", export.stdout);
+
+    // all_must_approve: "not sure" in stage 1 goes on, with the answer shown to stage 2.
+    let all = items("2", None).await;
+    assert!(decide("2", id_of(&all, 0), "not_sure", first.1.clone()).await.success);
+    assert!(decide("2", id_of(&all, 1), "approve", first.1.clone()).await.success);
+    let advanced = run(vec!["campaign", "close", "2"]).await;
+    assert!(
+        advanced.stdout.contains("2 of its 3 item(s) go on to stage 2"),
+        "{:?} {}",
+        advanced.error,
+        advanced.stdout
+    );
+    let waiting = items("2", Some("pending")).await;
+    let passed = waiting.iter().find(|i| i["principal"]["object_id"] == users[0].0.as_str()).unwrap();
+    assert_eq!(
+        (passed["stage"].as_i64(), passed["earlier_stages"][0]["decision"].as_str()),
+        (Some(2), Some("not_sure"))
+    );
+    assert!(decide("2", id_of(&all, 0), "revoke", second.1.clone()).await.success, "the next stage decides");
+    let _ = std::fs::remove_dir_all(&tenant.dir);
+});
+
 db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners_run_the_campaign, true, |db| {
     let web = crate::web::Web::boot(&db).await;
     let store = db.store.clone();
@@ -619,6 +730,13 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
         json(serde_json::json!({"items": [items[2]], "decision": "revoke", "justification": "no"}), &web.requester)
             .await;
     assert_eq!((status, decided["decided"].as_u64()), (200, Some(1)), "a decision changes until the close");
+    let (status, _) = json(serde_json::json!({"items": [items[2]], "decision": "approve"}), &web.requester).await;
+    assert_eq!(status, 200);
+    // "Not sure" from the row's own button: listed under its own filter, said in words.
+    let unsure = format!("{}:not_sure", items[2]);
+    assert_eq!(web.post(&web.requester, "/reviews/decide", &[("one", &unsure)]).await.status().as_u16(), 303);
+    let (_, listed) = web.get(Some(&web.requester), "/reviews?state=not_sure").await;
+    assert!(listed.contains(&format!("id=\"item-{}\"", items[2])) && listed.contains("not sure"), "{listed}");
     let (status, _) = json(serde_json::json!({"items": [items[2]], "decision": "approve"}), &web.requester).await;
     assert_eq!(status, 200);
 

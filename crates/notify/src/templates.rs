@@ -53,6 +53,8 @@ pub enum Template {
         items: u64,
         approved: u64,
         revoked: u64,
+        /// Answered "not sure" (the access kept).
+        not_sure: u64,
         undecided: u64,
         /// What happened to the revocations, in a sentence.
         applied: String,
@@ -339,8 +341,9 @@ mod tests {
                 instance: 1,
                 closed: "on 18 December 2026 at 09:00 UTC".into(),
                 items: 12,
-                approved: 9,
+                approved: 8,
                 revoked: 2,
+                not_sure: 1,
                 undecided: 1,
                 applied: "2 revocations queued in Entra".into(),
                 campaign_url: "https://attest.example.com/campaigns/3".into(),
@@ -480,7 +483,12 @@ mod tests {
         assert_eq!(decided.subject, "Request 5 denied: Member of Finance (group)");
         assert!(decided.text.contains("was denied by ciso@contoso.com"), "{}", decided.text);
         let closed = templates.render(&all[5]).unwrap();
-        assert!(closed.subject.ends_with("(9 approved, 2 revoked, 1 undecided)"), "{}", closed.subject);
+        assert!(closed.subject.ends_with("(8 approved, 2 revoked, 1 undecided)"), "{}", closed.subject);
+        assert!(
+            closed.text.contains("8 approved, 2 revoked, 1 not sure (access kept), 1 undecided"),
+            "{}",
+            closed.text
+        );
     }
 
     #[test]

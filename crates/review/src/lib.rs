@@ -361,8 +361,7 @@ pub async fn end_stage(store: &Store, instance: i64, by: &str, now: DateTime<Utc
     let campaign = store.reviews().get_campaign(found.campaign_id).await?;
     let definition = definition_of(&campaign)?;
     let rule = definition.settings.stage_rule;
-    let going_on: Vec<Decision> =
-        [Decision::Pending, Decision::Approve, Decision::Revoke].into_iter().filter(|d| rule.goes_on(*d)).collect();
+    let going_on: Vec<Decision> = Decision::ALL.iter().copied().filter(|d| rule.goes_on(*d)).collect();
     // The next stage runs for its own length from now; the instance ends after the stages left.
     let durations = definition.stage_durations()?;
     let next = usize::try_from(found.stage).unwrap_or(1);

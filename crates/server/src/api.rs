@@ -269,7 +269,8 @@ pub async fn reviews(
     Ok(Json(inbox_data(&state, &viewer, &query).await?))
 }
 
-/// `POST /api/v1/reviews/decide`: `{"items": [..], "decision": "approve"|"revoke", "justification": ".."}`.
+/// `POST /api/v1/reviews/decide`: `{"items": [..], "decision": "approve"|"revoke"|"not_sure",
+/// "justification": ".."}`.
 pub async fn decide(
     viewer: Allowed<rule::Reviewer>,
     State(state): State<AppState>,

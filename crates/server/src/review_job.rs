@@ -249,6 +249,7 @@ impl ReviewScheduler {
                 items: progress.items,
                 approved: progress.approved,
                 revoked: progress.revoked,
+                not_sure: progress.not_sure,
                 undecided: progress.pending,
                 applied: applied.clone(),
                 campaign_url: format!("{}/campaigns/{}", self.public_url, campaign.id),

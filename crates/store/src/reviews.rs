@@ -89,11 +89,12 @@ pub struct InboxCounts {
     pub pending: u64,
     pub approved: u64,
     pub revoked: u64,
+    pub not_sure: u64,
 }
 
 impl InboxCounts {
     pub fn total(&self) -> u64 {
-        self.pending + self.approved + self.revoked
+        self.pending + self.approved + self.revoked + self.not_sure
     }
 
     /// Their items with `decision` (all of them for `None`).
@@ -103,6 +104,7 @@ impl InboxCounts {
             Some(Decision::Pending) => self.pending,
             Some(Decision::Approve) => self.approved,
             Some(Decision::Revoke) => self.revoked,
+            Some(Decision::NotSure) => self.not_sure,
         }
     }
 }
@@ -567,6 +569,8 @@ pub struct Progress {
     pub pending: u64,
     pub approved: u64,
     pub revoked: u64,
+    /// Answered "not sure": the access is kept.
+    pub not_sure: u64,
 }
 
 /// A decision on some items.
@@ -1309,8 +1313,9 @@ impl Reviews<'_> {
             ") UNION ALL SELECT item_id, 1, author, body, '', created_at, id FROM review_comments WHERE item_id = ANY(",
         );
         sql.value(ids()).push(")");
-        type Reviewer = (String, String, String);
-        let mut found: HashMap<i64, (Vec<Reviewer>, Vec<(i64, serde_json::Value)>)> = HashMap::new();
+        // Per item: its reviewers `(object id, name, email)`, and its comments with their ids.
+        type Found = (Vec<(String, String, String)>, Vec<(i64, serde_json::Value)>);
+        let mut found: HashMap<i64, Found> = HashMap::new();
         for row in self.db.query_all_raw(sql.build()).await? {
             let item: i64 = row.try_get_by_index(0)?;
             let (a, b): (String, String) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
@@ -1408,16 +1413,27 @@ impl Reviews<'_> {
     pub async fn inbox_campaigns(self, reviewer: &str) -> Result<Vec<InboxCounts>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT c.id AS campaign_id, c.name, c.description, ci.id AS instance_id, ci.due_at, n.pending, n.approved, n.revoked \
+            "SELECT c.id AS campaign_id, c.name, c.description, ci.id AS instance_id, ci.due_at, n.pending, n.approved, \
+             n.revoked, n.not_sure \
              FROM review_inbox_counts n CROSS JOIN campaign_instances ci CROSS JOIN campaigns c \
              WHERE ci.id = n.instance_id AND c.id = ci.campaign_id AND n.reviewer_object = ",
         );
         sql.value(reviewer.to_lowercase()).push(" AND ci.state = ").value(CampaignState::Running.as_str());
-        sql.push(" AND n.pending + n.approved + n.revoked > 0 ORDER BY ci.due_at, c.id");
+        sql.push(" AND n.pending + n.approved + n.revoked + n.not_sure > 0 ORDER BY ci.due_at, c.id");
         select_json(
             &self.db,
             sql,
-            &["campaign_id", "name", "description", "instance_id", "due_at", "pending", "approved", "revoked"],
+            &[
+                "campaign_id",
+                "name",
+                "description",
+                "instance_id",
+                "due_at",
+                "pending",
+                "approved",
+                "revoked",
+                "not_sure",
+            ],
         )
         .await
     }
@@ -1479,10 +1495,11 @@ impl Reviews<'_> {
             let mut sql = Sql::new(
                 self.backend(),
                 "INSERT INTO review_inbox_counts (reviewer_object, instance_id, reviewer_name, reviewer_email, pending, \
-                 approved, revoked) SELECT reviewer_object, instance_id, MIN(reviewer_name), MIN(reviewer_email), \
+                 approved, revoked, not_sure) SELECT reviewer_object, instance_id, MIN(reviewer_name), MIN(reviewer_email), \
                  SUM(CASE WHEN decision = 'pending' THEN 1 ELSE 0 END), \
                  SUM(CASE WHEN decision = 'approve' THEN 1 ELSE 0 END), \
-                 SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) FROM review_assignments WHERE ",
+                 SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END), \
+                 SUM(CASE WHEN decision = 'not_sure' THEN 1 ELSE 0 END) FROM review_assignments WHERE ",
             );
             match group {
                 // A few reviewers: through the reviewer index.
@@ -1554,6 +1571,7 @@ impl Reviews<'_> {
                 Ok(Decision::Pending) => progress.pending += n,
                 Ok(Decision::Approve) => progress.approved += n,
                 Ok(Decision::Revoke) => progress.revoked += n,
+                Ok(Decision::NotSure) => progress.not_sure += n,
                 Err(_) => {}
             }
         }
@@ -1572,17 +1590,18 @@ impl Reviews<'_> {
         Ok(rows.first().map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0)))
     }
 
-    /// Who decided how much: `(decided by, approved, revoked)`, the most active first; the
-    /// default decision counts as its own decider.
-    pub async fn decisions_by_decider(self, instance: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    /// Who decided how much: `(decided by, approved, revoked, not sure)`, the most active
+    /// first; the default decision counts as its own decider.
+    pub async fn decisions_by_decider(self, instance: i64) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
         let mut sql = Sql::new(
             self.backend(),
             "SELECT decided_by, SUM(CASE WHEN decision = 'approve' THEN 1 ELSE 0 END) AS approved, \
-             SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) AS revoked FROM review_items \
+             SUM(CASE WHEN decision = 'revoke' THEN 1 ELSE 0 END) AS revoked, \
+             SUM(CASE WHEN decision = 'not_sure' THEN 1 ELSE 0 END) AS not_sure FROM review_items \
              WHERE decided_by IS NOT NULL AND instance_id = ",
         );
         sql.value(instance).push(" GROUP BY decided_by ORDER BY COUNT(*) DESC, decided_by LIMIT 200");
-        select_json(&self.db, sql, &["decided_by", "approved", "revoked"]).await
+        select_json(&self.db, sql, &["decided_by", "approved", "revoked", "not_sure"]).await
     }
 
     /// Decisions per day (UTC), oldest first: `(YYYY-MM-DD, count)`.

@@ -45,12 +45,16 @@ store_test!(migrations_roll_back_and_forward, |store| {
     let select = |table: &str| Statement::from_string(store.backend(), format!("SELECT 1 FROM {table}"));
     // One step back removes the newest migration only.
     let newest = store.migrate_down(1).await.unwrap();
-    assert_eq!(newest, vec!["m20261208_000002_access_activation_due".to_owned()]);
+    assert_eq!(newest, vec!["m20261209_000001_review_not_sure_counts".to_owned()]);
     assert!(matches!(store.ensure_schema_current().await, Err(StoreError::SchemaBehind { pending: 1, .. })));
+    assert!(store.db.execute_raw(select("review_inbox_counts WHERE not_sure = 0")).await.is_err());
+    assert!(store.migrate_up(None).await.is_ok());
+    assert!(store.db.execute_raw(select("review_inbox_counts WHERE not_sure = 0")).await.is_ok());
+    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
     assert!(store.db.execute_raw(select("access_requests WHERE activation_due_at IS NULL")).await.is_err());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("access_requests WHERE activation_due_at IS NULL")).await.is_ok());
-    assert_eq!(store.migrate_down(2).await.unwrap().len(), 2);
+    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
     // PostgreSQL only: the review tables' foreign keys come back, and go again.
     let keys = "pg_constraint WHERE conname IN ('review_items_instance_id_fkey', 'review_assignments_item_id_fkey')";
     if store.backend() == DbBackend::Postgres {
@@ -60,51 +64,51 @@ store_test!(migrations_roll_back_and_forward, |store| {
     if store.backend() == DbBackend::Postgres {
         assert_eq!(store.db.query_all_raw(select(keys)).await.unwrap().len(), 0);
     }
-    assert_eq!(store.migrate_down(3).await.unwrap().len(), 3);
+    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
     assert!(store.db.execute_raw(select("grants WHERE extended_in_directory_at IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(4).await.unwrap().len(), 4);
+    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("scim_users")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("web_users WHERE phone IS NULL")).await.is_ok());
-    assert_eq!(store.migrate_down(5).await.unwrap().len(), 5);
+    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
     assert!(store.db.execute_raw(select("scim_users")).await.is_err());
     assert!(store.db.execute_raw(select("web_users WHERE disabled_at IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("role_mappings")).await.is_ok());
-    assert_eq!(store.migrate_down(6).await.unwrap().len(), 6);
+    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_invitations")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
+    assert_eq!(store.migrate_down(8).await.unwrap().len(), 8);
     assert!(store.db.execute_raw(select("connector_invitations")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE status_reason IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("access_requests")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("consent_attempts")).await.is_ok());
-    assert_eq!(store.migrate_down(8).await.unwrap().len(), 8);
+    assert_eq!(store.migrate_down(9).await.unwrap().len(), 9);
     assert!(store.db.execute_raw(select("access_requests")).await.is_err());
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("access_request_votes")).await.is_ok());
-    assert_eq!(store.migrate_down(9).await.unwrap().len(), 9);
+    assert_eq!(store.migrate_down(10).await.unwrap().len(), 10);
     assert!(store.db.execute_raw(select("review_inbox_counts")).await.is_err());
     assert!(store.db.execute_raw(select("review_items WHERE stage = 1")).await.is_err());
     assert!(store.db.execute_raw(select("review_items")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_stage_decisions")).await.is_ok());
-    assert_eq!(store.migrate_down(10).await.unwrap().len(), 10);
+    assert_eq!(store.migrate_down(11).await.unwrap().len(), 11);
     assert!(store.db.execute_raw(select("review_items")).await.is_err());
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_ok());
     assert!(store.migrate_up(None).await.is_ok());
     assert!(store.db.execute_raw(select("review_assignments")).await.is_ok());
-    assert_eq!(store.migrate_down(11).await.unwrap().len(), 11);
+    assert_eq!(store.migrate_down(12).await.unwrap().len(), 12);
     assert!(store.db.execute_raw(select("changes WHERE denial_reason IS NULL")).await.is_err());
     assert!(store.migrate_up(None).await.is_ok());
-    assert_eq!(store.migrate_down(13).await.unwrap().len(), 13);
+    assert_eq!(store.migrate_down(14).await.unwrap().len(), 14);
     assert!(store.db.execute_raw(select("changes WHERE requested_by_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connector_owners WHERE object_id IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("grants WHERE ineffective_reason IS NULL")).await.is_ok());
@@ -112,7 +116,7 @@ store_test!(migrations_roll_back_and_forward, |store| {
     // All the way down: the tables are really gone, and come back.
     let all = u32::try_from(status.migrations.len()).unwrap();
     let rest = store.migrate_down(all).await.unwrap();
-    assert_eq!(rest.len(), status.migrations.len() - 13);
+    assert_eq!(rest.len(), status.migrations.len() - 14);
     assert!(store.db.execute_raw(select("grants")).await.is_err());
     let applied = store.migrate_up(None).await.unwrap();
     assert_eq!(applied, status.migrations.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
@@ -133,7 +137,7 @@ store_test!(a_newer_schema_is_refused_with_versions_named, |store| {
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{text}");
         assert!(
             text.contains("m20991231_000001_from_the_future")
-                && text.contains("m20261208_000002_access_activation_due"),
+                && text.contains("m20261209_000001_review_not_sure_counts"),
             "{text}"
         );
     }

@@ -140,12 +140,18 @@ pub enum ItemState {
     Pending,
     Approved,
     Revoked,
+    /// Answered "not sure".
+    #[value(name = "not_sure")]
+    NotSure,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum DecisionArg {
     Approve,
     Revoke,
+    /// "Don't know": recorded, the access is kept; a later stage decides.
+    #[value(name = "not_sure")]
+    NotSure,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -252,6 +258,7 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
                 ItemState::Pending => Decision::Pending,
                 ItemState::Approved => Decision::Approve,
                 ItemState::Revoked => Decision::Revoke,
+                ItemState::NotSure => Decision::NotSure,
             });
             let filter = ItemFilter {
                 instance: Some(instance.id),
@@ -291,6 +298,7 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
             let decision = match decision {
                 DecisionArg::Approve => Decision::Approve,
                 DecisionArg::Revoke => Decision::Revoke,
+                DecisionArg::NotSure => Decision::NotSure,
             };
             let how = if items.len() > 1 { "bulk" } else { "reviewer" };
             let act = Decide { items: &items, decision, justification: &justification, how };

@@ -13,6 +13,10 @@ string_enum! {
         Pending => "pending",
         Approve => "approve",
         Revoke => "revoke",
+        /// "Don't know" (Entra's `DontKnow`): recorded as the reviewer's answer; the access is
+        /// kept, no default decision overrides it, and in a multi-stage review the item goes
+        /// on for the next stage to decide.
+        NotSure => "not_sure",
     }
 }
 
@@ -43,6 +47,28 @@ string_enum! {
     }
 }
 
+impl Decision {
+    /// As people read it: "approved", "revoked", "not sure", "not decided".
+    pub fn shown(self) -> &'static str {
+        match self {
+            Decision::Pending => "not decided",
+            Decision::Approve => "approved",
+            Decision::Revoke => "revoked",
+            Decision::NotSure => "not sure",
+        }
+    }
+
+    /// What deciding it is called, as in "a justification is required to …".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Decision::Pending => "leave it undecided",
+            Decision::Approve => "approve",
+            Decision::Revoke => "revoke",
+            Decision::NotSure => "answer not sure",
+        }
+    }
+}
+
 impl ApplyOutcome {
     /// A revocation's outcome as its change stands.
     pub fn of_change(state: ChangeState, result: Option<ApplyResult>) -> ApplyOutcome {
@@ -61,10 +87,12 @@ impl ApplyOutcome {
 
 impl StageRule {
     /// Whether an item its stage closed with `decision` goes on to the next stage (see the
-    /// rules' own words): a revoke never does; under `all_must_approve` only an approval does.
+    /// rules' own words): a revoke never does; under `all_must_approve` only an approval does,
+    /// and a "not sure", which asks the next stage to decide.
     pub fn goes_on(self, decision: Decision) -> bool {
         match (self, decision) {
             (_, Decision::Revoke) => false,
+            (_, Decision::NotSure) => true,
             (StageRule::OneRevokeRevokes, _) => true,
             (StageRule::AllMustApprove, decision) => decision == Decision::Approve,
         }
@@ -86,9 +114,9 @@ pub enum DecisionRefusal {
     OwnAccess { item: i64 },
     #[error("the campaign is {state}; decisions can be changed only while it runs")]
     NotRunning { state: CampaignState },
-    #[error("a justification is required to {decision} (say why; it is kept as evidence)")]
+    #[error("a justification is required to {} (say why; it is kept as evidence)", decision.verb())]
     JustificationNeeded { decision: Decision },
-    #[error("decide approve or revoke")]
+    #[error("decide approve, revoke or not_sure")]
     NoDecision,
     #[error("stage {stage} is the campaign's last: closing it closes the campaign")]
     LastStage { stage: i32 },
@@ -136,6 +164,7 @@ pub fn may_decide(
     let needed = match required {
         JustificationRequired::None => false,
         JustificationRequired::Revoke => decision == Decision::Revoke,
+        // "Both" asks a reason for every answer, "not sure" included.
         JustificationRequired::Both => true,
     };
     if needed && justification.trim().is_empty() {
@@ -165,10 +194,10 @@ mod tests {
     fn stage_rules_say_what_goes_on_and_what_an_earlier_approval_is_worth() {
         use Decision::*;
         let rule = StageRule::OneRevokeRevokes;
-        assert_eq!([Pending, Approve, Revoke].map(|d| rule.goes_on(d)), [true, true, false]);
+        assert_eq!([Pending, Approve, Revoke, NotSure].map(|d| rule.goes_on(d)), [true, true, false, true]);
         assert!(rule.keeps_earlier_approval());
         let rule = StageRule::AllMustApprove;
-        assert_eq!([Pending, Approve, Revoke].map(|d| rule.goes_on(d)), [false, true, false]);
+        assert_eq!([Pending, Approve, Revoke, NotSure].map(|d| rule.goes_on(d)), [false, true, false, true]);
         assert!(!rule.keeps_earlier_approval());
     }
 
@@ -183,6 +212,24 @@ mod tests {
             Err(DecisionRefusal::JustificationNeeded { decision: Decision::Revoke })
         );
         assert_eq!(ok(true, false, Decision::Revoke, "left", ReviewerMode::Manager), Ok(()));
+        assert_eq!(ok(true, false, Decision::NotSure, "", ReviewerMode::Manager), Ok(()));
+        let both = |decision, why| {
+            may_decide(
+                3,
+                CampaignState::Running,
+                ReviewerMode::Manager,
+                true,
+                false,
+                decision,
+                why,
+                JustificationRequired::Both,
+            )
+        };
+        assert_eq!(
+            both(Decision::NotSure, ""),
+            Err(DecisionRefusal::JustificationNeeded { decision: Decision::NotSure })
+        );
+        assert_eq!(both(Decision::NotSure, "new team; ask their lead"), Ok(()));
         assert_eq!(
             ok(false, false, Decision::Approve, "", ReviewerMode::Manager),
             Err(DecisionRefusal::NotYours { item: 3 })

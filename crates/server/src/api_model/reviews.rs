@@ -62,7 +62,7 @@ pub struct ReviewItem {
     /// `approve`, `revoke` or `review` (look closely).
     pub recommendation: String,
     pub recommendation_reason: String,
-    /// `pending`, `approve` or `revoke`.
+    /// `pending`, `approve`, `revoke` or `not_sure` ("don't know": the access is kept).
     pub decision: String,
     pub justification: Option<String>,
     pub decided_by: Option<String>,
@@ -88,7 +88,7 @@ pub struct ApiStageDecision {
     pub stage: i32,
     /// Who could decide it then, by name.
     pub reviewers: String,
-    /// `pending` (nobody decided), `approve` or `revoke`.
+    /// `pending` (nobody decided), `approve`, `revoke` or `not_sure`.
     pub decision: String,
     pub justification: Option<String>,
     pub decided_by: Option<String>,
@@ -212,11 +212,19 @@ pub struct ApiProgress {
     pub pending: u64,
     pub approved: u64,
     pub revoked: u64,
+    /// Answered "not sure": the access is kept.
+    pub not_sure: u64,
 }
 
 impl From<Progress> for ApiProgress {
     fn from(p: Progress) -> Self {
-        ApiProgress { items: p.items, pending: p.pending, approved: p.approved, revoked: p.revoked }
+        ApiProgress {
+            items: p.items,
+            pending: p.pending,
+            approved: p.approved,
+            revoked: p.revoked,
+            not_sure: p.not_sure,
+        }
     }
 }
 
@@ -275,6 +283,7 @@ pub struct DeciderCount {
     pub decided_by: String,
     pub approved: i64,
     pub revoked: i64,
+    pub not_sure: i64,
 }
 
 /// Decisions made on one day (UTC).

@@ -198,7 +198,12 @@ pub async fn campaign_data(
                 .decisions_by_decider(instance.id)
                 .await?
                 .into_iter()
-                .map(|(decided_by, approved, revoked)| DeciderCount { decided_by, approved, revoked })
+                .map(|(decided_by, approved, revoked, not_sure)| DeciderCount {
+                    decided_by,
+                    approved,
+                    revoked,
+                    not_sure,
+                })
                 .collect(),
             reviews
                 .decisions_by_day(instance.id)
@@ -283,6 +288,7 @@ pub async fn campaign(
         "pending" => p.pending,
         "approve" => p.approved,
         "revoke" => p.revoked,
+        "not_sure" => p.not_sure,
         _ => p.items,
     });
     let pages = total.div_ceil(PAGE_SIZE).max(1);

@@ -26,7 +26,7 @@ use crate::roles::{Allowed, Viewer, rule};
 pub struct InboxQuery {
     /// Only this campaign's items.
     pub campaign: Option<i64>,
-    /// `pending` (the default), `approve`, `revoke` or `all`.
+    /// `pending` (the default), `approve`, `revoke`, `not_sure` or `all`.
     #[serde(default)]
     pub state: String,
     /// `approve`, `revoke` or `review`.
@@ -155,7 +155,8 @@ async fn inbox_page(
 pub struct DecideForm {
     #[serde(default, deserialize_with = "one_or_many")]
     pub item: Vec<String>,
-    /// `approve` or `revoke`; with `one`, `ID:approve` or `ID:revoke` from a row's button.
+    /// `approve`, `revoke` or `not_sure`; with `one`, `ID:approve`, `ID:revoke` or `ID:not_sure`
+    /// from a row's button.
     #[serde(default)]
     pub decision: String,
     #[serde(default)]
@@ -195,7 +196,8 @@ pub async fn decide_now(
     let decision = match decision {
         "approve" => Decision::Approve,
         "revoke" => Decision::Revoke,
-        _ => return Err(WebError::BadRequest("decide approve or revoke".into())),
+        "not_sure" => Decision::NotSure,
+        _ => return Err(WebError::BadRequest("decide approve, revoke or not_sure".into())),
     };
     if items.is_empty() {
         return Err(WebError::BadRequest("tick the items to decide".into()));
