@@ -52,6 +52,22 @@ impl Tenant {
         full.extend(args.into_iter().map(str::to_owned));
         async move { attest(&full.iter().map(String::as_str).collect::<Vec<_>>()).await }
     }
+
+    /// `attest campaign items ID --json [--state STATE]`, read.
+    async fn items(&self, id: &str, state: Option<&str>) -> Vec<serde_json::Value> {
+        let mut args = vec!["campaign", "items", id, "--json"];
+        if let Some(state) = state {
+            args.extend(["--state", state]);
+        }
+        let out = self.run(args).await;
+        assert!(out.success, "{:?}", out.error);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    /// `attest campaign decide ID --item ITEM --decision DECISION --as WHO`.
+    async fn decide(&self, id: &str, item: &str, decision: &str, who: &str) -> Outcome {
+        self.run(vec!["campaign", "decide", id, "--item", item, "--decision", decision, "--as", who]).await
+    }
 }
 
 db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, |db| {
@@ -394,25 +410,14 @@ db_test!(multi_stage_reviews_let_through_what_their_rule_says_and_later_stages_s
     let error = refused.error.clone().unwrap_or_default();
     assert!(!refused.success && error.contains("1 item(s) would have no reviewer"), "{error}");
     assert!(db.store.reviews().get_campaign(3).await.unwrap().instance.is_none(), "nothing was written");
-    let items = |id: &'static str, state: Option<&'static str>| {
-        let run = &run;
-        async move {
-            let mut args = vec!["campaign", "items", id, "--json"];
-            if let Some(state) = state {
-                args.extend(["--state", state]);
-            }
-            let out = run(args).await;
-            assert!(out.success, "{:?}", out.error);
-            serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout).unwrap()
-        }
-    };
+    let items = |id: &'static str, state: Option<&'static str>| tenant.items(id, state);
     let all = items("1", None).await;
     let item = |who: usize| {
         all.iter().find(|i| i["principal"]["object_id"] == users[who].0.as_str()).unwrap()["id"].to_string()
     };
     let decide = |id: &'static str, item: String, decision: &'static str, who: String| {
-        let run = &run;
-        async move { run(vec!["campaign", "decide", id, "--item", &item, "--decision", decision, "--as", &who]).await }
+        let tenant = &tenant;
+        async move { tenant.decide(id, &item, decision, &who).await }
     };
 
     // one_revoke_revokes. Stage 1: approve members 0 and 3, revoke 1, leave 2. The second
@@ -567,24 +572,13 @@ db_test!(not_sure_keeps_the_access_past_the_default_decision_and_goes_on_to_the_
     for id in ["1", "2"] {
         assert!(run(vec!["campaign", "start", id]).await.success);
     }
-    let items = |id: &'static str, state: Option<&'static str>| {
-        let run = &run;
-        async move {
-            let mut args = vec!["campaign", "items", id, "--json"];
-            if let Some(state) = state {
-                args.extend(["--state", state]);
-            }
-            let out = run(args).await;
-            assert!(out.success, "{:?}", out.error);
-            serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout).unwrap()
-        }
-    };
+    let items = |id: &'static str, state: Option<&'static str>| tenant.items(id, state);
     let id_of = |list: &[serde_json::Value], who: usize| {
         list.iter().find(|i| i["principal"]["object_id"] == users[who].0.as_str()).unwrap()["id"].to_string()
     };
     let decide = |id: &'static str, item: String, decision: &'static str, who: String| {
-        let run = &run;
-        async move { run(vec!["campaign", "decide", id, "--item", &item, "--decision", decision, "--as", &who]).await }
+        let tenant = &tenant;
+        async move { tenant.decide(id, &item, decision, &who).await }
     };
 
     // One stage: member 0 "not sure", member 1 approved, member 2 left; the deadline's default

@@ -1,7 +1,7 @@
 //! Migrations: apply, roll back, report, and refuse a schema newer than this build.
 
 use attest_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde::Serialize;
 
 use crate::{Store, StoreError};
@@ -60,7 +60,13 @@ impl Store {
     /// database that has migrations this build does not know.
     pub async fn migrate_up(&self, steps: Option<u32>) -> Result<Vec<String>, StoreError> {
         let before = self.check_not_newer().await?;
-        Migrator::up(&self.db, steps).await?;
+        match self.sqlite_schema_transaction().await? {
+            Some(txn) => {
+                Migrator::up(&txn, steps).await?;
+                txn.commit().await?;
+            }
+            None => Migrator::up(&self.db, steps).await?,
+        }
         let after = self.schema_status().await?;
         Ok(after
             .migrations
@@ -73,9 +79,31 @@ impl Store {
     /// Rolls back the last `steps` migrations (default 1), returning the names rolled back.
     pub async fn migrate_down(&self, steps: u32) -> Result<Vec<String>, StoreError> {
         let before = self.check_not_newer().await?;
-        Migrator::down(&self.db, Some(steps)).await?;
+        match self.sqlite_schema_transaction().await? {
+            Some(txn) => {
+                Migrator::down(&txn, Some(steps)).await?;
+                txn.commit().await?;
+            }
+            None => Migrator::down(&self.db, Some(steps)).await?,
+        }
         let after = self.applied_migrations().await?;
         Ok(before.into_iter().rev().filter(|name| !after.contains(name)).collect())
+    }
+
+    /// On SQLite, one transaction for migrating, its schema read first. A pooled connection
+    /// caches the schema, and SQLite checks a new statement's "already exists" against that
+    /// cache without re-reading it (it re-reads only after "no such table"): after another
+    /// connection's DDL (a roll back, then forward) a migration could fail on an index that is
+    /// gone. Reading `sqlite_master` inside the transaction brings the cache up to date, and the
+    /// whole migration then runs on that connection. PostgreSQL needs none of this (and
+    /// sea-orm-migration gives each of its migrations a transaction of its own).
+    async fn sqlite_schema_transaction(&self) -> Result<Option<sea_orm::DatabaseTransaction>, StoreError> {
+        if self.backend() != sea_orm::DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let txn = self.db.begin().await?;
+        txn.execute_unprepared("SELECT count(*) FROM sqlite_master").await?;
+        Ok(Some(txn))
     }
 
     /// Fails unless every known migration is applied and none is unknown: what the server and

@@ -77,7 +77,7 @@ store_test!(migrations_roll_back_and_forward, |store| {
     assert!(store.db.execute_raw(select("scim_users")).await.is_err());
     assert!(store.db.execute_raw(select("web_users WHERE disabled_at IS NULL")).await.is_err());
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_ok());
-    assert!(store.migrate_up(None).await.is_ok());
+    store.migrate_up(None).await.unwrap();
     assert!(store.db.execute_raw(select("role_mappings")).await.is_ok());
     assert_eq!(store.migrate_down(7).await.unwrap().len(), 7);
     assert!(store.db.execute_raw(select("connectors WHERE pending_credentials IS NULL")).await.is_err());
