@@ -1225,35 +1225,21 @@ impl Reviews<'_> {
 
     /// Items, ordered by id, with their reviewers and their change's state.
     pub async fn list_items(self, filter: &ItemFilter) -> Result<Vec<Item>, StoreError> {
-        let reviewers = match self.backend() {
-            sea_orm::DbBackend::Postgres => {
-                "(SELECT string_agg(a.reviewer_object || chr(9) || a.reviewer_name || chr(9) || COALESCE(a.reviewer_email, ''), chr(10) \
-                 ORDER BY a.reviewer_object) FROM review_assignments a WHERE a.item_id = i.id)"
-            }
-            _ => {
-                "(SELECT group_concat(a.reviewer_object || char(9) || a.reviewer_name || char(9) || COALESCE(a.reviewer_email, ''), char(10)) \
-                 FROM review_assignments a WHERE a.item_id = i.id)"
-            }
-        };
         let postgres = self.backend() == sea_orm::DbBackend::Postgres;
         let mut columns: Vec<String> = ITEM_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
-        // On PostgreSQL the page's reviewers and comments come in a second query (see
-        // `with_reviewers_and_comments`): a sub-select per row costs more than the round trip.
         if !postgres {
-            columns.push(reviewers.to_owned());
-            // The page's comments come with its rows (one query for the page, not two).
+            // SQLite: the page's reviewers and comments come with its rows, in the one JSON text
+            // (handing rows over one by one is what costs there). PostgreSQL reads them in a
+            // second query (`with_reviewers_and_comments`): cheaper than two sub-selects a row.
             columns.push(
-                match self.backend() {
-                    sea_orm::DbBackend::Postgres => {
-                        "(SELECT json_agg(json_build_array(m.author, m.body, m.created_at) ORDER BY m.id)::text \
-                     FROM review_comments m WHERE m.item_id = i.id)"
-                    }
-                    _ => {
-                        "(SELECT json_group_array(json_array(m.author, m.body, m.created_at) ORDER BY m.id) \
-                     FROM review_comments m WHERE m.item_id = i.id)"
-                    }
-                }
-                .to_owned(),
+                "(SELECT group_concat(a.reviewer_object || char(9) || a.reviewer_name || char(9) || \
+                 COALESCE(a.reviewer_email, ''), char(10)) FROM review_assignments a WHERE a.item_id = i.id)"
+                    .to_owned(),
+            );
+            columns.push(
+                "(SELECT json_group_array(json_array(m.author, m.body, m.created_at) ORDER BY m.id) \
+                 FROM review_comments m WHERE m.item_id = i.id)"
+                    .to_owned(),
             );
         }
         let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
@@ -1298,8 +1284,9 @@ impl Reviews<'_> {
         select_json(&self.db, sql, &aliases).await
     }
 
-    /// Fills in `items`' reviewers and comments (PostgreSQL), as the sub-selects of
-    /// [`Reviews::list_items`] give them on SQLite: reviewers by object id, comments oldest first.
+    /// Fills in `items`' reviewers and comments (PostgreSQL) in one query for all of them, as
+    /// the sub-selects of [`Reviews::list_items`] give them on SQLite: reviewers (here sorted by
+    /// object id), comments oldest first.
     async fn with_reviewers_and_comments(self, items: &mut [Item]) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
