@@ -78,6 +78,7 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
         // Two stages: the administrators review, then the campaign's owner signs off.
         let campaign = page("/campaigns/1").await;
         assert!(campaign.contains("1 of 2 (one revoke revokes)"), "{campaign}");
+        assert!(campaign.contains("1 not sure"), "one answer is already in: {campaign}");
         let reviews = page("/reviews").await;
         assert!(reviews.contains("id=\"review-items\"") && reviews.contains("Accept recommendations"), "{reviews}");
         let people = page("/people").await;

@@ -731,6 +731,13 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
     assert_eq!(web.post(&web.requester, "/reviews/decide", &[("one", &unsure)]).await.status().as_u16(), 303);
     let (_, listed) = web.get(Some(&web.requester), "/reviews?state=not_sure").await;
     assert!(listed.contains(&format!("id=\"item-{}\"", items[2])) && listed.contains("not sure"), "{listed}");
+    // "pending" is no answer, and a decision the domain does not know is refused, saying which.
+    for bad in ["pending", "maybe"] {
+        let (status, refused) = json(serde_json::json!({"items": [items[2]], "decision": bad}), &web.requester).await;
+        let message = refused["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(status, 400, "{refused}");
+        assert!(message.contains("decide approve, revoke or not_sure"), "{refused}");
+    }
     let (status, _) = json(serde_json::json!({"items": [items[2]], "decision": "approve"}), &web.requester).await;
     assert_eq!(status, 200);
 

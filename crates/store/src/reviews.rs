@@ -12,14 +12,13 @@ use attest_domain::review::{ApplyOutcome, CampaignState, Decision, DecisionRefus
 use attest_domain::time::micros;
 use attest_domain::{AuditEventDraft, ConnectorId};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::ArrayType;
 use sea_orm::{ConnectionTrait, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::StoreError;
 use crate::areas::Reviews;
-use crate::sql::{ArrayRows, JsonRows, Sql, json, optional_bool, rows_per_statement, select_json};
+use crate::sql::{ArrayRows, JsonRows, Sql, bigint_array, json, optional_bool, rows_per_statement, select_json};
 
 /// A campaign: its definition (JSON of `CampaignDefinition`) and where its latest instance is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1291,10 +1290,13 @@ impl Reviews<'_> {
         if items.is_empty() {
             return Ok(());
         }
-        let ids = || Value::Array(ArrayType::BigInt, Some(Box::new(items.iter().map(|i| Value::from(i.id)).collect())));
+        let ids = || bigint_array(items.iter().map(|i| i.id));
+        // One query for both: a reviewer row (kind 0) is `object id, name, email`; a comment row
+        // (kind 1) is `author, body, '', created at, comment id`.
         let mut sql = Sql::new(
             self.backend(),
-            "SELECT item_id, 0 AS kind, reviewer_object, reviewer_name, COALESCE(reviewer_email, ''),              NULL::timestamptz, 0::bigint FROM review_assignments WHERE item_id = ANY(",
+            "SELECT item_id, 0 AS kind, reviewer_object, reviewer_name, COALESCE(reviewer_email, ''), \
+             NULL::timestamptz, 0::bigint FROM review_assignments WHERE item_id = ANY(",
         );
         sql.value(ids()).push(
             ") UNION ALL SELECT item_id, 1, author, body, '', created_at, id FROM review_comments WHERE item_id = ANY(",

@@ -143,6 +143,11 @@ impl JsonRows {
     }
 }
 
+/// PostgreSQL only: `values` bound as one `bigint[]` (as in `id = ANY($1)`).
+pub(crate) fn bigint_array(values: impl Iterator<Item = i64>) -> Value {
+    Value::Array(ArrayType::BigInt, Some(Box::new(values.map(Value::from).collect())))
+}
+
 /// PostgreSQL only: a batch bound as one typed array per column and read back with `unnest`,
 /// where [`JsonRows`] makes the server parse JSON: about half the time of writing a campaign's
 /// million items. A bound text array cannot hold NULLs here, so a column that may be NULL
@@ -157,8 +162,7 @@ impl ArrayRows {
     }
 
     pub(crate) fn bigint(&mut self, values: impl Iterator<Item = i64>) -> &mut ArrayRows {
-        let values = values.map(Value::from).collect();
-        self.columns.push((Value::Array(ArrayType::BigInt, Some(Box::new(values))), "bigint"));
+        self.columns.push((bigint_array(values), "bigint"));
         self
     }
 

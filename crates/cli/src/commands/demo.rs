@@ -309,7 +309,8 @@ async fn seed_setup(
 
 /// Starts a campaign over the members of three groups Graph can change, reviewed by the demo's
 /// administrators (each sees every item; one decision settles one), then signed off in a second
-/// stage by the first, who owns it: its name and how many items it has. `None` when the tenant is too small to have such groups.
+/// stage by the first, who owns it; the last has answered one item "not sure": its name and how
+/// many items it has. `None` when the tenant is too small to have such groups.
 async fn seed_review(
     store: &Store,
     sim: &attest_entra_sim::SimHandle,
@@ -344,6 +345,32 @@ async fn seed_review(
     let definition = attest_review::parse_definition(&text)?;
     let campaign = attest_review::create(store, &definition, "demo", now).await?;
     let started = attest_review::start(store, campaign.id, "demo", now).await?;
+    // One answer already given, so the campaign's progress shows a "not sure" and why: the
+    // last administrator cannot tell about someone else's membership.
+    if let Some((object_id, _, name, mail)) = admins.last() {
+        let filter = attest_store::ItemFilter {
+            instance: Some(started.instance.id),
+            reviewer: Some(object_id.clone()),
+            decision: Some(attest_domain::review::Decision::Pending),
+            limit: 20,
+            ..Default::default()
+        };
+        let items = store.reviews().list_items(&filter).await?;
+        if let Some(item) = items.iter().find(|i| !i.principal_object.eq_ignore_ascii_case(object_id)) {
+            let me = attest_review::Reviewer {
+                object_id: object_id.clone(),
+                name: mail.clone().unwrap_or_else(|| name.clone()),
+                identity: Some(format!("{}/{object_id}", sim.tenant_id())),
+            };
+            let act = attest_review::Decide {
+                items: &[item.id],
+                decision: attest_domain::review::Decision::NotSure,
+                justification: "Joined the project this month; their lead should confirm",
+                how: "reviewer",
+            };
+            attest_review::decide(store, started.instance.id, &me, &act, now).await?;
+        }
+    }
     Ok(Some((campaign.name, started.items)))
 }
 

@@ -48,16 +48,6 @@ string_enum! {
 }
 
 impl Decision {
-    /// As people read it: "approved", "revoked", "not sure", "not decided".
-    pub fn shown(self) -> &'static str {
-        match self {
-            Decision::Pending => "not decided",
-            Decision::Approve => "approved",
-            Decision::Revoke => "revoked",
-            Decision::NotSure => "not sure",
-        }
-    }
-
     /// What deciding it is called, as in "a justification is required to …".
     pub fn verb(self) -> &'static str {
         match self {

@@ -193,12 +193,12 @@ pub async fn decide_now(
     justification: &str,
     how: &str,
 ) -> Result<u64, WebError> {
-    let decision = match decision {
-        "approve" => Decision::Approve,
-        "revoke" => Decision::Revoke,
-        "not_sure" => Decision::NotSure,
-        _ => return Err(WebError::BadRequest("decide approve, revoke or not_sure".into())),
-    };
+    // Any decision but "pending" (which is no answer), spelt as the domain spells it.
+    let decision = decision
+        .parse::<Decision>()
+        .ok()
+        .filter(|d| *d != Decision::Pending)
+        .ok_or_else(|| WebError::BadRequest(DecisionRefusal::NoDecision.to_string()))?;
     if items.is_empty() {
         return Err(WebError::BadRequest("tick the items to decide".into()));
     }
