@@ -248,7 +248,7 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
         let users: Vec<(String, String, String)> = t
             .live_users()
             .filter(|u| u.account_enabled && u.user_type == "Member" && u.mail.is_some())
-            .take(5)
+            .take(6)
             .map(|u| (u.id.clone(), u.user_principal_name.clone(), u.mail.clone().unwrap()))
             .collect();
         let group = t.groups.iter_mut().find(|g| g.deleted.is_none() && g.accepts_membership_writes()).unwrap();
@@ -256,7 +256,7 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
         (group.id.clone(), users)
     });
     assert!(run(vec!["sync", "--full"]).await.success);
-    let (ada, bob, owner) = (&users[2], &users[3], &users[4]);
+    let (ada, bob, owner, carol) = (&users[2], &users[3], &users[4], &users[5]);
     let definition = format!(
         "name = \"Weekly check\"\nowners = [\"{}\"]\n[scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\n\
          resources = [\"{group}\"]\nentitlements = [\"member\"]\n[reviewers]\nmode = \"named\"\nnamed = [\"{}\", \"{}\"]\n\
@@ -292,7 +292,7 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
     for who in [ada, bob] {
         assert!(sent.contains(&("review_started".into(), who.2.to_lowercase())), "{sent:?}");
     }
-    // Ada decides everything; at the midpoint only Bob is reminded, once.
+    // Ada decides both items (Bob reviews them too): at the midpoint nobody is reminded.
     let items = run(vec!["campaign", "items", "1", "--json"]).await;
     let items: Vec<serde_json::Value> = serde_json::from_str(&items.stdout).unwrap();
     let ids: Vec<String> = items.iter().map(|i| i["id"].to_string()).collect();
@@ -329,22 +329,31 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
     let campaign = store.reviews().get_campaign(1).await.unwrap();
     let second = campaign.instance.clone().unwrap();
     assert_eq!((second.number, campaign.next_start_at), (2, None));
-    // One item is decided, one left pending: the day-before reminder reaches its reviewers
-    // once (the midpoint one, missed while down, is not sent on top of it).
+    // One item is decided, the other left pending and handed from Ada to Carol: the day-before
+    // reminder reaches its reviewers, Bob and Carol, once (the midpoint one, missed while down,
+    // is not sent on top of it), and not Ada, who has nothing pending any more.
     assert_eq!(scheduler.scan(at(24 * 7)).await.unwrap().mails, 2, "instance 2 announced");
     let items = run(vec!["campaign", "items", "1", "--json"]).await;
     let items: Vec<serde_json::Value> = serde_json::from_str(&items.stdout).unwrap();
-    let first_item = items[0]["id"].to_string();
+    let (first_item, second_item) = (items[0]["id"].to_string(), items[1]["id"].to_string());
     assert!(
         run(vec!["campaign", "decide", "1", "--item", &first_item, "--decision", "approve", "--as", &ada.1])
             .await
             .success
     );
+    let handed =
+        run(vec!["campaign", "reassign", "1", "--item", &second_item, "--from", &ada.1, "--to", &carol.1]).await;
+    assert!(handed.success, "{:?}", handed.error);
     let day_before = second.due_at - chrono::Duration::hours(12);
-    assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 2, "both reviewers of the pending item");
+    assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 2, "the pending item's reviewers");
     assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 0, "once");
-    let reminders: Vec<_> = mails().await.into_iter().filter(|(t, _)| t == "review_reminder").collect();
-    assert_eq!(reminders.len(), 2, "{reminders:?}");
+    let reminded: Vec<String> =
+        mails().await.into_iter().filter(|(t, _)| t == "review_reminder").map(|(_, to)| to).collect();
+    assert_eq!(reminded.len(), 2, "{reminded:?}");
+    for who in [bob, carol] {
+        assert!(reminded.contains(&who.2.to_lowercase()), "{who:?} is reminded: {reminded:?}");
+    }
+    assert!(!reminded.contains(&ada.2.to_lowercase()), "Ada has nothing pending: {reminded:?}");
     // The deadline: the undecided item is approved by default; no third instance.
     assert_eq!(scheduler.scan(second.due_at).await.unwrap().closed, 1);
     let pending = run(vec!["campaign", "items", "1", "--state", "pending", "--json"]).await;
@@ -820,6 +829,67 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
         "{csv}"
     );
     assert!(csv.lines().any(|l| l.contains(&format!(",{}: asked HR first,", web.requester.email))), "{csv}");
+    // That campaign could not revoke by itself, so its page never warned before a start.
+    assert!(!report.contains("id=\"start-at-risk\""), "{report}");
+
+    // One that can: before its start, its page says how many items it would put under review
+    // (every one undecided at the deadline is removed from Entra); the start takes exactly those.
+    let risky = definition.replace(
+        "auto_apply = true\n",
+        "auto_apply = true\ndefault_decision = \"revoke\"\nconfirm_mass_revoke = true\n",
+    );
+    let created = web.post(&web.admin, "/campaigns/new", &[("definition", risky.as_str())]).await;
+    assert_eq!(created.status().as_u16(), 303);
+    let risky_path = created.headers()["location"].to_str().unwrap().to_owned();
+    let risky_id: i64 = risky_path.trim_start_matches("/campaigns/").parse().unwrap();
+    let (_, before) = web.get(Some(&web.owner), &risky_path).await;
+    let warned: usize = before
+        .split("id=\"start-at-risk\">Starting it puts ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the page warns before the start: {before}"));
+    assert!(warned > 0 && before.contains(&format!("up to {warned} access")), "{before}");
+    assert_eq!(web.post(&web.owner, &format!("{risky_path}/start"), &[]).await.status().as_u16(), 303);
+    let instance = store.reviews().get_campaign(risky_id).await.unwrap().instance.unwrap();
+    let all = attest_store::ItemFilter { instance: Some(instance.id), limit: 1_000, ..Default::default() };
+    assert_eq!(store.reviews().list_items(&all).await.unwrap().len(), warned, "the start took what the page said");
+    let (_, running) = web.get(Some(&web.owner), &risky_path).await;
+    assert!(!running.contains("id=\"start-at-risk\"") && running.contains("id=\"at-risk\""), "{running}");
+
+    // "Accept recommendations" (the inbox's button, whose form sends the campaign as text): only
+    // a reviewer of the campaign, and only their own items.
+    let accept = |who: &crate::web::Person| {
+        let campaign = risky_id.to_string();
+        let (web, who) = (&web, who.clone());
+        async move { web.post(&who, "/reviews/accept", &[("campaign", campaign.as_str())]).await.status().as_u16() }
+    };
+    assert_eq!(accept(&web.auditor).await, 404, "not a reviewer of that campaign");
+    assert!(
+        store
+            .reviews()
+            .list_items(&all)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.decision == attest_domain::review::Decision::Pending)
+    );
+    assert_eq!(accept(&web.requester).await, 303);
+    let accepted = store.reviews().list_items(&all).await.unwrap();
+    assert!(accepted.iter().any(|i| i.decision != attest_domain::review::Decision::Pending), "{accepted:?}");
+    for item in &accepted {
+        use attest_domain::review::{Decision, Recommendation};
+        let expected = match item.recommendation {
+            Recommendation::Approve => Decision::Approve,
+            Recommendation::Revoke => Decision::Revoke,
+            Recommendation::Review => Decision::Pending,
+        };
+        assert_eq!(item.decision, expected, "{item:?}");
+        if expected != Decision::Pending {
+            assert_eq!(item.decided_by.as_deref(), Some(web.requester.email.as_str()), "{item:?}");
+            assert!(item.justification.as_deref().unwrap_or_default().starts_with("accepted the recommendation"));
+        }
+    }
     web.stop().await;
 });
 

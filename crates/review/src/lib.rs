@@ -19,7 +19,7 @@ use attest_store::{Campaign, Decided, Instance, ItemFilter, Store, StoreError};
 use chrono::{DateTime, Utc};
 
 pub use export::{ExportFormat, export};
-pub use start::{StartTimings, Started, start};
+pub use start::{StartTimings, Started, in_scope, start};
 
 /// Why a campaign operation could not be done.
 #[derive(Debug, thiserror::Error)]

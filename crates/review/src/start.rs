@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use attest_domain::command::{RevokeTarget, revoke_action};
 use attest_domain::resource::group_managed_elsewhere;
 use attest_domain::review::{
-    CampaignState, EntitlementKind, Facts, PeerFacts, Person, PrincipalScope, Recommendation, ReviewerChoice,
-    ReviewerMode, Reviewers, choose_reviewers, recommend,
+    CampaignDefinition, CampaignState, EntitlementKind, Facts, PeerFacts, Person, PrincipalScope, Recommendation,
+    ReviewerChoice, ReviewerMode, Reviewers, choose_reviewers, recommend,
 };
 use attest_domain::{ChangeAction, ConnectorId, EntitlementKey, GrantSource, PrincipalKind, ResourceKind, UserType};
 use attest_store::{GrantScope, Instance, NewItem, ScopedGrant, Store};
@@ -64,24 +64,7 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
 
     let clock = std::time::Instant::now();
     let mut took = StartTimings::default();
-    let kinds: Vec<&str> = scope.resource_kinds.iter().map(|k| k.as_str()).collect();
-    let resources = resolve_resources(store, connector, &scope.resource_kinds, &scope.resources).await?;
-    let grant_scope = GrantScope {
-        resource_kinds: &kinds,
-        resources: resources.as_deref(),
-        include_inherited: scope.include_inherited,
-    };
-    let rows: Vec<ScopedGrant> = store
-        .reviews()
-        .scope_snapshot(connector, &grant_scope)
-        .await?
-        .into_iter()
-        .filter(|g| {
-            g.entitlement_key
-                .parse::<EntitlementKey>()
-                .is_ok_and(|key| scope.entitlements.contains(&EntitlementKind::of(&key)))
-        })
-        .collect();
+    let rows = entitled_grants(store, connector, &definition).await?;
 
     // Peers: who in each department holds each entitlement (before the principal filter, so a
     // guests-only review still compares with everyone).
@@ -93,22 +76,8 @@ pub async fn start(store: &Store, id: i64, started_by: &str, now: DateTime<Utc>)
         }
     }
 
-    let inactive_since = scope.inactive_days.map(|d| now - Duration::days(i64::from(d)));
-    let in_scope = |g: &ScopedGrant| {
-        let kind: Option<PrincipalKind> = g.principal_kind.parse().ok();
-        let Some(kind) = kind.filter(|k| scope.principals.admits_kind(*k)) else { return false };
-        match scope.principals {
-            PrincipalScope::Guests => g.user_type.as_deref() == Some(UserType::Guest.as_str()),
-            PrincipalScope::Disabled => g.account_enabled == Some(false),
-            PrincipalScope::Inactive => {
-                let since = inactive_since.unwrap_or(now);
-                let old_enough = g.created_in_source_at.is_none_or(|c| c < since);
-                old_enough && g.last_sign_in_at.is_none_or(|at| at < since)
-            }
-            _ => kind != PrincipalKind::Group,
-        }
-    };
-    let rows: Vec<ScopedGrant> = rows.into_iter().filter(in_scope).collect();
+    let admitted = admitted(&definition, now);
+    let rows: Vec<ScopedGrant> = rows.into_iter().filter(|g| admitted(g)).collect();
     if rows.is_empty() {
         return Err(ReviewError::NotStartable(
             "nothing is in scope: no current grant matches the campaign's resources, entitlements and principals"
@@ -371,6 +340,58 @@ impl Resolver {
             reviewers: chosen,
             later_reviewers,
         })
+    }
+}
+
+/// How many items starting campaign `id` now would snapshot: its grants in scope. What the
+/// campaign's page warns of before a start that could revoke by itself.
+pub async fn in_scope(store: &Store, id: i64, now: DateTime<Utc>) -> Result<usize, ReviewError> {
+    let campaign = store.reviews().get_campaign(id).await?;
+    let definition = definition_of(&campaign)?;
+    let admitted = admitted(&definition, now);
+    Ok(entitled_grants(store, campaign.connector_id, &definition).await?.iter().filter(|g| admitted(g)).count())
+}
+
+/// The current grants on the scope's resources of the scope's entitlements, whoever holds them.
+async fn entitled_grants(
+    store: &Store,
+    connector: ConnectorId,
+    definition: &CampaignDefinition,
+) -> Result<Vec<ScopedGrant>, ReviewError> {
+    let scope = &definition.scope;
+    let kinds: Vec<&str> = scope.resource_kinds.iter().map(|k| k.as_str()).collect();
+    let resources = resolve_resources(store, connector, &scope.resource_kinds, &scope.resources).await?;
+    let grant_scope = GrantScope {
+        resource_kinds: &kinds,
+        resources: resources.as_deref(),
+        include_inherited: scope.include_inherited,
+    };
+    let mut rows = store.reviews().scope_snapshot(connector, &grant_scope).await?;
+    rows.retain(|g| {
+        g.entitlement_key
+            .parse::<EntitlementKey>()
+            .is_ok_and(|key| scope.entitlements.contains(&EntitlementKind::of(&key)))
+    });
+    Ok(rows)
+}
+
+/// Whether the scope's `principals` takes in a grant's holder, as of `now`.
+fn admitted(definition: &CampaignDefinition, now: DateTime<Utc>) -> impl Fn(&ScopedGrant) -> bool + '_ {
+    let scope = &definition.scope;
+    let inactive_since = scope.inactive_days.map(|d| now - Duration::days(i64::from(d)));
+    move |g: &ScopedGrant| {
+        let kind: Option<PrincipalKind> = g.principal_kind.parse().ok();
+        let Some(kind) = kind.filter(|k| scope.principals.admits_kind(*k)) else { return false };
+        match scope.principals {
+            PrincipalScope::Guests => g.user_type.as_deref() == Some(UserType::Guest.as_str()),
+            PrincipalScope::Disabled => g.account_enabled == Some(false),
+            PrincipalScope::Inactive => {
+                let since = inactive_since.unwrap_or(now);
+                let old_enough = g.created_in_source_at.is_none_or(|c| c < since);
+                old_enough && g.last_sign_in_at.is_none_or(|at| at < since)
+            }
+            _ => kind != PrincipalKind::Group,
+        }
     }
 }
 

@@ -105,6 +105,11 @@ pub fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<
     })
 }
 
+/// A number a form sends as text (or JSON as a number), required.
+pub fn number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    optional_number(deserializer)?.ok_or_else(|| serde::de::Error::custom("a number is required"))
+}
+
 /// A number a form sends as text (or JSON as a number); empty is none.
 pub fn optional_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
     match Option::<serde_json::Value>::deserialize(deserializer)? {

@@ -284,6 +284,12 @@ pub async fn campaign(
         }
         _ => None,
     };
+    // Before a start that could revoke by itself: how many items it would put under review.
+    let start_at_risk = if data.can.start && definition.could_mass_revoke() {
+        Some(attest_review::in_scope(&state.store, id, state.now()).await.map_err(review_error)?)
+    } else {
+        None
+    };
     let total = data.campaign.progress.as_ref().map_or(0, |p| match query.state.as_str() {
         "pending" => p.pending,
         "approve" => p.approved,
@@ -294,6 +300,7 @@ pub async fn campaign(
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let extra = json!({
         "at_risk": at_risk,
+        "start_at_risk": start_at_risk,
         "query": {"state": query.state},
         "page": query.page.unwrap_or(1).clamp(1, pages),
         "pages": pages,

@@ -361,7 +361,9 @@ fn serde_urlencoded_query(query: &str) -> InboxQuery {
 
 #[derive(Debug, Deserialize)]
 pub struct AcceptForm {
-    /// The campaign whose recommendations are accepted.
+    /// The campaign whose recommendations are accepted (text from the inbox's form, a number
+    /// from the API).
+    #[serde(deserialize_with = "crate::forms::number")]
     pub campaign: i64,
     #[serde(default)]
     pub back: String,
