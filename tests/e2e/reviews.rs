@@ -938,3 +938,139 @@ db_test!(bench_review_prints_every_figure, true, |db| {
         assert!(outcome.stdout.contains(figure), "{figure}: {}", outcome.stdout);
     }
 });
+
+db_test!(
+    inherited_access_is_reviewed_through_its_group_and_access_gone_by_the_close_ends_already_removed,
+    true,
+    |db| {
+        use attest_domain::review::{ApplyOutcome, Decision};
+        let web = crate::web::Web::boot(&db).await;
+        let store = db.store.clone();
+        let connector = store.connectors().list_connectors().await.unwrap().remove(0);
+        // A security group nested in another, with its own member; the outer group has two direct
+        // members too. None of them is signed in.
+        let signed_in: Vec<String> = [&web.admin, &web.approver, &web.auditor, &web.owner, &web.requester]
+            .iter()
+            .map(|p| p.object_id.clone())
+            .collect();
+        let (parent, nested, nested_name, person) = web.sim.sim.write(|t| {
+            let users: Vec<String> = t
+                .live_users()
+                .filter(|u| u.account_enabled && u.user_type == "Member" && !signed_in.contains(&u.id))
+                .take(3)
+                .map(|u| u.id.clone())
+                .collect();
+            let plain = |g: &attest_entra_sim::tenant::Group| {
+                g.deleted.is_none()
+                    && g.accepts_membership_writes()
+                    && g.security_enabled
+                    && !g.group_types.iter().any(|t| t == "Unified")
+                    && g.is_assignable_to_role != Some(true)
+            };
+            let ids: Vec<String> = t.groups.iter().filter(|g| plain(g)).take(2).map(|g| g.id.clone()).collect();
+            let (parent, nested) = (ids[0].clone(), ids[1].clone());
+            for g in t.groups.iter_mut() {
+                if g.id == nested {
+                    g.members = vec![users[0].clone()];
+                } else if g.id == parent {
+                    g.members = vec![nested.clone(), users[1].clone(), users[2].clone()];
+                }
+            }
+            let name = t.groups.iter().find(|g| g.id == nested).unwrap().display_name.clone();
+            (parent, nested, name, users[0].clone())
+        });
+        let sync_now = || async {
+            let before = store.syncs().list_sync_runs(connector.id, 100).await.unwrap().len();
+            assert_eq!(
+                web.post(&web.owner, "/connectors/contoso/sync", &[("mode", "full")]).await.status().as_u16(),
+                303
+            );
+            let synced = eventually(Duration::from_secs(60), || {
+                let store = store.clone();
+                async move {
+                    let runs = store.syncs().list_sync_runs(connector.id, 100).await.unwrap();
+                    runs.len() > before && runs[0].finished_at.is_some()
+                }
+            });
+            assert!(synced.await, "the sync ran");
+        };
+        sync_now().await;
+        let definition = format!(
+            "name = \"Nested review\"\nowners = [\"{}\"]\n[scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\n\
+         resources = [\"{parent}\"]\nentitlements = [\"member\"]\nprincipals = \"users\"\ninclude_inherited = true\n\
+         [reviewers]\nmode = \"named\"\nnamed = [\"{}\"]\nfallback = [\"{}\"]\n[settings]\nauto_apply = true\n\
+         justification_required = \"none\"\n",
+            web.owner.email, web.requester.email, web.approver.email
+        );
+        let created = web.post(&web.admin, "/campaigns/new", &[("definition", definition.as_str())]).await;
+        assert_eq!(created.status().as_u16(), 303);
+        let path = created.headers()["location"].to_str().unwrap().to_owned();
+        let id: i64 = path.trim_start_matches("/campaigns/").parse().unwrap();
+        assert_eq!(web.post(&web.owner, &format!("{path}/start"), &[]).await.status().as_u16(), 303);
+        let instance = store.reviews().get_campaign(id).await.unwrap().instance.unwrap();
+        let all = attest_store::ItemFilter { instance: Some(instance.id), limit: 100, ..Default::default() };
+        let items = store.reviews().list_items(&all).await.unwrap();
+        assert_eq!(items.len(), 3, "two direct members and one through the nested group: {items:?}");
+        let inherited = items
+            .iter()
+            .find(|i| i.principal_object == person && i.held_as == "inherited")
+            .unwrap_or_else(|| panic!("the inherited membership is an item: {items:?}"));
+        assert_eq!(inherited.via_name.as_deref(), Some(nested_name.as_str()));
+        let inherited = inherited.id;
+
+        // The inbox row says which group it comes through and what a revoke removes.
+        let (_, inbox) = web.get(Some(&web.requester), &format!("/reviews?campaign={id}")).await;
+        let at = inbox.find(&format!("<tr id=\"item-{inherited}\">")).unwrap_or_else(|| panic!("the row: {inbox}"));
+        let row = inbox[at..].split("</tr>").next().unwrap();
+        let via = html(&nested_name);
+        assert!(row.contains(&format!("inherited via {via}")), "{row}");
+        assert!(row.contains(&format!("revoking removes them from {via}")), "{row}");
+
+        // Both revoked; a direct member's access ends before the close (removed in Entra, synced):
+        // at the close it ends "already removed", with no change, not "failed".
+        let direct = items.iter().find(|i| i.held_as == "direct").unwrap();
+        let (direct_id, direct_object) = (direct.id, direct.principal_object.clone());
+        for item in [inherited, direct_id] {
+            let one = format!("{item}:revoke");
+            assert_eq!(web.post(&web.requester, "/reviews/decide", &[("one", &one)]).await.status().as_u16(), 303);
+        }
+        web.sim.sim.write(|t| {
+            let group = t.groups.iter_mut().find(|g| g.id == parent).unwrap();
+            group.members.retain(|m| m != &direct_object);
+        });
+        sync_now().await;
+        assert_eq!(web.post(&web.owner, &format!("{path}/close"), &[]).await.status().as_u16(), 303);
+
+        // The inherited access ends with the person's own membership of the group it comes through.
+        let gone = eventually(Duration::from_secs(60), || {
+            let (sim, nested, who) = (web.sim.sim.clone(), nested.clone(), person.clone());
+            async move { sim.read(|t| !t.group(&nested).unwrap().members.contains(&who)) }
+        });
+        assert!(gone.await, "revoking removed the membership it comes through");
+        let revoked = attest_store::ItemFilter { decision: Some(Decision::Revoke), ..all };
+        let settled = eventually(Duration::from_secs(30), || {
+            let (store, filter) = (store.clone(), revoked.clone());
+            async move {
+                let items = store.reviews().list_items(&filter).await.unwrap();
+                let outcome = |id: i64| items.iter().find(|i| i.id == id).and_then(|i| i.outcome());
+                outcome(inherited) == Some(ApplyOutcome::Applied)
+                    && outcome(direct_id) == Some(ApplyOutcome::AlreadyRemoved)
+            }
+        });
+        assert!(settled.await, "applied through the group, and already removed");
+        let ended =
+            store.reviews().list_items(&revoked).await.unwrap().into_iter().find(|i| i.id == direct_id).unwrap();
+        assert!(ended.change_id.is_none(), "no change for access already gone: {ended:?}");
+        web.stop().await;
+    }
+);
+
+/// Text as the page templates escape it.
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2F;")
+}
