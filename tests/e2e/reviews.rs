@@ -940,7 +940,7 @@ db_test!(bench_review_prints_every_figure, true, |db| {
 });
 
 db_test!(
-    inherited_access_is_reviewed_through_its_group_and_access_gone_by_the_close_ends_already_removed,
+    inherited_access_is_reviewed_through_its_group_and_access_gone_by_the_close_ends_already_removed_or_not_found,
     true,
     |db| {
         use attest_domain::review::{ApplyOutcome, Decision};
@@ -1026,17 +1026,20 @@ db_test!(
         assert!(row.contains(&format!("inherited via {via}")), "{row}");
         assert!(row.contains(&format!("revoking removes them from {via}")), "{row}");
 
-        // Both revoked; a direct member's access ends before the close (removed in Entra, synced):
-        // at the close it ends "already removed", with no change, not "failed".
-        let direct = items.iter().find(|i| i.held_as == "direct").unwrap();
-        let (direct_id, direct_object) = (direct.id, direct.principal_object.clone());
-        for item in [inherited, direct_id] {
+        // All three revoked. Before the close one direct member's membership is removed in Entra,
+        // and the other person is deleted (both synced): at the close these end "already removed"
+        // and "not found", with no change, not "failed".
+        let direct: Vec<&attest_store::Item> = items.iter().filter(|i| i.held_as == "direct").collect();
+        let (direct_id, direct_object) = (direct[0].id, direct[0].principal_object.clone());
+        let (deleted_id, deleted_object) = (direct[1].id, direct[1].principal_object.clone());
+        for item in [inherited, direct_id, deleted_id] {
             let one = format!("{item}:revoke");
             assert_eq!(web.post(&web.requester, "/reviews/decide", &[("one", &one)]).await.status().as_u16(), 303);
         }
         web.sim.sim.write(|t| {
             let group = t.groups.iter_mut().find(|g| g.id == parent).unwrap();
             group.members.retain(|m| m != &direct_object);
+            t.delete_user(&deleted_object, attest_domain::Clock::now(&attest_domain::SystemClock)).unwrap();
         });
         sync_now().await;
         assert_eq!(web.post(&web.owner, &format!("{path}/close"), &[]).await.status().as_u16(), 303);
@@ -1055,12 +1058,15 @@ db_test!(
                 let outcome = |id: i64| items.iter().find(|i| i.id == id).and_then(|i| i.outcome());
                 outcome(inherited) == Some(ApplyOutcome::Applied)
                     && outcome(direct_id) == Some(ApplyOutcome::AlreadyRemoved)
+                    && outcome(deleted_id) == Some(ApplyOutcome::NotFound)
             }
         });
-        assert!(settled.await, "applied through the group, and already removed");
-        let ended =
-            store.reviews().list_items(&revoked).await.unwrap().into_iter().find(|i| i.id == direct_id).unwrap();
-        assert!(ended.change_id.is_none(), "no change for access already gone: {ended:?}");
+        assert!(settled.await, "applied through the group, already removed, not found");
+        for ended in store.reviews().list_items(&revoked).await.unwrap().into_iter().filter(|i| i.id != inherited) {
+            assert!(ended.change_id.is_none(), "no change for access already gone: {ended:?}");
+        }
+        let (_, csv) = web.get(Some(&web.owner), &format!("{path}/export.csv")).await;
+        assert!(csv.lines().any(|l| l.contains(&deleted_object) && l.contains(",not_found,")), "{csv}");
         web.stop().await;
     }
 );

@@ -385,13 +385,16 @@ pub struct Applied {
     pub queued: usize,
     /// The access had already gone: nothing to do.
     pub already_removed: usize,
+    /// The access had gone with the person or the resource itself, deleted in Entra.
+    pub not_found: usize,
     /// A revoke that cannot be made through Graph (with the reason on the item).
     pub failed: usize,
 }
 
 /// Queues a change for every revoked item of a closed instance that has none yet: the access
 /// it removes, asked for by whoever closes. An item whose grant has ended since the snapshot
-/// ends "already removed"; one Graph cannot change ends "failed" with the reason.
+/// ends "already removed", or "not found" when its principal or resource was deleted in Entra;
+/// one Graph cannot change ends "failed" with the reason.
 pub async fn apply_revocations(
     store: &Store,
     instance: i64,
@@ -421,15 +424,24 @@ pub async fn apply_revocations(
         after = Some(last.id);
         let open: Vec<_> = page.into_iter().filter(|i| i.change_id.is_none() && i.apply_result.is_none()).collect();
         let grants: Vec<i64> = open.iter().filter_map(|i| i.grant_id).collect();
-        let ended: std::collections::HashSet<i64> = store.reviews().ended_grants(&grants).await?.into_iter().collect();
+        let ended: std::collections::HashMap<i64, bool> =
+            store.reviews().ended_grants(&grants).await?.into_iter().collect();
         let mut outcomes = Vec::new();
         let mut queued = Vec::new();
         let mut news = Vec::new();
         for item in &open {
-            if item.grant_id.is_some_and(|g| ended.contains(&g)) {
-                outcomes.push((item.id, ApplyOutcome::AlreadyRemoved, None));
-                done.already_removed += 1;
-                continue;
+            match item.grant_id.and_then(|g| ended.get(&g)) {
+                Some(true) => {
+                    outcomes.push((item.id, ApplyOutcome::NotFound, None));
+                    done.not_found += 1;
+                    continue;
+                }
+                Some(false) => {
+                    outcomes.push((item.id, ApplyOutcome::AlreadyRemoved, None));
+                    done.already_removed += 1;
+                    continue;
+                }
+                None => {}
             }
             let action = match (&item.revoke_action, &item.revoke_blocked) {
                 (Some(action), _) => serde_json::from_str::<ChangeAction>(action).ok(),

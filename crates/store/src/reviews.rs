@@ -1979,13 +1979,21 @@ impl Reviews<'_> {
         Ok(())
     }
 
-    /// Which of these grants have ended since (expired, removed in Entra).
-    pub async fn ended_grants(self, grants: &[i64]) -> Result<Vec<i64>, StoreError> {
+    /// Which of `grants` have ended, each with whether its principal or resource is gone from
+    /// Entra too (deleted, as the last sync saw it).
+    pub async fn ended_grants(self, grants: &[i64]) -> Result<Vec<(i64, bool)>, StoreError> {
         let mut ended = Vec::new();
         for chunk in grants.chunks(5_000) {
-            let mut sql = Sql::new(self.backend(), "SELECT id FROM grants WHERE ended_at IS NOT NULL AND id IN ");
+            let mut sql = Sql::new(
+                self.backend(),
+                "SELECT g.id, CASE WHEN p.deleted_at IS NOT NULL OR r.deleted_at IS NOT NULL THEN 1 ELSE 0 END AS gone \
+                 FROM grants g JOIN principals p ON p.id = g.principal_id \
+                 JOIN entitlements e ON e.id = g.entitlement_id JOIN resources r ON r.id = e.resource_id \
+                 WHERE g.ended_at IS NOT NULL AND g.id IN ",
+            );
             sql.tuple(chunk.iter().map(|g| Value::from(*g)));
-            ended.extend(select_json::<(i64,)>(&self.db, sql, &["id"]).await?.into_iter().map(|(id,)| id));
+            let rows = select_json::<(i64, i64)>(&self.db, sql, &["id", "gone"]).await?;
+            ended.extend(rows.into_iter().map(|(id, gone)| (id, gone == 1)));
         }
         Ok(ended)
     }

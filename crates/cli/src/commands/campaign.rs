@@ -515,12 +515,12 @@ fn item_line(i: &Item) -> String {
 }
 
 fn applied_json(a: &attest_review::Applied) -> serde_json::Value {
-    json!({"queued": a.queued, "already_removed": a.already_removed, "failed": a.failed})
+    json!({"queued": a.queued, "already_removed": a.already_removed, "not_found": a.not_found, "failed": a.failed})
 }
 
 fn applied_line(a: &attest_review::Applied) -> String {
     format!(
-        "revocations: {} queued as changes, {} already removed, {} cannot be applied through Graph (see `attest campaign items`)",
-        a.queued, a.already_removed, a.failed
+        "revocations: {} queued as changes, {} already removed, {} gone with a deleted principal or resource, {} cannot be applied through Graph (see `attest campaign items`)",
+        a.queued, a.already_removed, a.not_found, a.failed
     )
 }
