@@ -187,6 +187,21 @@ db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, 
         run(vec!["campaign", "decide", "1", "--item", &approved, "--decision", "approve", "--as", owner]).await.success
     );
     assert_eq!(items(&["--state", "pending"]).await.len(), 2);
+    let noted = run(vec![
+        "campaign",
+        "comment",
+        "1",
+        "--item",
+        &approved,
+        "--as",
+        owner,
+        "--text",
+        "checked with HR",
+        "--json",
+    ])
+    .await;
+    let noted: serde_json::Value = serde_json::from_str(&noted.stdout).unwrap_or_default();
+    assert_eq!(noted["commented"].as_u64(), Some(1), "{noted}");
 
     // Close: the undecided stay undecided (no default decision); the revocation is queued and
     // the provisioner applies it in Entra.
@@ -226,9 +241,24 @@ db_test!(a_campaign_snapshots_decides_closes_and_removes_access_in_entra, true, 
     assert!(lines[0].starts_with("campaign,instance,item,principal,principal_upn"), "{}", lines[0]);
     let row = lines.iter().find(|l| l.contains(&users[1].1)).unwrap();
     assert!(row.contains(",revoke,moved to another team,") && row.contains(",applied,"), "{row}");
+    // Written to a file with -o: the same rows, nothing on standard output.
+    let out = dir.join("evidence.csv");
+    let written = run(vec!["campaign", "export", "1", "--format", "csv", "-o", &out.display().to_string()]).await;
+    assert!(
+        written.success && !written.stdout.contains("campaign,instance"),
+        "{:?}\n{}",
+        written.error,
+        written.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
     let json = run(vec!["campaign", "export", "1", "--format", "json"]).await;
     let rows: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
     let evidence = rows.iter().find(|r| r["principal_object_id"] == users[1].0.as_str()).unwrap();
+    // `show --json`: the campaign with its latest instance and progress.
+    let shown = run(vec!["campaign", "show", "1", "--json"]).await;
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!((shown["id"].as_i64(), shown["instance"]["state"].as_str()), (Some(1), Some("closed")), "{shown}");
+    assert_eq!(shown["progress"]["items"].as_u64(), Some(4), "{shown}");
     assert!(evidence["audit_seq"].as_i64().unwrap() > 0 && evidence["change_id"].as_i64().is_some(), "{evidence}");
     assert!(evidence["reviewers"].as_str().unwrap().contains(owner), "{evidence}");
     let audit = store.audit().list_audit_events(0, 100_000).await.unwrap();
@@ -342,8 +372,14 @@ db_test!(reviewers_are_mailed_reminded_once_and_the_deadline_closes_and_recurs, 
             .success
     );
     let handed =
-        run(vec!["campaign", "reassign", "1", "--item", &second_item, "--from", &ada.1, "--to", &carol.1]).await;
+        run(vec!["campaign", "reassign", "1", "--item", &second_item, "--from", &ada.1, "--to", &carol.1, "--json"])
+            .await;
     assert!(handed.success, "{:?}", handed.error);
+    let handed: serde_json::Value = serde_json::from_str(&handed.stdout).unwrap();
+    assert_eq!(
+        (handed["from_object_id"].as_str(), handed["to_object_id"].as_str()),
+        (Some(ada.0.as_str()), Some(carol.0.as_str()))
+    );
     let day_before = second.due_at - chrono::Duration::hours(12);
     assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 2, "the pending item's reviewers");
     assert_eq!(scheduler.scan(day_before).await.unwrap().mails, 0, "once");

@@ -81,6 +81,8 @@ pub enum CampaignCommand {
         id: i64,
         #[arg(long = "as", value_name = "EMAIL")]
         actor: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Comment on items as their reviewer.
     Comment {
@@ -91,6 +93,8 @@ pub enum CampaignCommand {
         actor: String,
         #[arg(long, value_name = "TEXT")]
         text: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Give an item to another reviewer.
     Reassign {
@@ -105,6 +109,8 @@ pub enum CampaignCommand {
         to: String,
         #[arg(long = "as", value_name = "EMAIL", default_value = "cli")]
         actor: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Close the running instance: undecided items take the default decision; with auto_apply,
     /// revocations are queued.
@@ -309,23 +315,47 @@ pub async fn run(context: &Context, command: CampaignCommand, out: &mut dyn Writ
                 writeln!(out, "{decided} item(s) decided {decision} by {}", reviewer.name)?;
             }
         }
-        CampaignCommand::Accept { id, actor } => {
+        CampaignCommand::Accept { id, actor, json } => {
             let (campaign, instance) = latest(&store, id).await?;
             let reviewer = reviewer(&store, &campaign, &actor).await?;
             let decided = attest_review::accept_recommendations(&store, instance.id, &reviewer, now).await?;
-            writeln!(out, "{decided} item(s) decided as recommended by {}", reviewer.name)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"decided": decided, "reviewer": reviewer.name, "reviewer_object_id": reviewer.object_id})
+                )?;
+            } else {
+                writeln!(out, "{decided} item(s) decided as recommended by {}", reviewer.name)?;
+            }
         }
-        CampaignCommand::Comment { id, items, actor, text } => {
+        CampaignCommand::Comment { id, items, actor, text, json } => {
             let (campaign, _) = latest(&store, id).await?;
             let reviewer = reviewer(&store, &campaign, &actor).await?;
             let done = attest_review::comment(&store, &items, &reviewer, false, &text, now).await?;
-            writeln!(out, "{done} item(s) commented on by {}", reviewer.name)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"commented": done, "author": reviewer.name, "author_object_id": reviewer.object_id})
+                )?;
+            } else {
+                writeln!(out, "{done} item(s) commented on by {}", reviewer.name)?;
+            }
         }
-        CampaignCommand::Reassign { id, item, from, to, actor } => {
+        CampaignCommand::Reassign { id, item, from, to, actor, json } => {
             let (campaign, _) = latest(&store, id).await?;
             let from = person(&store, &campaign, &from).await?;
             let to = attest_review::reassign(&store, item, &from.object_id, &to, &actor, now).await?;
-            writeln!(out, "item {item} reassigned from {} to {}", from.name, to.name)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"item": item, "from": from.name, "from_object_id": from.object_id, "to": to.name, "to_object_id": to.object_id})
+                )?;
+            } else {
+                writeln!(out, "item {item} reassigned from {} to {}", from.name, to.name)?;
+            }
         }
         CampaignCommand::Close { id, actor, json } => {
             let (_, instance) = latest(&store, id).await?;
