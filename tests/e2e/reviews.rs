@@ -989,6 +989,7 @@ db_test!(
             .iter()
             .map(|p| p.object_id.clone())
             .collect();
+        let requester = web.requester.object_id.clone();
         let (parent, nested, nested_name, person) = web.sim.sim.write(|t| {
             let users: Vec<String> = t
                 .live_users()
@@ -1009,7 +1010,7 @@ db_test!(
                 if g.id == nested {
                     g.members = vec![users[0].clone()];
                 } else if g.id == parent {
-                    g.members = vec![nested.clone(), users[1].clone(), users[2].clone()];
+                    g.members = vec![nested.clone(), users[1].clone(), users[2].clone(), requester.clone()];
                 }
             }
             let name = t.groups.iter().find(|g| g.id == nested).unwrap().display_name.clone();
@@ -1046,13 +1047,63 @@ db_test!(
         let instance = store.reviews().get_campaign(id).await.unwrap().instance.unwrap();
         let all = attest_store::ItemFilter { instance: Some(instance.id), limit: 100, ..Default::default() };
         let items = store.reviews().list_items(&all).await.unwrap();
-        assert_eq!(items.len(), 3, "two direct members and one through the nested group: {items:?}");
+        assert_eq!(items.len(), 4, "three direct members and one through the nested group: {items:?}");
         let inherited = items
             .iter()
             .find(|i| i.principal_object == person && i.held_as == "inherited")
             .unwrap_or_else(|| panic!("the inherited membership is an item: {items:?}"));
         assert_eq!(inherited.via_name.as_deref(), Some(nested_name.as_str()));
         let inherited = inherited.id;
+
+        // The reviewer's own membership is someone else's to review: not in their inbox, and
+        // refused if they try, through the page and the API.
+        let own = items.iter().find(|i| i.principal_object == requester).unwrap().id;
+        let api = |query: String| {
+            let web = &web;
+            async move {
+                let (status, body) =
+                    web.get(Some(&web.requester), &format!("/api/v1/reviews?campaign={id}&{query}")).await;
+                assert_eq!(status, 200, "{body}");
+                serde_json::from_str::<serde_json::Value>(&body).unwrap()
+            }
+        };
+        let mine = api("state=all".into()).await;
+        let listed: Vec<i64> = mine["items"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+        assert_eq!(listed.len(), 3, "{mine}");
+        assert!(!listed.contains(&own), "{mine}");
+        let one = format!("{own}:approve");
+        assert_eq!(web.post(&web.requester, "/reviews/decide", &[("one", &one)]).await.status().as_u16(), 404);
+        let refused = crate::harness::browser()
+            .post(format!("{}/api/v1/reviews/decide", web.base))
+            .header("cookie", &web.requester.cookie)
+            .header("x-csrf-token", &web.requester.csrf)
+            .json(&serde_json::json!({"items": [own], "decision": "approve"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 404);
+        // The inbox's filters and orders: each recommendation lists exactly its items, a kind
+        // with none lists none, and ordered by person the names come in order.
+        let mut by_recommendation = 0;
+        for r in ["approve", "revoke", "review"] {
+            let found = api(format!("recommendation={r}")).await;
+            let found = found["items"].as_array().unwrap().clone();
+            assert!(found.iter().all(|i| i["recommendation"] == r), "{found:?}");
+            by_recommendation += found.len();
+        }
+        assert_eq!(by_recommendation, 3);
+        assert_eq!(api("kind=application".into()).await["total"].as_u64(), Some(0));
+        assert_eq!(api("kind=group".into()).await["total"].as_u64(), Some(3));
+        let ordered = api("order=person".into()).await;
+        let names: Vec<String> = ordered["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["principal"]["name"].as_str().unwrap().to_lowercase())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
 
         // The inbox row says which group it comes through and what a revoke removes.
         let (_, inbox) = web.get(Some(&web.requester), &format!("/reviews?campaign={id}")).await;
@@ -1065,7 +1116,8 @@ db_test!(
         // All three revoked. Before the close one direct member's membership is removed in Entra,
         // and the other person is deleted (both synced): at the close these end "already removed"
         // and "not found", with no change, not "failed".
-        let direct: Vec<&attest_store::Item> = items.iter().filter(|i| i.held_as == "direct").collect();
+        let direct: Vec<&attest_store::Item> =
+            items.iter().filter(|i| i.held_as == "direct" && i.principal_object != requester).collect();
         let (direct_id, direct_object) = (direct[0].id, direct[0].principal_object.clone());
         let (deleted_id, deleted_object) = (direct[1].id, direct[1].principal_object.clone());
         for item in [inherited, direct_id, deleted_id] {
