@@ -929,6 +929,87 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
     web.stop().await;
 });
 
+db_test!(reviewers_are_each_persons_manager_else_the_fallback_or_a_named_groups_members, true, |db| {
+    let tenant = Tenant::connect(&db).await;
+    let (sim, dir) = (&tenant.sim, &tenant.dir);
+    let run = |args: Vec<&str>| tenant.run(args);
+    // A group of three: the first is managed by a fourth person, the second by nobody, the
+    // third by the first. A second group's two members review by name of their group.
+    let (group, reviewers_group, users) = sim.sim.write(|t| {
+        let users: Vec<(String, String)> = t
+            .live_users()
+            .filter(|u| u.account_enabled && u.user_type == "Member" && u.mail.is_some())
+            .take(7)
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+            .collect();
+        let managers = [(0, Some(3)), (1, None), (2, Some(0))];
+        for (who, manager) in managers {
+            let user = t.users.iter_mut().find(|u| u.id == users[who].0).unwrap();
+            user.manager = manager.map(|m: usize| users[m].0.clone());
+        }
+        let ids: Vec<String> = t
+            .groups
+            .iter()
+            .filter(|g| g.deleted.is_none() && g.accepts_membership_writes() && g.is_assignable_to_role != Some(true))
+            .take(2)
+            .map(|g| g.id.clone())
+            .collect();
+        for g in t.groups.iter_mut() {
+            if g.id == ids[0] {
+                g.members = users[..3].iter().map(|(id, _)| id.clone()).collect();
+            } else if g.id == ids[1] {
+                g.members = vec![users[4].0.clone(), users[5].0.clone()];
+            }
+        }
+        (ids[0].clone(), ids[1].clone(), users)
+    });
+    assert!(run(vec!["sync", "--full"]).await.success);
+    let reviewers_of = |items: &[serde_json::Value], member: &str| -> Vec<String> {
+        let item = items.iter().find(|i| i["principal"]["object_id"] == member).unwrap();
+        let mut ids: Vec<String> =
+            item["reviewers"].as_array().unwrap().iter().map(|r| r["object_id"].as_str().unwrap().to_owned()).collect();
+        ids.sort();
+        ids
+    };
+    let create = |mode: &str, extra: String| {
+        let text = format!(
+            "name = \"By {mode}\"\nowners = [\"{}\"]\n[scope]\nconnector = \"contoso\"\nresource_kinds = [\"group\"]\n\
+             resources = [\"{group}\"]\nentitlements = [\"member\"]\n[reviewers]\nmode = \"{mode}\"\n{extra}",
+            users[6].1
+        );
+        let file = dir.join(format!("{mode}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let path = file.display().to_string();
+        async move { run(vec!["campaign", "create", "--file", &path]).await }
+    };
+
+    // Manager: each member's manager at start, else the fallback; never the person themselves.
+    assert!(create("manager", format!("fallback = [\"{}\"]\n", users[6].1)).await.success);
+    let started = run(vec!["campaign", "start", "1"]).await;
+    assert!(started.success, "{:?}\n{}", started.error, started.stdout);
+    let items = tenant.items("1", None).await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(reviewers_of(&items, &users[0].0), vec![users[3].0.clone()], "the manager");
+    assert_eq!(reviewers_of(&items, &users[1].0), vec![users[6].0.clone()], "no manager: the fallback");
+    assert_eq!(reviewers_of(&items, &users[2].0), vec![users[0].0.clone()], "a manager in the same group");
+    // Snapshot: a manager changed after the start applies to the next instance only.
+    sim.sim.write(|t| t.users.iter_mut().find(|u| u.id == users[1].0).unwrap().manager = Some(users[3].0.clone()));
+    assert!(run(vec!["sync", "--full"]).await.success);
+    assert_eq!(reviewers_of(&tenant.items("1", None).await, &users[1].0), vec![users[6].0.clone()]);
+
+    // Named by group: every member of the group reviews every item.
+    assert!(create("named", format!("named = [\"{reviewers_group}\"]\n")).await.success);
+    let started = run(vec!["campaign", "start", "2"]).await;
+    assert!(started.success, "{:?}\n{}", started.error, started.stdout);
+    let items = tenant.items("2", None).await;
+    let mut both = vec![users[4].0.clone(), users[5].0.clone()];
+    both.sort();
+    for (member, _) in &users[..3] {
+        assert_eq!(reviewers_of(&items, member), both, "{items:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+});
+
 db_test!(bench_review_prints_every_figure, true, |db| {
     let outcome = crate::harness::attest_on(
         &db,
