@@ -73,6 +73,19 @@ pub async fn raw_sql(db: &attest_store::testing::TestDb, sql: &str) {
     conn.close().await.unwrap();
 }
 
+/// Text as the templates escape it in HTML (tera writes `/` as `&#x2F;` too).
+pub fn escape(text: &str) -> String {
+    ESCAPES.iter().fold(text.replace('&', "&amp;"), |text, (plain, escaped)| text.replace(*plain, escaped))
+}
+
+/// Undoes [`escape`].
+pub fn unescape(html: &str) -> String {
+    ESCAPES.iter().fold(html.to_owned(), |html, (plain, escaped)| html.replace(escaped, plain)).replace("&amp;", "&")
+}
+
+/// What the templates escape besides `&` (which goes first on the way in, last on the way out).
+const ESCAPES: [(&str, &str); 5] = [("<", "&lt;"), (">", "&gt;"), ("\"", "&quot;"), ("'", "&#x27;"), ("/", "&#x2F;")];
+
 /// A browser that shows redirects instead of following them.
 pub fn browser() -> reqwest::Client {
     attest_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()

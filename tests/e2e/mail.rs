@@ -26,16 +26,6 @@ fn to(messages: &[String], who: &Person) -> Vec<String> {
         .collect()
 }
 
-/// Undoes tera's HTML escaping.
-fn unescape(html: &str) -> String {
-    html.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#x2F;", "/")
-        .replace("&amp;", "&")
-}
-
 /// A change's description as the pages show it.
 async fn description(web: &Web, id: i64) -> String {
     let (_, body) = web.get(Some(&web.admin), &format!("/api/v1/changes/{id}")).await;
@@ -90,7 +80,10 @@ db_test!(approvers_and_requesters_get_mail_about_changes_through_smtp_once, true
         assert_eq!(header(message, "From"), Some("Attest <attest@example.com>"), "{message}");
         let body = decode_quoted_printable(message);
         assert!(body.contains(&format!("{approve_url}\n")) || body.contains(&format!("{approve_url}\r\n")), "{body}");
-        assert!(unescape(&body).contains(&format!("href=\"{approve_url}\"")), "the HTML part links the change: {body}");
+        assert!(
+            crate::harness::unescape(&body).contains(&format!("href=\"{approve_url}\"")),
+            "the HTML part links the change: {body}"
+        );
         assert!(body.contains(&web.admin.email), "the mail says who asked: {body}");
         let sent = eventually(DEADLINE, || {
             let store = store.clone();
@@ -199,7 +192,7 @@ db_test!(without_smtp_mail_is_kept_and_administrators_read_it_at_admin_mail, tru
     for m in [&approver_mail, &owner_mail] {
         assert!(outbox.contains(&format!("href=\"/admin/mail/{}\"", m.id.0)) && outbox.contains(&m.recipient));
     }
-    assert!(unescape(&outbox).contains(&approver_mail.subject), "{outbox}");
+    assert!(crate::harness::unescape(&outbox).contains(&approver_mail.subject), "{outbox}");
     let (_, kept) = web.get(Some(&web.admin), "/admin/mail?state=kept").await;
     assert!(kept.contains(&format!("/admin/mail/{}\"", owner_mail.id.0)), "{kept}");
     let (_, sent) = web.get(Some(&web.admin), "/admin/mail?state=sent").await;
@@ -222,7 +215,7 @@ db_test!(without_smtp_mail_is_kept_and_administrators_read_it_at_admin_mail, tru
     let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(policy.contains("default-src 'none'") && !policy.contains("script-src"), "{policy}");
     let page = response.text().await.unwrap();
-    let plain = unescape(&page);
+    let plain = crate::harness::unescape(&page);
     assert!(plain.contains(&approver_mail.text_body), "the text part, whole: {page}");
     assert!(plain.contains(&approver_mail.subject) && plain.contains(&web.approver.email));
     assert!(plain.contains(&message_id(&keys[0], "localhost")), "the Message-ID it is sent with: {page}");
@@ -230,7 +223,7 @@ db_test!(without_smtp_mail_is_kept_and_administrators_read_it_at_admin_mail, tru
     assert!(frame.starts_with("sandbox "), "no sandbox permissions at all: {frame}");
     let srcdoc = frame.split("srcdoc=\"").nth(1).unwrap().strip_suffix('"').unwrap();
     assert!(!srcdoc.contains(['<', '>', '"']), "the HTML part is escaped into the attribute: {srcdoc}");
-    assert_eq!(unescape(srcdoc), approver_mail.html_body, "and is the mail's HTML exactly");
+    assert_eq!(crate::harness::unescape(srcdoc), approver_mail.html_body, "and is the mail's HTML exactly");
     assert_eq!(page.matches("<!doctype html>").count(), 1, "the mail's document is not part of the page's");
     assert_eq!(web.get(Some(&web.admin), "/admin/mail/99999999").await.0, 404);
 

@@ -1190,7 +1190,7 @@ db_test!(
         let (_, inbox) = web.get(Some(&web.requester), &format!("/reviews?campaign={id}")).await;
         let at = inbox.find(&format!("<tr id=\"item-{inherited}\">")).unwrap_or_else(|| panic!("the row: {inbox}"));
         let row = inbox[at..].split("</tr>").next().unwrap();
-        let via = html(&nested_name);
+        let via = crate::harness::escape(&nested_name);
         assert!(row.contains(&format!("inherited via {via}")), "{row}");
         assert!(row.contains(&format!("revoking removes them from {via}")), "{row}");
 
@@ -1239,13 +1239,3 @@ db_test!(
         web.stop().await;
     }
 );
-
-/// Text as the page templates escape it.
-fn html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
-        .replace('/', "&#x2F;")
-}
