@@ -997,6 +997,24 @@ db_test!(reviewers_are_each_persons_manager_else_the_fallback_or_a_named_groups_
     assert!(run(vec!["sync", "--full"]).await.success);
     assert_eq!(reviewers_of(&tenant.items("1", None).await, &users[1].0), vec![users[6].0.clone()]);
 
+    // A manager accepts the recommendations on their items (--json): what was recommended
+    // approve or revoke is decided so, by them; "review" stays pending.
+    let accepted = run(vec!["campaign", "accept", "1", "--as", &users[3].1, "--json"]).await;
+    assert!(accepted.success, "{:?}", accepted.error);
+    let accepted: serde_json::Value = serde_json::from_str(&accepted.stdout).unwrap();
+    assert_eq!(accepted["reviewer_object_id"].as_str(), Some(users[3].0.as_str()), "{accepted}");
+    let theirs = tenant.items("1", None).await;
+    let item = theirs.iter().find(|i| i["principal"]["object_id"] == users[0].0.as_str()).unwrap();
+    let expected = match item["recommendation"].as_str().unwrap() {
+        "approve" => "approve",
+        "revoke" => "revoke",
+        _ => "pending",
+    };
+    assert_eq!(item["decision"].as_str(), Some(expected), "{item}");
+    assert_eq!(accepted["decided"].as_u64(), Some(u64::from(expected != "pending")), "{accepted}");
+    let mut others = theirs.iter().filter(|i| i["principal"]["object_id"] != users[0].0.as_str());
+    assert!(others.all(|i| i["decision"] == "pending"), "only their own items: {theirs:?}");
+
     // Named by group: every member of the group reviews every item.
     assert!(create("named", format!("named = [\"{reviewers_group}\"]\n")).await.success);
     let started = run(vec!["campaign", "start", "2"]).await;
