@@ -135,7 +135,7 @@ async fn the_demo_starts_from_nothing_and_an_administrator_signs_in() {
             .unwrap_or_else(|| panic!("the setup mail is in the outbox: {outbox}"))
             .to_owned();
         // The page escapes the text as HTML, `/` included.
-        let mail = page(&format!("/admin/mail/{mail_id}")).await.replace("&#x2F;", "/");
+        let mail = page(&format!("/admin/mail/{mail_id}")).await.replace("&#x2f;", "/");
         let at = mail.find("/setup/").unwrap_or_else(|| panic!("mail {mail_id}: {mail}"));
         let link: String = mail[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "/-_".contains(*c)).collect();
         let (_, callback, binding) = sign_in_through_simulator(&base, &owner_upn).await;

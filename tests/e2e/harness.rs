@@ -73,7 +73,7 @@ pub async fn raw_sql(db: &attest_store::testing::TestDb, sql: &str) {
     conn.close().await.unwrap();
 }
 
-/// Text as the templates escape it in HTML (tera writes `/` as `&#x2F;` too).
+/// Text as the templates escape it in HTML (`/` too, as `&#x2f;`).
 pub fn escape(text: &str) -> String {
     ESCAPES.iter().fold(text.replace('&', "&amp;"), |text, (plain, escaped)| text.replace(*plain, escaped))
 }
@@ -84,7 +84,7 @@ pub fn unescape(html: &str) -> String {
 }
 
 /// What the templates escape besides `&` (which goes first on the way in, last on the way out).
-const ESCAPES: [(&str, &str); 5] = [("<", "&lt;"), (">", "&gt;"), ("\"", "&quot;"), ("'", "&#x27;"), ("/", "&#x2F;")];
+const ESCAPES: [(&str, &str); 5] = [("<", "&lt;"), (">", "&gt;"), ("\"", "&quot;"), ("'", "&#x27;"), ("/", "&#x2f;")];
 
 /// A browser that shows redirects instead of following them.
 pub fn browser() -> reqwest::Client {

@@ -260,7 +260,7 @@ db_test!(side_panel_actions_change_entra_and_sensitive_ones_wait_for_a_second_pe
     let said = shown.split("id=\"flash\"").nth(1).expect("a flash");
     assert!(
         said.contains(&format!("Change #{block} asked for"))
-            && said.contains(&format!("href=\"{}\"", page_path.replace('/', "&#x2F;"))),
+            && said.contains(&format!("href=\"{}\"", page_path.replace('/', "&#x2f;"))),
         "{said}"
     );
     assert!(!web.get(Some(&web.admin), &format!("/changes/{block}")).await.1.contains("id=\"flash\""));

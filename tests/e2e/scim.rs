@@ -363,8 +363,8 @@ db_test!(entras_provisioning_client_fills_attest_and_a_mapped_group_gives_a_role
     // The administrator makes a token on the accounts page: shown once, kept as a hash.
     let (status, page) = web.get(Some(&web.admin), "/admin/accounts").await;
     assert_eq!(status, 200);
-    // (Tera writes `/` as `&#x2F;`.)
-    let endpoint = format!("{}/scim/v2", web.base).replace('/', "&#x2F;");
+    // (The templates write `/` as `&#x2f;`.)
+    let endpoint = format!("{}/scim/v2", web.base).replace('/', "&#x2f;");
     assert!(page.contains(&endpoint), "the Tenant URL to give Entra");
     assert_eq!(web.get(Some(&web.requester), "/admin/accounts").await.0, 403);
     let made = web.post(&web.admin, "/admin/accounts/tokens", &[("name", "Entra ID")]).await.text().await.unwrap();

@@ -23,7 +23,7 @@ pub mod test_smtp;
 
 pub use outbox::{Email, Outbox, is_email_address};
 pub use sender::{SendCounts, Sender, SenderOptions, Waker, message_id};
-pub use templates::{DigestLine, PermissionLine, Rendered, TEMPLATE_NAMES, Template, Templates};
+pub use templates::{DigestLine, PermissionLine, Rendered, TEMPLATE_NAMES, Template, Templates, describe, engine};
 
 /// What went wrong in the mail subsystem. How one mail's sending went is recorded on the mail,
 /// not returned as an error.

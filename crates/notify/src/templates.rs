@@ -223,7 +223,7 @@ pub struct Rendered {
 
 /// The compiled templates. Build once and share.
 pub struct Templates {
-    tera: tera::Tera,
+    engine: minijinja::Environment<'static>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -245,11 +245,46 @@ macro_rules! mail_templates {
     };
 }
 
+/// The template engine as Attest sets it up, for mail here and for pages in `attest-server`, so
+/// both read the same language the same way:
+/// - `.html` templates are HTML-escaped, `.txt` ones are not (minijinja's default by name);
+/// - a name that is not in the context is an error when printed, iterated or looked into, and
+///   false in `{% if %}`: a typo fails loudly instead of rendering as nothing;
+/// - `none` prints as nothing (an absent optional field is left out, never shown as "none");
+/// - a template's last line break is kept, as written.
+pub fn engine() -> minijinja::Environment<'static> {
+    let mut engine = minijinja::Environment::new();
+    engine.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    let syntax = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build();
+    // The default syntax with one flag set cannot be refused; keep the default if it ever is.
+    if let Ok(syntax) = syntax {
+        engine.set_syntax(syntax);
+    }
+    engine.set_formatter(
+        |out, state, value| {
+            if value.is_none() { Ok(()) } else { minijinja::escape_formatter(out, state, value) }
+        },
+    );
+    engine
+}
+
+/// minijinja's error with its causes and where in the template, on one line.
+pub fn describe(error: &minijinja::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl Templates {
-    /// Compiles every template (tera escapes `.html` templates and leaves `.txt` ones alone).
+    /// Compiles every template.
     pub fn new() -> Result<Templates, NotifyError> {
-        let mut tera = tera::Tera::default();
-        tera.add_raw_templates(mail_templates!(
+        let mut engine = engine();
+        for (name, source) in mail_templates!(
             "change_awaiting_approval",
             "change_failed",
             "change_denied",
@@ -264,35 +299,28 @@ impl Templates {
             "connector_connected",
             "connector_attention",
             "account_invitation"
-        ))
-        .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
-        Ok(Templates { tera })
+        ) {
+            engine
+                .add_template(name, source)
+                .map_err(|e| NotifyError::Template { template: "(all)", message: describe(&e) })?;
+        }
+        Ok(Templates { engine })
     }
 
     /// Renders a mail's subject, text and HTML.
     pub fn render(&self, template: &Template) -> Result<Rendered, NotifyError> {
         let name = template.name();
-        let failed = |e: tera::Error| NotifyError::Template { template: name, message: describe(&e) };
-        let context = tera::Context::from_serialize(template).map_err(failed)?;
-        let part = |file: &str| self.tera.render(&format!("{name}/{file}"), &context).map_err(failed);
+        let failed = |e: minijinja::Error| NotifyError::Template { template: name, message: describe(&e) };
+        let context = minijinja::Value::from(minijinja::value::Serde(template));
+        let part = |file: &str| {
+            self.engine.get_template(&format!("{name}/{file}")).and_then(|t| t.render(&context)).map_err(failed)
+        };
         Ok(Rendered {
             subject: part("subject.txt")?.split_whitespace().collect::<Vec<_>>().join(" "),
             text: part("text.txt")?,
             html: part("html.html")?,
         })
     }
-}
-
-/// Tera's error with its causes, on one line.
-fn describe(error: &tera::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -498,7 +526,7 @@ mod tests {
         for template in samples(name) {
             let rendered = templates.render(&template).unwrap();
             assert!(!rendered.html.contains("<script>"), "{}", rendered.html);
-            assert!(rendered.html.contains("Mallory &lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt; &amp; co"));
+            assert!(rendered.html.contains("Mallory &lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; co"));
             assert!(rendered.text.contains(name), "{}", rendered.text);
         }
     }

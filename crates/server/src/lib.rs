@@ -39,6 +39,7 @@ pub mod setup_job;
 mod sign_in_client;
 mod state;
 pub mod sync_job;
+mod template_rows;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Server-rendered pages: tera templates from `templates/web`, compiled into the binary. Every
+//! Server-rendered pages: templates from `templates/web`, compiled into the binary. Every
 //! page works without JavaScript; forms post back and redirect to what they changed.
 //!
 //! Each module gathers a page's data as the JSON API's own types ([`crate::api_model`]), adds
@@ -25,11 +25,22 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::error::WebError;
-use crate::render::render_html;
+use crate::render::{render_html, render_value};
 use crate::roles::{Access, Viewer};
 
 /// Renders a signed-in page: `context` plus the layout's frame.
 pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Result<Html<String>, WebError> {
+    page_with(viewer, template, context, None)
+}
+
+/// [`page`], with `objects` (a map of the engine's values) over the JSON context: for data the
+/// template reads field by field, never turned into JSON (`template_rows`).
+pub fn page_with(
+    viewer: &Viewer,
+    template: &str,
+    context: serde_json::Value,
+    objects: Option<minijinja::Value>,
+) -> Result<Html<String>, WebError> {
     // The navigation's entry this page is (`aria-current`).
     let current = match template {
         "dashboard.html" => "/",
@@ -64,7 +75,16 @@ pub fn page(viewer: &Viewer, template: &str, context: serde_json::Value) -> Resu
             "accounts": Access::Admin.allows(&viewer.roles),
         },
     });
-    Ok(Html(render_html(template, merge(frame, context))?))
+    let context = merge(frame, context);
+    let html = match objects {
+        None => render_html(template, context)?,
+        Some(objects) => {
+            let json = minijinja::Value::from(minijinja::value::Serde(context));
+            // The last map wins where both have a name.
+            render_value(template, minijinja::value::merge_maps([json, objects]))?
+        }
+    };
+    Ok(Html(html))
 }
 
 fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {

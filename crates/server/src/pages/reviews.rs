@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{PAGE_SIZE, fetch_page, page, query_string, with};
+use super::{PAGE_SIZE, fetch_page, page_with, query_string, with};
 use crate::AppState;
 use crate::api_model::{InboxCampaign, ReviewInbox, ReviewItem};
 use crate::error::WebError;
@@ -131,7 +131,9 @@ async fn inbox_page(
     query: &InboxQuery,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let data = inbox_data(state, viewer, query).await?;
+    let mut data = inbox_data(state, viewer, query).await?;
+    // The rows go to the template as objects, the rest of the page as JSON.
+    let rows = crate::template_rows::rows(std::mem::take(&mut data.items));
     let link = query.link();
     let back = if link.is_empty() { "/reviews".to_owned() } else { format!("/reviews?{link}") };
     let extra = json!({
@@ -147,7 +149,8 @@ async fn inbox_page(
         "error": error,
     });
     let status = if extra["error"].is_null() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
-    Ok((status, page(viewer, "reviews.html", with(&data, extra)?)?).into_response())
+    let objects = minijinja::context! { items => rows };
+    Ok((status, page_with(viewer, "reviews.html", with(&data, extra)?, Some(objects))?).into_response())
 }
 
 /// A decision from the inbox: the ticked items (or the one whose button was pressed).
