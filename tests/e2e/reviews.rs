@@ -901,6 +901,10 @@ db_test!(a_reviewer_decides_only_their_own_items_in_the_pages_and_api_and_owners
         async move { web.post(&who, "/reviews/accept", &[("campaign", campaign.as_str())]).await.status().as_u16() }
     };
     assert_eq!(accept(&web.auditor).await, 404, "not a reviewer of that campaign");
+    let garbled = web.post(&web.requester, "/reviews/accept", &[("campaign", "latest")]).await;
+    assert_eq!(garbled.status().as_u16(), 400);
+    let said = garbled.text().await.unwrap();
+    assert!(said.contains(&crate::harness::escape("'latest' is not a number")), "{said}");
     assert!(
         store
             .reviews()

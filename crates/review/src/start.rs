@@ -343,13 +343,16 @@ impl Resolver {
     }
 }
 
-/// How many items starting campaign `id` now would snapshot: its grants in scope. What the
+/// How many items starting `campaign` now would snapshot: its grants in scope. What the
 /// campaign's page warns of before a start that could revoke by itself.
-pub async fn in_scope(store: &Store, id: i64, now: DateTime<Utc>) -> Result<usize, ReviewError> {
-    let campaign = store.reviews().get_campaign(id).await?;
-    let definition = definition_of(&campaign)?;
-    let admitted = admitted(&definition, now);
-    Ok(entitled_grants(store, campaign.connector_id, &definition).await?.iter().filter(|g| admitted(g)).count())
+pub async fn in_scope(
+    store: &Store,
+    campaign: &attest_store::Campaign,
+    definition: &CampaignDefinition,
+    now: DateTime<Utc>,
+) -> Result<usize, ReviewError> {
+    let admitted = admitted(definition, now);
+    Ok(entitled_grants(store, campaign.connector_id, definition).await?.iter().filter(|g| admitted(g)).count())
 }
 
 /// The current grants on the scope's resources of the scope's entitlements, whoever holds them.

@@ -286,7 +286,7 @@ pub async fn campaign(
     };
     // Before a start that could revoke by itself: how many items it would put under review.
     let start_at_risk = if data.can.start && definition.could_mass_revoke() {
-        Some(attest_review::in_scope(&state.store, id, state.now()).await.map_err(review_error)?)
+        Some(attest_review::in_scope(&state.store, &campaign, &definition, state.now()).await.map_err(review_error)?)
     } else {
         None
     };
